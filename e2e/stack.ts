@@ -1,0 +1,155 @@
+import WebSocket from 'ws';
+import { createTestEnv, type TestEnv } from '@parley/testing';
+import { startUsersService } from '../services/users/src/service.js';
+import { startMessagesService } from '../services/messages/src/service.js';
+import { startGatewayService } from '../services/gateway/src/service.js';
+
+/**
+ * The whole system in this test process, on the real servers, in its own database, namespace and
+ * Redis prefix, listening on free ports. Tests talk to it the way clients do: HTTP and WebSocket.
+ */
+export interface Stack {
+  env: TestEnv;
+  vars: Record<string, string>;
+  baseUrl: string;
+  wsUrl: string;
+  stop(): Promise<void>;
+}
+
+export async function startStack(extra: Record<string, string> = {}): Promise<Stack> {
+  const env = await createTestEnv();
+  const vars = { ...env.env, PORT: '0', METRICS_PORT: '0', PROJECTOR_ACK_WAIT_MS: '2000', ...extra };
+  const users = await startUsersService(vars);
+  const messages = await startMessagesService(vars);
+  const gateway = await startGatewayService(vars);
+  return {
+    env,
+    vars,
+    baseUrl: `http://127.0.0.1:${gateway.port}`,
+    wsUrl: `ws://127.0.0.1:${gateway.port}/ws`,
+    async stop() {
+      await gateway.stop();
+      await messages.stop();
+      await users.stop();
+      await env.cleanup();
+    },
+  };
+}
+
+export interface HttpAnswer<T = any> {
+  status: number;
+  body: T;
+  headers: Headers;
+}
+
+export async function http<T = any>(
+  stack: Pick<Stack, 'baseUrl'>,
+  method: string,
+  path: string,
+  options: { token?: string; body?: unknown; raw?: string } = {},
+): Promise<HttpAnswer<T>> {
+  const headers: Record<string, string> = {};
+  if (options.token) headers.authorization = `Bearer ${options.token}`;
+  let body: string | undefined;
+  if (options.raw !== undefined) body = options.raw;
+  else if (options.body !== undefined) body = JSON.stringify(options.body);
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  const response = await fetch(`${stack.baseUrl}${path}`, { method, headers, body });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined, headers: response.headers };
+}
+
+export interface Account {
+  id: string;
+  username: string;
+  password: string;
+  accessToken: string;
+  refreshToken: string;
+}
+
+let counter = 0;
+
+export async function register(stack: Pick<Stack, 'baseUrl'>, name = `user${++counter}${Date.now() % 100000}`): Promise<Account> {
+  const password = `pw-${name}-long-enough`;
+  const answer = await http(stack, 'POST', '/api/v1/auth/register', {
+    body: { username: name, email: `${name}@example.test`, password },
+  });
+  if (answer.status !== 201) throw new Error(`register ${name}: ${answer.status} ${JSON.stringify(answer.body)}`);
+  return { id: answer.body.user.id, username: name, password, accessToken: answer.body.accessToken, refreshToken: answer.body.refreshToken };
+}
+
+/** A WebSocket client that records every frame and lets a test wait for the one it expects. */
+export class TestSocket {
+  readonly frames: any[] = [];
+  closed: { code: number; reason: string } | null = null;
+  private waiters: (() => void)[] = [];
+
+  private constructor(readonly ws: WebSocket) {
+    ws.on('message', (data) => {
+      this.frames.push(JSON.parse(data.toString()));
+      this.wake();
+    });
+    ws.on('close', (code, reason) => {
+      this.closed = { code, reason: reason.toString() };
+      this.wake();
+    });
+  }
+
+  static async open(url: string, token?: string): Promise<TestSocket> {
+    const ws = new WebSocket(token ? `${url}?token=${encodeURIComponent(token)}` : url);
+    const socket = new TestSocket(ws);
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+      ws.once('error', reject);
+    });
+    return socket;
+  }
+
+  send(frame: unknown): void {
+    this.ws.send(typeof frame === 'string' ? frame : JSON.stringify(frame));
+  }
+
+  /** Waits for (and removes) the first frame matching `match`. */
+  async next(match: (frame: any) => boolean, timeoutMs = 5_000): Promise<any> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const index = this.frames.findIndex(match);
+      if (index >= 0) return this.frames.splice(index, 1)[0];
+      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting; frames: ${JSON.stringify(this.frames)}`);
+      const left = deadline - Date.now();
+      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; frames: ${JSON.stringify(this.frames)}`);
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, left);
+        this.waiters.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
+  }
+
+  /** Round trip: once the pong arrives, the gateway has handled every frame sent before the ping. */
+  async sync(): Promise<void> {
+    this.send({ op: 'ping' });
+    await this.next((f) => f.op === 'pong');
+  }
+
+  async waitClosed(timeoutMs = 5_000): Promise<{ code: number; reason: string }> {
+    const deadline = Date.now() + timeoutMs;
+    while (!this.closed) {
+      if (Date.now() > deadline) throw new Error('socket did not close');
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, 50);
+        this.waiters.push(() => (clearTimeout(timer), resolve()));
+      });
+    }
+    return this.closed;
+  }
+
+  close(): void {
+    this.ws.close();
+  }
+
+  private wake(): void {
+    const waiters = this.waiters.splice(0);
+    for (const w of waiters) w();
+  }
+}

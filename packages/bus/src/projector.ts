@@ -1,0 +1,332 @@
+import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import pg from 'pg';
+import type { Logger } from '@parley/log';
+import type { Metrics } from '@parley/telemetry';
+import type { Bus } from './connect.js';
+import { isNotFound } from './streams.js';
+import { contextFrom, tracer } from './trace.js';
+
+/** Where an event sits in its stream; stored with the rows it produced. */
+export interface Position {
+  streamSeq: number;
+  subject: string;
+}
+
+export interface Projection<E> {
+  /** Unique per service; names the durable consumer and the checkpoint row. */
+  name: string;
+  apply(event: E, tx: pg.PoolClient, position: Position): Promise<void>;
+  /** Runs after commit (cache invalidation, counters); its failures are logged, never retried. */
+  afterCommit?(events: E[]): Promise<void>;
+}
+
+export type ParseResult<E> = { ok: true; event: E } | { ok: false; reason: string };
+
+export interface ProjectorOptions<E> {
+  bus: Bus;
+  stream: string;
+  filterSubject: string;
+  pool: pg.Pool;
+  /** Schema-qualified table `(projector text primary key, stream_seq bigint)` in the service's schema. */
+  checkpointTable: string;
+  parse: (value: unknown) => ParseResult<E>;
+  projection: Projection<E>;
+  /** The connection string used for the leadership lock (a dedicated session). */
+  databaseUrl: string;
+  log: Logger;
+  metrics?: Metrics;
+  /** Most events applied in one transaction. */
+  batchSize?: number;
+  /** How long JetStream waits for an ack before redelivering (ms). */
+  ackWaitMs?: number;
+  /** Attempts for an event whose apply fails with a non-transient error before it is terminated. */
+  maxAttempts?: number;
+  /** Fault injection for tests: called after the commit, before the acks. */
+  hooks?: { afterCommit?: (streamSeqs: number[]) => void };
+}
+
+type Item<E> = { msg: JsMsg; event: E };
+
+/**
+ * Projects one stream (filtered) into Postgres. The contract, which every projection relies on:
+ *
+ * - Durable pull consumer, explicit acks, ack only after the Postgres transaction committed.
+ * - Idempotent: the transaction that writes the rows also advances this projector's checkpoint
+ *   (the last applied stream sequence); an event at or below the checkpoint is acked and skipped.
+ *   So a crash between commit and ack (redelivery) never yields a second row.
+ * - Ordered: one leader per projector (a Postgres advisory lock, so replicas stand by) applies events
+ *   strictly in stream order. A failing event is retried in place with backoff (not nak'ed: a nak
+ *   would let later events of the same chat overtake it), keeping its ack deadline alive meanwhile.
+ * - Poison (undecodable, unknown type, or failing `maxAttempts` times for a non-transient reason)
+ *   is terminated with `term()`, logged with its stream sequence and event id, and counted in
+ *   `projector_poison_messages_total`: never silently dropped, never blocking the stream forever.
+ * - Micro-batching: whatever has arrived is applied in one transaction (up to `batchSize`), so
+ *   a burst costs one commit, while a lone event is applied at once.
+ */
+export class Projector<E extends { meta?: { eventId?: string } }> {
+  private readonly batchSize: number;
+  private readonly ackWaitMs: number;
+  private readonly maxAttempts: number;
+  private readonly queue: JsMsg[] = [];
+  private messages: ConsumerMessages | undefined;
+  private lockClient: pg.Client | undefined;
+  private draining: Promise<void> | undefined;
+  private stopped = false;
+  private leaderLoop: Promise<void> | undefined;
+
+  constructor(private readonly o: ProjectorOptions<E>) {
+    this.batchSize = o.batchSize ?? 200;
+    this.ackWaitMs = o.ackWaitMs ?? 30_000;
+    this.maxAttempts = o.maxAttempts ?? 5;
+  }
+
+  get name(): string {
+    return this.o.projection.name;
+  }
+
+  /** Starts competing for leadership and, once leader, consuming. Returns at once. */
+  start(): void {
+    this.leaderLoop = this.runLeadership().catch((error) => {
+      this.o.log.error({ err: error, projector: this.name }, 'projector stopped on an unexpected error');
+    });
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.messages?.close().catch(() => {});
+    await this.draining;
+    // Whatever was delivered but not applied goes back to JetStream now rather than after ack_wait.
+    for (const msg of this.queue.splice(0)) msg.nak();
+    await this.lockClient?.end().catch(() => {});
+    await this.leaderLoop;
+  }
+
+  /** Creates the durable consumer if missing, or aligns its ack settings with ours. */
+  async ensureConsumer(): Promise<void> {
+    const { jsm } = this.o.bus;
+    const config = {
+      durable_name: this.name,
+      ack_policy: AckPolicy.Explicit,
+      deliver_policy: DeliverPolicy.All,
+      filter_subject: this.o.filterSubject,
+      ack_wait: this.ackWaitMs * 1_000_000,
+      max_ack_pending: this.batchSize * 4,
+      max_deliver: -1,
+    };
+    const info = await jsm.consumers.info(this.o.stream, this.name).catch((error: unknown) => {
+      if (isNotFound(error)) return null;
+      throw error;
+    });
+    if (!info) {
+      await jsm.consumers.add(this.o.stream, config);
+    } else if (info.config.ack_wait !== config.ack_wait || info.config.max_ack_pending !== config.max_ack_pending) {
+      await jsm.consumers.update(this.o.stream, this.name, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
+    }
+  }
+
+  private async runLeadership(): Promise<void> {
+    while (!this.stopped) {
+      try {
+        if (await this.acquireLeadership()) {
+          await this.consume();
+          return;
+        }
+      } catch (error) {
+        this.o.log.warn({ err: (error as Error).message, projector: this.name }, 'projector not started yet; retrying');
+        await this.lockClient?.end().catch(() => {});
+        this.lockClient = undefined;
+      }
+      await sleep(2_000);
+    }
+  }
+
+  private async acquireLeadership(): Promise<boolean> {
+    const client = new pg.Client({ connectionString: this.o.databaseUrl, application_name: `projector:${this.name}` });
+    client.on('error', () => {});
+    await client.connect();
+    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`parley.projector.${this.name}`]);
+    if (!rows[0]?.ok) {
+      await client.end();
+      return false;
+    }
+    this.lockClient = client;
+    // Losing the lock session means another replica may take over: stop consuming at once.
+    client.on('end', () => {
+      if (!this.stopped) {
+        this.o.log.error({ projector: this.name }, 'projector lost its leadership session; stopping consumption');
+        void this.messages?.close();
+      }
+    });
+    return true;
+  }
+
+  private async consume(): Promise<void> {
+    await this.ensureConsumer();
+    const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.name);
+    this.o.log.info({ projector: this.name, stream: this.o.stream }, 'projector consuming');
+    this.messages = await consumer.consume({
+      max_messages: this.batchSize * 2,
+      callback: (msg) => {
+        this.queue.push(msg);
+        this.kick();
+      },
+    });
+    await this.messages.closed();
+  }
+
+  private kick(): void {
+    if (this.draining || this.stopped) return;
+    this.draining = this.drain().finally(() => {
+      this.draining = undefined;
+      if (this.queue.length > 0 && !this.stopped) this.kick();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    while (this.queue.length > 0 && !this.stopped) {
+      const batch = this.queue.splice(0, this.batchSize);
+      const items: Item<E>[] = [];
+      for (const msg of batch) {
+        const parsed = this.decode(msg);
+        if (parsed.ok) items.push({ msg, event: parsed.event });
+        else this.poison(msg, parsed.reason, undefined);
+      }
+      if (items.length === 0) continue;
+      try {
+        await this.applyBatch(items);
+      } catch {
+        // Isolate the failure: apply one by one, so good events before a bad one still land.
+        for (const item of items) {
+          if (this.stopped) return;
+          await this.applyWithRetry(item);
+        }
+      }
+    }
+  }
+
+  private decode(msg: JsMsg): ParseResult<E> {
+    let value: unknown;
+    try {
+      value = msg.json();
+    } catch {
+      return { ok: false, reason: 'not JSON' };
+    }
+    return this.o.parse(value);
+  }
+
+  private async applyWithRetry(item: Item<E>): Promise<void> {
+    for (let attempt = 1; !this.stopped; attempt++) {
+      try {
+        await this.applyBatch([item]);
+        return;
+      } catch (error) {
+        const transient = isTransient(error);
+        this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'retry' });
+        if (!transient && attempt >= this.maxAttempts) {
+          this.poison(item.msg, (error as Error).message, item.event);
+          return;
+        }
+        const delay = Math.min(100 * 2 ** Math.min(attempt, 6), 5_000);
+        this.o.log.warn(
+          { projector: this.name, streamSeq: item.msg.seq, attempt, transient, err: (error as Error).message, retryInMs: delay },
+          'projection failed; retrying',
+        );
+        item.msg.working();
+        await sleep(delay);
+      }
+    }
+  }
+
+  private async applyBatch(items: Item<E>[]): Promise<void> {
+    const first = items[0];
+    const span = tracer.startSpan(`project ${this.name}`, undefined, contextFrom(first?.msg.headers));
+    const client = await this.o.pool.connect();
+    const applied: E[] = [];
+    let lastSeq = 0;
+    try {
+      {
+        await client.query('BEGIN');
+        await client.query(
+          `INSERT INTO ${this.o.checkpointTable} (projector, stream_seq) VALUES ($1, 0) ON CONFLICT (projector) DO NOTHING`,
+          [this.name],
+        );
+        const { rows } = await client.query<{ stream_seq: number }>(
+          `SELECT stream_seq FROM ${this.o.checkpointTable} WHERE projector = $1 FOR UPDATE`,
+          [this.name],
+        );
+        const checkpoint = rows[0]?.stream_seq ?? 0;
+        lastSeq = checkpoint;
+        for (const { msg, event } of items) {
+          if (msg.seq <= lastSeq) continue; // already applied: a redelivery after a crash
+          await this.o.projection.apply(event, client, { streamSeq: msg.seq, subject: msg.subject });
+          applied.push(event);
+          lastSeq = msg.seq;
+        }
+        if (lastSeq > checkpoint) {
+          await client.query(`UPDATE ${this.o.checkpointTable} SET stream_seq = $2 WHERE projector = $1`, [this.name, lastSeq]);
+        }
+        await client.query('COMMIT');
+      }
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {});
+      span.end();
+      throw error;
+    } finally {
+      client.release();
+    }
+    this.o.hooks?.afterCommit?.(items.map((i) => i.msg.seq));
+    for (const { msg } of items) msg.ack();
+    span.end();
+    this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'applied' }, applied.length);
+    if (items.length > applied.length) {
+      this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'skipped' }, items.length - applied.length);
+    }
+    if (applied.length > 0 && this.o.projection.afterCommit) {
+      await this.o.projection.afterCommit(applied).catch((error: unknown) => {
+        this.o.log.warn({ err: (error as Error).message, projector: this.name }, 'after-commit step failed');
+      });
+    }
+  }
+
+  private poison(msg: JsMsg, reason: string, event: E | undefined): void {
+    msg.term(reason.slice(0, 200));
+    this.o.metrics?.projectorPoison.inc({ projector: this.name });
+    this.o.log.error(
+      { projector: this.name, stream: this.o.stream, streamSeq: msg.seq, subject: msg.subject, eventId: event?.meta?.eventId, reason },
+      'poison event terminated: it will not be projected',
+    );
+  }
+}
+
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && /^(08|53|57)|^40001$|^40P01$/.test(code)) return true;
+  const message = String((error as Error | null)?.message ?? '');
+  return /ECONNREFUSED|ECONNRESET|Connection terminated|timeout|connect/i.test(message);
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/**
+ * Read-your-writes for request handlers: waits until a projector has applied `streamSeq`.
+ * Polls the checkpoint, because the leader may be another replica.
+ */
+export async function waitForCheckpoint(
+  pool: pg.Pool,
+  checkpointTable: string,
+  projector: string,
+  streamSeq: number,
+  timeoutMs = 5_000,
+): Promise<boolean> {
+  const deadline = Date.now() + timeoutMs;
+  let delay = 2;
+  for (;;) {
+    const { rows } = await pool.query<{ stream_seq: number }>(`SELECT stream_seq FROM ${checkpointTable} WHERE projector = $1`, [projector]);
+    if ((rows[0]?.stream_seq ?? 0) >= streamSeq) return true;
+    if (Date.now() >= deadline) return false;
+    await sleep(delay);
+    delay = Math.min(delay * 2, 50);
+  }
+}

@@ -1,0 +1,86 @@
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
+import type { Metrics } from '@parley/telemetry';
+import { headersWithTrace } from './trace.js';
+
+/** JetStream's error code for a failed `Nats-Expected-Last-Subject-Sequence` check. */
+const WRONG_LAST_SEQUENCE = 10071;
+
+export interface PublishOptions {
+  /** `Nats-Msg-Id`: a retry with the same id inside the duplicate window is not stored twice. */
+  msgId: string;
+  /** Only store when the subject's last stream sequence is this (0: the subject is empty). */
+  expectLastSubjectSequence?: number;
+}
+
+export interface Published {
+  ack: PubAck;
+}
+
+export class WrongLastSequenceError extends Error {
+  override name = 'WrongLastSequenceError';
+}
+
+/** Publishes one event as JSON, with trace headers and the event type as a header for tooling. */
+export async function publishEvent(
+  js: JetStreamClient,
+  subject: string,
+  event: { type: string },
+  options: PublishOptions,
+  metrics?: Metrics,
+): Promise<PubAck> {
+  try {
+    const ack = await js.publish(subject, JSON.stringify(event), {
+      msgID: options.msgId,
+      headers: headersWithTrace({ 'Parley-Event-Type': event.type }),
+      ...(options.expectLastSubjectSequence === undefined
+        ? {}
+        : { expect: { lastSubjectSequence: options.expectLastSubjectSequence } }),
+    });
+    metrics?.busPublishes.inc({ stream: ack.stream, outcome: ack.duplicate ? 'duplicate' : 'stored' });
+    return ack;
+  } catch (error) {
+    if (error instanceof JetStreamApiError && error.code === WRONG_LAST_SEQUENCE) {
+      metrics?.busPublishes.inc({ stream: 'unknown', outcome: 'conflict' });
+      throw new WrongLastSequenceError(error.message);
+    }
+    metrics?.busPublishes.inc({ stream: 'unknown', outcome: 'error' });
+    throw error;
+  }
+}
+
+/** Reads one stored message as JSON, by stream sequence or as the last one on a subject. */
+export async function readStored<T>(
+  jsm: JetStreamManager,
+  stream: string,
+  query: { seq: number } | { last_by_subj: string },
+): Promise<{ streamSeq: number; value: T } | null> {
+  const stored = await jsm.streams.getMessage(stream, query);
+  if (!stored) return null;
+  return { streamSeq: stored.seq, value: stored.json<T>() };
+}
+
+/**
+ * Claims a unique key by publishing the first message on its subject. Returns null when the claim
+ * was stored (the caller owns the key), or the current owner's message when somebody else holds it.
+ * JetStream's expected-last-subject-sequence check makes this atomic across all replicas.
+ */
+export async function claimSubject<T extends { type: string }>(
+  js: JetStreamClient,
+  jsm: JetStreamManager,
+  stream: string,
+  subject: string,
+  claim: T,
+  msgId: string,
+  metrics?: Metrics,
+): Promise<{ streamSeq: number; value: T } | null> {
+  try {
+    // Stored, or a duplicate of this very claim (same msgId) from an earlier try: either way ours.
+    await publishEvent(js, subject, claim, { msgId, expectLastSubjectSequence: 0 }, metrics);
+    return null;
+  } catch (error) {
+    if (!(error instanceof WrongLastSequenceError)) throw error;
+    const holder = await readStored<T>(jsm, stream, { last_by_subj: subject });
+    if (!holder) throw new Error(`claim on ${subject} conflicted but no holder was found`, { cause: error });
+    return holder;
+  }
+}

@@ -1,0 +1,67 @@
+import { NoRespondersError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import type { Logger } from '@parley/log';
+import type { Metrics } from '@parley/telemetry';
+import { headersWithTrace, inSpan, SpanKind } from './trace.js';
+
+/** A request found nobody to answer it, or nobody answered in time: the caller answers 503. */
+export class ServiceUnavailableError extends Error {
+  override name = 'ServiceUnavailableError';
+}
+
+/**
+ * Answers JSON requests on `subject` in queue group `queue`, so replicas of a service share the
+ * load and each request is handled once. The handler's errors must already be mapped to answers;
+ * anything that still escapes is logged and answered with a generic failure.
+ */
+export function serveRequests(
+  nc: NatsConnection,
+  subject: string,
+  queue: string,
+  handler: (payload: unknown) => Promise<unknown>,
+  log: Logger,
+  metrics?: Metrics,
+): Subscription {
+  const inFlight = new Set<Promise<void>>();
+  const sub = nc.subscribe(subject, {
+    queue,
+    callback: (err, msg) => {
+      if (err) {
+        log.error({ err, subject }, 'request subscription failed');
+        return;
+      }
+      const work = inSpan(`serve ${subject}`, msg.headers, SpanKind.SERVER, async () => {
+        let answer: unknown;
+        try {
+          answer = await handler(msg.json());
+          metrics?.rpcRequests.inc({ subject, outcome: 'ok' });
+        } catch (error) {
+          log.error({ err: error, subject }, 'request handler failed');
+          metrics?.rpcRequests.inc({ subject, outcome: 'error' });
+          answer = { status: 500, body: { error: { code: 'internal', message: 'Internal error' } }, route: 'unknown' };
+        }
+        msg.respond(JSON.stringify(answer));
+      }).catch(() => {});
+      inFlight.add(work);
+      void work.finally(() => inFlight.delete(work));
+    },
+  });
+  return sub;
+}
+
+/** Sends a JSON request and returns the JSON answer; no responder or a timeout is ServiceUnavailableError. */
+export async function requestJson<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5_000): Promise<T> {
+  try {
+    const reply = await nc.request(subject, JSON.stringify(payload), { timeout: timeoutMs, headers: headersWithTrace() });
+    return reply.json<T>();
+  } catch (error) {
+    if (error instanceof NoRespondersError || error instanceof TimeoutError || isNoResponders(error)) {
+      throw new ServiceUnavailableError(`no answer on ${subject}`, { cause: error });
+    }
+    throw error;
+  }
+}
+
+function isNoResponders(error: unknown): boolean {
+  const e = error as { name?: string; message?: string; cause?: unknown };
+  return /no responders|timeout/i.test(`${e?.name} ${e?.message}`) || (e?.cause !== undefined && isNoResponders(e.cause));
+}

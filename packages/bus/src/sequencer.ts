@@ -1,0 +1,104 @@
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import type { Metrics } from '@parley/telemetry';
+import { publishEvent, readStored, WrongLastSequenceError } from './publish.js';
+
+/** The minimum a sequenced event must carry: its type and its per-subject sequence number. */
+export interface SequencedEvent {
+  type: string;
+  seq: number;
+}
+
+export interface Appended<E> {
+  event: E;
+  streamSeq: number;
+  /** True when the msgId had been stored before: `event` is the original, not a new one. */
+  duplicate: boolean;
+}
+
+interface Head {
+  streamSeq: number;
+  seq: number;
+}
+
+/**
+ * Appends events to a subject with a gap-free per-subject `seq` (a chat's seq), safely from any
+ * number of processes. Each append states the stream sequence of the subject's last message it
+ * built on (`Nats-Expected-Last-Subject-Sequence`); if another process appended in between,
+ * JetStream refuses, and we re-read the head and rebuild the event with the next seq. So a seq is
+ * assigned before the ack, never twice, never skipped, and it is stored inside the event, which
+ * makes it identical after any replay.
+ *
+ * Heads are cached per subject, so the common case costs one publish. Appends to one subject from
+ * one process are serialised (they would only conflict with each other otherwise); different
+ * subjects proceed in parallel.
+ */
+export class Sequencer {
+  private readonly heads = new Map<string, Head>();
+  private readonly tails = new Map<string, Promise<unknown>>();
+
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly jsm: JetStreamManager,
+    private readonly stream: string,
+    private readonly metrics?: Metrics,
+    private readonly maxCachedHeads = 100_000,
+  ) {}
+
+  append<E extends SequencedEvent>(subject: string, msgId: string, build: (seq: number) => E): Promise<Appended<E>> {
+    const previous = this.tails.get(subject) ?? Promise.resolve();
+    const run = previous.then(
+      () => this.appendNow(subject, msgId, build),
+      () => this.appendNow(subject, msgId, build),
+    );
+    const tail = run.catch(() => undefined);
+    this.tails.set(subject, tail);
+    void tail.then(() => {
+      if (this.tails.get(subject) === tail) this.tails.delete(subject);
+    });
+    return run;
+  }
+
+  /** The subject's latest seq (0 when it has no events), read from the stream. */
+  async currentSeq(subject: string): Promise<number> {
+    return (await this.readHead(subject)).seq;
+  }
+
+  private async appendNow<E extends SequencedEvent>(subject: string, msgId: string, build: (seq: number) => E): Promise<Appended<E>> {
+    for (let attempt = 0; attempt < 50; attempt++) {
+      const head = this.heads.get(subject) ?? (await this.readHead(subject));
+      const event = build(head.seq + 1);
+      try {
+        const ack = await publishEvent(this.js, subject, event, { msgId, expectLastSubjectSequence: head.streamSeq }, this.metrics);
+        if (ack.duplicate) {
+          const original = await readStored<E>(this.jsm, this.stream, { seq: ack.seq });
+          if (!original) throw new Error(`duplicate of stream seq ${ack.seq} on ${subject}, but it is gone`);
+          return { event: original.value, streamSeq: ack.seq, duplicate: true };
+        }
+        this.remember(subject, { streamSeq: ack.seq, seq: event.seq });
+        return { event, streamSeq: ack.seq, duplicate: false };
+      } catch (error) {
+        if (!(error instanceof WrongLastSequenceError)) throw error;
+        // Another process appended first: forget our head and build on theirs.
+        this.heads.delete(subject);
+      }
+    }
+    throw new Error(`could not append to ${subject}: too much contention`);
+  }
+
+  private async readHead(subject: string): Promise<Head> {
+    const last = await readStored<SequencedEvent>(this.jsm, this.stream, { last_by_subj: subject });
+    const head = last ? { streamSeq: last.streamSeq, seq: last.value.seq } : { streamSeq: 0, seq: 0 };
+    this.remember(subject, head);
+    return head;
+  }
+
+  private remember(subject: string, head: Head): void {
+    if (this.heads.size >= this.maxCachedHeads && !this.heads.has(subject)) {
+      // Drop the oldest entry (Map keeps insertion order): a miss only costs one read.
+      const oldest = this.heads.keys().next().value;
+      if (oldest !== undefined) this.heads.delete(oldest);
+    }
+    this.heads.delete(subject);
+    this.heads.set(subject, head);
+  }
+}

@@ -1,0 +1,71 @@
+import { DiscardPolicy, RetentionPolicy, StorageType, type JetStreamManager, type StreamConfig } from '@nats-io/jetstream';
+import type { StreamDeclaration } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+
+const NANOS_PER_SECOND = 1_000_000_000;
+
+/**
+ * The JetStream config for a declaration, using NATS 2.9 fields only (newer fields such as
+ * per-message TTL or atomic batches would be rejected or silently ignored by a 2.9 server).
+ */
+export function streamConfig(decl: StreamDeclaration): Partial<StreamConfig> & { name: string } {
+  return {
+    name: decl.name,
+    description: decl.description,
+    subjects: decl.subjects,
+    retention: RetentionPolicy.Limits,
+    storage: StorageType.File,
+    discard: DiscardPolicy.Old,
+    max_age: decl.maxAgeSeconds * NANOS_PER_SECOND,
+    max_msgs_per_subject: decl.maxMsgsPerSubject,
+    duplicate_window: decl.duplicateWindowSeconds * NANOS_PER_SECOND,
+    num_replicas: 1,
+    // Direct get lets any replica answer "last message on this subject" cheaply (sequencing).
+    allow_direct: true,
+    // Retention removes individual expired messages and erased subjects.
+    deny_delete: false,
+    deny_purge: false,
+    allow_rollup_hdrs: true,
+  };
+}
+
+/** The fields Parley owns; a difference in any of them is brought in line with the declaration. */
+const MANAGED: (keyof StreamConfig)[] = ['subjects', 'max_age', 'max_msgs_per_subject', 'duplicate_window', 'description', 'allow_direct', 'allow_rollup_hdrs'];
+
+/**
+ * Creates each declared stream, or updates it when its managed settings drifted. Safe to run from
+ * every service at start and concurrently: creation races end in "already exists", then update.
+ */
+export async function ensureStreams(jsm: JetStreamManager, declarations: StreamDeclaration[], log: Logger): Promise<void> {
+  for (const decl of declarations) {
+    const wanted = streamConfig(decl);
+    const existing = await jsm.streams.info(decl.name).catch((error: unknown) => {
+      if (isNotFound(error)) return null;
+      throw error;
+    });
+    if (!existing) {
+      try {
+        await jsm.streams.add(wanted);
+        log.info({ stream: decl.name }, 'stream created');
+        continue;
+      } catch (error) {
+        if (!/already in use|already exists/i.test((error as Error).message)) throw error;
+      }
+    }
+    const current = existing ?? (await jsm.streams.info(decl.name));
+    const drift = MANAGED.filter((k) => JSON.stringify(current.config[k] ?? null) !== JSON.stringify(wanted[k] ?? null));
+    if (drift.length > 0) {
+      await jsm.streams.update(decl.name, { ...current.config, ...pick(wanted, drift) });
+      log.info({ stream: decl.name, fields: drift }, 'stream config updated');
+    }
+  }
+}
+
+function pick<T extends object>(source: T, keys: (keyof T)[]): Partial<T> {
+  return Object.fromEntries(keys.map((k) => [k, source[k]])) as Partial<T>;
+}
+
+export function isNotFound(error: unknown): boolean {
+  const e = error as { code?: number; api_error?: { err_code?: number }; message?: string };
+  return /not found/i.test(e?.message ?? '') || e?.api_error?.err_code === 10059 || e?.api_error?.err_code === 10014;
+}

@@ -1,0 +1,47 @@
+/**
+ * What travels between the gateway and the services for an HTTP API call (over NATS request/reply).
+ * The gateway authenticates and parses; the owning service validates, authorizes and answers.
+ */
+export interface AuthContext {
+  userId: string;
+  sessionId: string;
+}
+
+export interface ApiRequest {
+  method: string;
+  /** Path without the query string, e.g. `/api/v1/chats/0193.../messages`. */
+  path: string;
+  query: Record<string, string>;
+  /** Parsed JSON body, or null when the request had none. */
+  body: unknown;
+  auth: AuthContext | null;
+  requestId: string;
+  /** Client address as the gateway determined it (trusted-proxy rules applied). */
+  ip: string;
+}
+
+export interface ApiResponse {
+  status: number;
+  body?: unknown;
+  /** The matched route template (`/api/v1/chats/:id`), so the gateway's metrics never label by raw path. */
+  route: string;
+  headers?: Record<string, string>;
+}
+
+/** api.md's error envelope. */
+export interface ErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/** Internal request/reply methods between services (subjects.rpc). */
+export interface RpcMethods {
+  /** users: which of these ids are registered users. */
+  'users.existing': { req: { userIds: string[] }; res: { userIds: string[] } };
+  /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
+  'messages.memberships': { req: { userId: string }; res: { chatIds: string[] } };
+  /** messages: is this user a member of this chat (the gateway asks before publishing for a chat it did not know). */
+  'messages.isMember': { req: { chatId: string; userId: string }; res: { member: boolean } };
+  /** messages: the chat a message belongs to, if the user may see it (reply targets must be in the same chat). */
+  'messages.messageChat': { req: { messageId: string; userId: string }; res: { chatId: string | null } };
+}
+export type RpcMethod = keyof RpcMethods;

@@ -1,0 +1,44 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { eventSchema } from '../envelope.js';
+
+/**
+ * Users context. The password hash travels in the event because the stream, not Postgres, is the
+ * source of truth: a rebuilt projection must be able to log people in. It is an argon2id hash, never
+ * the password, and the stream is internal (see docs/architecture.md, "What is in the streams").
+ */
+export const UserRegistered = eventSchema(
+  'UserRegistered',
+  1,
+  Type.Object(
+    {
+      userId: Type.String(),
+      username: Type.String(),
+      email: Type.String(),
+      displayName: Type.String(),
+      passwordHash: Type.String(),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type UserRegistered = Static<typeof UserRegistered>;
+
+/**
+ * A claim on a unique name (username or e-mail), published on its own subject with
+ * `Nats-Expected-Last-Subject-Sequence: 0` so that JetStream, not a racy read of a projection,
+ * decides who gets the name when two registrations collide.
+ */
+export const IdentityClaimed = eventSchema(
+  'IdentityClaimed',
+  1,
+  Type.Object(
+    {
+      kind: Type.Union([Type.Literal('username'), Type.Literal('email')]),
+      userId: Type.String(),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type IdentityClaimed = Static<typeof IdentityClaimed>;
+
+export const UserEvents = [UserRegistered] as const;
+export type UserEvent = UserRegistered;

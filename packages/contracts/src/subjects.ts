@@ -1,0 +1,43 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Every NATS subject Parley uses is built here and only here, so that a grep for one function finds
+ * every publisher and subscriber of a family. All start with the namespace.
+ *
+ *   <ns>.chat.<chatId>                  every event of one chat (one subject, so one gap-free seq)
+ *   <ns>.chatclaim.<pairHash>           direct-chat uniqueness claims
+ *   <ns>.user.<userId>                  every event of one user
+ *   <ns>.userclaim.<kind>.<valueHash>   username / e-mail uniqueness claims
+ *   <ns>.api.<service>                  HTTP API requests routed by the gateway (request/reply)
+ *   <ns>.rpc.<service>.<method>         internal service-to-service requests (request/reply)
+ */
+
+/** Hash for values that must not appear in a subject verbatim (e-mails, names with dots, PII). */
+function subjectHash(value: string): string {
+  return createHash('sha256').update(value).digest('base64url');
+}
+
+export const subjects = {
+  chat: (ns: string, chatId: string) => `${ns}.chat.${chatId}`,
+  allChats: (ns: string) => `${ns}.chat.*`,
+  directChatClaim: (ns: string, userA: string, userB: string) =>
+    `${ns}.chatclaim.${subjectHash([userA, userB].sort().join(':'))}`,
+  allChatClaims: (ns: string) => `${ns}.chatclaim.*`,
+
+  user: (ns: string, userId: string) => `${ns}.user.${userId}`,
+  allUsers: (ns: string) => `${ns}.user.*`,
+  identityClaim: (ns: string, kind: 'username' | 'email', value: string) =>
+    `${ns}.userclaim.${kind}.${subjectHash(value.toLowerCase())}`,
+  allIdentityClaims: (ns: string) => `${ns}.userclaim.*.*`,
+
+  api: (ns: string, service: ServiceName) => `${ns}.api.${service}`,
+  rpc: (ns: string, service: ServiceName, method: string) => `${ns}.rpc.${service}.${method}`,
+} as const;
+
+export type ServiceName = 'users' | 'messages';
+
+/** The chat id in a `<ns>.chat.<chatId>` subject. */
+export function chatIdOfSubject(subject: string): string {
+  const id = subject.slice(subject.lastIndexOf('.') + 1);
+  return id;
+}

@@ -1,0 +1,117 @@
+import Router from 'find-my-way';
+import type { Static, TSchema } from '@sinclair/typebox';
+import { compile, type ApiRequest, type ApiResponse, type AuthContext, type Validator } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import { AppError, InvalidRequest, NotFound, Unauthorized, Unavailable, errorBody } from './errors.js';
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
+
+export interface RouteSchemas {
+  body?: TSchema;
+  query?: TSchema;
+  params?: TSchema;
+}
+
+type Infer<S, K extends keyof RouteSchemas> = S extends { [P in K]: infer T extends TSchema } ? Static<T> : undefined;
+
+export interface RouteContext<S extends RouteSchemas, A extends boolean> {
+  body: Infer<S, 'body'>;
+  query: Infer<S, 'query'> extends undefined ? Record<string, string> : Infer<S, 'query'>;
+  params: Infer<S, 'params'> extends undefined ? Record<string, string> : Infer<S, 'params'>;
+  auth: A extends true ? AuthContext : AuthContext | null;
+  request: ApiRequest;
+}
+
+export interface HandlerResult {
+  status: number;
+  body?: unknown;
+  headers?: Record<string, string>;
+}
+
+interface Stored {
+  url: string;
+  authenticated: boolean;
+  validators: { [K in keyof RouteSchemas]?: Validator<TSchema> };
+  handler: (ctx: RouteContext<RouteSchemas, boolean>) => Promise<HandlerResult>;
+}
+
+/**
+ * The API side of a service: routes HTTP-shaped requests that arrive over NATS (the gateway only
+ * authenticates and forwards). Routing is find-my-way, fastify's router, so path matching behaves
+ * exactly as a fastify app would; schemas are TypeBox, so the bus and the API validate alike.
+ */
+export class ApiRouter {
+  private readonly router = Router({ ignoreTrailingSlash: true });
+
+  constructor(private readonly log: Logger) {}
+
+  route<S extends RouteSchemas, A extends boolean = true>(definition: {
+    method: Method;
+    url: string;
+    schema?: S;
+    /** Defaults to true: a route is public only when it says so. */
+    authenticated?: A;
+    handler: (ctx: RouteContext<S, A>) => Promise<HandlerResult>;
+  }): this {
+    const validators: Stored['validators'] = {};
+    for (const key of ['body', 'query', 'params'] as const) {
+      const schema = definition.schema?.[key];
+      if (schema) validators[key] = compile(schema);
+    }
+    const stored: Stored = {
+      url: definition.url,
+      authenticated: definition.authenticated ?? true,
+      validators,
+      handler: definition.handler as unknown as Stored['handler'],
+    };
+    this.router.on(definition.method, definition.url, () => undefined, stored);
+    return this;
+  }
+
+  async handle(request: ApiRequest): Promise<ApiResponse> {
+    const found = this.router.find(request.method.toUpperCase() as Method, request.path);
+    if (!found) return { status: 404, body: errorBody('not_found', 'No such route'), route: 'unmatched' };
+    const stored = found.store as Stored;
+    const route = stored.url;
+    try {
+      if (stored.authenticated && !request.auth) throw new Unauthorized();
+      const params = { ...found.params } as Record<string, string>;
+      const input = { params, query: request.query, body: request.body ?? undefined };
+      for (const key of ['params', 'query', 'body'] as const) {
+        const validator = stored.validators[key];
+        if (!validator) continue;
+        const value = key === 'body' && input.body === undefined ? {} : input[key];
+        if (!validator.check(value)) {
+          const issues = validator.issues(value);
+          throw new InvalidRequest(`Invalid ${key}: ${issues.map((i) => `${i.path} ${i.message}`).join('; ')}`, issues);
+        }
+        if (key === 'body') input.body = value;
+      }
+      const result = await stored.handler({ ...input, auth: request.auth, request } as RouteContext<RouteSchemas, boolean>);
+      return { ...result, route };
+    } catch (error) {
+      return { ...errorResponse(error, this.log, request), route };
+    }
+  }
+}
+
+/** Maps anything thrown by a handler to the error envelope; unknown errors never leak detail. */
+export function errorResponse(error: unknown, log: Logger, request?: Pick<ApiRequest, 'requestId'>): HandlerResult {
+  if (error instanceof AppError) {
+    const headers: Record<string, string> = {};
+    const retryAfter = (error as { retryAfterSeconds?: number }).retryAfterSeconds;
+    if (retryAfter !== undefined) headers['retry-after'] = String(retryAfter);
+    return { status: error.status, body: error.toBody(), headers };
+  }
+  log.error({ err: error, requestId: request?.requestId }, 'unhandled error in request handler');
+  const unavailable = new Unavailable();
+  if (isTransient(error)) return { status: 503, body: unavailable.toBody() };
+  return { status: 500, body: errorBody('internal', 'Internal error') };
+}
+
+function isTransient(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('57') || code === 'ECONNREFUSED');
+}
+
+export { NotFound };

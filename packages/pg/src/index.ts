@@ -1,0 +1,3 @@
+export * from './pool.js';
+export * from './database.js';
+export * from './migrate.js';

@@ -1,0 +1,117 @@
+import { randomBytes } from 'node:crypto';
+import pg from 'pg';
+import { connect } from '@nats-io/transport-node';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { Redis } from 'ioredis';
+
+/** Server addresses for tests: the environment's, or those a global setup started in containers. */
+export interface ServerUrls {
+  databaseUrl: string;
+  natsUrl: string;
+  redisUrl: string;
+}
+
+export const DEFAULT_URLS: ServerUrls = {
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/postgres',
+  natsUrl: 'nats://127.0.0.1:4222',
+  redisUrl: 'redis://127.0.0.1:6379',
+};
+
+/** What one test file gets: its own database, NATS namespace and Redis key prefix on real servers. */
+export interface TestEnv {
+  namespace: string;
+  databaseUrl: string;
+  natsUrl: string;
+  redisUrl: string;
+  /** Environment variables a service reads, pointing at this test's resources. */
+  env: Record<string, string>;
+  cleanup(): Promise<void>;
+}
+
+export function serverUrls(): ServerUrls {
+  const fromSetup = process.env.PARLEY_TEST_URLS ? (JSON.parse(process.env.PARLEY_TEST_URLS) as ServerUrls) : undefined;
+  return {
+    databaseUrl: process.env.DATABASE_URL ?? fromSetup?.databaseUrl ?? DEFAULT_URLS.databaseUrl,
+    natsUrl: process.env.NATS_URL ?? fromSetup?.natsUrl ?? DEFAULT_URLS.natsUrl,
+    redisUrl: process.env.REDIS_URL ?? fromSetup?.redisUrl ?? DEFAULT_URLS.redisUrl,
+  };
+}
+
+/**
+ * Creates an isolated environment: a fresh database `parley_t_<id>`, namespace `t<id>` (so streams,
+ * subjects and Redis keys cannot collide with other files running in parallel), and cleans it all
+ * up afterwards (database dropped, streams deleted, keys removed).
+ */
+export async function createTestEnv(): Promise<TestEnv> {
+  const id = randomBytes(5).toString('hex');
+  const namespace = `t${id}`;
+  const urls = serverUrls();
+  const admin = new pg.Client({ connectionString: urls.databaseUrl });
+  await admin.connect();
+  const dbName = `parley_t_${id}`;
+  await admin.query(`CREATE DATABASE ${dbName}`);
+  await admin.end();
+  const dbUrl = new URL(urls.databaseUrl);
+  dbUrl.pathname = `/${dbName}`;
+  const databaseUrl = dbUrl.toString();
+  return {
+    namespace,
+    databaseUrl,
+    natsUrl: urls.natsUrl,
+    redisUrl: urls.redisUrl,
+    env: {
+      PARLEY_NAMESPACE: namespace,
+      DATABASE_URL: databaseUrl,
+      NATS_URL: urls.natsUrl,
+      REDIS_URL: urls.redisUrl,
+      LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
+      JWT_SECRET: `test-secret-${id}-0123456789abcdefghijklmnopqrstuvwxyz`,
+    },
+    async cleanup() {
+      const c = new pg.Client({ connectionString: urls.databaseUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).finally(() => c.end());
+      const nc = await connect({ servers: urls.natsUrl });
+      try {
+        const jsm = await jetstreamManager(nc);
+        for await (const name of jsm.streams.names()) {
+          if (name.startsWith(`${namespace}_`)) await jsm.streams.delete(name);
+        }
+      } finally {
+        await nc.close();
+      }
+      const redis = new Redis(urls.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
+      try {
+        await redis.connect();
+        let cursor = '0';
+        do {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', `${namespace}:*`, 'COUNT', 500);
+          cursor = next;
+          if (keys.length > 0) await redis.del(...keys);
+        } while (cursor !== '0');
+      } catch {
+        // Redis is optional for Parley; a test env without it has nothing to clean.
+      } finally {
+        redis.disconnect();
+      }
+    },
+  };
+}
+
+/** Polls `probe` until it returns a value that is not undefined, or fails after `timeoutMs`. */
+export async function eventually<T>(probe: () => Promise<T | undefined>, timeoutMs = 5_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let last: unknown;
+  for (;;) {
+    try {
+      const value = await probe();
+      if (value !== undefined) return value;
+    } catch (error) {
+      last = error;
+    }
+    if (Date.now() > deadline) {
+      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
+    }
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

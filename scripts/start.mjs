@@ -1,0 +1,47 @@
+#!/usr/bin/env node
+// `npm start`: runs gateway, users and messages in the foreground against the servers in the
+// environment. Each service creates what it needs (database, schema, streams) on start. Ctrl-C
+// (SIGINT) or SIGTERM is passed to every service, which drains and stops; if one service dies,
+// the others are stopped too, so a half-running system never looks healthy.
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+// users and messages first: the gateway asks them for memberships as soon as sockets connect.
+const services = ['users', 'messages', 'gateway'];
+const children = new Map();
+let stopping = false;
+
+for (const name of services) {
+  const child = spawn(process.execPath, [path.join(root, 'services', name, 'dist', 'main.js')], {
+    stdio: ['ignore', 'inherit', 'inherit'],
+    env: process.env,
+  });
+  children.set(name, child);
+  child.on('exit', (code, signal) => {
+    children.delete(name);
+    if (!stopping) {
+      console.error(`parley: ${name} exited (${signal ?? code}); stopping the others`);
+      stopAll(code === 0 ? 1 : code ?? 1);
+    } else if (children.size === 0) {
+      process.exit(process.exitCode ?? 0);
+    }
+  });
+}
+
+function stopAll(exitCode) {
+  if (stopping) return;
+  stopping = true;
+  process.exitCode = exitCode;
+  for (const child of children.values()) child.kill('SIGTERM');
+  if (children.size === 0) process.exit(exitCode);
+  // The services have their own shutdown timeout; this is the last resort.
+  setTimeout(() => {
+    for (const child of children.values()) child.kill('SIGKILL');
+    process.exit(exitCode || 1);
+  }, 20_000).unref();
+}
+
+process.on('SIGINT', () => stopAll(0));
+process.on('SIGTERM', () => stopAll(0));

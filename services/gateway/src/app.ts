@@ -1,0 +1,72 @@
+import uWS from 'uWebSockets.js';
+import { TokenVerifier } from '@parley/auth';
+import { Sequencer, type Bus } from '@parley/bus';
+import { streamName } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import type { Metrics } from '@parley/telemetry';
+import type { GatewayConfig } from './env.js';
+import { apiHandler } from './http/api-handler.js';
+import { CLOSE_GOING_AWAY, wsBehavior } from './ws/connection.js';
+import { startFanout } from './ws/fanout.js';
+import { SocketRegistry, type Socket } from './ws/registry.js';
+
+export interface GatewayDeps {
+  namespace: string;
+  bus: Bus;
+  log: Logger;
+  metrics: Metrics;
+}
+
+export interface Gateway {
+  /** The port the client listener is bound to (useful when PORT=0). */
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * The gateway: one uWebSockets.js listener for `/api/v1/*` (forwarded to services over NATS) and
+ * `/ws` (the realtime protocol), plus the fan-out consumer that feeds sockets. Reads no env.
+ */
+export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Promise<Gateway> {
+  const app = uWS.App();
+  const verifier = new TokenVerifier(config.JWT_SECRET);
+  const registry = new SocketRegistry();
+  const sockets = new Set<Socket>();
+  const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, streamName(deps.namespace, 'chats'), deps.metrics);
+
+  app.ws(
+    '/ws',
+    wsBehavior({
+      ...deps,
+      verifier,
+      registry,
+      sockets,
+      sequencer,
+      maxChars: config.MESSAGE_MAX_CHARS,
+      serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
+      maxFrameBytes: config.WS_MAX_FRAME_BYTES,
+      authTimeoutSeconds: config.WS_AUTH_TIMEOUT_SECONDS,
+    }),
+  );
+  app.any(
+    '/*',
+    apiHandler({ ...deps, verifier, bodyLimit: config.HTTP_BODY_LIMIT, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS }),
+  );
+
+  const fanout = await startFanout({ app, registry, ...deps });
+  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+    app.listen('0.0.0.0', config.PORT, (token) => (token ? resolve(token) : reject(new Error(`gateway cannot listen on port ${config.PORT}`))));
+  });
+  const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  deps.log.info({ port }, 'gateway listening');
+
+  return {
+    port,
+    async stop() {
+      // Stop accepting, then ask every client to reconnect (to another gateway), then stop fan-out.
+      uWS.us_listen_socket_close(listenSocket);
+      for (const socket of [...sockets]) socket.end(CLOSE_GOING_AWAY, 'server shutting down, reconnect');
+      await fanout.stop();
+    },
+  };
+}

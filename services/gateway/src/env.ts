@@ -1,0 +1,25 @@
+import { Type } from '@sinclair/typebox';
+import { AuthEnv, CommonEnv, loadEnv } from '@parley/config';
+
+export const GatewayEnv = {
+  ...CommonEnv,
+  ...AuthEnv,
+  /** The client port: HTTP API and /ws. */
+  PORT: Type.Number({ default: 8080, minimum: 0, maximum: 65535 }),
+  METRICS_PORT: Type.Number({ default: 9090, minimum: 0, maximum: 65535 }),
+  /** Largest HTTP request body the gateway accepts. NATS' default max payload is 1 MiB, so stay under it. */
+  HTTP_BODY_LIMIT: Type.Number({ default: 512 * 1024, minimum: 1024, maximum: 1024 * 1024 - 64 * 1024 }),
+  /** Largest WebSocket frame; a larger one closes the socket with 1009. */
+  WS_MAX_FRAME_BYTES: Type.Number({ default: 64 * 1024, minimum: 1024 }),
+  /** Seconds a socket may stay open without authenticating. */
+  WS_AUTH_TIMEOUT_SECONDS: Type.Number({ default: 5, minimum: 1 }),
+  /** Milliseconds the gateway waits for a service before answering 503. */
+  SERVICE_TIMEOUT_MS: Type.Number({ default: 5000, minimum: 100 }),
+  MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),
+};
+
+export type GatewayConfig = ReturnType<typeof loadGatewayEnv>;
+
+export function loadGatewayEnv(source: Record<string, string | undefined> = process.env) {
+  return loadEnv(GatewayEnv, source);
+}

@@ -1,0 +1,132 @@
+import { STATUS_CODES } from 'node:http';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import type { TokenVerifier } from '@parley/auth';
+import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
+import { newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import type { Metrics } from '@parley/telemetry';
+import { isPublic, ownerOf } from './routing.js';
+
+export interface ApiHandlerDeps {
+  bus: Bus;
+  namespace: string;
+  verifier: TokenVerifier;
+  log: Logger;
+  metrics: Metrics;
+  bodyLimit: number;
+  serviceTimeoutMs: number;
+}
+
+const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
+
+function envelope(code: string, message: string): ErrorBody {
+  return { error: { code, message } };
+}
+
+/**
+ * The HTTP side of the gateway: parse, authenticate, forward to the owning service over NATS
+ * request/reply, write the answer. It never interprets a route beyond who owns it.
+ * uWebSockets.js rules that shape this code: the request object is only valid synchronously
+ * (read every header first), and an aborted response must never be written to.
+ */
+export function apiHandler(deps: ApiHandlerDeps) {
+  return (res: HttpResponse, req: HttpRequest): void => {
+    const started = process.hrtime.bigint();
+    const method = req.getMethod().toUpperCase();
+    const path = req.getUrl();
+    const rawQuery = req.getQuery() ?? '';
+    const authorization = req.getHeader('authorization');
+    const contentLength = Number.parseInt(req.getHeader('content-length') || '0', 10) || 0;
+    const state = { aborted: false, route: 'unmatched', requestBytes: 0 };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+
+    const reply = (response: { status: number; body?: unknown; headers?: Record<string, string> }) => {
+      if (state.aborted) return;
+      const payload = response.body === undefined || response.status === 204 ? '' : JSON.stringify(response.body);
+      res.cork(() => {
+        res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ''}`);
+        for (const [k, v] of Object.entries(response.headers ?? {})) res.writeHeader(k, v);
+        if (payload) res.writeHeader('content-type', 'application/json; charset=utf-8');
+        res.end(payload);
+      });
+      const labels = { method, route: state.route, status_code: String(response.status) };
+      deps.metrics.httpRequestsTotal.inc(labels);
+      deps.metrics.httpRequestDuration.observe(labels, Number(process.hrtime.bigint() - started) / 1e9);
+      deps.metrics.httpRequestSize.observe(labels, state.requestBytes);
+      deps.metrics.httpResponseSize.observe(labels, Buffer.byteLength(payload));
+    };
+
+    const service = ownerOf(path);
+    if (!service) {
+      reply({ status: 404, body: envelope('not_found', 'No such route') });
+      return;
+    }
+    if (contentLength > deps.bodyLimit) {
+      reply({ status: 413, body: envelope('payload_too_large', `Body larger than ${deps.bodyLimit} bytes`) });
+      return;
+    }
+
+    const handle = async (raw: Buffer | null) => {
+      let body: unknown = null;
+      if (raw && raw.length > 0) {
+        try {
+          body = JSON.parse(raw.toString('utf8'));
+        } catch {
+          reply({ status: 400, body: envelope('invalid_request', 'Malformed JSON body') });
+          return;
+        }
+      }
+      const token = /^Bearer (.+)$/i.exec(authorization)?.[1];
+      const claims = token ? await deps.verifier.verify(token) : null;
+      if (!claims && !isPublic(method, path)) {
+        reply({ status: 401, body: envelope('unauthorized', 'Missing or invalid access token') });
+        return;
+      }
+      const apiRequest: ApiRequest = {
+        method,
+        path,
+        query: Object.fromEntries(new URLSearchParams(rawQuery)),
+        body,
+        auth: claims,
+        requestId: newId(),
+        ip: state.aborted ? '' : Buffer.from(res.getRemoteAddressAsText()).toString(),
+      };
+      try {
+        const answer = await requestJson<ApiResponse>(deps.bus.nc, subjects.api(deps.namespace, service), apiRequest, deps.serviceTimeoutMs);
+        state.route = answer.route;
+        reply(answer);
+      } catch (error) {
+        if (!(error instanceof ServiceUnavailableError)) deps.log.error({ err: error, service }, 'forwarding failed');
+        reply({ status: 503, body: envelope('unavailable', `The ${service} service is not answering; try again`) });
+      }
+    };
+
+    if (!METHODS_WITH_BODY.has(method)) {
+      void handle(null);
+      return;
+    }
+    readBody(res, deps.bodyLimit, (raw) => {
+      state.requestBytes = raw?.length ?? 0;
+      if (raw === null) reply({ status: 413, body: envelope('payload_too_large', `Body larger than ${deps.bodyLimit} bytes`) });
+      else void handle(raw);
+    });
+  };
+}
+
+/** Collects the request body; null when it exceeds `limit` (the rest is ignored). */
+function readBody(res: HttpResponse, limit: number, done: (body: Buffer | null) => void): void {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  let overflow = false;
+  res.onData((chunk, isLast) => {
+    if (!overflow) {
+      size += chunk.byteLength;
+      if (size > limit) overflow = true;
+      // uWS reuses the chunk's memory after this callback returns: copy it.
+      else chunks.push(Buffer.from(chunk.slice(0)));
+    }
+    if (isLast) done(overflow ? null : Buffer.concat(chunks));
+  });
+}

@@ -1,0 +1,24 @@
+import { DEV_JWT_SECRET } from '@parley/config';
+import { runService, type Deps, type RunningService } from '@parley/runtime';
+import { startGateway, type Gateway } from './app.js';
+import { loadGatewayEnv } from './env.js';
+
+export type GatewayDeps = Omit<Deps, 'pool' | 'databaseUrl'>;
+
+/** Starts the gateway against the servers named in `source` (main.ts passes process.env; tests their own). */
+export async function startGatewayService(source: Record<string, string | undefined>): Promise<RunningService<GatewayDeps> & { port: number }> {
+  const config = loadGatewayEnv(source);
+  let gateway: Gateway | undefined;
+  const running = await runService<GatewayDeps>({
+    name: 'gateway',
+    env: config,
+    start: async (deps) => {
+      if (config.JWT_SECRET === DEV_JWT_SECRET) {
+        deps.log.warn('JWT_SECRET is not set: using the DEVELOPMENT key. Anyone can forge tokens. Set JWT_SECRET in production.');
+      }
+      gateway = await startGateway(deps, config);
+      return gateway;
+    },
+  });
+  return { ...running, port: gateway!.port };
+}

@@ -1,0 +1,29 @@
+import { Type } from '@sinclair/typebox';
+import { compile, SendMessageFields } from '@parley/contracts';
+
+/** Client frames (api.md, WebSocket). Each is validated before anything acts on it. */
+const Uuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
+
+export const SendFrame = compile(
+  Type.Object({ op: Type.Literal('send'), chatId: Uuid, ...SendMessageFields }, { additionalProperties: false }),
+);
+export const AuthFrame = compile(
+  Type.Object({ op: Type.Literal('auth'), token: Type.String({ maxLength: 4096 }) }, { additionalProperties: false }),
+);
+
+export interface ErrorFrame {
+  op: 'error';
+  code: string;
+  message: string;
+  ref?: string;
+}
+
+export function errorFrame(code: string, message: string, ref?: string): ErrorFrame {
+  return { op: 'error', code, message, ...(ref ? { ref } : {}) };
+}
+
+/** The frame's `ref` for errors: the clientMsgId when the frame had one, so the client can match it. */
+export function refOf(frame: unknown): string | undefined {
+  const ref = (frame as { clientMsgId?: unknown } | null)?.clientMsgId;
+  return typeof ref === 'string' && ref.length <= 64 ? ref : undefined;
+}

@@ -1,0 +1,71 @@
+import type { Sequencer} from '@parley/bus';
+import { requestJson, type Bus } from '@parley/bus';
+import { messageBodyProblem, messageSent, newId, sendMessageId, subjects, type MessageSent, type RpcMethods } from '@parley/contracts';
+import { chatTopic, type Socket } from './registry.js';
+
+export interface SendDeps {
+  bus: Bus;
+  namespace: string;
+  sequencer: Sequencer;
+  maxChars: number;
+  serviceTimeoutMs: number;
+}
+
+export interface SendFrameInput {
+  chatId: string;
+  clientMsgId: string;
+  body: string;
+  replyTo?: string | null | undefined;
+  attachmentIds?: string[] | undefined;
+}
+
+export type SendOutcome =
+  | { ok: true; messageId: string; seq: number }
+  | { ok: false; code: string; message: string };
+
+/**
+ * The WebSocket `send`: authorize against the chats this socket is subscribed to (asking the
+ * messages service only for a chat it does not know yet), validate, then append `MessageSent`
+ * with the chat's next seq. Resolves only once JetStream has stored the event (or had stored it:
+ * a retry with the same clientMsgId gets the original's id and seq).
+ */
+export async function handleSend(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
+  const { chatId } = frame;
+  if (!socket.isSubscribed(chatTopic(chatId))) {
+    const { member } = await rpc<'messages.isMember'>(deps, 'isMember', { chatId, userId });
+    // Same answer for "no such chat" and "not a member": nothing leaks about chats one is not in.
+    if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
+    socket.subscribe(chatTopic(chatId));
+  }
+  const attachmentIds = frame.attachmentIds ?? [];
+  const problem = messageBodyProblem(frame.body, deps.maxChars, attachmentIds.length > 0);
+  if (problem) return { ok: false, code: 'invalid_request', message: problem };
+  if (attachmentIds.length > 0) return { ok: false, code: 'invalid_request', message: 'Unknown attachment' };
+  const replyTo = frame.replyTo ?? null;
+  if (replyTo) {
+    const { chatId: targetChat } = await rpc<'messages.messageChat'>(deps, 'messageChat', { messageId: replyTo, userId });
+    if (targetChat !== chatId) return { ok: false, code: 'invalid_request', message: 'replyTo must be a message of the same chat' };
+  }
+  const command = {
+    chatId,
+    senderId: userId,
+    messageId: newId(),
+    clientMsgId: frame.clientMsgId,
+    body: frame.body,
+    replyTo,
+    attachmentIds,
+    at: new Date(),
+    eventId: newId(),
+    correlationId: newId(),
+  };
+  const appended = await deps.sequencer.append<MessageSent>(
+    subjects.chat(deps.namespace, chatId),
+    sendMessageId(chatId, userId, frame.clientMsgId),
+    (seq) => messageSent(command, seq),
+  );
+  return { ok: true, messageId: appended.event.data.messageId, seq: appended.event.seq };
+}
+
+function rpc<M extends keyof RpcMethods>(deps: SendDeps, method: M extends `messages.${infer N}` ? N : never, req: RpcMethods[M]['req']) {
+  return requestJson<RpcMethods[M]['res']>(deps.bus.nc, subjects.rpc(deps.namespace, 'messages', method), req, deps.serviceTimeoutMs);
+}

@@ -1,0 +1,67 @@
+import { fileURLToPath } from 'node:url';
+import { Projector, Sequencer, serveRequests } from '@parley/bus';
+import { parseChatEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
+import { ApiRouter } from '@parley/http';
+import type { Deps, Started } from '@parley/runtime';
+import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
+import { chatRoutes } from './chats/routes.js';
+import type { MessagesConfig } from './env.js';
+import { messageRoutes } from './messages/routes.js';
+import { messagesRpc } from './rpc.js';
+
+export const SCHEMA = 'messages';
+export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
+
+export interface MessagesApp {
+  router: ApiRouter;
+  projector: Projector<ChatEvent>;
+}
+
+export interface AppOptions {
+  projectorHooks?: { afterCommit?: (seqs: number[]) => void };
+}
+
+/** Builds the messages service from ready clients; reads no env, listens on nothing. */
+export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions = {}): MessagesApp {
+  const stream = streamName(deps.namespace, 'chats');
+  const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
+  const router = new ApiRouter(deps.log);
+  chatRoutes(router, { ...deps, sequencer });
+  messageRoutes(router, { pool: deps.pool, namespace: deps.namespace, sequencer, maxChars: config.MESSAGE_MAX_CHARS });
+
+  const projector = new Projector<ChatEvent>({
+    bus: deps.bus,
+    stream,
+    filterSubject: subjects.allChats(deps.namespace),
+    pool: deps.pool,
+    databaseUrl: deps.databaseUrl,
+    checkpointTable: CHECKPOINT_TABLE,
+    parse: parseChatEvent,
+    projection: chatsProjection(deps),
+    log: deps.log,
+    metrics: deps.metrics,
+    ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
+    ...(options.projectorHooks ? { hooks: options.projectorHooks } : {}),
+  });
+  return { router, projector };
+}
+
+/** Wires the app onto NATS: API requests, internal RPC, the projector. */
+export function startApp(deps: Deps, app: MessagesApp): Started {
+  const { nc } = deps.bus;
+  const rpc = messagesRpc(deps.pool);
+  const ns = deps.namespace;
+  const subs = [
+    serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'memberships'), 'messages', (req) => rpc.memberships(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'isMember'), 'messages', (req) => rpc.isMember(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'messageChat'), 'messages', (req) => rpc.messageChat(req as never), deps.log, deps.metrics),
+  ];
+  app.projector.start();
+  return {
+    async stop() {
+      await Promise.all(subs.map((s) => s.drain()));
+      await app.projector.stop();
+    },
+  };
+}

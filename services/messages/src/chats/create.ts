@@ -1,0 +1,102 @@
+import type { Sequencer} from '@parley/bus';
+import { claimSubject, requestJson, waitForCheckpoint, type Bus } from '@parley/bus';
+import {
+  buildMeta,
+  newId,
+  streamName,
+  subjects,
+  type ChatCreated,
+  type ChatMember,
+  type DirectChatClaimed,
+  type RpcMethods,
+} from '@parley/contracts';
+import { InvalidRequest, NotFound, Unavailable } from '@parley/http';
+import type { Pool } from '@parley/pg';
+import type { Metrics } from '@parley/telemetry';
+import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
+import { findDirectChatId } from './queries.js';
+
+export interface CreateChatDeps {
+  bus: Bus;
+  pool: Pool;
+  namespace: string;
+  sequencer: Sequencer;
+  metrics: Metrics;
+}
+
+type CreateInput = { type: 'direct'; userId: string } | { type: 'group'; title: string; memberIds: string[] };
+
+/**
+ * Creates a chat, or for a direct chat returns the pair's existing one (`created: false`).
+ *
+ * One direct chat per pair holds across replicas because the pair's claim subject admits one first
+ * message. If a process dies after claiming but before `ChatCreated`, the next request finds the
+ * claim, sees the chat's subject empty, and finishes the job with the claimed id: the sequencer's
+ * expected-sequence check lets only one of several such helpers write seq 1.
+ */
+export async function createChat(deps: CreateChatDeps, actorId: string, input: CreateInput, correlationId: string): Promise<{ chatId: string; created: boolean }> {
+  if (input.type === 'direct') {
+    if (input.userId === actorId) throw new InvalidRequest('A direct chat needs another user');
+    const existing = await findDirectChatId(deps.pool, actorId, input.userId);
+    if (existing) return { chatId: existing, created: false };
+    await requireUsers(deps, [input.userId]);
+    const chatId = newId();
+    const stream = streamName(deps.namespace, 'chats');
+    const claim: DirectChatClaimed = {
+      type: 'DirectChatClaimed',
+      version: 1,
+      data: { chatId, userIds: [actorId, input.userId].sort() },
+      meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId, correlationId }),
+    };
+    const holder = await claimSubject(deps.bus.js, deps.bus.jsm, stream, subjects.directChatClaim(deps.namespace, actorId, input.userId), claim, `claim:direct:${chatId}`, deps.metrics);
+    const winner = holder ? holder.value.data.chatId : chatId;
+    const members: ChatMember[] = [actorId, input.userId].map((userId) => ({ userId, role: 'member' }));
+    const created = await appendCreated(deps, winner, { type: 'direct', title: null, members, createdBy: actorId }, actorId, correlationId);
+    return { chatId: winner, created: holder === null && created };
+  }
+  const others = input.memberIds.filter((id) => id !== actorId);
+  await requireUsers(deps, others);
+  const chatId = newId();
+  const members: ChatMember[] = [{ userId: actorId, role: 'owner' }, ...others.map((userId) => ({ userId, role: 'member' as const }))];
+  await appendCreated(deps, chatId, { type: 'group', title: input.title, members, createdBy: actorId }, actorId, correlationId);
+  return { chatId, created: true };
+}
+
+/** Appends ChatCreated as the chat's seq 1, unless the chat already has it; waits until projected. */
+async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCreated['data'], actorId: string, correlationId: string): Promise<boolean> {
+  const subject = subjects.chat(deps.namespace, chatId);
+  let created = false;
+  let streamSeq: number;
+  if ((await deps.sequencer.currentSeq(subject)) > 0) {
+    // Somebody created it already (a finished claim): only wait for the projection below.
+    const last = await deps.bus.jsm.streams.getMessage(streamName(deps.namespace, 'chats'), { last_by_subj: subject });
+    streamSeq = last?.seq ?? 0;
+  } else {
+    const appended = await deps.sequencer.append<ChatCreated>(subject, `chat-created:${chatId}`, (seq) => ({
+      type: 'ChatCreated',
+      version: 1,
+      chatId,
+      seq,
+      data,
+      meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId, correlationId }),
+    }));
+    if (appended.event.seq !== 1) throw new Error(`chat ${chatId} got ChatCreated at seq ${appended.event.seq}`);
+    created = !appended.duplicate;
+    streamSeq = appended.streamSeq;
+  }
+  if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, CHATS_PROJECTOR, streamSeq))) {
+    throw new Unavailable('The chat is stored but not yet visible; try again shortly');
+  }
+  return created;
+}
+
+async function requireUsers(deps: CreateChatDeps, userIds: string[]): Promise<void> {
+  if (userIds.length === 0) return;
+  const { userIds: found } = await requestJson<RpcMethods['users.existing']['res']>(
+    deps.bus.nc,
+    subjects.rpc(deps.namespace, 'users', 'existing'),
+    { userIds } satisfies RpcMethods['users.existing']['req'],
+  );
+  const missing = userIds.filter((id) => !found.includes(id));
+  if (missing.length > 0) throw new NotFound(`No such user: ${missing.join(', ')}`);
+}

@@ -1,0 +1,93 @@
+import type { ChatMember, ChatType, ChatView, MessageView } from '@parley/contracts';
+import type { Queryable } from '@parley/pg';
+import { messageColumns, toMessageView, type MessageRow } from '../messages/queries.js';
+
+interface ChatRow {
+  id: string;
+  type: ChatType;
+  title: string | null;
+  created_at: Date;
+  last_activity_at: Date;
+  members: ChatMember[];
+  last_message: MessageRow | null;
+  unread_count: number;
+}
+
+/**
+ * The chat as `userId` sees it, or null when the chat does not exist or the user is not a member
+ * (the two are indistinguishable on purpose: api.md answers 404 to non-members).
+ */
+export async function findChatForMember(db: Queryable, chatId: string, userId: string): Promise<ChatView | null> {
+  const rows = await selectChats(db, userId, 'c.id = $2', [chatId], 1);
+  return rows[0] ? toChatView(rows[0]) : null;
+}
+
+export async function isMember(db: Queryable, chatId: string, userId: string): Promise<boolean> {
+  const { rowCount } = await db.query('SELECT 1 FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, userId]);
+  return rowCount === 1;
+}
+
+export async function memberChatIds(db: Queryable, userId: string): Promise<string[]> {
+  const { rows } = await db.query<{ chat_id: string }>('SELECT chat_id FROM messages.chat_members WHERE user_id = $1', [userId]);
+  return rows.map((r) => r.chat_id);
+}
+
+export async function findDirectChatId(db: Queryable, userA: string, userB: string): Promise<string | null> {
+  const [a, b] = [userA, userB].sort();
+  const { rows } = await db.query<{ chat_id: string }>('SELECT chat_id FROM messages.direct_chats WHERE user_a = $1 AND user_b = $2', [a, b]);
+  return rows[0]?.chat_id ?? null;
+}
+
+/** A page of the user's chats, newest activity first; the cursor is the last row's (activity, id). */
+export async function listChats(
+  db: Queryable,
+  userId: string,
+  limit: number,
+  before: { at: string; id: string } | null,
+): Promise<{ chats: ChatView[]; last: { at: string; id: string } | null; more: boolean }> {
+  const rows = before
+    ? await selectChats(db, userId, '(c.last_activity_at, c.id) < ($2::timestamptz, $3::uuid)', [before.at, before.id], limit + 1)
+    : await selectChats(db, userId, 'TRUE', [], limit + 1);
+  const more = rows.length > limit;
+  const page = rows.slice(0, limit);
+  const tail = page[page.length - 1];
+  return { chats: page.map(toChatView), last: tail ? { at: tail.last_activity_at.toISOString(), id: tail.id } : null, more };
+}
+
+async function selectChats(db: Queryable, userId: string, where: string, params: unknown[], limit: number): Promise<ChatRow[]> {
+  const { rows } = await db.query<ChatRow>(
+    `SELECT c.id, c.type, c.title, c.created_at, c.last_activity_at,
+            (SELECT json_agg(json_build_object('userId', m.user_id, 'role', m.role) ORDER BY m.joined_seq, m.user_id)
+               FROM messages.chat_members m WHERE m.chat_id = c.id) AS members,
+            (SELECT row_to_json(lm) FROM (SELECT ${messageColumns('x')} FROM messages.messages x
+               WHERE x.chat_id = c.id ORDER BY x.seq DESC LIMIT 1) lm) AS last_message,
+            -- Read receipts arrive with the receipts feature; until then everyone else's messages count as unread.
+            (SELECT count(*)::int FROM messages.messages u WHERE u.chat_id = c.id AND u.sender_id <> $1) AS unread_count
+       FROM messages.chats c
+       JOIN messages.chat_members me ON me.chat_id = c.id AND me.user_id = $1
+      WHERE ${where}
+      ORDER BY c.last_activity_at DESC, c.id DESC
+      LIMIT ${Number(limit)}`,
+    [userId, ...params],
+  );
+  return rows;
+}
+
+function toChatView(row: ChatRow): ChatView {
+  const last: MessageView | null = row.last_message ? toMessageView(reviveDates(row.last_message)) : null;
+  return {
+    id: row.id,
+    type: row.type,
+    title: row.title,
+    members: row.members ?? [],
+    lastMessage: last,
+    unreadCount: row.unread_count,
+    createdAt: row.created_at.toISOString(),
+  };
+}
+
+/** row_to_json turns timestamps into strings; MessageRow expects Dates. */
+function reviveDates(row: MessageRow): MessageRow {
+  const date = (v: unknown) => (v === null || v === undefined ? null : new Date(v as string));
+  return { ...row, created_at: date(row.created_at)!, edited_at: date(row.edited_at), deleted_at: date(row.deleted_at) };
+}

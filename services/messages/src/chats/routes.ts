@@ -1,0 +1,46 @@
+import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
+import type { Pool } from '@parley/pg';
+import { createChat, type CreateChatDeps } from './create.js';
+import { findChatForMember, listChats } from './queries.js';
+import { ChatIdParams, CreateChatBody, ListQuery } from './schemas.js';
+
+const isChatCursor = (v: unknown): v is { at: string; id: string } =>
+  typeof v === 'object' && v !== null && typeof (v as { at?: unknown }).at === 'string' && !Number.isNaN(Date.parse((v as { at: string }).at)) &&
+  typeof (v as { id?: unknown }).id === 'string' && /^[0-9a-f-]{36}$/.test((v as { id: string }).id);
+
+export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & { pool: Pool }): void {
+  router.route({
+    method: 'POST',
+    url: '/api/v1/chats',
+    schema: { body: CreateChatBody },
+    handler: async ({ body, auth, request }) => {
+      const { chatId, created } = await createChat(deps, auth.userId, body, request.requestId);
+      const chat = await findChatForMember(deps.pool, chatId, auth.userId);
+      if (!chat) throw new Error(`chat ${chatId} missing after creation`);
+      return { status: created ? 201 : 200, body: chat };
+    },
+  });
+
+  router.route({
+    method: 'GET',
+    url: '/api/v1/chats',
+    schema: { query: ListQuery },
+    handler: async ({ query, auth }) => {
+      const limit = pageLimit(query.limit);
+      const before = decodeCursor(query.before, isChatCursor);
+      const page = await listChats(deps.pool, auth.userId, limit, before);
+      return { status: 200, body: { items: page.chats, nextCursor: page.more && page.last ? encodeCursor(page.last) : null } };
+    },
+  });
+
+  router.route({
+    method: 'GET',
+    url: '/api/v1/chats/:id',
+    schema: { params: ChatIdParams },
+    handler: async ({ params, auth }) => {
+      const chat = await findChatForMember(deps.pool, params.id, auth.userId);
+      if (!chat) throw new NotFound('No such chat');
+      return { status: 200, body: chat };
+    },
+  });
+}

@@ -1,0 +1,15 @@
+import { Type } from '@sinclair/typebox';
+import { CommonEnv, loadEnv } from '@parley/config';
+
+export const MessagesEnv = {
+  ...CommonEnv,
+  METRICS_PORT: Type.Number({ default: 9092 }),
+  MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),
+  REDIS_CHATS_TTL: Type.Number({ default: 1800, minimum: 1 }),
+};
+
+export type MessagesConfig = ReturnType<typeof loadMessagesEnv>;
+
+export function loadMessagesEnv(source: Record<string, string | undefined> = process.env) {
+  return loadEnv(MessagesEnv, source);
+}

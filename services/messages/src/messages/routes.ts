@@ -1,0 +1,40 @@
+import { Type } from '@sinclair/typebox';
+import { SendMessageBody } from '@parley/contracts';
+import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
+import { isMember } from '../chats/queries.js';
+import { ChatIdParams, ListQuery } from '../chats/schemas.js';
+import { historyPage, toMessageView } from './queries.js';
+import { sendMessage, type SendDeps } from './send.js';
+
+const isSeqCursor = (v: unknown): v is { seq: number } =>
+  typeof v === 'object' && v !== null && Number.isInteger((v as { seq?: unknown }).seq) && (v as { seq: number }).seq > 0;
+
+export function messageRoutes(router: ApiRouter, deps: SendDeps): void {
+  router.route({
+    method: 'GET',
+    url: '/api/v1/chats/:id/messages',
+    schema: { params: ChatIdParams, query: ListQuery },
+    handler: async ({ params, query, auth }) => {
+      const limit = pageLimit(query.limit);
+      const before = decodeCursor(query.before, isSeqCursor);
+      if (!(await isMember(deps.pool, params.id, auth.userId))) throw new NotFound('No such chat');
+      const rows = await historyPage(deps.pool, params.id, limit + 1, before?.seq ?? null);
+      const page = rows.slice(0, limit);
+      const last = page[page.length - 1];
+      return {
+        status: 200,
+        body: { items: page.map(toMessageView), nextCursor: rows.length > limit && last ? encodeCursor({ seq: last.seq }) : null },
+      };
+    },
+  });
+
+  router.route({
+    method: 'POST',
+    url: '/api/v1/chats/:id/messages',
+    schema: { params: ChatIdParams, body: Type.Object(SendMessageBody.properties, { additionalProperties: false }) },
+    handler: async ({ params, body, auth, request }) => {
+      const { message, duplicate } = await sendMessage(deps, auth.userId, params.id, body, request.requestId);
+      return { status: duplicate ? 200 : 201, body: message };
+    },
+  });
+}

@@ -1,0 +1,18 @@
+import { Type } from '@sinclair/typebox';
+import { AuthEnv, CommonEnv, loadEnv } from '@parley/config';
+
+export const UsersEnv = {
+  ...CommonEnv,
+  ...AuthEnv,
+  METRICS_PORT: Type.Number({ default: 9091 }),
+  /** Refresh-token lifetime in seconds (30 days). */
+  REFRESH_TOKEN_TTL: Type.Number({ default: 30 * 86400, minimum: 60 }),
+  REDIS_USER_TTL: Type.Number({ default: 3600, minimum: 1 }),
+  REDIS_SESSION_TTL: Type.Number({ default: 86400, minimum: 1 }),
+};
+
+export type UsersConfig = ReturnType<typeof loadUsersEnv>;
+
+export function loadUsersEnv(source: Record<string, string | undefined> = process.env) {
+  return loadEnv(UsersEnv, source);
+}

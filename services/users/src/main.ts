@@ -1,0 +1,9 @@
+import { exitOnStartupError, stopOnSignals } from '@parley/runtime';
+import { startUsersService } from './service.js';
+
+// Fault injection for the crash tests (never set in production): die between commit and ack.
+const fault = process.env.PARLEY_FAULT === 'projector-crash-after-commit';
+
+startUsersService(process.env, fault ? { projectorHooks: { afterCommit: () => process.kill(process.pid, 'SIGKILL') } } : {})
+  .then((service) => stopOnSignals(service, service.deps.log))
+  .catch(exitOnStartupError('users'));

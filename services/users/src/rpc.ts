@@ -1,0 +1,13 @@
+import type { RpcMethods } from '@parley/contracts';
+import type { Pool } from '@parley/pg';
+import { existingUserIds } from './users/queries.js';
+
+/** Internal request/reply methods the users service answers (contracts RpcMethods). */
+export function usersRpc(pool: Pool) {
+  return {
+    existing: async (req: RpcMethods['users.existing']['req']): Promise<RpcMethods['users.existing']['res']> => {
+      const ids = Array.isArray(req?.userIds) ? req.userIds.filter((id) => typeof id === 'string' && /^[0-9a-f-]{36}$/.test(id)).slice(0, 1000) : [];
+      return { userIds: ids.length === 0 ? [] : await existingUserIds(pool, ids) };
+    },
+  };
+}

@@ -1,0 +1,23 @@
+import { runService, type Deps, type RunningService } from '@parley/runtime';
+import { buildApp, MIGRATIONS_DIR, SCHEMA, startApp } from './app.js';
+import { loadUsersEnv } from './env.js';
+import { DEV_JWT_SECRET } from '@parley/config';
+
+/** Starts the users service against the servers named in `env` (main.ts passes process.env; tests their own). */
+export async function startUsersService(
+  source: Record<string, string | undefined>,
+  options: { projectorHooks?: { afterCommit?: (seqs: number[]) => void } } = {},
+): Promise<RunningService<Deps>> {
+  const config = loadUsersEnv(source);
+  return runService<Deps>({
+    name: 'users',
+    env: config,
+    database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR },
+    start: async (deps) => {
+      if (config.JWT_SECRET === DEV_JWT_SECRET) {
+        deps.log.warn('JWT_SECRET is not set: using the DEVELOPMENT key. Anyone can forge tokens. Set JWT_SECRET in production.');
+      }
+      return startApp(deps, buildApp(deps, config, options));
+    },
+  });
+}

@@ -1,0 +1,55 @@
+import type { Queryable } from '@parley/pg';
+import type { UserView } from '@parley/contracts';
+
+export interface UserRow {
+  id: string;
+  username: string;
+  email: string;
+  display_name: string;
+  bio: string;
+  avatar_url: string | null;
+  password_hash: string;
+  created_at: Date;
+}
+
+const COLUMNS = 'id, username, email, display_name, bio, avatar_url, password_hash, created_at';
+
+export async function findUserById(db: Queryable, id: string): Promise<UserRow | null> {
+  const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users.users WHERE id = $1`, [id]);
+  return rows[0] ?? null;
+}
+
+/** `login` is a username or an e-mail address, compared case-insensitively. */
+export async function findUserByLogin(db: Queryable, login: string): Promise<UserRow | null> {
+  const { rows } = await db.query<UserRow>(
+    `SELECT ${COLUMNS} FROM users.users WHERE username_lower = lower($1) OR email_lower = lower($1) LIMIT 1`,
+    [login],
+  );
+  return rows[0] ?? null;
+}
+
+export async function takenIdentities(db: Queryable, username: string, email: string): Promise<{ username: boolean; email: boolean }> {
+  const { rows } = await db.query<{ u: boolean; e: boolean }>(
+    `SELECT EXISTS (SELECT 1 FROM users.users WHERE username_lower = lower($1)) AS u,
+            EXISTS (SELECT 1 FROM users.users WHERE email_lower = lower($2)) AS e`,
+    [username, email],
+  );
+  return { username: rows[0]?.u ?? false, email: rows[0]?.e ?? false };
+}
+
+export async function existingUserIds(db: Queryable, ids: string[]): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>('SELECT id FROM users.users WHERE id = ANY($1::uuid[])', [ids]);
+  return rows.map((r) => r.id);
+}
+
+export function toUserView(row: UserRow, withEmail = false): UserView {
+  return {
+    id: row.id,
+    username: row.username,
+    displayName: row.display_name,
+    bio: row.bio,
+    avatarUrl: row.avatar_url,
+    createdAt: row.created_at.toISOString(),
+    ...(withEmail ? { email: row.email } : {}),
+  };
+}
