@@ -73,6 +73,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   private draining: Promise<void> | undefined;
   private stopped = false;
   private leaderLoop: Promise<void> | undefined;
+  /** Events applied by this instance (skipped redeliveries excluded). */
+  applied = 0;
 
   constructor(private readonly o: ProjectorOptions<E>) {
     this.batchSize = o.batchSize ?? 200;
@@ -99,6 +101,33 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     for (const msg of this.queue.splice(0)) msg.nak();
     await this.lockClient?.end().catch(() => {});
     await this.leaderLoop;
+  }
+
+  /**
+   * Rebuilds the projection from the stream: empties `tables` (the projection's tables and its
+   * checkpoint), deletes the durable consumer, replays every event, and returns once the consumer
+   * has nothing pending. Refuses while another process (the running service) is the leader.
+   */
+  async rebuild(tables: string[], timeoutMs = 30 * 60_000): Promise<number> {
+    if (!(await this.acquireLeadership())) {
+      throw new Error(`projector ${this.name} is running in another process: stop that service before rebuilding`);
+    }
+    const { jsm } = this.o.bus;
+    await this.o.pool.query(`TRUNCATE ${tables.join(', ')}`);
+    await jsm.consumers.delete(this.o.stream, this.name).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error;
+    });
+    const consuming = this.consume();
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      await sleep(100);
+      const info = await jsm.consumers.info(this.o.stream, this.name).catch(() => null);
+      if (info && info.num_pending === 0 && info.num_ack_pending === 0 && this.queue.length === 0 && !this.draining) break;
+      if (Date.now() > deadline) throw new Error(`rebuild of ${this.name} did not finish within ${timeoutMs} ms`);
+    }
+    await this.stop();
+    await consuming;
+    return this.applied;
   }
 
   /** Creates the durable consumer if missing, or aligns its ack settings with ours. */
@@ -277,6 +306,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     this.o.hooks?.afterCommit?.(items.map((i) => i.msg.seq));
     for (const { msg } of items) msg.ack();
     span.end();
+    this.applied += applied.length;
     this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'applied' }, applied.length);
     if (items.length > applied.length) {
       this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'skipped' }, items.length - applied.length);

@@ -50,13 +50,21 @@ export interface RunningService<D> {
   stop(): Promise<void>;
 }
 
+export interface OpenedDeps<D> {
+  deps: D;
+  /** Closes every client opened by openDeps. */
+  close(): Promise<void>;
+  stopTracing: () => Promise<void>;
+}
+
 /**
- * The lifecycle every service shares (centrifugo's run.go, fastify's getting-started): telemetry
- * first, then clients, schema and streams, the service's own consumers, and the ops endpoints on
- * the metrics port. `stop()` runs the steps backwards under a hard timeout: stop consumers and
- * handlers, drain NATS (in-flight requests finish), close Postgres and Redis.
+ * Opens what a service needs, without starting it: telemetry, logger, metrics, the database
+ * (created and migrated), NATS (version-checked, streams ensured) and the cache. Used by
+ * runService and by one-off commands such as the projection rebuild.
  */
-export async function runService<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(spec: ServiceSpec<D>): Promise<RunningService<D>> {
+export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
+  spec: Pick<ServiceSpec<D>, 'name' | 'env' | 'database'>,
+): Promise<OpenedDeps<D>> {
   const { env } = spec;
   const stopTracing = startTracing(spec.name, env.OTEL_EXPORTER_OTLP_ENDPOINT);
   const log = createLogger({ service: spec.name, level: env.LOG_LEVEL });
@@ -73,8 +81,30 @@ export async function runService<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(s
   const bus = await connectBus({ url: env.NATS_URL, name: spec.name, log });
   await ensureStreams(bus.jsm, Object.values(declaredStreams(namespace)), log);
   const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log });
-
   const deps = { namespace, log, metrics, bus, pool, cache, databaseUrl: env.DATABASE_URL } as unknown as D;
+  return {
+    deps,
+    stopTracing,
+    async close() {
+      await bus.nc.drain().catch(() => {});
+      await pool?.end();
+      await cache.close();
+    },
+  };
+}
+
+/**
+ * The lifecycle every service shares (centrifugo's run.go, fastify's getting-started): telemetry
+ * first, then clients, schema and streams, the service's own consumers, and the ops endpoints on
+ * the metrics port. `stop()` runs the steps backwards under a hard timeout: stop consumers and
+ * handlers, drain NATS (in-flight requests finish), close Postgres and Redis.
+ */
+export async function runService<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(spec: ServiceSpec<D>): Promise<RunningService<D>> {
+  const { env } = spec;
+  const opened = await openDeps<D>(spec);
+  const { deps } = opened;
+  const { log, metrics, bus, cache } = deps;
+  const pool = (deps as Partial<Deps>).pool;
   const started = await spec.start(deps);
 
   const ops = buildOpsServer({
@@ -101,11 +131,9 @@ export async function runService<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(s
       timeout.unref();
       try {
         await started.stop();
-        await bus.nc.drain().catch(() => {});
         await ops.close();
-        await pool?.end();
-        await cache.close();
-        await stopTracing();
+        await opened.close();
+        await opened.stopTracing();
         log.info(`${spec.name} stopped`);
       } finally {
         clearTimeout(timeout);
