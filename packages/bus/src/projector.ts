@@ -319,7 +319,9 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 
   private poison(msg: JsMsg, reason: string, event: E | undefined): void {
-    msg.term(reason.slice(0, 200));
+    // No reason argument: NATS 2.9 does not parse `+TERM <reason>` and would leave the message
+    // pending (found by projector.int.test.ts). The reason goes to the log instead.
+    msg.term();
     this.o.metrics?.projectorPoison.inc({ projector: this.name });
     this.o.log.error(
       { projector: this.name, stream: this.o.stream, streamSeq: msg.seq, subject: msg.subject, eventId: event?.meta?.eventId, reason },

@@ -1,0 +1,63 @@
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createLogger } from '@parley/log';
+import { compareVersions, connectBus, IncompatibleServerError, redactUrl } from './connect.js';
+
+const log = createLogger({ service: 'test', level: 'silent' });
+const NATS_SERVER = '/usr/sbin/nats-server';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('connectBus', () => {
+  const children: ReturnType<typeof spawn>[] = [];
+  afterAll(() => children.forEach((c) => c.kill('SIGKILL')));
+
+  it('connects to the JetStream server of the environment', async () => {
+    const bus = await connectBus({ url: process.env.NATS_URL ?? 'nats://127.0.0.1:4222', name: 'test', log });
+    expect(compareVersions(bus.nc.info!.version, '2.9.0')).toBeGreaterThanOrEqual(0);
+    await bus.nc.close();
+  });
+
+  // A second, throw-away nats-server started without -js: only where the binary is installed
+  // (the development and CI machines); elsewhere this case is covered by the version check below.
+  it.runIf(existsSync(NATS_SERVER))('refuses a server without JetStream, saying how to fix it', async () => {
+    const port = await freePort();
+    const child = spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+    children.push(child);
+    let error: unknown;
+    for (let i = 0; i < 50; i++) {
+      try {
+        await connectBus({ url: `nats://127.0.0.1:${port}`, name: 'test', log });
+        error = undefined;
+        break;
+      } catch (e) {
+        error = e;
+        if (e instanceof IncompatibleServerError) break;
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    expect(error).toBeInstanceOf(IncompatibleServerError);
+    expect((error as Error).message).toMatch(/without JetStream.*-js/);
+  });
+
+  it('orders versions numerically', () => {
+    expect(compareVersions('2.9.10', '2.9.0')).toBeGreaterThan(0);
+    expect(compareVersions('2.10.0', '2.9.25')).toBeGreaterThan(0);
+    expect(compareVersions('2.8.4', '2.9.0')).toBeLessThan(0);
+    expect(compareVersions('2.9.0-beta.1', '2.9.0')).toBe(0);
+  });
+
+  it('never shows credentials from a URL', () => {
+    expect(redactUrl('nats://user:hunter2@host:4222')).not.toContain('hunter2');
+    expect(redactUrl('nats://user:hunter2@host:4222')).not.toContain('user');
+  });
+});

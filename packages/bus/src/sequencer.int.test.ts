@@ -1,0 +1,90 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '@parley/log';
+import { createTestEnv, type TestEnv } from '@parley/testing';
+import { connectBus, type Bus } from './connect.js';
+import { claimSubject, publishEvent, WrongLastSequenceError } from './publish.js';
+import { Sequencer } from './sequencer.js';
+import { ensureStreams } from './streams.js';
+
+const log = createLogger({ service: 'test', level: 'silent' });
+
+describe('Sequencer: gap-free per-subject seq across processes', () => {
+  let env: TestEnv;
+  let bus: Bus;
+  let other: Bus;
+  let stream: string;
+  let prefix: string;
+
+  beforeAll(async () => {
+    env = await createTestEnv();
+    bus = await connectBus({ url: env.natsUrl, name: 'seq-a', log });
+    other = await connectBus({ url: env.natsUrl, name: 'seq-b', log });
+    stream = `${env.namespace}_seqtest`;
+    prefix = `${env.namespace}.seqtest`;
+    await ensureStreams(bus.jsm, [{ name: stream, description: 'test', subjects: [`${prefix}.*`, `${prefix}claim.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120 }], log);
+  });
+  afterAll(async () => {
+    await bus?.nc.close();
+    await other?.nc.close();
+    await env?.cleanup();
+  });
+
+  const event = (seq: number, tag: string) => ({ type: 'Tested', seq, tag });
+
+  it('assigns 1..n without gaps or repeats when two sequencers (two gateways) append concurrently', async () => {
+    const subject = `${prefix}.race`;
+    const a = new Sequencer(bus.js, bus.jsm, stream);
+    const b = new Sequencer(other.js, other.jsm, stream);
+    const appends = [];
+    for (let i = 0; i < 40; i++) {
+      appends.push(a.append(subject, `a${i}`, (seq) => event(seq, `a${i}`)));
+      appends.push(b.append(subject, `b${i}`, (seq) => event(seq, `b${i}`)));
+    }
+    const results = await Promise.all(appends);
+    const seqs = results.map((r) => r.event.seq).sort((x, y) => x - y);
+    expect(seqs).toEqual(Array.from({ length: 80 }, (_, i) => i + 1));
+    // What is stored agrees with what the appenders were told, in stream order.
+    const stored: number[] = [];
+    for (const r of [...results].sort((x, y) => x.streamSeq - y.streamSeq)) {
+      const msg = await bus.jsm.streams.getMessage(stream, { seq: r.streamSeq });
+      stored.push(msg!.json<{ seq: number }>().seq);
+    }
+    expect(stored).toEqual(seqs);
+    expect(await a.currentSeq(subject)).toBe(80);
+  });
+
+  it('returns the original event for a repeated msgId, even from another process', async () => {
+    const subject = `${prefix}.dedup`;
+    const a = new Sequencer(bus.js, bus.jsm, stream);
+    const b = new Sequencer(other.js, other.jsm, stream);
+    const first = await a.append(subject, 'same-id', (seq) => event(seq, 'first'));
+    await a.append(subject, 'other-id', (seq) => event(seq, 'second'));
+    const retry = await b.append(subject, 'same-id', (seq) => event(seq, 'retry'));
+    expect(retry.duplicate).toBe(true);
+    expect(retry.event).toEqual(first.event);
+    expect(retry.streamSeq).toBe(first.streamSeq);
+    expect(await b.currentSeq(subject)).toBe(2);
+  });
+
+  it('refuses a publish whose expected last subject sequence is stale', async () => {
+    const subject = `${prefix}.stale`;
+    await publishEvent(bus.js, subject, { type: 'Tested' }, { msgId: 's1', expectLastSubjectSequence: 0 });
+    await expect(publishEvent(bus.js, subject, { type: 'Tested' }, { msgId: 's2', expectLastSubjectSequence: 0 })).rejects.toBeInstanceOf(WrongLastSequenceError);
+  });
+
+  it('lets exactly one of several concurrent claims win', async () => {
+    const subject = `${prefix}claim.name`;
+    const claims = await Promise.all(
+      ['x', 'y', 'z'].map((who, i) =>
+        claimSubject((i % 2 ? other : bus).js, bus.jsm, stream, subject, { type: 'Claimed', who }, `claim-${who}`),
+      ),
+    );
+    const winners = claims.filter((c) => c === null);
+    expect(winners).toHaveLength(1);
+    const holders = new Set(claims.filter((c) => c !== null).map((c) => c!.value.who));
+    expect(holders.size).toBe(1);
+    // The losers were told who holds it, and it is the winner.
+    const winner = ['x', 'y', 'z'][claims.findIndex((c) => c === null)];
+    expect([...holders][0]).toBe(winner);
+  });
+});

@@ -1,0 +1,50 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { declaredStreams, type StreamDeclaration } from '@parley/contracts';
+import { createLogger } from '@parley/log';
+import { createTestEnv, type TestEnv } from '@parley/testing';
+import { connectBus, type Bus } from './connect.js';
+import { ensureStreams } from './streams.js';
+
+const log = createLogger({ service: 'test', level: 'silent' });
+
+describe('ensureStreams', () => {
+  let env: TestEnv;
+  let bus: Bus;
+  beforeAll(async () => {
+    env = await createTestEnv();
+    bus = await connectBus({ url: env.natsUrl, name: 'streams-test', log });
+  });
+  afterAll(async () => {
+    await bus?.nc.close();
+    await env?.cleanup();
+  });
+
+  it('creates the declared streams, concurrently and idempotently', async () => {
+    const declared = Object.values(declaredStreams(env.namespace));
+    await Promise.all([1, 2, 3].map(() => ensureStreams(bus.jsm, declared, log)));
+    await ensureStreams(bus.jsm, declared, log);
+    for (const decl of declared) {
+      const info = await bus.jsm.streams.info(decl.name);
+      expect(info.config.subjects).toEqual(decl.subjects);
+      expect(info.config.max_age).toBe(0);
+      expect(info.config.duplicate_window).toBe(120 * 1e9);
+      expect(info.config.allow_direct).toBe(true);
+    }
+  });
+
+  it('brings a drifted stream back in line with its declaration', async () => {
+    const decl: StreamDeclaration = {
+      name: `${env.namespace}_drift`,
+      description: 'drift',
+      subjects: [`${env.namespace}.drift.*`],
+      maxAgeSeconds: 0,
+      maxMsgsPerSubject: -1,
+      duplicateWindowSeconds: 120,
+    };
+    await ensureStreams(bus.jsm, [decl], log);
+    await ensureStreams(bus.jsm, [{ ...decl, maxAgeSeconds: 3600, maxMsgsPerSubject: 1 }], log);
+    const info = await bus.jsm.streams.info(decl.name);
+    expect(info.config.max_age).toBe(3600 * 1e9);
+    expect(info.config.max_msgs_per_subject).toBe(1);
+  });
+});
