@@ -1,5 +1,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { buildMeta } from './envelope.js';
+import { Uuid } from './ids.js';
 import type { MessageSent } from './events/chats.js';
 
 /**
@@ -10,7 +11,7 @@ export const SendMessageFields = {
   clientMsgId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' }),
   // The configurable limit (MESSAGE_MAX_CHARS) is checked in code; this bound only keeps junk out.
   body: Type.String({ maxLength: 65_536 }),
-  replyTo: Type.Optional(Type.Union([Type.String({ pattern: '^[0-9a-f-]{36}$' }), Type.Null()])),
+  replyTo: Type.Optional(Type.Union([Uuid, Type.Null()])),
   attachmentIds: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10 })),
 };
 

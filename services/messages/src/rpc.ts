@@ -1,10 +1,8 @@
-import type { RpcMethods } from '@parley/contracts';
+import { isId, type RpcMethods } from '@parley/contracts';
 import type { Pool } from '@parley/pg';
 import { isMember, memberChatIds } from './chats/queries.js';
 import { findMessage } from './messages/queries.js';
 
-const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const isUuid = (v: unknown): v is string => typeof v === 'string' && UUID.test(v);
 
 type Req<M extends keyof RpcMethods> = Partial<RpcMethods[M]['req']> | null;
 type Res<M extends keyof RpcMethods> = Promise<RpcMethods[M]['res']>;
@@ -13,13 +11,13 @@ type Res<M extends keyof RpcMethods> = Promise<RpcMethods[M]['res']>;
 export function messagesRpc(pool: Pool) {
   return {
     memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> => ({
-      chatIds: isUuid(req?.userId) ? await memberChatIds(pool, req.userId) : [],
+      chatIds: isId(req?.userId) ? await memberChatIds(pool, req.userId) : [],
     }),
     isMember: async (req: Req<'messages.isMember'>): Res<'messages.isMember'> => ({
-      member: isUuid(req?.chatId) && isUuid(req?.userId) ? await isMember(pool, req.chatId, req.userId) : false,
+      member: isId(req?.chatId) && isId(req?.userId) ? await isMember(pool, req.chatId, req.userId) : false,
     }),
     messageChat: async (req: Req<'messages.messageChat'>): Res<'messages.messageChat'> => {
-      if (!isUuid(req?.messageId) || !isUuid(req?.userId)) return { chatId: null };
+      if (!isId(req?.messageId) || !isId(req?.userId)) return { chatId: null };
       const message = await findMessage(pool, req.messageId);
       // Only reveal the chat to one of its members.
       return { chatId: message && (await isMember(pool, message.chat_id, req.userId)) ? message.chat_id : null };

@@ -1,4 +1,4 @@
-import type { RpcMethods } from '@parley/contracts';
+import { isId, type RpcMethods } from '@parley/contracts';
 import type { Pool } from '@parley/pg';
 import { existingUserIds } from './users/queries.js';
 
@@ -6,7 +6,7 @@ import { existingUserIds } from './users/queries.js';
 export function usersRpc(pool: Pool) {
   return {
     existing: async (req: RpcMethods['users.existing']['req']): Promise<RpcMethods['users.existing']['res']> => {
-      const ids = Array.isArray(req?.userIds) ? req.userIds.filter((id) => typeof id === 'string' && /^[0-9a-f-]{36}$/.test(id)).slice(0, 1000) : [];
+      const ids = Array.isArray(req?.userIds) ? req.userIds.filter(isId).slice(0, 1000) : [];
       return { userIds: ids.length === 0 ? [] : await existingUserIds(pool, ids) };
     },
   };

@@ -1,8 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { compile, SendMessageFields } from '@parley/contracts';
+import { compile, SendMessageFields, Uuid } from '@parley/contracts';
 
 /** Client frames (api.md, WebSocket). Each is validated before anything acts on it. */
-const Uuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
 
 export const SendFrame = compile(
   Type.Object({ op: Type.Literal('send'), chatId: Uuid, ...SendMessageFields }, { additionalProperties: false }),

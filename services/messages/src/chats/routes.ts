@@ -1,3 +1,4 @@
+import { isId } from '@parley/contracts';
 import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { createChat, type CreateChatDeps } from './create.js';
@@ -6,7 +7,7 @@ import { ChatIdParams, CreateChatBody, ListQuery } from './schemas.js';
 
 const isChatCursor = (v: unknown): v is { at: string; id: string } =>
   typeof v === 'object' && v !== null && typeof (v as { at?: unknown }).at === 'string' && !Number.isNaN(Date.parse((v as { at: string }).at)) &&
-  typeof (v as { id?: unknown }).id === 'string' && /^[0-9a-f-]{36}$/.test((v as { id: string }).id);
+  isId((v as { id?: unknown }).id);
 
 export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & { pool: Pool }): void {
   router.route({

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
+import { Uuid } from '@parley/contracts';
 import { PageQuery } from '@parley/http';
 
-export const Uuid = Type.String({ pattern: '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$' });
 
 /** Most members a group may be created with in one request. */
 export const MAX_GROUP_MEMBERS = 200;

@@ -1,4 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { isId } from '@parley/contracts';
 
 /**
  * Refresh tokens are `<sessionId>.<secret>`: the session id finds the row, the 256-bit secret is
@@ -22,7 +23,7 @@ export function parseRefreshToken(token: string): { sessionId: string; secret: s
   if (dot <= 0) return null;
   const sessionId = token.slice(0, dot);
   const secret = token.slice(dot + 1);
-  if (!/^[0-9a-f-]{36}$/.test(sessionId) || !/^[A-Za-z0-9_-]{43}$/.test(secret)) return null;
+  if (!isId(sessionId) || !/^[A-Za-z0-9_-]{43}$/.test(secret)) return null;
   return { sessionId, secret };
 }
 

@@ -1,12 +1,12 @@
 import { Type } from '@sinclair/typebox';
 import type { Cache } from '@parley/cache';
-import type { UserView } from '@parley/contracts';
+import { Uuid, type UserView } from '@parley/contracts';
 import { NotFound, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { userCacheKey } from './cache-keys.js';
 import { findUserById, toUserView } from './queries.js';
 
-const IdParams = Type.Object({ id: Type.String({ format: 'uuid', pattern: '^[0-9a-f-]{36}$' }) });
+const IdParams = Type.Object({ id: Uuid }, { additionalProperties: false });
 
 export function userRoutes(router: ApiRouter, deps: { pool: Pool; cache: Cache; userTtlSeconds: number }): void {
   /** Public profile, through the Redis cache (invalidated by the projection on every user event). */
