@@ -13,6 +13,8 @@ export interface Stack {
   vars: Record<string, string>;
   baseUrl: string;
   wsUrl: string;
+  /** Each service's ops port (/healthz, /readyz, /metrics). */
+  metricsPorts: { gateway: number; users: number; messages: number };
   stop(): Promise<void>;
 }
 
@@ -27,6 +29,7 @@ export async function startStack(extra: Record<string, string> = {}): Promise<St
     vars,
     baseUrl: `http://127.0.0.1:${gateway.port}`,
     wsUrl: `ws://127.0.0.1:${gateway.port}/ws`,
+    metricsPorts: { gateway: gateway.metricsPort, users: users.metricsPort, messages: messages.metricsPort },
     async stop() {
       await gateway.stop();
       await messages.stop();
