@@ -13,7 +13,7 @@ describe('operational endpoints', () => {
       expect((await fetch(`http://127.0.0.1:${port}/healthz`)).status).toBe(200);
       const ready = await fetch(`http://127.0.0.1:${port}/readyz`);
       expect(ready.status).toBe(200);
-      expect((await ready.json()).checks.nats).toBe('ok');
+      expect(((await ready.json()) as any).checks.nats).toBe('ok');
     }
     const onClientPort = await http(stack, 'GET', '/metrics');
     expect(onClientPort.status).toBe(404);
