@@ -24,6 +24,7 @@ async function snapshot(db: pg.Client) {
     direct: await q('SELECT * FROM messages.direct_chats ORDER BY chat_id'),
     messages: await q('SELECT * FROM messages.messages ORDER BY chat_id, seq'),
     sessions: await q('SELECT id FROM users.sessions ORDER BY id'),
+    audit: await q('SELECT * FROM users.audit_log ORDER BY id'),
   };
 }
 
@@ -66,7 +67,8 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
     await messages.stop();
     await users.stop();
 
-    expect(await rebuildUsers(vars)).toBe(3);
+    // Three registrations: three UserRegistered events, and three audit entries.
+    expect(await rebuildUsers(vars)).toBe(6);
     expect(await rebuildMessages(vars)).toBe(2 + 30);
     const after = await snapshot(db);
     expect(after).toEqual(before);

@@ -104,8 +104,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 
   /**
-   * Rebuilds the projection from the stream: empties `tables` (the projection's tables and its
-   * checkpoint), deletes the durable consumer, replays every event, and returns once the consumer
+   * Rebuilds the projection from the stream: empties `tables` (the projection's own tables) and
+   * resets its checkpoint, deletes the durable consumer, replays every event, and returns once the consumer
    * has nothing pending. Refuses while another process (the running service) is the leader.
    */
   async rebuild(tables: string[], timeoutMs = 30 * 60_000): Promise<number> {
@@ -114,6 +114,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     }
     const { jsm } = this.o.bus;
     await this.o.pool.query(`TRUNCATE ${tables.join(', ')}`);
+    await this.o.pool.query(`DELETE FROM ${this.o.checkpointTable} WHERE projector = $1`, [this.name]);
     await jsm.consumers.delete(this.o.stream, this.name).catch((error: unknown) => {
       if (!isNotFound(error)) throw error;
     });

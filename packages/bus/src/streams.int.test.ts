@@ -26,7 +26,7 @@ describe('ensureStreams', () => {
     for (const decl of declared) {
       const info = await bus.jsm.streams.info(decl.name);
       expect(info.config.subjects).toEqual(decl.subjects);
-      expect(info.config.max_age).toBe(0);
+      expect(info.config.max_age).toBe(decl.maxAgeSeconds * 1e9);
       expect(info.config.duplicate_window).toBe(120 * 1e9);
       expect(info.config.allow_direct).toBe(true);
     }

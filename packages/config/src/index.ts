@@ -25,6 +25,11 @@ export const CommonEnv = {
   SHUTDOWN_TIMEOUT_SECONDS: Type.Number({ default: 10, minimum: 1 }),
   /** Ack wait of projector consumers, ms: how soon a crashed projector's events are redelivered. */
   PROJECTOR_ACK_WAIT_MS: Type.Number({ default: 30_000, minimum: 500 }),
+  /** Retention of the data lifecycle table (design.md); they shape stream limits, so every service reads them. */
+  MESSAGE_RETENTION_DAYS: Type.Number({ default: 365, minimum: 1 }),
+  AUDIT_LOG_RETENTION_DAYS: Type.Number({ default: 90, minimum: 1 }),
+  RESET_TOKEN_RETENTION_DAYS: Type.Number({ default: 7, minimum: 1 }),
+  READ_RECEIPT_RETENTION_DAYS: Type.Number({ default: 180, minimum: 1 }),
 } satisfies TProperties;
 
 /** A development JWT secret, used only when none is configured; services warn loudly when they fall back to it. */

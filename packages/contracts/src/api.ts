@@ -18,6 +18,8 @@ export interface ApiRequest {
   requestId: string;
   /** Client address as the gateway determined it (trusted-proxy rules applied). */
   ip: string;
+  /** The User-Agent header, truncated; kept in the audit log. */
+  userAgent: string;
 }
 
 export interface ApiResponse {
@@ -26,6 +28,12 @@ export interface ApiResponse {
   /** The matched route template (`/api/v1/chats/:id`), so the gateway's metrics never label by raw path. */
   route: string;
   headers?: Record<string, string>;
+  /**
+   * Sessions this request revoked (logout, password change). The gateway that carries the answer
+   * applies them before replying, so the very next request with such a token fails; other gateways
+   * learn from the revocations stream within milliseconds.
+   */
+  revokedSessions?: string[];
 }
 
 /** api.md's error envelope. */

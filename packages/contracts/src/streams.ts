@@ -20,13 +20,28 @@ export interface StreamDeclaration {
   duplicateWindowSeconds: number;
 }
 
-export type StreamKey = 'users' | 'chats';
+export type StreamKey = 'users' | 'chats' | 'audit' | 'resets' | 'revocations';
+
+/** Retention settings that shape stream limits; every service reads the same environment. */
+export interface StreamRetention {
+  auditLogDays: number;
+  resetTokenDays: number;
+}
+
+export const DEFAULT_RETENTION: StreamRetention = { auditLogDays: 90, resetTokenDays: 7 };
+
+/**
+ * Revocations must outlive every access token they revoke; access tokens live at most a day
+ * (ACCESS_TOKEN_TTL is capped at 86400), so two days leaves margin for clock skew.
+ */
+const REVOCATION_MAX_AGE_SECONDS = 2 * 86400;
+const DAY = 86400;
 
 export function streamName(ns: string, key: StreamKey): string {
   return `${ns}_${key}`;
 }
 
-export function declaredStreams(ns: string): Record<StreamKey, StreamDeclaration> {
+export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT_RETENTION): Record<StreamKey, StreamDeclaration> {
   return {
     users: {
       name: streamName(ns, 'users'),
@@ -42,6 +57,30 @@ export function declaredStreams(ns: string): Record<StreamKey, StreamDeclaration
       subjects: [subjects.allChats(ns), subjects.allChatClaims(ns)],
       maxAgeSeconds: 0,
       maxMsgsPerSubject: -1,
+      duplicateWindowSeconds: 120,
+    },
+    audit: {
+      name: streamName(ns, 'audit'),
+      description: 'Security audit log (AUDIT_LOG_RETENTION_DAYS)',
+      subjects: [subjects.allAudit(ns)],
+      maxAgeSeconds: retention.auditLogDays * DAY,
+      maxMsgsPerSubject: -1,
+      duplicateWindowSeconds: 120,
+    },
+    resets: {
+      name: streamName(ns, 'resets'),
+      description: 'Password-reset token hashes (RESET_TOKEN_RETENTION_DAYS)',
+      subjects: [subjects.allResets(ns)],
+      maxAgeSeconds: retention.resetTokenDays * DAY,
+      maxMsgsPerSubject: -1,
+      duplicateWindowSeconds: 120,
+    },
+    revocations: {
+      name: streamName(ns, 'revocations'),
+      description: 'Revoked sessions, kept as long as an access token can live',
+      subjects: [subjects.allRevocations(ns)],
+      maxAgeSeconds: REVOCATION_MAX_AGE_SECONDS,
+      maxMsgsPerSubject: 1,
       duplicateWindowSeconds: 120,
     },
   };

@@ -8,6 +8,9 @@ import { createHash } from 'node:crypto';
  *   <ns>.chatclaim.<pairHash>           direct-chat uniqueness claims
  *   <ns>.user.<userId>                  every event of one user
  *   <ns>.userclaim.<kind>.<valueHash>   username / e-mail uniqueness claims
+ *   <ns>.audit.<userId|anonymous>       security audit entries
+ *   <ns>.revocation.<sessionId>         revoked sessions
+ *   <ns>.reset.<userId>                 password-reset tokens (hashes) and their use
  *   <ns>.api.<service>                  HTTP API requests routed by the gateway (request/reply)
  *   <ns>.rpc.<service>.<method>         internal service-to-service requests (request/reply)
  */
@@ -29,6 +32,13 @@ export const subjects = {
   identityClaim: (ns: string, kind: 'username' | 'email', value: string) =>
     `${ns}.userclaim.${kind}.${subjectHash(value.toLowerCase())}`,
   allIdentityClaims: (ns: string) => `${ns}.userclaim.*.*`,
+
+  audit: (ns: string, userId: string | null) => `${ns}.audit.${userId ?? 'anonymous'}`,
+  allAudit: (ns: string) => `${ns}.audit.*`,
+  revocation: (ns: string, sessionId: string) => `${ns}.revocation.${sessionId}`,
+  allRevocations: (ns: string) => `${ns}.revocation.*`,
+  reset: (ns: string, userId: string) => `${ns}.reset.${userId}`,
+  allResets: (ns: string) => `${ns}.reset.*`,
 
   api: (ns: string, service: ServiceName) => `${ns}.api.${service}`,
   rpc: (ns: string, service: ServiceName, method: string) => `${ns}.rpc.${service}.${method}`,

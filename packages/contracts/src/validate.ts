@@ -4,6 +4,7 @@ import { ChatEvents } from './events/chats.js';
 import { UserEvents } from './events/users.js';
 import type { ChatEvent } from './events/chats.js';
 import type { UserEvent } from './events/users.js';
+import { AuditEvents, ResetEvents, RevocationEvents, type AuditEvent, type ResetEvent, type RevocationEvent } from './events/security.js';
 
 export interface ValidationIssue {
   path: string;
@@ -53,3 +54,6 @@ function catalogue<E extends { type: string; version: number }>(schemas: readonl
 
 export const parseChatEvent = catalogue<ChatEvent>(ChatEvents);
 export const parseUserEvent = catalogue<UserEvent>(UserEvents);
+export const parseAuditEvent = catalogue<AuditEvent>(AuditEvents);
+export const parseResetEvent = catalogue<ResetEvent>(ResetEvents);
+export const parseRevocationEvent = catalogue<RevocationEvent>(RevocationEvents);

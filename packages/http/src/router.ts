@@ -26,6 +26,8 @@ export interface HandlerResult {
   status: number;
   body?: unknown;
   headers?: Record<string, string>;
+  /** See ApiResponse.revokedSessions. */
+  revokedSessions?: string[];
 }
 
 interface Stored {

@@ -16,6 +16,8 @@ export interface RuntimeEnv {
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
   SHUTDOWN_TIMEOUT_SECONDS: number;
   METRICS_PORT: number;
+  AUDIT_LOG_RETENTION_DAYS: number;
+  RESET_TOKEN_RETENTION_DAYS: number;
 }
 
 export interface Deps {
@@ -79,7 +81,8 @@ export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
   }
   const bus = await connectBus({ url: env.NATS_URL, name: spec.name, log });
-  await ensureStreams(bus.jsm, Object.values(declaredStreams(namespace)), log);
+  const retention = { auditLogDays: env.AUDIT_LOG_RETENTION_DAYS, resetTokenDays: env.RESET_TOKEN_RETENTION_DAYS };
+  await ensureStreams(bus.jsm, Object.values(declaredStreams(namespace, retention)), log);
   const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log });
   const deps = { namespace, log, metrics, bus, pool, cache, databaseUrl: env.DATABASE_URL } as unknown as D;
   return {

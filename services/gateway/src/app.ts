@@ -6,7 +6,10 @@ import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { GatewayConfig } from './env.js';
 import { apiHandler } from './http/api-handler.js';
-import { CLOSE_GOING_AWAY, wsBehavior } from './ws/connection.js';
+import { clientAddressResolver } from './http/client-address.js';
+import { authenticator } from './auth/authenticator.js';
+import { RevocationList } from './auth/revocations.js';
+import { CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, wsBehavior } from './ws/connection.js';
 import { startFanout } from './ws/fanout.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
 
@@ -29,8 +32,18 @@ export interface Gateway {
  */
 export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Promise<Gateway> {
   const app = uWS.App();
-  const verifier = new TokenVerifier(config.JWT_SECRET);
   const registry = new SocketRegistry();
+  const revocations = new RevocationList({
+    ...deps,
+    tokenTtlSeconds: config.ACCESS_TOKEN_TTL,
+    // A revoked session's open sockets are closed at once (issue 3: within a second).
+    onRevoked: (sessionId) => {
+      for (const socket of registry.socketsOfSession(sessionId)) socket.end(CLOSE_UNAUTHORIZED, 'session revoked');
+    },
+  });
+  // Load every live revocation before accepting a single request.
+  await revocations.start();
+  const authenticate = authenticator(new TokenVerifier(config.JWT_SECRET), revocations);
   const sockets = new Set<Socket>();
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, streamName(deps.namespace, 'chats'), deps.metrics);
 
@@ -38,7 +51,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     '/ws',
     wsBehavior({
       ...deps,
-      verifier,
+      authenticate,
       registry,
       sockets,
       sequencer,
@@ -50,7 +63,14 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   );
   app.any(
     '/*',
-    apiHandler({ ...deps, verifier, bodyLimit: config.HTTP_BODY_LIMIT, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS }),
+    apiHandler({
+      ...deps,
+      authenticate,
+      revoke: (sessionId) => revocations.add(sessionId),
+      bodyLimit: config.HTTP_BODY_LIMIT,
+      serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
+      clientAddress: clientAddressResolver(config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)),
+    }),
   );
 
   const fanout = await startFanout({ app, registry, ...deps });
@@ -67,6 +87,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       uWS.us_listen_socket_close(listenSocket);
       for (const socket of [...sockets]) socket.end(CLOSE_GOING_AWAY, 'server shutting down, reconnect');
       await fanout.stop();
+      await revocations.stop();
     },
   };
 }

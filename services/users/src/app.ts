@@ -1,10 +1,14 @@
 import { fileURLToPath } from 'node:url';
 import { TokenSigner } from '@parley/auth';
 import { Projector, serveRequests } from '@parley/bus';
-import { parseUserEvent, streamName, subjects, type UserEvent } from '@parley/contracts';
+import { parseAuditEvent, parseUserEvent, streamName, subjects, type AuditEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import type { Deps, Started } from '@parley/runtime';
+import { auditProjection } from './audit/projection.js';
+import { auditRecorder } from './audit/record.js';
+import { auditRoutes } from './audit/routes.js';
 import { authRoutes } from './auth/routes.js';
+import { LoginThrottle } from './auth/throttle.js';
 import type { UsersConfig } from './env.js';
 import { usersRpc } from './rpc.js';
 import { CHECKPOINT_TABLE, usersProjection } from './users/projection.js';
@@ -13,36 +17,60 @@ import { userRoutes } from './users/routes.js';
 export const SCHEMA = 'users';
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
+export interface AppOptions {
+  projectorHooks?: { afterCommit?: (seqs: number[]) => void };
+}
+
 export interface UsersApp {
   router: ApiRouter;
+  /** The users projection (accounts, profiles, contacts). */
   projector: Projector<UserEvent>;
+  /** Every projector this service runs (the users projection first). */
+  projectors: Projector<{ meta?: { eventId?: string } }>[];
 }
 
 /** Builds the users service from ready clients; reads no env, listens on nothing. */
-export function buildApp(deps: Deps, config: UsersConfig, options: { projectorHooks?: { afterCommit?: (seqs: number[]) => void } } = {}): UsersApp {
+export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = {}): UsersApp {
   const router = new ApiRouter(deps.log);
   const signer = new TokenSigner(config.JWT_SECRET, config.ACCESS_TOKEN_TTL);
-  authRoutes(router, { ...deps, signer, refreshTtlSeconds: config.REFRESH_TOKEN_TTL });
+  const audit = auditRecorder(deps.bus, deps.namespace, deps.log);
+  const throttle = new LoginThrottle(deps.pool, {
+    maxFailuresPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+    maxFailuresPerAddress: config.LOGIN_MAX_FAILURES_PER_ADDRESS,
+    windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
+  });
+  authRoutes(router, { ...deps, signer, refreshTtlSeconds: config.REFRESH_TOKEN_TTL, audit, throttle });
   userRoutes(router, { pool: deps.pool, cache: deps.cache, userTtlSeconds: config.REDIS_USER_TTL });
+  auditRoutes(router, deps);
 
-  const projector = new Projector<UserEvent>({
+  const common = {
     bus: deps.bus,
-    stream: streamName(deps.namespace, 'users'),
-    filterSubject: subjects.allUsers(deps.namespace),
     pool: deps.pool,
     databaseUrl: deps.databaseUrl,
     checkpointTable: CHECKPOINT_TABLE,
-    parse: parseUserEvent,
-    projection: usersProjection(deps),
     log: deps.log,
     metrics: deps.metrics,
     ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
     ...(options.projectorHooks ? { hooks: options.projectorHooks } : {}),
+  };
+  const projector = new Projector<UserEvent>({
+    ...common,
+    stream: streamName(deps.namespace, 'users'),
+    filterSubject: subjects.allUsers(deps.namespace),
+    parse: parseUserEvent,
+    projection: usersProjection(deps),
   });
-  return { router, projector };
+  const auditProjector = new Projector<AuditEvent>({
+    ...common,
+    stream: streamName(deps.namespace, 'audit'),
+    filterSubject: subjects.allAudit(deps.namespace),
+    parse: parseAuditEvent,
+    projection: auditProjection(),
+  });
+  return { router, projector, projectors: [projector, auditProjector] as UsersApp['projectors'] };
 }
 
-/** Wires the app onto NATS: API requests, internal RPC, the projector. */
+/** Wires the app onto NATS: API requests, internal RPC, the projectors. */
 export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const { nc } = deps.bus;
   const rpc = usersRpc(deps.pool);
@@ -52,12 +80,12 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   ];
   const { rows } = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users');
   deps.metrics.usersTotal.set(rows[0]?.n ?? 0);
-  app.projector.start();
+  for (const projector of app.projectors) projector.start();
   return {
     async stop() {
       // Stop taking requests first, let in-flight ones finish (drain), then stop projecting.
       await Promise.all(subs.map((s) => s.drain()));
-      await app.projector.stop();
+      await Promise.all(app.projectors.map((p) => p.stop()));
     },
   };
 }

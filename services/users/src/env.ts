@@ -9,6 +9,11 @@ export const UsersEnv = {
   REFRESH_TOKEN_TTL: Type.Number({ default: 30 * 86400, minimum: 60 }),
   REDIS_USER_TTL: Type.Number({ default: 3600, minimum: 1 }),
   REDIS_SESSION_TTL: Type.Number({ default: 86400, minimum: 1 }),
+  REDIS_CONTACTS_TTL: Type.Number({ default: 1800, minimum: 1 }),
+  /** Failed logins allowed per account, and per client address, within LOGIN_FAILURE_WINDOW_SECONDS. */
+  LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Number({ default: 5, minimum: 1 }),
+  LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Number({ default: 30, minimum: 1 }),
+  LOGIN_FAILURE_WINDOW_SECONDS: Type.Number({ default: 900, minimum: 1 }),
 };
 
 export type UsersConfig = ReturnType<typeof loadUsersEnv>;

@@ -1,6 +1,7 @@
 import { openDeps, type Deps } from '@parley/runtime';
 import { buildApp, MIGRATIONS_DIR, SCHEMA } from './app.js';
 import { loadUsersEnv } from './env.js';
+import { AUDIT_PROJECTION_TABLES, AUDIT_PROJECTOR } from './audit/projection.js';
 import { PROJECTION_TABLES } from './users/projection.js';
 
 /** `npm run rebuild -- users`: empties the users projection and replays it from the users stream. */
@@ -8,7 +9,11 @@ export async function rebuildUsers(source: Record<string, string | undefined>): 
   const config = loadUsersEnv(source);
   const opened = await openDeps<Deps>({ name: 'users-rebuild', env: config, database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR } });
   try {
-    return await buildApp(opened.deps, config).projector.rebuild(PROJECTION_TABLES);
+    const app = buildApp(opened.deps, config);
+    let events = await app.projector.rebuild(PROJECTION_TABLES);
+    const audit = app.projectors.find((p) => p.name === AUDIT_PROJECTOR);
+    if (audit) events += await audit.rebuild(AUDIT_PROJECTION_TABLES);
+    return events;
   } finally {
     await opened.close();
   }

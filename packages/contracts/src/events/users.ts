@@ -40,5 +40,50 @@ export const IdentityClaimed = eventSchema(
 );
 export type IdentityClaimed = Static<typeof IdentityClaimed>;
 
-export const UserEvents = [UserRegistered] as const;
-export type UserEvent = UserRegistered;
+/** Only the fields that changed are present; `avatarUrl: null` removes the avatar. */
+export const ProfileUpdated = eventSchema(
+  'ProfileUpdated',
+  1,
+  Type.Object(
+    {
+      userId: Type.String(),
+      displayName: Type.Optional(Type.String()),
+      bio: Type.Optional(Type.String()),
+      avatarUrl: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type ProfileUpdated = Static<typeof ProfileUpdated>;
+
+export const PasswordChanged = eventSchema(
+  'PasswordChanged',
+  1,
+  Type.Object(
+    {
+      userId: Type.String(),
+      passwordHash: Type.String(),
+      reason: Type.Union([Type.Literal('change'), Type.Literal('reset')]),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type PasswordChanged = Static<typeof PasswordChanged>;
+
+export const ContactAdded = eventSchema(
+  'ContactAdded',
+  1,
+  Type.Object({ userId: Type.String(), contactId: Type.String() }, { additionalProperties: false }),
+);
+export type ContactAdded = Static<typeof ContactAdded>;
+
+export const ContactRemoved = eventSchema(
+  'ContactRemoved',
+  1,
+  Type.Object({ userId: Type.String(), contactId: Type.String() }, { additionalProperties: false }),
+);
+export type ContactRemoved = Static<typeof ContactRemoved>;
+
+export const UserEvents = [UserRegistered, ProfileUpdated, PasswordChanged, ContactAdded, ContactRemoved] as const;
+/** Every event on a user's subject; switches over it end in a `never` check. */
+export type UserEvent = UserRegistered | ProfileUpdated | PasswordChanged | ContactAdded | ContactRemoved;

@@ -1,20 +1,25 @@
 import { STATUS_CODES } from 'node:http';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import type { TokenVerifier } from '@parley/auth';
 import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
 import { newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
+import type { Authenticate } from '../auth/authenticator.js';
+import { normaliseAddress } from './client-address.js';
 import { isPublic, ownerOf } from './routing.js';
 
 export interface ApiHandlerDeps {
   bus: Bus;
   namespace: string;
-  verifier: TokenVerifier;
+  authenticate: Authenticate;
+  /** Applies a revocation carried by a service's answer (RevocationList.add). */
+  revoke: (sessionId: string) => void;
   log: Logger;
   metrics: Metrics;
   bodyLimit: number;
   serviceTimeoutMs: number;
+  /** Resolves the client address from the socket peer and X-Forwarded-For (trusted proxies only). */
+  clientAddress: (remote: string, forwardedFor: string) => string;
 }
 
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
@@ -37,6 +42,9 @@ export function apiHandler(deps: ApiHandlerDeps) {
     const rawQuery = req.getQuery() ?? '';
     const authorization = req.getHeader('authorization');
     const contentLength = Number.parseInt(req.getHeader('content-length') || '0', 10) || 0;
+    const userAgent = req.getHeader('user-agent').slice(0, 256);
+    const forwardedFor = req.getHeader('x-forwarded-for');
+    const ip = deps.clientAddress(normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()), forwardedFor);
     const state = { aborted: false, route: 'unmatched', requestBytes: 0 };
     res.onAborted(() => {
       state.aborted = true;
@@ -79,7 +87,7 @@ export function apiHandler(deps: ApiHandlerDeps) {
         }
       }
       const token = /^Bearer (.+)$/i.exec(authorization)?.[1];
-      const claims = token ? await deps.verifier.verify(token) : null;
+      const claims = token ? await deps.authenticate(token) : null;
       if (!claims && !isPublic(method, path)) {
         reply({ status: 401, body: envelope('unauthorized', 'Missing or invalid access token') });
         return;
@@ -91,12 +99,14 @@ export function apiHandler(deps: ApiHandlerDeps) {
         body,
         auth: claims,
         requestId: newId(),
-        ip: state.aborted ? '' : Buffer.from(res.getRemoteAddressAsText()).toString(),
+        ip,
+        userAgent,
       };
       try {
         const answer = await requestJson<ApiResponse>(deps.bus.nc, subjects.api(deps.namespace, service), apiRequest, deps.serviceTimeoutMs);
         state.route = answer.route;
-        reply(answer);
+        for (const sessionId of answer.revokedSessions ?? []) deps.revoke(sessionId);
+        reply({ status: answer.status, body: answer.body, ...(answer.headers ? { headers: answer.headers } : {}) });
       } catch (error) {
         if (!(error instanceof ServiceUnavailableError)) deps.log.error({ err: error, service }, 'forwarding failed');
         reply({ status: 503, body: envelope('unavailable', `The ${service} service is not answering; try again`) });

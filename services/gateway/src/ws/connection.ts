@@ -1,6 +1,6 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
-import type { TokenVerifier } from '@parley/auth';
 import { requestJson, ServiceUnavailableError } from '@parley/bus';
+import type { Authenticate } from '../auth/authenticator.js';
 import { subjects, type RpcMethods } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
@@ -9,7 +9,7 @@ import { chatTopic, type SocketData, type Socket, type SocketRegistry } from './
 import { handleSend, type SendDeps } from './send.js';
 
 export interface ConnectionDeps extends SendDeps {
-  verifier: TokenVerifier;
+  authenticate: Authenticate;
   registry: SocketRegistry;
   /** Every open socket, authenticated or not (for shutdown). */
   sockets: Set<Socket>;
@@ -48,7 +48,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     data.sessionId = sessionId;
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
-    deps.registry.add(userId, socket);
+    deps.registry.add(userId, sessionId, socket);
     deps.metrics.activeUsers.set(deps.registry.userCount);
     data.ready = (async () => {
       const { chatIds } = await requestJson<RpcMethods['messages.memberships']['res']>(
@@ -87,7 +87,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         send(socket, errorFrame('unauthorized', 'Authenticate first: {"op":"auth","token":...}'), 'error');
         return;
       }
-      const claims = await deps.verifier.verify(frame.token);
+      const claims = await deps.authenticate(frame.token);
       if (!claims) {
         socket.end(CLOSE_UNAUTHORIZED, 'invalid token');
         return;
@@ -159,7 +159,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         res.upgrade(userData(), key, protocol, extensions, context);
         return;
       }
-      void deps.verifier.verify(token).then((claims) => {
+      void deps.authenticate(token).then((claims) => {
         if (aborted) return;
         res.cork(() => {
           if (!claims) {
@@ -208,7 +208,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       if (data.authTimer) clearTimeout(data.authTimer);
       deps.metrics.websocketConnections.dec();
       if (data.userId) {
-        deps.registry.remove(data.userId, socket);
+        deps.registry.remove(data.userId, data.sessionId, socket);
         deps.metrics.activeUsers.set(deps.registry.userCount);
       }
     },

@@ -24,22 +24,25 @@ export const chatTopic = (chatId: string) => `chat:${chatId}`;
  */
 export class SocketRegistry {
   private readonly byUser = new Map<string, Set<Socket>>();
+  private readonly bySession = new Map<string, Set<Socket>>();
 
-  add(userId: string, socket: Socket): void {
-    let set = this.byUser.get(userId);
-    if (!set) this.byUser.set(userId, (set = new Set()));
-    set.add(socket);
+  add(userId: string, sessionId: string, socket: Socket): void {
+    addTo(this.byUser, userId, socket);
+    addTo(this.bySession, sessionId, socket);
   }
 
-  remove(userId: string, socket: Socket): void {
-    const set = this.byUser.get(userId);
-    if (!set) return;
-    set.delete(socket);
-    if (set.size === 0) this.byUser.delete(userId);
+  remove(userId: string, sessionId: string | null, socket: Socket): void {
+    removeFrom(this.byUser, userId, socket);
+    if (sessionId) removeFrom(this.bySession, sessionId, socket);
   }
 
   socketsOf(userId: string): Iterable<Socket> {
     return this.byUser.get(userId) ?? [];
+  }
+
+  /** The sockets opened with one session's tokens (closed when the session is revoked). */
+  socketsOfSession(sessionId: string): Socket[] {
+    return [...(this.bySession.get(sessionId) ?? [])];
   }
 
   get userCount(): number {
@@ -49,4 +52,17 @@ export class SocketRegistry {
   all(): Socket[] {
     return [...this.byUser.values()].flatMap((s) => [...s]);
   }
+}
+
+function addTo(map: Map<string, Set<Socket>>, key: string, socket: Socket): void {
+  let set = map.get(key);
+  if (!set) map.set(key, (set = new Set()));
+  set.add(socket);
+}
+
+function removeFrom(map: Map<string, Set<Socket>>, key: string, socket: Socket): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(socket);
+  if (set.size === 0) map.delete(key);
 }

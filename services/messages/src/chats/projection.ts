@@ -12,7 +12,6 @@ export const PROJECTION_TABLES = [
   'messages.direct_chats',
   'messages.chat_members',
   'messages.chats',
-  'messages.projection_checkpoints',
 ];
 
 /**

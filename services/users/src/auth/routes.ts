@@ -1,18 +1,25 @@
 import type { TokenSigner } from '@parley/auth';
+import type { Cache } from '@parley/cache';
 import { newId } from '@parley/contracts';
-import { Unauthorized, type ApiRouter } from '@parley/http';
+import { RateLimited, Unauthorized, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
+import { auditContext, type AuditRecorder } from '../audit/record.js';
 import { findUserById, findUserByLogin, toUserView } from '../users/queries.js';
 import { burnPasswordCheck, verifyPassword } from './passwords.js';
 import { formatRefreshToken, hashSecret, newRefreshSecret, parseRefreshToken } from './refresh-tokens.js';
+import { registerUser, type RegisterDeps } from './register.js';
+import { revokeSessions } from './revoke.js';
 import { LoginBody, RefreshBody, RegisterBody } from './schemas.js';
 import { findSessionUser, insertSession, rotateRefresh } from './sessions.js';
-import { registerUser, type RegisterDeps } from './register.js';
+import type { LoginThrottle } from './throttle.js';
 
 export interface AuthRouteDeps extends RegisterDeps {
   pool: Pool;
+  cache: Cache;
   signer: TokenSigner;
   refreshTtlSeconds: number;
+  audit: AuditRecorder;
+  throttle: LoginThrottle;
 }
 
 export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
@@ -26,8 +33,8 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       expiresAt: new Date(Date.now() + deps.refreshTtlSeconds * 1000),
     });
     return {
-      accessToken: await deps.signer.sign({ userId, sessionId }),
-      refreshToken: formatRefreshToken(sessionId, secret),
+      sessionId,
+      tokens: { accessToken: await deps.signer.sign({ userId, sessionId }), refreshToken: formatRefreshToken(sessionId, secret) },
     };
   };
 
@@ -40,7 +47,9 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       const { userId } = await registerUser(deps, body, request.requestId);
       const user = await findUserById(deps.pool, userId);
       if (!user) throw new Error('registered user missing from projection');
-      return { status: 201, body: { user: toUserView(user, true), ...(await startSession(userId)) } };
+      const { sessionId, tokens } = await startSession(userId);
+      await deps.audit.record(userId, 'user.registered', auditContext(request), { sessionId });
+      return { status: 201, body: { user: toUserView(user, true), ...tokens } };
     },
   });
 
@@ -49,12 +58,24 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     url: '/api/v1/auth/login',
     authenticated: false,
     schema: { body: LoginBody },
-    handler: async ({ body }) => {
+    handler: async ({ body, request }) => {
       const user = await findUserByLogin(deps.pool, body.login);
+      // Known accounts are throttled by id (username and e-mail share one counter); unknown ones
+      // by what was typed, so the two cases behave alike from outside.
+      const accountKey = user?.id ?? body.login.toLowerCase();
+      const wait = await deps.throttle.retryAfter(accountKey, request.ip);
+      if (wait !== null) throw new RateLimited(wait, 'Too many failed logins; try again later');
       // Same work and the same answer whether or not the account exists (no enumeration).
       const ok = user ? await verifyPassword(user.password_hash, body.password) : await burnPasswordCheck(body.password);
-      if (!user || !ok) throw new Unauthorized('Wrong login or password', 'invalid_credentials');
-      return { status: 200, body: { user: toUserView(user, true), ...(await startSession(user.id)) } };
+      if (!user || !ok) {
+        await deps.throttle.recordFailure(accountKey, request.ip);
+        await deps.audit.record(user?.id ?? null, 'login.failed', auditContext(request), {});
+        throw new Unauthorized('Wrong login or password', 'invalid_credentials');
+      }
+      await deps.throttle.recordSuccess(accountKey);
+      const { sessionId, tokens } = await startSession(user.id);
+      await deps.audit.record(user.id, 'login.succeeded', auditContext(request), { sessionId });
+      return { status: 200, body: { user: toUserView(user, true), ...tokens } };
     },
   });
 
@@ -63,14 +84,17 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     url: '/api/v1/auth/refresh',
     authenticated: false,
     schema: { body: RefreshBody },
-    handler: async ({ body }) => {
+    handler: async ({ body, request }) => {
       const parsed = parseRefreshToken(body.refreshToken);
       if (!parsed) throw new Unauthorized('Invalid refresh token');
       const nextSecret = newRefreshSecret();
       const outcome = await rotateRefresh(deps.pool, parsed.sessionId, hashSecret(parsed.secret), hashSecret(nextSecret));
-      if (outcome !== 'rotated') throw new Unauthorized('Invalid refresh token');
       const userId = await findSessionUser(deps.pool, parsed.sessionId);
-      if (!userId || !(await findUserById(deps.pool, userId))) throw new Unauthorized('Invalid refresh token');
+      if (outcome === 'reused' && userId) {
+        await revokeSessions(deps, userId, { sessionId: parsed.sessionId }, 'refresh_token_reuse', request.requestId);
+        await deps.audit.record(userId, 'refresh.reused', auditContext(request), { sessionId: parsed.sessionId });
+      }
+      if (outcome !== 'rotated' || !userId || !(await findUserById(deps.pool, userId))) throw new Unauthorized('Invalid refresh token');
       return {
         status: 200,
         body: {
@@ -78,6 +102,16 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
           refreshToken: formatRefreshToken(parsed.sessionId, nextSecret),
         },
       };
+    },
+  });
+
+  router.route({
+    method: 'POST',
+    url: '/api/v1/auth/logout',
+    handler: async ({ auth, request }) => {
+      const revokedSessions = await revokeSessions(deps, auth.userId, { sessionId: auth.sessionId }, 'logout', request.requestId);
+      await deps.audit.record(auth.userId, 'logout', auditContext(request), { sessionId: auth.sessionId });
+      return { status: 204, revokedSessions };
     },
   });
 }

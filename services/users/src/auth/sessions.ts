@@ -31,10 +31,10 @@ export async function rotateRefresh(pool: Pool, sessionId: string, presented: Bu
     [sessionId, presented, next],
   );
   if (rotated.rowCount === 1) return 'rotated';
-  // A token that was already rotated away is being replayed: assume theft, end the session.
+  // A token that was already rotated away is being replayed: assume theft. The caller revokes the
+  // session (revokeSessions), which also tells the gateways.
   const reused = await pool.query(
-    `UPDATE users.sessions SET revoked_at = now(), revoked_reason = 'refresh_token_reuse'
-      WHERE id = $1 AND previous_hash = $2 AND revoked_at IS NULL`,
+    `SELECT 1 FROM users.sessions WHERE id = $1 AND previous_hash = $2 AND revoked_at IS NULL`,
     [sessionId, presented],
   );
   return reused.rowCount === 1 ? 'reused' : 'invalid';
@@ -43,4 +43,26 @@ export async function rotateRefresh(pool: Pool, sessionId: string, presented: Bu
 export async function findSessionUser(pool: Pool, sessionId: string): Promise<string | null> {
   const { rows } = await pool.query<{ user_id: string }>('SELECT user_id FROM users.sessions WHERE id = $1', [sessionId]);
   return rows[0]?.user_id ?? null;
+}
+
+/** Marks sessions revoked; returns the ids that were still active. */
+export async function revokeSessionRows(
+  pool: Pool,
+  userId: string,
+  which: { sessionId: string } | { allExcept: string | null },
+  reason: string,
+): Promise<string[]> {
+  const { rows } =
+    'sessionId' in which
+      ? await pool.query<{ id: string }>(
+          `UPDATE users.sessions SET revoked_at = now(), revoked_reason = $3
+            WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id`,
+          [which.sessionId, userId, reason],
+        )
+      : await pool.query<{ id: string }>(
+          `UPDATE users.sessions SET revoked_at = now(), revoked_reason = $3
+            WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2::uuid) RETURNING id`,
+          [userId, which.allExcept, reason],
+        );
+  return rows.map((r) => r.id);
 }

@@ -2,17 +2,24 @@ import type { Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
 import type { UserEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
-import { userCacheKey } from './cache-keys.js';
+import { contactsCacheKey, meCacheKey, userCacheKey } from './cache-keys.js';
 
 export const USERS_PROJECTOR = 'users-projection';
 export const CHECKPOINT_TABLE = 'users.projection_checkpoints';
 /** Tables this projection owns: emptied and refilled by `npm run rebuild -- users`. */
-export const PROJECTION_TABLES = ['users.users', 'users.projection_checkpoints'];
+export const PROJECTION_TABLES = ['users.users', 'users.contacts'];
 
+/**
+ * Projects the users stream (accounts, profiles, passwords, contacts). Every write is keyed by ids
+ * inside the event and guarded by the checkpoint, so a redelivered event changes nothing.
+ * After commit it deletes the cache keys the events touched, so no replica serves a stale profile
+ * or contact list once the event is projected.
+ */
 export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Projection<UserEvent> {
   return {
     name: USERS_PROJECTOR,
     async apply(event, tx, position) {
+      const at = event.meta.occurredAt;
       switch (event.type) {
         case 'UserRegistered': {
           const d = event.data;
@@ -20,20 +27,59 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Proje
             `INSERT INTO users.users (id, username, username_lower, email, email_lower, display_name, password_hash, created_at, stream_seq)
              VALUES ($1, $2, lower($2), $3, lower($3), $4, $5, $6, $7)
              ON CONFLICT (id) DO NOTHING`,
-            [d.userId, d.username, d.email, d.displayName, d.passwordHash, event.meta.occurredAt, position.streamSeq],
+            [d.userId, d.username, d.email, d.displayName, d.passwordHash, at, position.streamSeq],
           );
           return;
         }
+        case 'ProfileUpdated': {
+          const d = event.data;
+          // COALESCE keeps fields the event does not mention; avatarUrl may be set to null on purpose.
+          await tx.query(
+            `UPDATE users.users SET
+               display_name = COALESCE($2, display_name),
+               bio = COALESCE($3, bio),
+               avatar_url = CASE WHEN $4::boolean THEN $5 ELSE avatar_url END,
+               stream_seq = $6
+             WHERE id = $1`,
+            [d.userId, d.displayName ?? null, d.bio ?? null, d.avatarUrl !== undefined, d.avatarUrl ?? null, position.streamSeq],
+          );
+          return;
+        }
+        case 'PasswordChanged':
+          await tx.query('UPDATE users.users SET password_hash = $2, stream_seq = $3 WHERE id = $1', [
+            event.data.userId,
+            event.data.passwordHash,
+            position.streamSeq,
+          ]);
+          return;
+        case 'ContactAdded':
+          await tx.query(
+            `INSERT INTO users.contacts (user_id, contact_id, added_at, stream_seq) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, contact_id) DO NOTHING`,
+            [event.data.userId, event.data.contactId, at, position.streamSeq],
+          );
+          return;
+        case 'ContactRemoved':
+          await tx.query('DELETE FROM users.contacts WHERE user_id = $1 AND contact_id = $2', [event.data.userId, event.data.contactId]);
+          return;
         default: {
-          const unhandled: never = event.type;
-          throw new Error(`users projection cannot apply ${String(unhandled)}`);
+          const unhandled: never = event;
+          throw new Error(`users projection cannot apply ${(unhandled as { type: string }).type}`);
         }
       }
     },
     async afterCommit(events) {
       const registered = events.filter((e) => e.type === 'UserRegistered').length;
       if (registered > 0) deps.metrics.usersTotal.inc(registered);
-      await deps.cache.del(...events.map((e) => userCacheKey(e.data.userId)));
+      const keys = new Set<string>();
+      for (const e of events) {
+        keys.add(userCacheKey(e.data.userId));
+        keys.add(meCacheKey(e.data.userId));
+        if (e.type === 'ContactAdded' || e.type === 'ContactRemoved') keys.add(contactsCacheKey(e.data.userId));
+        // Contact lists are cached as ids only and resolved through user:<id>, so a contact's
+        // profile change is covered by deleting that one user key.
+      }
+      await deps.cache.del(...keys);
     },
   };
 }

@@ -1,0 +1,115 @@
+import { describe, expect, it } from 'vitest';
+import { Type } from '@sinclair/typebox';
+import { AuthEnv, CommonEnv, ConfigError, DEV_JWT_SECRET, loadEnv } from './index.js';
+
+function configError(fn: () => unknown): ConfigError {
+  try {
+    fn();
+  } catch (error) {
+    expect(error).toBeInstanceOf(ConfigError);
+    return error as ConfigError;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('loadEnv', () => {
+  it('applies api.md\'s defaults when nothing is set', () => {
+    const env = loadEnv({ ...CommonEnv, ...AuthEnv }, {});
+    expect(env).toEqual({
+      NATS_URL: 'nats://127.0.0.1:4222',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:5432/parley',
+      LOG_LEVEL: 'info',
+      PARLEY_NAMESPACE: 'parley',
+      SHUTDOWN_TIMEOUT_SECONDS: 10,
+      PROJECTOR_ACK_WAIT_MS: 30_000,
+      JWT_SECRET: DEV_JWT_SECRET,
+      ACCESS_TOKEN_TTL: 900,
+    });
+    expect('REDIS_URL' in env).toBe(false);
+  });
+
+  it('takes set values over defaults and converts numeric strings to numbers', () => {
+    const env = loadEnv(CommonEnv, {
+      NATS_URL: 'nats://nats:4222',
+      REDIS_URL: 'redis://cache:6379',
+      LOG_LEVEL: 'debug',
+      SHUTDOWN_TIMEOUT_SECONDS: '25',
+      PROJECTOR_ACK_WAIT_MS: '1500',
+    });
+    expect(env.NATS_URL).toBe('nats://nats:4222');
+    expect(env.REDIS_URL).toBe('redis://cache:6379');
+    expect(env.LOG_LEVEL).toBe('debug');
+    expect(env.SHUTDOWN_TIMEOUT_SECONDS).toBe(25);
+    expect(env.PROJECTOR_ACK_WAIT_MS).toBe(1500);
+  });
+
+  it('ignores variables outside the schema', () => {
+    const env = loadEnv(CommonEnv, { HOME: '/root', PATH: '/bin' });
+    expect('HOME' in env).toBe(false);
+    expect('PATH' in env).toBe(false);
+  });
+
+  it('treats an empty variable as unset: the default applies and an optional stays absent', () => {
+    const env = loadEnv(CommonEnv, { DATABASE_URL: '', REDIS_URL: '', SHUTDOWN_TIMEOUT_SECONDS: '' });
+    expect(env.DATABASE_URL).toBe('postgres://postgres@127.0.0.1:5432/parley');
+    expect(env.REDIS_URL).toBeUndefined();
+    expect(env.SHUTDOWN_TIMEOUT_SECONDS).toBe(10);
+  });
+
+  it('names every bad variable in one ConfigError', () => {
+    const error = configError(() =>
+      loadEnv(CommonEnv, {
+        SHUTDOWN_TIMEOUT_SECONDS: 'soon',
+        PROJECTOR_ACK_WAIT_MS: '10',
+        LOG_LEVEL: 'loud',
+        PARLEY_NAMESPACE: 'Bad.Namespace',
+      }),
+    );
+    expect(error.name).toBe('ConfigError');
+    expect(error.message).toMatch(/^invalid configuration:/);
+    for (const name of ['SHUTDOWN_TIMEOUT_SECONDS', 'PROJECTOR_ACK_WAIT_MS', 'LOG_LEVEL', 'PARLEY_NAMESPACE']) {
+      expect(error.message).toContain(`  ${name}:`);
+    }
+    expect(error.message).not.toContain('NATS_URL');
+  });
+
+  it('never echoes the bad value, which may be a secret', () => {
+    const secret = 'sk_live_Zq8v1Xr9Tb';
+    const error = configError(() => loadEnv(AuthEnv, { JWT_SECRET: secret, ACCESS_TOKEN_TTL: `${secret}-ttl` }));
+    expect(error.message).toContain('JWT_SECRET');
+    expect(error.message).toContain('ACCESS_TOKEN_TTL');
+    expect(error.message).not.toContain(secret);
+    expect(error.message).not.toContain('Zq8v1');
+  });
+
+  it('enforces bounds after conversion', () => {
+    expect(() => loadEnv(AuthEnv, { ACCESS_TOKEN_TTL: '29' })).toThrow(/ACCESS_TOKEN_TTL/);
+    expect(() => loadEnv(AuthEnv, { ACCESS_TOKEN_TTL: '86401' })).toThrow(/ACCESS_TOKEN_TTL/);
+    expect(loadEnv(AuthEnv, { ACCESS_TOKEN_TTL: '30' }).ACCESS_TOKEN_TTL).toBe(30);
+  });
+
+  it('reports a missing required variable that has no default', () => {
+    const error = configError(() => loadEnv({ API_KEY: Type.String() }, {}));
+    expect(error.message).toContain('API_KEY');
+  });
+
+  it('returns a frozen object', () => {
+    const env = loadEnv(CommonEnv, {});
+    expect(Object.isFrozen(env)).toBe(true);
+    expect(() => {
+      (env as { NATS_URL: string }).NATS_URL = 'nats://elsewhere:4222';
+    }).toThrow(TypeError);
+    expect(env.NATS_URL).toBe('nats://127.0.0.1:4222');
+  });
+
+  it('reads process.env when no source is given', () => {
+    const previous = process.env.PARLEY_NAMESPACE;
+    process.env.PARLEY_NAMESPACE = 'fromprocess';
+    try {
+      expect(loadEnv(CommonEnv).PARLEY_NAMESPACE).toBe('fromprocess');
+    } finally {
+      if (previous === undefined) delete process.env.PARLEY_NAMESPACE;
+      else process.env.PARLEY_NAMESPACE = previous;
+    }
+  });
+});

@@ -1,0 +1,85 @@
+import { Type, type Static } from '@sinclair/typebox';
+import { eventSchema } from '../envelope.js';
+
+/**
+ * Security context: the audit log, session revocations and password-reset tokens. Each lives in a
+ * stream of its own because each has its own retention (design.md's data lifecycle table).
+ */
+export const AuditAction = Type.Union(
+  [
+    'user.registered',
+    'login.succeeded',
+    'login.failed',
+    'logout',
+    'refresh.reused',
+    'password.changed',
+    'password.reset.requested',
+    'password.reset.completed',
+    'session.revoked',
+    'account.deleted',
+  ].map((a) => Type.Literal(a)),
+);
+export type AuditAction = Static<typeof AuditAction>;
+
+/** One audit-log entry: who, what, when, from where. Never a password, token or hash. */
+export const SecurityEventRecorded = eventSchema(
+  'SecurityEventRecorded',
+  1,
+  Type.Object(
+    {
+      auditId: Type.String(),
+      /** The account concerned; null when a failed login named no existing account. */
+      userId: Type.Union([Type.String(), Type.Null()]),
+      action: AuditAction,
+      ip: Type.String(),
+      userAgent: Type.String(),
+      details: Type.Record(Type.String(), Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()])),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type SecurityEventRecorded = Static<typeof SecurityEventRecorded>;
+
+/**
+ * A session ended before its tokens expired (logout, password change or reset, refresh-token
+ * reuse). Every gateway keeps these in memory for as long as an access token can live, so a revoked
+ * token stops working without a database read per request.
+ */
+export const SessionRevoked = eventSchema(
+  'SessionRevoked',
+  1,
+  Type.Object(
+    {
+      sessionId: Type.String(),
+      userId: Type.String(),
+      reason: Type.Union(['logout', 'password_changed', 'password_reset', 'refresh_token_reuse', 'account_deleted'].map((r) => Type.Literal(r))),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type SessionRevoked = Static<typeof SessionRevoked>;
+
+/** A reset token was issued; only its SHA-256 travels and is stored. */
+export const PasswordResetRequested = eventSchema(
+  'PasswordResetRequested',
+  1,
+  Type.Object(
+    { resetId: Type.String(), userId: Type.String(), tokenHash: Type.String(), expiresAt: Type.String() },
+    { additionalProperties: false },
+  ),
+);
+export type PasswordResetRequested = Static<typeof PasswordResetRequested>;
+
+export const PasswordResetCompleted = eventSchema(
+  'PasswordResetCompleted',
+  1,
+  Type.Object({ resetId: Type.String(), userId: Type.String() }, { additionalProperties: false }),
+);
+export type PasswordResetCompleted = Static<typeof PasswordResetCompleted>;
+
+export const ResetEvents = [PasswordResetRequested, PasswordResetCompleted] as const;
+export type ResetEvent = PasswordResetRequested | PasswordResetCompleted;
+export const AuditEvents = [SecurityEventRecorded] as const;
+export type AuditEvent = SecurityEventRecorded;
+export const RevocationEvents = [SessionRevoked] as const;
+export type RevocationEvent = SessionRevoked;

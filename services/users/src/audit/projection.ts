@@ -1,0 +1,29 @@
+import type { Projection } from '@parley/bus';
+import type { AuditEvent } from '@parley/contracts';
+
+export const AUDIT_PROJECTOR = 'audit-projection';
+export const AUDIT_PROJECTION_TABLES = ['users.audit_log'];
+
+/** Projects the audit stream into users.audit_log. */
+export function auditProjection(): Projection<AuditEvent> {
+  return {
+    name: AUDIT_PROJECTOR,
+    async apply(event, tx, position) {
+      switch (event.type) {
+        case 'SecurityEventRecorded': {
+          const d = event.data;
+          await tx.query(
+            `INSERT INTO users.audit_log (id, user_id, action, ip, user_agent, details, occurred_at, stream_seq)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+            [d.auditId, d.userId, d.action, d.ip, d.userAgent, JSON.stringify(d.details), event.meta.occurredAt, position.streamSeq],
+          );
+          return;
+        }
+        default: {
+          const unhandled: never = event.type;
+          throw new Error(`audit projection cannot apply ${String(unhandled)}`);
+        }
+      }
+    },
+  };
+}
