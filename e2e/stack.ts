@@ -119,9 +119,9 @@ export class TestSocket {
     for (;;) {
       const index = this.frames.findIndex(match);
       if (index >= 0) return this.frames.splice(index, 1)[0];
-      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting; frames: ${JSON.stringify(this.frames)}`);
+      if (this.closed) throw new Error(`socket closed (${this.closed.code}) while waiting; frames: ${this.describe()}`);
       const left = deadline - Date.now();
-      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; frames: ${JSON.stringify(this.frames)}`);
+      if (left <= 0) throw new Error(`no matching frame within ${timeoutMs} ms; frames: ${this.describe()}`);
       await new Promise<void>((resolve) => {
         const timer = setTimeout(resolve, left);
         this.waiters.push(() => (clearTimeout(timer), resolve()));
@@ -149,6 +149,12 @@ export class TestSocket {
 
   close(): void {
     this.ws.close();
+  }
+
+  /** The frames received so far, shortened for an error message. */
+  private describe(): string {
+    const text = JSON.stringify(this.frames.map((f) => (f.op === 'event' ? { op: f.op, type: f.type, chatId: f.chatId, seq: f.seq } : f)));
+    return text.length > 2000 ? `${text.slice(0, 2000)}… (${this.frames.length} frames)` : text;
   }
 
   private wake(): void {

@@ -10,7 +10,9 @@ import { clientAddressResolver } from './http/client-address.js';
 import { authenticator } from './auth/authenticator.js';
 import { RevocationList } from './auth/revocations.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, wsBehavior } from './ws/connection.js';
+import { ChatDelivery } from './ws/delivery.js';
 import { startFanout } from './ws/fanout.js';
+import { Typing } from './ws/typing.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
 
 export interface GatewayDeps {
@@ -47,18 +49,29 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   const sockets = new Set<Socket>();
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, streamName(deps.namespace, 'chats'), deps.metrics);
 
+  const delivery = new ChatDelivery(deps.metrics, config.WS_MAX_BUFFERED_BYTES);
+  const typing = new Typing({ nc: deps.bus.nc, namespace: deps.namespace, delivery, log: deps.log, metrics: deps.metrics });
+  typing.start();
   app.ws(
     '/ws',
     wsBehavior({
       ...deps,
       authenticate,
       registry,
+      delivery,
+      typing,
       sockets,
       sequencer,
       maxChars: config.MESSAGE_MAX_CHARS,
       serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
       maxFrameBytes: config.WS_MAX_FRAME_BYTES,
       authTimeoutSeconds: config.WS_AUTH_TIMEOUT_SECONDS,
+      frameRate: config.WS_FRAME_RATE,
+      frameBurst: config.WS_FRAME_BURST,
+      maxBufferedBytes: config.WS_MAX_BUFFERED_BYTES,
+      allowedOrigins: config.WS_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
+      resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
+      resumeGraceMs: config.WS_RESUME_GRACE_MS,
     }),
   );
   app.any(
@@ -73,7 +86,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     }),
   );
 
-  const fanout = await startFanout({ app, registry, ...deps });
+  const fanout = await startFanout({ registry, delivery, ...deps });
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
     app.listen('0.0.0.0', config.PORT, (token) => (token ? resolve(token) : reject(new Error(`gateway cannot listen on port ${config.PORT}`))));
   });
@@ -87,6 +100,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       uWS.us_listen_socket_close(listenSocket);
       for (const socket of [...sockets]) socket.end(CLOSE_GOING_AWAY, 'server shutting down, reconnect');
       await fanout.stop();
+      await typing.stop();
       await revocations.stop();
     },
   };

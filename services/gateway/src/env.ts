@@ -21,6 +21,17 @@ export const GatewayEnv = {
    * (e.g. "10.0.0.0/8,loopback"). Empty: the header is ignored and the peer address is the client.
    */
   TRUSTED_PROXIES: Type.String({ default: '' }),
+  /** Comma-separated Origin values allowed to open /ws; empty allows any (native apps send none). */
+  WS_ALLOWED_ORIGINS: Type.String({ default: '' }),
+  /** Incoming frames per second per socket (average) and the burst allowed at once. */
+  WS_FRAME_RATE: Type.Number({ default: 50, minimum: 1 }),
+  WS_FRAME_BURST: Type.Number({ default: 100, minimum: 1 }),
+  /** Outgoing bytes buffered for one socket before it is closed as a slow reader (4008). */
+  WS_MAX_BUFFERED_BYTES: Type.Number({ default: 1024 * 1024, minimum: 16 * 1024 }),
+  /** Most events a resume sends for one chat; beyond it the client gets `reset` and reloads history. */
+  WS_RESUME_MAX_EVENTS: Type.Number({ default: 500, minimum: 1 }),
+  /** How long live events wait after authentication for a possible `resume` frame (ms). */
+  WS_RESUME_GRACE_MS: Type.Number({ default: 1000, minimum: 0 }),
 };
 
 export type GatewayConfig = ReturnType<typeof loadGatewayEnv>;

@@ -1,43 +1,64 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
 import { requestJson, ServiceUnavailableError } from '@parley/bus';
-import type { Authenticate } from '../auth/authenticator.js';
-import { subjects, type RpcMethods } from '@parley/contracts';
+import { streamName, subjects, toClientEvent, type RpcMethods } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
-import { AuthFrame, errorFrame, refOf, SendFrame } from './frames.js';
-import { chatTopic, type SocketData, type Socket, type SocketRegistry } from './registry.js';
+import type { Authenticate } from '../auth/authenticator.js';
+import { CLOSE_SLOW_READER, type ChatDelivery } from './delivery.js';
+import { AuthFrame, errorFrame, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
+import { eventsAfter } from './history.js';
+import type { SocketData, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
+import type { Typing } from './typing.js';
 
 export interface ConnectionDeps extends SendDeps {
   authenticate: Authenticate;
   registry: SocketRegistry;
+  delivery: ChatDelivery;
+  typing: Typing;
   /** Every open socket, authenticated or not (for shutdown). */
   sockets: Set<Socket>;
   log: Logger;
   metrics: Metrics;
   maxFrameBytes: number;
   authTimeoutSeconds: number;
+  /** Frames per second a socket may send on average, and the burst it may send at once. */
+  frameRate: number;
+  frameBurst: number;
+  /** Outgoing bytes buffered for a socket before it counts as a slow reader and is closed. */
+  maxBufferedBytes: number;
+  /** Allowed Origin header values; empty allows any (native clients send none). */
+  allowedOrigins: string[];
+  /** Most events one resume sends for one chat before answering `reset` instead. */
+  resumeMaxEvents: number;
+  /** How long live events wait after authentication for a possible `resume` (ms). */
+  resumeGraceMs: number;
 }
 
-/** Close codes (docs/protocol.md). 4401: authentication failed or timed out. */
+/** Close codes (docs/protocol.md). */
 export const CLOSE_UNAUTHORIZED = 4401;
 export const CLOSE_INTERNAL = 1011;
-/** 1009 message too big: a frame over WS_MAX_FRAME_BYTES. */
-export const CLOSE_TOO_BIG = 1009;
 /** 1001 going away: the gateway is shutting down; reconnect (to any gateway) and resume. */
 export const CLOSE_GOING_AWAY = 1001;
+/** 1009 message too big: a frame over WS_MAX_FRAME_BYTES. */
+export const CLOSE_TOO_BIG = 1009;
+/** 1008 policy violation: the client kept flooding after rate-limit errors. */
+export const CLOSE_FLOOD = 1008;
+/** Rate-limit errors a socket may receive before it is closed as a flood. */
+const MAX_STRIKES = 20;
 
 let nextSocketId = 1;
 
 /**
  * The /ws endpoint. Authentication is by `?token=` at upgrade (a bad token is refused with 401
  * before any socket exists) or by an `auth` frame within WS_AUTH_TIMEOUT_SECONDS. Frames are
- * handled in arrival order per socket; each bad frame gets an `error` frame and the socket stays.
+ * handled in arrival order per socket; each bad frame gets an `error` frame and the socket stays,
+ * except for oversize frames (1009) and floods (1008).
  */
 export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> {
+  const chatsStream = streamName(deps.namespace, 'chats');
   const send = (socket: Socket, frame: object, op: string) => {
-    const data = socket.getUserData();
-    if (data.closed) return;
+    if (socket.getUserData().closed) return;
     socket.send(JSON.stringify(frame), false);
     deps.metrics.websocketMessages.inc({ direction: 'out', op });
   };
@@ -50,6 +71,10 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
     deps.metrics.activeUsers.set(deps.registry.userCount);
+    data.held = [];
+    data.holdTimer = setTimeout(() => {
+      if (!data.closed && !data.resuming) deps.delivery.release(socket);
+    }, deps.resumeGraceMs);
     data.ready = (async () => {
       const { chatIds } = await requestJson<RpcMethods['messages.memberships']['res']>(
         deps.bus.nc,
@@ -57,13 +82,51 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         { userId } satisfies RpcMethods['messages.memberships']['req'],
         deps.serviceTimeoutMs,
       );
-      if (data.closed) return;
-      for (const chatId of chatIds) socket.subscribe(chatTopic(chatId));
+      for (const chatId of chatIds) deps.delivery.join(socket, chatId);
     })();
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
       if (!data.closed) socket.end(CLOSE_INTERNAL, 'memberships unavailable, reconnect');
     });
+  };
+
+  /** Token bucket: false when the frame must be refused. */
+  const allowFrame = (data: SocketData, now: number): boolean => {
+    data.tokens = Math.min(deps.frameBurst, data.tokens + ((now - data.refilledAt) / 1000) * deps.frameRate);
+    data.refilledAt = now;
+    if (data.tokens < 1) return false;
+    data.tokens -= 1;
+    return true;
+  };
+
+  const resume = async (socket: Socket, cursors: Record<string, number>) => {
+    const data = socket.getUserData();
+    data.held ??= [];
+    data.resuming = true;
+    try {
+      for (const [chatId, cursor] of Object.entries(cursors)) {
+        if (data.closed) return;
+        // A chat the user is not in gets the same answer as one that does not exist.
+        if (!data.chats.has(chatId)) {
+          send(socket, errorFrame('not_found', 'No such chat', chatId), 'error');
+          continue;
+        }
+        const after = await eventsAfter(deps.bus, chatsStream, subjects.chat(deps.namespace, chatId), cursor, deps.resumeMaxEvents);
+        if ('reset' in after) {
+          // Live delivery continues from the head; the client reloads history over HTTP.
+          data.lastSeq.set(chatId, Math.max(data.lastSeq.get(chatId) ?? 0, after.headSeq));
+          send(socket, { op: 'reset', chatId }, 'reset');
+          continue;
+        }
+        // Events the socket already has (live, before the resume) are not sent twice.
+        if ((data.lastSeq.get(chatId) ?? 0) < cursor) data.lastSeq.set(chatId, cursor);
+        for (const event of after.events) deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)));
+      }
+      send(socket, { op: 'resumed' }, 'resumed');
+    } finally {
+      data.resuming = false;
+      deps.delivery.release(socket);
+    }
   };
 
   const onFrame = async (socket: Socket, text: string) => {
@@ -79,6 +142,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     deps.metrics.websocketMessages.inc({ direction: 'in', op: op && KNOWN_OPS.has(op) ? op : 'unknown' });
     if (op === 'ping') {
       if (data.ready) await data.ready.catch(() => {});
+      if (data.held && !data.resuming) deps.delivery.release(socket);
       send(socket, { op: 'pong' }, 'pong');
       return;
     }
@@ -98,6 +162,9 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       return;
     }
     await data.ready;
+    if (data.closed) return;
+    // Any first frame other than resume means the client is not resuming: deliver what was held.
+    if (op !== 'resume' && data.held && !data.resuming) deps.delivery.release(socket);
     switch (op) {
       case 'send': {
         if (!SendFrame.check(frame)) {
@@ -115,13 +182,37 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         }
         return;
       }
+      case 'resume': {
+        if (!ResumeFrame.check(frame)) {
+          const issue = ResumeFrame.issues(frame, 1)[0];
+          send(socket, errorFrame('invalid_request', `Invalid resume frame: ${issue?.path} ${issue?.message}`), 'error');
+          return;
+        }
+        try {
+          await resume(socket, frame.cursors);
+        } catch (error) {
+          deps.log.error({ err: error }, 'resume failed');
+          send(socket, errorFrame('unavailable', 'Resume failed; try again'), 'error');
+        }
+        return;
+      }
+      case 'typing': {
+        if (!TypingFrame.check(frame)) {
+          send(socket, errorFrame('invalid_request', 'Invalid typing frame'), 'error');
+          return;
+        }
+        if (!data.chats.has(frame.chatId)) {
+          send(socket, errorFrame('not_found', 'No such chat', frame.chatId), 'error');
+          return;
+        }
+        deps.typing.notify(frame.chatId, data.userId);
+        return;
+      }
       case 'auth':
         send(socket, errorFrame('invalid_request', 'Already authenticated'), 'error');
         return;
-      case 'typing':
       case 'read':
-      case 'resume':
-        send(socket, errorFrame('not_implemented', `"${op}" is not available in this version`, refOf(frame)), 'error');
+        send(socket, errorFrame('not_implemented', '"read" is not available in this version', refOf(frame)), 'error');
         return;
       default:
         send(socket, errorFrame('unknown_op', `Unknown op ${JSON.stringify(op ?? null)}`, refOf(frame)), 'error');
@@ -133,12 +224,14 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     // so that an oversize frame gets a proper 1009 close (below) that the client can understand.
     maxPayloadLength: Math.max(deps.maxFrameBytes * 4, 1024 * 1024),
     idleTimeout: 120,
-    // Bounded outgoing buffer per socket (a slow reader cannot grow gateway memory without limit).
-    maxBackpressure: 1024 * 1024,
+    // uWS's own ceiling on a socket's outgoing buffer, above ours (ChatDelivery closes at
+    // maxBufferedBytes with 4008 first); it only catches what slips past that check.
+    maxBackpressure: deps.maxBufferedBytes * 2,
     closeOnBackpressureLimit: 1,
     sendPingsAutomatically: true,
     upgrade: (res, req, context) => {
       const token = new URLSearchParams(req.getQuery() ?? '').get('token');
+      const origin = req.getHeader('origin');
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
@@ -146,6 +239,11 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       res.onAborted(() => {
         aborted = true;
       });
+      if (origin && deps.allowedOrigins.length > 0 && !deps.allowedOrigins.includes(origin)) {
+        res.writeStatus('403 Forbidden').writeHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ error: { code: 'forbidden', message: 'Origin not allowed' } }));
+        return;
+      }
       const userData = (): SocketData => ({
         id: nextSocketId++,
         userId: null,
@@ -154,6 +252,14 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         closed: false,
         authTimer: null,
         chain: Promise.resolve(),
+        chats: new Set(),
+        lastSeq: new Map(),
+        held: null,
+        holdTimer: null,
+        resuming: false,
+        tokens: deps.frameBurst,
+        refilledAt: Date.now(),
+        strikes: 0,
       });
       if (token === null) {
         res.upgrade(userData(), key, protocol, extensions, context);
@@ -184,9 +290,19 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       }
     },
     message: (socket, message, isBinary) => {
+      const data = socket.getUserData();
       if (message.byteLength > deps.maxFrameBytes) {
         deps.metrics.websocketMessages.inc({ direction: 'in', op: 'oversize' });
         socket.end(CLOSE_TOO_BIG, `frame larger than ${deps.maxFrameBytes} bytes`);
+        return;
+      }
+      if (!allowFrame(data, Date.now())) {
+        deps.metrics.websocketMessages.inc({ direction: 'in', op: 'rate_limited' });
+        if (++data.strikes > MAX_STRIKES) {
+          socket.end(CLOSE_FLOOD, 'flooding');
+          return;
+        }
+        send(socket, errorFrame('rate_limited', 'Too many frames; slow down'), 'error');
         return;
       }
       if (isBinary) {
@@ -196,16 +312,22 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       // Decode now: uWS frees the buffer after this callback. Then chain per socket, so frames are
       // handled in order even though handling is async.
       const text = Buffer.from(message).toString('utf8');
-      const data = socket.getUserData();
       data.chain = data.chain.then(() => onFrame(socket, text)).catch((error: unknown) => {
         deps.log.error({ err: error }, 'frame handling failed');
       });
+    },
+    drain: (socket) => {
+      // Nothing is queued in JS for slow sockets (ChatDelivery closes them instead), so there is
+      // nothing to flush here; the hook exists to make that decision explicit.
+      void socket;
     },
     close: (socket) => {
       const data = socket.getUserData();
       data.closed = true;
       deps.sockets.delete(socket);
+      deps.delivery.forget(socket);
       if (data.authTimer) clearTimeout(data.authTimer);
+      if (data.holdTimer) clearTimeout(data.holdTimer);
       deps.metrics.websocketConnections.dec();
       if (data.userId) {
         deps.registry.remove(data.userId, data.sessionId, socket);
@@ -216,4 +338,4 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
 }
 
 const KNOWN_OPS = new Set(['auth', 'send', 'typing', 'read', 'resume', 'ping']);
-
+export { CLOSE_SLOW_READER };

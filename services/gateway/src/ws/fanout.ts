@@ -1,23 +1,25 @@
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
-import type { TemplatedApp } from 'uWebSockets.js';
 import type { Bus } from '@parley/bus';
-import { membersAddedBy, parseChatEvent, streamName, subjects, toClientEvent } from '@parley/contracts';
+import { membersAddedBy, parseChatEvent, streamName, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
-import type { Metrics } from '@parley/telemetry';
-import { chatTopic, type SocketRegistry } from './registry.js';
+import type { ChatDelivery } from './delivery.js';
+import type { SocketRegistry } from './registry.js';
 
 /**
  * Live delivery: an ordered consumer on the chats stream (only events JetStream has stored, never
- * a publish it refused) turned into `event` frames on each chat's uWS topic. Each gateway reads
- * the chat events from the moment it starts; the client's `resume` covers anything before that.
+ * a publish it refused, and gap-free: the client library recreates the consumer on a gap) handed
+ * to ChatDelivery. Each gateway reads chat events from the moment it starts; a client's `resume`
+ * covers anything before that.
+ *
+ * Known limit (docs/decisions.md): every gateway reads every chat event, also for chats with no
+ * local member; it drops those after a Map lookup.
  */
 export async function startFanout(deps: {
-  app: TemplatedApp;
   bus: Bus;
   namespace: string;
   registry: SocketRegistry;
+  delivery: ChatDelivery;
   log: Logger;
-  metrics: Metrics;
 }): Promise<{ stop(): Promise<void> }> {
   const consumer = await deps.bus.js.consumers.get(streamName(deps.namespace, 'chats'), {
     filter_subjects: subjects.allChats(deps.namespace),
@@ -38,16 +40,11 @@ export async function startFanout(deps: {
         return;
       }
       const event = parsed.event;
-      const topic = chatTopic(event.chatId);
       // New members start receiving the chat with the event that made them members.
       for (const userId of membersAddedBy(event)) {
-        for (const socket of deps.registry.socketsOf(userId)) socket.subscribe(topic);
+        for (const socket of deps.registry.socketsOf(userId)) deps.delivery.join(socket, event.chatId);
       }
-      const delivered = deps.app.numSubscribers(topic);
-      if (delivered > 0) {
-        deps.app.publish(topic, JSON.stringify(toClientEvent(event)), false);
-        deps.metrics.websocketMessages.inc({ direction: 'out', op: 'event' }, delivered);
-      }
+      deps.delivery.publish(event);
     },
   });
   return {

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { compile, SendMessageFields, Uuid } from '@parley/contracts';
+import { compile, SendMessageFields, UUID_PATTERN, Uuid } from '@parley/contracts';
 
 /** Client frames (api.md, WebSocket). Each is validated before anything acts on it. */
 
@@ -26,3 +26,21 @@ export function refOf(frame: unknown): string | undefined {
   const ref = (frame as { clientMsgId?: unknown } | null)?.clientMsgId;
   return typeof ref === 'string' && ref.length <= 64 ? ref : undefined;
 }
+
+/** Most chats one resume frame may name. */
+export const MAX_RESUME_CHATS = 1_000;
+
+export const ResumeFrame = compile(
+  Type.Object(
+    {
+      op: Type.Literal('resume'),
+      cursors: Type.Record(Type.String({ pattern: UUID_PATTERN }), Type.Integer({ minimum: 0 }), {
+        maxProperties: MAX_RESUME_CHATS,
+        additionalProperties: false,
+      }),
+    },
+    { additionalProperties: false },
+  ),
+);
+
+export const TypingFrame = compile(Type.Object({ op: Type.Literal('typing'), chatId: Uuid }, { additionalProperties: false }));

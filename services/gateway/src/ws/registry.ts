@@ -11,16 +11,36 @@ export interface SocketData {
   authTimer: NodeJS.Timeout | null;
   /** Frames are handled one after another per socket; this is the tail of that chain. */
   chain: Promise<void>;
+  /** The chats this socket receives (its user's memberships). */
+  chats: Set<string>;
+  /** Per chat, the last seq delivered to this socket: nothing at or below it is sent again. */
+  lastSeq: Map<string, number>;
+  /**
+   * Live events wait here (bounded) while a resume runs, and right after authentication until the
+   * client's first frame or a short grace period: a client that resumes first must not see newer
+   * live events before the older ones the resume sends.
+   */
+  held: HeldEvent[] | null;
+  holdTimer: NodeJS.Timeout | null;
+  resuming: boolean;
+  /** Token bucket for incoming frames (flood protection). */
+  tokens: number;
+  refilledAt: number;
+  /** Error frames sent for rate limiting; too many and the socket is closed. */
+  strikes: number;
+}
+
+export interface HeldEvent {
+  chatId: string;
+  seq: number;
+  frame: string;
 }
 
 export type Socket = WebSocket<SocketData>;
 
-export const chatTopic = (chatId: string) => `chat:${chatId}`;
-
 /**
- * Which users have sockets on this gateway. Delivery itself uses uWebSockets.js topics (one per
- * chat, subscribed per socket), which fan a frame out in native code; this registry is for
- * subscribing all of a user's sockets when they join a chat, and for `active_users`.
+ * Which users and sessions have sockets on this gateway: for delivering a chat's events to its
+ * members' sockets, closing a revoked session's sockets, and counting `active_users`.
  */
 export class SocketRegistry {
   private readonly byUser = new Map<string, Set<Socket>>();

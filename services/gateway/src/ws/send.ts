@@ -1,7 +1,8 @@
 import type { Sequencer} from '@parley/bus';
 import { requestJson, type Bus } from '@parley/bus';
 import { messageBodyProblem, messageSent, newId, sendMessageId, subjects, type MessageSent, type RpcMethods } from '@parley/contracts';
-import { chatTopic, type Socket } from './registry.js';
+import type { ChatDelivery } from './delivery.js';
+import type { Socket, SocketRegistry } from './registry.js';
 
 export interface SendDeps {
   bus: Bus;
@@ -9,6 +10,8 @@ export interface SendDeps {
   sequencer: Sequencer;
   maxChars: number;
   serviceTimeoutMs: number;
+  registry: SocketRegistry;
+  delivery: ChatDelivery;
 }
 
 export interface SendFrameInput {
@@ -31,11 +34,11 @@ export type SendOutcome =
  */
 export async function handleSend(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   const { chatId } = frame;
-  if (!socket.isSubscribed(chatTopic(chatId))) {
+  if (!socket.getUserData().chats.has(chatId)) {
     const { member } = await rpc<'messages.isMember'>(deps, 'isMember', { chatId, userId });
     // Same answer for "no such chat" and "not a member": nothing leaks about chats one is not in.
     if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
-    socket.subscribe(chatTopic(chatId));
+    for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
   }
   const attachmentIds = frame.attachmentIds ?? [];
   const problem = messageBodyProblem(frame.body, deps.maxChars, attachmentIds.length > 0);

@@ -1,0 +1,213 @@
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
+import { startGatewayService } from '../services/gateway/src/service.js';
+import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
+
+type Gateway = Awaited<ReturnType<typeof startGatewayService>>;
+const urlsOf = (g: Gateway) => ({ baseUrl: `http://127.0.0.1:${g.port}`, wsUrl: `ws://127.0.0.1:${g.port}/ws` });
+
+async function groupOf(stack: Pick<Stack, 'baseUrl'>, owner: Account, others: Account[], title = 'g'): Promise<string> {
+  const answer = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title, memberIds: others.map((o) => o.id) } });
+  if (answer.status !== 201) throw new Error(`group: ${answer.status}`);
+  return answer.body.id;
+}
+
+async function sendMany(socket: TestSocket, chatId: string, prefix: string, count: number): Promise<number[]> {
+  for (let i = 0; i < count; i++) socket.send({ op: 'send', chatId, clientMsgId: `${prefix}-${i}`, body: `${prefix} ${i}` });
+  const seqs: number[] = [];
+  for (let i = 0; i < count; i++) seqs.push((await socket.next((f) => f.op === 'ack' && f.clientMsgId.startsWith(`${prefix}-`))).seq);
+  return seqs;
+}
+
+describe('realtime: scale-out, resume, typing', () => {
+  let stack: Stack;
+  let g2: Gateway;
+  let alice: Account;
+  let bob: Account;
+  let carol: Account;
+
+  beforeAll(async () => {
+    stack = await startStack({ WS_RESUME_MAX_EVENTS: '50' });
+    g2 = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0', WS_RESUME_MAX_EVENTS: '50' });
+    [alice, bob, carol] = [await register(stack, 'rt_alice'), await register(stack, 'rt_bob'), await register(stack, 'rt_carol')];
+  });
+  afterAll(async () => {
+    await g2?.stop();
+    await stack?.stop();
+  });
+
+  it('delivers across gateways: a user on one gateway gets everything sent on the other', async () => {
+    const chatId = await groupOf(stack, alice, [bob], 'across');
+    const onG1 = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const onG2 = await TestSocket.open(urlsOf(g2).wsUrl, bob.accessToken);
+    await Promise.all([onG1.sync(), onG2.sync()]);
+    const seqs = await sendMany(onG1, chatId, 'x', 10);
+    const got: number[] = [];
+    while (got.length < 10) got.push((await onG2.next((f) => f.op === 'event' && f.chatId === chatId)).seq);
+    expect(got).toEqual(seqs);
+    onG1.close();
+    onG2.close();
+  });
+
+  it('resumes from a cursor without gaps or duplicates while new messages keep arriving', async () => {
+    const chatId = await groupOf(stack, alice, [bob], 'resume');
+    const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    await sendMany(sender, chatId, 'before', 5); // seqs 2..6
+    // Bob was offline; he last saw seq 3. While his resume runs, Alice keeps sending.
+    const bobSocket = await TestSocket.open(urlsOf(g2).wsUrl, bob.accessToken);
+    bobSocket.send({ op: 'resume', cursors: { [chatId]: 3 } });
+    const during = sendMany(sender, chatId, 'during', 10);
+    await bobSocket.next((f) => f.op === 'resumed');
+    await during;
+    const final = (await sendMany(sender, chatId, 'after', 1))[0]!;
+    await eventually(async () => (bobSocket.frames.some((f) => f.op === 'event' && f.seq === final) ? true : undefined));
+    const seen = bobSocket.frames.filter((f) => f.op === 'event' && f.chatId === chatId).map((f) => f.seq);
+    expect(seen).toEqual(Array.from({ length: final - 3 }, (_, i) => i + 4));
+    sender.close();
+    bobSocket.close();
+  });
+
+  it('resumes across a gateway restart', async () => {
+    const chatId = await groupOf(stack, alice, [carol], 'restart');
+    let gateway = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
+    const carolSocket = await TestSocket.open(urlsOf(gateway).wsUrl, carol.accessToken);
+    const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    await carolSocket.sync();
+    await sendMany(sender, chatId, 'r1', 3);
+    const lastSeen = (await carolSocket.next((f) => f.op === 'event' && f.seq === 4)).seq;
+    await gateway.stop();
+    expect((await carolSocket.waitClosed()).code).toBe(1001);
+    await sendMany(sender, chatId, 'r2', 4); // seqs 5..8 while Carol's gateway is down
+    gateway = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
+    try {
+      const again = await TestSocket.open(urlsOf(gateway).wsUrl, carol.accessToken);
+      again.send({ op: 'resume', cursors: { [chatId]: lastSeen } });
+      await again.next((f) => f.op === 'resumed');
+      expect(again.frames.filter((f) => f.op === 'event').map((f) => f.seq)).toEqual([5, 6, 7, 8]);
+      again.close();
+    } finally {
+      await gateway.stop();
+      sender.close();
+    }
+  });
+
+  it('answers a cursor for a foreign chat with not_found and nothing else, and a stale cursor with reset', async () => {
+    const hidden = await groupOf(stack, alice, [bob], 'hidden');
+    const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    await sendMany(sender, hidden, 'h', 60);
+    const carolSocket = await TestSocket.open(stack.wsUrl, carol.accessToken);
+    carolSocket.send({ op: 'resume', cursors: { [hidden]: 0 } });
+    await carolSocket.next((f) => f.op === 'resumed');
+    expect(carolSocket.frames.filter((f) => f.op === 'event')).toEqual([]);
+    expect(carolSocket.frames.find((f) => f.op === 'error')).toMatchObject({ code: 'not_found', ref: hidden });
+    // Bob is 60 events behind, more than WS_RESUME_MAX_EVENTS: reload history instead.
+    const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken);
+    bobSocket.send({ op: 'resume', cursors: { [hidden]: 1 } });
+    await bobSocket.next((f) => f.op === 'resumed');
+    expect(bobSocket.frames.filter((f) => f.op === 'reset')).toEqual([{ op: 'reset', chatId: hidden }]);
+    expect(bobSocket.frames.filter((f) => f.op === 'event')).toEqual([]);
+    // Live delivery continues after a reset.
+    const next = (await sendMany(sender, hidden, 'live', 1))[0];
+    expect((await bobSocket.next((f) => f.op === 'event')).seq).toBe(next);
+    for (const s of [sender, carolSocket, bobSocket]) s.close();
+  });
+
+  it('rejects malformed resume frames and keeps the socket', async () => {
+    const s = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    s.send({ op: 'resume', cursors: { 'not-a-chat': 1 } });
+    expect(await s.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request' });
+    s.send({ op: 'resume', cursors: [] });
+    expect(await s.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request' });
+    await s.sync();
+    s.close();
+  });
+
+  it('relays typing to the other members only, at most once a second per user and chat', async () => {
+    const chatId = await groupOf(stack, alice, [bob, carol], 'typing');
+    const a = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const b = await TestSocket.open(urlsOf(g2).wsUrl, bob.accessToken);
+    const c = await TestSocket.open(stack.wsUrl, carol.accessToken);
+    await Promise.all([a.sync(), b.sync(), c.sync()]);
+    a.send({ op: 'typing', chatId });
+    a.send({ op: 'typing', chatId });
+    a.send({ op: 'typing', chatId });
+    expect(await b.next((f) => f.op === 'typing')).toEqual({ op: 'typing', chatId, userId: alice.id });
+    expect(await c.next((f) => f.op === 'typing')).toEqual({ op: 'typing', chatId, userId: alice.id });
+    await new Promise((r) => setTimeout(r, 300));
+    expect(b.frames.filter((f) => f.op === 'typing')).toEqual([]);
+    expect(a.frames.filter((f) => f.op === 'typing')).toEqual([]);
+    const outsider = await register(stack, 'rt_out');
+    const o = await TestSocket.open(stack.wsUrl, outsider.accessToken);
+    o.send({ op: 'typing', chatId });
+    expect(await o.next((f) => f.op === 'error')).toMatchObject({ code: 'not_found' });
+    await new Promise((r) => setTimeout(r, 200));
+    expect(b.frames.filter((f) => f.op === 'typing')).toEqual([]);
+    for (const s of [a, b, c, o]) s.close();
+  });
+});
+
+describe('realtime limits', () => {
+  let stack: Stack;
+  let slowStack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ WS_FRAME_RATE: '20', WS_FRAME_BURST: '20', WS_ALLOWED_ORIGINS: 'https://app.parley.test' });
+    slowStack = await startStack({ WS_MAX_BUFFERED_BYTES: '65536', WS_FRAME_RATE: '100000', WS_FRAME_BURST: '100000' });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await slowStack?.stop();
+  });
+
+  it('answers a flood with rate_limited errors, then closes it with 1008', async () => {
+    const a = await register(stack, 'flooder');
+    const s = await TestSocket.open(stack.wsUrl, a.accessToken);
+    for (let i = 0; i < 200; i++) s.send({ op: 'ping' });
+    const closed = await s.waitClosed();
+    expect(closed.code).toBe(1008);
+    expect(s.frames.filter((f) => f.op === 'error' && f.code === 'rate_limited').length).toBeGreaterThan(0);
+  });
+
+  it('closes a socket that never reads instead of buffering without bound', async () => {
+    const reader = await register(slowStack, 'slowreader');
+    const writer = await register(slowStack, 'fastwriter');
+    const chatId = await groupOf(slowStack, writer, [reader], 'slow');
+    const slow = new WebSocket(`${slowStack.wsUrl}?token=${reader.accessToken}`);
+    await new Promise((resolve) => slow.once('open', resolve));
+    const closed = new Promise<number>((resolve) => slow.once('close', (code) => resolve(code)));
+    slow.send(JSON.stringify({ op: 'ping' }));
+    await new Promise((r) => setTimeout(r, 100));
+    // Stop reading: the kernel buffers fill, then the gateway's buffer for this socket grows.
+    (slow as unknown as { _socket: { pause(): void; resume(): void } })._socket.pause();
+    const fast = await TestSocket.open(slowStack.wsUrl, writer.accessToken);
+    const body = 'x'.repeat(3500);
+    const metricsUrl = `http://127.0.0.1:${slowStack.metricsPorts.gateway}/metrics`;
+    const open = async () => Number(/websocket_connections_total\{[^}]*\} (\d+)/.exec(await (await fetch(metricsUrl)).text())?.[1]);
+    expect(await open()).toBe(2);
+    let batches = 0;
+    // Loopback kernel buffers absorb several MiB before the gateway's own buffer starts to grow.
+    while ((await open()) === 2 && batches < 400) {
+      for (let i = 0; i < 30; i++) fast.send({ op: 'send', chatId, clientMsgId: `b${batches}-${i}`, body });
+      for (let i = 0; i < 30; i++) await fast.next((f) => f.op === 'ack');
+      fast.frames.length = 0; // the writer's own copies of the events: not needed here
+      batches += 1;
+    }
+    expect(await open()).toBe(1);
+    (slow as unknown as { _socket: { resume(): void } })._socket.resume();
+    expect(await closed).toBe(4008);
+    fast.close();
+  });
+
+  it('refuses a browser origin that is not allowed', async () => {
+    const a = await register(stack, 'origin');
+    const refused = new WebSocket(`${stack.wsUrl}?token=${a.accessToken}`, { headers: { origin: 'https://evil.test' } });
+    const status = await new Promise<number>((resolve) => refused.once('unexpected-response', (_req, res) => resolve(res.statusCode ?? 0)));
+    expect(status).toBe(403);
+    const allowed = new WebSocket(`${stack.wsUrl}?token=${a.accessToken}`, { headers: { origin: 'https://app.parley.test' } });
+    await new Promise((resolve, reject) => {
+      allowed.once('open', resolve);
+      allowed.once('error', reject);
+    });
+    allowed.close();
+  });
+});

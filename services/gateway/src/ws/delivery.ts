@@ -1,0 +1,108 @@
+import type { ChatEvent } from '@parley/contracts';
+import { toClientEvent } from '@parley/contracts';
+import type { Metrics } from '@parley/telemetry';
+import type { Socket } from './registry.js';
+
+/** Close code for a reader too slow to keep up: reconnect and resume (docs/protocol.md). */
+export const CLOSE_SLOW_READER = 4008;
+/** Most live events held for one socket while it resumes before it is told to start over. */
+const MAX_HELD = 1_000;
+
+/**
+ * Delivers chat events to the sockets of a chat's members on this gateway, exactly once and in
+ * seq order per socket: each socket remembers the last seq it got per chat, so an event that a
+ * resume already sent is not sent again, and live events that arrive during a resume are held and
+ * sent after it. A socket whose outgoing buffer passes `maxBufferedBytes` is closed (4008) instead
+ * of buffering without bound; the client reconnects and resumes.
+ */
+export class ChatDelivery {
+  private readonly members = new Map<string, Set<Socket>>();
+
+  constructor(
+    private readonly metrics: Metrics,
+    private readonly maxBufferedBytes: number,
+  ) {}
+
+  join(socket: Socket, chatId: string): void {
+    const data = socket.getUserData();
+    if (data.closed) return;
+    data.chats.add(chatId);
+    let set = this.members.get(chatId);
+    if (!set) this.members.set(chatId, (set = new Set()));
+    set.add(socket);
+  }
+
+  leave(socket: Socket, chatId: string): void {
+    socket.getUserData().chats.delete(chatId);
+    const set = this.members.get(chatId);
+    if (!set) return;
+    set.delete(socket);
+    if (set.size === 0) this.members.delete(chatId);
+  }
+
+  /** Forgets a closed socket everywhere. */
+  forget(socket: Socket): void {
+    for (const chatId of [...socket.getUserData().chats]) this.leave(socket, chatId);
+  }
+
+  /** Sends one stored event to every local member socket. */
+  publish(event: ChatEvent): void {
+    const sockets = this.members.get(event.chatId);
+    if (!sockets || sockets.size === 0) return;
+    const frame = JSON.stringify(toClientEvent(event));
+    for (const socket of sockets) this.deliver(socket, event.chatId, event.seq, frame);
+  }
+
+  /** Sends to one socket unless it already has this seq; holds it while the socket resumes. */
+  deliver(socket: Socket, chatId: string, seq: number, frame: string): void {
+    const data = socket.getUserData();
+    if (data.closed) return;
+    if (data.held) {
+      if (data.held.length >= MAX_HELD) {
+        socket.end(CLOSE_SLOW_READER, 'too many events during resume; reconnect and resume');
+        return;
+      }
+      data.held.push({ chatId, seq, frame });
+      return;
+    }
+    this.sendNow(socket, chatId, seq, frame);
+  }
+
+  sendNow(socket: Socket, chatId: string, seq: number, frame: string): void {
+    const data = socket.getUserData();
+    if (data.closed || seq <= (data.lastSeq.get(chatId) ?? 0)) return;
+    if (socket.getBufferedAmount() > this.maxBufferedBytes) {
+      socket.end(CLOSE_SLOW_READER, 'reader too slow; reconnect and resume');
+      return;
+    }
+    data.lastSeq.set(chatId, seq);
+    socket.send(frame, false);
+    this.metrics.websocketMessages.inc({ direction: 'out', op: 'event' });
+  }
+
+  /**
+   * Sends an ephemeral frame (typing) to the chat's member sockets except those of `exceptUser`.
+   * Returns how many sockets got it. Not held during resume and not seq-tracked: it is best effort.
+   */
+  sendToMembers(chatId: string, frame: string, exceptUser: string): number {
+    let sent = 0;
+    for (const socket of this.members.get(chatId) ?? []) {
+      const data = socket.getUserData();
+      if (data.closed || data.userId === exceptUser || socket.getBufferedAmount() > this.maxBufferedBytes) continue;
+      socket.send(frame, false);
+      sent += 1;
+    }
+    return sent;
+  }
+
+  /** Ends a resume: sends the held live events in order (skipping what the resume already sent). */
+  release(socket: Socket): void {
+    const data = socket.getUserData();
+    const held = data.held ?? [];
+    data.held = null;
+    if (data.holdTimer) clearTimeout(data.holdTimer);
+    data.holdTimer = null;
+    // Held events are in arrival order, which per chat is seq order (one ordered consumer).
+    for (const h of held) this.sendNow(socket, h.chatId, h.seq, h.frame);
+  }
+}

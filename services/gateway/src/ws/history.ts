@@ -1,0 +1,55 @@
+import type { Bus } from '@parley/bus';
+import { parseChatEvent, type ChatEvent } from '@parley/contracts';
+
+export type AfterCursor = { events: ChatEvent[] } | { reset: true; headSeq: number };
+
+/**
+ * Reads a chat's events after a client's cursor straight from the stream (the source of truth, so
+ * resume never waits for a projection). The first event after the cursor is found by a binary
+ * search over stream sequences with direct gets (`next_by_subj`), then events are read one by one.
+ *
+ * A gap (events deleted by retention or erasure) or more than `maxEvents` to send answers `reset`:
+ * the client reloads history over HTTP instead of the gateway streaming a long backlog.
+ */
+export async function eventsAfter(bus: Bus, stream: string, subject: string, cursor: number, maxEvents: number): Promise<AfterCursor> {
+  const direct = bus.jsm.direct;
+  const head = await direct.getMessage(stream, { last_by_subj: subject });
+  if (!head) return { events: [] };
+  const headEvent = parse(head.json());
+  if (headEvent.seq <= cursor) return { events: [] };
+  if (headEvent.seq - cursor > maxEvents) return { reset: true, headSeq: headEvent.seq };
+
+  // Smallest stream sequence whose event on this subject has seq > cursor.
+  let lo = 1;
+  let hi = head.seq;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    // Every start in [mid, probe.seq] finds this same event: if it is still at or below the
+    // cursor, the answer lies beyond it.
+    const probe = await direct.getMessage(stream, { next_by_subj: subject, seq: mid });
+    if (!probe) break;
+    if (parse(probe.json()).seq > cursor) hi = mid;
+    else lo = probe.seq + 1;
+  }
+  const events: ChatEvent[] = [];
+  let next = lo;
+  let expected = cursor + 1;
+  while (expected <= headEvent.seq) {
+    const stored = await direct.getMessage(stream, { next_by_subj: subject, seq: next });
+    if (!stored) break;
+    const event = parse(stored.json());
+    if (event.seq > expected) return { reset: true, headSeq: headEvent.seq };
+    if (event.seq === expected) {
+      events.push(event);
+      expected += 1;
+    }
+    next = stored.seq + 1;
+  }
+  return { events };
+}
+
+function parse(value: unknown): ChatEvent {
+  const parsed = parseChatEvent(value);
+  if (!parsed.ok) throw new Error(`unreadable chat event: ${parsed.reason}`);
+  return parsed.event;
+}
