@@ -211,3 +211,44 @@ describe('realtime limits', () => {
     allowed.close();
   });
 });
+
+describe('presence', () => {
+  let stack: Stack;
+  let g2: Gateway;
+  beforeAll(async () => {
+    stack = await startStack();
+    g2 = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
+  });
+  afterAll(async () => {
+    await g2?.stop();
+    await stack?.stop();
+  });
+
+  it('tells chat peers and contacts when a user comes online and goes offline, counting devices across gateways once', async () => {
+    const [ann, peer, fan] = [await register(stack, 'pr_ann'), await register(stack, 'pr_peer'), await register(stack, 'pr_fan')];
+    await groupOf(stack, ann, [peer], 'presence');
+    // fan has ann as a contact (no shared chat).
+    const added = await http(stack, 'POST', '/api/v1/contacts', { token: fan.accessToken, body: { userId: ann.id } });
+    const fanIsContact = added.status === 201 || added.status === 200;
+    const peerSocket = await TestSocket.open(urlsOf(g2).wsUrl, peer.accessToken);
+    const fanSocket = await TestSocket.open(stack.wsUrl, fan.accessToken);
+    await Promise.all([peerSocket.sync(), fanSocket.sync()]);
+
+    const phone = await TestSocket.open(stack.wsUrl, ann.accessToken);
+    expect(await peerSocket.next((f) => f.op === 'presence')).toEqual({ op: 'presence', userId: ann.id, online: true });
+    if (fanIsContact) expect(await fanSocket.next((f) => f.op === 'presence')).toEqual({ op: 'presence', userId: ann.id, online: true });
+    const laptop = await TestSocket.open(urlsOf(g2).wsUrl, ann.accessToken);
+    await laptop.sync();
+    const metrics = async (port: number) => Number(/active_users\{[^}]*\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]);
+    // Two devices on two gateways, plus peer and fan: three distinct users, on both gateways' gauges.
+    await eventually(async () => ((await metrics(stack.metricsPorts.gateway)) === 3 ? true : undefined), 20_000);
+    phone.close();
+    await new Promise((r) => setTimeout(r, 300));
+    // Still online on the laptop: no offline notice.
+    expect(peerSocket.frames.filter((f) => f.op === 'presence')).toEqual([]);
+    laptop.close();
+    expect(await peerSocket.next((f) => f.op === 'presence')).toEqual({ op: 'presence', userId: ann.id, online: false });
+    peerSocket.close();
+    fanSocket.close();
+  }, 30_000);
+});

@@ -45,6 +45,8 @@ export interface ErrorBody {
 export interface RpcMethods {
   /** users: which of these ids are registered users. */
   'users.existing': { req: { userIds: string[] }; res: { userIds: string[] } };
+  /** users: who has this user in their contacts (they see the user's presence). */
+  'users.watchers': { req: { userId: string }; res: { userIds: string[] } };
   /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
   'messages.memberships': { req: { userId: string }; res: { chatIds: string[] } };
   /** messages: is this user a member of this chat (the gateway asks before publishing for a chat it did not know). */

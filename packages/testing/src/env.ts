@@ -75,7 +75,8 @@ export async function createTestEnv(): Promise<TestEnv> {
       try {
         const jsm = await jetstreamManager(nc);
         for await (const name of jsm.streams.names()) {
-          if (name.startsWith(`${namespace}_`)) await jsm.streams.delete(name);
+          // KV buckets live in streams named KV_<bucket>.
+          if (name.startsWith(`${namespace}_`) || name.startsWith(`KV_${namespace}_`)) await jsm.streams.delete(name);
         }
       } finally {
         await nc.close();

@@ -12,6 +12,7 @@ import { RevocationList } from './auth/revocations.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, wsBehavior } from './ws/connection.js';
 import { ChatDelivery } from './ws/delivery.js';
 import { startFanout } from './ws/fanout.js';
+import { Presence } from './ws/presence.js';
 import { Typing } from './ws/typing.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
 
@@ -52,6 +53,8 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   const delivery = new ChatDelivery(deps.metrics, config.WS_MAX_BUFFERED_BYTES);
   const typing = new Typing({ nc: deps.bus.nc, namespace: deps.namespace, delivery, log: deps.log, metrics: deps.metrics });
   typing.start();
+  const presence = new Presence({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS });
+  await presence.start();
   app.ws(
     '/ws',
     wsBehavior({
@@ -60,6 +63,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       registry,
       delivery,
       typing,
+      presence,
       sockets,
       sequencer,
       maxChars: config.MESSAGE_MAX_CHARS,
@@ -101,6 +105,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       for (const socket of [...sockets]) socket.end(CLOSE_GOING_AWAY, 'server shutting down, reconnect');
       await fanout.stop();
       await typing.stop();
+      await presence.stop();
       await revocations.stop();
     },
   };

@@ -77,6 +77,7 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const subs = [
     serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req) => app.router.handle(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(deps.namespace, 'users', 'existing'), 'users', (req) => rpc.existing(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(deps.namespace, 'users', 'watchers'), 'users', (req) => rpc.watchers(req as never), deps.log, deps.metrics),
   ];
   const { rows } = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users');
   deps.metrics.usersTotal.set(rows[0]?.n ?? 0);

@@ -9,6 +9,7 @@ import { AuthFrame, errorFrame, refOf, ResumeFrame, SendFrame, TypingFrame } fro
 import { eventsAfter } from './history.js';
 import type { SocketData, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
+import type { Presence } from './presence.js';
 import type { Typing } from './typing.js';
 
 export interface ConnectionDeps extends SendDeps {
@@ -16,6 +17,7 @@ export interface ConnectionDeps extends SendDeps {
   registry: SocketRegistry;
   delivery: ChatDelivery;
   typing: Typing;
+  presence: Presence;
   /** Every open socket, authenticated or not (for shutdown). */
   sockets: Set<Socket>;
   log: Logger;
@@ -70,7 +72,6 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
-    deps.metrics.activeUsers.set(deps.registry.userCount);
     data.held = [];
     data.holdTimer = setTimeout(() => {
       if (!data.closed && !data.resuming) deps.delivery.release(socket);
@@ -83,6 +84,9 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         deps.serviceTimeoutMs,
       );
       for (const chatId of chatIds) deps.delivery.join(socket, chatId);
+      deps.presence.connected(socket, userId).catch((error: unknown) => {
+        deps.log.warn({ err: (error as Error).message }, 'presence update failed');
+      });
     })();
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
@@ -324,6 +328,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     close: (socket) => {
       const data = socket.getUserData();
       data.closed = true;
+      const chatIds = [...data.chats];
       deps.sockets.delete(socket);
       deps.delivery.forget(socket);
       if (data.authTimer) clearTimeout(data.authTimer);
@@ -331,7 +336,9 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       deps.metrics.websocketConnections.dec();
       if (data.userId) {
         deps.registry.remove(data.userId, data.sessionId, socket);
-        deps.metrics.activeUsers.set(deps.registry.userCount);
+        deps.presence.disconnected(data.userId, chatIds).catch((error: unknown) => {
+          deps.log.warn({ err: (error as Error).message }, 'presence update failed');
+        });
       }
     },
   };

@@ -40,6 +40,11 @@ export class ChatDelivery {
     if (set.size === 0) this.members.delete(chatId);
   }
 
+  /** The local sockets that receive a chat. */
+  socketsIn(chatId: string): Iterable<Socket> {
+    return this.members.get(chatId) ?? [];
+  }
+
   /** Forgets a closed socket everywhere. */
   forget(socket: Socket): void {
     for (const chatId of [...socket.getUserData().chats]) this.leave(socket, chatId);

@@ -65,6 +65,10 @@ export class SocketRegistry {
     return [...(this.bySession.get(sessionId) ?? [])];
   }
 
+  userIds(): string[] {
+    return [...this.byUser.keys()];
+  }
+
   get userCount(): number {
     return this.byUser.size;
   }

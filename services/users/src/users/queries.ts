@@ -53,3 +53,9 @@ export function toUserView(row: UserRow, withEmail = false): UserView {
     ...(withEmail ? { email: row.email } : {}),
   };
 }
+
+/** Users who have `userId` among their contacts (capped: presence fan-out, not an export). */
+export async function watcherIds(db: Queryable, userId: string): Promise<string[]> {
+  const { rows } = await db.query<{ user_id: string }>('SELECT user_id FROM users.contacts WHERE contact_id = $1 LIMIT 5000', [userId]);
+  return rows.map((r) => r.user_id);
+}

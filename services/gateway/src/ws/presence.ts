@@ -1,0 +1,157 @@
+import { Kvm, type KV } from '@nats-io/kv';
+import type { Subscription } from '@nats-io/transport-node';
+import { requestJson, type Bus } from '@parley/bus';
+import { isId, newId, subjects, type RpcMethods } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import type { Metrics } from '@parley/telemetry';
+import type { ChatDelivery } from './delivery.js';
+import type { Socket, SocketRegistry } from './registry.js';
+
+/** A key lives this long without a heartbeat: a crashed gateway's users go offline within it. */
+const PRESENCE_TTL_MS = 30_000;
+const HEARTBEAT_MS = 10_000;
+const COUNT_EVERY_MS = 15_000;
+
+interface Notice {
+  userId: string;
+  online: boolean;
+  chatIds: string[];
+  watcherIds: string[];
+}
+
+/**
+ * Cluster-wide presence. Each gateway keeps one NATS KV key per (user, gateway) while the user has
+ * sockets on it, refreshed by a heartbeat (the bucket's TTL expires a crashed gateway's keys). A user
+ * is online while any of their keys exists, so several devices on several gateways count once.
+ * Transitions are announced on core NATS (`<ns>.presence.<userId>`) with the user's chats and
+ * watchers (users who have them as a contact); every gateway forwards the notice to its sockets in
+ * those chats or of those watchers. `active_users` counts distinct users across all gateways.
+ */
+export class Presence {
+  private kv: KV | undefined;
+  private sub: Subscription | undefined;
+  private timers: NodeJS.Timeout[] = [];
+  readonly gatewayId = newId();
+
+  constructor(
+    private readonly deps: {
+      bus: Bus;
+      namespace: string;
+      registry: SocketRegistry;
+      delivery: ChatDelivery;
+      log: Logger;
+      metrics: Metrics;
+      serviceTimeoutMs: number;
+    },
+  ) {}
+
+  private key(userId: string): string {
+    return `${userId}.${this.gatewayId}`;
+  }
+
+  async start(): Promise<void> {
+    this.kv = await new Kvm(this.deps.bus.nc).create(`${this.deps.namespace}_presence`, { ttl: PRESENCE_TTL_MS, history: 1 });
+    this.sub = this.deps.bus.nc.subscribe(`${this.deps.namespace}.presence.*`, {
+      callback: (err, msg) => {
+        if (err) return;
+        try {
+          this.forward(msg.json<Notice>());
+        } catch {
+          // Not JSON: not from a gateway of ours. Ignore.
+        }
+      },
+    });
+    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS), setInterval(() => void this.count(), COUNT_EVERY_MS));
+    for (const t of this.timers) t.unref();
+  }
+
+  /** A socket of `userId` is ready (its chats known). Announces the user if they just came online. */
+  async connected(socket: Socket, userId: string): Promise<void> {
+    if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
+    await this.kv.put(this.key(userId), '1');
+    if ((await this.keysOf(userId)).length === 1) await this.announce(userId, true, [...socket.getUserData().chats]);
+    void this.count();
+  }
+
+  /** The last socket of `userId` on this gateway closed. Announces the user if they are now offline everywhere. */
+  async disconnected(userId: string, chatIds: string[]): Promise<void> {
+    if (countOf(this.deps.registry.socketsOf(userId)) !== 0 || !this.kv) return;
+    await this.kv.delete(this.key(userId)).catch(() => {});
+    if ((await this.keysOf(userId)).length === 0) await this.announce(userId, false, chatIds);
+    void this.count();
+  }
+
+  private async keysOf(userId: string): Promise<string[]> {
+    const keys: string[] = [];
+    for await (const key of await this.kv!.keys(`${userId}.*`)) keys.push(key);
+    return keys;
+  }
+
+  private async announce(userId: string, online: boolean, chatIds: string[]): Promise<void> {
+    let watcherIds: string[] = [];
+    try {
+      watcherIds = (
+        await requestJson<RpcMethods['users.watchers']['res']>(
+          this.deps.bus.nc,
+          subjects.rpc(this.deps.namespace, 'users', 'watchers'),
+          { userId } satisfies RpcMethods['users.watchers']['req'],
+          this.deps.serviceTimeoutMs,
+        )
+      ).userIds;
+    } catch (error) {
+      // Presence is best effort: chat peers still hear about it.
+      this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable');
+    }
+    const notice: Notice = { userId, online, chatIds, watcherIds };
+    this.deps.bus.nc.publish(`${this.deps.namespace}.presence.${userId}`, JSON.stringify(notice));
+  }
+
+  private forward(notice: Notice): void {
+    if (!isId(notice?.userId) || typeof notice.online !== 'boolean') return;
+    const targets = new Set<Socket>();
+    for (const chatId of notice.chatIds ?? []) for (const s of this.deps.delivery.socketsIn(chatId)) targets.add(s);
+    for (const watcher of notice.watcherIds ?? []) for (const s of this.deps.registry.socketsOf(watcher)) targets.add(s);
+    const frame = JSON.stringify({ op: 'presence', userId: notice.userId, online: notice.online });
+    let sent = 0;
+    for (const socket of targets) {
+      const data = socket.getUserData();
+      if (data.closed || data.userId === notice.userId) continue;
+      socket.send(frame, false);
+      sent += 1;
+    }
+    if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
+  }
+
+  private async heartbeat(): Promise<void> {
+    const kv = this.kv;
+    if (!kv) return;
+    for (const userId of this.deps.registry.userIds()) await kv.put(this.key(userId), '1').catch(() => {});
+  }
+
+  /** active_users: distinct users with a key in the bucket, i.e. online on any gateway. */
+  async count(): Promise<number> {
+    if (!this.kv) return 0;
+    const users = new Set<string>();
+    try {
+      for await (const key of await this.kv.keys()) users.add(key.slice(0, key.indexOf('.')));
+    } catch {
+      return this.deps.registry.userCount;
+    }
+    this.deps.metrics.activeUsers.set(users.size);
+    return users.size;
+  }
+
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    await this.sub?.drain().catch(() => {});
+    // This gateway's users are no longer connected here; other gateways keep theirs.
+    const kv = this.kv;
+    if (kv) await Promise.all(this.deps.registry.userIds().map((u) => kv.delete(this.key(u)).catch(() => {})));
+  }
+}
+
+function countOf(items: Iterable<unknown>): number {
+  let n = 0;
+  for (const _ of items) n += 1;
+  return n;
+}
