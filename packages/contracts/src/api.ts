@@ -53,5 +53,7 @@ export interface RpcMethods {
   'messages.isMember': { req: { chatId: string; userId: string }; res: { member: boolean } };
   /** messages: the chat a message belongs to, if the user may see it (reply targets must be in the same chat). */
   'messages.messageChat': { req: { messageId: string; userId: string }; res: { chatId: string | null } };
+  /** messages: the WebSocket `read` frame (mark a chat read up to a message). */
+  'messages.markRead': { req: { chatId: string; userId: string; messageId: string }; res: { ok: true; seq: number } | { ok: false; code: string } };
 }
 export type RpcMethod = keyof RpcMethods;

@@ -1,4 +1,4 @@
-import type { ChatCreated, ChatEvent, ChatMember, ChatType, MessageSent } from './events/chats.js';
+import type { ChatCreated, ChatEvent, ChatMember, ChatType, MessageSent, PollPosted } from './events/chats.js';
 
 /** Shapes clients see (api.md). Services may add fields, never rename or drop these. */
 export interface UserView {
@@ -19,11 +19,20 @@ export interface MessageView {
   replyTo: string | null;
   attachments: { id: string; name: string; size: number; mime: string }[];
   reactions: { emoji: string; count: number; me: boolean }[];
-  poll: null;
+  poll: PollView | null;
   editedAt: string | null;
   deletedAt: string | null;
   createdAt: string;
   seq: number;
+}
+
+export interface PollView {
+  id: string;
+  question: string;
+  options: { id: string; text: string; votes: number }[];
+  multiple: boolean;
+  closed: boolean;
+  myVotes: string[];
 }
 
 export interface ChatView {
@@ -75,6 +84,25 @@ export function messageViewFromEvent(event: MessageSent): MessageView {
   };
 }
 
+/** A new poll message as its members first see it (no votes yet). */
+export function pollMessageViewFromEvent(event: PollPosted): MessageView {
+  const d = event.data;
+  return {
+    id: d.messageId,
+    chatId: event.chatId,
+    senderId: d.senderId,
+    body: d.question,
+    replyTo: null,
+    attachments: [],
+    reactions: [],
+    poll: { id: d.pollId, question: d.question, options: d.options.map((o) => ({ ...o, votes: 0 })), multiple: d.multiple, closed: false, myVotes: [] },
+    editedAt: null,
+    deletedAt: null,
+    createdAt: event.meta.occurredAt,
+    seq: event.seq,
+  };
+}
+
 export function chatViewFromEvent(event: ChatCreated): ChatView {
   return {
     id: event.chatId,
@@ -95,6 +123,26 @@ export function toClientEvent(event: ChatEvent): ClientEventFrame {
       return { ...base, type: 'chat.created', data: chatViewFromEvent(event) };
     case 'MessageSent':
       return { ...base, type: 'message.created', data: messageViewFromEvent(event) };
+    case 'PollPosted':
+      return { ...base, type: 'message.created', data: pollMessageViewFromEvent(event) };
+    case 'ChatRenamed':
+      return { ...base, type: 'chat.updated', data: { title: event.data.title } };
+    case 'MemberAdded':
+      return { ...base, type: 'member.added', data: { userId: event.data.userId, role: event.data.role } };
+    case 'MemberRemoved':
+      return { ...base, type: 'member.removed', data: { userId: event.data.userId, reason: event.data.reason, newOwnerId: event.data.newOwnerId } };
+    case 'MessageEdited':
+      return { ...base, type: 'message.edited', data: { messageId: event.data.messageId, body: event.data.body, editedAt: event.meta.occurredAt } };
+    case 'MessageDeleted':
+      return { ...base, type: 'message.deleted', data: { messageId: event.data.messageId, deletedAt: event.meta.occurredAt } };
+    case 'ReactionAdded':
+      return { ...base, type: 'reaction.added', data: { messageId: event.data.messageId, userId: event.data.userId, emoji: event.data.emoji } };
+    case 'ReactionRemoved':
+      return { ...base, type: 'reaction.removed', data: { messageId: event.data.messageId, userId: event.data.userId, emoji: event.data.emoji } };
+    case 'PollVoted':
+      return { ...base, type: 'poll.voted', data: { pollId: event.data.pollId, messageId: event.data.messageId, userId: event.data.userId, optionIds: event.data.optionIds } };
+    case 'PollClosed':
+      return { ...base, type: 'poll.voted', data: { pollId: event.data.pollId, messageId: event.data.messageId, closed: true } };
     default: {
       const unhandled: never = event;
       throw new Error(`no client mapping for event ${(unhandled as { type: string }).type}`);
@@ -102,16 +150,14 @@ export function toClientEvent(event: ChatEvent): ClientEventFrame {
   }
 }
 
-/** The user ids an event concerns beyond the chat's current members (a new chat's members). */
+/** The users an event makes members (they receive it, and the chat from then on). */
 export function membersAddedBy(event: ChatEvent): string[] {
-  switch (event.type) {
-    case 'ChatCreated':
-      return event.data.members.map((m) => m.userId);
-    case 'MessageSent':
-      return [];
-    default: {
-      const unhandled: never = event;
-      return unhandled;
-    }
-  }
+  if (event.type === 'ChatCreated') return event.data.members.map((m) => m.userId);
+  if (event.type === 'MemberAdded') return [event.data.userId];
+  return [];
+}
+
+/** The user an event removes from the chat (they receive that event, and nothing after it). */
+export function memberRemovedBy(event: ChatEvent): string | null {
+  return event.type === 'MemberRemoved' ? event.data.userId : null;
 }

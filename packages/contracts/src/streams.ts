@@ -20,15 +20,16 @@ export interface StreamDeclaration {
   duplicateWindowSeconds: number;
 }
 
-export type StreamKey = 'users' | 'chats' | 'audit' | 'resets' | 'revocations';
+export type StreamKey = 'users' | 'chats' | 'receipts' | 'audit' | 'resets' | 'revocations';
 
 /** Retention settings that shape stream limits; every service reads the same environment. */
 export interface StreamRetention {
   auditLogDays: number;
   resetTokenDays: number;
+  readReceiptDays: number;
 }
 
-export const DEFAULT_RETENTION: StreamRetention = { auditLogDays: 90, resetTokenDays: 7 };
+export const DEFAULT_RETENTION: StreamRetention = { auditLogDays: 90, resetTokenDays: 7, readReceiptDays: 180 };
 
 /**
  * Revocations must outlive every access token they revoke; access tokens live at most a day
@@ -57,6 +58,14 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
       subjects: [subjects.allChats(ns), subjects.allChatClaims(ns)],
       maxAgeSeconds: 0,
       maxMsgsPerSubject: -1,
+      duplicateWindowSeconds: 120,
+    },
+    receipts: {
+      name: streamName(ns, 'receipts'),
+      description: 'Read positions, the latest per member and chat (READ_RECEIPT_RETENTION_DAYS)',
+      subjects: [subjects.allReceipts(ns)],
+      maxAgeSeconds: retention.readReceiptDays * DAY,
+      maxMsgsPerSubject: 1,
       duplicateWindowSeconds: 120,
     },
     audit: {

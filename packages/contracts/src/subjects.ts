@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto';
  *   <ns>.chatclaim.<pairHash>           direct-chat uniqueness claims
  *   <ns>.user.<userId>                  every event of one user
  *   <ns>.userclaim.<kind>.<valueHash>   username / e-mail uniqueness claims
+ *   <ns>.receipt.<chatId>.<userId>      a member's read position (latest only)
  *   <ns>.audit.<userId|anonymous>       security audit entries
  *   <ns>.revocation.<sessionId>         revoked sessions
  *   <ns>.reset.<userId>                 password-reset tokens (hashes) and their use
@@ -33,6 +34,8 @@ export const subjects = {
     `${ns}.userclaim.${kind}.${subjectHash(value.toLowerCase())}`,
   allIdentityClaims: (ns: string) => `${ns}.userclaim.*.*`,
 
+  receipt: (ns: string, chatId: string, userId: string) => `${ns}.receipt.${chatId}.${userId}`,
+  allReceipts: (ns: string) => `${ns}.receipt.*.*`,
   audit: (ns: string, userId: string | null) => `${ns}.audit.${userId ?? 'anonymous'}`,
   allAudit: (ns: string) => `${ns}.audit.*`,
   revocation: (ns: string, sessionId: string) => `${ns}.revocation.${sessionId}`,

@@ -2,7 +2,7 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ChatEvents } from './events/chats.js';
 import { UserEvents } from './events/users.js';
-import type { ChatEvent } from './events/chats.js';
+import { ReceiptEvents, type ChatEvent, type ReceiptEvent } from './events/chats.js';
 import type { UserEvent } from './events/users.js';
 import { AuditEvents, ResetEvents, RevocationEvents, type AuditEvent, type ResetEvent, type RevocationEvent } from './events/security.js';
 
@@ -57,3 +57,4 @@ export const parseUserEvent = catalogue<UserEvent>(UserEvents);
 export const parseAuditEvent = catalogue<AuditEvent>(AuditEvents);
 export const parseResetEvent = catalogue<ResetEvent>(ResetEvents);
 export const parseRevocationEvent = catalogue<RevocationEvent>(RevocationEvents);
+export const parseReceiptEvent = catalogue<ReceiptEvent>(ReceiptEvents);

@@ -18,6 +18,7 @@ export interface RuntimeEnv {
   METRICS_PORT: number;
   AUDIT_LOG_RETENTION_DAYS: number;
   RESET_TOKEN_RETENTION_DAYS: number;
+  READ_RECEIPT_RETENTION_DAYS: number;
 }
 
 export interface Deps {
@@ -81,7 +82,11 @@ export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
   }
   const bus = await connectBus({ url: env.NATS_URL, name: spec.name, log });
-  const retention = { auditLogDays: env.AUDIT_LOG_RETENTION_DAYS, resetTokenDays: env.RESET_TOKEN_RETENTION_DAYS };
+  const retention = {
+    auditLogDays: env.AUDIT_LOG_RETENTION_DAYS,
+    resetTokenDays: env.RESET_TOKEN_RETENTION_DAYS,
+    readReceiptDays: env.READ_RECEIPT_RETENTION_DAYS,
+  };
   await ensureStreams(bus.jsm, Object.values(declaredStreams(namespace, retention)), log);
   const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log });
   const deps = { namespace, log, metrics, bus, pool, cache, databaseUrl: env.DATABASE_URL } as unknown as D;

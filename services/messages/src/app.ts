@@ -1,12 +1,15 @@
 import { fileURLToPath } from 'node:url';
 import { Projector, Sequencer, serveRequests } from '@parley/bus';
-import { parseChatEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
+import { parseChatEvent, parseReceiptEvent, streamName, subjects, type ChatEvent, type ReceiptEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import type { Deps, Started } from '@parley/runtime';
 import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
 import { chatRoutes } from './chats/routes.js';
 import type { MessagesConfig } from './env.js';
 import { messageRoutes } from './messages/routes.js';
+import { pollRoutes } from './polls/routes.js';
+import { reactionRoutes } from './reactions/routes.js';
+import { receiptsProjection } from './receipts/projection.js';
 import { messagesRpc } from './rpc.js';
 
 export const SCHEMA = 'messages';
@@ -14,7 +17,10 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta
 
 export interface MessagesApp {
   router: ApiRouter;
+  /** The chats projection (chats, members, messages, reactions, polls). */
   projector: Projector<ChatEvent>;
+  /** Read positions, from the receipts stream. */
+  receipts: Projector<ReceiptEvent>;
 }
 
 export interface AppOptions {
@@ -26,42 +32,57 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const stream = streamName(deps.namespace, 'chats');
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
   const router = new ApiRouter(deps.log);
+  const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer };
   chatRoutes(router, { ...deps, sequencer });
-  messageRoutes(router, { pool: deps.pool, namespace: deps.namespace, sequencer, maxChars: config.MESSAGE_MAX_CHARS });
+  messageRoutes(router, { ...appendDeps, maxChars: config.MESSAGE_MAX_CHARS });
+  reactionRoutes(router, appendDeps);
+  pollRoutes(router, appendDeps);
 
-  const projector = new Projector<ChatEvent>({
+  const common = {
     bus: deps.bus,
-    stream,
-    filterSubject: subjects.allChats(deps.namespace),
     pool: deps.pool,
     databaseUrl: deps.databaseUrl,
     checkpointTable: CHECKPOINT_TABLE,
-    parse: parseChatEvent,
-    projection: chatsProjection(deps),
     log: deps.log,
     metrics: deps.metrics,
     ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
     ...(options.projectorHooks ? { hooks: options.projectorHooks } : {}),
+  };
+  const projector = new Projector<ChatEvent>({
+    ...common,
+    stream,
+    filterSubject: subjects.allChats(deps.namespace),
+    parse: parseChatEvent,
+    projection: chatsProjection(deps),
   });
-  return { router, projector };
+  const receipts = new Projector<ReceiptEvent>({
+    ...common,
+    stream: streamName(deps.namespace, 'receipts'),
+    filterSubject: subjects.allReceipts(deps.namespace),
+    parse: parseReceiptEvent,
+    projection: receiptsProjection(deps),
+  });
+  return { router, projector, receipts };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
 export function startApp(deps: Deps, app: MessagesApp): Started {
   const { nc } = deps.bus;
-  const rpc = messagesRpc(deps.pool);
+  const rpc = messagesRpc(deps.pool, deps);
   const ns = deps.namespace;
   const subs = [
     serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'memberships'), 'messages', (req) => rpc.memberships(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'isMember'), 'messages', (req) => rpc.isMember(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'messageChat'), 'messages', (req) => rpc.messageChat(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'markRead'), 'messages', (req) => rpc.markRead(req as never), deps.log, deps.metrics),
   ];
   app.projector.start();
+  app.receipts.start();
   return {
     async stop() {
       await Promise.all(subs.map((s) => s.drain()));
-      await app.projector.stop();
+      await Promise.all([app.projector.stop(), app.receipts.stop()]);
     },
   };
 }

@@ -57,6 +57,143 @@ export const DirectChatClaimed = eventSchema(
 );
 export type DirectChatClaimed = Static<typeof DirectChatClaimed>;
 
-export const ChatEvents = [ChatCreated, MessageSent] as const;
+export const ChatRenamed = chatEventSchema(
+  'ChatRenamed',
+  1,
+  Type.Object({ title: Type.String(), renamedBy: Type.String() }, { additionalProperties: false }),
+);
+export type ChatRenamed = Static<typeof ChatRenamed>;
+
+export const MemberAdded = chatEventSchema(
+  'MemberAdded',
+  1,
+  Type.Object({ userId: Type.String(), role: MemberRole, addedBy: Type.String() }, { additionalProperties: false }),
+);
+export type MemberAdded = Static<typeof MemberAdded>;
+
+/** A member left or was removed. When the owner leaves, `newOwnerId` names the member promoted in the same event. */
+export const MemberRemoved = chatEventSchema(
+  'MemberRemoved',
+  1,
+  Type.Object(
+    {
+      userId: Type.String(),
+      removedBy: Type.String(),
+      reason: Type.Union([Type.Literal('left'), Type.Literal('removed')]),
+      newOwnerId: Type.Union([Type.String(), Type.Null()]),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type MemberRemoved = Static<typeof MemberRemoved>;
+
+export const MessageEdited = chatEventSchema(
+  'MessageEdited',
+  1,
+  Type.Object({ messageId: Type.String(), body: Type.String(), editedBy: Type.String() }, { additionalProperties: false }),
+);
+export type MessageEdited = Static<typeof MessageEdited>;
+
+/** The tombstone: the message's body, reactions, poll and search entry are gone after it. */
+export const MessageDeleted = chatEventSchema(
+  'MessageDeleted',
+  1,
+  Type.Object({ messageId: Type.String(), deletedBy: Type.String() }, { additionalProperties: false }),
+);
+export type MessageDeleted = Static<typeof MessageDeleted>;
+
+export const ReactionAdded = chatEventSchema(
+  'ReactionAdded',
+  1,
+  Type.Object({ messageId: Type.String(), userId: Type.String(), emoji: Type.String() }, { additionalProperties: false }),
+);
+export type ReactionAdded = Static<typeof ReactionAdded>;
+
+export const ReactionRemoved = chatEventSchema(
+  'ReactionRemoved',
+  1,
+  Type.Object({ messageId: Type.String(), userId: Type.String(), emoji: Type.String() }, { additionalProperties: false }),
+);
+export type ReactionRemoved = Static<typeof ReactionRemoved>;
+
+export const PollOption = Type.Object({ id: Type.String(), text: Type.String() }, { additionalProperties: false });
+
+/** A message that carries a poll (api.md: POST /chats/:id/polls answers with the message). */
+export const PollPosted = chatEventSchema(
+  'PollPosted',
+  1,
+  Type.Object(
+    {
+      messageId: Type.String(),
+      senderId: Type.String(),
+      clientMsgId: Type.String(),
+      pollId: Type.String(),
+      question: Type.String(),
+      options: Type.Array(PollOption),
+      multiple: Type.Boolean(),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type PollPosted = Static<typeof PollPosted>;
+
+/** A member's current choice in a poll (replaces their previous one; empty withdraws the vote). */
+export const PollVoted = chatEventSchema(
+  'PollVoted',
+  1,
+  Type.Object(
+    { pollId: Type.String(), messageId: Type.String(), userId: Type.String(), optionIds: Type.Array(Type.String()) },
+    { additionalProperties: false },
+  ),
+);
+export type PollVoted = Static<typeof PollVoted>;
+
+export const PollClosed = chatEventSchema(
+  'PollClosed',
+  1,
+  Type.Object({ pollId: Type.String(), messageId: Type.String(), closedBy: Type.String() }, { additionalProperties: false }),
+);
+export type PollClosed = Static<typeof PollClosed>;
+
+export const ChatEvents = [
+  ChatCreated,
+  MessageSent,
+  ChatRenamed,
+  MemberAdded,
+  MemberRemoved,
+  MessageEdited,
+  MessageDeleted,
+  ReactionAdded,
+  ReactionRemoved,
+  PollPosted,
+  PollVoted,
+  PollClosed,
+] as const;
 /** Every event that can appear on a chat's subject; switches over it end in a `never` check. */
-export type ChatEvent = ChatCreated | MessageSent;
+export type ChatEvent =
+  | ChatCreated
+  | MessageSent
+  | ChatRenamed
+  | MemberAdded
+  | MemberRemoved
+  | MessageEdited
+  | MessageDeleted
+  | ReactionAdded
+  | ReactionRemoved
+  | PollPosted
+  | PollVoted
+  | PollClosed;
+
+/**
+ * Read receipts live in a stream of their own (their retention class: READ_RECEIPT_RETENTION_DAYS,
+ * one message per member and chat). They are not chat events and take no chat seq: a receipt
+ * moving forward is not a change to the chat's history.
+ */
+export const ReadPositionUpdated = eventSchema(
+  'ReadPositionUpdated',
+  1,
+  Type.Object({ chatId: Type.String(), userId: Type.String(), seq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
+);
+export type ReadPositionUpdated = Static<typeof ReadPositionUpdated>;
+export const ReceiptEvents = [ReadPositionUpdated] as const;
+export type ReceiptEvent = ReadPositionUpdated;

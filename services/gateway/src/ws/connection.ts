@@ -5,7 +5,7 @@ import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { CLOSE_SLOW_READER, type ChatDelivery } from './delivery.js';
-import { AuthFrame, errorFrame, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
+import { AuthFrame, errorFrame, ReadFrame, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
 import { eventsAfter } from './history.js';
 import type { SocketData, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
@@ -215,9 +215,24 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       case 'auth':
         send(socket, errorFrame('invalid_request', 'Already authenticated'), 'error');
         return;
-      case 'read':
-        send(socket, errorFrame('not_implemented', '"read" is not available in this version', refOf(frame)), 'error');
+      case 'read': {
+        if (!ReadFrame.check(frame)) {
+          send(socket, errorFrame('invalid_request', 'Invalid read frame'), 'error');
+          return;
+        }
+        try {
+          const answer = await requestJson<RpcMethods['messages.markRead']['res']>(
+            deps.bus.nc,
+            subjects.rpc(deps.namespace, 'messages', 'markRead'),
+            { chatId: frame.chatId, userId: data.userId, messageId: frame.messageId } satisfies RpcMethods['messages.markRead']['req'],
+            deps.serviceTimeoutMs,
+          );
+          if (!answer.ok) send(socket, errorFrame(answer.code, answer.code === 'not_found' ? 'No such chat or message' : 'Invalid read frame', frame.messageId), 'error');
+        } catch {
+          send(socket, errorFrame('unavailable', 'Read position not stored; try again', frame.messageId), 'error');
+        }
         return;
+      }
       default:
         send(socket, errorFrame('unknown_op', `Unknown op ${JSON.stringify(op ?? null)}`, refOf(frame)), 'error');
     }

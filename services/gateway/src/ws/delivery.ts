@@ -89,7 +89,7 @@ export class ChatDelivery {
    * Sends an ephemeral frame (typing) to the chat's member sockets except those of `exceptUser`.
    * Returns how many sockets got it. Not held during resume and not seq-tracked: it is best effort.
    */
-  sendToMembers(chatId: string, frame: string, exceptUser: string): number {
+  sendToMembers(chatId: string, frame: string, exceptUser: string | null): number {
     let sent = 0;
     for (const socket of this.members.get(chatId) ?? []) {
       const data = socket.getUserData();

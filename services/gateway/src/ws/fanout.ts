@@ -1,6 +1,6 @@
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Bus } from '@parley/bus';
-import { membersAddedBy, parseChatEvent, streamName, subjects } from '@parley/contracts';
+import { memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { ChatDelivery } from './delivery.js';
 import type { SocketRegistry } from './registry.js';
@@ -45,11 +45,31 @@ export async function startFanout(deps: {
         for (const socket of deps.registry.socketsOf(userId)) deps.delivery.join(socket, event.chatId);
       }
       deps.delivery.publish(event);
+      // A removed member gets the removal itself, then nothing more from this chat.
+      const removed = memberRemovedBy(event);
+      if (removed) for (const socket of deps.registry.socketsOf(removed)) deps.delivery.leave(socket, event.chatId);
+    },
+  });
+  // Read positions come from their own stream (no chat seq): forwarded to the chat's members as
+  // `read.updated`, best effort like typing.
+  const receiptsConsumer = await deps.bus.js.consumers.get(streamName(deps.namespace, 'receipts'), { deliver_policy: DeliverPolicy.New });
+  const receipts = await receiptsConsumer.consume({
+    callback: (msg) => {
+      try {
+        const parsed = parseReceiptEvent(msg.json());
+        if (!parsed.ok) return;
+        const { chatId, userId, seq } = parsed.event.data;
+        const frame = JSON.stringify({ op: 'event', type: 'read.updated', chatId, seq, data: { userId, seq }, at: parsed.event.meta.occurredAt });
+        deps.delivery.sendToMembers(chatId, frame, null);
+      } catch {
+        deps.log.error({ streamSeq: msg.seq }, 'undecodable receipt skipped by fan-out');
+      }
     },
   });
   return {
     async stop() {
       await messages.close().catch(() => {});
+      await receipts.close().catch(() => {});
     },
   };
 }

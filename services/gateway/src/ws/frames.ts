@@ -44,3 +44,5 @@ export const ResumeFrame = compile(
 );
 
 export const TypingFrame = compile(Type.Object({ op: Type.Literal('typing'), chatId: Uuid }, { additionalProperties: false }));
+
+export const ReadFrame = compile(Type.Object({ op: Type.Literal('read'), chatId: Uuid, messageId: Uuid }, { additionalProperties: false }));

@@ -1,80 +1,163 @@
-import type { Projection } from '@parley/bus';
+import type { Position, Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
 import type { ChatEvent } from '@parley/contracts';
+import type { PoolClient } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { chatListKey } from './cache-keys.js';
 
 export const CHATS_PROJECTOR = 'chats-projection';
 export const CHECKPOINT_TABLE = 'messages.projection_checkpoints';
-/** Emptied and refilled by `npm run rebuild -- messages`. */
+/** Emptied and refilled by `npm run rebuild -- messages` (the checkpoint row is reset by the projector). */
 export const PROJECTION_TABLES = [
+  'messages.poll_votes',
+  'messages.polls',
+  'messages.reactions',
   'messages.messages',
   'messages.direct_chats',
   'messages.chat_members',
   'messages.chats',
 ];
 
+/** Events that move a chat up the chat list (what people perceive as activity). */
+const ACTIVITY = new Set<ChatEvent['type']>(['ChatCreated', 'MessageSent', 'PollPosted', 'MemberAdded']);
+
 /**
- * Projects every chat event into the chats, members and messages tables. Inserts are keyed by the
- * ids inside the event (ON CONFLICT DO NOTHING) and the checkpoint skips redeliveries, so applying
- * an event twice changes nothing.
+ * Projects every chat event into the chats, members, messages, reactions and polls tables.
+ * Inserts are keyed by ids inside the events and the checkpoint skips redeliveries, so applying
+ * an event twice changes nothing. After commit, the chat lists of everyone in the touched chats
+ * are dropped from Redis.
  */
-export function chatsProjection(deps: { cache: Cache; metrics: Metrics }): Projection<ChatEvent> {
+export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { query: PoolClient['query'] } }): Projection<ChatEvent> {
   return {
     name: CHATS_PROJECTOR,
     async apply(event, tx, position) {
-      switch (event.type) {
-        case 'ChatCreated': {
-          const d = event.data;
-          await tx.query(
-            `INSERT INTO messages.chats (id, type, title, created_by, created_at, last_seq, last_activity_at, stream_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $5, $7) ON CONFLICT (id) DO NOTHING`,
-            [event.chatId, d.type, d.title, d.createdBy, event.meta.occurredAt, event.seq, position.streamSeq],
-          );
-          await tx.query(
-            `INSERT INTO messages.chat_members (chat_id, user_id, role, joined_seq)
-             SELECT $1, m.user_id, m.role, $4 FROM unnest($2::uuid[], $3::text[]) AS m(user_id, role)
-             ON CONFLICT DO NOTHING`,
-            [event.chatId, d.members.map((m) => m.userId), d.members.map((m) => m.role), event.seq],
-          );
-          if (d.type === 'direct' && d.members.length === 2) {
-            const [a, b] = d.members.map((m) => m.userId).sort();
-            await tx.query(
-              'INSERT INTO messages.direct_chats (user_a, user_b, chat_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING',
-              [a, b, event.chatId],
-            );
-          }
-          return;
-        }
-        case 'MessageSent': {
-          const d = event.data;
-          await tx.query(
-            `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
-            [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.body, d.replyTo, event.meta.occurredAt, position.streamSeq],
-          );
-          await touchChat(tx, event);
-          return;
-        }
-        default: {
-          const unhandled: never = event;
-          throw new Error(`chats projection cannot apply ${(unhandled as { type: string }).type}`);
-        }
-      }
+      await applyEvent(event, tx, position);
+      await tx.query(
+        `UPDATE messages.chats SET last_seq = GREATEST(last_seq, $2),
+                last_activity_at = CASE WHEN $4 THEN GREATEST(last_activity_at, $3) ELSE last_activity_at END
+          WHERE id = $1`,
+        [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
+      );
     },
     async afterCommit(events) {
-      deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent').length);
-      // Any change to a chat changes its members' chat lists.
+      deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
       const chatIds = [...new Set(events.map((e) => e.chatId))];
-      const members = chatIds.length === 0 ? [] : events.flatMap((e) => (e.type === 'ChatCreated' ? e.data.members.map((m) => m.userId) : []));
-      await deps.cache.del(...chatIds.map((id) => `chat:${id}`), ...members.map(chatListKey));
+      const removed = events.flatMap((e) => (e.type === 'MemberRemoved' ? [e.data.userId] : []));
+      const { rows } = await deps.pool.query<{ user_id: string }>('SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])', [chatIds]);
+      await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
     },
   };
 }
 
-async function touchChat(tx: { query: (sql: string, params: unknown[]) => Promise<unknown> }, event: ChatEvent): Promise<void> {
-  await tx.query(
-    'UPDATE messages.chats SET last_seq = GREATEST(last_seq, $2), last_activity_at = GREATEST(last_activity_at, $3) WHERE id = $1',
-    [event.chatId, event.seq, event.meta.occurredAt],
-  );
+async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position): Promise<void> {
+  const at = event.meta.occurredAt;
+  switch (event.type) {
+    case 'ChatCreated': {
+      const d = event.data;
+      await tx.query(
+        `INSERT INTO messages.chats (id, type, title, created_by, created_at, last_seq, last_activity_at, stream_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $5, $7) ON CONFLICT (id) DO NOTHING`,
+        [event.chatId, d.type, d.title, d.createdBy, at, event.seq, position.streamSeq],
+      );
+      await tx.query(
+        `INSERT INTO messages.chat_members (chat_id, user_id, role, joined_seq)
+         SELECT $1, m.user_id, m.role, $4 FROM unnest($2::uuid[], $3::text[]) AS m(user_id, role)
+         ON CONFLICT DO NOTHING`,
+        [event.chatId, d.members.map((m) => m.userId), d.members.map((m) => m.role), event.seq],
+      );
+      if (d.type === 'direct' && d.members.length === 2) {
+        const [a, b] = d.members.map((m) => m.userId).sort();
+        await tx.query('INSERT INTO messages.direct_chats (user_a, user_b, chat_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [a, b, event.chatId]);
+      }
+      return;
+    }
+    case 'MessageSent': {
+      const d = event.data;
+      await tx.query(
+        `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
+        [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.body, d.replyTo, at, position.streamSeq],
+      );
+      return;
+    }
+    case 'PollPosted': {
+      const d = event.data;
+      await tx.query(
+        `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq, poll_id)
+         VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9) ON CONFLICT DO NOTHING`,
+        [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.question, at, position.streamSeq, d.pollId],
+      );
+      await tx.query(
+        `INSERT INTO messages.polls (id, message_id, chat_id, created_by, question, options, multiple)
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
+        [d.pollId, d.messageId, event.chatId, d.senderId, d.question, JSON.stringify(d.options), d.multiple],
+      );
+      return;
+    }
+    case 'ChatRenamed':
+      await tx.query('UPDATE messages.chats SET title = $2 WHERE id = $1', [event.chatId, event.data.title]);
+      return;
+    case 'MemberAdded':
+      await tx.query(
+        `INSERT INTO messages.chat_members (chat_id, user_id, role, joined_seq) VALUES ($1, $2, $3, $4)
+         ON CONFLICT (chat_id, user_id) DO UPDATE SET role = EXCLUDED.role, joined_seq = EXCLUDED.joined_seq`,
+        [event.chatId, event.data.userId, event.data.role, event.seq],
+      );
+      return;
+    case 'MemberRemoved':
+      await tx.query('DELETE FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [event.chatId, event.data.userId]);
+      if (event.data.newOwnerId) {
+        await tx.query(`UPDATE messages.chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2`, [event.chatId, event.data.newOwnerId]);
+      }
+      return;
+    case 'MessageEdited':
+      await tx.query('UPDATE messages.messages SET body = $3, edited_at = $4 WHERE id = $1 AND chat_id = $2 AND deleted_at IS NULL', [
+        event.data.messageId,
+        event.chatId,
+        event.data.body,
+        at,
+      ]);
+      return;
+    case 'MessageDeleted':
+      // The tombstone keeps the row (seq, sender, time) so history has no holes; the content goes.
+      await tx.query(`UPDATE messages.messages SET body = '', deleted_at = $3, poll_id = NULL WHERE id = $1 AND chat_id = $2`, [
+        event.data.messageId,
+        event.chatId,
+        at,
+      ]);
+      await tx.query('DELETE FROM messages.reactions WHERE message_id = $1', [event.data.messageId]);
+      await tx.query('DELETE FROM messages.polls WHERE message_id = $1', [event.data.messageId]);
+      return;
+    case 'ReactionAdded':
+      await tx.query(
+        `INSERT INTO messages.reactions (message_id, user_id, emoji, created_at)
+         SELECT $1, $2, $3, $4 WHERE EXISTS (SELECT 1 FROM messages.messages WHERE id = $1 AND deleted_at IS NULL)
+         ON CONFLICT DO NOTHING`,
+        [event.data.messageId, event.data.userId, event.data.emoji, at],
+      );
+      return;
+    case 'ReactionRemoved':
+      await tx.query('DELETE FROM messages.reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3', [
+        event.data.messageId,
+        event.data.userId,
+        event.data.emoji,
+      ]);
+      return;
+    case 'PollVoted':
+      await tx.query('DELETE FROM messages.poll_votes WHERE poll_id = $1 AND user_id = $2', [event.data.pollId, event.data.userId]);
+      await tx.query(
+        `INSERT INTO messages.poll_votes (poll_id, user_id, option_id)
+         SELECT $1, $2, o FROM unnest($3::text[]) AS o WHERE EXISTS (SELECT 1 FROM messages.polls WHERE id = $1)
+         ON CONFLICT DO NOTHING`,
+        [event.data.pollId, event.data.userId, event.data.optionIds],
+      );
+      return;
+    case 'PollClosed':
+      await tx.query('UPDATE messages.polls SET closed = true WHERE id = $1', [event.data.pollId]);
+      return;
+    default: {
+      const unhandled: never = event;
+      throw new Error(`chats projection cannot apply ${(unhandled as { type: string }).type}`);
+    }
+  }
 }

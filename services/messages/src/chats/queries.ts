@@ -61,8 +61,11 @@ async function selectChats(db: Queryable, userId: string, where: string, params:
                FROM messages.chat_members m WHERE m.chat_id = c.id) AS members,
             (SELECT row_to_json(lm) FROM (SELECT ${messageColumns('x')} FROM messages.messages x
                WHERE x.chat_id = c.id ORDER BY x.seq DESC LIMIT 1) lm) AS last_message,
-            -- Read receipts arrive with the receipts feature; until then everyone else's messages count as unread.
-            (SELECT count(*)::int FROM messages.messages u WHERE u.chat_id = c.id AND u.sender_id <> $1) AS unread_count
+            -- Unread: other people's live messages after the caller's read position.
+            (SELECT count(*)::int FROM messages.messages u
+              WHERE u.chat_id = c.id AND u.sender_id <> $1 AND u.deleted_at IS NULL
+                AND u.seq > COALESCE((SELECT rp.seq FROM messages.read_positions rp WHERE rp.chat_id = c.id AND rp.user_id = $1), 0)
+            ) AS unread_count
        FROM messages.chats c
        JOIN messages.chat_members me ON me.chat_id = c.id AND me.user_id = $1
       WHERE ${where}
@@ -89,5 +92,5 @@ function toChatView(row: ChatRow): ChatView {
 /** row_to_json turns timestamps into strings; MessageRow expects Dates. */
 function reviveDates(row: MessageRow): MessageRow {
   const date = (v: unknown) => (v === null || v === undefined ? null : new Date(v as string));
-  return { ...row, created_at: date(row.created_at)!, edited_at: date(row.edited_at), deleted_at: date(row.deleted_at) };
+  return { ...row, created_at: date(row.created_at)!, edited_at: date(row.edited_at), deleted_at: date(row.deleted_at), poll_id: row.poll_id ?? null };
 }

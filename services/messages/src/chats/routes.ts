@@ -1,7 +1,10 @@
-import { isId } from '@parley/contracts';
+import { Type } from '@sinclair/typebox';
+import { isId, Uuid } from '@parley/contracts';
 import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
+import { markRead } from '../receipts/mark-read.js';
 import { createChat, type CreateChatDeps } from './create.js';
+import { addMember, removeMember, renameChat, type ManageDeps } from './manage.js';
 import { findChatForMember, listChats } from './queries.js';
 import { ChatIdParams, CreateChatBody, ListQuery } from './schemas.js';
 
@@ -9,7 +12,49 @@ const isChatCursor = (v: unknown): v is { at: string; id: string } =>
   typeof v === 'object' && v !== null && typeof (v as { at?: unknown }).at === 'string' && !Number.isNaN(Date.parse((v as { at: string }).at)) &&
   isId((v as { id?: unknown }).id);
 
-export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & { pool: Pool }): void {
+const MemberParams = Type.Object({ id: Uuid, userId: Uuid });
+
+export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps & { pool: Pool }): void {
+  router.route({
+    method: 'PATCH',
+    url: '/api/v1/chats/:id',
+    schema: { params: ChatIdParams, body: Type.Object({ title: Type.String({ minLength: 1, maxLength: 128 }) }, { additionalProperties: false }) },
+    handler: async ({ params, body, auth, request }) => {
+      await renameChat(deps, auth.userId, params.id, body.title, request.requestId);
+      return { status: 200, body: await findChatForMember(deps.pool, params.id, auth.userId) };
+    },
+  });
+
+  router.route({
+    method: 'POST',
+    url: '/api/v1/chats/:id/members',
+    schema: { params: ChatIdParams, body: Type.Object({ userId: Uuid }, { additionalProperties: false }) },
+    handler: async ({ params, body, auth, request }) => {
+      await addMember(deps, auth.userId, params.id, body.userId, request.requestId);
+      return { status: 201, body: await findChatForMember(deps.pool, params.id, auth.userId) };
+    },
+  });
+
+  router.route({
+    method: 'DELETE',
+    url: '/api/v1/chats/:id/members/:userId',
+    schema: { params: MemberParams },
+    handler: async ({ params, auth, request }) => {
+      await removeMember(deps, auth.userId, params.id, params.userId, request.requestId);
+      return { status: 204 };
+    },
+  });
+
+  router.route({
+    method: 'POST',
+    url: '/api/v1/chats/:id/read',
+    schema: { params: ChatIdParams, body: Type.Object({ messageId: Uuid }, { additionalProperties: false }) },
+    handler: async ({ params, body, auth, request }) => {
+      await markRead(deps, auth.userId, params.id, body.messageId, request.requestId);
+      return { status: 204 };
+    },
+  });
+
   router.route({
     method: 'POST',
     url: '/api/v1/chats',

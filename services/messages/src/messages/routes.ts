@@ -1,9 +1,10 @@
 import { Type } from '@sinclair/typebox';
-import { SendMessageBody } from '@parley/contracts';
+import { SendMessageBody, Uuid } from '@parley/contracts';
 import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import { isMember } from '../chats/queries.js';
 import { ChatIdParams, ListQuery } from '../chats/schemas.js';
-import { historyPage, toMessageView } from './queries.js';
+import { deleteMessage, editMessage } from './edit.js';
+import { historyPage, messageViews } from './queries.js';
 import { sendMessage, type SendDeps } from './send.js';
 
 const isSeqCursor = (v: unknown): v is { seq: number } =>
@@ -23,7 +24,7 @@ export function messageRoutes(router: ApiRouter, deps: SendDeps): void {
       const last = page[page.length - 1];
       return {
         status: 200,
-        body: { items: page.map(toMessageView), nextCursor: rows.length > limit && last ? encodeCursor({ seq: last.seq }) : null },
+        body: { items: await messageViews(deps.pool, page, auth.userId), nextCursor: rows.length > limit && last ? encodeCursor({ seq: last.seq }) : null },
       };
     },
   });
@@ -35,6 +36,27 @@ export function messageRoutes(router: ApiRouter, deps: SendDeps): void {
     handler: async ({ params, body, auth, request }) => {
       const { message, duplicate } = await sendMessage(deps, auth.userId, params.id, body, request.requestId);
       return { status: duplicate ? 200 : 201, body: message };
+    },
+  });
+
+  router.route({
+    method: 'PATCH',
+    url: '/api/v1/messages/:id',
+    schema: { params: Type.Object({ id: Uuid }), body: Type.Object({ body: Type.String({ maxLength: 65_536 }) }, { additionalProperties: false }) },
+    handler: async ({ params, body, auth, request }) => {
+      const row = await editMessage(deps, auth.userId, params.id, body.body, request.requestId);
+      const [view] = await messageViews(deps.pool, [row], auth.userId);
+      return { status: 200, body: view };
+    },
+  });
+
+  router.route({
+    method: 'DELETE',
+    url: '/api/v1/messages/:id',
+    schema: { params: Type.Object({ id: Uuid }) },
+    handler: async ({ params, auth, request }) => {
+      await deleteMessage(deps, auth.userId, params.id, request.requestId);
+      return { status: 204 };
     },
   });
 }

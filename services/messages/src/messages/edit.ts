@@ -1,0 +1,40 @@
+import { messageBodyProblem, type MessageDeleted, type MessageEdited } from '@parley/contracts';
+import { Forbidden, InvalidRequest, NotFound } from '@parley/http';
+import { appendChatEvent, type AppendDeps } from '../chats/append.js';
+import { isAdmin, requireMember } from '../chats/access.js';
+import { findMessage, type MessageRow } from './queries.js';
+
+/** The message if the caller may see it (member of its chat) and it is not deleted; else 404. */
+export async function visibleMessage(deps: AppendDeps, userId: string, messageId: string) {
+  const message = await findMessage(deps.pool, messageId);
+  if (!message) throw new NotFound('No such message');
+  const membership = await requireMember(deps.pool, message.chat_id, userId).catch(() => {
+    throw new NotFound('No such message');
+  });
+  if (message.deleted_at) throw new NotFound('No such message');
+  return { message, membership };
+}
+
+export async function editMessage(deps: AppendDeps & { maxChars: number }, userId: string, messageId: string, body: string, correlationId: string): Promise<MessageRow> {
+  const { message } = await visibleMessage(deps, userId, messageId);
+  if (message.sender_id !== userId) throw new Forbidden('Only the author may edit a message');
+  if (message.poll_id) throw new InvalidRequest('A poll cannot be edited');
+  const problem = messageBodyProblem(body, deps.maxChars, false);
+  if (problem) throw new InvalidRequest(problem);
+  await appendChatEvent<MessageEdited>(deps, message.chat_id, `edit:${messageId}:${correlationId}`, userId, correlationId, {
+    type: 'MessageEdited',
+    data: { messageId, body, editedBy: userId },
+  }, { waitForProjection: true });
+  return (await findMessage(deps.pool, messageId))!;
+}
+
+/** Deletes by the author, or by an owner or admin of a group. Leaves a tombstone event. */
+export async function deleteMessage(deps: AppendDeps, userId: string, messageId: string, correlationId: string): Promise<void> {
+  const { message, membership } = await visibleMessage(deps, userId, messageId);
+  const mayDelete = message.sender_id === userId || (membership.chatType === 'group' && isAdmin(membership));
+  if (!mayDelete) throw new Forbidden('Only the author or a group admin may delete a message');
+  await appendChatEvent<MessageDeleted>(deps, message.chat_id, `delete:${messageId}`, userId, correlationId, {
+    type: 'MessageDeleted',
+    data: { messageId, deletedBy: userId },
+  }, { waitForProjection: true });
+}
