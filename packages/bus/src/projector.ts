@@ -131,6 +131,23 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     return this.applied;
   }
 
+  /**
+   * Read-your-writes barrier for lookups that missed: resolves once everything stored in the
+   * stream before the call has been projected (or after `timeoutMs`, returning false). It reads the
+   * shared consumer's state, so it works whichever replica is the leader.
+   */
+  async caughtUp(timeoutMs = 2_000): Promise<boolean> {
+    const { jsm } = this.o.bus;
+    const target = (await jsm.streams.info(this.o.stream)).state.last_seq;
+    const deadline = Date.now() + timeoutMs;
+    for (let delay = 2; ; delay = Math.min(delay * 2, 50)) {
+      const info = await jsm.consumers.info(this.o.stream, this.name).catch(() => null);
+      if (info && (info.ack_floor.stream_seq >= target || (info.num_pending === 0 && info.num_ack_pending === 0))) return true;
+      if (Date.now() >= deadline) return false;
+      await sleep(delay);
+    }
+  }
+
   /** Creates the durable consumer if missing, or aligns its ack settings with ours. */
   async ensureConsumer(): Promise<void> {
     const { jsm } = this.o.bus;

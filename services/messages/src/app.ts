@@ -21,6 +21,8 @@ export interface MessagesApp {
   projector: Projector<ChatEvent>;
   /** Read positions, from the receipts stream. */
   receipts: Projector<ReceiptEvent>;
+  /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
+  barrier: () => Promise<unknown>;
 }
 
 export interface AppOptions {
@@ -32,12 +34,6 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const stream = streamName(deps.namespace, 'chats');
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
   const router = new ApiRouter(deps.log);
-  const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer };
-  chatRoutes(router, { ...deps, sequencer });
-  messageRoutes(router, { ...appendDeps, maxChars: config.MESSAGE_MAX_CHARS });
-  reactionRoutes(router, appendDeps);
-  pollRoutes(router, appendDeps);
-
   const common = {
     bus: deps.bus,
     pool: deps.pool,
@@ -62,13 +58,20 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     parse: parseReceiptEvent,
     projection: receiptsProjection(deps),
   });
-  return { router, projector, receipts };
+  const barrier = () => projector.caughtUp();
+  const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
+  chatRoutes(router, { ...deps, sequencer, barrier });
+  messageRoutes(router, { ...appendDeps, maxChars: config.MESSAGE_MAX_CHARS });
+  reactionRoutes(router, appendDeps);
+  pollRoutes(router, appendDeps);
+
+  return { router, projector, receipts, barrier };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
 export function startApp(deps: Deps, app: MessagesApp): Started {
   const { nc } = deps.bus;
-  const rpc = messagesRpc(deps.pool, deps);
+  const rpc = messagesRpc(deps.pool, { ...deps, barrier: app.barrier });
   const ns = deps.namespace;
   const subs = [
     serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),

@@ -4,14 +4,14 @@ import { AppError } from '@parley/http';
 import { markRead } from './receipts/mark-read.js';
 import type { Pool } from '@parley/pg';
 import { isMember, memberChatIds } from './chats/queries.js';
-import { findMessage } from './messages/queries.js';
+import { lookupMessage } from './messages/lookup.js';
 
 
 type Req<M extends keyof RpcMethods> = Partial<RpcMethods[M]['req']> | null;
 type Res<M extends keyof RpcMethods> = Promise<RpcMethods[M]['res']>;
 
 /** Internal request/reply methods the messages service answers (contracts RpcMethods). */
-export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string }) {
+export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; barrier: () => Promise<unknown> }) {
   return {
     memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> => ({
       chatIds: isId(req?.userId) ? await memberChatIds(pool, req.userId) : [],
@@ -21,7 +21,7 @@ export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string }) {
     }),
     messageChat: async (req: Req<'messages.messageChat'>): Res<'messages.messageChat'> => {
       if (!isId(req?.messageId) || !isId(req?.userId)) return { chatId: null };
-      const message = await findMessage(pool, req.messageId);
+      const message = await lookupMessage({ pool, barrier: deps.barrier }, req.messageId);
       // Only reveal the chat to one of its members.
       return { chatId: message && (await isMember(pool, message.chat_id, req.userId)) ? message.chat_id : null };
     },

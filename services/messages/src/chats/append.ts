@@ -8,6 +8,8 @@ export interface AppendDeps {
   pool: Pool;
   namespace: string;
   sequencer: Sequencer;
+  /** Read-your-writes barrier for lookups (Projector.caughtUp). */
+  barrier: () => Promise<unknown>;
 }
 
 type Body<E extends ChatEvent> = Omit<E, 'seq' | 'meta' | 'chatId' | 'version'> & { version?: 1 };

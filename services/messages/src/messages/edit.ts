@@ -2,11 +2,12 @@ import { messageBodyProblem, type MessageDeleted, type MessageEdited } from '@pa
 import { Forbidden, InvalidRequest, NotFound } from '@parley/http';
 import { appendChatEvent, type AppendDeps } from '../chats/append.js';
 import { isAdmin, requireMember } from '../chats/access.js';
+import { lookupMessage } from './lookup.js';
 import { findMessage, type MessageRow } from './queries.js';
 
 /** The message if the caller may see it (member of its chat) and it is not deleted; else 404. */
 export async function visibleMessage(deps: AppendDeps, userId: string, messageId: string) {
-  const message = await findMessage(deps.pool, messageId);
+  const message = await lookupMessage(deps, messageId);
   if (!message) throw new NotFound('No such message');
   const membership = await requireMember(deps.pool, message.chat_id, userId).catch(() => {
     throw new NotFound('No such message');

@@ -13,13 +13,15 @@ import {
 import { InvalidRequest, NotFound } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { isMember } from '../chats/queries.js';
-import { findByClientMsgId, findMessage, toMessageView } from './queries.js';
+import { lookupMessage } from './lookup.js';
+import { findByClientMsgId, toMessageView } from './queries.js';
 
 export interface SendDeps {
   pool: Pool;
   namespace: string;
   sequencer: Sequencer;
   maxChars: number;
+  barrier: () => Promise<unknown>;
 }
 
 /**
@@ -41,7 +43,7 @@ export async function sendMessage(
   if (attachmentIds.length > 0) throw new InvalidRequest('Unknown attachment');
   const replyTo = input.replyTo ?? null;
   if (replyTo) {
-    const target = await findMessage(deps.pool, replyTo);
+    const target = await lookupMessage(deps, replyTo);
     if (!target || target.chat_id !== chatId) throw new InvalidRequest('replyTo must be a message of the same chat');
   }
   const earlier = await findByClientMsgId(deps.pool, chatId, senderId, input.clientMsgId);

@@ -34,7 +34,7 @@ async function findPoll(db: Queryable, pollId: string): Promise<PollRow | null> 
 
 /** The poll if the caller is a member of its chat; 404 otherwise (as if it did not exist). */
 async function visiblePoll(deps: AppendDeps, userId: string, pollId: string): Promise<PollRow> {
-  const poll = await findPoll(deps.pool, pollId);
+  const poll = (await findPoll(deps.pool, pollId)) ?? (await deps.barrier().then(() => findPoll(deps.pool, pollId)));
   if (!poll) throw new NotFound('No such poll');
   await requireMember(deps.pool, poll.chat_id, userId).catch(() => {
     throw new NotFound('No such poll');
