@@ -11,6 +11,7 @@ import { pollRoutes } from './polls/routes.js';
 import { reactionRoutes } from './reactions/routes.js';
 import { receiptsProjection } from './receipts/projection.js';
 import { messagesRpc } from './rpc.js';
+import { searchRoutes } from './search/routes.js';
 
 export const SCHEMA = 'messages';
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -60,10 +61,11 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   });
   const barrier = () => projector.caughtUp();
   const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
-  chatRoutes(router, { ...deps, sequencer, barrier });
+  chatRoutes(router, { ...deps, sequencer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
   messageRoutes(router, { ...appendDeps, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, appendDeps);
   pollRoutes(router, appendDeps);
+  searchRoutes(router, deps);
 
   return { router, projector, receipts, barrier };
 }

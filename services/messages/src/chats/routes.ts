@@ -2,7 +2,9 @@ import { Type } from '@sinclair/typebox';
 import { isId, Uuid } from '@parley/contracts';
 import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
+import type { Cache } from '@parley/cache';
 import { markRead } from '../receipts/mark-read.js';
+import { chatListKey } from './cache-keys.js';
 import { createChat, type CreateChatDeps } from './create.js';
 import { addMember, removeMember, renameChat, type ManageDeps } from './manage.js';
 import { findChatForMember, listChats } from './queries.js';
@@ -14,7 +16,7 @@ const isChatCursor = (v: unknown): v is { at: string; id: string } =>
 
 const MemberParams = Type.Object({ id: Uuid, userId: Uuid });
 
-export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps & { pool: Pool }): void {
+export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps & { pool: Pool; cache: Cache; chatsTtlSeconds: number }): void {
   router.route({
     method: 'PATCH',
     url: '/api/v1/chats/:id',
@@ -74,8 +76,17 @@ export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps 
     handler: async ({ query, auth }) => {
       const limit = pageLimit(query.limit);
       const before = decodeCursor(query.before, isChatCursor);
+      // The first page is what every client loads on start: cached per user, dropped by the
+      // projection whenever one of the user's chats changes (and by their read receipts).
+      const cacheable = before === null && query.limit === undefined;
+      if (cacheable) {
+        const cached = await deps.cache.getJson<unknown>(chatListKey(auth.userId));
+        if (cached) return { status: 200, body: cached };
+      }
       const page = await listChats(deps.pool, auth.userId, limit, before);
-      return { status: 200, body: { items: page.chats, nextCursor: page.more && page.last ? encodeCursor(page.last) : null } };
+      const body = { items: page.chats, nextCursor: page.more && page.last ? encodeCursor(page.last) : null };
+      if (cacheable) await deps.cache.setJson(chatListKey(auth.userId), body, deps.chatsTtlSeconds);
+      return { status: 200, body };
     },
   });
 
