@@ -22,6 +22,11 @@ describe('loadEnv', () => {
       PARLEY_NAMESPACE: 'parley',
       SHUTDOWN_TIMEOUT_SECONDS: 10,
       PROJECTOR_ACK_WAIT_MS: 30_000,
+      // design.md's data lifecycle table.
+      MESSAGE_RETENTION_DAYS: 365,
+      AUDIT_LOG_RETENTION_DAYS: 90,
+      RESET_TOKEN_RETENTION_DAYS: 7,
+      READ_RECEIPT_RETENTION_DAYS: 180,
       JWT_SECRET: DEV_JWT_SECRET,
       ACCESS_TOKEN_TTL: 900,
     });

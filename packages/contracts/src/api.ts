@@ -53,6 +53,18 @@ export interface RpcMethods {
   'messages.isMember': { req: { chatId: string; userId: string }; res: { member: boolean } };
   /** messages: the chat a message belongs to, if the user may see it (reply targets must be in the same chat). */
   'messages.messageChat': { req: { messageId: string; userId: string }; res: { chatId: string | null } };
+  /** messages: record a file the gateway stored (metadata only; the bytes are in the store). */
+  'messages.registerAttachment': {
+    req: { attachmentId: string; uploaderId: string; name: string; size: number; mime: string };
+    res: { id: string; name: string; size: number; mime: string };
+  };
+  /** messages: may this user download this attachment (uploader, or member of a chat it was sent to)? */
+  'messages.attachmentAccess': { req: { attachmentId: string; userId: string }; res: { name: string; size: number; mime: string } | null };
+  /** messages: can the sender attach these to a message (uploaded by them, or already visible to them)? */
+  'messages.attachmentsUsable': {
+    req: { attachmentIds: string[]; userId: string };
+    res: { usable: boolean; attachments: { id: string; name: string; size: number; mime: string }[] };
+  };
   /** messages: the WebSocket `read` frame (mark a chat read up to a message). */
   'messages.markRead': { req: { chatId: string; userId: string; messageId: string }; res: { ok: true; seq: number } | { ok: false; code: string } };
 }

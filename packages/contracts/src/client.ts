@@ -74,7 +74,7 @@ export function messageViewFromEvent(event: MessageSent): MessageView {
     senderId: event.data.senderId,
     body: event.data.body,
     replyTo: event.data.replyTo,
-    attachments: [],
+    attachments: event.data.attachments ?? [],
     reactions: [],
     poll: null,
     editedAt: null,

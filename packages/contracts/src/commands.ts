@@ -12,7 +12,7 @@ export const SendMessageFields = {
   // The configurable limit (MESSAGE_MAX_CHARS) is checked in code; this bound only keeps junk out.
   body: Type.String({ maxLength: 65_536 }),
   replyTo: Type.Optional(Type.Union([Uuid, Type.Null()])),
-  attachmentIds: Type.Optional(Type.Array(Type.String({ maxLength: 64 }), { maxItems: 10 })),
+  attachmentIds: Type.Optional(Type.Array(Uuid, { maxItems: 10, uniqueItems: true })),
 };
 
 export const SendMessageBody = Type.Object(SendMessageFields, { additionalProperties: false });
@@ -41,6 +41,8 @@ export interface SendMessageCommand {
   body: string;
   replyTo: string | null;
   attachmentIds: string[];
+  /** Metadata of the attachments, resolved by whoever validated them. */
+  attachments?: { id: string; name: string; size: number; mime: string }[];
   at: Date;
   eventId: string;
   correlationId: string;
@@ -60,6 +62,7 @@ export function messageSent(command: SendMessageCommand, seq: number): MessageSe
       body: command.body,
       replyTo: command.replyTo,
       attachmentIds: command.attachmentIds,
+      ...(command.attachments && command.attachments.length > 0 ? { attachments: command.attachments } : {}),
     },
     meta: buildMeta({ eventId: command.eventId, occurredAt: command.at, actorId: command.senderId, correlationId: command.correlationId }),
   };

@@ -55,7 +55,7 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
     chats: {
       name: streamName(ns, 'chats'),
       description: 'Every chat event (membership, messages) on one subject per chat',
-      subjects: [subjects.allChats(ns), subjects.allChatClaims(ns)],
+      subjects: [subjects.allChats(ns), subjects.allChatClaims(ns), subjects.allAttachments(ns)],
       maxAgeSeconds: 0,
       maxMsgsPerSubject: -1,
       duplicateWindowSeconds: 120,

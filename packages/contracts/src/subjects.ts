@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
  *
  *   <ns>.chat.<chatId>                  every event of one chat (one subject, so one gap-free seq)
  *   <ns>.chatclaim.<pairHash>           direct-chat uniqueness claims
+ *   <ns>.attachment.<attachmentId>      uploaded files' metadata
  *   <ns>.user.<userId>                  every event of one user
  *   <ns>.userclaim.<kind>.<valueHash>   username / e-mail uniqueness claims
  *   <ns>.receipt.<chatId>.<userId>      a member's read position (latest only)
@@ -27,6 +28,8 @@ export const subjects = {
   directChatClaim: (ns: string, userA: string, userB: string) =>
     `${ns}.chatclaim.${subjectHash([userA, userB].sort().join(':'))}`,
   allChatClaims: (ns: string) => `${ns}.chatclaim.*`,
+  attachment: (ns: string, attachmentId: string) => `${ns}.attachment.${attachmentId}`,
+  allAttachments: (ns: string) => `${ns}.attachment.*`,
 
   user: (ns: string, userId: string) => `${ns}.user.${userId}`,
   allUsers: (ns: string) => `${ns}.user.*`,

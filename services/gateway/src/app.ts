@@ -5,7 +5,9 @@ import { streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { GatewayConfig } from './env.js';
+import { LocalDiskStore } from '@parley/storage';
 import { apiHandler } from './http/api-handler.js';
+import { downloadHandler, uploadHandler } from './http/attachments.js';
 import { clientAddressResolver } from './http/client-address.js';
 import { authenticator } from './auth/authenticator.js';
 import { RevocationList } from './auth/revocations.js';
@@ -78,6 +80,15 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
     }),
   );
+  const attachmentDeps = {
+    ...deps,
+    store: new LocalDiskStore(config.ATTACHMENTS_DIR),
+    authenticate,
+    maxBytes: config.ATTACHMENT_MAX_BYTES,
+    serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
+  };
+  app.post('/api/v1/attachments', uploadHandler(attachmentDeps));
+  app.get('/api/v1/attachments/:id', downloadHandler(attachmentDeps));
   app.any(
     '/*',
     apiHandler({

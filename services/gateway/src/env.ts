@@ -16,6 +16,9 @@ export const GatewayEnv = {
   /** Milliseconds the gateway waits for a service before answering 503. */
   SERVICE_TIMEOUT_MS: Type.Number({ default: 5000, minimum: 100 }),
   MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),
+  /** Largest attachment accepted (25 MiB), and where the attachment store keeps the files. */
+  ATTACHMENT_MAX_BYTES: Type.Number({ default: 25 * 1024 * 1024, minimum: 1024 }),
+  ATTACHMENTS_DIR: Type.String({ default: './data/attachments' }),
   /**
    * Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed
    * (e.g. "10.0.0.0/8,loopback"). Empty: the header is ignored and the peer address is the client.

@@ -1,6 +1,17 @@
 import { fileURLToPath } from 'node:url';
-import { Projector, Sequencer, serveRequests } from '@parley/bus';
-import { parseChatEvent, parseReceiptEvent, streamName, subjects, type ChatEvent, type ReceiptEvent } from '@parley/contracts';
+import { Projector, Sequencer, serveRequests, waitForCheckpoint } from '@parley/bus';
+import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
+import {
+  parseAttachmentEvent,
+  parseChatEvent,
+  parseReceiptEvent,
+  streamName,
+  subjects,
+  type AttachmentEvent,
+  type ChatEvent,
+  type ReceiptEvent,
+} from '@parley/contracts';
+import { LocalDiskStore } from '@parley/storage';
 import { ApiRouter } from '@parley/http';
 import type { Deps, Started } from '@parley/runtime';
 import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
@@ -22,8 +33,11 @@ export interface MessagesApp {
   projector: Projector<ChatEvent>;
   /** Read positions, from the receipts stream. */
   receipts: Projector<ReceiptEvent>;
+  /** Uploaded files' metadata. */
+  attachments: Projector<AttachmentEvent>;
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
+  attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
 }
 
 export interface AppOptions {
@@ -33,6 +47,7 @@ export interface AppOptions {
 /** Builds the messages service from ready clients; reads no env, listens on nothing. */
 export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions = {}): MessagesApp {
   const stream = streamName(deps.namespace, 'chats');
+  const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
   const router = new ApiRouter(deps.log);
   const common = {
@@ -50,7 +65,14 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     stream,
     filterSubject: subjects.allChats(deps.namespace),
     parse: parseChatEvent,
-    projection: chatsProjection(deps),
+    projection: chatsProjection({ ...deps, store }),
+  });
+  const attachments = new Projector<AttachmentEvent>({
+    ...common,
+    stream,
+    filterSubject: subjects.allAttachments(deps.namespace),
+    parse: parseAttachmentEvent,
+    projection: attachmentsProjection(),
   });
   const receipts = new Projector<ReceiptEvent>({
     ...common,
@@ -67,13 +89,20 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   pollRoutes(router, appendDeps);
   searchRoutes(router, deps);
 
-  return { router, projector, receipts, barrier };
+  return {
+    router,
+    projector,
+    receipts,
+    attachments,
+    barrier,
+    attachmentsBarrier: (streamSeq: number) => waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, ATTACHMENTS_PROJECTOR, streamSeq),
+  };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
 export function startApp(deps: Deps, app: MessagesApp): Started {
   const { nc } = deps.bus;
-  const rpc = messagesRpc(deps.pool, { ...deps, barrier: app.barrier });
+  const rpc = messagesRpc(deps.pool, { ...deps, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier });
   const ns = deps.namespace;
   const subs = [
     serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),
@@ -81,13 +110,17 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
     serveRequests(nc, subjects.rpc(ns, 'messages', 'isMember'), 'messages', (req) => rpc.isMember(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'messageChat'), 'messages', (req) => rpc.messageChat(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'markRead'), 'messages', (req) => rpc.markRead(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'registerAttachment'), 'messages', (req) => rpc.registerAttachment(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'attachmentAccess'), 'messages', (req) => rpc.attachmentAccess(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'attachmentsUsable'), 'messages', (req) => rpc.attachmentsUsable(req as never), deps.log, deps.metrics),
   ];
   app.projector.start();
   app.receipts.start();
+  app.attachments.start();
   return {
     async stop() {
       await Promise.all(subs.map((s) => s.drain()));
-      await Promise.all([app.projector.stop(), app.receipts.stop()]);
+      await Promise.all([app.projector.stop(), app.receipts.stop(), app.attachments.stop()]);
     },
   };
 }

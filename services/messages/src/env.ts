@@ -6,6 +6,8 @@ export const MessagesEnv = {
   METRICS_PORT: Type.Number({ default: 9092 }),
   MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),
   REDIS_CHATS_TTL: Type.Number({ default: 1800, minimum: 1 }),
+  /** The attachment store's folder; the gateway writes uploads there, this service deletes them. */
+  ATTACHMENTS_DIR: Type.String({ default: './data/attachments' }),
 };
 
 export type MessagesConfig = ReturnType<typeof loadMessagesEnv>;

@@ -2,6 +2,7 @@ import { openDeps, type Deps } from '@parley/runtime';
 import { buildApp, MIGRATIONS_DIR, SCHEMA } from './app.js';
 import { PROJECTION_TABLES } from './chats/projection.js';
 import { loadMessagesEnv } from './env.js';
+import { ATTACHMENTS_PROJECTION_TABLES } from './attachments/projection.js';
 import { RECEIPTS_PROJECTION_TABLES } from './receipts/projection.js';
 
 /** `npm run rebuild -- messages`: empties the chats/messages projection and replays it from the chats stream. */
@@ -10,7 +11,9 @@ export async function rebuildMessages(source: Record<string, string | undefined>
   const opened = await openDeps<Deps>({ name: 'messages-rebuild', env: config, database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR } });
   try {
     const app = buildApp(opened.deps, config);
-    return (await app.projector.rebuild(PROJECTION_TABLES)) + (await app.receipts.rebuild(RECEIPTS_PROJECTION_TABLES));
+    // Attachments first: messages refer to them.
+    const attachments = await app.attachments.rebuild(ATTACHMENTS_PROJECTION_TABLES);
+    return attachments + (await app.projector.rebuild(PROJECTION_TABLES)) + (await app.receipts.rebuild(RECEIPTS_PROJECTION_TABLES));
   } finally {
     await opened.close();
   }

@@ -1,5 +1,6 @@
-import type { Bus } from '@parley/bus';
-import { isId, newId, type RpcMethods } from '@parley/contracts';
+import { publishEvent, type Bus } from '@parley/bus';
+import { buildMeta, isId, newId, subjects, type AttachmentUploaded, type RpcMethods } from '@parley/contracts';
+import { accessibleAttachment, usableAttachments } from './attachments/queries.js';
 import { AppError } from '@parley/http';
 import { markRead } from './receipts/mark-read.js';
 import type { Pool } from '@parley/pg';
@@ -11,7 +12,7 @@ type Req<M extends keyof RpcMethods> = Partial<RpcMethods[M]['req']> | null;
 type Res<M extends keyof RpcMethods> = Promise<RpcMethods[M]['res']>;
 
 /** Internal request/reply methods the messages service answers (contracts RpcMethods). */
-export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; barrier: () => Promise<unknown> }) {
+export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; barrier: () => Promise<unknown>; attachmentsBarrier: (streamSeq: number) => Promise<boolean> }) {
   return {
     memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> => ({
       chatIds: isId(req?.userId) ? await memberChatIds(pool, req.userId) : [],
@@ -24,6 +25,28 @@ export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; bar
       const message = await lookupMessage({ pool, barrier: deps.barrier }, req.messageId);
       // Only reveal the chat to one of its members.
       return { chatId: message && (await isMember(pool, message.chat_id, req.userId)) ? message.chat_id : null };
+    },
+    registerAttachment: async (req: Req<'messages.registerAttachment'>): Res<'messages.registerAttachment'> => {
+      if (!isId(req?.attachmentId) || !isId(req?.uploaderId) || typeof req.name !== 'string' || typeof req.mime !== 'string' || !Number.isInteger(req.size)) {
+        throw new Error('malformed registerAttachment request');
+      }
+      const event: AttachmentUploaded = {
+        type: 'AttachmentUploaded',
+        version: 1,
+        data: { attachmentId: req.attachmentId, uploaderId: req.uploaderId, name: req.name, size: req.size!, mime: req.mime },
+        meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: req.uploaderId, correlationId: newId() }),
+      };
+      const ack = await publishEvent(deps.bus.js, subjects.attachment(deps.namespace, req.attachmentId), event, { msgId: `attachment:${req.attachmentId}` });
+      await deps.attachmentsBarrier(ack.seq);
+      return { id: req.attachmentId, name: req.name, size: req.size!, mime: req.mime };
+    },
+    attachmentAccess: async (req: Req<'messages.attachmentAccess'>): Res<'messages.attachmentAccess'> =>
+      isId(req?.attachmentId) && isId(req?.userId) ? accessibleAttachment(pool, req.attachmentId, req.userId) : null,
+    attachmentsUsable: async (req: Req<'messages.attachmentsUsable'>): Res<'messages.attachmentsUsable'> => {
+      const ids = Array.isArray(req?.attachmentIds) ? req.attachmentIds : [];
+      if (!isId(req?.userId) || ids.length > 10 || !ids.every(isId)) return { usable: false, attachments: [] };
+      const attachments = await usableAttachments(pool, ids, req.userId);
+      return attachments ? { usable: true, attachments } : { usable: false, attachments: [] };
     },
     /** The WebSocket `read` frame, forwarded by the gateway. */
     markRead: async (req: Req<'messages.markRead'>): Res<'messages.markRead'> => {

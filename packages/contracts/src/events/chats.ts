@@ -40,6 +40,12 @@ export const MessageSent = chatEventSchema(
       body: Type.String(),
       replyTo: Type.Union([Type.String(), Type.Null()]),
       attachmentIds: Type.Array(Type.String()),
+      /** The attachments' metadata as it was when sent, so live events and replays need no lookup. */
+      attachments: Type.Optional(
+        Type.Array(
+          Type.Object({ id: Type.String(), name: Type.String(), size: Type.Integer(), mime: Type.String() }, { additionalProperties: false }),
+        ),
+      ),
     },
     { additionalProperties: false },
   ),
@@ -197,3 +203,19 @@ export const ReadPositionUpdated = eventSchema(
 export type ReadPositionUpdated = Static<typeof ReadPositionUpdated>;
 export const ReceiptEvents = [ReadPositionUpdated] as const;
 export type ReceiptEvent = ReadPositionUpdated;
+
+/**
+ * An uploaded file's metadata (the bytes are in the attachment store under the same id). It
+ * belongs to no chat until a message references it.
+ */
+export const AttachmentUploaded = eventSchema(
+  'AttachmentUploaded',
+  1,
+  Type.Object(
+    { attachmentId: Type.String(), uploaderId: Type.String(), name: Type.String(), size: Type.Integer({ minimum: 0 }), mime: Type.String() },
+    { additionalProperties: false },
+  ),
+);
+export type AttachmentUploaded = Static<typeof AttachmentUploaded>;
+export const AttachmentEvents = [AttachmentUploaded] as const;
+export type AttachmentEvent = AttachmentUploaded;

@@ -43,7 +43,12 @@ export async function handleSend(deps: SendDeps, socket: Socket, userId: string,
   const attachmentIds = frame.attachmentIds ?? [];
   const problem = messageBodyProblem(frame.body, deps.maxChars, attachmentIds.length > 0);
   if (problem) return { ok: false, code: 'invalid_request', message: problem };
-  if (attachmentIds.length > 0) return { ok: false, code: 'invalid_request', message: 'Unknown attachment' };
+  let attachments: RpcMethods['messages.attachmentsUsable']['res']['attachments'] = [];
+  if (attachmentIds.length > 0) {
+    const usable = await rpc<'messages.attachmentsUsable'>(deps, 'attachmentsUsable', { attachmentIds, userId });
+    if (!usable.usable) return { ok: false, code: 'invalid_request', message: 'Unknown attachment' };
+    attachments = usable.attachments;
+  }
   const replyTo = frame.replyTo ?? null;
   if (replyTo) {
     const { chatId: targetChat } = await rpc<'messages.messageChat'>(deps, 'messageChat', { messageId: replyTo, userId });
@@ -57,6 +62,7 @@ export async function handleSend(deps: SendDeps, socket: Socket, userId: string,
     body: frame.body,
     replyTo,
     attachmentIds,
+    attachments,
     at: new Date(),
     eventId: newId(),
     correlationId: newId(),

@@ -2,6 +2,7 @@ import type { Position, Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
 import type { ChatEvent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
+import type { AttachmentStore } from '@parley/storage';
 import type { Metrics } from '@parley/telemetry';
 import { chatListKey } from './cache-keys.js';
 
@@ -9,6 +10,7 @@ export const CHATS_PROJECTOR = 'chats-projection';
 export const CHECKPOINT_TABLE = 'messages.projection_checkpoints';
 /** Emptied and refilled by `npm run rebuild -- messages` (the checkpoint row is reset by the projector). */
 export const PROJECTION_TABLES = [
+  'messages.message_attachments',
   'messages.poll_votes',
   'messages.polls',
   'messages.reactions',
@@ -27,7 +29,7 @@ const ACTIVITY = new Set<ChatEvent['type']>(['ChatCreated', 'MessageSent', 'Poll
  * an event twice changes nothing. After commit, the chat lists of everyone in the touched chats
  * are dropped from Redis.
  */
-export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { query: PoolClient['query'] } }): Projection<ChatEvent> {
+export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { query: PoolClient['query'] }; store: AttachmentStore }): Projection<ChatEvent> {
   return {
     name: CHATS_PROJECTOR,
     async apply(event, tx, position) {
@@ -45,9 +47,20 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
       const removed = events.flatMap((e) => (e.type === 'MemberRemoved' ? [e.data.userId] : []));
       const { rows } = await deps.pool.query<{ user_id: string }>('SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])', [chatIds]);
       await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
+      for (const e of events) {
+        if (e.type !== 'MessageDeleted') continue;
+        for (const id of filesToDelete.get(e.data.messageId) ?? []) await deps.store.delete(id);
+        filesToDelete.delete(e.data.messageId);
+      }
     },
   };
 }
+
+/**
+ * Attachment files to remove once the transaction that deleted their message has committed
+ * (keyed by message id; filled by apply, emptied by afterCommit).
+ */
+const filesToDelete = new Map<string, string[]>();
 
 async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position): Promise<void> {
   const at = event.meta.occurredAt;
@@ -78,6 +91,14 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
         [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.body, d.replyTo, at, position.streamSeq],
       );
+      if (d.attachmentIds.length > 0) {
+        await tx.query(
+          `INSERT INTO messages.message_attachments (message_id, attachment_id, chat_id, position)
+           SELECT $1, a.id, $3, a.position FROM unnest($2::uuid[]) WITH ORDINALITY AS a(id, position)
+           ON CONFLICT DO NOTHING`,
+          [d.messageId, d.attachmentIds, event.chatId],
+        );
+      }
       return;
     }
     case 'PollPosted': {
@@ -127,6 +148,22 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       ]);
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1', [event.data.messageId]);
       await tx.query('DELETE FROM messages.polls WHERE message_id = $1', [event.data.messageId]);
+      {
+        // Its attachments go too, unless another live message still carries them.
+        const { rows } = await tx.query<{ attachment_id: string }>(
+          'DELETE FROM messages.message_attachments WHERE message_id = $1 RETURNING attachment_id',
+          [event.data.messageId],
+        );
+        const ids = rows.map((r) => r.attachment_id);
+        if (ids.length > 0) {
+          const { rows: gone } = await tx.query<{ id: string }>(
+            `DELETE FROM messages.attachments a WHERE a.id = ANY($1::uuid[])
+               AND NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = a.id) RETURNING a.id`,
+            [ids],
+          );
+          filesToDelete.set(event.data.messageId, gone.map((g) => g.id));
+        }
+      }
       return;
     case 'ReactionAdded':
       await tx.query(

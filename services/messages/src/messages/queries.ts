@@ -1,5 +1,6 @@
 import type { MessageView, PollView } from '@parley/contracts';
 import type { Queryable } from '@parley/pg';
+import { attachmentsOf } from '../attachments/queries.js';
 
 export interface MessageRow {
   id: string;
@@ -36,14 +37,17 @@ export async function findMessage(db: Queryable, messageId: string): Promise<Mes
   return rows[0] ?? null;
 }
 
-export function toMessageView(row: MessageRow, extras: { reactions?: ReactionSummary; poll?: PollView | null } = {}): MessageView {
+export function toMessageView(
+  row: MessageRow,
+  extras: { reactions?: ReactionSummary; poll?: PollView | null; attachments?: MessageView['attachments'] } = {},
+): MessageView {
   return {
     id: row.id,
     chatId: row.chat_id,
     senderId: row.sender_id,
     body: row.deleted_at ? '' : row.body,
     replyTo: row.reply_to,
-    attachments: [],
+    attachments: row.deleted_at ? [] : (extras.attachments ?? []),
     reactions: row.deleted_at ? [] : (extras.reactions ?? []),
     poll: row.deleted_at ? null : (extras.poll ?? null),
     editedAt: row.edited_at?.toISOString() ?? null,
@@ -109,9 +113,12 @@ export async function pollsOf(db: Queryable, pollIds: string[], userId: string):
 
 /** Message views for rows, with reactions and polls as `userId` sees them. */
 export async function messageViews(db: Queryable, rows: MessageRow[], userId: string): Promise<MessageView[]> {
-  const [reactions, polls] = await Promise.all([
+  const [reactions, polls, attachments] = await Promise.all([
     reactionsOf(db, rows.map((r) => r.id), userId),
     pollsOf(db, rows.flatMap((r) => (r.poll_id ? [r.poll_id] : [])), userId),
+    attachmentsOf(db, rows.map((r) => r.id)),
   ]);
-  return rows.map((r) => toMessageView(r, { reactions: reactions.get(r.id) ?? [], poll: r.poll_id ? (polls.get(r.poll_id) ?? null) : null }));
+  return rows.map((r) =>
+    toMessageView(r, { reactions: reactions.get(r.id) ?? [], poll: r.poll_id ? (polls.get(r.poll_id) ?? null) : null, attachments: attachments.get(r.id) ?? [] }),
+  );
 }

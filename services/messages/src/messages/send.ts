@@ -13,8 +13,9 @@ import {
 import { InvalidRequest, NotFound } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { isMember } from '../chats/queries.js';
+import { usableAttachments } from '../attachments/queries.js';
 import { lookupMessage } from './lookup.js';
-import { findByClientMsgId, toMessageView } from './queries.js';
+import { findByClientMsgId, messageViews } from './queries.js';
 
 export interface SendDeps {
   pool: Pool;
@@ -40,14 +41,15 @@ export async function sendMessage(
   const attachmentIds = input.attachmentIds ?? [];
   const problem = messageBodyProblem(input.body, deps.maxChars, attachmentIds.length > 0);
   if (problem) throw new InvalidRequest(problem);
-  if (attachmentIds.length > 0) throw new InvalidRequest('Unknown attachment');
+  const attachments = await usableAttachments(deps.pool, attachmentIds, senderId);
+  if (!attachments) throw new InvalidRequest('Unknown attachment');
   const replyTo = input.replyTo ?? null;
   if (replyTo) {
     const target = await lookupMessage(deps, replyTo);
     if (!target || target.chat_id !== chatId) throw new InvalidRequest('replyTo must be a message of the same chat');
   }
   const earlier = await findByClientMsgId(deps.pool, chatId, senderId, input.clientMsgId);
-  if (earlier) return { message: toMessageView(earlier), duplicate: true };
+  if (earlier) return { message: (await messageViews(deps.pool, [earlier], senderId))[0]!, duplicate: true };
 
   const command = {
     chatId,
@@ -57,6 +59,7 @@ export async function sendMessage(
     body: input.body,
     replyTo,
     attachmentIds,
+    attachments,
     at: new Date(),
     eventId: newId(),
     correlationId,

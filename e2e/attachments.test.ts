@@ -1,0 +1,109 @@
+import { existsSync, mkdtempSync, readdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
+import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
+
+const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]), Buffer.alloc(2000, 7)]);
+
+describe('attachments', () => {
+  let stack: Stack;
+  let dir: string;
+  let ann: Account;
+  let bob: Account;
+  let eve: Account;
+  let chatId: string;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'parley-attachments-'));
+    stack = await startStack({ ATTACHMENTS_DIR: dir, ATTACHMENT_MAX_BYTES: String(200 * 1024) });
+    [ann, bob, eve] = [await register(stack, 'at_ann'), await register(stack, 'at_bob'), await register(stack, 'at_eve')];
+    chatId = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id;
+  });
+  afterAll(async () => stack?.stop());
+
+  const upload = async (who: Account, bytes: Buffer, name: string, type = 'application/octet-stream') => {
+    const form = new FormData();
+    form.append('file', new Blob([bytes], { type }), name);
+    const response = await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${who.accessToken}` }, body: form });
+    return { status: response.status, body: (await response.json()) as any };
+  };
+  const download = (who: Account, id: string) => fetch(`${stack.baseUrl}/api/v1/attachments/${id}`, { headers: { authorization: `Bearer ${who.accessToken}` } });
+
+  it('stores an upload under a server-generated name with a sniffed type', async () => {
+    const up = await upload(ann, PNG, '../../etc/passwd.txt', 'text/plain');
+    expect(up.status).toBe(201);
+    expect(up.body).toEqual({ id: expect.stringMatching(/^[0-9a-f-]{36}$/), name: 'passwd.txt', size: PNG.length, mime: 'image/png' });
+    const files = readdirSync(dir, { recursive: true }).map(String);
+    expect(files.some((f) => f.endsWith(up.body.id))).toBe(true);
+    expect(files.some((f) => f.includes('passwd'))).toBe(false);
+    const mine = await download(ann, up.body.id);
+    expect(mine.status).toBe(200);
+    expect(mine.headers.get('content-type')).toBe('image/png');
+    expect(Buffer.from(await mine.arrayBuffer()).equals(PNG)).toBe(true);
+    // Not sent anywhere yet: only the uploader may fetch it.
+    expect((await download(bob, up.body.id)).status).toBe(404);
+  });
+
+  it('refuses uploads over the limit, without a token, or without a file', async () => {
+    const big = await upload(ann, Buffer.alloc(300 * 1024, 1), 'big.bin');
+    expect(big.status).toBe(413);
+    expect(big.body.error.code).toBe('payload_too_large');
+    const anonymous = await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', body: new FormData() });
+    expect(anonymous.status).toBe(401);
+    const empty = new FormData();
+    empty.append('note', 'no file here');
+    const none = await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${ann.accessToken}` }, body: empty });
+    expect(none.status).toBe(400);
+    const notMultipart = await http(stack, 'POST', '/api/v1/attachments', { token: ann.accessToken, body: { file: 'x' } });
+    expect(notMultipart.status).toBe(400);
+    // No partial files left behind.
+    expect(readdirSync(dir, { recursive: true }).map(String).some((f) => f.endsWith('.partial'))).toBe(false);
+  });
+
+  it('sends attachments with a message; members can download them, others cannot; deleting the message deletes the file', async () => {
+    const doc = await upload(ann, Buffer.from('%PDF-1.4\n' + 'x'.repeat(500)), 'report.pdf');
+    const text = await upload(ann, Buffer.from('plain notes'), 'notes.txt', 'text/plain');
+    expect(doc.body.mime).toBe('application/pdf');
+    expect(text.body.mime).toBe('text/plain');
+    const socket = await TestSocket.open(stack.wsUrl, ann.accessToken);
+    const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken);
+    await bobSocket.sync();
+    socket.send({ op: 'send', chatId, clientMsgId: 'with-files', body: 'see attached', attachmentIds: [doc.body.id, text.body.id] });
+    const ack = await socket.next((f) => f.op === 'ack');
+    const live = await bobSocket.next((f) => f.type === 'message.created');
+    expect(live.data.attachments).toEqual([doc.body, text.body]);
+    const [message] = await eventually(async () => {
+      const items = (await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: bob.accessToken })).body.items;
+      return items.length > 0 ? items : undefined;
+    });
+    expect(message).toMatchObject({ id: ack.messageId, attachments: [doc.body, text.body] });
+    const got = await download(bob, doc.body.id);
+    expect(got.status).toBe(200);
+    expect(got.headers.get('content-disposition')).toContain("filename*=UTF-8''report.pdf");
+    expect((await download(eve, doc.body.id)).status).toBe(404);
+
+    // Eve cannot attach a file she cannot see; Bob can forward one he can.
+    const eveChat = (await http(stack, 'POST', '/api/v1/chats', { token: eve.accessToken, body: { type: 'group', title: 'eve', memberIds: [] } })).body.id;
+    const steal = await http(stack, 'POST', `/api/v1/chats/${eveChat}/messages`, { token: eve.accessToken, body: { clientMsgId: 'steal', body: 'mine now', attachmentIds: [doc.body.id] } });
+    expect(steal.status).toBe(400);
+
+    expect((await http(stack, 'DELETE', `/api/v1/messages/${ack.messageId}`, { token: ann.accessToken })).status).toBe(204);
+    await eventually(async () => ((await download(bob, doc.body.id)).status === 404 ? true : undefined));
+    await eventually(async () => (readdirSync(dir, { recursive: true }).map(String).some((f) => f.endsWith(doc.body.id)) ? undefined : true));
+    expect((await download(ann, doc.body.id)).status).toBe(404);
+    socket.close();
+    bobSocket.close();
+  });
+
+  it('streams a large file back intact', async () => {
+    const bytes = Buffer.alloc(190 * 1024);
+    for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) % 251;
+    const up = await upload(ann, bytes, 'blob.bin');
+    expect(up.status).toBe(201);
+    const back = Buffer.from(await (await download(ann, up.body.id)).arrayBuffer());
+    expect(back.equals(bytes)).toBe(true);
+    expect(existsSync(dir)).toBe(true);
+  });
+});

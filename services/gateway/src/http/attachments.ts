@@ -1,0 +1,185 @@
+import { PassThrough, type Readable } from 'node:stream';
+import busboy from 'busboy';
+import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
+import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
+import { isId, newId, subjects, type RpcMethods } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import { TooLargeError, type AttachmentStore } from '@parley/storage';
+import type { Authenticate } from '../auth/authenticator.js';
+
+export interface AttachmentDeps {
+  bus: Bus;
+  namespace: string;
+  store: AttachmentStore;
+  authenticate: Authenticate;
+  log: Logger;
+  maxBytes: number;
+  serviceTimeoutMs: number;
+}
+
+const STATUS: Record<number, string> = { 200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 404: '404 Not Found', 413: '413 Payload Too Large', 503: '503 Service Unavailable' };
+
+function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, status: number, body: unknown): void {
+  if (state.done || state.aborted) return;
+  state.done = true;
+  res.cork(() => {
+    res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').end(JSON.stringify(body));
+  });
+}
+
+const error = (code: string, message: string) => ({ error: { code, message } });
+
+/** A client file name made harmless: no path, no control characters, bounded length. */
+export function cleanFileName(name: string | undefined): string {
+  const base = (name ?? '').split(/[\\/]/).pop() ?? '';
+  // eslint-disable-next-line no-control-regex
+  const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 255);
+  return clean || 'file';
+}
+
+/**
+ * POST /api/v1/attachments: a multipart upload streamed from the socket through busboy into the
+ * attachment store, never whole in memory (uWS pauses the socket while the disk catches up). Only
+ * the metadata goes to the messages service over NATS; 25 MiB would not fit a NATS message.
+ * The type is sniffed from the content; what the client declared is not trusted.
+ */
+export function uploadHandler(deps: AttachmentDeps) {
+  return (res: HttpResponse, req: HttpRequest): void => {
+    const state = { done: false, aborted: false };
+    res.onAborted(() => {
+      state.aborted = true;
+    });
+    const contentType = req.getHeader('content-type');
+    const token = /^Bearer (.+)$/i.exec(req.getHeader('authorization'))?.[1];
+    const declaredLength = Number.parseInt(req.getHeader('content-length') || '0', 10) || 0;
+    // Multipart framing adds a little; anything far over the limit is refused before reading.
+    if (declaredLength > deps.maxBytes + 64 * 1024) {
+      json(res, state, 413, error('payload_too_large', `Attachments are limited to ${deps.maxBytes} bytes`));
+      return;
+    }
+    const body = new PassThrough({ highWaterMark: 256 * 1024 });
+    res.onData((chunk, isLast) => {
+      if (state.done) return;
+      if (!body.write(Buffer.from(chunk.slice(0)))) {
+        res.pause();
+        body.once('drain', () => !state.aborted && !state.done && res.resume());
+      }
+      if (isLast) body.end();
+    });
+    void (async () => {
+      const claims = token ? await deps.authenticate(token) : null;
+      if (!claims) return json(res, state, 401, error('unauthorized', 'Missing or invalid access token'));
+      let parser: busboy.Busboy;
+      try {
+        parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 1, fileSize: deps.maxBytes, fields: 10, fieldSize: 1024 } });
+      } catch {
+        return json(res, state, 400, error('invalid_request', 'Send the file as multipart/form-data'));
+      }
+      let sawFile = false;
+      parser.on('file', (_field, file: Readable & { truncated?: boolean }, info) => {
+        sawFile = true;
+        const id = newId();
+        let tooLarge = false;
+        file.on('limit', () => {
+          tooLarge = true;
+          file.destroy(new TooLargeError('too large'));
+        });
+        void (async () => {
+          try {
+            const stored = await deps.store.write(id, file, deps.maxBytes);
+            const mime = stored.sniffedMime ?? (info.mimeType === 'text/plain' ? 'text/plain' : 'application/octet-stream');
+            const meta = await requestJson<RpcMethods['messages.registerAttachment']['res']>(
+              deps.bus.nc,
+              subjects.rpc(deps.namespace, 'messages', 'registerAttachment'),
+              { attachmentId: id, uploaderId: claims.userId, name: cleanFileName(info.filename), size: stored.size, mime } satisfies RpcMethods['messages.registerAttachment']['req'],
+              deps.serviceTimeoutMs,
+            );
+            json(res, state, 201, meta);
+          } catch (err) {
+            await deps.store.delete(id).catch(() => {});
+            if (tooLarge || err instanceof TooLargeError) json(res, state, 413, error('payload_too_large', `Attachments are limited to ${deps.maxBytes} bytes`));
+            else if (err instanceof ServiceUnavailableError) json(res, state, 503, error('unavailable', 'Upload not stored; try again'));
+            else {
+              deps.log.error({ err }, 'upload failed');
+              json(res, state, 503, error('unavailable', 'Upload not stored; try again'));
+            }
+          }
+        })();
+      });
+      parser.on('error', () => json(res, state, 400, error('invalid_request', 'Malformed multipart body')));
+      parser.on('close', () => {
+        if (!sawFile) json(res, state, 400, error('invalid_request', 'No file in the upload'));
+      });
+      body.pipe(parser);
+    })();
+  };
+}
+
+/**
+ * GET /api/v1/attachments/:id: streams the bytes to the uploader and to members of chats the file
+ * was sent to (404 to anyone else), with uWS backpressure (tryEnd / onWritable).
+ */
+export function downloadHandler(deps: AttachmentDeps) {
+  return (res: HttpResponse, req: HttpRequest): void => {
+    const state = { done: false, aborted: false };
+    let source: Readable | undefined;
+    res.onAborted(() => {
+      state.aborted = true;
+      source?.destroy();
+    });
+    const id = req.getParameter(0) ?? '';
+    const token = /^Bearer (.+)$/i.exec(req.getHeader('authorization'))?.[1];
+    void (async () => {
+      const claims = token ? await deps.authenticate(token) : null;
+      if (!claims) return json(res, state, 401, error('unauthorized', 'Missing or invalid access token'));
+      if (!isId(id)) return json(res, state, 400, error('invalid_request', 'Invalid attachment id'));
+      let meta: RpcMethods['messages.attachmentAccess']['res'];
+      try {
+        meta = await requestJson(deps.bus.nc, subjects.rpc(deps.namespace, 'messages', 'attachmentAccess'), { attachmentId: id, userId: claims.userId }, deps.serviceTimeoutMs);
+      } catch {
+        return json(res, state, 503, error('unavailable', 'Try again'));
+      }
+      const file = meta ? await deps.store.read(id) : null;
+      if (!meta || !file) return json(res, state, 404, error('not_found', 'No such attachment'));
+      if (state.aborted) return file.stream.destroy();
+      source = file.stream;
+      const total = file.size;
+      res.cork(() => {
+        res
+          .writeStatus('200 OK')
+          .writeHeader('content-type', meta.mime)
+          .writeHeader('x-content-type-options', 'nosniff')
+          .writeHeader('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(meta.name)}`);
+      });
+      file.stream.on('data', (chunk: Buffer) => {
+        if (state.aborted) return;
+        const ab = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+        const start = res.getWriteOffset();
+        let ok = false;
+        let finished = false;
+        res.cork(() => {
+          [ok, finished] = res.tryEnd(ab, total);
+        });
+        if (finished) {
+          state.done = true;
+          return;
+        }
+        if (!ok) {
+          file.stream.pause();
+          res.onWritable((offset) => {
+            let retryOk = false;
+            res.cork(() => {
+              [retryOk, finished] = res.tryEnd(ab.subarray(offset - start), total);
+            });
+            if (finished) state.done = true;
+            else if (retryOk) file.stream.resume();
+            return retryOk;
+          });
+        }
+      });
+      file.stream.on('error', () => {
+        if (!state.aborted && !state.done) res.close();
+      });
+    })();
+  };
+}
