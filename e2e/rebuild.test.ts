@@ -23,6 +23,12 @@ async function snapshot(db: pg.Client) {
     members: await q('SELECT * FROM messages.chat_members ORDER BY chat_id, user_id'),
     direct: await q('SELECT * FROM messages.direct_chats ORDER BY chat_id'),
     messages: await q('SELECT * FROM messages.messages ORDER BY chat_id, seq'),
+    reactions: await q('SELECT * FROM messages.reactions ORDER BY message_id, user_id, emoji'),
+    polls: await q('SELECT * FROM messages.polls ORDER BY id'),
+    votes: await q('SELECT * FROM messages.poll_votes ORDER BY poll_id, user_id, option_id'),
+    reads: await q('SELECT * FROM messages.read_positions ORDER BY chat_id, user_id'),
+    attachments: await q('SELECT * FROM messages.attachments ORDER BY id'),
+    messageAttachments: await q('SELECT * FROM messages.message_attachments ORDER BY message_id, attachment_id'),
     sessions: await q('SELECT id FROM users.sessions ORDER BY id'),
     audit: await q('SELECT * FROM users.audit_log ORDER BY id'),
   };
@@ -54,10 +60,26 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
     for (let i = 0; i < 30; i++) {
       socket.send({ op: 'send', chatId: i % 2 ? direct.body.id : group.body.id, clientMsgId: `m${i}`, body: `message ${i} ✓`, replyTo: null });
     }
-    for (let i = 0; i < 30; i++) await socket.next((f) => f.op === 'ack');
+    const acks = [];
+    for (let i = 0; i < 30; i++) acks.push(await socket.next((f) => f.op === 'ack'));
     socket.close();
+    // Every kind of chat event, so the rebuild has all of them to replay.
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.from('%PDF-1.4 rebuild')]), 'r.pdf');
+    const file = (await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${a.accessToken}` }, body: form })).json()) as any;
+    const groupId = group.body.id;
+    const withFile = await http(stack, 'POST', `/api/v1/chats/${groupId}/messages`, { token: a.accessToken, body: { clientMsgId: 'file', body: 'file', attachmentIds: [file.id] } });
+    await http(stack, 'POST', `/api/v1/messages/${acks[0].messageId}/reactions`, { token: b.accessToken, body: { emoji: '👍' } });
+    await http(stack, 'PATCH', `/api/v1/messages/${acks[2].messageId}`, { token: a.accessToken, body: { body: 'edited' } });
+    await http(stack, 'DELETE', `/api/v1/messages/${acks[4].messageId}`, { token: a.accessToken });
+    const poll = await http(stack, 'POST', `/api/v1/chats/${groupId}/polls`, { token: c.accessToken, body: { question: 'q?', options: ['x', 'y'] } });
+    await http(stack, 'POST', `/api/v1/polls/${poll.body.poll.id}/votes`, { token: b.accessToken, body: { optionIds: ['2'] } });
+    await http(stack, 'POST', `/api/v1/chats/${groupId}/read`, { token: b.accessToken, body: { messageId: withFile.body.id } });
+    await http(stack, 'PATCH', `/api/v1/chats/${groupId}`, { token: c.accessToken, body: { title: 'renamed' } });
+    await http(stack, 'DELETE', `/api/v1/chats/${groupId}/members/${b.id}`, { token: c.accessToken });
     await db.connect();
-    await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.messages')).rows[0].n === 30 ? true : undefined));
+    await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.read_positions')).rows[0].n === 1 ? true : undefined));
+    await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.messages')).rows[0].n === 32 ? true : undefined));
 
     // While the service is running, its projector holds the leadership lock: rebuild must refuse.
     await expect(rebuildMessages(vars)).rejects.toThrow(/stop that service/);
@@ -69,10 +91,15 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
 
     // Three registrations: three UserRegistered events, and three audit entries.
     expect(await rebuildUsers(vars)).toBe(6);
-    expect(await rebuildMessages(vars)).toBe(2 + 30);
+    // 1 upload + 2 chat creations, 30 + 1 messages, reaction, edit, delete, poll, vote, rename,
+    // member removal + 1 receipt.
+    expect(await rebuildMessages(vars)).toBe(1 + 2 + 31 + 7 + 1);
     const after = await snapshot(db);
     expect(after).toEqual(before);
-    expect(after.messages).toHaveLength(30);
+    expect(after.messages).toHaveLength(32);
+    expect(after.reactions).toHaveLength(1);
+    expect(after.votes).toHaveLength(1);
+    expect(after.messageAttachments).toHaveLength(1);
   });
 
   it('runs as a project command', async () => {
@@ -80,8 +107,8 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
       cwd: root,
       env: { ...process.env, ...env.env },
     });
-    expect(stdout).toMatch(/rebuilt messages: 32 events replayed/);
+    expect(stdout).toMatch(/rebuilt messages: 42 events replayed/);
     const count = (await db.query('SELECT count(*)::int AS n FROM messages.messages')).rows[0].n;
-    expect(count).toBe(30);
+    expect(count).toBe(32);
   });
 });
