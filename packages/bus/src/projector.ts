@@ -16,6 +16,11 @@ export interface Projection<E> {
   /** Unique per service; names the durable consumer and the checkpoint row. */
   name: string;
   apply(event: E, tx: pg.PoolClient, position: Position): Promise<void>;
+  /**
+   * Optional bulk path: applies several events (in stream order) in one go, e.g. with multi-row
+   * inserts. Must have the same effect as calling `apply` for each in turn.
+   */
+  applyMany?(items: { event: E; position: Position }[], tx: pg.PoolClient): Promise<void>;
   /** Runs after commit (cache invalidation, counters); its failures are logged, never retried. */
   afterCommit?(events: E[]): Promise<void>;
 }
@@ -303,12 +308,15 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
         );
         const checkpoint = rows[0]?.stream_seq ?? 0;
         lastSeq = checkpoint;
+        const fresh: { event: E; position: Position }[] = [];
         for (const { msg, event } of items) {
           if (msg.seq <= lastSeq) continue; // already applied: a redelivery after a crash
-          await this.o.projection.apply(event, client, { streamSeq: msg.seq, subject: msg.subject });
+          fresh.push({ event, position: { streamSeq: msg.seq, subject: msg.subject } });
           applied.push(event);
           lastSeq = msg.seq;
         }
+        if (this.o.projection.applyMany && fresh.length > 1) await this.o.projection.applyMany(fresh, client);
+        else for (const { event, position } of fresh) await this.o.projection.apply(event, client, position);
         if (lastSeq > checkpoint) {
           await client.query(`UPDATE ${this.o.checkpointTable} SET stream_seq = $2 WHERE projector = $1`, [this.name, lastSeq]);
         }

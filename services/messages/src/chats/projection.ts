@@ -1,6 +1,6 @@
 import type { Position, Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
-import type { ChatEvent } from '@parley/contracts';
+import type { ChatEvent, MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
 import type { Metrics } from '@parley/telemetry';
@@ -39,6 +39,54 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
                 last_activity_at = CASE WHEN $4 THEN GREATEST(last_activity_at, $3) ELSE last_activity_at END
           WHERE id = $1`,
         [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
+      );
+    },
+    /**
+     * The bulk path (a burst of events in one transaction): runs of plain messages become one
+     * multi-row INSERT, and each touched chat's summary one UPDATE, instead of two statements per
+     * event. Other events go through applyEvent in order, so the effect equals apply() one by one.
+     */
+    async applyMany(items, tx) {
+      let run: { event: MessageSent; position: Position }[] = [];
+      const flush = async () => {
+        if (run.length === 0) return;
+        const col = <T>(f: (x: { event: MessageSent; position: Position }) => T) => run.map(f);
+        await tx.query(
+          `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::bigint[])
+           ON CONFLICT DO NOTHING`,
+          [
+            col((x) => x.event.data.messageId),
+            col((x) => x.event.chatId),
+            col((x) => x.event.seq),
+            col((x) => x.event.data.senderId),
+            col((x) => x.event.data.clientMsgId),
+            col((x) => x.event.data.body),
+            col((x) => x.event.data.replyTo),
+            col((x) => x.event.meta.occurredAt),
+            col((x) => x.position.streamSeq),
+          ],
+        );
+        run = [];
+      };
+      const summaries = new Map<string, { seq: number; at: string | null }>();
+      for (const { event, position } of items) {
+        if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
+        else {
+          await flush();
+          await applyEvent(event, tx, position);
+        }
+        const s = summaries.get(event.chatId) ?? { seq: 0, at: null };
+        s.seq = Math.max(s.seq, event.seq);
+        if (ACTIVITY.has(event.type) && (s.at === null || event.meta.occurredAt > s.at)) s.at = event.meta.occurredAt;
+        summaries.set(event.chatId, s);
+      }
+      await flush();
+      const chats = [...summaries.entries()];
+      await tx.query(
+        `UPDATE messages.chats c SET last_seq = GREATEST(c.last_seq, v.seq), last_activity_at = GREATEST(c.last_activity_at, v.at)
+           FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS v(id, seq, at) WHERE c.id = v.id`,
+        [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)],
       );
     },
     async afterCommit(events) {
