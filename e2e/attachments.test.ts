@@ -107,3 +107,37 @@ describe('attachments', () => {
     expect(existsSync(dir)).toBe(true);
   });
 });
+
+describe('unreferenced uploads are swept after the grace period', () => {
+  let stack: Stack;
+  let dir: string;
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'parley-sweep-'));
+    stack = await startStack({ ATTACHMENTS_DIR: dir, ATTACHMENT_GRACE_SECONDS: '2', ATTACHMENT_SWEEP_INTERVAL_SECONDS: '1' });
+  });
+  afterAll(async () => stack?.stop());
+
+  it('deletes a file no message used, and keeps one that was sent', async () => {
+    const [a, b] = [await register(stack, 'sw_a'), await register(stack, 'sw_b')];
+    const chatId = (await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'direct', userId: b.id } })).body.id;
+    const upload = async (name: string) => {
+      const form = new FormData();
+      form.append('file', new Blob([Buffer.from(`content of ${name}`)], { type: 'text/plain' }), name);
+      return ((await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${a.accessToken}` }, body: form })).json()) as any).id as string;
+    };
+    const unused = await upload('unused.txt');
+    const used = await upload('used.txt');
+    const sent = await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: a.accessToken, body: { clientMsgId: 'u', body: 'file', attachmentIds: [used] } });
+    expect(sent.status).toBe(201);
+    const onDisk = (id: string) => readdirSync(dir, { recursive: true }).map(String).some((f) => f.endsWith(id));
+    await eventually(async () => (onDisk(unused) ? undefined : true), 10_000, 'the unused upload to be swept');
+    const gone = await fetch(`${stack.baseUrl}/api/v1/attachments/${unused}`, { headers: { authorization: `Bearer ${a.accessToken}` } });
+    expect(gone.status).toBe(404);
+    expect(onDisk(used)).toBe(true);
+    const kept = await fetch(`${stack.baseUrl}/api/v1/attachments/${used}`, { headers: { authorization: `Bearer ${b.accessToken}` } });
+    expect(kept.status).toBe(200);
+    // A swept id can no longer be attached.
+    const late = await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: a.accessToken, body: { clientMsgId: 'late', body: 'too late', attachmentIds: [unused] } });
+    expect(late.status).toBe(400);
+  });
+});

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Projector, Sequencer, serveRequests, waitForCheckpoint } from '@parley/bus';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
+import { AttachmentSweeper } from './attachments/sweeper.js';
 import {
   parseAttachmentEvent,
   parseChatEvent,
@@ -35,6 +36,8 @@ export interface MessagesApp {
   receipts: Projector<ReceiptEvent>;
   /** Uploaded files' metadata. */
   attachments: Projector<AttachmentEvent>;
+  /** Deletes uploads no message used within the grace period. */
+  sweeper: AttachmentSweeper;
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
@@ -72,7 +75,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     stream,
     filterSubject: subjects.allAttachments(deps.namespace),
     parse: parseAttachmentEvent,
-    projection: attachmentsProjection(),
+    projection: attachmentsProjection({ store }),
   });
   const receipts = new Projector<ReceiptEvent>({
     ...common,
@@ -89,8 +92,10 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   pollRoutes(router, appendDeps);
   searchRoutes(router, deps);
 
+  const sweeper = new AttachmentSweeper(deps, config.ATTACHMENT_GRACE_SECONDS, config.ATTACHMENT_SWEEP_INTERVAL_SECONDS);
   return {
     router,
+    sweeper,
     projector,
     receipts,
     attachments,
@@ -117,9 +122,11 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
   app.projector.start();
   app.receipts.start();
   app.attachments.start();
+  app.sweeper.start();
   return {
     async stop() {
       await Promise.all(subs.map((s) => s.drain()));
+      await app.sweeper.stop();
       await Promise.all([app.projector.stop(), app.receipts.stop(), app.attachments.stop()]);
     },
   };

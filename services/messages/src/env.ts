@@ -8,6 +8,9 @@ export const MessagesEnv = {
   REDIS_CHATS_TTL: Type.Number({ default: 1800, minimum: 1 }),
   /** The attachment store's folder; the gateway writes uploads there, this service deletes them. */
   ATTACHMENTS_DIR: Type.String({ default: './data/attachments' }),
+  /** An upload no message uses within this many seconds is deleted, and how often to look. */
+  ATTACHMENT_GRACE_SECONDS: Type.Number({ default: 86400, minimum: 1 }),
+  ATTACHMENT_SWEEP_INTERVAL_SECONDS: Type.Number({ default: 600, minimum: 1 }),
 };
 
 export type MessagesConfig = ReturnType<typeof loadMessagesEnv>;

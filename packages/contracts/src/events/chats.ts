@@ -217,5 +217,13 @@ export const AttachmentUploaded = eventSchema(
   ),
 );
 export type AttachmentUploaded = Static<typeof AttachmentUploaded>;
-export const AttachmentEvents = [AttachmentUploaded] as const;
-export type AttachmentEvent = AttachmentUploaded;
+/** An attachment swept because no message used it within the grace period (or erased). */
+export const AttachmentDeleted = eventSchema(
+  'AttachmentDeleted',
+  1,
+  Type.Object({ attachmentId: Type.String(), reason: Type.Union([Type.Literal('unreferenced'), Type.Literal('erased')]) }, { additionalProperties: false }),
+);
+export type AttachmentDeleted = Static<typeof AttachmentDeleted>;
+
+export const AttachmentEvents = [AttachmentUploaded, AttachmentDeleted] as const;
+export type AttachmentEvent = AttachmentUploaded | AttachmentDeleted;
