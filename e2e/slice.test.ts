@@ -1,4 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { connectBus, Sequencer } from '@parley/bus';
+import { messageSent, newId, streamName, subjects } from '@parley/contracts';
+import { createLogger } from '@parley/log';
 import { eventually } from '@parley/testing';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
@@ -73,6 +76,28 @@ describe('one message through gateway, JetStream, projection and back', () => {
     });
     expect(page.body.items.map((m: { body: string }) => m.body)).toEqual(['next', 'once', 'hello bob']);
     again.close();
+  });
+
+  it('recognises a resend after the dedup window has passed, through the projection', async () => {
+    // Stand-in for a send older than JetStream's two-minute dedup window: stored under another msgId.
+    const bus = await connectBus({ url: stack.env.natsUrl, name: 'old-send', log: createLogger({ service: 't', level: 'silent' }) });
+    try {
+      const sequencer = new Sequencer(bus.js, bus.jsm, streamName(stack.env.namespace, 'chats'));
+      const command = { chatId, senderId: alice.id, messageId: newId(), clientMsgId: 'long-ago', body: 'sent before the outage', replyTo: null, attachmentIds: [], at: new Date(), eventId: newId(), correlationId: newId() };
+      const original = await sequencer.append(subjects.chat(stack.env.namespace, chatId), 'outside-the-window', (seq) => messageSent(command, seq));
+      await eventually(async () => {
+        const page = await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: alice.accessToken });
+        return page.body.items.some((m: { id: string }) => m.id === command.messageId) ? true : undefined;
+      });
+      const socket = await TestSocket.open(stack.wsUrl, alice.accessToken);
+      socket.send({ op: 'send', chatId, clientMsgId: 'long-ago', body: 'sent before the outage' });
+      expect(await socket.next((f) => f.op === 'ack')).toEqual({ op: 'ack', clientMsgId: 'long-ago', messageId: command.messageId, seq: original.event.seq });
+      socket.send({ op: 'send', chatId, clientMsgId: 'after-it', body: 'new' });
+      expect((await socket.next((f) => f.op === 'ack' && f.clientMsgId === 'after-it')).seq).toBe(original.event.seq + 1);
+      socket.close();
+    } finally {
+      await bus.nc.close();
+    }
   });
 
   it('keeps seq gap-free under concurrent sends from two sockets', async () => {

@@ -65,6 +65,8 @@ export interface RpcMethods {
     req: { attachmentIds: string[]; userId: string };
     res: { usable: boolean; attachments: { id: string; name: string; size: number; mime: string }[] };
   };
+  /** messages: the message a sender already sent with this clientMsgId, if any (idempotency beyond the dedup window). */
+  'messages.sentMessage': { req: { chatId: string; senderId: string; clientMsgId: string }; res: { messageId: string; seq: number } | null };
   /** messages: the WebSocket `read` frame (mark a chat read up to a message). */
   'messages.markRead': { req: { chatId: string; userId: string; messageId: string }; res: { ok: true; seq: number } | { ok: false; code: string } };
 }

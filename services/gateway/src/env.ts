@@ -35,6 +35,12 @@ export const GatewayEnv = {
   WS_RESUME_MAX_EVENTS: Type.Number({ default: 500, minimum: 1 }),
   /** How long live events wait after authentication for a possible `resume` frame (ms). */
   WS_RESUME_GRACE_MS: Type.Number({ default: 1000, minimum: 0 }),
+  /**
+   * For this long after a socket authenticates, each send is first looked up by clientMsgId in the
+   * projection (ms), so a resend after a long disconnection (past the 2-minute dedup window) is
+   * still recognised. Resends come right after reconnecting; later sends skip the lookup.
+   */
+  WS_RESEND_CHECK_MS: Type.Number({ default: 10_000, minimum: 0 }),
 };
 
 export type GatewayConfig = ReturnType<typeof loadGatewayEnv>;

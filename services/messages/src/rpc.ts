@@ -6,6 +6,7 @@ import { markRead } from './receipts/mark-read.js';
 import type { Pool } from '@parley/pg';
 import { isMember, memberChatIds } from './chats/queries.js';
 import { lookupMessage } from './messages/lookup.js';
+import { findByClientMsgId } from './messages/queries.js';
 
 
 type Req<M extends keyof RpcMethods> = Partial<RpcMethods[M]['req']> | null;
@@ -47,6 +48,11 @@ export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; bar
       if (!isId(req?.userId) || ids.length > 10 || !ids.every(isId)) return { usable: false, attachments: [] };
       const attachments = await usableAttachments(pool, ids, req.userId);
       return attachments ? { usable: true, attachments } : { usable: false, attachments: [] };
+    },
+    sentMessage: async (req: Req<'messages.sentMessage'>): Res<'messages.sentMessage'> => {
+      if (!isId(req?.chatId) || !isId(req?.senderId) || typeof req.clientMsgId !== 'string') return null;
+      const row = await findByClientMsgId(pool, req.chatId, req.senderId, req.clientMsgId);
+      return row ? { messageId: row.id, seq: row.seq } : null;
     },
     /** The WebSocket `read` frame, forwarded by the gateway. */
     markRead: async (req: Req<'messages.markRead'>): Res<'messages.markRead'> => {

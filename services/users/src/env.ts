@@ -14,6 +14,14 @@ export const UsersEnv = {
   LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Number({ default: 5, minimum: 1 }),
   LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Number({ default: 30, minimum: 1 }),
   LOGIN_FAILURE_WINDOW_SECONDS: Type.Number({ default: 900, minimum: 1 }),
+  /** Lifetime of a password-reset token in seconds (one hour: long enough to find the mail, short enough to limit a leaked inbox). */
+  RESET_TOKEN_TTL: Type.Number({ default: 3600, minimum: 1 }),
+  /** SMTP server as a URL (smtp[s]://user:pass@host:port); unset writes each mail as an .eml file into MAIL_DIR instead. */
+  SMTP_URL: Type.Optional(Type.String()),
+  MAIL_DIR: Type.String({ default: './data/mail' }),
+  MAIL_FROM: Type.String({ default: 'Parley <no-reply@parley.local>' }),
+  /** Where clients reach Parley; the reset mail's link starts with it. */
+  PUBLIC_URL: Type.String({ default: 'http://localhost:8080' }),
 };
 
 export type UsersConfig = ReturnType<typeof loadUsersEnv>;

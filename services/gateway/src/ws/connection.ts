@@ -69,6 +69,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     const data = socket.getUserData();
     data.userId = userId;
     data.sessionId = sessionId;
+    data.authenticatedAt = Date.now();
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
@@ -276,6 +277,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         held: null,
         holdTimer: null,
         resuming: false,
+        authenticatedAt: 0,
         tokens: deps.frameBurst,
         refilledAt: Date.now(),
         strikes: 0,

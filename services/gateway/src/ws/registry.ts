@@ -23,6 +23,8 @@ export interface SocketData {
   held: HeldEvent[] | null;
   holdTimer: NodeJS.Timeout | null;
   resuming: boolean;
+  /** When the socket authenticated (ms): sends soon after are checked against earlier sends. */
+  authenticatedAt: number;
   /** Token bucket for incoming frames (flood protection). */
   tokens: number;
   refilledAt: number;

@@ -12,6 +12,7 @@ import type { Metrics } from '@parley/telemetry';
 import type { Pool } from '@parley/pg';
 import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../users/projection.js';
 import { takenIdentities } from '../users/queries.js';
+import { assertPasswordAllowed } from './password-policy.js';
 import { hashPassword } from './passwords.js';
 
 export interface RegisterInput {
@@ -40,6 +41,8 @@ const ORPHAN_CLAIM_AFTER_MS = 60_000;
 export async function registerUser(deps: RegisterDeps, input: RegisterInput, correlationId: string): Promise<{ userId: string }> {
   const { bus, namespace } = deps;
   const now = deps.now ?? (() => new Date());
+  // Before anything else: a refused password should not cost a query, a hash or a name claim.
+  await assertPasswordAllowed(input.password);
   const taken = await takenIdentities(deps.pool, input.username, input.email);
   if (taken.username) throw new Conflict('username_taken', 'That username is taken');
   if (taken.email) throw new Conflict('email_taken', 'That e-mail address is already registered');
