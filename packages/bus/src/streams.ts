@@ -26,7 +26,13 @@ export function streamConfig(decl: StreamDeclaration): Partial<StreamConfig> & {
     deny_delete: false,
     deny_purge: false,
     allow_rollup_hdrs: true,
+    ...(decl.republish ? { republish: { src: decl.republish.src, dest: decl.republish.dest } } : {}),
   };
+}
+
+/** A stream whose fixed settings differ from the declaration: only recreating it can fix that. */
+export class StreamMismatchError extends Error {
+  override name = 'StreamMismatchError';
 }
 
 /** The fields Parley owns; a difference in any of them is brought in line with the declaration. */
@@ -53,6 +59,13 @@ export async function ensureStreams(jsm: JetStreamManager, declarations: StreamD
       }
     }
     const current = existing ?? (await jsm.streams.info(decl.name));
+    const republish = (current.config as { republish?: { src?: string; dest?: string } }).republish;
+    if ((republish?.src ?? null) !== (wanted.republish?.src ?? null) || (republish?.dest ?? null) !== (wanted.republish?.dest ?? null)) {
+      throw new StreamMismatchError(
+        `stream ${decl.name} was created with another republish setting, which NATS cannot change in place: ` +
+          'delete it (after backing up its messages) and start again',
+      );
+    }
     const drift = MANAGED.filter((k) => JSON.stringify(current.config[k] ?? null) !== JSON.stringify(wanted[k] ?? null));
     if (drift.length > 0) {
       await jsm.streams.update(decl.name, { ...current.config, ...pick(wanted, drift) });

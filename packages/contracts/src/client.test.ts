@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { membersAddedBy, toClientEvent } from './client.js';
-import type { ChatCreated, MessageSent } from './events/chats.js';
+import { memberRemovedBy, membersAddedBy, toClientEvent } from './client.js';
+import type { ChatCreated, MemberAdded, MemberRemoved, MessageSent } from './events/chats.js';
 
 const meta = (at: string) => ({ eventId: 'e', occurredAt: at, actorId: 'u-1', correlationId: 'c', causationId: null });
 
@@ -74,6 +74,12 @@ describe('toClientEvent', () => {
     expect(Object.keys(frame)).toEqual(expect.arrayContaining(['op', 'type', 'chatId', 'seq', 'data', 'at']));
   });
 
+  it('puts the attachments\' metadata carried by the event into the message view', () => {
+    const attachments = [{ id: 'att-1', name: 'cat.png', size: 1234, mime: 'image/png' }];
+    const withFiles: MessageSent = { ...sent, data: { ...sent.data, attachmentIds: ['att-1'], attachments } };
+    expect((toClientEvent(withFiles).data as { attachments: unknown }).attachments).toEqual(attachments);
+  });
+
   it('keeps a reply target in the message view', () => {
     const reply: MessageSent = { ...sent, data: { ...sent.data, replyTo: 'msg-0' } };
     expect((toClientEvent(reply).data as { replyTo: string | null }).replyTo).toBe('msg-0');
@@ -85,9 +91,46 @@ describe('toClientEvent', () => {
   });
 });
 
-describe('membersAddedBy', () => {
-  it('names a new chat\'s members and nobody for a message', () => {
+const added: MemberAdded = {
+  type: 'MemberAdded',
+  version: 1,
+  chatId: 'chat-1',
+  seq: 3,
+  data: { userId: 'u-3', role: 'member', addedBy: 'u-1' },
+  meta: meta('2026-01-01T00:00:02.000Z'),
+};
+
+const removed: MemberRemoved = {
+  type: 'MemberRemoved',
+  version: 1,
+  chatId: 'chat-1',
+  seq: 4,
+  data: { userId: 'u-1', removedBy: 'u-1', reason: 'left', newOwnerId: 'u-2' },
+  meta: meta('2026-01-01T00:00:03.000Z'),
+};
+
+describe('membership changes', () => {
+  it('map to member.added and member.removed frames', () => {
+    expect(toClientEvent(added)).toEqual({
+      op: 'event',
+      type: 'member.added',
+      chatId: 'chat-1',
+      seq: 3,
+      at: '2026-01-01T00:00:02.000Z',
+      data: { userId: 'u-3', role: 'member' },
+    });
+    expect(toClientEvent(removed)).toMatchObject({
+      type: 'member.removed',
+      seq: 4,
+      data: { userId: 'u-1', reason: 'left', newOwnerId: 'u-2' },
+    });
+  });
+
+  it('name who joins and who leaves, and nobody for a message', () => {
     expect(membersAddedBy(created)).toEqual(['u-1', 'u-2']);
+    expect(membersAddedBy(added)).toEqual(['u-3']);
     expect(membersAddedBy(sent)).toEqual([]);
+    expect(memberRemovedBy(removed)).toBe('u-1');
+    expect(memberRemovedBy(added)).toBeNull();
   });
 });

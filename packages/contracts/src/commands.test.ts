@@ -77,4 +77,13 @@ describe('messageSent', () => {
   it('produces an event that the catalogue accepts', () => {
     expect(parseChatEvent(messageSent(command, 1)).ok).toBe(true);
   });
+
+  it('carries attachment metadata only when there is some', () => {
+    const attachments = [{ id: 'att-1', name: 'cat.png', size: 1234, mime: 'image/png' }];
+    const withMeta = messageSent({ ...command, attachments }, 3);
+    expect(withMeta.data.attachments).toEqual(attachments);
+    expect(parseChatEvent(withMeta).ok).toBe(true);
+    expect('attachments' in messageSent({ ...command, attachments: [] }, 3).data).toBe(false);
+    expect('attachments' in messageSent(command, 3).data).toBe(false);
+  });
 });

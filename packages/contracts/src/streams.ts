@@ -18,6 +18,12 @@ export interface StreamDeclaration {
   maxMsgsPerSubject: number;
   /** Window in which a repeated `Nats-Msg-Id` is answered as a duplicate instead of stored. */
   duplicateWindowSeconds: number;
+  /**
+   * JetStream RePublish: every stored message on `src` is also sent on core NATS to `dest`, so live
+   * delivery gets only what the stream accepted, and only the gateways subscribed to a chat get it.
+   * Fixed when the stream is created (NATS 2.9 cannot change it later).
+   */
+  republish?: { src: string; dest: string };
 }
 
 export type StreamKey = 'users' | 'chats' | 'receipts' | 'audit' | 'resets' | 'revocations';
@@ -59,6 +65,7 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
       maxAgeSeconds: 0,
       maxMsgsPerSubject: -1,
       duplicateWindowSeconds: 120,
+      republish: { src: subjects.allChats(ns), dest: `${ns}.live.chat.{{wildcard(1)}}` },
     },
     receipts: {
       name: streamName(ns, 'receipts'),
@@ -67,6 +74,7 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
       maxAgeSeconds: retention.readReceiptDays * DAY,
       maxMsgsPerSubject: 1,
       duplicateWindowSeconds: 120,
+      republish: { src: subjects.allReceipts(ns), dest: `${ns}.live.receipt.{{wildcard(1)}}.{{wildcard(2)}}` },
     },
     audit: {
       name: streamName(ns, 'audit'),

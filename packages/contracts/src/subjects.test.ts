@@ -15,6 +15,17 @@ describe('subjects', () => {
       subjects.allUsers('nsa'),
       subjects.identityClaim('nsa', 'username', 'alice'),
       subjects.allIdentityClaims('nsa'),
+      subjects.attachment('nsa', 'a1'),
+      subjects.allAttachments('nsa'),
+      subjects.receipt('nsa', 'c1', 'u1'),
+      subjects.allReceipts('nsa'),
+      subjects.audit('nsa', 'u1'),
+      subjects.audit('nsa', null),
+      subjects.allAudit('nsa'),
+      subjects.revocation('nsa', 's1'),
+      subjects.allRevocations('nsa'),
+      subjects.reset('nsa', 'u1'),
+      subjects.allResets('nsa'),
       subjects.api('nsa', 'users'),
       subjects.rpc('nsa', 'messages', 'isMember'),
     ];
@@ -31,6 +42,13 @@ describe('subjects', () => {
     expect(subjects.rpc('p', 'users', 'existing')).toBe('p.rpc.users.existing');
     expect(subjects.allChatClaims('p')).toBe('p.chatclaim.*');
     expect(subjects.allIdentityClaims('p')).toBe('p.userclaim.*.*');
+    expect(subjects.receipt('p', 'c1', 'u1')).toBe('p.receipt.c1.u1');
+    expect(subjects.allReceipts('p')).toBe('p.receipt.*.*');
+    expect(subjects.audit('p', 'u1')).toBe('p.audit.u1');
+    expect(subjects.audit('p', null)).toBe('p.audit.anonymous');
+    expect(subjects.revocation('p', 's1')).toBe('p.revocation.s1');
+    expect(subjects.reset('p', 'u1')).toBe('p.reset.u1');
+    expect(subjects.attachment('p', 'a1')).toBe('p.attachment.a1');
   });
 
   it('hides an e-mail address behind a hash that is a single valid subject token', () => {

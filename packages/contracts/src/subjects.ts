@@ -13,6 +13,9 @@ import { createHash } from 'node:crypto';
  *   <ns>.audit.<userId|anonymous>       security audit entries
  *   <ns>.revocation.<sessionId>         revoked sessions
  *   <ns>.reset.<userId>                 password-reset tokens (hashes) and their use
+ *   <ns>.live.chat.<chatId>             stored chat events, republished by JetStream (core NATS)
+ *   <ns>.live.receipt.<chatId>.<userId> stored read receipts, republished (core NATS)
+ *   <ns>.inbox.<userId>                 "you were added to a chat" notices (core NATS)
  *   <ns>.api.<service>                  HTTP API requests routed by the gateway (request/reply)
  *   <ns>.rpc.<service>.<method>         internal service-to-service requests (request/reply)
  */
@@ -45,6 +48,14 @@ export const subjects = {
   allRevocations: (ns: string) => `${ns}.revocation.*`,
   reset: (ns: string, userId: string) => `${ns}.reset.${userId}`,
   allResets: (ns: string) => `${ns}.reset.*`,
+
+  /** Core-NATS copy of a chat's stored events (stream RePublish), for the gateways holding its members. */
+  liveChat: (ns: string, chatId: string) => `${ns}.live.chat.${chatId}`,
+  /** Core-NATS copy of a chat's stored read receipts. */
+  liveReceipts: (ns: string, chatId: string) => `${ns}.live.receipt.${chatId}.*`,
+  /** Notices to users who were just added to a chat (so their gateways start following it). */
+  inbox: (ns: string, userId: string) => `${ns}.inbox.${userId}`,
+  allInboxes: (ns: string) => `${ns}.inbox.*`,
 
   api: (ns: string, service: ServiceName) => `${ns}.api.${service}`,
   rpc: (ns: string, service: ServiceName, method: string) => `${ns}.rpc.${service}.${method}`,

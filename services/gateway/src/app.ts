@@ -13,7 +13,7 @@ import { authenticator } from './auth/authenticator.js';
 import { RevocationList } from './auth/revocations.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, wsBehavior } from './ws/connection.js';
 import { ChatDelivery } from './ws/delivery.js';
-import { startFanout } from './ws/fanout.js';
+import { LiveFanout } from './ws/fanout.js';
 import { Presence } from './ws/presence.js';
 import { Typing } from './ws/typing.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
@@ -52,7 +52,13 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   const sockets = new Set<Socket>();
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, streamName(deps.namespace, 'chats'), deps.metrics);
 
-  const delivery = new ChatDelivery(deps.metrics, config.WS_MAX_BUFFERED_BYTES);
+  // The fan-out follows exactly the chats that have a socket here (see LiveFanout).
+  const followHooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {};
+  const delivery = new ChatDelivery(deps.metrics, config.WS_MAX_BUFFERED_BYTES, followHooks);
+  const fanout = new LiveFanout({ ...deps, registry, delivery, maxCatchUp: config.WS_RESUME_MAX_EVENTS });
+  followHooks.first = (chatId) => fanout.follow(chatId);
+  followHooks.last = (chatId) => fanout.unfollow(chatId);
+  fanout.start();
   const typing = new Typing({ nc: deps.bus.nc, namespace: deps.namespace, delivery, log: deps.log, metrics: deps.metrics });
   typing.start();
   const presence = new Presence({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS });
@@ -102,7 +108,6 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     }),
   );
 
-  const fanout = await startFanout({ registry, delivery, ...deps });
   const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
     app.listen('0.0.0.0', config.PORT, (token) => (token ? resolve(token) : reject(new Error(`gateway cannot listen on port ${config.PORT}`))));
   });

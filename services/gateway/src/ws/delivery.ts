@@ -21,6 +21,8 @@ export class ChatDelivery {
   constructor(
     private readonly metrics: Metrics,
     private readonly maxBufferedBytes: number,
+    /** Called when a chat gets its first local socket, and when it loses its last (follow / unfollow). */
+    private readonly hooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {},
   ) {}
 
   join(socket: Socket, chatId: string): void {
@@ -28,7 +30,10 @@ export class ChatDelivery {
     if (data.closed) return;
     data.chats.add(chatId);
     let set = this.members.get(chatId);
-    if (!set) this.members.set(chatId, (set = new Set()));
+    if (!set) {
+      this.members.set(chatId, (set = new Set()));
+      this.hooks.first?.(chatId);
+    }
     set.add(socket);
   }
 
@@ -37,7 +42,10 @@ export class ChatDelivery {
     const set = this.members.get(chatId);
     if (!set) return;
     set.delete(socket);
-    if (set.size === 0) this.members.delete(chatId);
+    if (set.size === 0) {
+      this.members.delete(chatId);
+      this.hooks.last?.(chatId);
+    }
   }
 
   /** The local sockets that receive a chat. */

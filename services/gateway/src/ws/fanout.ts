@@ -1,75 +1,170 @@
-import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Bus } from '@parley/bus';
-import { memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects } from '@parley/contracts';
+import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { ChatDelivery } from './delivery.js';
+import { eventsAfter } from './history.js';
 import type { SocketRegistry } from './registry.js';
 
+interface Followed {
+  events: Subscription;
+  receipts: Subscription;
+  /** Highest seq of this chat handled here; a jump past it is a gap, filled from the stream. */
+  lastSeq: number;
+  /** Work on one chat runs in order: live events, gap fills and inbox catch-ups never interleave. */
+  chain: Promise<void>;
+}
+
 /**
- * Live delivery: an ordered consumer on the chats stream (only events JetStream has stored, never
- * a publish it refused, and gap-free: the client library recreates the consumer on a gap) handed
- * to ChatDelivery. Each gateway reads chat events from the moment it starts; a client's `resume`
- * covers anything before that.
+ * Live delivery, scaled out: JetStream republishes every stored chat event on core NATS
+ * (`<ns>.live.chat.<chatId>`, streams.ts), and a gateway subscribes only to the chats its
+ * connected users are in, so NATS carries each event just to the gateways that hold its recipients.
+ * Republished events are only those the stream accepted, in stream order.
  *
- * Known limit (docs/decisions.md): every gateway reads every chat event, also for chats with no
- * local member; it drops those after a Map lookup.
+ * Core NATS is at-most-once, so each followed chat remembers its last seq and fills a gap from the
+ * stream before going on. New members are announced on `<ns>.inbox.<userId>` (chats/notify.ts in
+ * the messages service); their gateway joins them and reads the chat from the event that added them.
  */
-export async function startFanout(deps: {
-  bus: Bus;
-  namespace: string;
-  registry: SocketRegistry;
-  delivery: ChatDelivery;
-  log: Logger;
-}): Promise<{ stop(): Promise<void> }> {
-  const consumer = await deps.bus.js.consumers.get(streamName(deps.namespace, 'chats'), {
-    filter_subjects: subjects.allChats(deps.namespace),
-    deliver_policy: DeliverPolicy.New,
-  });
-  const messages: ConsumerMessages = await consumer.consume({
-    callback: (msg) => {
-      let value: unknown;
-      try {
-        value = msg.json();
-      } catch {
-        deps.log.error({ streamSeq: msg.seq }, 'undecodable chat event skipped by fan-out');
-        return;
-      }
-      const parsed = parseChatEvent(value);
-      if (!parsed.ok) {
-        deps.log.error({ streamSeq: msg.seq, reason: parsed.reason }, 'invalid chat event skipped by fan-out');
-        return;
-      }
-      const event = parsed.event;
-      // New members start receiving the chat with the event that made them members.
-      for (const userId of membersAddedBy(event)) {
-        for (const socket of deps.registry.socketsOf(userId)) deps.delivery.join(socket, event.chatId);
-      }
-      deps.delivery.publish(event);
-      // A removed member gets the removal itself, then nothing more from this chat.
-      const removed = memberRemovedBy(event);
-      if (removed) for (const socket of deps.registry.socketsOf(removed)) deps.delivery.leave(socket, event.chatId);
+export class LiveFanout {
+  private readonly followed = new Map<string, Followed>();
+  private inbox: Subscription | undefined;
+  private readonly stream: string;
+
+  constructor(
+    private readonly deps: {
+      bus: Bus;
+      namespace: string;
+      registry: SocketRegistry;
+      delivery: ChatDelivery;
+      log: Logger;
+      /** Most events read from the stream to fill one gap. */
+      maxCatchUp: number;
     },
-  });
-  // Read positions come from their own stream (no chat seq): forwarded to the chat's members as
-  // `read.updated`, best effort like typing.
-  const receiptsConsumer = await deps.bus.js.consumers.get(streamName(deps.namespace, 'receipts'), { deliver_policy: DeliverPolicy.New });
-  const receipts = await receiptsConsumer.consume({
-    callback: (msg) => {
-      try {
-        const parsed = parseReceiptEvent(msg.json());
-        if (!parsed.ok) return;
-        const { chatId, userId, seq } = parsed.event.data;
-        const frame = JSON.stringify({ op: 'event', type: 'read.updated', chatId, seq, data: { userId, seq }, at: parsed.event.meta.occurredAt });
-        deps.delivery.sendToMembers(chatId, frame, null);
-      } catch {
-        deps.log.error({ streamSeq: msg.seq }, 'undecodable receipt skipped by fan-out');
-      }
-    },
-  });
-  return {
-    async stop() {
-      await messages.close().catch(() => {});
-      await receipts.close().catch(() => {});
-    },
-  };
+  ) {
+    this.stream = streamName(deps.namespace, 'chats');
+  }
+
+  start(): void {
+    this.inbox = this.deps.bus.nc.subscribe(subjects.allInboxes(this.deps.namespace), {
+      callback: (err, msg) => {
+        if (!err) this.onInbox(msg);
+      },
+    });
+  }
+
+  async stop(): Promise<void> {
+    await this.inbox?.drain().catch(() => {});
+    for (const chatId of [...this.followed.keys()]) this.unfollow(chatId);
+  }
+
+  /** Starts receiving a chat's live events (its first local member joined). */
+  follow(chatId: string): void {
+    if (this.followed.has(chatId)) return;
+    const { nc } = this.deps.bus;
+    const state: Followed = {
+      events: nc.subscribe(subjects.liveChat(this.deps.namespace, chatId), {
+        callback: (err, msg) => {
+          if (!err) this.onEvent(chatId, msg);
+        },
+      }),
+      receipts: nc.subscribe(subjects.liveReceipts(this.deps.namespace, chatId), {
+        callback: (err, msg) => {
+          if (!err) this.onReceipt(chatId, msg);
+        },
+      }),
+      lastSeq: 0,
+      chain: Promise.resolve(),
+    };
+    this.followed.set(chatId, state);
+  }
+
+  /** Stops receiving a chat (its last local member left or disconnected). */
+  unfollow(chatId: string): void {
+    const state = this.followed.get(chatId);
+    if (!state) return;
+    state.events.unsubscribe();
+    state.receipts.unsubscribe();
+    this.followed.delete(chatId);
+  }
+
+  get followedCount(): number {
+    return this.followed.size;
+  }
+
+  private enqueue(chatId: string, work: (state: Followed) => Promise<void> | void): void {
+    const state = this.followed.get(chatId);
+    if (!state) return;
+    state.chain = state.chain
+      .then(() => (this.followed.get(chatId) === state ? work(state) : undefined))
+      .catch((error: unknown) => this.deps.log.error({ err: (error as Error).message, chatId }, 'live delivery failed'));
+  }
+
+  private onEvent(chatId: string, msg: Msg): void {
+    let event: ChatEvent;
+    try {
+      const parsed = parseChatEvent(msg.json());
+      if (!parsed.ok) throw new Error(parsed.reason);
+      event = parsed.event;
+    } catch (error) {
+      this.deps.log.error({ chatId, reason: (error as Error).message }, 'unreadable live chat event skipped');
+      return;
+    }
+    this.enqueue(chatId, async (state) => {
+      if (state.lastSeq > 0 && event.seq > state.lastSeq + 1) await this.fill(chatId, state, state.lastSeq, event.seq);
+      this.apply(state, event);
+    });
+  }
+
+  /** Reads the events (from, until) from the stream: the ones core NATS did not bring. */
+  private async fill(chatId: string, state: Followed, from: number, until: number): Promise<void> {
+    const subject = subjects.chat(this.deps.namespace, chatId);
+    const missing = await eventsAfter(this.deps.bus, this.stream, subject, from, this.deps.maxCatchUp);
+    if ('reset' in missing) {
+      // Too far behind to replay live; sockets get what follows, clients resume to fill in.
+      this.deps.log.warn({ chatId, from, until }, 'live gap too large to fill; clients will resume');
+      return;
+    }
+    for (const event of missing.events) if (event.seq < until) this.apply(state, event);
+  }
+
+  private apply(state: Followed, event: ChatEvent): void {
+    if (event.seq <= state.lastSeq) return;
+    state.lastSeq = event.seq;
+    // New members start receiving the chat with the event that made them members.
+    for (const userId of membersAddedBy(event)) {
+      for (const socket of this.deps.registry.socketsOf(userId)) this.deps.delivery.join(socket, event.chatId);
+    }
+    this.deps.delivery.publish(event);
+    // A removed member gets the removal itself, then nothing more from this chat.
+    const removed = memberRemovedBy(event);
+    if (removed) for (const socket of this.deps.registry.socketsOf(removed)) this.deps.delivery.leave(socket, event.chatId);
+  }
+
+  private onInbox(msg: Msg): void {
+    let notice: { chatId?: unknown; seq?: unknown; userIds?: unknown };
+    try {
+      notice = msg.json();
+    } catch {
+      return;
+    }
+    const { chatId, seq } = notice;
+    if (!isId(chatId) || typeof seq !== 'number' || !Array.isArray(notice.userIds)) return;
+    const local = notice.userIds.filter((u): u is string => isId(u) && [...this.deps.registry.socketsOf(u)].length > 0);
+    if (local.length === 0) return;
+    for (const userId of local) for (const socket of this.deps.registry.socketsOf(userId)) this.deps.delivery.join(socket, chatId);
+    // Catch up from the event that added them: anything live since then is deduplicated by seq.
+    this.enqueue(chatId, (state) => this.fill(chatId, state, seq - 1, Number.MAX_SAFE_INTEGER));
+  }
+
+  private onReceipt(chatId: string, msg: Msg): void {
+    try {
+      const parsed = parseReceiptEvent(msg.json());
+      if (!parsed.ok) return;
+      const { userId, seq } = parsed.event.data;
+      const frame = JSON.stringify({ op: 'event', type: 'read.updated', chatId, seq, data: { userId, seq }, at: parsed.event.meta.occurredAt });
+      this.deps.delivery.sendToMembers(chatId, frame, null);
+    } catch {
+      this.deps.log.error({ chatId }, 'unreadable live receipt skipped');
+    }
+  }
 }

@@ -14,6 +14,7 @@ import { InvalidRequest, NotFound, Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
+import { notifyNewMembers } from './notify.js';
 import { findDirectChatId } from './queries.js';
 
 export interface CreateChatDeps {
@@ -83,6 +84,7 @@ async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCre
     if (appended.event.seq !== 1) throw new Error(`chat ${chatId} got ChatCreated at seq ${appended.event.seq}`);
     created = !appended.duplicate;
     streamSeq = appended.streamSeq;
+    notifyNewMembers(deps.bus, deps.namespace, chatId, 1, data.members.map((m) => m.userId));
   }
   if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, CHATS_PROJECTOR, streamSeq))) {
     throw new Unavailable('The chat is stored but not yet visible; try again shortly');

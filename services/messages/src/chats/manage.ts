@@ -4,6 +4,7 @@ import { Conflict, Forbidden, InvalidRequest, NotFound } from '@parley/http';
 import type { Queryable } from '@parley/pg';
 import { appendChatEvent, type AppendDeps } from './append.js';
 import { isAdmin, requireGroupAdmin, requireMember } from './access.js';
+import { notifyNewMembers } from './notify.js';
 
 export interface ManageDeps extends AppendDeps {
   bus: Bus;
@@ -19,10 +20,11 @@ export async function addMember(deps: ManageDeps, actorId: string, chatId: strin
   if (await roleOf(deps.pool, chatId, userId)) throw new Conflict('already_member', 'That user is already a member');
   const { userIds } = await requestJson<RpcMethods['users.existing']['res']>(deps.bus.nc, subjects.rpc(deps.namespace, 'users', 'existing'), { userIds: [userId] });
   if (userIds.length === 0) throw new NotFound('No such user');
-  await appendChatEvent<MemberAdded>(deps, chatId, `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId, {
+  const added = await appendChatEvent<MemberAdded>(deps, chatId, `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId, {
     type: 'MemberAdded',
     data: { userId, role: 'member', addedBy: actorId },
   }, { waitForProjection: true });
+  notifyNewMembers(deps.bus, deps.namespace, chatId, added.event.seq, [userId]);
 }
 
 /**

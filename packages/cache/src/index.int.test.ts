@@ -1,0 +1,212 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { Writable } from 'node:stream';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, type Logger } from '@parley/log';
+import { eventually, serverUrls } from '@parley/testing';
+import { createCache, type Cache } from './index.js';
+
+/** A warn-level logger whose lines the test can read. */
+function capturingLogger(): { log: Logger; lines: () => Record<string, any>[] } {
+  const chunks: string[] = [];
+  const destination = new Writable({
+    write(chunk, _encoding, done) {
+      chunks.push(chunk.toString());
+      done();
+    },
+  });
+  return {
+    log: createLogger({ service: 'test', level: 'info', destination }),
+    lines: () =>
+      chunks
+        .join('')
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as Record<string, any>),
+  };
+}
+
+const silent = createLogger({ service: 'test', level: 'silent' });
+
+describe('createCache with a reachable Redis', () => {
+  const url = serverUrls().redisUrl;
+  const prefix = `t${randomBytes(5).toString('hex')}`;
+  let cache: Cache;
+  let other: Cache;
+  let raw: Redis;
+
+  beforeAll(async () => {
+    cache = createCache({ url, prefix, log: silent });
+    other = createCache({ url, prefix: `${prefix}x`, log: silent });
+    raw = new Redis(url, { maxRetriesPerRequest: 1 });
+    await raw.ping();
+    // The cache fails commands instead of queueing them while it connects (by design): wait until
+    // both clients are connected, which under a loaded machine can take a moment.
+    await eventually(async () => ((await cache.ping()) && (await other.ping()) ? true : undefined));
+  });
+
+  afterAll(async () => {
+    for (const p of [prefix, `${prefix}x`]) {
+      const keys = await raw.keys(`${p}:*`);
+      if (keys.length > 0) await raw.del(...keys);
+    }
+    await cache?.close();
+    await other?.close();
+    raw?.disconnect();
+  });
+
+  it('is enabled and answers ping', async () => {
+    expect(cache.enabled).toBe(true);
+    expect(await cache.ping()).toBe(true);
+  });
+
+  it('round-trips JSON values and deletes them', async () => {
+    const value = { id: 'u-1', name: 'Zoë 😀', tags: ['a', 'b'], nested: { n: 1, nil: null } };
+    expect(await cache.getJson('user:u-1')).toBeUndefined();
+    await cache.setJson('user:u-1', value, 60);
+    expect(await cache.getJson('user:u-1')).toEqual(value);
+    await cache.del('user:u-1');
+    expect(await cache.getJson('user:u-1')).toBeUndefined();
+  });
+
+  it('deletes several keys at once and treats an empty delete as a no-op', async () => {
+    await cache.setJson('multi:1', 1, 60);
+    await cache.setJson('multi:2', 2, 60);
+    await cache.del('multi:1', 'multi:2');
+    expect(await cache.getJson('multi:1')).toBeUndefined();
+    expect(await cache.getJson('multi:2')).toBeUndefined();
+    await expect(cache.del()).resolves.toBeUndefined();
+  });
+
+  it('stores under `<prefix>:<key>` with the given TTL', async () => {
+    await cache.setJson('session:s-1', { userId: 'u-1' }, 120);
+    expect(await raw.get(`${prefix}:session:s-1`)).toBe('{"userId":"u-1"}');
+    expect(await raw.exists('session:s-1')).toBe(0);
+    const ttl = await raw.ttl(`${prefix}:session:s-1`);
+    expect(ttl).toBeGreaterThan(0);
+    expect(ttl).toBeLessThanOrEqual(120);
+  });
+
+  it('keeps prefixes apart: another installation neither sees nor deletes the keys', async () => {
+    await cache.setJson('chat:c-1', 'mine', 60);
+    expect(await other.getJson('chat:c-1')).toBeUndefined();
+    await other.setJson('chat:c-1', 'theirs', 60);
+    await other.del('chat:c-1');
+    expect(await cache.getJson('chat:c-1')).toBe('mine');
+  });
+});
+
+describe('createCache with an unreachable Redis', () => {
+  const { log, lines } = capturingLogger();
+  let cache: Cache;
+
+  beforeAll(() => {
+    // Nothing listens on 6399: every command must fail fast instead of queueing.
+    cache = createCache({ url: 'redis://127.0.0.1:6399', prefix: 'tdown', log });
+  });
+
+  afterAll(async () => {
+    await cache?.close();
+  });
+
+  it('misses quickly instead of blocking the request', async () => {
+    expect(cache.enabled).toBe(true);
+    const started = performance.now();
+    expect(await cache.getJson('user:u-1')).toBeUndefined();
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('swallows writes and invalidations', async () => {
+    const started = performance.now();
+    await expect(cache.setJson('user:u-1', { a: 1 }, 60)).resolves.toBeUndefined();
+    await expect(cache.del('user:u-1')).resolves.toBeUndefined();
+    expect(performance.now() - started).toBeLessThan(500);
+  });
+
+  it('reports itself as down', async () => {
+    expect(await cache.ping()).toBe(false);
+  });
+
+  it('warns once per outage, not once per command', async () => {
+    for (let i = 0; i < 5; i++) await cache.getJson(`k${i}`);
+    // Let ioredis retry a few times (each retry emits another 'error').
+    await new Promise((r) => setTimeout(r, 500));
+    const outage = lines().filter((l) => l.msg === 'redis unavailable: serving from postgres until it returns');
+    expect(outage).toHaveLength(1);
+    expect(outage[0]).toMatchObject({ level: 'warn', service: 'test' });
+  });
+
+  it('logs each failed invalidation, because it can leave a stale entry until its TTL', async () => {
+    const failed = () => lines().filter((l) => l.msg === 'cache invalidation failed; entries expire by TTL');
+    const before = failed().length;
+    await cache.del('chat:c-1', 'chat:c-2');
+    expect(failed()).toHaveLength(before + 1);
+    expect(failed().at(-1)).toMatchObject({ level: 'warn', keys: 2 });
+  });
+});
+
+const REDIS_SERVER = '/usr/bin/redis-server';
+
+function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe('createCache when Redis comes back', () => {
+  let child: ChildProcess | undefined;
+  afterAll(() => {
+    child?.kill('SIGKILL');
+  });
+
+  // A throw-away redis-server started after the cache: only where the binary is installed (the
+  // development and CI machines have it), like the nats-server case in packages/bus.
+  it.runIf(existsSync(REDIS_SERVER))('recovers by itself and logs that the cache resumed', async () => {
+    const port = await freePort();
+    const { log, lines } = capturingLogger();
+    const cache = createCache({ url: `redis://127.0.0.1:${port}`, prefix: 'tback', log });
+    try {
+      expect(await cache.getJson('k')).toBeUndefined();
+      expect(await cache.ping()).toBe(false);
+
+      child = spawn(REDIS_SERVER, ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {
+        stdio: 'ignore',
+      });
+      const deadline = Date.now() + 10_000;
+      while (!(await cache.ping()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+
+      expect(await cache.ping()).toBe(true);
+      await cache.setJson('k', { back: true }, 60);
+      expect(await cache.getJson('k')).toEqual({ back: true });
+      const messages = lines().map((l) => l.msg);
+      expect(messages).toContain('redis unavailable: serving from postgres until it returns');
+      expect(messages).toContain('redis reachable again: cache resumed');
+    } finally {
+      await cache.close();
+    }
+  });
+});
+
+describe('createCache without a URL', () => {
+  it('is disabled: misses, no-ops, and ping is null (not configured)', async () => {
+    const cache = createCache({ url: undefined, prefix: 'tnone', log: silent });
+    expect(cache.enabled).toBe(false);
+    await cache.setJson('k', 1, 60);
+    expect(await cache.getJson('k')).toBeUndefined();
+    await expect(cache.del('k')).resolves.toBeUndefined();
+    expect(await cache.ping()).toBeNull();
+    await expect(cache.close()).resolves.toBeUndefined();
+  });
+
+  it('treats an empty URL as not configured', async () => {
+    const cache = createCache({ url: '', prefix: 'tnone', log: silent });
+    expect(cache.enabled).toBe(false);
+    expect(await cache.ping()).toBeNull();
+  });
+});

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { InvalidRequest } from './errors.js';
+import { decodeCursor, encodeCursor, pageLimit } from './pagination.js';
+
+interface Cursor {
+  seq: number;
+}
+const isCursor = (v: unknown): v is Cursor =>
+  typeof v === 'object' && v !== null && typeof (v as { seq?: unknown }).seq === 'number';
+
+describe('pageLimit', () => {
+  it('defaults to 50', () => {
+    expect(pageLimit(undefined)).toBe(50);
+  });
+
+  it('accepts 1 to 200', () => {
+    expect(pageLimit('1')).toBe(1);
+    expect(pageLimit('200')).toBe(200);
+    expect(pageLimit('37')).toBe(37);
+  });
+
+  it.each(['0', '201', '-5', 'abc', ''])('refuses %j with InvalidRequest', (raw) => {
+    expect(() => pageLimit(raw)).toThrow(InvalidRequest);
+    expect(() => pageLimit(raw)).toThrow('limit must be between 1 and 200');
+  });
+});
+
+describe('cursors', () => {
+  it('round-trip through an opaque, URL-safe string', () => {
+    const cursor = { seq: 42, id: '0193a5b2-7c3d-7e4f-8a9b-0c1d2e3f4a5b', at: '2026-01-01T00:00:00.000Z' };
+    const encoded = encodeCursor(cursor);
+    expect(encoded).toMatch(/^[A-Za-z0-9_-]+$/);
+    expect(encoded).not.toContain('seq');
+    expect(decodeCursor(encoded, isCursor)).toEqual(cursor);
+  });
+
+  it('treat an absent or empty cursor as the first page', () => {
+    expect(decodeCursor(undefined, isCursor)).toBeNull();
+    expect(decodeCursor('', isCursor)).toBeNull();
+  });
+
+  it('refuse garbage and well-formed JSON of the wrong shape with InvalidRequest', () => {
+    for (const raw of ['%%%not-base64', Buffer.from('{not json').toString('base64url'), encodeCursor({ seq: 'one' }), encodeCursor(null)]) {
+      let error: unknown;
+      try {
+        decodeCursor(raw, isCursor);
+      } catch (e) {
+        error = e;
+      }
+      expect(error).toBeInstanceOf(InvalidRequest);
+      expect((error as InvalidRequest).status).toBe(400);
+      expect((error as InvalidRequest).toBody()).toEqual({ error: { code: 'invalid_request', message: 'Invalid cursor' } });
+    }
+  });
+});
