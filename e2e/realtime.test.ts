@@ -50,6 +50,27 @@ describe('realtime: scale-out, resume, typing', () => {
     onG2.close();
   });
 
+  it('carries a chat only to the gateways holding its members', async () => {
+    const followed = async (port: number) => Number(/gateway_followed_chats\{[^}]*\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]);
+    const loner = await register(stack, 'rt_loner');
+    const chatId = await groupOf(stack, alice, [loner], 'only-g1');
+    const onG1 = await TestSocket.open(stack.wsUrl, loner.accessToken);
+    await onG1.sync();
+    const g2Before = await followed(g2.metricsPort);
+    // A second socket for a user of this chat on g2 makes g2 follow it; closing it makes g2 stop.
+    const visitor = await TestSocket.open(urlsOf(g2).wsUrl, loner.accessToken);
+    await visitor.sync();
+    expect(await followed(g2.metricsPort)).toBe(g2Before + 1);
+    visitor.close();
+    await eventually(async () => ((await followed(g2.metricsPort)) === g2Before ? true : undefined));
+    // Delivery keeps working for the socket on g1.
+    const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    sender.send({ op: 'send', chatId, clientMsgId: 'only', body: 'g1 only' });
+    expect(await onG1.next((f) => f.type === 'message.created')).toMatchObject({ data: { body: 'g1 only' } });
+    sender.close();
+    onG1.close();
+  });
+
   it('resumes from a cursor without gaps or duplicates while new messages keep arriving', async () => {
     const chatId = await groupOf(stack, alice, [bob], 'resume');
     const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);

@@ -2,6 +2,7 @@ import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Bus } from '@parley/bus';
 import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
+import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
 import { eventsAfter } from './history.js';
 import type { SocketRegistry } from './registry.js';
@@ -37,6 +38,7 @@ export class LiveFanout {
       registry: SocketRegistry;
       delivery: ChatDelivery;
       log: Logger;
+      metrics: Metrics;
       /** Most events read from the stream to fill one gap. */
       maxCatchUp: number;
     },
@@ -76,6 +78,7 @@ export class LiveFanout {
       chain: Promise.resolve(),
     };
     this.followed.set(chatId, state);
+    this.deps.metrics.followedChats.set(this.followed.size);
   }
 
   /** Stops receiving a chat (its last local member left or disconnected). */
@@ -85,6 +88,7 @@ export class LiveFanout {
     state.events.unsubscribe();
     state.receipts.unsubscribe();
     this.followed.delete(chatId);
+    this.deps.metrics.followedChats.set(this.followed.size);
   }
 
   get followedCount(): number {
