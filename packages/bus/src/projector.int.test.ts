@@ -161,4 +161,17 @@ describe('Projector', () => {
     expect(second.p.applied).toBe(1);
     expect(await notes(name)).toEqual([1, 2]);
   });
+
+  it('recovers when its leadership session is cut (a Postgres restart) and goes on projecting', async () => {
+    const name = `recover${run}`;
+    const { p } = projector(name);
+    p.start();
+    const first = await publish(1);
+    expect(await waitForCheckpoint(pool, 'checkpoints', name, first.seq, 10_000)).toBe(true);
+    // What a Postgres restart does to the lock session: the server ends it.
+    await pool.query('SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = $1', [`projector:${name}`]);
+    const second = await publish(2);
+    expect(await waitForCheckpoint(pool, 'checkpoints', name, second.seq, 15_000)).toBe(true);
+    expect(await notes(name)).toEqual([1, 2]);
+  });
 });

@@ -181,7 +181,13 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
       try {
         if (await this.acquireLeadership()) {
           await this.consume();
-          return;
+          if (this.stopped) return;
+          // Consumption ended without stop(): the leadership session was lost (e.g. Postgres
+          // restarted). Give up the lock and compete again, so the projection catches up once
+          // Postgres is back instead of staying stopped.
+          await this.lockClient?.end().catch(() => {});
+          this.lockClient = undefined;
+          this.messages = undefined;
         }
       } catch (error) {
         this.o.log.warn({ err: (error as Error).message, projector: this.name }, 'projector not started yet; retrying');

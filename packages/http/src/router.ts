@@ -112,6 +112,8 @@ export function errorResponse(error: unknown, log: Logger, request?: Pick<ApiReq
 }
 
 function isTransient(error: unknown): boolean {
+  // Another service not answering over NATS (bus's ServiceUnavailableError): retryable, a 503.
+  if ((error as { name?: unknown } | null)?.name === 'ServiceUnavailableError') return true;
   const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' && (code.startsWith('08') || code.startsWith('57') || code === 'ECONNREFUSED');
 }

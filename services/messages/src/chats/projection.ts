@@ -92,6 +92,7 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
       const chatIds = [...new Set(events.map((e) => e.chatId))];
+      // Everyone in a touched chat has a changed chat list (last message, unread count, title).
       const removed = events.flatMap((e) => (e.type === 'MemberRemoved' ? [e.data.userId] : []));
       const { rows } = await deps.pool.query<{ user_id: string }>('SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])', [chatIds]);
       await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));

@@ -49,7 +49,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       if (!user) throw new Error('registered user missing from projection');
       const { sessionId, tokens } = await startSession(userId);
       await deps.audit.record(userId, 'user.registered', auditContext(request), { sessionId });
-      return { status: 201, body: { user: toUserView(user, true), ...tokens } };
+      return { status: 201, body: { user: toUserView(user), ...tokens } };
     },
   });
 
@@ -75,7 +75,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       await deps.throttle.recordSuccess(accountKey);
       const { sessionId, tokens } = await startSession(user.id);
       await deps.audit.record(user.id, 'login.succeeded', auditContext(request), { sessionId });
-      return { status: 200, body: { user: toUserView(user, true), ...tokens } };
+      return { status: 200, body: { user: toUserView(user), ...tokens } };
     },
   });
 
