@@ -1,15 +1,20 @@
 import { fileURLToPath } from 'node:url';
 import { TokenSigner } from '@parley/auth';
 import { Projector, serveRequests } from '@parley/bus';
-import { parseAuditEvent, parseUserEvent, streamName, subjects, type AuditEvent, type UserEvent } from '@parley/contracts';
+import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import type { Deps, Started } from '@parley/runtime';
 import { auditProjection } from './audit/projection.js';
 import { auditRecorder } from './audit/record.js';
 import { auditRoutes } from './audit/routes.js';
+import { passwordRoutes } from './auth/password-routes.js';
 import { authRoutes } from './auth/routes.js';
 import { LoginThrottle } from './auth/throttle.js';
+import { BackgroundTasks } from './background.js';
 import type { UsersConfig } from './env.js';
+import { createMailer } from './mail/mailer.js';
+import { resetsProjection } from './reset/projection.js';
+import { resetRoutes } from './reset/routes.js';
 import { usersRpc } from './rpc.js';
 import { CHECKPOINT_TABLE, usersProjection } from './users/projection.js';
 import { userRoutes } from './users/routes.js';
@@ -27,6 +32,8 @@ export interface UsersApp {
   projector: Projector<UserEvent>;
   /** Every projector this service runs (the users projection first). */
   projectors: Projector<{ meta?: { eventId?: string } }>[];
+  /** Work requests started without waiting for it (reset mails); shutdown waits for it. */
+  background: BackgroundTasks;
 }
 
 /** Builds the users service from ready clients; reads no env, listens on nothing. */
@@ -42,6 +49,17 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
   authRoutes(router, { ...deps, signer, refreshTtlSeconds: config.REFRESH_TOKEN_TTL, audit, throttle });
   userRoutes(router, { pool: deps.pool, cache: deps.cache, userTtlSeconds: config.REDIS_USER_TTL });
   auditRoutes(router, deps);
+  passwordRoutes(router, { ...deps, audit, throttle });
+  const background = new BackgroundTasks(deps.log);
+  resetRoutes(router, {
+    ...deps,
+    audit,
+    throttle,
+    background,
+    mailer: createMailer(config),
+    tokenTtlSeconds: config.RESET_TOKEN_TTL,
+    publicUrl: config.PUBLIC_URL,
+  });
 
   const common = {
     bus: deps.bus,
@@ -67,7 +85,14 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     parse: parseAuditEvent,
     projection: auditProjection(),
   });
-  return { router, projector, projectors: [projector, auditProjector] as UsersApp['projectors'] };
+  const resetsProjector = new Projector<ResetEvent>({
+    ...common,
+    stream: streamName(deps.namespace, 'resets'),
+    filterSubject: subjects.allResets(deps.namespace),
+    parse: parseResetEvent,
+    projection: resetsProjection(),
+  });
+  return { router, projector, projectors: [projector, auditProjector, resetsProjector] as UsersApp['projectors'], background };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projectors. */
@@ -86,6 +111,8 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
     async stop() {
       // Stop taking requests first, let in-flight ones finish (drain), then stop projecting.
       await Promise.all(subs.map((s) => s.drain()));
+      // Before the projectors: a reset request in flight waits for the resets projection.
+      await app.background.idle();
       await Promise.all(app.projectors.map((p) => p.stop()));
     },
   };

@@ -17,6 +17,9 @@ export async function startUsersService(
       if (config.JWT_SECRET === DEV_JWT_SECRET) {
         deps.log.warn('JWT_SECRET is not set: using the DEVELOPMENT key. Anyone can forge tokens. Set JWT_SECRET in production.');
       }
+      if (!config.SMTP_URL) {
+        deps.log.warn({ mailDir: config.MAIL_DIR }, 'SMTP_URL is not set: mails (password resets) are written as .eml files, not sent');
+      }
       return startApp(deps, buildApp(deps, config, options));
     },
   });

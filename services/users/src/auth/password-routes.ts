@@ -1,0 +1,48 @@
+import type { Cache } from '@parley/cache';
+import { RateLimited, Unauthorized, Unavailable, type ApiRouter } from '@parley/http';
+import { auditContext, type AuditRecorder } from '../audit/record.js';
+import { findUserById } from '../users/queries.js';
+import { assertPasswordAllowed } from './password-policy.js';
+import { hashPassword, verifyPassword } from './passwords.js';
+import { revokeSessions } from './revoke.js';
+import { ChangePasswordBody } from './schemas.js';
+import { publishPasswordChanged, waitForPasswordVisible, type StorePasswordDeps } from './store-password.js';
+import type { LoginThrottle } from './throttle.js';
+
+export interface PasswordRouteDeps extends StorePasswordDeps {
+  cache: Cache;
+  audit: AuditRecorder;
+  throttle: LoginThrottle;
+}
+
+/** POST /api/v1/users/me/password: change the password, knowing the current one. */
+export function passwordRoutes(router: ApiRouter, deps: PasswordRouteDeps): void {
+  router.route({
+    method: 'POST',
+    url: '/api/v1/users/me/password',
+    schema: { body: ChangePasswordBody },
+    handler: async ({ auth, body, request }) => {
+      await assertPasswordAllowed(body.newPassword);
+      // A stolen access token must not become a way to guess the password (and then keep the
+      // account after the token expires): wrong current passwords count as failed logins.
+      const wait = await deps.throttle.retryAfter(auth.userId, request.ip);
+      if (wait !== null) throw new RateLimited(wait, 'Too many failed attempts; try again later');
+      const user = await findUserById(deps.pool, auth.userId);
+      if (!user) throw new Unauthorized();
+      if (!(await verifyPassword(user.password_hash, body.currentPassword))) {
+        await deps.throttle.recordFailure(auth.userId, request.ip);
+        throw new Unauthorized('The current password is wrong', 'invalid_credentials');
+      }
+      await deps.throttle.recordSuccess(auth.userId);
+      const passwordHash = await hashPassword(body.newPassword);
+      const seq = await publishPasswordChanged(deps, { userId: auth.userId, passwordHash, reason: 'change', correlationId: request.requestId });
+      // Whoever else holds a session may be the reason for the change: end them all but this one,
+      // whether or not the projection has caught up yet.
+      const revokedSessions = await revokeSessions(deps, auth.userId, { allExcept: auth.sessionId }, 'password_changed', request.requestId);
+      const visible = await waitForPasswordVisible(deps, seq);
+      await deps.audit.record(auth.userId, 'password.changed', auditContext(request), { sessionId: auth.sessionId, revokedSessions: revokedSessions.length });
+      if (!visible) throw new Unavailable('The new password is stored but not active yet; try logging in with it shortly');
+      return { status: 204, revokedSessions };
+    },
+  });
+}

@@ -1,0 +1,35 @@
+import nodemailer from 'nodemailer';
+import { fileMailer } from './file-mailer.js';
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+}
+
+/** Sends one mail; rejects when it could not be handed over. Callers decide whether that matters. */
+export interface Mailer {
+  send(mail: Mail): Promise<void>;
+}
+
+export interface MailConfig {
+  /** smtp[s]://user:pass@host:port. Unset: development mode, mails become .eml files in `MAIL_DIR`. */
+  SMTP_URL?: string | undefined;
+  MAIL_DIR: string;
+  MAIL_FROM: string;
+}
+
+/**
+ * SMTP when configured, otherwise the development transport. Neither logs a mail's content: reset
+ * mails carry a live token, so the only trace of a mail in the logs is the caller's own line.
+ */
+export function createMailer(config: MailConfig): Mailer {
+  if (!config.SMTP_URL) return fileMailer(config.MAIL_DIR, config.MAIL_FROM);
+  // nodemailer's own logger stays off (its default): at debug level it would print the message.
+  const transport = nodemailer.createTransport(config.SMTP_URL);
+  return {
+    async send(mail) {
+      await transport.sendMail({ from: config.MAIL_FROM, ...mail });
+    },
+  };
+}
