@@ -84,7 +84,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       allowedOrigins: config.WS_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
-      resendCheckMs: config.WS_RESEND_CHECK_MS,
+      resendCheckSends: config.WS_RESEND_CHECK_SENDS,
     }),
   );
   const attachmentDeps = {

@@ -36,11 +36,11 @@ export const GatewayEnv = {
   /** How long live events wait after authentication for a possible `resume` frame (ms). */
   WS_RESUME_GRACE_MS: Type.Number({ default: 1000, minimum: 0 }),
   /**
-   * For this long after a socket authenticates, each send is first looked up by clientMsgId in the
-   * projection (ms), so a resend after a long disconnection (past the 2-minute dedup window) is
-   * still recognised. Resends come right after reconnecting; later sends skip the lookup.
+   * The first this-many sends of each connection are first looked up by clientMsgId in the
+   * projection, so a resend after a long disconnection (past the 2-minute dedup window) is still
+   * recognised. Resends are a reconnecting client's first frames; later sends skip the lookup.
    */
-  WS_RESEND_CHECK_MS: Type.Number({ default: 10_000, minimum: 0 }),
+  WS_RESEND_CHECK_SENDS: Type.Number({ default: 20, minimum: 0 }),
 };
 
 export type GatewayConfig = ReturnType<typeof loadGatewayEnv>;

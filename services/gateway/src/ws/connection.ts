@@ -69,7 +69,6 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     const data = socket.getUserData();
     data.userId = userId;
     data.sessionId = sessionId;
-    data.authenticatedAt = Date.now();
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
@@ -277,7 +276,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         held: null,
         holdTimer: null,
         resuming: false,
-        authenticatedAt: 0,
+        sends: 0,
         tokens: deps.frameBurst,
         refilledAt: Date.now(),
         strikes: 0,

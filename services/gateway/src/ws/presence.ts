@@ -31,6 +31,7 @@ export class Presence {
   private kv: KV | undefined;
   private sub: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
+  private countTimer: NodeJS.Timeout | undefined;
   readonly gatewayId = newId();
 
   constructor(
@@ -70,7 +71,7 @@ export class Presence {
     if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
     await this.kv.put(this.key(userId), '1');
     if ((await this.keysOf(userId)).length === 1) await this.announce(userId, true, [...socket.getUserData().chats]);
-    void this.count();
+    this.scheduleCount();
   }
 
   /** The last socket of `userId` on this gateway closed. Announces the user if they are now offline everywhere. */
@@ -78,7 +79,20 @@ export class Presence {
     if (countOf(this.deps.registry.socketsOf(userId)) !== 0 || !this.kv) return;
     await this.kv.delete(this.key(userId)).catch(() => {});
     if ((await this.keysOf(userId)).length === 0) await this.announce(userId, false, chatIds);
-    void this.count();
+    this.scheduleCount();
+  }
+
+  /**
+   * Recounts soon, once: listing every key of the bucket on each connect would make a reconnect
+   * storm quadratic, so transitions within a second share one count.
+   */
+  private scheduleCount(): void {
+    if (this.countTimer) return;
+    this.countTimer = setTimeout(() => {
+      this.countTimer = undefined;
+      void this.count();
+    }, 1_000);
+    this.countTimer.unref();
   }
 
   private async keysOf(userId: string): Promise<string[]> {
@@ -143,6 +157,7 @@ export class Presence {
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.countTimer);
     await this.sub?.drain().catch(() => {});
     // This gateway's users are no longer connected here; other gateways keep theirs.
     const kv = this.kv;

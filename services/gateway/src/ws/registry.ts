@@ -23,8 +23,8 @@ export interface SocketData {
   held: HeldEvent[] | null;
   holdTimer: NodeJS.Timeout | null;
   resuming: boolean;
-  /** When the socket authenticated (ms): sends soon after are checked against earlier sends. */
-  authenticatedAt: number;
+  /** Sends received on this socket so far: the first few are checked against earlier sends. */
+  sends: number;
   /** Token bucket for incoming frames (flood protection). */
   tokens: number;
   refilledAt: number;

@@ -10,8 +10,8 @@ export interface SendDeps {
   sequencer: Sequencer;
   maxChars: number;
   serviceTimeoutMs: number;
-  /** Sends this soon after a socket authenticated are checked against earlier sends (ms). */
-  resendCheckMs: number;
+  /** The first this-many sends of a connection are checked against earlier sends. */
+  resendCheckSends: number;
   registry: SocketRegistry;
   delivery: ChatDelivery;
 }
@@ -42,10 +42,12 @@ export async function handleSend(deps: SendDeps, socket: Socket, userId: string,
     if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
     for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
   }
-  // A client resends what it never saw acked right after reconnecting. Within JetStream's dedup
-  // window the publish below answers with the original; past it, only the projection knows, so the
-  // sends of a fresh connection are checked there first (a few lookups per reconnect, none later).
-  if (Date.now() - socket.getUserData().authenticatedAt < deps.resendCheckMs) {
+  // A client resends what it never saw acked as the first frames after reconnecting. Within
+  // JetStream's dedup window the publish below answers with the original; past it, only the
+  // projection knows, so a connection's first sends are checked there (a few lookups per
+  // reconnect, none afterwards).
+  const data = socket.getUserData();
+  if (data.sends++ < deps.resendCheckSends) {
     const earlier = await rpc<'messages.sentMessage'>(deps, 'sentMessage', { chatId, senderId: userId, clientMsgId: frame.clientMsgId });
     if (earlier) return { ok: true, messageId: earlier.messageId, seq: earlier.seq };
   }
