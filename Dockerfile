@@ -1,0 +1,24 @@
+# One image for every Parley service; the command picks the service:
+#   docker run parley node services/gateway/dist/main.js
+# Multi-stage: dependencies and the TypeScript build happen in `build`; the runtime stage carries
+# only production dependencies and compiled output, and runs as the unprivileged `node` user.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json turbo.json tsconfig.base.json ./
+COPY packages ./packages
+COPY services ./services
+RUN npm ci --no-audit --no-fund
+RUN npx turbo run build --output-logs=errors-only
+RUN npm prune --omit=dev
+
+FROM node:20-bookworm-slim AS runtime
+ENV NODE_ENV=production
+WORKDIR /app
+COPY --from=build --chown=node:node /app/package.json ./
+COPY --from=build --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/packages ./packages
+COPY --from=build --chown=node:node /app/services ./services
+RUN mkdir -p /app/data/attachments /app/data/mail && chown -R node:node /app/data
+USER node
+EXPOSE 8080 9090 9091 9092
+CMD ["node", "services/gateway/dist/main.js"]
