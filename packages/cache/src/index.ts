@@ -23,6 +23,8 @@ export interface CacheOptions {
   log: Logger;
   /** How long one command may take before it counts as a miss (ms). */
   commandTimeoutMs?: number;
+  /** Counts hits, misses and errors (cache_requests_total); optional so tests can omit it. */
+  counter?: { inc(labels: { operation: string; outcome: string }): void };
 }
 
 export function createCache(options: CacheOptions): Cache {
@@ -39,6 +41,7 @@ export function createCache(options: CacheOptions): Cache {
     retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
   });
   let healthy = true;
+  const count = (operation: string, outcome: string) => options.counter?.inc({ operation, outcome });
   const degrade = (error: unknown) => {
     if (healthy) {
       healthy = false;
@@ -56,8 +59,10 @@ export function createCache(options: CacheOptions): Cache {
     async getJson<T>(key: string) {
       try {
         const raw = await redis.get(key);
+        count('get', raw === null ? 'miss' : 'hit');
         return raw === null ? undefined : (JSON.parse(raw) as T);
       } catch (error) {
+        count('get', 'error');
         degrade(error);
         return undefined;
       }
@@ -65,7 +70,9 @@ export function createCache(options: CacheOptions): Cache {
     async setJson(key, value, ttlSeconds) {
       try {
         await redis.set(key, JSON.stringify(value), 'EX', ttlSeconds);
+        count('set', 'ok');
       } catch (error) {
+        count('set', 'error');
         degrade(error);
       }
     },
@@ -73,7 +80,9 @@ export function createCache(options: CacheOptions): Cache {
       if (keys.length === 0) return;
       try {
         await redis.del(...keys);
+        count('del', 'ok');
       } catch (error) {
+        count('del', 'error');
         // A failed invalidation could leave a stale entry for at most its TTL; log it louder.
         degrade(error);
         log.warn({ keys: keys.length }, 'cache invalidation failed; entries expire by TTL');

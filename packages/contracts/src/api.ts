@@ -67,6 +67,17 @@ export interface RpcMethods {
   };
   /** messages: the message a sender already sent with this clientMsgId, if any (idempotency beyond the dedup window). */
   'messages.sentMessage': { req: { chatId: string; senderId: string; clientMsgId: string }; res: { messageId: string; seq: number } | null };
+  /** messages: what the messages service holds about a user, for their data export. */
+  'messages.export': {
+    req: { userId: string };
+    res: {
+      chats: { id: string; type: string; title: string | null; role: string }[];
+      messages: { id: string; chatId: string; seq: number; body: string; createdAt: string; editedAt: string | null; deletedAt: string | null }[];
+      reactions: { messageId: string; emoji: string }[];
+      pollVotes: { pollId: string; optionId: string }[];
+      readPositions: { chatId: string; seq: number }[];
+    };
+  };
   /** messages: the WebSocket `read` frame (mark a chat read up to a message). */
   'messages.markRead': { req: { chatId: string; userId: string; messageId: string }; res: { ok: true; seq: number } | { ok: false; code: string } };
 }

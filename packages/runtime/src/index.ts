@@ -88,7 +88,7 @@ export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
     readReceiptDays: env.READ_RECEIPT_RETENTION_DAYS,
   };
   await ensureStreams(bus.jsm, Object.values(declaredStreams(namespace, retention)), log);
-  const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log });
+  const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log, counter: metrics.cacheRequests });
   const deps = { namespace, log, metrics, bus, pool, cache, databaseUrl: env.DATABASE_URL } as unknown as D;
   return {
     deps,

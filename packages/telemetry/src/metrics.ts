@@ -38,6 +38,7 @@ export function createMetrics(service: string) {
     messagesTotal: new Counter({ name: 'messages_total', help: 'Chat messages projected', registers: r }),
     usersTotal: new Gauge({ name: 'users_total', help: 'Registered users', registers: r }),
     activeUsers: new Gauge({ name: 'active_users', help: 'Distinct users with an open connection', registers: r }),
+    cacheRequests: new Counter({ name: 'cache_requests_total', help: 'Redis cache operations by outcome (hit, miss, error, ok)', labelNames: ['operation', 'outcome'] as const, registers: r }),
     followedChats: new Gauge({ name: 'gateway_followed_chats', help: 'Chats this gateway receives live events for (those with a local member)', registers: r }),
     projectorEvents: new Counter({ name: 'projector_events_total', help: 'Events handled by projectors', labelNames: ['projector', 'outcome'] as const, registers: r }),
     projectorPoison: new Counter({ name: 'projector_poison_messages_total', help: 'Events terminated as unprocessable (never silently dropped: each is logged with its id)', labelNames: ['projector'] as const, registers: r }),

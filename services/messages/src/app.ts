@@ -116,6 +116,7 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
     serveRequests(nc, subjects.rpc(ns, 'messages', 'messageChat'), 'messages', (req) => rpc.messageChat(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'markRead'), 'messages', (req) => rpc.markRead(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'sentMessage'), 'messages', (req) => rpc.sentMessage(req as never), deps.log, deps.metrics),
+    serveRequests(nc, subjects.rpc(ns, 'messages', 'export'), 'messages', (req) => rpc.export(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'registerAttachment'), 'messages', (req) => rpc.registerAttachment(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'attachmentAccess'), 'messages', (req) => rpc.attachmentAccess(req as never), deps.log, deps.metrics),
     serveRequests(nc, subjects.rpc(ns, 'messages', 'attachmentsUsable'), 'messages', (req) => rpc.attachmentsUsable(req as never), deps.log, deps.metrics),

@@ -5,6 +5,7 @@ import { AppError } from '@parley/http';
 import { markRead } from './receipts/mark-read.js';
 import type { Pool } from '@parley/pg';
 import { isMember, memberChatIds } from './chats/queries.js';
+import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
 import { findByClientMsgId } from './messages/queries.js';
 
@@ -48,6 +49,10 @@ export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; bar
       if (!isId(req?.userId) || ids.length > 10 || !ids.every(isId)) return { usable: false, attachments: [] };
       const attachments = await usableAttachments(pool, ids, req.userId);
       return attachments ? { usable: true, attachments } : { usable: false, attachments: [] };
+    },
+    export: async (req: Req<'messages.export'>): Res<'messages.export'> => {
+      if (!isId(req?.userId)) throw new Error('malformed export request');
+      return exportUserData(pool, req.userId);
     },
     sentMessage: async (req: Req<'messages.sentMessage'>): Res<'messages.sentMessage'> => {
       if (!isId(req?.chatId) || !isId(req?.senderId) || typeof req.clientMsgId !== 'string') return null;

@@ -18,6 +18,9 @@ import { resetRoutes } from './reset/routes.js';
 import { usersRpc } from './rpc.js';
 import { CHECKPOINT_TABLE, usersProjection } from './users/projection.js';
 import { userRoutes } from './users/routes.js';
+import { SearchLimiter } from './users/search-limit.js';
+import { contactRoutes } from './contacts/routes.js';
+import { exportRoutes } from './export/routes.js';
 
 export const SCHEMA = 'users';
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -47,7 +50,10 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
   });
   authRoutes(router, { ...deps, signer, refreshTtlSeconds: config.REFRESH_TOKEN_TTL, audit, throttle });
-  userRoutes(router, { pool: deps.pool, cache: deps.cache, userTtlSeconds: config.REDIS_USER_TTL });
+  const profileDeps = { ...deps, userTtlSeconds: config.REDIS_USER_TTL };
+  userRoutes(router, { ...profileDeps, searchLimiter: new SearchLimiter(config.USER_SEARCH_RATE, config.USER_SEARCH_WINDOW_SECONDS) });
+  contactRoutes(router, { ...profileDeps, contactsTtlSeconds: config.REDIS_CONTACTS_TTL });
+  exportRoutes(router, profileDeps);
   auditRoutes(router, deps);
   passwordRoutes(router, { ...deps, audit, throttle });
   const background = new BackgroundTasks(deps.log);

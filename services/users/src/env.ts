@@ -10,6 +10,9 @@ export const UsersEnv = {
   REDIS_USER_TTL: Type.Number({ default: 3600, minimum: 1 }),
   REDIS_SESSION_TTL: Type.Number({ default: 86400, minimum: 1 }),
   REDIS_CONTACTS_TTL: Type.Number({ default: 1800, minimum: 1 }),
+  /** User search (GET /users?query=): requests per caller per window, per replica. */
+  USER_SEARCH_RATE: Type.Number({ default: 20, minimum: 1 }),
+  USER_SEARCH_WINDOW_SECONDS: Type.Number({ default: 10, minimum: 1 }),
   /** Failed logins allowed per account, and per client address, within LOGIN_FAILURE_WINDOW_SECONDS. */
   LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Number({ default: 5, minimum: 1 }),
   LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Number({ default: 30, minimum: 1 }),

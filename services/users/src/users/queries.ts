@@ -59,3 +59,22 @@ export async function watcherIds(db: Queryable, userId: string): Promise<string[
   const { rows } = await db.query<{ user_id: string }>('SELECT user_id FROM users.contacts WHERE contact_id = $1 LIMIT 5000', [userId]);
   return rows.map((r) => r.user_id);
 }
+
+/** Prefix search on username or display name, case-insensitive, ordered by username. */
+export async function searchUsers(db: Queryable, prefix: string, limit: number, after: string | null): Promise<UserRow[]> {
+  const pattern = `${prefix.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+  const { rows } = await db.query<UserRow>(
+    `SELECT ${COLUMNS} FROM users.users
+      WHERE (username_lower LIKE $1 OR lower(display_name) LIKE $1) AND ($2::text IS NULL OR username_lower > $2)
+      ORDER BY username_lower LIMIT $3`,
+    [pattern, after, limit],
+  );
+  return rows;
+}
+
+/** Several users by id (for contact lists), in no particular order. */
+export async function findUsersByIds(db: Queryable, ids: string[]): Promise<UserRow[]> {
+  if (ids.length === 0) return [];
+  const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users.users WHERE id = ANY($1::uuid[])`, [ids]);
+  return rows;
+}
