@@ -272,3 +272,34 @@ describe('presence', () => {
     fanSocket.close();
   }, 30_000);
 });
+
+describe('graceful shutdown of a gateway', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => stack?.stop());
+
+  it('acks the sends already in flight, then tells clients to reconnect with 1001', async () => {
+    const [a, b] = [await register(stack, 'gs_a'), await register(stack, 'gs_b')];
+    const chatId = await groupOf(stack, a, [b], 'shutdown');
+    const gateway = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
+    const socket = await TestSocket.open(urlsOf(gateway).wsUrl, a.accessToken);
+    await socket.sync();
+    for (let i = 0; i < 20; i++) socket.send({ op: 'send', chatId, clientMsgId: `gs${i}`, body: `in flight ${i}` });
+    // Give the frames time to arrive, not to be handled: the stop below races their handling.
+    await new Promise((r) => setTimeout(r, 20));
+    await gateway.stop();
+    const closed = await socket.waitClosed();
+    expect(closed.code).toBe(1001);
+    const acked = socket.frames.filter((f) => f.op === 'ack').map((f) => f.clientMsgId);
+    const refused = socket.frames.filter((f) => f.op === 'error').map((f) => f.ref);
+    // Every frame got an answer: an ack (stored) or an error telling the client to resend.
+    expect([...acked, ...refused].sort()).toEqual(Array.from({ length: 20 }, (_, i) => `gs${i}`).sort());
+    const history = await eventually(async () => {
+      const page = await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: b.accessToken });
+      return page.body.items.length === acked.length ? page : undefined;
+    });
+    expect(history.body.items.map((m: { body: string }) => m.body).sort()).toEqual(acked.map((id) => `in flight ${id.slice(2)}`).sort());
+  });
+});

@@ -50,6 +50,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   await revocations.start();
   const authenticate = authenticator(new TokenVerifier(config.JWT_SECRET), revocations);
   const sockets = new Set<Socket>();
+  const draining = { value: false };
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, streamName(deps.namespace, 'chats'), deps.metrics);
 
   // The fan-out follows exactly the chats that have a socket here (see LiveFanout).
@@ -85,6 +86,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
       resendCheckSends: config.WS_RESEND_CHECK_SENDS,
+      draining,
     }),
   );
   const attachmentDeps = {
@@ -117,8 +119,12 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   return {
     port,
     async stop() {
-      // Stop accepting, then ask every client to reconnect (to another gateway), then stop fan-out.
+      // Stop accepting connections and frames; let the frames already being handled finish (a
+      // send in flight still gets its ack), then ask every client to reconnect elsewhere.
       uWS.us_listen_socket_close(listenSocket);
+      draining.value = true;
+      const inFlight = Promise.all([...sockets].map((s) => s.getUserData().chain));
+      await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, 5_000))]);
       for (const socket of [...sockets]) socket.end(CLOSE_GOING_AWAY, 'server shutting down, reconnect');
       await fanout.stop();
       await typing.stop();

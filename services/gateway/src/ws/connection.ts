@@ -35,6 +35,8 @@ export interface ConnectionDeps extends SendDeps {
   resumeMaxEvents: number;
   /** How long live events wait after authentication for a possible `resume` (ms). */
   resumeGraceMs: number;
+  /** Set when the gateway shuts down: new frames are refused, in-flight ones finish. */
+  draining: { value: boolean };
 }
 
 /** Close codes (docs/protocol.md). */
@@ -329,6 +331,11 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         send(socket, errorFrame('invalid_request', 'Binary frames are not supported; send JSON text'), 'error');
         return;
       }
+      if (deps.draining.value) {
+        // Not handled, so the client resends it (same clientMsgId) on its next connection.
+        send(socket, errorFrame('unavailable', 'Server shutting down; reconnect and resend', refOf(safeParse(message))), 'error');
+        return;
+      }
       // Decode now: uWS frees the buffer after this callback. Then chain per socket, so frames are
       // handled in order even though handling is async.
       const text = Buffer.from(message).toString('utf8');
@@ -362,3 +369,12 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
 
 const KNOWN_OPS = new Set(['auth', 'send', 'typing', 'read', 'resume', 'ping']);
 export { CLOSE_SLOW_READER };
+
+/** The frame's JSON, or null: only for picking out a `ref` while refusing it. */
+function safeParse(message: ArrayBuffer): unknown {
+  try {
+    return JSON.parse(Buffer.from(message).toString('utf8'));
+  } catch {
+    return null;
+  }
+}
