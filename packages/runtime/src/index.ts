@@ -174,3 +174,23 @@ export function exitOnStartupError(service: string) {
     process.exit(1);
   };
 }
+
+/**
+ * The projector settings every service shares: its clients, the checkpoint table in its schema,
+ * the ack wait, and (in crash tests only) fault-injection hooks. Spread into each Projector.
+ */
+export function projectorBase(
+  deps: Deps,
+  options: { checkpointTable: string; ackWaitMs: number; hooks?: { afterCommit?: (seqs: number[]) => void } | undefined },
+) {
+  return {
+    bus: deps.bus,
+    pool: deps.pool,
+    databaseUrl: deps.databaseUrl,
+    checkpointTable: options.checkpointTable,
+    log: deps.log,
+    metrics: deps.metrics,
+    ackWaitMs: options.ackWaitMs,
+    ...(options.hooks ? { hooks: options.hooks } : {}),
+  };
+}

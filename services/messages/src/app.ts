@@ -14,7 +14,7 @@ import {
 } from '@parley/contracts';
 import { LocalDiskStore } from '@parley/storage';
 import { ApiRouter } from '@parley/http';
-import type { Deps, Started } from '@parley/runtime';
+import { projectorBase, type Deps, type Started } from '@parley/runtime';
 import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
 import { chatRoutes } from './chats/routes.js';
 import type { MessagesConfig } from './env.js';
@@ -53,16 +53,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
   const router = new ApiRouter(deps.log);
-  const common = {
-    bus: deps.bus,
-    pool: deps.pool,
-    databaseUrl: deps.databaseUrl,
-    checkpointTable: CHECKPOINT_TABLE,
-    log: deps.log,
-    metrics: deps.metrics,
-    ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
-    ...(options.projectorHooks ? { hooks: options.projectorHooks } : {}),
-  };
+  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
     ...common,
     stream,

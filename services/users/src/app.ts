@@ -3,7 +3,7 @@ import { TokenSigner } from '@parley/auth';
 import { Projector, serveRequests } from '@parley/bus';
 import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
-import type { Deps, Started } from '@parley/runtime';
+import { projectorBase, type Deps, type Started } from '@parley/runtime';
 import { auditProjection } from './audit/projection.js';
 import { auditRecorder } from './audit/record.js';
 import { auditRoutes } from './audit/routes.js';
@@ -67,16 +67,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     publicUrl: config.PUBLIC_URL,
   });
 
-  const common = {
-    bus: deps.bus,
-    pool: deps.pool,
-    databaseUrl: deps.databaseUrl,
-    checkpointTable: CHECKPOINT_TABLE,
-    log: deps.log,
-    metrics: deps.metrics,
-    ackWaitMs: config.PROJECTOR_ACK_WAIT_MS,
-    ...(options.projectorHooks ? { hooks: options.projectorHooks } : {}),
-  };
+  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, hooks: options.projectorHooks });
   const projector = new Projector<UserEvent>({
     ...common,
     stream: streamName(deps.namespace, 'users'),
