@@ -1,4 +1,4 @@
-import { NoRespondersError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { headers as natsHeaders, NoRespondersError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import { headersWithTrace, inSpan, SpanKind } from './trace.js';
@@ -7,6 +7,14 @@ import { headersWithTrace, inSpan, SpanKind } from './trace.js';
 export class ServiceUnavailableError extends Error {
   override name = 'ServiceUnavailableError';
 }
+
+/** The responder failed while handling the request (it said so in the reply's headers). */
+export class RemoteFailureError extends ServiceUnavailableError {
+  override name = 'RemoteFailureError';
+}
+
+/** Header that marks a reply as a failure, so a caller never mistakes an error body for a result. */
+const FAILURE_HEADER = 'Parley-Failure';
 
 /**
  * Answers JSON requests on `subject` in queue group `queue`, so replicas of a service share the
@@ -30,16 +38,17 @@ export function serveRequests(
         return;
       }
       const work = inSpan(`serve ${subject}`, msg.headers, SpanKind.SERVER, async () => {
-        let answer: unknown;
         try {
-          answer = await handler(msg.json());
+          const answer = await handler(msg.json());
           metrics?.rpcRequests.inc({ subject, outcome: 'ok' });
+          msg.respond(JSON.stringify(answer));
         } catch (error) {
           log.error({ err: error, subject }, 'request handler failed');
           metrics?.rpcRequests.inc({ subject, outcome: 'error' });
-          answer = { status: 500, body: { error: { code: 'internal', message: 'Internal error' } }, route: 'unknown' };
+          const h = natsHeaders();
+          h.set(FAILURE_HEADER, 'internal');
+          msg.respond(JSON.stringify({ error: { code: 'internal', message: 'Internal error' } }), { headers: h });
         }
-        msg.respond(JSON.stringify(answer));
       }).catch(() => {});
       inFlight.add(work);
       void work.finally(() => inFlight.delete(work));
@@ -52,8 +61,10 @@ export function serveRequests(
 export async function requestJson<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5_000): Promise<T> {
   try {
     const reply = await nc.request(subject, JSON.stringify(payload), { timeout: timeoutMs, headers: headersWithTrace() });
+    if (reply.headers?.get(FAILURE_HEADER)) throw new RemoteFailureError(`${subject} failed on the responder`);
     return reply.json<T>();
   } catch (error) {
+    if (error instanceof RemoteFailureError) throw error;
     if (error instanceof NoRespondersError || error instanceof TimeoutError || isNoResponders(error)) {
       throw new ServiceUnavailableError(`no answer on ${subject}`, { cause: error });
     }

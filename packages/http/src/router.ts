@@ -111,11 +111,16 @@ export function errorResponse(error: unknown, log: Logger, request?: Pick<ApiReq
   return { status: 500, body: errorBody('internal', 'Internal error') };
 }
 
+/**
+ * Failures that say "try again later", not "this request is wrong": another service not answering
+ * over NATS, or the database unreachable, restarting or refusing connections. They become 503.
+ */
 function isTransient(error: unknown): boolean {
-  // Another service not answering over NATS (bus's ServiceUnavailableError): retryable, a 503.
-  if ((error as { name?: unknown } | null)?.name === 'ServiceUnavailableError') return true;
-  const code = (error as { code?: unknown } | null)?.code;
-  return typeof code === 'string' && (code.startsWith('08') || code.startsWith('57') || code === 'ECONNREFUSED');
+  const e = error as { name?: unknown; code?: unknown; message?: unknown } | null;
+  if (e?.name === 'ServiceUnavailableError' || e?.name === 'RemoteFailureError') return true;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  if (/^(08|53|57)/.test(code) || code === '55000' || code === 'ECONNREFUSED' || code === 'ECONNRESET') return true;
+  return /not currently accepting connections|timeout exceeded when trying to connect|Connection terminated/i.test(String(e?.message ?? ''));
 }
 
 export { NotFound };

@@ -48,7 +48,9 @@ export async function handleSend(deps: SendDeps, socket: Socket, userId: string,
   // reconnect, none afterwards).
   const data = socket.getUserData();
   if (data.sends++ < deps.resendCheckSends) {
-    const earlier = await rpc<'messages.sentMessage'>(deps, 'sentMessage', { chatId, senderId: userId, clientMsgId: frame.clientMsgId });
+    // Best effort: if the projection cannot answer (say Postgres is down), JetStream's dedup window
+    // still covers the resends that matter most, so the send goes on rather than failing.
+    const earlier = await rpc<'messages.sentMessage'>(deps, 'sentMessage', { chatId, senderId: userId, clientMsgId: frame.clientMsgId }).catch(() => null);
     if (earlier) return { ok: true, messageId: earlier.messageId, seq: earlier.seq };
   }
   const attachmentIds = frame.attachmentIds ?? [];
