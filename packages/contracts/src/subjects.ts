@@ -53,6 +53,13 @@ export const subjects = {
   liveChat: (ns: string, chatId: string) => `${ns}.live.chat.${chatId}`,
   /** Core-NATS copy of a chat's stored read receipts. */
   liveReceipts: (ns: string, chatId: string) => `${ns}.live.receipt.${chatId}.*`,
+  /** Typing notices (core NATS, never stored). */
+  typing: (ns: string, chatId: string) => `${ns}.typing.${chatId}`,
+  allTyping: (ns: string) => `${ns}.typing.*`,
+  /** Presence transitions (core NATS), and the KV bucket of who is connected where. */
+  presence: (ns: string, userId: string) => `${ns}.presence.${userId}`,
+  allPresence: (ns: string) => `${ns}.presence.*`,
+  presenceBucket: (ns: string) => `${ns}_presence`,
   /** Notices to users who were just added to a chat (so their gateways start following it). */
   inbox: (ns: string, userId: string) => `${ns}.inbox.${userId}`,
   allInboxes: (ns: string) => `${ns}.inbox.*`,

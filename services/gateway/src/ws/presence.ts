@@ -51,8 +51,8 @@ export class Presence {
   }
 
   async start(): Promise<void> {
-    this.kv = await new Kvm(this.deps.bus.nc).create(`${this.deps.namespace}_presence`, { ttl: PRESENCE_TTL_MS, history: 1 });
-    this.sub = this.deps.bus.nc.subscribe(`${this.deps.namespace}.presence.*`, {
+    this.kv = await new Kvm(this.deps.bus.nc).create(subjects.presenceBucket(this.deps.namespace), { ttl: PRESENCE_TTL_MS, history: 1 });
+    this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
       callback: (err, msg) => {
         if (err) return;
         try {
@@ -117,7 +117,7 @@ export class Presence {
       this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable');
     }
     const notice: Notice = { userId, online, chatIds, watcherIds };
-    this.deps.bus.nc.publish(`${this.deps.namespace}.presence.${userId}`, JSON.stringify(notice));
+    this.deps.bus.nc.publish(subjects.presence(this.deps.namespace, userId), JSON.stringify(notice));
   }
 
   private forward(notice: Notice): void {

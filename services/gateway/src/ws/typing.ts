@@ -1,5 +1,5 @@
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
-import { isId } from '@parley/contracts';
+import { isId, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
@@ -21,11 +21,11 @@ export class Typing {
   ) {}
 
   subject(chatId: string): string {
-    return `${this.deps.namespace}.typing.${chatId}`;
+    return subjects.typing(this.deps.namespace, chatId);
   }
 
   start(): void {
-    this.sub = this.deps.nc.subscribe(`${this.deps.namespace}.typing.*`, {
+    this.sub = this.deps.nc.subscribe(subjects.allTyping(this.deps.namespace), {
       callback: (err, msg) => {
         if (err) return;
         let notice: { chatId?: unknown; userId?: unknown };

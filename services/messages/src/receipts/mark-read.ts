@@ -14,6 +14,10 @@ export async function markRead(deps: { bus: Bus; pool: Pool; namespace: string; 
   await requireMember(deps.pool, chatId, userId);
   const message = await lookupMessage(deps, messageId);
   if (!message || message.chat_id !== chatId) throw new NotFound('No such message');
+  // The receipts stream keeps only a member's latest receipt, so an older position must never be
+  // published after a newer one: a replay would then restore the older one.
+  const { rows } = await deps.pool.query<{ seq: number }>('SELECT seq FROM messages.read_positions WHERE chat_id = $1 AND user_id = $2', [chatId, userId]);
+  if ((rows[0]?.seq ?? 0) >= message.seq) return rows[0]!.seq;
   const event: ReadPositionUpdated = {
     type: 'ReadPositionUpdated',
     version: 1,
