@@ -9,6 +9,8 @@ import type { Logger } from '@parley/log';
 export interface Cache {
   readonly enabled: boolean;
   getJson<T>(key: string): Promise<T | undefined>;
+  /** Several keys in one round trip (MGET); each entry is the value or undefined (miss or error). */
+  getManyJson<T>(keys: string[]): Promise<(T | undefined)[]>;
   setJson(key: string, value: unknown, ttlSeconds: number): Promise<void>;
   del(...keys: string[]): Promise<void>;
   /** True when Redis answers; false when it is configured but unreachable; null when not configured. */
@@ -26,6 +28,9 @@ export interface CacheOptions {
   /** Counts hits, misses and errors (cache_requests_total); optional so tests can omit it. */
   counter?: { inc(labels: { operation: string; outcome: string }): void };
 }
+
+/** Failed invalidations remembered for a retry when Redis returns (about 1 MB of keys at most). */
+const MAX_DEFERRED_INVALIDATIONS = 10_000;
 
 export function createCache(options: CacheOptions): Cache {
   if (!options.url) return noCache;
@@ -48,32 +53,123 @@ export function createCache(options: CacheOptions): Cache {
       log.warn({ err: (error as Error).message }, 'redis unavailable: serving from postgres until it returns');
     }
   };
-  redis.on('error', degrade);
-  redis.on('ready', () => {
+
+  // Invalidations that failed during an outage. Redis may come back with its old data (RDB/AOF
+  // persistence, or a stall rather than a crash), and then these keys would serve stale entries
+  // until their TTL; so they are deleted again as soon as Redis answers. Bounded: past the cap the
+  // rest expire by TTL, which is the worst case the TTLs were chosen for anyway.
+  const deferred = new Set<string>();
+  let deferralWarned = false;
+  const defer = (keys: string[]) => {
+    let dropped = 0;
+    for (const key of keys) {
+      if (deferred.size < MAX_DEFERRED_INVALIDATIONS) deferred.add(key);
+      else dropped++;
+    }
+    // Once per outage, like the outage warning itself: not one log line per request.
+    if (!deferralWarned) {
+      deferralWarned = true;
+      log.warn({ keys: keys.length }, 'cache invalidation failed; retried when redis returns');
+    }
+    if (dropped > 0) log.warn({ dropped }, 'too many deferred cache invalidations; these entries expire by TTL');
+  };
+  const retryDeferred = () => {
+    if (deferred.size === 0) return;
+    const keys = [...deferred];
+    deferred.clear();
+    void (async () => {
+      try {
+        for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+        count('del', 'ok');
+        log.info({ keys: keys.length }, 'deferred cache invalidations applied');
+      } catch (error) {
+        count('del', 'error');
+        degrade(error);
+        defer(keys);
+      }
+    })();
+  };
+
+  // Called on 'ready' (reconnected) and after any successful command: a stall that ended (timeouts
+  // without a disconnect) never emits 'ready', yet it ends the outage just the same.
+  const recovered = () => {
+    if (healthy && deferred.size === 0) return;
     if (!healthy) log.info('redis reachable again: cache resumed');
     healthy = true;
+    deferralWarned = false;
+    retryDeferred();
+  };
+  redis.on('error', degrade);
+  redis.on('ready', recovered);
+  // Commands that fail before the first connection is up (requests racing the start-up) are not
+  // an outage; a Redis that is really unreachable says so through the 'error' event above.
+  let everReady = false;
+  redis.once('ready', () => {
+    everReady = true;
   });
+  const commandFailed = (error: unknown) => {
+    if (everReady) degrade(error);
+  };
 
   return {
     enabled: true,
     async getJson<T>(key: string) {
+      let raw: string | null;
       try {
-        const raw = await redis.get(key);
-        count('get', raw === null ? 'miss' : 'hit');
-        return raw === null ? undefined : (JSON.parse(raw) as T);
+        raw = await redis.get(key);
       } catch (error) {
         count('get', 'error');
-        degrade(error);
+        commandFailed(error);
         return undefined;
       }
+      recovered();
+      if (raw === null) {
+        count('get', 'miss');
+        return undefined;
+      }
+      try {
+        const value = JSON.parse(raw) as T;
+        count('get', 'hit');
+        return value;
+      } catch {
+        // An entry this code did not write (or a truncated one) is a miss, not an outage.
+        count('get', 'miss');
+        return undefined;
+      }
+    },
+    async getManyJson<T>(keys: string[]) {
+      if (keys.length === 0) return [];
+      let raws: (string | null)[];
+      try {
+        raws = await redis.mget(...keys);
+      } catch (error) {
+        count('get', 'error');
+        commandFailed(error);
+        return keys.map(() => undefined);
+      }
+      recovered();
+      return raws.map((raw) => {
+        if (raw !== null) {
+          try {
+            const value = JSON.parse(raw) as T;
+            count('get', 'hit');
+            return value;
+          } catch {
+            // Unparseable: a miss, as in getJson.
+          }
+        }
+        count('get', 'miss');
+        return undefined;
+      });
     },
     async setJson(key, value, ttlSeconds) {
       try {
         await redis.set(key, JSON.stringify(value), 'EX', ttlSeconds);
         count('set', 'ok');
+        recovered();
       } catch (error) {
         count('set', 'error');
-        degrade(error);
+        commandFailed(error);
       }
     },
     async del(...keys) {
@@ -81,11 +177,11 @@ export function createCache(options: CacheOptions): Cache {
       try {
         await redis.del(...keys);
         count('del', 'ok');
+        recovered();
       } catch (error) {
         count('del', 'error');
-        // A failed invalidation could leave a stale entry for at most its TTL; log it louder.
-        degrade(error);
-        log.warn({ keys: keys.length }, 'cache invalidation failed; entries expire by TTL');
+        commandFailed(error);
+        defer(keys);
       }
     },
     async ping() {
@@ -104,6 +200,7 @@ export function createCache(options: CacheOptions): Cache {
 const noCache: Cache = {
   enabled: false,
   getJson: async () => undefined,
+  getManyJson: async (keys) => keys.map(() => undefined),
   setJson: async () => {},
   del: async () => {},
   ping: async () => null,

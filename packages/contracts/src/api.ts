@@ -72,10 +72,12 @@ export interface RpcMethods {
     req: { userId: string };
     res: {
       chats: { id: string; type: string; title: string | null; role: string }[];
-      messages: { id: string; chatId: string; seq: number; body: string; createdAt: string; editedAt: string | null; deletedAt: string | null }[];
+      messages: { id: string; chatId: string; seq: number; body: string; replyTo: string | null; createdAt: string; editedAt: string | null; deletedAt: string | null }[];
       reactions: { messageId: string; emoji: string }[];
       pollVotes: { pollId: string; optionId: string }[];
       readPositions: { chatId: string; seq: number }[];
+      /** Files the user uploaded (metadata; the bytes are fetched through GET /attachments/:id). */
+      attachments: { id: string; name: string; size: number; mime: string; uploadedAt: string }[];
     };
   };
   /** messages: the WebSocket `read` frame (mark a chat read up to a message). */

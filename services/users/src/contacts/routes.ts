@@ -1,17 +1,25 @@
 import { Type } from '@sinclair/typebox';
-import { publishEvent, waitForCheckpoint } from '@parley/bus';
-import { buildMeta, newId, subjects, Uuid, type ContactAdded, type ContactRemoved } from '@parley/contracts';
-import { InvalidRequest, NotFound, Unavailable, type ApiRouter } from '@parley/http';
+import { buildMeta, isId, newId, Uuid, type ContactAdded, type ContactRemoved } from '@parley/contracts';
+import { decodeCursor, encodeCursor, InvalidRequest, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
 import { contactsCacheKey } from '../users/cache-keys.js';
-import { publicProfiles, type ProfileDeps } from '../users/profile.js';
-import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../users/projection.js';
-import { findUserById } from '../users/queries.js';
+import { publicProfile, publicProfiles, type ProfileDeps } from '../users/profile.js';
+import { publishUserEvent } from '../users/publish.js';
 import { contactIds, isContact } from './queries.js';
 
+/** Where the next page starts: after contact `after`, which was at position `at` of the list. */
+type Cursor = { after: string; at: number };
+const isCursor = (v: unknown): v is Cursor =>
+  typeof v === 'object' && v !== null && isId((v as Cursor).after) && Number.isInteger((v as Cursor).at) && (v as Cursor).at >= 0;
+
 /**
- * Contacts: events on the owner's subject, projected into users.contacts. The list is cached as
- * ids only (contacts:<id>, REDIS_CONTACTS_TTL) and resolved through the per-user profile cache, so
- * a contact's profile change shows at once: the projection deletes that user's key.
+ * Contacts: ContactAdded / ContactRemoved on the owner's user subject, projected into
+ * users.contacts. The list is cached as ids only (contacts:<id>, REDIS_CONTACTS_TTL) and resolved
+ * through the per-user profile cache (user:<id>), with one Postgres query for the misses: a
+ * contact's profile change shows at once because the projection deletes that one user key, and
+ * no contact list has to be found and invalidated.
+ *
+ * Adding an existing contact answers 200 (not 201) and publishes nothing; removing a user who is
+ * not a contact is 404.
  */
 export function contactRoutes(router: ApiRouter, deps: ProfileDeps & { contactsTtlSeconds: number }): void {
   const ids = async (userId: string): Promise<string[]> => {
@@ -29,14 +37,35 @@ export function contactRoutes(router: ApiRouter, deps: ProfileDeps & { contactsT
       data: { userId, contactId },
       meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: userId, correlationId }),
     } as ContactAdded | ContactRemoved;
-    const ack = await publishEvent(deps.bus.js, subjects.user(deps.namespace, userId), event, { msgId: `contact:${event.meta.eventId}` });
-    if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, USERS_PROJECTOR, ack.seq))) throw new Unavailable('Stored but not yet visible; reload shortly');
+    await publishUserEvent(deps, event, 'contact');
   };
 
   router.route({
     method: 'GET',
     url: '/api/v1/contacts',
-    handler: async ({ auth }) => ({ status: 200, body: { items: await publicProfiles(deps, await ids(auth.userId)), nextCursor: null } }),
+    schema: { query: Type.Object(PageQuery, { additionalProperties: false }) },
+    handler: async ({ auth, query }) => {
+      const limit = pageLimit(query.limit);
+      const cursor = decodeCursor(query.before, isCursor);
+      const all = await ids(auth.userId);
+      // Keyset on the list's order (oldest contact first). If the cursor's contact was removed
+      // meanwhile, its old position is the best place to go on from.
+      let start = 0;
+      if (cursor) {
+        const index = all.indexOf(cursor.after);
+        start = index >= 0 ? index + 1 : Math.min(cursor.at, all.length);
+      }
+      const page = all.slice(start, start + limit);
+      const last = page[page.length - 1];
+      const more = start + limit < all.length;
+      return {
+        status: 200,
+        body: {
+          items: await publicProfiles(deps, page),
+          nextCursor: more && last ? encodeCursor({ after: last, at: start + page.length - 1 } satisfies Cursor) : null,
+        },
+      };
+    },
   });
 
   router.route({
@@ -44,19 +73,20 @@ export function contactRoutes(router: ApiRouter, deps: ProfileDeps & { contactsT
     url: '/api/v1/contacts',
     schema: { body: Type.Object({ userId: Uuid }, { additionalProperties: false }) },
     handler: async ({ auth, body, request }) => {
-      if (body.userId === auth.userId) throw new InvalidRequest('You cannot add yourself');
-      if (!(await findUserById(deps.pool, body.userId))) throw new NotFound('No such user');
-      // Adding an existing contact changes nothing and says so with 200.
-      if (await isContact(deps.pool, auth.userId, body.userId)) return { status: 200, body: (await publicProfiles(deps, [body.userId]))[0] };
+      if (body.userId === auth.userId) throw new InvalidRequest('You cannot add yourself as a contact');
+      const contact = await publicProfile(deps, body.userId);
+      if (!contact) throw new NotFound('No such user');
+      // Idempotent: asking again changes nothing and says so with 200.
+      if (await isContact(deps.pool, auth.userId, body.userId)) return { status: 200, body: contact };
       await change('ContactAdded', auth.userId, body.userId, request.requestId);
-      return { status: 201, body: (await publicProfiles(deps, [body.userId]))[0] };
+      return { status: 201, body: contact };
     },
   });
 
   router.route({
     method: 'DELETE',
     url: '/api/v1/contacts/:userId',
-    schema: { params: Type.Object({ userId: Uuid }) },
+    schema: { params: Type.Object({ userId: Uuid }, { additionalProperties: false }) },
     handler: async ({ auth, params, request }) => {
       if (!(await isContact(deps.pool, auth.userId, params.userId))) throw new NotFound('No such contact');
       await change('ContactRemoved', auth.userId, params.userId, request.requestId);

@@ -15,3 +15,26 @@ export async function sessionsOf(db: Queryable, userId: string) {
     revokedReason: r.revoked_reason,
   }));
 }
+
+/** The caller's contacts as the export shows them: who, and since when. */
+export async function contactsOf(db: Queryable, userId: string) {
+  const { rows } = await db.query<{ id: string; username: string; display_name: string; added_at: Date }>(
+    `SELECT u.id, u.username, u.display_name, c.added_at
+       FROM users.contacts c JOIN users.users u ON u.id = c.contact_id
+      WHERE c.user_id = $1 ORDER BY c.added_at, c.contact_id`,
+    [userId],
+  );
+  return rows.map((r) => ({ id: r.id, username: r.username, displayName: r.display_name, addedAt: r.added_at.toISOString() }));
+}
+
+/**
+ * Every audit entry about the caller, oldest first. Unbounded on purpose: an export is complete,
+ * and AUDIT_LOG_RETENTION_DAYS (90) keeps the log small.
+ */
+export async function auditOf(db: Queryable, userId: string) {
+  const { rows } = await db.query<{ id: string; action: string; ip: string; user_agent: string; details: Record<string, unknown>; occurred_at: Date }>(
+    'SELECT id, action, ip, user_agent, details, occurred_at FROM users.audit_log WHERE user_id = $1 ORDER BY occurred_at, id',
+    [userId],
+  );
+  return rows.map((r) => ({ id: r.id, action: r.action, ip: r.ip, userAgent: r.user_agent, details: r.details, at: r.occurred_at.toISOString() }));
+}

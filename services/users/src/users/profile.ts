@@ -1,17 +1,11 @@
-import { publishEvent, waitForCheckpoint, type Bus } from '@parley/bus';
-import type { Cache } from '@parley/cache';
-import { buildMeta, newId, subjects, type ProfileUpdated, type UserView } from '@parley/contracts';
-import { InvalidRequest, Unavailable } from '@parley/http';
-import type { Pool } from '@parley/pg';
+import { buildMeta, newId, type ProfileUpdated, type UserView } from '@parley/contracts';
+import { InvalidRequest, NotFound } from '@parley/http';
 import { meCacheKey, userCacheKey } from './cache-keys.js';
-import { CHECKPOINT_TABLE, USERS_PROJECTOR } from './projection.js';
+import { publishUserEvent, type PublishDeps } from './publish.js';
 import { findUserById, findUsersByIds, toUserView } from './queries.js';
 
-export interface ProfileDeps {
-  bus: Bus;
-  pool: Pool;
-  cache: Cache;
-  namespace: string;
+export interface ProfileDeps extends PublishDeps {
+  /** REDIS_USER_TTL: how long a cached profile may live (the projection deletes it on change). */
   userTtlSeconds: number;
 }
 
@@ -28,7 +22,7 @@ export async function publicProfile(deps: ProfileDeps, id: string): Promise<User
 
 /** Several public profiles: cache hits first, one query for the misses. Order follows `ids`. */
 export async function publicProfiles(deps: ProfileDeps, ids: string[]): Promise<UserView[]> {
-  const cached = await Promise.all(ids.map((id) => deps.cache.getJson<UserView>(userCacheKey(id))));
+  const cached = await deps.cache.getManyJson<UserView>(ids.map(userCacheKey));
   const missing = ids.filter((_, i) => !cached[i]);
   const fetched = new Map((await findUsersByIds(deps.pool, missing)).map((row) => [row.id, toUserView(row)]));
   await Promise.all([...fetched.values()].map((view) => deps.cache.setJson(userCacheKey(view.id), view, deps.userTtlSeconds)));
@@ -55,29 +49,37 @@ export interface ProfileChange {
   avatarUrl?: string | null | undefined;
 }
 
-/** Publishes the fields that change and waits until the projection (and so every replica) has them. */
-export async function updateProfile(deps: ProfileDeps, userId: string, change: ProfileChange, correlationId: string): Promise<void> {
+/**
+ * Applies a PATCH /users/me: validates what the schema cannot (blank names, URL schemes), publishes
+ * ProfileUpdated with only the fields that differ from the stored profile, waits until the
+ * projection has it, and returns the fresh profile (with e-mail). A PATCH that changes nothing
+ * publishes nothing: the stream keeps only real changes.
+ */
+export async function updateProfile(deps: ProfileDeps, userId: string, change: ProfileChange, correlationId: string): Promise<UserView> {
+  const name = change.displayName?.trim();
+  if (name !== undefined && name.length === 0) throw new InvalidRequest('displayName must not be blank');
+  if (typeof change.avatarUrl === 'string' && !isWebUrl(change.avatarUrl)) throw new InvalidRequest('avatarUrl must be an http(s) URL');
+
+  // Compared with Postgres, not the cache: an entry could be stale, and a skipped change is lost.
+  const current = await findUserById(deps.pool, userId);
+  if (!current) throw new NotFound('No such user');
   const data: ProfileUpdated['data'] = { userId };
-  if (change.displayName !== undefined) {
-    const name = change.displayName.trim();
-    if (name.length === 0) throw new InvalidRequest('displayName must not be blank');
-    data.displayName = name;
-  }
-  if (change.bio !== undefined) data.bio = change.bio;
-  if (change.avatarUrl !== undefined) {
-    if (change.avatarUrl !== null && !isWebUrl(change.avatarUrl)) throw new InvalidRequest('avatarUrl must be an http(s) URL');
-    data.avatarUrl = change.avatarUrl;
-  }
+  if (name !== undefined && name !== current.display_name) data.displayName = name;
+  if (change.bio !== undefined && change.bio !== current.bio) data.bio = change.bio;
+  if (change.avatarUrl !== undefined && change.avatarUrl !== current.avatar_url) data.avatarUrl = change.avatarUrl;
+  if (Object.keys(data).length === 1) return toUserView(current, true);
+
   const event: ProfileUpdated = {
     type: 'ProfileUpdated',
     version: 1,
     data,
     meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: userId, correlationId }),
   };
-  const ack = await publishEvent(deps.bus.js, subjects.user(deps.namespace, userId), event, { msgId: `profile:${event.meta.eventId}` });
-  if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, USERS_PROJECTOR, ack.seq))) {
-    throw new Unavailable('The change is stored but not yet visible; reload shortly');
-  }
+  await publishUserEvent(deps, event, 'profile');
+  // Read-your-writes from Postgres; the next GET fills me:<id> again.
+  const fresh = await findUserById(deps.pool, userId);
+  if (!fresh) throw new NotFound('No such user');
+  return toUserView(fresh, true);
 }
 
 function isWebUrl(value: string): boolean {

@@ -2,7 +2,7 @@ import type { Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
 import type { UserEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
-import { contactsCacheKey, meCacheKey, userCacheKey } from './cache-keys.js';
+import { cacheKeysFor } from './cache-keys.js';
 
 export const USERS_PROJECTOR = 'users-projection';
 export const CHECKPOINT_TABLE = 'users.projection_checkpoints';
@@ -71,15 +71,7 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Proje
     async afterCommit(events) {
       const registered = events.filter((e) => e.type === 'UserRegistered').length;
       if (registered > 0) deps.metrics.usersTotal.inc(registered);
-      const keys = new Set<string>();
-      for (const e of events) {
-        keys.add(userCacheKey(e.data.userId));
-        keys.add(meCacheKey(e.data.userId));
-        if (e.type === 'ContactAdded' || e.type === 'ContactRemoved') keys.add(contactsCacheKey(e.data.userId));
-        // Contact lists are cached as ids only and resolved through user:<id>, so a contact's
-        // profile change is covered by deleting that one user key.
-      }
-      await deps.cache.del(...keys);
+      await deps.cache.del(...new Set(events.flatMap(cacheKeysFor)));
     },
   };
 }

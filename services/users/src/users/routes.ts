@@ -33,8 +33,7 @@ export function userRoutes(router: ApiRouter, deps: ProfileDeps & { searchLimite
     url: '/api/v1/users/me',
     schema: { body: PatchMe },
     handler: async ({ auth, body, request }) => {
-      await updateProfile(deps, auth.userId, body, request.requestId);
-      return { status: 200, body: await ownProfile(deps, auth.userId) };
+      return { status: 200, body: await updateProfile(deps, auth.userId, body, request.requestId) };
     },
   });
 

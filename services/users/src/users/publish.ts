@@ -1,0 +1,35 @@
+import { publishEvent, waitForCheckpoint, type Bus } from '@parley/bus';
+import type { Cache } from '@parley/cache';
+import { subjects, type UserEvent } from '@parley/contracts';
+import { Unavailable } from '@parley/http';
+import type { Pool } from '@parley/pg';
+import type { Metrics } from '@parley/telemetry';
+import { cacheKeysFor } from './cache-keys.js';
+import { CHECKPOINT_TABLE, USERS_PROJECTOR } from './projection.js';
+
+export interface PublishDeps {
+  bus: Bus;
+  pool: Pool;
+  cache: Cache;
+  namespace: string;
+  metrics?: Metrics;
+}
+
+/**
+ * Publishes a users event on its owner's subject and returns once the users projection has applied
+ * it, so the answer (and any replica's next read) sees the change.
+ *
+ * The cache entries it made stale are deleted here too, although the projection deletes them
+ * after its commit: the checkpoint becomes visible at that commit, a moment before the
+ * projection's delete, so without this a read right after the answer could still hit the old
+ * entry. It also clears an entry a concurrent reader filled from Postgres just before the commit.
+ */
+export async function publishUserEvent(deps: PublishDeps, event: UserEvent, msgIdPrefix: string): Promise<void> {
+  const ack = await publishEvent(deps.bus.js, subjects.user(deps.namespace, event.data.userId), event, {
+    msgId: `${msgIdPrefix}:${event.meta.eventId}`,
+  }, deps.metrics);
+  if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, USERS_PROJECTOR, ack.seq))) {
+    throw new Unavailable('The change is stored but not yet visible; reload shortly');
+  }
+  await deps.cache.del(...cacheKeysFor(event));
+}
