@@ -76,7 +76,7 @@ describe('realtime: scale-out, resume, typing', () => {
     const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
     await sendMany(sender, chatId, 'before', 5); // seqs 2..6
     // Bob was offline; he last saw seq 3. While his resume runs, Alice keeps sending.
-    const bobSocket = await TestSocket.open(urlsOf(g2).wsUrl, bob.accessToken);
+    const bobSocket = await TestSocket.open(urlsOf(g2).wsUrl, bob.accessToken, { handshake: false });
     bobSocket.send({ op: 'resume', cursors: { [chatId]: 3 } });
     const during = sendMany(sender, chatId, 'during', 10);
     await bobSocket.next((f) => f.op === 'resumed');
@@ -102,7 +102,7 @@ describe('realtime: scale-out, resume, typing', () => {
     await sendMany(sender, chatId, 'r2', 4); // seqs 5..8 while Carol's gateway is down
     gateway = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
     try {
-      const again = await TestSocket.open(urlsOf(gateway).wsUrl, carol.accessToken);
+      const again = await TestSocket.open(urlsOf(gateway).wsUrl, carol.accessToken, { handshake: false });
       again.send({ op: 'resume', cursors: { [chatId]: lastSeen } });
       await again.next((f) => f.op === 'resumed');
       expect(again.frames.filter((f) => f.op === 'event').map((f) => f.seq)).toEqual([5, 6, 7, 8]);
@@ -117,13 +117,13 @@ describe('realtime: scale-out, resume, typing', () => {
     const hidden = await groupOf(stack, alice, [bob], 'hidden');
     const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
     await sendMany(sender, hidden, 'h', 60);
-    const carolSocket = await TestSocket.open(stack.wsUrl, carol.accessToken);
+    const carolSocket = await TestSocket.open(stack.wsUrl, carol.accessToken, { handshake: false });
     carolSocket.send({ op: 'resume', cursors: { [hidden]: 0 } });
     await carolSocket.next((f) => f.op === 'resumed');
     expect(carolSocket.frames.filter((f) => f.op === 'event')).toEqual([]);
     expect(carolSocket.frames.find((f) => f.op === 'error')).toMatchObject({ code: 'not_found', ref: hidden });
     // Bob is 60 events behind, more than WS_RESUME_MAX_EVENTS: reload history instead.
-    const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken);
+    const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken, { handshake: false });
     bobSocket.send({ op: 'resume', cursors: { [hidden]: 1 } });
     await bobSocket.next((f) => f.op === 'resumed');
     expect(bobSocket.frames.filter((f) => f.op === 'reset')).toEqual([{ op: 'reset', chatId: hidden }]);

@@ -98,15 +98,35 @@ export class TestSocket {
     });
   }
 
-  static async open(url: string, token?: string): Promise<TestSocket> {
-    const ws = new WebSocket(token ? `${url}?token=${encodeURIComponent(token)}` : url);
-    const socket = new TestSocket(ws);
-    await new Promise<void>((resolve, reject) => {
-      ws.once('open', () => resolve());
-      ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
-      ws.once('error', reject);
-    });
-    return socket;
+  /**
+   * Opens a socket. With a token, it also waits for a ping's pong (`handshake`, on by default), so
+   * the socket is known to be authenticated and subscribed when open() returns. Pass
+   * `{ handshake: false }` where the first frame matters (resume).
+   *
+   * Known issue being investigated (see the closing note of this session): under a loaded test run,
+   * a freshly opened socket is occasionally dropped without a close frame (1006) before its first
+   * pong. A client reconnects in that case, and so does the handshake, up to three times; the
+   * drop itself is logged so it stays visible.
+   */
+  static async open(url: string, token?: string, options: { handshake?: boolean } = {}): Promise<TestSocket> {
+    const handshake = token !== undefined && options.handshake !== false;
+    for (let attempt = 1; ; attempt++) {
+      const ws = new WebSocket(token ? `${url}?token=${encodeURIComponent(token)}` : url);
+      const socket = new TestSocket(ws);
+      await new Promise<void>((resolve, reject) => {
+        ws.once('open', () => resolve());
+        ws.once('unexpected-response', (_req, res) => reject(new Error(`upgrade refused: ${res.statusCode}`)));
+        ws.once('error', reject);
+      });
+      if (!handshake) return socket;
+      try {
+        await socket.sync();
+        return socket;
+      } catch (error) {
+        if (attempt >= 3 || socket.closed?.code !== 1006) throw error;
+        console.warn(`test socket dropped (1006) before its first pong; reconnecting (attempt ${attempt})`);
+      }
+    }
   }
 
   send(frame: unknown): void {
