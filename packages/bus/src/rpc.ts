@@ -1,4 +1,5 @@
 import { headers as natsHeaders, NoRespondersError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { subjects, type RpcMethod, type RpcMethods, type ServiceName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import { headersWithTrace, inSpan, SpanKind } from './trace.js';
@@ -75,4 +76,33 @@ export async function requestJson<T>(nc: NatsConnection, subject: string, payloa
 function isNoResponders(error: unknown): boolean {
   const e = error as { name?: string; message?: string; cause?: unknown };
   return /no responders|timeout/i.test(`${e?.name} ${e?.message}`) || (e?.cause !== undefined && isNoResponders(e.cause));
+}
+
+/**
+ * Calls an internal method by its RpcMethods name ("users.existing"): the subject, the request and
+ * the answer's type all follow from the name, so callers cannot pair a method with the wrong shape.
+ */
+export function callRpc<M extends RpcMethod>(
+  nc: NatsConnection,
+  namespace: string,
+  method: M,
+  req: RpcMethods[M]['req'],
+  timeoutMs?: number,
+): Promise<RpcMethods[M]['res']> {
+  const [service, name] = method.split('.') as [ServiceName, string];
+  return requestJson<RpcMethods[M]['res']>(nc, subjects.rpc(namespace, service, name), req, timeoutMs);
+}
+
+/** Serves every handler of `handlers` as `<ns>.rpc.<service>.<name>` in the service's queue group. */
+export function serveRpc(
+  nc: NatsConnection,
+  namespace: string,
+  service: ServiceName,
+  handlers: Record<string, (req: never) => Promise<unknown>>,
+  log: Logger,
+  metrics?: Metrics,
+): Subscription[] {
+  return Object.entries(handlers).map(([name, handler]) =>
+    serveRequests(nc, subjects.rpc(namespace, service, name), service, (req) => handler(req as never), log, metrics),
+  );
 }

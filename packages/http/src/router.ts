@@ -2,7 +2,7 @@ import Router from 'find-my-way';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { compile, type ApiRequest, type ApiResponse, type AuthContext, type Validator } from '@parley/contracts';
 import type { Logger } from '@parley/log';
-import { AppError, InvalidRequest, NotFound, Unauthorized, Unavailable, errorBody } from './errors.js';
+import { AppError, InvalidRequest, Unauthorized, Unavailable, errorBody } from './errors.js';
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
 
@@ -123,4 +123,3 @@ function isTransient(error: unknown): boolean {
   return /not currently accepting connections|timeout exceeded when trying to connect|Connection terminated/i.test(String(e?.message ?? ''));
 }
 
-export { NotFound };

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Projector, Sequencer, serveRequests, waitForCheckpoint } from '@parley/bus';
+import { Projector, Sequencer, serveRequests, serveRpc, waitForCheckpoint } from '@parley/bus';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
 import {
@@ -102,15 +102,7 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
   const ns = deps.namespace;
   const subs = [
     serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'memberships'), 'messages', (req) => rpc.memberships(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'isMember'), 'messages', (req) => rpc.isMember(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'messageChat'), 'messages', (req) => rpc.messageChat(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'markRead'), 'messages', (req) => rpc.markRead(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'sentMessage'), 'messages', (req) => rpc.sentMessage(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'export'), 'messages', (req) => rpc.export(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'registerAttachment'), 'messages', (req) => rpc.registerAttachment(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'attachmentAccess'), 'messages', (req) => rpc.attachmentAccess(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(ns, 'messages', 'attachmentsUsable'), 'messages', (req) => rpc.attachmentsUsable(req as never), deps.log, deps.metrics),
+    ...serveRpc(nc, ns, 'messages', rpc, deps.log, deps.metrics),
   ];
   app.projector.start();
   app.receipts.start();

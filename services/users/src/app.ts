@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { TokenSigner } from '@parley/auth';
-import { Projector, serveRequests } from '@parley/bus';
+import { Projector, serveRequests, serveRpc } from '@parley/bus';
 import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import { projectorBase, type Deps, type Started } from '@parley/runtime';
@@ -98,8 +98,7 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const rpc = usersRpc(deps.pool);
   const subs = [
     serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req) => app.router.handle(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(deps.namespace, 'users', 'existing'), 'users', (req) => rpc.existing(req as never), deps.log, deps.metrics),
-    serveRequests(nc, subjects.rpc(deps.namespace, 'users', 'watchers'), 'users', (req) => rpc.watchers(req as never), deps.log, deps.metrics),
+    ...serveRpc(nc, deps.namespace, 'users', rpc, deps.log, deps.metrics),
   ];
   const { rows } = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users');
   deps.metrics.usersTotal.set(rows[0]?.n ?? 0);

@@ -1,8 +1,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
-import { isId, newId, subjects, type RpcMethods } from '@parley/contracts';
+import { callRpc, ServiceUnavailableError, type Bus } from '@parley/bus';
+import { isId, newId, type RpcMethods } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { TooLargeError, type AttachmentStore } from '@parley/storage';
 import type { Authenticate } from '../auth/authenticator.js';
@@ -88,10 +88,11 @@ export function uploadHandler(deps: AttachmentDeps) {
           try {
             const stored = await deps.store.write(id, file, deps.maxBytes);
             const mime = stored.sniffedMime ?? (info.mimeType === 'text/plain' ? 'text/plain' : 'application/octet-stream');
-            const meta = await requestJson<RpcMethods['messages.registerAttachment']['res']>(
+            const meta = await callRpc(
               deps.bus.nc,
-              subjects.rpc(deps.namespace, 'messages', 'registerAttachment'),
-              { attachmentId: id, uploaderId: claims.userId, name: cleanFileName(info.filename), size: stored.size, mime } satisfies RpcMethods['messages.registerAttachment']['req'],
+              deps.namespace,
+              'messages.registerAttachment',
+              { attachmentId: id, uploaderId: claims.userId, name: cleanFileName(info.filename), size: stored.size, mime },
               deps.serviceTimeoutMs,
             );
             json(res, state, 201, meta);
@@ -135,7 +136,7 @@ export function downloadHandler(deps: AttachmentDeps) {
       if (!isId(id)) return json(res, state, 400, error('invalid_request', 'Invalid attachment id'));
       let meta: RpcMethods['messages.attachmentAccess']['res'];
       try {
-        meta = await requestJson(deps.bus.nc, subjects.rpc(deps.namespace, 'messages', 'attachmentAccess'), { attachmentId: id, userId: claims.userId }, deps.serviceTimeoutMs);
+        meta = await callRpc(deps.bus.nc, deps.namespace, 'messages.attachmentAccess', { attachmentId: id, userId: claims.userId }, deps.serviceTimeoutMs);
       } catch {
         return json(res, state, 503, error('unavailable', 'Try again'));
       }

@@ -1,6 +1,6 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
-import { requestJson, ServiceUnavailableError } from '@parley/bus';
-import { streamName, subjects, toClientEvent, type RpcMethods } from '@parley/contracts';
+import { callRpc, ServiceUnavailableError } from '@parley/bus';
+import { streamName, subjects, toClientEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
@@ -79,12 +79,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       if (!data.closed && !data.resuming) deps.delivery.release(socket);
     }, deps.resumeGraceMs);
     data.ready = (async () => {
-      const { chatIds } = await requestJson<RpcMethods['messages.memberships']['res']>(
-        deps.bus.nc,
-        subjects.rpc(deps.namespace, 'messages', 'memberships'),
-        { userId } satisfies RpcMethods['messages.memberships']['req'],
-        deps.serviceTimeoutMs,
-      );
+      const { chatIds } = await callRpc(deps.bus.nc, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
       for (const chatId of chatIds) deps.delivery.join(socket, chatId);
       deps.presence.connected(socket, userId).catch((error: unknown) => {
         deps.log.warn({ err: (error as Error).message }, 'presence update failed');
@@ -223,10 +218,11 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
           return;
         }
         try {
-          const answer = await requestJson<RpcMethods['messages.markRead']['res']>(
+          const answer = await callRpc(
             deps.bus.nc,
-            subjects.rpc(deps.namespace, 'messages', 'markRead'),
-            { chatId: frame.chatId, userId: data.userId, messageId: frame.messageId } satisfies RpcMethods['messages.markRead']['req'],
+            deps.namespace,
+            'messages.markRead',
+            { chatId: frame.chatId, userId: data.userId, messageId: frame.messageId },
             deps.serviceTimeoutMs,
           );
           if (!answer.ok) send(socket, errorFrame(answer.code, answer.code === 'not_found' ? 'No such chat or message' : 'Invalid read frame', frame.messageId), 'error');

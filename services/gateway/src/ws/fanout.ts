@@ -91,9 +91,6 @@ export class LiveFanout {
     this.deps.metrics.followedChats.set(this.followed.size);
   }
 
-  get followedCount(): number {
-    return this.followed.size;
-  }
 
   private enqueue(chatId: string, work: (state: Followed) => Promise<void> | void): void {
     const state = this.followed.get(chatId);

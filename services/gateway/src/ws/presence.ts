@@ -1,7 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Subscription } from '@nats-io/transport-node';
-import { requestJson, type Bus } from '@parley/bus';
-import { isId, newId, subjects, type RpcMethods } from '@parley/contracts';
+import { callRpc, type Bus } from '@parley/bus';
+import { isId, newId, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
@@ -104,14 +104,7 @@ export class Presence {
   private async announce(userId: string, online: boolean, chatIds: string[]): Promise<void> {
     let watcherIds: string[] = [];
     try {
-      watcherIds = (
-        await requestJson<RpcMethods['users.watchers']['res']>(
-          this.deps.bus.nc,
-          subjects.rpc(this.deps.namespace, 'users', 'watchers'),
-          { userId } satisfies RpcMethods['users.watchers']['req'],
-          this.deps.serviceTimeoutMs,
-        )
-      ).userIds;
+      watcherIds = (await callRpc(this.deps.bus.nc, this.deps.namespace, 'users.watchers', { userId }, this.deps.serviceTimeoutMs)).userIds;
     } catch (error) {
       // Presence is best effort: chat peers still hear about it.
       this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable');

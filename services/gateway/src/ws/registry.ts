@@ -75,9 +75,6 @@ export class SocketRegistry {
     return this.byUser.size;
   }
 
-  all(): Socket[] {
-    return [...this.byUser.values()].flatMap((s) => [...s]);
-  }
 }
 
 function addTo(map: Map<string, Set<Socket>>, key: string, socket: Socket): void {

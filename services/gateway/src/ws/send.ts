@@ -1,5 +1,5 @@
 import type { Sequencer} from '@parley/bus';
-import { requestJson, type Bus } from '@parley/bus';
+import { callRpc, type Bus } from '@parley/bus';
 import { messageBodyProblem, messageSent, newId, sendMessageId, subjects, type MessageSent, type RpcMethods } from '@parley/contracts';
 import type { ChatDelivery } from './delivery.js';
 import type { Socket, SocketRegistry } from './registry.js';
@@ -37,7 +37,7 @@ export type SendOutcome =
 export async function handleSend(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   const { chatId } = frame;
   if (!socket.getUserData().chats.has(chatId)) {
-    const { member } = await rpc<'messages.isMember'>(deps, 'isMember', { chatId, userId });
+    const { member } = await callRpc(deps.bus.nc, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
     // Same answer for "no such chat" and "not a member": nothing leaks about chats one is not in.
     if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
     for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
@@ -50,7 +50,7 @@ export async function handleSend(deps: SendDeps, socket: Socket, userId: string,
   if (data.sends++ < deps.resendCheckSends) {
     // Best effort: if the projection cannot answer (say Postgres is down), JetStream's dedup window
     // still covers the resends that matter most, so the send goes on rather than failing.
-    const earlier = await rpc<'messages.sentMessage'>(deps, 'sentMessage', { chatId, senderId: userId, clientMsgId: frame.clientMsgId }).catch(() => null);
+    const earlier = await callRpc(deps.bus.nc, deps.namespace, 'messages.sentMessage', { chatId, senderId: userId, clientMsgId: frame.clientMsgId }, deps.serviceTimeoutMs).catch(() => null);
     if (earlier) return { ok: true, messageId: earlier.messageId, seq: earlier.seq };
   }
   const attachmentIds = frame.attachmentIds ?? [];
@@ -58,13 +58,13 @@ export async function handleSend(deps: SendDeps, socket: Socket, userId: string,
   if (problem) return { ok: false, code: 'invalid_request', message: problem };
   let attachments: RpcMethods['messages.attachmentsUsable']['res']['attachments'] = [];
   if (attachmentIds.length > 0) {
-    const usable = await rpc<'messages.attachmentsUsable'>(deps, 'attachmentsUsable', { attachmentIds, userId });
+    const usable = await callRpc(deps.bus.nc, deps.namespace, 'messages.attachmentsUsable', { attachmentIds, userId }, deps.serviceTimeoutMs);
     if (!usable.usable) return { ok: false, code: 'invalid_request', message: 'Unknown attachment' };
     attachments = usable.attachments;
   }
   const replyTo = frame.replyTo ?? null;
   if (replyTo) {
-    const { chatId: targetChat } = await rpc<'messages.messageChat'>(deps, 'messageChat', { messageId: replyTo, userId });
+    const { chatId: targetChat } = await callRpc(deps.bus.nc, deps.namespace, 'messages.messageChat', { messageId: replyTo, userId }, deps.serviceTimeoutMs);
     if (targetChat !== chatId) return { ok: false, code: 'invalid_request', message: 'replyTo must be a message of the same chat' };
   }
   const command = {
@@ -88,6 +88,3 @@ export async function handleSend(deps: SendDeps, socket: Socket, userId: string,
   return { ok: true, messageId: appended.event.data.messageId, seq: appended.event.seq };
 }
 
-function rpc<M extends keyof RpcMethods>(deps: SendDeps, method: M extends `messages.${infer N}` ? N : never, req: RpcMethods[M]['req']) {
-  return requestJson<RpcMethods[M]['res']>(deps.bus.nc, subjects.rpc(deps.namespace, 'messages', method), req, deps.serviceTimeoutMs);
-}

@@ -1,5 +1,5 @@
 import type { Sequencer} from '@parley/bus';
-import { claimSubject, requestJson, waitForCheckpoint, type Bus } from '@parley/bus';
+import { callRpc, claimSubject, waitForCheckpoint, type Bus } from '@parley/bus';
 import {
   buildMeta,
   newId,
@@ -8,7 +8,6 @@ import {
   type ChatCreated,
   type ChatMember,
   type DirectChatClaimed,
-  type RpcMethods,
 } from '@parley/contracts';
 import { InvalidRequest, NotFound, Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';
@@ -94,11 +93,7 @@ async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCre
 
 async function requireUsers(deps: CreateChatDeps, userIds: string[]): Promise<void> {
   if (userIds.length === 0) return;
-  const { userIds: found } = await requestJson<RpcMethods['users.existing']['res']>(
-    deps.bus.nc,
-    subjects.rpc(deps.namespace, 'users', 'existing'),
-    { userIds } satisfies RpcMethods['users.existing']['req'],
-  );
+  const { userIds: found } = await callRpc(deps.bus.nc, deps.namespace, 'users.existing', { userIds });
   const missing = userIds.filter((id) => !found.includes(id));
   if (missing.length > 0) throw new NotFound(`No such user: ${missing.join(', ')}`);
 }

@@ -1,5 +1,4 @@
-import { requestJson } from '@parley/bus';
-import { subjects, type RpcMethods } from '@parley/contracts';
+import { callRpc } from '@parley/bus';
 import { NotFound, type ApiRouter } from '@parley/http';
 import { findUserById, toUserView } from '../users/queries.js';
 import type { ProfileDeps } from '../users/profile.js';
@@ -25,10 +24,11 @@ export function exportRoutes(router: ApiRouter, deps: ProfileDeps & { serviceTim
         contactsOf(deps.pool, auth.userId),
         sessionsOf(deps.pool, auth.userId),
         auditOf(deps.pool, auth.userId),
-        requestJson<RpcMethods['messages.export']['res']>(
+        callRpc(
           deps.bus.nc,
-          subjects.rpc(deps.namespace, 'messages', 'export'),
-          { userId: auth.userId } satisfies RpcMethods['messages.export']['req'],
+          deps.namespace,
+          'messages.export',
+          { userId: auth.userId },
           // Generous: a long-time user's history is one large query, still far below a client timeout.
           deps.serviceTimeoutMs ?? 30_000,
         ),
