@@ -1,5 +1,6 @@
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import pg from 'pg';
+import { isTransientPgError } from '@parley/pg';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Bus } from './connect.js';
@@ -278,7 +279,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
         await this.applyBatch([item]);
         return;
       } catch (error) {
-        const transient = isTransient(error);
+        const transient = isTransientPgError(error);
         this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'retry' });
         if (!transient && attempt >= this.maxAttempts) {
           this.poison(item.msg, (error as Error).message, item.event);
@@ -362,12 +363,6 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 }
 
-function isTransient(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string' && /^(08|53|57)|^40001$|^40P01$/.test(code)) return true;
-  const message = String((error as Error | null)?.message ?? '');
-  return /ECONNREFUSED|ECONNRESET|Connection terminated|timeout|connect/i.test(message);
-}
 
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

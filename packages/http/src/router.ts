@@ -2,6 +2,7 @@ import Router from 'find-my-way';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { compile, type ApiRequest, type ApiResponse, type AuthContext, type Validator } from '@parley/contracts';
 import type { Logger } from '@parley/log';
+import { isTransientPgError } from '@parley/pg';
 import { AppError, InvalidRequest, Unauthorized, Unavailable, errorBody } from './errors.js';
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -116,10 +117,7 @@ export function errorResponse(error: unknown, log: Logger, request?: Pick<ApiReq
  * over NATS, or the database unreachable, restarting or refusing connections. They become 503.
  */
 function isTransient(error: unknown): boolean {
-  const e = error as { name?: unknown; code?: unknown; message?: unknown } | null;
-  if (e?.name === 'ServiceUnavailableError' || e?.name === 'RemoteFailureError') return true;
-  const code = typeof e?.code === 'string' ? e.code : '';
-  if (/^(08|53|57)/.test(code) || code === '55000' || code === 'ECONNREFUSED' || code === 'ECONNRESET') return true;
-  return /not currently accepting connections|timeout exceeded when trying to connect|Connection terminated/i.test(String(e?.message ?? ''));
+  const name = (error as { name?: unknown } | null)?.name;
+  return name === 'ServiceUnavailableError' || name === 'RemoteFailureError' || isTransientPgError(error);
 }
 

@@ -74,13 +74,20 @@ export async function withTransaction<T>(pool: Pool, fn: (tx: PoolClient) => Pro
   }
 }
 
-/** SQLSTATE classes that mean "try again later", not "this input is wrong". */
+/**
+ * Database failures that mean "try again later", not "this input is wrong": the one classifier
+ * the projector (retry or poison?) and the API edge (503 or 500?) share. SQLSTATE classes 08
+ * (connection), 53 (resources), 57 (operator intervention, e.g. a restart), serialization and
+ * deadlock failures, a database refusing connections; and the Node socket errors or pg client
+ * messages that come without a SQLSTATE.
+ */
 export function isTransientPgError(error: unknown): boolean {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') {
-    // Connection refused / reset surface as Node errors without a SQLSTATE.
-    const message = String((error as Error | null)?.message ?? '');
-    return /ECONNREFUSED|ECONNRESET|timeout|terminat|Connection/i.test(message);
-  }
-  return code.startsWith('08') || code.startsWith('57') || code.startsWith('53') || code === '40001' || code === '40P01';
+  const e = error as { code?: unknown; message?: unknown } | null;
+  const code = typeof e?.code === 'string' ? e.code : '';
+  const message = String(e?.message ?? '');
+  if (/^(08|53|57)/.test(code) || code === '40001' || code === '40P01') return true;
+  if (/^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE)$/.test(code)) return true;
+  if (code === '55000') return /not currently accepting connections/i.test(message);
+  if (code !== '') return false;
+  return /ECONNREFUSED|ECONNRESET|timeout|terminat|Connection/i.test(message);
 }
