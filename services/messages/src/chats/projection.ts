@@ -91,16 +91,18 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
     },
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
-      const chatIds = [...new Set(events.map((e) => e.chatId))];
-      // Everyone in a touched chat has a changed chat list (last message, unread count, title).
-      const removed = events.flatMap((e) => (e.type === 'MemberRemoved' ? [e.data.userId] : []));
-      const { rows } = await deps.pool.query<{ user_id: string }>('SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])', [chatIds]);
-      await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
       for (const e of events) {
         if (e.type !== 'MessageDeleted') continue;
         for (const id of filesToDelete.get(e.data.messageId) ?? []) await deps.store.delete(id);
         filesToDelete.delete(e.data.messageId);
       }
+      // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
+      if (!deps.cache.enabled) return;
+      // Everyone in a touched chat has a changed chat list (last message, unread count, title).
+      const chatIds = [...new Set(events.map((e) => e.chatId))];
+      const removed = events.flatMap((e) => (e.type === 'MemberRemoved' ? [e.data.userId] : []));
+      const { rows } = await deps.pool.query<{ user_id: string }>('SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])', [chatIds]);
+      await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
     },
   };
 }
