@@ -82,5 +82,20 @@ export interface RpcMethods {
   };
   /** messages: the WebSocket `read` frame (mark a chat read up to a message). */
   'messages.markRead': { req: { chatId: string; userId: string; messageId: string }; res: { ok: true; seq: number } | { ok: false; code: string } };
+  /** messages: the rows a retention pass would delete (its dry run and its report); at most 1000 chats per call. */
+  'messages.retentionPreview': { req: { chats: { chatId: string; upToSeq: number }[]; receiptsCutoff: string | null }; res: MessagesRetentionCounts };
+  /** messages: delete attachment files no row refers to (left by a crash between commit and file deletion). */
+  'messages.sweepFiles': { req: { olderThan: string }; res: { deleted: number } };
+  /** users: the rows a retention pass would delete. */
+  'users.retentionPreview': { req: { auditCutoff: string; resetCutoff: string }; res: { auditEntries: number; resetTokens: number } };
+}
+
+export interface MessagesRetentionCounts {
+  messages: number;
+  reactions: number;
+  polls: number;
+  pollVotes: number;
+  attachments: number;
+  readReceipts: number;
 }
 export type RpcMethod = keyof RpcMethods;

@@ -143,6 +143,11 @@ export function toClientEvent(event: ChatEvent): ClientEventFrame {
       return { ...base, type: 'poll.voted', data: { pollId: event.data.pollId, messageId: event.data.messageId, userId: event.data.userId, optionIds: event.data.optionIds } };
     case 'PollClosed':
       return { ...base, type: 'poll.voted', data: { pollId: event.data.pollId, messageId: event.data.messageId, closed: true } };
+    case 'MessagesExpired':
+      // Not a new type (api.md lists them): the chat changed, its history now starts after upToSeq.
+      return { ...base, type: 'chat.updated', data: { historyExpiredUpToSeq: event.data.upToSeq, expiredBefore: event.data.cutoff } };
+    case 'MemberErased':
+      return { ...base, type: 'member.removed', data: { userId: event.data.userId, reason: 'left', newOwnerId: event.data.newOwnerId, erased: true, purged: event.data.purged } };
     default: {
       const unhandled: never = event;
       throw new Error(`no client mapping for event ${(unhandled as { type: string }).type}`);
@@ -159,5 +164,5 @@ export function membersAddedBy(event: ChatEvent): string[] {
 
 /** The user an event removes from the chat (they receive that event, and nothing after it). */
 export function memberRemovedBy(event: ChatEvent): string | null {
-  return event.type === 'MemberRemoved' ? event.data.userId : null;
+  return event.type === 'MemberRemoved' || event.type === 'MemberErased' ? event.data.userId : null;
 }

@@ -26,7 +26,7 @@ export interface StreamDeclaration {
   republish?: { src: string; dest: string };
 }
 
-export type StreamKey = 'users' | 'chats' | 'receipts' | 'audit' | 'resets' | 'revocations';
+export type StreamKey = 'users' | 'chats' | 'receipts' | 'audit' | 'resets' | 'revocations' | 'erasures';
 
 /** Retention settings that shape stream limits; every service reads the same environment. */
 export interface StreamRetention {
@@ -90,6 +90,14 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
       subjects: [subjects.allResets(ns)],
       maxAgeSeconds: retention.resetTokenDays * DAY,
       maxMsgsPerSubject: -1,
+      duplicateWindowSeconds: 120,
+    },
+    erasures: {
+      name: streamName(ns, 'erasures'),
+      description: 'The erasure ledger: ids of accounts and messages erased on request, kept to scrub restored backups',
+      subjects: [subjects.allErasures(ns)],
+      maxAgeSeconds: 0,
+      maxMsgsPerSubject: 1,
       duplicateWindowSeconds: 120,
     },
     revocations: {

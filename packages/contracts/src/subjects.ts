@@ -13,6 +13,10 @@ import { createHash } from 'node:crypto';
  *   <ns>.audit.<userId|anonymous>       security audit entries
  *   <ns>.revocation.<sessionId>         revoked sessions
  *   <ns>.reset.<userId>                 password-reset tokens (hashes) and their use
+ *   <ns>.audit.retention, <ns>.reset.retention, <ns>.receipt.retention.all
+ *                                       the retention service's deletion events for those streams
+ *   <ns>.erasure.user.<userId>          the erasure ledger (ids only)
+ *   <ns>.erasure.message.<messageId>
  *   <ns>.live.chat.<chatId>             stored chat events, republished by JetStream (core NATS)
  *   <ns>.live.receipt.<chatId>.<userId> stored read receipts, republished (core NATS)
  *   <ns>.inbox.<userId>                 "you were added to a chat" notices (core NATS)
@@ -47,6 +51,14 @@ export const subjects = {
   revocation: (ns: string, sessionId: string) => `${ns}.revocation.${sessionId}`,
   allRevocations: (ns: string) => `${ns}.revocation.*`,
   reset: (ns: string, userId: string) => `${ns}.reset.${userId}`,
+  /** Where the retention service publishes a stream's deletion event (not a user id: no clash). */
+  auditRetention: (ns: string) => `${ns}.audit.retention`,
+  resetRetention: (ns: string) => `${ns}.reset.retention`,
+  receiptRetention: (ns: string) => `${ns}.receipt.retention.all`,
+  userReceipts: (ns: string, userId: string) => `${ns}.receipt.*.${userId}`,
+  erasedUser: (ns: string, userId: string) => `${ns}.erasure.user.${userId}`,
+  erasedMessage: (ns: string, messageId: string) => `${ns}.erasure.message.${messageId}`,
+  allErasures: (ns: string) => `${ns}.erasure.>`,
   allResets: (ns: string) => `${ns}.reset.*`,
 
   /** Core-NATS copy of a chat's stored events (stream RePublish), for the gateways holding its members. */

@@ -4,7 +4,7 @@ import { ChatEvents } from './events/chats.js';
 import { UserEvents } from './events/users.js';
 import { AttachmentEvents, ReceiptEvents, type AttachmentEvent, type ChatEvent, type ReceiptEvent } from './events/chats.js';
 import type { UserEvent } from './events/users.js';
-import { AuditEvents, ResetEvents, RevocationEvents, type AuditEvent, type ResetEvent, type RevocationEvent } from './events/security.js';
+import { AuditEvents, ErasureEvents, ResetEvents, RevocationEvents, type AuditEvent, type ErasureEvent, type ResetEvent, type RevocationEvent } from './events/security.js';
 
 export interface ValidationIssue {
   path: string;
@@ -59,3 +59,4 @@ export const parseResetEvent = catalogue<ResetEvent>(ResetEvents);
 export const parseRevocationEvent = catalogue<RevocationEvent>(RevocationEvents);
 export const parseReceiptEvent = catalogue<ReceiptEvent>(ReceiptEvents);
 export const parseAttachmentEvent = catalogue<AttachmentEvent>(AttachmentEvents);
+export const parseErasureEvent = catalogue<ErasureEvent>(ErasureEvents);

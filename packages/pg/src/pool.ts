@@ -85,7 +85,8 @@ export function isTransientPgError(error: unknown): boolean {
   const e = error as { code?: unknown; message?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';
   const message = String(e?.message ?? '');
-  if (/^(08|53|57)/.test(code) || code === '40001' || code === '40P01') return true;
+  // 55P03: a lock wait hit lock_timeout (bounded deletes set one): retry, the lock holder finishes.
+  if (/^(08|53|57)/.test(code) || code === '40001' || code === '40P01' || code === '55P03') return true;
   if (/^E(CONNREFUSED|CONNRESET|TIMEDOUT|PIPE)$/.test(code)) return true;
   if (code === '55000') return /not currently accepting connections/i.test(message);
   if (code !== '') return false;

@@ -1,5 +1,5 @@
 import { createReadStream, createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -15,6 +15,8 @@ export interface AttachmentStore {
   write(id: string, source: Readable, maxBytes: number): Promise<{ size: number; sniffedMime: string | null }>;
   read(id: string): Promise<{ stream: Readable; size: number } | null>;
   delete(id: string): Promise<void>;
+  /** Every stored id with its last-modified time (complete files only), for orphan sweeps. */
+  list(): AsyncIterable<{ id: string; modifiedAt: Date }>;
 }
 
 export class TooLargeError extends Error {
@@ -76,5 +78,31 @@ export class LocalDiskStore implements AttachmentStore {
 
   async delete(id: string): Promise<void> {
     await rm(this.pathOf(id), { force: true });
+  }
+
+  async *list(): AsyncIterable<{ id: string; modifiedAt: Date }> {
+    let buckets: string[];
+    try {
+      buckets = await readdir(this.directory);
+    } catch {
+      return; // nothing stored yet
+    }
+    for (const bucket of buckets) {
+      let names: string[];
+      try {
+        names = await readdir(path.join(this.directory, bucket));
+      } catch {
+        continue; // not a directory
+      }
+      for (const name of names) {
+        if (!ID.test(name)) continue; // .partial uploads in progress
+        try {
+          const { mtime } = await stat(path.join(this.directory, bucket, name));
+          yield { id: name, modifiedAt: mtime };
+        } catch {
+          // deleted meanwhile
+        }
+      }
+    }
   }
 }

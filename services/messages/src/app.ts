@@ -12,7 +12,7 @@ import {
   type ChatEvent,
   type ReceiptEvent,
 } from '@parley/contracts';
-import { LocalDiskStore } from '@parley/storage';
+import { LocalDiskStore, type AttachmentStore } from '@parley/storage';
 import { ApiRouter } from '@parley/http';
 import { projectorBase, type Deps, type Started } from '@parley/runtime';
 import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
@@ -41,6 +41,7 @@ export interface MessagesApp {
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
+  store: AttachmentStore;
 }
 
 export interface AppOptions {
@@ -92,13 +93,14 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     attachments,
     barrier,
     attachmentsBarrier: (streamSeq: number) => waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, ATTACHMENTS_PROJECTOR, streamSeq),
+    store,
   };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
 export function startApp(deps: Deps, app: MessagesApp): Started {
   const { nc } = deps.bus;
-  const rpc = messagesRpc(deps.pool, { ...deps, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier });
+  const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier });
   const ns = deps.namespace;
   const subs = [
     serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),

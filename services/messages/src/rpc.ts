@@ -3,7 +3,10 @@ import { buildMeta, isId, newId, subjects, type AttachmentUploaded, type RpcMeth
 import { accessibleAttachment, usableAttachments } from './attachments/queries.js';
 import { AppError } from '@parley/http';
 import { markRead } from './receipts/mark-read.js';
+import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
+import type { AttachmentStore } from '@parley/storage';
+import { retentionPreview, sweepOrphanFiles } from './retention.js';
 import { isMember, memberChatIds } from './chats/queries.js';
 import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
@@ -14,7 +17,10 @@ type Req<M extends keyof RpcMethods> = Partial<RpcMethods[M]['req']> | null;
 type Res<M extends keyof RpcMethods> = Promise<RpcMethods[M]['res']>;
 
 /** Internal request/reply methods the messages service answers (contracts RpcMethods). */
-export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; barrier: () => Promise<unknown>; attachmentsBarrier: (streamSeq: number) => Promise<boolean> }) {
+export function messagesRpc(
+  pool: Pool,
+  deps: { bus: Bus; namespace: string; log: Logger; store: AttachmentStore; barrier: () => Promise<unknown>; attachmentsBarrier: (streamSeq: number) => Promise<boolean> },
+) {
   return {
     memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> => ({
       chatIds: isId(req?.userId) ? await memberChatIds(pool, req.userId) : [],
@@ -68,6 +74,12 @@ export function messagesRpc(pool: Pool, deps: { bus: Bus; namespace: string; bar
         if (error instanceof AppError) return { ok: false, code: error.code };
         throw error;
       }
+    },
+    retentionPreview: (req: Req<'messages.retentionPreview'>): Res<'messages.retentionPreview'> => retentionPreview(pool, req),
+    sweepFiles: async (req: Req<'messages.sweepFiles'>): Res<'messages.sweepFiles'> => {
+      const olderThan = new Date(typeof req?.olderThan === 'string' ? req.olderThan : Number.NaN);
+      if (Number.isNaN(olderThan.getTime())) throw new Error('malformed sweepFiles request');
+      return { deleted: await sweepOrphanFiles(pool, deps.store, olderThan, deps.log) };
     },
   };
 }

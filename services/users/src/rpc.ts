@@ -1,5 +1,6 @@
 import { isId, type RpcMethods } from '@parley/contracts';
 import type { Pool } from '@parley/pg';
+import { retentionPreview } from './retention.js';
 import { existingUserIds, watcherIds } from './users/queries.js';
 
 /** Internal request/reply methods the users service answers (contracts RpcMethods). */
@@ -12,5 +13,6 @@ export function usersRpc(pool: Pool) {
     watchers: async (req: RpcMethods['users.watchers']['req']): Promise<RpcMethods['users.watchers']['res']> => ({
       userIds: isId(req?.userId) ? await watcherIds(pool, req.userId) : [],
     }),
+    retentionPreview: (req: RpcMethods['users.retentionPreview']['req'] | null) => retentionPreview(pool, req),
   };
 }

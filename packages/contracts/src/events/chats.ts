@@ -161,6 +161,32 @@ export const PollClosed = chatEventSchema(
 );
 export type PollClosed = Static<typeof PollClosed>;
 
+/**
+ * The retention service's deletion event: every message-class event of this chat up to `upToSeq`
+ * (all older than `cutoff`) is past MESSAGE_RETENTION_DAYS. The projection deletes those messages with
+ * their reactions, polls, votes, attachment files and search entries; the retention service then
+ * deletes the events themselves from the stream. It takes a chat seq like any chat event, so it
+ * becomes the subject's head and the seq chain survives the deletion of everything before it.
+ */
+export const MessagesExpired = chatEventSchema(
+  'MessagesExpired',
+  1,
+  Type.Object({ upToSeq: Type.Integer({ minimum: 0 }), cutoff: Type.String() }, { additionalProperties: false }),
+);
+export type MessagesExpired = Static<typeof MessagesExpired>;
+
+/**
+ * A person's account was erased (DELETE /users/me): they leave the chat, and with `purged` every
+ * message, reaction and vote of theirs in it goes too (otherwise their messages stay, shown under
+ * the "deleted account" identity).
+ */
+export const MemberErased = chatEventSchema(
+  'MemberErased',
+  1,
+  Type.Object({ userId: Type.String(), purged: Type.Boolean(), newOwnerId: Type.Union([Type.String(), Type.Null()]) }, { additionalProperties: false }),
+);
+export type MemberErased = Static<typeof MemberErased>;
+
 export const ChatEvents = [
   ChatCreated,
   MessageSent,
@@ -174,6 +200,8 @@ export const ChatEvents = [
   PollPosted,
   PollVoted,
   PollClosed,
+  MessagesExpired,
+  MemberErased,
 ] as const;
 /** Every event that can appear on a chat's subject; switches over it end in a `never` check. */
 export type ChatEvent =
@@ -188,7 +216,9 @@ export type ChatEvent =
   | ReactionRemoved
   | PollPosted
   | PollVoted
-  | PollClosed;
+  | PollClosed
+  | MessagesExpired
+  | MemberErased;
 
 /**
  * Read receipts live in a stream of their own (their retention class: READ_RECEIPT_RETENTION_DAYS,
@@ -201,8 +231,11 @@ export const ReadPositionUpdated = eventSchema(
   Type.Object({ chatId: Type.String(), userId: Type.String(), seq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false }),
 );
 export type ReadPositionUpdated = Static<typeof ReadPositionUpdated>;
-export const ReceiptEvents = [ReadPositionUpdated] as const;
-export type ReceiptEvent = ReadPositionUpdated;
+/** Retention: read positions last moved before `cutoff` are past READ_RECEIPT_RETENTION_DAYS. */
+export const ReadPositionsExpired = eventSchema('ReadPositionsExpired', 1, Type.Object({ cutoff: Type.String() }, { additionalProperties: false }));
+export type ReadPositionsExpired = Static<typeof ReadPositionsExpired>;
+export const ReceiptEvents = [ReadPositionUpdated, ReadPositionsExpired] as const;
+export type ReceiptEvent = ReadPositionUpdated | ReadPositionsExpired;
 
 /**
  * An uploaded file's metadata (the bytes are in the attachment store under the same id). It
@@ -221,7 +254,7 @@ export type AttachmentUploaded = Static<typeof AttachmentUploaded>;
 export const AttachmentDeleted = eventSchema(
   'AttachmentDeleted',
   1,
-  Type.Object({ attachmentId: Type.String(), reason: Type.Union([Type.Literal('unreferenced'), Type.Literal('erased')]) }, { additionalProperties: false }),
+  Type.Object({ attachmentId: Type.String(), reason: Type.Union([Type.Literal('unreferenced'), Type.Literal('erased'), Type.Literal('expired')]) }, { additionalProperties: false }),
 );
 export type AttachmentDeleted = Static<typeof AttachmentDeleted>;
 

@@ -77,9 +77,35 @@ export const PasswordResetCompleted = eventSchema(
 );
 export type PasswordResetCompleted = Static<typeof PasswordResetCompleted>;
 
-export const ResetEvents = [PasswordResetRequested, PasswordResetCompleted] as const;
-export type ResetEvent = PasswordResetRequested | PasswordResetCompleted;
-export const AuditEvents = [SecurityEventRecorded] as const;
-export type AuditEvent = SecurityEventRecorded;
+/**
+ * The retention service's deletion events for the audit log and reset tokens: entries older than
+ * `cutoff` are past AUDIT_LOG_RETENTION_DAYS / RESET_TOKEN_RETENTION_DAYS. Published on the stream's
+ * own `retention` subject; the stream's `max_age` (or the retention pass's purge) removes the events.
+ */
+export const AuditEntriesExpired = eventSchema('AuditEntriesExpired', 1, Type.Object({ cutoff: Type.String() }, { additionalProperties: false }));
+export type AuditEntriesExpired = Static<typeof AuditEntriesExpired>;
+export const ResetTokensExpired = eventSchema('ResetTokensExpired', 1, Type.Object({ cutoff: Type.String() }, { additionalProperties: false }));
+export type ResetTokensExpired = Static<typeof ResetTokensExpired>;
+
+export const ResetEvents = [PasswordResetRequested, PasswordResetCompleted, ResetTokensExpired] as const;
+export type ResetEvent = PasswordResetRequested | PasswordResetCompleted | ResetTokensExpired;
+export const AuditEvents = [SecurityEventRecorded, AuditEntriesExpired] as const;
+export type AuditEvent = SecurityEventRecorded | AuditEntriesExpired;
+
+/**
+ * The erasure ledger (ids only, kept forever in its own stream): what was erased on request, so
+ * that a restored backup can be scrubbed again (`npm run cleanup -- --reapply-ledger`).
+ */
+export const ErasureRecorded = eventSchema(
+  'ErasureRecorded',
+  1,
+  Type.Union([
+    Type.Object({ kind: Type.Literal('user'), userId: Type.String(), purgeMessages: Type.Boolean() }, { additionalProperties: false }),
+    Type.Object({ kind: Type.Literal('message'), chatId: Type.String(), messageId: Type.String() }, { additionalProperties: false }),
+  ]),
+);
+export type ErasureRecorded = Static<typeof ErasureRecorded>;
+export const ErasureEvents = [ErasureRecorded] as const;
+export type ErasureEvent = ErasureRecorded;
 export const RevocationEvents = [SessionRevoked] as const;
 export type RevocationEvent = SessionRevoked;

@@ -84,6 +84,19 @@ export const ContactRemoved = eventSchema(
 );
 export type ContactRemoved = Static<typeof ContactRemoved>;
 
-export const UserEvents = [UserRegistered, ProfileUpdated, PasswordChanged, ContactAdded, ContactRemoved] as const;
+/**
+ * The account was erased on request (DELETE /users/me). Published with a subject rollup, so it
+ * replaces every earlier event on the user's subject: the stream keeps only this tombstone, from
+ * which a rebuild makes the "deleted account" identity. `purgeMessages` tells the messages service
+ * whether the person's messages in others' chats go too.
+ */
+export const UserErased = eventSchema(
+  'UserErased',
+  1,
+  Type.Object({ userId: Type.String(), purgeMessages: Type.Boolean() }, { additionalProperties: false }),
+);
+export type UserErased = Static<typeof UserErased>;
+
+export const UserEvents = [UserRegistered, ProfileUpdated, PasswordChanged, ContactAdded, ContactRemoved, UserErased] as const;
 /** Every event on a user's subject; switches over it end in a `never` check. */
-export type UserEvent = UserRegistered | ProfileUpdated | PasswordChanged | ContactAdded | ContactRemoved;
+export type UserEvent = UserRegistered | ProfileUpdated | PasswordChanged | ContactAdded | ContactRemoved | UserErased;

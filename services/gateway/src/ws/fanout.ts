@@ -160,7 +160,7 @@ export class LiveFanout {
   private onReceipt(chatId: string, msg: Msg): void {
     try {
       const parsed = parseReceiptEvent(msg.json());
-      if (!parsed.ok) return;
+      if (!parsed.ok || parsed.event.type !== 'ReadPositionUpdated') return;
       const { userId, seq } = parsed.event.data;
       const frame = JSON.stringify({ op: 'event', type: 'read.updated', chatId, seq, data: { userId, seq }, at: parsed.event.meta.occurredAt });
       this.deps.delivery.sendToMembers(chatId, frame, null);

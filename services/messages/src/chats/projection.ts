@@ -3,6 +3,7 @@ import type { Cache } from '@parley/cache';
 import type { ChatEvent, MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
+import { deleteInBatches } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { chatListKey } from './cache-keys.js';
 
@@ -92,15 +93,15 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
       for (const e of events) {
-        if (e.type !== 'MessageDeleted') continue;
-        for (const id of filesToDelete.get(e.data.messageId) ?? []) await deps.store.delete(id);
-        filesToDelete.delete(e.data.messageId);
+        const key = e.meta.eventId;
+        for (const id of filesToDelete.get(key) ?? []) await deps.store.delete(id);
+        filesToDelete.delete(key);
       }
       // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
       if (!deps.cache.enabled) return;
       // Everyone in a touched chat has a changed chat list (last message, unread count, title).
       const chatIds = [...new Set(events.map((e) => e.chatId))];
-      const removed = events.flatMap((e) => (e.type === 'MemberRemoved' ? [e.data.userId] : []));
+      const removed = events.flatMap((e) => (e.type === 'MemberRemoved' || e.type === 'MemberErased' ? [e.data.userId] : []));
       const { rows } = await deps.pool.query<{ user_id: string }>('SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])', [chatIds]);
       await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
     },
@@ -109,9 +110,31 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
 
 /**
  * Attachment files to remove once the transaction that deleted their message has committed
- * (keyed by message id; filled by apply, emptied by afterCommit).
+ * (keyed by the event id; filled by apply, emptied by afterCommit). If the process dies in between,
+ * the retention pass's orphan sweep removes them (`messages.retention.sweepFiles`).
  */
 const filesToDelete = new Map<string, string[]>();
+
+/**
+ * Drops the given messages' attachment links, then the attachments no other message uses, and
+ * queues their files for deletion after commit under `key`. `messageFilter` selects the messages
+ * (a SQL condition on alias `m` over the parameters).
+ */
+async function dropAttachments(tx: PoolClient, key: string, messageFilter: string, params: unknown[]): Promise<void> {
+  const { rows } = await tx.query<{ attachment_id: string }>(
+    `DELETE FROM messages.message_attachments ma USING messages.messages m
+      WHERE ma.message_id = m.id AND ${messageFilter} RETURNING ma.attachment_id`,
+    params,
+  );
+  const ids = [...new Set(rows.map((r) => r.attachment_id))];
+  if (ids.length === 0) return;
+  const { rows: gone } = await tx.query<{ id: string }>(
+    `DELETE FROM messages.attachments a WHERE a.id = ANY($1::uuid[])
+       AND NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = a.id) RETURNING a.id`,
+    [ids],
+  );
+  filesToDelete.set(key, [...(filesToDelete.get(key) ?? []), ...gone.map((g) => g.id)]);
+}
 
 async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position): Promise<void> {
   const at = event.meta.occurredAt;
@@ -199,22 +222,8 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       ]);
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1', [event.data.messageId]);
       await tx.query('DELETE FROM messages.polls WHERE message_id = $1', [event.data.messageId]);
-      {
-        // Its attachments go too, unless another live message still carries them.
-        const { rows } = await tx.query<{ attachment_id: string }>(
-          'DELETE FROM messages.message_attachments WHERE message_id = $1 RETURNING attachment_id',
-          [event.data.messageId],
-        );
-        const ids = rows.map((r) => r.attachment_id);
-        if (ids.length > 0) {
-          const { rows: gone } = await tx.query<{ id: string }>(
-            `DELETE FROM messages.attachments a WHERE a.id = ANY($1::uuid[])
-               AND NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = a.id) RETURNING a.id`,
-            [ids],
-          );
-          filesToDelete.set(event.data.messageId, gone.map((g) => g.id));
-        }
-      }
+      // Its attachments go too, unless another live message still carries them.
+      await dropAttachments(tx, event.meta.eventId, 'm.id = $1', [event.data.messageId]);
       return;
     case 'ReactionAdded':
       await tx.query(
@@ -243,6 +252,27 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
     case 'PollClosed':
       await tx.query('UPDATE messages.polls SET closed = true WHERE id = $1', [event.data.pollId]);
       return;
+    case 'MessagesExpired':
+      // Past MESSAGE_RETENTION_DAYS: the rows go for good (not tombstones), in bounded batches; the
+      // cascades take reactions, polls, votes and attachment links, the row takes its search entry.
+      await dropAttachments(tx, event.meta.eventId, 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq]);
+      await deleteInBatches(tx, 'DELETE FROM messages.messages WHERE id IN (SELECT id FROM messages.messages WHERE chat_id = $1 AND seq <= $2 LIMIT $3)', [
+        event.chatId,
+        event.data.upToSeq,
+      ]);
+      return;
+    case 'MemberErased': {
+      const { userId, purged, newOwnerId } = event.data;
+      await tx.query('DELETE FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [event.chatId, userId]);
+      if (newOwnerId) await tx.query(`UPDATE messages.chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2`, [event.chatId, newOwnerId]);
+      await tx.query('DELETE FROM messages.read_positions WHERE chat_id = $1 AND user_id = $2', [event.chatId, userId]);
+      if (!purged) return;
+      await dropAttachments(tx, event.meta.eventId, 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId]);
+      await deleteInBatches(tx, 'DELETE FROM messages.messages WHERE id IN (SELECT id FROM messages.messages WHERE chat_id = $1 AND sender_id = $2 LIMIT $3)', [event.chatId, userId]);
+      await tx.query('DELETE FROM messages.reactions r USING messages.messages m WHERE r.message_id = m.id AND m.chat_id = $1 AND r.user_id = $2', [event.chatId, userId]);
+      await tx.query('DELETE FROM messages.poll_votes v USING messages.polls p WHERE v.poll_id = p.id AND p.chat_id = $1 AND v.user_id = $2', [event.chatId, userId]);
+      return;
+    }
     default: {
       const unhandled: never = event;
       throw new Error(`chats projection cannot apply ${(unhandled as { type: string }).type}`);

@@ -1,6 +1,7 @@
 import type { Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
 import type { ReceiptEvent } from '@parley/contracts';
+import { deleteInBatches } from '@parley/pg';
 import { chatListKey } from '../chats/cache-keys.js';
 
 export const RECEIPTS_PROJECTOR = 'receipts-projection';
@@ -20,15 +21,23 @@ export function receiptsProjection(deps: { cache: Cache }): Projection<ReceiptEv
             [event.data.chatId, event.data.userId, event.data.seq, event.meta.occurredAt, position.streamSeq],
           );
           return;
+        case 'ReadPositionsExpired':
+          await deleteInBatches(
+            tx,
+            'DELETE FROM messages.read_positions WHERE (chat_id, user_id) IN (SELECT chat_id, user_id FROM messages.read_positions WHERE updated_at < $1 LIMIT $2)',
+            [event.data.cutoff],
+          );
+          return;
         default: {
-          const unhandled: never = event.type;
-          throw new Error(`receipts projection cannot apply ${String(unhandled)}`);
+          const unhandled: never = event;
+          throw new Error(`receipts projection cannot apply ${(unhandled as { type: string }).type}`);
         }
       }
     },
     async afterCommit(events) {
       // The reader's unread counts changed.
-      await deps.cache.del(...new Set(events.map((e) => chatListKey(e.data.userId))));
+      // (An expiry changes unread counts of readers it cannot name cheaply; those lists refresh by TTL.)
+      await deps.cache.del(...new Set(events.flatMap((e) => (e.type === 'ReadPositionUpdated' ? [chatListKey(e.data.userId)] : []))));
     },
   };
 }

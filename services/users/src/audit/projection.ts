@@ -1,10 +1,11 @@
 import type { Projection } from '@parley/bus';
 import type { AuditEvent } from '@parley/contracts';
+import { deleteInBatches } from '@parley/pg';
 
 export const AUDIT_PROJECTOR = 'audit-projection';
 export const AUDIT_PROJECTION_TABLES = ['users.audit_log'];
 
-/** Projects the audit stream into users.audit_log. */
+/** Projects the audit stream into users.audit_log; the retention service's cutoff event prunes it. */
 export function auditProjection(): Projection<AuditEvent> {
   return {
     name: AUDIT_PROJECTOR,
@@ -19,9 +20,12 @@ export function auditProjection(): Projection<AuditEvent> {
           );
           return;
         }
+        case 'AuditEntriesExpired':
+          await deleteInBatches(tx, 'DELETE FROM users.audit_log WHERE id IN (SELECT id FROM users.audit_log WHERE occurred_at < $1 LIMIT $2)', [event.data.cutoff]);
+          return;
         default: {
-          const unhandled: never = event.type;
-          throw new Error(`audit projection cannot apply ${String(unhandled)}`);
+          const unhandled: never = event;
+          throw new Error(`audit projection cannot apply ${(unhandled as { type: string }).type}`);
         }
       }
     },

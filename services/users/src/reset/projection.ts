@@ -1,5 +1,6 @@
 import type { Projection } from '@parley/bus';
 import type { ResetEvent } from '@parley/contracts';
+import { deleteInBatches } from '@parley/pg';
 
 export const RESETS_PROJECTOR = 'resets-projection';
 /** Emptied and refilled by `npm run rebuild -- users`. */
@@ -30,6 +31,9 @@ export function resetsProjection(): Projection<ResetEvent> {
             'UPDATE users.password_resets SET used_at = COALESCE(used_at, $2), stream_seq = $3 WHERE id = $1',
             [event.data.resetId, event.meta.occurredAt, position.streamSeq],
           );
+          return;
+        case 'ResetTokensExpired':
+          await deleteInBatches(tx, 'DELETE FROM users.password_resets WHERE id IN (SELECT id FROM users.password_resets WHERE requested_at < $1 LIMIT $2)', [event.data.cutoff]);
           return;
         default: {
           const unhandled: never = event;

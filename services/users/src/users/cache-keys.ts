@@ -12,6 +12,6 @@ export const sessionCacheKey = (sessionId: string) => `session:${sessionId}`;
  */
 export function cacheKeysFor(event: Pick<UserEvent, 'type' | 'data'>): string[] {
   const keys = [userCacheKey(event.data.userId), meCacheKey(event.data.userId)];
-  if (event.type === 'ContactAdded' || event.type === 'ContactRemoved') keys.push(contactsCacheKey(event.data.userId));
+  if (event.type === 'ContactAdded' || event.type === 'ContactRemoved' || event.type === 'UserErased') keys.push(contactsCacheKey(event.data.userId));
   return keys;
 }

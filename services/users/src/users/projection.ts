@@ -2,12 +2,15 @@ import type { Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
 import type { UserEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
-import { cacheKeysFor } from './cache-keys.js';
+import { cacheKeysFor, contactsCacheKey } from './cache-keys.js';
+
+/** Contact lists an erasure changed, gathered in apply and dropped from Redis after commit. */
+const staleContactLists = new Set<string>();
 
 export const USERS_PROJECTOR = 'users-projection';
 export const CHECKPOINT_TABLE = 'users.projection_checkpoints';
 /** Tables this projection owns: emptied and refilled by `npm run rebuild -- users`. */
-export const PROJECTION_TABLES = ['users.users', 'users.contacts'];
+export const PROJECTION_TABLES = ['users.users', 'users.contacts', 'users.erased_users'];
 
 /**
  * Projects the users stream (accounts, profiles, passwords, contacts). Every write is keyed by ids
@@ -62,6 +65,20 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Proje
         case 'ContactRemoved':
           await tx.query('DELETE FROM users.contacts WHERE user_id = $1 AND contact_id = $2', [event.data.userId, event.data.contactId]);
           return;
+        case 'UserErased': {
+          // Everyone who had the person as a contact has a changed contact list.
+          const { rows } = await tx.query<{ user_id: string }>('DELETE FROM users.contacts WHERE contact_id = $1 RETURNING user_id', [event.data.userId]);
+          for (const r of rows) staleContactLists.add(r.user_id);
+          await tx.query('DELETE FROM users.contacts WHERE user_id = $1', [event.data.userId]);
+          await tx.query('DELETE FROM users.users WHERE id = $1', [event.data.userId]);
+          await tx.query('DELETE FROM users.password_resets WHERE user_id = $1', [event.data.userId]);
+          await tx.query('DELETE FROM users.audit_log WHERE user_id = $1', [event.data.userId]);
+          await tx.query(
+            'INSERT INTO users.erased_users (id, erased_at, stream_seq) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING',
+            [event.data.userId, at, position.streamSeq],
+          );
+          return;
+        }
         default: {
           const unhandled: never = event;
           throw new Error(`users projection cannot apply ${(unhandled as { type: string }).type}`);
@@ -71,7 +88,9 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Proje
     async afterCommit(events) {
       const registered = events.filter((e) => e.type === 'UserRegistered').length;
       if (registered > 0) deps.metrics.usersTotal.inc(registered);
-      await deps.cache.del(...new Set(events.flatMap(cacheKeysFor)));
+      const contactLists = [...staleContactLists].map(contactsCacheKey);
+      staleContactLists.clear();
+      await deps.cache.del(...new Set([...events.flatMap(cacheKeysFor), ...contactLists]));
     },
   };
 }

@@ -1,0 +1,247 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { Kvm } from '@nats-io/kv';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
+import { runCleanup } from '../services/retention/src/cli.js';
+import { rebuildMessages } from '../services/messages/src/rebuild.js';
+import { rebuildUsers } from '../services/users/src/rebuild.js';
+import { startMessagesService } from '../services/messages/src/service.js';
+import { startUsersService } from '../services/users/src/service.js';
+import { startGatewayService } from '../services/gateway/src/service.js';
+import { createTestEnv, type TestEnv } from '@parley/testing';
+import { http, register, type Account } from './stack.js';
+
+/** The three services on one test env; stoppable without dropping the env (for the rebuild). */
+async function startServices(vars: Record<string, string>) {
+  const users = await startUsersService(vars);
+  const messages = await startMessagesService(vars);
+  const gateway = await startGatewayService(vars);
+  return {
+    baseUrl: `http://127.0.0.1:${gateway.port}`,
+    async stop() {
+      await gateway.stop();
+      await messages.stop();
+      await users.stop();
+    },
+  };
+}
+
+const DAY_MS = 86_400_000;
+/** Words that appear only in the old data: none may survive anywhere after the pass. */
+const OLD = 'zebraquokka';
+const FRESH = 'pelicanotter';
+
+/** Every stored message of a stream, decoded (the test's view of "what a replay would see"). */
+async function streamContents(nc: NatsConnection, stream: string): Promise<{ seq: number; subject: string; text: string }[]> {
+  const jsm = await jetstreamManager(nc);
+  const { state } = await jsm.streams.info(stream);
+  if (state.messages === 0) return [];
+  const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
+  const out: { seq: number; subject: string; text: string }[] = [];
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    out.push({ seq: m.seq, subject: m.subject, text: m.string() });
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
+}
+
+describe('retention: npm run cleanup deletes expired data everywhere, and only that', () => {
+  let env: TestEnv;
+  let vars: Record<string, string>;
+  let stack: Awaited<ReturnType<typeof startServices>>;
+  let db: pg.Client;
+  let nc: NatsConnection;
+  let redis: Redis;
+  let files: string;
+  let a: Account;
+  let b: Account;
+  let direct: string;
+  let group: string;
+  let cutoff: Date;
+  const old: { messageIds: string[]; attachmentId: string; pollId: string } = { messageIds: [], attachmentId: '', pollId: '' };
+  let freshMessageId: string;
+  // Every class gets the same period, so one --now puts one cutoff between the old and the fresh data.
+  const days = '30';
+  const now = () => new Date(cutoff.getTime() + 30 * DAY_MS).toISOString();
+  const cleanup = (...args: string[]) => runCleanup([...args, '--now', now()], { ...vars, RETENTION_ORPHAN_FILE_GRACE_SECONDS: '0' }, () => {});
+  const rows = async (sql: string, params: unknown[] = []) => Number((await db.query(sql, params)).rows[0].n);
+
+  beforeAll(async () => {
+    files = mkdtempSync(path.join(tmpdir(), 'parley-retention-'));
+    env = await createTestEnv();
+    vars = {
+      ...env.env,
+      PORT: '0',
+      METRICS_PORT: '0',
+      PROJECTOR_ACK_WAIT_MS: '2000',
+      ATTACHMENTS_DIR: files,
+      MAIL_DIR: mkdtempSync(path.join(tmpdir(), 'parley-retention-mail-')),
+      MESSAGE_RETENTION_DAYS: days,
+      AUDIT_LOG_RETENTION_DAYS: days,
+      RESET_TOKEN_RETENTION_DAYS: days,
+      READ_RECEIPT_RETENTION_DAYS: days,
+    };
+    stack = await startServices(vars);
+    db = new pg.Client({ connectionString: env.databaseUrl });
+    await db.connect();
+    nc = await connect({ servers: env.natsUrl });
+    redis = new Redis(env.redisUrl);
+    a = await register(stack);
+    b = await register(stack);
+    direct = (await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'direct', userId: b.id } })).body.id;
+    group = (await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'group', title: 'old only', memberIds: [b.id] } })).body.id;
+
+    // The old data: messages with a reaction, a poll with a vote, an attachment, a read receipt,
+    // a password-reset token, audit entries (registration), and cached chat lists showing it.
+    const form = new FormData();
+    form.append('file', new Blob([`${OLD} file body`], { type: 'text/plain' }), `${OLD}.txt`);
+    old.attachmentId = ((await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${a.accessToken}` }, body: form })).json()) as { id: string }).id;
+    let sent = 0;
+    const send = async (chatId: string, body: string, extra: object = {}) =>
+      (await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: a.accessToken, body: { clientMsgId: `c-${++sent}`, body, ...extra } })).body;
+    old.messageIds.push((await send(direct, `first ${OLD} message`, { attachmentIds: [old.attachmentId] })).id);
+    old.messageIds.push((await send(direct, `second ${OLD} message`)).id);
+    old.messageIds.push((await send(group, `group ${OLD} message`)).id);
+    expect((await http(stack, 'POST', `/api/v1/messages/${old.messageIds[1]}/reactions`, { token: b.accessToken, body: { emoji: '👍' } })).status).toBe(201);
+    const poll = (await http(stack, 'POST', `/api/v1/chats/${group}/polls`, { token: a.accessToken, body: { question: `${OLD} poll?`, options: ['yes', 'no'] } })).body;
+    old.messageIds.push(poll.id);
+    old.pollId = poll.poll.id;
+    expect((await http(stack, 'POST', `/api/v1/polls/${old.pollId}/votes`, { token: b.accessToken, body: { optionIds: [poll.poll.options[0].id] } })).status).toBe(200);
+    expect((await http(stack, 'POST', `/api/v1/chats/${group}/read`, { token: b.accessToken, body: { messageId: old.messageIds[2] } })).status).toBe(204);
+    expect((await http(stack, 'POST', '/api/v1/auth/password-reset/request', { body: { email: `${a.username}@example.test` } })).status).toBe(202);
+    await eventually(async () => ((await rows('SELECT count(*) AS n FROM users.password_resets')) === 1 && (await rows('SELECT count(*) AS n FROM messages.read_positions')) === 1) || undefined);
+    expect((await http(stack, 'GET', '/api/v1/chats', { token: b.accessToken })).body.items.length).toBe(2); // cached now
+
+    // The cutoff, then the fresh data (JetStream timestamps are milliseconds apart at least).
+    await new Promise((r) => setTimeout(r, 50));
+    cutoff = new Date();
+    await new Promise((r) => setTimeout(r, 50));
+    freshMessageId = (await send(direct, `fresh ${FRESH} message`)).id;
+    expect((await http(stack, 'POST', `/api/v1/messages/${freshMessageId}/reactions`, { token: b.accessToken, body: { emoji: '🎉' } })).status).toBe(201);
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.reactions')) === 2 || undefined);
+  });
+
+  afterAll(async () => {
+    await redis?.quit();
+    await nc?.close();
+    await db?.end();
+    await stack?.stop().catch(() => {});
+    await env?.cleanup();
+  });
+
+  it('a dry run reports what would go, per data type, and changes nothing', async () => {
+    // Audit entries are projected asynchronously: let the projection catch up with the stream first.
+    const jsm = await jetstreamManager(nc);
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM users.audit_log')) === (await jsm.streams.info(`${env.namespace}_audit`)).state.messages || undefined);
+    const before = {
+      messages: await rows('SELECT count(*) AS n FROM messages.messages'),
+      audit: await rows('SELECT count(*) AS n FROM users.audit_log'),
+      chats: (await streamContents(nc, `${env.namespace}_chats`)).length,
+    };
+    const { exitCode, report } = await cleanup('--dry-run');
+    expect(exitCode).toBe(0);
+    expect(report?.rows).toMatchObject({ messages: 4, searchEntries: 4, reactions: 1, polls: 1, pollVotes: 1, attachments: 1, readReceipts: 1, resetTokens: 1 });
+    expect(report?.rows.auditEntries).toBeGreaterThanOrEqual(3); // two registrations and the reset request
+    expect(report?.streamEvents.chats).toBeGreaterThanOrEqual(7);
+    expect(await rows('SELECT count(*) AS n FROM messages.messages')).toBe(before.messages);
+    expect(await rows('SELECT count(*) AS n FROM users.audit_log')).toBe(before.audit);
+    expect((await streamContents(nc, `${env.namespace}_chats`)).length).toBe(before.chats);
+    expect(existsSync(path.join(files, old.attachmentId.slice(-2), old.attachmentId))).toBe(true);
+  });
+
+  it('deletes the expired rows, search entries, cache entries, files and stream events, and keeps the fresh ones', async () => {
+    const { exitCode, report } = await cleanup();
+    expect(exitCode).toBe(0);
+    expect(report?.rows.messages).toBe(4);
+
+    // Postgres, with everything hanging off the messages.
+    expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE id = ANY($1::uuid[])', [old.messageIds])).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE id = $1', [freshMessageId])).toBe(1);
+    expect(await rows('SELECT count(*) AS n FROM messages.reactions')).toBe(1);
+    expect(await rows('SELECT count(*) AS n FROM messages.polls')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.poll_votes')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.attachments')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.read_positions')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM users.password_resets')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM users.audit_log WHERE occurred_at < $1', [cutoff])).toBe(0);
+    // The chats, their members and the accounts are not messages: they stay.
+    expect(await rows('SELECT count(*) AS n FROM messages.chats')).toBe(2);
+    expect(await rows('SELECT count(*) AS n FROM users.users')).toBe(2);
+
+    // The API: history, search, the chat list (which Redis had cached with the old last message).
+    const history = (await http(stack, 'GET', `/api/v1/chats/${direct}/messages`, { token: b.accessToken })).body.items;
+    expect(history.map((m: { id: string }) => m.id)).toEqual([freshMessageId]);
+    expect((await http(stack, 'GET', `/api/v1/chats/${group}/messages`, { token: b.accessToken })).body.items).toEqual([]);
+    expect((await http(stack, 'GET', `/api/v1/search?q=${OLD}`, { token: b.accessToken })).body.items).toEqual([]);
+    expect((await http(stack, 'GET', `/api/v1/search?q=${FRESH}`, { token: b.accessToken })).body.items).toHaveLength(1);
+    const list = (await http(stack, 'GET', '/api/v1/chats', { token: b.accessToken })).body.items;
+    expect(list.find((c: { id: string }) => c.id === group).lastMessage).toBeNull();
+    expect((await http(stack, 'GET', `/api/v1/attachments/${old.attachmentId}`, { token: a.accessToken })).status).toBe(404);
+
+    // Redis: no cached value mentions the old data.
+    const keys = await redis.keys(`${env.namespace}:*`);
+    const values = keys.length > 0 ? await redis.mget(...keys) : [];
+    expect(values.filter((v) => v?.includes(OLD))).toEqual([]);
+
+    // Disk.
+    expect(existsSync(path.join(files, old.attachmentId.slice(-2), old.attachmentId))).toBe(false);
+
+    // The streams: nothing old is left to replay, but every chat's structure and head is.
+    const chats = await streamContents(nc, `${env.namespace}_chats`);
+    expect(chats.filter((m) => m.text.includes(OLD))).toEqual([]);
+    expect(chats.filter((m) => m.text.includes('"ChatCreated"'))).toHaveLength(2);
+    expect(chats.some((m) => m.text.includes(FRESH))).toBe(true);
+    for (const stream of ['audit', 'resets', 'receipts']) {
+      const left = await streamContents(nc, `${env.namespace}_${stream}`);
+      expect(left.filter((m) => !m.subject.includes('.retention')), stream).toEqual([]);
+    }
+
+    // The chats go on: the next message continues the seq chain after the deletion event.
+    const next = (await http(stack, 'POST', `/api/v1/chats/${group}/messages`, { token: a.accessToken, body: { clientMsgId: 'after', body: 'after the pass' } })).body;
+    const expiredEvent = chats.filter((m) => m.text.includes('"MessagesExpired"') && m.text.includes(group));
+    expect(expiredEvent).toHaveLength(1);
+    expect(next.seq).toBe(JSON.parse(expiredEvent[0]!.text).seq + 1);
+  });
+
+  it('a second pass at the same time finds nothing more, and a pass cannot start while another holds the lock', async () => {
+    const again = await cleanup();
+    expect(again.exitCode).toBe(0);
+    expect(again.report?.rows).toMatchObject({ messages: 0, reactions: 0, attachments: 0, auditEntries: 0, resetTokens: 0, readReceipts: 0 });
+
+    const kv = await new Kvm(nc).open(`${env.namespace}_retention`);
+    await kv.create('pass', '{"host":"elsewhere"}');
+    try {
+      const locked = await cleanup();
+      expect(locked.exitCode).toBe(1);
+      expect(locked.report).toBeUndefined();
+    } finally {
+      await kv.purge('pass');
+    }
+  });
+
+  it('a rebuild from the streams does not bring anything back', async () => {
+    await stack.stop();
+    await rebuildUsers(vars);
+    await rebuildMessages(vars);
+    stack = await startServices(vars);
+    expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE id = ANY($1::uuid[])', [old.messageIds])).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE id = $1', [freshMessageId])).toBe(1);
+    expect(await rows('SELECT count(*) AS n FROM messages.polls')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.attachments')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.read_positions')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM users.password_resets')).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM users.audit_log WHERE occurred_at < $1', [cutoff])).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.chats')).toBe(2);
+    expect(await rows('SELECT count(*) AS n FROM users.users')).toBe(2);
+    const history = (await http(stack, 'GET', `/api/v1/chats/${direct}/messages`, { token: a.accessToken })).body.items;
+    expect(history.map((m: { id: string }) => m.id)).toEqual([freshMessageId]);
+  });
+});

@@ -1,0 +1,63 @@
+import { isId, type MessagesRetentionCounts, type RpcMethods } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import type { Pool } from '@parley/pg';
+import type { AttachmentStore } from '@parley/storage';
+
+/**
+ * The messages service's part of a retention pass that is not an event: counting what an expiry
+ * would remove (the pass's dry run and report) and sweeping files that lost their row. Deleting the
+ * rows themselves is the projection's job (MessagesExpired, ReadPositionsExpired), so that a rebuild
+ * and a live system agree.
+ */
+export async function retentionPreview(pool: Pool, req: Partial<RpcMethods['messages.retentionPreview']['req']> | null): Promise<MessagesRetentionCounts> {
+  const chats = Array.isArray(req?.chats) ? req.chats.filter((c) => isId(c?.chatId) && Number.isInteger(c?.upToSeq)).slice(0, 1000) : [];
+  const counts: MessagesRetentionCounts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
+  if (chats.length > 0) {
+    const { rows } = await pool.query<Omit<MessagesRetentionCounts, 'readReceipts'>>(
+      `WITH expired AS (
+         SELECT m.id FROM unnest($1::uuid[], $2::int[]) AS c(chat_id, up_to)
+           JOIN messages.messages m ON m.chat_id = c.chat_id AND m.seq <= c.up_to)
+       SELECT (SELECT count(*) FROM expired)::int AS messages,
+              (SELECT count(*) FROM messages.reactions r JOIN expired e ON r.message_id = e.id)::int AS reactions,
+              (SELECT count(*) FROM messages.polls p JOIN expired e ON p.message_id = e.id)::int AS polls,
+              (SELECT count(*) FROM messages.poll_votes v JOIN messages.polls p ON v.poll_id = p.id JOIN expired e ON p.message_id = e.id)::int AS "pollVotes",
+              (SELECT count(DISTINCT ma.attachment_id) FROM messages.message_attachments ma JOIN expired e ON ma.message_id = e.id)::int AS attachments`,
+      [chats.map((c) => c.chatId), chats.map((c) => c.upToSeq)],
+    );
+    Object.assign(counts, rows[0]);
+  }
+  if (typeof req?.receiptsCutoff === 'string' && !Number.isNaN(Date.parse(req.receiptsCutoff))) {
+    const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages.read_positions WHERE updated_at < $1', [req.receiptsCutoff]);
+    counts.readReceipts = rows[0]?.n ?? 0;
+  }
+  return counts;
+}
+
+/**
+ * Deletes stored files that no attachment row refers to and that are older than `olderThan` (so an
+ * upload whose row is still being projected is safe). Files are removed after the transaction that
+ * deleted their row commits; a crash in between leaves them here, and the next pass converges.
+ */
+export async function sweepOrphanFiles(pool: Pool, store: AttachmentStore, olderThan: Date, log: Logger): Promise<number> {
+  let batch: string[] = [];
+  let deleted = 0;
+  const flush = async () => {
+    if (batch.length === 0) return;
+    const { rows } = await pool.query<{ id: string }>('SELECT id::text FROM messages.attachments WHERE id = ANY($1::uuid[])', [batch]);
+    const known = new Set(rows.map((r) => r.id));
+    for (const id of batch) {
+      if (known.has(id)) continue;
+      await store.delete(id);
+      deleted++;
+    }
+    batch = [];
+  };
+  for await (const file of store.list()) {
+    if (file.modifiedAt >= olderThan) continue;
+    batch.push(file.id);
+    if (batch.length >= 500) await flush();
+  }
+  await flush();
+  if (deleted > 0) log.info({ deleted }, 'orphan attachment files deleted');
+  return deleted;
+}

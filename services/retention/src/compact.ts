@@ -1,0 +1,30 @@
+import type { JetStreamManager } from '@nats-io/jetstream';
+
+/**
+ * Deletes stream messages by sequence, `concurrency` requests in flight. Erasing (the default of
+ * the JetStream API) overwrites the message on disk instead of only marking it deleted: retention
+ * and erasure must not leave the bytes behind. A sequence that is already gone (an earlier pass
+ * that crashed after deleting it) counts as done. Returns how many were deleted now.
+ */
+export async function deleteSequences(jsm: JetStreamManager, stream: string, seqs: number[], concurrency: number): Promise<number> {
+  let next = 0;
+  let deleted = 0;
+  const worker = async () => {
+    while (next < seqs.length) {
+      const seq = seqs[next++]!;
+      try {
+        if (await jsm.streams.deleteMessage(stream, seq, true)) deleted++;
+      } catch (error) {
+        if (!/no message found|not found/i.test((error as Error).message)) throw error;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, seqs.length) }, worker));
+  return deleted;
+}
+
+/** Purges every message below `firstFreshSeq` (all of them older than the class's cutoff). */
+export async function purgeBelow(jsm: JetStreamManager, stream: string, firstFreshSeq: number): Promise<number> {
+  const { purged } = await jsm.streams.purge(stream, { seq: firstFreshSeq });
+  return purged;
+}

@@ -1,0 +1,26 @@
+import { Type } from '@sinclair/typebox';
+import { CommonEnv, loadEnv } from '@parley/config';
+
+export const RetentionEnv = {
+  ...CommonEnv,
+  /** Unused by the one-shot pass (it exposes no endpoint); kept so the common settings validate. */
+  METRICS_PORT: Type.Number({ default: 9093 }),
+  /** Most messages one MessagesExpired event covers: bounds the projection's transaction. */
+  RETENTION_BATCH_MESSAGES: Type.Number({ default: 5000, minimum: 1 }),
+  /** How long a pass waits for the projectors to apply its deletion events before it fails. */
+  RETENTION_PROJECTION_TIMEOUT_SECONDS: Type.Number({ default: 600, minimum: 1 }),
+  /** Stream deletions in flight at once (each is one JetStream API request). */
+  RETENTION_DELETE_CONCURRENCY: Type.Number({ default: 64, minimum: 1, maximum: 1024 }),
+  /** Attachment files older than this with no row are orphans (a crash between commit and unlink). */
+  RETENTION_ORPHAN_FILE_GRACE_SECONDS: Type.Number({ default: 86400, minimum: 0 }),
+  /** node_exporter textfile collector: the job's metrics are written here after each pass. */
+  RETENTION_METRICS_TEXTFILE: Type.Optional(Type.String()),
+  /** Prometheus Pushgateway: the job's metrics are pushed here after each pass (job "parley_retention"). */
+  PUSHGATEWAY_URL: Type.Optional(Type.String()),
+};
+
+export type RetentionConfig = ReturnType<typeof loadRetentionEnv>;
+
+export function loadRetentionEnv(source: Record<string, string | undefined> = process.env) {
+  return loadEnv(RetentionEnv, source);
+}

@@ -1,0 +1,3 @@
+export { runCleanup, type CliResult } from './cli.js';
+export { runRetentionPass, type PassReport, type PassOptions } from './pass.js';
+export { cutoffsAt, expiryChunks } from './policy.js';

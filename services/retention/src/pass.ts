@@ -1,0 +1,225 @@
+import { Sequencer, callRpc, publishEvent, type Bus } from '@parley/bus';
+import {
+  buildMeta,
+  newId,
+  streamName,
+  subjects,
+  type AuditEntriesExpired,
+  type ChatEvent,
+  type MessagesExpired,
+  type ReadPositionsExpired,
+  type ResetTokensExpired,
+  type StreamKey,
+} from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import { deleteSequences, purgeBelow } from './compact.js';
+import { cutoffsAt, expiryChunks, type Cutoffs, type RetentionDays } from './policy.js';
+import { waitForProjectors } from './projectors.js';
+import { scanExpired } from './scan.js';
+
+export interface PassOptions {
+  now: Date;
+  dryRun: boolean;
+  days: RetentionDays;
+  batchMessages: number;
+  deleteConcurrency: number;
+  projectionTimeoutMs: number;
+  orphanFileGraceMs: number;
+}
+
+/** What a pass deleted (or, dry, would delete), per data type: rows, stream events, files. */
+export type Counts = Record<string, number>;
+
+export interface PassReport {
+  now: string;
+  dryRun: boolean;
+  cutoffs: Record<keyof Cutoffs, string>;
+  /** Rows in Postgres, by data type. */
+  rows: Counts;
+  /** Events removed from each stream. */
+  streamEvents: Counts;
+  /** Attachment files removed from the store that had lost their row (orphans). */
+  orphanFiles: number;
+  chatsTouched: number;
+  durationMs: number;
+}
+
+/** Chat events that are part of a message's life (expire with it); the rest shape the chat and stay. */
+const STRUCTURE = new Set<ChatEvent['type']>(['ChatCreated', 'ChatRenamed', 'MemberAdded', 'MemberRemoved', 'MemberErased']);
+
+interface ChatExpiry {
+  /** Stream sequences of the chat's expired message-class events. */
+  streamSeqs: number[];
+  /** Chat seqs of expired messages (MessageSent, PollPosted), ascending. */
+  messageSeqs: number[];
+  /** The highest chat seq among them. */
+  upToSeq: number;
+  /** True when only earlier passes' MessagesExpired markers expired: no new event is needed. */
+  markersOnly: boolean;
+}
+
+export interface PassDeps {
+  bus: Bus;
+  namespace: string;
+  log: Logger;
+}
+
+/**
+ * One retention pass (services/retention, `npm run cleanup`):
+ *
+ * 1. Scan each stream's expired part (everything stored before the class's cutoff).
+ * 2. Ask the owning services what rows that is (the dry run stops here and reports).
+ * 3. Publish deletion events: MessagesExpired per chat (bounded chunks), and one cutoff event each
+ *    for the audit log, reset tokens and read receipts. The services' projectors delete the rows,
+ *    files, cache entries and search entries, in bounded batches.
+ * 4. Wait until those projectors have applied them.
+ * 5. Compact the streams: delete the expired chat events (never a chat's structure, never a
+ *    subject's last event, from which the next seq is derived), purge the other classes below
+ *    their cutoff. A replay (`npm run rebuild`) or a resume then cannot bring anything back.
+ * 6. Sweep attachment files whose row is gone (left by a crash between commit and unlink).
+ *
+ * Every step is idempotent, so a pass that died half-way converges when it runs again.
+ */
+export async function runRetentionPass(deps: PassDeps, options: PassOptions): Promise<PassReport> {
+  const started = Date.now();
+  const { bus, namespace: ns, log } = deps;
+  const cutoffs = cutoffsAt(options.now, options.days);
+  const stream = (key: StreamKey) => streamName(ns, key);
+
+  // 1. Scan.
+  const chats = new Map<string, ChatExpiry>();
+  /** Upload records by attachment id: those older than the attachment cutoff go, and those of expired messages. */
+  const uploads = new Map<string, { seqs: number[]; expired: boolean }>();
+  const expiredAttachments = new Set<string>();
+  const chatPrefix = `${ns}.chat.`;
+  const attachmentPrefix = `${ns}.attachment.`;
+  const attachmentCutoff = cutoffs.attachments.getTime();
+  await scanExpired(bus.js, bus.jsm, stream('chats'), cutoffs.messages, (stored) => {
+    if (stored.subject.startsWith(attachmentPrefix)) {
+      const id = stored.subject.slice(attachmentPrefix.length);
+      const upload = uploads.get(id) ?? { seqs: [], expired: false };
+      upload.seqs.push(stored.seq);
+      upload.expired ||= stored.storedAt < attachmentCutoff;
+      uploads.set(id, upload);
+      return;
+    }
+    if (!stored.subject.startsWith(chatPrefix)) return; // direct-chat claims stay with their chat
+    const event = stored.json<ChatEvent>();
+    if (STRUCTURE.has(event.type)) return;
+    const chat = chats.get(event.chatId) ?? { streamSeqs: [], messageSeqs: [], upToSeq: 0, markersOnly: true };
+    chat.streamSeqs.push(stored.seq);
+    chat.upToSeq = Math.max(chat.upToSeq, event.seq);
+    if (event.type === 'MessageSent' || event.type === 'PollPosted') chat.messageSeqs.push(event.seq);
+    if (event.type === 'MessageSent') for (const id of event.data.attachmentIds) expiredAttachments.add(id);
+    if (event.type !== 'MessagesExpired') chat.markersOnly = false;
+    chats.set(event.chatId, chat);
+  });
+  const attachmentSeqs = [...uploads].flatMap(([id, u]) => (u.expired || expiredAttachments.has(id) ? u.seqs : []));
+  const tails: Record<'audit' | 'resets' | 'receipts', { firstFreshSeq: number; expired: number }> = {
+    audit: { firstFreshSeq: 0, expired: 0 },
+    resets: { firstFreshSeq: 0, expired: 0 },
+    receipts: { firstFreshSeq: 0, expired: 0 },
+  };
+  for (const [key, cutoff] of [['audit', cutoffs.auditLog], ['resets', cutoffs.resetTokens], ['receipts', cutoffs.readReceipts]] as const) {
+    const tail = tails[key];
+    const end = await scanExpired(bus.js, bus.jsm, stream(key), cutoff, (stored) => {
+      // Earlier passes' own cutoff events are not data; they go with the rest but are not counted.
+      if (!stored.subject.includes('.retention')) tail.expired++;
+    });
+    tail.firstFreshSeq = end.firstFreshSeq;
+  }
+
+  // 2. What that is in rows.
+  const expiring = [...chats.entries()].filter(([, c]) => !c.markersOnly);
+  const rows = await previewRows(deps, expiring.map(([chatId, c]) => ({ chatId, upToSeq: c.upToSeq })), cutoffs);
+  const streamEvents: Counts = {
+    chats: [...chats.values()].reduce((n, c) => n + c.streamSeqs.length, 0) + attachmentSeqs.length,
+    audit: tails.audit.expired,
+    resets: tails.resets.expired,
+    receipts: tails.receipts.expired,
+  };
+  const report = (orphanFiles: number): PassReport => ({
+    now: options.now.toISOString(),
+    dryRun: options.dryRun,
+    cutoffs: Object.fromEntries(Object.entries(cutoffs).map(([k, v]) => [k, (v as Date).toISOString()])) as PassReport['cutoffs'],
+    rows,
+    streamEvents,
+    orphanFiles,
+    chatsTouched: expiring.length,
+    durationMs: Date.now() - started,
+  });
+  if (options.dryRun) return report(0);
+
+  // 3. Deletion events.
+  const sequencer = new Sequencer(bus.js, bus.jsm, stream('chats'));
+  const published: Partial<Record<'chats' | 'audit' | 'resets' | 'receipts', number>> = {};
+  const newHeads = new Set<string>();
+  for (const [chatId, chat] of expiring) {
+    for (const upToSeq of expiryChunks(chat.messageSeqs, chat.upToSeq, options.batchMessages)) {
+      const appended = await sequencer.append(subjects.chat(ns, chatId), `expire:${chatId}:${upToSeq}`, (seq): MessagesExpired => ({
+        type: 'MessagesExpired',
+        version: 1,
+        chatId,
+        seq,
+        data: { upToSeq, cutoff: cutoffs.messages.toISOString() },
+        meta: buildMeta({ eventId: newId(), occurredAt: options.now, actorId: null, correlationId: newId() }),
+      }));
+      published.chats = Math.max(published.chats ?? 0, appended.streamSeq);
+    }
+    newHeads.add(chatId);
+  }
+  const cutoffEvent = <T extends AuditEntriesExpired | ResetTokensExpired | ReadPositionsExpired>(type: T['type'], cutoff: Date) =>
+    ({ type, version: 1, data: { cutoff: cutoff.toISOString() }, meta: buildMeta({ eventId: newId(), occurredAt: options.now, actorId: null, correlationId: newId() }) }) as T;
+  for (const [key, subject, type, cutoff, expired] of [
+    ['audit', subjects.auditRetention(ns), 'AuditEntriesExpired', cutoffs.auditLog, rows.auditEntries],
+    ['resets', subjects.resetRetention(ns), 'ResetTokensExpired', cutoffs.resetTokens, rows.resetTokens],
+    ['receipts', subjects.receiptRetention(ns), 'ReadPositionsExpired', cutoffs.readReceipts, rows.readReceipts],
+  ] as const) {
+    if (!expired) continue;
+    const ack = await publishEvent(bus.js, subject, cutoffEvent(type, cutoff), { msgId: `expire:${key}:${cutoff.toISOString()}` });
+    published[key] = ack.seq;
+  }
+
+  // 4. Wait for the projections.
+  await waitForProjectors(bus.jsm, ns, published, options.projectionTimeoutMs);
+
+  // 5. Compact the streams.
+  const chatSeqs: number[] = [];
+  for (const [chatId, chat] of chats) {
+    let seqs = chat.streamSeqs;
+    if (!newHeads.has(chatId)) {
+      // No new event went on this chat, so its last expired event may be its head: keep that one.
+      const head = await bus.jsm.streams.getMessage(stream('chats'), { last_by_subj: subjects.chat(ns, chatId) }).catch(() => null);
+      if (head) seqs = seqs.filter((s) => s !== head.seq);
+    }
+    chatSeqs.push(...seqs);
+  }
+  const removed = await deleteSequences(bus.jsm, stream('chats'), [...chatSeqs, ...attachmentSeqs], options.deleteConcurrency);
+  streamEvents.chats = removed;
+  for (const key of ['audit', 'resets', 'receipts'] as const) {
+    streamEvents[key] = tails[key].firstFreshSeq > 1 ? await purgeBelow(bus.jsm, stream(key), tails[key].firstFreshSeq) : 0;
+  }
+
+  // 6. Orphan files.
+  const { deleted: orphanFiles } = await callRpc(bus.nc, ns, 'messages.sweepFiles', { olderThan: new Date(Date.now() - options.orphanFileGraceMs).toISOString() }, 120_000);
+  log.debug({ chats: expiring.length }, 'retention pass compacted the streams');
+  return report(orphanFiles);
+}
+
+async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: number }[], cutoffs: Cutoffs): Promise<Counts> {
+  const { bus, namespace } = deps;
+  const totals: Counts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
+  for (let i = 0; i === 0 || i < chats.length; i += 1000) {
+    const page = await callRpc(
+      bus.nc,
+      namespace,
+      'messages.retentionPreview',
+      { chats: chats.slice(i, i + 1000), receiptsCutoff: i === 0 ? cutoffs.readReceipts.toISOString() : null },
+      60_000,
+    );
+    for (const [k, v] of Object.entries(page)) totals[k] = (totals[k] ?? 0) + v;
+  }
+  const users = await callRpc(bus.nc, namespace, 'users.retentionPreview', { auditCutoff: cutoffs.auditLog.toISOString(), resetCutoff: cutoffs.resetTokens.toISOString() }, 60_000);
+  // Search entries live in the message rows (a generated column): they go with them.
+  return { ...totals, searchEntries: totals.messages!, auditEntries: users.auditEntries, resetTokens: users.resetTokens };
+}
