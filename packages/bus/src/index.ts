@@ -5,3 +5,4 @@ export * from './sequencer.js';
 export * from './rpc.js';
 export * from './projector.js';
 export * from './trace.js';
+export * from './compact.js';

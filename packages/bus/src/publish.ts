@@ -10,6 +10,8 @@ export interface PublishOptions {
   msgId: string;
   /** Only store when the subject's last stream sequence is this (0: the subject is empty). */
   expectLastSubjectSequence?: number;
+  /** `Nats-Rollup: sub`: once stored, this message replaces every earlier one on its subject. */
+  rollupSubject?: boolean;
 }
 
 export interface Published {
@@ -31,7 +33,7 @@ export async function publishEvent(
   try {
     const ack = await js.publish(subject, JSON.stringify(event), {
       msgID: options.msgId,
-      headers: headersWithTrace({ 'Parley-Event-Type': event.type }),
+      headers: headersWithTrace({ 'Parley-Event-Type': event.type, ...(options.rollupSubject ? { 'Nats-Rollup': 'sub' } : {}) }),
       ...(options.expectLastSubjectSequence === undefined
         ? {}
         : { expect: { lastSubjectSequence: options.expectLastSubjectSequence } }),

@@ -86,6 +86,10 @@ export interface RpcMethods {
   'messages.retentionPreview': { req: { chats: { chatId: string; upToSeq: number }[]; receiptsCutoff: string | null }; res: MessagesRetentionCounts };
   /** messages: delete attachment files no row refers to (left by a crash between commit and file deletion). */
   'messages.sweepFiles': { req: { olderThan: string }; res: { deleted: number } };
+  /** messages: delete again the ledger's messages that a restored backup brought back; at most 1000 ids. */
+  'messages.redelete': { req: { messageIds: string[] }; res: { deleted: number } };
+  /** users: erase again a ledger's account that a restored backup brought back (no-op when it is gone). */
+  'users.reerase': { req: { userId: string; purgeMessages: boolean }; res: { erased: boolean } };
   /** users: the rows a retention pass would delete. */
   'users.retentionPreview': { req: { auditCutoff: string; resetCutoff: string }; res: { auditEntries: number; resetTokens: number } };
 }

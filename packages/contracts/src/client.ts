@@ -9,6 +9,8 @@ export interface UserView {
   avatarUrl: string | null;
   createdAt: string;
   email?: string;
+  /** Present (true) on an erased account, which keeps only its id. */
+  deleted?: true;
 }
 
 export interface MessageView {

@@ -6,12 +6,15 @@ import {
   parseAttachmentEvent,
   parseChatEvent,
   parseReceiptEvent,
+  parseUserEvent,
   streamName,
   subjects,
   type AttachmentEvent,
   type ChatEvent,
   type ReceiptEvent,
+  type UserEvent,
 } from '@parley/contracts';
+import { erasureProcess } from './erasure.js';
 import { LocalDiskStore, type AttachmentStore } from '@parley/storage';
 import { ApiRouter } from '@parley/http';
 import { projectorBase, type Deps, type Started } from '@parley/runtime';
@@ -36,12 +39,15 @@ export interface MessagesApp {
   receipts: Projector<ReceiptEvent>;
   /** Uploaded files' metadata. */
   attachments: Projector<AttachmentEvent>;
+  /** Turns account erasures (users stream) into chat events and stream purges. */
+  erasure: Projector<UserEvent>;
   /** Deletes uploads no message used within the grace period. */
   sweeper: AttachmentSweeper;
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
   store: AttachmentStore;
+  sequencer: Sequencer;
 }
 
 export interface AppOptions {
@@ -79,28 +85,37 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const barrier = () => projector.caughtUp();
   const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
   chatRoutes(router, { ...deps, sequencer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
-  messageRoutes(router, { ...appendDeps, maxChars: config.MESSAGE_MAX_CHARS });
+  messageRoutes(router, { ...appendDeps, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, appendDeps);
   pollRoutes(router, appendDeps);
   searchRoutes(router, deps);
 
+  const erasure = new Projector<UserEvent>({
+    ...common,
+    stream: streamName(deps.namespace, 'users'),
+    filterSubject: subjects.allUsers(deps.namespace),
+    parse: parseUserEvent,
+    projection: erasureProcess({ ...deps, sequencer }),
+  });
   const sweeper = new AttachmentSweeper(deps, config.ATTACHMENT_GRACE_SECONDS, config.ATTACHMENT_SWEEP_INTERVAL_SECONDS);
   return {
     router,
     sweeper,
+    erasure,
     projector,
     receipts,
     attachments,
     barrier,
     attachmentsBarrier: (streamSeq: number) => waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, ATTACHMENTS_PROJECTOR, streamSeq),
     store,
+    sequencer,
   };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
 export function startApp(deps: Deps, app: MessagesApp): Started {
   const { nc } = deps.bus;
-  const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier });
+  const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, sequencer: app.sequencer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier });
   const ns = deps.namespace;
   const subs = [
     serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),
@@ -109,12 +124,13 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
   app.projector.start();
   app.receipts.start();
   app.attachments.start();
+  app.erasure.start();
   app.sweeper.start();
   return {
     async stop() {
       await Promise.all(subs.map((s) => s.drain()));
       await app.sweeper.stop();
-      await Promise.all([app.projector.stop(), app.receipts.stop(), app.attachments.stop()]);
+      await Promise.all([app.projector.stop(), app.receipts.stop(), app.attachments.stop(), app.erasure.stop()]);
     },
   };
 }

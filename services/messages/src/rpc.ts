@@ -1,4 +1,4 @@
-import { publishEvent, type Bus } from '@parley/bus';
+import { publishEvent, type Bus, type Sequencer } from '@parley/bus';
 import { buildMeta, isId, newId, subjects, type AttachmentUploaded, type RpcMethods } from '@parley/contracts';
 import { accessibleAttachment, usableAttachments } from './attachments/queries.js';
 import { AppError } from '@parley/http';
@@ -11,6 +11,7 @@ import { isMember, memberChatIds } from './chats/queries.js';
 import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
 import { findByClientMsgId } from './messages/queries.js';
+import { redeleteMessages } from './messages/edit.js';
 
 
 type Req<M extends keyof RpcMethods> = Partial<RpcMethods[M]['req']> | null;
@@ -19,7 +20,7 @@ type Res<M extends keyof RpcMethods> = Promise<RpcMethods[M]['res']>;
 /** Internal request/reply methods the messages service answers (contracts RpcMethods). */
 export function messagesRpc(
   pool: Pool,
-  deps: { bus: Bus; namespace: string; log: Logger; store: AttachmentStore; barrier: () => Promise<unknown>; attachmentsBarrier: (streamSeq: number) => Promise<boolean> },
+  deps: { bus: Bus; namespace: string; log: Logger; store: AttachmentStore; sequencer: Sequencer; barrier: () => Promise<unknown>; attachmentsBarrier: (streamSeq: number) => Promise<boolean> },
 ) {
   return {
     memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> => ({
@@ -74,6 +75,10 @@ export function messagesRpc(
         if (error instanceof AppError) return { ok: false, code: error.code };
         throw error;
       }
+    },
+    redelete: async (req: Req<'messages.redelete'>): Res<'messages.redelete'> => {
+      const ids = Array.isArray(req?.messageIds) ? req.messageIds.filter(isId).slice(0, 1000) : [];
+      return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, namespace: deps.namespace, sequencer: deps.sequencer, barrier: deps.barrier }, ids) };
     },
     retentionPreview: (req: Req<'messages.retentionPreview'>): Res<'messages.retentionPreview'> => retentionPreview(pool, req),
     sweepFiles: async (req: Req<'messages.sweepFiles'>): Res<'messages.sweepFiles'> => {

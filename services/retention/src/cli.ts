@@ -11,11 +11,11 @@ export interface CliResult {
 }
 
 /**
- * `npm run cleanup [-- --dry-run] [-- --now <ISO time>]`: one retention pass, then exit. The
+ * `npm run cleanup [-- --dry-run] [--now <ISO time>] [--ledger-from <namespace>]`: one retention pass, then exit. The
  * summary goes to stdout (a table for people) and to the log (one JSON line for machines).
  */
 export async function runCleanup(argv: string[], source: Record<string, string | undefined>, print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<CliResult> {
-  const { values } = parseArgs({ args: argv, options: { 'dry-run': { type: 'boolean', default: false }, now: { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { 'dry-run': { type: 'boolean', default: false }, now: { type: 'string' }, 'ledger-from': { type: 'string' } }, strict: true });
   const now = values.now === undefined ? new Date() : new Date(values.now);
   if (Number.isNaN(now.getTime())) throw new Error(`--now: not an ISO 8601 time: ${values.now}`);
   const config = loadRetentionEnv(source);
@@ -41,6 +41,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
         deleteConcurrency: config.RETENTION_DELETE_CONCURRENCY,
         projectionTimeoutMs: config.RETENTION_PROJECTION_TIMEOUT_SECONDS * 1000,
         orphanFileGraceMs: config.RETENTION_ORPHAN_FILE_GRACE_SECONDS * 1000,
+        ledgerFrom: values['ledger-from'],
       });
     } finally {
       await release();
@@ -77,5 +78,6 @@ function printReport(report: PassReport, print: (line: string) => void): void {
   const events = Object.entries(report.streamEvents).map(([stream, n]) => `  ${`stream ${stream}`.padEnd(16)} ${String(n).padStart(10)} events`);
   for (const line of [...rows, ...events]) print(line);
   if (!report.dryRun) print(`  ${'orphan files'.padEnd(16)} ${String(report.orphanFiles).padStart(10)} files`);
+  print(`Erasure ledger: ${report.ledger.entries} entries${report.ledger.imported ? ` (${report.ledger.imported} imported)` : ''}; erased again: ${report.ledger.accountsReerased} accounts, ${report.ledger.messagesRedeleted} messages`);
   print(`Cutoffs: ${Object.entries(report.cutoffs).map(([k, v]) => `${k} < ${v}`).join(', ')}`);
 }

@@ -1,4 +1,4 @@
-import { Sequencer, callRpc, publishEvent, type Bus } from '@parley/bus';
+import { Sequencer, callRpc, deleteStreamSequences, publishEvent, purgeBelow, type Bus } from '@parley/bus';
 import {
   buildMeta,
   newId,
@@ -12,8 +12,8 @@ import {
   type StreamKey,
 } from '@parley/contracts';
 import type { Logger } from '@parley/log';
-import { deleteSequences, purgeBelow } from './compact.js';
 import { cutoffsAt, expiryChunks, type Cutoffs, type RetentionDays } from './policy.js';
+import { reapplyLedger, type LedgerReport } from './ledger.js';
 import { waitForProjectors } from './projectors.js';
 import { scanExpired } from './scan.js';
 
@@ -25,6 +25,8 @@ export interface PassOptions {
   deleteConcurrency: number;
   projectionTimeoutMs: number;
   orphanFileGraceMs: number;
+  /** Import this namespace's erasure ledger first (the system a restored backup came from). */
+  ledgerFrom?: string | undefined;
 }
 
 /** What a pass deleted (or, dry, would delete), per data type: rows, stream events, files. */
@@ -41,6 +43,7 @@ export interface PassReport {
   /** Attachment files removed from the store that had lost their row (orphans). */
   orphanFiles: number;
   chatsTouched: number;
+  ledger: LedgerReport;
   durationMs: number;
 }
 
@@ -67,6 +70,7 @@ export interface PassDeps {
 /**
  * One retention pass (services/retention, `npm run cleanup`):
  *
+ * 0. Re-apply the erasure ledger (accounts and messages erased on request that a restore brought back).
  * 1. Scan each stream's expired part (everything stored before the class's cutoff).
  * 2. Ask the owning services what rows that is (the dry run stops here and reports).
  * 3. Publish deletion events: MessagesExpired per chat (bounded chunks), and one cutoff event each
@@ -83,6 +87,8 @@ export interface PassDeps {
 export async function runRetentionPass(deps: PassDeps, options: PassOptions): Promise<PassReport> {
   const started = Date.now();
   const { bus, namespace: ns, log } = deps;
+  // 0. Erased on request stays erased, also after a restore: the ledger goes first.
+  const ledger = await reapplyLedger(bus, ns, { ledgerFrom: options.ledgerFrom, dryRun: options.dryRun });
   const cutoffs = cutoffsAt(options.now, options.days);
   const stream = (key: StreamKey) => streamName(ns, key);
 
@@ -146,6 +152,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     streamEvents,
     orphanFiles,
     chatsTouched: expiring.length,
+    ledger,
     durationMs: Date.now() - started,
   });
   if (options.dryRun) return report(0);
@@ -194,7 +201,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     }
     chatSeqs.push(...seqs);
   }
-  const removed = await deleteSequences(bus.jsm, stream('chats'), [...chatSeqs, ...attachmentSeqs], options.deleteConcurrency);
+  const removed = await deleteStreamSequences(bus.jsm, stream('chats'), [...chatSeqs, ...attachmentSeqs], options.deleteConcurrency);
   streamEvents.chats = removed;
   for (const key of ['audit', 'resets', 'receipts'] as const) {
     streamEvents[key] = tails[key].firstFreshSeq > 1 ? await purgeBelow(bus.jsm, stream(key), tails[key].firstFreshSeq) : 0;

@@ -7,6 +7,7 @@ import { projectorBase, type Deps, type Started } from '@parley/runtime';
 import { auditProjection } from './audit/projection.js';
 import { auditRecorder } from './audit/record.js';
 import { auditRoutes } from './audit/routes.js';
+import { erasureRoutes } from './erasure/routes.js';
 import { passwordRoutes } from './auth/password-routes.js';
 import { authRoutes } from './auth/routes.js';
 import { LoginThrottle } from './auth/throttle.js';
@@ -56,6 +57,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
   exportRoutes(router, profileDeps);
   auditRoutes(router, deps);
   passwordRoutes(router, { ...deps, audit, throttle });
+  erasureRoutes(router, { ...deps, audit, throttle });
   const background = new BackgroundTasks(deps.log);
   resetRoutes(router, {
     ...deps,
@@ -95,7 +97,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
 /** Wires the app onto NATS: API requests, internal RPC, the projectors. */
 export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const { nc } = deps.bus;
-  const rpc = usersRpc(deps.pool);
+  const rpc = usersRpc(deps.pool, deps);
   const subs = [
     serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req) => app.router.handle(req as never), deps.log, deps.metrics),
     ...serveRpc(nc, deps.namespace, 'users', rpc, deps.log, deps.metrics),

@@ -1,6 +1,6 @@
-import type { Position, Projection } from '@parley/bus';
+import { deleteStreamSequences, type Bus, type Position, type Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
-import type { ChatEvent, MessageSent } from '@parley/contracts';
+import { streamName, type ChatEvent, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
 import { deleteInBatches } from '@parley/pg';
@@ -30,7 +30,14 @@ const ACTIVITY = new Set<ChatEvent['type']>(['ChatCreated', 'MessageSent', 'Poll
  * an event twice changes nothing. After commit, the chat lists of everyone in the touched chats
  * are dropped from Redis.
  */
-export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { query: PoolClient['query'] }; store: AttachmentStore }): Projection<ChatEvent> {
+export function chatsProjection(deps: {
+  bus: Bus;
+  namespace: string;
+  cache: Cache;
+  metrics: Metrics;
+  pool: { query: PoolClient['query'] };
+  store: AttachmentStore;
+}): Projection<ChatEvent> {
   return {
     name: CHATS_PROJECTOR,
     async apply(event, tx, position) {
@@ -96,6 +103,11 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
         const key = e.meta.eventId;
         for (const id of filesToDelete.get(key) ?? []) await deps.store.delete(id);
         filesToDelete.delete(key);
+        const content = streamContentToDelete.get(key);
+        if (content) {
+          streamContentToDelete.delete(key);
+          await deleteStreamSequences(deps.bus.jsm, streamName(deps.namespace, 'chats'), content, 8);
+        }
       }
       // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
       if (!deps.cache.enabled) return;
@@ -114,6 +126,8 @@ export function chatsProjection(deps: { cache: Cache; metrics: Metrics; pool: { 
  * the retention pass's orphan sweep removes them (`messages.retention.sweepFiles`).
  */
 const filesToDelete = new Map<string, string[]>();
+/** Stream sequences of a deleted message's original and edited bodies, deleted after commit. */
+const streamContentToDelete = new Map<string, number[]>();
 
 /**
  * Drops the given messages' attachment links, then the attachments no other message uses, and
@@ -206,25 +220,30 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       }
       return;
     case 'MessageEdited':
-      await tx.query('UPDATE messages.messages SET body = $3, edited_at = $4 WHERE id = $1 AND chat_id = $2 AND deleted_at IS NULL', [
-        event.data.messageId,
-        event.chatId,
-        event.data.body,
-        at,
-      ]);
+      await tx.query(
+        `UPDATE messages.messages SET body = $3, edited_at = $4, edit_stream_seqs = edit_stream_seqs || $5::bigint
+          WHERE id = $1 AND chat_id = $2 AND deleted_at IS NULL`,
+        [event.data.messageId, event.chatId, event.data.body, at, position.streamSeq],
+      );
       return;
-    case 'MessageDeleted':
-      // The tombstone keeps the row (seq, sender, time) so history has no holes; the content goes.
-      await tx.query(`UPDATE messages.messages SET body = '', deleted_at = $3, poll_id = NULL WHERE id = $1 AND chat_id = $2`, [
-        event.data.messageId,
-        event.chatId,
-        at,
-      ]);
+    case 'MessageDeleted': {
+      // The tombstone keeps the row (seq, sender, time) so history has no holes; the content goes,
+      // here and (after commit) from the stream: the original event and every edit.
+      const { rows } = await tx.query<{ stream_seq: string; edit_stream_seqs: string[] }>(
+        `UPDATE messages.messages m SET body = '', deleted_at = $3, poll_id = NULL, edit_stream_seqs = '{}'
+           FROM (SELECT id, stream_seq, edit_stream_seqs FROM messages.messages WHERE id = $1 AND chat_id = $2 FOR UPDATE) old
+          WHERE m.id = old.id AND m.deleted_at IS NULL
+          RETURNING old.stream_seq, old.edit_stream_seqs`,
+        [event.data.messageId, event.chatId, at],
+      );
+      const content = rows.flatMap((r) => [Number(r.stream_seq), ...r.edit_stream_seqs.map(Number)]);
+      if (content.length > 0) streamContentToDelete.set(event.meta.eventId, content);
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1', [event.data.messageId]);
       await tx.query('DELETE FROM messages.polls WHERE message_id = $1', [event.data.messageId]);
       // Its attachments go too, unless another live message still carries them.
       await dropAttachments(tx, event.meta.eventId, 'm.id = $1', [event.data.messageId]);
       return;
+    }
     case 'ReactionAdded':
       await tx.query(
         `INSERT INTO messages.reactions (message_id, user_id, emoji, created_at)

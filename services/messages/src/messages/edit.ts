@@ -1,4 +1,5 @@
-import { messageBodyProblem, type MessageDeleted, type MessageEdited } from '@parley/contracts';
+import { publishEvent, type Bus } from '@parley/bus';
+import { buildMeta, messageBodyProblem, newId, subjects, type ErasureRecorded, type MessageDeleted, type MessageEdited } from '@parley/contracts';
 import { Forbidden, InvalidRequest, NotFound } from '@parley/http';
 import { appendChatEvent, type AppendDeps } from '../chats/append.js';
 import { isAdmin, requireMember } from '../chats/access.js';
@@ -30,12 +31,39 @@ export async function editMessage(deps: AppendDeps & { maxChars: number }, userI
 }
 
 /** Deletes by the author, or by an owner or admin of a group. Leaves a tombstone event. */
-export async function deleteMessage(deps: AppendDeps, userId: string, messageId: string, correlationId: string): Promise<void> {
+export async function deleteMessage(deps: AppendDeps & { bus: Bus }, userId: string, messageId: string, correlationId: string): Promise<void> {
   const { message, membership } = await visibleMessage(deps, userId, messageId);
   const mayDelete = message.sender_id === userId || (membership.chatType === 'group' && isAdmin(membership));
   if (!mayDelete) throw new Forbidden('Only the author or a group admin may delete a message');
+  // The ledger first (ids only): a backup taken before this moment is scrubbed again on restore.
+  const ledger: ErasureRecorded = {
+    type: 'ErasureRecorded',
+    version: 1,
+    data: { kind: 'message', chatId: message.chat_id, messageId },
+    meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: userId, correlationId }),
+  };
+  await publishEvent(deps.bus.js, subjects.erasedMessage(deps.namespace, messageId), ledger, { msgId: `erasure:message:${messageId}` });
   await appendChatEvent<MessageDeleted>(deps, message.chat_id, `delete:${messageId}`, userId, correlationId, {
     type: 'MessageDeleted',
     data: { messageId, deletedBy: userId },
   }, { waitForProjection: true });
+}
+
+/**
+ * Deletes again the messages of the erasure ledger that a restored backup brought back (the
+ * retention pass calls this through `messages.redelete`). Returns how many were still present.
+ */
+export async function redeleteMessages(deps: AppendDeps, messageIds: string[]): Promise<number> {
+  const { rows } = await deps.pool.query<{ id: string; chat_id: string; sender_id: string }>(
+    'SELECT id, chat_id, sender_id FROM messages.messages WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL',
+    [messageIds],
+  );
+  for (const row of rows) {
+    const correlationId = newId();
+    await appendChatEvent<MessageDeleted>(deps, row.chat_id, `redelete:${row.id}:${correlationId}`, row.sender_id, correlationId, {
+      type: 'MessageDeleted',
+      data: { messageId: row.id, deletedBy: row.sender_id },
+    });
+  }
+  return rows.length;
 }

@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import type { Bus } from '@parley/bus';
 import { SendMessageBody, Uuid } from '@parley/contracts';
 import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import { isMember } from '../chats/queries.js';
@@ -10,7 +11,7 @@ import { sendMessage, type SendDeps } from './send.js';
 const isSeqCursor = (v: unknown): v is { seq: number } =>
   typeof v === 'object' && v !== null && Number.isInteger((v as { seq?: unknown }).seq) && (v as { seq: number }).seq > 0;
 
-export function messageRoutes(router: ApiRouter, deps: SendDeps): void {
+export function messageRoutes(router: ApiRouter, deps: SendDeps & { bus: Bus }): void {
   router.route({
     method: 'GET',
     url: '/api/v1/chats/:id/messages',

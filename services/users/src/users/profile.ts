@@ -2,7 +2,7 @@ import { buildMeta, newId, type ProfileUpdated, type UserView } from '@parley/co
 import { InvalidRequest, NotFound } from '@parley/http';
 import { meCacheKey, userCacheKey } from './cache-keys.js';
 import { publishUserEvent, type PublishDeps } from './publish.js';
-import { findUserById, findUsersByIds, toUserView } from './queries.js';
+import { erasedUserView, findUserById, findUsersByIds, toUserView } from './queries.js';
 
 export interface ProfileDeps extends PublishDeps {
   /** REDIS_USER_TTL: how long a cached profile may live (the projection deletes it on change). */
@@ -14,8 +14,8 @@ export async function publicProfile(deps: ProfileDeps, id: string): Promise<User
   const cached = await deps.cache.getJson<UserView>(userCacheKey(id));
   if (cached) return cached;
   const row = await findUserById(deps.pool, id);
-  if (!row) return null;
-  const view = toUserView(row);
+  const view = row ? toUserView(row) : await erasedUserView(deps.pool, id);
+  if (!view) return null;
   await deps.cache.setJson(userCacheKey(id), view, deps.userTtlSeconds);
   return view;
 }
@@ -24,7 +24,12 @@ export async function publicProfile(deps: ProfileDeps, id: string): Promise<User
 export async function publicProfiles(deps: ProfileDeps, ids: string[]): Promise<UserView[]> {
   const cached = await deps.cache.getManyJson<UserView>(ids.map(userCacheKey));
   const missing = ids.filter((_, i) => !cached[i]);
-  const fetched = new Map((await findUsersByIds(deps.pool, missing)).map((row) => [row.id, toUserView(row)]));
+  const fetched = new Map<string, UserView>((await findUsersByIds(deps.pool, missing)).map((row) => [row.id, toUserView(row)]));
+  for (const id of missing) {
+    if (fetched.has(id)) continue;
+    const erased = await erasedUserView(deps.pool, id);
+    if (erased) fetched.set(id, erased);
+  }
   await Promise.all([...fetched.values()].map((view) => deps.cache.setJson(userCacheKey(view.id), view, deps.userTtlSeconds)));
   return ids.flatMap((id, i) => {
     const view = cached[i] ?? fetched.get(id);

@@ -78,3 +78,14 @@ export async function findUsersByIds(db: Queryable, ids: string[]): Promise<User
   const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users.users WHERE id = ANY($1::uuid[])`, [ids]);
   return rows;
 }
+
+/**
+ * An erased account as others see it (their chats keep its messages unless it asked for a purge):
+ * the id and nothing else about the person.
+ */
+export async function erasedUserView(db: Queryable, id: string): Promise<UserView | null> {
+  const { rows } = await db.query<{ erased_at: Date }>('SELECT erased_at FROM users.erased_users WHERE id = $1', [id]);
+  const row = rows[0];
+  if (!row) return null;
+  return { id, username: 'deleted', displayName: 'Deleted account', bio: '', avatarUrl: null, createdAt: row.erased_at.toISOString(), deleted: true };
+}

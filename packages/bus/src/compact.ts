@@ -6,7 +6,7 @@ import type { JetStreamManager } from '@nats-io/jetstream';
  * and erasure must not leave the bytes behind. A sequence that is already gone (an earlier pass
  * that crashed after deleting it) counts as done. Returns how many were deleted now.
  */
-export async function deleteSequences(jsm: JetStreamManager, stream: string, seqs: number[], concurrency: number): Promise<number> {
+export async function deleteStreamSequences(jsm: JetStreamManager, stream: string, seqs: number[], concurrency: number): Promise<number> {
   let next = 0;
   let deleted = 0;
   const worker = async () => {
@@ -26,5 +26,11 @@ export async function deleteSequences(jsm: JetStreamManager, stream: string, seq
 /** Purges every message below `firstFreshSeq` (all of them older than the class's cutoff). */
 export async function purgeBelow(jsm: JetStreamManager, stream: string, firstFreshSeq: number): Promise<number> {
   const { purged } = await jsm.streams.purge(stream, { seq: firstFreshSeq });
+  return purged;
+}
+
+/** Purges every message on the subjects matching `filter` (wildcards allowed). Returns how many. */
+export async function purgeSubject(jsm: JetStreamManager, stream: string, filter: string): Promise<number> {
+  const { purged } = await jsm.streams.purge(stream, { filter });
   return purged;
 }

@@ -1,0 +1,230 @@
+import { existsSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
+import { runCleanup } from '../services/retention/src/cli.js';
+import { rebuildMessages } from '../services/messages/src/rebuild.js';
+import { rebuildUsers } from '../services/users/src/rebuild.js';
+import { startMessagesService } from '../services/messages/src/service.js';
+import { startUsersService } from '../services/users/src/service.js';
+import { startGatewayService } from '../services/gateway/src/service.js';
+import { http, register, TestSocket, type Account } from './stack.js';
+
+async function startServices(vars: Record<string, string>) {
+  const users = await startUsersService(vars);
+  const messages = await startMessagesService(vars);
+  const gateway = await startGatewayService(vars);
+  return {
+    baseUrl: `http://127.0.0.1:${gateway.port}`,
+    wsUrl: `ws://127.0.0.1:${gateway.port}/ws`,
+    async stop() {
+      await gateway.stop();
+      await messages.stop();
+      await users.stop();
+    },
+  };
+}
+
+/** Every stored message of a stream as text. */
+async function streamTexts(nc: NatsConnection, stream: string): Promise<string[]> {
+  const { state } = await (await jetstreamManager(nc)).streams.info(stream);
+  if (state.messages === 0) return [];
+  const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
+  const out: string[] = [];
+  const messages = await consumer.consume();
+  for await (const m of messages) {
+    out.push(`${m.subject} ${m.string()}`);
+    if (m.info.pending === 0) break;
+  }
+  await messages.close();
+  return out;
+}
+
+describe('erasure on request: DELETE /api/v1/users/me', () => {
+  let env: TestEnv;
+  let vars: Record<string, string>;
+  let stack: Awaited<ReturnType<typeof startServices>>;
+  let db: pg.Client;
+  let nc: NatsConnection;
+  let redis: Redis;
+  let files: string;
+  let ann: Account; // erased with a purge
+  let bob: Account;
+  let cat: Account;
+  let dan: Account; // erased, messages kept
+  let direct: string;
+  let group: string;
+  let annFile: string;
+  let bobPoll: { id: string; poll: { id: string; options: { id: string }[] } };
+  const SECRET = 'annsecretword';
+  const rows = async (sql: string, params: unknown[] = []) => Number((await db.query(sql, params)).rows[0].n);
+  let sent = 0;
+  const send = async (who: Account, chatId: string, body: string, extra: object = {}) =>
+    (await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: who.accessToken, body: { clientMsgId: `e-${++sent}`, body, ...extra } })).body;
+
+  beforeAll(async () => {
+    files = mkdtempSync(path.join(tmpdir(), 'parley-erasure-'));
+    env = await createTestEnv();
+    vars = { ...env.env, PORT: '0', METRICS_PORT: '0', PROJECTOR_ACK_WAIT_MS: '2000', ATTACHMENTS_DIR: files, MAIL_DIR: mkdtempSync(path.join(tmpdir(), 'parley-erasure-mail-')) };
+    stack = await startServices(vars);
+    db = new pg.Client({ connectionString: env.databaseUrl });
+    await db.connect();
+    nc = await connect({ servers: env.natsUrl });
+    redis = new Redis(env.redisUrl);
+    [ann, bob, cat, dan] = [await register(stack), await register(stack), await register(stack), await register(stack)];
+    direct = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id;
+    group = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'group', title: 'club', memberIds: [bob.id, cat.id, dan.id] } })).body.id;
+
+    const form = new FormData();
+    form.append('file', new Blob([`${SECRET} in a file`], { type: 'text/plain' }), 'ann.txt');
+    annFile = ((await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${ann.accessToken}` }, body: form })).json()) as { id: string }).id;
+    await send(ann, direct, `hello bob, ${SECRET}`, { attachmentIds: [annFile] });
+    const annInGroup = await send(ann, group, `group hello ${SECRET}`);
+    await http(stack, 'PATCH', `/api/v1/messages/${annInGroup.id}`, { token: ann.accessToken, body: { body: `edited ${SECRET}` } });
+    const bobMessage = await send(bob, group, 'bob speaks');
+    await send(dan, group, 'dan was here');
+    bobPoll = (await http(stack, 'POST', `/api/v1/chats/${group}/polls`, { token: bob.accessToken, body: { question: 'lunch?', options: ['yes', 'no'] } })).body;
+    expect((await http(stack, 'POST', `/api/v1/messages/${bobMessage.id}/reactions`, { token: ann.accessToken, body: { emoji: '❤️' } })).status).toBe(201);
+    expect((await http(stack, 'POST', `/api/v1/polls/${bobPoll.poll.id}/votes`, { token: ann.accessToken, body: { optionIds: [bobPoll.poll.options[0]!.id] } })).status).toBe(200);
+    expect((await http(stack, 'POST', `/api/v1/chats/${group}/read`, { token: ann.accessToken, body: { messageId: bobMessage.id } })).status).toBe(204);
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: ann.accessToken, body: { userId: bob.id } })).status).toBe(201);
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: cat.accessToken, body: { userId: ann.id } })).status).toBe(201);
+    expect((await http(stack, 'POST', '/api/v1/auth/password-reset/request', { body: { email: `${ann.username}@example.test` } })).status).toBe(202);
+    await eventually(async () => ((await rows('SELECT count(*) AS n FROM users.password_resets')) === 1 && (await rows('SELECT count(*) AS n FROM messages.read_positions')) === 1) || undefined);
+    // Warm the caches that hold Ann: her profile as others see it, Cat's contacts, the chat lists.
+    expect((await http(stack, 'GET', `/api/v1/users/${ann.id}`, { token: bob.accessToken })).body.username).toBe(ann.username);
+    expect((await http(stack, 'GET', '/api/v1/contacts', { token: cat.accessToken })).body.items).toHaveLength(1);
+    expect((await http(stack, 'GET', '/api/v1/chats', { token: bob.accessToken })).status).toBe(200);
+  });
+
+  afterAll(async () => {
+    await redis?.quit();
+    await nc?.close();
+    await db?.end();
+    await stack?.stop().catch(() => {});
+    await env?.cleanup();
+  });
+
+  it('refuses without the right password, and changes nothing', async () => {
+    const wrong = await http(stack, 'DELETE', '/api/v1/users/me', { token: ann.accessToken, body: { password: 'not-her-password' } });
+    expect(wrong.status).toBe(401);
+    expect(wrong.body.error.code).toBe('invalid_credentials');
+    expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: ann.accessToken, body: {} })).status).toBe(400);
+    expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: ann.accessToken, body: { password: ann.password, purgeMessages: 'yes' } })).status).toBe(400);
+    expect((await http(stack, 'GET', '/api/v1/users/me', { token: ann.accessToken })).status).toBe(200);
+  });
+
+  it('erases the account and, with purgeMessages, everything the person wrote, from Postgres, Redis, disk and the streams', async () => {
+    const annSocket = await TestSocket.open(stack.wsUrl, ann.accessToken);
+    const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken);
+    const answer = await http(stack, 'DELETE', '/api/v1/users/me', { token: ann.accessToken, body: { password: ann.password, purgeMessages: true } });
+    expect(answer.status).toBe(202);
+
+    // Her sessions end at once; she cannot log in again.
+    await eventually(async () => annSocket.closed ?? undefined);
+    expect((await http(stack, 'GET', '/api/v1/users/me', { token: ann.accessToken })).status).toBe(401);
+    expect((await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: ann.refreshToken } })).status).toBe(401);
+    expect((await http(stack, 'POST', '/api/v1/auth/login', { body: { login: ann.username, password: ann.password } })).status).toBe(401);
+
+    // The others see her leave every chat; the group gets a new owner.
+    const left = await bobSocket.next((f) => f.type === 'member.removed' && f.chatId === group);
+    expect(left.data).toMatchObject({ userId: ann.id, erased: true, purged: true });
+    const chat = await eventually(async () => {
+      const c = (await http(stack, 'GET', `/api/v1/chats/${group}`, { token: bob.accessToken })).body;
+      return c.members.some((m: { userId: string }) => m.userId === ann.id) ? undefined : c;
+    });
+    expect(chat.members.find((m: { role: string }) => m.role === 'owner')).toBeTruthy();
+    expect((await http(stack, 'GET', `/api/v1/users/${ann.id}`, { token: bob.accessToken })).body).toMatchObject({ id: ann.id, displayName: 'Deleted account', deleted: true });
+    expect((await http(stack, 'GET', '/api/v1/contacts', { token: cat.accessToken })).body.items).toEqual([]);
+
+    // Her messages, reaction, vote, read position and file are gone; the others' stay.
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.messages WHERE sender_id = $1', [ann.id])) === 0 || undefined);
+    const groupHistory = (await http(stack, 'GET', `/api/v1/chats/${group}/messages`, { token: bob.accessToken })).body.items;
+    expect(groupHistory.map((m: { body: string }) => m.body).sort()).toEqual(['bob speaks', 'dan was here', 'lunch?']);
+    expect(groupHistory.find((m: { body: string }) => m.body === 'bob speaks').reactions).toEqual([]);
+    expect(groupHistory.find((m: { body: string }) => m.body === 'lunch?').poll.options.map((o: { votes: number }) => o.votes)).toEqual([0, 0]);
+    expect((await http(stack, 'GET', `/api/v1/search?q=${SECRET}`, { token: bob.accessToken })).body.items).toEqual([]);
+    expect(existsSync(path.join(files, annFile.slice(-2), annFile))).toBe(false);
+    for (const [table, column] of [['users.users', 'id'], ['users.contacts', 'user_id'], ['users.contacts', 'contact_id'], ['users.sessions', 'user_id'], ['users.password_resets', 'user_id'], ['messages.chat_members', 'user_id'], ['messages.read_positions', 'user_id'], ['messages.reactions', 'user_id'], ['messages.poll_votes', 'user_id']]) {
+      expect(await rows(`SELECT count(*) AS n FROM ${table} WHERE ${column} = $1`, [ann.id]), `${table}.${column}`).toBe(0);
+    }
+    expect(await rows(`SELECT count(*) AS n FROM users.audit_log WHERE user_id = $1 AND action <> 'account.deleted'`, [ann.id])).toBe(0);
+
+    // Redis holds nothing of hers.
+    const keys = await redis.keys(`${env.namespace}:*`);
+    const values = keys.length > 0 ? await redis.mget(...keys) : [];
+    expect(values.filter((v) => v?.includes(ann.username) || v?.includes(SECRET))).toEqual([]);
+
+    // The streams hold only her id: the tombstone, the ledger entry, chat structure events.
+    const ns = env.namespace;
+    for (const stream of ['users', 'chats', 'resets', 'receipts', 'audit']) {
+      const texts = await streamTexts(nc, `${ns}_${stream}`);
+      expect(texts.filter((t) => t.includes(ann.username) || t.includes(SECRET)), stream).toEqual([]);
+    }
+    expect((await streamTexts(nc, `${ns}_users`)).filter((t) => t.startsWith(`${ns}.user.${ann.id} `)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type)).toEqual(['UserErased']);
+    expect((await streamTexts(nc, `${ns}_receipts`)).filter((t) => t.includes(ann.id))).toEqual([]);
+    expect((await streamTexts(nc, `${ns}_erasures`)).filter((t) => t.includes(ann.id))).toHaveLength(1);
+
+    // Her username is free again.
+    expect((await http(stack, 'POST', '/api/v1/auth/register', { body: { username: ann.username, email: `${ann.username}@example.test`, password: 'a-new-person-password' } })).status).toBe(201);
+    annSocket.ws.close();
+    bobSocket.ws.close();
+  });
+
+  it('without purgeMessages keeps the messages under a "deleted account" identity', async () => {
+    expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: dan.accessToken, body: { password: dan.password } })).status).toBe(202);
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.chat_members WHERE user_id = $1', [dan.id])) === 0 || undefined);
+    const history = (await http(stack, 'GET', `/api/v1/chats/${group}/messages`, { token: bob.accessToken })).body.items;
+    const kept = history.find((m: { body: string }) => m.body === 'dan was here');
+    expect(kept.senderId).toBe(dan.id);
+    expect((await http(stack, 'GET', `/api/v1/users/${dan.id}`, { token: bob.accessToken })).body).toMatchObject({ username: 'deleted', deleted: true });
+    expect(await rows('SELECT count(*) AS n FROM users.users WHERE id = $1', [dan.id])).toBe(0);
+  });
+
+  it('a deleted message leaves no body in the stream, neither the original nor its edits', async () => {
+    const message = await send(bob, group, 'bob regrets sayingthis');
+    expect((await http(stack, 'PATCH', `/api/v1/messages/${message.id}`, { token: bob.accessToken, body: { body: 'bob regrets editingthis' } })).status).toBe(200);
+    expect((await http(stack, 'DELETE', `/api/v1/messages/${message.id}`, { token: bob.accessToken })).status).toBe(204);
+    const texts = await eventually(async () => {
+      const all = await streamTexts(nc, `${env.namespace}_chats`);
+      return all.some((t) => t.includes('sayingthis') || t.includes('editingthis')) ? undefined : all;
+    });
+    expect(texts.filter((t) => t.includes(message.id)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type)).toEqual(['MessageDeleted']);
+    expect((await streamTexts(nc, `${env.namespace}_erasures`)).filter((t) => t.includes(message.id))).toHaveLength(1);
+  });
+
+  it('the routine retention pass erases again what a restored backup brought back (the ledger)', async () => {
+    // A restore from before the erasures: the rows are back (simulated by writing them directly).
+    await db.query(
+      `INSERT INTO users.users (id, username, username_lower, email, email_lower, display_name, password_hash, created_at, stream_seq)
+       VALUES ($1, 'dan-restored', 'dan-restored', 'dan-restored@example.test', 'dan-restored@example.test', 'Dan', 'x', now(), 0)`,
+      [dan.id],
+    );
+    const { rows: deleted } = await db.query(`UPDATE messages.messages SET deleted_at = NULL, body = 'restored body' WHERE deleted_at IS NOT NULL RETURNING id`);
+    expect(deleted.length).toBeGreaterThan(0);
+    const { exitCode, report } = await runCleanup([], vars, () => {});
+    expect(exitCode).toBe(0);
+    expect(report?.ledger).toMatchObject({ accountsReerased: 1, messagesRedeleted: deleted.length });
+    expect(await rows('SELECT count(*) AS n FROM users.users WHERE id = $1', [dan.id])).toBe(0);
+    await eventually(async () => (await rows(`SELECT count(*) AS n FROM messages.messages WHERE body = 'restored body'`)) === 0 || undefined);
+  });
+
+  it('a rebuild from the streams does not bring the accounts back', async () => {
+    await stack.stop();
+    await rebuildUsers(vars);
+    await rebuildMessages(vars);
+    stack = await startServices(vars);
+    expect(await rows('SELECT count(*) AS n FROM users.users WHERE id = ANY($1::uuid[])', [[ann.id, dan.id]])).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM users.erased_users WHERE id = ANY($1::uuid[])', [[ann.id, dan.id]])).toBe(2);
+    expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE sender_id = $1', [ann.id])).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE sender_id = $1', [dan.id])).toBe(1);
+    expect(await rows('SELECT count(*) AS n FROM messages.chat_members WHERE user_id = ANY($1::uuid[])', [[ann.id, dan.id]])).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM users.contacts WHERE contact_id = $1 OR user_id = $1', [ann.id])).toBe(0);
+    expect(await rows('SELECT count(*) AS n FROM messages.reactions WHERE user_id = $1', [ann.id])).toBe(0);
+  });
+});

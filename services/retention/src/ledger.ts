@@ -1,0 +1,68 @@
+import { DeliverPolicy } from '@nats-io/jetstream';
+import { callRpc, publishEvent, type Bus } from '@parley/bus';
+import { parseErasureEvent, streamName, subjects, type ErasureRecorded } from '@parley/contracts';
+
+export interface LedgerReport {
+  /** Entries in the ledger (accounts, messages). */
+  entries: number;
+  /** Entries copied in from another namespace's ledger (`--ledger-from`). */
+  imported: number;
+  /** Accounts and messages that were back (a restored backup) and were erased again. */
+  accountsReerased: number;
+  messagesRedeleted: number;
+}
+
+/** Every entry of a namespace's erasure ledger. */
+export async function readLedger(bus: Bus, namespace: string): Promise<ErasureRecorded[]> {
+  const stream = streamName(namespace, 'erasures');
+  const info = await bus.jsm.streams.info(stream).catch(() => null);
+  if (!info || info.state.messages === 0) return [];
+  const consumer = await bus.js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
+  const entries: ErasureRecorded[] = [];
+  const messages = await consumer.consume({ max_messages: 1000 });
+  try {
+    for await (const m of messages) {
+      const parsed = parseErasureEvent(m.json());
+      if (parsed.ok) entries.push(parsed.event);
+      if (m.info.pending === 0) break;
+    }
+  } finally {
+    await messages.close().catch(() => {});
+  }
+  return entries;
+}
+
+/**
+ * Re-applies the erasure ledger: every account and message erased on request that is present
+ * again (a backup restored from before the erasure) is erased again, through the owning services.
+ * Runs in every pass, so a restore followed by the routine pass is scrubbed; entries of another
+ * namespace's ledger (the system the backup came from) can be imported first.
+ */
+export async function reapplyLedger(bus: Bus, namespace: string, options: { ledgerFrom?: string | undefined; dryRun: boolean }): Promise<LedgerReport> {
+  let imported = 0;
+  if (options.ledgerFrom && options.ledgerFrom !== namespace) {
+    for (const entry of await readLedger(bus, options.ledgerFrom)) {
+      if (options.dryRun) continue;
+      const subject = entry.data.kind === 'user' ? subjects.erasedUser(namespace, entry.data.userId) : subjects.erasedMessage(namespace, entry.data.messageId);
+      const ack = await publishEvent(bus.js, subject, entry, { msgId: `ledger-import:${entry.meta.eventId}` });
+      if (!ack.duplicate) imported++;
+    }
+  }
+  const entries = await readLedger(bus, namespace);
+  const report: LedgerReport = { entries: entries.length, imported, accountsReerased: 0, messagesRedeleted: 0 };
+  if (options.dryRun) return report;
+  const messageIds: string[] = [];
+  for (const { data } of entries) {
+    if (data.kind === 'message') {
+      messageIds.push(data.messageId);
+      continue;
+    }
+    const { erased } = await callRpc(bus.nc, namespace, 'users.reerase', { userId: data.userId, purgeMessages: data.purgeMessages }, 60_000);
+    if (erased) report.accountsReerased++;
+  }
+  for (let i = 0; i < messageIds.length; i += 1000) {
+    const { deleted } = await callRpc(bus.nc, namespace, 'messages.redelete', { messageIds: messageIds.slice(i, i + 1000) }, 60_000);
+    report.messagesRedeleted += deleted;
+  }
+  return report;
+}

@@ -1,0 +1,60 @@
+import { publishEvent, purgeSubject, waitForCheckpoint, type Bus } from '@parley/bus';
+import type { Cache } from '@parley/cache';
+import { buildMeta, newId, streamName, subjects, type ErasureRecorded, type UserErased } from '@parley/contracts';
+import { Unavailable } from '@parley/http';
+import type { Pool } from '@parley/pg';
+import { revokeSessions } from '../auth/revoke.js';
+import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../users/projection.js';
+import { cacheKeysFor } from '../users/cache-keys.js';
+import type { UserRow } from '../users/queries.js';
+
+export interface EraseDeps {
+  bus: Bus;
+  pool: Pool;
+  cache: Cache;
+  namespace: string;
+}
+
+/**
+ * Erases an account (DELETE /users/me). Every step is idempotent and the order is chosen so that
+ * an interrupted erasure is finished by repeating it (the ledger entry comes first, so a restored
+ * backup is scrubbed even if the rest never ran):
+ *
+ * 1. Ledger: an ErasureRecorded entry (ids only) in the erasures stream, kept forever.
+ * 2. Sessions: all revoked (sockets close, tokens stop working) and their rows deleted.
+ * 3. UserErased on the user's subject with a subject rollup: the stream drops every earlier event
+ *    of the account (profile, password hash, contacts); the projection deletes the rows and cache
+ *    entries and keeps only the id as a "deleted account". The messages service reacts to it
+ *    (leaves every chat, and purges the person's messages if asked).
+ * 4. The other streams: username and e-mail claims (the names become free), audit entries,
+ *    reset tokens and read positions of the account are purged.
+ * 5. Presence: any key left in the presence bucket is purged.
+ */
+export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages: boolean, correlationId: string): Promise<void> {
+  const { bus, namespace: ns } = deps;
+  const meta = () => buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: user.id, correlationId });
+  const ledger: ErasureRecorded = { type: 'ErasureRecorded', version: 1, data: { kind: 'user', userId: user.id, purgeMessages }, meta: meta() };
+  await publishEvent(bus.js, subjects.erasedUser(ns, user.id), ledger, { msgId: `erasure:user:${user.id}` });
+
+  await revokeSessions(deps, user.id, { allExcept: null }, 'account_deleted', correlationId);
+  await deps.pool.query('DELETE FROM users.sessions WHERE user_id = $1', [user.id]);
+  await deps.pool.query('DELETE FROM users.login_failures WHERE key = $1', [`account:${user.id}`]);
+
+  const erased: UserErased = { type: 'UserErased', version: 1, data: { userId: user.id, purgeMessages }, meta: meta() };
+  const ack = await publishEvent(bus.js, subjects.user(ns, user.id), erased, { msgId: `erase:${user.id}:${correlationId}`, rollupSubject: true });
+
+  const purges: [string, string][] = [
+    ['users', subjects.identityClaim(ns, 'username', user.username)],
+    ['users', subjects.identityClaim(ns, 'email', user.email)],
+    ['audit', subjects.audit(ns, user.id)],
+    ['resets', subjects.reset(ns, user.id)],
+    ['receipts', subjects.userReceipts(ns, user.id)],
+  ];
+  for (const [stream, filter] of purges) await purgeSubject(bus.jsm, streamName(ns, stream as 'users'), filter);
+  await purgeSubject(bus.jsm, `KV_${subjects.presenceBucket(ns)}`, `$KV.${subjects.presenceBucket(ns)}.${user.id}.>`).catch(() => 0);
+
+  if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, USERS_PROJECTOR, ack.seq))) {
+    throw new Unavailable('The erasure is recorded and will complete shortly');
+  }
+  await deps.cache.del(...cacheKeysFor(erased));
+}
