@@ -95,8 +95,9 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
     // Three registrations: three UserRegistered events, and three audit entries.
     expect(await rebuildUsers(vars)).toBe(6);
     // 1 upload + 2 chat creations, 30 + 1 messages, reaction, edit, delete, poll, vote, rename,
-    // member removal + 1 receipt.
-    expect(await rebuildMessages(vars)).toBe(1 + 2 + 31 + 7 + 1);
+    // member removal + 1 receipt, less the deleted message's original (gone from the stream: its
+    // tombstone recreates the row).
+    expect(await rebuildMessages(vars)).toBe(1 + 2 + 31 + 7 + 1 - 1);
     const after = await snapshot(db);
     expect(after).toEqual(before);
     expect(after.messages).toHaveLength(32);
@@ -110,7 +111,7 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
       cwd: root,
       env: { ...process.env, ...env.env },
     });
-    expect(stdout).toMatch(/rebuilt messages: 42 events replayed/);
+    expect(stdout).toMatch(/rebuilt messages: 41 events replayed/);
     const count = (await db.query('SELECT count(*)::int AS n FROM messages.messages')).rows[0].n;
     expect(count).toBe(32);
   });

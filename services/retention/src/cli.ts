@@ -15,7 +15,7 @@ export interface CliResult {
  * summary goes to stdout (a table for people) and to the log (one JSON line for machines).
  */
 export async function runCleanup(argv: string[], source: Record<string, string | undefined>, print: (line: string) => void = (line) => process.stdout.write(`${line}\n`)): Promise<CliResult> {
-  const { values } = parseArgs({ args: argv, options: { 'dry-run': { type: 'boolean', default: false }, now: { type: 'string' }, 'ledger-from': { type: 'string' } }, strict: true });
+  const { values } = parseArgs({ args: argv, options: { 'dry-run': { type: 'boolean', default: false }, now: { type: 'string' }, 'ledger-from': { type: 'string' }, json: { type: 'boolean', default: false } }, strict: true });
   const now = values.now === undefined ? new Date() : new Date(values.now);
   if (Number.isNaN(now.getTime())) throw new Error(`--now: not an ISO 8601 time: ${values.now}`);
   const config = loadRetentionEnv(source);
@@ -46,7 +46,8 @@ export async function runCleanup(argv: string[], source: Record<string, string |
     } finally {
       await release();
     }
-    printReport(report, print);
+    if (values.json) print(JSON.stringify(report));
+    else printReport(report, print);
     log.info({ ...report }, report.dryRun ? 'retention dry run' : 'retention pass done');
     if (!report.dryRun) {
       for (const [type, n] of Object.entries(report.rows)) metrics.deleted.inc({ type }, n);

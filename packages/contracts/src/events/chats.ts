@@ -100,11 +100,28 @@ export const MessageEdited = chatEventSchema(
 );
 export type MessageEdited = Static<typeof MessageEdited>;
 
-/** The tombstone: the message's body, reactions, poll and search entry are gone after it. */
+/**
+ * The tombstone: the message's body, reactions, poll and search entry are gone after it. The
+ * original `MessageSent` (and its edits) are deleted from the stream too, so the tombstone carries
+ * what a replay needs to keep the row in history without its content: the original's seq, sender,
+ * clientMsgId and time. (Optional: tombstones stored before this field existed lack it.)
+ */
 export const MessageDeleted = chatEventSchema(
   'MessageDeleted',
   1,
-  Type.Object({ messageId: Type.String(), deletedBy: Type.String() }, { additionalProperties: false }),
+  Type.Object(
+    {
+      messageId: Type.String(),
+      deletedBy: Type.String(),
+      original: Type.Optional(
+        Type.Object(
+          { seq: Type.Integer({ minimum: 1 }), senderId: Type.String(), clientMsgId: Type.String(), createdAt: Type.String() },
+          { additionalProperties: false },
+        ),
+      ),
+    },
+    { additionalProperties: false },
+  ),
 );
 export type MessageDeleted = Static<typeof MessageDeleted>;
 

@@ -230,14 +230,24 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       // The tombstone keeps the row (seq, sender, time) so history has no holes; the content goes,
       // here and (after commit) from the stream: the original event and every edit.
       const { rows } = await tx.query<{ stream_seq: string; edit_stream_seqs: string[] }>(
-        `UPDATE messages.messages m SET body = '', deleted_at = $3, poll_id = NULL, edit_stream_seqs = '{}'
+        `UPDATE messages.messages m SET body = '', deleted_at = $3, poll_id = NULL, edit_stream_seqs = '{}', stream_seq = $4
            FROM (SELECT id, stream_seq, edit_stream_seqs FROM messages.messages WHERE id = $1 AND chat_id = $2 FOR UPDATE) old
           WHERE m.id = old.id AND m.deleted_at IS NULL
           RETURNING old.stream_seq, old.edit_stream_seqs`,
-        [event.data.messageId, event.chatId, at],
+        // The row now stems from the tombstone (the original event leaves the stream), as after a replay.
+        [event.data.messageId, event.chatId, at, position.streamSeq],
       );
       const content = rows.flatMap((r) => [Number(r.stream_seq), ...r.edit_stream_seqs.map(Number)]);
       if (content.length > 0) streamContentToDelete.set(event.meta.eventId, content);
+      const original = event.data.original;
+      if (rows.length === 0 && original) {
+        // A replay: the original event is gone from the stream, so the tombstone makes the row.
+        await tx.query(
+          `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, deleted_at, stream_seq)
+           VALUES ($1, $2, $3, $4, $5, '', NULL, $6, $7, $8) ON CONFLICT DO NOTHING`,
+          [event.data.messageId, event.chatId, original.seq, original.senderId, original.clientMsgId, original.createdAt, at, position.streamSeq],
+        );
+      }
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1', [event.data.messageId]);
       await tx.query('DELETE FROM messages.polls WHERE message_id = $1', [event.data.messageId]);
       // Its attachments go too, unless another live message still carries them.

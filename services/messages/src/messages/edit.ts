@@ -45,7 +45,7 @@ export async function deleteMessage(deps: AppendDeps & { bus: Bus }, userId: str
   await publishEvent(deps.bus.js, subjects.erasedMessage(deps.namespace, messageId), ledger, { msgId: `erasure:message:${messageId}` });
   await appendChatEvent<MessageDeleted>(deps, message.chat_id, `delete:${messageId}`, userId, correlationId, {
     type: 'MessageDeleted',
-    data: { messageId, deletedBy: userId },
+    data: { messageId, deletedBy: userId, original: originalOf(message) },
   }, { waitForProjection: true });
 }
 
@@ -54,16 +54,21 @@ export async function deleteMessage(deps: AppendDeps & { bus: Bus }, userId: str
  * retention pass calls this through `messages.redelete`). Returns how many were still present.
  */
 export async function redeleteMessages(deps: AppendDeps, messageIds: string[]): Promise<number> {
-  const { rows } = await deps.pool.query<{ id: string; chat_id: string; sender_id: string }>(
-    'SELECT id, chat_id, sender_id FROM messages.messages WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL',
+  const { rows } = await deps.pool.query<{ id: string; chat_id: string; sender_id: string; seq: number; client_msg_id: string; created_at: Date }>(
+    'SELECT id, chat_id, sender_id, seq, client_msg_id, created_at FROM messages.messages WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL',
     [messageIds],
   );
   for (const row of rows) {
     const correlationId = newId();
     await appendChatEvent<MessageDeleted>(deps, row.chat_id, `redelete:${row.id}:${correlationId}`, row.sender_id, correlationId, {
       type: 'MessageDeleted',
-      data: { messageId: row.id, deletedBy: row.sender_id },
+      data: { messageId: row.id, deletedBy: row.sender_id, original: originalOf(row) },
     });
   }
   return rows.length;
+}
+
+/** What a tombstone keeps of the message it replaces (the stream loses the original). */
+function originalOf(row: { seq: number; sender_id: string; client_msg_id: string; created_at: Date }) {
+  return { seq: row.seq, senderId: row.sender_id, clientMsgId: row.client_msg_id, createdAt: row.created_at.toISOString() };
 }

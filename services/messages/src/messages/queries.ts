@@ -7,6 +7,7 @@ export interface MessageRow {
   chat_id: string;
   seq: number;
   sender_id: string;
+  client_msg_id: string;
   body: string;
   reply_to: string | null;
   created_at: Date;
@@ -18,7 +19,7 @@ export interface MessageRow {
 export type ReactionSummary = MessageView['reactions'];
 
 export function messageColumns(alias: string): string {
-  return ['id', 'chat_id', 'seq', 'sender_id', 'body', 'reply_to', 'created_at', 'edited_at', 'deleted_at', 'poll_id'].map((c) => `${alias}.${c}`).join(', ');
+  return ['id', 'chat_id', 'seq', 'sender_id', 'client_msg_id', 'body', 'reply_to', 'created_at', 'edited_at', 'deleted_at', 'poll_id'].map((c) => `${alias}.${c}`).join(', ');
 }
 
 /** A history page, newest first, strictly before `beforeSeq` when given. */
