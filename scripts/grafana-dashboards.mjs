@@ -126,7 +126,9 @@ const dashboards = [
       stat('Last backup size', 'bytes', [q('max(backup_size_bytes)', 'size')]),
       ts('Backup size', 'bytes', [q('max(backup_size_bytes)', 'size')]),
       ts('Job duration', 's', [q('max(retention_duration_seconds)', 'retention'), q('max(backup_duration_seconds)', 'backup')], 'Duration of the latest run of each job.'),
-      ts('Rows and files deleted by retention (per day)', 'none', [q('sum by (type) (increase(retention_deleted_total[1d]))', '{{type}}')]),
+      // Each pass is a new process that pushes its own count (pushAdd replaces the previous pass's),
+      // so the pushed counter is "deleted by the last pass", not a running total.
+      ts('Deleted by the last retention pass', 'none', [q('sum by (type) (retention_deleted_total)', '{{type}}')]),
     ],
   },
 ];
