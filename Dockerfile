@@ -18,7 +18,8 @@ COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/packages ./packages
 COPY --from=build --chown=node:node /app/services ./services
-RUN mkdir -p /app/data/attachments /app/data/mail && chown -R node:node /app/data
+# /backups exists (owned by node) so that a fresh named volume mounted there is writable by the backup job.
+RUN mkdir -p /app/data/attachments /app/data/mail /backups && chown -R node:node /app/data /backups
 USER node
 EXPOSE 8080 9090 9091 9092
 CMD ["node", "services/gateway/dist/main.js"]

@@ -15,7 +15,7 @@ export default defineConfig({
   resolve: { alias },
   test: {
     root,
-    include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'services/*/e2e/**/*.test.ts', 'e2e/**/*.test.ts'],
+    include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'services/*/e2e/**/*.test.ts', 'e2e/**/*.test.ts', 'deploy/**/*.test.ts'],
     globalSetup: [path.join(root, 'packages/testing/src/global-setup.ts')],
     pool: 'forks',
     testTimeout: 30_000,
