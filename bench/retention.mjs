@@ -48,15 +48,24 @@ const env = {
   NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
   JWT_SECRET: randomBytes(32).toString('hex'),
   LOG_LEVEL: 'warn',
-  PORT: '18480',
+  // Free ports, so that it runs beside anything else (another benchmark, a dev stack).
+  PORT: String(20000 + Math.floor(Math.random() * 20000)),
+  METRICS_PORT: '0',
   REDIS_URL: '',
   ATTACHMENTS_DIR: files,
   RETENTION_PROJECTION_TIMEOUT_SECONDS: '1800',
 };
 const base = `http://127.0.0.1:${env.PORT}`;
 const children = [];
+let stopping = false;
 const start = (name, extra = {}) => {
   const child = spawn(process.execPath, [path.join(root, 'services', name, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: ['ignore', 'inherit', 'inherit'] });
+  child.on('exit', (code) => {
+    if (!stopping) {
+      console.error(`${name} exited (${code}) during the benchmark`);
+      process.exit(1);
+    }
+  });
   children.push(child);
 };
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -115,12 +124,12 @@ function liveTraffic(token, chatId) {
 
 let nc;
 try {
-  start('users', { METRICS_PORT: '19491' });
-  start('messages', { METRICS_PORT: '19492' });
-  start('gateway', { METRICS_PORT: '19490' });
+  start('users');
+  start('messages');
+  start('gateway');
   for (let i = 0; ; i++) {
     if ((await fetch(`${base}/api/v1/chats`).catch(() => null))?.status === 401) break;
-    if (i > 200) throw new Error('gateway did not start');
+    if (i > 600) throw new Error('gateway did not start within 60 s');
     await sleep(100);
   }
   const accounts = [];
@@ -292,6 +301,7 @@ try {
     process.exitCode = 1;
   }
 } finally {
+  stopping = true;
   for (const child of children) child.kill('SIGTERM');
   await sleep(1500);
   for (const child of children) child.kill('SIGKILL');
