@@ -32,6 +32,7 @@ describe('operational endpoints', () => {
     }
     const users = await (await fetch(`http://127.0.0.1:${stack.metricsPorts.users}/metrics`)).text();
     expect(users).toMatch(/users_total\{service="users"\} 1/);
-    expect(users).toMatch(/database_queries_total\{operation="insert",outcome="ok",service="users"\} \d+/);
+    // Labelled by statement and schema-qualified table (bounded), never by SQL text.
+    expect(users).toMatch(/database_queries_total\{operation="insert",table="users.users",outcome="ok",service="users"\} \d+/);
   });
 });

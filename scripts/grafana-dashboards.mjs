@@ -83,6 +83,7 @@ const dashboards = [
     title: 'Parley / JetStream and projectors',
     vars: [],
     panels: [
+      ts('Projector lag (events not yet acknowledged)', 'short', [q('max by (projector) (projector_pending_events)', '{{projector}}')], 'JetStream num_pending + num_ack_pending per projector (alert ProjectorLagging above 1000 for 5 min).'),
       ts('Events applied per projector', 'ops', [q('sum by (projector) (rate(projector_events_total{outcome="applied"}[5m]))', '{{projector}}')]),
       ts('Projector retries', 'ops', [q('sum by (projector) (rate(projector_events_total{outcome="retry"}[5m]))', '{{projector}}')], 'Retries mean the projection lags its stream (alerts ProjectorRetrying, ProjectorStalled).'),
       ts('Events skipped (already applied)', 'ops', [q('sum by (projector) (rate(projector_events_total{outcome="skipped"}[5m]))', '{{projector}}')], 'Redeliveries recognised by their stream sequence.'),

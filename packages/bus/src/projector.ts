@@ -5,6 +5,7 @@ import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Bus } from './connect.js';
 import { isNotFound } from './streams.js';
+import { context, SpanKind, trace, type Span } from '@opentelemetry/api';
 import { contextFrom, tracer } from './trace.js';
 
 /** Where an event sits in its stream; stored with the rows it produced. */
@@ -78,6 +79,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   private lockClient: pg.Client | undefined;
   private draining: Promise<void> | undefined;
   private stopped = false;
+  private lagTimer: NodeJS.Timeout | undefined;
   private leaderLoop: Promise<void> | undefined;
   /** Events applied by this instance (skipped redeliveries excluded). */
   applied = 0;
@@ -97,10 +99,21 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     this.leaderLoop = this.runLeadership().catch((error) => {
       this.o.log.error({ err: error, projector: this.name }, 'projector stopped on an unexpected error');
     });
+    if (this.o.metrics) {
+      // Lag, as JetStream sees it (whichever replica leads): events stored but not yet acknowledged.
+      this.lagTimer = setInterval(() => void this.reportLag(), 5_000);
+      this.lagTimer.unref();
+    }
+  }
+
+  private async reportLag(): Promise<void> {
+    const info = await this.o.bus.jsm.consumers.info(this.o.stream, this.name).catch(() => null);
+    if (info) this.o.metrics?.projectorPending.set({ projector: this.name }, info.num_pending + info.num_ack_pending);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
+    clearInterval(this.lagTimer);
     await this.messages?.close().catch(() => {});
     await this.draining;
     // Whatever was delivered but not applied goes back to JetStream now rather than after ack_wait.
@@ -298,7 +311,26 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
 
   private async applyBatch(items: Item<E>[]): Promise<void> {
     const first = items[0];
-    const span = tracer.startSpan(`project ${this.name}`, undefined, contextFrom(first?.msg.headers));
+    // A consumer span in the trace of the (first) event's publisher; the Postgres statements of the
+    // transaction become its children (packages/pg), so one trace reaches the insert.
+    const span = tracer.startSpan(
+      `process ${this.name}`,
+      {
+        kind: SpanKind.CONSUMER,
+        attributes: {
+          'messaging.system': 'nats',
+          'messaging.operation.type': 'process',
+          'messaging.destination.name': this.o.stream,
+          'messaging.consumer.group.name': this.name,
+          'messaging.batch.message_count': items.length,
+        },
+      },
+      contextFrom(first?.msg.headers),
+    );
+    await context.with(trace.setSpan(context.active(), span), () => this.commitBatch(items, span));
+  }
+
+  private async commitBatch(items: Item<E>[], span: Span): Promise<void> {
     const client = await this.o.pool.connect();
     const applied: E[] = [];
     let lastSeq = 0;

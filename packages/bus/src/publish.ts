@@ -1,6 +1,7 @@
 import { JetStreamApiError, type JetStreamClient, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
 import type { Metrics } from '@parley/telemetry';
-import { headersWithTrace } from './trace.js';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { headersWithTrace, tracer } from './trace.js';
 
 /** JetStream's error code for a failed `Nats-Expected-Last-Subject-Sequence` check. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -30,6 +31,24 @@ export async function publishEvent(
   options: PublishOptions,
   metrics?: Metrics,
 ): Promise<PubAck> {
+  // A producer span (messaging semantic conventions) whose context travels in the headers.
+  return tracer.startActiveSpan(
+    `send ${event.type}`,
+    { kind: SpanKind.PRODUCER, attributes: { 'messaging.system': 'nats', 'messaging.operation.type': 'send', 'messaging.destination.name': subject, 'messaging.message.id': options.msgId } },
+    async (span) => {
+      try {
+        return await publishInSpan(js, subject, event, options, metrics);
+      } catch (error) {
+        span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).name });
+        throw error;
+      } finally {
+        span.end();
+      }
+    },
+  );
+}
+
+async function publishInSpan(js: JetStreamClient, subject: string, event: { type: string }, options: PublishOptions, metrics?: Metrics): Promise<PubAck> {
   try {
     const ack = await js.publish(subject, JSON.stringify(event), {
       msgID: options.msgId,

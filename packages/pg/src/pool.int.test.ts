@@ -52,10 +52,16 @@ describe('createPool', () => {
     expect(count('select', 'error')).toBe(1);
     expect(count('update', 'ok')).toBe(1);
     expect(count('with', 'ok')).toBe(1);
+    expect(values.every((v) => v.labels.table === 'none')).toBe(true); // no Parley schema named
     expect(values.every((v) => !/counted|missing/.test(JSON.stringify(v.labels)))).toBe(true);
 
     const text = await metrics.registry.metrics();
-    expect(text).toMatch(/database_query_duration_seconds_count\{service="test",operation="insert"\} 2\n/);
+    expect(text).toMatch(/database_query_duration_seconds_count\{service="test",operation="insert",table="none"\} 2\n/);
+    // Statements inside a transaction (a client checked out of the pool) are counted too.
+    await withTransaction(db, async (tx) => {
+      await tx.query('INSERT INTO counted VALUES (9)');
+    });
+    expect((await counter(metrics, 'database_queries_total')).find((v) => v.labels.operation === 'insert')?.value).toBe(3);
   });
 
   it('returns query results unchanged when metrics are on, with int8 as a number', async () => {

@@ -1,4 +1,5 @@
 import pg from 'pg';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
 import type { Metrics } from '@parley/telemetry';
 
 export type Pool = pg.Pool;
@@ -17,8 +18,11 @@ export interface PoolOptions {
 }
 
 /**
- * A pg pool whose every query is counted and timed under the operations guide's metric names.
- * The label is the statement's first keyword, never the SQL or its parameters.
+ * A pg pool whose every statement, on the pool or inside a transaction, goes through one wrapper
+ * (installed on each client as the pool creates it): counted and timed under the operations guide's
+ * metric names, labelled by its first keyword and its schema-qualified table (never the SQL text or
+ * parameters: bounded cardinality), and, when a trace is active, recorded as a client span
+ * following the database semantic conventions, so a trace reaches the Postgres write.
  */
 export function createPool(options: PoolOptions): Pool {
   const pool = new pg.Pool({
@@ -31,31 +35,59 @@ export function createPool(options: PoolOptions): Pool {
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
-  const metrics = options.metrics;
-  if (metrics) {
-    const original = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
-    (pool as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = async (...args: unknown[]) => {
-      const operation = operationOf(args[0]);
-      const end = metrics.databaseQueryDuration.startTimer({ operation });
-      try {
-        const result = await original(...args);
-        metrics.databaseQueries.inc({ operation, outcome: 'ok' });
-        return result;
-      } catch (error) {
-        metrics.databaseQueries.inc({ operation, outcome: 'error' });
-        throw error;
-      } finally {
-        end();
-      }
-    };
-  }
+  pool.on('connect', (client) => instrumentClient(client, options.metrics));
   return pool;
 }
 
-function operationOf(query: unknown): string {
-  const text = typeof query === 'string' ? query : (query as { text?: string } | undefined)?.text ?? '';
+const tracer = trace.getTracer('parley-pg');
+
+function instrumentClient(client: pg.PoolClient, metrics: Metrics | undefined): void {
+  const original = client.query.bind(client) as (...args: unknown[]) => unknown;
+  (client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+    const text = typeof args[0] === 'string' ? args[0] : ((args[0] as { text?: string } | undefined)?.text ?? '');
+    const { operation, table } = statementOf(text);
+    const end = metrics?.databaseQueryDuration.startTimer({ operation, table });
+    // Only inside a trace: a span per statement of every background job would be noise.
+    const span = trace.getActiveSpan()
+      ? tracer.startSpan(table === 'none' ? operation : `${operation} ${table}`, {
+          kind: SpanKind.CLIENT,
+          attributes: { 'db.system.name': 'postgresql', 'db.operation.name': operation, 'db.collection.name': table, 'db.query.text': text },
+        })
+      : undefined;
+    const finish = (error: unknown) => {
+      metrics?.databaseQueries.inc({ operation, table, outcome: error ? 'error' : 'ok' });
+      if (error) span?.setStatus({ code: SpanStatusCode.ERROR, message: (error as { code?: string }).code ?? 'error' });
+      end?.();
+      span?.end();
+    };
+    // pg-pool's own pool.query calls the client with a callback; application code uses promises.
+    const last = args[args.length - 1];
+    if (typeof last === 'function') {
+      return original(...args.slice(0, -1), (error: unknown, result: unknown) => {
+        finish(error);
+        (last as (e: unknown, r: unknown) => void)(error, result);
+      });
+    }
+    return (original(...args) as Promise<unknown>).then(
+      (result) => {
+        finish(null);
+        return result;
+      },
+      (error: unknown) => {
+        finish(error);
+        throw error;
+      },
+    );
+  };
+}
+
+const OPERATIONS = new Set(['select', 'insert', 'update', 'delete', 'with', 'begin', 'commit', 'rollback', 'set']);
+
+/** The statement's first keyword and the first schema-qualified Parley table it names. */
+export function statementOf(text: string): { operation: string; table: string } {
   const word = /^\s*(\w+)/.exec(text)?.[1]?.toLowerCase() ?? 'other';
-  return ['select', 'insert', 'update', 'delete', 'with', 'begin', 'commit', 'rollback'].includes(word) ? word : 'other';
+  const table = /\b(users|messages)\.([a-z_]+)\b/.exec(text);
+  return { operation: OPERATIONS.has(word) ? word : 'other', table: table ? `${table[1]}.${table[2]}` : 'none' };
 }
 
 /** Runs `fn` in a transaction on one client; commits on success, rolls back on any throw. */

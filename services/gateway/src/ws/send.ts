@@ -1,4 +1,5 @@
-import type { Sequencer} from '@parley/bus';
+import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import type { Sequencer } from '@parley/bus';
 import { callRpc, type Bus } from '@parley/bus';
 import { messageBodyProblem, messageSent, newId, sendMessageId, subjects, type MessageSent, type RpcMethods } from '@parley/contracts';
 import type { ChatDelivery } from './delivery.js';
@@ -34,7 +35,27 @@ export type SendOutcome =
  * with the chat's next seq. Resolves only once JetStream has stored the event (or had stored it:
  * a retry with the same clientMsgId gets the original's id and seq).
  */
-export async function handleSend(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
+export function handleSend(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
+  // The root of a message's trace: the publish, the projector and the Postgres insert follow it
+  // through the NATS headers (design.md). Ids only as attributes, never the body.
+  return tracer.startActiveSpan('ws send', { kind: SpanKind.SERVER, attributes: { 'parley.chat_id': frame.chatId } }, async (span) => {
+    try {
+      const outcome = await sendNow(deps, socket, userId, frame);
+      if (outcome.ok) span.setAttribute('parley.message_id', outcome.messageId);
+      else span.setStatus({ code: SpanStatusCode.ERROR, message: outcome.code });
+      return outcome;
+    } catch (error) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: (error as Error).name });
+      throw error;
+    } finally {
+      span.end();
+    }
+  });
+}
+
+const tracer = trace.getTracer('parley-gateway');
+
+async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   const { chatId } = frame;
   if (!socket.getUserData().chats.has(chatId)) {
     const { member } = await callRpc(deps.bus.nc, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
