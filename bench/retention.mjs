@@ -4,7 +4,7 @@
 // live WebSocket traffic and measures send-to-ack latency before and during one retention pass.
 // Reports rows deleted per second and the rise in send-to-ack p99.
 //
-//   npm run bench:retention -- [--messages 1000000] [--chats 200] [--files 10000] [--rate 200]
+//   npm run bench:retention -- [--messages 1000000] [--chats 200] [--files 10000] [--rate 100]
 //
 // "Expired" without waiting a year: the pass runs with `--now` set to 365 days after the end of
 // the seeding, so everything seeded is past MESSAGE_RETENTION_DAYS and the live traffic is not.
@@ -28,7 +28,7 @@ const { values: args } = parseArgs({
     messages: { type: 'string', default: '1000000' },
     chats: { type: 'string', default: '200' },
     files: { type: 'string', default: '10000' },
-    rate: { type: 'string', default: '200' },
+    rate: { type: 'string', default: '100' },
     'baseline-seconds': { type: 'string', default: '20' },
   },
 });
@@ -76,36 +76,42 @@ const api = async (method, url, token, body) => {
 const percentile = (sorted, p) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
 const log = (line) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
-/** Open-loop sender: one frame every 1/rate s, whatever the acks do; records send-to-ack times. */
-function liveTraffic(token, chatId) {
-  const ws = new WebSocket(`ws://127.0.0.1:${env.PORT}/ws?token=${encodeURIComponent(token)}`);
+/**
+ * Open-loop senders: `sockets` connections (under the gateway's per-socket frame rate), together
+ * one frame every 1/rate s whatever the acks do; records send-to-ack times by phase.
+ */
+function liveTraffic(token, chatId, sockets = Math.max(1, Math.ceil(rate / 20))) {
   const sentAt = new Map();
   const samples = [];
   let phase = 'baseline';
   let n = 0;
   let timer;
-  ws.on('message', (raw) => {
-    const frame = JSON.parse(raw.toString());
-    if (frame.op !== 'ack') return;
-    const t = sentAt.get(frame.clientMsgId);
-    if (t) samples.push({ phase: t.phase, ms: performance.now() - t.at });
-    sentAt.delete(frame.clientMsgId);
-  });
-  const opened = new Promise((resolve, reject) => {
-    ws.once('open', resolve);
-    ws.once('error', reject);
+  const conns = Array.from({ length: sockets }, () => {
+    const ws = new WebSocket(`ws://127.0.0.1:${env.PORT}/ws?token=${encodeURIComponent(token)}`);
+    ws.on('message', (raw) => {
+      const frame = JSON.parse(raw.toString());
+      if (frame.op !== 'ack') return;
+      const t = sentAt.get(frame.clientMsgId);
+      if (t) samples.push({ phase: t.phase, ms: performance.now() - t.at });
+      sentAt.delete(frame.clientMsgId);
+    });
+    ws.on('close', (code) => {
+      if (timer) console.error(`live socket closed (${code})`);
+    });
+    return { ws, opened: new Promise((resolve, reject) => (ws.once('open', resolve), ws.once('error', reject))) };
   });
   return {
     async start() {
-      await opened;
+      await Promise.all(conns.map((c) => c.opened));
       const interval = 1000 / rate;
       const t0 = performance.now();
       const tick = () => {
         const due = Math.floor((performance.now() - t0) / interval);
         while (n < due) {
-          const clientMsgId = `live-${n++}`;
+          const clientMsgId = `live-${n}`;
           sentAt.set(clientMsgId, { at: performance.now(), phase });
-          ws.send(JSON.stringify({ op: 'send', chatId, clientMsgId, body: `live message ${n} during the retention benchmark` }));
+          conns[n % conns.length].ws.send(JSON.stringify({ op: 'send', chatId, clientMsgId, body: `live message ${n} during the retention benchmark` }));
+          n++;
         }
         timer = setTimeout(tick, 2);
       };
@@ -116,7 +122,8 @@ function liveTraffic(token, chatId) {
     },
     stop() {
       clearTimeout(timer);
-      ws.close();
+      timer = undefined;
+      for (const c of conns) c.ws.close();
       return { samples, sent: n, unacked: sentAt.size };
     },
   };
@@ -295,6 +302,7 @@ try {
   console.log(`| send-to-ack before the pass: p50 / p99 | ${ms(before.p50)} / ${ms(before.p99)} (${before.n} acks) |`);
   console.log(`| send-to-ack during the pass: p50 / p99 | ${ms(during.p50)} / ${ms(during.p99)} (${during.n} acks) |`);
   console.log(`| rise in p99 | ${results.p99Rise} % |`);
+  console.log(`\nPass steps (ms): ${Object.entries(report.stepsMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
   console.log(JSON.stringify(results));
   if (oldLeft > 0 || filesLeft > 0 || live.unacked > 0) {
     console.error('FAILED: expired data left behind or live sends unacknowledged');

@@ -44,6 +44,8 @@ export interface PassReport {
   orphanFiles: number;
   chatsTouched: number;
   ledger: LedgerReport;
+  /** Wall time of each step, for finding where a slow pass spends it. */
+  stepsMs: Record<string, number>;
   durationMs: number;
 }
 
@@ -86,9 +88,17 @@ export interface PassDeps {
  */
 export async function runRetentionPass(deps: PassDeps, options: PassOptions): Promise<PassReport> {
   const started = Date.now();
+  const stepsMs: Record<string, number> = {};
+  let stepStart = started;
+  const step = (name: string) => {
+    const now = Date.now();
+    stepsMs[name] = now - stepStart;
+    stepStart = now;
+  };
   const { bus, namespace: ns, log } = deps;
   // 0. Erased on request stays erased, also after a restore: the ledger goes first.
   const ledger = await reapplyLedger(bus, ns, { ledgerFrom: options.ledgerFrom, dryRun: options.dryRun });
+  step('ledger');
   const cutoffs = cutoffsAt(options.now, options.days);
   const stream = (key: StreamKey) => streamName(ns, key);
 
@@ -135,9 +145,12 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     tail.firstFreshSeq = end.firstFreshSeq;
   }
 
+  step('scan');
+
   // 2. What that is in rows.
   const expiring = [...chats.entries()].filter(([, c]) => !c.markersOnly);
   const rows = await previewRows(deps, expiring.map(([chatId, c]) => ({ chatId, upToSeq: c.upToSeq })), cutoffs);
+  step('preview');
   const streamEvents: Counts = {
     chats: [...chats.values()].reduce((n, c) => n + c.streamSeqs.length, 0) + attachmentSeqs.length,
     audit: tails.audit.expired,
@@ -153,6 +166,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     orphanFiles,
     chatsTouched: expiring.length,
     ledger,
+    stepsMs,
     durationMs: Date.now() - started,
   });
   if (options.dryRun) return report(0);
@@ -187,8 +201,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     published[key] = ack.seq;
   }
 
+  step('events');
+
   // 4. Wait for the projections.
   await waitForProjectors(bus.jsm, ns, published, options.projectionTimeoutMs);
+  step('projection');
 
   // 5. Compact the streams.
   const chatSeqs: number[] = [];
@@ -207,8 +224,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     streamEvents[key] = tails[key].firstFreshSeq > 1 ? await purgeBelow(bus.jsm, stream(key), tails[key].firstFreshSeq) : 0;
   }
 
+  step('compaction');
+
   // 6. Orphan files.
   const { deleted: orphanFiles } = await callRpc(bus.nc, ns, 'messages.sweepFiles', { olderThan: new Date(Date.now() - options.orphanFileGraceMs).toISOString() }, 120_000);
+  step('orphanFiles');
   log.debug({ chats: expiring.length }, 'retention pass compacted the streams');
   return report(orphanFiles);
 }
