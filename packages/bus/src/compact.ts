@@ -6,14 +6,14 @@ import type { JetStreamManager } from '@nats-io/jetstream';
  * and erasure must not leave the bytes behind. A sequence that is already gone (an earlier pass
  * that crashed after deleting it) counts as done. Returns how many were deleted now.
  */
-export async function deleteStreamSequences(jsm: JetStreamManager, stream: string, seqs: number[], concurrency: number): Promise<number> {
+export async function deleteStreamSequences(jsm: JetStreamManager, stream: string, seqs: number[], concurrency: number, erase = true): Promise<number> {
   let next = 0;
   let deleted = 0;
   const worker = async () => {
     while (next < seqs.length) {
       const seq = seqs[next++]!;
       try {
-        if (await jsm.streams.deleteMessage(stream, seq, true)) deleted++;
+        if (await jsm.streams.deleteMessage(stream, seq, erase)) deleted++;
       } catch (error) {
         if (!/no message found|not found/i.test((error as Error).message)) throw error;
       }

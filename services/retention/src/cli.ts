@@ -42,6 +42,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
         projectionTimeoutMs: config.RETENTION_PROJECTION_TIMEOUT_SECONDS * 1000,
         orphanFileGraceMs: config.RETENTION_ORPHAN_FILE_GRACE_SECONDS * 1000,
         ledgerFrom: values['ledger-from'],
+        eraseStreamMessages: config.RETENTION_STREAM_ERASE,
       });
     } finally {
       await release();

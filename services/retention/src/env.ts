@@ -11,6 +11,12 @@ export const RetentionEnv = {
   RETENTION_PROJECTION_TIMEOUT_SECONDS: Type.Number({ default: 600, minimum: 1 }),
   /** Stream deletions in flight at once (each is one JetStream API request). */
   RETENTION_DELETE_CONCURRENCY: Type.Number({ default: 64, minimum: 1, maximum: 1024 }),
+  /**
+   * Overwrite deleted stream messages on disk (JetStream's erase) instead of only marking them
+   * deleted. Marked messages stay in their file block until JetStream compacts or drops the block;
+   * erasing is about four times slower (docs/performance.md).
+   */
+  RETENTION_STREAM_ERASE: Type.Boolean({ default: true }),
   /** Attachment files older than this with no row are orphans (a crash between commit and unlink). */
   RETENTION_ORPHAN_FILE_GRACE_SECONDS: Type.Number({ default: 86400, minimum: 0 }),
   /** node_exporter textfile collector: the job's metrics are written here after each pass. */

@@ -25,6 +25,8 @@ export interface PassOptions {
   deleteConcurrency: number;
   projectionTimeoutMs: number;
   orphanFileGraceMs: number;
+  /** Overwrite deleted stream messages (JetStream erase) rather than only mark them deleted. */
+  eraseStreamMessages?: boolean;
   /** Import this namespace's erasure ledger first (the system a restored backup came from). */
   ledgerFrom?: string | undefined;
 }
@@ -218,7 +220,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     }
     chatSeqs.push(...seqs);
   }
-  const removed = await deleteStreamSequences(bus.jsm, stream('chats'), [...chatSeqs, ...attachmentSeqs], options.deleteConcurrency);
+  const removed = await deleteStreamSequences(bus.jsm, stream('chats'), [...chatSeqs, ...attachmentSeqs], options.deleteConcurrency, options.eraseStreamMessages ?? true);
   streamEvents.chats = removed;
   for (const key of ['audit', 'resets', 'receipts'] as const) {
     streamEvents[key] = tails[key].firstFreshSeq > 1 ? await purgeBelow(bus.jsm, stream(key), tails[key].firstFreshSeq) : 0;
