@@ -4,7 +4,7 @@ import { CorruptArchiveError } from './archive.js';
 import { runBackup } from './backup.js';
 import { loadBackupEnv } from './env.js';
 import { backupMetrics, exportMetrics } from './metrics.js';
-import { runRestore, TargetNotEmptyError } from './restore.js';
+import { RetentionMissingError, runRestore, TargetNotEmptyError } from './restore.js';
 import { rotateDirectory } from './rotate.js';
 import { runVerify } from './verify.js';
 
@@ -68,7 +68,7 @@ main(process.argv.slice(2))
   .then((code) => process.exit(code))
   .catch((error: unknown) => {
     const e = error as Error;
-    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e.name === 'ConfigError';
+    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof RetentionMissingError || e.name === 'ConfigError';
     process.stderr.write(`backup: ${known ? e.message : (e.stack ?? e.message)}\n`);
     process.exit(e.name === 'ConfigError' ? 2 : 1);
   });

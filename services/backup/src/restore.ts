@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { connectBus, ensureStreams, isNotFound, type Bus } from '@parley/bus';
-import { declaredStreams } from '@parley/contracts';
+import { declaredStreams, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
@@ -29,6 +29,11 @@ export class TargetNotEmptyError extends Error {
   override name = 'TargetNotEmptyError';
 }
 
+/** The retention build is missing: the data is restored, but erasures were not applied again. */
+export class RetentionMissingError extends Error {
+  override name = 'RetentionMissingError';
+}
+
 /** What already lives in the target (tables, streams, files); empty means safe to restore into. */
 export async function targetContents(bus: Bus, target: Target): Promise<string[]> {
   const found: string[] = [];
@@ -41,18 +46,33 @@ export async function targetContents(bus: Bus, target: Target): Promise<string[]
   return found;
 }
 
+async function streamExists(bus: Bus, name: string): Promise<boolean> {
+  return bus.jsm.streams.info(name).then(
+    () => true,
+    (error: unknown) => {
+      if (isNotFound(error)) return false;
+      throw error;
+    },
+  );
+}
+
 async function namespaceStreams(bus: Bus, ns: string): Promise<string[]> {
   const names: string[] = [];
   for await (const name of bus.jsm.streams.names()) if (name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) names.push(name);
   return names.sort();
 }
 
-/** restore --force: empties the target first (schemas dropped, streams deleted, files removed). */
+/**
+ * restore --force: empties the target first (schemas dropped, streams deleted, files removed),
+ * except the erasure ledger: it holds everyone erased since the backup, which the retention pass
+ * after the restore erases again. The ledger only grows, so the live one covers the archive's.
+ */
 async function clearTarget(bus: Bus, target: Target): Promise<void> {
   await dropUserSchemas(target.databaseUrl).catch((error: { code?: string }) => {
     if (error.code !== '3D000') throw error;
   });
-  for (const name of await namespaceStreams(bus, target.namespace)) await bus.jsm.streams.delete(name);
+  const ledger = streamName(target.namespace, 'erasures');
+  for (const name of await namespaceStreams(bus, target.namespace)) if (name !== ledger) await bus.jsm.streams.delete(name);
   await rm(target.attachmentsDir, { recursive: true, force: true });
 }
 
@@ -74,6 +94,10 @@ export async function restoreData(bus: Bus, extracted: string, manifest: Manifes
   for (const part of manifest.streams) {
     const decl = (declarations as Record<string, (typeof declarations)[keyof typeof declarations] | undefined>)[part.key];
     if (!decl) throw new Error(`the archive holds stream "${part.key}", which this version of Parley does not declare`);
+    if (part.key === 'erasures' && (await streamExists(bus, decl.name))) {
+      log.info({ stream: decl.name }, 'erasure ledger kept: the target\'s own ledger is newer than the archive\'s');
+      continue;
+    }
     const count = await importStream(bus, decl, target.namespace, path.join(extracted, part.path), part);
     log.info({ stream: decl.name, messages: count, lastSeq: part.lastSeq }, 'stream restored');
   }
@@ -146,6 +170,8 @@ export interface RestoreReport {
  * 4. Clear sessions and reset tokens: everyone signs in again, no old reset link works.
  * 5. One retention pass (services/retention): past-retention data goes, and the erasure ledger is
  *    applied again, so nobody erased since the backup comes back. It needs the services running.
+ *    The ledger is the target's own when restoring in place (--force keeps it), else the source
+ *    namespace's is imported (`--ledger-from`) when it lives on the same NATS server.
  * 6. Stop the services.
  */
 export async function runRestore(config: BackupConfig, archive: string, options: RestoreOptions, log: Logger): Promise<RestoreReport> {
@@ -180,12 +206,16 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     log.info(cleared, 'sessions and reset tokens cleared');
 
     if (!existsSync(retentionMain)) {
-      throw new Error(
+      throw new RetentionMissingError(
         `retention pass NOT run: ${retentionMain} does not exist (build services/retention). The data is restored, but ` +
           'the erasure ledger and the retention policy have not been applied again: run `node services/retention/dist/main.js` with the services up before opening the system',
       );
     }
-    await runChild(retentionMain, [], env, log);
+    // Restored elsewhere than where it was taken: the source system's ledger (if it lives on this
+    // NATS server) knows who was erased after the backup; the pass imports it first.
+    const source = manifest.namespace;
+    const ledgerFrom = source !== target.namespace && (await streamExists(bus, streamName(source, 'erasures'))) ? source : undefined;
+    await runChild(retentionMain, ledgerFrom ? ['--ledger-from', ledgerFrom] : [], env, log);
     return { manifest, replayed, sessionsCleared: cleared.sessions, resetTokensCleared: cleared.resetTokens, durationMs: Date.now() - started };
   } finally {
     await Promise.all(children.map(stopChild));
