@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -18,7 +18,6 @@ import { startGatewayService } from '../services/gateway/src/service.js';
 import { http, register, startStack, type Account, type Stack } from './stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
-const retentionMain = path.join(root, 'services/retention/dist/main.js');
 const log = createLogger({ service: 'backup-test', level: process.env.BACKUP_TEST_LOG_LEVEL ?? 'silent' });
 
 interface Acked {
@@ -48,6 +47,8 @@ describe('backup, verify and restore (services/backup)', () => {
   let attachmentsDir: string;
   let ann: Account;
   let bob: Account;
+  let cy: Account;
+  let cyChat = '';
   const chats: string[] = [];
   let backup: BackupResult;
   const acked: Acked[] = [];
@@ -61,6 +62,10 @@ describe('backup, verify and restore (services/backup)', () => {
     [ann, bob] = [await register(stack, 'bk_ann'), await register(stack, 'bk_bob')];
     chats.push((await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id);
     chats.push((await http(stack, 'POST', '/api/v1/chats', { token: bob.accessToken, body: { type: 'group', title: 'backup', memberIds: [ann.id] } })).body.id);
+    // Cy writes before the backup and erases the account after it.
+    cy = await register(stack, 'bk_cy');
+    cyChat = (await http(stack, 'POST', '/api/v1/chats', { token: cy.accessToken, body: { type: 'direct', userId: ann.id } })).body.id;
+    expect((await http(stack, 'POST', `/api/v1/chats/${cyChat}/messages`, { token: cy.accessToken, body: { clientMsgId: 'cy-1', body: 'cy secret otter' } })).status).toBe(201);
     const form = new FormData();
     form.append('file', new Blob([Buffer.from('attached before the backup')], { type: 'text/plain' }), 'note.txt');
     const upload = await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${ann.accessToken}` }, body: form });
@@ -76,7 +81,7 @@ describe('backup, verify and restore (services/backup)', () => {
 
   const config = (vars: Record<string, string>) => loadBackupEnv({ ...vars, LOG_LEVEL: 'silent' });
 
-  it('backs up under continuous writes; the restore answers every message acknowledged before the backup began, with the same history and search', async () => {
+  it('backs up under continuous writes; the restore answers every message acknowledged before the backup began, with the same history and search, and keeps an account erased after the backup erased', async () => {
     // Two writers, one per chat, over HTTP, until told to stop.
     let writing = true;
     const writer = async (chatId: string, who: Account, tag: string) => {
@@ -97,6 +102,8 @@ describe('backup, verify and restore (services/backup)', () => {
     writing = false;
     await Promise.all(writers);
     expect(during).toBeGreaterThan(0); // the writes really went on while the backup ran
+    const erased = await http(stack, 'DELETE', '/api/v1/users/me', { token: cy.accessToken, body: { password: cy.password, purgeMessages: true } });
+    expect(erased.status).toBeLessThan(300);
     expect(path.basename(backup.archive)).toMatch(new RegExp(`^parley-${stack.env.namespace}-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
     expect(backup.manifest.attachments.files).toHaveLength(1);
     const chatsStream = backup.manifest.streams.find((s) => s.key === 'chats')!;
@@ -108,14 +115,8 @@ describe('backup, verify and restore (services/backup)', () => {
     const freshFiles = mkdtempSync(path.join(tmpdir(), 'parley-restored-files-'));
     const vars = { ...fresh.env, ATTACHMENTS_DIR: freshFiles };
     try {
-      const restoring = runRestore(config(vars), backup.archive, { force: false, childEnv: { ...process.env, ...vars } }, log);
-      if (existsSync(retentionMain)) {
-        expect((await restoring).sessionsCleared).toBeGreaterThan(0);
-      } else {
-        // services/retention is not built in this tree yet: the restore does everything else, then
-        // fails loudly instead of skipping the pass that re-applies erasures.
-        await expect(restoring).rejects.toThrow(/retention pass NOT run: .*services\/retention\/dist\/main\.js does not exist/);
-      }
+      const report = await runRestore(config(vars), backup.archive, { force: false, childEnv: { ...process.env, ...vars } }, log);
+      expect(report.sessionsCleared).toBeGreaterThan(0);
       // Nobody is signed in after a restore; no reset token survives it.
       const db = new pg.Client({ connectionString: fresh.databaseUrl });
       await db.connect();
@@ -149,6 +150,11 @@ describe('backup, verify and restore (services/backup)', () => {
         const originalHits = (await search(stack, ann.accessToken)).filter((id: string) => restoredIds.has(id));
         expect(await search(restored, token)).toEqual(originalHits);
         expect((await search(restored, token)).length).toBeGreaterThan(0);
+        // Erased after the backup, erased after the restore: no login, no messages, no search hit.
+        expect((await http(restored, 'POST', '/api/v1/auth/login', { body: { login: cy.username, password: cy.password } })).status).toBe(401);
+        const cyHistory = await http(restored, 'GET', `/api/v1/chats/${cyChat}/messages?limit=200`, { token });
+        expect(cyHistory.status === 404 || !JSON.stringify(cyHistory.body.items).includes('otter')).toBe(true);
+        expect((await http(restored, 'GET', '/api/v1/search?q=otter', { token })).body.items).toEqual([]);
         // The attachment file came back with its message.
         const file = await fetch(`${restored.baseUrl}/api/v1/attachments/${attachmentId}`, { headers: { authorization: `Bearer ${token}` } });
         expect(file.status).toBe(200);
@@ -172,7 +178,7 @@ describe('backup, verify and restore (services/backup)', () => {
     const report = await runVerify(config(stack.vars), backup.archive, log);
     expect(report.problems).toEqual([]);
     expect(report.ok).toBe(true);
-    expect(report.lines.join('\n')).toMatch(/history: 2 chats/);
+    expect(report.lines.join('\n')).toMatch(/history: 3 chats/);
     expect(readFileSync(`${backup.archive}.verified`, 'utf8')).toContain('verifiedAt');
   }, 120_000);
 
