@@ -1,0 +1,210 @@
+import { execFile } from 'node:child_process';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger } from '@parley/log';
+import { createTestEnv } from '@parley/testing';
+import { CorruptArchiveError } from '../services/backup/src/archive.js';
+import { runBackup, type BackupResult } from '../services/backup/src/backup.js';
+import { loadBackupEnv } from '../services/backup/src/env.js';
+import { runRestore, TargetNotEmptyError } from '../services/backup/src/restore.js';
+import { runVerify } from '../services/backup/src/verify.js';
+import { startUsersService } from '../services/users/src/service.js';
+import { startMessagesService } from '../services/messages/src/service.js';
+import { startGatewayService } from '../services/gateway/src/service.js';
+import { http, register, startStack, type Account, type Stack } from './stack.js';
+
+const root = path.resolve(import.meta.dirname, '..');
+const log = createLogger({ service: 'backup-test', level: process.env.BACKUP_TEST_LOG_LEVEL ?? 'silent' });
+
+interface Acked {
+  chatId: string;
+  messageId: string;
+  seq: number;
+  /** When the client had the answer (the acknowledgement). */
+  at: number;
+}
+
+/** Every message of a chat as the API answers it, oldest first. */
+async function history(stack: Pick<Stack, 'baseUrl'>, token: string, chatId: string): Promise<any[]> {
+  const items: any[] = [];
+  let cursor: string | null = null;
+  do {
+    const page: { status: number; body: any } = await http(stack, 'GET', `/api/v1/chats/${chatId}/messages?limit=200${cursor ? `&before=${cursor}` : ''}`, { token });
+    expect(page.status).toBe(200);
+    items.push(...page.body.items);
+    cursor = page.body.nextCursor;
+  } while (cursor);
+  return items.reverse();
+}
+
+describe('backup, verify and restore (services/backup)', () => {
+  let stack: Stack;
+  let dir: string;
+  let attachmentsDir: string;
+  let ann: Account;
+  let bob: Account;
+  let cy: Account;
+  let cyChat = '';
+  const chats: string[] = [];
+  let backup: BackupResult;
+  const acked: Acked[] = [];
+  let backupBegan = 0;
+  let attachmentId = '';
+
+  beforeAll(async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'parley-backups-'));
+    attachmentsDir = mkdtempSync(path.join(tmpdir(), 'parley-backup-files-'));
+    stack = await startStack({ ATTACHMENTS_DIR: attachmentsDir });
+    [ann, bob] = [await register(stack, 'bk_ann'), await register(stack, 'bk_bob')];
+    chats.push((await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id);
+    chats.push((await http(stack, 'POST', '/api/v1/chats', { token: bob.accessToken, body: { type: 'group', title: 'backup', memberIds: [ann.id] } })).body.id);
+    // Cy writes before the backup and erases the account after it.
+    cy = await register(stack, 'bk_cy');
+    cyChat = (await http(stack, 'POST', '/api/v1/chats', { token: cy.accessToken, body: { type: 'direct', userId: ann.id } })).body.id;
+    expect((await http(stack, 'POST', `/api/v1/chats/${cyChat}/messages`, { token: cy.accessToken, body: { clientMsgId: 'cy-1', body: 'cy secret otter' } })).status).toBe(201);
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.from('attached before the backup')], { type: 'text/plain' }), 'note.txt');
+    const upload = await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${ann.accessToken}` }, body: form });
+    attachmentId = ((await upload.json()) as { id: string }).id;
+    const sent = await http(stack, 'POST', `/api/v1/chats/${chats[0]}/messages`, { token: ann.accessToken, body: { clientMsgId: 'with-file', body: 'see the zebra file', attachmentIds: [attachmentId] } });
+    expect(sent.status).toBe(201);
+  }, 60_000);
+  afterAll(async () => {
+    await stack?.stop();
+    rmSync(dir, { recursive: true, force: true });
+    rmSync(attachmentsDir, { recursive: true, force: true });
+  });
+
+  const config = (vars: Record<string, string>) => loadBackupEnv({ ...vars, LOG_LEVEL: 'silent' });
+
+  it('backs up under continuous writes; the restore answers every message acknowledged before the backup began, with the same history and search, and keeps an account erased after the backup erased', async () => {
+    // Two writers, one per chat, over HTTP, until told to stop.
+    let writing = true;
+    const writer = async (chatId: string, who: Account, tag: string) => {
+      for (let i = 0; writing; ) {
+        const answer = await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: who.accessToken, body: { clientMsgId: `${tag}-${i}`, body: `${tag} message ${i} walrus` } });
+        // A loaded machine may answer 503 (not acknowledged): the client sends the same again.
+        if (answer.status !== 201 && answer.status !== 200) continue;
+        acked.push({ chatId, messageId: answer.body.id, seq: answer.body.seq, at: Date.now() });
+        i++;
+      }
+    };
+    const writers = [writer(chats[0]!, ann, 'direct'), writer(chats[1]!, bob, 'group')];
+    while (acked.length < 40) await new Promise((r) => setTimeout(r, 20));
+    backupBegan = Date.now();
+    backup = await runBackup(config(stack.vars), dir, log);
+    const during = acked.filter((a) => a.at > backupBegan).length;
+    await new Promise((r) => setTimeout(r, 300));
+    writing = false;
+    await Promise.all(writers);
+    expect(during).toBeGreaterThan(0); // the writes really went on while the backup ran
+    const erased = await http(stack, 'DELETE', '/api/v1/users/me', { token: cy.accessToken, body: { password: cy.password, purgeMessages: true } });
+    expect(erased.status).toBeLessThan(300);
+    expect(path.basename(backup.archive)).toMatch(new RegExp(`^parley-${stack.env.namespace}-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
+    expect(backup.manifest.attachments.files).toHaveLength(1);
+    const chatsStream = backup.manifest.streams.find((s) => s.key === 'chats')!;
+    const checkpoint = backup.manifest.database.checkpoints['messages.chats-projection']!;
+    expect(checkpoint).toBeLessThanOrEqual(chatsStream.lastSeq);
+
+    // Restore into a fresh, empty database and namespace (its own attachment directory).
+    const fresh = await createTestEnv();
+    const freshFiles = mkdtempSync(path.join(tmpdir(), 'parley-restored-files-'));
+    const vars = { ...fresh.env, ATTACHMENTS_DIR: freshFiles };
+    try {
+      const report = await runRestore(config(vars), backup.archive, { force: false, childEnv: { ...process.env, ...vars } }, log);
+      expect(report.sessionsCleared).toBeGreaterThan(0);
+      // Nobody is signed in after a restore; no reset token survives it.
+      const db = new pg.Client({ connectionString: fresh.databaseUrl });
+      await db.connect();
+      const left = (await db.query('SELECT (SELECT count(*) FROM users.sessions)::int AS s, (SELECT count(*) FROM users.password_resets)::int AS r')).rows[0];
+      await db.end();
+      expect(left).toEqual({ s: 0, r: 0 });
+
+      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      const gateway = await startGatewayService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      const restored = { baseUrl: `http://127.0.0.1:${gateway.port}` };
+      try {
+        // Sessions were cleared, and the old tokens were signed with another secret anyway: sign in again.
+        const login = await http(restored, 'POST', '/api/v1/auth/login', { body: { login: ann.username, password: ann.password } });
+        expect(login.status).toBe(200);
+        const token = login.body.accessToken as string;
+        expect((await http(restored, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: ann.refreshToken } })).status).toBe(401);
+
+        for (const chatId of chats) {
+          const before = acked.filter((a) => a.chatId === chatId && a.at <= backupBegan);
+          const original = await history(stack, ann.accessToken, chatId);
+          const copy = await history(restored, token, chatId);
+          const ids = new Set(copy.map((m) => m.id));
+          expect(before.filter((a) => !ids.has(a.messageId))).toEqual([]);
+          // The same history, message for message, up to where the backup ends.
+          expect(copy).toEqual(original.slice(0, copy.length));
+        }
+        // Search answers the same, within what the backup holds.
+        const restoredIds = new Set((await Promise.all(chats.map((c) => history(restored, token, c)))).flat().map((m) => m.id));
+        const search = async (s: Pick<Stack, 'baseUrl'>, t: string) => (await http(s, 'GET', '/api/v1/search?q=walrus&limit=200', { token: t })).body.items.map((m: any) => m.id);
+        const originalHits = (await search(stack, ann.accessToken)).filter((id: string) => restoredIds.has(id));
+        expect(await search(restored, token)).toEqual(originalHits);
+        expect((await search(restored, token)).length).toBeGreaterThan(0);
+        // Erased after the backup, erased after the restore: no login, no messages, no search hit.
+        expect((await http(restored, 'POST', '/api/v1/auth/login', { body: { login: cy.username, password: cy.password } })).status).toBe(401);
+        const cyHistory = await http(restored, 'GET', `/api/v1/chats/${cyChat}/messages?limit=200`, { token });
+        expect(cyHistory.status === 404 || !JSON.stringify(cyHistory.body.items).includes('otter')).toBe(true);
+        expect((await http(restored, 'GET', '/api/v1/search?q=otter', { token })).body.items).toEqual([]);
+        // The attachment file came back with its message.
+        const file = await fetch(`${restored.baseUrl}/api/v1/attachments/${attachmentId}`, { headers: { authorization: `Bearer ${token}` } });
+        expect(file.status).toBe(200);
+        expect(await file.text()).toBe('attached before the backup');
+      } finally {
+        await gateway.stop();
+        await messages.stop();
+        await users.stop();
+      }
+    } finally {
+      await fresh.cleanup();
+      rmSync(freshFiles, { recursive: true, force: true });
+    }
+  }, 240_000);
+
+  it('refuses to restore into a namespace and database that hold data, without --force', async () => {
+    await expect(runRestore(config({ ...stack.vars, ATTACHMENTS_DIR: attachmentsDir }), backup.archive, { force: false, childEnv: process.env }, log)).rejects.toThrow(TargetNotEmptyError);
+  });
+
+  it('verify restores into a scratch database and namespace, matches the manifest, and cleans up', async () => {
+    const report = await runVerify(config(stack.vars), backup.archive, log);
+    expect(report.problems).toEqual([]);
+    expect(report.ok).toBe(true);
+    expect(report.lines.join('\n')).toMatch(/history: 3 chats/);
+    expect(readFileSync(`${backup.archive}.verified`, 'utf8')).toContain('verifiedAt');
+  }, 120_000);
+
+  it('a corrupted or truncated archive fails verify with a clear message and exit code 1', async () => {
+    const bytes = readFileSync(backup.archive);
+    const flipped = Buffer.from(bytes);
+    for (let i = Math.floor(bytes.length / 2); i < Math.floor(bytes.length / 2) + 16; i++) flipped[i] = flipped[i]! ^ 0xff;
+    const corrupt = path.join(dir, 'corrupt.tar.gz');
+    writeFileSync(corrupt, flipped);
+    const truncated = path.join(dir, 'truncated.tar.gz');
+    writeFileSync(truncated, bytes.subarray(0, Math.floor(bytes.length * 0.6)));
+    const cfg = config(stack.vars);
+    await expect(runVerify(cfg, corrupt, log)).rejects.toThrow(CorruptArchiveError);
+    await expect(runVerify(cfg, truncated, log)).rejects.toThrow(/corrupt or truncated/);
+    // With the archive's .sha256 beside the damaged copy, the whole-file checksum speaks first.
+    const named = path.join(dir, path.basename(backup.archive).replace('.tar.gz', '-copy.tar.gz'));
+    writeFileSync(named, flipped);
+    copyFileSync(`${backup.archive}.sha256`, `${named}.sha256`);
+    await expect(runVerify(cfg, named, log)).rejects.toThrow(/does not match .*\.sha256/);
+    // The command: exit code 1 and the reason on stderr.
+    const main = path.join(root, 'services/backup/dist/main.js');
+    const result = await promisify(execFile)(process.execPath, [main, 'verify', truncated], { env: { ...process.env, ...stack.vars, LOG_LEVEL: 'silent' } }).then(
+      () => ({ code: 0, stderr: '' }),
+      (error: { code: number; stderr: string }) => ({ code: error.code, stderr: error.stderr }),
+    );
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/truncated\.tar\.gz is corrupt or truncated/);
+  }, 60_000);
+});

@@ -1,0 +1,137 @@
+import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { connectBus, type Bus } from '@parley/bus';
+import { declaredStreams } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import { archiveName, packArchive } from './archive.js';
+import { ATTACHMENTS_PART, copyAttachments } from './attachments.js';
+import { dumpDatabase } from './database.js';
+import type { BackupConfig } from './env.js';
+import { sha256File } from './files.js';
+import { DATABASE_PART, MANIFEST_FORMAT, MANIFEST_PATH, type ConsumerRecord, type Manifest, type StreamPart } from './manifest.js';
+import { parleyVersion } from './paths.js';
+import { exportStream } from './streams.js';
+
+export interface BackupResult {
+  archive: string;
+  bytes: number;
+  durationMs: number;
+  manifest: Manifest;
+}
+
+/** The retention settings that shape the stream declarations (same as every service's). */
+export function retentionOf(config: BackupConfig) {
+  return { auditLogDays: config.AUDIT_LOG_RETENTION_DAYS, resetTokenDays: config.RESET_TOKEN_RETENTION_DAYS, readReceiptDays: config.READ_RECEIPT_RETENTION_DAYS };
+}
+
+/**
+ * One live backup of the namespace into `dir`, while the system keeps taking writes:
+ *
+ * 1. Postgres: a REPEATABLE READ transaction exports a snapshot; `pg_dump -Fc --snapshot` dumps
+ *    exactly it, and the manifest's row counts, history digests and checkpoints are read in it.
+ * 2. Streams: their state (last sequence) is read AFTER that snapshot exists, and each stream is
+ *    exported up to it (in parallel with pg_dump). So every checkpoint in the dump is at or below
+ *    its stream's end: after a restore the projectors replay the events between the two, and every
+ *    event stored (acknowledged) before the backup began is in the archive.
+ * 3. Attachment files, after the streams, so each file an exported event names is on disk.
+ * 4. manifest.json, then one tar.gz, written under a temporary name and renamed.
+ */
+export async function runBackup(config: BackupConfig, dir: string, log: Logger): Promise<BackupResult> {
+  const started = new Date();
+  const ns = config.PARLEY_NAMESPACE;
+  await mkdir(dir, { recursive: true });
+  // Staged next to the archive: same filesystem, so nothing large crosses devices twice.
+  const staging = await mkdtemp(path.join(dir, '.parley-backup-'));
+  const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log });
+  try {
+    await mkdir(path.join(staging, 'streams'));
+    const declarations = Object.entries(declaredStreams(ns, retentionOf(config)));
+    const streams: StreamPart[] = [];
+    const databaseFile = path.join(staging, DATABASE_PART);
+    let exporting: Promise<void> = Promise.resolve();
+    log.debug('database snapshot');
+    const figures = await dumpDatabase(config.DATABASE_URL, databaseFile, async () => {
+      const states = await Promise.all(declarations.map(([key, decl]) => streamState(bus, key, decl.name)));
+      exporting = exportStreams(bus, ns, staging, states, streams, log);
+      // Surfaced by the await below; not an unhandled rejection while pg_dump still runs.
+      exporting.catch(() => {});
+    });
+    log.debug('database dumped');
+    await exporting;
+    log.debug('streams exported');
+    const attachments = await copyAttachments(config.ATTACHMENTS_DIR, staging);
+    const declaredNames = new Set(declarations.map(([, d]) => d.name));
+    const skippedStreams: string[] = [];
+    for await (const name of bus.jsm.streams.names()) {
+      if ((name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) && !declaredNames.has(name)) skippedStreams.push(name);
+    }
+    const manifest: Manifest = {
+      format: MANIFEST_FORMAT,
+      namespace: ns,
+      createdAt: started.toISOString(),
+      finishedAt: new Date().toISOString(),
+      versions: { parley: parleyVersion(), node: process.version, postgres: figures.postgres, pgDump: figures.pgDump, nats: bus.nc.info?.version ?? 'unknown' },
+      database: {
+        path: DATABASE_PART,
+        bytes: (await stat(databaseFile)).size,
+        sha256: await sha256File(databaseFile),
+        tables: figures.tables,
+        chats: figures.chats,
+        checkpoints: figures.checkpoints,
+      },
+      streams: streams.sort((a, b) => a.name.localeCompare(b.name)),
+      skippedStreams: skippedStreams.sort(),
+      attachments,
+    };
+    await writeFile(path.join(staging, MANIFEST_PATH), `${JSON.stringify(manifest, null, 1)}\n`);
+    const archive = path.join(dir, archiveName(ns, started));
+    const entries = [DATABASE_PART, 'streams', ...(attachments.files.length > 0 ? [ATTACHMENTS_PART] : [])];
+    const { bytes } = await packArchive(staging, entries, archive);
+    const durationMs = Date.now() - started.getTime();
+    log.info({ archive, bytes, durationMs, streams: streams.map((s) => ({ name: s.name, lastSeq: s.lastSeq, messages: s.messages })) }, 'backup written');
+    return { archive, bytes, durationMs, manifest };
+  } finally {
+    await bus.nc.close().catch(() => {});
+    await rm(staging, { recursive: true, force: true });
+  }
+}
+
+interface StreamState {
+  key: string;
+  name: string;
+  firstSeq: number;
+  lastSeq: number;
+  messages: number;
+  consumers: ConsumerRecord[];
+}
+
+async function streamState(bus: Bus, key: string, name: string): Promise<StreamState> {
+  const info = await bus.jsm.streams.info(name).catch((error: unknown) => {
+    throw new Error(`stream ${name} cannot be read (${(error as Error).message}): is PARLEY_NAMESPACE right, and has Parley run in it?`);
+  });
+  const consumers: ConsumerRecord[] = [];
+  for await (const c of bus.jsm.consumers.list(name)) {
+    if (!c.config.durable_name) continue; // ephemeral readers (gateways, this export) are not state
+    const filter = c.config.filter_subject;
+    consumers.push({
+      name: c.config.durable_name,
+      ...(filter ? { filterSubject: filter.slice(filter.indexOf('.') + 1) } : {}),
+      ackWaitNanos: c.config.ack_wait,
+      maxAckPending: c.config.max_ack_pending,
+      maxDeliver: c.config.max_deliver,
+    });
+  }
+  consumers.sort((a, b) => a.name.localeCompare(b.name));
+  return { key, name, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, messages: info.state.messages, consumers };
+}
+
+async function exportStreams(bus: Bus, ns: string, staging: string, states: StreamState[], into: StreamPart[], log: Logger): Promise<void> {
+  for (const s of states) {
+    const part = `streams/${s.key}.ndjson`;
+    const file = path.join(staging, part);
+    // An empty stream has nothing to read (and nothing would arrive to end the read).
+    const { messages, digest } = await exportStream(bus, ns, s.name, s.messages === 0 ? 0 : s.lastSeq, file);
+    into.push({ key: s.key, name: s.name, path: part, bytes: (await stat(file)).size, sha256: await sha256File(file), firstSeq: s.firstSeq, lastSeq: s.lastSeq, messages, digest, consumers: s.consumers });
+    log.debug({ stream: s.name, messages, lastSeq: s.lastSeq }, 'stream exported');
+  }
+}

@@ -1,0 +1,32 @@
+import { Type } from '@sinclair/typebox';
+import { CommonEnv, loadEnv } from '@parley/config';
+
+/**
+ * The backup job's settings. It reads the same common settings as the services (the namespace,
+ * the servers, and the retention days, which shape the stream declarations it restores).
+ */
+export const BackupEnv = {
+  ...CommonEnv,
+  /** Unused by the one-shot commands (they expose no endpoint); kept so the common settings validate. */
+  METRICS_PORT: Type.Number({ default: 9094 }),
+  /** The attachment store of the messages service and the gateway (the same shared directory). */
+  ATTACHMENTS_DIR: Type.String({ default: './data/attachments' }),
+  /** Rotation: how many daily, weekly and monthly archives `rotate` keeps. */
+  BACKUP_KEEP_DAILY: Type.Number({ default: 7, minimum: 0 }),
+  BACKUP_KEEP_WEEKLY: Type.Number({ default: 4, minimum: 0 }),
+  BACKUP_KEEP_MONTHLY: Type.Number({ default: 6, minimum: 0 }),
+  /** Where restore and verify unpack an archive (needs room for it, uncompressed); default the OS temp dir. */
+  BACKUP_TMP_DIR: Type.Optional(Type.String()),
+  /** How long restore waits for the services' projectors to replay the events newer than the checkpoints. */
+  BACKUP_REPLAY_TIMEOUT_SECONDS: Type.Number({ default: 3600, minimum: 1 }),
+  /** node_exporter textfile collector: the job's metrics are written here after a successful backup. */
+  BACKUP_METRICS_TEXTFILE: Type.Optional(Type.String()),
+  /** Prometheus Pushgateway: the job's metrics are pushed here after a successful backup (job "parley_backup"). */
+  PUSHGATEWAY_URL: Type.Optional(Type.String()),
+};
+
+export type BackupConfig = ReturnType<typeof loadBackupEnv>;
+
+export function loadBackupEnv(source: Record<string, string | undefined> = process.env) {
+  return loadEnv(BackupEnv, source);
+}

@@ -1,0 +1,74 @@
+import { parseArgs } from 'node:util';
+import { createLogger } from '@parley/log';
+import { CorruptArchiveError } from './archive.js';
+import { runBackup } from './backup.js';
+import { loadBackupEnv } from './env.js';
+import { backupMetrics, exportMetrics } from './metrics.js';
+import { RetentionMissingError, runRestore, TargetNotEmptyError } from './restore.js';
+import { rotateDirectory } from './rotate.js';
+import { runVerify } from './verify.js';
+
+const USAGE = `usage: node services/backup/dist/main.js <command>
+  backup <dir>                 write parley-<namespace>-<UTC time>.tar.gz into <dir>
+  restore <archive> [--force]  restore into DATABASE_URL / PARLEY_NAMESPACE / ATTACHMENTS_DIR
+  verify <archive>             check, restore into a scratch database and namespace, compare
+  rotate <dir>                 keep BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY archives and the newest verified one`;
+
+const say = (line: string) => process.stdout.write(`${line}\n`);
+
+/** Exit codes: 0 done, 1 failed (or verify found a difference), 2 usage or configuration error. */
+async function main(argv: string[]): Promise<number> {
+  const { positionals, values } = parseArgs({ args: argv, options: { force: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  const [command, target] = positionals;
+  if (!command || !target || positionals.length > 2 || (values.force && command !== 'restore')) {
+    process.stderr.write(`${USAGE}\n`);
+    return 2;
+  }
+  const config = loadBackupEnv(process.env);
+  // Logs (JSON) to stderr; stdout carries the report.
+  const log = createLogger({ service: 'backup', level: config.LOG_LEVEL, destination: process.stderr });
+  switch (command) {
+    case 'backup': {
+      const result = await runBackup(config, target, log);
+      const messages = result.manifest.streams.reduce((n, s) => n + s.messages, 0);
+      say(`backup ${result.archive}: ${result.bytes} bytes, ${messages} stream messages, ${result.manifest.attachments.files.length} files, ${(result.durationMs / 1000).toFixed(1)} s`);
+      const registry = backupMetrics({ finishedAt: new Date(), bytes: result.bytes, durationSeconds: result.durationMs / 1000 });
+      await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL });
+      return 0;
+    }
+    case 'restore': {
+      const report = await runRestore(config, target, { force: values.force, childEnv: process.env }, log);
+      say(`restored ${target} (namespace ${report.manifest.namespace} → ${config.PARLEY_NAMESPACE}) in ${(report.durationMs / 1000).toFixed(1)} s`);
+      say(`  replayed after the checkpoints: ${Object.entries(report.replayed).map(([p, n]) => `${p} ${n}`).join(', ') || 'nothing'}`);
+      say(`  cleared: ${report.sessionsCleared} sessions, ${report.resetTokensCleared} reset tokens; retention pass done`);
+      return 0;
+    }
+    case 'verify': {
+      const report = await runVerify(config, target, log);
+      for (const line of report.lines) say(`  ${line}`);
+      for (const problem of report.problems) say(`  PROBLEM: ${problem}`);
+      say(`verify ${target}: ${report.ok ? 'OK' : 'FAILED'} (${(report.durationMs / 1000).toFixed(1)} s)`);
+      return report.ok ? 0 : 1;
+    }
+    case 'rotate': {
+      const policy = { daily: config.BACKUP_KEEP_DAILY, weekly: config.BACKUP_KEEP_WEEKLY, monthly: config.BACKUP_KEEP_MONTHLY };
+      const { kept, removed } = await rotateDirectory(target, policy);
+      for (const [name, reasons] of kept) say(`  keep   ${name} (${reasons.join(', ')})`);
+      for (const name of removed) say(`  delete ${name}`);
+      say(`rotate ${target}: kept ${kept.size}, deleted ${removed.length}`);
+      return 0;
+    }
+    default:
+      process.stderr.write(`unknown command ${command}\n${USAGE}\n`);
+      return 2;
+  }
+}
+
+main(process.argv.slice(2))
+  .then((code) => process.exit(code))
+  .catch((error: unknown) => {
+    const e = error as Error;
+    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof RetentionMissingError || e.name === 'ConfigError';
+    process.stderr.write(`backup: ${known ? e.message : (e.stack ?? e.message)}\n`);
+    process.exit(e.name === 'ConfigError' ? 2 : 1);
+  });

@@ -1,0 +1,284 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import pg from 'pg';
+import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { connectBus, ensureStreams, isNotFound, type Bus } from '@parley/bus';
+import { declaredStreams, streamName } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import { ensureDatabase } from '@parley/pg';
+import { unpackArchive } from './archive.js';
+import { restoreAttachments } from './attachments.js';
+import { retentionOf } from './backup.js';
+import { dropUserSchemas, restoreDatabase, userTables } from './database.js';
+import type { BackupConfig } from './env.js';
+import { DATABASE_PART, type Manifest } from './manifest.js';
+import { ROOT } from './paths.js';
+import { importStream } from './streams.js';
+
+/** Where one restore goes: a database, a namespace, an attachment directory. */
+export interface Target {
+  databaseUrl: string;
+  namespace: string;
+  attachmentsDir: string;
+}
+
+export class TargetNotEmptyError extends Error {
+  override name = 'TargetNotEmptyError';
+}
+
+/** The retention build is missing: the data is restored, but erasures were not applied again. */
+export class RetentionMissingError extends Error {
+  override name = 'RetentionMissingError';
+}
+
+/** What already lives in the target (tables, streams, files); empty means safe to restore into. */
+export async function targetContents(bus: Bus, target: Target): Promise<string[]> {
+  const found: string[] = [];
+  const tables = await userTables(target.databaseUrl);
+  if (tables.length > 0) found.push(`${tables.length} tables in ${redactDb(target.databaseUrl)} (${tables.slice(0, 3).join(', ')}${tables.length > 3 ? ', …' : ''})`);
+  const streams = await namespaceStreams(bus, target.namespace);
+  if (streams.length > 0) found.push(`streams ${streams.join(', ')}`);
+  const files = await readdir(target.attachmentsDir).catch(() => []);
+  if (files.length > 0) found.push(`files in ${target.attachmentsDir}`);
+  return found;
+}
+
+async function streamExists(bus: Bus, name: string): Promise<boolean> {
+  return bus.jsm.streams.info(name).then(
+    () => true,
+    (error: unknown) => {
+      if (isNotFound(error)) return false;
+      throw error;
+    },
+  );
+}
+
+async function namespaceStreams(bus: Bus, ns: string): Promise<string[]> {
+  const names: string[] = [];
+  for await (const name of bus.jsm.streams.names()) if (name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) names.push(name);
+  return names.sort();
+}
+
+/**
+ * restore --force: empties the target first (schemas dropped, streams deleted, files removed),
+ * except the erasure ledger: it holds everyone erased since the backup, which the retention pass
+ * after the restore erases again. The ledger only grows, so the live one covers the archive's.
+ */
+async function clearTarget(bus: Bus, target: Target): Promise<void> {
+  await dropUserSchemas(target.databaseUrl).catch((error: { code?: string }) => {
+    if (error.code !== '3D000') throw error;
+  });
+  const ledger = streamName(target.namespace, 'erasures');
+  for (const name of await namespaceStreams(bus, target.namespace)) if (name !== ledger) await bus.jsm.streams.delete(name);
+  await rm(target.attachmentsDir, { recursive: true, force: true });
+}
+
+function redactDb(url: string): string {
+  const u = new URL(url);
+  return `${u.host}${u.pathname}`;
+}
+
+/**
+ * The data part of a restore, shared with verify: the database from the dump, every stream at its
+ * original sequences (under the target namespace), the streams the archive lacks created empty,
+ * the attachment files. Projections are as of the dump; nothing is replayed yet.
+ */
+export async function restoreData(bus: Bus, extracted: string, manifest: Manifest, target: Target, config: BackupConfig, log: Logger): Promise<void> {
+  await ensureDatabase(target.databaseUrl);
+  await restoreDatabase(target.databaseUrl, path.join(extracted, DATABASE_PART));
+  log.info({ tables: Object.keys(manifest.database.tables).length }, 'database restored');
+  const declarations = declaredStreams(target.namespace, retentionOf(config));
+  for (const part of manifest.streams) {
+    const decl = (declarations as Record<string, (typeof declarations)[keyof typeof declarations] | undefined>)[part.key];
+    if (!decl) throw new Error(`the archive holds stream "${part.key}", which this version of Parley does not declare`);
+    if (part.key === 'erasures' && (await streamExists(bus, decl.name))) {
+      log.info({ stream: decl.name }, 'erasure ledger kept: the target\'s own ledger is newer than the archive\'s');
+      continue;
+    }
+    const count = await importStream(bus, decl, target.namespace, path.join(extracted, part.path), part);
+    log.info({ stream: decl.name, messages: count, lastSeq: part.lastSeq }, 'stream restored');
+  }
+  // Streams declared now but absent from the archive (added since) start empty; configs aligned.
+  await ensureStreams(bus.jsm, Object.values(declarations), log);
+  await restoreAttachments(extracted, manifest.attachments.files, target.attachmentsDir);
+}
+
+/**
+ * Recreates the projectors' durable consumers so that each starts just after its projection's
+ * checkpoint in the restored database (the services' projectors keep an existing consumer).
+ * Without this they would be created anew and re-read every stream from its start, skipping
+ * event by event up to the checkpoint.
+ */
+async function restoreConsumers(bus: Bus, manifest: Manifest, namespace: string, checkpoints: Map<string, number>): Promise<void> {
+  for (const part of manifest.streams) {
+    const stream = part.name.replace(manifest.namespace, namespace);
+    for (const c of part.consumers) {
+      const checkpoint = checkpoints.get(c.name) ?? 0;
+      await bus.jsm.consumers.add(stream, {
+        durable_name: c.name,
+        ack_policy: AckPolicy.Explicit,
+        ...(c.filterSubject ? { filter_subject: `${namespace}.${c.filterSubject}` } : {}),
+        ...(c.ackWaitNanos ? { ack_wait: c.ackWaitNanos } : {}),
+        ...(c.maxAckPending ? { max_ack_pending: c.maxAckPending } : {}),
+        ...(c.maxDeliver ? { max_deliver: c.maxDeliver } : {}),
+        ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All }),
+      });
+    }
+  }
+}
+
+async function readCheckpoints(databaseUrl: string): Promise<Map<string, number>> {
+  const client = new pg.Client({ connectionString: databaseUrl });
+  await client.connect();
+  try {
+    const { rows: schemas } = await client.query<{ s: string }>(`SELECT table_schema AS s FROM information_schema.tables WHERE table_name = 'projection_checkpoints'`);
+    const result = new Map<string, number>();
+    for (const { s } of schemas) {
+      const { rows } = await client.query<{ projector: string; stream_seq: string }>(`SELECT projector, stream_seq FROM ${pg.escapeIdentifier(s)}.projection_checkpoints`);
+      for (const r of rows) result.set(r.projector, Number(r.stream_seq));
+    }
+    return result;
+  } finally {
+    await client.end();
+  }
+}
+
+export interface RestoreOptions {
+  force: boolean;
+  /** The environment the services and the retention pass are started with (the operator's). */
+  childEnv: Record<string, string | undefined>;
+}
+
+export interface RestoreReport {
+  manifest: Manifest;
+  replayed: Record<string, number>;
+  sessionsCleared: number;
+  resetTokensCleared: number;
+  durationMs: number;
+}
+
+/**
+ * `restore <archive> [--force]` into DATABASE_URL / PARLEY_NAMESPACE / ATTACHMENTS_DIR:
+ *
+ * 1. Check the archive (checksums), refuse a target that holds anything unless --force.
+ * 2. Restore the data (restoreData), recreate the projectors' consumers after their checkpoints.
+ * 3. Start the users and messages services (their dist/main.js) so their projectors replay the
+ *    events newer than the checkpoints; wait until every consumer has nothing pending.
+ * 4. Clear sessions and reset tokens: everyone signs in again, no old reset link works.
+ * 5. One retention pass (services/retention): past-retention data goes, and the erasure ledger is
+ *    applied again, so nobody erased since the backup comes back. It needs the services running.
+ *    The ledger is the target's own when restoring in place (--force keeps it), else the source
+ *    namespace's is imported (`--ledger-from`) when it lives on the same NATS server.
+ * 6. Stop the services.
+ */
+export async function runRestore(config: BackupConfig, archive: string, options: RestoreOptions, log: Logger): Promise<RestoreReport> {
+  const started = Date.now();
+  const target: Target = { databaseUrl: config.DATABASE_URL, namespace: config.PARLEY_NAMESPACE, attachmentsDir: config.ATTACHMENTS_DIR };
+  const retentionMain = path.join(ROOT, 'services', 'retention', 'dist', 'main.js');
+  const serviceMains = ['users', 'messages'].map((s) => path.join(ROOT, 'services', s, 'dist', 'main.js'));
+  for (const main of serviceMains) {
+    if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
+  }
+  const extracted = await mkdtemp(path.join(config.BACKUP_TMP_DIR ?? os.tmpdir(), 'parley-restore-'));
+  const bus = await connectBus({ url: config.NATS_URL, name: 'backup-restore', log });
+  const children: ChildProcess[] = [];
+  try {
+    const manifest = await unpackArchive(archive, extracted);
+    const inUse = await targetContents(bus, target);
+    if (inUse.length > 0) {
+      if (!options.force) throw new TargetNotEmptyError(`the target is not empty (${inUse.join('; ')}); restore into an empty database and namespace, or pass --force to replace it`);
+      log.warn({ replacing: inUse }, 'restore --force: emptying the target');
+      await clearTarget(bus, target);
+    }
+    await restoreData(bus, extracted, manifest, target, config, log);
+    const checkpoints = await readCheckpoints(target.databaseUrl);
+    await restoreConsumers(bus, manifest, target.namespace, checkpoints);
+
+    const env = { ...options.childEnv, METRICS_PORT: '0', PORT: '0' };
+    for (const main of serviceMains) children.push(startChild(main, env, log));
+    const replayed = await waitForProjections(bus, manifest, target.namespace, checkpoints, children, config.BACKUP_REPLAY_TIMEOUT_SECONDS * 1000);
+    log.info({ replayed }, 'projections caught up');
+
+    const cleared = await clearCredentials(bus, target);
+    log.info(cleared, 'sessions and reset tokens cleared');
+
+    if (!existsSync(retentionMain)) {
+      throw new RetentionMissingError(
+        `retention pass NOT run: ${retentionMain} does not exist (build services/retention). The data is restored, but ` +
+          'the erasure ledger and the retention policy have not been applied again: run `node services/retention/dist/main.js` with the services up before opening the system',
+      );
+    }
+    // Restored elsewhere than where it was taken: the source system's ledger (if it lives on this
+    // NATS server) knows who was erased after the backup; the pass imports it first.
+    const source = manifest.namespace;
+    const ledgerFrom = source !== target.namespace && (await streamExists(bus, streamName(source, 'erasures'))) ? source : undefined;
+    await runChild(retentionMain, ledgerFrom ? ['--ledger-from', ledgerFrom] : [], env, log);
+    return { manifest, replayed, sessionsCleared: cleared.sessions, resetTokensCleared: cleared.resetTokens, durationMs: Date.now() - started };
+  } finally {
+    await Promise.all(children.map(stopChild));
+    await bus.nc.close().catch(() => {});
+    await rm(extracted, { recursive: true, force: true });
+  }
+}
+
+/** Waits until every projector consumer has applied everything in its stream; returns events replayed per projector. */
+async function waitForProjections(bus: Bus, manifest: Manifest, ns: string, checkpoints: Map<string, number>, children: ChildProcess[], timeoutMs: number): Promise<Record<string, number>> {
+  const deadline = Date.now() + timeoutMs;
+  const wanted = manifest.streams.flatMap((p) => p.consumers.map((c) => ({ stream: p.name.replace(manifest.namespace, ns), name: c.name })));
+  for (;;) {
+    const dead = children.find((c) => c.exitCode !== null);
+    if (dead) throw new Error(`a service exited (code ${dead.exitCode}) while replaying; see its log above`);
+    const infos = await Promise.all(wanted.map((w) => bus.jsm.consumers.info(w.stream, w.name).catch((e: unknown) => (isNotFound(e) ? null : Promise.reject(e)))));
+    if (infos.every((i) => i && i.num_pending === 0 && i.num_ack_pending === 0)) {
+      return Object.fromEntries(infos.map((i) => [i!.name, Math.max(0, i!.ack_floor.stream_seq - (checkpoints.get(i!.name) ?? 0))]));
+    }
+    if (Date.now() > deadline) throw new Error(`projections did not catch up within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+/**
+ * Nobody is signed in after a restore, and no reset link from before it works: sessions are
+ * service state (deleted), reset tokens are a projection of the resets stream (rows deleted and
+ * the stream purged, so neither a replay nor a rebuild brings them back; its sequence stays).
+ */
+async function clearCredentials(bus: Bus, target: Target): Promise<{ sessions: number; resetTokens: number }> {
+  const client = new pg.Client({ connectionString: target.databaseUrl });
+  await client.connect();
+  try {
+    const sessions = await client.query('DELETE FROM users.sessions');
+    const resets = await client.query('DELETE FROM users.password_resets');
+    await bus.jsm.streams.purge(declaredStreams(target.namespace).resets.name);
+    return { sessions: sessions.rowCount ?? 0, resetTokens: resets.rowCount ?? 0 };
+  } finally {
+    await client.end();
+  }
+}
+
+function startChild(main: string, env: Record<string, string | undefined>, log: Logger): ChildProcess {
+  const child = spawn(process.execPath, [main], { env, stdio: ['ignore', 2, 2] });
+  log.info({ service: main, pid: child.pid }, 'service started for the replay');
+  return child;
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGTERM');
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+/** Runs a one-shot command; its output goes to ours; a non-zero exit fails the restore. */
+function runChild(main: string, args: string[], env: Record<string, string | undefined>, log: Logger): Promise<void> {
+  return new Promise((resolve, reject) => {
+    log.info({ command: main }, 'running');
+    const child = spawn(process.execPath, [main, ...args], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+    child.on('error', reject);
+    child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${path.relative(ROOT, main)} exited with ${code}`))));
+  });
+}

@@ -1,0 +1,183 @@
+import { createHash } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { once } from 'node:events';
+import { createInterface } from 'node:readline';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import { DeliverPolicy, type JsMsg, type PubAck } from '@nats-io/jetstream';
+import { streamConfig, type Bus } from '@parley/bus';
+import type { StreamDeclaration } from '@parley/contracts';
+
+/**
+ * Streams are exported with an ordered consumer into NDJSON, one line per stored message:
+ * `{seq, subject, time, headers, data}` with the subject WITHOUT its namespace prefix and the
+ * payload in base64. Unlike the JetStream snapshot API (which restores a stream under its own
+ * name and subjects only), this lets a backup be restored into a different namespace, which is
+ * what verify does on every run (docs/decisions.md).
+ */
+export interface ExportedMessage {
+  seq: number;
+  subject: string;
+  /** When JetStream stored it (RFC 3339); kept for the record: a re-publish gets a new time. */
+  time: string;
+  headers?: [string, string][];
+  data: string;
+}
+
+/** Digest over what a restore must reproduce exactly: sequence, namespace-free subject, payload. */
+export class StreamDigest {
+  private readonly hash = createHash('sha256');
+  add(seq: number, subject: string, data: Uint8Array): void {
+    this.hash.update(`${seq} ${subject} ${data.length}\n`);
+    this.hash.update(data);
+  }
+  hex(): string {
+    return this.hash.digest('hex');
+  }
+}
+
+function relative(subject: string, namespace: string): string {
+  const prefix = `${namespace}.`;
+  if (!subject.startsWith(prefix)) throw new Error(`subject ${subject} is outside namespace ${namespace}`);
+  return subject.slice(prefix.length);
+}
+
+/**
+ * Reads every message of `stream` up to `lastSeq` (in order) and hands it to `visit`. Writes go on
+ * while this runs; messages after `lastSeq` are not part of the backup.
+ */
+export async function readStream(bus: Bus, stream: string, lastSeq: number, visit: (msg: JsMsg) => Promise<void> | void): Promise<number> {
+  if (lastSeq === 0) return 0;
+  const consumer = await bus.js.consumers.get(stream, { deliver_policy: DeliverPolicy.All });
+  let count = 0;
+  for (;;) {
+    // Batches rather than an endless consume(): an empty batch means nothing is left to read, even
+    // when the message at lastSeq has been deleted meanwhile and no later one arrives.
+    const batch = await consumer.fetch({ max_messages: 1000, expires: 2_000 });
+    let received = 0;
+    for await (const msg of batch) {
+      received++;
+      // Leaving the loop stops the batch (calling close() from inside the loop would wait forever).
+      if (msg.seq > lastSeq) return count;
+      await visit(msg);
+      count++;
+      if (msg.seq === lastSeq || msg.info.pending === 0) return count;
+    }
+    if (received === 0) return count;
+  }
+}
+
+/** Exports one stream into an NDJSON file; returns the message count and digest. */
+export async function exportStream(bus: Bus, namespace: string, stream: string, lastSeq: number, file: string): Promise<{ messages: number; digest: string }> {
+  const out = createWriteStream(file);
+  const digest = new StreamDigest();
+  const messages = await readStream(bus, stream, lastSeq, async (msg) => {
+    const subject = relative(msg.subject, namespace);
+    digest.add(msg.seq, subject, msg.data);
+    const line: ExportedMessage = { seq: msg.seq, subject, time: msg.timestamp, data: Buffer.from(msg.data).toString('base64') };
+    if (msg.headers) {
+      const pairs: [string, string][] = [];
+      for (const key of msg.headers.keys()) for (const value of msg.headers.values(key)) pairs.push([key, value]);
+      line.headers = pairs;
+    }
+    if (!out.write(`${JSON.stringify(line)}\n`)) await once(out, 'drain');
+  });
+  out.end();
+  await once(out, 'finish');
+  return { messages, digest: digest.hex() };
+}
+
+/** Recomputes a restored stream's digest (verify), reading it the way the export did. */
+export async function digestStream(bus: Bus, namespace: string, stream: string, lastSeq: number): Promise<{ messages: number; digest: string }> {
+  const digest = new StreamDigest();
+  const messages = await readStream(bus, stream, lastSeq, (msg) => digest.add(msg.seq, relative(msg.subject, namespace), msg.data));
+  return { messages, digest: digest.hex() };
+}
+
+/**
+ * Headers not carried over on import: the message id (a repeat within the duplicate window would be
+ * dropped and shift every later sequence), expectations (they held when the event was first
+ * stored, not against a half-imported stream) and rollups (their purge already shaped the export).
+ */
+const DROPPED_HEADERS = /^(Nats-Msg-Id|Nats-Expected-.*|Nats-Rollup)$/i;
+
+/** Publishes in flight at once while importing: enough to keep NATS busy, bounded for memory. */
+const WINDOW = 1000;
+
+export class SequenceMismatchError extends Error {
+  override name = 'SequenceMismatchError';
+}
+
+/**
+ * Imports an exported stream into `namespace`, with every message at its original stream
+ * sequence, because projection checkpoints and rows' `stream_seq` refer to those sequences.
+ *
+ * JetStream assigns sequences itself, so the gaps of the original (deleted messages, subjects
+ * capped at one message) are recreated: a leading gap by purging the empty stream up to the first
+ * sequence (the stream then continues there), inner and trailing gaps by publishing filler
+ * messages on a subject of their own and purging that subject at the end. Every ack's sequence is
+ * checked; a mismatch (someone else publishing into the target) stops the restore.
+ */
+export async function importStream(
+  bus: Bus,
+  decl: StreamDeclaration,
+  namespace: string,
+  file: string,
+  state: { firstSeq: number; lastSeq: number },
+): Promise<number> {
+  const gapSubject = `${namespace}.restoregap.${decl.name}`;
+  const config = streamConfig(decl);
+  await bus.jsm.streams.add({ ...config, subjects: [...decl.subjects, gapSubject] });
+  let next = 1;
+  const inFlight = new Set<Promise<void>>();
+  let failure: Error | undefined;
+  const publish = async (subject: string, data: Uint8Array, hdrs: ReturnType<typeof natsHeaders> | undefined): Promise<void> => {
+    const expected = next++;
+    const p = bus.js
+      .publish(subject, data, hdrs ? { headers: hdrs } : {})
+      .then((ack: PubAck) => {
+        if (ack.seq !== expected) throw new SequenceMismatchError(`${decl.name}: message stored at sequence ${ack.seq}, expected ${expected}; is something else publishing into the target namespace?`);
+      })
+      .catch((error: Error) => {
+        failure ??= error;
+      })
+      .finally(() => inFlight.delete(p));
+    inFlight.add(p);
+    if (inFlight.size >= WINDOW) await Promise.race(inFlight);
+    if (failure) throw failure;
+  };
+  const empty = new Uint8Array();
+  const fillTo = async (seq: number) => {
+    if (next === 1 && seq > 1) {
+      await bus.jsm.streams.purge(decl.name, { seq });
+      next = seq;
+    }
+    while (next < seq) await publish(gapSubject, empty, undefined);
+  };
+
+  let count = 0;
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  for await (const text of lines) {
+    if (!text) continue;
+    const line = JSON.parse(text) as ExportedMessage;
+    await fillTo(line.seq);
+    let hdrs: ReturnType<typeof natsHeaders> | undefined;
+    for (const [k, v] of line.headers ?? []) {
+      if (DROPPED_HEADERS.test(k)) continue;
+      hdrs ??= natsHeaders();
+      hdrs.append(k, v);
+    }
+    await publish(`${namespace}.${line.subject}`, Buffer.from(line.data, 'base64'), hdrs);
+    count++;
+  }
+  // The end of the stream as it was, so the next event gets a sequence above every checkpoint.
+  await fillTo(state.lastSeq + 1);
+  await Promise.all(inFlight);
+  if (failure) throw failure;
+  await bus.jsm.streams.purge(decl.name, { filter: gapSubject });
+  const info = await bus.jsm.streams.info(decl.name);
+  await bus.jsm.streams.update(decl.name, { ...info.config, subjects: decl.subjects });
+  if (info.state.last_seq !== state.lastSeq) {
+    throw new SequenceMismatchError(`${decl.name}: restored up to sequence ${info.state.last_seq}, the backup ends at ${state.lastSeq}`);
+  }
+  return count;
+}
