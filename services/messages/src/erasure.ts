@@ -43,7 +43,7 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
       let deleted = 0;
       for (const { chatId } of chats) {
         const seqs = await authoredEvents(deps.bus, stream, subjects.chat(deps.namespace, chatId), userId);
-        deleted += await deleteStreamSequences(deps.bus.jsm, stream, seqs, 32);
+        deleted += await deleteStreamSequences(deps.bus.jsm, stream, seqs, 4);
       }
       const { rows: uploads } = await tx.query<{ id: string }>('SELECT id FROM messages.attachments WHERE uploader_id = $1', [userId]);
       for (const { id } of uploads) await purgeSubject(deps.bus.jsm, stream, subjects.attachment(deps.namespace, id));

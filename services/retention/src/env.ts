@@ -9,8 +9,12 @@ export const RetentionEnv = {
   RETENTION_BATCH_MESSAGES: Type.Number({ default: 5000, minimum: 1 }),
   /** How long a pass waits for the projectors to apply its deletion events before it fails. */
   RETENTION_PROJECTION_TIMEOUT_SECONDS: Type.Number({ default: 600, minimum: 1 }),
-  /** Stream deletions in flight at once (each is one JetStream API request). */
-  RETENTION_DELETE_CONCURRENCY: Type.Number({ default: 64, minimum: 1, maximum: 1024 }),
+  /**
+   * Stream deletions in flight at once (each is one JetStream API request). JetStream applies a
+   * stream's deletes one at a time, so more in flight adds no speed, only queueing in front of
+   * live publishes (docs/performance.md#retention).
+   */
+  RETENTION_DELETE_CONCURRENCY: Type.Number({ default: 4, minimum: 1, maximum: 1024 }),
   /**
    * Overwrite deleted stream messages on disk (JetStream's erase) instead of only marking them
    * deleted. Marked messages stay in their file block until JetStream compacts or drops the block;
