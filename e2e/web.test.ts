@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startStack, type Stack } from './stack.js';
+import { register, startStack, type Account, type Stack } from './stack.js';
 
 /**
  * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
@@ -112,4 +112,120 @@ describe('web client in Chromium', () => {
     await desktop.close();
     await phone.close();
   }, 90_000);
+
+  it('groups, replies, edits, deletes, typing, polls, attachments, search, profile and language', async () => {
+    const suffix = Date.now() % 100000;
+    const [carol, dave] = [await register(stack, `carol${suffix}`), await register(stack, `dave${suffix}`)];
+    const pageErrors: string[] = [];
+    const login = async (account: Account) => {
+      const context = await browser.newContext({ locale: 'en-GB', viewport: { width: 1000, height: 800 } });
+      const page = await context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(String(e)));
+      await page.goto(stack.baseUrl);
+      await page.getByLabel('Username or e-mail').fill(account.username);
+      await page.getByLabel('Password').fill(account.password);
+      await page.getByLabel('Password').press('Enter');
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).waitFor();
+      return page;
+    };
+    const c = await login(carol);
+    const d = await login(dave);
+
+    // Carol adds Dave as a contact and creates a group with him.
+    await c.getByRole('button', { name: 'People' }).click();
+    await c.getByLabel('Find people').fill(dave.username);
+    await c.getByLabel('Find people').press('Enter');
+    const daveRow = c.locator('li.person', { hasText: dave.username }).first();
+    await daveRow.getByRole('button', { name: 'Add contact' }).click();
+    await c.locator('li.person', { hasText: dave.username }).last().getByText('Contact', { exact: true }).waitFor();
+    await c.getByRole('button', { name: 'New group' }).click();
+    await daveRow.getByRole('checkbox').check();
+    await c.getByLabel('Group name').fill('Team');
+    await c.getByRole('button', { name: 'Create' }).click();
+    await expect.poll(() => c.locator('#chat-title').textContent()).toBe('Team');
+
+    const send = async (page: Page, text: string) => {
+      await page.getByLabel('Message', { exact: true }).fill(text);
+      await page.getByLabel('Message', { exact: true }).press('Enter');
+      await page.locator('li.message:not(.pending)', { hasText: text }).waitFor();
+    };
+    await send(c, 'first message');
+    await d.locator('.chat-item', { hasText: 'Team' }).click();
+    const first = d.locator('li.message', { hasText: 'first message' });
+    await first.waitFor();
+
+    // Typing, then a reply.
+    await c.getByLabel('Message', { exact: true }).pressSequentially('hel');
+    await d.locator('.chat-header .status', { hasText: 'typing' }).waitFor();
+    await c.getByLabel('Message', { exact: true }).fill('');
+    await first.getByRole('button', { name: 'Reply' }).click();
+    await send(d, 'a reply');
+    await c.locator('li.message', { hasText: 'a reply' }).locator('blockquote', { hasText: 'first message' }).waitFor();
+
+    // An edit and a deletion reach the other side live.
+    await c.locator('li.message', { hasText: 'first message' }).first().getByRole('button', { name: 'Edit' }).click();
+    await c.getByLabel('Message', { exact: true }).fill('first message, edited');
+    await c.getByLabel('Message', { exact: true }).press('Enter');
+    await d.locator('li.message', { hasText: 'first message, edited' }).getByText('edited', { exact: false }).first().waitFor();
+    await d.locator('li.message .meta', { hasText: 'edited' }).first().waitFor();
+    await send(c, 'to be deleted');
+    await d.locator('li.message', { hasText: 'to be deleted' }).waitFor();
+    await c.locator('li.message', { hasText: 'to be deleted' }).getByRole('button', { name: 'Delete' }).click();
+    await d.locator('li.message', { hasText: 'Message deleted' }).waitFor();
+    expect(await d.locator('li.message', { hasText: 'to be deleted' }).count()).toBe(0);
+
+    // A poll: Carol asks, Dave votes, both see the count.
+    await c.getByRole('button', { name: 'New poll' }).click();
+    await c.getByLabel('Question').fill('Lunch?');
+    await c.getByLabel('Option 1').fill('Pizza');
+    await c.getByLabel('Option 2').fill('Soup');
+    await c.getByRole('button', { name: 'Create' }).click();
+    const pollOnD = d.locator('li.message', { hasText: 'Lunch?' });
+    await pollOnD.getByLabel('Soup').check();
+    await pollOnD.getByRole('button', { name: 'Vote' }).click();
+    await pollOnD.locator('.poll-option', { hasText: 'Soup' }).getByText('1 votes').waitFor();
+    await c.locator('li.message', { hasText: 'Lunch?' }).locator('.poll-option', { hasText: 'Soup' }).getByText('1 votes').waitFor();
+
+    // An attachment: uploaded with progress, sent, downloaded by Dave with the same bytes.
+    await c.locator('#composer-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('attached notes') });
+    await c.locator('.pending-attachments', { hasText: 'notes.txt' }).waitFor();
+    await c.getByRole('button', { name: 'Send' }).click();
+    const downloadButton = d.getByRole('button', { name: 'Download notes.txt' });
+    await downloadButton.waitFor();
+    const [download] = await Promise.all([d.waitForEvent('download'), downloadButton.click()]);
+    expect(download.suggestedFilename()).toBe('notes.txt');
+    const bytes = await download.createReadStream().then(async (stream) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString();
+    });
+    expect(bytes).toBe('attached notes');
+
+    // Search highlights matches and shows markup as text.
+    await send(c, 'findme <i>literally</i>');
+    await d.getByRole('button', { name: 'Search' }).click();
+    await d.getByLabel('Words to find').fill('findme');
+    await d.getByLabel('Words to find').press('Enter');
+    const result = d.locator('.result', { hasText: 'findme' });
+    await result.waitFor({ timeout: 10_000 });
+    expect(await result.locator('mark').first().textContent()).toBe('findme');
+    expect(await result.locator('i').count()).toBe(0);
+    expect(await result.locator('.body').textContent()).toBe('findme <i>literally</i>');
+
+    // Profile: the export downloads, a wrong password's deletion shows the server's error.
+    await d.getByRole('button', { name: 'Profile' }).click();
+    const [exported] = await Promise.all([d.waitForEvent('download'), d.getByRole('button', { name: 'Download my data' }).click()]);
+    expect(exported.suggestedFilename()).toBe('parley-export.json');
+    await d.getByLabel('Password').fill('not the password at all');
+    await d.getByRole('button', { name: 'Delete my account' }).click();
+    await d.locator('.page [role=alert]', { hasText: 'Error:' }).waitFor();
+
+    // The language switch.
+    await d.getByLabel('Language').selectOption('ru');
+    await d.getByRole('navigation').getByRole('button', { name: 'Чаты' }).waitFor();
+    expect(await d.locator('html').getAttribute('lang')).toBe('ru');
+    expect(pageErrors).toEqual([]);
+    await c.context().close();
+    await d.context().close();
+  }, 120_000);
 });

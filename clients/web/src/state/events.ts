@@ -25,6 +25,29 @@ function patchMessage(chatId: string, messageId: string, patch: (m: Message) => 
   if (chat?.lastMessage?.id === messageId) patch(chat.lastMessage);
 }
 
+/** pollId → voter → their current choice, as learned from events on this page. */
+const choices = new Map<string, Map<string, string[]>>();
+
+/**
+ * Events carry a voter's current choice, not counts: move that voter's votes from the choice seen
+ * before (if this page saw one) to the new one. A voter who changed a vote cast before this page
+ * loaded is counted twice until the HTTP re-read that follows every vote corrects it.
+ */
+function countVote(message: Message, userId: string, optionIds: string[]): void {
+  const poll = message.poll!;
+  const voters = choices.get(poll.id) ?? new Map<string, string[]>();
+  choices.set(poll.id, voters);
+  for (const id of voters.get(userId) ?? []) {
+    const option = poll.options.find((o) => o.id === id);
+    if (option) option.votes = Math.max(0, option.votes - 1);
+  }
+  for (const id of optionIds) {
+    const option = poll.options.find((o) => o.id === id);
+    if (option) option.votes += 1;
+  }
+  voters.set(userId, optionIds);
+}
+
 export interface EventEffects {
   /** A chat this client does not know yet: fetch it. */
   unknownChat(chatId: string): void;
@@ -32,8 +55,8 @@ export interface EventEffects {
   incomingInOpenChat(message: Message): void;
   /** A message for another chat, or while the page is hidden. */
   incomingElsewhere(message: Message): void;
-  /** Poll counts changed: reload the chat's newest page (events carry choices, not counts). */
-  pollChanged(chatId: string): void;
+  /** Another member voted: re-read the poll over HTTP a little later, to correct the counts. */
+  pollChanged(chatId: string, messageId: string): void;
 }
 
 /**
@@ -96,7 +119,12 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
       return;
     }
     case 'poll.voted':
-      if (data.userId !== me) effects.pollChanged(event.chatId);
+      patchMessage(event.chatId, String(data.messageId), (m) => {
+        if (!m.poll) return;
+        if (data.closed === true) m.poll.closed = true;
+        else if (data.userId !== me) countVote(m, String(data.userId), (data.optionIds as string[]) ?? []);
+      });
+      if (data.userId !== me && data.closed !== true) effects.pollChanged(event.chatId, String(data.messageId));
       return;
     case 'chat.updated':
       chat!.title = String(data.title);

@@ -81,7 +81,7 @@ function startRealtime(): void {
       if (document.visibilityState === 'visible') markRead(message);
     },
     incomingElsewhere: announce,
-    pollChanged: (chatId) => void reloadNewest(chatId),
+    pollChanged: (chatId, messageId) => setTimeout(() => void rereadPoll(chatId, messageId), 1_000),
   };
   realtime = new RealtimeClient(
     wsUrl(),
@@ -199,6 +199,22 @@ export async function reloadNewest(chatId: string): Promise<void> {
     changed();
   } catch (error) {
     fail(error);
+  }
+}
+
+/**
+ * Replaces one poll's counts with the server's (the projection trails the live event by a moment,
+ * hence the delay). Only the poll is replaced, so live events that arrived meanwhile stay.
+ */
+async function rereadPoll(chatId: string, messageId: string): Promise<void> {
+  const shown = state.history.get(chatId)?.messages.find((m) => m.id === messageId);
+  if (!shown?.poll) return;
+  try {
+    const fresh = (await api.messages(chatId)).items.find((m) => m.id === messageId);
+    if (fresh?.poll) shown.poll = fresh.poll;
+    changed();
+  } catch {
+    // The live counts stay; the next reload corrects them.
   }
 }
 
