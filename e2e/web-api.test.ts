@@ -20,7 +20,7 @@ interface Harness {
   drop(): void;
 }
 
-async function client(stack: Stack, name: string): Promise<Harness> {
+async function client(stack: Stack, name: string, token?: string): Promise<Harness> {
   const api = new Api(stack.baseUrl, memoryTokens());
   await api.register({ username: name, email: `${name}@example.test`, password: `pw-${name}-long-enough` });
   const h: Harness = {
@@ -34,12 +34,15 @@ async function client(stack: Stack, name: string): Promise<Harness> {
   };
   h.rt = new RealtimeClient(
     stack.wsUrl,
-    api.accessToken!,
+    token ?? api.accessToken!,
     {
       onEvent: (e) => h.events.push(e),
       onReset: (chatId) => h.resets.push(chatId),
       onAck: (a) => h.acks.push(a),
-      renewToken: async () => ((await api.refresh()) ? api.accessToken : null),
+      renewToken: async () => {
+        await api.refresh();
+        return api.signedIn ? api.accessToken : null;
+      },
     },
     (url) => {
       const ws = new WebSocket(url);
@@ -133,5 +136,18 @@ describe('web client API module against a real gateway', () => {
     expect(page.items.filter((m) => m.body.startsWith('many'))).toHaveLength(7);
     alice.rt.send({ chatId, clientMsgId: 'after-reset', body: 'after reset' });
     await until('live again', () => bodies(bob, chatId).includes('after reset'));
+  });
+
+  it('renews the access token when the upgrade is refused (an expired token after a long drop)', async () => {
+    const carol = await client(stack, `wa_carol${Date.now() % 100000}`, 'not-a-valid-token');
+    carol.rt.start();
+    try {
+      await until('carol online with a refreshed token', () => carol.rt.connectionStatus === 'online');
+      expect(carol.sockets.length).toBeGreaterThanOrEqual(2);
+      // The refused first attempt made the client refresh: the socket now runs on the new token.
+      expect(carol.sockets.at(-1)!.url).toContain(encodeURIComponent(carol.api.accessToken!));
+    } finally {
+      carol.rt.stop();
+    }
   });
 });

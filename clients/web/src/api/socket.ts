@@ -32,7 +32,10 @@ export interface RealtimeHandlers {
   onTyping?: (chatId: string, userId: string) => void;
   onPresence?: (userId: string, online: boolean) => void;
   onStatus?: (status: ConnectionStatus) => void;
-  /** The access token was refused (4401): return a fresh one, or null to stop. */
+  /**
+   * The access token was refused (4401) or the connection failed before opening: return the token
+   * to use next (a fresh one if it could be had), or null when the session is over.
+   */
   renewToken: () => Promise<string | null>;
 }
 
@@ -115,8 +118,10 @@ export class RealtimeClient {
     this.setStatus('connecting');
     const socket = this.factory(`${this.wsUrl}?token=${encodeURIComponent(this.token)}`);
     this.socket = socket;
+    let opened = false;
     socket.onopen = () => {
       if (this.socket !== socket) return;
+      opened = true;
       this.attempt = 0;
       this.setStatus('online');
       // First frame: resume (even with no cursors, it ends the gateway's holding at once).
@@ -142,7 +147,9 @@ export class RealtimeClient {
       if (this.stopped) return;
       this.setStatus('offline');
       if (ev.code === CLOSE_TOO_BIG) this.pending.clear();
-      if (ev.code === CLOSE_UNAUTHORIZED) void this.renewAndReconnect();
+      // A refused upgrade (say an access token that expired while offline: HTTP 401) reaches a
+      // browser as a close before open, with no code to tell why; renew the token then as well.
+      if (ev.code === CLOSE_UNAUTHORIZED || !opened) void this.renewAndReconnect();
       else this.scheduleReconnect();
     };
   }

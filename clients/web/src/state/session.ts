@@ -125,7 +125,11 @@ function startRealtime(): void {
         if (status === 'online' && wasOffline) state.announcement = '';
         changed();
       },
-      renewToken: async () => ((await api.refresh()) ? api.accessToken : null),
+      // A failed refresh keeps the tokens unless the server refused them (then signedIn is false).
+      renewToken: async () => {
+        await api.refresh();
+        return api.signedIn ? api.accessToken : null;
+      },
     },
     (url) => new WebSocket(url) as unknown as SocketLike,
   );
