@@ -7,6 +7,7 @@ WORKDIR /app
 COPY package.json package-lock.json turbo.json tsconfig.base.json ./
 COPY packages ./packages
 COPY services ./services
+COPY clients ./clients
 RUN npm ci --no-audit --no-fund
 RUN npx turbo run build --output-logs=errors-only
 RUN npm prune --omit=dev
@@ -21,6 +22,8 @@ COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/packages ./packages
 COPY --from=build --chown=node:node /app/services ./services
+# The built web client only (WEB_CLIENT_DIR's default resolves here).
+COPY --from=build --chown=node:node /app/clients/web/dist ./clients/web/dist
 # /backups exists (owned by node) so that a fresh named volume mounted there is writable by the backup job.
 RUN mkdir -p /app/data/attachments /app/data/mail /backups && chown -R node:node /app/data /backups
 USER node

@@ -43,5 +43,8 @@ function stopAll(exitCode) {
   }, 20_000).unref();
 }
 
+// The gateway also serves the web client (clients/web, built above) at /.
+console.log(`parley: starting; open http://localhost:${process.env.PORT || 8080} in a browser once the gateway is listening`);
+
 process.on('SIGINT', () => stopAll(0));
 process.on('SIGTERM', () => stopAll(0));

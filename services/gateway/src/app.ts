@@ -9,6 +9,7 @@ import { LocalDiskStore } from '@parley/storage';
 import { apiHandler } from './http/api-handler.js';
 import { downloadHandler, uploadHandler } from './http/attachments.js';
 import { clientAddressResolver } from './http/client-address.js';
+import { staticHandler } from './http/static.js';
 import { authenticator } from './auth/authenticator.js';
 import { RevocationList } from './auth/revocations.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, wsBehavior } from './ws/connection.js';
@@ -98,6 +99,8 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   };
   app.post('/api/v1/attachments', uploadHandler(attachmentDeps));
   app.get('/api/v1/attachments/:id', downloadHandler(attachmentDeps));
+  // The web client's files; yields /api/* and /ws to the handlers below.
+  app.get('/*', staticHandler({ dir: config.WEB_CLIENT_DIR, log: deps.log }));
   app.any(
     '/*',
     apiHandler({

@@ -1,3 +1,4 @@
+import { fileURLToPath } from 'node:url';
 import { Type } from '@sinclair/typebox';
 import { AuthEnv, CommonEnv, loadEnv } from '@parley/config';
 
@@ -41,6 +42,8 @@ export const GatewayEnv = {
    * recognised. Resends are a reconnecting client's first frames; later sends skip the lookup.
    */
   WS_RESEND_CHECK_SENDS: Type.Number({ default: 20, minimum: 0 }),
+  /** The built web client served at `/` (src/ and dist/ are both three levels below the repo root). */
+  WEB_CLIENT_DIR: Type.String({ default: fileURLToPath(new URL('../../../clients/web/dist', import.meta.url)) }),
 };
 
 export type GatewayConfig = ReturnType<typeof loadGatewayEnv>;

@@ -1,0 +1,260 @@
+import { ChatCursors } from './cursors.js';
+import type { ChatEvent, ServerFrame } from './types.js';
+
+/** The part of the WebSocket API used; the browser's WebSocket and the `ws` package both fit. */
+export interface SocketLike {
+  readonly readyState: number;
+  onopen: ((ev: unknown) => void) | null;
+  onclose: ((ev: { code: number; reason: string }) => void) | null;
+  onmessage: ((ev: { data: unknown }) => void) | null;
+  onerror: ((ev: unknown) => void) | null;
+  send(data: string): void;
+  close(code?: number, reason?: string): void;
+}
+export type SocketFactory = (url: string) => SocketLike;
+
+export interface SendFrame {
+  chatId: string;
+  clientMsgId: string;
+  body: string;
+  replyTo?: string;
+  attachmentIds?: string[];
+}
+
+export interface RealtimeHandlers {
+  /** A chat event, at most once per chatId+seq, in order. */
+  onEvent?: (event: ChatEvent) => void;
+  /** The chat must be reloaded over HTTP: a `reset`, or a gap in its seqs. */
+  onReset?: (chatId: string) => void;
+  onAck?: (ack: { clientMsgId: string; messageId: string; seq: number }) => void;
+  /** A send refused for good (not `unavailable`, which is retried). */
+  onSendFailed?: (clientMsgId: string, code: string, message: string) => void;
+  onTyping?: (chatId: string, userId: string) => void;
+  onPresence?: (userId: string, online: boolean) => void;
+  onStatus?: (status: ConnectionStatus) => void;
+  /**
+   * The access token was refused (4401) or the connection failed before opening: return the token
+   * to use next (a fresh one if it could be had), or null when the session is over.
+   */
+  renewToken: () => Promise<string | null>;
+}
+
+export type ConnectionStatus = 'connecting' | 'online' | 'offline' | 'stopped';
+
+const OPEN = 1;
+const CLOSE_UNAUTHORIZED = 4401;
+const CLOSE_TOO_BIG = 1009;
+const PING_EVERY_MS = 20_000;
+const PONG_WITHIN_MS = 8_000;
+
+/**
+ * The realtime half of the contract, following protocol.md's reconnect recipe: keep unacked sends
+ * and a cursor per chat; after a drop reconnect with backoff, `resume` first, then re-send the
+ * unacked frames with the same clientMsgId (the gateway answers a repeat with the original ack).
+ * A ping every 20 s notices a dead network that the browser itself would not report for minutes.
+ */
+export class RealtimeClient {
+  readonly cursors = new ChatCursors();
+  /** Unacked sends in the order they were made. */
+  private readonly pending = new Map<string, SendFrame>();
+  private socket: SocketLike | null = null;
+  private status: ConnectionStatus = 'offline';
+  private stopped = true;
+  private attempt = 0;
+  private retryTimer: ReturnType<typeof setTimeout> | null = null;
+  private pingTimer: ReturnType<typeof setInterval> | null = null;
+  private pongTimer: ReturnType<typeof setTimeout> | null = null;
+  private resuming = false;
+
+  constructor(
+    private readonly wsUrl: string,
+    private token: string,
+    private readonly handlers: RealtimeHandlers,
+    private readonly factory: SocketFactory,
+  ) {}
+
+  get connectionStatus(): ConnectionStatus {
+    return this.status;
+  }
+
+  get unacked(): SendFrame[] {
+    return [...this.pending.values()];
+  }
+
+  start(): void {
+    this.stopped = false;
+    this.connect();
+  }
+
+  stop(): void {
+    this.stopped = true;
+    this.clearTimers();
+    this.socket?.close(1000, 'bye');
+    this.socket = null;
+    this.setStatus('stopped');
+  }
+
+  /** Queues a message; it is sent now if connected, else after the next resume. */
+  send(frame: SendFrame): void {
+    this.pending.set(frame.clientMsgId, frame);
+    if (this.status === 'online' && !this.resuming) this.write({ op: 'send', ...frame });
+  }
+
+  typing(chatId: string): void {
+    if (this.status === 'online') this.write({ op: 'typing', chatId });
+  }
+
+  read(chatId: string, messageId: string): void {
+    if (this.status === 'online') this.write({ op: 'read', chatId, messageId });
+  }
+
+  /** Drops the connection as a network failure would, and reconnects (used by tests and "retry now"). */
+  reconnectNow(): void {
+    this.socket?.close(4000, 'client reconnect');
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    this.setStatus('connecting');
+    const socket = this.factory(`${this.wsUrl}?token=${encodeURIComponent(this.token)}`);
+    this.socket = socket;
+    let opened = false;
+    socket.onopen = () => {
+      if (this.socket !== socket) return;
+      opened = true;
+      this.attempt = 0;
+      this.setStatus('online');
+      // First frame: resume (even with no cursors, it ends the gateway's holding at once).
+      this.resuming = true;
+      this.write({ op: 'resume', cursors: this.cursors.snapshot() });
+      this.startPing();
+    };
+    socket.onmessage = (ev) => {
+      if (this.socket !== socket) return;
+      let frame: ServerFrame;
+      try {
+        frame = JSON.parse(String(ev.data)) as ServerFrame;
+      } catch {
+        return;
+      }
+      this.handle(frame);
+    };
+    socket.onerror = () => {};
+    socket.onclose = (ev) => {
+      if (this.socket !== socket) return;
+      this.socket = null;
+      this.clearTimers();
+      if (this.stopped) return;
+      this.setStatus('offline');
+      if (ev.code === CLOSE_TOO_BIG) this.pending.clear();
+      // A refused upgrade (say an access token that expired while offline: HTTP 401) reaches a
+      // browser as a close before open, with no code to tell why; renew the token then as well.
+      if (ev.code === CLOSE_UNAUTHORIZED || !opened) void this.renewAndReconnect();
+      else this.scheduleReconnect();
+    };
+  }
+
+  private async renewAndReconnect(): Promise<void> {
+    const token = await this.handlers.renewToken().catch(() => null);
+    if (this.stopped) return;
+    if (!token) {
+      this.stop();
+      return;
+    }
+    this.token = token;
+    this.scheduleReconnect();
+  }
+
+  private scheduleReconnect(): void {
+    // Exponential backoff with jitter, 0.25 s to 10 s, so a restarted gateway is not stampeded.
+    const delay = Math.min(10_000, 250 * 2 ** this.attempt) * (0.5 + Math.random() / 2);
+    this.attempt++;
+    this.retryTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private handle(frame: ServerFrame): void {
+    switch (frame.op) {
+      case 'event': {
+        const verdict = this.cursors.accept(frame);
+        if (verdict === 'duplicate') return;
+        if (verdict === 'gap') this.handlers.onReset?.(frame.chatId);
+        this.handlers.onEvent?.(frame);
+        return;
+      }
+      case 'reset':
+        // History is reloaded over HTTP; live delivery goes on from the newest event.
+        this.cursors.forget(frame.chatId);
+        this.handlers.onReset?.(frame.chatId);
+        return;
+      case 'resumed':
+        this.resuming = false;
+        for (const send of this.pending.values()) this.write({ op: 'send', ...send });
+        return;
+      case 'ack':
+        this.pending.delete(frame.clientMsgId);
+        this.handlers.onAck?.(frame);
+        return;
+      case 'error':
+        this.onError(frame);
+        return;
+      case 'typing':
+        this.handlers.onTyping?.(frame.chatId, frame.userId);
+        return;
+      case 'presence':
+        this.handlers.onPresence?.(frame.userId, frame.online);
+        return;
+      case 'pong':
+        if (this.pongTimer) clearTimeout(this.pongTimer);
+        this.pongTimer = null;
+        return;
+      case 'authenticated':
+        return;
+      default: {
+        const never: never = frame;
+        return never;
+      }
+    }
+  }
+
+  private onError(frame: { code: string; message: string; ref?: string }): void {
+    const send = frame.ref ? this.pending.get(frame.ref) : undefined;
+    if (!send) return;
+    // `unavailable` and `rate_limited` are worth repeating (same clientMsgId) after a reconnect.
+    if (frame.code === 'unavailable' || frame.code === 'rate_limited') {
+      this.reconnectNow();
+      return;
+    }
+    this.pending.delete(send.clientMsgId);
+    this.handlers.onSendFailed?.(send.clientMsgId, frame.code, frame.message);
+  }
+
+  private startPing(): void {
+    this.pingTimer = setInterval(() => {
+      if (this.pongTimer) return;
+      this.write({ op: 'ping' });
+      this.pongTimer = setTimeout(() => this.reconnectNow(), PONG_WITHIN_MS);
+    }, PING_EVERY_MS);
+  }
+
+  private clearTimers(): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    if (this.pingTimer) clearInterval(this.pingTimer);
+    if (this.pongTimer) clearTimeout(this.pongTimer);
+    this.retryTimer = this.pingTimer = this.pongTimer = null;
+  }
+
+  private setStatus(status: ConnectionStatus): void {
+    if (status === this.status) return;
+    this.status = status;
+    this.handlers.onStatus?.(status);
+  }
+
+  private write(frame: Record<string, unknown>): void {
+    if (this.socket?.readyState === OPEN) this.socket.send(JSON.stringify(frame));
+  }
+}
+
+/** A clientMsgId: unique per send, kept across retries of that send. */
+export function newClientMsgId(): string {
+  return `web-${Date.now().toString(36)}-${Math.random().toString(36).slice(2, 10)}`;
+}

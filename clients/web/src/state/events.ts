@@ -1,0 +1,153 @@
+import type { Chat, ChatEvent, Message } from '../api/index.js';
+import { state } from './store.js';
+
+/** Inserts or replaces a message in a loaded history, keeping ascending seq order. */
+export function upsertMessage(message: Message): void {
+  const history = state.history.get(message.chatId);
+  if (!history) return;
+  const list = history.messages;
+  const at = list.findIndex((m) => m.id === message.id);
+  if (at >= 0) list[at] = message;
+  else {
+    list.push(message);
+    list.sort((a, b) => a.seq - b.seq);
+  }
+}
+
+function findMessage(chatId: string, messageId: string): Message | undefined {
+  return state.history.get(chatId)?.messages.find((m) => m.id === messageId);
+}
+
+function patchMessage(chatId: string, messageId: string, patch: (m: Message) => void): void {
+  const message = findMessage(chatId, messageId);
+  if (message) patch(message);
+  const chat = state.chats.get(chatId);
+  if (chat?.lastMessage?.id === messageId) patch(chat.lastMessage);
+}
+
+/** pollId → voter → their current choice, as learned from events on this page. */
+const choices = new Map<string, Map<string, string[]>>();
+
+/**
+ * Events carry a voter's current choice, not counts: move that voter's votes from the choice seen
+ * before (if this page saw one) to the new one. A voter who changed a vote cast before this page
+ * loaded is counted twice until the HTTP re-read that follows every vote corrects it.
+ */
+function countVote(message: Message, userId: string, optionIds: string[]): void {
+  const poll = message.poll!;
+  const voters = choices.get(poll.id) ?? new Map<string, string[]>();
+  choices.set(poll.id, voters);
+  for (const id of voters.get(userId) ?? []) {
+    const option = poll.options.find((o) => o.id === id);
+    if (option) option.votes = Math.max(0, option.votes - 1);
+  }
+  for (const id of optionIds) {
+    const option = poll.options.find((o) => o.id === id);
+    if (option) option.votes += 1;
+  }
+  voters.set(userId, optionIds);
+}
+
+export interface EventEffects {
+  /** A chat this client does not know yet: fetch it. */
+  unknownChat(chatId: string): void;
+  /** A message for the chat on screen: mark it read. */
+  incomingInOpenChat(message: Message): void;
+  /** A message for another chat, or while the page is hidden. */
+  incomingElsewhere(message: Message): void;
+  /** Another member voted: re-read the poll over HTTP a little later, to correct the counts. */
+  pollChanged(chatId: string, messageId: string): void;
+}
+
+/**
+ * Applies one chat event (already deduplicated by chatId+seq) to the state. Every branch is safe
+ * to repeat: a message is upserted by id, edits and deletions set values.
+ */
+export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: string | undefined): void {
+  const me = state.me?.id;
+  const chat = state.chats.get(event.chatId);
+  if (!chat && event.type !== 'chat.created') {
+    effects.unknownChat(event.chatId);
+    return;
+  }
+  const data = event.data;
+  switch (event.type) {
+    case 'chat.created':
+      state.chats.set(event.chatId, data as unknown as Chat);
+      return;
+    case 'message.created': {
+      const message = data as unknown as Message;
+      upsertMessage(message);
+      chat!.lastMessage = message;
+      for (const [id, p] of state.pending) if (p.messageId === message.id) state.pending.delete(id);
+      if (message.senderId === me) return;
+      if (openChatId === event.chatId) effects.incomingInOpenChat(message);
+      else {
+        chat!.unreadCount += 1;
+        effects.incomingElsewhere(message);
+      }
+      return;
+    }
+    case 'message.edited':
+      patchMessage(event.chatId, String(data.messageId), (m) => {
+        m.body = String(data.body);
+        m.editedAt = String(data.editedAt);
+      });
+      return;
+    case 'message.deleted':
+      patchMessage(event.chatId, String(data.messageId), (m) => {
+        m.body = '';
+        m.deletedAt = String(data.deletedAt);
+        m.attachments = [];
+        m.reactions = [];
+      });
+      return;
+    case 'reaction.added':
+    case 'reaction.removed': {
+      const add = event.type === 'reaction.added';
+      const mine = data.userId === me;
+      patchMessage(event.chatId, String(data.messageId), (m) => {
+        const r = m.reactions.find((x) => x.emoji === data.emoji);
+        // My own reaction was already applied from the HTTP answer when `me` says so.
+        if (mine && r && r.me === add) return;
+        if (r) {
+          r.count += add ? 1 : -1;
+          if (mine) r.me = add;
+          if (r.count <= 0) m.reactions = m.reactions.filter((x) => x !== r);
+        } else if (add) m.reactions.push({ emoji: String(data.emoji), count: 1, me: mine });
+      });
+      return;
+    }
+    case 'poll.voted':
+      patchMessage(event.chatId, String(data.messageId), (m) => {
+        if (!m.poll) return;
+        if (data.closed === true) m.poll.closed = true;
+        else if (data.userId !== me) countVote(m, String(data.userId), (data.optionIds as string[]) ?? []);
+      });
+      if (data.userId !== me && data.closed !== true) effects.pollChanged(event.chatId, String(data.messageId));
+      return;
+    case 'chat.updated':
+      chat!.title = String(data.title);
+      return;
+    case 'member.added':
+      if (!chat!.members.some((m) => m.userId === data.userId)) chat!.members.push({ userId: String(data.userId), role: String(data.role) });
+      return;
+    case 'member.removed':
+      if (data.userId === me) {
+        state.chats.delete(event.chatId);
+        state.history.delete(event.chatId);
+      } else chat!.members = chat!.members.filter((m) => m.userId !== data.userId);
+      return;
+    case 'read.updated': {
+      const reads = state.reads.get(event.chatId) ?? new Map<string, number>();
+      reads.set(String(data.userId), Number(data.seq));
+      state.reads.set(event.chatId, reads);
+      if (data.userId === me && chat!.lastMessage && Number(data.seq) >= chat!.lastMessage.seq) chat!.unreadCount = 0;
+      return;
+    }
+    default: {
+      const never: never = event.type;
+      return never;
+    }
+  }
+}

@@ -1,0 +1,258 @@
+import { Api, RealtimeClient, newClientMsgId, storageTokens, type Message, type SocketLike } from '../api/index.js';
+import { translate } from '../i18n.js';
+import { applyEvent, upsertMessage, type EventEffects } from './events.js';
+import { changed, resetUserState, state, type View } from './store.js';
+
+/** The one API client of the page; same origin as the page (the gateway serves both). */
+export const api = new Api('', storageTokens(localStorage));
+let realtime: RealtimeClient | null = null;
+
+const wsUrl = () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
+
+api.onSignedOut = () => {
+  realtime?.stop();
+  realtime = null;
+  resetUserState();
+  changed();
+};
+
+/** Shows an error in the page's alert region; returns undefined so callers can `return fail(e)`. */
+export function fail(error: unknown): undefined {
+  state.error = error instanceof Error ? error.message : String(error);
+  changed();
+  return undefined;
+}
+
+export function navigate(view: View): void {
+  state.view = view;
+  const hash = view.name === 'chats' && view.chatId ? `#/chat/${view.chatId}` : `#/${view.name}`;
+  if (location.hash !== hash) history.replaceState(null, '', hash);
+  if (view.name === 'chats' && view.chatId) void openChat(view.chatId);
+  changed();
+}
+
+function viewFromHash(): View {
+  const [, name, id] = location.hash.split('/');
+  if (name === 'chat' && id) return { name: 'chats', chatId: id };
+  if (name === 'people' || name === 'profile' || name === 'search') return { name };
+  return { name: 'chats' };
+}
+
+/** On page load: a stored refresh token means we are still signed in. */
+export async function boot(): Promise<void> {
+  try {
+    if (api.signedIn) await startSession();
+  } catch (error) {
+    fail(error);
+  } finally {
+    state.booting = false;
+    changed();
+  }
+}
+
+export async function register(body: { username: string; email: string; password: string; displayName?: string }): Promise<void> {
+  await api.register(body);
+  await startSession();
+}
+
+export async function login(loginName: string, password: string): Promise<void> {
+  await api.login(loginName, password);
+  await startSession();
+}
+
+export async function logout(): Promise<void> {
+  await api.logout().catch(() => undefined);
+}
+
+async function startSession(): Promise<void> {
+  state.me = await api.me();
+  state.users.set(state.me.id, state.me);
+  // Open the socket before reading the chat list, so no event between the two is missed.
+  startRealtime();
+  await Promise.all([loadChats(), loadContacts()]);
+  navigate(viewFromHash());
+}
+
+function startRealtime(): void {
+  const effects: EventEffects = {
+    unknownChat: (chatId) => void refreshChat(chatId),
+    incomingInOpenChat: (message) => {
+      // The open chat's list is a role="log" region that announces it itself.
+      if (document.visibilityState === 'visible') markRead(message);
+    },
+    incomingElsewhere: announce,
+    pollChanged: (chatId, messageId) => setTimeout(() => void rereadPoll(chatId, messageId), 1_000),
+  };
+  realtime = new RealtimeClient(
+    wsUrl(),
+    api.accessToken ?? '',
+    {
+      onEvent: (event) => {
+        applyEvent(event, effects, state.view.name === 'chats' ? state.view.chatId : undefined);
+        if (event.type === 'message.created' || event.type === 'chat.created') sortChats();
+        changed();
+      },
+      onReset: (chatId) => void reloadNewest(chatId),
+      onAck: (ack) => {
+        const pending = state.pending.get(ack.clientMsgId);
+        if (!pending) return;
+        if (state.history.get(pending.chatId)?.messages.some((m) => m.id === ack.messageId)) state.pending.delete(ack.clientMsgId);
+        else pending.messageId = ack.messageId;
+        changed();
+      },
+      onSendFailed: (clientMsgId, _code, message) => {
+        const pending = state.pending.get(clientMsgId);
+        if (pending) pending.error = message;
+        changed();
+      },
+      onTyping: (chatId, userId) => {
+        const typing = state.typing.get(chatId) ?? new Map<string, number>();
+        typing.set(userId, Date.now() + 4_000);
+        state.typing.set(chatId, typing);
+        void ensureUser(userId);
+        setTimeout(changed, 4_100);
+        changed();
+      },
+      onPresence: (userId, online) => {
+        state.presence.set(userId, online);
+        changed();
+      },
+      onStatus: (status) => {
+        const wasOffline = state.connection !== 'online';
+        state.connection = status;
+        if (status === 'offline') state.announcement = translate(state.lang, 'reconnecting');
+        // After a reconnect, unread counts may have changed while resume covered the events.
+        if (status === 'online' && wasOffline) state.announcement = '';
+        changed();
+      },
+      // A failed refresh keeps the tokens unless the server refused them (then signedIn is false).
+      renewToken: async () => {
+        await api.refresh();
+        return api.signedIn ? api.accessToken : null;
+      },
+    },
+    (url) => new WebSocket(url) as unknown as SocketLike,
+  );
+  realtime.start();
+}
+
+function announce(message: Message): void {
+  const sender = state.users.get(message.senderId);
+  void ensureUser(message.senderId);
+  state.announcement = translate(state.lang, 'newMessages', {
+    name: sender?.displayName || sender?.username || '…',
+    body: message.body.slice(0, 100),
+  });
+}
+
+function sortChats(): void {
+  const activity = (c: { lastMessage: Message | null; createdAt: string }) => c.lastMessage?.createdAt ?? c.createdAt;
+  state.chats = new Map([...state.chats].sort(([, a], [, b]) => activity(b).localeCompare(activity(a))));
+}
+
+export async function loadChats(): Promise<void> {
+  const page = await api.chats();
+  state.chats = new Map(page.items.map((c) => [c.id, c]));
+  for (const chat of page.items) for (const m of chat.members) void ensureUser(m.userId);
+  changed();
+}
+
+async function refreshChat(chatId: string): Promise<void> {
+  try {
+    const chat = await api.chat(chatId);
+    state.chats.set(chat.id, chat);
+    for (const m of chat.members) void ensureUser(m.userId);
+    sortChats();
+    changed();
+  } catch {
+    // Not (or no longer) a member: nothing to show.
+  }
+}
+
+export async function loadContacts(): Promise<void> {
+  const page = await api.contacts();
+  state.contacts = page.items;
+  for (const user of page.items) state.users.set(user.id, user);
+  changed();
+}
+
+const userRequests = new Map<string, Promise<void>>();
+/** Fetches a profile once per page load, for names in chats. */
+export function ensureUser(id: string): Promise<void> {
+  if (state.users.has(id)) return Promise.resolve();
+  let request = userRequests.get(id);
+  if (!request) {
+    request = api.user(id).then(
+      (user) => {
+        state.users.set(id, user);
+        changed();
+      },
+      () => undefined,
+    );
+    userRequests.set(id, request);
+  }
+  return request;
+}
+
+/** Loads the newest page of a chat, replacing what was loaded (a reset, a poll count change). */
+export async function reloadNewest(chatId: string): Promise<void> {
+  try {
+    const page = await api.messages(chatId);
+    state.history.set(chatId, { messages: page.items.slice().reverse(), older: page.nextCursor });
+    await refreshChat(chatId);
+    changed();
+  } catch (error) {
+    fail(error);
+  }
+}
+
+/**
+ * Replaces one poll's counts with the server's (the projection trails the live event by a moment,
+ * hence the delay). Only the poll is replaced, so live events that arrived meanwhile stay.
+ */
+async function rereadPoll(chatId: string, messageId: string): Promise<void> {
+  const shown = state.history.get(chatId)?.messages.find((m) => m.id === messageId);
+  if (!shown?.poll) return;
+  try {
+    const fresh = (await api.messages(chatId)).items.find((m) => m.id === messageId);
+    if (fresh?.poll) shown.poll = fresh.poll;
+    changed();
+  } catch {
+    // The live counts stay; the next reload corrects them.
+  }
+}
+
+export async function openChat(chatId: string): Promise<void> {
+  if (!state.history.has(chatId)) await reloadNewest(chatId);
+  const chat = state.chats.get(chatId);
+  const last = state.history.get(chatId)?.messages.at(-1);
+  if (chat && last && chat.unreadCount > 0) markRead(last);
+}
+
+export async function loadOlder(chatId: string): Promise<void> {
+  const history = state.history.get(chatId);
+  if (!history?.older) return;
+  const page = await api.messages(chatId, history.older);
+  history.older = page.nextCursor;
+  for (const m of page.items) upsertMessage(m);
+  changed();
+}
+
+export function markRead(message: Message): void {
+  const chat = state.chats.get(message.chatId);
+  if (chat) chat.unreadCount = 0;
+  realtime?.read(message.chatId, message.id);
+  changed();
+}
+
+export function sendMessage(chatId: string, body: string, replyTo?: string, attachmentIds?: string[]): void {
+  const clientMsgId = newClientMsgId();
+  const frame = { chatId, clientMsgId, body, ...(replyTo ? { replyTo } : {}), ...(attachmentIds?.length ? { attachmentIds } : {}) };
+  state.pending.set(clientMsgId, { ...frame, createdAt: new Date().toISOString() });
+  realtime?.send(frame);
+  changed();
+}
+
+export function sendTyping(chatId: string): void {
+  realtime?.typing(chatId);
+}

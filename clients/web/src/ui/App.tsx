@@ -1,0 +1,107 @@
+import { LANG_NAMES, type Lang } from '../i18n.js';
+import { navigate } from '../state/session.js';
+import { changed, state, useAppState, type View } from '../state/store.js';
+import { Auth } from './Auth.js';
+import { ChatList } from './ChatList.js';
+import { ChatView } from './ChatView.js';
+import { t } from './common.js';
+import { People } from './People.js';
+import { Profile } from './Profile.js';
+import { Search } from './Search.js';
+
+function LanguageSwitch() {
+  return (
+    <label class="lang">
+      <span class="visually-hidden">{t('language')}</span>
+      <select
+        value={state.lang}
+        onChange={(e) => {
+          state.lang = (e.currentTarget as HTMLSelectElement).value as Lang;
+          localStorage.setItem('parley.lang', state.lang);
+          document.documentElement.lang = state.lang;
+          changed();
+        }}
+      >
+        {Object.entries(LANG_NAMES).map(([code, name]) => (
+          <option key={code} value={code}>
+            {name}
+          </option>
+        ))}
+      </select>
+    </label>
+  );
+}
+
+const TABS: { view: View['name']; key: 'chats' | 'people' | 'search' | 'profile' }[] = [
+  { view: 'chats', key: 'chats' },
+  { view: 'people', key: 'people' },
+  { view: 'search', key: 'search' },
+  { view: 'profile', key: 'profile' },
+];
+
+/** The page: sign-in until there is a session, then the navigation and the current view. */
+export function App() {
+  useAppState();
+  const view = state.view;
+  const chatId = view.name === 'chats' ? view.chatId : undefined;
+  return (
+    <div class={`app${chatId ? ' in-chat' : ''}`}>
+      <div class="visually-hidden" aria-live="polite" role="status">
+        {state.announcement}
+      </div>
+      {state.error && (
+        <div role="alert" class="error banner">
+          {t('error', { message: state.error })}
+          <button
+            type="button"
+            onClick={() => {
+              state.error = null;
+              changed();
+            }}
+          >
+            ×<span class="visually-hidden">{t('cancel')}</span>
+          </button>
+        </div>
+      )}
+      {state.booting ? (
+        <p class="hint">{t('connecting')}</p>
+      ) : !state.me ? (
+        <>
+          <header class="top">
+            <LanguageSwitch />
+          </header>
+          <Auth />
+        </>
+      ) : (
+        <>
+          <header class="top">
+            <h1>{t('appName')}</h1>
+            <nav aria-label={t('appName')}>
+              {TABS.map((tab) => (
+                <button key={tab.view} type="button" aria-current={view.name === tab.view ? 'page' : undefined} onClick={() => navigate({ name: tab.view } as View)}>
+                  {t(tab.key)}
+                </button>
+              ))}
+            </nav>
+            <LanguageSwitch />
+          </header>
+          {state.connection !== 'online' && <p class="connection">{t(state.connection === 'connecting' ? 'connecting' : 'reconnecting')}</p>}
+          <main class="layout">
+            {view.name === 'chats' ? (
+              <>
+                <ChatList activeId={chatId} />
+                {chatId ? <ChatView chatId={chatId} /> : <section class="chat-view empty">{t('selectChat')}</section>}
+              </>
+            ) : view.name === 'people' ? (
+              <People />
+            ) : view.name === 'search' ? (
+              <Search />
+            ) : (
+              <Profile />
+            )}
+          </main>
+        </>
+      )}
+    </div>
+  );
+}

@@ -1,0 +1,42 @@
+import { navigate } from '../state/session.js';
+import { state } from '../state/store.js';
+import { chatTitle, peerOf, t } from './common.js';
+
+/** The chats, newest activity first, with unread badges and the peer's presence. */
+export function ChatList({ activeId }: { activeId: string | undefined }) {
+  const chats = [...state.chats.values()];
+  return (
+    <nav class="chat-list" aria-label={t('chats')}>
+      <h2>{t('chats')}</h2>
+      {chats.length === 0 && <p class="hint">{t('noChats')}</p>}
+      <ul>
+        {chats.map((chat) => {
+          const peer = peerOf(chat);
+          const online = peer ? state.presence.get(peer) : undefined;
+          const last = chat.lastMessage;
+          return (
+            <li key={chat.id}>
+              <button
+                type="button"
+                class={`chat-item${chat.id === activeId ? ' active' : ''}`}
+                aria-current={chat.id === activeId ? 'page' : undefined}
+                onClick={() => navigate({ name: 'chats', chatId: chat.id })}
+              >
+                <span class="chat-name">
+                  {online && <span class="dot" title={t('online')} aria-label={t('online')} />}
+                  {chatTitle(chat)}
+                </span>
+                <span class="chat-last">{last ? (last.deletedAt ? t('deleted') : last.body) : ''}</span>
+                {chat.unreadCount > 0 && (
+                  <span class="badge" aria-label={t('unread', { count: chat.unreadCount })}>
+                    {chat.unreadCount}
+                  </span>
+                )}
+              </button>
+            </li>
+          );
+        })}
+      </ul>
+    </nav>
+  );
+}

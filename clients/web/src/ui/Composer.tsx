@@ -1,0 +1,136 @@
+import { useRef, useState } from 'preact/hooks';
+import type { Attachment, Message } from '../api/index.js';
+import { createPoll, editMessage, upload } from '../state/actions.js';
+import { fail, sendMessage, sendTyping } from '../state/session.js';
+import { nameOf, t } from './common.js';
+import { PollForm } from './Poll.js';
+
+interface Props {
+  chatId: string;
+  replyTo: Message | null;
+  editing: Message | null;
+  onDone: () => void;
+}
+
+/** Writes, edits and replies; attaches files (with upload progress); starts polls. */
+export function Composer({ chatId, replyTo, editing, onDone }: Props) {
+  const [text, setText] = useState('');
+  const [attachments, setAttachments] = useState<Attachment[]>([]);
+  const [progress, setProgress] = useState<{ name: string; percent: number } | null>(null);
+  const [polling, setPolling] = useState(false);
+  const [editingId, setEditingId] = useState<string | null>(null);
+  const lastTyping = useRef(0);
+  const fileInput = useRef<HTMLInputElement>(null);
+
+  // Entering edit mode fills the box with the message's text once.
+  if (editing && editing.id !== editingId) {
+    setEditingId(editing.id);
+    setText(editing.body);
+  }
+
+  const submit = (ev?: Event) => {
+    ev?.preventDefault();
+    const body = text.trim();
+    if (editing) {
+      if (body) void editMessage(editing, body);
+    } else {
+      if (!body && attachments.length === 0) return;
+      sendMessage(chatId, body, replyTo?.id, attachments.map((a) => a.id));
+    }
+    setText('');
+    setAttachments([]);
+    setEditingId(null);
+    onDone();
+  };
+
+  const onFile = async (file: File | undefined) => {
+    if (!file) return;
+    setProgress({ name: file.name, percent: 0 });
+    try {
+      const attachment = await upload(file, (f) => setProgress({ name: file.name, percent: Math.round(f * 100) }));
+      setAttachments((list) => [...list, attachment]);
+    } catch (error) {
+      fail(error);
+    } finally {
+      setProgress(null);
+      if (fileInput.current) fileInput.current.value = '';
+    }
+  };
+
+  if (polling)
+    return (
+      <PollForm
+        onCancel={() => setPolling(false)}
+        onSubmit={(q, options, multiple) => void createPoll(chatId, q, options, multiple).then((ok) => ok && setPolling(false))}
+      />
+    );
+
+  return (
+    <form class="composer" onSubmit={submit}>
+      {(replyTo || editing) && (
+        <div class="composer-context">
+          <span>{editing ? t('editing') : t('replyingTo', { name: nameOf(replyTo!.senderId) })}</span>
+          <button
+            type="button"
+            onClick={() => {
+              setText('');
+              setEditingId(null);
+              onDone();
+            }}
+          >
+            {t('cancel')}
+          </button>
+        </div>
+      )}
+      {attachments.length > 0 && (
+        <ul class="pending-attachments">
+          {attachments.map((a) => (
+            <li key={a.id}>📎 {a.name}</li>
+          ))}
+        </ul>
+      )}
+      {progress && (
+        <label class="progress">
+          {t('uploading', progress)}
+          <progress max={100} value={progress.percent} />
+        </label>
+      )}
+      <div class="row">
+        <label class="visually-hidden" for="composer-text">
+          {t('message')}
+        </label>
+        <textarea
+          id="composer-text"
+          rows={1}
+          value={text}
+          placeholder={t('messagePlaceholder')}
+          onInput={(e) => {
+            setText((e.currentTarget as HTMLTextAreaElement).value);
+            if (Date.now() - lastTyping.current > 2_000) {
+              lastTyping.current = Date.now();
+              sendTyping(chatId);
+            }
+          }}
+          onKeyDown={(e) => {
+            // Enter sends, Shift+Enter starts a new line (the common messenger convention).
+            if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
+          }}
+        />
+        {!editing && (
+          <>
+            <input ref={fileInput} id="composer-file" type="file" class="visually-hidden" onChange={(e) => void onFile((e.currentTarget as HTMLInputElement).files?.[0])} />
+            <label for="composer-file" class="button" role="button" tabIndex={0} title={t('attach')} aria-label={t('attach')} onKeyDown={(e) => e.key === 'Enter' && fileInput.current?.click()}>
+              {t('attachShort')}
+            </label>
+            <button type="button" title={t('newPoll')} aria-label={t('newPoll')} onClick={() => setPolling(true)}>
+              {t('poll')}
+            </button>
+          </>
+        )}
+        <button type="submit" class="primary" disabled={progress !== null}>
+          {editing ? t('save') : t('send')}
+        </button>
+      </div>
+    </form>
+  );
+}

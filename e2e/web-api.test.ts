@@ -1,0 +1,153 @@
+import WebSocket from 'ws';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
+import { Api, ChatCursors, RealtimeClient, memoryTokens, type ChatEvent, type SocketLike } from '../clients/web/src/api/index.js';
+import { startStack, type Stack } from './stack.js';
+
+/**
+ * The web client's API module (clients/web/src/api) against a real gateway: resume cursors,
+ * dedupe by chatId+seq, `reset`, and clientMsgId retries across a dropped connection. The
+ * connection drops are real: the underlying socket is terminated without a close handshake.
+ */
+interface Harness {
+  api: Api;
+  rt: RealtimeClient;
+  events: ChatEvent[];
+  resets: string[];
+  acks: { clientMsgId: string; messageId: string; seq: number }[];
+  sockets: WebSocket[];
+  /** Cuts the network under the client: no close frame, as when a cable is pulled. */
+  drop(): void;
+}
+
+async function client(stack: Stack, name: string, token?: string): Promise<Harness> {
+  const api = new Api(stack.baseUrl, memoryTokens());
+  await api.register({ username: name, email: `${name}@example.test`, password: `pw-${name}-long-enough` });
+  const h: Harness = {
+    api,
+    events: [],
+    resets: [],
+    acks: [],
+    sockets: [],
+    rt: undefined as unknown as RealtimeClient,
+    drop: () => h.sockets.at(-1)!.terminate(),
+  };
+  h.rt = new RealtimeClient(
+    stack.wsUrl,
+    token ?? api.accessToken!,
+    {
+      onEvent: (e) => h.events.push(e),
+      onReset: (chatId) => h.resets.push(chatId),
+      onAck: (a) => h.acks.push(a),
+      renewToken: async () => {
+        await api.refresh();
+        return api.signedIn ? api.accessToken : null;
+      },
+    },
+    (url) => {
+      const ws = new WebSocket(url);
+      h.sockets.push(ws);
+      return ws as unknown as SocketLike;
+    },
+  );
+  return h;
+}
+
+const until = (what: string, probe: () => boolean, timeoutMs = 10_000) => eventually(async () => (probe() ? true : undefined), timeoutMs, what);
+const bodies = (h: Harness, chatId: string) =>
+  h.events.filter((e) => e.chatId === chatId && e.type === 'message.created').map((e) => (e.data as { body: string }).body);
+
+describe('web client API module against a real gateway', () => {
+  let stack: Stack;
+  let alice: Harness;
+  let bob: Harness;
+  let chatId: string;
+
+  beforeAll(async () => {
+    stack = await startStack({ WS_RESUME_MAX_EVENTS: '5' });
+    alice = await client(stack, `wa_alice${Date.now() % 100000}`);
+    bob = await client(stack, `wa_bob${Date.now() % 100000}`);
+    const bobUser = await bob.api.me();
+    chatId = (await alice.api.openDirect(bobUser.id)).id;
+    alice.rt.start();
+    bob.rt.start();
+    await until('both online', () => alice.rt.connectionStatus === 'online' && bob.rt.connectionStatus === 'online');
+  });
+  afterAll(async () => {
+    alice?.rt.stop();
+    bob?.rt.stop();
+    await stack?.stop();
+  });
+
+  it('dedupes by chatId+seq and never lets read.updated move a cursor', () => {
+    const cursors = new ChatCursors();
+    expect(cursors.accept({ type: 'message.created', chatId: 'c', seq: 4 })).toBe('apply');
+    expect(cursors.accept({ type: 'message.created', chatId: 'c', seq: 4 })).toBe('duplicate');
+    expect(cursors.accept({ type: 'read.updated', chatId: 'c', seq: 9 })).toBe('apply');
+    expect(cursors.accept({ type: 'reaction.added', chatId: 'c', seq: 5 })).toBe('apply');
+    expect(cursors.accept({ type: 'message.created', chatId: 'c', seq: 7 })).toBe('gap');
+    expect(cursors.snapshot()).toEqual({ c: 7 });
+  });
+
+  it('delivers live, then resumes after a drop with nothing lost or doubled', async () => {
+    for (const body of ['one', 'two', 'three']) alice.rt.send({ chatId, clientMsgId: `live-${body}`, body });
+    await until('bob got three', () => bodies(bob, chatId).length === 3);
+    expect(bodies(bob, chatId)).toEqual(['one', 'two', 'three']);
+
+    bob.drop();
+    await until('bob offline', () => bob.rt.connectionStatus !== 'online');
+    for (const body of ['four', 'five']) alice.rt.send({ chatId, clientMsgId: `gone-${body}`, body });
+    await until('alice acked', () => alice.acks.length === 5);
+    await until('bob resumed', () => bodies(bob, chatId).length === 5);
+    expect(bodies(bob, chatId)).toEqual(['one', 'two', 'three', 'four', 'five']);
+    const seqs = bob.events.filter((e) => e.chatId === chatId && e.type !== 'read.updated').map((e) => e.seq);
+    expect(seqs).toEqual([...new Set(seqs)].sort((a, b) => a - b));
+    expect(bob.resets).toEqual([]);
+  });
+
+  it('re-sends unacked messages after a reconnect with the same clientMsgId, once', async () => {
+    alice.drop();
+    await until('alice offline', () => alice.rt.connectionStatus !== 'online');
+    alice.rt.send({ chatId, clientMsgId: 'offline-1', body: 'written offline' });
+    expect(alice.rt.unacked.map((s) => s.clientMsgId)).toEqual(['offline-1']);
+    await until('acked after reconnect', () => alice.acks.some((a) => a.clientMsgId === 'offline-1'));
+    expect(alice.rt.unacked).toEqual([]);
+
+    // The ack was lost (say): the same send again gets the original ack and no second message.
+    const first = alice.acks.find((a) => a.clientMsgId === 'offline-1')!;
+    alice.rt.send({ chatId, clientMsgId: 'offline-1', body: 'written offline' });
+    await until('second ack', () => alice.acks.filter((a) => a.clientMsgId === 'offline-1').length === 2);
+    expect(alice.acks.filter((a) => a.clientMsgId === 'offline-1')[1]).toEqual(first);
+    await until('bob got it', () => bodies(bob, chatId).includes('written offline'));
+    const page = await bob.api.messages(chatId);
+    expect(page.items.filter((m) => m.body === 'written offline')).toHaveLength(1);
+    expect(bodies(bob, chatId).filter((b) => b === 'written offline')).toHaveLength(1);
+  });
+
+  it('reports a reset when more was missed than a resume carries, and goes on live', async () => {
+    bob.drop();
+    await until('bob offline', () => bob.rt.connectionStatus !== 'online');
+    for (let i = 0; i < 7; i++) alice.rt.send({ chatId, clientMsgId: `many-${i}`, body: `many ${i}` });
+    await until('alice acked all', () => alice.acks.filter((a) => a.clientMsgId.startsWith('many-')).length === 7);
+    await until('bob reset', () => bob.resets.includes(chatId));
+    expect(bodies(bob, chatId).some((b) => b.startsWith('many'))).toBe(false);
+    // The reload over HTTP has them; and live delivery continues.
+    const page = await bob.api.messages(chatId);
+    expect(page.items.filter((m) => m.body.startsWith('many'))).toHaveLength(7);
+    alice.rt.send({ chatId, clientMsgId: 'after-reset', body: 'after reset' });
+    await until('live again', () => bodies(bob, chatId).includes('after reset'));
+  });
+
+  it('renews the access token when the upgrade is refused (an expired token after a long drop)', async () => {
+    const carol = await client(stack, `wa_carol${Date.now() % 100000}`, 'not-a-valid-token');
+    carol.rt.start();
+    try {
+      await until('carol online with a refreshed token', () => carol.rt.connectionStatus === 'online');
+      expect(carol.sockets.length).toBeGreaterThanOrEqual(2);
+      // The refused first attempt made the client refresh: the socket now runs on the new token.
+      expect(carol.sockets.at(-1)!.url).toContain(encodeURIComponent(carol.api.accessToken!));
+    } finally {
+      carol.rt.stop();
+    }
+  });
+});

@@ -1,0 +1,231 @@
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { register, startStack, type Account, type Stack } from './stack.js';
+
+/**
+ * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
+ * stack in this process, the gateway serving the built client (npm test builds it first). Two
+ * browser contexts (two separate users, one in English on a desktop window, one in Russian on a
+ * 375px phone screen) register, open a direct chat, talk and react live; a reload keeps the
+ * session. The chat view's screenshot is kept in test-results/web/chat.png.
+ */
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const webDir = path.join(root, 'clients/web/dist');
+const artifacts = path.join(root, 'test-results/web');
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+// Headless on a closed network: nothing may try to reach Google's services.
+const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
+async function registerIn(page: Page, stack: Stack, user: { username: string; name: string }, text: { create: string; username: string; email: string; displayName: string; password: string; nav: string }) {
+  await page.goto(stack.baseUrl);
+  await page.getByRole('button', { name: text.create }).click();
+  await page.getByLabel(text.username).fill(user.username);
+  await page.getByLabel(text.email).fill(`${user.username}@example.test`);
+  await page.getByLabel(text.displayName).fill(user.name);
+  await page.getByLabel(text.password).fill(`pw-${user.username}-long-enough`);
+  await page.locator('form button[type=submit]').click();
+  await page.getByRole('navigation').getByRole('button', { name: text.nav }).waitFor();
+}
+
+describe('web client in Chromium', () => {
+  let stack: Stack;
+  let browser: Browser;
+  const started = Date.now();
+
+  beforeAll(async () => {
+    if (!existsSync(path.join(webDir, 'index.html'))) throw new Error(`${webDir} is missing: build the client first (npm run build)`);
+    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`);
+    stack = await startStack({ WEB_CLIENT_DIR: webDir });
+    // launch() gives the browser a fresh temporary user-data-dir, removed on close.
+    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await stack?.stop();
+    console.log(`web client browser suite: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  });
+
+  it('two users register, chat live, react, and keep their session across a reload', async () => {
+    const suffix = Date.now() % 100000;
+    const anna = { username: `anna${suffix}`, name: 'Anna' };
+    const boris = { username: `boris${suffix}`, name: 'Борис' };
+    const desktop = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
+    const phone = await browser.newContext({ locale: 'ru-RU', viewport: { width: 375, height: 740 }, isMobile: true, hasTouch: true });
+    const a = await desktop.newPage();
+    const b = await phone.newPage();
+    const consoleErrors: string[] = [];
+    for (const page of [a, b]) page.on('pageerror', (e) => consoleErrors.push(String(e)));
+
+    await registerIn(a, stack, anna, { create: 'Create a new account', username: 'Username', email: 'E-mail', displayName: 'Display name', password: 'Password', nav: 'Chats' });
+    await registerIn(b, stack, boris, { create: 'Создать новый аккаунт', username: 'Имя пользователя', email: 'Эл. почта', displayName: 'Отображаемое имя', password: 'Пароль', nav: 'Чаты' });
+
+    // Anna finds Boris and opens a direct chat.
+    await a.getByRole('button', { name: 'People' }).click();
+    await a.getByLabel('Find people').fill(boris.username);
+    await a.getByRole('button', { name: 'Search', exact: true }).last().click();
+    await a.locator('li.person', { hasText: boris.username }).getByRole('button', { name: 'Message' }).click();
+    await expect.poll(() => a.locator('#chat-title').textContent()).toBe('Борис');
+
+    await a.getByLabel('Message', { exact: true }).fill('Hello Boris <b>not bold</b>');
+    await a.keyboard.press('Enter');
+    await a.locator('li.message', { hasText: 'Hello Boris' }).waitFor();
+
+    // Boris sees the new chat live, with an unread badge, and opens it.
+    const chatButton = b.locator('.chat-item', { hasText: 'Anna' });
+    await chatButton.locator('.badge').waitFor();
+    expect(await chatButton.locator('.badge').textContent()).toBe('1');
+    await chatButton.click();
+    const fromAnna = b.locator('li.message', { hasText: 'Hello Boris' });
+    await fromAnna.waitFor();
+    // Markup in a message is text, never HTML.
+    expect(await fromAnna.locator('b').count()).toBe(0);
+    expect(await fromAnna.locator('.body').textContent()).toBe('Hello Boris <b>not bold</b>');
+
+    await b.getByLabel('Сообщение', { exact: true }).fill('Привет, Анна!');
+    await b.getByRole('button', { name: 'Отправить' }).click();
+    await a.locator('li.message', { hasText: 'Привет, Анна!' }).waitFor();
+
+    // Boris reacts to Anna's message; Anna sees it.
+    await fromAnna.getByRole('button', { name: 'Реакция', exact: true }).click();
+    await fromAnna.getByRole('button', { name: 'Реакция 👍' }).click();
+    await fromAnna.locator('.reaction', { hasText: '👍 1' }).waitFor();
+    const reactionOnA = a.locator('li.message', { hasText: 'Hello Boris' }).locator('.reaction', { hasText: '👍 1' });
+    await reactionOnA.waitFor();
+    expect(await reactionOnA.getAttribute('aria-pressed')).toBe('false');
+
+    // A reload keeps the session (refresh token in localStorage) and the open chat.
+    await b.reload();
+    await b.locator('li.message', { hasText: 'Привет, Анна!' }).waitFor();
+    await b.locator('li.message', { hasText: 'Hello Boris' }).locator('.reaction', { hasText: '👍 1' }).waitFor();
+    // ... and the socket comes back: a message sent now arrives live.
+    await a.getByLabel('Message', { exact: true }).fill('Still there?');
+    await a.keyboard.press('Enter');
+    await b.locator('li.message', { hasText: 'Still there?' }).waitFor();
+    expect(await b.locator('li.message', { hasText: 'Still there?' }).count()).toBe(1);
+
+    mkdirSync(artifacts, { recursive: true });
+    await a.locator('.app').screenshot({ path: path.join(artifacts, 'chat.png') });
+    expect(consoleErrors).toEqual([]);
+    await desktop.close();
+    await phone.close();
+  }, 90_000);
+
+  it('groups, replies, edits, deletes, typing, polls, attachments, search, profile and language', async () => {
+    const suffix = Date.now() % 100000;
+    const [carol, dave] = [await register(stack, `carol${suffix}`), await register(stack, `dave${suffix}`)];
+    const pageErrors: string[] = [];
+    const login = async (account: Account) => {
+      const context = await browser.newContext({ locale: 'en-GB', viewport: { width: 1000, height: 800 } });
+      const page = await context.newPage();
+      page.on('pageerror', (e) => pageErrors.push(String(e)));
+      await page.goto(stack.baseUrl);
+      await page.getByLabel('Username or e-mail').fill(account.username);
+      await page.getByLabel('Password').fill(account.password);
+      await page.getByLabel('Password').press('Enter');
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).waitFor();
+      return page;
+    };
+    const c = await login(carol);
+    const d = await login(dave);
+
+    // Carol adds Dave as a contact and creates a group with him.
+    await c.getByRole('button', { name: 'People' }).click();
+    await c.getByLabel('Find people').fill(dave.username);
+    await c.getByLabel('Find people').press('Enter');
+    const daveRow = c.locator('li.person', { hasText: dave.username }).first();
+    await daveRow.getByRole('button', { name: 'Add contact' }).click();
+    await c.locator('li.person', { hasText: dave.username }).last().getByText('Contact', { exact: true }).waitFor();
+    await c.getByRole('button', { name: 'New group' }).click();
+    await daveRow.getByRole('checkbox').check();
+    await c.getByLabel('Group name').fill('Team');
+    await c.getByRole('button', { name: 'Create' }).click();
+    await expect.poll(() => c.locator('#chat-title').textContent()).toBe('Team');
+
+    const send = async (page: Page, text: string) => {
+      await page.getByLabel('Message', { exact: true }).fill(text);
+      await page.getByLabel('Message', { exact: true }).press('Enter');
+      await page.locator('li.message:not(.pending)', { hasText: text }).waitFor();
+    };
+    await send(c, 'first message');
+    await d.locator('.chat-item', { hasText: 'Team' }).click();
+    const first = d.locator('li.message', { hasText: 'first message' });
+    await first.waitFor();
+
+    // Typing, then a reply.
+    await c.getByLabel('Message', { exact: true }).pressSequentially('hel');
+    await d.locator('.chat-header .status', { hasText: 'typing' }).waitFor();
+    await c.getByLabel('Message', { exact: true }).fill('');
+    await first.getByRole('button', { name: 'Reply' }).click();
+    await send(d, 'a reply');
+    await c.locator('li.message', { hasText: 'a reply' }).locator('blockquote', { hasText: 'first message' }).waitFor();
+
+    // An edit and a deletion reach the other side live.
+    await c.locator('li.message', { hasText: 'first message' }).first().getByRole('button', { name: 'Edit' }).click();
+    await c.getByLabel('Message', { exact: true }).fill('first message, edited');
+    await c.getByLabel('Message', { exact: true }).press('Enter');
+    await d.locator('li.message', { hasText: 'first message, edited' }).getByText('edited', { exact: false }).first().waitFor();
+    await d.locator('li.message .meta', { hasText: 'edited' }).first().waitFor();
+    await send(c, 'to be deleted');
+    await d.locator('li.message', { hasText: 'to be deleted' }).waitFor();
+    await c.locator('li.message', { hasText: 'to be deleted' }).getByRole('button', { name: 'Delete' }).click();
+    await d.locator('li.message', { hasText: 'Message deleted' }).waitFor();
+    expect(await d.locator('li.message', { hasText: 'to be deleted' }).count()).toBe(0);
+
+    // A poll: Carol asks, Dave votes, both see the count.
+    await c.getByRole('button', { name: 'New poll' }).click();
+    await c.getByLabel('Question').fill('Lunch?');
+    await c.getByLabel('Option 1').fill('Pizza');
+    await c.getByLabel('Option 2').fill('Soup');
+    await c.getByRole('button', { name: 'Create' }).click();
+    const pollOnD = d.locator('li.message', { hasText: 'Lunch?' });
+    await pollOnD.getByLabel('Soup').check();
+    await pollOnD.getByRole('button', { name: 'Vote' }).click();
+    await pollOnD.locator('.poll-option', { hasText: 'Soup' }).getByText('1 votes').waitFor();
+    await c.locator('li.message', { hasText: 'Lunch?' }).locator('.poll-option', { hasText: 'Soup' }).getByText('1 votes').waitFor();
+
+    // An attachment: uploaded with progress, sent, downloaded by Dave with the same bytes.
+    await c.locator('#composer-file').setInputFiles({ name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('attached notes') });
+    await c.locator('.pending-attachments', { hasText: 'notes.txt' }).waitFor();
+    await c.getByRole('button', { name: 'Send' }).click();
+    const downloadButton = d.getByRole('button', { name: 'Download notes.txt' });
+    await downloadButton.waitFor();
+    const [download] = await Promise.all([d.waitForEvent('download'), downloadButton.click()]);
+    expect(download.suggestedFilename()).toBe('notes.txt');
+    const bytes = await download.createReadStream().then(async (stream) => {
+      const chunks: Buffer[] = [];
+      for await (const chunk of stream) chunks.push(chunk as Buffer);
+      return Buffer.concat(chunks).toString();
+    });
+    expect(bytes).toBe('attached notes');
+
+    // Search highlights matches and shows markup as text.
+    await send(c, 'findme <i>literally</i>');
+    await d.getByRole('button', { name: 'Search' }).click();
+    await d.getByLabel('Words to find').fill('findme');
+    await d.getByLabel('Words to find').press('Enter');
+    const result = d.locator('.result', { hasText: 'findme' });
+    await result.waitFor({ timeout: 10_000 });
+    expect(await result.locator('mark').first().textContent()).toBe('findme');
+    expect(await result.locator('i').count()).toBe(0);
+    expect(await result.locator('.body').textContent()).toBe('findme <i>literally</i>');
+
+    // Profile: the export downloads, a wrong password's deletion shows the server's error.
+    await d.getByRole('button', { name: 'Profile' }).click();
+    const [exported] = await Promise.all([d.waitForEvent('download'), d.getByRole('button', { name: 'Download my data' }).click()]);
+    expect(exported.suggestedFilename()).toBe('parley-export.json');
+    await d.getByLabel('Password').fill('not the password at all');
+    await d.getByRole('button', { name: 'Delete my account' }).click();
+    await d.locator('.page [role=alert]', { hasText: 'Error:' }).waitFor();
+
+    // The language switch.
+    await d.getByLabel('Language').selectOption('ru');
+    await d.getByRole('navigation').getByRole('button', { name: 'Чаты' }).waitFor();
+    expect(await d.locator('html').getAttribute('lang')).toBe('ru');
+    expect(pageErrors).toEqual([]);
+    await c.context().close();
+    await d.context().close();
+  }, 120_000);
+});
