@@ -13,13 +13,12 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream } from '@nats-io/jetstream';
+import { apiClient, dropScratch, root, serviceProcesses, sleep } from './lib/scratch.mjs';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const { values: args } = parseArgs({ options: { messages: { type: 'string', default: '1000000' }, chats: { type: 'string', default: '100' } } });
 const total = Number(args.messages);
 const chatCount = Number(args.chats);
@@ -42,16 +41,9 @@ const env = {
 };
 const restoredEnv = { ...env, PARLEY_NAMESPACE: restoredNs, DATABASE_URL: dbUrl(`parley_benchr_${id}`), ATTACHMENTS_DIR: path.join(work, 'restored-files') };
 const base = `http://127.0.0.1:${env.PORT}`;
-const children = [];
-const start = (name, extra = {}) => {
-  const child = spawn(process.execPath, [path.join(root, 'services', name, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: ['ignore', 'inherit', 'inherit'] });
-  children.push(child);
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const api = async (method, url, token, body) => {
-  const r = await fetch(base + url, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body ? JSON.stringify(body) : undefined });
-  return { status: r.status, body: await r.json().catch(() => null) };
-};
+const services = serviceProcesses(env);
+const start = services.start;
+const api = apiClient(base);
 /** Runs one backup command; resolves with its wall time, exit code and output. */
 const command = (args, extraEnv = env) =>
   new Promise((resolve) => {
@@ -131,18 +123,8 @@ try {
   console.log(`| restore | ${restore.seconds} | exit ${restore.code}${restore.code === 0 ? '' : `: ${restore.out.split('\n').find((l) => l.startsWith('backup:'))?.slice(0, 200)}`} |`);
   console.log(JSON.stringify({ messages: total, chats: chatCount, publishSeconds: +published.toFixed(1), projectedSeconds: +projected.toFixed(1), archiveBytes: size, backup: backup.seconds, verify: verify.seconds, verifyExit: verify.code, restore: restore.seconds, restoreExit: restore.code }));
 } finally {
-  for (const child of children) child.kill('SIGTERM');
-  await sleep(1500);
-  for (const child of children) child.kill('SIGKILL');
-  const admin = new pg.Client({ connectionString: dbUrl('postgres') });
-  await admin.connect();
-  for (const name of [`parley_benchb_${id}`, `parley_benchr_${id}`]) await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-  await admin.end();
-  nc ??= await connect({ servers: env.NATS_URL });
-  const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) {
-    if ([ns, restoredNs].some((n) => name.startsWith(`${n}_`) || name.startsWith(`KV_${n}_`))) await jsm.streams.delete(name);
-  }
-  await nc.close();
+  await services.stopAll();
+  await nc?.close();
+  await dropScratch({ natsUrl: env.NATS_URL, adminUrl: dbUrl('postgres'), databases: [`parley_benchb_${id}`, `parley_benchr_${id}`], namespaces: [ns, restoredNs] });
   rmSync(work, { recursive: true, force: true });
 }

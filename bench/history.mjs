@@ -7,17 +7,14 @@
 //
 // Starts its own users, messages and gateway processes on a fresh database and namespace, and
 // removes them at the end.
-import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import os from 'node:os';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { apiClient, dropScratch, serviceProcesses, sleep } from './lib/scratch.mjs';
+import { jetstream } from '@nats-io/jetstream';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const { values: args } = parseArgs({
   options: { messages: { type: 'string', default: '100000' }, requests: { type: 'string', default: '200' } },
 });
@@ -37,16 +34,9 @@ const env = {
   REDIS_URL: '',
 };
 const base = `http://127.0.0.1:${env.PORT}`;
-const children = [];
-const start = (name, extra = {}) => {
-  const child = spawn(process.execPath, [path.join(root, 'services', name, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: ['ignore', 'inherit', 'inherit'] });
-  children.push(child);
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const api = async (method, url, token, body) => {
-  const r = await fetch(base + url, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body ? JSON.stringify(body) : undefined });
-  return { status: r.status, body: await r.json().catch(() => null) };
-};
+const services = serviceProcesses(env);
+const start = services.start;
+const api = apiClient(base);
 const percentile = (sorted, p) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
 const words = ['deploy', 'release', 'lunch', 'review', 'meeting', 'coffee', 'budget', 'design', 'bug', 'test', 'ship', 'plan', 'сообщение', 'релиз', 'обед'];
 
@@ -139,15 +129,7 @@ try {
   console.log(`\nloaded in ${results.publishSeconds} s, projected by ${results.projectedSeconds} s (${Math.round(total / results.projectedSeconds).toLocaleString('en')} events/s end to end)`);
   console.log(JSON.stringify(results));
 } finally {
-  for (const child of children) child.kill('SIGTERM');
-  await sleep(1500);
-  for (const child of children) child.kill('SIGKILL');
-  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
-  nc ??= await connect({ servers: env.NATS_URL });
-  const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) await jsm.streams.delete(name);
-  await nc.close();
+  await services.stopAll();
+  await nc?.close();
+  await dropScratch({ natsUrl: env.NATS_URL, databases: [dbName], namespaces: [ns] });
 }

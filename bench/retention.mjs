@@ -11,18 +11,17 @@
 // Starts its own users, messages and gateway processes on a fresh database and namespace, and
 // removes them at the end.
 import { spawn } from 'node:child_process';
+import { apiClient, dropScratch, root, serviceProcesses, sleep } from './lib/scratch.mjs';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const { values: args } = parseArgs({
   options: {
     messages: { type: 'string', default: '1000000' },
@@ -56,23 +55,12 @@ const env = {
   RETENTION_PROJECTION_TIMEOUT_SECONDS: '1800',
 };
 const base = `http://127.0.0.1:${env.PORT}`;
-const children = [];
-let stopping = false;
-const start = (name, extra = {}) => {
-  const child = spawn(process.execPath, [path.join(root, 'services', name, 'dist', 'main.js')], { env: { ...env, ...extra }, stdio: ['ignore', 'inherit', 'inherit'] });
-  child.on('exit', (code) => {
-    if (!stopping) {
-      console.error(`${name} exited (${code}) during the benchmark`);
-      process.exit(1);
-    }
-  });
-  children.push(child);
-};
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const api = async (method, url, token, body) => {
-  const r = await fetch(base + url, { method, headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) }, body: body ? JSON.stringify(body) : undefined });
-  return { status: r.status, body: await r.json().catch(() => null) };
-};
+const services = serviceProcesses(env, (name, code) => {
+  console.error(`${name} exited (${code}) during the benchmark`);
+  process.exit(1);
+});
+const start = services.start;
+const api = apiClient(base);
 const percentile = (sorted, p) => (sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]);
 const log = (line) => process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${line}\n`);
 
@@ -309,17 +297,8 @@ try {
     process.exitCode = 1;
   }
 } finally {
-  stopping = true;
-  for (const child of children) child.kill('SIGTERM');
-  await sleep(1500);
-  for (const child of children) child.kill('SIGKILL');
-  const admin = new pg.Client({ connectionString: 'postgres://postgres@127.0.0.1:5432/postgres' });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`);
-  await admin.end();
-  nc ??= await connect({ servers: env.NATS_URL });
-  const jsm = await jetstreamManager(nc);
-  for await (const name of jsm.streams.names()) if (name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) await jsm.streams.delete(name);
-  await nc.close();
+  await services.stopAll();
+  await nc?.close();
+  await dropScratch({ natsUrl: env.NATS_URL, databases: [dbName], namespaces: [ns] });
   rmSync(files, { recursive: true, force: true });
 }

@@ -1,7 +1,6 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -10,45 +9,12 @@ import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { runCleanup } from '../services/retention/src/cli.js';
 import { rebuildMessages } from '../services/messages/src/rebuild.js';
 import { rebuildUsers } from '../services/users/src/rebuild.js';
-import { startMessagesService } from '../services/messages/src/service.js';
-import { startUsersService } from '../services/users/src/service.js';
-import { startGatewayService } from '../services/gateway/src/service.js';
-import { http, register, TestSocket, type Account } from './stack.js';
-
-async function startServices(vars: Record<string, string>) {
-  const users = await startUsersService(vars);
-  const messages = await startMessagesService(vars);
-  const gateway = await startGatewayService(vars);
-  return {
-    baseUrl: `http://127.0.0.1:${gateway.port}`,
-    wsUrl: `ws://127.0.0.1:${gateway.port}/ws`,
-    async stop() {
-      await gateway.stop();
-      await messages.stop();
-      await users.stop();
-    },
-  };
-}
-
-/** Every stored message of a stream as text. */
-async function streamTexts(nc: NatsConnection, stream: string): Promise<string[]> {
-  const { state } = await (await jetstreamManager(nc)).streams.info(stream);
-  if (state.messages === 0) return [];
-  const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
-  const out: string[] = [];
-  const messages = await consumer.consume();
-  for await (const m of messages) {
-    out.push(`${m.subject} ${m.string()}`);
-    if (m.info.pending === 0) break;
-  }
-  await messages.close();
-  return out;
-}
+import { http, register, startServices, storedMessages, TestSocket, type Account, type Services } from './stack.js';
 
 describe('erasure on request: DELETE /api/v1/users/me', () => {
   let env: TestEnv;
   let vars: Record<string, string>;
-  let stack: Awaited<ReturnType<typeof startServices>>;
+  let stack: Services;
   let db: pg.Client;
   let nc: NatsConnection;
   let redis: Redis;
@@ -63,6 +29,7 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
   let bobPoll: { id: string; poll: { id: string; options: { id: string }[] } };
   const SECRET = 'annsecretword';
   const rows = async (sql: string, params: unknown[] = []) => Number((await db.query(sql, params)).rows[0].n);
+  const streamTexts = async (stream: string) => (await storedMessages(nc, stream)).map((m) => `${m.subject} ${m.text}`);
   let sent = 0;
   const send = async (who: Account, chatId: string, body: string, extra: object = {}) =>
     (await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: who.accessToken, body: { clientMsgId: `e-${++sent}`, body, ...extra } })).body;
@@ -163,12 +130,12 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     // The streams hold only her id: the tombstone, the ledger entry, chat structure events.
     const ns = env.namespace;
     for (const stream of ['users', 'chats', 'resets', 'receipts', 'audit']) {
-      const texts = await streamTexts(nc, `${ns}_${stream}`);
+      const texts = await streamTexts(`${ns}_${stream}`);
       expect(texts.filter((t) => t.includes(ann.username) || t.includes(SECRET)), stream).toEqual([]);
     }
-    expect((await streamTexts(nc, `${ns}_users`)).filter((t) => t.startsWith(`${ns}.user.${ann.id} `)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type)).toEqual(['UserErased']);
-    expect((await streamTexts(nc, `${ns}_receipts`)).filter((t) => t.includes(ann.id))).toEqual([]);
-    expect((await streamTexts(nc, `${ns}_erasures`)).filter((t) => t.includes(ann.id))).toHaveLength(1);
+    expect((await streamTexts(`${ns}_users`)).filter((t) => t.startsWith(`${ns}.user.${ann.id} `)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type)).toEqual(['UserErased']);
+    expect((await streamTexts(`${ns}_receipts`)).filter((t) => t.includes(ann.id))).toEqual([]);
+    expect((await streamTexts(`${ns}_erasures`)).filter((t) => t.includes(ann.id))).toHaveLength(1);
 
     // Her username is free again.
     expect((await http(stack, 'POST', '/api/v1/auth/register', { body: { username: ann.username, email: `${ann.username}@example.test`, password: 'a-new-person-password' } })).status).toBe(201);
@@ -191,11 +158,11 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect((await http(stack, 'PATCH', `/api/v1/messages/${message.id}`, { token: bob.accessToken, body: { body: 'bob regrets editingthis' } })).status).toBe(200);
     expect((await http(stack, 'DELETE', `/api/v1/messages/${message.id}`, { token: bob.accessToken })).status).toBe(204);
     const texts = await eventually(async () => {
-      const all = await streamTexts(nc, `${env.namespace}_chats`);
+      const all = await streamTexts(`${env.namespace}_chats`);
       return all.some((t) => t.includes('sayingthis') || t.includes('editingthis')) ? undefined : all;
     });
     expect(texts.filter((t) => t.includes(message.id)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type)).toEqual(['MessageDeleted']);
-    expect((await streamTexts(nc, `${env.namespace}_erasures`)).filter((t) => t.includes(message.id))).toHaveLength(1);
+    expect((await streamTexts(`${env.namespace}_erasures`)).filter((t) => t.includes(message.id))).toHaveLength(1);
   });
 
   it('the routine retention pass erases again what a restored backup brought back (the ledger)', async () => {

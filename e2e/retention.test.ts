@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
@@ -11,52 +11,18 @@ import { eventually } from '@parley/testing';
 import { runCleanup } from '../services/retention/src/cli.js';
 import { rebuildMessages } from '../services/messages/src/rebuild.js';
 import { rebuildUsers } from '../services/users/src/rebuild.js';
-import { startMessagesService } from '../services/messages/src/service.js';
-import { startUsersService } from '../services/users/src/service.js';
-import { startGatewayService } from '../services/gateway/src/service.js';
 import { createTestEnv, type TestEnv } from '@parley/testing';
-import { http, register, type Account } from './stack.js';
-
-/** The three services on one test env; stoppable without dropping the env (for the rebuild). */
-async function startServices(vars: Record<string, string>) {
-  const users = await startUsersService(vars);
-  const messages = await startMessagesService(vars);
-  const gateway = await startGatewayService(vars);
-  return {
-    baseUrl: `http://127.0.0.1:${gateway.port}`,
-    async stop() {
-      await gateway.stop();
-      await messages.stop();
-      await users.stop();
-    },
-  };
-}
+import { http, register, startServices, storedMessages, type Account, type Services } from './stack.js';
 
 const DAY_MS = 86_400_000;
 /** Words that appear only in the old data: none may survive anywhere after the pass. */
 const OLD = 'zebraquokka';
 const FRESH = 'pelicanotter';
 
-/** Every stored message of a stream, decoded (the test's view of "what a replay would see"). */
-async function streamContents(nc: NatsConnection, stream: string): Promise<{ seq: number; subject: string; text: string }[]> {
-  const jsm = await jetstreamManager(nc);
-  const { state } = await jsm.streams.info(stream);
-  if (state.messages === 0) return [];
-  const consumer = await jetstream(nc).consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
-  const out: { seq: number; subject: string; text: string }[] = [];
-  const messages = await consumer.consume();
-  for await (const m of messages) {
-    out.push({ seq: m.seq, subject: m.subject, text: m.string() });
-    if (m.info.pending === 0) break;
-  }
-  await messages.close();
-  return out;
-}
-
 describe('retention: npm run cleanup deletes expired data everywhere, and only that', () => {
   let env: TestEnv;
   let vars: Record<string, string>;
-  let stack: Awaited<ReturnType<typeof startServices>>;
+  let stack: Services;
   let db: pg.Client;
   let nc: NatsConnection;
   let redis: Redis;
@@ -144,7 +110,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     const before = {
       messages: await rows('SELECT count(*) AS n FROM messages.messages'),
       audit: await rows('SELECT count(*) AS n FROM users.audit_log'),
-      chats: (await streamContents(nc, `${env.namespace}_chats`)).length,
+      chats: (await storedMessages(nc, `${env.namespace}_chats`)).length,
     };
     const { exitCode, report } = await cleanup('--dry-run');
     expect(exitCode).toBe(0);
@@ -153,7 +119,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(report?.streamEvents.chats).toBeGreaterThanOrEqual(7);
     expect(await rows('SELECT count(*) AS n FROM messages.messages')).toBe(before.messages);
     expect(await rows('SELECT count(*) AS n FROM users.audit_log')).toBe(before.audit);
-    expect((await streamContents(nc, `${env.namespace}_chats`)).length).toBe(before.chats);
+    expect((await storedMessages(nc, `${env.namespace}_chats`)).length).toBe(before.chats);
     expect(existsSync(path.join(files, old.attachmentId.slice(-2), old.attachmentId))).toBe(true);
   });
 
@@ -195,12 +161,12 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(existsSync(path.join(files, old.attachmentId.slice(-2), old.attachmentId))).toBe(false);
 
     // The streams: nothing old is left to replay, but every chat's structure and head is.
-    const chats = await streamContents(nc, `${env.namespace}_chats`);
+    const chats = await storedMessages(nc, `${env.namespace}_chats`);
     expect(chats.filter((m) => m.text.includes(OLD))).toEqual([]);
     expect(chats.filter((m) => m.text.includes('"ChatCreated"'))).toHaveLength(2);
     expect(chats.some((m) => m.text.includes(FRESH))).toBe(true);
     for (const stream of ['audit', 'resets', 'receipts']) {
-      const left = await streamContents(nc, `${env.namespace}_${stream}`);
+      const left = await storedMessages(nc, `${env.namespace}_${stream}`);
       expect(left.filter((m) => !m.subject.includes('.retention')), stream).toEqual([]);
     }
 

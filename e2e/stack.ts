@@ -1,4 +1,7 @@
 import WebSocket from 'ws';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { readStream } from '@parley/bus';
 import { createTestEnv, type TestEnv } from '@parley/testing';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
@@ -21,12 +24,29 @@ export interface Stack {
 export async function startStack(extra: Record<string, string> = {}): Promise<Stack> {
   const env = await createTestEnv();
   const vars = { ...env.env, PORT: '0', METRICS_PORT: '0', PROJECTOR_ACK_WAIT_MS: '2000', ...extra };
+  const services = await startServices(vars);
+  return {
+    env,
+    vars,
+    ...services,
+    async stop() {
+      await services.stop();
+      await env.cleanup();
+    },
+  };
+}
+
+export type Services = Pick<Stack, 'baseUrl' | 'wsUrl' | 'metricsPorts' | 'stop'>;
+
+/**
+ * The three services on an existing env, stoppable without dropping it: what a test needs that
+ * stops them to run a command against their data (a rebuild) and starts them again.
+ */
+export async function startServices(vars: Record<string, string>): Promise<Services> {
   const users = await startUsersService(vars);
   const messages = await startMessagesService(vars);
   const gateway = await startGatewayService(vars);
   return {
-    env,
-    vars,
     baseUrl: `http://127.0.0.1:${gateway.port}`,
     wsUrl: `ws://127.0.0.1:${gateway.port}/ws`,
     metricsPorts: { gateway: gateway.metricsPort, users: users.metricsPort, messages: messages.metricsPort },
@@ -34,9 +54,18 @@ export async function startStack(extra: Record<string, string> = {}): Promise<St
       await gateway.stop();
       await messages.stop();
       await users.stop();
-      await env.cleanup();
     },
   };
+}
+
+/** Every message a stream stores, in order, as text: what a replay would see. */
+export async function storedMessages(nc: NatsConnection, stream: string): Promise<{ seq: number; subject: string; text: string }[]> {
+  const { state } = await (await jetstreamManager(nc)).streams.info(stream);
+  const out: { seq: number; subject: string; text: string }[] = [];
+  await readStream(jetstream(nc), stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq }, (m) => {
+    out.push({ seq: m.seq, subject: m.subject, text: m.string() });
+  });
+  return out;
 }
 
 export interface HttpAnswer<T = any> {

@@ -6,3 +6,4 @@ export * from './rpc.js';
 export * from './projector.js';
 export * from './trace.js';
 export * from './compact.js';
+export * from './read.js';

@@ -44,6 +44,17 @@ export const DEFAULT_RETENTION: StreamRetention = { auditLogDays: 90, resetToken
 const REVOCATION_MAX_AGE_SECONDS = 2 * 86400;
 const DAY = 86400;
 
+/**
+ * The durable consumers that apply a retention pass's deletion events, by stream: named here so
+ * the services that own them and the retention service that waits for them share one spelling.
+ */
+export const RETENTION_PROJECTORS = {
+  chats: 'chats-projection',
+  audit: 'audit-projection',
+  resets: 'resets-projection',
+  receipts: 'receipts-projection',
+} as const satisfies Partial<Record<StreamKey, string>>;
+
 export function streamName(ns: string, key: StreamKey): string {
   return `${ns}_${key}`;
 }

@@ -3,8 +3,8 @@ import { createReadStream, createWriteStream } from 'node:fs';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { headers as natsHeaders } from '@nats-io/transport-node';
-import { DeliverPolicy, type JsMsg, type PubAck } from '@nats-io/jetstream';
-import { streamConfig, type Bus } from '@parley/bus';
+import type { PubAck } from '@nats-io/jetstream';
+import { readStream, streamConfig, type Bus } from '@parley/bus';
 import type { StreamDeclaration } from '@parley/contracts';
 
 /**
@@ -41,36 +41,11 @@ function relative(subject: string, namespace: string): string {
   return subject.slice(prefix.length);
 }
 
-/**
- * Reads every message of `stream` up to `lastSeq` (in order) and hands it to `visit`. Writes go on
- * while this runs; messages after `lastSeq` are not part of the backup.
- */
-export async function readStream(bus: Bus, stream: string, lastSeq: number, visit: (msg: JsMsg) => Promise<void> | void): Promise<number> {
-  if (lastSeq === 0) return 0;
-  const consumer = await bus.js.consumers.get(stream, { deliver_policy: DeliverPolicy.All });
-  let count = 0;
-  for (;;) {
-    // Batches rather than an endless consume(): an empty batch means nothing is left to read, even
-    // when the message at lastSeq has been deleted meanwhile and no later one arrives.
-    const batch = await consumer.fetch({ max_messages: 1000, expires: 2_000 });
-    let received = 0;
-    for await (const msg of batch) {
-      received++;
-      // Leaving the loop stops the batch (calling close() from inside the loop would wait forever).
-      if (msg.seq > lastSeq) return count;
-      await visit(msg);
-      count++;
-      if (msg.seq === lastSeq || msg.info.pending === 0) return count;
-    }
-    if (received === 0) return count;
-  }
-}
-
 /** Exports one stream into an NDJSON file; returns the message count and digest. */
 export async function exportStream(bus: Bus, namespace: string, stream: string, lastSeq: number, file: string): Promise<{ messages: number; digest: string }> {
   const out = createWriteStream(file);
   const digest = new StreamDigest();
-  const messages = await readStream(bus, stream, lastSeq, async (msg) => {
+  const messages = await readStream(bus.js, stream, { lastSeq }, async (msg) => {
     const subject = relative(msg.subject, namespace);
     digest.add(msg.seq, subject, msg.data);
     const line: ExportedMessage = { seq: msg.seq, subject, time: msg.timestamp, data: Buffer.from(msg.data).toString('base64') };
@@ -89,7 +64,7 @@ export async function exportStream(bus: Bus, namespace: string, stream: string, 
 /** Recomputes a restored stream's digest (verify), reading it the way the export did. */
 export async function digestStream(bus: Bus, namespace: string, stream: string, lastSeq: number): Promise<{ messages: number; digest: string }> {
   const digest = new StreamDigest();
-  const messages = await readStream(bus, stream, lastSeq, (msg) => digest.add(msg.seq, relative(msg.subject, namespace), msg.data));
+  const messages = await readStream(bus.js, stream, { lastSeq }, (msg) => digest.add(msg.seq, relative(msg.subject, namespace), msg.data));
   return { messages, digest: digest.hex() };
 }
 

@@ -1,5 +1,4 @@
-import { DeliverPolicy } from '@nats-io/jetstream';
-import { deleteStreamSequences, purgeSubject, type Bus, type Projection, type Sequencer } from '@parley/bus';
+import { deleteStreamSequences, purgeSubject, readStream, type Bus, type Projection, type Sequencer } from '@parley/bus';
 import { buildMeta, newId, streamName, subjects, type ChatEvent, type MemberErased, type UserEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type pg from 'pg';
@@ -70,20 +69,11 @@ async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promi
 
 /** Stream sequences of the events on a chat's subject that carry what the person wrote or chose. */
 async function authoredEvents(bus: Bus, stream: string, subject: string, userId: string): Promise<number[]> {
-  const info = await bus.jsm.streams.info(stream, { subjects_filter: subject }).catch(() => null);
-  if (!info || (info.state.subjects?.[subject] ?? 0) === 0) return [];
-  const consumer = await bus.js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: subject });
+  const last = await bus.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
   const seqs: number[] = [];
-  const messages = await consumer.consume({ max_messages: 1000 });
-  try {
-    for await (const m of messages) {
-      const event = m.json<ChatEvent>();
-      if (authoredBy(event) === userId) seqs.push(m.seq);
-      if (m.info.pending === 0) break;
-    }
-  } finally {
-    await messages.close().catch(() => {});
-  }
+  await readStream(bus.js, stream, { lastSeq: last?.seq ?? 0, filter: subject }, (m) => {
+    if (authoredBy(m.json<ChatEvent>()) === userId) seqs.push(m.seq);
+  });
   return seqs;
 }
 

@@ -1,5 +1,4 @@
-import { DeliverPolicy } from '@nats-io/jetstream';
-import { callRpc, publishEvent, type Bus } from '@parley/bus';
+import { callRpc, publishEvent, readStream, type Bus } from '@parley/bus';
 import { parseErasureEvent, streamName, subjects, type ErasureRecorded } from '@parley/contracts';
 
 export interface LedgerReport {
@@ -14,21 +13,12 @@ export interface LedgerReport {
 
 /** Every entry of a namespace's erasure ledger. */
 export async function readLedger(bus: Bus, namespace: string): Promise<ErasureRecorded[]> {
-  const stream = streamName(namespace, 'erasures');
-  const info = await bus.jsm.streams.info(stream).catch(() => null);
-  if (!info || info.state.messages === 0) return [];
-  const consumer = await bus.js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
+  const info = await bus.jsm.streams.info(streamName(namespace, 'erasures')).catch(() => null);
   const entries: ErasureRecorded[] = [];
-  const messages = await consumer.consume({ max_messages: 1000 });
-  try {
-    for await (const m of messages) {
-      const parsed = parseErasureEvent(m.json());
-      if (parsed.ok) entries.push(parsed.event);
-      if (m.info.pending === 0) break;
-    }
-  } finally {
-    await messages.close().catch(() => {});
-  }
+  await readStream(bus.js, streamName(namespace, 'erasures'), { lastSeq: info?.state.messages ? info.state.last_seq : 0 }, (m) => {
+    const parsed = parseErasureEvent(m.json());
+    if (parsed.ok) entries.push(parsed.event);
+  });
   return entries;
 }
 

@@ -1,16 +1,5 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { streamName } from '@parley/contracts';
-
-/**
- * The durable consumers (named after their projections in services/users and services/messages)
- * that apply the retention pass's deletion events, per stream.
- */
-const PROJECTORS = {
-  chats: 'chats-projection',
-  audit: 'audit-projection',
-  resets: 'resets-projection',
-  receipts: 'receipts-projection',
-} as const;
+import { RETENTION_PROJECTORS, streamName } from '@parley/contracts';
 
 export class ProjectionTimeoutError extends Error {
   override name = 'ProjectionTimeoutError';
@@ -24,16 +13,16 @@ export class ProjectionTimeoutError extends Error {
 export async function waitForProjectors(
   jsm: JetStreamManager,
   namespace: string,
-  upTo: Partial<Record<keyof typeof PROJECTORS, number>>,
+  upTo: Partial<Record<keyof typeof RETENTION_PROJECTORS, number>>,
   timeoutMs: number,
 ): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  for (const [key, seq] of Object.entries(upTo) as [keyof typeof PROJECTORS, number][]) {
+  for (const [key, seq] of Object.entries(upTo) as [keyof typeof RETENTION_PROJECTORS, number][]) {
     for (;;) {
-      const info = await jsm.consumers.info(streamName(namespace, key), PROJECTORS[key]).catch(() => null);
+      const info = await jsm.consumers.info(streamName(namespace, key), RETENTION_PROJECTORS[key]).catch(() => null);
       if (info && info.ack_floor.stream_seq >= seq) break;
       if (Date.now() > deadline) {
-        throw new ProjectionTimeoutError(`${PROJECTORS[key]} has not applied the retention events (stream seq ${seq}) within ${timeoutMs} ms; is the service running?`);
+        throw new ProjectionTimeoutError(`${RETENTION_PROJECTORS[key]} has not applied the retention events (stream seq ${seq}) within ${timeoutMs} ms; is the service running?`);
       }
       await new Promise((r) => setTimeout(r, 200));
     }

@@ -1,4 +1,5 @@
-import { DeliverPolicy, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
+import { readStream } from '@parley/bus';
 
 export interface StoredEvent {
   seq: number;
@@ -16,9 +17,9 @@ export interface ScanEnd {
 }
 
 /**
- * Reads a stream in order from its first message until the first one stored at or after `cutoff`
- * (streams are appended in time order), or its last message as of the start. An ordered consumer:
- * ephemeral, flow-controlled, nothing left behind on the server. Returns where the fresh part starts.
+ * Visits a stream's expired part: from its first message until the first one stored at or after
+ * `cutoff` (streams are appended in time order), or its last message as of the start. Returns where
+ * the fresh part starts.
  */
 export async function scanExpired(
   js: JetStreamClient,
@@ -28,23 +29,15 @@ export async function scanExpired(
   visit: (event: StoredEvent) => void,
 ): Promise<ScanEnd> {
   const { state } = await jsm.streams.info(stream);
-  if (state.messages === 0) return { firstFreshSeq: state.last_seq + 1 };
+  let firstFreshSeq = state.last_seq + 1;
   // Nanoseconds as a double lose well under a microsecond: plenty for day-sized cutoffs.
   const cutoffNanos = cutoff.getTime() * 1e6;
-  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
-  const messages = await consumer.consume({ max_messages: 2000 });
-  let firstFreshSeq = state.last_seq + 1;
-  try {
-    for await (const m of messages) {
-      if (m.info.timestampNanos >= cutoffNanos) {
-        firstFreshSeq = m.seq;
-        break;
-      }
-      visit({ seq: m.seq, subject: m.subject, storedAt: m.info.timestampNanos / 1e6, type: m.headers?.get('Parley-Event-Type') ?? '', json: <T>() => m.json<T>() });
-      if (m.seq >= state.last_seq) break;
+  await readStream(js, stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq }, (m) => {
+    if (m.info.timestampNanos >= cutoffNanos) {
+      firstFreshSeq = m.seq;
+      return false;
     }
-  } finally {
-    await messages.close().catch(() => {});
-  }
+    visit({ seq: m.seq, subject: m.subject, storedAt: m.info.timestampNanos / 1e6, type: m.headers?.get('Parley-Event-Type') ?? '', json: <T>() => m.json<T>() });
+  });
   return { firstFreshSeq };
 }

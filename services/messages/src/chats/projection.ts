@@ -1,13 +1,13 @@
 import { deleteStreamSequences, type Bus, type Position, type Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
-import { streamName, type ChatEvent, type MessageSent } from '@parley/contracts';
+import { RETENTION_PROJECTORS, streamName, type ChatEvent, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
 import { deleteInBatches } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { chatListKey } from './cache-keys.js';
 
-export const CHATS_PROJECTOR = 'chats-projection';
+export const CHATS_PROJECTOR = RETENTION_PROJECTORS.chats;
 export const CHECKPOINT_TABLE = 'messages.projection_checkpoints';
 /** Emptied and refilled by `npm run rebuild -- messages` (the checkpoint row is reset by the projector). */
 export const PROJECTION_TABLES = [

@@ -1,10 +1,10 @@
 import type { Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
-import type { ReceiptEvent } from '@parley/contracts';
+import { RETENTION_PROJECTORS, type ReceiptEvent } from '@parley/contracts';
 import { deleteInBatches } from '@parley/pg';
 import { chatListKey } from '../chats/cache-keys.js';
 
-export const RECEIPTS_PROJECTOR = 'receipts-projection';
+export const RECEIPTS_PROJECTOR = RETENTION_PROJECTORS.receipts;
 export const RECEIPTS_PROJECTION_TABLES = ['messages.read_positions'];
 
 /** Read positions only move forward: a late or replayed older receipt changes nothing. */

@@ -1,8 +1,8 @@
 import type { Projection } from '@parley/bus';
-import type { AuditEvent } from '@parley/contracts';
+import { RETENTION_PROJECTORS, type AuditEvent } from '@parley/contracts';
 import { deleteInBatches } from '@parley/pg';
 
-export const AUDIT_PROJECTOR = 'audit-projection';
+export const AUDIT_PROJECTOR = RETENTION_PROJECTORS.audit;
 export const AUDIT_PROJECTION_TABLES = ['users.audit_log'];
 
 /** Projects the audit stream into users.audit_log; the retention service's cutoff event prunes it. */

@@ -1,9 +1,9 @@
 import type { Cache } from '@parley/cache';
-import { RateLimited, Unauthorized, Unavailable, type ApiRouter } from '@parley/http';
+import { Unavailable, type ApiRouter } from '@parley/http';
 import { auditContext, type AuditRecorder } from '../audit/record.js';
-import { findUserById } from '../users/queries.js';
+import { confirmPassword } from './confirm-password.js';
 import { assertPasswordAllowed } from './password-policy.js';
-import { hashPassword, verifyPassword } from './passwords.js';
+import { hashPassword } from './passwords.js';
 import { revokeSessions } from './revoke.js';
 import { ChangePasswordBody } from './schemas.js';
 import { publishPasswordChanged, waitForPasswordVisible, type StorePasswordDeps } from './store-password.js';
@@ -23,16 +23,7 @@ export function passwordRoutes(router: ApiRouter, deps: PasswordRouteDeps): void
     schema: { body: ChangePasswordBody },
     handler: async ({ auth, body, request }) => {
       await assertPasswordAllowed(body.newPassword);
-      // A stolen access token must not become a way to guess the password (and then keep the
-      // account after the token expires): wrong current passwords count as failed logins.
-      const wait = await deps.throttle.retryAfter(auth.userId, request.ip);
-      if (wait !== null) throw new RateLimited(wait, 'Too many failed attempts; try again later');
-      const user = await findUserById(deps.pool, auth.userId);
-      if (!user) throw new Unauthorized();
-      if (!(await verifyPassword(user.password_hash, body.currentPassword))) {
-        await deps.throttle.recordFailure(auth.userId, request.ip);
-        throw new Unauthorized('The current password is wrong', 'invalid_credentials');
-      }
+      await confirmPassword(deps, auth.userId, request.ip, body.currentPassword, 'The current password is wrong');
       await deps.throttle.recordSuccess(auth.userId);
       const passwordHash = await hashPassword(body.newPassword);
       const seq = await publishPasswordChanged(deps, { userId: auth.userId, passwordHash, reason: 'change', correlationId: request.requestId });

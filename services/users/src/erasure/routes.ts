@@ -1,9 +1,8 @@
 import { Type } from '@sinclair/typebox';
-import { RateLimited, Unauthorized, type ApiRouter } from '@parley/http';
+import type { ApiRouter } from '@parley/http';
 import { auditContext, type AuditRecorder } from '../audit/record.js';
-import { verifyPassword } from '../auth/passwords.js';
+import { confirmPassword } from '../auth/confirm-password.js';
 import type { LoginThrottle } from '../auth/throttle.js';
-import { findUserById } from '../users/queries.js';
 import { eraseAccount, type EraseDeps } from './erase.js';
 
 const DeleteMe = Type.Object(
@@ -18,16 +17,7 @@ export function erasureRoutes(router: ApiRouter, deps: EraseDeps & { audit: Audi
     url: '/api/v1/users/me',
     schema: { body: DeleteMe },
     handler: async ({ auth, body, request }) => {
-      // A stolen access token must not erase the account, nor guess the password: wrong passwords
-      // count as failed logins, as on a password change.
-      const wait = await deps.throttle.retryAfter(auth.userId, request.ip);
-      if (wait !== null) throw new RateLimited(wait, 'Too many failed attempts; try again later');
-      const user = await findUserById(deps.pool, auth.userId);
-      if (!user) throw new Unauthorized();
-      if (!(await verifyPassword(user.password_hash, body.password))) {
-        await deps.throttle.recordFailure(auth.userId, request.ip);
-        throw new Unauthorized('The password is wrong', 'invalid_credentials');
-      }
+      const user = await confirmPassword(deps, auth.userId, request.ip, body.password, 'The password is wrong');
       await eraseAccount(deps, user, body.purgeMessages ?? false, request.requestId);
       // Kept 90 days like every audit entry; it names the id only, which the ledger holds anyway.
       await deps.audit.record(user.id, 'account.deleted', auditContext(request), { purgeMessages: body.purgeMessages ?? false });

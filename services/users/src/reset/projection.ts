@@ -1,8 +1,8 @@
 import type { Projection } from '@parley/bus';
-import type { ResetEvent } from '@parley/contracts';
+import { RETENTION_PROJECTORS, type ResetEvent } from '@parley/contracts';
 import { deleteInBatches } from '@parley/pg';
 
-export const RESETS_PROJECTOR = 'resets-projection';
+export const RESETS_PROJECTOR = RETENTION_PROJECTORS.resets;
 /** Emptied and refilled by `npm run rebuild -- users`. */
 export const RESETS_PROJECTION_TABLES = ['users.password_resets'];
 

@@ -1,0 +1,28 @@
+import { RateLimited, Unauthorized } from '@parley/http';
+import type { Pool } from '@parley/pg';
+import { findUserById, type UserRow } from '../users/queries.js';
+import { verifyPassword } from './passwords.js';
+import type { LoginThrottle } from './throttle.js';
+
+/**
+ * Re-authentication for a sensitive change of a signed-in account (password change, erasure): a
+ * stolen access token must not become a way to guess the password, so wrong passwords count as
+ * failed logins and are throttled like them. Returns the account, or throws 429 / 401.
+ */
+export async function confirmPassword(
+  deps: { pool: Pool; throttle: LoginThrottle },
+  userId: string,
+  ip: string,
+  password: string,
+  wrongMessage: string,
+): Promise<UserRow> {
+  const wait = await deps.throttle.retryAfter(userId, ip);
+  if (wait !== null) throw new RateLimited(wait, 'Too many failed attempts; try again later');
+  const user = await findUserById(deps.pool, userId);
+  if (!user) throw new Unauthorized();
+  if (!(await verifyPassword(user.password_hash, password))) {
+    await deps.throttle.recordFailure(userId, ip);
+    throw new Unauthorized(wrongMessage, 'invalid_credentials');
+  }
+  return user;
+}
