@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
-import { connectBus, ensureStreams, isNotFound, type Bus } from '@parley/bus';
+import { callRpc, connectBus, ensureStreams, isNotFound, type Bus } from '@parley/bus';
 import { declaredStreams, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
@@ -202,6 +202,9 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     const replayed = await waitForProjections(bus, manifest, target.namespace, checkpoints, children, config.BACKUP_REPLAY_TIMEOUT_SECONDS * 1000);
     log.info({ replayed }, 'projections caught up');
 
+    // Caught-up projections do not mean the services answer yet (with nothing to replay the wait
+    // above returns at once): the retention pass needs their RPCs.
+    await waitForResponders(bus, target.namespace, config.BACKUP_REPLAY_TIMEOUT_SECONDS * 1000);
     const cleared = await clearCredentials(bus, target);
     log.info(cleared, 'sessions and reset tokens cleared');
 
@@ -281,4 +284,19 @@ function runChild(main: string, args: string[], env: Record<string, string | und
     child.on('error', reject);
     child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`${path.relative(ROOT, main)} exited with ${code}`))));
   });
+}
+
+/** Resolves once the users and messages services of `namespace` answer their internal requests. */
+async function waitForResponders(bus: Bus, namespace: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    try {
+      await callRpc(bus.nc, namespace, 'users.existing', { userIds: [] }, 1_000);
+      await callRpc(bus.nc, namespace, 'messages.memberships', { userId: '' }, 1_000);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`the restored services did not answer within ${timeoutMs} ms`, { cause: error });
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
 }
