@@ -71,7 +71,9 @@ describe('web client in Chromium', () => {
 
     await a.getByLabel('Message', { exact: true }).fill('Hello Boris <b>not bold</b>');
     await a.keyboard.press('Enter');
-    await a.locator('li.message', { hasText: 'Hello Boris' }).waitFor();
+    // The sender's own copy: the live event and the ack may come in either order (protocol.md), so
+    // the pending bubble and the stored one can both show for a moment; wait for the stored one.
+    await a.locator('li.message:not(.pending)', { hasText: 'Hello Boris' }).waitFor();
 
     // Boris sees the new chat live, with an unread badge, and opens it.
     const chatButton = b.locator('.chat-item', { hasText: 'Anna' });
