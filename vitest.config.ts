@@ -16,6 +16,8 @@ export default defineConfig({
   test: {
     root,
     include: ['packages/*/src/**/*.test.ts', 'services/*/src/**/*.test.ts', 'services/*/e2e/**/*.test.ts', 'e2e/**/*.test.ts', 'deploy/**/*.test.ts'],
+    // The fault suite has its own config and command (vitest.faults.config.ts, `npm run test:faults`).
+    exclude: ['**/node_modules/**', 'e2e/faults/**'],
     globalSetup: [path.join(root, 'packages/testing/src/global-setup.ts')],
     pool: 'forks',
     testTimeout: 30_000,

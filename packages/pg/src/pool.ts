@@ -35,7 +35,14 @@ export function createPool(options: PoolOptions): Pool {
   });
   // An idle client losing its connection must not crash the process; the next query reconnects.
   pool.on('error', () => {});
-  pool.on('connect', (client) => instrumentClient(client, options.metrics));
+  pool.on('connect', (client) => {
+    // pg-pool listens for errors only on idle clients. A checked-out client between two statements
+    // of a transaction (a projector applying a batch) that loses its connection (Postgres shut
+    // down: 57P01) would emit an unhandled 'error' and kill the process; found by the fault suite
+    // (e2e/faults/postgres.test.ts). Its next statement fails instead, and the caller retries.
+    client.on('error', () => {});
+    instrumentClient(client, options.metrics);
+  });
   return pool;
 }
 

@@ -1,0 +1,234 @@
+import WebSocket from 'ws';
+import { bodyFor, type History, type StoredMessage } from './history.js';
+import { sleep } from './servers.js';
+
+/** A registered account, as the scenario's setup made it. */
+export interface Account {
+  id: string;
+  username: string;
+  accessToken: string;
+}
+
+/** A JSON call to a gateway: `{status, body}`, or status 0 when the gateway cannot be reached. */
+export async function api(baseUrl: string, method: string, url: string, token?: string, body?: unknown): Promise<{ status: number; body: any }> {
+  try {
+    const r = await fetch(baseUrl + url, {
+      method,
+      headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: body !== undefined ? JSON.stringify(body) : undefined,
+      signal: AbortSignal.timeout(15_000),
+    });
+    return { status: r.status, body: await r.json().catch(() => null) };
+  } catch {
+    return { status: 0, body: null };
+  }
+}
+
+/** Every message of a chat, oldest first, paging back through `GET /chats/:id/messages`. */
+export async function chatHistory(baseUrl: string, token: string, chatId: string, downTo = 0): Promise<StoredMessage[] | undefined> {
+  const items: StoredMessage[] = [];
+  let before: string | null = null;
+  for (;;) {
+    const page = await api(baseUrl, 'GET', `/api/v1/chats/${chatId}/messages?limit=200${before ? `&before=${encodeURIComponent(before)}` : ''}`, token);
+    if (page.status !== 200) return undefined;
+    for (const m of page.body.items) if (m.seq > downTo) items.push({ id: m.id, seq: m.seq, body: m.body });
+    before = page.body.nextCursor;
+    const oldest = page.body.items.at(-1)?.seq ?? 0;
+    if (!before || oldest <= downTo) break;
+  }
+  return items.reverse();
+}
+
+/**
+ * A client that behaves as a good real one does, so that what the checker sees is the server's
+ * doing: it keeps an outbox of unacknowledged sends and sends them again with the same clientMsgId
+ * (after a reconnect, an error or a silence of `retryAfterMs`); when its socket drops it reconnects,
+ * to the next gateway in its list, and resumes from the last seq it has of each chat; on `reset`
+ * it reloads the chat over HTTP. Everything it sends and receives goes to the history.
+ */
+export class FaultClient {
+  private ws: WebSocket | undefined;
+  private gatewayIndex: number;
+  private stopped = false;
+  private counter = 0;
+  private readonly cursors = new Map<string, number>();
+  private readonly seen = new Map<string, Set<number>>();
+  private readonly outbox = new Map<string, { chatId: string; body: string; lastSentAt: number; transmitted: boolean }>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  private reconnecting: Promise<void> | undefined;
+  /** Sockets opened, including the first; closes seen, with their codes. */
+  connects = 0;
+  /** Sends transmitted again (same clientMsgId) after a reconnect, an error or a silence. */
+  resent = 0;
+  readonly closes: number[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly account: Account,
+    readonly chats: string[],
+    private readonly gateways: { wsUrl: string; baseUrl: string }[],
+    private readonly history: History,
+    private readonly options: { retryAfterMs?: number; firstGateway?: number } = {},
+  ) {
+    this.gatewayIndex = options.firstGateway ?? 0;
+    for (const chatId of chats) {
+      this.cursors.set(chatId, 0);
+      this.seen.set(chatId, new Set());
+      history.recordStart(name, chatId, 0);
+    }
+  }
+
+  get pending(): number {
+    return this.outbox.size;
+  }
+
+  get connected(): boolean {
+    return this.ws?.readyState === WebSocket.OPEN;
+  }
+
+  cursor(chatId: string): number {
+    return this.cursors.get(chatId) ?? 0;
+  }
+
+  private get gateway() {
+    return this.gateways[this.gatewayIndex % this.gateways.length]!;
+  }
+
+  async start(): Promise<void> {
+    await this.connect();
+    this.retryTimer = setInterval(() => this.retryStale(), 250);
+  }
+
+  /** Sends a new message to `chatId` (recorded first, so even a send lost on the wire counts). */
+  send(chatId: string): void {
+    const clientMsgId = `${this.name}-${++this.counter}`;
+    const body = bodyFor(clientMsgId, 'x'.repeat(100));
+    this.history.recordSend({ clientMsgId, chatId, client: this.name, body });
+    this.outbox.set(clientMsgId, { chatId, body, lastSentAt: Date.now(), transmitted: false });
+    this.transmit(clientMsgId);
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.retryTimer);
+    this.ws?.terminate();
+    await this.reconnecting;
+  }
+
+  private transmit(clientMsgId: string): void {
+    const entry = this.outbox.get(clientMsgId);
+    if (!entry || !this.connected) return;
+    if (entry.transmitted) this.resent++;
+    entry.transmitted = true;
+    entry.lastSentAt = Date.now();
+    this.ws!.send(JSON.stringify({ op: 'send', chatId: entry.chatId, clientMsgId, body: entry.body }));
+  }
+
+  private retryStale(): void {
+    const limit = Date.now() - (this.options.retryAfterMs ?? 3_000);
+    for (const [clientMsgId, entry] of this.outbox) if (entry.lastSentAt < limit) this.transmit(clientMsgId);
+  }
+
+  private async connect(): Promise<void> {
+    for (let attempt = 0; !this.stopped; attempt++) {
+      const opened = await this.open().catch(() => false);
+      if (opened) return;
+      // That gateway is down or refused us: the next one, after a short, growing pause.
+      this.gatewayIndex++;
+      await sleep(Math.min(100 * 2 ** Math.min(attempt, 4), 1_000));
+    }
+  }
+
+  private open(): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(`${this.gateway.wsUrl}?token=${encodeURIComponent(this.account.accessToken)}`);
+      const timer = setTimeout(() => (ws.terminate(), reject(new Error('connect timeout'))), 5_000);
+      ws.once('unexpected-response', () => (clearTimeout(timer), ws.terminate(), reject(new Error('upgrade refused'))));
+      ws.once('error', (error) => (clearTimeout(timer), reject(error)));
+      ws.once('open', () => {
+        clearTimeout(timer);
+        this.ws = ws;
+        this.connects++;
+        ws.on('error', () => {});
+        ws.on('message', (data) => this.onFrame(JSON.parse(String(data))));
+        ws.on('close', (code) => this.onClose(ws, code));
+        // Resume first (the gateway holds live events until then), then whatever is unacked.
+        ws.send(JSON.stringify({ op: 'resume', cursors: Object.fromEntries(this.cursors) }));
+        for (const clientMsgId of this.outbox.keys()) this.transmit(clientMsgId);
+        resolve(true);
+      });
+    });
+  }
+
+  private onClose(ws: WebSocket, code: number): void {
+    this.closes.push(code);
+    if (this.ws !== ws || this.stopped) return;
+    this.ws = undefined;
+    this.reconnecting = sleep(100 + Math.random() * 200)
+      .then(() => this.connect())
+      .finally(() => (this.reconnecting = undefined));
+  }
+
+  private onFrame(frame: any): void {
+    switch (frame.op) {
+      case 'ack':
+        this.history.recordAck(frame.clientMsgId, { messageId: frame.messageId, seq: frame.seq });
+        this.outbox.delete(frame.clientMsgId);
+        return;
+      case 'error':
+        if (frame.ref && this.outbox.has(frame.ref)) {
+          this.history.recordError(frame.ref, frame.code);
+          // Stays in the outbox; the retry timer sends it again.
+          this.outbox.get(frame.ref)!.lastSentAt = Date.now() - (this.options.retryAfterMs ?? 3_000) + 500;
+        }
+        return;
+      case 'event':
+        if (frame.type === 'read.updated' || !this.cursors.has(frame.chatId)) return;
+        if (frame.type === 'message.created') {
+          this.history.recordDelivery(this.name, { chatId: frame.chatId, seq: frame.seq, messageId: frame.data.id, body: frame.data.body, via: 'live' });
+          this.seen.get(frame.chatId)!.add(frame.seq);
+        }
+        this.cursors.set(frame.chatId, Math.max(this.cursor(frame.chatId), frame.seq));
+        return;
+      case 'reset':
+        void this.reload(frame.chatId);
+        return;
+    }
+  }
+
+  /** After `reset`: what the socket will not replay comes from history; live events go on meanwhile. */
+  private async reload(chatId: string): Promise<void> {
+    const from = this.cursor(chatId);
+    const messages = await chatHistory(this.gateway.baseUrl, this.account.accessToken, chatId, from);
+    if (!messages) {
+      // History unavailable right now: drop the socket and resume again, which resets again.
+      this.ws?.terminate();
+      return;
+    }
+    const seen = this.seen.get(chatId)!;
+    for (const m of messages) {
+      if (seen.has(m.seq)) continue; // arrived live while the page loaded
+      seen.add(m.seq);
+      this.history.recordDelivery(this.name, { chatId, seq: m.seq, messageId: m.id, body: m.body, via: 'reload' });
+      this.cursors.set(chatId, Math.max(this.cursor(chatId), m.seq));
+    }
+  }
+}
+
+/**
+ * Open-loop load: `rate` sends per second on a schedule, whatever the answers (so a stalled server
+ * does not slow the senders down and hide it), each from a random client to one of its chats.
+ */
+export async function runLoad(clients: FaultClient[], rate: number, durationMs: number, signal?: { stop: boolean }): Promise<number> {
+  const started = Date.now();
+  let sent = 0;
+  while (Date.now() - started < durationMs && !signal?.stop) {
+    const due = Math.floor(((Date.now() - started) / 1000) * rate);
+    for (; sent < due; sent++) {
+      const client = clients[Math.floor(Math.random() * clients.length)]!;
+      client.send(client.chats[Math.floor(Math.random() * client.chats.length)]!);
+    }
+    await sleep(10);
+  }
+  return sent;
+}

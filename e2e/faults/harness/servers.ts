@@ -1,0 +1,241 @@
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+
+/**
+ * Private PostgreSQL, NATS and Redis servers for the fault suite: each scenario starts its own, on
+ * free ports, so that it can kill, pause and restart them without touching the shared servers the
+ * rest of the tests use. The binaries are Debian's (the same that `.ci/run` starts).
+ */
+
+const NATS_SERVER = '/usr/sbin/nats-server';
+const REDIS_SERVER = '/usr/bin/redis-server';
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+
+const run = promisify(execFile);
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+}
+
+function portOpen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host: '127.0.0.1' });
+    socket.once('connect', () => (socket.destroy(), resolve(true)));
+    socket.once('error', () => resolve(false));
+  });
+}
+
+export async function waitForPort(port: number, what: string, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await portOpen(port))) {
+    if (Date.now() > deadline) throw new Error(`${what} did not listen on port ${port} within ${timeoutMs} ms`);
+    await sleep(50);
+  }
+}
+
+export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** One server process that the test can kill, pause and start again on the same port and data. */
+export abstract class ServerProcess {
+  protected child: ChildProcess | undefined;
+  private exited: Promise<unknown> | undefined;
+  readonly log: string[] = [];
+
+  constructor(
+    readonly name: string,
+    readonly port: number,
+  ) {}
+
+  protected abstract spawnServer(): ChildProcess;
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  async start(): Promise<void> {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    const child = this.spawnServer();
+    this.child = child;
+    this.exited = once(child, 'exit');
+    const keep = (data: Buffer) => {
+      this.log.push(String(data));
+      if (this.log.length > 200) this.log.shift();
+    };
+    child.stdout?.on('data', keep);
+    child.stderr?.on('data', keep);
+    await waitForPort(this.port, this.name);
+  }
+
+  /** SIGKILL by default: the crash the scenario is about, with no chance to clean up. */
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.running) return;
+    if (this.child!.signalCode === null && signal !== 'SIGKILL') this.child!.kill('SIGCONT');
+    this.child!.kill(signal);
+    await this.exited;
+  }
+
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  async restart(): Promise<void> {
+    await this.kill();
+    await this.start();
+  }
+}
+
+export class NatsServer extends ServerProcess {
+  constructor(
+    port: number,
+    readonly storeDir: string,
+  ) {
+    super('nats-server', port);
+  }
+
+  get url(): string {
+    return `nats://127.0.0.1:${this.port}`;
+  }
+
+  protected spawnServer(): ChildProcess {
+    return spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+}
+
+export class RedisServer extends ServerProcess {
+  constructor(port: number) {
+    super('redis-server', port);
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  protected spawnServer(): ChildProcess {
+    return spawn(REDIS_SERVER, ['--port', String(this.port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+}
+
+/**
+ * A PostgreSQL cluster of its own (`initdb` into a temporary folder). Postgres refuses to run as
+ * root, so when the tests run as root the cluster belongs to the `postgres` system user.
+ */
+export class PostgresServer extends ServerProcess {
+  private owner: { uid: number; gid: number } | undefined;
+
+  constructor(
+    port: number,
+    readonly dataDir: string,
+  ) {
+    super('postgres', port);
+  }
+
+  /** The admin URL; services create their own database from it. */
+  url(database = 'parley'): string {
+    return `postgres://postgres@127.0.0.1:${this.port}/${database}`;
+  }
+
+  async init(): Promise<void> {
+    if (process.getuid?.() === 0) {
+      const { stdout } = await run('id', ['-u', 'postgres']);
+      const { stdout: gid } = await run('id', ['-g', 'postgres']);
+      this.owner = { uid: Number(stdout.trim()), gid: Number(gid.trim()) };
+    }
+    mkdirSync(this.dataDir, { recursive: true, mode: 0o700 });
+    if (this.owner) chownSync(this.dataDir, this.owner.uid, this.owner.gid);
+    await new Promise<void>((resolve, reject) => {
+      const child = spawn(path.join(PG_BIN, 'initdb'), ['-D', this.dataDir, '-U', 'postgres', '-A', 'trust', '-E', 'UTF8', '--no-sync'], {
+        stdio: ['ignore', 'ignore', 'pipe'],
+        ...this.owner,
+      });
+      let err = '';
+      child.stderr!.on('data', (d) => (err += String(d)));
+      child.on('exit', (code) => (code === 0 ? resolve() : reject(new Error(`initdb failed (${code}): ${err}`))));
+    });
+  }
+
+  protected spawnServer(): ChildProcess {
+    // Durability settings off: the scenarios kill the server process, not the machine, and the
+    // page cache survives a process kill.
+    const settings = ['listen_addresses=127.0.0.1', `unix_socket_directories=${this.dataDir}`, 'fsync=off', 'synchronous_commit=off', 'full_page_writes=off', 'max_connections=200'];
+    return spawn(path.join(PG_BIN, 'postgres'), ['-D', this.dataDir, '-p', String(this.port), ...settings.flatMap((s) => ['-c', s])], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+      ...this.owner,
+    });
+  }
+
+  /** A fast shutdown (SIGINT: disconnect everyone, checkpoint, exit), as an operator's restart. */
+  async stop(): Promise<void> {
+    await this.kill('SIGINT');
+  }
+}
+
+/** The three servers of one scenario, in one temporary folder removed by `stop()`. */
+export class PrivateServers {
+  private constructor(
+    readonly dir: string,
+    readonly nats: NatsServer,
+    readonly redis: RedisServer,
+    readonly postgres: PostgresServer,
+  ) {}
+
+  static async start(): Promise<PrivateServers> {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-faults-'));
+    chmodSync(dir, 0o711); // the postgres user must reach its data folder inside
+    const [natsPort, redisPort, pgPort] = [await freePort(), await freePort(), await freePort()];
+    const servers = new PrivateServers(dir, new NatsServer(natsPort, path.join(dir, 'nats')), new RedisServer(redisPort), new PostgresServer(pgPort, path.join(dir, 'pg')));
+    await servers.postgres.init();
+    await Promise.all([servers.nats.start(), servers.redis.start(), servers.postgres.start()]);
+    await servers.waitForPostgres();
+    return servers;
+  }
+
+  /** Postgres listens before it accepts queries (recovery); pg_isready tells them apart. */
+  async waitForPostgres(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        await run(path.join(PG_BIN, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(this.postgres.port), '-U', 'postgres']);
+        return;
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`postgres not ready: ${(error as Error).message}`);
+        await sleep(100);
+      }
+    }
+  }
+
+  /** What the services read to reach these servers. */
+  env(): Record<string, string> {
+    return { DATABASE_URL: this.postgres.url(), NATS_URL: this.nats.url, REDIS_URL: this.redis.url };
+  }
+
+  async stop(): Promise<void> {
+    for (const server of [this.nats, this.redis, this.postgres]) {
+      server.resume();
+      await server.kill('SIGKILL').catch(() => {});
+    }
+    try {
+      if (statSync(this.dir)) rmSync(this.dir, { recursive: true, force: true });
+    } catch {
+      // already gone
+    }
+  }
+}

@@ -1,0 +1,142 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { randomBytes } from 'node:crypto';
+import path from 'node:path';
+import { freePort, sleep } from './servers.js';
+
+const root = path.resolve(import.meta.dirname, '..', '..', '..');
+
+export type ServiceName = 'users' | 'messages' | 'gateway';
+
+/**
+ * One compiled service (`services/<name>/dist/main.js`) as its own process, as operators run it, so
+ * that a scenario can SIGKILL it. Ports are fixed at construction so a restart comes back on the
+ * same address (clients reconnect to it).
+ */
+export class ServiceProcess {
+  private child: ChildProcess | undefined;
+  private exited: Promise<unknown> | undefined;
+  /** The last lines of its output, for a failing scenario's message. */
+  readonly output: string[] = [];
+  /** Exits the scenario did not cause. */
+  readonly unexpectedExits: string[] = [];
+  private expectingExit = false;
+
+  constructor(
+    readonly name: ServiceName,
+    readonly label: string,
+    private readonly env: Record<string, string>,
+    readonly metricsPort: number,
+    readonly port: number | undefined,
+  ) {}
+
+  get pid(): number | undefined {
+    return this.child?.pid;
+  }
+
+  get running(): boolean {
+    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  }
+
+  get baseUrl(): string {
+    return `http://127.0.0.1:${this.port}`;
+  }
+
+  get wsUrl(): string {
+    return `ws://127.0.0.1:${this.port}/ws`;
+  }
+
+  /** Starts the process; `ready` waits until its /readyz answers 200. */
+  async start(extra: Record<string, string> = {}, { ready = true } = {}): Promise<void> {
+    const env: Record<string, string> = { ...(process.env as Record<string, string>), ...this.env, ...extra, METRICS_PORT: String(this.metricsPort) };
+    if (this.port !== undefined) env.PORT = String(this.port);
+    const child = spawn(process.execPath, [path.join(root, 'services', this.name, 'dist', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    this.child = child;
+    this.expectingExit = false;
+    this.exited = once(child, 'exit');
+    const keep = (data: Buffer) => {
+      for (const line of String(data).split('\n')) if (line) this.output.push(line);
+      if (this.output.length > 300) this.output.splice(0, this.output.length - 300);
+    };
+    child.stdout!.on('data', keep);
+    child.stderr!.on('data', keep);
+    child.on('exit', (code, signal) => {
+      if (!this.expectingExit && !extra.PARLEY_FAULT) this.unexpectedExits.push(`${this.label} exited (${signal ?? code})`);
+    });
+    if (ready) await this.waitReady();
+  }
+
+  async waitReady(timeoutMs = 60_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const status = await fetch(`http://127.0.0.1:${this.metricsPort}/readyz`)
+        .then((r) => r.status)
+        .catch(() => 0);
+      if (status === 200) return;
+      if (!this.running) throw new Error(`${this.label} exited while starting:\n${this.output.slice(-30).join('\n')}`);
+      if (Date.now() > deadline) throw new Error(`${this.label} not ready within ${timeoutMs} ms:\n${this.output.slice(-30).join('\n')}`);
+      await sleep(100);
+    }
+  }
+
+  /** Resolves once the process has exited (for a fault that makes it kill itself). */
+  async waitExit(): Promise<unknown> {
+    this.expectingExit = true;
+    return this.exited;
+  }
+
+  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    if (!this.running) return;
+    this.expectingExit = true;
+    this.child!.kill('SIGCONT');
+    this.child!.kill(signal);
+    await this.exited;
+  }
+
+  pause(): void {
+    this.child?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.child?.kill('SIGCONT');
+  }
+
+  /** Resident memory in bytes, from /proc (Linux). */
+  async rssBytes(): Promise<number> {
+    const { readFile } = await import('node:fs/promises');
+    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
+    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+  }
+
+  async metrics(): Promise<string> {
+    return (await fetch(`http://127.0.0.1:${this.metricsPort}/metrics`)).text();
+  }
+}
+
+/** The env every service of one scenario shares: the private servers and one namespace. */
+export function scenarioEnv(servers: Record<string, string>, extra: Record<string, string> = {}): Record<string, string> {
+  const id = randomBytes(4).toString('hex');
+  return {
+    PARLEY_NAMESPACE: `f${id}`,
+    JWT_SECRET: `fault-secret-${id}-0123456789abcdefghijklmnopqrstuvwxyz`,
+    LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
+    PROJECTOR_ACK_WAIT_MS: '2000',
+    ...servers,
+    ...extra,
+  };
+}
+
+export async function newService(name: ServiceName, env: Record<string, string>, label: string = name): Promise<ServiceProcess> {
+  return new ServiceProcess(name, label, env, await freePort(), name === 'gateway' ? await freePort() : undefined);
+}
+
+/** users, messages and `gateways` gateways, started in that order (the gateway asks the others at once). */
+export async function startServices(env: Record<string, string>, gateways = 1): Promise<{ users: ServiceProcess; messages: ServiceProcess; gateways: ServiceProcess[]; all: () => ServiceProcess[] }> {
+  const users = await newService('users', env);
+  const messages = await newService('messages', env);
+  const gws: ServiceProcess[] = [];
+  for (let i = 0; i < gateways; i++) gws.push(await newService('gateway', env, `gateway${i + 1}`));
+  await Promise.all([users.start(), messages.start()]);
+  await Promise.all(gws.map((g) => g.start()));
+  return { users, messages, gateways: gws, all: () => [users, messages, ...gws] };
+}
