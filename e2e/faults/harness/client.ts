@@ -39,6 +39,9 @@ export async function chatHistory(baseUrl: string, token: string, chatId: string
   return items.reverse();
 }
 
+const FRAME_RATE = 40;
+const FRAME_BURST = 40;
+
 /**
  * A client that behaves as a good real one does, so that what the checker sees is the server's
  * doing: it keeps an outbox of unacknowledged sends and sends them again with the same clientMsgId
@@ -53,7 +56,11 @@ export class FaultClient {
   private counter = 0;
   private readonly cursors = new Map<string, number>();
   private readonly seen = new Map<string, Set<number>>();
-  private readonly outbox = new Map<string, { chatId: string; body: string; lastSentAt: number; transmitted: boolean }>();
+  private readonly outbox = new Map<string, { chatId: string; body: string; lastSentAt: number; transmitted: boolean; due: boolean }>();
+  private tokens = FRAME_BURST;
+  private refilledAt = Date.now();
+  /** `rate_limited` errors received (they carry no ref; the retry timer covers the frame). */
+  rateLimited = 0;
   private retryTimer: NodeJS.Timeout | undefined;
   private reconnecting: Promise<void> | undefined;
   /** Sockets opened, including the first; closes seen, with their codes. */
@@ -96,7 +103,7 @@ export class FaultClient {
 
   async start(): Promise<void> {
     await this.connect();
-    this.retryTimer = setInterval(() => this.retryStale(), 250);
+    this.retryTimer = setInterval(() => this.retryStale(), 50);
   }
 
   /** Sends a new message to `chatId` (recorded first, so even a send lost on the wire counts). */
@@ -104,7 +111,7 @@ export class FaultClient {
     const clientMsgId = `${this.name}-${++this.counter}`;
     const body = bodyFor(clientMsgId, 'x'.repeat(100));
     this.history.recordSend({ clientMsgId, chatId, client: this.name, body });
-    this.outbox.set(clientMsgId, { chatId, body, lastSentAt: Date.now(), transmitted: false });
+    this.outbox.set(clientMsgId, { chatId, body, lastSentAt: Date.now(), transmitted: false, due: true });
     this.transmit(clientMsgId);
   }
 
@@ -118,15 +125,35 @@ export class FaultClient {
   private transmit(clientMsgId: string): void {
     const entry = this.outbox.get(clientMsgId);
     if (!entry || !this.connected) return;
+    // Paced below the gateway's per-socket frame rate (WS_FRAME_RATE, 50/s): an outbox that grew
+    // while disconnected must not be flushed as a flood (the gateway would close with 1008).
+    if (!this.takeToken()) {
+      entry.due = true;
+      return;
+    }
     if (entry.transmitted) this.resent++;
     entry.transmitted = true;
+    entry.due = false;
     entry.lastSentAt = Date.now();
     this.ws!.send(JSON.stringify({ op: 'send', chatId: entry.chatId, clientMsgId, body: entry.body }));
   }
 
+  private takeToken(): boolean {
+    const now = Date.now();
+    this.tokens = Math.min(FRAME_BURST, this.tokens + ((now - this.refilledAt) / 1000) * FRAME_RATE);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens--;
+    return true;
+  }
+
+  /** Oldest first: what is due (new, after a reconnect or an error) or unanswered for too long. */
   private retryStale(): void {
     const limit = Date.now() - (this.options.retryAfterMs ?? 3_000);
-    for (const [clientMsgId, entry] of this.outbox) if (entry.lastSentAt < limit) this.transmit(clientMsgId);
+    for (const [clientMsgId, entry] of this.outbox) {
+      if (!this.connected || this.tokens < 1) return;
+      if (entry.due || entry.lastSentAt < limit) this.transmit(clientMsgId);
+    }
   }
 
   private async connect(): Promise<void> {
@@ -153,8 +180,10 @@ export class FaultClient {
         ws.on('message', (data) => this.onFrame(JSON.parse(String(data))));
         ws.on('close', (code) => this.onClose(ws, code));
         // Resume first (the gateway holds live events until then), then whatever is unacked.
+        this.takeToken();
         ws.send(JSON.stringify({ op: 'resume', cursors: Object.fromEntries(this.cursors) }));
-        for (const clientMsgId of this.outbox.keys()) this.transmit(clientMsgId);
+        for (const entry of this.outbox.values()) entry.due = true;
+        this.retryStale();
         resolve(true);
       });
     });
@@ -176,9 +205,10 @@ export class FaultClient {
         this.outbox.delete(frame.clientMsgId);
         return;
       case 'error':
+        if (frame.code === 'rate_limited') this.rateLimited++;
         if (frame.ref && this.outbox.has(frame.ref)) {
           this.history.recordError(frame.ref, frame.code);
-          // Stays in the outbox; the retry timer sends it again.
+          // Stays in the outbox; the retry timer sends it again half a second from now.
           this.outbox.get(frame.ref)!.lastSentAt = Date.now() - (this.options.retryAfterMs ?? 3_000) + 500;
         }
         return;

@@ -104,6 +104,13 @@ export class History {
     return this.sends.size;
   }
 
+  /** The highest seq acknowledged in `chatId` (0 if none): history must reach at least that far. */
+  maxAckedSeq(chatId: string): number {
+    let max = 0;
+    for (const [clientMsgId, ack] of this.acks) if (this.sends.get(clientMsgId)?.chatId === chatId) max = Math.max(max, ack.seq);
+    return max;
+  }
+
   /** Sends not acknowledged (yet): a client still holds them in its outbox. */
   unacked(): Send[] {
     return [...this.sends.values()].filter((s) => !this.acks.has(s.clientMsgId));

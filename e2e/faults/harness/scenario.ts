@@ -37,8 +37,11 @@ export class Scenario {
     }
   }
 
+  /** Processes a scenario started itself (a second replica); stopped with the rest. */
+  readonly extraServices: ServiceProcess[] = [];
+
   get services(): ServiceProcess[] {
-    return [this.users, this.messages, ...this.gateways];
+    return [this.users, this.messages, ...this.gateways, ...this.extraServices];
   }
 
   /** A gateway that is up, for the scenario's own HTTP calls. */
@@ -93,7 +96,10 @@ export class Scenario {
         const messages = await chatHistory(this.baseUrl, reader.accessToken, chatId);
         const clients = this.clients.filter((c) => names.includes(c.name));
         const newest = messages?.at(-1)?.seq ?? -1;
-        const caughtUp = messages !== undefined && this.history.unacked().length === 0 && clients.every((c) => c.cursor(chatId) >= newest);
+        // The projection has every acked message (it applies in stream order), and every member
+        // has received up to the newest.
+        const caughtUp =
+          messages !== undefined && this.history.unacked().length === 0 && newest >= this.history.maxAckedSeq(chatId) && clients.every((c) => c.cursor(chatId) >= newest);
         if (messages && (caughtUp || Date.now() > deadline)) {
           stored.set(chatId, messages);
           break;

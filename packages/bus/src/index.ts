@@ -7,3 +7,4 @@ export * from './projector.js';
 export * from './trace.js';
 export * from './compact.js';
 export * from './read.js';
+export * from './faults.js';

@@ -7,6 +7,7 @@ import type { Bus } from './connect.js';
 import { isNotFound } from './streams.js';
 import { context, SpanKind, trace, type Span } from '@opentelemetry/api';
 import { contextFrom, tracer } from './trace.js';
+import type { ProjectorHooks } from './faults.js';
 
 /** Where an event sits in its stream; stored with the rows it produced. */
 export interface Position {
@@ -48,8 +49,8 @@ export interface ProjectorOptions<E> {
   ackWaitMs?: number;
   /** Attempts for an event whose apply fails with a non-transient error before it is terminated. */
   maxAttempts?: number;
-  /** Fault injection for tests: called after the commit, before the acks. */
-  hooks?: { afterCommit?: (streamSeqs: number[]) => void };
+  /** Fault injection for tests (faults.ts): called at each step of a batch. */
+  hooks?: ProjectorHooks;
 }
 
 type Item<E> = { msg: JsMsg; event: E };
@@ -61,6 +62,9 @@ type Item<E> = { msg: JsMsg; event: E };
  * - Idempotent: the transaction that writes the rows also advances this projector's checkpoint
  *   (the last applied stream sequence); an event at or below the checkpoint is acked and skipped.
  *   So a crash between commit and ack (redelivery) never yields a second row.
+ * - Gap-free: a new leader recreates the durable consumer at checkpoint + 1, and a jump in the
+ *   delivery sequence (a delivery lost to a dead leader or a NATS reconnect) restarts it there,
+ *   so an event is never overtaken by a newer one and then skipped as applied.
  * - Ordered: one leader per projector (a Postgres advisory lock, so replicas stand by) applies events
  *   strictly in stream order. A failing event is retried in place with backoff (not nak'ed: a nak
  *   would let later events of the same chat overtake it), keeping its ack deadline alive meanwhile.
@@ -167,27 +171,31 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     }
   }
 
-  /** Creates the durable consumer if missing, or aligns its ack settings with ours. */
-  async ensureConsumer(): Promise<void> {
+  /**
+   * (Re)creates the durable consumer so that it delivers from just after the checkpoint. Done each
+   * time this instance starts consuming (a new leader) and after a delivery gap. The checkpoint in
+   * Postgres is the truth about what is applied; JetStream's pending state is not: deliveries made
+   * to a leader that died (or lost in a NATS reconnect) are redelivered only after ack_wait, after
+   * newer events, and those newer events would move the checkpoint past them, so they would be
+   * skipped as "already applied". Found by e2e/faults/projector.test.ts (a standby taking over from
+   * a killed leader lost its in-flight batch).
+   */
+  private async resetConsumer(): Promise<void> {
     const { jsm } = this.o.bus;
-    const config = {
+    const { rows } = await this.o.pool.query<{ stream_seq: number }>(`SELECT stream_seq FROM ${this.o.checkpointTable} WHERE projector = $1`, [this.name]);
+    const checkpoint = rows[0]?.stream_seq ?? 0;
+    await jsm.consumers.delete(this.o.stream, this.name).catch((error: unknown) => {
+      if (!isNotFound(error)) throw error;
+    });
+    await jsm.consumers.add(this.o.stream, {
       durable_name: this.name,
       ack_policy: AckPolicy.Explicit,
-      deliver_policy: DeliverPolicy.All,
+      ...(checkpoint > 0 ? { deliver_policy: DeliverPolicy.StartSequence, opt_start_seq: checkpoint + 1 } : { deliver_policy: DeliverPolicy.All }),
       filter_subject: this.o.filterSubject,
       ack_wait: this.ackWaitMs * 1_000_000,
       max_ack_pending: this.batchSize * 4,
       max_deliver: -1,
-    };
-    const info = await jsm.consumers.info(this.o.stream, this.name).catch((error: unknown) => {
-      if (isNotFound(error)) return null;
-      throw error;
     });
-    if (!info) {
-      await jsm.consumers.add(this.o.stream, config);
-    } else if (info.config.ack_wait !== config.ack_wait || info.config.max_ack_pending !== config.max_ack_pending) {
-      await jsm.consumers.update(this.o.stream, this.name, { ack_wait: config.ack_wait, max_ack_pending: config.max_ack_pending });
-    }
   }
 
   private async runLeadership(): Promise<void> {
@@ -233,17 +241,38 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 
   private async consume(): Promise<void> {
-    await this.ensureConsumer();
-    const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.name);
-    this.o.log.info({ projector: this.name, stream: this.o.stream }, 'projector consuming');
-    this.messages = await consumer.consume({
-      max_messages: this.batchSize * 2,
-      callback: (msg) => {
-        this.queue.push(msg);
-        this.kick();
-      },
-    });
-    await this.messages.closed();
+    while (!this.stopped) {
+      await this.resetConsumer();
+      const consumer = await this.o.bus.js.consumers.get(this.o.stream, this.name);
+      this.o.log.info({ projector: this.name, stream: this.o.stream }, 'projector consuming');
+      // One leader, one consumer: its delivery sequence goes up by exactly one per message it gets
+      // (redeliveries included). A jump means a delivery never reached us, and the event it
+      // carried would come back only after newer ones: start again from the checkpoint instead.
+      let expected: number | undefined;
+      let gap = false;
+      const messages = await consumer.consume({
+        max_messages: this.batchSize * 2,
+        callback: (msg) => {
+          if (gap) return;
+          const delivered = msg.info.deliverySequence;
+          if (expected !== undefined && delivered !== expected) {
+            gap = true;
+            this.o.log.warn({ projector: this.name, expected, delivered, streamSeq: msg.seq }, 'projector saw a delivery gap; restarting from its checkpoint');
+            void messages.close();
+            return;
+          }
+          expected = delivered + 1;
+          this.queue.push(msg);
+          this.kick();
+        },
+      });
+      this.messages = messages;
+      await messages.closed();
+      if (!gap) return;
+      // What is queued comes again from the new consumer; the batch being applied finishes first.
+      this.queue.splice(0);
+      await this.draining;
+    }
   }
 
   private kick(): void {
@@ -331,6 +360,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 
   private async commitBatch(items: Item<E>[], span: Span): Promise<void> {
+    const seqs = this.o.hooks ? items.map((i) => i.msg.seq) : [];
+    await this.o.hooks?.received?.(seqs);
     const client = await this.o.pool.connect();
     const applied: E[] = [];
     let lastSeq = 0;
@@ -359,6 +390,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
         if (lastSeq > checkpoint) {
           await client.query(`UPDATE ${this.o.checkpointTable} SET stream_seq = $2 WHERE projector = $1`, [this.name, lastSeq]);
         }
+        await this.o.hooks?.beforeCommit?.(seqs);
         await client.query('COMMIT');
       }
     } catch (error) {
@@ -368,7 +400,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     } finally {
       client.release();
     }
-    this.o.hooks?.afterCommit?.(items.map((i) => i.msg.seq));
+    await this.o.hooks?.afterCommit?.(seqs);
     for (const { msg } of items) msg.ack();
     span.end();
     this.applied += applied.length;

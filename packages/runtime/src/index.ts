@@ -1,4 +1,4 @@
-import { connectBus, ensureStreams, redactUrl, type Bus } from '@parley/bus';
+import { connectBus, ensureStreams, redactUrl, type Bus, type ProjectorHooks } from '@parley/bus';
 import { createCache, type Cache } from '@parley/cache';
 import { declaredStreams } from '@parley/contracts';
 import { buildOpsServer } from '@parley/http';
@@ -181,7 +181,7 @@ export function exitOnStartupError(service: string) {
  */
 export function projectorBase(
   deps: Deps,
-  options: { checkpointTable: string; ackWaitMs: number; hooks?: { afterCommit?: (seqs: number[]) => void } | undefined },
+  options: { checkpointTable: string; ackWaitMs: number; hooks?: ProjectorHooks | undefined },
 ) {
   return {
     bus: deps.bus,

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Projector, Sequencer, serveRequests, serveRpc, waitForCheckpoint } from '@parley/bus';
+import { Projector, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
 import {
@@ -51,7 +51,7 @@ export interface MessagesApp {
 }
 
 export interface AppOptions {
-  projectorHooks?: { afterCommit?: (seqs: number[]) => void };
+  projectorHooks?: ProjectorHooks | undefined;
 }
 
 /** Builds the messages service from ready clients; reads no env, listens on nothing. */

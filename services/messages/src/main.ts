@@ -1,9 +1,10 @@
+import { faultHooks } from '@parley/bus';
 import { exitOnStartupError, stopOnSignals } from '@parley/runtime';
 import { startMessagesService } from './service.js';
 
-// Fault injection for the crash tests (never set in production): die between commit and ack.
-const fault = process.env.PARLEY_FAULT === 'projector-crash-after-commit';
+// Fault injection for the crash and fault suites (never set in production): see @parley/bus faults.ts.
+const projectorHooks = faultHooks(process.env.PARLEY_FAULT);
 
-startMessagesService(process.env, fault ? { projectorHooks: { afterCommit: () => process.kill(process.pid, 'SIGKILL') } } : {})
+startMessagesService(process.env, { projectorHooks })
   .then((service) => stopOnSignals(service, service.deps.log))
   .catch(exitOnStartupError('messages'));

@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { TokenSigner } from '@parley/auth';
-import { Projector, serveRequests, serveRpc } from '@parley/bus';
+import { Projector, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
 import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import { projectorBase, type Deps, type Started } from '@parley/runtime';
@@ -27,7 +27,7 @@ export const SCHEMA = 'users';
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
 
 export interface AppOptions {
-  projectorHooks?: { afterCommit?: (seqs: number[]) => void };
+  projectorHooks?: ProjectorHooks | undefined;
 }
 
 export interface UsersApp {

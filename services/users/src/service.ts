@@ -1,4 +1,5 @@
 import { runService, type Deps, type RunningService } from '@parley/runtime';
+import type { ProjectorHooks } from '@parley/bus';
 import { buildApp, MIGRATIONS_DIR, SCHEMA, startApp } from './app.js';
 import { loadUsersEnv } from './env.js';
 import { DEV_JWT_SECRET } from '@parley/config';
@@ -6,7 +7,7 @@ import { DEV_JWT_SECRET } from '@parley/config';
 /** Starts the users service against the servers named in `env` (main.ts passes process.env; tests their own). */
 export async function startUsersService(
   source: Record<string, string | undefined>,
-  options: { projectorHooks?: { afterCommit?: (seqs: number[]) => void } } = {},
+  options: { projectorHooks?: ProjectorHooks | undefined } = {},
 ): Promise<RunningService<Deps>> {
   const config = loadUsersEnv(source);
   return runService<Deps>({
