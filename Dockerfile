@@ -1,5 +1,6 @@
 # One image for every Parley service; the command picks the service:
-#   docker run parley node services/gateway/dist/main.js
+#   docker run parley node --import @parley/telemetry/register services/gateway/dist/main.js
+# (--import loads the tracing hook before the service; it does nothing without OTEL_EXPORTER_OTLP_ENDPOINT)
 # Multi-stage: dependencies and the TypeScript build happen in `build`; the runtime stage carries
 # only production dependencies and compiled output, and runs as the unprivileged `node` user.
 FROM node:20-bookworm-slim AS build
@@ -28,4 +29,4 @@ COPY --from=build --chown=node:node /app/clients/web/dist ./clients/web/dist
 RUN mkdir -p /app/data/attachments /app/data/mail /backups && chown -R node:node /app/data /backups
 USER node
 EXPOSE 8080 9090 9091 9092
-CMD ["node", "services/gateway/dist/main.js"]
+CMD ["node", "--import", "@parley/telemetry/register", "services/gateway/dist/main.js"]

@@ -12,6 +12,9 @@ import { parse, parseAllDocuments } from 'yaml';
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const problems = [];
 const fail = (msg) => problems.push(msg);
+// The processes that make spans start with tracing's loader hook (docs/operations.md, Tracing).
+const TRACED = ['gateway', 'users', 'messages', 'retention'];
+const startsTraced = (command) => Array.isArray(command) && command.join(' ').startsWith('node --import @parley/telemetry/register ');
 
 function checkCompose() {
   const load = (f) => parse(readFileSync(path.join(root, f), 'utf8'), { merge: true });
@@ -44,6 +47,7 @@ function checkCompose() {
     if (published(name).includes(port)) fail(`compose: ${name} publishes its metrics port ${port}`);
     if (services[name].environment.OTEL_EXPORTER_OTLP_ENDPOINT !== 'http://tempo:4318') fail(`compose: ${name} does not send traces to Tempo`);
   }
+  for (const name of TRACED) if (!startsTraced(services[name].command)) fail(`compose: ${name} is not started with --import @parley/telemetry/register`);
   for (const job of ['retention', 'backup']) {
     if (!base.services[job]?.profiles?.includes('jobs')) fail(`compose: ${job} must be in profile jobs`);
     if (base.services[job]?.restart !== 'no') fail(`compose: ${job} is one-shot and must not restart`);
@@ -112,6 +116,7 @@ async function checkK8s(overlay, file, external) {
           const ref = e.valueFrom?.secretKeyRef;
           if (ref && !have.has(`Secret/${ref.name}`)) fail(`${where}: Secret ${ref.name} missing`);
         }
+        if (TRACED.includes(c.name) && !startsTraced(c.command)) fail(`${where}/${c.name}: not started with --import @parley/telemetry/register`);
         if (c.image === 'parley') fail(`${where}/${c.name}: the overlay must set the image tag`);
       }
     }

@@ -5,16 +5,19 @@
 // the others are stopped too, so a half-running system never looks healthy.
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 // users and messages first: the gateway asks them for memberships as soon as sockets connect.
 const services = ['users', 'messages', 'gateway'];
+// Tracing's loader hook, loaded before each service (docs/operations.md, Tracing); a no-op unless
+// OTEL_EXPORTER_OTLP_ENDPOINT is set. A file URL, so it resolves from any working directory.
+const telemetry = pathToFileURL(path.join(root, 'packages', 'telemetry', 'dist', 'register.js')).href;
 const children = new Map();
 let stopping = false;
 
 for (const name of services) {
-  const child = spawn(process.execPath, [path.join(root, 'services', name, 'dist', 'main.js')], {
+  const child = spawn(process.execPath, ['--import', telemetry, path.join(root, 'services', name, 'dist', 'main.js')], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: process.env,
   });

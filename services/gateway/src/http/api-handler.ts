@@ -1,4 +1,5 @@
 import { STATUS_CODES } from 'node:http';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
 import { newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody } from '@parley/contracts';
@@ -24,6 +25,33 @@ export interface ApiHandlerDeps {
 
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
+const tracer = trace.getTracer('parley-gateway');
+
+/**
+ * uWebSockets.js is not node:http, so no automatic instrumentation sees these requests: this is
+ * the HTTP server span an instrumented server would make, with the route the owning service
+ * matched (a template, so span names stay few). The path only, never the query string or a header.
+ */
+function startRequestSpan(method: string, path: string): Span {
+  return tracer.startSpan(method, {
+    kind: SpanKind.SERVER,
+    attributes: { 'http.request.method': method, 'url.path': path, 'url.scheme': 'http' },
+  });
+}
+
+function endRequestSpan(span: Span, method: string, route: string, status: number | null): void {
+  if (route !== 'unmatched') {
+    span.setAttribute('http.route', route);
+    span.updateName(`${method} ${route}`);
+  }
+  if (status === null) span.setStatus({ code: SpanStatusCode.ERROR, message: 'aborted by the client' });
+  else {
+    span.setAttribute('http.response.status_code', status);
+    if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+  span.end();
+}
+
 function envelope(code: string, message: string): ErrorBody {
   return { error: { code, message } };
 }
@@ -45,13 +73,22 @@ export function apiHandler(deps: ApiHandlerDeps) {
     const userAgent = req.getHeader('user-agent').slice(0, 256);
     const forwardedFor = req.getHeader('x-forwarded-for');
     const ip = deps.clientAddress(normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()), forwardedFor);
-    const state = { aborted: false, route: 'unmatched', requestBytes: 0 };
+    const state = { aborted: false, route: 'unmatched', requestBytes: 0, traced: true };
+    const span = startRequestSpan(method, path);
+    const traced = trace.setSpan(context.active(), span);
+    const finishSpan = (status: number | null) => {
+      if (!state.traced) return;
+      state.traced = false;
+      endRequestSpan(span, method, state.route, status);
+    };
     res.onAborted(() => {
       state.aborted = true;
+      finishSpan(null);
     });
 
     const reply = (response: { status: number; body?: unknown; headers?: Record<string, string> }) => {
       if (state.aborted) return;
+      finishSpan(response.status);
       const payload = response.body === undefined || response.status === 204 ? '' : JSON.stringify(response.body);
       res.cork(() => {
         res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ''}`);
@@ -76,7 +113,7 @@ export function apiHandler(deps: ApiHandlerDeps) {
       return;
     }
 
-    const handle = async (raw: Buffer | null) => {
+    const forward = async (raw: Buffer | null) => {
       let body: unknown = null;
       if (raw && raw.length > 0) {
         try {
@@ -112,6 +149,10 @@ export function apiHandler(deps: ApiHandlerDeps) {
         reply({ status: 503, body: envelope('unavailable', `The ${service} service is not answering; try again`) });
       }
     };
+
+    // Authentication and the NATS request run inside the span, so the owning service's work (its
+    // SQL and Redis spans) joins this trace through the request's headers.
+    const handle = (raw: Buffer | null) => context.with(traced, () => forward(raw));
 
     if (!METHODS_WITH_BODY.has(method)) {
       void handle(null);
