@@ -8,3 +8,4 @@ export * from './api.js';
 export * from './client.js';
 export * from './validate.js';
 export * from './commands.js';
+export * from './input.js';

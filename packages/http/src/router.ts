@@ -1,6 +1,6 @@
 import Router from 'find-my-way';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { compile, type ApiRequest, type ApiResponse, type AuthContext, type Validator } from '@parley/contracts';
+import { compile, inputIssue, type ApiRequest, type ApiResponse, type AuthContext, type Validator } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { isTransientPgError } from '@parley/pg';
 import { AppError, InvalidRequest, Unauthorized, Unavailable, errorBody } from './errors.js';
@@ -80,6 +80,12 @@ export class ApiRouter {
       if (stored.authenticated && !request.auth) throw new Unauthorized();
       const params = { ...found.params } as Record<string, string>;
       const input = { params, query: request.query, body: request.body ?? undefined };
+      // Before the schemas: text PostgreSQL cannot store (U+0000, also in a decoded path
+      // parameter like a reaction's emoji) or absurd nesting is refused whatever the route.
+      for (const key of ['params', 'query', 'body'] as const) {
+        const issue = inputIssue(input[key]);
+        if (issue) throw new InvalidRequest(`Invalid ${key}: ${issue.path} ${issue.message}`, [issue]);
+      }
       for (const key of ['params', 'query', 'body'] as const) {
         const validator = stored.validators[key];
         if (!validator) continue;

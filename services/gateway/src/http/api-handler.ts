@@ -2,11 +2,12 @@ import { STATUS_CODES } from 'node:http';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
-import { newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody } from '@parley/contracts';
+import { inputIssue, newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { normaliseAddress } from './client-address.js';
+import { isJsonMediaType } from './media-type.js';
 import { isPublic, ownerOf } from './routing.js';
 
 export interface ApiHandlerDeps {
@@ -70,6 +71,7 @@ export function apiHandler(deps: ApiHandlerDeps) {
     const rawQuery = req.getQuery() ?? '';
     const authorization = req.getHeader('authorization');
     const contentLength = Number.parseInt(req.getHeader('content-length') || '0', 10) || 0;
+    const contentType = req.getHeader('content-type');
     const userAgent = req.getHeader('user-agent').slice(0, 256);
     const forwardedFor = req.getHeader('x-forwarded-for');
     const ip = deps.clientAddress(normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()), forwardedFor);
@@ -116,12 +118,24 @@ export function apiHandler(deps: ApiHandlerDeps) {
     const forward = async (raw: Buffer | null) => {
       let body: unknown = null;
       if (raw && raw.length > 0) {
+        if (!isJsonMediaType(contentType)) {
+          reply({ status: 415, body: envelope('unsupported_media_type', 'Send the body as application/json') });
+          return;
+        }
         try {
           body = JSON.parse(raw.toString('utf8'));
         } catch {
           reply({ status: 400, body: envelope('invalid_request', 'Malformed JSON body') });
           return;
         }
+      }
+      // Checked here, not only in the service: forwarding re-serialises the body, and
+      // JSON.stringify of a body thousands of levels deep overflows the stack (a 503 and an error
+      // log for what is simply bad input). See inputIssue.
+      const issue = inputIssue(body);
+      if (issue) {
+        reply({ status: 400, body: { error: { code: 'invalid_request', message: `Invalid body: ${issue.path} ${issue.message}`, details: [issue] } } });
+        return;
       }
       const token = /^Bearer (.+)$/i.exec(authorization)?.[1];
       const claims = token ? await deps.authenticate(token) : null;

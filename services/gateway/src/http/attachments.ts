@@ -1,4 +1,4 @@
-import { PassThrough, type Readable } from 'node:stream';
+import { PassThrough, pipeline, type Readable } from 'node:stream';
 import busboy from 'busboy';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { callRpc, ServiceUnavailableError, type Bus } from '@parley/bus';
@@ -46,8 +46,14 @@ export function cleanFileName(name: string | undefined): string {
 export function uploadHandler(deps: AttachmentDeps) {
   return (res: HttpResponse, req: HttpRequest): void => {
     const state = { done: false, aborted: false };
+    const body = new PassThrough({ highWaterMark: 256 * 1024 });
     res.onAborted(() => {
       state.aborted = true;
+      // The client went away (or uWS timed out a trickled body) mid-upload. Without this the
+      // stream never ends: busboy and the store wait for it forever, each holding an open
+      // .partial file (a descriptor leaked per aborted upload, found by issue 10's upload abuse
+      // test). Destroying it fails the store's pipeline, which removes the partial file.
+      body.destroy(new Error('upload aborted by the client'));
     });
     const contentType = req.getHeader('content-type');
     const token = /^Bearer (.+)$/i.exec(req.getHeader('authorization'))?.[1];
@@ -57,7 +63,6 @@ export function uploadHandler(deps: AttachmentDeps) {
       json(res, state, 413, error('payload_too_large', `Attachments are limited to ${deps.maxBytes} bytes`));
       return;
     }
-    const body = new PassThrough({ highWaterMark: 256 * 1024 });
     res.onData((chunk, isLast) => {
       if (state.done) return;
       if (!body.write(Buffer.from(chunk.slice(0)))) {
@@ -69,6 +74,7 @@ export function uploadHandler(deps: AttachmentDeps) {
     void (async () => {
       const claims = token ? await deps.authenticate(token) : null;
       if (!claims) return json(res, state, 401, error('unauthorized', 'Missing or invalid access token'));
+      if (state.aborted) return;
       let parser: busboy.Busboy;
       try {
         parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 1, fileSize: deps.maxBytes, fields: 10, fieldSize: 1024 } });
@@ -98,7 +104,8 @@ export function uploadHandler(deps: AttachmentDeps) {
             json(res, state, 201, meta);
           } catch (err) {
             await deps.store.delete(id).catch(() => {});
-            if (tooLarge || err instanceof TooLargeError) json(res, state, 413, error('payload_too_large', `Attachments are limited to ${deps.maxBytes} bytes`));
+            if (state.aborted) deps.log.debug({ attachmentId: id }, 'upload aborted by the client; partial file removed');
+            else if (tooLarge || err instanceof TooLargeError) json(res, state, 413, error('payload_too_large', `Attachments are limited to ${deps.maxBytes} bytes`));
             else if (err instanceof ServiceUnavailableError) json(res, state, 503, error('unavailable', 'Upload not stored; try again'));
             else {
               deps.log.error({ err }, 'upload failed');
@@ -111,7 +118,9 @@ export function uploadHandler(deps: AttachmentDeps) {
       parser.on('close', () => {
         if (!sawFile) json(res, state, 400, error('invalid_request', 'No file in the upload'));
       });
-      body.pipe(parser);
+      // pipeline, not pipe: it carries the abort's destroy on to busboy, which destroys the file
+      // stream the store is reading, so its pipeline fails and the partial file is removed.
+      pipeline(body, parser, () => {});
     })();
   };
 }
