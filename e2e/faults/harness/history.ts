@@ -61,6 +61,8 @@ export class History {
   /** client → chat → the seq the client started from (its cursor when the load began). */
   private readonly starts = new Map<string, Map<string, number>>();
   private readonly notes: string[] = [];
+  /** Acked messages a retention pass was told to delete: they must be gone, not "lost". */
+  private readonly expired = new Set<string>();
 
   recordStart(client: string, chatId: string, seq: number): void {
     mapOf(this.starts, client).set(chatId, seq);
@@ -104,6 +106,12 @@ export class History {
     return this.sends.size;
   }
 
+  /** Marks every message acked so far as expired (the scenario runs retention with that cutoff). */
+  expireAcked(): number {
+    for (const clientMsgId of this.acks.keys()) this.expired.add(clientMsgId);
+    return this.expired.size;
+  }
+
   /** The highest seq acknowledged in `chatId` (0 if none): history must reach at least that far. */
   maxAckedSeq(chatId: string): number {
     let max = 0;
@@ -131,6 +139,7 @@ export class History {
         previous = message.seq;
         const clientMsgId = clientMsgIdOf(message.body);
         const send = this.sends.get(clientMsgId);
+        if (this.expired.has(clientMsgId)) violations.push(`chat ${chatId}: ${clientMsgId} (seq ${message.seq}) expired but is still in history`);
         // Nothing stored that was never sent...
         if (!send) violations.push(`chat ${chatId}: stored message ${message.id} (seq ${message.seq}) was never sent`);
         else if (send.chatId !== chatId || send.body !== message.body) violations.push(`chat ${chatId}: stored message ${message.id} does not match send ${clientMsgId}`);
@@ -142,6 +151,7 @@ export class History {
 
     // No acknowledged message lost, and the ack named the message that was stored.
     for (const [clientMsgId, ack] of this.acks) {
+      if (this.expired.has(clientMsgId)) continue;
       const found = storedByClientMsgId.get(clientMsgId);
       if (!found) violations.push(`acked ${clientMsgId} (seq ${ack.seq}) is missing from history`);
       else if (found.message.id !== ack.messageId || found.message.seq !== ack.seq) {
@@ -153,6 +163,14 @@ export class History {
       if (this.sends.has(clientMsgId) && !this.acks.has(clientMsgId)) violations.push(`stored ${clientMsgId} was never acknowledged to its sender`);
     }
     for (const send of this.unacked()) violations.push(`${send.clientMsgId} never acknowledged (the client gave up waiting)`);
+
+    // Expired messages were delivered while they lived; history no longer has them.
+    const expiredSeqs = new Map<string, Set<number>>();
+    for (const clientMsgId of this.expired) {
+      const chatId = this.sends.get(clientMsgId)?.chatId;
+      const ack = this.acks.get(clientMsgId);
+      if (chatId && ack) setOf(expiredSeqs, chatId).add(ack.seq);
+    }
 
     // Per member, per chat: every message after its starting point, each once, in seq order.
     let deliveryCount = 0;
@@ -177,7 +195,8 @@ export class History {
         const expected = messages.filter((m) => m.seq > start);
         const missing = expected.filter((m) => !seen.has(m.seq));
         if (missing.length > 0) violations.push(`${client} never got ${missing.length} message(s) of chat ${chatId}, first seq ${missing[0]!.seq}`);
-        const extra = [...seen].filter((seq) => !expected.some((m) => m.seq === seq));
+        const gone = expiredSeqs.get(chatId);
+        const extra = [...seen].filter((seq) => !gone?.has(seq) && !expected.some((m) => m.seq === seq));
         if (extra.length > 0) violations.push(`${client} got seq(s) ${extra.slice(0, 5).join(', ')} of chat ${chatId} that history does not have`);
       }
     }
@@ -199,5 +218,11 @@ export class History {
 function mapOf<K, V>(outer: Map<string, Map<K, V>>, key: string): Map<K, V> {
   let inner = outer.get(key);
   if (!inner) outer.set(key, (inner = new Map()));
+  return inner;
+}
+
+function setOf<V>(outer: Map<string, Set<V>>, key: string): Set<V> {
+  let inner = outer.get(key);
+  if (!inner) outer.set(key, (inner = new Set()));
   return inner;
 }

@@ -1,3 +1,4 @@
+import path from 'node:path';
 import { api, chatHistory, FaultClient, type Account } from './client.js';
 import { History, type StoredMessage, type Verdict } from './history.js';
 import { PrivateServers, sleep } from './servers.js';
@@ -26,7 +27,8 @@ export class Scenario {
   static async start(options: { gateways?: number; people?: number; env?: Record<string, string> } = {}): Promise<Scenario> {
     const servers = await PrivateServers.start();
     try {
-      const env = scenarioEnv(servers.env(), options.env);
+      // Attachment files live with the scenario's servers, removed with them.
+      const env = scenarioEnv({ ...servers.env(), ATTACHMENTS_DIR: path.join(servers.dir, 'attachments') }, options.env);
       const services = await startServices(env, options.gateways ?? 1);
       const scenario = new Scenario(servers, env, services.users, services.messages, services.gateways);
       await scenario.populate(options.people ?? 6);
