@@ -138,10 +138,14 @@ export class FaultClient {
     this.ws!.send(JSON.stringify({ op: 'send', chatId: entry.chatId, clientMsgId, body: entry.body }));
   }
 
-  private takeToken(): boolean {
+  private refill(): void {
     const now = Date.now();
     this.tokens = Math.min(FRAME_BURST, this.tokens + ((now - this.refilledAt) / 1000) * FRAME_RATE);
     this.refilledAt = now;
+  }
+
+  private takeToken(): boolean {
+    this.refill();
     if (this.tokens < 1) return false;
     this.tokens--;
     return true;
@@ -150,6 +154,7 @@ export class FaultClient {
   /** Oldest first: what is due (new, after a reconnect or an error) or unanswered for too long. */
   private retryStale(): void {
     const limit = Date.now() - (this.options.retryAfterMs ?? 3_000);
+    this.refill();
     for (const [clientMsgId, entry] of this.outbox) {
       if (!this.connected || this.tokens < 1) return;
       if (entry.due || entry.lastSentAt < limit) this.transmit(clientMsgId);

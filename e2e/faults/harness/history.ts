@@ -162,7 +162,7 @@ export class History {
     for (const clientMsgId of storedByClientMsgId.keys()) {
       if (this.sends.has(clientMsgId) && !this.acks.has(clientMsgId)) violations.push(`stored ${clientMsgId} was never acknowledged to its sender`);
     }
-    for (const send of this.unacked()) violations.push(`${send.clientMsgId} never acknowledged (the client gave up waiting)`);
+    for (const send of this.unacked()) violations.push(`${send.clientMsgId} to chat ${send.chatId} never acknowledged (the client gave up waiting)`);
 
     // Expired messages were delivered while they lived; history no longer has them.
     const expiredSeqs = new Map<string, Set<number>>();
