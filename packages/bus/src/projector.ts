@@ -267,6 +267,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
         },
       });
       this.messages = messages;
+      // stop() may have run while this consumer was being set up, closing only the previous one.
+      if (this.stopped) void messages.close();
       await messages.closed();
       if (!gap) return;
       // What is queued comes again from the new consumer; the batch being applied finishes first.
