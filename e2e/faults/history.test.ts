@@ -74,7 +74,7 @@ describe('the history checker', () => {
     deliver('b', [2, 3, 4]);
     const violations = history.check(new Map([[chat, stored]]), members).violations;
     expect(violations.some((v) => v.includes('a-1 acked twice as different messages'))).toBe(true);
-    expect(violations.some((v) => v.includes('a-99 never acknowledged'))).toBe(true);
+    expect(violations.some((v) => v.includes('a-99 to chat chat-1 never acknowledged'))).toBe(true);
   });
 
   it('expects expired messages gone, and reports one still there', () => {

@@ -113,7 +113,6 @@ const STATUS_OF: Record<string, number[]> = {
   username_taken: [409],
   email_taken: [409],
   payload_too_large: [413],
-  unsupported_media_type: [415],
   rate_limited: [429],
 };
 

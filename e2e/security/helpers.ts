@@ -13,7 +13,6 @@ export const ERROR_CODES = new Set([
   'username_taken',
   'email_taken',
   'payload_too_large',
-  'unsupported_media_type',
   'rate_limited',
   'unavailable',
   'invalid_json',

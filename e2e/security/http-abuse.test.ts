@@ -60,11 +60,11 @@ describe('HTTP abuse', () => {
     }
   }, 40_000);
 
-  it('answers a body that is not labelled JSON with 415 unsupported_media_type, and acts on nothing', async () => {
+  it('answers a body that is not labelled JSON with 400 invalid_request, and acts on nothing', async () => {
     const body = JSON.stringify({ username: 'hta_sneaky', email: 'sneaky@example.test', password: 'long enough passphrase' });
     for (const type of ['text/plain', 'text/plain;charset=UTF-8', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/xml', 'application/json; charset=latin1', 'application/jsonp', null]) {
       const res = await fetch(`${stack.baseUrl}/api/v1/auth/register`, { method: 'POST', headers: type === null ? {} : { 'content-type': type }, body: Buffer.from(body) });
-      expectError({ status: res.status, body: await res.json() }, 415, 'unsupported_media_type');
+      expectError({ status: res.status, body: await res.json() }, 400, 'invalid_request');
     }
     expect((await http(stack, 'GET', '/api/v1/users?query=hta_sneaky', { token: alice.accessToken })).body.items).toEqual([]);
     // JSON under its other names is fine, and a POST without a body needs no type.

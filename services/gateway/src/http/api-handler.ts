@@ -119,7 +119,8 @@ export function apiHandler(deps: ApiHandlerDeps) {
       let body: unknown = null;
       if (raw && raw.length > 0) {
         if (!isJsonMediaType(contentType)) {
-          reply({ status: 415, body: envelope('unsupported_media_type', 'Send the body as application/json') });
+          // 400 invalid_request, not 415: api.md's error list is the contract clients are written against.
+          reply({ status: 400, body: envelope('invalid_request', 'Send the body as JSON, with Content-Type: application/json') });
           return;
         }
         try {

@@ -5,7 +5,7 @@
  *
  * Why refuse the rest instead of parsing whatever arrives: a body sent as `text/plain` or a form is
  * what an HTML form on another site can make a browser send without a CORS preflight; and a client
- * that labels its body wrongly has a bug it should hear about (415) rather than have guessed away.
+ * that labels its body wrongly has a bug it should hear about (400 invalid_request) rather than have guessed away.
  */
 export function isJsonMediaType(header: string): boolean {
   const [type = '', ...params] = header.split(';').map((part) => part.trim().toLowerCase());
