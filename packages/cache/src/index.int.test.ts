@@ -68,6 +68,7 @@ describe('createCache with a reachable Redis', () => {
   it('round-trips JSON values and deletes them', async () => {
     const value = { id: 'u-1', name: 'Zoë 😀', tags: ['a', 'b'], nested: { n: 1, nil: null } };
     expect(await cache.getJson('user:u-1')).toBeUndefined();
+    await cache.getJson('user:u-1'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('user:u-1', value, 60);
     expect(await cache.getJson('user:u-1')).toEqual(value);
     await cache.del('user:u-1');
@@ -75,7 +76,9 @@ describe('createCache with a reachable Redis', () => {
   });
 
   it('deletes several keys at once and treats an empty delete as a no-op', async () => {
+    await cache.getJson('multi:1'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('multi:1', 1, 60);
+    await cache.getJson('multi:2'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('multi:2', 2, 60);
     await cache.del('multi:1', 'multi:2');
     expect(await cache.getJson('multi:1')).toBeUndefined();
@@ -84,7 +87,9 @@ describe('createCache with a reachable Redis', () => {
   });
 
   it('reads several keys in one call, in order, with misses as undefined', async () => {
+    await cache.getJson('many:1'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('many:1', { n: 1 }, 60);
+    await cache.getJson('many:3'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('many:3', { n: 3 }, 60);
     await raw.set(`${prefix}:many:4`, '{broken', 'EX', 60);
     expect(await cache.getManyJson(['many:1', 'many:2', 'many:3', 'many:4'])).toEqual([{ n: 1 }, undefined, { n: 3 }, undefined]);
@@ -93,6 +98,7 @@ describe('createCache with a reachable Redis', () => {
   });
 
   it('stores under `<prefix>:<key>` with the given TTL', async () => {
+    await cache.getJson('session:s-1'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('session:s-1', { userId: 'u-1' }, 120);
     expect(await raw.get(`${prefix}:session:s-1`)).toBe('{"userId":"u-1"}');
     expect(await raw.exists('session:s-1')).toBe(0);
@@ -101,9 +107,22 @@ describe('createCache with a reachable Redis', () => {
     expect(ttl).toBeLessThanOrEqual(120);
   });
 
+  it('does not cache what was read before an invalidation that came after the miss', async () => {
+    // Request reads Postgres (old); the projection commits and invalidates; the request fills.
+    expect(await cache.getJson('race:1')).toBeUndefined();
+    await cache.del('race:1');
+    await cache.setJson('race:1', { body: 'old' }, 60);
+    expect(await cache.getJson('race:1')).toBeUndefined();
+    // The next miss fills normally.
+    await cache.setJson('race:1', { body: 'new' }, 60);
+    expect(await cache.getJson('race:1')).toEqual({ body: 'new' });
+  });
+
   it('keeps prefixes apart: another installation neither sees nor deletes the keys', async () => {
+    await cache.getJson('chat:c-1'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('chat:c-1', 'mine', 60);
     expect(await other.getJson('chat:c-1')).toBeUndefined();
+    await other.getJson('chat:c-1'); // a fill follows a miss (FILL_GUARD)
     await other.setJson('chat:c-1', 'theirs', 60);
     await other.del('chat:c-1');
     expect(await cache.getJson('chat:c-1')).toBe('mine');
@@ -193,6 +212,7 @@ describe('createCache when Redis comes back', () => {
       while (!(await cache.ping()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 
       expect(await cache.ping()).toBe(true);
+      await cache.getJson('k'); // a fill follows a miss (FILL_GUARD)
       await cache.setJson('k', { back: true }, 60);
       expect(await cache.getJson('k')).toEqual({ back: true });
       const messages = lines().map((l) => l.msg);
@@ -227,7 +247,9 @@ describe('createCache and a Redis that returns with its data', () => {
     const cache = createCache({ url: `redis://127.0.0.1:${port}`, prefix: 'tdefer', log: silent });
     try {
       await eventually(async () => ((await cache.ping()) ? true : undefined), 10_000, 'redis to start');
+      await cache.getJson('user:u-1'); // a fill follows a miss (FILL_GUARD)
       await cache.setJson('user:u-1', { name: 'old' }, 600);
+      await cache.getJson('user:u-2'); // a fill follows a miss (FILL_GUARD)
       await cache.setJson('user:u-2', { name: 'kept' }, 600);
       child.kill('SIGKILL');
       await eventually(async () => ((await cache.ping()) ? undefined : true), 5_000, 'the cache to notice');
@@ -269,6 +291,7 @@ describe('createCache without a URL', () => {
   it('is disabled: misses, no-ops, and ping is null (not configured)', async () => {
     const cache = createCache({ url: undefined, prefix: 'tnone', log: silent });
     expect(cache.enabled).toBe(false);
+    await cache.getJson('k'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('k', 1, 60);
     expect(await cache.getJson('k')).toBeUndefined();
     await expect(cache.del('k')).resolves.toBeUndefined();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '@parley/log';
 
@@ -9,8 +10,12 @@ import type { Logger } from '@parley/log';
 export interface Cache {
   readonly enabled: boolean;
   getJson<T>(key: string): Promise<T | undefined>;
-  /** Several keys in one round trip (MGET); each entry is the value or undefined (miss or error). */
+  /** Several keys in one round trip; each entry is the value or undefined (miss or error). */
   getManyJson<T>(keys: string[]): Promise<(T | undefined)[]>;
+  /**
+   * Fills `key` after a miss of getJson/getManyJson in this process, with what the caller then read
+   * from Postgres; skipped when `key` was invalidated since that miss (see FILL_GUARD).
+   */
   setJson(key: string, value: unknown, ttlSeconds: number): Promise<void>;
   del(...keys: string[]): Promise<void>;
   /** True when Redis answers; false when it is configured but unreachable; null when not configured. */
@@ -29,6 +34,35 @@ export interface CacheOptions {
   counter?: { inc(labels: { operation: string; outcome: string }): void };
 }
 
+/**
+ * FILL_GUARD. A read-through cache has a race: a request reads Postgres (old), the projection
+ * commits and invalidates the key, then the request writes what it read: the old value, now cached
+ * until its TTL. (Found by e2e/chats.test.ts under load: a chat list missing its newest message.)
+ * So a miss marks the key "being filled" with a random token (`<key>#fill`, in the same round trip as
+ * the GET), an invalidation deletes that mark along with the key, and the fill writes only while
+ * its token is still there. A fill without a miss before it in this process is skipped.
+ */
+const FILL_MARK_MS = 30_000;
+const fillKey = (key: string) => `${key}#fill`;
+/** KEYS: n keys then their n fill marks; ARGV: n tokens, then the mark's lifetime in ms. */
+const GET_AND_MARK = `
+local n = #KEYS / 2
+local out = {}
+for i = 1, n do
+  local v = redis.call('GET', KEYS[i])
+  if not v and ARGV[i] ~= '' then redis.call('SET', KEYS[n + i], ARGV[i], 'PX', ARGV[n + 1]) end
+  out[i] = v
+end
+return out`;
+/** KEYS: key, its fill mark; ARGV: token, value, ttl seconds. */
+const SET_IF_MARKED = `
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
+  redis.call('DEL', KEYS[2])
+  return 1
+end
+return 0`;
+
 /** Failed invalidations remembered for a retry when Redis returns (about 1 MB of keys at most). */
 const MAX_DEFERRED_INVALIDATIONS = 10_000;
 
@@ -45,6 +79,38 @@ export function createCache(options: CacheOptions): Cache {
     commandTimeout: options.commandTimeoutMs ?? 250,
     retryStrategy: (attempt) => Math.min(attempt * 200, 5_000),
   });
+  redis.defineCommand('parleyGetAndMark', { lua: GET_AND_MARK });
+  redis.defineCommand('parleySetIfMarked', { numberOfKeys: 2, lua: SET_IF_MARKED });
+  const scripts = redis as unknown as {
+    parleyGetAndMark(numberOfKeys: number, ...args: string[]): Promise<(string | null)[]>;
+    parleySetIfMarked(key: string, mark: string, token: string, value: string, ttl: number): Promise<number>;
+  };
+  /** key → the token of this process's fill in progress (one per key: a second miss waits for it). */
+  const fills = new Map<string, { token: string; at: number }>();
+  const getAndMark = async (keys: string[]): Promise<(string | null)[]> => {
+    const now = Date.now();
+    const tokens = keys.map((key) => {
+      const pending = fills.get(key);
+      if (pending && now - pending.at < FILL_MARK_MS) return '';
+      const token = randomBytes(9).toString('base64url');
+      fills.set(key, { token, at: now });
+      return token;
+    });
+    let raws: (string | null)[];
+    try {
+      raws = await scripts.parleyGetAndMark(keys.length * 2, ...keys, ...keys.map(fillKey), ...tokens, String(FILL_MARK_MS));
+    } catch (error) {
+      // Nothing was marked: the next miss must be free to mark.
+      keys.forEach((key, i) => tokens[i] !== '' && fills.delete(key));
+      throw error;
+    }
+    // A hit needs no fill: forget the token so the map only holds fills in progress.
+    keys.forEach((key, i) => {
+      if (raws[i] !== null && tokens[i] !== '') fills.delete(key);
+    });
+    return raws;
+  };
+
   let healthy = true;
   const count = (operation: string, outcome: string) => options.counter?.inc({ operation, outcome });
   const degrade = (error: unknown) => {
@@ -79,7 +145,10 @@ export function createCache(options: CacheOptions): Cache {
     deferred.clear();
     void (async () => {
       try {
-        for (let i = 0; i < keys.length; i += 1000) await redis.del(...keys.slice(i, i + 1000));
+        for (let i = 0; i < keys.length; i += 1000) {
+          const chunk = keys.slice(i, i + 1000);
+          await redis.del(...chunk, ...chunk.map(fillKey));
+        }
         count('del', 'ok');
         log.info({ keys: keys.length }, 'deferred cache invalidations applied');
       } catch (error) {
@@ -116,7 +185,7 @@ export function createCache(options: CacheOptions): Cache {
     async getJson<T>(key: string) {
       let raw: string | null;
       try {
-        raw = await redis.get(key);
+        raw = (await getAndMark([key]))[0] ?? null;
       } catch (error) {
         count('get', 'error');
         commandFailed(error);
@@ -141,7 +210,7 @@ export function createCache(options: CacheOptions): Cache {
       if (keys.length === 0) return [];
       let raws: (string | null)[];
       try {
-        raws = await redis.mget(...keys);
+        raws = await getAndMark(keys);
       } catch (error) {
         count('get', 'error');
         commandFailed(error);
@@ -163,9 +232,12 @@ export function createCache(options: CacheOptions): Cache {
       });
     },
     async setJson(key, value, ttlSeconds) {
+      const fill = fills.get(key);
+      fills.delete(key);
+      if (!fill) return; // no miss marked it (Redis was down then): nothing proves the value fresh
       try {
-        await redis.set(key, JSON.stringify(value), 'EX', ttlSeconds);
-        count('set', 'ok');
+        const written = await scripts.parleySetIfMarked(key, fillKey(key), fill.token, JSON.stringify(value), ttlSeconds);
+        count('set', written === 1 ? 'ok' : 'skipped');
         recovered();
       } catch (error) {
         count('set', 'error');
@@ -175,7 +247,7 @@ export function createCache(options: CacheOptions): Cache {
     async del(...keys) {
       if (keys.length === 0) return;
       try {
-        await redis.del(...keys);
+        await redis.del(...keys, ...keys.map(fillKey));
         count('del', 'ok');
         recovered();
       } catch (error) {
