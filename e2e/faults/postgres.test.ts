@@ -1,14 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { api, runLoad } from './harness/client.js';
+import { metricSum } from './harness/metrics.js';
 import { Scenario } from './harness/scenario.js';
 import { sleep } from './harness/servers.js';
 
 const OUTAGE_MS = Number(process.env.FAULT_PAUSE_SECONDS ?? 30) * 1000;
-
-/** Sum of one counter over all its label sets, from a /metrics page. */
-function counter(metrics: string, name: string): number {
-  return [...metrics.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\d+(?:\\.\\d+)?)`, 'gm'))].reduce((n, m) => n + Number(m[1]), 0);
-}
 
 /**
  * Scenario 4 (design.md promise 1): the ack needs JetStream only, so with PostgreSQL down for 30 s
@@ -50,7 +46,7 @@ describe('PostgreSQL down for 30 s under load', () => {
     expect(during.status).toBe(503);
     expect(during.body.error.code).toBe('unavailable');
     for (const service of [scenario.users, scenario.messages]) {
-      expect(counter(await service.metrics(), 'projector_poison_messages_total')).toBe(0);
+      expect(metricSum(await service.metrics(), 'projector_poison_messages_total')).toBe(0);
     }
     for (const service of scenario.services) expect(service.unexpectedExits).toEqual([]);
   });

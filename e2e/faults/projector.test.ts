@@ -1,15 +1,11 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLoad } from './harness/client.js';
+import { metricSum } from './harness/metrics.js';
 import { Scenario } from './harness/scenario.js';
 import { sleep } from './harness/servers.js';
 import { newService } from './harness/services.js';
 
 const STEPS = ['received', 'beforeCommit', 'afterCommit'] as const;
-
-/** Sum of one counter over the label sets that match `filter`. */
-function counter(metrics: string, name: string, filter = ''): number {
-  return [...metrics.matchAll(new RegExp(`^${name}\\{([^}]*)\\} (\\d+)`, 'gm'))].filter((m) => m[1]!.includes(filter)).reduce((n, m) => n + Number(m[2]), 0);
-}
 
 /**
  * Scenarios 1 and 2 (design.md promise 2): the messages projector dies (SIGKILL) at every step of
@@ -49,7 +45,7 @@ describe('projectors killed and slowed under load', () => {
     expect(verdict.violations, scenario.logs()).toEqual([]);
     expect(verdict.stats.acked).toBe(sent);
     // Redelivered batches that had been committed were recognised and skipped, not applied again.
-    expect(counter(await scenario.messages.metrics(), 'projector_poison_messages_total')).toBe(0);
+    expect(metricSum(await scenario.messages.metrics(), 'projector_poison_messages_total')).toBe(0);
   });
 
   it('stays exactly once with a leader slower than the ack wait and a standby taking over', async () => {
@@ -63,7 +59,7 @@ describe('projectors killed and slowed under load', () => {
     const signal = { stop: false };
     const load = runLoad(scenario.clients, 50, 60_000, signal);
     await sleep(8_000);
-    const slowApplied = counter(await slow.metrics(), 'projector_events_total', 'outcome="applied"');
+    const slowApplied = metricSum(await slow.metrics(), 'projector_events_total', 'outcome="applied"');
     await slow.kill('SIGKILL');
     await sleep(4_000);
     signal.stop = true;
@@ -71,10 +67,10 @@ describe('projectors killed and slowed under load', () => {
 
     const verdict = await scenario.settleAndCheck(120_000);
     const standby = await scenario.messages.metrics();
-    console.log('slow leader:', { sent, ...verdict.stats, slowApplied, standbyApplied: counter(standby, 'projector_events_total', 'outcome="applied"'), standbySkipped: counter(standby, 'projector_events_total', 'outcome="skipped"') });
+    console.log('slow leader:', { sent, ...verdict.stats, slowApplied, standbyApplied: metricSum(standby, 'projector_events_total', 'outcome="applied"'), standbySkipped: metricSum(standby, 'projector_events_total', 'outcome="skipped"') });
     expect(verdict.violations, scenario.logs()).toEqual([]);
     // Both replicas did part of the work: the slow one led, the standby took over after its death.
     expect(slowApplied).toBeGreaterThan(0);
-    expect(counter(standby, 'projector_events_total', 'outcome="applied"')).toBeGreaterThan(0);
+    expect(metricSum(standby, 'projector_events_total', 'outcome="applied"')).toBeGreaterThan(0);
   });
 });

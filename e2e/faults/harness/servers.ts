@@ -1,10 +1,10 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { ManagedProcess } from './process.js';
 
 /**
  * Private PostgreSQL, NATS and Redis servers for the fault suite: each scenario starts its own, on
@@ -47,59 +47,20 @@ export async function waitForPort(port: number, what: string, timeoutMs = 20_000
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** One server process that the test can kill, pause and start again on the same port and data. */
-export abstract class ServerProcess {
-  protected child: ChildProcess | undefined;
-  private exited: Promise<unknown> | undefined;
-  readonly log: string[] = [];
-
+export abstract class ServerProcess extends ManagedProcess {
   constructor(
     readonly name: string,
     readonly port: number,
-  ) {}
+  ) {
+    super(name);
+  }
 
   protected abstract spawnServer(): ChildProcess;
 
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
-  }
-
   async start(): Promise<void> {
     if (this.running) throw new Error(`${this.name} is already running`);
-    const child = this.spawnServer();
-    this.child = child;
-    this.exited = once(child, 'exit');
-    const keep = (data: Buffer) => {
-      this.log.push(String(data));
-      if (this.log.length > 200) this.log.shift();
-    };
-    child.stdout?.on('data', keep);
-    child.stderr?.on('data', keep);
+    this.adopt(this.spawnServer());
     await waitForPort(this.port, this.name);
-  }
-
-  /** SIGKILL by default: the crash the scenario is about, with no chance to clean up. */
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.running) return;
-    if (this.child!.signalCode === null && signal !== 'SIGKILL') this.child!.kill('SIGCONT');
-    this.child!.kill(signal);
-    await this.exited;
-  }
-
-  pause(): void {
-    this.child?.kill('SIGSTOP');
-  }
-
-  resume(): void {
-    this.child?.kill('SIGCONT');
-  }
-
-  async restart(): Promise<void> {
-    await this.kill();
-    await this.start();
   }
 }
 

@@ -1,7 +1,7 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import path from 'node:path';
+import { ManagedProcess } from './process.js';
 import { freePort, sleep } from './servers.js';
 
 const root = path.resolve(import.meta.dirname, '..', '..', '..');
@@ -13,29 +13,19 @@ export type ServiceName = 'users' | 'messages' | 'gateway';
  * that a scenario can SIGKILL it. Ports are fixed at construction so a restart comes back on the
  * same address (clients reconnect to it).
  */
-export class ServiceProcess {
-  private child: ChildProcess | undefined;
-  private exited: Promise<unknown> | undefined;
-  /** The last lines of its output, for a failing scenario's message. */
-  readonly output: string[] = [];
+export class ServiceProcess extends ManagedProcess {
   /** Exits the scenario did not cause. */
   readonly unexpectedExits: string[] = [];
   private expectingExit = false;
 
   constructor(
     readonly name: ServiceName,
-    readonly label: string,
+    label: string,
     private readonly env: Record<string, string>,
     readonly metricsPort: number,
     readonly port: number | undefined,
-  ) {}
-
-  get pid(): number | undefined {
-    return this.child?.pid;
-  }
-
-  get running(): boolean {
-    return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null;
+  ) {
+    super(label);
   }
 
   get baseUrl(): string {
@@ -51,15 +41,8 @@ export class ServiceProcess {
     const env: Record<string, string> = { ...(process.env as Record<string, string>), ...this.env, ...extra, METRICS_PORT: String(this.metricsPort) };
     if (this.port !== undefined) env.PORT = String(this.port);
     const child = spawn(process.execPath, [path.join(root, 'services', this.name, 'dist', 'main.js')], { env, stdio: ['ignore', 'pipe', 'pipe'] });
-    this.child = child;
+    this.adopt(child);
     this.expectingExit = false;
-    this.exited = once(child, 'exit');
-    const keep = (data: Buffer) => {
-      for (const line of String(data).split('\n')) if (line) this.output.push(line);
-      if (this.output.length > 300) this.output.splice(0, this.output.length - 300);
-    };
-    child.stdout!.on('data', keep);
-    child.stderr!.on('data', keep);
     child.on('exit', (code, signal) => {
       if (!this.expectingExit && !extra.PARLEY_FAULT) this.unexpectedExits.push(`${this.label} exited (${signal ?? code})`);
     });
@@ -79,33 +62,15 @@ export class ServiceProcess {
     }
   }
 
-  /** Resolves once the process has exited (for a fault that makes it kill itself). */
-  async waitExit(): Promise<unknown> {
+  /** For a fault that makes the process kill itself: its exit is expected. */
+  override waitExit(): Promise<unknown> {
     this.expectingExit = true;
-    return this.exited;
+    return super.waitExit();
   }
 
-  async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
-    if (!this.running) return;
+  override async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
     this.expectingExit = true;
-    this.child!.kill('SIGCONT');
-    this.child!.kill(signal);
-    await this.exited;
-  }
-
-  pause(): void {
-    this.child?.kill('SIGSTOP');
-  }
-
-  resume(): void {
-    this.child?.kill('SIGCONT');
-  }
-
-  /** Resident memory in bytes, from /proc (Linux). */
-  async rssBytes(): Promise<number> {
-    const { readFile } = await import('node:fs/promises');
-    const status = await readFile(`/proc/${this.pid}/status`, 'utf8');
-    return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? 0) * 1024;
+    await super.kill(signal);
   }
 
   async metrics(): Promise<string> {
