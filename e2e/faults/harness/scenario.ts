@@ -55,8 +55,12 @@ export class Scenario {
   private async populate(people: number): Promise<void> {
     for (let i = 0; i < people; i++) {
       const username = `f${i}_${Date.now() % 100000}`;
-      const answer = await api(this.baseUrl, 'POST', '/api/v1/auth/register', undefined, { username, email: `${username}@example.test`, password: `pw-${username}-long-enough` });
-      if (answer.status !== 201) throw new Error(`register: ${answer.status} ${JSON.stringify(answer.body)}`);
+      const password = `pw-${username}-long-enough`;
+      const answer = await this.retrying(`register ${username}`, async () => {
+        const registered = await api(this.baseUrl, 'POST', '/api/v1/auth/register', undefined, { username, email: `${username}@example.test`, password });
+        // Taken: an earlier attempt got through but its answer did not reach us.
+        return registered.status === 409 ? api(this.baseUrl, 'POST', '/api/v1/auth/login', undefined, { login: username, password }) : registered;
+      });
       this.accounts.push({ id: answer.body.user.id, username, accessToken: answer.body.accessToken });
     }
     const chatsOf = new Map<number, string[]>(this.accounts.map((_, i) => [i, []]));
@@ -65,21 +69,33 @@ export class Scenario {
       for (const i of indexes) chatsOf.get(i)!.push(chatId);
     };
     for (let i = 0; i + 1 < people; i += 2) {
-      const chat = await api(this.baseUrl, 'POST', '/api/v1/chats', this.accounts[i]!.accessToken, { type: 'direct', userId: this.accounts[i + 1]!.id });
-      if (chat.status !== 201) throw new Error(`direct chat: ${chat.status} ${JSON.stringify(chat.body)}`);
+      // A second request for the same pair answers the first chat (200): safe to retry.
+      const chat = await this.retrying('direct chat', () => api(this.baseUrl, 'POST', '/api/v1/chats', this.accounts[i]!.accessToken, { type: 'direct', userId: this.accounts[i + 1]!.id }));
       addChat(chat.body.id, [i, i + 1]);
     }
-    const group = await api(this.baseUrl, 'POST', '/api/v1/chats', this.accounts[0]!.accessToken, {
-      type: 'group',
-      title: 'everybody',
-      memberIds: this.accounts.slice(1).map((a) => a.id),
-    });
-    if (group.status !== 201) throw new Error(`group: ${group.status} ${JSON.stringify(group.body)}`);
+    // A retry after a lost answer may leave a second, unused group: the clients follow this one.
+    const group = await this.retrying('group', () =>
+      api(this.baseUrl, 'POST', '/api/v1/chats', this.accounts[0]!.accessToken, { type: 'group', title: 'everybody', memberIds: this.accounts.slice(1).map((a) => a.id) }),
+    );
     addChat(group.body.id, this.accounts.map((_, i) => i));
 
     const gateways = this.gateways.map((g) => ({ wsUrl: g.wsUrl, baseUrl: g.baseUrl }));
     this.clients = this.accounts.map((account, i) => new FaultClient(`c${i}`, account, chatsOf.get(i)!, gateways, this.history, { firstGateway: i }));
     await Promise.all(this.clients.map((c) => c.start()));
+  }
+
+  /**
+   * A set-up call, retried as a client would while a freshly started (and, with another scenario
+   * running beside it, starved) gateway answers nothing or 503; any other failure is final.
+   */
+  private async retrying(what: string, call: () => Promise<{ status: number; body: any }>): Promise<{ status: number; body: any }> {
+    const deadline = Date.now() + 60_000;
+    for (;;) {
+      const answer = await call();
+      if (answer.status >= 200 && answer.status < 300) return answer;
+      if ((answer.status !== 0 && answer.status !== 503) || Date.now() > deadline) throw new Error(`${what}: ${answer.status} ${JSON.stringify(answer.body)}`);
+      await sleep(500);
+    }
   }
 
   /**
