@@ -1,4 +1,3 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, type Server } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
 import net from 'node:net';
@@ -7,7 +6,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { http } from './stack.js';
+import { http, startCompiledServices } from './stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const REGISTER = pathToFileURL(path.join(root, 'packages', 'telemetry', 'dist', 'register.js')).href;
@@ -82,7 +81,7 @@ async function freePort(): Promise<number> {
 describe('automatic instrumentation (http, fastify, ioredis) through the --import entry point', () => {
   let env: TestEnv;
   const receiver = otlpReceiver();
-  const children: ChildProcess[] = [];
+  let services: { stop(): Promise<void> } | undefined;
   const output: string[] = [];
   let base: string;
   let usersMetricsPort: number;
@@ -108,19 +107,11 @@ describe('automatic instrumentation (http, fastify, ioredis) through the --impor
       messages: { METRICS_PORT: '0' },
       gateway: { PORT: String(gatewayPort), METRICS_PORT: '0' },
     };
-    for (const service of ['users', 'messages', 'gateway']) {
-      const main = path.join(root, 'services', service, 'dist', 'main.js');
-      const child = spawn(process.execPath, ['--import', REGISTER, main], { env: { ...common, ...ports[service] }, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout!.on('data', (d) => output.push(String(d)));
-      child.stderr!.on('data', (d) => output.push(String(d)));
-      children.push(child);
-    }
-    await eventually(async () => ((await fetch(`${base}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'gateway up');
+    services = await startCompiledServices({ envOf: (service) => ({ ...common, ...ports[service] }), baseUrl: base, output, nodeArgs: ['--import', REGISTER] });
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of children) child.kill('SIGTERM');
-    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+    await services?.stop();
     await new Promise((resolve) => receiver.server.close(resolve));
     await env?.cleanup();
   });

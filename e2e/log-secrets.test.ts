@@ -1,12 +1,10 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readdir, readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { http } from './stack.js';
+import { http, startCompiledServices } from './stack.js';
 
-const root = path.resolve(import.meta.dirname, '..');
 
 /**
  * The services as operators run them (compiled, separate processes, debug logging), driven through
@@ -16,7 +14,7 @@ const root = path.resolve(import.meta.dirname, '..');
 describe('secrets never reach the logs', () => {
   let env: TestEnv;
   let mailDir: string;
-  const children: ChildProcess[] = [];
+  let services: { stop(): Promise<void> } | undefined;
   const output: string[] = [];
   let base: string;
 
@@ -26,18 +24,11 @@ describe('secrets never reach the logs', () => {
     const port = 20000 + Math.floor(Math.random() * 20000);
     base = `http://127.0.0.1:${port}`;
     const vars = { ...process.env, ...env.env, LOG_LEVEL: 'debug', PORT: String(port), METRICS_PORT: '0', MAIL_DIR: mailDir };
-    for (const service of ['users', 'messages', 'gateway']) {
-      const child = spawn(process.execPath, [path.join(root, 'services', service, 'dist', 'main.js')], { env: vars, stdio: ['ignore', 'pipe', 'pipe'] });
-      child.stdout!.on('data', (d) => output.push(String(d)));
-      child.stderr!.on('data', (d) => output.push(String(d)));
-      children.push(child);
-    }
-    await eventually(async () => ((await fetch(`${base}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'gateway up');
+    services = await startCompiledServices({ envOf: () => vars, baseUrl: base, output });
   }, 60_000);
 
   afterAll(async () => {
-    for (const child of children) child.kill('SIGTERM');
-    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null ? r(null) : c.once('exit', r)))));
+    await services?.stop();
     await env?.cleanup();
   });
 

@@ -1,8 +1,10 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
 import WebSocket from 'ws';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { readStream } from '@parley/bus';
-import { createTestEnv, type TestEnv } from '@parley/testing';
+import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
@@ -34,6 +36,39 @@ export async function startStack(extra: Record<string, string> = {}): Promise<St
       await env.cleanup();
     },
   };
+}
+
+/**
+ * users, messages and gateway as compiled processes (`services/<name>/dist/main.js`), as operators run
+ * them, each with `envOf(service)` and `nodeArgs` (e.g. `--import` of the tracing hook); their
+ * output goes to `output`. Resolves once the gateway at `baseUrl` answers; `stop()` sends SIGTERM
+ * and waits for every exit.
+ */
+export async function startCompiledServices(options: {
+  envOf: (service: string) => Record<string, string | undefined>;
+  baseUrl: string;
+  output: string[];
+  nodeArgs?: string[];
+}): Promise<{ stop(): Promise<void> }> {
+  const root = path.resolve(import.meta.dirname, '..');
+  const children = ['users', 'messages', 'gateway'].map((service) => {
+    const main = path.join(root, 'services', service, 'dist', 'main.js');
+    const child = spawn(process.execPath, [...(options.nodeArgs ?? []), main], { env: options.envOf(service), stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout!.on('data', (d) => options.output.push(String(d)));
+    child.stderr!.on('data', (d) => options.output.push(String(d)));
+    return child;
+  });
+  const stop = async () => {
+    for (const child of children) child.kill('SIGTERM');
+    await Promise.all(children.map((c) => new Promise((r) => (c.exitCode !== null || c.signalCode !== null ? r(null) : c.once('exit', r)))));
+  };
+  try {
+    await eventually(async () => ((await fetch(`${options.baseUrl}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'gateway up');
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { stop };
 }
 
 export type Services = Pick<Stack, 'baseUrl' | 'wsUrl' | 'metricsPorts' | 'stop'>;
