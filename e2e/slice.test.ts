@@ -83,17 +83,26 @@ describe('one message through gateway, JetStream, projection and back', () => {
     const bus = await connectBus({ url: stack.env.natsUrl, name: 'old-send', log: createLogger({ service: 't', level: 'silent' }) });
     try {
       const sequencer = new Sequencer(bus.js, bus.jsm, streamName(stack.env.namespace, 'chats'));
-      const command = { chatId, senderId: alice.id, messageId: newId(), clientMsgId: 'long-ago', body: 'sent before the outage', replyTo: null, attachmentIds: [], at: new Date(), eventId: newId(), correlationId: newId() };
-      const original = await sequencer.append(subjects.chat(stack.env.namespace, chatId), 'outside-the-window', (seq) => messageSent(command, seq));
+      const stored = [];
+      for (const clientMsgId of ['long-ago', 'long-ago-2']) {
+        const command = { chatId, senderId: alice.id, messageId: newId(), clientMsgId, body: 'sent before the outage', replyTo: null, attachmentIds: [], at: new Date(), eventId: newId(), correlationId: newId() };
+        const original = await sequencer.append(subjects.chat(stack.env.namespace, chatId), `outside-the-window-${clientMsgId}`, (seq) => messageSent(command, seq));
+        stored.push({ clientMsgId, messageId: command.messageId, seq: original.event.seq });
+      }
       await eventually(async () => {
         const page = await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: alice.accessToken });
-        return page.body.items.some((m: { id: string }) => m.id === command.messageId) ? true : undefined;
+        return stored.every((s) => page.body.items.some((m: { id: string }) => m.id === s.messageId)) ? true : undefined;
       });
       const socket = await TestSocket.open(stack.wsUrl, alice.accessToken);
-      socket.send({ op: 'send', chatId, clientMsgId: 'long-ago', body: 'sent before the outage' });
-      expect(await socket.next((f) => f.op === 'ack')).toEqual({ op: 'ack', clientMsgId: 'long-ago', messageId: command.messageId, seq: original.event.seq });
+      // Back to back, as a reconnecting client flushes its outbox: the gateway checks them in one
+      // lookup, and each gets its own answer.
+      socket.send({ op: 'send', chatId, clientMsgId: 'long-ago-2', body: 'sent before the outage' });
       socket.send({ op: 'send', chatId, clientMsgId: 'after-it', body: 'new' });
-      expect((await socket.next((f) => f.op === 'ack' && f.clientMsgId === 'after-it')).seq).toBe(original.event.seq + 1);
+      socket.send({ op: 'send', chatId, clientMsgId: 'long-ago', body: 'sent before the outage' });
+      for (const s of stored) {
+        expect(await socket.next((f) => f.op === 'ack' && f.clientMsgId === s.clientMsgId)).toEqual({ op: 'ack', clientMsgId: s.clientMsgId, messageId: s.messageId, seq: s.seq });
+      }
+      expect((await socket.next((f) => f.op === 'ack' && f.clientMsgId === 'after-it')).seq).toBe(stored[1]!.seq + 1);
       socket.close();
     } finally {
       await bus.nc.close();

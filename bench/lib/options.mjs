@@ -90,7 +90,7 @@ export const USAGE = `npm run bench -- [flags]
   --register-concurrency N --connect-concurrency N
   --source-ips N               spread idle connections over 127.0.0.1..N (0 = automatic)
   --no-redis                   run the services without Redis
-  --cpu-prof                   write V8 CPU profiles of both gateways to bench/results/prof-<time>/
+  --cpu-prof                   write V8 CPU profiles of both gateways and messages to bench/results/prof-<time>/
   --service-env KEY=VALUE      extra environment for every service (repeatable), e.g. WS_RESEND_CHECK_SENDS=0
   --out DIR                    where results go (bench/results)
 `;

@@ -118,7 +118,7 @@ export class System {
     // users and messages first (they create the schema and streams); the gateways ask them for
     // memberships as soon as sockets connect.
     const users = await this.startService('users', 'users', () => ({}));
-    const messages = await this.startService('messages', 'messages', () => ({}));
+    const messages = await this.startService('messages', 'messages', () => ({}), profArgs('messages'));
     const a = await this.startService('gatewayA', 'gateway', async () => ({ PORT: String(await freePort()) }), profArgs('gateway-a'));
     const b = await this.startService('gatewayB', 'gateway', async () => ({ PORT: String(await freePort()) }), profArgs('gateway-b'));
     this.ports = { usersMetrics: users.METRICS_PORT, messagesMetrics: messages.METRICS_PORT };

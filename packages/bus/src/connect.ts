@@ -26,6 +26,10 @@ export async function connectBus(options: { url: string; name: string; log: Logg
     // Keep trying forever: a NATS restart must not kill a service (design.md, promise 1).
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
+    // nats.js otherwise builds an Error (a stack capture) for every request and publish, in case
+    // it times out: 11 % of a gateway's CPU at 1,000 msg/s. A timeout still rejects with a
+    // TimeoutError; it only lacks the caller's frames, which our own errors carry anyway.
+    noAsyncTraces: true,
   });
   const info = nc.info;
   if (!info || compareVersions(info.version, MIN_NATS_VERSION) < 0) {

@@ -8,3 +8,4 @@ export * from './trace.js';
 export * from './compact.js';
 export * from './read.js';
 export * from './faults.js';
+export * from './turn.js';

@@ -47,6 +47,11 @@ export interface ProjectorOptions<E> {
   batchSize?: number;
   /** How long JetStream waits for an ack before redelivering (ms). */
   ackWaitMs?: number;
+  /**
+   * How long the first event of a batch may wait for others before the batch is applied (ms;
+   * 0 applies at once). A batch costs a transaction and four round trips whatever its size.
+   */
+  lingerMs?: number;
   /** Attempts for an event whose apply fails with a non-transient error before it is terminated. */
   maxAttempts?: number;
   /** Fault injection for tests (faults.ts): called at each step of a batch. */
@@ -71,13 +76,18 @@ type Item<E> = { msg: JsMsg; event: E };
  * - Poison (undecodable, unknown type, or failing `maxAttempts` times for a non-transient reason)
  *   is terminated with `term()`, logged with its stream sequence and event id, and counted in
  *   `projector_poison_messages_total`: never silently dropped, never blocking the stream forever.
- * - Micro-batching: whatever has arrived is applied in one transaction (up to `batchSize`), so
- *   a burst costs one commit, while a lone event is applied at once.
+ * - Micro-batching: whatever has arrived within `lingerMs` of the batch's first event is applied
+ *   in one transaction (up to `batchSize`, which starts a batch at once), so events at a
+ *   steady rate cost one commit per linger instead of one each.
  */
 export class Projector<E extends { meta?: { eventId?: string } }> {
   private readonly batchSize: number;
   private readonly ackWaitMs: number;
   private readonly maxAttempts: number;
+  private readonly lingerMs: number;
+  private lingerTimer: NodeJS.Timeout | undefined;
+  /** The projector's name as a SQL string literal (it is ours, but quoted properly all the same). */
+  private readonly nameLiteral: string;
   private readonly queue: JsMsg[] = [];
   private messages: ConsumerMessages | undefined;
   private lockClient: pg.Client | undefined;
@@ -89,9 +99,11 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   applied = 0;
 
   constructor(private readonly o: ProjectorOptions<E>) {
+    this.nameLiteral = `'${o.projection.name.replace(/'/g, "''")}'`;
     this.batchSize = o.batchSize ?? 200;
     this.ackWaitMs = o.ackWaitMs ?? 30_000;
     this.maxAttempts = o.maxAttempts ?? 5;
+    this.lingerMs = o.lingerMs ?? 0;
   }
 
   get name(): string {
@@ -118,6 +130,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   async stop(): Promise<void> {
     this.stopped = true;
     clearInterval(this.lagTimer);
+    clearTimeout(this.lingerTimer);
     await this.messages?.close().catch(() => {});
     await this.draining;
     // Whatever was delivered but not applied goes back to JetStream now rather than after ack_wait.
@@ -279,6 +292,20 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
 
   private kick(): void {
     if (this.draining || this.stopped) return;
+    if (this.lingerMs > 0 && this.queue.length < this.batchSize) {
+      this.lingerTimer ??= setTimeout(() => {
+        this.lingerTimer = undefined;
+        this.startDrain();
+      }, this.lingerMs);
+      return;
+    }
+    clearTimeout(this.lingerTimer);
+    this.lingerTimer = undefined;
+    this.startDrain();
+  }
+
+  private startDrain(): void {
+    if (this.draining || this.stopped) return;
     this.draining = this.drain().finally(() => {
       this.draining = undefined;
       if (this.queue.length > 0 && !this.stopped) this.kick();
@@ -368,33 +395,28 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     const applied: E[] = [];
     let lastSeq = 0;
     try {
-      {
-        await client.query('BEGIN');
-        await client.query(
-          `INSERT INTO ${this.o.checkpointTable} (projector, stream_seq) VALUES ($1, 0) ON CONFLICT (projector) DO NOTHING`,
-          [this.name],
-        );
-        const { rows } = await client.query<{ stream_seq: number }>(
-          `SELECT stream_seq FROM ${this.o.checkpointTable} WHERE projector = $1 FOR UPDATE`,
-          [this.name],
-        );
-        const checkpoint = rows[0]?.stream_seq ?? 0;
-        lastSeq = checkpoint;
-        const fresh: { event: E; position: Position }[] = [];
-        for (const { msg, event } of items) {
-          if (msg.seq <= lastSeq) continue; // already applied: a redelivery after a crash
-          fresh.push({ event, position: { streamSeq: msg.seq, subject: msg.subject } });
-          applied.push(event);
-          lastSeq = msg.seq;
-        }
-        if (this.o.projection.applyMany && fresh.length > 1) await this.o.projection.applyMany(fresh, client);
-        else for (const { event, position } of fresh) await this.o.projection.apply(event, client, position);
-        if (lastSeq > checkpoint) {
-          await client.query(`UPDATE ${this.o.checkpointTable} SET stream_seq = $2 WHERE projector = $1`, [this.name, lastSeq]);
-        }
-        await this.o.hooks?.beforeCommit?.(seqs);
-        await client.query('COMMIT');
+      // Round trips are what a batch costs (each is a write and a wake-up on both sides), so the
+      // fixed part is two: begin + lock the checkpoint row, and advance it + commit. The
+      // checkpoint upsert takes the row lock (as FOR UPDATE would), so a former leader still
+      // finishing a batch cannot commit over us. Only our own identifiers and integers are inlined.
+      const [, locked] = (await client.query(
+        `BEGIN; INSERT INTO ${this.o.checkpointTable} AS c (projector, stream_seq) VALUES (${this.nameLiteral}, 0)
+           ON CONFLICT (projector) DO UPDATE SET stream_seq = c.stream_seq RETURNING stream_seq`,
+      )) as unknown as [unknown, { rows: { stream_seq: string | number }[] }];
+      const checkpoint = Number(locked.rows[0]?.stream_seq ?? 0);
+      lastSeq = checkpoint;
+      const fresh: { event: E; position: Position }[] = [];
+      for (const { msg, event } of items) {
+        if (msg.seq <= lastSeq) continue; // already applied: a redelivery after a crash
+        fresh.push({ event, position: { streamSeq: msg.seq, subject: msg.subject } });
+        applied.push(event);
+        lastSeq = msg.seq;
       }
+      if (this.o.projection.applyMany && fresh.length > 1) await this.o.projection.applyMany(fresh, client);
+      else for (const { event, position } of fresh) await this.o.projection.apply(event, client, position);
+      await this.o.hooks?.beforeCommit?.(seqs);
+      const advance = lastSeq > checkpoint ? `UPDATE ${this.o.checkpointTable} SET stream_seq = ${Number(lastSeq)} WHERE projector = ${this.nameLiteral}; ` : '';
+      await client.query(`${advance}COMMIT`);
     } catch (error) {
       await client.query('ROLLBACK').catch(() => {});
       span.end();

@@ -3,6 +3,7 @@ import { subjects, type RpcMethod, type RpcMethods, type ServiceName } from '@pa
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import { headersWithTrace, inSpan, SpanKind } from './trace.js';
+import { endOfTurn } from './turn.js';
 
 /** A request found nobody to answer it, or nobody answered in time: the caller answers 503. */
 export class ServiceUnavailableError extends Error {
@@ -61,6 +62,7 @@ export function serveRequests(
 /** Sends a JSON request and returns the JSON answer; no responder or a timeout is ServiceUnavailableError. */
 export async function requestJson<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5_000): Promise<T> {
   try {
+    await endOfTurn(); // requests made in one turn leave in one socket write (turn.ts)
     const reply = await nc.request(subject, JSON.stringify(payload), { timeout: timeoutMs, headers: headersWithTrace() });
     if (reply.headers?.get(FAILURE_HEADER)) throw new RemoteFailureError(`${subject} failed on the responder`);
     return reply.json<T>();

@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
+import { createMetrics } from '@parley/telemetry';
 import { createTestEnv, type TestEnv } from '@parley/testing';
 import { connectBus, type Bus } from './connect.js';
 import { claimSubject, publishEvent, WrongLastSequenceError } from './publish.js';
@@ -51,6 +52,27 @@ describe('Sequencer: gap-free per-subject seq across processes', () => {
     }
     expect(stored).toEqual(seqs);
     expect(await a.currentSeq(subject)).toBe(80);
+  });
+
+  it('builds on a head it observed (a live event of another gateway) instead of conflicting', async () => {
+    const subject = `${prefix}.observed`;
+    const metrics = createMetrics('test');
+    const conflicts = async () =>
+      (await metrics.registry.getSingleMetric('bus_publishes_total')!.get()).values.find((v) => v.labels.outcome === 'conflict')?.value ?? 0;
+    const a = new Sequencer(bus.js, bus.jsm, stream, metrics);
+    const b = new Sequencer(other.js, other.jsm, stream);
+    await a.append(subject, 'o1', (seq) => event(seq, 'a'));
+    const fromB = await b.append(subject, 'o2', (seq) => event(seq, 'b'));
+    // Without the observation a's cached head is stale: its next append conflicts once.
+    await a.append(subject, 'o3', (seq) => event(seq, 'a'));
+    expect(await conflicts()).toBe(1);
+    const again = await b.append(subject, 'o4', (seq) => event(seq, 'b'));
+    a.observe(subject, again.streamSeq, again.event.seq);
+    // News older than what a knows changes nothing.
+    a.observe(subject, fromB.streamSeq, fromB.event.seq);
+    const next = await a.append(subject, 'o5', (seq) => event(seq, 'a'));
+    expect(next.event.seq).toBe(5);
+    expect(await conflicts()).toBe(1);
   });
 
   it('returns the original event for a repeated msgId, even from another process', async () => {

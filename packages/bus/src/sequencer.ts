@@ -1,6 +1,7 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Metrics } from '@parley/telemetry';
 import { publishEvent, readStored, WrongLastSequenceError } from './publish.js';
+import { endOfTurn } from './turn.js';
 
 /** The minimum a sequenced event must carry: its type and its per-subject sequence number. */
 export interface SequencedEvent {
@@ -30,7 +31,8 @@ interface Head {
  *
  * Heads are cached per subject, so the common case costs one publish. Appends to one subject from
  * one process are serialised (they would only conflict with each other otherwise); different
- * subjects proceed in parallel.
+ * subjects proceed in parallel, and those started in one event-loop turn are published together
+ * (turn.ts: one socket write for all of them instead of one each).
  */
 export class Sequencer {
   private readonly heads = new Map<string, Head>();
@@ -45,7 +47,7 @@ export class Sequencer {
   ) {}
 
   append<E extends SequencedEvent>(subject: string, msgId: string, build: (seq: number) => E): Promise<Appended<E>> {
-    const previous = this.tails.get(subject) ?? Promise.resolve();
+    const previous = this.tails.get(subject) ?? endOfTurn();
     const run = previous.then(
       () => this.appendNow(subject, msgId, build),
       () => this.appendNow(subject, msgId, build),
@@ -56,6 +58,19 @@ export class Sequencer {
       if (this.tails.get(subject) === tail) this.tails.delete(subject);
     });
     return run;
+  }
+
+  /**
+   * Tells the sequencer about an event stored on `subject` by anyone (another gateway's append,
+   * seen on the live fan-out), so that the next append here builds on it instead of failing its
+   * expected-sequence check and re-reading the head. With members of a chat on different
+   * gateways that happened to about one send in six. Older news than the cached head is ignored.
+   */
+  observe(subject: string, streamSeq: number, seq: number): void {
+    const head = this.heads.get(subject);
+    if (head && head.streamSeq >= streamSeq) return;
+    // Only subjects already cached: a chat this process never appends to needs no head.
+    if (head) this.heads.set(subject, { streamSeq, seq });
   }
 
   /** The subject's latest seq (0 when it has no events), read from the stream. */
@@ -74,7 +89,8 @@ export class Sequencer {
           if (!original) throw new Error(`duplicate of stream seq ${ack.seq} on ${subject}, but it is gone`);
           return { event: original.value, streamSeq: ack.seq, duplicate: true };
         }
-        this.remember(subject, { streamSeq: ack.seq, seq: event.seq });
+        // The live fan-out may already have shown us a newer head: keep the newest.
+        if ((this.heads.get(subject)?.streamSeq ?? 0) < ack.seq) this.remember(subject, { streamSeq: ack.seq, seq: event.seq });
         return { event, streamSeq: ack.seq, duplicate: false };
       } catch (error) {
         if (!(error instanceof WrongLastSequenceError)) throw error;

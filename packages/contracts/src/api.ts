@@ -42,6 +42,9 @@ export interface ErrorBody {
 }
 
 /** Internal request/reply methods between services (subjects.rpc). */
+/** Most sends one `messages.sentMessages` call looks up. */
+export const MAX_SENT_LOOKUPS = 500;
+
 export interface RpcMethods {
   /** users: which of these ids are registered users. */
   'users.existing': { req: { userIds: string[] }; res: { userIds: string[] } };
@@ -65,8 +68,15 @@ export interface RpcMethods {
     req: { attachmentIds: string[]; userId: string };
     res: { usable: boolean; attachments: { id: string; name: string; size: number; mime: string }[] };
   };
-  /** messages: the message a sender already sent with this clientMsgId, if any (idempotency beyond the dedup window). */
-  'messages.sentMessage': { req: { chatId: string; senderId: string; clientMsgId: string }; res: { messageId: string; seq: number } | null };
+  /**
+   * messages: for each send, the message its sender already stored with that clientMsgId, if any
+   * (idempotency beyond JetStream's dedup window). One call for all the sends a gateway checks in
+   * one event-loop turn; `found[i]` answers `sends[i]`. At most MAX_SENT_LOOKUPS sends.
+   */
+  'messages.sentMessages': {
+    req: { sends: { chatId: string; senderId: string; clientMsgId: string }[] };
+    res: { found: ({ messageId: string; seq: number } | null)[] };
+  };
   /** messages: what the messages service holds about a user, for their data export. */
   'messages.export': {
     req: { userId: string };

@@ -177,11 +177,11 @@ export function exitOnStartupError(service: string) {
 
 /**
  * The projector settings every service shares: its clients, the checkpoint table in its schema,
- * the ack wait, and (in crash tests only) fault-injection hooks. Spread into each Projector.
+ * the ack wait and linger, and (in crash tests only) fault-injection hooks. Spread into each Projector.
  */
 export function projectorBase(
   deps: Deps,
-  options: { checkpointTable: string; ackWaitMs: number; hooks?: ProjectorHooks | undefined },
+  options: { checkpointTable: string; ackWaitMs: number; lingerMs: number; hooks?: ProjectorHooks | undefined },
 ) {
   return {
     bus: deps.bus,
@@ -191,6 +191,7 @@ export function projectorBase(
     log: deps.log,
     metrics: deps.metrics,
     ackWaitMs: options.ackWaitMs,
+    lingerMs: options.lingerMs,
     ...(options.hooks ? { hooks: options.hooks } : {}),
   };
 }

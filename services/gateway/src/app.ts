@@ -15,6 +15,7 @@ import { RevocationList } from './auth/revocations.js';
 import { CLOSE_GOING_AWAY, CLOSE_UNAUTHORIZED, wsBehavior } from './ws/connection.js';
 import { ChatDelivery } from './ws/delivery.js';
 import { LiveFanout } from './ws/fanout.js';
+import { ResendCheck } from './ws/resend-check.js';
 import { Presence } from './ws/presence.js';
 import { Typing } from './ws/typing.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
@@ -57,7 +58,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   // The fan-out follows exactly the chats that have a socket here (see LiveFanout).
   const followHooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {};
   const delivery = new ChatDelivery(deps.metrics, config.WS_MAX_BUFFERED_BYTES, followHooks);
-  const fanout = new LiveFanout({ ...deps, registry, delivery, maxCatchUp: config.WS_RESUME_MAX_EVENTS });
+  const fanout = new LiveFanout({ ...deps, registry, delivery, sequencer, maxCatchUp: config.WS_RESUME_MAX_EVENTS });
   followHooks.first = (chatId) => fanout.follow(chatId);
   followHooks.last = (chatId) => fanout.unfollow(chatId);
   fanout.start();
@@ -87,6 +88,8 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
       resendCheckSends: config.WS_RESEND_CHECK_SENDS,
+      resendCheckMs: config.WS_RESEND_CHECK_SECONDS * 1000,
+      resendCheck: new ResendCheck({ bus: deps.bus, namespace: deps.namespace, timeoutMs: config.SERVICE_TIMEOUT_MS }),
       draining,
     }),
   );

@@ -42,6 +42,7 @@ export const GatewayEnv = {
    * recognised. Resends are a reconnecting client's first frames; later sends skip the lookup.
    */
   WS_RESEND_CHECK_SENDS: Type.Number({ default: 20, minimum: 0 }),
+  WS_RESEND_CHECK_SECONDS: Type.Number({ default: 10, minimum: 0 }),
   /** The built web client served at `/` (src/ and dist/ are both three levels below the repo root). */
   WEB_CLIENT_DIR: Type.String({ default: fileURLToPath(new URL('../../../clients/web/dist', import.meta.url)) }),
 };

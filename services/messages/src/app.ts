@@ -60,7 +60,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
   const router = new ApiRouter(deps.log);
-  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, hooks: options.projectorHooks });
+  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
     ...common,
     stream,

@@ -1,5 +1,5 @@
 import { publishEvent, type Bus, type Sequencer } from '@parley/bus';
-import { buildMeta, isId, newId, subjects, type AttachmentUploaded, type RpcMethods } from '@parley/contracts';
+import { buildMeta, isId, MAX_SENT_LOOKUPS, newId, subjects, type AttachmentUploaded, type RpcMethods } from '@parley/contracts';
 import { accessibleAttachment, usableAttachments } from './attachments/queries.js';
 import { AppError } from '@parley/http';
 import { markRead } from './receipts/mark-read.js';
@@ -10,7 +10,7 @@ import { retentionPreview, sweepOrphanFiles } from './retention.js';
 import { isMember, memberChatIds } from './chats/queries.js';
 import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
-import { findByClientMsgId } from './messages/queries.js';
+import { findByClientMsgIds } from './messages/queries.js';
 import { redeleteMessages } from './messages/edit.js';
 
 
@@ -61,10 +61,17 @@ export function messagesRpc(
       if (!isId(req?.userId)) throw new Error('malformed export request');
       return exportUserData(pool, req.userId);
     },
-    sentMessage: async (req: Req<'messages.sentMessage'>): Res<'messages.sentMessage'> => {
-      if (!isId(req?.chatId) || !isId(req?.senderId) || typeof req.clientMsgId !== 'string') return null;
-      const row = await findByClientMsgId(pool, req.chatId, req.senderId, req.clientMsgId);
-      return row ? { messageId: row.id, seq: row.seq } : null;
+    sentMessages: async (req: Req<'messages.sentMessages'>): Res<'messages.sentMessages'> => {
+      const sends = Array.isArray(req?.sends) ? req.sends.slice(0, MAX_SENT_LOOKUPS) : [];
+      // A malformed entry cannot match anything stored: it is answered null without a lookup.
+      const wellFormed = (s: unknown): s is { chatId: string; senderId: string; clientMsgId: string } => {
+        const x = s as { chatId?: unknown; senderId?: unknown; clientMsgId?: unknown } | null;
+        return isId(x?.chatId) && isId(x?.senderId) && typeof x?.clientMsgId === 'string';
+      };
+      const valid = sends.filter(wellFormed);
+      const rows = await findByClientMsgIds(pool, valid);
+      let next = 0;
+      return { found: sends.map((s) => (wellFormed(s) ? rows[next++] : null)).map((r) => (r ? { messageId: r.id, seq: r.seq } : null)) };
     },
     /** The WebSocket `read` frame, forwarded by the gateway. */
     markRead: async (req: Req<'messages.markRead'>): Res<'messages.markRead'> => {

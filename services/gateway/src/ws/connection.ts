@@ -71,6 +71,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     const data = socket.getUserData();
     data.userId = userId;
     data.sessionId = sessionId;
+    data.authenticatedAt = Date.now();
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
@@ -282,6 +283,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         holdTimer: null,
         resuming: false,
         sends: 0,
+        authenticatedAt: 0,
         tokens: deps.frameBurst,
         refilledAt: Date.now(),
         strikes: 0,

@@ -1,5 +1,5 @@
 import type { Msg, Subscription } from '@nats-io/transport-node';
-import type { Bus } from '@parley/bus';
+import type { Bus, Sequencer } from '@parley/bus';
 import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
@@ -41,6 +41,8 @@ export class LiveFanout {
       metrics: Metrics;
       /** Most events read from the stream to fill one gap. */
       maxCatchUp: number;
+      /** Learns each chat's newest event, so this gateway's next send to it builds on that. */
+      sequencer?: Pick<Sequencer, 'observe'>;
     },
   ) {
     this.stream = streamName(deps.namespace, 'chats');
@@ -110,6 +112,9 @@ export class LiveFanout {
       this.deps.log.error({ chatId, reason: (error as Error).message }, 'unreadable live chat event skipped');
       return;
     }
+    // JetStream's republish says where it stored the event.
+    const streamSeq = Number(msg.headers?.get('Nats-Sequence'));
+    if (streamSeq > 0) this.deps.sequencer?.observe(subjects.chat(this.deps.namespace, chatId), streamSeq, event.seq);
     this.enqueue(chatId, async (state) => {
       if (state.lastSeq > 0 && event.seq > state.lastSeq + 1) await this.fill(chatId, state, state.lastSeq, event.seq);
       this.apply(state, event);

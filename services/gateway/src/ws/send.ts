@@ -3,6 +3,7 @@ import type { Sequencer } from '@parley/bus';
 import { callRpc, type Bus } from '@parley/bus';
 import { messageBodyProblem, messageSent, newId, sendMessageId, subjects, type MessageSent, type RpcMethods } from '@parley/contracts';
 import type { ChatDelivery } from './delivery.js';
+import type { ResendCheck } from './resend-check.js';
 import type { Socket, SocketRegistry } from './registry.js';
 
 export interface SendDeps {
@@ -11,8 +12,11 @@ export interface SendDeps {
   sequencer: Sequencer;
   maxChars: number;
   serviceTimeoutMs: number;
-  /** The first this-many sends of a connection are checked against earlier sends. */
+  /** The first this-many sends of a connection are checked against earlier sends… */
   resendCheckSends: number;
+  /** …if made within this many ms of its authentication. */
+  resendCheckMs: number;
+  resendCheck: ResendCheck;
   registry: SocketRegistry;
   delivery: ChatDelivery;
 }
@@ -63,15 +67,16 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
     if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
     for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
   }
-  // A client resends what it never saw acked as the first frames after reconnecting. Within
-  // JetStream's dedup window the publish below answers with the original; past it, only the
-  // projection knows, so a connection's first sends are checked there (a few lookups per
-  // reconnect, none afterwards).
+  // A client resends what it never saw acked as the first frames after reconnecting (it flushes
+  // its outbox at once). Within JetStream's dedup window the publish below answers with the
+  // original; past it, only the projection knows, so a connection's first sends, made soon after
+  // it authenticated, are checked there: a lookup each (batched per turn, resend-check.ts) while a
+  // connection is young, none afterwards, when a long-lived connection's sends are all new.
   const data = socket.getUserData();
-  if (data.sends++ < deps.resendCheckSends) {
+  if (data.sends++ < deps.resendCheckSends && Date.now() - data.authenticatedAt <= deps.resendCheckMs) {
     // Best effort: if the projection cannot answer (say Postgres is down), JetStream's dedup window
     // still covers the resends that matter most, so the send goes on rather than failing.
-    const earlier = await callRpc(deps.bus.nc, deps.namespace, 'messages.sentMessage', { chatId, senderId: userId, clientMsgId: frame.clientMsgId }, deps.serviceTimeoutMs).catch(() => null);
+    const earlier = await deps.resendCheck.earlier({ chatId, senderId: userId, clientMsgId: frame.clientMsgId });
     if (earlier) return { ok: true, messageId: earlier.messageId, seq: earlier.seq };
   }
   const attachmentIds = frame.attachmentIds ?? [];

@@ -55,47 +55,55 @@ export function chatsProjection(deps: {
      * event. Other events go through applyEvent in order, so the effect equals apply() one by one.
      */
     async applyMany(items, tx) {
-      let run: { event: MessageSent; position: Position }[] = [];
-      const flush = async () => {
-        if (run.length === 0) return;
-        const col = <T>(f: (x: { event: MessageSent; position: Position }) => T) => run.map(f);
-        await tx.query(
-          `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
-           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::bigint[])
-           ON CONFLICT DO NOTHING`,
-          [
-            col((x) => x.event.data.messageId),
-            col((x) => x.event.chatId),
-            col((x) => x.event.seq),
-            col((x) => x.event.data.senderId),
-            col((x) => x.event.data.clientMsgId),
-            col((x) => x.event.data.body),
-            col((x) => x.event.data.replyTo),
-            col((x) => x.event.meta.occurredAt),
-            col((x) => x.position.streamSeq),
-          ],
-        );
-        run = [];
-      };
       const summaries = new Map<string, { seq: number; at: string | null }>();
-      for (const { event, position } of items) {
-        if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
-        else {
-          await flush();
-          await applyEvent(event, tx, position);
-        }
+      for (const { event } of items) {
         const s = summaries.get(event.chatId) ?? { seq: 0, at: null };
         s.seq = Math.max(s.seq, event.seq);
         if (ACTIVITY.has(event.type) && (s.at === null || event.meta.occurredAt > s.at)) s.at = event.meta.occurredAt;
         summaries.set(event.chatId, s);
       }
-      await flush();
       const chats = [...summaries.entries()];
-      await tx.query(
+      const summaryParams = [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)];
+      const updateSummaries = (first: number) =>
         `UPDATE messages.chats c SET last_seq = GREATEST(c.last_seq, v.seq), last_activity_at = GREATEST(c.last_activity_at, v.at)
-           FROM unnest($1::uuid[], $2::int[], $3::timestamptz[]) AS v(id, seq, at) WHERE c.id = v.id`,
-        [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)],
-      );
+           FROM unnest($${first}::uuid[], $${first + 1}::int[], $${first + 2}::timestamptz[]) AS v(id, seq, at) WHERE c.id = v.id`;
+      let run: { event: MessageSent; position: Position }[] = [];
+      // A run of plain messages is one INSERT; the run that ends the batch (the usual case: a
+      // burst of messages) carries the summaries' UPDATE in the same statement, as a data-modifying
+      // CTE, so the whole burst is one round trip.
+      const flush = async (last: boolean) => {
+        if (run.length === 0) return false;
+        const col = <T>(f: (x: { event: MessageSent; position: Position }) => T) => run.map(f);
+        const insert = `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
+           SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::bigint[])
+           ON CONFLICT DO NOTHING`;
+        const params: unknown[] = [
+          col((x) => x.event.data.messageId),
+          col((x) => x.event.chatId),
+          col((x) => x.event.seq),
+          col((x) => x.event.data.senderId),
+          col((x) => x.event.data.clientMsgId),
+          col((x) => x.event.data.body),
+          col((x) => x.event.data.replyTo),
+          col((x) => x.event.meta.occurredAt),
+          col((x) => x.position.streamSeq),
+        ];
+        run = [];
+        if (!last) {
+          await tx.query(insert, params);
+          return false;
+        }
+        await tx.query(`WITH inserted AS (${insert}) ${updateSummaries(10)}`, [...params, ...summaryParams]);
+        return true;
+      };
+      for (const { event, position } of items) {
+        if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
+        else {
+          await flush(false);
+          await applyEvent(event, tx, position);
+        }
+      }
+      if (!(await flush(true))) await tx.query(updateSummaries(1), summaryParams);
     },
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);

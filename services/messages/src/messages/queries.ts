@@ -67,6 +67,26 @@ export async function findByClientMsgId(db: Queryable, chatId: string, senderId:
   return rows[0] ?? null;
 }
 
+/**
+ * The stored message of each (chat, sender, clientMsgId), in the order asked (null where none), in
+ * one statement: the gateway checks a connection's first sends in batches.
+ */
+export async function findByClientMsgIds(
+  db: Queryable,
+  sends: { chatId: string; senderId: string; clientMsgId: string }[],
+): Promise<({ id: string; seq: number } | null)[]> {
+  if (sends.length === 0) return [];
+  const { rows } = await db.query<{ i: number; id: string; seq: number }>(
+    `SELECT s.i::int AS i, m.id, m.seq
+       FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY AS s(chat_id, sender_id, client_msg_id, i)
+       JOIN messages.messages m ON m.chat_id = s.chat_id AND m.sender_id = s.sender_id AND m.client_msg_id = s.client_msg_id`,
+    [sends.map((s) => s.chatId), sends.map((s) => s.senderId), sends.map((s) => s.clientMsgId)],
+  );
+  const found: ({ id: string; seq: number } | null)[] = sends.map(() => null);
+  for (const row of rows) found[row.i - 1] = { id: row.id, seq: row.seq };
+  return found;
+}
+
 /** Reactions of several messages: per emoji the count, and whether `userId` is among them. */
 export async function reactionsOf(db: Queryable, messageIds: string[], userId: string): Promise<Map<string, ReactionSummary>> {
   const out = new Map<string, ReactionSummary>();
