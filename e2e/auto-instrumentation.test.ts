@@ -151,10 +151,12 @@ describe('automatic instrumentation (http, fastify, ioredis) through the --impor
     const isRedis = (s: ReceivedSpan) => s.scope === '@opentelemetry/instrumentation-ioredis' && s.attributes['db.system'] === 'redis';
 
     for (const [method, route] of [['POST', '/api/v1/auth/register'], ['POST', '/api/v1/auth/login']] as const) {
-      const { root: r, spans } = await traceOf(method, route, (all) => all.some(isPg));
+      const isServe = (s: ReceivedSpan) => s.service === 'users' && s.name === `serve ${env.namespace}.api.users`;
+      // Each process exports in its own batches: wait for the serve span too, not only its SQL.
+      const { root: r, spans } = await traceOf(method, route, (all) => all.some(isPg) && all.some(isServe));
       expect(r.name).toBe(`${method} ${route}`);
       expect(r.attributes['http.response.status_code']).toBe(route.endsWith('register') ? 201 : 200);
-      const serve = spans.find((s) => s.service === 'users' && s.name === `serve ${env.namespace}.api.users`)!;
+      const serve = spans.find(isServe)!;
       expect(serve.parentSpanId).toBe(r.spanId);
       for (const sql of spans.filter(isPg)) expect(descendsFrom(sql, serve)).toBe(true);
     }

@@ -146,7 +146,16 @@ describe('backup, verify and restore (services/backup)', () => {
         }
         // Search answers the same, within what the backup holds.
         const restoredIds = new Set((await Promise.all(chats.map((c) => history(restored, token, c)))).flat().map((m) => m.id));
-        const search = async (s: Pick<Stack, 'baseUrl'>, t: string) => (await http(s, 'GET', '/api/v1/search?q=walrus&limit=200', { token: t })).body.items.map((m: any) => m.id);
+        // Every hit, page by page: the writers may have stored more than one page of them.
+        const search = async (s: Pick<Stack, 'baseUrl'>, t: string) => {
+          const ids: string[] = [];
+          for (let cursor: string | null = null; ; ) {
+            const page: any = (await http(s, 'GET', `/api/v1/search?q=walrus&limit=100${cursor ? `&before=${encodeURIComponent(cursor)}` : ''}`, { token: t })).body;
+            ids.push(...page.items.map((m: any) => m.id));
+            cursor = page.nextCursor;
+            if (!cursor) return ids;
+          }
+        };
         const originalHits = (await search(stack, ann.accessToken)).filter((id: string) => restoredIds.has(id));
         expect(await search(restored, token)).toEqual(originalHits);
         expect((await search(restored, token)).length).toBeGreaterThan(0);

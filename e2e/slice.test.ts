@@ -83,7 +83,7 @@ describe('one message through gateway, JetStream, projection and back', () => {
     const bus = await connectBus({ url: stack.env.natsUrl, name: 'old-send', log: createLogger({ service: 't', level: 'silent' }) });
     try {
       const sequencer = new Sequencer(bus.js, bus.jsm, streamName(stack.env.namespace, 'chats'));
-      const stored = [];
+      const stored: { clientMsgId: string; messageId: string; seq: number }[] = [];
       for (const clientMsgId of ['long-ago', 'long-ago-2']) {
         const command = { chatId, senderId: alice.id, messageId: newId(), clientMsgId, body: 'sent before the outage', replyTo: null, attachmentIds: [], at: new Date(), eventId: newId(), correlationId: newId() };
         const original = await sequencer.append(subjects.chat(stack.env.namespace, chatId), `outside-the-window-${clientMsgId}`, (seq) => messageSent(command, seq));

@@ -223,7 +223,8 @@ export async function runRestore(config: BackupConfig, archive: string, options:
   } finally {
     await Promise.all(children.map(stopChild));
     await bus.nc.close().catch(() => {});
-    await rm(extracted, { recursive: true, force: true });
+    // As in verify: a failed unpack may still be writing; retry, and keep the real error.
+    await rm(extracted, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }).catch((error: unknown) => log.warn({ err: error, dir: extracted }, 'could not remove the unpacked archive'));
   }
 }
 

@@ -60,7 +60,9 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
       await bus.nc.close().catch(() => {});
     }
     await dropDatabase(target.databaseUrl).catch((error: unknown) => log.warn({ err: error }, 'could not drop the scratch database'));
-    await rm(tmp, { recursive: true, force: true });
+    // A failed unpack may still have file writes in flight (node-tar rejects at the first error):
+    // retry the removal, and never let a cleanup failure hide the reason verify failed.
+    await rm(tmp, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }).catch((error: unknown) => log.warn({ err: error, dir: tmp }, 'could not remove the scratch directory'));
   }
   const ok = problems.length === 0;
   if (ok) await writeFile(`${archive}.verified`, `${JSON.stringify({ verifiedAt: new Date().toISOString(), lines })}\n`);

@@ -71,7 +71,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     const data = socket.getUserData();
     data.userId = userId;
     data.sessionId = sessionId;
-    data.authenticatedAt = Date.now();
+    data.resendWindowFrom = Date.now();
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
@@ -125,6 +125,8 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         for (const event of after.events) deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)));
       }
       send(socket, { op: 'resumed' }, 'resumed');
+      // The reconnect recipe resends the outbox right after `resumed`: its window starts now.
+      data.resendWindowFrom = Date.now();
     } finally {
       data.resuming = false;
       deps.delivery.release(socket);
@@ -283,7 +285,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         holdTimer: null,
         resuming: false,
         sends: 0,
-        authenticatedAt: 0,
+        resendWindowFrom: 0,
         tokens: deps.frameBurst,
         refilledAt: Date.now(),
         strikes: 0,

@@ -25,8 +25,8 @@ export interface SocketData {
   resuming: boolean;
   /** Sends received on this socket so far: the first few are checked against earlier sends. */
   sends: number;
-  /** When the socket authenticated (ms since the epoch; 0 before): resends come soon after. */
-  authenticatedAt: number;
+  /** When the socket authenticated or finished a resume (ms since the epoch; 0 before): a client's resends come right after. */
+  resendWindowFrom: number;
   /** Token bucket for incoming frames (flood protection). */
   tokens: number;
   refilledAt: number;

@@ -14,7 +14,7 @@ export interface SendDeps {
   serviceTimeoutMs: number;
   /** The first this-many sends of a connection are checked against earlier sends… */
   resendCheckSends: number;
-  /** …if made within this many ms of its authentication. */
+  /** …if made within this many ms of its authentication or its `resumed`. */
   resendCheckMs: number;
   resendCheck: ResendCheck;
   registry: SocketRegistry;
@@ -70,10 +70,10 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
   // A client resends what it never saw acked as the first frames after reconnecting (it flushes
   // its outbox at once). Within JetStream's dedup window the publish below answers with the
   // original; past it, only the projection knows, so a connection's first sends, made soon after
-  // it authenticated, are checked there: a lookup each (batched per turn, resend-check.ts) while a
+  // it authenticated or resumed, are checked there: a lookup each (batched per turn, resend-check.ts) while a
   // connection is young, none afterwards, when a long-lived connection's sends are all new.
   const data = socket.getUserData();
-  if (data.sends++ < deps.resendCheckSends && Date.now() - data.authenticatedAt <= deps.resendCheckMs) {
+  if (data.sends++ < deps.resendCheckSends && Date.now() - data.resendWindowFrom <= deps.resendCheckMs) {
     // Best effort: if the projection cannot answer (say Postgres is down), JetStream's dedup window
     // still covers the resends that matter most, so the send goes on rather than failing.
     const earlier = await deps.resendCheck.earlier({ chatId, senderId: userId, clientMsgId: frame.clientMsgId });
