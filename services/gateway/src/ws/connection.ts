@@ -122,7 +122,9 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         }
         // Events the socket already has (live, before the resume) are not sent twice.
         if ((data.lastSeq.get(chatId) ?? 0) < cursor) data.lastSeq.set(chatId, cursor);
-        for (const event of after.events) deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)));
+        let sent = 0;
+        for (const event of after.events) if (deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
+        deps.delivery.countSent(sent);
       }
       send(socket, { op: 'resumed' }, 'resumed');
       // The reconnect recipe resends the outbox right after `resumed`: its window starts now.

@@ -63,34 +63,45 @@ export class ChatDelivery {
     const sockets = this.members.get(event.chatId);
     if (!sockets || sockets.size === 0) return;
     const frame = JSON.stringify(toClientEvent(event));
-    for (const socket of sockets) this.deliver(socket, event.chatId, event.seq, frame);
+    let sent = 0;
+    for (const socket of sockets) if (this.deliver(socket, event.chatId, event.seq, frame)) sent += 1;
+    this.countSent(sent);
   }
 
-  /** Sends to one socket unless it already has this seq; holds it while the socket resumes. */
-  deliver(socket: Socket, chatId: string, seq: number, frame: string): void {
+  /** Sends to one socket unless it already has this seq; holds it while the socket resumes. True if sent now. */
+  private deliver(socket: Socket, chatId: string, seq: number, frame: string): boolean {
     const data = socket.getUserData();
-    if (data.closed) return;
+    if (data.closed) return false;
     if (data.held) {
       if (data.held.length >= MAX_HELD) {
         socket.end(CLOSE_SLOW_READER, 'too many events during resume; reconnect and resume');
-        return;
+        return false;
       }
       data.held.push({ chatId, seq, frame });
-      return;
+      return false;
     }
-    this.sendNow(socket, chatId, seq, frame);
+    return this.sendNow(socket, chatId, seq, frame);
   }
 
-  sendNow(socket: Socket, chatId: string, seq: number, frame: string): void {
+  /** Sends unless the socket already has this seq. True if sent; the caller counts it (countSent). */
+  sendNow(socket: Socket, chatId: string, seq: number, frame: string): boolean {
     const data = socket.getUserData();
-    if (data.closed || seq <= (data.lastSeq.get(chatId) ?? 0)) return;
+    if (data.closed || seq <= (data.lastSeq.get(chatId) ?? 0)) return false;
     if (socket.getBufferedAmount() > this.maxBufferedBytes) {
       socket.end(CLOSE_SLOW_READER, 'reader too slow; reconnect and resume');
-      return;
+      return false;
     }
     data.lastSeq.set(chatId, seq);
     socket.send(frame, false);
-    this.metrics.websocketMessages.inc({ direction: 'out', op: 'event' });
+    return true;
+  }
+
+  /**
+   * Counts event frames sent, once per batch: a labelled prom-client increment hashes its labels,
+   * and an event goes to several sockets.
+   */
+  countSent(frames: number): void {
+    if (frames > 0) this.metrics.websocketMessages.inc({ direction: 'out', op: 'event' }, frames);
   }
 
   /**
@@ -116,6 +127,8 @@ export class ChatDelivery {
     if (data.holdTimer) clearTimeout(data.holdTimer);
     data.holdTimer = null;
     // Held events are in arrival order, which per chat is seq order (one ordered consumer).
-    for (const h of held) this.sendNow(socket, h.chatId, h.seq, h.frame);
+    let sent = 0;
+    for (const h of held) if (this.sendNow(socket, h.chatId, h.seq, h.frame)) sent += 1;
+    this.countSent(sent);
   }
 }
