@@ -153,6 +153,7 @@ async function main() {
     const ctx = { pool, opts, log, watch: parleyWatch, backlog, sampler, nextPhase: 1 };
     results.parley = await loadPhases(ctx, opts.steps, opts.stepSeconds, 'Parley', { connectedAt });
     results.parley.counters = await pool.all('counters');
+    results.parley.appends = await gatewayAppends(system.gateways);
 
     log('bench: verifying delivery (every acked message, every recipient socket, exactly once)');
     results.parley.verification = await verifyDelivery(pool, chats.length);
@@ -337,3 +338,20 @@ main().then(
     process.exit(2);
   },
 );
+
+/**
+ * The gateways' JetStream appends so far, by outcome (`bus_publishes_total`): "conflict" is a send
+ * whose expected-last-sequence check failed because another gateway appended to the chat first
+ * (it is retried on the new head), the cost the sequencer's live heads keep down.
+ */
+async function gatewayAppends(gateways) {
+  const totals = {};
+  for (const g of gateways) {
+    const text = await fetch(`http://127.0.0.1:${g.metricsPort}/metrics`).then((r) => r.text()).catch(() => '');
+    for (const m of text.matchAll(/^bus_publishes_total\{([^}]*)\}\s+([\d.e+]+)/gm)) {
+      const outcome = /outcome="([^"]+)"/.exec(m[1])?.[1] ?? 'unknown';
+      totals[outcome] = (totals[outcome] ?? 0) + Number(m[2]);
+    }
+  }
+  return totals;
+}

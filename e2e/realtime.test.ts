@@ -50,6 +50,33 @@ describe('realtime: scale-out, resume, typing', () => {
     onG2.close();
   });
 
+  it('builds each send on the chat head it saw live, so senders on two gateways do not collide', async () => {
+    const conflicts = async (port: number) =>
+      Number(/bus_publishes_total\{[^}]*outcome="conflict"[^}]*\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
+    const chatId = await groupOf(stack, alice, [bob], 'heads');
+    const onG1 = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const onG2 = await TestSocket.open(urlsOf(g2).wsUrl, bob.accessToken);
+    await Promise.all([onG1.sync(), onG2.sync()]);
+    const before = (await conflicts(stack.metricsPorts.gateway)) + (await conflicts(g2.metricsPort));
+    const seqs: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      // Each side sends only after its gateway delivered the other's message: the head it knows
+      // came from the live fan-out, not from its own last append.
+      onG1.send({ op: 'send', chatId, clientMsgId: `h1-${i}`, body: `one ${i}` });
+      seqs.push((await onG1.next((f) => f.op === 'ack' && f.clientMsgId === `h1-${i}`)).seq);
+      await onG2.next((f) => f.op === 'event' && f.chatId === chatId && f.seq === seqs.at(-1));
+      onG2.send({ op: 'send', chatId, clientMsgId: `h2-${i}`, body: `two ${i}` });
+      seqs.push((await onG2.next((f) => f.op === 'ack' && f.clientMsgId === `h2-${i}`)).seq);
+      await onG1.next((f) => f.op === 'event' && f.chatId === chatId && f.seq === seqs.at(-1));
+    }
+    expect(seqs).toEqual(seqs.map((_, i) => seqs[0]! + i));
+    // Without the live heads every one of these sends after the first two would fail its
+    // expected-sequence check once and re-read the head.
+    expect((await conflicts(stack.metricsPorts.gateway)) + (await conflicts(g2.metricsPort)) - before).toBe(0);
+    onG1.close();
+    onG2.close();
+  });
+
   it('carries a chat only to the gateways holding its members', async () => {
     const followed = async (port: number) => Number(/gateway_followed_chats\{[^}]*\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1]);
     const loner = await register(stack, 'rt_loner');

@@ -128,6 +128,8 @@ export function renderMarkdown(r) {
       for (const [k, v] of Object.entries(c.otherErrors ?? {})) all[k] = (all[k] ?? 0) + v;
       return all;
     }, {});
+    const appends = r.parley.appends ?? {};
+    lines.push(`- Gateways' JetStream appends (whole run): stored ${fmt(appends.stored ?? 0, 0)}, duplicates ${fmt(appends.duplicate ?? 0, 0)}, expected-sequence conflicts (retried on the new head) ${fmt(appends.conflict ?? 0, 0)}, errors ${fmt(appends.error ?? 0, 0)}`);
     lines.push(`- Socket events: reconnects ${sum('reconnects')}, resets ${sum('resets')}, out-of-order deliveries ${sum('outOfOrder')}, other error frames ${JSON.stringify(other)}, typing frames received ${sum('typingReceived')}, read.updated ${sum('readUpdates')}, presence ${sum('presenceReceived')}`);
     lines.push('');
   }
