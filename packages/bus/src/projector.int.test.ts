@@ -4,7 +4,7 @@ import { createLogger } from '@parley/log';
 import { createMetrics } from '@parley/telemetry';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { connectBus, type Bus } from './connect.js';
-import { Projector, waitForCheckpoint, type Projection } from './projector.js';
+import { Projector, waitForCheckpoint, type Projection, type ProjectorOptions } from './projector.js';
 import { publishEvent } from './publish.js';
 import { ensureStreams } from './streams.js';
 
@@ -49,7 +49,7 @@ describe('Projector', () => {
     await ensureStreams(bus.jsm, [{ name: stream, description: 't', subjects: [`${subjectRoot}.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120 }], createLogger({ service: 't', level: 'silent' }));
   });
 
-  function projector(name: string, projection: Partial<Projection<Noted>> = {}, logs: string[] = []) {
+  function projector(name: string, projection: Partial<Projection<Noted>> = {}, logs: string[] = [], options: Partial<ProjectorOptions<Noted>> = {}) {
     const metrics = createMetrics('test');
     const p = new Projector<Noted>({
       bus,
@@ -70,6 +70,7 @@ describe('Projector', () => {
       metrics,
       ackWaitMs: 1000,
       maxAttempts: 3,
+      ...options,
     });
     projectors.push(p);
     return { p, metrics };
@@ -86,6 +87,22 @@ describe('Projector', () => {
     for (let n = 1; n <= 50; n++) last = (await publish(n, `${subjectRoot}.${n % 3}`)).seq;
     expect(await waitForCheckpoint(pool, 'checkpoints', name, last, 10_000)).toBe(true);
     expect(await notes(name)).toEqual(Array.from({ length: 50 }, (_, i) => i + 1));
+  });
+
+  it('lingers for more events before a batch, so events at a steady rate share one transaction', async () => {
+    const name = `linger${run}`;
+    const batches: number[][] = [];
+    const { p } = projector(name, {}, [], { lingerMs: 1_000, hooks: { received: async (seqs) => void batches.push(seqs) } });
+    p.start();
+    const first = await publish(1);
+    expect(await waitForCheckpoint(pool, 'checkpoints', name, first.seq, 10_000)).toBe(true);
+    batches.length = 0;
+    // One at a time, each after the last was stored: without the linger each would be a batch.
+    let last = 0;
+    for (let n = 2; n <= 6; n++) last = (await publish(n)).seq;
+    expect(await waitForCheckpoint(pool, 'checkpoints', name, last, 10_000)).toBe(true);
+    expect(batches).toEqual([[last - 4, last - 3, last - 2, last - 1, last]]);
+    expect(await notes(name)).toEqual([1, 2, 3, 4, 5, 6]);
   });
 
   it('terminates a poison event, counts and logs it, and carries on with the next ones', async () => {
