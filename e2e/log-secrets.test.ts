@@ -55,7 +55,8 @@ describe('secrets never reach the logs', () => {
     expect((await api('POST', '/api/v1/users/me/password', { token: reg.body.accessToken, body: { currentPassword: password, newPassword } })).status).toBe(204);
     expect((await api('POST', '/api/v1/auth/password-reset/request', { body: { email: 'sentinel@example.test' } })).status).toBe(202);
     const mail = await eventually(async () => {
-      const files = await readdir(mailDir);
+      // Only finished mails: one being written is a hidden .tmp file until it is renamed.
+      const files = (await readdir(mailDir)).filter((f) => f.endsWith('.eml'));
       return files.length > 0 ? readFile(path.join(mailDir, files[0]!), 'utf8') : undefined;
     }, 10_000, 'reset mail');
     // The mail is quoted-printable: undo soft line breaks and =XX escapes before reading the link.

@@ -11,8 +11,13 @@ import { startUsersService } from '../services/users/src/service.js';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
 /** Every file in the mail folder (the development transport writes one .eml per mail). */
+/**
+ * The written mails, oldest first. Only `.eml` files: a mail being written is a hidden `.tmp` file
+ * first, which sorts before every mail; counted, it made "the newest mail" an older one, so the
+ * reset test once confirmed another account's token and found its own sessions still alive.
+ */
 async function mailFiles(dir: string): Promise<string[]> {
-  return (await readdir(dir)).sort();
+  return (await readdir(dir)).filter((f) => f.endsWith('.eml')).sort();
 }
 
 /** The reset token in a written mail. Quoted-printable (long lines, `=` as `=3D`) is decoded first. */
