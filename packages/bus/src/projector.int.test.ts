@@ -92,7 +92,8 @@ describe('Projector', () => {
   it('lingers for more events before a batch, so events at a steady rate share one transaction', async () => {
     const name = `linger${run}`;
     const batches: number[][] = [];
-    const { p } = projector(name, {}, [], { lingerMs: 1_000, hooks: { received: async (seqs) => void batches.push(seqs) } });
+    // The linger stays far inside the ack wait (a quarter at most), so nothing is redelivered meanwhile.
+    const { p } = projector(name, {}, [], { lingerMs: 2_000, ackWaitMs: 10_000, hooks: { received: async (seqs) => void batches.push(seqs) } });
     p.start();
     const first = await publish(1);
     expect(await waitForCheckpoint(pool, 'checkpoints', name, first.seq, 10_000)).toBe(true);
@@ -103,6 +104,19 @@ describe('Projector', () => {
     expect(await waitForCheckpoint(pool, 'checkpoints', name, last, 10_000)).toBe(true);
     expect(batches).toEqual([[last - 4, last - 3, last - 2, last - 1, last]]);
     expect(await notes(name)).toEqual([1, 2, 3, 4, 5, 6]);
+  });
+
+  it('keeps a linger longer than the ack wait allows to a quarter of it, so a waiting batch is not redelivered', async () => {
+    const name = `clamped${run}`;
+    const batches: number[][] = [];
+    const { p } = projector(name, {}, [], { lingerMs: 60_000, ackWaitMs: 2_000, hooks: { received: async (seqs) => void batches.push(seqs) } });
+    p.start();
+    const started = Date.now();
+    const first = await publish(1);
+    expect(await waitForCheckpoint(pool, 'checkpoints', name, first.seq, 10_000)).toBe(true);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 2_500)); // past the ack wait: a redelivery would show now
+    expect(batches).toEqual([[first.seq]]);
   });
 
   it('terminates a poison event, counts and logs it, and carries on with the next ones', async () => {

@@ -103,7 +103,9 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     this.batchSize = o.batchSize ?? 200;
     this.ackWaitMs = o.ackWaitMs ?? 30_000;
     this.maxAttempts = o.maxAttempts ?? 5;
-    this.lingerMs = o.lingerMs ?? 0;
+    // A lingering batch is not acked yet: keep the wait far inside the ack wait, or JetStream
+    // redelivers what is still waiting (harmless, the checkpoint skips it, but wasted).
+    this.lingerMs = Math.min(o.lingerMs ?? 0, this.ackWaitMs / 4);
   }
 
   get name(): string {
