@@ -181,8 +181,7 @@ async function main() {
         servers: system.gateways.map((g) => ({ label: g.label, pid: system.processes[g.label] })),
         countOpen: async () => {
           let n = 0;
-          for (const g of system.gateways) {
-            const text = await fetch(`http://127.0.0.1:${g.metricsPort}/metrics`).then((r) => r.text()).catch(() => '');
+          for (const text of await gatewayMetrics(system.gateways)) {
             const m = /^websocket_connections_total(?:\{[^}]*\})?\s+([\d.e+]+)/m.exec(text);
             n += m ? Number(m[1]) : 0;
           }
@@ -346,12 +345,16 @@ main().then(
  */
 async function gatewayAppends(gateways) {
   const totals = {};
-  for (const g of gateways) {
-    const text = await fetch(`http://127.0.0.1:${g.metricsPort}/metrics`).then((r) => r.text()).catch(() => '');
+  for (const text of await gatewayMetrics(gateways)) {
     for (const m of text.matchAll(/^bus_publishes_total\{([^}]*)\}\s+([\d.e+]+)/gm)) {
       const outcome = /outcome="([^"]+)"/.exec(m[1])?.[1] ?? 'unknown';
       totals[outcome] = (totals[outcome] ?? 0) + Number(m[2]);
     }
   }
   return totals;
+}
+
+/** Each gateway's /metrics page (empty when it does not answer). */
+function gatewayMetrics(gateways) {
+  return Promise.all(gateways.map((g) => fetch(`http://127.0.0.1:${g.metricsPort}/metrics`).then((r) => r.text()).catch(() => '')));
 }

@@ -2,6 +2,7 @@ import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
 import { startGatewayService } from '../services/gateway/src/service.js';
+import { metricSum } from './faults/harness/metrics.js';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
 type Gateway = Awaited<ReturnType<typeof startGatewayService>>;
@@ -51,8 +52,7 @@ describe('realtime: scale-out, resume, typing', () => {
   });
 
   it('builds each send on the chat head it saw live, so senders on two gateways do not collide', async () => {
-    const conflicts = async (port: number) =>
-      Number(/bus_publishes_total\{[^}]*outcome="conflict"[^}]*\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text())?.[1] ?? 0);
+    const conflicts = async (port: number) => metricSum(await (await fetch(`http://127.0.0.1:${port}/metrics`)).text(), 'bus_publishes_total', 'outcome="conflict"');
     const chatId = await groupOf(stack, alice, [bob], 'heads');
     const onG1 = await TestSocket.open(stack.wsUrl, alice.accessToken);
     const onG2 = await TestSocket.open(urlsOf(g2).wsUrl, bob.accessToken);

@@ -59,10 +59,18 @@ export function serveRequests(
   return sub;
 }
 
-/** Sends a JSON request and returns the JSON answer; no responder or a timeout is ServiceUnavailableError. */
+/**
+ * Sends a JSON request and returns the JSON answer; no responder or a timeout is ServiceUnavailableError.
+ * Requests made in one event-loop turn leave in one socket write (turn.ts).
+ */
 export async function requestJson<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5_000): Promise<T> {
+  await endOfTurn();
+  return requestJsonNow<T>(nc, subject, payload, timeoutMs);
+}
+
+/** requestJson for a caller already at the end of its turn (one that batches per turn itself). */
+export async function requestJsonNow<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5_000): Promise<T> {
   try {
-    await endOfTurn(); // requests made in one turn leave in one socket write (turn.ts)
     const reply = await nc.request(subject, JSON.stringify(payload), { timeout: timeoutMs, headers: headersWithTrace() });
     if (reply.headers?.get(FAILURE_HEADER)) throw new RemoteFailureError(`${subject} failed on the responder`);
     return reply.json<T>();
@@ -91,8 +99,19 @@ export function callRpc<M extends RpcMethod>(
   req: RpcMethods[M]['req'],
   timeoutMs?: number,
 ): Promise<RpcMethods[M]['res']> {
+  return endOfTurn().then(() => callRpcNow(nc, namespace, method, req, timeoutMs));
+}
+
+/** callRpc for a caller already at the end of its turn (one that batches per turn itself). */
+export function callRpcNow<M extends RpcMethod>(
+  nc: NatsConnection,
+  namespace: string,
+  method: M,
+  req: RpcMethods[M]['req'],
+  timeoutMs?: number,
+): Promise<RpcMethods[M]['res']> {
   const [service, name] = method.split('.') as [ServiceName, string];
-  return requestJson<RpcMethods[M]['res']>(nc, subjects.rpc(namespace, service, name), req, timeoutMs);
+  return requestJsonNow<RpcMethods[M]['res']>(nc, subjects.rpc(namespace, service, name), req, timeoutMs);
 }
 
 /** Serves every handler of `handlers` as `<ns>.rpc.<service>.<name>` in the service's queue group. */

@@ -67,10 +67,8 @@ export class Sequencer {
    * gateways that happened to about one send in six. Older news than the cached head is ignored.
    */
   observe(subject: string, streamSeq: number, seq: number): void {
-    const head = this.heads.get(subject);
-    if (head && head.streamSeq >= streamSeq) return;
     // Only subjects already cached: a chat this process never appends to needs no head.
-    if (head) this.heads.set(subject, { streamSeq, seq });
+    if (this.heads.has(subject)) this.remember(subject, { streamSeq, seq });
   }
 
   /** The subject's latest seq (0 when it has no events), read from the stream. */
@@ -89,8 +87,7 @@ export class Sequencer {
           if (!original) throw new Error(`duplicate of stream seq ${ack.seq} on ${subject}, but it is gone`);
           return { event: original.value, streamSeq: ack.seq, duplicate: true };
         }
-        // The live fan-out may already have shown us a newer head: keep the newest.
-        if ((this.heads.get(subject)?.streamSeq ?? 0) < ack.seq) this.remember(subject, { streamSeq: ack.seq, seq: event.seq });
+        this.remember(subject, { streamSeq: ack.seq, seq: event.seq });
         return { event, streamSeq: ack.seq, duplicate: false };
       } catch (error) {
         if (!(error instanceof WrongLastSequenceError)) throw error;
@@ -104,11 +101,18 @@ export class Sequencer {
   private async readHead(subject: string): Promise<Head> {
     const last = await readStored<SequencedEvent>(this.jsm, this.stream, { last_by_subj: subject });
     const head = last ? { streamSeq: last.streamSeq, seq: last.value.seq } : { streamSeq: 0, seq: 0 };
+    this.heads.delete(subject); // the stream's own answer replaces whatever was cached
     this.remember(subject, head);
     return head;
   }
 
+  /**
+   * Caches a subject's head, unless a newer one is cached already (the live fan-out may show a
+   * newer append before our own ack arrives). A conflict deletes the head before re-reading it.
+   */
   private remember(subject: string, head: Head): void {
+    const cached = this.heads.get(subject);
+    if (cached && cached.streamSeq >= head.streamSeq) return;
     if (this.heads.size >= this.maxCachedHeads && !this.heads.has(subject)) {
       // Drop the oldest entry (Map keeps insertion order): a miss only costs one read.
       const oldest = this.heads.keys().next().value;

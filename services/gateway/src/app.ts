@@ -87,9 +87,13 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       allowedOrigins: config.WS_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
-      resendCheckSends: config.WS_RESEND_CHECK_SENDS,
-      resendCheckMs: config.WS_RESEND_CHECK_SECONDS * 1000,
-      resendCheck: new ResendCheck({ bus: deps.bus, namespace: deps.namespace, timeoutMs: config.SERVICE_TIMEOUT_MS }),
+      resendCheck: new ResendCheck({
+        bus: deps.bus,
+        namespace: deps.namespace,
+        timeoutMs: config.SERVICE_TIMEOUT_MS,
+        maxSends: config.WS_RESEND_CHECK_SENDS,
+        windowMs: config.WS_RESEND_CHECK_SECONDS * 1000,
+      }),
       draining,
     }),
   );

@@ -62,16 +62,16 @@ export function messagesRpc(
       return exportUserData(pool, req.userId);
     },
     sentMessages: async (req: Req<'messages.sentMessages'>): Res<'messages.sentMessages'> => {
-      const sends = Array.isArray(req?.sends) ? req.sends.slice(0, MAX_SENT_LOOKUPS) : [];
+      const sends: unknown[] = Array.isArray(req?.sends) ? req.sends.slice(0, MAX_SENT_LOOKUPS) : [];
       // A malformed entry cannot match anything stored: it is answered null without a lookup.
-      const wellFormed = (s: unknown): s is { chatId: string; senderId: string; clientMsgId: string } => {
+      const valid = sends.flatMap((s, i) => {
         const x = s as { chatId?: unknown; senderId?: unknown; clientMsgId?: unknown } | null;
-        return isId(x?.chatId) && isId(x?.senderId) && typeof x?.clientMsgId === 'string';
-      };
-      const valid = sends.filter(wellFormed);
+        return isId(x?.chatId) && isId(x?.senderId) && typeof x?.clientMsgId === 'string' ? [{ i, chatId: x.chatId, senderId: x.senderId, clientMsgId: x.clientMsgId }] : [];
+      });
       const rows = await findByClientMsgIds(pool, valid);
-      let next = 0;
-      return { found: sends.map((s) => (wellFormed(s) ? rows[next++] : null)).map((r) => (r ? { messageId: r.id, seq: r.seq } : null)) };
+      const found: RpcMethods['messages.sentMessages']['res']['found'] = sends.map(() => null);
+      valid.forEach(({ i }, k) => (found[i] = rows[k] ?? null));
+      return { found };
     },
     /** The WebSocket `read` frame, forwarded by the gateway. */
     markRead: async (req: Req<'messages.markRead'>): Res<'messages.markRead'> => {

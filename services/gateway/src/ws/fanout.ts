@@ -42,7 +42,7 @@ export class LiveFanout {
       /** Most events read from the stream to fill one gap. */
       maxCatchUp: number;
       /** Learns each chat's newest event, so this gateway's next send to it builds on that. */
-      sequencer?: Pick<Sequencer, 'observe'>;
+      sequencer: Pick<Sequencer, 'observe'>;
     },
   ) {
     this.stream = streamName(deps.namespace, 'chats');
@@ -114,7 +114,7 @@ export class LiveFanout {
     }
     // JetStream's republish says where it stored the event.
     const streamSeq = Number(msg.headers?.get('Nats-Sequence'));
-    if (streamSeq > 0) this.deps.sequencer?.observe(subjects.chat(this.deps.namespace, chatId), streamSeq, event.seq);
+    if (streamSeq > 0) this.deps.sequencer.observe(subjects.chat(this.deps.namespace, chatId), streamSeq, event.seq);
     this.enqueue(chatId, async (state) => {
       if (state.lastSeq > 0 && event.seq > state.lastSeq + 1) await this.fill(chatId, state, state.lastSeq, event.seq);
       this.apply(state, event);

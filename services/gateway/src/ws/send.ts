@@ -12,10 +12,7 @@ export interface SendDeps {
   sequencer: Sequencer;
   maxChars: number;
   serviceTimeoutMs: number;
-  /** The first this-many sends of a connection are checked against earlier sends… */
-  resendCheckSends: number;
-  /** …if made within this many ms of its authentication or its `resumed`. */
-  resendCheckMs: number;
+  /** Recognises a resend of a send stored before (a young connection's first sends). */
   resendCheck: ResendCheck;
   registry: SocketRegistry;
   delivery: ChatDelivery;
@@ -67,18 +64,11 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
     if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
     for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
   }
-  // A client resends what it never saw acked as the first frames after reconnecting (it flushes
-  // its outbox at once). Within JetStream's dedup window the publish below answers with the
-  // original; past it, only the projection knows, so a connection's first sends, made soon after
-  // it authenticated or resumed, are checked there: a lookup each (batched per turn, resend-check.ts) while a
-  // connection is young, none afterwards, when a long-lived connection's sends are all new.
-  const data = socket.getUserData();
-  if (data.sends++ < deps.resendCheckSends && Date.now() - data.resendWindowFrom <= deps.resendCheckMs) {
-    // Best effort: if the projection cannot answer (say Postgres is down), JetStream's dedup window
-    // still covers the resends that matter most, so the send goes on rather than failing.
-    const earlier = await deps.resendCheck.earlier({ chatId, senderId: userId, clientMsgId: frame.clientMsgId });
-    if (earlier) return { ok: true, messageId: earlier.messageId, seq: earlier.seq };
-  }
+  // A client resends what it never saw acked as the first frames after reconnecting. Within
+  // JetStream's dedup window the publish below answers with the original; past it, only the
+  // projection knows (resend-check.ts says which sends are looked up there).
+  const earlier = await deps.resendCheck.earlier(socket.getUserData(), { chatId, senderId: userId, clientMsgId: frame.clientMsgId });
+  if (earlier) return { ok: true, messageId: earlier.messageId, seq: earlier.seq };
   const attachmentIds = frame.attachmentIds ?? [];
   const problem = messageBodyProblem(frame.body, deps.maxChars, attachmentIds.length > 0);
   if (problem) return { ok: false, code: 'invalid_request', message: problem };

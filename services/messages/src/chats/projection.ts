@@ -84,13 +84,10 @@ export function chatsProjection(deps: {
       const chats = [...summaries.entries()];
       const summaryParams = [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)];
       let run: { event: MessageSent; position: Position }[] = [];
-      // A run of plain messages is one INSERT; the run that ends the batch (the usual case: a
-      // burst of messages) carries the summaries' UPDATE in the same statement, as a data-modifying
-      // CTE, so the whole burst is one round trip.
-      const flush = async (last: boolean) => {
-        if (run.length === 0) return false;
+      /** The run's INSERT parameters, one array per column; empties the run. */
+      const takeRun = (): unknown[] => {
         const col = <T>(f: (x: { event: MessageSent; position: Position }) => T) => run.map(f);
-        const params: unknown[] = [
+        const params = [
           col((x) => x.event.data.messageId),
           col((x) => x.event.chatId),
           col((x) => x.event.seq),
@@ -102,21 +99,19 @@ export function chatsProjection(deps: {
           col((x) => x.position.streamSeq),
         ];
         run = [];
-        if (!last) {
-          await tx.query({ ...BULK.insert, values: params });
-          return false;
-        }
-        await tx.query({ ...BULK.insertAndSummaries, values: [...params, ...summaryParams] });
-        return true;
+        return params;
       };
       for (const { event, position } of items) {
         if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
         else {
-          await flush(false);
+          if (run.length > 0) await tx.query({ ...BULK.insert, values: takeRun() });
           await applyEvent(event, tx, position);
         }
       }
-      if (!(await flush(true))) await tx.query({ ...BULK.summaries, values: summaryParams });
+      // The run that ends the batch (the usual case: a burst of messages) carries the summaries'
+      // UPDATE in the same statement, as a data-modifying CTE: the whole burst is one round trip.
+      if (run.length > 0) await tx.query({ ...BULK.insertAndSummaries, values: [...takeRun(), ...summaryParams] });
+      else await tx.query({ ...BULK.summaries, values: summaryParams });
     },
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);

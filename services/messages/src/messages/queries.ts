@@ -74,16 +74,16 @@ export async function findByClientMsgId(db: Queryable, chatId: string, senderId:
 export async function findByClientMsgIds(
   db: Queryable,
   sends: { chatId: string; senderId: string; clientMsgId: string }[],
-): Promise<({ id: string; seq: number } | null)[]> {
+): Promise<({ messageId: string; seq: number } | null)[]> {
   if (sends.length === 0) return [];
-  const { rows } = await db.query<{ i: number; id: string; seq: number }>(
-    `SELECT s.i::int AS i, m.id, m.seq
+  const { rows } = await db.query<{ i: number; messageId: string; seq: number }>(
+    `SELECT s.i::int AS i, m.id AS "messageId", m.seq
        FROM unnest($1::uuid[], $2::uuid[], $3::text[]) WITH ORDINALITY AS s(chat_id, sender_id, client_msg_id, i)
        JOIN messages.messages m ON m.chat_id = s.chat_id AND m.sender_id = s.sender_id AND m.client_msg_id = s.client_msg_id`,
     [sends.map((s) => s.chatId), sends.map((s) => s.senderId), sends.map((s) => s.clientMsgId)],
   );
-  const found: ({ id: string; seq: number } | null)[] = sends.map(() => null);
-  for (const row of rows) found[row.i - 1] = { id: row.id, seq: row.seq };
+  const found: ({ messageId: string; seq: number } | null)[] = sends.map(() => null);
+  for (const { i, messageId, seq } of rows) found[i - 1] = { messageId, seq };
   return found;
 }
 
