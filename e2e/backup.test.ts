@@ -111,7 +111,9 @@ describe('backup, verify and restore (services/backup)', () => {
     expect(checkpoint).toBeLessThanOrEqual(chatsStream.lastSeq);
 
     // Restore into a fresh, empty database and namespace (its own attachment directory).
-    const fresh = await createTestEnv();
+    // On the same NATS server, so that the restore can import the source's erasure ledger (its
+    // backup job may read it: secrets --ledger-from).
+    const fresh = await createTestEnv({ shareNatsWith: stack.env, ledgersOf: [stack.env.namespace] });
     const freshFiles = mkdtempSync(path.join(tmpdir(), 'parley-restored-files-'));
     const vars = { ...fresh.env, ATTACHMENTS_DIR: freshFiles };
     try {

@@ -40,7 +40,7 @@ describe('projector killed between commit and ack', () => {
 
   beforeAll(async () => {
     env = await createTestEnv();
-    bus = await connectBus({ url: env.natsUrl, name: 'crash-test', log: createLogger({ service: 'test', level: 'silent' }) });
+    bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'crash-test', log: createLogger({ service: 'test', level: 'silent' }) });
     await ensureStreams(bus.jsm, Object.values(declaredStreams(env.namespace)), createLogger({ service: 'test', level: 'silent' }));
     db = new pg.Client({ connectionString: env.databaseUrl });
   });

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -41,7 +41,7 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     stack = await startServices(vars);
     db = new pg.Client({ connectionString: env.databaseUrl });
     await db.connect();
-    nc = await connect({ servers: env.natsUrl });
+    nc = await env.connectNats();
     redis = new Redis(env.redisUrl);
     [ann, bob, cat, dan] = [await register(stack), await register(stack), await register(stack), await register(stack)];
     direct = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id;

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
-import { connect, type NatsConnection } from '@nats-io/transport-node';
+import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -58,7 +58,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     stack = await startServices(vars);
     db = new pg.Client({ connectionString: env.databaseUrl });
     await db.connect();
-    nc = await connect({ servers: env.natsUrl });
+    nc = await env.connectNats();
     redis = new Redis(env.redisUrl);
     a = await register(stack);
     b = await register(stack);

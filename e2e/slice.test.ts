@@ -80,7 +80,7 @@ describe('one message through gateway, JetStream, projection and back', () => {
 
   it('recognises a resend after the dedup window has passed, through the projection', async () => {
     // Stand-in for a send older than JetStream's two-minute dedup window: stored under another msgId.
-    const bus = await connectBus({ url: stack.env.natsUrl, name: 'old-send', log: createLogger({ service: 't', level: 'silent' }) });
+    const bus = await connectBus({ url: stack.env.natsUrl, identity: stack.env.busIdentity, name: 'old-send', log: createLogger({ service: 't', level: 'silent' }) });
     try {
       const sequencer = new Sequencer(bus.js, bus.jsm, streamName(stack.env.namespace, 'chats'));
       const stored: { clientMsgId: string; messageId: string; seq: number }[] = [];

@@ -9,3 +9,4 @@ export * from './compact.js';
 export * from './read.js';
 export * from './faults.js';
 export * from './turn.js';
+export * from './assertion.js';

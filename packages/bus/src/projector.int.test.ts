@@ -30,7 +30,7 @@ describe('Projector', () => {
 
   beforeAll(async () => {
     env = await createTestEnv();
-    bus = await connectBus({ url: env.natsUrl, name: 'projector-test', log: createLogger({ service: 't', level: 'silent' }) });
+    bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'projector-test', log: createLogger({ service: 't', level: 'silent' }) });
     pool = new pg.Pool({ connectionString: env.databaseUrl });
     await pool.query('CREATE TABLE checkpoints (projector text PRIMARY KEY, stream_seq bigint NOT NULL)');
     await pool.query('CREATE TABLE notes (projector text, n int, stream_seq bigint, PRIMARY KEY (projector, n))');

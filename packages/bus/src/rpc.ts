@@ -1,9 +1,29 @@
-import { headers as natsHeaders, NoRespondersError, TimeoutError, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { subjects, type RpcMethod, type RpcMethods, type ServiceName } from '@parley/contracts';
+import { headers as natsHeaders, NoRespondersError, TimeoutError, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { RPC_SIGNED, subjects, type RpcMethod, type RpcMethods, type ServiceName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import { headersWithTrace, inSpan, SpanKind } from './trace.js';
 import { endOfTurn } from './turn.js';
+import type { SignedRequest } from '@parley/contracts';
+import { ASSERTION_HEADER, type RequestSigner, type RequestVerifier } from './assertion.js';
+
+/** What makes requests: a connection, and for the gateway the key it signs requests for users with. */
+export interface RpcClient {
+  nc: NatsConnection;
+  signer?: RequestSigner | undefined;
+}
+
+/** What a request handler learns besides the payload: the signed request, when it was signed. */
+export interface RequestContext {
+  proof: SignedRequest | null;
+}
+
+/** Refuses requests without a valid gateway signature (see assertion.ts). */
+export interface RequestGuard {
+  verifier: RequestVerifier;
+  /** Unsigned requests are refused when true; when false a valid signature is still passed on as proof. */
+  required: boolean;
+}
 
 /** A request found nobody to answer it, or nobody answered in time: the caller answers 503. */
 export class ServiceUnavailableError extends Error {
@@ -13,6 +33,11 @@ export class ServiceUnavailableError extends Error {
 /** The responder failed while handling the request (it said so in the reply's headers). */
 export class RemoteFailureError extends ServiceUnavailableError {
   override name = 'RemoteFailureError';
+}
+
+/** The responder refused the request: it was not signed, or not for this subject (never retried). */
+export class RequestRefusedError extends Error {
+  override name = 'RequestRefusedError';
 }
 
 /** Header that marks a reply as a failure, so a caller never mistakes an error body for a result. */
@@ -27,11 +52,13 @@ export function serveRequests(
   nc: NatsConnection,
   subject: string,
   queue: string,
-  handler: (payload: unknown) => Promise<unknown>,
+  handler: (payload: unknown, context: RequestContext) => Promise<unknown>,
   log: Logger,
   metrics?: Metrics,
+  guard?: RequestGuard,
 ): Subscription {
   const inFlight = new Set<Promise<void>>();
+  let refusalsLogged = 0;
   const sub = nc.subscribe(subject, {
     queue,
     callback: (err, msg) => {
@@ -40,16 +67,32 @@ export function serveRequests(
         return;
       }
       const work = inSpan(`serve ${subject}`, msg.headers, SpanKind.SERVER, async () => {
+        let proof: SignedRequest | null = null;
+        if (guard) {
+          const assertion = msg.headers?.get(ASSERTION_HEADER) || undefined;
+          const problem = assertion || guard.required ? guard.verifier.check(msg.subject, assertion, msg.data) : 'missing';
+          if (problem && guard.required) {
+            metrics?.rpcRequests.inc({ subject, outcome: 'refused' });
+            // Bounded: a flood of forged requests must not become a flood of log lines.
+            if (refusalsLogged++ < 100) log.warn({ subject, problem }, 'request refused: no valid gateway signature');
+            respondFailure(msg, 'refused');
+            return;
+          }
+          if (!problem && assertion) proof = { subject: msg.subject, assertion, payload: Buffer.from(msg.data).toString('base64') };
+        }
         try {
-          const answer = await handler(msg.json());
+          const answer = await handler(msg.json(), { proof });
           metrics?.rpcRequests.inc({ subject, outcome: 'ok' });
           msg.respond(JSON.stringify(answer));
         } catch (error) {
+          if (error instanceof RequestRefusedError) {
+            metrics?.rpcRequests.inc({ subject, outcome: 'refused' });
+            respondFailure(msg, 'refused');
+            return;
+          }
           log.error({ err: error, subject }, 'request handler failed');
           metrics?.rpcRequests.inc({ subject, outcome: 'error' });
-          const h = natsHeaders();
-          h.set(FAILURE_HEADER, 'internal');
-          msg.respond(JSON.stringify({ error: { code: 'internal', message: 'Internal error' } }), { headers: h });
+          respondFailure(msg, 'internal');
         }
       }).catch(() => {});
       inFlight.add(work);
@@ -59,23 +102,40 @@ export function serveRequests(
   return sub;
 }
 
+function respondFailure(msg: Msg, kind: 'internal' | 'refused'): void {
+  const h = natsHeaders();
+  h.set(FAILURE_HEADER, kind);
+  msg.respond(JSON.stringify({ error: { code: kind, message: kind === 'refused' ? 'Request refused' : 'Internal error' } }), { headers: h });
+}
+
 /**
  * Sends a JSON request and returns the JSON answer; no responder or a timeout is ServiceUnavailableError.
  * Requests made in one event-loop turn leave in one socket write (turn.ts).
  */
-export async function requestJson<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5_000): Promise<T> {
+export async function requestJson<T>(client: RpcClient, subject: string, payload: unknown, timeoutMs = 5_000, options: { sign?: boolean } = {}): Promise<T> {
   await endOfTurn();
-  return requestJsonNow<T>(nc, subject, payload, timeoutMs);
+  return requestJsonNow<T>(client, subject, payload, timeoutMs, options);
 }
 
-/** requestJson for a caller already at the end of its turn (one that batches per turn itself). */
-export async function requestJsonNow<T>(nc: NatsConnection, subject: string, payload: unknown, timeoutMs = 5_000): Promise<T> {
+/**
+ * requestJson for a caller already at the end of its turn (one that batches per turn itself).
+ * `sign`: the request acts for a user, so it carries the client's signature (only the gateway has a signer).
+ */
+export async function requestJsonNow<T>(client: RpcClient, subject: string, payload: unknown, timeoutMs = 5_000, options: { sign?: boolean } = {}): Promise<T> {
+  const data = Buffer.from(JSON.stringify(payload));
+  const headers = headersWithTrace();
+  if (options.sign) {
+    if (!client.signer) throw new Error(`${subject} acts for a user and needs the gateway's signature; this process has no signing key`);
+    headers.set(ASSERTION_HEADER, client.signer.assert(subject, data));
+  }
   try {
-    const reply = await nc.request(subject, JSON.stringify(payload), { timeout: timeoutMs, headers: headersWithTrace() });
-    if (reply.headers?.get(FAILURE_HEADER)) throw new RemoteFailureError(`${subject} failed on the responder`);
+    const reply = await client.nc.request(subject, data, { timeout: timeoutMs, headers });
+    const failure = reply.headers?.get(FAILURE_HEADER);
+    if (failure === 'refused') throw new RequestRefusedError(`${subject} refused the request (signature)`);
+    if (failure) throw new RemoteFailureError(`${subject} failed on the responder`);
     return reply.json<T>();
   } catch (error) {
-    if (error instanceof RemoteFailureError) throw error;
+    if (error instanceof RemoteFailureError || error instanceof RequestRefusedError) throw error;
     if (error instanceof NoRespondersError || error instanceof TimeoutError || isNoResponders(error)) {
       throw new ServiceUnavailableError(`no answer on ${subject}`, { cause: error });
     }
@@ -93,25 +153,28 @@ function isNoResponders(error: unknown): boolean {
  * the answer's type all follow from the name, so callers cannot pair a method with the wrong shape.
  */
 export function callRpc<M extends RpcMethod>(
-  nc: NatsConnection,
+  client: RpcClient,
   namespace: string,
   method: M,
   req: RpcMethods[M]['req'],
   timeoutMs?: number,
 ): Promise<RpcMethods[M]['res']> {
-  return endOfTurn().then(() => callRpcNow(nc, namespace, method, req, timeoutMs));
+  return endOfTurn().then(() => callRpcNow(client, namespace, method, req, timeoutMs));
 }
 
 /** callRpc for a caller already at the end of its turn (one that batches per turn itself). */
 export function callRpcNow<M extends RpcMethod>(
-  nc: NatsConnection,
+  client: RpcClient,
   namespace: string,
   method: M,
   req: RpcMethods[M]['req'],
   timeoutMs?: number,
 ): Promise<RpcMethods[M]['res']> {
   const [service, name] = method.split('.') as [ServiceName, string];
-  return requestJsonNow<RpcMethods[M]['res']>(nc, subjects.rpc(namespace, service, name), req, timeoutMs);
+  // Methods that act for a user carry the gateway's signature (contracts RPC_SIGNED), except
+  // messages.export, whose proof is the user's own signed request, passed on in the body.
+  const sign = RPC_SIGNED.has(method) && method !== 'messages.export';
+  return requestJsonNow<RpcMethods[M]['res']>(client, subjects.rpc(namespace, service, name), req, timeoutMs, { sign });
 }
 
 /** Serves every handler of `handlers` as `<ns>.rpc.<service>.<name>` in the service's queue group. */
@@ -119,11 +182,15 @@ export function serveRpc(
   nc: NatsConnection,
   namespace: string,
   service: ServiceName,
-  handlers: Record<string, (req: never) => Promise<unknown>>,
+  handlers: Record<string, (req: never, context: RequestContext) => Promise<unknown>>,
   log: Logger,
-  metrics?: Metrics,
+  metrics: Metrics | undefined,
+  verifier: RequestVerifier,
 ): Subscription[] {
-  return Object.entries(handlers).map(([name, handler]) =>
-    serveRequests(nc, subjects.rpc(namespace, service, name), service, (req) => handler(req as never), log, metrics),
-  );
+  return Object.entries(handlers).map(([name, handler]) => {
+    const method = `${service}.${name}` as RpcMethod;
+    // messages.export checks the proof in its body itself (the caller is users, not the gateway).
+    const guard = RPC_SIGNED.has(method) && method !== 'messages.export' ? { verifier, required: true } : undefined;
+    return serveRequests(nc, subjects.rpc(namespace, service, name), service, (req, context) => handler(req as never, context), log, metrics, guard);
+  });
 }

@@ -18,8 +18,8 @@ describe('Sequencer: gap-free per-subject seq across processes', () => {
 
   beforeAll(async () => {
     env = await createTestEnv();
-    bus = await connectBus({ url: env.natsUrl, name: 'seq-a', log });
-    other = await connectBus({ url: env.natsUrl, name: 'seq-b', log });
+    bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'seq-a', log });
+    other = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'seq-b', log });
     stream = `${env.namespace}_seqtest`;
     prefix = `${env.namespace}.seqtest`;
     await ensureStreams(bus.jsm, [{ name: stream, description: 'test', subjects: [`${prefix}.*`, `${prefix}claim.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120 }], log);

@@ -12,7 +12,7 @@ describe('ensureStreams', () => {
   let bus: Bus;
   beforeAll(async () => {
     env = await createTestEnv();
-    bus = await connectBus({ url: env.natsUrl, name: 'streams-test', log });
+    bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'streams-test', log });
   });
   afterAll(async () => {
     await bus?.nc.close();

@@ -74,6 +74,32 @@ export async function ensureStreams(jsm: JetStreamManager, declarations: StreamD
   }
 }
 
+/**
+ * Waits until each named stream exists (their owner creates them), logging once per stream what
+ * it waits for: a process that reads another's stream may start first, and must not create it
+ * with its own idea of the settings, nor may its credentials allow that.
+ */
+export async function waitForStreams(jsm: JetStreamManager, names: { name: string; owner: string }[], log: Logger, options: { timeoutMs?: number } = {}): Promise<void> {
+  const deadline = Date.now() + (options.timeoutMs ?? 120_000);
+  for (const { name, owner } of names) {
+    let logged = false;
+    for (;;) {
+      const exists = await jsm.streams.info(name).then(
+        () => true,
+        (error: unknown) => {
+          if (isNotFound(error)) return false;
+          throw error;
+        },
+      );
+      if (exists) break;
+      if (!logged) log.info({ stream: name, owner }, `waiting for stream ${name} (the ${owner} service creates it)`);
+      logged = true;
+      if (Date.now() > deadline) throw new Error(`stream ${name} does not exist: start the ${owner} service (it creates the stream)`);
+      await new Promise((r) => setTimeout(r, 250));
+    }
+  }
+}
+
 function pick<T extends object>(source: T, keys: (keyof T)[]): Partial<T> {
   return Object.fromEntries(keys.map((k) => [k, source[k]])) as Partial<T>;
 }

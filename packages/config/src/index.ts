@@ -20,6 +20,10 @@ export const CommonEnv = {
     { default: 'info' },
   ),
   PARLEY_NAMESPACE: Type.String({ default: 'parley', pattern: '^[a-z][a-z0-9_-]{0,31}$' }),
+  /** File holding this process's NATS user nkey seed (SU…); unset: connect without credentials. */
+  NATS_NKEY_FILE: Type.Optional(Type.String()),
+  /** Folder of `<principal>.nk` seed files (npm run secrets), for hosts that run several processes. */
+  NATS_NKEY_DIR: Type.Optional(Type.String()),
   OTEL_EXPORTER_OTLP_ENDPOINT: Type.Optional(Type.String()),
   /** Seconds a service waits for in-flight work on SIGTERM before it exits anyway. */
   SHUTDOWN_TIMEOUT_SECONDS: Type.Number({ default: 10, minimum: 1 }),
@@ -33,14 +37,60 @@ export const CommonEnv = {
   READ_RECEIPT_RETENTION_DAYS: Type.Number({ default: 180, minimum: 1 }),
 } satisfies TProperties;
 
-/** A development JWT secret, used only when none is configured; services warn loudly when they fall back to it. */
+/**
+ * Development keys, published here and so known to everyone: used only when the setting is unset
+ * and the process is clearly local (isClearlyLocal), with a loud warning at start
+ * (developmentKeysInUse). Anywhere else an unset key is a configuration error.
+ */
 export const DEV_JWT_SECRET = 'parley-development-secret-do-not-use-in-production';
+export const DEV_GATEWAY_SIGNING_KEY = 'H4d2lvzHpEyFLzzatNTc0DYq_1TZa3vLYeVPy1Ywuio';
+export const DEV_GATEWAY_PUBLIC_KEY = 'Q3FA3L6DeOQFgppN-8yY7hJpgnIdICVpP5QkZTMNYmg';
+const DEVELOPMENT_KEYS: Record<string, string> = {
+  JWT_SECRET: DEV_JWT_SECRET,
+  GATEWAY_SIGNING_KEY: DEV_GATEWAY_SIGNING_KEY,
+  GATEWAY_PUBLIC_KEY: DEV_GATEWAY_PUBLIC_KEY,
+};
 
 export const AuthEnv = {
-  JWT_SECRET: Type.String({ default: DEV_JWT_SECRET, minLength: 32 }),
+  /** HS256 key of access tokens (users signs, gateway verifies); a development key only when local. */
+  JWT_SECRET: Type.String({ minLength: 32 }),
   /** Access-token lifetime in seconds: short, because logout must take effect quickly. */
   ACCESS_TOKEN_TTL: Type.Number({ default: 900, minimum: 30, maximum: 86400 }),
 } satisfies TProperties;
+
+/** The gateway's Ed25519 key for requests it makes for users (base64url seed; npm run secrets). */
+export const GatewaySigningEnv = {
+  GATEWAY_SIGNING_KEY: Type.String({ minLength: 43, maxLength: 43 }),
+} satisfies TProperties;
+
+/** The public half, with which users and messages verify those requests. */
+export const GatewayVerifyEnv = {
+  GATEWAY_PUBLIC_KEY: Type.String({ minLength: 43, maxLength: 43 }),
+} satisfies TProperties;
+
+const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[?::1\]?)$/i;
+
+/**
+ * A development machine: not NODE_ENV=production, and every server it talks to is on this host.
+ * Only then may a development key stand in for an unset secret.
+ */
+export function isClearlyLocal(source: Record<string, string | undefined>): boolean {
+  if (source.NODE_ENV === 'production') return false;
+  const urls = ['NATS_URL', 'DATABASE_URL', 'REDIS_URL'].map((k) => source[k]).filter((v): v is string => Boolean(v));
+  return urls.every((url) => {
+    try {
+      const host = new URL(url).hostname;
+      return host === '' || LOOPBACK.test(host);
+    } catch {
+      return false;
+    }
+  });
+}
+
+/** The settings of `config` that hold a published development key (for the start-up warning). */
+export function developmentKeysInUse(config: Record<string, unknown>): string[] {
+  return Object.keys(DEVELOPMENT_KEYS).filter((k) => config[k] === DEVELOPMENT_KEYS[k]);
+}
 
 export function loadEnv<P extends TProperties>(
   properties: P,
@@ -53,12 +103,20 @@ export function loadEnv<P extends TProperties>(
     // An empty variable means "not set": `FOO= npm start` should not turn into an empty URL.
     if (raw !== undefined && raw !== '') picked[key] = raw;
   }
+  const local = isClearlyLocal(source);
+  for (const key of Object.keys(properties)) {
+    const devKey = DEVELOPMENT_KEYS[key];
+    if (devKey !== undefined && picked[key] === undefined && local) picked[key] = devKey;
+  }
   const withDefaults = Value.Default(schema, picked);
   const converted = Value.Convert(schema, withDefaults);
   const problems = [...Value.Errors(schema, converted)];
   if (problems.length > 0) {
     const lines = problems.map((p) => {
       const name = p.path.replace(/^\//, '') || '(root)';
+      if (DEVELOPMENT_KEYS[name] !== undefined && picked[name] === undefined) {
+        return `  ${name}: required (this process is not local, so no development key stands in; generate one with npm run secrets)`;
+      }
       // Never echo the value itself: it may be a secret.
       return `  ${name}: ${p.message}`;
     });

@@ -36,6 +36,15 @@ export interface ApiResponse {
   revokedSessions?: string[];
 }
 
+/** A request as the gateway signed it (packages/bus/src/assertion.ts), kept whole to be passed on as proof. */
+export interface SignedRequest {
+  subject: string;
+  /** The Parley-Assertion header. */
+  assertion: string;
+  /** The request's payload bytes, base64. */
+  payload: string;
+}
+
 /** api.md's error envelope. */
 export interface ErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -48,6 +57,10 @@ export const MAX_SENT_LOOKUPS = 500;
 export interface RpcMethods {
   /** users: which of these ids are registered users. */
   'users.existing': { req: { userIds: string[] }; res: { userIds: string[] } };
+  /** users: answers once the service takes requests (restore waits for it). */
+  'users.ping': { req: Record<string, never>; res: { ok: true } };
+  /** messages: answers once the service takes requests (restore waits for it). */
+  'messages.ping': { req: Record<string, never>; res: { ok: true } };
   /** users: who has this user in their contacts (they see the user's presence). */
   'users.watchers': { req: { userId: string }; res: { userIds: string[] } };
   /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
@@ -77,9 +90,12 @@ export interface RpcMethods {
     req: { sends: { chatId: string; senderId: string; clientMsgId: string }[] };
     res: { found: ({ messageId: string; seq: number } | null)[] };
   };
-  /** messages: what the messages service holds about a user, for their data export. */
+  /**
+   * messages: what the messages service holds about a user, for their data export. `proof` is the
+   * user's export request as the gateway signed it, passed on by users: without it, nothing.
+   */
   'messages.export': {
-    req: { userId: string };
+    req: { userId: string; proof: SignedRequest | null };
     res: {
       chats: { id: string; type: string; title: string | null; role: string }[];
       messages: { id: string; chatId: string; seq: number; body: string; replyTo: string | null; createdAt: string; editedAt: string | null; deletedAt: string | null }[];

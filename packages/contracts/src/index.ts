@@ -9,3 +9,4 @@ export * from './client.js';
 export * from './validate.js';
 export * from './commands.js';
 export * from './input.js';
+export * from './permissions.js';

@@ -13,3 +13,12 @@ export function assertNamespace(ns: string): string {
   }
   return ns;
 }
+
+/**
+ * The scratch namespace `backup:verify` restores an archive into: fixed per installation, so the
+ * backup job's bus permissions can name its streams (a random one could not be allowed ahead of
+ * time). Not `<ns>_…`: stream names of the form `<ns>_<key>` belong to the installation itself.
+ */
+export function verifyNamespace(ns: string): string {
+  return `${ns.slice(0, 26)}verify`;
+}

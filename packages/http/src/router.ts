@@ -1,6 +1,6 @@
 import Router from 'find-my-way';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { compile, inputIssue, type ApiRequest, type ApiResponse, type AuthContext, type Validator } from '@parley/contracts';
+import { compile, inputIssue, type ApiRequest, type ApiResponse, type AuthContext, type SignedRequest, type Validator } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { isTransientPgError } from '@parley/pg';
 import { AppError, InvalidRequest, Unauthorized, Unavailable, errorBody } from './errors.js';
@@ -21,6 +21,8 @@ export interface RouteContext<S extends RouteSchemas, A extends boolean> {
   params: Infer<S, 'params'> extends undefined ? Record<string, string> : Infer<S, 'params'>;
   auth: A extends true ? AuthContext : AuthContext | null;
   request: ApiRequest;
+  /** The request as the gateway signed it: proof to pass on when this route asks another service for the user. */
+  proof: SignedRequest | null;
 }
 
 export interface HandlerResult {
@@ -71,7 +73,7 @@ export class ApiRouter {
     return this;
   }
 
-  async handle(request: ApiRequest): Promise<ApiResponse> {
+  async handle(request: ApiRequest, proof: SignedRequest | null = null): Promise<ApiResponse> {
     const found = this.router.find(request.method.toUpperCase() as Method, request.path);
     if (!found) return { status: 404, body: errorBody('not_found', 'No such route'), route: 'unmatched' };
     const stored = found.store as Stored;
@@ -96,7 +98,7 @@ export class ApiRouter {
         }
         if (key === 'body') input.body = value;
       }
-      const result = await stored.handler({ ...input, auth: request.auth, request } as RouteContext<RouteSchemas, boolean>);
+      const result = await stored.handler({ ...input, auth: request.auth, request, proof } as RouteContext<RouteSchemas, boolean>);
       return { ...result, route };
     } catch (error) {
       return { ...errorResponse(error, this.log, request), route };

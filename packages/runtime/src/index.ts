@@ -1,6 +1,7 @@
-import { connectBus, ensureStreams, redactUrl, type Bus, type ProjectorHooks } from '@parley/bus';
+import { connectBus, ensureStreams, redactUrl, waitForStreams, type Bus, type ProjectorHooks } from '@parley/bus';
 import { createCache, type Cache } from '@parley/cache';
-import { declaredStreams } from '@parley/contracts';
+import { declaredStreams, PRINCIPALS, STREAM_OWNERS, STREAMS_AWAITED, type Principal, type StreamKey } from '@parley/contracts';
+import { developmentKeysInUse } from '@parley/config';
 import { buildOpsServer } from '@parley/http';
 import { createLogger, type Logger } from '@parley/log';
 import { createPool, ensureDatabase, migrate, type Pool } from '@parley/pg';
@@ -13,6 +14,8 @@ export interface RuntimeEnv {
   REDIS_URL?: string | undefined;
   LOG_LEVEL: string;
   PARLEY_NAMESPACE: string;
+  NATS_NKEY_FILE?: string | undefined;
+  NATS_NKEY_DIR?: string | undefined;
   OTEL_EXPORTER_OTLP_ENDPOINT?: string | undefined;
   SHUTDOWN_TIMEOUT_SECONDS: number;
   METRICS_PORT: number;
@@ -39,6 +42,8 @@ export interface Started {
 
 export interface ServiceSpec<D> {
   name: string;
+  /** The process's identity on the bus (its NATS user and permissions); defaults to `name`. */
+  principal?: Principal;
   env: RuntimeEnv;
   /** The Postgres schema and migrations folder this service owns; omit for services without tables. */
   database?: { schema: string; migrationsDir: string };
@@ -66,13 +71,23 @@ export interface OpenedDeps<D> {
  * runService and by one-off commands such as the projection rebuild.
  */
 export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
-  spec: Pick<ServiceSpec<D>, 'name' | 'env' | 'database'>,
+  spec: Pick<ServiceSpec<D>, 'name' | 'principal' | 'env' | 'database'>,
 ): Promise<OpenedDeps<D>> {
   const { env } = spec;
   const stopTracing = startTracing(spec.name, env.OTEL_EXPORTER_OTLP_ENDPOINT);
   const log = createLogger({ service: spec.name, level: env.LOG_LEVEL });
   const metrics = createMetrics(spec.name);
   const namespace = env.PARLEY_NAMESPACE;
+  const principal = spec.principal ?? (spec.name as Principal);
+  if (!PRINCIPALS.includes(principal)) throw new Error(`${spec.name} has no identity on the bus: name its principal`);
+  const devKeys = developmentKeysInUse(env as unknown as Record<string, unknown>);
+  if (devKeys.length > 0) {
+    log.warn(
+      { settings: devKeys },
+      `${devKeys.join(' and ')} not set: using the published DEVELOPMENT keys, because this process is local. ` +
+        'Anyone can forge tokens and requests with them. Never run like this outside your own machine (npm run secrets makes real ones)',
+    );
+  }
 
   let pool: Pool | undefined;
   if (spec.database) {
@@ -81,13 +96,22 @@ export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
     const applied = await migrate(pool, spec.database.schema, spec.database.migrationsDir);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
   }
-  const bus = await connectBus({ url: env.NATS_URL, name: spec.name, log });
+  const bus = await connectBus({
+    url: env.NATS_URL,
+    name: spec.name,
+    log,
+    identity: { principal, namespace, nkeyFile: env.NATS_NKEY_FILE, nkeyDir: env.NATS_NKEY_DIR },
+  });
   const retention = {
     auditLogDays: env.AUDIT_LOG_RETENTION_DAYS,
     resetTokenDays: env.RESET_TOKEN_RETENTION_DAYS,
     readReceiptDays: env.READ_RECEIPT_RETENTION_DAYS,
   };
-  await ensureStreams(bus.jsm, Object.values(declaredStreams(namespace, retention)), log);
+  // Each stream has one owner, which creates it and keeps its settings; the others wait for it.
+  const declared = declaredStreams(namespace, retention);
+  const keys = Object.keys(declared) as StreamKey[];
+  await ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log);
+  await waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log);
   const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log, counter: metrics.cacheRequests });
   const deps = { namespace, log, metrics, bus, pool, cache, databaseUrl: env.DATABASE_URL } as unknown as D;
   return {

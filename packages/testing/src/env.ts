@@ -1,6 +1,8 @@
 import { randomBytes } from 'node:crypto';
 import pg from 'pg';
-import { connect } from '@nats-io/transport-node';
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { newSigningKeyPair } from '@parley/secrets';
+import { AuthenticatedNats, natsServerAvailable } from './nats.js';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Redis } from 'ioredis';
 
@@ -25,6 +27,15 @@ export interface TestEnv {
   redisUrl: string;
   /** Environment variables a service reads, pointing at this test's resources. */
   env: Record<string, string>;
+  /** This test's own NATS server with authentication, or null when it runs on a given open one. */
+  nats: AuthenticatedNats | null;
+  /**
+   * For connectBus in a test that drives the bus itself: the admin user (may do anything) on an
+   * authenticated server, nothing on an open one.
+   */
+  busIdentity: { principal: 'backup'; namespace: string; nkeyFile: string } | undefined;
+  /** A connection that may do anything (the admin user on an authenticated server). */
+  connectNats(name?: string): Promise<NatsConnection>;
   cleanup(): Promise<void>;
 }
 
@@ -38,14 +49,31 @@ export function serverUrls(): ServerUrls {
 }
 
 /**
+ * Whether tests run NATS with authentication: on a private nats-server per test file, unless the
+ * NATS to use was named (NATS_URL, or containers from the global setup) or there is no nats-server.
+ */
+export function testsUseAuthenticatedNats(): boolean {
+  return natsServerAvailable() && !process.env.NATS_URL && !process.env.PARLEY_TEST_URLS;
+}
+
+/**
  * Creates an isolated environment: a fresh database `parley_t_<id>`, namespace `t<id>` (so streams,
  * subjects and Redis keys cannot collide with other files running in parallel), and cleans it all
- * up afterwards (database dropped, streams deleted, keys removed).
+ * up afterwards (database dropped, streams deleted, keys removed). NATS is a private server of
+ * this environment's own with every process signing in as itself (testsUseAuthenticatedNats), so
+ * every suite runs with the bus permissions of production.
  */
-export async function createTestEnv(): Promise<TestEnv> {
+export async function createTestEnv(options: { shareNatsWith?: TestEnv; ledgersOf?: string[] } = {}): Promise<TestEnv> {
   const id = randomBytes(5).toString('hex');
   const namespace = `t${id}`;
   const urls = serverUrls();
+  // `shareNatsWith`: a second installation on the first one's server (restore from one into the other).
+  const shared = options.shareNatsWith?.nats ?? null;
+  if (shared) await shared.addNamespace(namespace, { ledgersOf: options.ledgersOf ?? [] });
+  const nats = shared ?? (testsUseAuthenticatedNats() ? await AuthenticatedNats.start(namespace) : null);
+  const natsUrl = nats?.url ?? options.shareNatsWith?.natsUrl ?? urls.natsUrl;
+  const signing = nats?.secretsOf(namespace).signing ?? newSigningKeyPair();
+  const connectNats = (name = 'test') => (nats ? nats.connectAdmin(name) : connect({ servers: natsUrl, name }));
   const admin = new pg.Client({ connectionString: urls.databaseUrl });
   await admin.connect();
   const dbName = `parley_t_${id}`;
@@ -57,12 +85,19 @@ export async function createTestEnv(): Promise<TestEnv> {
   return {
     namespace,
     databaseUrl,
-    natsUrl: urls.natsUrl,
+    natsUrl,
     redisUrl: urls.redisUrl,
+    nats,
+    connectNats,
+    // The principal only names the reply prefix here: the admin user may subscribe to any.
+    busIdentity: nats ? { principal: 'backup', namespace, nkeyFile: nats.adminSeedFile } : undefined,
     env: {
       PARLEY_NAMESPACE: namespace,
       DATABASE_URL: databaseUrl,
-      NATS_URL: urls.natsUrl,
+      NATS_URL: natsUrl,
+      ...(nats ? { NATS_NKEY_DIR: nats.nkeyDir(namespace) } : {}),
+      GATEWAY_SIGNING_KEY: signing.seed,
+      GATEWAY_PUBLIC_KEY: signing.publicKey,
       REDIS_URL: urls.redisUrl,
       LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'silent',
       JWT_SECRET: `test-secret-${id}-0123456789abcdefghijklmnopqrstuvwxyz`,
@@ -71,15 +106,19 @@ export async function createTestEnv(): Promise<TestEnv> {
       const c = new pg.Client({ connectionString: urls.databaseUrl });
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).finally(() => c.end());
-      const nc = await connect({ servers: urls.natsUrl });
-      try {
-        const jsm = await jetstreamManager(nc);
-        for await (const name of jsm.streams.names()) {
-          // KV buckets live in streams named KV_<bucket>.
-          if (name.startsWith(`${namespace}_`) || name.startsWith(`KV_${namespace}_`)) await jsm.streams.delete(name);
+      if (nats && !shared) {
+        await nats.destroy(); // its streams go with its folder
+      } else {
+        const nc = await connectNats('cleanup');
+        try {
+          const jsm = await jetstreamManager(nc);
+          for await (const name of jsm.streams.names()) {
+            // KV buckets live in streams named KV_<bucket>.
+            if (name.startsWith(`${namespace}_`) || name.startsWith(`KV_${namespace}_`)) await jsm.streams.delete(name);
+          }
+        } finally {
+          await nc.close();
         }
-      } finally {
-        await nc.close();
       }
       const redis = new Redis(urls.redisUrl, { lazyConnect: true, maxRetriesPerRequest: 1 });
       try {

@@ -6,7 +6,7 @@ import type { Logger } from '@parley/log';
 import { archiveName, packArchive } from './archive.js';
 import { ATTACHMENTS_PART, copyAttachments } from './attachments.js';
 import { dumpDatabase } from './database.js';
-import type { BackupConfig } from './env.js';
+import { backupIdentity, type BackupConfig } from './env.js';
 import { sha256File } from './files.js';
 import { DATABASE_PART, MANIFEST_FORMAT, MANIFEST_PATH, type ConsumerRecord, type Manifest, type StreamPart } from './manifest.js';
 import { parleyVersion } from './paths.js';
@@ -42,7 +42,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
   await mkdir(dir, { recursive: true });
   // Staged next to the archive: same filesystem, so nothing large crosses devices twice.
   const staging = await mkdtemp(path.join(dir, '.parley-backup-'));
-  const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log });
+  const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log, identity: backupIdentity(config) });
   try {
     await mkdir(path.join(staging, 'streams'));
     const declarations = Object.entries(declaredStreams(ns, retentionOf(config)));

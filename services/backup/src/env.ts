@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import type { BusIdentity } from '@parley/bus';
 import { CommonEnv, loadEnv } from '@parley/config';
 
 /**
@@ -29,4 +30,9 @@ export type BackupConfig = ReturnType<typeof loadBackupEnv>;
 
 export function loadBackupEnv(source: Record<string, string | undefined> = process.env) {
   return loadEnv(BackupEnv, source);
+}
+
+/** The backup job's identity on the bus: the `backup` NATS user of its namespace. */
+export function backupIdentity(config: BackupConfig): BusIdentity {
+  return { principal: 'backup', namespace: config.PARLEY_NAMESPACE, nkeyFile: config.NATS_NKEY_FILE, nkeyDir: config.NATS_NKEY_DIR };
 }

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
+import { importLedger } from '@parley/retention';
 import { callRpc, connectBus, ensureStreams, isNotFound, type Bus } from '@parley/bus';
 import { declaredStreams, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
@@ -13,7 +14,7 @@ import { unpackArchive } from './archive.js';
 import { restoreAttachments } from './attachments.js';
 import { retentionOf } from './backup.js';
 import { dropUserSchemas, restoreDatabase, userTables } from './database.js';
-import type { BackupConfig } from './env.js';
+import { backupIdentity, type BackupConfig } from './env.js';
 import { DATABASE_PART, type Manifest } from './manifest.js';
 import { ROOT } from './paths.js';
 import { importStream } from './streams.js';
@@ -44,6 +45,19 @@ export async function targetContents(bus: Bus, target: Target): Promise<string[]
   const files = await readdir(target.attachmentsDir).catch(() => []);
   if (files.length > 0) found.push(`files in ${target.attachmentsDir}`);
   return found;
+}
+
+/**
+ * Whether the source's ledger can be read here: it exists on this server, and the backup job's
+ * bus user may read it (`npm run secrets -- --ledger-from <ns>` grants that).
+ */
+async function ledgerReadable(bus: Bus, name: string, log: Logger): Promise<boolean> {
+  try {
+    return await streamExists(bus, name);
+  } catch (error) {
+    log.warn({ stream: name, err: { message: (error as Error).message } }, 'cannot read the source namespace\'s erasure ledger: accounts erased there after the backup are not erased here');
+    return false;
+  }
 }
 
 async function streamExists(bus: Bus, name: string): Promise<boolean> {
@@ -183,7 +197,7 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     if (!existsSync(main)) throw new Error(`${main} is missing: build first (npm run build)`);
   }
   const extracted = await mkdtemp(path.join(config.BACKUP_TMP_DIR ?? os.tmpdir(), 'parley-restore-'));
-  const bus = await connectBus({ url: config.NATS_URL, name: 'backup-restore', log });
+  const bus = await connectBus({ url: config.NATS_URL, name: 'backup-restore', log, identity: backupIdentity(config) });
   const children: ChildProcess[] = [];
   try {
     const manifest = await unpackArchive(archive, extracted);
@@ -216,9 +230,13 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     }
     // Restored elsewhere than where it was taken: the source system's ledger (if it lives on this
     // NATS server) knows who was erased after the backup; the pass imports it first.
+    // Copied here, as the backup job (retention's own credentials may only read the ledger).
     const source = manifest.namespace;
-    const ledgerFrom = source !== target.namespace && (await streamExists(bus, streamName(source, 'erasures'))) ? source : undefined;
-    await runChild(retentionMain, ledgerFrom ? ['--ledger-from', ledgerFrom] : [], env, log);
+    if (source !== target.namespace && (await ledgerReadable(bus, streamName(source, 'erasures'), log))) {
+      const imported = await importLedger(bus, source, target.namespace);
+      log.info({ from: source, imported }, 'erasure ledger of the source imported');
+    }
+    await runChild(retentionMain, [], env, log);
     return { manifest, replayed, sessionsCleared: cleared.sessions, resetTokensCleared: cleared.resetTokens, durationMs: Date.now() - started };
   } finally {
     await Promise.all(children.map(stopChild));
@@ -292,8 +310,8 @@ async function waitForResponders(bus: Bus, namespace: string, timeoutMs: number)
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
-      await callRpc(bus.nc, namespace, 'users.existing', { userIds: [] }, 1_000);
-      await callRpc(bus.nc, namespace, 'messages.memberships', { userId: '' }, 1_000);
+      await callRpc(bus, namespace, 'users.ping', {}, 1_000);
+      await callRpc(bus, namespace, 'messages.ping', {}, 1_000);
       return;
     } catch (error) {
       if (Date.now() > deadline) throw new Error(`the restored services did not answer within ${timeoutMs} ms`, { cause: error });

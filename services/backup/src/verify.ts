@@ -4,11 +4,12 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { connectBus, type Bus } from '@parley/bus';
+import { verifyNamespace } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { dropDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
 import { snapshotFigures } from './database.js';
-import type { BackupConfig } from './env.js';
+import { backupIdentity, type BackupConfig } from './env.js';
 import { listFiles, sha256File } from './files.js';
 import type { Manifest } from './manifest.js';
 import { restoreData, type Target } from './restore.js';
@@ -41,14 +42,17 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
   const id = randomBytes(4).toString('hex');
   const scratchUrl = new URL(config.DATABASE_URL);
   scratchUrl.pathname = `/parley_verify_${id}`;
-  const target: Target = { databaseUrl: scratchUrl.toString(), namespace: `verify${id}`, attachmentsDir: path.join(tmp, 'attachments') };
+  // The scratch namespace is fixed per installation (verifyNamespace: the backup job's bus
+  // permissions name it), so two verify runs at once would share it: run them one at a time.
+  const target: Target = { databaseUrl: scratchUrl.toString(), namespace: verifyNamespace(config.PARLEY_NAMESPACE), attachmentsDir: path.join(tmp, 'attachments') };
   let bus: Bus | undefined;
   try {
     await mkdir(extracted);
     const manifest = await unpackArchive(archive, extracted);
     const parts = 1 + manifest.streams.length + manifest.attachments.files.length;
     lines.push(`checksums: ${parts} parts match the manifest (namespace ${manifest.namespace}, taken ${manifest.createdAt})`);
-    bus = await connectBus({ url: config.NATS_URL, name: 'backup-verify', log });
+    bus = await connectBus({ url: config.NATS_URL, name: 'backup-verify', log, identity: backupIdentity(config) });
+    await dropNamespaceStreams(bus, target.namespace); // left by a verify that was killed
     await restoreData(bus, extracted, manifest, target, config, log);
     await compareDatabase(manifest, target.databaseUrl, lines, problems);
     await compareStreams(bus, manifest, target.namespace, lines, problems);
@@ -56,7 +60,7 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
     checkConsistency(manifest, lines, problems);
   } finally {
     if (bus) {
-      for await (const name of bus.jsm.streams.names()) if (name.startsWith(`${target.namespace}_`)) await bus.jsm.streams.delete(name).catch(() => {});
+      await dropNamespaceStreams(bus, target.namespace).catch(() => {});
       await bus.nc.close().catch(() => {});
     }
     await dropDatabase(target.databaseUrl).catch((error: unknown) => log.warn({ err: error }, 'could not drop the scratch database'));
@@ -138,4 +142,10 @@ function checkConsistency(manifest: Manifest, lines: string[], problems: string[
     }
   }
   lines.push(`consistency: ${n} projector checkpoints within their streams' exported range`);
+}
+
+async function dropNamespaceStreams(bus: Bus, ns: string): Promise<void> {
+  const names: string[] = [];
+  for await (const name of bus.jsm.streams.names()) if (name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) names.push(name);
+  for (const name of names) await bus.jsm.streams.delete(name).catch(() => {});
 }

@@ -1,10 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import { Type } from '@sinclair/typebox';
-import { AuthEnv, CommonEnv, loadEnv } from '@parley/config';
+import { AuthEnv, CommonEnv, GatewaySigningEnv, loadEnv } from '@parley/config';
 
 export const GatewayEnv = {
   ...CommonEnv,
   ...AuthEnv,
+  ...GatewaySigningEnv,
   /** The client port: HTTP API and /ws. */
   PORT: Type.Number({ default: 8080, minimum: 0, maximum: 65535 }),
   METRICS_PORT: Type.Number({ default: 9090, minimum: 0, maximum: 65535 }),

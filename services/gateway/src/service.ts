@@ -1,4 +1,4 @@
-import { DEV_JWT_SECRET } from '@parley/config';
+import { RequestSigner } from '@parley/bus';
 import { runService, type Deps, type RunningService } from '@parley/runtime';
 import { startGateway, type Gateway } from './app.js';
 import { loadGatewayEnv } from './env.js';
@@ -13,9 +13,8 @@ export async function startGatewayService(source: Record<string, string | undefi
     name: 'gateway',
     env: config,
     start: async (deps) => {
-      if (config.JWT_SECRET === DEV_JWT_SECRET) {
-        deps.log.warn('JWT_SECRET is not set: using the DEVELOPMENT key. Anyone can forge tokens. Set JWT_SECRET in production.');
-      }
+      // Requests the gateway makes for users carry its signature (packages/bus/src/assertion.ts).
+      deps.bus.signer = new RequestSigner(config.GATEWAY_SIGNING_KEY);
       gateway = await startGateway(deps, config);
       return gateway;
     },

@@ -1,5 +1,5 @@
 import { fileURLToPath } from 'node:url';
-import { Projector, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
+import { Projector, RequestVerifier, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
 import {
@@ -48,6 +48,8 @@ export interface MessagesApp {
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
   store: AttachmentStore;
   sequencer: Sequencer;
+  /** Checks the gateway's signature on requests made for users (GATEWAY_PUBLIC_KEY). */
+  verifier: RequestVerifier;
 }
 
 export interface AppOptions {
@@ -109,17 +111,18 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     attachmentsBarrier: (streamSeq: number) => waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, ATTACHMENTS_PROJECTOR, streamSeq),
     store,
     sequencer,
+    verifier: new RequestVerifier(config.GATEWAY_PUBLIC_KEY),
   };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
 export function startApp(deps: Deps, app: MessagesApp): Started {
   const { nc } = deps.bus;
-  const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, sequencer: app.sequencer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier });
+  const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, sequencer: app.sequencer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier, verifier: app.verifier });
   const ns = deps.namespace;
   const subs = [
-    serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req) => app.router.handle(req as never), deps.log, deps.metrics),
-    ...serveRpc(nc, ns, 'messages', rpc, deps.log, deps.metrics),
+    serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req, { proof }) => app.router.handle(req as never, proof), deps.log, deps.metrics, { verifier: app.verifier, required: true }),
+    ...serveRpc(nc, ns, 'messages', rpc, deps.log, deps.metrics, app.verifier),
   ];
   app.projector.start();
   app.receipts.start();

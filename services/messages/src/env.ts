@@ -1,8 +1,9 @@
 import { Type } from '@sinclair/typebox';
-import { CommonEnv, loadEnv } from '@parley/config';
+import { CommonEnv, GatewayVerifyEnv, loadEnv } from '@parley/config';
 
 export const MessagesEnv = {
   ...CommonEnv,
+  ...GatewayVerifyEnv,
   METRICS_PORT: Type.Number({ default: 9092 }),
   MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),
   REDIS_CHATS_TTL: Type.Number({ default: 1800, minimum: 1 }),

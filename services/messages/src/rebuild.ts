@@ -8,7 +8,7 @@ import { RECEIPTS_PROJECTION_TABLES } from './receipts/projection.js';
 /** `npm run rebuild -- messages`: empties the chats/messages projection and replays it from the chats stream. */
 export async function rebuildMessages(source: Record<string, string | undefined>): Promise<number> {
   const config = loadMessagesEnv(source);
-  const opened = await openDeps<Deps>({ name: 'messages-rebuild', env: config, database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR } });
+  const opened = await openDeps<Deps>({ name: 'messages-rebuild', principal: 'messages', env: config, database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR } });
   try {
     const app = buildApp(opened.deps, config);
     // Attachments first: messages refer to them.

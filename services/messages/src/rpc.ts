@@ -1,5 +1,5 @@
-import { publishEvent, type Bus, type Sequencer } from '@parley/bus';
-import { buildMeta, isId, MAX_SENT_LOOKUPS, newId, subjects, type AttachmentUploaded, type RpcMethods } from '@parley/contracts';
+import { RequestRefusedError, publishEvent, readStored, type Bus, type RequestVerifier, type Sequencer } from '@parley/bus';
+import { buildMeta, isId, MAX_SENT_LOOKUPS, newId, streamName, subjects, type AttachmentUploaded, type ErasureRecorded, type RpcMethods } from '@parley/contracts';
 import { accessibleAttachment, usableAttachments } from './attachments/queries.js';
 import { AppError } from '@parley/http';
 import { markRead } from './receipts/mark-read.js';
@@ -14,15 +14,28 @@ import { findByClientMsgIds } from './messages/queries.js';
 import { redeleteMessages } from './messages/edit.js';
 
 
+/** The route whose signed request is the proof messages.export needs (api.md). */
+const EXPORT_PATH = '/api/v1/users/me/export';
+
 type Req<M extends keyof RpcMethods> = Partial<RpcMethods[M]['req']> | null;
 type Res<M extends keyof RpcMethods> = Promise<RpcMethods[M]['res']>;
 
 /** Internal request/reply methods the messages service answers (contracts RpcMethods). */
 export function messagesRpc(
   pool: Pool,
-  deps: { bus: Bus; namespace: string; log: Logger; store: AttachmentStore; sequencer: Sequencer; barrier: () => Promise<unknown>; attachmentsBarrier: (streamSeq: number) => Promise<boolean> },
+  deps: {
+    bus: Bus;
+    namespace: string;
+    log: Logger;
+    store: AttachmentStore;
+    sequencer: Sequencer;
+    barrier: () => Promise<unknown>;
+    attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
+    verifier: RequestVerifier;
+  },
 ) {
   return {
+    ping: async (): Res<'messages.ping'> => ({ ok: true }),
     memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> => ({
       chatIds: isId(req?.userId) ? await memberChatIds(pool, req.userId) : [],
     }),
@@ -59,6 +72,13 @@ export function messagesRpc(
     },
     export: async (req: Req<'messages.export'>): Res<'messages.export'> => {
       if (!isId(req?.userId)) throw new Error('malformed export request');
+      // Only for the user whose own export request the gateway signed (users passes it on).
+      const { problem, payload } = deps.verifier.checkProof(req.proof ?? undefined, subjects.api(deps.namespace, 'users'));
+      const asked = payload as { method?: unknown; path?: unknown; auth?: { userId?: unknown } | null } | null;
+      if (problem || asked?.method !== 'GET' || asked.path !== EXPORT_PATH || asked.auth?.userId !== req.userId) {
+        deps.log.warn({ problem: problem ?? 'not an export request of this user' }, 'messages.export refused');
+        throw new RequestRefusedError('messages.export needs the user\'s signed export request');
+      }
       return exportUserData(pool, req.userId);
     },
     sentMessages: async (req: Req<'messages.sentMessages'>): Res<'messages.sentMessages'> => {
@@ -84,7 +104,10 @@ export function messagesRpc(
       }
     },
     redelete: async (req: Req<'messages.redelete'>): Res<'messages.redelete'> => {
-      const ids = Array.isArray(req?.messageIds) ? req.messageIds.filter(isId).slice(0, 1000) : [];
+      const asked = Array.isArray(req?.messageIds) ? req.messageIds.filter(isId).slice(0, 1000) : [];
+      // Only messages the erasure ledger names (written by users and messages alone): the ledger
+      // is the proof, so retention's credentials cannot delete anybody's messages.
+      const ids = await inLedger(deps, asked);
       return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, namespace: deps.namespace, sequencer: deps.sequencer, barrier: deps.barrier }, ids) };
     },
     retentionPreview: (req: Req<'messages.retentionPreview'>): Res<'messages.retentionPreview'> => retentionPreview(pool, req),
@@ -94,4 +117,20 @@ export function messagesRpc(
       return { deleted: await sweepOrphanFiles(pool, deps.store, olderThan, deps.log) };
     },
   };
+}
+
+/** The ids among `messageIds` that the erasure ledger records as erased messages. */
+async function inLedger(deps: { bus: Bus; namespace: string }, messageIds: string[]): Promise<string[]> {
+  const stream = streamName(deps.namespace, 'erasures');
+  const found: string[] = [];
+  for (let i = 0; i < messageIds.length; i += 50) {
+    const batch = messageIds.slice(i, i + 50);
+    const entries = await Promise.all(
+      batch.map((id) => readStored<ErasureRecorded>(deps.bus.jsm, stream, { last_by_subj: subjects.erasedMessage(deps.namespace, id) }).catch(() => null)),
+    );
+    entries.forEach((e, k) => {
+      if (e?.value.type === 'ErasureRecorded' && e.value.data.kind === 'message' && e.value.data.messageId === batch[k]) found.push(batch[k]!);
+    });
+  }
+  return found;
 }

@@ -23,21 +23,30 @@ export async function readLedger(bus: Bus, namespace: string): Promise<ErasureRe
 }
 
 /**
+ * Copies another namespace's ledger entries into `namespace`'s (idempotent: each entry once).
+ * Writing the ledger takes the backup job's bus permissions (restore does it); the retention
+ * job's own may only read it, because the ledger is what lets users.reerase and
+ * messages.redelete act.
+ */
+export async function importLedger(bus: Bus, from: string, namespace: string, dryRun = false): Promise<number> {
+  let imported = 0;
+  for (const entry of await readLedger(bus, from)) {
+    if (dryRun) continue;
+    const subject = entry.data.kind === 'user' ? subjects.erasedUser(namespace, entry.data.userId) : subjects.erasedMessage(namespace, entry.data.messageId);
+    const ack = await publishEvent(bus.js, subject, entry, { msgId: `ledger-import:${entry.meta.eventId}` });
+    if (!ack.duplicate) imported++;
+  }
+  return imported;
+}
+
+/**
  * Re-applies the erasure ledger: every account and message erased on request that is present
  * again (a backup restored from before the erasure) is erased again, through the owning services.
  * Runs in every pass, so a restore followed by the routine pass is scrubbed; entries of another
  * namespace's ledger (the system the backup came from) can be imported first.
  */
 export async function reapplyLedger(bus: Bus, namespace: string, options: { ledgerFrom?: string | undefined; dryRun: boolean }): Promise<LedgerReport> {
-  let imported = 0;
-  if (options.ledgerFrom && options.ledgerFrom !== namespace) {
-    for (const entry of await readLedger(bus, options.ledgerFrom)) {
-      if (options.dryRun) continue;
-      const subject = entry.data.kind === 'user' ? subjects.erasedUser(namespace, entry.data.userId) : subjects.erasedMessage(namespace, entry.data.messageId);
-      const ack = await publishEvent(bus.js, subject, entry, { msgId: `ledger-import:${entry.meta.eventId}` });
-      if (!ack.duplicate) imported++;
-    }
-  }
+  const imported = options.ledgerFrom && options.ledgerFrom !== namespace ? await importLedger(bus, options.ledgerFrom, namespace, options.dryRun) : 0;
   const entries = await readLedger(bus, namespace);
   const report: LedgerReport = { entries: entries.length, imported, accountsReerased: 0, messagesRedeleted: 0 };
   if (options.dryRun) return report;
@@ -47,11 +56,11 @@ export async function reapplyLedger(bus: Bus, namespace: string, options: { ledg
       messageIds.push(data.messageId);
       continue;
     }
-    const { erased } = await callRpc(bus.nc, namespace, 'users.reerase', { userId: data.userId, purgeMessages: data.purgeMessages }, 60_000);
+    const { erased } = await callRpc(bus, namespace, 'users.reerase', { userId: data.userId, purgeMessages: data.purgeMessages }, 60_000);
     if (erased) report.accountsReerased++;
   }
   for (let i = 0; i < messageIds.length; i += 1000) {
-    const { deleted } = await callRpc(bus.nc, namespace, 'messages.redelete', { messageIds: messageIds.slice(i, i + 1000) }, 60_000);
+    const { deleted } = await callRpc(bus, namespace, 'messages.redelete', { messageIds: messageIds.slice(i, i + 1000) }, 60_000);
     report.messagesRedeleted += deleted;
   }
   return report;

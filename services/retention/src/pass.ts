@@ -229,7 +229,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   step('compaction');
 
   // 6. Orphan files.
-  const { deleted: orphanFiles } = await callRpc(bus.nc, ns, 'messages.sweepFiles', { olderThan: new Date(Date.now() - options.orphanFileGraceMs).toISOString() }, 120_000);
+  const { deleted: orphanFiles } = await callRpc(bus, ns, 'messages.sweepFiles', { olderThan: new Date(Date.now() - options.orphanFileGraceMs).toISOString() }, 120_000);
   step('orphanFiles');
   log.debug({ chats: expiring.length }, 'retention pass compacted the streams');
   return report(orphanFiles);
@@ -240,7 +240,7 @@ async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: num
   const totals: Counts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
   for (let i = 0; i === 0 || i < chats.length; i += 1000) {
     const page = await callRpc(
-      bus.nc,
+      bus,
       namespace,
       'messages.retentionPreview',
       { chats: chats.slice(i, i + 1000), receiptsCutoff: i === 0 ? cutoffs.readReceipts.toISOString() : null },
@@ -248,7 +248,7 @@ async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: num
     );
     for (const [k, v] of Object.entries(page)) totals[k] = (totals[k] ?? 0) + v;
   }
-  const users = await callRpc(bus.nc, namespace, 'users.retentionPreview', { auditCutoff: cutoffs.auditLog.toISOString(), resetCutoff: cutoffs.resetTokens.toISOString() }, 60_000);
+  const users = await callRpc(bus, namespace, 'users.retentionPreview', { auditCutoff: cutoffs.auditLog.toISOString(), resetCutoff: cutoffs.resetTokens.toISOString() }, 60_000);
   // Search entries live in the message rows (a generated column): they go with them.
   return { ...totals, searchEntries: totals.messages!, auditEntries: users.auditEntries, resetTokens: users.resetTokens };
 }

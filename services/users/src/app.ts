@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
 import { TokenSigner } from '@parley/auth';
-import { Projector, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { Projector, RequestVerifier, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
 import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import { projectorBase, type Deps, type Started } from '@parley/runtime';
@@ -38,6 +38,8 @@ export interface UsersApp {
   projectors: Projector<{ meta?: { eventId?: string } }>[];
   /** Work requests started without waiting for it (reset mails); shutdown waits for it. */
   background: BackgroundTasks;
+  /** Checks the gateway's signature on requests made for users (GATEWAY_PUBLIC_KEY). */
+  verifier: RequestVerifier;
 }
 
 /** Builds the users service from ready clients; reads no env, listens on nothing. */
@@ -91,7 +93,13 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     parse: parseResetEvent,
     projection: resetsProjection(),
   });
-  return { router, projector, projectors: [projector, auditProjector, resetsProjector] as UsersApp['projectors'], background };
+  return {
+    router,
+    projector,
+    projectors: [projector, auditProjector, resetsProjector] as UsersApp['projectors'],
+    background,
+    verifier: new RequestVerifier(config.GATEWAY_PUBLIC_KEY),
+  };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projectors. */
@@ -99,8 +107,8 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const { nc } = deps.bus;
   const rpc = usersRpc(deps.pool, deps);
   const subs = [
-    serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req) => app.router.handle(req as never), deps.log, deps.metrics),
-    ...serveRpc(nc, deps.namespace, 'users', rpc, deps.log, deps.metrics),
+    serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req, { proof }) => app.router.handle(req as never, proof), deps.log, deps.metrics, { verifier: app.verifier, required: true }),
+    ...serveRpc(nc, deps.namespace, 'users', rpc, deps.log, deps.metrics, app.verifier),
   ];
   const { rows } = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users');
   deps.metrics.usersTotal.set(rows[0]?.n ?? 0);

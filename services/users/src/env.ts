@@ -1,9 +1,10 @@
 import { Type } from '@sinclair/typebox';
-import { AuthEnv, CommonEnv, loadEnv } from '@parley/config';
+import { AuthEnv, CommonEnv, GatewayVerifyEnv, loadEnv } from '@parley/config';
 
 export const UsersEnv = {
   ...CommonEnv,
   ...AuthEnv,
+  ...GatewayVerifyEnv,
   METRICS_PORT: Type.Number({ default: 9091 }),
   /** Refresh-token lifetime in seconds (30 days). */
   REFRESH_TOKEN_TTL: Type.Number({ default: 30 * 86400, minimum: 60 }),

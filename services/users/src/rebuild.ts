@@ -8,7 +8,7 @@ import { PROJECTION_TABLES } from './users/projection.js';
 /** `npm run rebuild -- users`: empties the users, audit and reset-token projections and replays them from their streams. */
 export async function rebuildUsers(source: Record<string, string | undefined>): Promise<number> {
   const config = loadUsersEnv(source);
-  const opened = await openDeps<Deps>({ name: 'users-rebuild', env: config, database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR } });
+  const opened = await openDeps<Deps>({ name: 'users-rebuild', principal: 'users', env: config, database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR } });
   try {
     const app = buildApp(opened.deps, config);
     let events = await app.projector.rebuild(PROJECTION_TABLES);

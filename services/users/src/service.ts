@@ -2,7 +2,6 @@ import { runService, type Deps, type RunningService } from '@parley/runtime';
 import type { ProjectorHooks } from '@parley/bus';
 import { buildApp, MIGRATIONS_DIR, SCHEMA, startApp } from './app.js';
 import { loadUsersEnv } from './env.js';
-import { DEV_JWT_SECRET } from '@parley/config';
 
 /** Starts the users service against the servers named in `env` (main.ts passes process.env; tests their own). */
 export async function startUsersService(
@@ -15,9 +14,6 @@ export async function startUsersService(
     env: config,
     database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR },
     start: async (deps) => {
-      if (config.JWT_SECRET === DEV_JWT_SECRET) {
-        deps.log.warn('JWT_SECRET is not set: using the DEVELOPMENT key. Anyone can forge tokens. Set JWT_SECRET in production.');
-      }
       if (!config.SMTP_URL) {
         deps.log.warn({ mailDir: config.MAIL_DIR }, 'SMTP_URL is not set: mails (password resets) are written as .eml files, not sent');
       }

@@ -155,7 +155,8 @@ export function apiHandler(deps: ApiHandlerDeps) {
         userAgent,
       };
       try {
-        const answer = await requestJson<ApiResponse>(deps.bus.nc, subjects.api(deps.namespace, service), apiRequest, deps.serviceTimeoutMs);
+        // Signed: the services act on the claims and client address in it only with the gateway's signature.
+        const answer = await requestJson<ApiResponse>(deps.bus, subjects.api(deps.namespace, service), apiRequest, deps.serviceTimeoutMs, { sign: true });
         state.route = answer.route;
         for (const sessionId of answer.revokedSessions ?? []) deps.revoke(sessionId);
         reply({ status: answer.status, body: answer.body, ...(answer.headers ? { headers: answer.headers } : {}) });

@@ -95,7 +95,7 @@ export function uploadHandler(deps: AttachmentDeps) {
             const stored = await deps.store.write(id, file, deps.maxBytes);
             const mime = stored.sniffedMime ?? (info.mimeType === 'text/plain' ? 'text/plain' : 'application/octet-stream');
             const meta = await callRpc(
-              deps.bus.nc,
+              deps.bus,
               deps.namespace,
               'messages.registerAttachment',
               { attachmentId: id, uploaderId: claims.userId, name: cleanFileName(info.filename), size: stored.size, mime },
@@ -145,7 +145,7 @@ export function downloadHandler(deps: AttachmentDeps) {
       if (!isId(id)) return json(res, state, 400, error('invalid_request', 'Invalid attachment id'));
       let meta: RpcMethods['messages.attachmentAccess']['res'];
       try {
-        meta = await callRpc(deps.bus.nc, deps.namespace, 'messages.attachmentAccess', { attachmentId: id, userId: claims.userId }, deps.serviceTimeoutMs);
+        meta = await callRpc(deps.bus, deps.namespace, 'messages.attachmentAccess', { attachmentId: id, userId: claims.userId }, deps.serviceTimeoutMs);
       } catch {
         return json(res, state, 503, error('unavailable', 'Try again'));
       }

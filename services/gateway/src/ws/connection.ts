@@ -80,7 +80,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       if (!data.closed && !data.resuming) deps.delivery.release(socket);
     }, deps.resumeGraceMs);
     data.ready = (async () => {
-      const { chatIds } = await callRpc(deps.bus.nc, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
+      const { chatIds } = await callRpc(deps.bus, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
       for (const chatId of chatIds) deps.delivery.join(socket, chatId);
       deps.presence.connected(socket, userId).catch((error: unknown) => {
         deps.log.warn({ err: (error as Error).message }, 'presence update failed');
@@ -231,7 +231,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         }
         try {
           const answer = await callRpc(
-            deps.bus.nc,
+            deps.bus,
             deps.namespace,
             'messages.markRead',
             { chatId: frame.chatId, userId: data.userId, messageId: frame.messageId },

@@ -104,7 +104,7 @@ export class Presence {
   private async announce(userId: string, online: boolean, chatIds: string[]): Promise<void> {
     let watcherIds: string[] = [];
     try {
-      watcherIds = (await callRpc(this.deps.bus.nc, this.deps.namespace, 'users.watchers', { userId }, this.deps.serviceTimeoutMs)).userIds;
+      watcherIds = (await callRpc(this.deps.bus, this.deps.namespace, 'users.watchers', { userId }, this.deps.serviceTimeoutMs)).userIds;
     } catch (error) {
       // Presence is best effort: chat peers still hear about it.
       this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable');

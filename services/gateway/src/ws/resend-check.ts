@@ -53,7 +53,7 @@ export class ResendCheck {
 
   /** Already at the end of the turn, so the request goes now (callRpc would wait another turn). */
   private async ask(batch: Batch): Promise<void> {
-    const found = await callRpcNow(this.deps.bus.nc, this.deps.namespace, 'messages.sentMessages', { sends: batch.keys }, this.deps.timeoutMs)
+    const found = await callRpcNow(this.deps.bus, this.deps.namespace, 'messages.sentMessages', { sends: batch.keys }, this.deps.timeoutMs)
       .then((answer) => answer.found)
       .catch(() => []);
     batch.answers.forEach((answer, i) => answer(found[i] ?? null));

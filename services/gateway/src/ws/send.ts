@@ -59,7 +59,7 @@ const tracer = trace.getTracer('parley-gateway');
 async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   const { chatId } = frame;
   if (!socket.getUserData().chats.has(chatId)) {
-    const { member } = await callRpc(deps.bus.nc, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
+    const { member } = await callRpc(deps.bus, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
     // Same answer for "no such chat" and "not a member": nothing leaks about chats one is not in.
     if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
     for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
@@ -74,13 +74,13 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
   if (problem) return { ok: false, code: 'invalid_request', message: problem };
   let attachments: RpcMethods['messages.attachmentsUsable']['res']['attachments'] = [];
   if (attachmentIds.length > 0) {
-    const usable = await callRpc(deps.bus.nc, deps.namespace, 'messages.attachmentsUsable', { attachmentIds, userId }, deps.serviceTimeoutMs);
+    const usable = await callRpc(deps.bus, deps.namespace, 'messages.attachmentsUsable', { attachmentIds, userId }, deps.serviceTimeoutMs);
     if (!usable.usable) return { ok: false, code: 'invalid_request', message: 'Unknown attachment' };
     attachments = usable.attachments;
   }
   const replyTo = frame.replyTo ?? null;
   if (replyTo) {
-    const { chatId: targetChat } = await callRpc(deps.bus.nc, deps.namespace, 'messages.messageChat', { messageId: replyTo, userId }, deps.serviceTimeoutMs);
+    const { chatId: targetChat } = await callRpc(deps.bus, deps.namespace, 'messages.messageChat', { messageId: replyTo, userId }, deps.serviceTimeoutMs);
     if (targetChat !== chatId) return { ok: false, code: 'invalid_request', message: 'replyTo must be a message of the same chat' };
   }
   const command = {

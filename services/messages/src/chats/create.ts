@@ -93,7 +93,7 @@ async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCre
 
 async function requireUsers(deps: CreateChatDeps, userIds: string[]): Promise<void> {
   if (userIds.length === 0) return;
-  const { userIds: found } = await callRpc(deps.bus.nc, deps.namespace, 'users.existing', { userIds });
+  const { userIds: found } = await callRpc(deps.bus, deps.namespace, 'users.existing', { userIds });
   const missing = userIds.filter((id) => !found.includes(id));
   if (missing.length > 0) throw new NotFound(`No such user: ${missing.join(', ')}`);
 }

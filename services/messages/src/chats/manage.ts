@@ -18,7 +18,7 @@ export async function renameChat(deps: ManageDeps, actorId: string, chatId: stri
 export async function addMember(deps: ManageDeps, actorId: string, chatId: string, userId: string, correlationId: string): Promise<void> {
   requireGroupAdmin(await requireMember(deps.pool, chatId, actorId));
   if (await roleOf(deps.pool, chatId, userId)) throw new Conflict('conflict', 'That user is already a member');
-  const { userIds } = await callRpc(deps.bus.nc, deps.namespace, 'users.existing', { userIds: [userId] });
+  const { userIds } = await callRpc(deps.bus, deps.namespace, 'users.existing', { userIds: [userId] });
   if (userIds.length === 0) throw new NotFound('No such user');
   const added = await appendChatEvent<MemberAdded>(deps, chatId, `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId, {
     type: 'MemberAdded',

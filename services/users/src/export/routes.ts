@@ -17,7 +17,7 @@ export function exportRoutes(router: ApiRouter, deps: ProfileDeps & { serviceTim
   router.route({
     method: 'GET',
     url: '/api/v1/users/me/export',
-    handler: async ({ auth }) => {
+    handler: async ({ auth, proof }) => {
       const me = await findUserById(deps.pool, auth.userId);
       if (!me) throw new NotFound('No such user');
       const [contacts, sessions, securityLog, conversations] = await Promise.all([
@@ -25,10 +25,11 @@ export function exportRoutes(router: ApiRouter, deps: ProfileDeps & { serviceTim
         sessionsOf(deps.pool, auth.userId),
         auditOf(deps.pool, auth.userId),
         callRpc(
-          deps.bus.nc,
+          deps.bus,
           deps.namespace,
           'messages.export',
-          { userId: auth.userId },
+          // The user's own signed request is what lets messages answer for them.
+          { userId: auth.userId, proof },
           // Generous: a long-time user's history is one large query, still far below a client timeout.
           deps.serviceTimeoutMs ?? 30_000,
         ),

@@ -1,0 +1,3 @@
+export * from './nats-config.js';
+export * from './signing-key.js';
+export * from './files.js';

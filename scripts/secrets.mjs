@@ -1,0 +1,41 @@
+#!/usr/bin/env node
+// `npm run secrets -- --out <dir> [--namespace <ns>] [--ledger-from <ns>] [--force]`: makes every secret one Parley
+// installation needs (docs/security.md, "Secrets and their rotation"):
+//   <dir>/nkeys/<principal>.nk   a NATS user seed per process (gateway, users, messages, retention, backup)
+//   <dir>/nats-auth.conf         the NATS server's `authorization` block: public keys and permissions only
+//   <dir>/parley.env             JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD
+// It refuses to overwrite an existing folder's secrets unless --force (rotation is deliberate).
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { NAMESPACE_PATTERN, PRINCIPALS } from '@parley/contracts';
+import { generateSecrets, SECRET_FILES, writeSecrets } from '@parley/secrets';
+
+const { values } = parseArgs({
+  options: {
+    out: { type: 'string' },
+    namespace: { type: 'string', default: process.env.PARLEY_NAMESPACE || 'parley' },
+    // Restoring a backup taken in another namespace on the same NATS: the backup job may import its erasure ledger.
+    'ledger-from': { type: 'string', multiple: true, default: [] },
+    force: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
+if (!values.out) {
+  console.error('usage: npm run secrets -- --out <dir> [--namespace <ns>] [--ledger-from <ns>] [--force]');
+  process.exit(2);
+}
+if (!NAMESPACE_PATTERN.test(values.namespace)) {
+  console.error(`--namespace "${values.namespace}" is not a valid PARLEY_NAMESPACE`);
+  process.exit(2);
+}
+const dir = path.resolve(values.out);
+if (existsSync(path.join(dir, SECRET_FILES.env)) && !values.force) {
+  console.error(`${dir} already holds secrets; pass --force to replace them all (see "rotation" in docs/security.md)`);
+  process.exit(1);
+}
+writeSecrets(dir, generateSecrets(values.namespace, { ledgersOf: values['ledger-from'] }));
+console.log(`secrets for namespace "${values.namespace}" written to ${dir}:`);
+console.log(`  ${SECRET_FILES.natsAuthorization}   include it in the NATS server configuration`);
+console.log(`  ${SECRET_FILES.nkeyDir}/{${PRINCIPALS.join(',')}}.nk   each process's NATS_NKEY_FILE (or NATS_NKEY_DIR=${path.join(dir, SECRET_FILES.nkeyDir)})`);
+console.log(`  ${SECRET_FILES.env}   JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD`);
