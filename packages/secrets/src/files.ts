@@ -16,6 +16,8 @@ export interface InstallationSecrets {
   signing: { seed: string; publicKey: string };
   jwtSecret: string;
   grafanaAdminPassword: string;
+  /** For the PostgreSQL the shipped deployments run (compose, the k8s dev overlay). */
+  postgresPassword: string;
 }
 
 export function generateSecrets(namespace: string, options: { ledgersOf?: string[] } = {}): InstallationSecrets {
@@ -27,6 +29,7 @@ export function generateSecrets(namespace: string, options: { ledgersOf?: string
     signing: newSigningKeyPair(),
     jwtSecret: randomBytes(48).toString('base64url'),
     grafanaAdminPassword: randomBytes(18).toString('base64url'),
+    postgresPassword: randomBytes(24).toString('base64url'),
   };
 }
 
@@ -42,7 +45,7 @@ export const SECRET_FILES = {
   natsAuthorization: 'nats-auth.conf',
   /** Folder of `<principal>.nk` seed files (NATS_NKEY_DIR, or one of them as NATS_NKEY_FILE). */
   nkeyDir: 'nkeys',
-  /** JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD as KEY=value lines. */
+  /** JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD as KEY=value lines. */
   env: 'parley.env',
 } as const;
 
@@ -69,6 +72,7 @@ export function writeSecrets(dir: string, secrets: InstallationSecrets, extraUse
       `GATEWAY_SIGNING_KEY=${secrets.signing.seed}`,
       `GATEWAY_PUBLIC_KEY=${secrets.signing.publicKey}`,
       `GRAFANA_ADMIN_PASSWORD=${secrets.grafanaAdminPassword}`,
+      `POSTGRES_PASSWORD=${secrets.postgresPassword}`,
       '',
     ].join('\n'),
   );
