@@ -78,7 +78,11 @@ describe('retention and backup under load; restore equals a rebuild', () => {
   it('restores the backup elsewhere, and the restore replayed equals a full rebuild', async () => {
     const archive = readdirSync(backupDir).find((f) => f.endsWith('.tar.gz'))!;
     expect(archive).toBeDefined();
-    const target = { ...scenario.env, PARLEY_NAMESPACE: `${scenario.env.PARLEY_NAMESPACE}r`, DATABASE_URL: scenario.servers.postgres.url('restored'), ATTACHMENTS_DIR: path.join(scenario.servers.dir, 'restored-files') };
+    const target = {
+      ...scenario.env,
+      // Another installation on the same NATS server: its own bus users, its backup job allowed to read the source's ledger.
+      ...(await scenario.servers.nats.addNamespace(`${scenario.env.PARLEY_NAMESPACE}r`)),
+      DATABASE_URL: scenario.servers.postgres.url('restored'), ATTACHMENTS_DIR: path.join(scenario.servers.dir, 'restored-files') };
     await job('backup', ['restore', path.join(backupDir, archive)], target);
     const restored = await projection(target.DATABASE_URL);
     expect(restored.messages!.length).toBeGreaterThan(0);

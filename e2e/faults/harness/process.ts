@@ -48,6 +48,11 @@ export abstract class ManagedProcess {
     await this.exited;
   }
 
+  /** Sends a signal without waiting for an exit (SIGHUP: reload the configuration). */
+  signal(signal: NodeJS.Signals): void {
+    this.child?.kill(signal);
+  }
+
   pause(): void {
     this.child?.kill('SIGSTOP');
   }

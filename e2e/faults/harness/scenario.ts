@@ -2,7 +2,7 @@ import path from 'node:path';
 import { api, chatHistory, FaultClient, type Account } from './client.js';
 import { History, type StoredMessage, type Verdict } from './history.js';
 import { PrivateServers, sleep } from './servers.js';
-import { scenarioEnv, startServices, type ServiceProcess } from './services.js';
+import { scenarioEnv, scenarioNamespace, startServices, type ServiceProcess } from './services.js';
 
 /**
  * One fault scenario's world: private servers, the services as processes, accounts in direct chats
@@ -25,7 +25,7 @@ export class Scenario {
   ) {}
 
   static async start(options: { gateways?: number; people?: number; env?: Record<string, string> } = {}): Promise<Scenario> {
-    const servers = await PrivateServers.start();
+    const servers = await PrivateServers.start(scenarioNamespace());
     try {
       // Attachment files live with the scenario's servers, removed with them.
       const env = scenarioEnv({ ...servers.env(), ATTACHMENTS_DIR: path.join(servers.dir, 'attachments') }, options.env);

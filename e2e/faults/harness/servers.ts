@@ -1,5 +1,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
+import { generateSecrets, SECRET_FILES, writeSecrets, writeServerAuthorization, type InstallationSecrets } from '@parley/secrets';
 import { createConnection, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -64,12 +66,73 @@ export abstract class ServerProcess extends ManagedProcess {
   }
 }
 
+/**
+ * nats-server with the bus users and permissions of one namespace, as `npm run secrets` makes them
+ * for production: every service of the scenario signs in as itself (NATS_NKEY_DIR).
+ */
 export class NatsServer extends ServerProcess {
+  readonly secrets: InstallationSecrets;
+  private readonly configFile: string;
+
   constructor(
     port: number,
     readonly storeDir: string,
+    readonly namespace: string,
   ) {
     super('nats-server', port);
+    this.secrets = generateSecrets(namespace);
+    mkdirSync(storeDir, { recursive: true });
+    writeSecrets(this.secretsDir, this.secrets);
+    this.configFile = path.join(this.secretsDir, 'nats-server.conf');
+    // JetStream in the file, not as -js on the command line: a configuration reload (addNamespace)
+    // would otherwise turn it off.
+    writeFileSync(this.configFile, `jetstream { store_dir: ${JSON.stringify(storeDir)} }\ninclude ./${SECRET_FILES.natsAuthorization}\n`);
+  }
+
+  get secretsDir(): string {
+    return path.join(this.storeDir, '..', 'nats-secrets');
+  }
+
+  private readonly others: InstallationSecrets[] = [];
+
+  /**
+   * Users of a second installation on this server (where a restore goes), whose backup job may
+   * read this one's erasure ledger; applied by a configuration reload. Returns its services' env.
+   */
+  async addNamespace(namespace: string): Promise<Record<string, string>> {
+    const secrets = generateSecrets(namespace, { ledgersOf: [this.namespace] });
+    this.others.push(secrets);
+    const dir = path.join(this.secretsDir, namespace);
+    writeSecrets(dir, secrets);
+    writeServerAuthorization(path.join(this.secretsDir, SECRET_FILES.natsAuthorization), [this.secrets, ...this.others]);
+    this.signal('SIGHUP');
+    // Reloaded once the new installation's users may sign in.
+    const seed = new TextEncoder().encode(secrets.nkeys.users.seed);
+    for (let i = 0; ; i++) {
+      const nc = await connect({ servers: this.url, authenticator: nkeyAuthenticator(seed), reconnect: false }).catch(() => null);
+      if (nc) {
+        await nc.close();
+        break;
+      }
+      if (i > 200) throw new Error('nats-server did not take the new users');
+      await sleep(25);
+    }
+    return {
+      PARLEY_NAMESPACE: namespace,
+      NATS_NKEY_DIR: path.join(dir, SECRET_FILES.nkeyDir),
+      GATEWAY_SIGNING_KEY: secrets.signing.seed,
+      GATEWAY_PUBLIC_KEY: secrets.signing.publicKey,
+    };
+  }
+
+  /** What the services read to sign in. */
+  env(): Record<string, string> {
+    return {
+      NATS_URL: this.url,
+      NATS_NKEY_DIR: path.join(this.secretsDir, SECRET_FILES.nkeyDir),
+      GATEWAY_SIGNING_KEY: this.secrets.signing.seed,
+      GATEWAY_PUBLIC_KEY: this.secrets.signing.publicKey,
+    };
   }
 
   get url(): string {
@@ -77,7 +140,7 @@ export class NatsServer extends ServerProcess {
   }
 
   protected spawnServer(): ChildProcess {
-    return spawn(NATS_SERVER, ['-a', '127.0.0.1', '-p', String(this.port), '-js', '-sd', this.storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(NATS_SERVER, ['-c', this.configFile, '-a', '127.0.0.1', '-p', String(this.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 }
 
@@ -158,11 +221,11 @@ export class PrivateServers {
     readonly postgres: PostgresServer,
   ) {}
 
-  static async start(): Promise<PrivateServers> {
+  static async start(namespace: string): Promise<PrivateServers> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-faults-'));
     chmodSync(dir, 0o711); // the postgres user must reach its data folder inside
     const [natsPort, redisPort, pgPort] = [await freePort(), await freePort(), await freePort()];
-    const servers = new PrivateServers(dir, new NatsServer(natsPort, path.join(dir, 'nats')), new RedisServer(redisPort), new PostgresServer(pgPort, path.join(dir, 'pg')));
+    const servers = new PrivateServers(dir, new NatsServer(natsPort, path.join(dir, 'nats'), namespace), new RedisServer(redisPort), new PostgresServer(pgPort, path.join(dir, 'pg')));
     await servers.postgres.init();
     await Promise.all([servers.nats.start(), servers.redis.start(), servers.postgres.start()]);
     await servers.waitForPostgres();
@@ -185,7 +248,7 @@ export class PrivateServers {
 
   /** What the services read to reach these servers. */
   env(): Record<string, string> {
-    return { DATABASE_URL: this.postgres.url(), NATS_URL: this.nats.url, REDIS_URL: this.redis.url };
+    return { DATABASE_URL: this.postgres.url(), ...this.nats.env(), REDIS_URL: this.redis.url, PARLEY_NAMESPACE: this.nats.namespace };
   }
 
   async stop(): Promise<void> {

@@ -79,10 +79,13 @@ export class ServiceProcess extends ManagedProcess {
 }
 
 /** The env every service of one scenario shares: the private servers and one namespace. */
+export function scenarioNamespace(): string {
+  return `f${randomBytes(4).toString('hex')}`;
+}
+
 export function scenarioEnv(servers: Record<string, string>, extra: Record<string, string> = {}): Record<string, string> {
   const id = randomBytes(4).toString('hex');
   return {
-    PARLEY_NAMESPACE: `f${id}`,
     JWT_SECRET: `fault-secret-${id}-0123456789abcdefghijklmnopqrstuvwxyz`,
     LOG_LEVEL: process.env.TEST_LOG_LEVEL ?? 'warn',
     PROJECTOR_ACK_WAIT_MS: '2000',

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Type } from '@sinclair/typebox';
-import { AuthEnv, CommonEnv, ConfigError, DEV_JWT_SECRET, loadEnv } from './index.js';
+import { AuthEnv, CommonEnv, ConfigError, DEV_JWT_SECRET, developmentKeysInUse, GatewaySigningEnv, GatewayVerifyEnv, isClearlyLocal, loadEnv } from './index.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -117,5 +117,23 @@ describe('loadEnv', () => {
       if (previous === undefined) delete process.env.PARLEY_NAMESPACE;
       else process.env.PARLEY_NAMESPACE = previous;
     }
+  });
+});
+
+describe('development keys', () => {
+  it('stand in for unset secrets only on a local machine, and are reported', () => {
+    const env = loadEnv({ ...CommonEnv, ...AuthEnv, ...GatewaySigningEnv }, {});
+    expect(env.JWT_SECRET).toBe(DEV_JWT_SECRET);
+    expect(developmentKeysInUse(env)).toEqual(['JWT_SECRET', 'GATEWAY_SIGNING_KEY']);
+    expect(developmentKeysInUse(loadEnv({ ...CommonEnv, ...AuthEnv }, { JWT_SECRET: 'x'.repeat(40) }))).toEqual([]);
+  });
+
+  it('are refused in production or with any server off this machine, naming the setting and not a value', () => {
+    for (const source of [{ NODE_ENV: 'production' }, { NATS_URL: 'nats://nats:4222' }, { DATABASE_URL: 'postgres://db.internal/parley' }, { REDIS_URL: 'redis://10.0.0.5:6379' }]) {
+      const error = configError(() => loadEnv({ ...CommonEnv, ...AuthEnv, ...GatewayVerifyEnv }, source));
+      expect(error.message).toMatch(/JWT_SECRET: required/);
+      expect(error.message).toMatch(/GATEWAY_PUBLIC_KEY: required/);
+    }
+    expect(isClearlyLocal({ NATS_URL: 'nats://localhost:4222', DATABASE_URL: 'postgres://postgres@127.0.0.1/x', REDIS_URL: 'redis://[::1]:6379' })).toBe(true);
   });
 });

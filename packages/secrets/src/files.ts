@@ -77,3 +77,12 @@ export function writeSecrets(dir: string, secrets: InstallationSecrets, extraUse
     ].join('\n'),
   );
 }
+
+/**
+ * One NATS server's `authorization` block for several installations (namespaces) at once, plus
+ * `extraUsers`: what a server shared by a system and the target of its restore needs.
+ */
+export function writeServerAuthorization(file: string, installations: InstallationSecrets[], extraUsers: BusUser[] = []): void {
+  const users = [...installations.flatMap(secretsUsers), ...extraUsers];
+  writeFileSync(file, renderAuthorization(users, `Parley bus users of ${installations.map((i) => `"${i.namespace}"`).join(', ')}`), { mode: 0o600 });
+}

@@ -3,7 +3,7 @@ import { appendFileSync, existsSync, mkdtempSync, rmSync, writeFileSync } from '
 import os from 'node:os';
 import path from 'node:path';
 import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
-import { createUserKey, generateSecrets, renderAuthorization, SECRET_FILES, secretsUsers, writeSecrets, type BusUser, type InstallationSecrets } from '@parley/secrets';
+import { createUserKey, generateSecrets, SECRET_FILES, writeSecrets, writeServerAuthorization, type InstallationSecrets } from '@parley/secrets';
 
 /** Debian's nats-server (the one .ci/run starts); NATS_SERVER_BIN overrides it. */
 export const NATS_SERVER_BIN = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
@@ -97,8 +97,7 @@ export class AuthenticatedNats {
     const secrets = generateSecrets(namespace, options);
     this.installations.push(secrets);
     writeSecrets(path.join(this.dir, namespace), secrets);
-    const users: BusUser[] = [...this.installations.flatMap(secretsUsers), { name: 'test harness', nkey: this.admin.publicKey, permissions: 'all' }];
-    writeFileSync(path.join(this.dir, SECRET_FILES.natsAuthorization), renderAuthorization(users, 'test server'), { mode: 0o600 });
+    writeServerAuthorization(path.join(this.dir, SECRET_FILES.natsAuthorization), this.installations, [{ name: 'test harness', nkey: this.admin.publicKey, permissions: 'all' }]);
   }
 
   /** Starts the server (again, on the same port and data after a stop). */

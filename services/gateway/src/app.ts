@@ -1,4 +1,4 @@
-import uWS from 'uWebSockets.js';
+import type * as UWS from 'uWebSockets.js';
 import { TokenVerifier } from '@parley/auth';
 import { Sequencer, type Bus } from '@parley/bus';
 import { streamName } from '@parley/contracts';
@@ -6,6 +6,7 @@ import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { GatewayConfig } from './env.js';
 import { LocalDiskStore } from '@parley/storage';
+import { loadNativeUws } from './uws.js';
 import { apiHandler } from './http/api-handler.js';
 import { downloadHandler, uploadHandler } from './http/attachments.js';
 import { clientAddressResolver } from './http/client-address.js';
@@ -38,6 +39,8 @@ export interface Gateway {
  * `/ws` (the realtime protocol), plus the fan-out consumer that feeds sockets. Reads no env.
  */
 export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Promise<Gateway> {
+  // Here, not at import: a missing native build is a start-up error, reported like any other.
+  const uWS = loadNativeUws();
   const app = uWS.App();
   const registry = new SocketRegistry();
   const revocations = new RevocationList({
@@ -120,10 +123,10 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     }),
   );
 
-  const listenSocket = await new Promise<uWS.us_listen_socket>((resolve, reject) => {
+  const listenSocket = await new Promise<UWS.us_listen_socket>((resolve, reject) => {
     app.listen('0.0.0.0', config.PORT, (token) => (token ? resolve(token) : reject(new Error(`gateway cannot listen on port ${config.PORT}`))));
   });
-  const port = uWS.us_socket_local_port(listenSocket as unknown as uWS.us_socket);
+  const port = uWS.us_socket_local_port(listenSocket as unknown as UWS.us_socket);
   deps.log.info({ port }, 'gateway listening');
 
   return {
