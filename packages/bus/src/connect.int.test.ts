@@ -1,9 +1,12 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
-import { compareVersions, connectBus, IncompatibleServerError, redactUrl } from './connect.js';
+import { AuthenticatedNats, natsServerAvailable } from '@parley/testing';
+import { BusCredentialsError, compareVersions, connectBus, IncompatibleServerError, readNkeySeed, redactUrl } from './connect.js';
 
 const log = createLogger({ service: 'test', level: 'silent' });
 const NATS_SERVER = '/usr/sbin/nats-server';
@@ -59,5 +62,50 @@ describe('connectBus', () => {
   it('never shows credentials from a URL', () => {
     expect(redactUrl('nats://user:hunter2@host:4222')).not.toContain('hunter2');
     expect(redactUrl('nats://user:hunter2@host:4222')).not.toContain('user');
+  });
+});
+
+describe('connectBus and credentials', () => {
+  const capture = () => {
+    const lines: { level: string; msg: string }[] = [];
+    const logger = createLogger({ service: 'test', level: 'info', destination: { write: (line: string) => void lines.push(JSON.parse(line)) } });
+    return { lines, logger };
+  };
+
+  it('warns, once and loudly, when the bus accepts connections without credentials (the local default)', async () => {
+    const { lines, logger } = capture();
+    const bus = await connectBus({ url: 'nats://127.0.0.1:4222', name: 'test', log: logger });
+    await bus.nc.close();
+    expect(lines.filter((l) => /WITHOUT credentials/.test(l.msg))).toEqual([expect.objectContaining({ level: 'warn' })]);
+  });
+
+  it.runIf(natsServerAvailable())('signs in with its nkey on an authenticated server, without that warning', async () => {
+    const server = await AuthenticatedNats.start('tconnect');
+    try {
+      const { lines, logger } = capture();
+      const bus = await connectBus({ url: server.url, name: 'test', log: logger, identity: { principal: 'messages', namespace: 'tconnect', nkeyDir: server.nkeyDir() } });
+      await bus.nc.close();
+      expect(lines.filter((l) => /WITHOUT credentials/.test(l.msg))).toEqual([]);
+      await expect(connectBus({ url: server.url, name: 'test', log: logger })).rejects.toThrow(/authorization/i);
+    } finally {
+      await server.destroy();
+    }
+  });
+
+  it('refuses a missing or malformed seed file without echoing its content', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-nkey-'));
+    writeFileSync(path.join(dir, 'gateway.nk'), 'SUnot-a-seed-but-a-secret\n');
+    expect(() => readNkeySeed({ principal: 'users', namespace: 't', nkeyDir: dir })).toThrow(BusCredentialsError);
+    const malformed = (() => {
+      try {
+        readNkeySeed({ principal: 'gateway', namespace: 't', nkeyDir: dir });
+      } catch (error) {
+        return (error as Error).message;
+      }
+      return '';
+    })();
+    expect(malformed).toMatch(/does not hold a NATS user nkey seed/);
+    expect(malformed).not.toContain('not-a-seed-but-a-secret');
+    rmSync(dir, { recursive: true, force: true });
   });
 });
