@@ -1,0 +1,139 @@
+import { describe, it } from 'vitest';
+import type { Decided } from './decide.js';
+import { givenChat } from './specification.js';
+
+const O = 'owner-1';
+const A = 'admin-1';
+const M = 'member-1';
+const N = 'member-2';
+const X = 'outsider';
+
+const group: Decided = {
+  type: 'ChatCreated',
+  data: { type: 'group', title: 'g', createdBy: O, members: [{ userId: O, role: 'owner' }, { userId: M, role: 'member' }, { userId: N, role: 'member' }] },
+};
+const direct: Decided = { type: 'ChatCreated', data: { type: 'direct', title: null, createdBy: O, members: [{ userId: O, role: 'owner' }, { userId: M, role: 'member' }] } };
+const adminJoins: Decided = { type: 'MemberAdded', data: { userId: A, role: 'admin', addedBy: O } };
+const removed = (userId: string, by = O): Decided => ({ type: 'MemberRemoved', data: { userId, removedBy: by, reason: by === userId ? 'left' : 'removed', newOwnerId: null } });
+const sent = (messageId: string, senderId: string): Decided => ({ type: 'MessageSent', data: { messageId, senderId, clientMsgId: `c-${messageId}`, body: 'hi', replyTo: null, attachmentIds: [] } });
+const poll = (pollId: string, by: string, multiple = false): Decided => ({
+  type: 'PollPosted',
+  data: { messageId: `msg-${pollId}`, senderId: by, clientMsgId: `c-${pollId}`, pollId, question: 'q?', options: [{ id: 'a', text: 'A' }, { id: 'b', text: 'B' }], multiple },
+});
+const send = (actorId: string, replyTo: string | null = null) => ({ type: 'SendMessage' as const, actorId, data: { messageId: 'm-new', clientMsgId: 'c-new', body: 'hello', replyTo, attachmentIds: [] } });
+
+describe('chat decider: sending', () => {
+  it('a member sends', () => givenChat(group).when(send(M)).then({ type: 'MessageSent', data: { ...send(M).data, senderId: M } }));
+  it('an outsider gets "no such chat", like for a chat that does not exist', () => {
+    givenChat(group).when(send(X)).thenRefused('not_found', 'No such chat');
+    givenChat().when(send(M)).thenRefused('not_found', 'No such chat');
+  });
+  it('race: a member removed before the send is appended is refused when deciding again', () => givenChat(group, removed(M)).when(send(M)).thenRefused('not_found'));
+  it('race: a member who left, or whose account was erased, is refused', () => {
+    givenChat(group, removed(M, M)).when(send(M)).thenRefused('not_found');
+    givenChat(group, { type: 'MemberErased', data: { userId: M, purged: false, newOwnerId: null } }).when(send(M)).thenRefused('not_found');
+  });
+  it('a member added again may send again', () => givenChat(group, removed(M), { type: 'MemberAdded', data: { userId: M, role: 'member', addedBy: O } }).when(send(M)).then({ type: 'MessageSent', data: { ...send(M).data, senderId: M } }));
+  it('replies only to a visible message of the same chat', () => {
+    givenChat(group, sent('m1', N)).when(send(M, 'm1')).then({ type: 'MessageSent', data: { ...send(M, 'm1').data, senderId: M } });
+    givenChat(group).when(send(M, 'elsewhere')).thenRefused('invalid_request');
+    givenChat(group, sent('m1', N), { type: 'MessageDeleted', data: { messageId: 'm1', deletedBy: N } }).when(send(M, 'm1')).thenRefused('invalid_request');
+  });
+  it('posts a poll as a member only', () => {
+    const data = { messageId: 'p', clientMsgId: 'cp', pollId: 'p1', question: 'q', options: [{ id: 'a', text: 'A' }], multiple: false };
+    givenChat(group).when({ type: 'PostPoll', actorId: M, data }).then({ type: 'PollPosted', data: { ...data, senderId: M } });
+    givenChat(group, removed(M)).when({ type: 'PostPoll', actorId: M, data }).thenRefused('not_found');
+  });
+});
+
+describe('chat decider: edits, deletes, reactions', () => {
+  it('the author edits; nobody else; not a poll; not a deleted or expired message', () => {
+    givenChat(group, sent('m1', M)).when({ type: 'EditMessage', actorId: M, messageId: 'm1', body: 'b2' }).then({ type: 'MessageEdited', data: { messageId: 'm1', body: 'b2', editedBy: M } });
+    givenChat(group, sent('m1', M)).when({ type: 'EditMessage', actorId: O, messageId: 'm1', body: 'b2' }).thenRefused('forbidden');
+    givenChat(group, poll('p1', M)).when({ type: 'EditMessage', actorId: M, messageId: 'msg-p1', body: 'b2' }).thenRefused('invalid_request');
+    givenChat(group, sent('m1', M), { type: 'MessageDeleted', data: { messageId: 'm1', deletedBy: M } }).when({ type: 'EditMessage', actorId: M, messageId: 'm1', body: 'b2' }).thenRefused('not_found');
+    givenChat(group, sent('m1', M), { type: 'MessagesExpired', data: { upToSeq: 2, cutoff: 'c' } }).when({ type: 'EditMessage', actorId: M, messageId: 'm1', body: 'b2' }).thenRefused('not_found');
+  });
+  it('race: an author removed before the edit is refused', () => givenChat(group, sent('m1', M), removed(M)).when({ type: 'EditMessage', actorId: M, messageId: 'm1', body: 'x' }).thenRefused('not_found', 'No such message'));
+  it('the author or a group admin deletes, keeping what the tombstone needs', () => {
+    const original = { clientMsgId: 'c-m1', createdAt: '2026-01-01T00:00:00.000Z' };
+    givenChat(group, sent('m1', M)).when({ type: 'DeleteMessage', actorId: M, messageId: 'm1', original }).then({ type: 'MessageDeleted', data: { messageId: 'm1', deletedBy: M, original: { seq: 2, senderId: M, ...original } } });
+    givenChat(group, adminJoins, sent('m1', M)).when({ type: 'DeleteMessage', actorId: A, messageId: 'm1', original }).then({ type: 'MessageDeleted', data: { messageId: 'm1', deletedBy: A, original: { seq: 3, senderId: M, ...original } } });
+    givenChat(group, sent('m1', M)).when({ type: 'DeleteMessage', actorId: N, messageId: 'm1', original }).thenRefused('forbidden');
+    // In a direct chat the other person is "owner" by creation, but has no admin rights over messages.
+    givenChat(direct, sent('m1', M)).when({ type: 'DeleteMessage', actorId: O, messageId: 'm1', original }).thenRefused('forbidden');
+  });
+  it('reacts on a visible message; removes only an existing reaction', () => {
+    givenChat(group, sent('m1', N)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍' }).then({ type: 'ReactionAdded', data: { messageId: 'm1', userId: M, emoji: '👍' } });
+    givenChat(group).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍' }).thenRefused('not_found');
+    givenChat(group, sent('m1', N)).when({ type: 'Unreact', actorId: M, messageId: 'm1', emoji: '👍', reacted: true }).then({ type: 'ReactionRemoved', data: { messageId: 'm1', userId: M, emoji: '👍' } });
+    givenChat(group, sent('m1', N)).when({ type: 'Unreact', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).thenRefused('not_found', 'No such reaction');
+    givenChat(group, sent('m1', N), removed(M)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍' }).thenRefused('not_found');
+  });
+});
+
+describe('chat decider: polls', () => {
+  it('votes with known options, one unless multiple', () => {
+    givenChat(group, poll('p1', N)).when({ type: 'Vote', actorId: M, pollId: 'p1', optionIds: ['a'] }).then({ type: 'PollVoted', data: { pollId: 'p1', messageId: 'msg-p1', userId: M, optionIds: ['a'] } });
+    givenChat(group, poll('p1', N)).when({ type: 'Vote', actorId: M, pollId: 'p1', optionIds: ['a', 'b'] }).thenRefused('invalid_request', 'This poll takes a single choice');
+    givenChat(group, poll('p1', N, true)).when({ type: 'Vote', actorId: M, pollId: 'p1', optionIds: ['a', 'b'] }).then({ type: 'PollVoted', data: { pollId: 'p1', messageId: 'msg-p1', userId: M, optionIds: ['a', 'b'] } });
+    givenChat(group, poll('p1', N)).when({ type: 'Vote', actorId: M, pollId: 'p1', optionIds: ['z'] }).thenRefused('invalid_request', 'Unknown option');
+  });
+  it('race: a vote decided before the poll closed is refused when decided again', () =>
+    givenChat(group, poll('p1', N), { type: 'PollClosed', data: { pollId: 'p1', messageId: 'msg-p1', closedBy: N } }).when({ type: 'Vote', actorId: M, pollId: 'p1', optionIds: ['a'] }).thenRefused('invalid_request', 'The poll is closed'));
+  it('only the creator closes a poll, once', () => {
+    givenChat(group, poll('p1', N)).when({ type: 'ClosePoll', actorId: N, pollId: 'p1' }).then({ type: 'PollClosed', data: { pollId: 'p1', messageId: 'msg-p1', closedBy: N } });
+    givenChat(group, poll('p1', N)).when({ type: 'ClosePoll', actorId: M, pollId: 'p1' }).thenRefused('forbidden');
+    givenChat(group, poll('p1', N), { type: 'PollClosed', data: { pollId: 'p1', messageId: 'msg-p1', closedBy: N } }).when({ type: 'ClosePoll', actorId: N, pollId: 'p1' }).thenNothingHappened();
+    givenChat(group, poll('p1', N), { type: 'MessageDeleted', data: { messageId: 'msg-p1', deletedBy: N } }).when({ type: 'ClosePoll', actorId: N, pollId: 'p1' }).thenRefused('not_found');
+  });
+});
+
+describe('chat decider: members', () => {
+  it('owners and admins of a group add members; not twice; not unknown users; not in direct chats', () => {
+    givenChat(group).when({ type: 'AddMember', actorId: O, userId: X, userExists: true }).then({ type: 'MemberAdded', data: { userId: X, role: 'member', addedBy: O } });
+    givenChat(group).when({ type: 'AddMember', actorId: M, userId: X, userExists: true }).thenRefused('forbidden');
+    givenChat(group).when({ type: 'AddMember', actorId: O, userId: N, userExists: true }).thenRefused('conflict');
+    givenChat(group).when({ type: 'AddMember', actorId: O, userId: X, userExists: false }).thenRefused('not_found', 'No such user');
+    givenChat(direct).when({ type: 'AddMember', actorId: O, userId: X, userExists: true }).thenRefused('forbidden');
+  });
+  it('race: an admin demoted by removal can no longer add or remove', () => {
+    givenChat(group, adminJoins, removed(A)).when({ type: 'AddMember', actorId: A, userId: X, userExists: true }).thenRefused('not_found');
+    givenChat(group, adminJoins, removed(A)).when({ type: 'RemoveMember', actorId: A, userId: M }).thenRefused('not_found');
+  });
+  it('admins remove members, only the owner removes admins, nobody removes the owner', () => {
+    givenChat(group, adminJoins).when({ type: 'RemoveMember', actorId: A, userId: M }).then(removed(M, A));
+    givenChat(group, adminJoins, { type: 'MemberAdded', data: { userId: 'admin-2', role: 'admin', addedBy: O } }).when({ type: 'RemoveMember', actorId: A, userId: 'admin-2' }).thenRefused('forbidden');
+    givenChat(group, adminJoins).when({ type: 'RemoveMember', actorId: O, userId: A }).then(removed(A, O));
+    givenChat(group, adminJoins).when({ type: 'RemoveMember', actorId: A, userId: O }).thenRefused('forbidden');
+    givenChat(group).when({ type: 'RemoveMember', actorId: M, userId: N }).thenRefused('forbidden');
+    givenChat(group).when({ type: 'RemoveMember', actorId: O, userId: X }).thenRefused('not_found', 'No such member');
+    givenChat(direct).when({ type: 'RemoveMember', actorId: O, userId: M }).thenRefused('invalid_request');
+  });
+  it('an owner who leaves hands the group to the longest-standing admin, else member', () => {
+    givenChat(group, adminJoins).when({ type: 'RemoveMember', actorId: O, userId: O }).then({ type: 'MemberRemoved', data: { userId: O, removedBy: O, reason: 'left', newOwnerId: A } });
+    givenChat(group).when({ type: 'RemoveMember', actorId: O, userId: O }).then({ type: 'MemberRemoved', data: { userId: O, removedBy: O, reason: 'left', newOwnerId: M } });
+  });
+  it('race: an owner leaving names no successor who was removed concurrently', () =>
+    givenChat(group, adminJoins, removed(A)).when({ type: 'RemoveMember', actorId: O, userId: O }).then({ type: 'MemberRemoved', data: { userId: O, removedBy: O, reason: 'left', newOwnerId: M } }));
+  it('the new owner takes the owner role', () =>
+    givenChat(group, { type: 'MemberRemoved', data: { userId: O, removedBy: O, reason: 'left', newOwnerId: M } }).when({ type: 'RemoveMember', actorId: M, userId: N }).then(removed(N, M)));
+  it('owners and admins rename groups', () => {
+    givenChat(group).when({ type: 'Rename', actorId: O, title: 't2' }).then({ type: 'ChatRenamed', data: { title: 't2', renamedBy: O } });
+    givenChat(group).when({ type: 'Rename', actorId: M, title: 't2' }).thenRefused('forbidden');
+    givenChat(direct).when({ type: 'Rename', actorId: O, title: 't2' }).thenRefused('forbidden');
+  });
+});
+
+describe('chat decider: retention and erasure', () => {
+  it('expires up to a seq once, never past the head', () => {
+    givenChat(group, sent('m1', M)).when({ type: 'ExpireMessages', upToSeq: 2, cutoff: 'c' }).then({ type: 'MessagesExpired', data: { upToSeq: 2, cutoff: 'c' } });
+    givenChat(group, sent('m1', M), { type: 'MessagesExpired', data: { upToSeq: 2, cutoff: 'c' } }).when({ type: 'ExpireMessages', upToSeq: 2, cutoff: 'c' }).thenNothingHappened();
+    givenChat(group).when({ type: 'ExpireMessages', upToSeq: 5, cutoff: 'c' }).thenNothingHappened();
+  });
+  it('erases a member once, handing an owned group on', () => {
+    givenChat(group).when({ type: 'EraseMember', userId: M, purged: true }).then({ type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } });
+    givenChat(group, adminJoins).when({ type: 'EraseMember', userId: O, purged: false }).then({ type: 'MemberErased', data: { userId: O, purged: false, newOwnerId: A } });
+    givenChat(group, removed(M)).when({ type: 'EraseMember', userId: M, purged: true }).thenNothingHappened();
+  });
+});

@@ -1,0 +1,3 @@
+export * from './state.js';
+export * from './decide.js';
+export * from './specification.js';
