@@ -10,3 +10,4 @@ export * from './read.js';
 export * from './faults.js';
 export * from './turn.js';
 export * from './assertion.js';
+export * from './chat-events.js';

@@ -21,6 +21,15 @@ interface Head {
   seq: number;
 }
 
+/** What a decision came to: the event to append, or why not (the caller's own refusal type). */
+export type Decision<E, R> = { event: E } | { refusal: R };
+
+/** Events a subject stored after `afterSeq`, up to and with `uptoSeq` (the stream's, gaps skipped). */
+export type ReadBetween = (afterSeq: number, uptoSeq: number) => Promise<SequencedEvent[]>;
+
+/** How many of a subject's latest events stay in memory, so deciding again rarely reads the stream. */
+const RECENT_PER_SUBJECT = 64;
+
 /**
  * Appends events to a subject with a gap-free per-subject `seq` (a chat's seq), safely from any
  * number of processes. Each append states the stream sequence of the subject's last message it
@@ -37,6 +46,8 @@ interface Head {
 export class Sequencer {
   private readonly heads = new Map<string, Head>();
   private readonly tails = new Map<string, Promise<unknown>>();
+  /** The latest events of cached subjects, appended here or observed live, in seq order. */
+  private readonly recent = new Map<string, SequencedEvent[]>();
 
   constructor(
     private readonly js: JetStreamClient,
@@ -47,11 +58,41 @@ export class Sequencer {
   ) {}
 
   append<E extends SequencedEvent>(subject: string, msgId: string, build: (seq: number) => E): Promise<Appended<E>> {
+    return this.serialised(subject, () => this.appendNow(subject, msgId, build));
+  }
+
+  /**
+   * Appends an event decided against everything the subject stored after `basisSeq`, the seq the
+   * caller's state reflects (issue 17: a decision is only as good as the events it saw).
+   * `decide(newer, seq)` gets the events stored after basisSeq, in order, and the seq the event
+   * will take; when another process appends first (an expected-sequence conflict), the new events
+   * are read and `decide` runs again with them, so a member removed in between is refused rather
+   * than renumbered past their removal. Newer events come from memory when this process appended
+   * or observed them, else from the stream (`readBetween`).
+   */
+  appendDecided<E extends SequencedEvent, R>(
+    subject: string,
+    msgId: string,
+    basisSeq: number,
+    decide: (newer: SequencedEvent[], seq: number) => Decision<E, R>,
+    readBetween: ReadBetween,
+  ): Promise<Appended<E> | { refusal: R }> {
+    return this.serialised(subject, async () => {
+      for (let attempt = 0; attempt < 50; attempt++) {
+        const head = this.heads.get(subject) ?? (await this.readHead(subject));
+        const newer = head.seq > basisSeq ? await this.between(subject, basisSeq, head.seq, readBetween) : [];
+        const decision = decide(newer, head.seq + 1);
+        if ('refusal' in decision) return decision;
+        const outcome = await this.publishAfter(subject, msgId, head, decision.event);
+        if (outcome) return outcome;
+      }
+      throw new Error(`could not append to ${subject}: too much contention`);
+    });
+  }
+
+  private serialised<T>(subject: string, work: () => Promise<T>): Promise<T> {
     const previous = this.tails.get(subject) ?? endOfTurn();
-    const run = previous.then(
-      () => this.appendNow(subject, msgId, build),
-      () => this.appendNow(subject, msgId, build),
-    );
+    const run = previous.then(work, work);
     const tail = run.catch(() => undefined);
     this.tails.set(subject, tail);
     void tail.then(() => {
@@ -66,9 +107,11 @@ export class Sequencer {
    * expected-sequence check and re-reading the head. With members of a chat on different
    * gateways that happened to about one send in six. Older news than the cached head is ignored.
    */
-  observe(subject: string, streamSeq: number, seq: number): void {
+  observe(subject: string, streamSeq: number, seq: number, event?: SequencedEvent): void {
     // Only subjects already cached: a chat this process never appends to needs no head.
-    if (this.heads.has(subject)) this.remember(subject, { streamSeq, seq });
+    if (!this.heads.has(subject)) return;
+    this.remember(subject, { streamSeq, seq });
+    if (event) this.keep(subject, event);
   }
 
   /** The subject's latest seq (0 when it has no events), read from the stream. */
@@ -79,23 +122,46 @@ export class Sequencer {
   private async appendNow<E extends SequencedEvent>(subject: string, msgId: string, build: (seq: number) => E): Promise<Appended<E>> {
     for (let attempt = 0; attempt < 50; attempt++) {
       const head = this.heads.get(subject) ?? (await this.readHead(subject));
-      const event = build(head.seq + 1);
-      try {
-        const ack = await publishEvent(this.js, subject, event, { msgId, expectLastSubjectSequence: head.streamSeq }, this.metrics);
-        if (ack.duplicate) {
-          const original = await readStored<E>(this.jsm, this.stream, { seq: ack.seq });
-          if (!original) throw new Error(`duplicate of stream seq ${ack.seq} on ${subject}, but it is gone`);
-          return { event: original.value, streamSeq: ack.seq, duplicate: true };
-        }
-        this.remember(subject, { streamSeq: ack.seq, seq: event.seq });
-        return { event, streamSeq: ack.seq, duplicate: false };
-      } catch (error) {
-        if (!(error instanceof WrongLastSequenceError)) throw error;
-        // Another process appended first: forget our head and build on theirs.
-        this.heads.delete(subject);
-      }
+      const outcome = await this.publishAfter(subject, msgId, head, build(head.seq + 1));
+      if (outcome) return outcome;
     }
     throw new Error(`could not append to ${subject}: too much contention`);
+  }
+
+  /** One append built on `head`; undefined when another process appended first (the head is dropped). */
+  private async publishAfter<E extends SequencedEvent>(subject: string, msgId: string, head: Head, event: E): Promise<Appended<E> | undefined> {
+    try {
+      const ack = await publishEvent(this.js, subject, event, { msgId, expectLastSubjectSequence: head.streamSeq }, this.metrics);
+      if (ack.duplicate) {
+        const original = await readStored<E>(this.jsm, this.stream, { seq: ack.seq });
+        if (!original) throw new Error(`duplicate of stream seq ${ack.seq} on ${subject}, but it is gone`);
+        return { event: original.value, streamSeq: ack.seq, duplicate: true };
+      }
+      this.remember(subject, { streamSeq: ack.seq, seq: event.seq });
+      this.keep(subject, event);
+      return { event, streamSeq: ack.seq, duplicate: false };
+    } catch (error) {
+      if (!(error instanceof WrongLastSequenceError)) throw error;
+      // Another process appended first: forget our head and build on theirs.
+      this.heads.delete(subject);
+      return undefined;
+    }
+  }
+
+  /** The events (afterSeq, uptoSeq] of a subject: from memory when it holds all of them, else from the stream. */
+  private async between(subject: string, afterSeq: number, uptoSeq: number, readBetween: ReadBetween): Promise<SequencedEvent[]> {
+    const kept = (this.recent.get(subject) ?? []).filter((e) => e.seq > afterSeq && e.seq <= uptoSeq);
+    if (kept.length === uptoSeq - afterSeq) return kept;
+    return readBetween(afterSeq, uptoSeq);
+  }
+
+  private keep(subject: string, event: SequencedEvent): void {
+    const list = this.recent.get(subject) ?? [];
+    if (list.some((e) => e.seq === event.seq)) return;
+    list.push(event);
+    list.sort((a, b) => a.seq - b.seq);
+    if (list.length > RECENT_PER_SUBJECT) list.splice(0, list.length - RECENT_PER_SUBJECT);
+    this.recent.set(subject, list);
   }
 
   private async readHead(subject: string): Promise<Head> {
@@ -116,7 +182,10 @@ export class Sequencer {
     if (this.heads.size >= this.maxCachedHeads && !this.heads.has(subject)) {
       // Drop the oldest entry (Map keeps insertion order): a miss only costs one read.
       const oldest = this.heads.keys().next().value;
-      if (oldest !== undefined) this.heads.delete(oldest);
+      if (oldest !== undefined) {
+        this.heads.delete(oldest);
+        this.recent.delete(oldest);
+      }
     }
     this.heads.delete(subject);
     this.heads.set(subject, head);

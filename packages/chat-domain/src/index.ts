@@ -1,3 +1,4 @@
 export * from './state.js';
 export * from './decide.js';
 export * from './specification.js';
+export * from './write.js';

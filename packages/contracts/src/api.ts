@@ -64,9 +64,9 @@ export interface RpcMethods {
   /** users: who has this user in their contacts (they see the user's presence). */
   'users.watchers': { req: { userId: string }; res: { userIds: string[] } };
   /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
-  'messages.memberships': { req: { userId: string }; res: { chatIds: string[] } };
+  'messages.memberships': { req: { userId: string }; res: { chatIds: string[]; /** each chat's seq the answer reflects */ seqs: number[] } };
   /** messages: is this user a member of this chat (the gateway asks before publishing for a chat it did not know). */
-  'messages.isMember': { req: { chatId: string; userId: string }; res: { member: boolean } };
+  'messages.isMember': { req: { chatId: string; userId: string }; res: { member: boolean; /** the chat's seq the answer reflects (0 if none) */ seq: number } };
   /** messages: the chat a message belongs to, if the user may see it (reply targets must be in the same chat). */
   'messages.messageChat': { req: { messageId: string; userId: string }; res: { chatId: string | null } };
   /** messages: record a file the gateway stored (metadata only; the bytes are in the store). */

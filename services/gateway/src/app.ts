@@ -1,6 +1,7 @@
 import type * as UWS from 'uWebSockets.js';
 import { TokenVerifier } from '@parley/auth';
 import { Sequencer, type Bus } from '@parley/bus';
+import { ChatWriter } from '@parley/chat-writer';
 import { streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
@@ -79,7 +80,8 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       typing,
       presence,
       sockets,
-      sequencer,
+      writer: new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer }),
+      basis: fanout,
       maxChars: config.MESSAGE_MAX_CHARS,
       serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
       maxFrameBytes: config.WS_MAX_FRAME_BYTES,

@@ -1,4 +1,5 @@
 import { fileURLToPath } from 'node:url';
+import { ChatWriter } from '@parley/chat-writer';
 import { Projector, RequestVerifier, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
@@ -87,7 +88,8 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const barrier = () => projector.caughtUp();
   const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
   chatRoutes(router, { ...deps, sequencer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
-  messageRoutes(router, { ...appendDeps, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
+  const writer = new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer });
+  messageRoutes(router, { ...appendDeps, writer, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, appendDeps);
   pollRoutes(router, appendDeps);
   searchRoutes(router, deps);

@@ -7,7 +7,7 @@ import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
 import { retentionPreview, sweepOrphanFiles } from './retention.js';
-import { isMember, memberChatIds } from './chats/queries.js';
+import { isMember, memberChatsAt, membershipAt } from './chats/queries.js';
 import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
 import { findByClientMsgIds } from './messages/queries.js';
@@ -36,12 +36,10 @@ export function messagesRpc(
 ) {
   return {
     ping: async (): Res<'messages.ping'> => ({ ok: true }),
-    memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> => ({
-      chatIds: isId(req?.userId) ? await memberChatIds(pool, req.userId) : [],
-    }),
-    isMember: async (req: Req<'messages.isMember'>): Res<'messages.isMember'> => ({
-      member: isId(req?.chatId) && isId(req?.userId) ? await isMember(pool, req.chatId, req.userId) : false,
-    }),
+    memberships: async (req: Req<'messages.memberships'>): Res<'messages.memberships'> =>
+      isId(req?.userId) ? memberChatsAt(pool, req.userId) : { chatIds: [], seqs: [] },
+    isMember: async (req: Req<'messages.isMember'>): Res<'messages.isMember'> =>
+      isId(req?.chatId) && isId(req?.userId) ? membershipAt(pool, req.chatId, req.userId) : { member: false, seq: 0 },
     messageChat: async (req: Req<'messages.messageChat'>): Res<'messages.messageChat'> => {
       if (!isId(req?.messageId) || !isId(req?.userId)) return { chatId: null };
       const message = await lookupMessage({ pool, barrier: deps.barrier }, req.messageId);

@@ -6,7 +6,7 @@ import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { CLOSE_SLOW_READER, type ChatDelivery } from './delivery.js';
 import { AuthFrame, errorFrame, ReadFrame, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
-import { eventsAfter } from './history.js';
+import { eventsAfter } from '@parley/bus';
 import type { SocketData, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
 import type { Presence } from './presence.js';
@@ -80,8 +80,11 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       if (!data.closed && !data.resuming) deps.delivery.release(socket);
     }, deps.resumeGraceMs);
     data.ready = (async () => {
-      const { chatIds } = await callRpc(deps.bus, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
-      for (const chatId of chatIds) deps.delivery.join(socket, chatId);
+      const { chatIds, seqs } = await callRpc(deps.bus, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
+      chatIds.forEach((chatId, i) => {
+        deps.delivery.join(socket, chatId);
+        deps.basis.noteSnapshot(chatId, seqs[i] ?? 0);
+      });
       deps.presence.connected(socket, userId).catch((error: unknown) => {
         deps.log.warn({ err: (error as Error).message }, 'presence update failed');
       });

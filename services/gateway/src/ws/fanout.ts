@@ -4,7 +4,7 @@ import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEven
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
-import { eventsAfter } from './history.js';
+import { eventsAfter } from '@parley/bus';
 import type { SocketRegistry } from './registry.js';
 
 interface Followed {
@@ -28,6 +28,8 @@ interface Followed {
  */
 export class LiveFanout {
   private readonly followed = new Map<string, Followed>();
+  /** Chat seqs at which the messages service's projection confirmed a local member (memberships, isMember). */
+  private readonly snapshots = new Map<string, number>();
   private inbox: Subscription | undefined;
   private readonly stream: string;
 
@@ -83,8 +85,24 @@ export class LiveFanout {
     this.deps.metrics.followedChats.set(this.followed.size);
   }
 
+  /**
+   * The chat seq that this gateway's knowledge of the chat's local members reflects: the newer of
+   * the last event applied here and the last projection snapshot (the chat writer folds what was
+   * stored after it before a send is appended). Undefined when it knows neither.
+   */
+  basisOf(chatId: string): number | undefined {
+    const seq = Math.max(this.followed.get(chatId)?.lastSeq ?? 0, this.snapshots.get(chatId) ?? 0);
+    return seq > 0 ? seq : undefined;
+  }
+
+  /** A projection answer about the chat's members, as of its chat seq `seq`. */
+  noteSnapshot(chatId: string, seq: number): void {
+    if (seq > (this.snapshots.get(chatId) ?? 0)) this.snapshots.set(chatId, seq);
+  }
+
   /** Stops receiving a chat (its last local member left or disconnected). */
   unfollow(chatId: string): void {
+    this.snapshots.delete(chatId);
     const state = this.followed.get(chatId);
     if (!state) return;
     state.events.unsubscribe();
@@ -114,7 +132,7 @@ export class LiveFanout {
     }
     // JetStream's republish says where it stored the event.
     const streamSeq = Number(msg.headers?.get('Nats-Sequence'));
-    if (streamSeq > 0) this.deps.sequencer.observe(subjects.chat(this.deps.namespace, chatId), streamSeq, event.seq);
+    if (streamSeq > 0) this.deps.sequencer.observe(subjects.chat(this.deps.namespace, chatId), streamSeq, event.seq, event);
     this.enqueue(chatId, async (state) => {
       if (state.lastSeq > 0 && event.seq > state.lastSeq + 1) await this.fill(chatId, state, state.lastSeq, event.seq);
       this.apply(state, event);

@@ -1,15 +1,19 @@
 import { SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
-import type { Sequencer } from '@parley/bus';
 import { callRpc, type Bus } from '@parley/bus';
-import { messageBodyProblem, messageSent, newId, sendMessageId, subjects, type MessageSent, type RpcMethods } from '@parley/contracts';
+import type { ChatCommand } from '@parley/chat-domain';
+import { senderBasis, type ChatWriter } from '@parley/chat-writer';
+import { messageBodyProblem, newId, sendMessageId, type MessageSent, type RpcMethods } from '@parley/contracts';
 import type { ChatDelivery } from './delivery.js';
+import type { LiveFanout } from './fanout.js';
 import type { ResendCheck } from './resend-check.js';
 import type { Socket, SocketRegistry } from './registry.js';
 
 export interface SendDeps {
   bus: Bus;
+  /** What the gateway knows of each chat's members, as of which seq (LiveFanout). */
+  basis: Pick<LiveFanout, 'basisOf' | 'noteSnapshot'>;
   namespace: string;
-  sequencer: Sequencer;
+  writer: ChatWriter;
   maxChars: number;
   serviceTimeoutMs: number;
   /** Recognises a resend of a send stored before (a young connection's first sends). */
@@ -58,11 +62,12 @@ const tracer = trace.getTracer('parley-gateway');
 
 async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   const { chatId } = frame;
-  if (!socket.getUserData().chats.has(chatId)) {
-    const { member } = await callRpc(deps.bus, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
+  if (!socket.getUserData().chats.has(chatId) || deps.basis.basisOf(chatId) === undefined) {
+    const { member, seq } = await callRpc(deps.bus, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
     // Same answer for "no such chat" and "not a member": nothing leaks about chats one is not in.
-    if (!member) return { ok: false, code: 'not_found', message: 'No such chat' };
+    if (!member) return NO_CHAT;
     for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
+    deps.basis.noteSnapshot(chatId, seq);
   }
   // A client resends what it never saw acked as the first frames after reconnecting. Within
   // JetStream's dedup window the publish below answers with the original; past it, only the
@@ -83,24 +88,21 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
     const { chatId: targetChat } = await callRpc(deps.bus, deps.namespace, 'messages.messageChat', { messageId: replyTo, userId }, deps.serviceTimeoutMs);
     if (targetChat !== chatId) return { ok: false, code: 'invalid_request', message: 'replyTo must be a message of the same chat' };
   }
-  const command = {
-    chatId,
-    senderId: userId,
-    messageId: newId(),
-    clientMsgId: frame.clientMsgId,
-    body: frame.body,
-    replyTo,
-    attachmentIds,
-    attachments,
-    at: new Date(),
-    eventId: newId(),
-    correlationId: newId(),
+  // Decided by the chat decider against what this gateway knew of the chat when it checked the
+  // sender (basisOf) plus every event stored since, and decided again if another writer appends
+  // first: a member removed meanwhile is refused, never appended after their removal (issue 17).
+  const command: ChatCommand = {
+    type: 'SendMessage',
+    actorId: userId,
+    data: { messageId: newId(), clientMsgId: frame.clientMsgId, body: frame.body, replyTo, attachmentIds, ...(attachments.length > 0 ? { attachments } : {}) },
   };
-  const appended = await deps.sequencer.append<MessageSent>(
-    subjects.chat(deps.namespace, chatId),
-    sendMessageId(chatId, userId, frame.clientMsgId),
-    (seq) => messageSent(command, seq),
-  );
-  return { ok: true, messageId: appended.event.data.messageId, seq: appended.event.seq };
+  const appended = await deps.writer.execute(chatId, command, senderBasis(userId, deps.basis.basisOf(chatId) ?? 0, replyTo), {
+    msgId: sendMessageId(chatId, userId, frame.clientMsgId),
+    actorId: userId,
+  });
+  if ('refusal' in appended) return appended.refusal.ok ? NO_CHAT : { ok: false, code: appended.refusal.code, message: appended.refusal.message };
+  const event = appended.event as MessageSent;
+  return { ok: true, messageId: event.data.messageId, seq: event.seq };
 }
 
+const NO_CHAT: SendOutcome = { ok: false, code: 'not_found', message: 'No such chat' };

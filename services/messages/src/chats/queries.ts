@@ -22,14 +22,31 @@ export async function findChatForMember(db: Queryable, chatId: string, userId: s
   return rows[0] ? toChatView(rows[0]) : null;
 }
 
+/**
+ * Membership with the chat's seq it reflects (one statement, so one snapshot of the projection):
+ * the chat writer folds the events stored after that seq before it appends for this member.
+ */
+export async function membershipAt(db: Queryable, chatId: string, userId: string): Promise<{ member: boolean; seq: number }> {
+  const { rows } = await db.query<{ member: boolean; seq: number }>(
+    `SELECT EXISTS (SELECT 1 FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2) AS member,
+            COALESCE((SELECT last_seq FROM messages.chats WHERE id = $1), 0) AS seq`,
+    [chatId, userId],
+  );
+  return { member: rows[0]?.member ?? false, seq: rows[0]?.seq ?? 0 };
+}
+
+/** A user's chats with the seq each answer reflects (see membershipAt). */
+export async function memberChatsAt(db: Queryable, userId: string): Promise<{ chatIds: string[]; seqs: number[] }> {
+  const { rows } = await db.query<{ chat_id: string; last_seq: number }>(
+    'SELECT m.chat_id, c.last_seq FROM messages.chat_members m JOIN messages.chats c ON c.id = m.chat_id WHERE m.user_id = $1',
+    [userId],
+  );
+  return { chatIds: rows.map((r) => r.chat_id), seqs: rows.map((r) => r.last_seq) };
+}
+
 export async function isMember(db: Queryable, chatId: string, userId: string): Promise<boolean> {
   const { rowCount } = await db.query('SELECT 1 FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, userId]);
   return rowCount === 1;
-}
-
-export async function memberChatIds(db: Queryable, userId: string): Promise<string[]> {
-  const { rows } = await db.query<{ chat_id: string }>('SELECT chat_id FROM messages.chat_members WHERE user_id = $1', [userId]);
-  return rows.map((r) => r.chat_id);
 }
 
 export async function findDirectChatId(db: Queryable, userA: string, userB: string): Promise<string | null> {

@@ -7,11 +7,12 @@ import { ChatIdParams, ListQuery } from '../chats/schemas.js';
 import { deleteMessage, editMessage } from './edit.js';
 import { historyPage, messageViews } from './queries.js';
 import { sendMessage, type SendDeps } from './send.js';
+import type { AppendDeps } from '../chats/append.js';
 
 const isSeqCursor = (v: unknown): v is { seq: number } =>
   typeof v === 'object' && v !== null && Number.isInteger((v as { seq?: unknown }).seq) && (v as { seq: number }).seq > 0;
 
-export function messageRoutes(router: ApiRouter, deps: SendDeps & { bus: Bus }): void {
+export function messageRoutes(router: ApiRouter, deps: SendDeps & AppendDeps & { bus: Bus }): void {
   router.route({
     method: 'GET',
     url: '/api/v1/chats/:id/messages',

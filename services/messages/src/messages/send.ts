@@ -1,18 +1,9 @@
-import type { Sequencer } from '@parley/bus';
-import {
-  messageBodyProblem,
-  messageSent,
-  messageViewFromEvent,
-  newId,
-  sendMessageId,
-  subjects,
-  type MessageSent,
-  type MessageView,
-  type SendMessageBody,
-} from '@parley/contracts';
-import { InvalidRequest, NotFound } from '@parley/http';
+import type { ChatCommand, Refusal } from '@parley/chat-domain';
+import { senderBasis, type ChatWriter } from '@parley/chat-writer';
+import { messageBodyProblem, messageViewFromEvent, newId, sendMessageId, type MessageSent, type MessageView, type SendMessageBody } from '@parley/contracts';
+import { Conflict, Forbidden, InvalidRequest, NotFound, type AppError } from '@parley/http';
 import type { Pool } from '@parley/pg';
-import { isMember } from '../chats/queries.js';
+import { membershipAt } from '../chats/queries.js';
 import { usableAttachments } from '../attachments/queries.js';
 import { lookupMessage } from './lookup.js';
 import { findByClientMsgId, messageViews } from './queries.js';
@@ -20,7 +11,7 @@ import { findByClientMsgId, messageViews } from './queries.js';
 export interface SendDeps {
   pool: Pool;
   namespace: string;
-  sequencer: Sequencer;
+  writer: ChatWriter;
   maxChars: number;
   barrier: () => Promise<unknown>;
 }
@@ -37,7 +28,8 @@ export async function sendMessage(
   input: SendMessageBody,
   correlationId: string,
 ): Promise<{ message: MessageView; duplicate: boolean }> {
-  if (!(await isMember(deps.pool, chatId, senderId))) throw new NotFound('No such chat');
+  const membership = await membershipAt(deps.pool, chatId, senderId);
+  if (!membership.member) throw new NotFound('No such chat');
   const attachmentIds = input.attachmentIds ?? [];
   const problem = messageBodyProblem(input.body, deps.maxChars, attachmentIds.length > 0);
   if (problem) throw new InvalidRequest(problem);
@@ -51,23 +43,32 @@ export async function sendMessage(
   const earlier = await findByClientMsgId(deps.pool, chatId, senderId, input.clientMsgId);
   if (earlier) return { message: (await messageViews(deps.pool, [earlier], senderId))[0]!, duplicate: true };
 
-  const command = {
-    chatId,
-    senderId,
-    messageId: newId(),
-    clientMsgId: input.clientMsgId,
-    body: input.body,
-    replyTo,
-    attachmentIds,
-    attachments,
-    at: new Date(),
-    eventId: newId(),
-    correlationId,
+  // Decided against the projection's membership as of its seq plus every event stored since, and
+  // again after a conflict (ChatWriter): a sender removed meanwhile is refused (issue 17).
+  const command: ChatCommand = {
+    type: 'SendMessage',
+    actorId: senderId,
+    data: { messageId: newId(), clientMsgId: input.clientMsgId, body: input.body, replyTo, attachmentIds, ...(attachments.length > 0 ? { attachments } : {}) },
   };
-  const appended = await deps.sequencer.append<MessageSent>(
-    subjects.chat(deps.namespace, chatId),
-    sendMessageId(chatId, senderId, input.clientMsgId),
-    (seq) => messageSent(command, seq),
-  );
-  return { message: messageViewFromEvent(appended.event), duplicate: appended.duplicate };
+  const appended = await deps.writer.execute(chatId, command, senderBasis(senderId, membership.seq, replyTo), {
+    msgId: sendMessageId(chatId, senderId, input.clientMsgId),
+    actorId: senderId,
+    correlationId,
+  });
+  if ('refusal' in appended) throw appended.refusal.ok ? new NotFound('No such chat') : refusalError(appended.refusal);
+  return { message: messageViewFromEvent(appended.event as MessageSent), duplicate: appended.duplicate };
+}
+
+/** A decider's refusal as the API's error (api.md's codes). */
+export function refusalError(refusal: Refusal): AppError {
+  switch (refusal.code) {
+    case 'not_found':
+      return new NotFound(refusal.message);
+    case 'forbidden':
+      return new Forbidden(refusal.message);
+    case 'conflict':
+      return new Conflict('conflict', refusal.message);
+    default:
+      return new InvalidRequest(refusal.message);
+  }
 }

@@ -1,4 +1,4 @@
-import type { Bus } from '@parley/bus';
+import type { Bus } from './connect.js';
 import { parseChatEvent, type ChatEvent } from '@parley/contracts';
 
 export type AfterCursor = { events: ChatEvent[] } | { reset: true; headSeq: number };
@@ -19,18 +19,7 @@ export async function eventsAfter(bus: Bus, stream: string, subject: string, cur
   if (headEvent.seq <= cursor) return { events: [] };
   if (headEvent.seq - cursor > maxEvents) return { reset: true, headSeq: headEvent.seq };
 
-  // Smallest stream sequence whose event on this subject has seq > cursor.
-  let lo = 1;
-  let hi = head.seq;
-  while (lo < hi) {
-    const mid = Math.floor((lo + hi) / 2);
-    // Every start in [mid, probe.seq] finds this same event: if it is still at or below the
-    // cursor, the answer lies beyond it.
-    const probe = await direct.getMessage(stream, { next_by_subj: subject, seq: mid });
-    if (!probe) break;
-    if (parse(probe.json()).seq > cursor) hi = mid;
-    else lo = probe.seq + 1;
-  }
+  const lo = await firstAfter(bus, stream, subject, cursor, head.seq);
   const events: ChatEvent[] = [];
   let next = lo;
   let expected = cursor + 1;
@@ -46,6 +35,49 @@ export async function eventsAfter(bus: Bus, stream: string, subject: string, cur
     next = stored.seq + 1;
   }
   return { events };
+}
+
+/**
+ * The smallest stream sequence whose event on `subject` has a chat seq above `cursor`, by a binary
+ * search over stream sequences with direct gets (`next_by_subj`), up to `headStreamSeq`.
+ */
+async function firstAfter(bus: Bus, stream: string, subject: string, cursor: number, headStreamSeq: number): Promise<number> {
+  const direct = bus.jsm.direct;
+  let lo = 1;
+  let hi = headStreamSeq;
+  while (lo < hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    // Every start in [mid, probe.seq] finds this same event: if it is still at or below the
+    // cursor, the answer lies beyond it.
+    const probe = await direct.getMessage(stream, { next_by_subj: subject, seq: mid });
+    if (!probe) break;
+    if (parse(probe.json()).seq > cursor) hi = mid;
+    else lo = probe.seq + 1;
+  }
+  return lo;
+}
+
+/**
+ * The chat's stored events with `afterSeq < seq <= uptoSeq`, in order, skipping the seqs that
+ * are gone (deleted content, expired messages): what a writer folds into the state it decided on
+ * before it decides again (the chat writer). Membership events are never deleted alone.
+ */
+export async function eventsBetween(bus: Bus, stream: string, subject: string, afterSeq: number, uptoSeq: number): Promise<ChatEvent[]> {
+  const direct = bus.jsm.direct;
+  const head = await direct.getMessage(stream, { last_by_subj: subject });
+  if (!head) return [];
+  let next = await firstAfter(bus, stream, subject, afterSeq, head.seq);
+  const events: ChatEvent[] = [];
+  for (;;) {
+    const stored = await direct.getMessage(stream, { next_by_subj: subject, seq: next });
+    if (!stored) break;
+    const event = parse(stored.json());
+    if (event.seq > uptoSeq) break;
+    if (event.seq > afterSeq) events.push(event);
+    if (stored.seq >= head.seq) break;
+    next = stored.seq + 1;
+  }
+  return events;
 }
 
 function parse(value: unknown): ChatEvent {

@@ -1,0 +1,61 @@
+import { eventsBetween, type Appended, type Bus, type Sequencer } from '@parley/bus';
+import { decideAppend, initialChatState, type ChatCommand, type ChatState, type NotAppended } from '@parley/chat-domain';
+import { buildMeta, newId, streamName, subjects, type ChatEvent } from '@parley/contracts';
+
+/** The state a writer decided on, and the chat seq it reflects. */
+export interface Basis {
+  state: ChatState;
+  seq: number;
+}
+
+/**
+ * The one way chat events are written (issue 17): decide the command against the writer's state
+ * plus every event stored after it, append with the chat's expected head, and on a conflict fold
+ * the new events and decide again (Sequencer.appendDecided). Used by the gateway's WebSocket send
+ * and the messages service's HTTP send.
+ */
+export class ChatWriter {
+  private readonly stream: string;
+
+  constructor(
+    private readonly deps: { bus: Bus; namespace: string; sequencer: Sequencer },
+  ) {
+    this.stream = streamName(deps.namespace, 'chats');
+  }
+
+  async execute(
+    chatId: string,
+    command: ChatCommand,
+    basis: Basis,
+    options: { msgId: string; actorId: string | null; correlationId?: string },
+  ): Promise<Appended<ChatEvent> | { refusal: NotAppended }> {
+    const subject = subjects.chat(this.deps.namespace, chatId);
+    // One meta for every attempt: a retry is the same event, deduplicated by msgId.
+    const meta = buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: options.actorId, correlationId: options.correlationId ?? newId() });
+    return this.deps.sequencer.appendDecided(
+      subject,
+      options.msgId,
+      basis.seq,
+      (newer, seq) => decideAppend(chatId, command, basis.state, newer, seq, meta),
+      (after, upto) => eventsBetween(this.deps.bus, this.stream, subject, after, upto),
+    );
+  }
+}
+
+/**
+ * What a sender's writer knows as of `seq` and a send depends on: the chat exists, the sender is
+ * in it (checked against the projection or the live fan-out as of `seq`), and the reply target,
+ * if any, is a visible message of it (checked by the caller).
+ */
+export function senderBasis(userId: string, seq: number, replyTo: string | null): Basis {
+  return {
+    seq,
+    state: {
+      ...initialChatState(),
+      exists: true,
+      headSeq: seq,
+      members: new Map([[userId, { role: 'member', joinedSeq: 0 }]]),
+      messages: replyTo ? new Map([[replyTo, { senderId: '', seq, pollId: null, deleted: false }]]) : new Map(),
+    },
+  };
+}
