@@ -1,13 +1,19 @@
-// Offline checks of the deployment files, run by scripts/check-deploy.sh:
+// Offline checks of the deployment files, run by scripts/check-deploy.sh (after the build: the
+// principals and the generated file names come from @parley/contracts and @parley/secrets):
 //   node scripts/check-deploy.mjs compose
 //   node scripts/check-deploy.mjs k8s <overlay> <built.yaml> [external Secret names...]
-// compose: both compose files parse and hang together (images, volumes, mounted files, ports).
+// compose: both compose files parse and hang together (images, volumes, mounted files, ports), and
+// keep the trust boundary: every secret required with no fallback, each container only the secrets
+// it uses and only its own NATS nkey, NATS started with the generated users, nothing but the
+// gateway (and Grafana) published on every interface, Prometheus without --web.enable-lifecycle.
 // k8s: every object of a built overlay is valid against the Kubernetes schema (kubernetes-models),
 // every reference (ConfigMap, Secret, PVC, HPA target) resolves, and every pod is restricted.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
+import { PRINCIPALS } from '@parley/contracts';
+import { SECRET_FILES } from '@parley/secrets';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const problems = [];
@@ -16,35 +22,200 @@ const fail = (msg) => problems.push(msg);
 const TRACED = ['gateway', 'users', 'messages', 'retention'];
 const startsTraced = (command) => Array.isArray(command) && command.join(' ').startsWith('node --import @parley/telemetry/register ');
 
-function checkCompose() {
+/**
+ * Who may hold which secret setting (services/*\/src/env.ts), and who must. backup may hold what
+ * users and messages need: restore starts them as child processes with its environment.
+ */
+const MAY_HAVE = {
+  JWT_SECRET: ['gateway', 'users', 'backup'],
+  GATEWAY_SIGNING_KEY: ['gateway'],
+  GATEWAY_PUBLIC_KEY: ['users', 'messages', 'backup'],
+  DATABASE_URL: ['users', 'messages', 'backup'],
+};
+const MUST_HAVE = {
+  JWT_SECRET: ['gateway', 'users'],
+  GATEWAY_SIGNING_KEY: ['gateway'],
+  GATEWAY_PUBLIC_KEY: ['users', 'messages'],
+  DATABASE_URL: ['users', 'messages', 'backup'],
+};
+/** The seeds the backup job needs: its own and those of the processes restore starts. Not the gateway's. */
+const BACKUP_SEEDS = ['backup', 'users', 'messages', 'retention'];
+/** What `npm run secrets` writes, relative to its --out folder (./secrets for compose). */
+const GENERATED = new Set([SECRET_FILES.env, SECRET_FILES.natsAuthorization, ...PRINCIPALS.map((p) => `${SECRET_FILES.nkeyDir}/${p}.nk`)]);
+const nkeyFile = (p) => `${SECRET_FILES.nkeyDir}/${p}.nk`;
+
+// ---------------------------------------------------------------- compose
+
+/** `${VAR:?message}` with no "-" in the message (compose may read a hyphen before the `?` as a default). */
+const REQUIRED_VAR = (name) => new RegExp(`^\\$\\{${name}:\\?[^}-]+\\}$`);
+/** Compose variables that hold a secret (or must match one): required everywhere, never defaulted. */
+const COMPOSE_SECRET_VARS = ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'GATEWAY_PUBLIC_KEY', 'GRAFANA_ADMIN_PASSWORD', 'POSTGRES_PASSWORD'];
+/** Container settings that must come from one of those variables, never a literal. */
+const COMPOSE_SECRET_ENV = {
+  JWT_SECRET: 'JWT_SECRET',
+  GATEWAY_SIGNING_KEY: 'GATEWAY_SIGNING_KEY',
+  GATEWAY_PUBLIC_KEY: 'GATEWAY_PUBLIC_KEY',
+  POSTGRES_PASSWORD: 'POSTGRES_PASSWORD',
+  GF_SECURITY_ADMIN_PASSWORD: 'GRAFANA_ADMIN_PASSWORD',
+};
+
+/** Every string in a parsed YAML value, with where it is. */
+function* strings(value, where) {
+  if (typeof value === 'string') yield [value, where];
+  else if (Array.isArray(value)) for (const [i, v] of value.entries()) yield* strings(v, `${where}[${i}]`);
+  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) yield* strings(v, `${where}.${k}`);
+}
+
+/** A service's environment as a map (compose also accepts a list of KEY=value). */
+function envOf(s) {
+  if (Array.isArray(s.environment)) return Object.fromEntries(s.environment.map((e) => [String(e).split('=')[0], String(e).slice(String(e).indexOf('=') + 1)]));
+  return s.environment ?? {};
+}
+
+/** A port entry, short (`[IP:][HOST:]CONTAINER[/proto]`) or long syntax. No host IP: every interface. */
+function parsePort(p) {
+  if (typeof p === 'object') return { hostIp: p.host_ip ?? '', published: p.published === undefined ? '' : String(p.published), target: String(p.target) };
+  let s = String(p).replace(/\/(tcp|udp|sctp)$/, '');
+  let hostIp = '';
+  const v6 = /^\[([^\]]+)\]:(.*)$/.exec(s);
+  if (v6) [, hostIp, s] = v6;
+  const parts = s.split(':');
+  if (parts.length === 3) hostIp = parts.shift();
+  // A container port alone is published on a random host port, on every interface.
+  return parts.length === 1 ? { hostIp, published: '', target: parts[0] } : { hostIp, published: parts[0], target: parts[1] };
+}
+const loopback = (ip) => /^127\.\d+\.\d+\.\d+$/.test(ip) || ip === '::1' || ip === 'localhost';
+
+/** Files a service sees: compose secrets (/run/secrets/…), configs (/…) and bind mounts of ./ paths. */
+function mountsOf(s, top) {
+  const entry = (m) => (typeof m === 'string' ? { source: m } : m);
+  const mounts = [];
+  for (const m of (s.secrets ?? []).map(entry)) {
+    const target = !m.target ? `/run/secrets/${m.source}` : m.target.startsWith('/') ? m.target : `/run/secrets/${m.target}`;
+    mounts.push({ kind: 'secret', source: m.source, file: top.secrets[m.source]?.file, target });
+  }
+  for (const m of (s.configs ?? []).map(entry)) {
+    const target = !m.target ? `/${m.source}` : m.target.startsWith('/') ? m.target : `/${m.target}`;
+    mounts.push({ kind: 'config', source: m.source, file: top.configs[m.source]?.file, target });
+  }
+  for (const v of s.volumes ?? []) {
+    const [src, target] = typeof v === 'string' ? v.split(':') : [v.source, v.target];
+    if (String(src).startsWith('.')) mounts.push({ kind: 'bind', source: src, file: src, target });
+  }
+  return mounts.map((m) => ({ ...m, file: m.file === undefined ? undefined : path.posix.normalize(m.file) }));
+}
+
+async function checkCompose() {
   const load = (f) => parse(readFileSync(path.join(root, f), 'utf8'), { merge: true });
   const base = load('docker-compose.yml');
   const mon = load('docker-compose.monitoring.yml');
   const volumes = new Set([...Object.keys(base.volumes ?? {}), ...Object.keys(mon.volumes ?? {})]);
+  const top = { secrets: { ...base.secrets, ...mon.secrets }, configs: { ...base.configs, ...mon.configs } };
   const services = { ...base.services };
   for (const [name, s] of Object.entries(mon.services)) {
     if (!services[name] && !s.image) fail(`monitoring: ${name} overrides no service of docker-compose.yml and has no image`);
-    services[name] = { ...services[name], ...s, environment: { ...services[name]?.environment, ...s.environment } };
+    services[name] = { ...services[name], ...s, environment: { ...envOf(services[name] ?? {}), ...envOf(s) } };
   }
+
+  // Secrets: required where used, never defaulted, never written down.
+  for (const [doc, file] of [[base, 'docker-compose.yml'], [mon, 'docker-compose.monitoring.yml']]) {
+    for (const [text, where] of strings(doc, file)) {
+      for (const m of text.matchAll(/\$(\$|\{[^}]*\}|[A-Za-z_]\w*)/g)) {
+        if (m[1] === '$') continue;
+        const name = /^\{?([A-Za-z_]\w*)/.exec(m[1])?.[1];
+        if (!COMPOSE_SECRET_VARS.includes(name)) continue;
+        if (!REQUIRED_VAR(name).test(m[0])) fail(`compose: ${where} uses ${m[0].slice(0, 40)}…: a secret must be \${${name}:?message} (required, no fallback, no "-" in the message)`);
+      }
+    }
+  }
+  for (const name of Object.keys(top.secrets)) if (!top.secrets[name]?.file) fail(`compose: secret ${name} has no file`);
+  for (const [kind, defs] of Object.entries(top)) {
+    for (const [name, def] of Object.entries(defs)) {
+      const file = path.posix.normalize(def?.file ?? '');
+      if (file.startsWith('secrets/')) {
+        if (!GENERATED.has(file.slice('secrets/'.length))) fail(`compose: ${kind} ${name} (${def.file}) is not a file npm run secrets writes`);
+      } else if (!existsSync(path.join(root, file))) fail(`compose: ${kind} ${name} file ${def?.file} is missing`);
+    }
+  }
+
   for (const [name, s] of Object.entries(services)) {
+    const env = envOf(s);
     if (!s.image && !s.build) fail(`compose: ${name} has neither image nor build`);
     if (s.image && !s.build && !/:[\w.-]+$/.test(s.image)) fail(`compose: ${name} image ${s.image} is not pinned to a tag`);
+    if (s.network_mode === 'host') fail(`compose: ${name} uses the host's network: every port of it is public`);
     for (const v of s.volumes ?? []) {
-      const [src] = String(v).split(':');
-      if (src.startsWith('.')) {
+      const src = typeof v === 'string' ? v.split(':')[0] : v.source;
+      if (String(src).startsWith('.')) {
         if (!existsSync(path.join(root, src))) fail(`compose: ${name} mounts missing ${src}`);
       } else if (!volumes.has(src)) fail(`compose: ${name} uses undeclared volume ${src}`);
+    }
+    for (const m of [...(s.secrets ?? []), ...(s.configs ?? [])]) {
+      const source = typeof m === 'string' ? m : m.source;
+      if (!top.secrets[source] && !top.configs[source]) fail(`compose: ${name} mounts undeclared secret or config ${source}`);
     }
     for (const dep of Object.keys(Array.isArray(s.depends_on) ? Object.fromEntries(s.depends_on.map((d) => [d, 1])) : (s.depends_on ?? {}))) {
       if (!services[dep]) fail(`compose: ${name} depends on unknown ${dep}`);
     }
+    for (const p of (s.ports ?? []).map(parsePort)) {
+      if (!loopback(p.hostIp) && !['gateway', 'grafana'].includes(name)) fail(`compose: ${name} publishes ${p.target} on every interface (only the gateway and Grafana may; bind it to 127.0.0.1 or drop it)`);
+    }
+    for (const [key, variable] of Object.entries(COMPOSE_SECRET_ENV)) {
+      if (key in env && !REQUIRED_VAR(variable).test(String(env[key]))) fail(`compose: ${name} ${key} must be \${${variable}:?message}, not a value or a fallback`);
+    }
+    if ('DATABASE_URL' in env && !/^postgres(ql)?:\/\/[^:@/]+:\$\{POSTGRES_PASSWORD:\?[^}-]+\}@/.test(String(env.DATABASE_URL))) {
+      fail(`compose: ${name} DATABASE_URL must take its password from \${POSTGRES_PASSWORD:?message}`);
+    }
+    for (const [key, allowed] of Object.entries(MAY_HAVE)) if (key in env && !allowed.includes(name)) fail(`compose: ${name} gets ${key}, which it does not use`);
   }
-  const published = (name) => (services[name].ports ?? []).map((p) => String(p).split(':')[0]);
-  if (published('prometheus').join() !== '9090') fail('compose: Prometheus must publish 9090');
-  if (published('grafana').join() !== '3001') fail('compose: Grafana must publish 3001');
+  for (const [key, needed] of Object.entries(MUST_HAVE)) for (const name of needed) if (!(key in envOf(services[name]))) fail(`compose: ${name} lacks ${key}`);
+
+  // NATS users: each process signs in with its own seed, mounted from the generated folder.
+  const isSeed = (m) => m.file?.startsWith(`secrets/${SECRET_FILES.nkeyDir}/`);
+  for (const [name, s] of Object.entries(services)) {
+    const env = envOf(s);
+    const seeds = mountsOf(s, top).filter(isSeed);
+    if (!PRINCIPALS.includes(name)) {
+      if (seeds.length > 0 || env.NATS_NKEY_FILE || env.NATS_NKEY_DIR) fail(`compose: ${name} is no Parley process but gets NATS seeds`);
+      continue;
+    }
+    if (name === 'backup') {
+      const dir = env.NATS_NKEY_DIR;
+      if (!dir) fail('compose: backup needs NATS_NKEY_DIR (restore starts users, messages and retention with its environment)');
+      if (env.NATS_NKEY_FILE) fail('compose: backup must not set NATS_NKEY_FILE: restore\'s child processes would inherit it and sign in as backup');
+      for (const m of seeds) if (m.target !== `${dir}/${path.posix.basename(m.file)}`) fail(`compose: backup mounts ${m.file} at ${m.target}, not as ${dir}/${path.posix.basename(m.file)}`);
+      const have = seeds.map((m) => path.posix.basename(m.file, '.nk')).sort();
+      if (have.join() !== [...BACKUP_SEEDS].sort().join()) fail(`compose: backup must mount exactly the seeds of ${BACKUP_SEEDS.join(', ')}; it mounts ${have.join(', ') || 'none'}`);
+      continue;
+    }
+    if (env.NATS_NKEY_DIR) fail(`compose: ${name} must use NATS_NKEY_FILE (its own seed), not NATS_NKEY_DIR`);
+    const own = seeds.find((m) => m.target === env.NATS_NKEY_FILE);
+    if (!env.NATS_NKEY_FILE || !own) fail(`compose: ${name} needs NATS_NKEY_FILE pointing at a mounted seed`);
+    else if (own.file !== `secrets/${nkeyFile(name)}`) fail(`compose: ${name}'s NATS_NKEY_FILE is ${own.file}, not its own secrets/${nkeyFile(name)}`);
+    if (seeds.length > 1) fail(`compose: ${name} mounts other processes' seeds: ${seeds.map((m) => m.file).join(', ')}`);
+  }
+  // The NATS server runs the checked-in configuration, which includes the generated users.
+  const nats = services.nats;
+  const args = (nats.command ?? []).map(String);
+  const configAt = args[args.findIndex((a) => a === '--config' || a === '-c') + 1];
+  const natsMounts = mountsOf(nats, top);
+  const config = natsMounts.find((m) => configAt && m.target === configAt);
+  if (!config) fail('compose: nats must run with --config <a mounted configuration file>');
+  else {
+    const includes = [...readFileSync(path.join(root, config.file), 'utf8').matchAll(/^\s*include\s+["']?([^"';\s]+)/gm)].map((m) => path.posix.join(path.posix.dirname(configAt), m[1]));
+    const auth = natsMounts.find((m) => m.file === `secrets/${SECRET_FILES.natsAuthorization}`);
+    if (!auth || !includes.includes(auth.target)) fail(`compose: nats must mount secrets/${SECRET_FILES.natsAuthorization} where ${config.file} includes it (${includes.join(', ') || 'no include'})`);
+  }
+
+  // Ports and monitoring.
+  const ports = (name) => (services[name].ports ?? []).map(parsePort);
+  if (!ports('gateway').some((p) => p.published === '8080' && p.target === '8080')) fail('compose: the gateway must publish 8080');
+  if (ports('grafana').map((p) => p.published).join() !== '3001') fail('compose: Grafana must publish 3001');
+  for (const p of [...ports('prometheus'), ...ports('alertmanager')]) if (!loopback(p.hostIp)) fail(`compose: Prometheus and Alertmanager may be published on 127.0.0.1 only (${p.target})`);
+  if (ports('prometheus').some((p) => p.published !== '9090')) fail('compose: Prometheus is reached on 9090');
+  if ((services.prometheus.command ?? []).some((a) => String(a).startsWith('--web.enable-lifecycle'))) fail('compose: Prometheus must run without --web.enable-lifecycle (it lets any caller shut it down)');
   for (const name of ['gateway', 'users', 'messages']) {
     const port = String(services[name].environment.METRICS_PORT);
-    if (published(name).includes(port)) fail(`compose: ${name} publishes its metrics port ${port}`);
+    if (ports(name).some((p) => p.target === port || p.published === port)) fail(`compose: ${name} publishes its metrics port ${port}`);
     if (services[name].environment.OTEL_EXPORTER_OTLP_ENDPOINT !== 'http://tempo:4318') fail(`compose: ${name} does not send traces to Tempo`);
   }
   for (const name of TRACED) if (!startsTraced(services[name].command)) fail(`compose: ${name} is not started with --import @parley/telemetry/register`);
@@ -61,6 +232,8 @@ function checkCompose() {
   }
   console.log(`compose: ${Object.keys(services).length} services checked`);
 }
+
+// ---------------------------------------------------------------- Kubernetes
 
 /** kubernetes-models module path for an apiVersion and kind: core `v1` or `<group>/<version>`. */
 async function model(apiVersion, kind) {
@@ -133,7 +306,7 @@ async function checkK8s(overlay, file, external) {
 }
 
 const [what, ...args] = process.argv.slice(2);
-if (what === 'compose') checkCompose();
+if (what === 'compose') await checkCompose();
 else if (what === 'k8s') await checkK8s(args[0], args[1], args.slice(2));
 else {
   console.error('usage: check-deploy.mjs compose | k8s <overlay> <built.yaml> [external secrets...]');

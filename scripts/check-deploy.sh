@@ -5,6 +5,8 @@
 #                and any prometheus process the install started is stopped again by its pid)
 #   kustomize <- `kubectl kustomize` of the kubectl on PATH, else kubectl 1.20 unpacked from the
 #                package kubernetes-client into .cache/ (not installed: it would clash with other kubectls)
+# The NATS configuration is parsed with throwaway generated users, made in a temporary folder and
+# removed at the end. Real secrets in the working tree are never read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mon=deploy/monitoring
@@ -27,8 +29,30 @@ promtool test rules "$mon"/rules-tests/*.test.yml
 echo "== Grafana dashboards match scripts/grafana-dashboards.mjs"
 node scripts/grafana-dashboards.mjs --check
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== throwaway secrets (npm run secrets)"
+# The build `npm test` did is reused (turbo's cache); on its own this builds @parley/secrets.
+if ! built=$(npx turbo run build --filter=@parley/secrets --output-logs=errors-only 2>&1); then
+  echo "$built" >&2
+  exit 1
+fi
+node scripts/secrets.mjs --out "$work/secrets" >/dev/null
+
 echo "== compose files"
 node scripts/check-deploy.mjs compose
+
+nats_server=${NATS_SERVER_BIN:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+if [ -x "$nats_server" ]; then
+  echo "== nats-server -t: compose's configuration with the generated users"
+  mkdir -p "$work/nats"
+  cp deploy/nats/nats-server.conf "$work/nats/nats-server.conf"
+  cp "$work/secrets/nats-auth.conf" "$work/nats/parley-auth.conf"
+  "$nats_server" -t -c "$work/nats/nats-server.conf"
+else
+  echo "== nats-server not found: the NATS configurations are not parsed (set NATS_SERVER_BIN)"
+fi
 
 kubectl_bin=""
 if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
@@ -44,8 +68,8 @@ else
   fi
 fi
 echo "== kustomize build ($("$kubectl_bin" version --client 2>/dev/null | head -n1)) and schema validation"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+out="$work/out"
+mkdir -p "$out"
 "$kubectl_bin" kustomize deploy/k8s/overlays/dev >"$out/dev.yaml"
 "$kubectl_bin" kustomize deploy/k8s/overlays/prod >"$out/prod.yaml"
 node scripts/check-deploy.mjs k8s dev "$out/dev.yaml"
