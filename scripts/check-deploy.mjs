@@ -1,13 +1,18 @@
 // Offline checks of the deployment files, run by scripts/check-deploy.sh (after the build: the
 // principals and the generated file names come from @parley/contracts and @parley/secrets):
 //   node scripts/check-deploy.mjs compose
-//   node scripts/check-deploy.mjs k8s <overlay> <built.yaml> [external Secret names...]
+//   node scripts/check-deploy.mjs k8s <overlay> <built.yaml> [files of objects made out of band...]
+//   node scripts/check-deploy.mjs objects <manifest.yaml...>
 // compose: both compose files parse and hang together (images, volumes, mounted files, ports), and
 // keep the trust boundary: every secret required with no fallback, each container only the secrets
 // it uses and only its own NATS nkey, NATS started with the generated users, nothing but the
 // gateway (and Grafana) published on every interface, Prometheus without --web.enable-lifecycle.
 // k8s: every object of a built overlay is valid against the Kubernetes schema (kubernetes-models),
-// every reference (ConfigMap, Secret, PVC, HPA target) resolves, and every pod is restricted.
+// every reference (ConfigMap, Secret and its key, PVC, HPA target) resolves, every pod is
+// restricted, and each Parley container signs in to NATS with its own nkey from a Secret and reads
+// secrets by name and key.
+// objects: manifests applied apart from an overlay (e.g. overlays/prod/nats-networkpolicy.yaml)
+// are valid against the schema.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -251,30 +256,106 @@ function podSpecs(o) {
   return [];
 }
 
-async function checkK8s(overlay, file, external) {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS()).filter(Boolean);
+const loadDocs = (file) => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS()).filter(Boolean);
+
+async function validate(o, where) {
+  const Model = await model(o.apiVersion, o.kind);
+  if (!Model) return fail(`${where}: no schema for ${o.apiVersion} ${o.kind}`);
+  // kustomize 5 wraps long base64 values over lines; the API server's decoder skips the newlines,
+  // the schema's "byte" format does not.
+  const data = o.kind === 'Secret' && o.data ? Object.fromEntries(Object.entries(o.data).map(([k, v]) => [k, String(v).replace(/\s/g, '')])) : o.data;
+  try {
+    new Model({ ...o, ...(data ? { data } : {}) }).validate();
+  } catch (err) {
+    fail(`${where}: ${err.message}`);
+  }
+}
+
+/** The keys of a Secret or ConfigMap we have (built or made out of band); undefined when unknown. */
+function keysOf(objects, kind, name) {
+  const o = objects.get(`${kind}/${name}`);
+  return o ? new Set([...Object.keys(o.data ?? {}), ...Object.keys(o.stringData ?? {}), ...Object.keys(o.binaryData ?? {})]) : undefined;
+}
+
+/** The Secret names a volume reads (a Secret volume, or the Secret sources of a projected one). */
+const volumeSecrets = (v) => [...(v.secret ? [v.secret.secretName] : []), ...(v.projected?.sources ?? []).filter((s) => s.secret).map((s) => s.secret.name)];
+
+/** The volume whose mount holds `file` (a mount path that is the file or a folder above it). */
+function volumeHolding(spec, container, file) {
+  const mount = (container.volumeMounts ?? []).find((m) => file === m.mountPath || file.startsWith(`${m.mountPath.replace(/\/$/, '')}/`));
+  return mount && (spec.volumes ?? []).find((v) => v.name === mount.name);
+}
+
+/** Each Parley process's pod: its NATS seed from its own Secret, its secrets by name and key only. */
+function checkParleyContainer(where, spec, c, objects) {
+  const p = c.name;
+  const env = c.env ?? [];
+  const byName = new Map(env.map((e) => [e.name, e]));
+  const secretRef = (e) => e?.valueFrom?.secretKeyRef;
+  for (const e of c.envFrom ?? []) if (e.secretRef) fail(`${where}/${p}: takes the whole Secret ${e.secretRef.name} (envFrom); name the keys it uses`);
+  for (const key of ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'POSTGRES_PASSWORD', 'SMTP_URL']) {
+    if (byName.has(key) && !secretRef(byName.get(key))) fail(`${where}/${p}: ${key} must come from a Secret`);
+  }
+  if (byName.has('GATEWAY_PUBLIC_KEY') && !secretRef(byName.get('GATEWAY_PUBLIC_KEY')) && !byName.get('GATEWAY_PUBLIC_KEY').valueFrom?.configMapKeyRef) {
+    fail(`${where}/${p}: GATEWAY_PUBLIC_KEY must come from a Secret or ConfigMap (it is the installation's own)`);
+  }
+  const db = byName.get('DATABASE_URL');
+  if (db && !secretRef(db)) {
+    // A URL built by Kubernetes from a password variable defined before it (the dev overlay).
+    const m = /^postgres(?:ql)?:\/\/[^:@/]+:\$\(([A-Z_][A-Z0-9_]*)\)@/.exec(db.value ?? '');
+    const from = m && env.slice(0, env.indexOf(db)).find((e) => e.name === m[1]);
+    if (!from || !secretRef(from)) fail(`${where}/${p}: DATABASE_URL must come from a Secret, or take its password as $(VAR) from a Secret-held variable before it`);
+  }
+  for (const [key, allowed] of Object.entries(MAY_HAVE)) if (byName.has(key) && !allowed.includes(p)) fail(`${where}/${p}: gets ${key}, which it does not use`);
+  for (const [key, needed] of Object.entries(MUST_HAVE)) if (needed.includes(p) && !byName.has(key)) fail(`${where}/${p}: lacks ${key}`);
+
+  const nkeySecrets = (spec.volumes ?? []).flatMap(volumeSecrets).filter((n) => n.startsWith('parley-nats-'));
+  const file = byName.get('NATS_NKEY_FILE')?.value;
+  const dir = byName.get('NATS_NKEY_DIR')?.value;
+  if (p === 'backup') {
+    if (file) fail(`${where}/backup: must not set NATS_NKEY_FILE: restore's child processes would inherit it and sign in as backup`);
+    const v = dir && volumeHolding(spec, c, dir);
+    const names = v ? volumeSecrets(v) : [];
+    if (!v || names.length === 0) fail(`${where}/backup: needs NATS_NKEY_DIR on a mounted Secret (projected) volume of the seeds`);
+    else if ([...names].sort().join() !== BACKUP_SEEDS.map((s) => `parley-nats-${s}`).sort().join()) fail(`${where}/backup: its seed folder must hold exactly ${BACKUP_SEEDS.join(', ')}, not ${names.join(', ')}`);
+    for (const s of BACKUP_SEEDS) if (keysOf(objects, 'Secret', `parley-nats-${s}`)?.has(`${s}.nk`) === false) fail(`${where}/backup: Secret parley-nats-${s} has no key ${s}.nk`);
+    if (nkeySecrets.length !== names.length) fail(`${where}/backup: mounts seeds outside NATS_NKEY_DIR`);
+    return;
+  }
+  if (dir) fail(`${where}/${p}: must use NATS_NKEY_FILE (its own seed), not NATS_NKEY_DIR`);
+  const v = file && volumeHolding(spec, c, file);
+  if (!v?.secret) fail(`${where}/${p}: needs NATS_NKEY_FILE on a mounted Secret volume`);
+  else if (v.secret.secretName !== `parley-nats-${p}`) fail(`${where}/${p}: its seed comes from ${v.secret.secretName}, not its own parley-nats-${p}`);
+  else if (keysOf(objects, 'Secret', v.secret.secretName)?.has(path.posix.basename(file)) === false) fail(`${where}/${p}: Secret ${v.secret.secretName} has no key ${path.posix.basename(file)}`);
+  if (nkeySecrets.some((n) => n !== `parley-nats-${p}`)) fail(`${where}/${p}: mounts other processes' seeds: ${nkeySecrets.join(', ')}`);
+}
+
+async function checkK8s(overlay, file, externalFiles) {
+  const docs = loadDocs(file);
   if (docs.length === 0) fail(`${overlay}: no objects`);
-  const have = new Set(docs.map((o) => `${o.kind}/${o.metadata.name}`));
-  for (const name of external) have.add(`Secret/${name}`);
+  const objects = new Map(docs.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+  for (const f of externalFiles) for (const o of loadDocs(f)) objects.set(`${o.kind}/${o.metadata.name}`, o);
+  const have = new Set(objects.keys());
+  const exists = (kind, ref) => ref.optional === true || have.has(`${kind}/${ref.name}`);
+  const hasKey = (kind, ref) => ref.optional === true || keysOf(objects, kind, ref.name)?.has(ref.key) !== false;
   for (const o of docs) {
     const where = `${overlay}: ${o.kind}/${o.metadata?.name}`;
-    const Model = await model(o.apiVersion, o.kind);
-    if (!Model) {
-      fail(`${where}: no schema for ${o.apiVersion} ${o.kind}`);
-      continue;
-    }
-    try {
-      new Model(o).validate();
-    } catch (err) {
-      fail(`${where}: ${err.message}`);
-    }
+    await validate(o, where);
     for (const spec of podSpecs(o)) {
       const psc = spec.securityContext ?? {};
       if (psc.runAsNonRoot !== true) fail(`${where}: pod must set runAsNonRoot`);
       if (psc.seccompProfile?.type !== 'RuntimeDefault') fail(`${where}: pod must use seccomp RuntimeDefault`);
       for (const v of spec.volumes ?? []) {
         if (v.persistentVolumeClaim && !have.has(`PersistentVolumeClaim/${v.persistentVolumeClaim.claimName}`)) fail(`${where}: PVC ${v.persistentVolumeClaim.claimName} missing`);
+        if (v.secret && !exists('Secret', { name: v.secret.secretName, optional: v.secret.optional })) fail(`${where}: Secret ${v.secret.secretName} missing`);
+        if (v.configMap && !exists('ConfigMap', v.configMap)) fail(`${where}: ConfigMap ${v.configMap.name} missing`);
+        for (const s of v.projected?.sources ?? []) {
+          if (s.secret && !exists('Secret', s.secret)) fail(`${where}: Secret ${s.secret.name} missing`);
+          if (s.configMap && !exists('ConfigMap', s.configMap)) fail(`${where}: ConfigMap ${s.configMap.name} missing`);
+        }
       }
+      const template = o.kind === 'CronJob' ? o.spec.jobTemplate.spec.template : o.spec.template;
+      const parley = template.metadata?.labels?.['app.kubernetes.io/part-of'] === 'parley';
       for (const c of spec.containers) {
         const sc = c.securityContext ?? {};
         if (sc.allowPrivilegeEscalation !== false) fail(`${where}/${c.name}: allowPrivilegeEscalation must be false`);
@@ -282,15 +363,19 @@ async function checkK8s(overlay, file, external) {
         if (!c.resources?.requests || !c.resources?.limits?.memory) fail(`${where}/${c.name}: needs requests and a memory limit`);
         if (o.kind === 'Deployment' && !c.readinessProbe) fail(`${where}/${c.name}: needs a readiness probe`);
         for (const e of c.envFrom ?? []) {
-          if (e.configMapRef && !have.has(`ConfigMap/${e.configMapRef.name}`)) fail(`${where}: ConfigMap ${e.configMapRef.name} missing`);
-          if (e.secretRef && !have.has(`Secret/${e.secretRef.name}`)) fail(`${where}: Secret ${e.secretRef.name} missing`);
+          if (e.configMapRef && !exists('ConfigMap', e.configMapRef)) fail(`${where}: ConfigMap ${e.configMapRef.name} missing`);
+          if (e.secretRef && !exists('Secret', e.secretRef)) fail(`${where}: Secret ${e.secretRef.name} missing`);
         }
         for (const e of c.env ?? []) {
-          const ref = e.valueFrom?.secretKeyRef;
-          if (ref && !have.has(`Secret/${ref.name}`)) fail(`${where}: Secret ${ref.name} missing`);
+          for (const [kind, ref] of [['Secret', e.valueFrom?.secretKeyRef], ['ConfigMap', e.valueFrom?.configMapKeyRef]]) {
+            if (!ref) continue;
+            if (!exists(kind, ref)) fail(`${where}: ${kind} ${ref.name} missing`);
+            else if (!hasKey(kind, ref)) fail(`${where}: ${kind} ${ref.name} has no key ${ref.key}`);
+          }
         }
         if (TRACED.includes(c.name) && !startsTraced(c.command)) fail(`${where}/${c.name}: not started with --import @parley/telemetry/register`);
         if (c.image === 'parley') fail(`${where}/${c.name}: the overlay must set the image tag`);
+        if (parley && PRINCIPALS.includes(c.name)) checkParleyContainer(where, spec, c, objects);
       }
     }
     if (o.kind === 'HorizontalPodAutoscaler' && !have.has(`${o.spec.scaleTargetRef.kind}/${o.spec.scaleTargetRef.name}`)) fail(`${where}: target missing`);
@@ -302,14 +387,35 @@ async function checkK8s(overlay, file, external) {
   for (const want of ['HorizontalPodAutoscaler/gateway', 'HorizontalPodAutoscaler/messages', 'CronJob/retention', 'CronJob/backup', 'NetworkPolicy/default-deny']) {
     if (!have.has(want)) fail(`${overlay}: ${want} missing`);
   }
+  // An in-cluster NATS (the dev overlay's) runs with the generated users from a Secret.
+  const nats = objects.get('Deployment/nats');
+  if (nats) {
+    const spec = nats.spec.template.spec;
+    const c = spec.containers[0];
+    const args = [...(c.command ?? []), ...(c.args ?? [])].map(String);
+    const config = args[args.findIndex((a) => a === '--config' || a === '-c') + 1];
+    const v = config && volumeHolding(spec, c, config);
+    if (!v?.secret) fail(`${overlay}: Deployment/nats must run with --config <the generated users, from a Secret>`);
+    else if (keysOf(objects, 'Secret', v.secret.secretName)?.has(SECRET_FILES.natsAuthorization) !== true) fail(`${overlay}: Deployment/nats reads ${config} from Secret ${v.secret.secretName}, which has no ${SECRET_FILES.natsAuthorization}`);
+  }
+  // Nothing credential-like is written into a kustomization: Secrets come from generated files.
+  for (const k of [`deploy/k8s/overlays/${overlay}/kustomization.yaml`, 'deploy/k8s/base/kustomization.yaml']) {
+    for (const g of parse(readFileSync(path.join(root, k), 'utf8')).secretGenerator ?? []) if (g.literals) fail(`${k}: Secret ${g.name} has literal values; generate them (npm run secrets)`);
+  }
   console.log(`k8s ${overlay}: ${docs.length} objects valid`);
+}
+
+async function checkObjects(files) {
+  for (const f of files) for (const o of loadDocs(f)) await validate(o, `${path.relative(root, f)}: ${o.kind}/${o.metadata?.name}`);
+  console.log(`objects: ${files.length} files valid`);
 }
 
 const [what, ...args] = process.argv.slice(2);
 if (what === 'compose') await checkCompose();
 else if (what === 'k8s') await checkK8s(args[0], args[1], args.slice(2));
+else if (what === 'objects') await checkObjects(args);
 else {
-  console.error('usage: check-deploy.mjs compose | k8s <overlay> <built.yaml> [external secrets...]');
+  console.error('usage: check-deploy.mjs compose | k8s <overlay> <built.yaml> [out-of-band objects.yaml...] | objects <manifest.yaml...>');
   process.exit(2);
 }
 if (problems.length > 0) {
