@@ -1,13 +1,24 @@
-// Offline checks of the deployment files, run by scripts/check-deploy.sh:
+// Offline checks of the deployment files, run by scripts/check-deploy.sh (after the build: the
+// principals and the generated file names come from @parley/contracts and @parley/secrets):
 //   node scripts/check-deploy.mjs compose
-//   node scripts/check-deploy.mjs k8s <overlay> <built.yaml> [external Secret names...]
-// compose: both compose files parse and hang together (images, volumes, mounted files, ports).
+//   node scripts/check-deploy.mjs k8s <overlay> <built.yaml> [files of objects made out of band...]
+//   node scripts/check-deploy.mjs objects <manifest.yaml...>
+// compose: both compose files parse and hang together (images, volumes, mounted files, ports), and
+// keep the trust boundary: every secret required with no fallback, each container only the secrets
+// it uses and only its own NATS nkey, NATS started with the generated users, nothing but the
+// gateway (and Grafana) published on every interface, Prometheus without --web.enable-lifecycle.
 // k8s: every object of a built overlay is valid against the Kubernetes schema (kubernetes-models),
-// every reference (ConfigMap, Secret, PVC, HPA target) resolves, and every pod is restricted.
+// every reference (ConfigMap, Secret and its key, PVC, HPA target) resolves, every pod is
+// restricted, and each Parley container signs in to NATS with its own nkey from a Secret and reads
+// secrets by name and key.
+// objects: manifests applied apart from an overlay (e.g. overlays/prod/nats-networkpolicy.yaml)
+// are valid against the schema.
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parse, parseAllDocuments } from 'yaml';
+import { PRINCIPALS } from '@parley/contracts';
+import { SECRET_FILES } from '@parley/secrets';
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
 const problems = [];
@@ -16,35 +27,200 @@ const fail = (msg) => problems.push(msg);
 const TRACED = ['gateway', 'users', 'messages', 'retention'];
 const startsTraced = (command) => Array.isArray(command) && command.join(' ').startsWith('node --import @parley/telemetry/register ');
 
-function checkCompose() {
+/**
+ * Who may hold which secret setting (services/*\/src/env.ts), and who must. backup may hold what
+ * users and messages need: restore starts them as child processes with its environment.
+ */
+const MAY_HAVE = {
+  JWT_SECRET: ['gateway', 'users', 'backup'],
+  GATEWAY_SIGNING_KEY: ['gateway'],
+  GATEWAY_PUBLIC_KEY: ['users', 'messages', 'backup'],
+  DATABASE_URL: ['users', 'messages', 'backup'],
+};
+const MUST_HAVE = {
+  JWT_SECRET: ['gateway', 'users'],
+  GATEWAY_SIGNING_KEY: ['gateway'],
+  GATEWAY_PUBLIC_KEY: ['users', 'messages'],
+  DATABASE_URL: ['users', 'messages', 'backup'],
+};
+/** The seeds the backup job needs: its own and those of the processes restore starts. Not the gateway's. */
+const BACKUP_SEEDS = ['backup', 'users', 'messages', 'retention'];
+/** What `npm run secrets` writes, relative to its --out folder (./secrets for compose). */
+const GENERATED = new Set([SECRET_FILES.env, SECRET_FILES.natsAuthorization, ...PRINCIPALS.map((p) => `${SECRET_FILES.nkeyDir}/${p}.nk`)]);
+const nkeyFile = (p) => `${SECRET_FILES.nkeyDir}/${p}.nk`;
+
+// ---------------------------------------------------------------- compose
+
+/** `${VAR:?message}` with no "-" in the message (compose may read a hyphen before the `?` as a default). */
+const REQUIRED_VAR = (name) => new RegExp(`^\\$\\{${name}:\\?[^}-]+\\}$`);
+/** Compose variables that hold a secret (or must match one): required everywhere, never defaulted. */
+const COMPOSE_SECRET_VARS = ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'GATEWAY_PUBLIC_KEY', 'GRAFANA_ADMIN_PASSWORD', 'POSTGRES_PASSWORD'];
+/** Container settings that must come from one of those variables, never a literal. */
+const COMPOSE_SECRET_ENV = {
+  JWT_SECRET: 'JWT_SECRET',
+  GATEWAY_SIGNING_KEY: 'GATEWAY_SIGNING_KEY',
+  GATEWAY_PUBLIC_KEY: 'GATEWAY_PUBLIC_KEY',
+  POSTGRES_PASSWORD: 'POSTGRES_PASSWORD',
+  GF_SECURITY_ADMIN_PASSWORD: 'GRAFANA_ADMIN_PASSWORD',
+};
+
+/** Every string in a parsed YAML value, with where it is. */
+function* strings(value, where) {
+  if (typeof value === 'string') yield [value, where];
+  else if (Array.isArray(value)) for (const [i, v] of value.entries()) yield* strings(v, `${where}[${i}]`);
+  else if (value && typeof value === 'object') for (const [k, v] of Object.entries(value)) yield* strings(v, `${where}.${k}`);
+}
+
+/** A service's environment as a map (compose also accepts a list of KEY=value). */
+function envOf(s) {
+  if (Array.isArray(s.environment)) return Object.fromEntries(s.environment.map((e) => [String(e).split('=')[0], String(e).slice(String(e).indexOf('=') + 1)]));
+  return s.environment ?? {};
+}
+
+/** A port entry, short (`[IP:][HOST:]CONTAINER[/proto]`) or long syntax. No host IP: every interface. */
+function parsePort(p) {
+  if (typeof p === 'object') return { hostIp: p.host_ip ?? '', published: p.published === undefined ? '' : String(p.published), target: String(p.target) };
+  let s = String(p).replace(/\/(tcp|udp|sctp)$/, '');
+  let hostIp = '';
+  const v6 = /^\[([^\]]+)\]:(.*)$/.exec(s);
+  if (v6) [, hostIp, s] = v6;
+  const parts = s.split(':');
+  if (parts.length === 3) hostIp = parts.shift();
+  // A container port alone is published on a random host port, on every interface.
+  return parts.length === 1 ? { hostIp, published: '', target: parts[0] } : { hostIp, published: parts[0], target: parts[1] };
+}
+const loopback = (ip) => /^127\.\d+\.\d+\.\d+$/.test(ip) || ip === '::1' || ip === 'localhost';
+
+/** Files a service sees: compose secrets (/run/secrets/…), configs (/…) and bind mounts of ./ paths. */
+function mountsOf(s, top) {
+  const entry = (m) => (typeof m === 'string' ? { source: m } : m);
+  const mounts = [];
+  for (const m of (s.secrets ?? []).map(entry)) {
+    const target = !m.target ? `/run/secrets/${m.source}` : m.target.startsWith('/') ? m.target : `/run/secrets/${m.target}`;
+    mounts.push({ kind: 'secret', source: m.source, file: top.secrets[m.source]?.file, target });
+  }
+  for (const m of (s.configs ?? []).map(entry)) {
+    const target = !m.target ? `/${m.source}` : m.target.startsWith('/') ? m.target : `/${m.target}`;
+    mounts.push({ kind: 'config', source: m.source, file: top.configs[m.source]?.file, target });
+  }
+  for (const v of s.volumes ?? []) {
+    const [src, target] = typeof v === 'string' ? v.split(':') : [v.source, v.target];
+    if (String(src).startsWith('.')) mounts.push({ kind: 'bind', source: src, file: src, target });
+  }
+  return mounts.map((m) => ({ ...m, file: m.file === undefined ? undefined : path.posix.normalize(m.file) }));
+}
+
+async function checkCompose() {
   const load = (f) => parse(readFileSync(path.join(root, f), 'utf8'), { merge: true });
   const base = load('docker-compose.yml');
   const mon = load('docker-compose.monitoring.yml');
   const volumes = new Set([...Object.keys(base.volumes ?? {}), ...Object.keys(mon.volumes ?? {})]);
+  const top = { secrets: { ...base.secrets, ...mon.secrets }, configs: { ...base.configs, ...mon.configs } };
   const services = { ...base.services };
   for (const [name, s] of Object.entries(mon.services)) {
     if (!services[name] && !s.image) fail(`monitoring: ${name} overrides no service of docker-compose.yml and has no image`);
-    services[name] = { ...services[name], ...s, environment: { ...services[name]?.environment, ...s.environment } };
+    services[name] = { ...services[name], ...s, environment: { ...envOf(services[name] ?? {}), ...envOf(s) } };
   }
+
+  // Secrets: required where used, never defaulted, never written down.
+  for (const [doc, file] of [[base, 'docker-compose.yml'], [mon, 'docker-compose.monitoring.yml']]) {
+    for (const [text, where] of strings(doc, file)) {
+      for (const m of text.matchAll(/\$(\$|\{[^}]*\}|[A-Za-z_]\w*)/g)) {
+        if (m[1] === '$') continue;
+        const name = /^\{?([A-Za-z_]\w*)/.exec(m[1])?.[1];
+        if (!COMPOSE_SECRET_VARS.includes(name)) continue;
+        if (!REQUIRED_VAR(name).test(m[0])) fail(`compose: ${where} uses ${m[0].slice(0, 40)}…: a secret must be \${${name}:?message} (required, no fallback, no "-" in the message)`);
+      }
+    }
+  }
+  for (const name of Object.keys(top.secrets)) if (!top.secrets[name]?.file) fail(`compose: secret ${name} has no file`);
+  for (const [kind, defs] of Object.entries(top)) {
+    for (const [name, def] of Object.entries(defs)) {
+      const file = path.posix.normalize(def?.file ?? '');
+      if (file.startsWith('secrets/')) {
+        if (!GENERATED.has(file.slice('secrets/'.length))) fail(`compose: ${kind} ${name} (${def.file}) is not a file npm run secrets writes`);
+      } else if (!existsSync(path.join(root, file))) fail(`compose: ${kind} ${name} file ${def?.file} is missing`);
+    }
+  }
+
   for (const [name, s] of Object.entries(services)) {
+    const env = envOf(s);
     if (!s.image && !s.build) fail(`compose: ${name} has neither image nor build`);
     if (s.image && !s.build && !/:[\w.-]+$/.test(s.image)) fail(`compose: ${name} image ${s.image} is not pinned to a tag`);
+    if (s.network_mode === 'host') fail(`compose: ${name} uses the host's network: every port of it is public`);
     for (const v of s.volumes ?? []) {
-      const [src] = String(v).split(':');
-      if (src.startsWith('.')) {
+      const src = typeof v === 'string' ? v.split(':')[0] : v.source;
+      if (String(src).startsWith('.')) {
         if (!existsSync(path.join(root, src))) fail(`compose: ${name} mounts missing ${src}`);
       } else if (!volumes.has(src)) fail(`compose: ${name} uses undeclared volume ${src}`);
+    }
+    for (const m of [...(s.secrets ?? []), ...(s.configs ?? [])]) {
+      const source = typeof m === 'string' ? m : m.source;
+      if (!top.secrets[source] && !top.configs[source]) fail(`compose: ${name} mounts undeclared secret or config ${source}`);
     }
     for (const dep of Object.keys(Array.isArray(s.depends_on) ? Object.fromEntries(s.depends_on.map((d) => [d, 1])) : (s.depends_on ?? {}))) {
       if (!services[dep]) fail(`compose: ${name} depends on unknown ${dep}`);
     }
+    for (const p of (s.ports ?? []).map(parsePort)) {
+      if (!loopback(p.hostIp) && !['gateway', 'grafana'].includes(name)) fail(`compose: ${name} publishes ${p.target} on every interface (only the gateway and Grafana may; bind it to 127.0.0.1 or drop it)`);
+    }
+    for (const [key, variable] of Object.entries(COMPOSE_SECRET_ENV)) {
+      if (key in env && !REQUIRED_VAR(variable).test(String(env[key]))) fail(`compose: ${name} ${key} must be \${${variable}:?message}, not a value or a fallback`);
+    }
+    if ('DATABASE_URL' in env && !/^postgres(ql)?:\/\/[^:@/]+:\$\{POSTGRES_PASSWORD:\?[^}-]+\}@/.test(String(env.DATABASE_URL))) {
+      fail(`compose: ${name} DATABASE_URL must take its password from \${POSTGRES_PASSWORD:?message}`);
+    }
+    for (const [key, allowed] of Object.entries(MAY_HAVE)) if (key in env && !allowed.includes(name)) fail(`compose: ${name} gets ${key}, which it does not use`);
   }
-  const published = (name) => (services[name].ports ?? []).map((p) => String(p).split(':')[0]);
-  if (published('prometheus').join() !== '9090') fail('compose: Prometheus must publish 9090');
-  if (published('grafana').join() !== '3001') fail('compose: Grafana must publish 3001');
+  for (const [key, needed] of Object.entries(MUST_HAVE)) for (const name of needed) if (!(key in envOf(services[name]))) fail(`compose: ${name} lacks ${key}`);
+
+  // NATS users: each process signs in with its own seed, mounted from the generated folder.
+  const isSeed = (m) => m.file?.startsWith(`secrets/${SECRET_FILES.nkeyDir}/`);
+  for (const [name, s] of Object.entries(services)) {
+    const env = envOf(s);
+    const seeds = mountsOf(s, top).filter(isSeed);
+    if (!PRINCIPALS.includes(name)) {
+      if (seeds.length > 0 || env.NATS_NKEY_FILE || env.NATS_NKEY_DIR) fail(`compose: ${name} is no Parley process but gets NATS seeds`);
+      continue;
+    }
+    if (name === 'backup') {
+      const dir = env.NATS_NKEY_DIR;
+      if (!dir) fail('compose: backup needs NATS_NKEY_DIR (restore starts users, messages and retention with its environment)');
+      if (env.NATS_NKEY_FILE) fail('compose: backup must not set NATS_NKEY_FILE: restore\'s child processes would inherit it and sign in as backup');
+      for (const m of seeds) if (m.target !== `${dir}/${path.posix.basename(m.file)}`) fail(`compose: backup mounts ${m.file} at ${m.target}, not as ${dir}/${path.posix.basename(m.file)}`);
+      const have = seeds.map((m) => path.posix.basename(m.file, '.nk')).sort();
+      if (have.join() !== [...BACKUP_SEEDS].sort().join()) fail(`compose: backup must mount exactly the seeds of ${BACKUP_SEEDS.join(', ')}; it mounts ${have.join(', ') || 'none'}`);
+      continue;
+    }
+    if (env.NATS_NKEY_DIR) fail(`compose: ${name} must use NATS_NKEY_FILE (its own seed), not NATS_NKEY_DIR`);
+    const own = seeds.find((m) => m.target === env.NATS_NKEY_FILE);
+    if (!env.NATS_NKEY_FILE || !own) fail(`compose: ${name} needs NATS_NKEY_FILE pointing at a mounted seed`);
+    else if (own.file !== `secrets/${nkeyFile(name)}`) fail(`compose: ${name}'s NATS_NKEY_FILE is ${own.file}, not its own secrets/${nkeyFile(name)}`);
+    if (seeds.length > 1) fail(`compose: ${name} mounts other processes' seeds: ${seeds.map((m) => m.file).join(', ')}`);
+  }
+  // The NATS server runs the checked-in configuration, which includes the generated users.
+  const nats = services.nats;
+  const args = (nats.command ?? []).map(String);
+  const configAt = args[args.findIndex((a) => a === '--config' || a === '-c') + 1];
+  const natsMounts = mountsOf(nats, top);
+  const config = natsMounts.find((m) => configAt && m.target === configAt);
+  if (!config) fail('compose: nats must run with --config <a mounted configuration file>');
+  else {
+    const includes = [...readFileSync(path.join(root, config.file), 'utf8').matchAll(/^\s*include\s+["']?([^"';\s]+)/gm)].map((m) => path.posix.join(path.posix.dirname(configAt), m[1]));
+    const auth = natsMounts.find((m) => m.file === `secrets/${SECRET_FILES.natsAuthorization}`);
+    if (!auth || !includes.includes(auth.target)) fail(`compose: nats must mount secrets/${SECRET_FILES.natsAuthorization} where ${config.file} includes it (${includes.join(', ') || 'no include'})`);
+  }
+
+  // Ports and monitoring.
+  const ports = (name) => (services[name].ports ?? []).map(parsePort);
+  if (!ports('gateway').some((p) => p.published === '8080' && p.target === '8080')) fail('compose: the gateway must publish 8080');
+  if (ports('grafana').map((p) => p.published).join() !== '3001') fail('compose: Grafana must publish 3001');
+  for (const p of [...ports('prometheus'), ...ports('alertmanager')]) if (!loopback(p.hostIp)) fail(`compose: Prometheus and Alertmanager may be published on 127.0.0.1 only (${p.target})`);
+  if (ports('prometheus').some((p) => p.published !== '9090')) fail('compose: Prometheus is reached on 9090');
+  if ((services.prometheus.command ?? []).some((a) => String(a).startsWith('--web.enable-lifecycle'))) fail('compose: Prometheus must run without --web.enable-lifecycle (it lets any caller shut it down)');
   for (const name of ['gateway', 'users', 'messages']) {
     const port = String(services[name].environment.METRICS_PORT);
-    if (published(name).includes(port)) fail(`compose: ${name} publishes its metrics port ${port}`);
+    if (ports(name).some((p) => p.target === port || p.published === port)) fail(`compose: ${name} publishes its metrics port ${port}`);
     if (services[name].environment.OTEL_EXPORTER_OTLP_ENDPOINT !== 'http://tempo:4318') fail(`compose: ${name} does not send traces to Tempo`);
   }
   for (const name of TRACED) if (!startsTraced(services[name].command)) fail(`compose: ${name} is not started with --import @parley/telemetry/register`);
@@ -62,6 +238,8 @@ function checkCompose() {
   console.log(`compose: ${Object.keys(services).length} services checked`);
 }
 
+// ---------------------------------------------------------------- Kubernetes
+
 /** kubernetes-models module path for an apiVersion and kind: core `v1` or `<group>/<version>`. */
 async function model(apiVersion, kind) {
   try {
@@ -78,30 +256,106 @@ function podSpecs(o) {
   return [];
 }
 
-async function checkK8s(overlay, file, external) {
-  const docs = parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS()).filter(Boolean);
+const loadDocs = (file) => parseAllDocuments(readFileSync(file, 'utf8')).map((d) => d.toJS()).filter(Boolean);
+
+async function validate(o, where) {
+  const Model = await model(o.apiVersion, o.kind);
+  if (!Model) return fail(`${where}: no schema for ${o.apiVersion} ${o.kind}`);
+  // kustomize 5 wraps long base64 values over lines; the API server's decoder skips the newlines,
+  // the schema's "byte" format does not.
+  const data = o.kind === 'Secret' && o.data ? Object.fromEntries(Object.entries(o.data).map(([k, v]) => [k, String(v).replace(/\s/g, '')])) : o.data;
+  try {
+    new Model({ ...o, ...(data ? { data } : {}) }).validate();
+  } catch (err) {
+    fail(`${where}: ${err.message}`);
+  }
+}
+
+/** The keys of a Secret or ConfigMap we have (built or made out of band); undefined when unknown. */
+function keysOf(objects, kind, name) {
+  const o = objects.get(`${kind}/${name}`);
+  return o ? new Set([...Object.keys(o.data ?? {}), ...Object.keys(o.stringData ?? {}), ...Object.keys(o.binaryData ?? {})]) : undefined;
+}
+
+/** The Secret names a volume reads (a Secret volume, or the Secret sources of a projected one). */
+const volumeSecrets = (v) => [...(v.secret ? [v.secret.secretName] : []), ...(v.projected?.sources ?? []).filter((s) => s.secret).map((s) => s.secret.name)];
+
+/** The volume whose mount holds `file` (a mount path that is the file or a folder above it). */
+function volumeHolding(spec, container, file) {
+  const mount = (container.volumeMounts ?? []).find((m) => file === m.mountPath || file.startsWith(`${m.mountPath.replace(/\/$/, '')}/`));
+  return mount && (spec.volumes ?? []).find((v) => v.name === mount.name);
+}
+
+/** Each Parley process's pod: its NATS seed from its own Secret, its secrets by name and key only. */
+function checkParleyContainer(where, spec, c, objects) {
+  const p = c.name;
+  const env = c.env ?? [];
+  const byName = new Map(env.map((e) => [e.name, e]));
+  const secretRef = (e) => e?.valueFrom?.secretKeyRef;
+  for (const e of c.envFrom ?? []) if (e.secretRef) fail(`${where}/${p}: takes the whole Secret ${e.secretRef.name} (envFrom); name the keys it uses`);
+  for (const key of ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'POSTGRES_PASSWORD', 'SMTP_URL']) {
+    if (byName.has(key) && !secretRef(byName.get(key))) fail(`${where}/${p}: ${key} must come from a Secret`);
+  }
+  if (byName.has('GATEWAY_PUBLIC_KEY') && !secretRef(byName.get('GATEWAY_PUBLIC_KEY')) && !byName.get('GATEWAY_PUBLIC_KEY').valueFrom?.configMapKeyRef) {
+    fail(`${where}/${p}: GATEWAY_PUBLIC_KEY must come from a Secret or ConfigMap (it is the installation's own)`);
+  }
+  const db = byName.get('DATABASE_URL');
+  if (db && !secretRef(db)) {
+    // A URL built by Kubernetes from a password variable defined before it (the dev overlay).
+    const m = /^postgres(?:ql)?:\/\/[^:@/]+:\$\(([A-Z_][A-Z0-9_]*)\)@/.exec(db.value ?? '');
+    const from = m && env.slice(0, env.indexOf(db)).find((e) => e.name === m[1]);
+    if (!from || !secretRef(from)) fail(`${where}/${p}: DATABASE_URL must come from a Secret, or take its password as $(VAR) from a Secret-held variable before it`);
+  }
+  for (const [key, allowed] of Object.entries(MAY_HAVE)) if (byName.has(key) && !allowed.includes(p)) fail(`${where}/${p}: gets ${key}, which it does not use`);
+  for (const [key, needed] of Object.entries(MUST_HAVE)) if (needed.includes(p) && !byName.has(key)) fail(`${where}/${p}: lacks ${key}`);
+
+  const nkeySecrets = (spec.volumes ?? []).flatMap(volumeSecrets).filter((n) => n.startsWith('parley-nats-'));
+  const file = byName.get('NATS_NKEY_FILE')?.value;
+  const dir = byName.get('NATS_NKEY_DIR')?.value;
+  if (p === 'backup') {
+    if (file) fail(`${where}/backup: must not set NATS_NKEY_FILE: restore's child processes would inherit it and sign in as backup`);
+    const v = dir && volumeHolding(spec, c, dir);
+    const names = v ? volumeSecrets(v) : [];
+    if (!v || names.length === 0) fail(`${where}/backup: needs NATS_NKEY_DIR on a mounted Secret (projected) volume of the seeds`);
+    else if ([...names].sort().join() !== BACKUP_SEEDS.map((s) => `parley-nats-${s}`).sort().join()) fail(`${where}/backup: its seed folder must hold exactly ${BACKUP_SEEDS.join(', ')}, not ${names.join(', ')}`);
+    for (const s of BACKUP_SEEDS) if (keysOf(objects, 'Secret', `parley-nats-${s}`)?.has(`${s}.nk`) === false) fail(`${where}/backup: Secret parley-nats-${s} has no key ${s}.nk`);
+    if (nkeySecrets.length !== names.length) fail(`${where}/backup: mounts seeds outside NATS_NKEY_DIR`);
+    return;
+  }
+  if (dir) fail(`${where}/${p}: must use NATS_NKEY_FILE (its own seed), not NATS_NKEY_DIR`);
+  const v = file && volumeHolding(spec, c, file);
+  if (!v?.secret) fail(`${where}/${p}: needs NATS_NKEY_FILE on a mounted Secret volume`);
+  else if (v.secret.secretName !== `parley-nats-${p}`) fail(`${where}/${p}: its seed comes from ${v.secret.secretName}, not its own parley-nats-${p}`);
+  else if (keysOf(objects, 'Secret', v.secret.secretName)?.has(path.posix.basename(file)) === false) fail(`${where}/${p}: Secret ${v.secret.secretName} has no key ${path.posix.basename(file)}`);
+  if (nkeySecrets.some((n) => n !== `parley-nats-${p}`)) fail(`${where}/${p}: mounts other processes' seeds: ${nkeySecrets.join(', ')}`);
+}
+
+async function checkK8s(overlay, file, externalFiles) {
+  const docs = loadDocs(file);
   if (docs.length === 0) fail(`${overlay}: no objects`);
-  const have = new Set(docs.map((o) => `${o.kind}/${o.metadata.name}`));
-  for (const name of external) have.add(`Secret/${name}`);
+  const objects = new Map(docs.map((o) => [`${o.kind}/${o.metadata.name}`, o]));
+  for (const f of externalFiles) for (const o of loadDocs(f)) objects.set(`${o.kind}/${o.metadata.name}`, o);
+  const have = new Set(objects.keys());
+  const exists = (kind, ref) => ref.optional === true || have.has(`${kind}/${ref.name}`);
+  const hasKey = (kind, ref) => ref.optional === true || keysOf(objects, kind, ref.name)?.has(ref.key) !== false;
   for (const o of docs) {
     const where = `${overlay}: ${o.kind}/${o.metadata?.name}`;
-    const Model = await model(o.apiVersion, o.kind);
-    if (!Model) {
-      fail(`${where}: no schema for ${o.apiVersion} ${o.kind}`);
-      continue;
-    }
-    try {
-      new Model(o).validate();
-    } catch (err) {
-      fail(`${where}: ${err.message}`);
-    }
+    await validate(o, where);
     for (const spec of podSpecs(o)) {
       const psc = spec.securityContext ?? {};
       if (psc.runAsNonRoot !== true) fail(`${where}: pod must set runAsNonRoot`);
       if (psc.seccompProfile?.type !== 'RuntimeDefault') fail(`${where}: pod must use seccomp RuntimeDefault`);
       for (const v of spec.volumes ?? []) {
         if (v.persistentVolumeClaim && !have.has(`PersistentVolumeClaim/${v.persistentVolumeClaim.claimName}`)) fail(`${where}: PVC ${v.persistentVolumeClaim.claimName} missing`);
+        if (v.secret && !exists('Secret', { name: v.secret.secretName, optional: v.secret.optional })) fail(`${where}: Secret ${v.secret.secretName} missing`);
+        if (v.configMap && !exists('ConfigMap', v.configMap)) fail(`${where}: ConfigMap ${v.configMap.name} missing`);
+        for (const s of v.projected?.sources ?? []) {
+          if (s.secret && !exists('Secret', s.secret)) fail(`${where}: Secret ${s.secret.name} missing`);
+          if (s.configMap && !exists('ConfigMap', s.configMap)) fail(`${where}: ConfigMap ${s.configMap.name} missing`);
+        }
       }
+      const template = o.kind === 'CronJob' ? o.spec.jobTemplate.spec.template : o.spec.template;
+      const parley = template.metadata?.labels?.['app.kubernetes.io/part-of'] === 'parley';
       for (const c of spec.containers) {
         const sc = c.securityContext ?? {};
         if (sc.allowPrivilegeEscalation !== false) fail(`${where}/${c.name}: allowPrivilegeEscalation must be false`);
@@ -109,15 +363,19 @@ async function checkK8s(overlay, file, external) {
         if (!c.resources?.requests || !c.resources?.limits?.memory) fail(`${where}/${c.name}: needs requests and a memory limit`);
         if (o.kind === 'Deployment' && !c.readinessProbe) fail(`${where}/${c.name}: needs a readiness probe`);
         for (const e of c.envFrom ?? []) {
-          if (e.configMapRef && !have.has(`ConfigMap/${e.configMapRef.name}`)) fail(`${where}: ConfigMap ${e.configMapRef.name} missing`);
-          if (e.secretRef && !have.has(`Secret/${e.secretRef.name}`)) fail(`${where}: Secret ${e.secretRef.name} missing`);
+          if (e.configMapRef && !exists('ConfigMap', e.configMapRef)) fail(`${where}: ConfigMap ${e.configMapRef.name} missing`);
+          if (e.secretRef && !exists('Secret', e.secretRef)) fail(`${where}: Secret ${e.secretRef.name} missing`);
         }
         for (const e of c.env ?? []) {
-          const ref = e.valueFrom?.secretKeyRef;
-          if (ref && !have.has(`Secret/${ref.name}`)) fail(`${where}: Secret ${ref.name} missing`);
+          for (const [kind, ref] of [['Secret', e.valueFrom?.secretKeyRef], ['ConfigMap', e.valueFrom?.configMapKeyRef]]) {
+            if (!ref) continue;
+            if (!exists(kind, ref)) fail(`${where}: ${kind} ${ref.name} missing`);
+            else if (!hasKey(kind, ref)) fail(`${where}: ${kind} ${ref.name} has no key ${ref.key}`);
+          }
         }
         if (TRACED.includes(c.name) && !startsTraced(c.command)) fail(`${where}/${c.name}: not started with --import @parley/telemetry/register`);
         if (c.image === 'parley') fail(`${where}/${c.name}: the overlay must set the image tag`);
+        if (parley && PRINCIPALS.includes(c.name)) checkParleyContainer(where, spec, c, objects);
       }
     }
     if (o.kind === 'HorizontalPodAutoscaler' && !have.has(`${o.spec.scaleTargetRef.kind}/${o.spec.scaleTargetRef.name}`)) fail(`${where}: target missing`);
@@ -129,14 +387,35 @@ async function checkK8s(overlay, file, external) {
   for (const want of ['HorizontalPodAutoscaler/gateway', 'HorizontalPodAutoscaler/messages', 'CronJob/retention', 'CronJob/backup', 'NetworkPolicy/default-deny']) {
     if (!have.has(want)) fail(`${overlay}: ${want} missing`);
   }
+  // An in-cluster NATS (the dev overlay's) runs with the generated users from a Secret.
+  const nats = objects.get('Deployment/nats');
+  if (nats) {
+    const spec = nats.spec.template.spec;
+    const c = spec.containers[0];
+    const args = [...(c.command ?? []), ...(c.args ?? [])].map(String);
+    const config = args[args.findIndex((a) => a === '--config' || a === '-c') + 1];
+    const v = config && volumeHolding(spec, c, config);
+    if (!v?.secret) fail(`${overlay}: Deployment/nats must run with --config <the generated users, from a Secret>`);
+    else if (keysOf(objects, 'Secret', v.secret.secretName)?.has(SECRET_FILES.natsAuthorization) !== true) fail(`${overlay}: Deployment/nats reads ${config} from Secret ${v.secret.secretName}, which has no ${SECRET_FILES.natsAuthorization}`);
+  }
+  // Nothing credential-like is written into a kustomization: Secrets come from generated files.
+  for (const k of [`deploy/k8s/overlays/${overlay}/kustomization.yaml`, 'deploy/k8s/base/kustomization.yaml']) {
+    for (const g of parse(readFileSync(path.join(root, k), 'utf8')).secretGenerator ?? []) if (g.literals) fail(`${k}: Secret ${g.name} has literal values; generate them (npm run secrets)`);
+  }
   console.log(`k8s ${overlay}: ${docs.length} objects valid`);
 }
 
+async function checkObjects(files) {
+  for (const f of files) for (const o of loadDocs(f)) await validate(o, `${path.relative(root, f)}: ${o.kind}/${o.metadata?.name}`);
+  console.log(`objects: ${files.length} files valid`);
+}
+
 const [what, ...args] = process.argv.slice(2);
-if (what === 'compose') checkCompose();
+if (what === 'compose') await checkCompose();
 else if (what === 'k8s') await checkK8s(args[0], args[1], args.slice(2));
+else if (what === 'objects') await checkObjects(args);
 else {
-  console.error('usage: check-deploy.mjs compose | k8s <overlay> <built.yaml> [external secrets...]');
+  console.error('usage: check-deploy.mjs compose | k8s <overlay> <built.yaml> [out-of-band objects.yaml...] | objects <manifest.yaml...>');
   process.exit(2);
 }
 if (problems.length > 0) {

@@ -5,6 +5,9 @@
 #                and any prometheus process the install started is stopped again by its pid)
 #   kustomize <- `kubectl kustomize` of the kubectl on PATH, else kubectl 1.20 unpacked from the
 #                package kubernetes-client into .cache/ (not installed: it would clash with other kubectls)
+# The manifests need generated secrets (the dev overlay makes Secrets from files, prod's come from
+# deploy/k8s/create-secrets.sh): throwaway ones are made in a temporary folder, with a copy of
+# deploy/k8s, and removed at the end. Real secrets in the working tree are never read.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mon=deploy/monitoring
@@ -27,8 +30,32 @@ promtool test rules "$mon"/rules-tests/*.test.yml
 echo "== Grafana dashboards match scripts/grafana-dashboards.mjs"
 node scripts/grafana-dashboards.mjs --check
 
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== throwaway secrets (npm run secrets)"
+# The build `npm test` did is reused (turbo's cache); on its own this builds @parley/secrets.
+if ! built=$(npx turbo run build --filter=@parley/secrets --output-logs=errors-only 2>&1); then
+  echo "$built" >&2
+  exit 1
+fi
+node scripts/secrets.mjs --out "$work/secrets" >/dev/null
+
 echo "== compose files"
 node scripts/check-deploy.mjs compose
+
+nats_server=${NATS_SERVER_BIN:-$(command -v nats-server || echo /usr/sbin/nats-server)}
+if [ -x "$nats_server" ]; then
+  echo "== nats-server -t: compose's configuration with the generated users, and the dev overlay's"
+  mkdir -p "$work/nats"
+  cp deploy/nats/nats-server.conf "$work/nats/nats-server.conf"
+  cp "$work/secrets/nats-auth.conf" "$work/nats/parley-auth.conf"
+  "$nats_server" -t -c "$work/nats/nats-server.conf"
+  # overlays/dev/nats-deployment.yaml: the generated file as the configuration, plus flags
+  "$nats_server" -t -c "$work/secrets/nats-auth.conf" -js -sd "$work/nats/data" -m 8222
+else
+  echo "== nats-server not found: the NATS configurations are not parsed (set NATS_SERVER_BIN)"
+fi
 
 kubectl_bin=""
 if command -v kubectl >/dev/null && kubectl kustomize --help >/dev/null 2>&1; then
@@ -44,11 +71,18 @@ else
   fi
 fi
 echo "== kustomize build ($("$kubectl_bin" version --client 2>/dev/null | head -n1)) and schema validation"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-"$kubectl_bin" kustomize deploy/k8s/overlays/dev >"$out/dev.yaml"
-"$kubectl_bin" kustomize deploy/k8s/overlays/prod >"$out/prod.yaml"
+out="$work/out"
+mkdir -p "$out"
+# A copy without any secrets/ folder, given the throwaway secrets where the dev overlay reads them.
+tar -C deploy -cf - --exclude=secrets k8s | tar -C "$work" -xf -
+cp -r "$work/secrets" "$work/k8s/overlays/dev/secrets"
+"$kubectl_bin" kustomize "$work/k8s/overlays/dev" >"$out/dev.yaml"
+"$kubectl_bin" kustomize "$work/k8s/overlays/prod" >"$out/prod.yaml"
 node scripts/check-deploy.mjs k8s dev "$out/dev.yaml"
-# prod's Secret is created out of band (base/secret.template.yaml)
-node scripts/check-deploy.mjs k8s prod "$out/prod.yaml" parley-secrets
+# prod's Secrets are made out of band: check the ones create-secrets.sh makes from the same files.
+DATABASE_URL=postgres://parley:check@parley-db-rw:5432/parley SMTP_URL=smtp://check@mail:587 KUBECTL="$kubectl_bin" \
+  bash deploy/k8s/create-secrets.sh --dry-run --nats-namespace nats parley "$work/secrets" >"$out/prod-secrets.yaml"
+node scripts/check-deploy.mjs k8s prod "$out/prod.yaml" "$out/prod-secrets.yaml"
+# Applied beside the overlay, in the NATS chart's namespace (overlays/prod/README.md).
+node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml
 echo "check-deploy: all deployment checks passed"
