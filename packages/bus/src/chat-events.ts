@@ -62,11 +62,16 @@ async function firstAfter(bus: Bus, stream: string, subject: string, cursor: num
  * are gone (deleted content, expired messages): what a writer folds into the state it decided on
  * before it decides again (the chat writer). Membership events are never deleted alone.
  */
-export async function eventsBetween(bus: Bus, stream: string, subject: string, afterSeq: number, uptoSeq: number): Promise<ChatEvent[]> {
+export async function eventsBetween(bus: Bus, stream: string, subject: string, afterSeq: number, uptoSeq: number, afterStreamSeq?: number): Promise<ChatEvent[]> {
   const direct = bus.jsm.direct;
-  const head = await direct.getMessage(stream, { last_by_subj: subject });
-  if (!head) return [];
-  let next = await firstAfter(bus, stream, subject, afterSeq, head.seq);
+  let next: number;
+  if (afterStreamSeq !== undefined) {
+    next = afterStreamSeq + 1;
+  } else {
+    const head = await direct.getMessage(stream, { last_by_subj: subject });
+    if (!head) return [];
+    next = await firstAfter(bus, stream, subject, afterSeq, head.seq);
+  }
   const events: ChatEvent[] = [];
   for (;;) {
     const stored = await direct.getMessage(stream, { next_by_subj: subject, seq: next });
@@ -74,7 +79,7 @@ export async function eventsBetween(bus: Bus, stream: string, subject: string, a
     const event = parse(stored.json());
     if (event.seq > uptoSeq) break;
     if (event.seq > afterSeq) events.push(event);
-    if (stored.seq >= head.seq) break;
+    if (event.seq === uptoSeq) break;
     next = stored.seq + 1;
   }
   return events;

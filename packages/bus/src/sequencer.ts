@@ -24,8 +24,12 @@ interface Head {
 /** What a decision came to: the event to append, or why not (the caller's own refusal type). */
 export type Decision<E, R> = { event: E } | { refusal: R };
 
-/** Events a subject stored after `afterSeq`, up to and with `uptoSeq` (the stream's, gaps skipped). */
-export type ReadBetween = (afterSeq: number, uptoSeq: number) => Promise<SequencedEvent[]>;
+/**
+ * Events a subject stored after `afterSeq`, up to and with `uptoSeq` (the stream's, gaps skipped).
+ * `afterStreamSeq`, when known, is the stream sequence of the event with seq `afterSeq`: reading
+ * can start right after it instead of searching for it.
+ */
+export type ReadBetween = (afterSeq: number, uptoSeq: number, afterStreamSeq?: number) => Promise<SequencedEvent[]>;
 
 /** How many of a subject's latest events stay in memory, so deciding again rarely reads the stream. */
 const RECENT_PER_SUBJECT = 64;
@@ -78,9 +82,17 @@ export class Sequencer {
     readBetween: ReadBetween,
   ): Promise<Appended<E> | { refusal: R }> {
     return this.serialised(subject, async () => {
+      // What has been read so far is kept across attempts: a retry reads only what came since.
+      const newer: SequencedEvent[] = [];
+      let knownSeq = basisSeq;
+      let knownStreamSeq: number | undefined;
       for (let attempt = 0; attempt < 50; attempt++) {
         const head = this.heads.get(subject) ?? (await this.readHead(subject));
-        const newer = head.seq > basisSeq ? await this.between(subject, basisSeq, head.seq, readBetween) : [];
+        if (head.seq > knownSeq) {
+          newer.push(...(await this.between(subject, knownSeq, head.seq, readBetween, knownStreamSeq)));
+          knownSeq = head.seq;
+          knownStreamSeq = head.streamSeq;
+        }
         const decision = decide(newer, head.seq + 1);
         if ('refusal' in decision) return decision;
         const outcome = await this.publishAfter(subject, msgId, head, decision.event);
@@ -149,10 +161,12 @@ export class Sequencer {
   }
 
   /** The events (afterSeq, uptoSeq] of a subject: from memory when it holds all of them, else from the stream. */
-  private async between(subject: string, afterSeq: number, uptoSeq: number, readBetween: ReadBetween): Promise<SequencedEvent[]> {
+  private async between(subject: string, afterSeq: number, uptoSeq: number, readBetween: ReadBetween, afterStreamSeq?: number): Promise<SequencedEvent[]> {
     const kept = (this.recent.get(subject) ?? []).filter((e) => e.seq > afterSeq && e.seq <= uptoSeq);
     if (kept.length === uptoSeq - afterSeq) return kept;
-    return readBetween(afterSeq, uptoSeq);
+    const read = await readBetween(afterSeq, uptoSeq, afterStreamSeq);
+    for (const event of read) this.keep(subject, event);
+    return read;
   }
 
   private keep(subject: string, event: SequencedEvent): void {

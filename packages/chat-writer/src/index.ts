@@ -37,7 +37,7 @@ export class ChatWriter {
       options.msgId,
       basis.seq,
       (newer, seq) => decideAppend(chatId, command, basis.state, newer, seq, meta),
-      (after, upto) => eventsBetween(this.deps.bus, this.stream, subject, after, upto),
+      (after, upto, afterStreamSeq) => eventsBetween(this.deps.bus, this.stream, subject, after, upto, afterStreamSeq),
     );
   }
 }

@@ -87,8 +87,9 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   });
   const barrier = () => projector.caughtUp();
   const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
-  chatRoutes(router, { ...deps, sequencer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
+  // The one writer of chat events: every decision about a chat goes through it (issue 17).
   const writer = new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer });
+  chatRoutes(router, { ...deps, sequencer, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
   messageRoutes(router, { ...appendDeps, writer, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, appendDeps);
   pollRoutes(router, appendDeps);

@@ -16,7 +16,7 @@ const isChatCursor = (v: unknown): v is { at: string; id: string } =>
 
 const MemberParams = Type.Object({ id: Uuid, userId: Uuid });
 
-export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps & { pool: Pool; cache: Cache; chatsTtlSeconds: number }): void {
+export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps & { pool: Pool; cache: Cache; chatsTtlSeconds: number; barrier: () => Promise<unknown> }): void {
   router.route({
     method: 'PATCH',
     url: '/api/v1/chats/:id',

@@ -1,0 +1,137 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { streamName } from '@parley/contracts';
+import { startGatewayService } from '../services/gateway/src/service.js';
+import { http, register, startStack, storedMessages, TestSocket, type Account, type Stack } from './stack.js';
+
+type Gateway = Awaited<ReturnType<typeof startGatewayService>>;
+
+/**
+ * Issue 17's promise: in a chat's own order, nothing decided by a non-member follows their removal,
+ * whatever the interleaving. The sends are decided on one gateway and the removal in the messages
+ * service; whichever is appended second is decided again against the first (the chat writer).
+ */
+describe('one write model for chats: decisions race with removals', () => {
+  let stack: Stack;
+  let g2: Gateway;
+  let nc: NatsConnection;
+  let owner: Account;
+  let admin: Account;
+  let member: Account;
+  let other: Account;
+
+  beforeAll(async () => {
+    stack = await startStack();
+    g2 = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
+    [owner, admin, member, other] = [await register(stack, 'wm_owner'), await register(stack, 'wm_admin'), await register(stack, 'wm_member'), await register(stack, 'wm_other')];
+    nc = await stack.env.connectNats('write-model-test');
+  });
+
+  afterAll(async () => {
+    await nc?.close();
+    await g2?.stop();
+    await stack?.stop();
+  });
+
+  /** The chat's events in stream order (what every client and every replay sees). */
+  async function chatEvents(chatId: string): Promise<any[]> {
+    const stored = await storedMessages(nc, streamName(stack.env.namespace, 'chats'));
+    return stored.filter((m) => m.subject.endsWith(`.chat.${chatId}`)).map((m) => JSON.parse(m.text));
+  }
+
+  async function group(): Promise<string> {
+    const created = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title: 'race', memberIds: [member.id, other.id, admin.id] } });
+    expect(created.status).toBe(201);
+    return created.body.id;
+  }
+
+  /** Nothing the removed user decided stands after their removal in the chat's order. */
+  function expectNothingAfterRemoval(events: any[], userId: string): { before: number; after: number } {
+    const removal = events.findIndex((e) => e.type === 'MemberRemoved' && e.data.userId === userId);
+    expect(removal).toBeGreaterThan(0);
+    const after = events.slice(removal + 1).filter((e) => e.data?.senderId === userId || e.data?.userId === userId || e.meta?.actorId === userId);
+    expect(after).toEqual([]);
+    return { before: events.slice(0, removal).filter((e) => e.type === 'MessageSent' && e.data.senderId === userId).length, after: after.length };
+  }
+
+  it('a WebSocket burst on another gateway: no send of the removed member is stored after the removal', async () => {
+    let refusedInSomeRound = false;
+    for (let round = 0; round < 6; round++) {
+      const chatId = await group();
+      // Three sockets of the member (each has its own frame budget), 60 sends each, in one burst.
+      const sockets = await Promise.all([0, 1, 2].map(() => TestSocket.open(`ws://127.0.0.1:${g2.port}/ws`, member.accessToken)));
+      const ids = sockets.map((_, s) => Array.from({ length: 60 }, (__, i) => `r${round}-${s}-${i}`));
+      // Paced as a busy group is (300 messages a second, within each socket's frame budget), so
+      // that the removal lands while sends keep being decided on the gateway.
+      const burst = (async () => {
+        for (let i = 0; i < 60; i++) {
+          sockets.forEach((socket, s) => socket.send({ op: 'send', chatId, clientMsgId: ids[s]![i]!, body: `burst ${s}/${i}` }));
+          await new Promise((r) => setTimeout(r, 10));
+        }
+      })();
+      // The removal starts while the burst is in flight, a little later each round.
+      await new Promise((r) => setTimeout(r, 20 + round * 60));
+      const removal = await http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${member.id}`, { token: owner.accessToken });
+      await burst;
+      expect(removal.status).toBe(204);
+      // Every send is answered, an ack or an error: the positive signal that all were decided.
+      const answers: any[] = [];
+      for (const [s, socket] of sockets.entries()) {
+        for (const clientMsgId of ids[s]!) {
+          answers.push(await socket.next((f) => (f.op === 'ack' && f.clientMsgId === clientMsgId) || (f.op === 'error' && f.ref === clientMsgId), 10_000));
+        }
+        socket.close();
+      }
+      const refused = answers.filter((a) => a.op === 'error');
+      console.log(`write model, round ${round}: ${answers.length - refused.length} sends acked, ${refused.length} refused around the removal`);
+      expect(refused.every((a) => a.code === 'not_found')).toBe(true);
+      if (refused.length > 0) refusedInSomeRound = true;
+      const { before } = expectNothingAfterRemoval(await chatEvents(chatId), member.id);
+      // Every ack is a message stored before the removal; every refusal is not stored at all.
+      expect(before).toBe(answers.filter((a) => a.op === 'ack').length);
+    }
+    // The removal did land in the middle of a burst at least once (else this proved nothing).
+    expect(refusedInSomeRound).toBe(true);
+  });
+
+  it('HTTP sends racing the removal: none stored after it', async () => {
+    const chatId = await group();
+    const sends = Array.from({ length: 30 }, (_, i) => http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: member.accessToken, body: { clientMsgId: `h${i}`, body: `http ${i}` } }));
+    const removal = http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${member.id}`, { token: owner.accessToken });
+    const answers = await Promise.all(sends);
+    expect((await removal).status).toBe(204);
+    expect(answers.every((a) => a.status === 201 || a.status === 404)).toBe(true);
+    const { before } = expectNothingAfterRemoval(await chatEvents(chatId), member.id);
+    expect(before).toBe(answers.filter((a) => a.status === 201).length);
+  });
+
+  it('an owner who leaves while removing their heir never hands the group to the removed member', async () => {
+    let raced = false;
+    for (let round = 0; round < 4; round++) {
+      const chatId = await group();
+      // All joined together, so the heir is the smallest user id (successorOf): remove exactly them.
+      const heir = [member, other, admin].sort((a, b) => (a.id < b.id ? -1 : 1))[0]!;
+      const [removed, left] = await Promise.all([
+        http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${heir.id}`, { token: owner.accessToken }),
+        http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${owner.id}`, { token: owner.accessToken }),
+      ]);
+      expect(left.status).toBe(204);
+      const events = await chatEvents(chatId);
+      const leave = events.findIndex((e) => e.type === 'MemberRemoved' && e.data.userId === owner.id);
+      const heirOut = events.findIndex((e) => e.type === 'MemberRemoved' && e.data.userId === heir.id);
+      if (removed.status === 204 && heirOut >= 0 && heirOut < leave) {
+        raced = true;
+        expect(events[leave].data.newOwnerId).not.toBe(heir.id);
+      }
+      // Whoever owns the group now is one of its members.
+      const reader = [member, other, admin].find((a) => a.id !== heir.id)!;
+      const chat = await http(stack, 'GET', `/api/v1/chats/${chatId}`, { token: reader.accessToken });
+      expect(chat.status).toBe(200);
+      const owners = chat.body.members.filter((m: any) => m.role === 'owner').map((m: any) => m.userId);
+      expect(owners).toHaveLength(1);
+      expect(chat.body.members.map((m: any) => m.userId)).toContain(owners[0]);
+    }
+    // The removal went first in at least one round, so the successor was decided again.
+    expect(raced).toBe(true);
+  });
+});
