@@ -1,11 +1,11 @@
 #!/usr/bin/env node
-// `npm run secrets -- --out <dir> [--namespace <ns>] [--ledger-from <ns>] [--force]`: makes every secret one Parley
+// `npm run secrets -- --out <dir> [--namespace <ns>] [--ledger-from <ns>] [--owner <uid>[:<gid>]] [--force]`: makes every secret one Parley
 // installation needs (docs/security.md, "Secrets and their rotation"):
 //   <dir>/nkeys/<principal>.nk   a NATS user seed per process (gateway, users, messages, retention, backup)
 //   <dir>/nats-auth.conf         the NATS server's `authorization` block: public keys and permissions only
 //   <dir>/parley.env             JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD
 // It refuses to overwrite an existing folder's secrets unless --force (rotation is deliberate).
-import { existsSync } from 'node:fs';
+import { chownSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { NAMESPACE_PATTERN, PRINCIPALS } from '@parley/contracts';
@@ -18,11 +18,13 @@ const { values } = parseArgs({
     // Restoring a backup taken in another namespace on the same NATS: the backup job may import its erasure ledger.
     'ledger-from': { type: 'string', multiple: true, default: [] },
     force: { type: 'boolean', default: false },
+    // The user the seed files belong to: the image runs as uid 1000, and compose mounts the files as they are.
+    owner: { type: 'string' },
   },
   strict: true,
 });
 if (!values.out) {
-  console.error('usage: npm run secrets -- --out <dir> [--namespace <ns>] [--ledger-from <ns>] [--force]');
+  console.error('usage: npm run secrets -- --out <dir> [--namespace <ns>] [--ledger-from <ns>] [--owner <uid>[:<gid>]] [--force]');
   process.exit(2);
 }
 if (!NAMESPACE_PATTERN.test(values.namespace)) {
@@ -35,6 +37,16 @@ if (existsSync(path.join(dir, SECRET_FILES.env)) && !values.force) {
   process.exit(1);
 }
 writeSecrets(dir, generateSecrets(values.namespace, { ledgersOf: values['ledger-from'] }));
+if (values.owner) {
+  const [uid, gid = uid] = values.owner.split(':').map(Number);
+  if (!Number.isInteger(uid) || !Number.isInteger(gid)) {
+    console.error(`--owner "${values.owner}" is not <uid>[:<gid>]`);
+    process.exit(2);
+  }
+  const nkeys = path.join(dir, SECRET_FILES.nkeyDir);
+  chownSync(nkeys, uid, gid);
+  for (const file of readdirSync(nkeys)) chownSync(path.join(nkeys, file), uid, gid);
+}
 console.log(`secrets for namespace "${values.namespace}" written to ${dir}:`);
 console.log(`  ${SECRET_FILES.natsAuthorization}   include it in the NATS server configuration`);
 console.log(`  ${SECRET_FILES.nkeyDir}/{${PRINCIPALS.join(',')}}.nk   each process's NATS_NKEY_FILE (or NATS_NKEY_DIR=${path.join(dir, SECRET_FILES.nkeyDir)})`);
