@@ -54,6 +54,43 @@ describe('Sequencer: gap-free per-subject seq across processes', () => {
     expect(await a.currentSeq(subject)).toBe(80);
   });
 
+  it('decides again with what another process appended after its basis, read from the stream', async () => {
+    const subject = `${prefix}.decided`;
+    const a = new Sequencer(bus.js, bus.jsm, stream);
+    const b = new Sequencer(other.js, other.jsm, stream);
+    await a.append(subject, 'first', (seq) => event(seq, 'first'));
+    // a decided on seq 1; b appends a "stop" at seq 2 before a's append arrives.
+    await b.append(subject, 'stop', (seq) => event(seq, 'stop'));
+    const seen: number[][] = [];
+    const read = async (after: number, upto: number) => {
+      const out: { type: string; seq: number; tag: string }[] = [];
+      for (let next = 1; ; ) {
+        const stored = await bus.jsm.direct.getMessage(stream, { next_by_subj: subject, seq: next });
+        if (!stored) return out;
+        const e = stored.json<{ type: string; seq: number; tag: string }>();
+        if (e.seq > after && e.seq <= upto) out.push(e);
+        next = stored.seq + 1;
+      }
+    };
+    const decided = await a.appendDecided(
+      subject,
+      'after-stop',
+      1,
+      (newer, seq) => {
+        seen.push(newer.map((e) => e.seq));
+        return newer.some((e) => (e as { tag?: string }).tag === 'stop') ? { refusal: 'stopped' } : { event: event(seq, 'after-stop') };
+      },
+      read,
+    );
+    expect(decided).toEqual({ refusal: 'stopped' });
+    // Its cached head was seq 1: the conflict made it read the head again and fold seq 2.
+    expect(seen.at(-1)).toEqual([2]);
+    expect(await a.currentSeq(subject)).toBe(2);
+    // With nothing refusing, it appends after what it folded.
+    const appended = await a.appendDecided(subject, 'go', 2, (_newer, seq) => ({ event: event(seq, 'go') }), read);
+    expect('event' in appended && appended.event.seq).toBe(3);
+  });
+
   it('builds on a head it observed (a live event of another gateway) instead of conflicting', async () => {
     const subject = `${prefix}.observed`;
     const metrics = createMetrics('test');

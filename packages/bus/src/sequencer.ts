@@ -162,20 +162,27 @@ export class Sequencer {
 
   /** The events (afterSeq, uptoSeq] of a subject: from memory when it holds all of them, else from the stream. */
   private async between(subject: string, afterSeq: number, uptoSeq: number, readBetween: ReadBetween, afterStreamSeq?: number): Promise<SequencedEvent[]> {
-    const kept = (this.recent.get(subject) ?? []).filter((e) => e.seq > afterSeq && e.seq <= uptoSeq);
-    if (kept.length === uptoSeq - afterSeq) return kept;
+    const list = this.recent.get(subject) ?? [];
+    // The list is in seq order and newest last: the wanted run, if held, ends it or nearly so.
+    let end = list.length;
+    while (end > 0 && list[end - 1]!.seq > uptoSeq) end--;
+    let start = end;
+    while (start > 0 && list[start - 1]!.seq > afterSeq) start--;
+    if (end - start === uptoSeq - afterSeq) return list.slice(start, end);
     const read = await readBetween(afterSeq, uptoSeq, afterStreamSeq);
     for (const event of read) this.keep(subject, event);
     return read;
   }
 
   private keep(subject: string, event: SequencedEvent): void {
-    const list = this.recent.get(subject) ?? [];
-    if (list.some((e) => e.seq === event.seq)) return;
-    list.push(event);
-    list.sort((a, b) => a.seq - b.seq);
+    let list = this.recent.get(subject);
+    if (!list) this.recent.set(subject, (list = []));
+    // Usually the newest: append; else insert in place (seq order), never twice.
+    let at = list.length;
+    while (at > 0 && list[at - 1]!.seq > event.seq) at--;
+    if (at > 0 && list[at - 1]!.seq === event.seq) return;
+    list.splice(at, 0, event);
     if (list.length > RECENT_PER_SUBJECT) list.splice(0, list.length - RECENT_PER_SUBJECT);
-    this.recent.set(subject, list);
   }
 
   private async readHead(subject: string): Promise<Head> {

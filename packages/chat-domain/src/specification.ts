@@ -1,7 +1,7 @@
 import { deepStrictEqual, fail } from 'node:assert/strict';
 import { buildMeta, type ChatEvent } from '@parley/contracts';
 import { decide, type ChatCommand, type Decided, type Decision, type Refusal } from './decide.js';
-import { evolve, initialChatState, type ChatState } from './state.js';
+import { fold, initialChatState, type ChatState } from './state.js';
 
 /** Stored events from decided ones: seq 1, 2, … in order, as the writer would append them. */
 export function stored(events: Decided[], firstSeq = 1): ChatEvent[] {
@@ -17,7 +17,7 @@ export function stored(events: Decided[], firstSeq = 1): ChatEvent[] {
 }
 
 export function foldChat(events: ChatEvent[], from: ChatState = initialChatState()): ChatState {
-  return events.reduce(evolve, from);
+  return fold(from, events);
 }
 
 /**

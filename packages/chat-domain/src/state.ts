@@ -66,63 +66,73 @@ export function successorOf(state: ChatState, leavingId: string): string | null 
 
 /** Folds one stored event into the state. Pure; unknown-to-the-state references are ignored. */
 export function evolve(state: ChatState, event: ChatEvent): ChatState {
-  const next = { ...state, headSeq: Math.max(state.headSeq, event.seq) };
-  const members = () => new Map(state.members);
-  const messages = () => new Map(state.messages);
-  const polls = () => new Map(state.polls);
+  return fold(state, [event]);
+}
+
+/**
+ * Folds events into the state: one copy of the state, then every event applied to the copy, so a
+ * writer that folds the events of a busy chat does not copy its maps once per event.
+ */
+export function fold(state: ChatState, events: readonly ChatEvent[]): ChatState {
+  if (events.length === 0) return state;
+  const draft: Draft = { ...state, members: new Map(state.members), messages: new Map(state.messages), polls: new Map(state.polls) };
+  for (const event of events) apply(draft, event);
+  return draft;
+}
+
+type Draft = Omit<ChatState, 'members' | 'messages' | 'polls'> & {
+  members: Map<string, { role: MemberRole; joinedSeq: number }>;
+  messages: Map<string, KnownMessage>;
+  polls: Map<string, KnownPoll>;
+};
+
+function apply(draft: Draft, event: ChatEvent): void {
+  draft.headSeq = Math.max(draft.headSeq, event.seq);
   switch (event.type) {
-    case 'ChatCreated': {
-      const m = new Map(event.data.members.map((x) => [x.userId, { role: x.role, joinedSeq: event.seq }] as const));
-      return { ...next, exists: true, type: event.data.type, members: m };
-    }
-    case 'MemberAdded': {
-      const m = members();
-      m.set(event.data.userId, { role: event.data.role, joinedSeq: event.seq });
-      return { ...next, members: m };
-    }
+    case 'ChatCreated':
+      draft.exists = true;
+      draft.type = event.data.type;
+      draft.members.clear();
+      for (const m of event.data.members) draft.members.set(m.userId, { role: m.role, joinedSeq: event.seq });
+      return;
+    case 'MemberAdded':
+      draft.members.set(event.data.userId, { role: event.data.role, joinedSeq: event.seq });
+      return;
     case 'MemberRemoved':
     case 'MemberErased': {
-      const m = members();
-      m.delete(event.data.userId);
-      const heir = event.data.newOwnerId ? m.get(event.data.newOwnerId) : undefined;
-      if (event.data.newOwnerId && heir) m.set(event.data.newOwnerId, { ...heir, role: 'owner' });
-      return { ...next, members: m };
+      draft.members.delete(event.data.userId);
+      const heir = event.data.newOwnerId ? draft.members.get(event.data.newOwnerId) : undefined;
+      if (event.data.newOwnerId && heir) draft.members.set(event.data.newOwnerId, { ...heir, role: 'owner' });
+      return;
     }
-    case 'MessageSent': {
-      const msgs = messages();
-      msgs.set(event.data.messageId, { senderId: event.data.senderId, seq: event.seq, pollId: null, deleted: false });
-      return { ...next, messages: msgs };
-    }
-    case 'PollPosted': {
-      const msgs = messages();
-      msgs.set(event.data.messageId, { senderId: event.data.senderId, seq: event.seq, pollId: event.data.pollId, deleted: false });
-      const p = polls();
-      p.set(event.data.pollId, { messageId: event.data.messageId, createdBy: event.data.senderId, optionIds: event.data.options.map((o) => o.id), multiple: event.data.multiple, closed: false });
-      return { ...next, messages: msgs, polls: p };
-    }
+    case 'MessageSent':
+      draft.messages.set(event.data.messageId, { senderId: event.data.senderId, seq: event.seq, pollId: null, deleted: false });
+      return;
+    case 'PollPosted':
+      draft.messages.set(event.data.messageId, { senderId: event.data.senderId, seq: event.seq, pollId: event.data.pollId, deleted: false });
+      draft.polls.set(event.data.pollId, { messageId: event.data.messageId, createdBy: event.data.senderId, optionIds: event.data.options.map((o) => o.id), multiple: event.data.multiple, closed: false });
+      return;
     case 'PollClosed': {
-      const poll = state.polls.get(event.data.pollId);
-      if (!poll) return next;
-      const p = polls();
-      p.set(event.data.pollId, { ...poll, closed: true });
-      return { ...next, polls: p };
+      const poll = draft.polls.get(event.data.pollId);
+      if (poll) draft.polls.set(event.data.pollId, { ...poll, closed: true });
+      return;
     }
     case 'MessageDeleted': {
-      const known = state.messages.get(event.data.messageId);
+      const known = draft.messages.get(event.data.messageId);
       const original = event.data.original;
-      const msgs = messages();
-      if (known) msgs.set(event.data.messageId, { ...known, deleted: true });
-      else if (original) msgs.set(event.data.messageId, { senderId: original.senderId, seq: original.seq, pollId: null, deleted: true });
-      return { ...next, messages: msgs };
+      if (known) draft.messages.set(event.data.messageId, { ...known, deleted: true });
+      else if (original) draft.messages.set(event.data.messageId, { senderId: original.senderId, seq: original.seq, pollId: null, deleted: true });
+      return;
     }
     case 'MessagesExpired':
-      return { ...next, expiredUpToSeq: Math.max(state.expiredUpToSeq, event.data.upToSeq) };
+      draft.expiredUpToSeq = Math.max(draft.expiredUpToSeq, event.data.upToSeq);
+      return;
     case 'ChatRenamed':
     case 'MessageEdited':
     case 'ReactionAdded':
     case 'ReactionRemoved':
     case 'PollVoted':
-      return next;
+      return;
     default: {
       const never: never = event;
       return never;

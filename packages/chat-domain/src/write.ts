@@ -1,6 +1,6 @@
 import type { ChatEvent, EventMeta } from '@parley/contracts';
 import { decide, type ChatCommand, type Refusal } from './decide.js';
-import { evolve, type ChatState } from './state.js';
+import { fold, type ChatState } from './state.js';
 
 /** Why nothing was appended: refused, or decided with no event (already so: closing a closed poll). */
 export type NotAppended = Refusal | { ok: true; events: [] };
@@ -18,7 +18,7 @@ export function decideAppend(
   seq: number,
   meta: EventMeta,
 ): { event: ChatEvent } | { refusal: NotAppended } {
-  const state = (newer as ChatEvent[]).reduce(evolve, basis);
+  const state = fold(basis, newer as ChatEvent[]);
   const decision = decide(command, state);
   if (!decision.ok) return { refusal: decision };
   const [only, ...more] = decision.events;
