@@ -134,4 +134,22 @@ describe('one write model for chats: decisions race with removals', () => {
     // The removal went first in at least one round, so the successor was decided again.
     expect(raced).toBe(true);
   });
+
+  it('votes racing the poll being closed: none stored after the close', async () => {
+    const chatId = await group();
+    const posted = await http(stack, 'POST', `/api/v1/chats/${chatId}/polls`, { token: owner.accessToken, body: { question: 'lunch?', options: ['yes', 'no'] } });
+    expect(posted.status).toBe(201);
+    const pollId = posted.body.poll.id;
+    const votes = Array.from({ length: 30 }, (_, i) => http(stack, 'POST', `/api/v1/polls/${pollId}/votes`, { token: [member, other, admin][i % 3]!.accessToken, body: { optionIds: [i % 2 ? '1' : '2'] } }));
+    const close = http(stack, 'POST', `/api/v1/polls/${pollId}/close`, { token: owner.accessToken });
+    const answers = await Promise.all(votes);
+    expect((await close).status).toBe(200);
+    // Each vote was either stored (200) or refused because the poll had closed (400).
+    expect(answers.every((a) => a.status === 200 || (a.status === 400 && /closed/.test(a.body.error.message)))).toBe(true);
+    const events = await chatEvents(chatId);
+    const closed = events.findIndex((e) => e.type === 'PollClosed');
+    expect(closed).toBeGreaterThan(0);
+    expect(events.slice(closed + 1).filter((e) => e.type === 'PollVoted')).toEqual([]);
+    expect(events.filter((e) => e.type === 'PollVoted')).toHaveLength(answers.filter((a) => a.status === 200).length);
+  });
 });

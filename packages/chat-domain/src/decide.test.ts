@@ -64,11 +64,12 @@ describe('chat decider: edits, deletes, reactions', () => {
     givenChat(direct, sent('m1', M)).when({ type: 'DeleteMessage', actorId: O, messageId: 'm1', original }).thenRefused('forbidden');
   });
   it('reacts on a visible message; removes only an existing reaction', () => {
-    givenChat(group, sent('m1', N)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍' }).then({ type: 'ReactionAdded', data: { messageId: 'm1', userId: M, emoji: '👍' } });
-    givenChat(group).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍' }).thenRefused('not_found');
+    givenChat(group, sent('m1', N)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).then({ type: 'ReactionAdded', data: { messageId: 'm1', userId: M, emoji: '👍' } });
+    givenChat(group).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).thenRefused('not_found');
+    givenChat(group, sent('m1', N)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍', reacted: true }).thenNothingHappened();
     givenChat(group, sent('m1', N)).when({ type: 'Unreact', actorId: M, messageId: 'm1', emoji: '👍', reacted: true }).then({ type: 'ReactionRemoved', data: { messageId: 'm1', userId: M, emoji: '👍' } });
     givenChat(group, sent('m1', N)).when({ type: 'Unreact', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).thenRefused('not_found', 'No such reaction');
-    givenChat(group, sent('m1', N), removed(M)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍' }).thenRefused('not_found');
+    givenChat(group, sent('m1', N), removed(M)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).thenRefused('not_found');
   });
 });
 
@@ -134,6 +135,8 @@ describe('chat decider: retention and erasure', () => {
   it('erases a member once, handing an owned group on', () => {
     givenChat(group).when({ type: 'EraseMember', userId: M, purged: true }).then({ type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } });
     givenChat(group, adminJoins).when({ type: 'EraseMember', userId: O, purged: false }).then({ type: 'MemberErased', data: { userId: O, purged: false, newOwnerId: A } });
-    givenChat(group, removed(M)).when({ type: 'EraseMember', userId: M, purged: true }).thenNothingHappened();
+    givenChat(group, removed(M)).when({ type: 'EraseMember', userId: M, purged: false }).thenNothingHappened();
+    // Left before, but wrote while in: the purge still needs its event (the projection deletes their messages).
+    givenChat(group, sent('m1', M), removed(M)).when({ type: 'EraseMember', userId: M, purged: true }).then({ type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } });
   });
 });

@@ -18,7 +18,8 @@ export type ChatCommand =
   | { type: 'PostPoll'; actorId: string; data: Omit<PollPosted['data'], 'senderId'> }
   | { type: 'EditMessage'; actorId: string; messageId: string; body: string }
   | { type: 'DeleteMessage'; actorId: string; messageId: string; original: { clientMsgId: string; createdAt: string } }
-  | { type: 'React'; actorId: string; messageId: string; emoji: string }
+  /** `reacted`: the actor already has this reaction (one per user, emoji and message: nothing to add). */
+  | { type: 'React'; actorId: string; messageId: string; emoji: string; reacted: boolean }
   | { type: 'Unreact'; actorId: string; messageId: string; emoji: string; reacted: boolean }
   | { type: 'Vote'; actorId: string; pollId: string; optionIds: string[] }
   | { type: 'ClosePoll'; actorId: string; pollId: string }
@@ -52,7 +53,8 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
   }
   if (command.type === 'EraseMember') {
     const member = state.members.get(command.userId);
-    if (!member) return accept(); // already gone: erasure is idempotent
+    // Gone already: nothing to leave, but a purge still removes what they wrote while they were in.
+    if (!member) return command.purged ? accept({ type: 'MemberErased', data: { userId: command.userId, purged: true, newOwnerId: null } }) : accept();
     const newOwnerId = member.role === 'owner' ? successorOf(state, command.userId) : null;
     return accept({ type: 'MemberErased', data: { userId: command.userId, purged: command.purged, newOwnerId } });
   }
@@ -90,6 +92,7 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
     }
     case 'React':
       if (!visible(state, command.messageId)) return NO_MESSAGE;
+      if (command.reacted) return accept();
       return accept({ type: 'ReactionAdded', data: { messageId: command.messageId, userId: command.actorId, emoji: command.emoji } });
     case 'Unreact':
       if (!visible(state, command.messageId)) return NO_MESSAGE;

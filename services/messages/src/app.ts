@@ -91,8 +91,8 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const writer = new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer });
   chatRoutes(router, { ...deps, sequencer, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
   messageRoutes(router, { ...appendDeps, writer, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
-  reactionRoutes(router, appendDeps);
-  pollRoutes(router, appendDeps);
+  reactionRoutes(router, { ...appendDeps, writer });
+  pollRoutes(router, { ...appendDeps, writer });
   searchRoutes(router, deps);
 
   const erasure = new Projector<UserEvent>({

@@ -1,10 +1,11 @@
 import { waitForCheckpoint, type Appended } from '@parley/bus';
-import { initialChatState, type ChatCommand, type ChatState } from '@parley/chat-domain';
+import { decide, initialChatState, type ChatCommand, type ChatState } from '@parley/chat-domain';
 import type { Basis, ChatWriter } from '@parley/chat-writer';
 import type { ChatEvent, ChatType, MemberRole } from '@parley/contracts';
 import { Unavailable } from '@parley/http';
 import type { Pool, Queryable } from '@parley/pg';
 import { refusalError } from '../messages/send.js';
+import type { MessageRow } from '../messages/queries.js';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
 
 export interface WriteDeps {
@@ -31,6 +32,45 @@ export async function membersBasis(db: Queryable, chatId: string): Promise<Basis
 }
 
 /**
+ * The members basis plus what the projection holds of one message and one poll. Read after the
+ * members: they may reflect a later seq than the basis, which is safe for these facts, since they
+ * only ever move one way (a sender never changes; deleted and closed stay so).
+ */
+export async function basisWith(db: Queryable, chatId: string, facts: { message?: MessageRow | null; pollId?: string }): Promise<Basis> {
+  const basis = await membersBasis(db, chatId);
+  const messages = new Map(basis.state.messages);
+  const polls = new Map(basis.state.polls);
+  if (facts.message && facts.message.chat_id === chatId) {
+    const m = facts.message;
+    messages.set(m.id, { senderId: m.sender_id, seq: m.seq, pollId: m.poll_id, deleted: m.deleted_at !== null });
+  }
+  if (facts.pollId) {
+    const { rows } = await db.query<{ message_id: string; created_by: string; options: { id: string }[]; multiple: boolean; closed: boolean; seq: number; deleted: boolean }>(
+      `SELECT p.message_id, p.created_by, p.options, p.multiple, p.closed, m.seq, m.deleted_at IS NOT NULL AS deleted
+         FROM messages.polls p JOIN messages.messages m ON m.id = p.message_id
+        WHERE p.id = $1 AND p.chat_id = $2`,
+      [facts.pollId, chatId],
+    );
+    const poll = rows[0];
+    if (poll) {
+      polls.set(facts.pollId, { messageId: poll.message_id, createdBy: poll.created_by, optionIds: poll.options.map((o) => o.id), multiple: poll.multiple, closed: poll.closed });
+      messages.set(poll.message_id, { senderId: poll.created_by, seq: poll.seq, pollId: facts.pollId, deleted: poll.deleted });
+    }
+  }
+  return { seq: basis.seq, state: { ...basis.state, messages, polls } };
+}
+
+/**
+ * Decides `command` on `basis` without writing, and throws its refusal: for what must be checked in
+ * the API's order before anything else is (a member's bad input is 400, a stranger's is 404), or
+ * before a side effect that must precede the event (the erasure ledger). writeChat decides again.
+ */
+export function precheck(command: ChatCommand, basis: Basis): void {
+  const decision = decide(command, basis.state);
+  if (!decision.ok) throw refusalError(decision);
+}
+
+/**
  * Decides `command` on the chat through the writer and waits until the projection shows the
  * event, so the route answers from Postgres (read-your-writes). A refusal becomes its API error;
  * a command that changes nothing (already so) returns null.
@@ -39,9 +79,9 @@ export async function writeChat(
   deps: WriteDeps,
   chatId: string,
   command: ChatCommand,
-  options: { msgId: string; actorId: string; correlationId: string },
+  options: { msgId: string; actorId: string; correlationId: string; basis?: Basis },
 ): Promise<Appended<ChatEvent> | null> {
-  const appended = await deps.writer.execute(chatId, command, await membersBasis(deps.pool, chatId), options);
+  const appended = await deps.writer.execute(chatId, command, options.basis ?? (await membersBasis(deps.pool, chatId)), options);
   if ('refusal' in appended) {
     if (appended.refusal.ok) return null;
     throw refusalError(appended.refusal);

@@ -1,8 +1,10 @@
 import { publishEvent, type Bus } from '@parley/bus';
-import { buildMeta, messageBodyProblem, newId, subjects, type ErasureRecorded, type MessageDeleted, type MessageEdited } from '@parley/contracts';
-import { Forbidden, InvalidRequest, NotFound } from '@parley/http';
+import { buildMeta, messageBodyProblem, newId, subjects, type ErasureRecorded, type MessageDeleted } from '@parley/contracts';
+import { InvalidRequest, NotFound } from '@parley/http';
+import type { ChatCommand } from '@parley/chat-domain';
 import { appendChatEvent, type AppendDeps } from '../chats/append.js';
-import { isAdmin, requireMember } from '../chats/access.js';
+import { requireMember } from '../chats/access.js';
+import { basisWith, precheck, writeChat, type WriteDeps } from '../chats/write.js';
 import { lookupMessage } from './lookup.js';
 import { findMessage, type MessageRow } from './queries.js';
 
@@ -17,25 +19,29 @@ export async function visibleMessage(deps: AppendDeps, userId: string, messageId
   return { message, membership };
 }
 
-export async function editMessage(deps: AppendDeps & { maxChars: number }, userId: string, messageId: string, body: string, correlationId: string): Promise<MessageRow> {
-  const { message } = await visibleMessage(deps, userId, messageId);
-  if (message.sender_id !== userId) throw new Forbidden('Only the author may edit a message');
-  if (message.poll_id) throw new InvalidRequest('A poll cannot be edited');
+export async function editMessage(deps: AppendDeps & WriteDeps & { maxChars: number }, userId: string, messageId: string, body: string, correlationId: string): Promise<MessageRow> {
+  const message = await lookupMessage(deps, messageId);
+  if (!message) throw new NotFound('No such message');
+  const command: ChatCommand = { type: 'EditMessage', actorId: userId, messageId, body };
+  const basis = await basisWith(deps.pool, message.chat_id, { message });
+  precheck(command, basis);
   const problem = messageBodyProblem(body, deps.maxChars, false);
   if (problem) throw new InvalidRequest(problem);
-  await appendChatEvent<MessageEdited>(deps, message.chat_id, `edit:${messageId}:${correlationId}`, userId, correlationId, {
-    type: 'MessageEdited',
-    data: { messageId, body, editedBy: userId },
-  }, { waitForProjection: true });
+  await writeChat(deps, message.chat_id, command, { msgId: `edit:${messageId}:${correlationId}`, actorId: userId, correlationId, basis });
   return (await findMessage(deps.pool, messageId))!;
 }
 
 /** Deletes by the author, or by an owner or admin of a group. Leaves a tombstone event. */
-export async function deleteMessage(deps: AppendDeps & { bus: Bus }, userId: string, messageId: string, correlationId: string): Promise<void> {
-  const { message, membership } = await visibleMessage(deps, userId, messageId);
-  const mayDelete = message.sender_id === userId || (membership.chatType === 'group' && isAdmin(membership));
-  if (!mayDelete) throw new Forbidden('Only the author or a group admin may delete a message');
-  // The ledger first (ids only): a backup taken before this moment is scrubbed again on restore.
+export async function deleteMessage(deps: AppendDeps & WriteDeps & { bus: Bus }, userId: string, messageId: string, correlationId: string): Promise<void> {
+  const message = await lookupMessage(deps, messageId);
+  if (!message) throw new NotFound('No such message');
+  const original = { clientMsgId: message.client_msg_id, createdAt: message.created_at.toISOString() };
+  const command: ChatCommand = { type: 'DeleteMessage', actorId: userId, messageId, original };
+  const basis = await basisWith(deps.pool, message.chat_id, { message });
+  // Decided before the ledger entry, which must precede the event (a backup taken in between is
+  // scrubbed on restore); the writer decides again, so a race lost here leaves a ledger entry for a
+  // message that stays: a restore would then delete it again (the safe side for personal data).
+  precheck(command, basis);
   const ledger: ErasureRecorded = {
     type: 'ErasureRecorded',
     version: 1,
@@ -43,10 +49,7 @@ export async function deleteMessage(deps: AppendDeps & { bus: Bus }, userId: str
     meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: userId, correlationId }),
   };
   await publishEvent(deps.bus.js, subjects.erasedMessage(deps.namespace, messageId), ledger, { msgId: `erasure:message:${messageId}` });
-  await appendChatEvent<MessageDeleted>(deps, message.chat_id, `delete:${messageId}`, userId, correlationId, {
-    type: 'MessageDeleted',
-    data: { messageId, deletedBy: userId, original: originalOf(message) },
-  }, { waitForProjection: true });
+  await writeChat(deps, message.chat_id, command, { msgId: `delete:${messageId}`, actorId: userId, correlationId, basis });
 }
 
 /**

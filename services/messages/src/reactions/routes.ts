@@ -1,9 +1,10 @@
 import { Type } from '@sinclair/typebox';
-import { Uuid, type ReactionAdded, type ReactionRemoved } from '@parley/contracts';
+import { Uuid } from '@parley/contracts';
 import { NotFound, type ApiRouter } from '@parley/http';
 import type { Queryable } from '@parley/pg';
-import { appendChatEvent, type AppendDeps } from '../chats/append.js';
-import { visibleMessage } from '../messages/edit.js';
+import type { AppendDeps } from '../chats/append.js';
+import { basisWith, writeChat, type WriteDeps } from '../chats/write.js';
+import { lookupMessage } from '../messages/lookup.js';
 
 /** An emoji: a short token without whitespace (emoji sequences can be up to a dozen code units). */
 const Emoji = Type.String({ minLength: 1, maxLength: 16, pattern: '^\\S+$' });
@@ -14,19 +15,21 @@ async function hasReaction(db: Queryable, messageId: string, userId: string, emo
 }
 
 /** One reaction per user per emoji per message; adding it again changes nothing. */
-export function reactionRoutes(router: ApiRouter, deps: AppendDeps): void {
+export function reactionRoutes(router: ApiRouter, deps: AppendDeps & WriteDeps): void {
   router.route({
     method: 'POST',
     url: '/api/v1/messages/:id/reactions',
     schema: { params: Type.Object({ id: Uuid }), body: Type.Object({ emoji: Emoji }, { additionalProperties: false }) },
     handler: async ({ params, body, auth, request }) => {
-      const { message } = await visibleMessage(deps, auth.userId, params.id);
-      if (!(await hasReaction(deps.pool, params.id, auth.userId, body.emoji))) {
-        await appendChatEvent<ReactionAdded>(deps, message.chat_id, `react:${params.id}:${auth.userId}:${body.emoji}:${request.requestId}`, auth.userId, request.requestId, {
-          type: 'ReactionAdded',
-          data: { messageId: params.id, userId: auth.userId, emoji: body.emoji },
-        }, { waitForProjection: true });
-      }
+      const message = await lookupMessage(deps, params.id);
+      if (!message) throw new NotFound('No such message');
+      const reacted = await hasReaction(deps.pool, params.id, auth.userId, body.emoji);
+      await writeChat(deps, message.chat_id, { type: 'React', actorId: auth.userId, messageId: params.id, emoji: body.emoji, reacted }, {
+        msgId: `react:${params.id}:${auth.userId}:${body.emoji}:${request.requestId}`,
+        actorId: auth.userId,
+        correlationId: request.requestId,
+        basis: await basisWith(deps.pool, message.chat_id, { message }),
+      });
       return { status: 201, body: { messageId: params.id, emoji: body.emoji } };
     },
   });
@@ -37,12 +40,15 @@ export function reactionRoutes(router: ApiRouter, deps: AppendDeps): void {
     schema: { params: Type.Object({ id: Uuid, emoji: Emoji }) },
     handler: async ({ params, auth, request }) => {
       const emoji = params.emoji;
-      const { message } = await visibleMessage(deps, auth.userId, params.id);
-      if (!(await hasReaction(deps.pool, params.id, auth.userId, emoji))) throw new NotFound('No such reaction');
-      await appendChatEvent<ReactionRemoved>(deps, message.chat_id, `unreact:${params.id}:${auth.userId}:${emoji}:${request.requestId}`, auth.userId, request.requestId, {
-        type: 'ReactionRemoved',
-        data: { messageId: params.id, userId: auth.userId, emoji },
-      }, { waitForProjection: true });
+      const message = await lookupMessage(deps, params.id);
+      if (!message) throw new NotFound('No such message');
+      const reacted = await hasReaction(deps.pool, params.id, auth.userId, emoji);
+      await writeChat(deps, message.chat_id, { type: 'Unreact', actorId: auth.userId, messageId: params.id, emoji, reacted }, {
+        msgId: `unreact:${params.id}:${auth.userId}:${emoji}:${request.requestId}`,
+        actorId: auth.userId,
+        correlationId: request.requestId,
+        basis: await basisWith(deps.pool, message.chat_id, { message }),
+      });
       return { status: 204 };
     },
   });
