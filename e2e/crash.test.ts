@@ -27,7 +27,7 @@ function startMessages(env: Record<string, string>): { child: ChildProcess; exit
 }
 
 /**
- * design.md promise 2: a projector that crashes between its Postgres commit and its ack never
+ * Promise 2 (docs/architecture.md#promises): a projector that crashes between its Postgres commit and its ack never
  * yields a second row. The messages service runs as a real process that kills itself (SIGKILL)
  * right after committing a batch and before acking it; JetStream redelivers that batch to the
  * restarted process, which must recognise every event as applied.

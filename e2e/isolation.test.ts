@@ -3,7 +3,7 @@ import { eventually } from '@parley/testing';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
 /**
- * design.md promise 4: nobody reads or writes a chat they are not a member of, by any route or
+ * Promise 4 (docs/architecture.md#promises): nobody reads or writes a chat they are not a member of, by any route or
  * frame. Every route that names a chat, message, poll or attachment is tried by an outsider, who
  * must get exactly what a non-existent id gets (404 / not_found), and nothing may change.
  */

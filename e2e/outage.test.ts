@@ -4,7 +4,7 @@ import { eventually } from '@parley/testing';
 import { http, register, startStack, TestSocket, type Stack } from './stack.js';
 
 /**
- * design.md promise 1, the Postgres part: with the database unreachable, sends are still accepted
+ * Promise 1 (docs/architecture.md#promises), the Postgres part: with the database unreachable, sends are still accepted
  * (the ack needs only JetStream) and nothing acknowledged is lost: the projection catches up when
  * Postgres returns. The outage is this test's own database refusing and dropping connections.
  */

@@ -7,7 +7,7 @@ import { eventually } from '@parley/testing';
 import { http, register, startStack, type Account, type Stack } from './stack.js';
 
 /**
- * design.md: "Redis is a cache, never the only copy of anything. With Redis down or absent every
+ * docs/architecture.md#promises: "Redis is a cache, never the only copy of anything. With Redis down or absent every
  * feature still works from Postgres, a warning is logged, and it recovers by itself when Redis
  * returns." The test runs its own redis-server (the shared one must stay up for the other files),
  * kills it in the middle of traffic and starts it again on the same port.

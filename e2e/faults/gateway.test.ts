@@ -4,7 +4,7 @@ import { Scenario } from './harness/scenario.js';
 import { sleep } from './harness/servers.js';
 
 /**
- * Scenario 6 (design.md promises 1 and 3): a gateway SIGKILLed with sends in flight. Its clients
+ * Scenario 6 (promises 1 and 3, docs/architecture.md#promises): a gateway SIGKILLed with sends in flight. Its clients
  * reconnect to the other gateway, send their unacknowledged messages again with the same
  * clientMsgId and resume from their cursors: every message exactly once, in order, for everyone.
  */

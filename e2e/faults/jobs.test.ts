@@ -31,7 +31,7 @@ async function projection(databaseUrl: string): Promise<Record<string, unknown[]
 }
 
 /**
- * Scenario 7 (design.md promises 5 and 7): a retention pass and a backup run while clients keep
+ * Scenario 7 (promises 5 and 7, docs/architecture.md#promises): a retention pass and a backup run while clients keep
  * sending. The pass removes exactly the messages older than its cutoff and nothing acknowledged
  * after it; the backup restores into another namespace, and what the restore's replay built equals
  * a full rebuild of that restore from its streams.

@@ -7,7 +7,7 @@ import { sleep } from './harness/servers.js';
 const PAUSE_MS = Number(process.env.FAULT_PAUSE_SECONDS ?? 30) * 1000;
 
 /**
- * Scenario 3 (design.md promise 1): JetStream is the source of truth, so while NATS is gone no send
+ * Scenario 3 (promise 1, docs/architecture.md#promises): JetStream is the source of truth, so while NATS is gone no send
  * may be acknowledged, and once it is back nothing acknowledged may be missing. Clients keep sending
  * (open loop) the whole time and retry what was not acked, as real ones do.
  */

@@ -7,7 +7,7 @@ import { sleep } from './harness/servers.js';
 const OUTAGE_MS = Number(process.env.FAULT_PAUSE_SECONDS ?? 30) * 1000;
 
 /**
- * Scenario 4 (design.md promise 1): the ack needs JetStream only, so with PostgreSQL down for 30 s
+ * Scenario 4 (promise 1, docs/architecture.md#promises): the ack needs JetStream only, so with PostgreSQL down for 30 s
  * clients keep sending and keep getting acks; history answers 503 meanwhile; when the database is
  * back the projectors catch up with everything, and no event was set aside as poison.
  */

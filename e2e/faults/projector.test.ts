@@ -8,7 +8,7 @@ import { newService } from './harness/services.js';
 const STEPS = ['received', 'beforeCommit', 'afterCommit'] as const;
 
 /**
- * Scenarios 1 and 2 (design.md promise 2): the messages projector dies (SIGKILL) at every step of
+ * Scenarios 1 and 2 (promise 2, docs/architecture.md#promises): the messages projector dies (SIGKILL) at every step of
  * a batch, again and again, while clients keep sending; and a replica slower than the ack wait leads
  * while another stands by. Each event must end up applied exactly once, in order.
  */

@@ -7,7 +7,7 @@ import { sleep } from './harness/servers.js';
 const MAX_REQUEST_MS = 2_000;
 
 /**
- * Scenario 5 (design.md: Redis is a cache, never the only copy): Redis frozen (SIGSTOP) and then
+ * Scenario 5 (docs/architecture.md#promises: Redis is a cache, never the only copy): Redis frozen (SIGSTOP) and then
  * killed while clients send messages and read profiles and chat lists. Every answer stays correct
  * and comes within a bounded delay; a profile changed while Redis could not be told is never served
  * stale once Redis is back.

@@ -1,6 +1,6 @@
 /**
  * The history checker (issue 10): records every send, ack and delivery of every client while a
- * scenario injects its faults, and once they have healed checks the promises of design.md against
+ * scenario injects its faults, and once they have healed checks the promises of docs/architecture.md against
  * the server's final history. It decides nothing from timing; only from what each side saw.
  *
  * Bodies carry their clientMsgId (`<clientMsgId> <padding>`), so any message anywhere (a frame, a

@@ -65,7 +65,7 @@ export async function connectBus(options: { url: string; name: string; log: Logg
     name: options.name,
     ...(seed ? { authenticator: nkeyAuthenticator(seed) } : {}),
     ...(options.identity ? { inboxPrefix: inboxPrefix(options.identity.namespace, options.identity.principal) } : {}),
-    // Keep trying forever: a NATS restart must not kill a service (design.md, promise 1).
+    // Keep trying forever: a NATS restart must not kill a service (promise 1, docs/architecture.md#promises).
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
     // nats.js otherwise builds an Error (a stack capture) for every request and publish, in case

@@ -3,7 +3,7 @@ import { headers as natsHeaders, type MsgHdrs } from '@nats-io/transport-node';
 
 /**
  * W3C trace context in NATS message headers, so one trace follows a message from the WebSocket
- * frame through JetStream to the Postgres write (design.md). No-ops when tracing is off.
+ * frame through JetStream to the Postgres write (docs/architecture.md#promises). No-ops when tracing is off.
  */
 const setter = { set: (carrier: MsgHdrs, key: string, value: string) => carrier.set(key, value) };
 const getter = {

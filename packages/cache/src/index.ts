@@ -3,7 +3,7 @@ import { Redis } from 'ioredis';
 import type { Logger } from '@parley/log';
 
 /**
- * Redis is a cache, never the only copy of anything (design.md). Every operation here degrades to
+ * Redis is a cache, never the only copy of anything (docs/architecture.md#promises). Every operation here degrades to
  * "miss" or "no-op" when Redis is absent, down or slow: callers then read Postgres. A warning is
  * logged once per outage, and ioredis reconnects on its own when Redis returns.
  */

@@ -1,7 +1,7 @@
 import { subjects } from './subjects.js';
 
 /**
- * The declared JetStream streams. One stream per retention class (design.md): what differs between
+ * The declared JetStream streams. One stream per retention class (docs/retention.md#the-policy): what differs between
  * them is how long data lives and how it is compacted, so each gets its own limits.
  *
  * Chat events deliberately have no `max_age`: a chat's subject must keep its `ChatCreated` event and

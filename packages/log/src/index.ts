@@ -6,7 +6,7 @@ export type { Logger } from 'pino';
 /**
  * Paths that must never reach a log line. pino's redaction runs on every serialisation, so a
  * careless `log.info({ body: req.body })` still cannot leak a password or token.
- * Message bodies are redacted too: design.md forbids them at info level.
+ * Message bodies are redacted too: the promises forbid them (docs/architecture.md#promises).
  */
 export const REDACT_PATHS = [
   'password',

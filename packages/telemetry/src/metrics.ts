@@ -4,7 +4,7 @@ const HTTP_LABELS = ['method', 'route', 'status_code'] as const;
 const SIZE_BUCKETS = [64, 256, 1024, 4096, 16384, 65536, 262144, 1048576];
 
 /**
- * One registry per service holding the metrics the operations guide names (design.md), exactly
+ * One registry per service holding the metrics the operations guide names (docs/operations.md), exactly
  * so, plus Parley's own. Every service registers all of them so that dashboards never hit a
  * missing series; a metric a service does not use simply stays at zero.
  */

@@ -1,4 +1,4 @@
-/** The data lifecycle table (design.md), in days. */
+/** The data lifecycle table (docs/retention.md#the-policy), in days. */
 export interface RetentionDays {
   messages: number;
   auditLog: number;

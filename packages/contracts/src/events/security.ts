@@ -3,7 +3,7 @@ import { eventSchema } from '../envelope.js';
 
 /**
  * Security context: the audit log, session revocations and password-reset tokens. Each lives in a
- * stream of its own because each has its own retention (design.md's data lifecycle table).
+ * stream of its own because each has its own retention (docs/retention.md#the-policy).
  */
 export const AuditAction = Type.Union(
   [

@@ -42,7 +42,7 @@ export type SendOutcome =
  */
 export function handleSend(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   // The root of a message's trace: the publish, the projector and the Postgres insert follow it
-  // through the NATS headers (design.md). Ids only as attributes, never the body.
+  // through the NATS headers (docs/architecture.md#promises). Ids only as attributes, never the body.
   return tracer.startActiveSpan('ws send', { kind: SpanKind.SERVER, attributes: { 'parley.chat_id': frame.chatId } }, async (span) => {
     try {
       const outcome = await sendNow(deps, socket, userId, frame);
