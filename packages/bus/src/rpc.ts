@@ -18,12 +18,6 @@ export interface RequestContext {
   proof: SignedRequest | null;
 }
 
-/** Refuses requests without a valid gateway signature (see assertion.ts). */
-export interface RequestGuard {
-  verifier: RequestVerifier;
-  /** Unsigned requests are refused when true; when false a valid signature is still passed on as proof. */
-  required: boolean;
-}
 
 /** A request found nobody to answer it, or nobody answered in time: the caller answers 503. */
 export class ServiceUnavailableError extends Error {
@@ -55,7 +49,8 @@ export function serveRequests(
   handler: (payload: unknown, context: RequestContext) => Promise<unknown>,
   log: Logger,
   metrics?: Metrics,
-  guard?: RequestGuard,
+  /** When given, requests without a valid gateway signature are refused (see assertion.ts). */
+  verifier?: RequestVerifier,
 ): Subscription {
   const inFlight = new Set<Promise<void>>();
   let refusalsLogged = 0;
@@ -67,21 +62,27 @@ export function serveRequests(
         return;
       }
       const work = inSpan(`serve ${subject}`, msg.headers, SpanKind.SERVER, async () => {
-        let proof: SignedRequest | null = null;
-        if (guard) {
+        let signed: { assertion: string } | null = null;
+        if (verifier) {
           const assertion = msg.headers?.get(ASSERTION_HEADER) || undefined;
-          const problem = assertion || guard.required ? guard.verifier.check(msg.subject, assertion, msg.data) : 'missing';
-          if (problem && guard.required) {
+          const problem = verifier.check(msg.subject, assertion, msg.data);
+          if (problem) {
             metrics?.rpcRequests.inc({ subject, outcome: 'refused' });
             // Bounded: a flood of forged requests must not become a flood of log lines.
             if (refusalsLogged++ < 100) log.warn({ subject, problem }, 'request refused: no valid gateway signature');
             respondFailure(msg, 'refused');
             return;
           }
-          if (!problem && assertion) proof = { subject: msg.subject, assertion, payload: Buffer.from(msg.data).toString('base64') };
+          signed = { assertion: assertion! };
         }
+        // The proof is built only if a handler passes it on (messages.export): most never do.
+        const context: RequestContext = {
+          get proof() {
+            return signed ? { subject: msg.subject, assertion: signed.assertion, payload: Buffer.from(msg.data).toString('base64') } : null;
+          },
+        };
         try {
-          const answer = await handler(msg.json(), { proof });
+          const answer = await handler(msg.json(), context);
           metrics?.rpcRequests.inc({ subject, outcome: 'ok' });
           msg.respond(JSON.stringify(answer));
         } catch (error) {
@@ -190,7 +191,7 @@ export function serveRpc(
   return Object.entries(handlers).map(([name, handler]) => {
     const method = `${service}.${name}` as RpcMethod;
     // messages.export checks the proof in its body itself (the caller is users, not the gateway).
-    const guard = RPC_SIGNED.has(method) && method !== 'messages.export' ? { verifier, required: true } : undefined;
-    return serveRequests(nc, subjects.rpc(namespace, service, name), service, (req, context) => handler(req as never, context), log, metrics, guard);
+    const signed = RPC_SIGNED.has(method) && method !== 'messages.export';
+    return serveRequests(nc, subjects.rpc(namespace, service, name), service, (req, context) => handler(req as never, context), log, metrics, signed ? verifier : undefined);
   });
 }

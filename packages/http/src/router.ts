@@ -73,7 +73,7 @@ export class ApiRouter {
     return this;
   }
 
-  async handle(request: ApiRequest, proof: SignedRequest | null = null): Promise<ApiResponse> {
+  async handle(request: ApiRequest, signed: { readonly proof: SignedRequest | null } = { proof: null }): Promise<ApiResponse> {
     const found = this.router.find(request.method.toUpperCase() as Method, request.path);
     if (!found) return { status: 404, body: errorBody('not_found', 'No such route'), route: 'unmatched' };
     const stored = found.store as Stored;
@@ -98,7 +98,7 @@ export class ApiRouter {
         }
         if (key === 'body') input.body = value;
       }
-      const result = await stored.handler({ ...input, auth: request.auth, request, proof } as RouteContext<RouteSchemas, boolean>);
+      const result = await stored.handler({ ...input, auth: request.auth, request, get proof() { return signed.proof; } } as RouteContext<RouteSchemas, boolean>);
       return { ...result, route };
     } catch (error) {
       return { ...errorResponse(error, this.log, request), route };

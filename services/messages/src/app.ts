@@ -124,7 +124,7 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
   const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, sequencer: app.sequencer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier, verifier: app.verifier });
   const ns = deps.namespace;
   const subs = [
-    serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req, { proof }) => app.router.handle(req as never, proof), deps.log, deps.metrics, { verifier: app.verifier, required: true }),
+    serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier),
     ...serveRpc(nc, ns, 'messages', rpc, deps.log, deps.metrics, app.verifier),
   ];
   app.projector.start();

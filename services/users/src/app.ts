@@ -107,7 +107,7 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const { nc } = deps.bus;
   const rpc = usersRpc(deps.pool, deps);
   const subs = [
-    serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req, { proof }) => app.router.handle(req as never, proof), deps.log, deps.metrics, { verifier: app.verifier, required: true }),
+    serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier),
     ...serveRpc(nc, deps.namespace, 'users', rpc, deps.log, deps.metrics, app.verifier),
   ];
   const { rows } = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users');
