@@ -104,6 +104,10 @@ export class AuthenticatedNats {
   async spawn(): Promise<void> {
     const child = spawn(NATS_SERVER_BIN, ['-c', this.configFile, '-a', '127.0.0.1', '-p', String(this.port || -1)], { stdio: ['ignore', 'pipe', 'pipe'] });
     this.child = child;
+    // A test file that fails before its cleanup must not leave its server running.
+    const reap = () => child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.once('exit', () => process.removeListener('exit', reap));
     let log = '';
     const port = await new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`nats-server did not start within 10 s: ${log}`)), 10_000);
