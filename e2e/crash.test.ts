@@ -4,7 +4,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus, ensureStreams, Sequencer, type Bus } from '@parley/bus';
-import { buildMeta, declaredStreams, messageSent, newId, sendMessageId, streamName, subjects, type ChatCreated } from '@parley/contracts';
+import { buildMeta, declaredStreams, messageSent, newId, sendMessageId, streamName, subjects, type ChatCreated, type MessageDeleted } from '@parley/contracts';
 import { createLogger } from '@parley/log';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 
@@ -103,6 +103,58 @@ describe('projector killed between commit and ack', () => {
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const applied = /projector_events_total\{projector="chats-projection",outcome="applied"[^}]*\} (\d+)/.exec(metrics);
     expect(Number(applied?.[1] ?? 0)).toBe(total + 1 - committed);
+    restarted.child.kill('SIGTERM');
+    expect(await restarted.exited).toBe(0);
+  }, 60_000);
+
+  /**
+   * Issue 17: a deleted message's body must leave the stream even when the service dies right
+   * after the tombstone's commit (before its ack and before anything after it ran). The deletion
+   * is queued in the same transaction (messages.stream_deletions) and a reactor drains the queue,
+   * so the restarted service finishes it.
+   */
+  it('removes a deleted body from the stream even when killed between the commit and the deletion', async () => {
+    const sequencer = new Sequencer(bus.js, bus.jsm, streamName(env.namespace, 'chats'));
+    const chatId = newId();
+    const sender = newId();
+    const subject = subjects.chat(env.namespace, chatId);
+    const meta = () => buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: sender, correlationId: newId() });
+    await sequencer.append<ChatCreated>(subject, `created:${chatId}`, (seq) => ({
+      type: 'ChatCreated',
+      version: 1,
+      chatId,
+      seq,
+      data: { type: 'group', title: 'deleted', members: [{ userId: sender, role: 'owner' }], createdBy: sender },
+      meta: meta(),
+    }));
+    const command = { chatId, senderId: sender, messageId: newId(), clientMsgId: 'gone', body: 'a secret that must go', replyTo: null, attachmentIds: [], at: new Date(), eventId: newId(), correlationId: newId() };
+    const sent = await sequencer.append(subject, sendMessageId(chatId, sender, 'gone'), (seq) => messageSent(command, seq));
+    await sequencer.append<MessageDeleted>(subject, `delete:${command.messageId}`, (seq) => ({
+      type: 'MessageDeleted',
+      version: 1,
+      chatId,
+      seq,
+      data: { messageId: command.messageId, deletedBy: sender, original: { seq: sent.event.seq, senderId: sender, clientMsgId: 'gone', createdAt: command.at.toISOString() } },
+      meta: meta(),
+    }));
+    const stream = streamName(env.namespace, 'chats');
+    const bodyStored = () => bus.jsm.streams.getMessage(stream, { seq: sent.streamSeq }).then((m) => (m ? m.string().includes('a secret that must go') : false), () => false);
+    expect(await bodyStored()).toBe(true);
+
+    const vars = { ...env.env, METRICS_PORT: String(await freePort()), PROJECTOR_ACK_WAIT_MS: '1000' };
+    const crashing = startMessages({ ...vars, PARLEY_FAULT: 'projector-crash-after-commit' });
+    children.push(crashing.child);
+    expect(await crashing.exited).toBe('SIGKILL');
+    // The tombstone is committed, the body is still in the stream, and its deletion is queued.
+    const tombstone = await db.query('SELECT deleted_at FROM messages.messages WHERE id = $1', [command.messageId]);
+    expect(tombstone.rows[0]?.deleted_at).not.toBeNull();
+    expect(await bodyStored()).toBe(true);
+    expect((await db.query('SELECT stream_seq::int AS s FROM messages.stream_deletions')).rows).toEqual([{ s: sent.streamSeq }]);
+
+    const restarted = startMessages({ ...vars, METRICS_PORT: String(await freePort()) });
+    children.push(restarted.child);
+    await eventually(async () => ((await bodyStored()) ? undefined : true), 15_000, 'the deleted body to leave the stream');
+    await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.stream_deletions')).rows[0].n === 0 ? true : undefined), 5_000, 'the queue to empty');
     restarted.child.kill('SIGTERM');
     expect(await restarted.exited).toBe(0);
   }, 60_000);

@@ -3,6 +3,7 @@ import { ChatWriter } from '@parley/chat-writer';
 import { Projector, RequestVerifier, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
+import { StreamContentDeleter } from './chats/stream-deleter.js';
 import {
   parseAttachmentEvent,
   parseChatEvent,
@@ -44,6 +45,8 @@ export interface MessagesApp {
   erasure: Projector<UserEvent>;
   /** Deletes uploads no message used within the grace period. */
   sweeper: AttachmentSweeper;
+  /** Removes deleted messages' content from the chats stream (queued by the projection). */
+  contentDeleter: StreamContentDeleter;
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
@@ -63,13 +66,14 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
   const router = new ApiRouter(deps.log);
+  const contentDeleter = new StreamContentDeleter(deps);
   const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
     ...common,
     stream,
     filterSubject: subjects.allChats(deps.namespace),
     parse: parseChatEvent,
-    projection: chatsProjection({ ...deps, store }),
+    projection: chatsProjection({ ...deps, store, onContentQueued: () => contentDeleter.kick() }),
   });
   const attachments = new Projector<AttachmentEvent>({
     ...common,
@@ -106,6 +110,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   return {
     router,
     sweeper,
+    contentDeleter,
     erasure,
     projector,
     receipts,
@@ -132,10 +137,12 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
   app.attachments.start();
   app.erasure.start();
   app.sweeper.start();
+  app.contentDeleter.start();
   return {
     async stop() {
       await Promise.all(subs.map((s) => s.drain()));
       await app.sweeper.stop();
+      await app.contentDeleter.stop();
       await Promise.all([app.projector.stop(), app.receipts.stop(), app.attachments.stop(), app.erasure.stop()]);
     },
   };

@@ -1,6 +1,6 @@
-import { deleteStreamSequences, type Bus, type Position, type Projection } from '@parley/bus';
+import type { Bus, Position, Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
-import { RETENTION_PROJECTORS, streamName, type ChatEvent, type MessageSent } from '@parley/contracts';
+import { RETENTION_PROJECTORS, type ChatEvent, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
 import { deleteInBatches } from '@parley/pg';
@@ -56,6 +56,8 @@ export function chatsProjection(deps: {
   metrics: Metrics;
   pool: { query: PoolClient['query'] };
   store: AttachmentStore;
+  /** Told after a commit that queued deleted content (the stream-content reactor drains it). */
+  onContentQueued?: () => void;
 }): Projection<ChatEvent> {
   return {
     name: CHATS_PROJECTOR,
@@ -119,12 +121,9 @@ export function chatsProjection(deps: {
         const key = e.meta.eventId;
         for (const id of filesToDelete.get(key) ?? []) await deps.store.delete(id);
         filesToDelete.delete(key);
-        const content = streamContentToDelete.get(key);
-        if (content) {
-          streamContentToDelete.delete(key);
-          await deleteStreamSequences(deps.bus.jsm, streamName(deps.namespace, 'chats'), content, 8);
-        }
       }
+      // Deleted content was queued in the transaction; the reactor removes it from the stream.
+      if (events.some((e) => e.type === 'MessageDeleted')) deps.onContentQueued?.();
       // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
       if (!deps.cache.enabled) return;
       // Everyone in a touched chat has a changed chat list (last message, unread count, title).
@@ -142,8 +141,6 @@ export function chatsProjection(deps: {
  * the retention pass's orphan sweep removes them (`messages.retention.sweepFiles`).
  */
 const filesToDelete = new Map<string, string[]>();
-/** Stream sequences of a deleted message's original and edited bodies, deleted after commit. */
-const streamContentToDelete = new Map<string, number[]>();
 
 /**
  * Drops the given messages' attachment links, then the attachments no other message uses, and
@@ -253,8 +250,10 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
         // The row now stems from the tombstone (the original event leaves the stream), as after a replay.
         [event.data.messageId, event.chatId, at, position.streamSeq],
       );
+      // Queued in this transaction (stream-deleter.ts drains it): a crash after the commit cannot
+      // leave the body in the stream.
       const content = rows.flatMap((r) => [Number(r.stream_seq), ...r.edit_stream_seqs.map(Number)]);
-      if (content.length > 0) streamContentToDelete.set(event.meta.eventId, content);
+      if (content.length > 0) await tx.query('INSERT INTO messages.stream_deletions (stream_seq) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING', [content]);
       const original = event.data.original;
       if (rows.length === 0 && original) {
         // A replay: the original event is gone from the stream, so the tombstone makes the row.
