@@ -27,11 +27,11 @@ export class ChatWriter {
     chatId: string,
     command: ChatCommand,
     basis: Basis,
-    options: { msgId: string; actorId: string | null; correlationId?: string },
+    options: { msgId: string; actorId: string | null; correlationId?: string; occurredAt?: Date },
   ): Promise<Appended<ChatEvent> | { refusal: NotAppended }> {
     const subject = subjects.chat(this.deps.namespace, chatId);
     // One meta for every attempt: a retry is the same event, deduplicated by msgId.
-    const meta = buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: options.actorId, correlationId: options.correlationId ?? newId() });
+    const meta = buildMeta({ eventId: newId(), occurredAt: options.occurredAt ?? new Date(), actorId: options.actorId, correlationId: options.correlationId ?? newId() });
     return this.deps.sequencer.appendDecided(
       subject,
       options.msgId,

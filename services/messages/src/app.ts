@@ -104,7 +104,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     stream: streamName(deps.namespace, 'users'),
     filterSubject: subjects.allUsers(deps.namespace),
     parse: parseUserEvent,
-    projection: erasureProcess({ ...deps, sequencer }),
+    projection: erasureProcess({ ...deps, writer }),
   });
   const sweeper = new AttachmentSweeper(deps, config.ATTACHMENT_GRACE_SECONDS, config.ATTACHMENT_SWEEP_INTERVAL_SECONDS);
   return {

@@ -1,5 +1,7 @@
-import { deleteStreamSequences, purgeSubject, readStream, type Bus, type Projection, type Sequencer } from '@parley/bus';
-import { buildMeta, newId, streamName, subjects, type ChatEvent, type MemberErased, type UserEvent } from '@parley/contracts';
+import { deleteStreamSequences, purgeSubject, readStream, type Bus, type Projection } from '@parley/bus';
+import type { ChatWriter } from '@parley/chat-writer';
+import { streamName, subjects, type ChatEvent, type UserEvent } from '@parley/contracts';
+import { membersBasis } from './chats/write.js';
 import type { Logger } from '@parley/log';
 import type pg from 'pg';
 
@@ -8,7 +10,7 @@ export const ERASURE_PROCESS = 'erasure-process';
 export interface ErasureDeps {
   bus: Bus;
   namespace: string;
-  sequencer: Sequencer;
+  writer: ChatWriter;
   log: Logger;
 }
 
@@ -27,20 +29,20 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
       if (event.type !== 'UserErased') return;
       const { userId, purgeMessages } = event.data;
       const chats = await chatsOf(tx, userId, purgeMessages);
-      for (const { chatId, newOwnerId } of chats) {
-        await deps.sequencer.append<MemberErased>(subjects.chat(deps.namespace, chatId), `erased:${chatId}:${userId}`, (seq) => ({
-          type: 'MemberErased',
-          version: 1,
-          chatId,
-          seq,
-          data: { userId, purged: purgeMessages, newOwnerId },
-          meta: buildMeta({ eventId: newId(), occurredAt: new Date(event.meta.occurredAt), actorId: null, correlationId: event.meta.correlationId }),
-        }));
+      for (const chatId of chats) {
+        // Decided by the chat decider (who inherits an owned group) on the members as of their seq,
+        // and again if the chat changed meanwhile: a successor removed concurrently is never named.
+        await deps.writer.execute(chatId, { type: 'EraseMember', userId, purged: purgeMessages }, await membersBasis(tx, chatId), {
+          msgId: `erased:${chatId}:${userId}`,
+          actorId: null,
+          correlationId: event.meta.correlationId,
+          occurredAt: new Date(event.meta.occurredAt),
+        });
       }
       if (!purgeMessages) return;
       const stream = streamName(deps.namespace, 'chats');
       let deleted = 0;
-      for (const { chatId } of chats) {
+      for (const chatId of chats) {
         const seqs = await authoredEvents(deps.bus, stream, subjects.chat(deps.namespace, chatId), userId);
         deleted += await deleteStreamSequences(deps.bus.jsm, stream, seqs, 4);
       }
@@ -51,20 +53,16 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
   };
 }
 
-/** The chats to leave (and, with a purge, also those the person wrote in after leaving), with the owner's successor. */
-async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promise<{ chatId: string; newOwnerId: string | null }[]> {
-  const { rows } = await tx.query<{ chat_id: string; new_owner: string | null }>(
-    `SELECT m.chat_id,
-            CASE WHEN m.role = 'owner' THEN (
-              SELECT o.user_id FROM messages.chat_members o WHERE o.chat_id = m.chat_id AND o.user_id <> m.user_id
-               ORDER BY (o.role = 'admin') DESC, o.joined_seq, o.user_id LIMIT 1) END AS new_owner
-       FROM messages.chat_members m WHERE m.user_id = $1
+/** The chats to leave (and, with a purge, also those the person wrote in after leaving). */
+async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promise<string[]> {
+  const { rows } = await tx.query<{ chat_id: string }>(
+    `SELECT chat_id FROM messages.chat_members WHERE user_id = $1
      UNION
-     SELECT DISTINCT chat_id, NULL::uuid FROM messages.messages WHERE $2 AND sender_id = $1
+     SELECT DISTINCT chat_id FROM messages.messages WHERE $2 AND sender_id = $1
        AND chat_id NOT IN (SELECT chat_id FROM messages.chat_members WHERE user_id = $1)`,
     [userId, purge],
   );
-  return rows.map((r) => ({ chatId: r.chat_id, newOwnerId: r.new_owner }));
+  return rows.map((r) => r.chat_id);
 }
 
 /** Stream sequences of the events on a chat's subject that carry what the person wrote or chose. */
