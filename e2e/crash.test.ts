@@ -44,15 +44,8 @@ describe('projector killed between commit and ack', () => {
     await ensureStreams(bus.jsm, Object.values(declaredStreams(env.namespace)), createLogger({ service: 'test', level: 'silent' }));
     db = new pg.Client({ connectionString: env.databaseUrl });
   });
-  afterAll(async () => {
-    for (const child of children) child.kill('SIGKILL');
-    await db?.end();
-    await bus?.nc.close();
-    await env?.cleanup();
-  });
-
-  it('leaves exactly one row per event after the restart', async () => {
-    // Events first, service later: the first process receives them all as one batch.
+  /** A new group with one member, its `ChatCreated` appended before any service runs. */
+  async function groupOfOne() {
     const sequencer = new Sequencer(bus.js, bus.jsm, streamName(env.namespace, 'chats'));
     const chatId = newId();
     const sender = newId();
@@ -65,6 +58,19 @@ describe('projector killed between commit and ack', () => {
       data: { type: 'group', title: 'crash', members: [{ userId: sender, role: 'owner' }], createdBy: sender },
       meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: sender, correlationId: newId() }),
     }));
+    return { sequencer, chatId, sender, subject };
+  }
+
+  afterAll(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await db?.end();
+    await bus?.nc.close();
+    await env?.cleanup();
+  });
+
+  it('leaves exactly one row per event after the restart', async () => {
+    // Events first, service later: the first process receives them all as one batch.
+    const { sequencer, chatId, sender, subject } = await groupOfOne();
     const total = 25;
     for (let i = 0; i < total; i++) {
       const command = { chatId, senderId: sender, messageId: newId(), clientMsgId: `c${i}`, body: `m${i}`, replyTo: null, attachmentIds: [], at: new Date(), eventId: newId(), correlationId: newId() };
@@ -114,19 +120,7 @@ describe('projector killed between commit and ack', () => {
    * so the restarted service finishes it.
    */
   it('removes a deleted body from the stream even when killed between the commit and the deletion', async () => {
-    const sequencer = new Sequencer(bus.js, bus.jsm, streamName(env.namespace, 'chats'));
-    const chatId = newId();
-    const sender = newId();
-    const subject = subjects.chat(env.namespace, chatId);
-    const meta = () => buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: sender, correlationId: newId() });
-    await sequencer.append<ChatCreated>(subject, `created:${chatId}`, (seq) => ({
-      type: 'ChatCreated',
-      version: 1,
-      chatId,
-      seq,
-      data: { type: 'group', title: 'deleted', members: [{ userId: sender, role: 'owner' }], createdBy: sender },
-      meta: meta(),
-    }));
+    const { sequencer, chatId, sender, subject } = await groupOfOne();
     const command = { chatId, senderId: sender, messageId: newId(), clientMsgId: 'gone', body: 'a secret that must go', replyTo: null, attachmentIds: [], at: new Date(), eventId: newId(), correlationId: newId() };
     const sent = await sequencer.append(subject, sendMessageId(chatId, sender, 'gone'), (seq) => messageSent(command, seq));
     await sequencer.append<MessageDeleted>(subject, `delete:${command.messageId}`, (seq) => ({
@@ -135,7 +129,7 @@ describe('projector killed between commit and ack', () => {
       chatId,
       seq,
       data: { messageId: command.messageId, deletedBy: sender, original: { seq: sent.event.seq, senderId: sender, clientMsgId: 'gone', createdAt: command.at.toISOString() } },
-      meta: meta(),
+      meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: sender, correlationId: newId() }),
     }));
     const stream = streamName(env.namespace, 'chats');
     const bodyStored = () => bus.jsm.streams.getMessage(stream, { seq: sent.streamSeq }).then((m) => (m ? m.string().includes('a secret that must go') : false), () => false);

@@ -1,6 +1,6 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { connect, nkeyAuthenticator } from '@nats-io/transport-node';
+import { waitUntilSignIn } from '@parley/testing';
 import { generateSecrets, SECRET_FILES, writeSecrets, writeServerAuthorization, type InstallationSecrets } from '@parley/secrets';
 import { createConnection, createServer } from 'node:net';
 import os from 'node:os';
@@ -106,17 +106,7 @@ export class NatsServer extends ServerProcess {
     writeSecrets(dir, secrets);
     writeServerAuthorization(path.join(this.secretsDir, SECRET_FILES.natsAuthorization), [this.secrets, ...this.others]);
     this.signal('SIGHUP');
-    // Reloaded once the new installation's users may sign in.
-    const seed = new TextEncoder().encode(secrets.nkeys.users.seed);
-    for (let i = 0; ; i++) {
-      const nc = await connect({ servers: this.url, authenticator: nkeyAuthenticator(seed), reconnect: false }).catch(() => null);
-      if (nc) {
-        await nc.close();
-        break;
-      }
-      if (i > 200) throw new Error('nats-server did not take the new users');
-      await sleep(25);
-    }
+    await waitUntilSignIn(this.url, secrets.nkeys.users.seed);
     return {
       PARLEY_NAMESPACE: namespace,
       NATS_NKEY_DIR: path.join(dir, SECRET_FILES.nkeyDir),

@@ -123,10 +123,12 @@ export async function requestJson<T>(client: RpcClient, subject: string, payload
  * `sign`: the request acts for a user, so it carries the client's signature (only the gateway has a signer).
  */
 export async function requestJsonNow<T>(client: RpcClient, subject: string, payload: unknown, timeoutMs = 5_000, options: { sign?: boolean } = {}): Promise<T> {
-  const data = Buffer.from(JSON.stringify(payload));
   const headers = headersWithTrace();
+  let data: string | Buffer = JSON.stringify(payload);
   if (options.sign) {
     if (!client.signer) throw new Error(`${subject} acts for a user and needs the gateway's signature; this process has no signing key`);
+    // Signed and sent as the same bytes.
+    data = Buffer.from(data);
     headers.set(ASSERTION_HEADER, client.signer.assert(subject, data));
   }
   try {
@@ -172,10 +174,8 @@ export function callRpcNow<M extends RpcMethod>(
   timeoutMs?: number,
 ): Promise<RpcMethods[M]['res']> {
   const [service, name] = method.split('.') as [ServiceName, string];
-  // Methods that act for a user carry the gateway's signature (contracts RPC_SIGNED), except
-  // messages.export, whose proof is the user's own signed request, passed on in the body.
-  const sign = RPC_SIGNED.has(method) && method !== 'messages.export';
-  return requestJsonNow<RpcMethods[M]['res']>(client, subjects.rpc(namespace, service, name), req, timeoutMs, { sign });
+  // Methods the gateway calls for a user carry its signature (contracts RPC_SIGNED).
+  return requestJsonNow<RpcMethods[M]['res']>(client, subjects.rpc(namespace, service, name), req, timeoutMs, { sign: RPC_SIGNED.has(method) });
 }
 
 /** Serves every handler of `handlers` as `<ns>.rpc.<service>.<name>` in the service's queue group. */
@@ -190,8 +190,7 @@ export function serveRpc(
 ): Subscription[] {
   return Object.entries(handlers).map(([name, handler]) => {
     const method = `${service}.${name}` as RpcMethod;
-    // messages.export checks the proof in its body itself (the caller is users, not the gateway).
-    const signed = RPC_SIGNED.has(method) && method !== 'messages.export';
-    return serveRequests(nc, subjects.rpc(namespace, service, name), service, (req, context) => handler(req as never, context), log, metrics, signed ? verifier : undefined);
+    const verifies = RPC_SIGNED.has(method) ? verifier : undefined;
+    return serveRequests(nc, subjects.rpc(namespace, service, name), service, (req, context) => handler(req as never, context), log, metrics, verifies);
   });
 }

@@ -1,5 +1,5 @@
 import type { ChatEvent, MemberRole, MessageSent, PollPosted } from '@parley/contracts';
-import { ownerOf, successorOf, type ChatState } from './state.js';
+import { successorOf, type ChatState } from './state.js';
 
 /** An event as decided: its type and data. The writer adds the seq, version and meta when it appends. */
 export type Decided = { [E in ChatEvent as E['type']]: { type: E['type']; data: E['data'] } }[ChatEvent['type']];
@@ -155,4 +155,3 @@ function groupAdminProblem(group: boolean, role: MemberRole): Refusal | null {
   return null;
 }
 
-export { ownerOf };

@@ -48,12 +48,6 @@ export const initialChatState = (): ChatState => ({
   expiredUpToSeq: 0,
 });
 
-/** The owner, if any (a group whose owner left names a successor in the same event). */
-export function ownerOf(state: ChatState): string | null {
-  for (const [userId, m] of state.members) if (m.role === 'owner') return userId;
-  return null;
-}
-
 /**
  * Who takes over when the owner leaves or is erased: the longest-standing admin, else the
  * longest-standing member (ties by user id), as the projection has always chosen.

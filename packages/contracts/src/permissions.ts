@@ -84,9 +84,10 @@ export const RPC_CALLERS: Record<RpcMethod, Principal[]> = {
 };
 
 /**
- * Methods that act for one user: the request must carry the gateway's signed assertion for that
- * user (packages/bus/src/assertion.ts); `messages.export` carries the user's signed API request,
- * passed on by users. A body naming a user proves nothing by itself.
+ * Methods the gateway calls for one user: the request must carry the gateway's signed assertion
+ * (packages/bus/src/assertion.ts). A body naming a user proves nothing by itself. (`messages.export`
+ * acts for a user too, but users calls it: its proof is the user's signed API request, passed on in
+ * the body and checked by the handler.)
  */
 export const RPC_SIGNED: ReadonlySet<RpcMethod> = new Set<RpcMethod>([
   'users.watchers',
@@ -98,7 +99,6 @@ export const RPC_SIGNED: ReadonlySet<RpcMethod> = new Set<RpcMethod>([
   'messages.attachmentsUsable',
   'messages.sentMessages',
   'messages.markRead',
-  'messages.export',
 ]);
 
 /**

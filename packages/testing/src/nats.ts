@@ -74,23 +74,8 @@ export class AuthenticatedNats {
    */
   async addNamespace(namespace: string, options: { ledgersOf?: string[] } = {}): Promise<void> {
     this.addSecrets(namespace, options);
-    const probe = await this.connectAdmin('reload-probe');
-    try {
-      this.child?.kill('SIGHUP');
-      // The reload is done once the new namespace's users may sign in.
-      const seed = new TextEncoder().encode(this.installations.at(-1)!.nkeys.users.seed);
-      for (let i = 0; ; i++) {
-        const ok = await connect({ servers: this.url, authenticator: nkeyAuthenticator(seed), reconnect: false }).then(
-          (nc) => nc.close().then(() => true),
-          () => false,
-        );
-        if (ok) break;
-        if (i > 100) throw new Error('nats-server did not take the new users');
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    } finally {
-      await probe.close();
-    }
+    this.child?.kill('SIGHUP');
+    await waitUntilSignIn(this.url, this.installations.at(-1)!.nkeys.users.seed);
   }
 
   private addSecrets(namespace: string, options: { ledgersOf?: string[] }): void {
@@ -163,5 +148,20 @@ export class AuthenticatedNats {
   async destroy(): Promise<void> {
     await this.stop();
     rmSync(this.dir, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Resolves once a user with `seed` may sign in at `url`: how a test knows a configuration reload
+ * (SIGHUP) that added users is done.
+ */
+export async function waitUntilSignIn(url: string, seed: string, timeoutMs = 5_000): Promise<void> {
+  const key = new TextEncoder().encode(seed);
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const nc = await connect({ servers: url, authenticator: nkeyAuthenticator(key), reconnect: false }).catch(() => null);
+    if (nc) return nc.close();
+    if (Date.now() > deadline) throw new Error(`nats-server at ${url} did not take the new users within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 25));
   }
 }

@@ -1,5 +1,5 @@
 import type { ChatType, MemberRole } from '@parley/contracts';
-import { Forbidden, NotFound } from '@parley/http';
+import { NotFound } from '@parley/http';
 import type { Queryable } from '@parley/pg';
 
 export interface Membership {
@@ -20,14 +20,4 @@ export async function requireMember(db: Queryable, chatId: string, userId: strin
   const row = rows[0];
   if (!row) throw new NotFound('No such chat');
   return { chatType: row.type, role: row.role };
-}
-
-export function isAdmin(m: Membership): boolean {
-  return m.role === 'owner' || m.role === 'admin';
-}
-
-/** Group administration: owners and admins of a group only. */
-export function requireGroupAdmin(m: Membership): void {
-  if (m.chatType !== 'group') throw new Forbidden('Only group chats have administrators');
-  if (!isAdmin(m)) throw new Forbidden('Only the group owner or an admin may do this');
 }

@@ -1,10 +1,9 @@
 import { waitForCheckpoint, type Appended } from '@parley/bus';
-import { decide, initialChatState, type ChatCommand, type ChatState } from '@parley/chat-domain';
+import { decide, initialChatState, type ChatCommand, type ChatState, type Refusal } from '@parley/chat-domain';
 import type { Basis, ChatWriter } from '@parley/chat-writer';
 import type { ChatEvent, ChatType, MemberRole } from '@parley/contracts';
-import { Unavailable } from '@parley/http';
+import { Conflict, Forbidden, InvalidRequest, NotFound, Unavailable, type AppError } from '@parley/http';
 import type { Pool, Queryable } from '@parley/pg';
-import { refusalError } from '../messages/send.js';
 import type { MessageRow } from '../messages/queries.js';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
 
@@ -90,4 +89,18 @@ export async function writeChat(
     throw new Unavailable('The change is stored but not yet visible; reload shortly');
   }
   return appended;
+}
+
+/** A decider's refusal as the API's error (api.md's codes). */
+export function refusalError(refusal: Refusal): AppError {
+  switch (refusal.code) {
+    case 'not_found':
+      return new NotFound(refusal.message);
+    case 'forbidden':
+      return new Forbidden(refusal.message);
+    case 'conflict':
+      return new Conflict('conflict', refusal.message);
+    default:
+      return new InvalidRequest(refusal.message);
+  }
 }

@@ -3,21 +3,9 @@ import { buildMeta, messageBodyProblem, newId, subjects, type ErasureRecorded, t
 import { InvalidRequest, NotFound } from '@parley/http';
 import type { ChatCommand } from '@parley/chat-domain';
 import { appendChatEvent, type AppendDeps } from '../chats/append.js';
-import { requireMember } from '../chats/access.js';
 import { basisWith, precheck, writeChat, type WriteDeps } from '../chats/write.js';
 import { lookupMessage } from './lookup.js';
 import { findMessage, type MessageRow } from './queries.js';
-
-/** The message if the caller may see it (member of its chat) and it is not deleted; else 404. */
-export async function visibleMessage(deps: AppendDeps, userId: string, messageId: string) {
-  const message = await lookupMessage(deps, messageId);
-  if (!message) throw new NotFound('No such message');
-  const membership = await requireMember(deps.pool, message.chat_id, userId).catch(() => {
-    throw new NotFound('No such message');
-  });
-  if (message.deleted_at) throw new NotFound('No such message');
-  return { message, membership };
-}
 
 export async function editMessage(deps: AppendDeps & WriteDeps & { maxChars: number }, userId: string, messageId: string, body: string, correlationId: string): Promise<MessageRow> {
   const message = await lookupMessage(deps, messageId);

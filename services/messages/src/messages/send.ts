@@ -1,7 +1,8 @@
-import type { ChatCommand, Refusal } from '@parley/chat-domain';
+import type { ChatCommand } from '@parley/chat-domain';
 import { senderBasis, type ChatWriter } from '@parley/chat-writer';
 import { messageBodyProblem, messageViewFromEvent, newId, sendMessageId, type MessageSent, type MessageView, type SendMessageBody } from '@parley/contracts';
-import { Conflict, Forbidden, InvalidRequest, NotFound, type AppError } from '@parley/http';
+import { InvalidRequest, NotFound } from '@parley/http';
+import { refusalError } from '../chats/write.js';
 import type { Pool } from '@parley/pg';
 import { membershipAt } from '../chats/queries.js';
 import { usableAttachments } from '../attachments/queries.js';
@@ -57,18 +58,4 @@ export async function sendMessage(
   });
   if ('refusal' in appended) throw appended.refusal.ok ? new NotFound('No such chat') : refusalError(appended.refusal);
   return { message: messageViewFromEvent(appended.event as MessageSent), duplicate: appended.duplicate };
-}
-
-/** A decider's refusal as the API's error (api.md's codes). */
-export function refusalError(refusal: Refusal): AppError {
-  switch (refusal.code) {
-    case 'not_found':
-      return new NotFound(refusal.message);
-    case 'forbidden':
-      return new Forbidden(refusal.message);
-    case 'conflict':
-      return new Conflict('conflict', refusal.message);
-    default:
-      return new InvalidRequest(refusal.message);
-  }
 }
