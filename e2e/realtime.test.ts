@@ -143,7 +143,7 @@ describe('realtime: scale-out, resume, typing', () => {
   it('answers a cursor for a foreign chat with not_found and nothing else, and a stale cursor with reset', async () => {
     const hidden = await groupOf(stack, alice, [bob], 'hidden');
     const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
-    await sendMany(sender, hidden, 'h', 60);
+    const sent = await sendMany(sender, hidden, 'h', 60);
     const carolSocket = await TestSocket.open(stack.wsUrl, carol.accessToken, { handshake: false });
     carolSocket.send({ op: 'resume', cursors: { [hidden]: 0 } });
     await carolSocket.next((f) => f.op === 'resumed');
@@ -153,8 +153,17 @@ describe('realtime: scale-out, resume, typing', () => {
     const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken, { handshake: false });
     bobSocket.send({ op: 'resume', cursors: { [hidden]: 1 } });
     await bobSocket.next((f) => f.op === 'resumed');
-    expect(bobSocket.frames.filter((f) => f.op === 'reset')).toEqual([{ op: 'reset', chatId: hidden }]);
+    // The reset names the seq live delivery continues after: the newest event of the chat.
+    const head = sent.at(-1)!;
+    expect(bobSocket.frames.filter((f) => f.op === 'reset')).toEqual([{ op: 'reset', chatId: hidden, seq: head }]);
     expect(bobSocket.frames.filter((f) => f.op === 'event')).toEqual([]);
+    // History says which seq it reflects; once it reaches the reset's, it holds every message up to it.
+    const page = await eventually(async () => {
+      const answer = await http(stack, 'GET', `/api/v1/chats/${hidden}/messages?limit=100`, { token: bob.accessToken });
+      return answer.status === 200 && answer.body.seq >= head ? answer.body : undefined;
+    }, 10_000, 'history to reach the reset');
+    expect(page.seq).toBe(head);
+    expect(page.items.map((m: { seq: number }) => m.seq).reverse()).toEqual(sent);
     // Live delivery continues after a reset.
     const next = (await sendMany(sender, hidden, 'live', 1))[0];
     expect((await bobSocket.next((f) => f.op === 'event')).seq).toBe(next);

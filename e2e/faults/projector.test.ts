@@ -16,7 +16,8 @@ describe('projectors killed and slowed under load', () => {
   let scenario: Scenario;
 
   beforeAll(async () => {
-    scenario = await Scenario.start({ gateways: 1, people: 6, env: { PROJECTOR_ACK_WAIT_MS: '1000' } });
+    // A small resume window, so that clients coming back after a crash get `reset` and reload.
+    scenario = await Scenario.start({ gateways: 1, people: 6, env: { PROJECTOR_ACK_WAIT_MS: '1000', WS_RESUME_MAX_EVENTS: '50' } });
   });
   afterAll(async () => {
     await scenario?.stop();
@@ -72,5 +73,22 @@ describe('projectors killed and slowed under load', () => {
     // Both replicas did part of the work: the slow one led, the standby took over after its death.
     expect(slowApplied).toBeGreaterThan(0);
     expect(metricSum(standby, 'projector_events_total', 'outcome="applied"')).toBeGreaterThan(0);
+  });
+
+  it('a client that comes back to a reset while the projection lags reloads every message up to the reset', async () => {
+    // History trails the stream by seconds: each commit takes 3 s.
+    await scenario.messages.kill('SIGTERM');
+    await scenario.messages.start({ PARLEY_FAULT: 'projector-slow-commit:3000' });
+    const away = scenario.clients[3]!;
+    away.goOffline();
+    const others = scenario.clients.filter((c) => c !== away);
+    const sent = await runLoad(others, 100, 3_000);
+    await away.goOnline();
+
+    const verdict = await scenario.settleAndCheck(120_000);
+    console.log('reset while the projection lags:', { sent, ...verdict.stats, reloadWaits: away.reloadWaits });
+    expect(verdict.violations, scenario.logs()).toEqual([]);
+    // The race happened: history was older than the reset's seq, and the client waited for it.
+    expect(away.reloadWaits).toBeGreaterThan(0);
   });
 });

@@ -26,17 +26,27 @@ export async function api(baseUrl: string, method: string, url: string, token?: 
 
 /** Every message of a chat, oldest first, paging back through `GET /chats/:id/messages`. */
 export async function chatHistory(baseUrl: string, token: string, chatId: string, downTo = 0): Promise<StoredMessage[] | undefined> {
+  return (await chatHistoryAt(baseUrl, token, chatId, downTo))?.messages;
+}
+
+/**
+ * The messages after `downTo`, oldest first, with the chat seq the history reflects (the first
+ * page's `seq`: the projection may lag the stream).
+ */
+export async function chatHistoryAt(baseUrl: string, token: string, chatId: string, downTo = 0): Promise<{ messages: StoredMessage[]; seq: number } | undefined> {
   const items: StoredMessage[] = [];
   let before: string | null = null;
+  let seq: number | undefined;
   for (;;) {
     const page = await api(baseUrl, 'GET', `/api/v1/chats/${chatId}/messages?limit=200${before ? `&before=${encodeURIComponent(before)}` : ''}`, token);
     if (page.status !== 200) return undefined;
+    seq ??= page.body.seq as number;
     for (const m of page.body.items) if (m.seq > downTo) items.push({ id: m.id, seq: m.seq, body: m.body });
     before = page.body.nextCursor;
     const oldest = page.body.items.at(-1)?.seq ?? 0;
     if (!before || oldest <= downTo) break;
   }
-  return items.reverse();
+  return { messages: items.reverse(), seq: seq ?? 0 };
 }
 
 const FRAME_RATE = 40;
@@ -53,9 +63,11 @@ export class FaultClient {
   private ws: WebSocket | undefined;
   private gatewayIndex: number;
   private stopped = false;
+  private offline = false;
   private counter = 0;
   private readonly cursors = new Map<string, number>();
   private readonly seen = new Map<string, Set<number>>();
+  private readonly reloads = new Map<string, number>();
   private readonly outbox = new Map<string, { chatId: string; body: string; lastSentAt: number; transmitted: boolean; due: boolean }>();
   private tokens = FRAME_BURST;
   private refilledAt = Date.now();
@@ -65,6 +77,8 @@ export class FaultClient {
   private reconnecting: Promise<void> | undefined;
   /** Sockets opened, including the first; closes seen, with their codes. */
   connects = 0;
+  /** Reloads after `reset` that found history older than the reset's seq and asked again. */
+  reloadWaits = 0;
   /** Sends transmitted again (same clientMsgId) after a reconnect, an error or a silence. */
   resent = 0;
   readonly closes: number[] = [];
@@ -93,6 +107,11 @@ export class FaultClient {
     return this.ws?.readyState === WebSocket.OPEN;
   }
 
+  /** Whether a reload of the chat (after `reset`) is still under way. */
+  reloading(chatId: string): boolean {
+    return (this.reloads.get(chatId) ?? 0) > 0;
+  }
+
   cursor(chatId: string): number {
     return this.cursors.get(chatId) ?? 0;
   }
@@ -113,6 +132,17 @@ export class FaultClient {
     this.history.recordSend({ clientMsgId, chatId, client: this.name, body });
     this.outbox.set(clientMsgId, { chatId, body, lastSentAt: Date.now(), transmitted: false, due: true });
     this.transmit(clientMsgId);
+  }
+
+  /** Closes the socket and stays away (sends queue in the outbox) until `goOnline()`. */
+  goOffline(): void {
+    this.offline = true;
+    this.ws?.terminate();
+  }
+
+  async goOnline(): Promise<void> {
+    this.offline = false;
+    await this.connect();
   }
 
   async stop(): Promise<void> {
@@ -196,8 +226,9 @@ export class FaultClient {
 
   private onClose(ws: WebSocket, code: number): void {
     this.closes.push(code);
-    if (this.ws !== ws || this.stopped) return;
+    if (this.ws !== ws) return;
     this.ws = undefined;
+    if (this.stopped || this.offline) return;
     this.reconnecting = sleep(100 + Math.random() * 200)
       .then(() => this.connect())
       .finally(() => (this.reconnecting = undefined));
@@ -226,22 +257,39 @@ export class FaultClient {
         this.cursors.set(frame.chatId, Math.max(this.cursor(frame.chatId), frame.seq));
         return;
       case 'reset':
-        void this.reload(frame.chatId);
+        void this.reload(frame.chatId, frame.seq);
         return;
     }
   }
 
-  /** After `reset`: what the socket will not replay comes from history; live events go on meanwhile. */
-  private async reload(chatId: string): Promise<void> {
+  /**
+   * After `reset`: what the socket will not replay (up to `through`) comes from history, as soon as
+   * the projection has reached it (its answer's `seq`); live events go on meanwhile.
+   */
+  private async reload(chatId: string, through: number): Promise<void> {
+    this.reloads.set(chatId, (this.reloads.get(chatId) ?? 0) + 1);
+    try {
+      await this.reloadOnce(chatId, through);
+    } finally {
+      this.reloads.set(chatId, this.reloads.get(chatId)! - 1);
+    }
+  }
+
+  private async reloadOnce(chatId: string, through: number): Promise<void> {
     const from = this.cursor(chatId);
-    const messages = await chatHistory(this.gateway.baseUrl, this.account.accessToken, chatId, from);
-    if (!messages) {
+    let answer = await chatHistoryAt(this.gateway.baseUrl, this.account.accessToken, chatId, from);
+    while (answer && answer.seq < through && !this.stopped) {
+      this.reloadWaits++;
+      await sleep(200);
+      answer = await chatHistoryAt(this.gateway.baseUrl, this.account.accessToken, chatId, from);
+    }
+    if (!answer) {
       // History unavailable right now: drop the socket and resume again, which resets again.
       this.ws?.terminate();
       return;
     }
     const seen = this.seen.get(chatId)!;
-    for (const m of messages) {
+    for (const m of answer.messages) {
       if (seen.has(m.seq)) continue; // arrived live while the page loaded
       seen.add(m.seq);
       this.history.recordDelivery(this.name, { chatId, seq: m.seq, messageId: m.id, body: m.body, via: 'reload' });

@@ -117,7 +117,7 @@ export class Scenario {
         // The projection has every acked message (it applies in stream order), and every member
         // has received up to the newest.
         const caughtUp =
-          messages !== undefined && this.history.unacked().length === 0 && newest >= this.history.maxAckedSeq(chatId) && clients.every((c) => c.cursor(chatId) >= newest);
+          messages !== undefined && this.history.unacked().length === 0 && newest >= this.history.maxAckedSeq(chatId) && clients.every((c) => c.cursor(chatId) >= newest && !c.reloading(chatId));
         if (messages && (caughtUp || Date.now() > deadline)) {
           stored.set(chatId, messages);
           break;

@@ -1,5 +1,5 @@
 import type { TokenStore } from './tokens.js';
-import { ApiError, type Attachment, type Chat, type Message, type Page, type Poll, type Session, type Tokens, type User } from './types.js';
+import { ApiError, type Attachment, type Chat, type Message, type MessagePage, type Page, type Poll, type Session, type Tokens, type User } from './types.js';
 
 export interface RequestOptions {
   body?: unknown;
@@ -150,7 +150,7 @@ export class Api extends HttpApi {
   createGroup = (title: string, memberIds: string[]) => this.request<Chat>('POST', '/chats', { body: { type: 'group', title, memberIds } });
   markRead = (chatId: string, messageId: string) => this.request<void>('POST', `/chats/${chatId}/read`, { body: { messageId } });
 
-  messages = (chatId: string, before?: string) => this.request<Page<Message>>('GET', `/chats/${chatId}/messages`, { query: { before, limit: 50 } });
+  messages = (chatId: string, before?: string) => this.request<MessagePage>('GET', `/chats/${chatId}/messages`, { query: { before, limit: 50 } });
   postMessage = (chatId: string, body: { clientMsgId: string; body: string; replyTo?: string; attachmentIds?: string[] }) =>
     this.request<Message>('POST', `/chats/${chatId}/messages`, { body });
   editMessage = (id: string, body: string) => this.request<Message>('PATCH', `/messages/${id}`, { body: { body } });

@@ -24,8 +24,8 @@ export interface SendFrame {
 export interface RealtimeHandlers {
   /** A chat event, at most once per chatId+seq, in order. */
   onEvent?: (event: ChatEvent) => void;
-  /** The chat must be reloaded over HTTP: a `reset`, or a gap in its seqs. */
-  onReset?: (chatId: string) => void;
+  /** The chat must be reloaded over HTTP up to `through`: a `reset`, or a gap in its seqs. */
+  onReset?: (chatId: string, through: number) => void;
   onAck?: (ack: { clientMsgId: string; messageId: string; seq: number }) => void;
   /** A send refused for good (not `unavailable`, which is retried). */
   onSendFailed?: (clientMsgId: string, code: string, message: string) => void;
@@ -177,14 +177,14 @@ export class RealtimeClient {
       case 'event': {
         const verdict = this.cursors.accept(frame);
         if (verdict === 'duplicate') return;
-        if (verdict === 'gap') this.handlers.onReset?.(frame.chatId);
+        if (verdict === 'gap') this.handlers.onReset?.(frame.chatId, frame.seq - 1);
         this.handlers.onEvent?.(frame);
         return;
       }
       case 'reset':
         // History is reloaded over HTTP; live delivery goes on from the newest event.
         this.cursors.forget(frame.chatId);
-        this.handlers.onReset?.(frame.chatId);
+        this.handlers.onReset?.(frame.chatId, frame.seq);
         return;
       case 'resumed':
         this.resuming = false;

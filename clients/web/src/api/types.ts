@@ -88,6 +88,11 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+/** A page of a chat's history; `seq` is the newest chat event the history reflects. */
+export interface MessagePage extends Page<Message> {
+  seq: number;
+}
+
 export type EventType =
   | 'message.created'
   | 'message.edited'
@@ -117,7 +122,7 @@ export type ServerFrame =
   | { op: 'typing'; chatId: string; userId: string }
   | { op: 'presence'; userId: string; online: boolean }
   | { op: 'error'; code: string; message: string; ref?: string }
-  | { op: 'reset'; chatId: string }
+  | { op: 'reset'; chatId: string; seq: number }
   | { op: 'resumed' }
   | { op: 'authenticated'; userId: string }
   | { op: 'pong' };

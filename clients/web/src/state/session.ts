@@ -92,7 +92,7 @@ function startRealtime(): void {
         if (event.type === 'message.created' || event.type === 'chat.created') sortChats();
         changed();
       },
-      onReset: (chatId) => void reloadNewest(chatId),
+      onReset: (chatId, through) => void reloadNewest(chatId, through),
       onAck: (ack) => {
         const pending = state.pending.get(ack.clientMsgId);
         if (!pending) return;
@@ -194,11 +194,20 @@ export function ensureUser(id: string): Promise<void> {
   return request;
 }
 
-/** Loads the newest page of a chat, replacing what was loaded (a reset, a poll count change). */
-export async function reloadNewest(chatId: string): Promise<void> {
+/**
+ * Loads the newest page of a chat, replacing what was loaded (a reset, a poll count change). After a
+ * reset the page must reach `through` (history is a projection and may trail the socket): it is
+ * asked again, a little later each time, until it does. Live messages newer than the page stay.
+ */
+export async function reloadNewest(chatId: string, through = 0): Promise<void> {
   try {
-    const page = await api.messages(chatId);
-    state.history.set(chatId, { messages: page.items.slice().reverse(), older: page.nextCursor });
+    let page = await api.messages(chatId);
+    for (let attempt = 0; page.seq < through && attempt < 8; attempt++) {
+      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+      page = await api.messages(chatId);
+    }
+    const newer = (state.history.get(chatId)?.messages ?? []).filter((m) => m.seq > page.seq);
+    state.history.set(chatId, { messages: [...page.items.slice().reverse(), ...newer], older: page.nextCursor });
     await refreshChat(chatId);
     changed();
   } catch (error) {

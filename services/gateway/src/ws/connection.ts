@@ -118,9 +118,10 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         }
         const after = await eventsAfter(deps.bus, chatsStream, subjects.chat(deps.namespace, chatId), cursor, deps.resumeMaxEvents);
         if ('reset' in after) {
-          // Live delivery continues from the head; the client reloads history over HTTP.
+          // Live delivery continues after the head; the client reloads history over HTTP up to it,
+          // waiting for the projection when its answer's `seq` is older (it may lag the stream).
           data.lastSeq.set(chatId, Math.max(data.lastSeq.get(chatId) ?? 0, after.headSeq));
-          send(socket, { op: 'reset', chatId }, 'reset');
+          send(socket, { op: 'reset', chatId, seq: after.headSeq }, 'reset');
           continue;
         }
         // Events the socket already has (live, before the resume) are not sent twice.

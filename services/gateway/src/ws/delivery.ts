@@ -68,6 +68,16 @@ export class ChatDelivery {
     this.countSent(sent);
   }
 
+  /**
+   * Tells the chat's sockets that events up to `seq` will not come live (a gap too large to fill):
+   * each reloads the chat over HTTP up to `seq`, as after a resume's `reset`. Held like an event, so
+   * it stays in order; a socket that already has `seq` (it resumed past the gap) does not get it.
+   */
+  reset(chatId: string, seq: number): void {
+    const frame = JSON.stringify({ op: 'reset', chatId, seq });
+    for (const socket of this.members.get(chatId) ?? []) this.deliver(socket, chatId, seq, frame);
+  }
+
   /** Sends to one socket unless it already has this seq; holds it while the socket resumes. True if sent now. */
   private deliver(socket: Socket, chatId: string, seq: number, frame: string): boolean {
     const data = socket.getUserData();

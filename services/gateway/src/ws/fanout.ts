@@ -144,8 +144,9 @@ export class LiveFanout {
     const subject = subjects.chat(this.deps.namespace, chatId);
     const missing = await eventsAfter(this.deps.bus, this.stream, subject, from, this.deps.maxCatchUp);
     if ('reset' in missing) {
-      // Too far behind to replay live; sockets get what follows, clients resume to fill in.
-      this.deps.log.warn({ chatId, from, until }, 'live gap too large to fill; clients will resume');
+      // Too far behind to replay live: the chat's sockets reload what they missed over HTTP.
+      this.deps.log.warn({ chatId, from, until }, 'live gap too large to fill; sockets get reset');
+      this.deps.delivery.reset(chatId, until - 1);
       return;
     }
     for (const event of missing.events) if (event.seq < until) this.apply(state, event);

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { Bus } from '@parley/bus';
 import { SendMessageBody, Uuid } from '@parley/contracts';
 import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
-import { isMember } from '../chats/queries.js';
+import { membershipAt } from '../chats/queries.js';
 import { ChatIdParams, ListQuery } from '../chats/schemas.js';
 import { deleteMessage, editMessage } from './edit.js';
 import { historyPage, messageViews } from './queries.js';
@@ -20,13 +20,16 @@ export function messageRoutes(router: ApiRouter, deps: SendDeps & AppendDeps & {
     handler: async ({ params, query, auth }) => {
       const limit = pageLimit(query.limit);
       const before = decodeCursor(query.before, isSeqCursor);
-      if (!(await isMember(deps.pool, params.id, auth.userId))) throw new NotFound('No such chat');
+      // Read before the page: the projection applies in chat order, so the page holds at least every
+      // message up to `seq`. A client that got `reset` with a newer seq reloads until it reaches it.
+      const { member, seq } = await membershipAt(deps.pool, params.id, auth.userId);
+      if (!member) throw new NotFound('No such chat');
       const rows = await historyPage(deps.pool, params.id, limit + 1, before?.seq ?? null);
       const page = rows.slice(0, limit);
       const last = page[page.length - 1];
       return {
         status: 200,
-        body: { items: await messageViews(deps.pool, page, auth.userId), nextCursor: rows.length > limit && last ? encodeCursor({ seq: last.seq }) : null },
+        body: { items: await messageViews(deps.pool, page, auth.userId), nextCursor: rows.length > limit && last ? encodeCursor({ seq: last.seq }) : null, seq },
       };
     },
   });
