@@ -117,6 +117,8 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect(groupHistory.find((m: { body: string }) => m.body === 'lunch?').poll.options.map((o: { votes: number }) => o.votes)).toEqual([0, 0]);
     expect((await http(stack, 'GET', `/api/v1/search?q=${SECRET}`, { token: bob.accessToken })).body.items).toEqual([]);
     expect(existsSync(path.join(files, annFile.slice(-2), annFile))).toBe(false);
+    // Her read positions go through the receipts stream (the messages service's erasure reactor).
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.read_positions WHERE user_id = $1', [ann.id])) === 0 || undefined);
     for (const [table, column] of [['users.users', 'id'], ['users.contacts', 'user_id'], ['users.contacts', 'contact_id'], ['users.sessions', 'user_id'], ['users.password_resets', 'user_id'], ['messages.chat_members', 'user_id'], ['messages.read_positions', 'user_id'], ['messages.reactions', 'user_id'], ['messages.poll_votes', 'user_id']]) {
       expect(await rows(`SELECT count(*) AS n FROM ${table} WHERE ${column} = $1`, [ann.id]), `${table}.${column}`).toBe(0);
     }
@@ -134,7 +136,12 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
       expect(texts.filter((t) => t.includes(ann.username) || t.includes(SECRET)), stream).toEqual([]);
     }
     expect((await streamTexts(`${ns}_users`)).filter((t) => t.startsWith(`${ns}.user.${ann.id} `)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type)).toEqual(['UserErased']);
-    expect((await streamTexts(`${ns}_receipts`)).filter((t) => t.includes(ann.id))).toEqual([]);
+    const receiptTypes = (await streamTexts(`${ns}_receipts`)).filter((t) => t.includes(ann.id)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type);
+    expect(receiptTypes).toEqual(['ReadPositionsErased']);
+    for (const [stream, type] of [['audit', 'AuditEntriesErased'], ['resets', 'ResetTokensErased']]) {
+      const events = (await streamTexts(`${ns}_${stream}`)).filter((t) => t.startsWith(`${ns}.${stream === 'audit' ? 'audit' : 'reset'}.${ann.id} `));
+      expect(events.map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type), stream).toContain(type);
+    }
     expect((await streamTexts(`${ns}_erasures`)).filter((t) => t.includes(ann.id))).toHaveLength(1);
 
     // Her username is free again.

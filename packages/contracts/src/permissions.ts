@@ -40,7 +40,7 @@ export const STREAM_OWNERS: Record<StreamKey, Principal> = {
  */
 export const STREAMS_READ: Record<Principal, StreamKey[]> = {
   gateway: ['chats', 'revocations'], // heads for sequencing, gap fills and resume; revoked sessions
-  users: ['receipts'], // erasure purges a person's read positions
+  users: [],
   messages: ['users', 'erasures'], // account erasures become chat events
   retention: ['chats', 'audit', 'resets', 'receipts', 'erasures'],
   backup: ['users', 'audit', 'resets', 'revocations', 'erasures', 'chats', 'receipts'],
@@ -197,7 +197,6 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         ...js.compact(s('users')),
         ...js.compact(s('audit')),
         ...js.compact(s('resets')),
-        ...js.compact(s('receipts')),
         ...js.read(presenceKv),
         ...js.compact(presenceKv),
       ],

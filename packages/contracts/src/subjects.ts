@@ -15,6 +15,7 @@ import { createHash } from 'node:crypto';
  *   <ns>.reset.<userId>                 password-reset tokens (hashes) and their use
  *   <ns>.audit.retention, <ns>.reset.retention, <ns>.receipt.retention.all
  *                                       the retention service's deletion events for those streams
+ *   <ns>.receipt.erased.<userId>        an erased account's read positions (ids only)
  *   <ns>.erasure.user.<userId>          the erasure ledger (ids only)
  *   <ns>.erasure.message.<messageId>
  *   <ns>.live.chat.<chatId>             stored chat events, republished by JetStream (core NATS)
@@ -55,6 +56,11 @@ export const subjects = {
   auditRetention: (ns: string) => `${ns}.audit.retention`,
   resetRetention: (ns: string) => `${ns}.reset.retention`,
   receiptRetention: (ns: string) => `${ns}.receipt.retention.all`,
+  /**
+   * A person's read positions erased. Under userReceipts, so the erasure reactor purges first and
+   * then publishes it, without a dedup id (a retry's purge takes the earlier one; it publishes anew).
+   */
+  receiptErasure: (ns: string, userId: string) => `${ns}.receipt.erased.${userId}`,
   userReceipts: (ns: string, userId: string) => `${ns}.receipt.*.${userId}`,
   erasedUser: (ns: string, userId: string) => `${ns}.erasure.user.${userId}`,
   erasedMessage: (ns: string, messageId: string) => `${ns}.erasure.message.${messageId}`,

@@ -56,6 +56,25 @@ export function testsUseAuthenticatedNats(): boolean {
   return natsServerAvailable() && !process.env.NATS_URL && !process.env.PARLEY_TEST_URLS;
 }
 
+/** A fresh, empty database `parley_t_<id>` on the test Postgres (for a test that needs only Postgres). */
+export async function createTestDatabase(id = randomBytes(5).toString('hex')): Promise<{ databaseUrl: string; drop(): Promise<void> }> {
+  const serverUrl = serverUrls().databaseUrl;
+  const dbName = `parley_t_${id}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${dbName}`).finally(() => admin.end());
+  const dbUrl = new URL(serverUrl);
+  dbUrl.pathname = `/${dbName}`;
+  return {
+    databaseUrl: dbUrl.toString(),
+    async drop() {
+      const c = new pg.Client({ connectionString: serverUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).finally(() => c.end());
+    },
+  };
+}
+
 /**
  * Creates an isolated environment: a fresh database `parley_t_<id>`, namespace `t<id>` (so streams,
  * subjects and Redis keys cannot collide with other files running in parallel), and cleans it all
@@ -74,14 +93,7 @@ export async function createTestEnv(options: { shareNatsWith?: TestEnv; ledgersO
   const natsUrl = nats?.url ?? options.shareNatsWith?.natsUrl ?? urls.natsUrl;
   const signing = nats?.secretsOf(namespace).signing ?? newSigningKeyPair();
   const connectNats = (name = 'test') => (nats ? nats.connectAdmin(name) : connect({ servers: natsUrl, name }));
-  const admin = new pg.Client({ connectionString: urls.databaseUrl });
-  await admin.connect();
-  const dbName = `parley_t_${id}`;
-  await admin.query(`CREATE DATABASE ${dbName}`);
-  await admin.end();
-  const dbUrl = new URL(urls.databaseUrl);
-  dbUrl.pathname = `/${dbName}`;
-  const databaseUrl = dbUrl.toString();
+  const { databaseUrl, drop: dropDatabase } = await createTestDatabase(id);
   return {
     namespace,
     databaseUrl,
@@ -103,9 +115,7 @@ export async function createTestEnv(options: { shareNatsWith?: TestEnv; ledgersO
       JWT_SECRET: `test-secret-${id}-0123456789abcdefghijklmnopqrstuvwxyz`,
     },
     async cleanup() {
-      const c = new pg.Client({ connectionString: urls.databaseUrl });
-      await c.connect();
-      await c.query(`DROP DATABASE IF EXISTS ${dbName} WITH (FORCE)`).finally(() => c.end());
+      await dropDatabase();
       if (nats && !shared) {
         await nats.destroy(); // its streams go with its folder
       } else {

@@ -3,7 +3,9 @@ import { ChatWriter } from '@parley/chat-writer';
 import { Projector, RequestVerifier, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
-import { StreamContentDeleter } from './chats/stream-deleter.js';
+import type { QueueReactor } from './reactors/queue.js';
+import { streamContentReactor } from './reactors/stream-content.js';
+import { attachmentReleaseReactor, fileDeletionReactor } from './reactors/attachments.js';
 import {
   parseAttachmentEvent,
   parseChatEvent,
@@ -45,8 +47,11 @@ export interface MessagesApp {
   erasure: Projector<UserEvent>;
   /** Deletes uploads no message used within the grace period. */
   sweeper: AttachmentSweeper;
-  /** Removes deleted messages' content from the chats stream (queued by the projection). */
-  contentDeleter: StreamContentDeleter;
+  /**
+   * Side effects the projections queue in their transactions (reactors/): deleted content out of
+   * the chats stream, released attachments into AttachmentDeleted events, deleted files.
+   */
+  reactors: { streamContent: QueueReactor; attachmentRelease: QueueReactor; fileDeletion: QueueReactor };
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
@@ -66,21 +71,31 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
   const router = new ApiRouter(deps.log);
-  const contentDeleter = new StreamContentDeleter(deps);
+  const reactors = {
+    streamContent: streamContentReactor(deps),
+    attachmentRelease: attachmentReleaseReactor(deps),
+    fileDeletion: fileDeletionReactor({ ...deps, store }),
+  };
   const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
     ...common,
     stream,
     filterSubject: subjects.allChats(deps.namespace),
     parse: parseChatEvent,
-    projection: chatsProjection({ ...deps, store, onContentQueued: () => contentDeleter.kick() }),
+    projection: chatsProjection({
+      ...deps,
+      onQueued: () => {
+        reactors.streamContent.kick();
+        reactors.attachmentRelease.kick();
+      },
+    }),
   });
   const attachments = new Projector<AttachmentEvent>({
     ...common,
     stream,
     filterSubject: subjects.allAttachments(deps.namespace),
     parse: parseAttachmentEvent,
-    projection: attachmentsProjection({ store }),
+    projection: attachmentsProjection({ onQueued: () => reactors.fileDeletion.kick() }),
   });
   const receipts = new Projector<ReceiptEvent>({
     ...common,
@@ -110,7 +125,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   return {
     router,
     sweeper,
-    contentDeleter,
+    reactors,
     erasure,
     projector,
     receipts,
@@ -137,12 +152,12 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
   app.attachments.start();
   app.erasure.start();
   app.sweeper.start();
-  app.contentDeleter.start();
+  for (const reactor of Object.values(app.reactors)) reactor.start();
   return {
     async stop() {
       await Promise.all(subs.map((s) => s.drain()));
       await app.sweeper.stop();
-      await app.contentDeleter.stop();
+      for (const reactor of Object.values(app.reactors)) await reactor.stop();
       await Promise.all([app.projector.stop(), app.receipts.stop(), app.attachments.stop(), app.erasure.stop()]);
     },
   };

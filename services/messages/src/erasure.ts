@@ -1,6 +1,6 @@
-import { deleteStreamSequences, purgeSubject, readStream, type Bus, type Projection } from '@parley/bus';
+import { deleteStreamSequences, publishEvent, purgeSubject, readStream, type Bus, type Projection } from '@parley/bus';
 import type { ChatWriter } from '@parley/chat-writer';
-import { streamName, subjects, type ChatEvent, type UserEvent } from '@parley/contracts';
+import { buildMeta, newId, streamName, subjects, type ChatEvent, type ReadPositionsErased, type UserEvent } from '@parley/contracts';
 import { membersBasis } from './chats/write.js';
 import type { Logger } from '@parley/log';
 import type pg from 'pg';
@@ -17,7 +17,9 @@ export interface ErasureDeps {
 /**
  * The messages side of an account erasure: a process (not a projection) on the users stream that
  * turns UserErased into one MemberErased event per chat the person was in (or wrote in), which
- * the chats projection applies, and, when the person asked for a purge, deletes their messages,
+ * the chats projection applies; purges the person's read positions from the receipts stream and
+ * publishes ReadPositionsErased, which the receipts projection applies (each projection deletes
+ * its own rows); and, when the person asked for a purge, deletes their messages,
  * edits, reactions and votes from the chats stream and their uploads' records, so that a replay
  * cannot bring them back. Idempotent: the chat events carry deterministic message ids, a deleted
  * stream message stays deleted.
@@ -39,6 +41,7 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
           occurredAt: new Date(event.meta.occurredAt),
         });
       }
+      await eraseReadPositions(deps, userId, event.meta.correlationId);
       if (!purgeMessages) return;
       const stream = streamName(deps.namespace, 'chats');
       let deleted = 0;
@@ -51,6 +54,22 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
       deps.log.info({ chats: chats.length, streamEvents: deleted, uploads: uploads.length }, 'erased account purged from the chats stream');
     },
   };
+}
+
+/**
+ * Purges the person's receipts from the stream, then publishes the event that deletes their rows.
+ * Its dedup id is new at every attempt on purpose: the event's subject is under the purge's
+ * filter, so a retry's purge takes the earlier event, and the retry must store a new one.
+ */
+async function eraseReadPositions(deps: ErasureDeps, userId: string, correlationId: string): Promise<void> {
+  await purgeSubject(deps.bus.jsm, streamName(deps.namespace, 'receipts'), subjects.userReceipts(deps.namespace, userId));
+  const erased: ReadPositionsErased = {
+    type: 'ReadPositionsErased',
+    version: 1,
+    data: { userId },
+    meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: null, correlationId }),
+  };
+  await publishEvent(deps.bus.js, subjects.receiptErasure(deps.namespace, userId), erased, { msgId: `receipts-erased:${userId}:${erased.meta.eventId}` });
 }
 
 /** The chats to leave (and, with a purge, also those the person wrote in after leaving). */

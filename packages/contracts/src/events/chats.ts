@@ -251,8 +251,14 @@ export type ReadPositionUpdated = Static<typeof ReadPositionUpdated>;
 /** Retention: read positions last moved before `cutoff` are past READ_RECEIPT_RETENTION_DAYS. */
 export const ReadPositionsExpired = eventSchema('ReadPositionsExpired', 1, Type.Object({ cutoff: Type.String() }, { additionalProperties: false }));
 export type ReadPositionsExpired = Static<typeof ReadPositionsExpired>;
-export const ReceiptEvents = [ReadPositionUpdated, ReadPositionsExpired] as const;
-export type ReceiptEvent = ReadPositionUpdated | ReadPositionsExpired;
+/**
+ * Account erasure: every read position of the person goes. Published by the messages service's
+ * erasure reactor after it purged the person's receipts from the stream (ids only).
+ */
+export const ReadPositionsErased = eventSchema('ReadPositionsErased', 1, Type.Object({ userId: Type.String() }, { additionalProperties: false }));
+export type ReadPositionsErased = Static<typeof ReadPositionsErased>;
+export const ReceiptEvents = [ReadPositionUpdated, ReadPositionsExpired, ReadPositionsErased] as const;
+export type ReceiptEvent = ReadPositionUpdated | ReadPositionsExpired | ReadPositionsErased;
 
 /**
  * An uploaded file's metadata (the bytes are in the attachment store under the same id). It
@@ -267,11 +273,17 @@ export const AttachmentUploaded = eventSchema(
   ),
 );
 export type AttachmentUploaded = Static<typeof AttachmentUploaded>;
-/** An attachment swept because no message used it within the grace period (or erased). */
+/**
+ * An attachment deleted: swept because no message used it within the grace period
+ * (`unreferenced`), or let go of by its last message, which was deleted, expired or erased.
+ */
 export const AttachmentDeleted = eventSchema(
   'AttachmentDeleted',
   1,
-  Type.Object({ attachmentId: Type.String(), reason: Type.Union([Type.Literal('unreferenced'), Type.Literal('erased'), Type.Literal('expired')]) }, { additionalProperties: false }),
+  Type.Object(
+    { attachmentId: Type.String(), reason: Type.Union([Type.Literal('unreferenced'), Type.Literal('deleted'), Type.Literal('erased'), Type.Literal('expired')]) },
+    { additionalProperties: false },
+  ),
 );
 export type AttachmentDeleted = Static<typeof AttachmentDeleted>;
 

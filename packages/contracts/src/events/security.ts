@@ -87,10 +87,18 @@ export type AuditEntriesExpired = Static<typeof AuditEntriesExpired>;
 export const ResetTokensExpired = eventSchema('ResetTokensExpired', 1, Type.Object({ cutoff: Type.String() }, { additionalProperties: false }));
 export type ResetTokensExpired = Static<typeof ResetTokensExpired>;
 
-export const ResetEvents = [PasswordResetRequested, PasswordResetCompleted, ResetTokensExpired] as const;
-export type ResetEvent = PasswordResetRequested | PasswordResetCompleted | ResetTokensExpired;
-export const AuditEvents = [SecurityEventRecorded, AuditEntriesExpired] as const;
-export type AuditEvent = SecurityEventRecorded | AuditEntriesExpired;
+/**
+ * Account erasure: the person's audit entries and reset tokens go. The users service purges the
+ * person's subject first, then publishes these on it (ids only), so the stream keeps nothing else.
+ */
+export const AuditEntriesErased = eventSchema('AuditEntriesErased', 1, Type.Object({ userId: Type.String() }, { additionalProperties: false }));
+export type AuditEntriesErased = Static<typeof AuditEntriesErased>;
+export const ResetTokensErased = eventSchema('ResetTokensErased', 1, Type.Object({ userId: Type.String() }, { additionalProperties: false }));
+export type ResetTokensErased = Static<typeof ResetTokensErased>;
+export const ResetEvents = [PasswordResetRequested, PasswordResetCompleted, ResetTokensExpired, ResetTokensErased] as const;
+export type ResetEvent = PasswordResetRequested | PasswordResetCompleted | ResetTokensExpired | ResetTokensErased;
+export const AuditEvents = [SecurityEventRecorded, AuditEntriesExpired, AuditEntriesErased] as const;
+export type AuditEvent = SecurityEventRecorded | AuditEntriesExpired | AuditEntriesErased;
 
 /**
  * The erasure ledger (ids only, kept forever in its own stream): what was erased on request, so

@@ -1,12 +1,17 @@
 import type { Projection } from '@parley/bus';
 import type { AttachmentEvent } from '@parley/contracts';
-import type { AttachmentStore } from '@parley/storage';
 
 export const ATTACHMENTS_PROJECTOR = 'attachments-projection';
 export const ATTACHMENTS_PROJECTION_TABLES = ['messages.attachments'];
+/** Its queue of files to delete (drained by the file-deletion reactor; not emptied by a rebuild). */
+export const ATTACHMENTS_QUEUE_TABLES = ['messages.file_deletions'];
 
-/** Projects uploaded files' metadata (the attachment subjects of the chats stream); deletions remove the file too. */
-export function attachmentsProjection(deps: { store: AttachmentStore }): Projection<AttachmentEvent> {
+/**
+ * Projects uploaded files' metadata (the attachment subjects of the chats stream). A deletion
+ * removes the record and queues the file in messages.file_deletions, in the same transaction; the
+ * file-deletion reactor deletes it (reactors/attachments.ts). Only SQL, idempotent on its own.
+ */
+export function attachmentsProjection(deps: { onQueued?: () => void } = {}): Projection<AttachmentEvent> {
   return {
     name: ATTACHMENTS_PROJECTOR,
     async apply(event, tx, position) {
@@ -23,9 +28,12 @@ export function attachmentsProjection(deps: { store: AttachmentStore }): Project
         case 'AttachmentDeleted':
           // Only if still unused: a message may have picked it up after the sweeper looked.
           await tx.query(
-            `DELETE FROM messages.attachments a WHERE a.id = $1
-               AND NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id)`,
-            [event.data.attachmentId],
+            `WITH gone AS (
+               DELETE FROM messages.attachments a WHERE a.id = $1
+                  AND NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id)
+               RETURNING a.id)
+             INSERT INTO messages.file_deletions (attachment_id, queued_at) SELECT id, $2 FROM gone ON CONFLICT DO NOTHING`,
+            [event.data.attachmentId, event.meta.occurredAt],
           );
           return;
         default: {
@@ -35,7 +43,7 @@ export function attachmentsProjection(deps: { store: AttachmentStore }): Project
       }
     },
     async afterCommit(events) {
-      for (const e of events) if (e.type === 'AttachmentDeleted') await deps.store.delete(e.data.attachmentId);
+      if (events.some((e) => e.type === 'AttachmentDeleted')) deps.onQueued?.();
     },
   };
 }

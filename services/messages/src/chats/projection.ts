@@ -1,8 +1,7 @@
-import type { Bus, Position, Projection } from '@parley/bus';
+import type { Position, Projection } from '@parley/bus';
 import type { Cache } from '@parley/cache';
 import { RETENTION_PROJECTORS, type ChatEvent, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
-import type { AttachmentStore } from '@parley/storage';
 import { deleteInBatches } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { chatListKey } from './cache-keys.js';
@@ -20,6 +19,11 @@ export const PROJECTION_TABLES = [
   'messages.chat_members',
   'messages.chats',
 ];
+/**
+ * The projection's queues of side effects (reactors drain them). Not emptied by a rebuild: a
+ * replay does not queue again what was queued before (the deleted content is gone from the stream).
+ */
+export const QUEUE_TABLES = ['messages.stream_deletions', 'messages.released_attachments'];
 
 const INSERT_MESSAGES = `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::bigint[])
@@ -44,86 +48,92 @@ const BULK = {
 const ACTIVITY = new Set<ChatEvent['type']>(['ChatCreated', 'MessageSent', 'PollPosted', 'MemberAdded']);
 
 /**
- * Projects every chat event into the chats, members, messages, reactions and polls tables.
- * Inserts are keyed by ids inside the events and the checkpoint skips redeliveries, so applying
- * an event twice changes nothing. After commit, the chat lists of everyone in the touched chats
- * are dropped from Redis.
+ * Projects every chat event into the chats, members, messages, reactions and polls tables, and
+ * queues the side effects a deletion needs (content to remove from the stream, attachments let go
+ * of) in its own queue tables, which reactors drain (src/reactors/). Only SQL: idempotent on its own,
+ * without the checkpoint (inserts are keyed by ids inside the events, updates set what the event
+ * says, counters move with GREATEST), and the bulk path equals one by one
+ * (projection.spec.test.ts applies each event twice, redelivers every suffix and compares).
+ */
+export const chatsSql = {
+  async apply(event: ChatEvent, tx: PoolClient, position: Position): Promise<void> {
+    await applyEvent(event, tx, position);
+    await tx.query(
+      `UPDATE messages.chats SET last_seq = GREATEST(last_seq, $2),
+              last_activity_at = CASE WHEN $4 THEN GREATEST(last_activity_at, $3) ELSE last_activity_at END
+        WHERE id = $1`,
+      [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
+    );
+  },
+  /**
+   * The bulk path (a burst of events in one transaction): runs of plain messages become one
+   * multi-row INSERT, and each touched chat's summary one UPDATE, instead of two statements per
+   * event. Other events go through applyEvent in order, so the effect equals apply() one by one.
+   */
+  async applyMany(items: { event: ChatEvent; position: Position }[], tx: PoolClient): Promise<void> {
+    const summaries = new Map<string, { seq: number; at: string | null }>();
+    for (const { event } of items) {
+      const s = summaries.get(event.chatId) ?? { seq: 0, at: null };
+      s.seq = Math.max(s.seq, event.seq);
+      if (ACTIVITY.has(event.type) && (s.at === null || event.meta.occurredAt > s.at)) s.at = event.meta.occurredAt;
+      summaries.set(event.chatId, s);
+    }
+    const chats = [...summaries.entries()];
+    const summaryParams = [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)];
+    let run: { event: MessageSent; position: Position }[] = [];
+    /** The run's INSERT parameters, one array per column; empties the run. */
+    const takeRun = (): unknown[] => {
+      const col = <T>(f: (x: { event: MessageSent; position: Position }) => T) => run.map(f);
+      const params = [
+        col((x) => x.event.data.messageId),
+        col((x) => x.event.chatId),
+        col((x) => x.event.seq),
+        col((x) => x.event.data.senderId),
+        col((x) => x.event.data.clientMsgId),
+        col((x) => x.event.data.body),
+        col((x) => x.event.data.replyTo),
+        col((x) => x.event.meta.occurredAt),
+        col((x) => x.position.streamSeq),
+      ];
+      run = [];
+      return params;
+    };
+    for (const { event, position } of items) {
+      if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
+      else {
+        if (run.length > 0) await tx.query({ ...BULK.insert, values: takeRun() });
+        await applyEvent(event, tx, position);
+      }
+    }
+    // The run that ends the batch (the usual case: a burst of messages) carries the summaries'
+    // UPDATE in the same statement, as a data-modifying CTE: the whole burst is one round trip.
+    if (run.length > 0) await tx.query({ ...BULK.insertAndSummaries, values: [...takeRun(), ...summaryParams] });
+    else await tx.query({ ...BULK.summaries, values: summaryParams });
+  },
+};
+
+/** Events after whose commit the reactors have queued work (deleted content, released attachments). */
+const QUEUEING = new Set<ChatEvent['type']>(['MessageDeleted', 'MessagesExpired', 'MemberErased']);
+
+/**
+ * The chats projector's projection: the SQL above, then, after commit, the counters, a kick for
+ * the reactors when something was queued (they also drain on their own timer, so a lost kick
+ * only delays), and the chat lists of everyone in the touched chats dropped from Redis.
  */
 export function chatsProjection(deps: {
-  bus: Bus;
-  namespace: string;
   cache: Cache;
   metrics: Metrics;
   pool: { query: PoolClient['query'] };
-  store: AttachmentStore;
-  /** Told after a commit that queued deleted content (the stream-content reactor drains it). */
-  onContentQueued?: () => void;
+  /** Told after a commit that queued side effects (the reactors drain the queues). */
+  onQueued?: () => void;
 }): Projection<ChatEvent> {
   return {
     name: CHATS_PROJECTOR,
-    async apply(event, tx, position) {
-      await applyEvent(event, tx, position);
-      await tx.query(
-        `UPDATE messages.chats SET last_seq = GREATEST(last_seq, $2),
-                last_activity_at = CASE WHEN $4 THEN GREATEST(last_activity_at, $3) ELSE last_activity_at END
-          WHERE id = $1`,
-        [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
-      );
-    },
-    /**
-     * The bulk path (a burst of events in one transaction): runs of plain messages become one
-     * multi-row INSERT, and each touched chat's summary one UPDATE, instead of two statements per
-     * event. Other events go through applyEvent in order, so the effect equals apply() one by one.
-     */
-    async applyMany(items, tx) {
-      const summaries = new Map<string, { seq: number; at: string | null }>();
-      for (const { event } of items) {
-        const s = summaries.get(event.chatId) ?? { seq: 0, at: null };
-        s.seq = Math.max(s.seq, event.seq);
-        if (ACTIVITY.has(event.type) && (s.at === null || event.meta.occurredAt > s.at)) s.at = event.meta.occurredAt;
-        summaries.set(event.chatId, s);
-      }
-      const chats = [...summaries.entries()];
-      const summaryParams = [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)];
-      let run: { event: MessageSent; position: Position }[] = [];
-      /** The run's INSERT parameters, one array per column; empties the run. */
-      const takeRun = (): unknown[] => {
-        const col = <T>(f: (x: { event: MessageSent; position: Position }) => T) => run.map(f);
-        const params = [
-          col((x) => x.event.data.messageId),
-          col((x) => x.event.chatId),
-          col((x) => x.event.seq),
-          col((x) => x.event.data.senderId),
-          col((x) => x.event.data.clientMsgId),
-          col((x) => x.event.data.body),
-          col((x) => x.event.data.replyTo),
-          col((x) => x.event.meta.occurredAt),
-          col((x) => x.position.streamSeq),
-        ];
-        run = [];
-        return params;
-      };
-      for (const { event, position } of items) {
-        if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
-        else {
-          if (run.length > 0) await tx.query({ ...BULK.insert, values: takeRun() });
-          await applyEvent(event, tx, position);
-        }
-      }
-      // The run that ends the batch (the usual case: a burst of messages) carries the summaries'
-      // UPDATE in the same statement, as a data-modifying CTE: the whole burst is one round trip.
-      if (run.length > 0) await tx.query({ ...BULK.insertAndSummaries, values: [...takeRun(), ...summaryParams] });
-      else await tx.query({ ...BULK.summaries, values: summaryParams });
-    },
+    apply: (event, tx, position) => chatsSql.apply(event, tx, position),
+    applyMany: (items, tx) => chatsSql.applyMany(items, tx),
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
-      for (const e of events) {
-        const key = e.meta.eventId;
-        for (const id of filesToDelete.get(key) ?? []) await deps.store.delete(id);
-        filesToDelete.delete(key);
-      }
-      // Deleted content was queued in the transaction; the reactor removes it from the stream.
-      if (events.some((e) => e.type === 'MessageDeleted')) deps.onContentQueued?.();
+      if (events.some((e) => QUEUEING.has(e.type))) deps.onQueued?.();
       // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
       if (!deps.cache.enabled) return;
       // Everyone in a touched chat has a changed chat list (last message, unread count, title).
@@ -136,18 +146,12 @@ export function chatsProjection(deps: {
 }
 
 /**
- * Attachment files to remove once the transaction that deleted their message has committed
- * (keyed by the event id; filled by apply, emptied by afterCommit). If the process dies in between,
- * the retention pass's orphan sweep removes them (`messages.retention.sweepFiles`).
+ * Drops the given messages' attachment links and queues the attachments no other message uses
+ * any more for deletion (messages.released_attachments; the release reactor turns them into
+ * AttachmentDeleted events for the attachments projection, which owns their records).
+ * `messageFilter` selects the messages (a SQL condition on alias `m` over the parameters).
  */
-const filesToDelete = new Map<string, string[]>();
-
-/**
- * Drops the given messages' attachment links, then the attachments no other message uses, and
- * queues their files for deletion after commit under `key`. `messageFilter` selects the messages
- * (a SQL condition on alias `m` over the parameters).
- */
-async function dropAttachments(tx: PoolClient, key: string, messageFilter: string, params: unknown[]): Promise<void> {
+async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'deleted' | 'expired' | 'erased', messageFilter: string, params: unknown[]): Promise<void> {
   const { rows } = await tx.query<{ attachment_id: string }>(
     `DELETE FROM messages.message_attachments ma USING messages.messages m
       WHERE ma.message_id = m.id AND ${messageFilter} RETURNING ma.attachment_id`,
@@ -155,12 +159,13 @@ async function dropAttachments(tx: PoolClient, key: string, messageFilter: strin
   );
   const ids = [...new Set(rows.map((r) => r.attachment_id))];
   if (ids.length === 0) return;
-  const { rows: gone } = await tx.query<{ id: string }>(
-    `DELETE FROM messages.attachments a WHERE a.id = ANY($1::uuid[])
-       AND NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = a.id) RETURNING a.id`,
-    [ids],
+  await tx.query(
+    `INSERT INTO messages.released_attachments (attachment_id, reason, queued_at)
+     SELECT a.id, $2, $3 FROM unnest($1::uuid[]) AS a(id)
+      WHERE NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = a.id)
+     ON CONFLICT DO NOTHING`,
+    [ids, reason, event.meta.occurredAt],
   );
-  filesToDelete.set(key, [...(filesToDelete.get(key) ?? []), ...gone.map((g) => g.id)]);
 }
 
 async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position): Promise<void> {
@@ -250,10 +255,11 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
         // The row now stems from the tombstone (the original event leaves the stream), as after a replay.
         [event.data.messageId, event.chatId, at, position.streamSeq],
       );
-      // Queued in this transaction (stream-deleter.ts drains it): a crash after the commit cannot
+      // Queued in this transaction (reactors/stream-content.ts drains it): a crash after the commit cannot
       // leave the body in the stream.
       const content = rows.flatMap((r) => [Number(r.stream_seq), ...r.edit_stream_seqs.map(Number)]);
-      if (content.length > 0) await tx.query('INSERT INTO messages.stream_deletions (stream_seq) SELECT unnest($1::bigint[]) ON CONFLICT DO NOTHING', [content]);
+      // Stamped with the event's time, not now(): a projection is a function of its events alone.
+      if (content.length > 0) await tx.query('INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING', [content, at]);
       const original = event.data.original;
       if (rows.length === 0 && original) {
         // A replay: the original event is gone from the stream, so the tombstone makes the row.
@@ -266,7 +272,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1', [event.data.messageId]);
       await tx.query('DELETE FROM messages.polls WHERE message_id = $1', [event.data.messageId]);
       // Its attachments go too, unless another live message still carries them.
-      await dropAttachments(tx, event.meta.eventId, 'm.id = $1', [event.data.messageId]);
+      await dropAttachments(tx, event, 'deleted', 'm.id = $1', [event.data.messageId]);
       return;
     }
     case 'ReactionAdded':
@@ -299,7 +305,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
     case 'MessagesExpired':
       // Past MESSAGE_RETENTION_DAYS: the rows go for good (not tombstones), in bounded batches; the
       // cascades take reactions, polls, votes and attachment links, the row takes its search entry.
-      await dropAttachments(tx, event.meta.eventId, 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq]);
+      await dropAttachments(tx, event, 'expired', 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq]);
       await deleteInBatches(tx, 'DELETE FROM messages.messages WHERE id IN (SELECT id FROM messages.messages WHERE chat_id = $1 AND seq <= $2 LIMIT $3)', [
         event.chatId,
         event.data.upToSeq,
@@ -309,9 +315,8 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       const { userId, purged, newOwnerId } = event.data;
       await tx.query('DELETE FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [event.chatId, userId]);
       if (newOwnerId) await tx.query(`UPDATE messages.chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2`, [event.chatId, newOwnerId]);
-      await tx.query('DELETE FROM messages.read_positions WHERE chat_id = $1 AND user_id = $2', [event.chatId, userId]);
       if (!purged) return;
-      await dropAttachments(tx, event.meta.eventId, 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId]);
+      await dropAttachments(tx, event, 'erased', 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId]);
       await deleteInBatches(tx, 'DELETE FROM messages.messages WHERE id IN (SELECT id FROM messages.messages WHERE chat_id = $1 AND sender_id = $2 LIMIT $3)', [event.chatId, userId]);
       await tx.query('DELETE FROM messages.reactions r USING messages.messages m WHERE r.message_id = m.id AND m.chat_id = $1 AND r.user_id = $2', [event.chatId, userId]);
       await tx.query('DELETE FROM messages.poll_votes v USING messages.polls p WHERE v.poll_id = p.id AND p.chat_id = $1 AND v.user_id = $2', [event.chatId, userId]);

@@ -28,6 +28,9 @@ export function receiptsProjection(deps: { cache: Cache }): Projection<ReceiptEv
             [event.data.cutoff],
           );
           return;
+        case 'ReadPositionsErased':
+          await tx.query('DELETE FROM messages.read_positions WHERE user_id = $1', [event.data.userId]);
+          return;
         default: {
           const unhandled: never = event;
           throw new Error(`receipts projection cannot apply ${(unhandled as { type: string }).type}`);

@@ -23,6 +23,9 @@ export function auditProjection(): Projection<AuditEvent> {
         case 'AuditEntriesExpired':
           await deleteInBatches(tx, 'DELETE FROM users.audit_log WHERE id IN (SELECT id FROM users.audit_log WHERE occurred_at < $1 LIMIT $2)', [event.data.cutoff]);
           return;
+        case 'AuditEntriesErased':
+          await tx.query('DELETE FROM users.audit_log WHERE user_id = $1', [event.data.userId]);
+          return;
         default: {
           const unhandled: never = event;
           throw new Error(`audit projection cannot apply ${(unhandled as { type: string }).type}`);

@@ -1,6 +1,6 @@
 import { publishEvent, purgeSubject, waitForCheckpoint, type Bus } from '@parley/bus';
 import type { Cache } from '@parley/cache';
-import { buildMeta, newId, streamName, subjects, type ErasureRecorded, type UserErased } from '@parley/contracts';
+import { buildMeta, newId, streamName, subjects, type AuditEntriesErased, type ErasureRecorded, type ResetTokensErased, type UserErased } from '@parley/contracts';
 import { Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { revokeSessions } from '../auth/revoke.js';
@@ -26,8 +26,10 @@ export interface EraseDeps {
  *    of the account (profile, password hash, contacts); the projection deletes the rows and cache
  *    entries and keeps only the id as a "deleted account". The messages service reacts to it
  *    (leaves every chat, and purges the person's messages if asked).
- * 4. The other streams: username and e-mail claims (the names become free), audit entries,
- *    reset tokens and read positions of the account are purged.
+ * 4. The other streams: username and e-mail claims (the names become free), audit entries and
+ *    reset tokens of the account are purged, and AuditEntriesErased / ResetTokensErased tell
+ *    those projections to delete their rows (its read positions, in the messages service's
+ *    receipts stream, are purged by that service's erasure reactor).
  * 5. Presence: any key left in the presence bucket is purged.
  */
 export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages: boolean, correlationId: string): Promise<void> {
@@ -48,9 +50,15 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
     ['users', subjects.identityClaim(ns, 'email', user.email)],
     ['audit', subjects.audit(ns, user.id)],
     ['resets', subjects.reset(ns, user.id)],
-    ['receipts', subjects.userReceipts(ns, user.id)],
   ];
   for (const [stream, filter] of purges) await purgeSubject(bus.jsm, streamName(ns, stream as 'users'), filter);
+  // The audit and resets projections delete their rows on these (ids only). Published after the
+  // purge, on the purged subjects, with a new dedup id at every attempt: a repeated erasure's
+  // purge takes the earlier ones, so it must store them anew.
+  const auditErased: AuditEntriesErased = { type: 'AuditEntriesErased', version: 1, data: { userId: user.id }, meta: meta() };
+  await publishEvent(bus.js, subjects.audit(ns, user.id), auditErased, { msgId: `audit-erased:${user.id}:${auditErased.meta.eventId}` });
+  const resetsErased: ResetTokensErased = { type: 'ResetTokensErased', version: 1, data: { userId: user.id }, meta: meta() };
+  await publishEvent(bus.js, subjects.reset(ns, user.id), resetsErased, { msgId: `resets-erased:${user.id}:${resetsErased.meta.eventId}` });
   await purgeSubject(bus.jsm, `KV_${subjects.presenceBucket(ns)}`, `$KV.${subjects.presenceBucket(ns)}.${user.id}.>`).catch(() => 0);
 
   if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, USERS_PROJECTOR, ack.seq))) {

@@ -35,6 +35,9 @@ export function resetsProjection(): Projection<ResetEvent> {
         case 'ResetTokensExpired':
           await deleteInBatches(tx, 'DELETE FROM users.password_resets WHERE id IN (SELECT id FROM users.password_resets WHERE requested_at < $1 LIMIT $2)', [event.data.cutoff]);
           return;
+        case 'ResetTokensErased':
+          await tx.query('DELETE FROM users.password_resets WHERE user_id = $1', [event.data.userId]);
+          return;
         default: {
           const unhandled: never = event;
           throw new Error(`resets projection cannot apply ${(unhandled as { type: string }).type}`);

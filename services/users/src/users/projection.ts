@@ -4,9 +4,6 @@ import type { UserEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
 import { cacheKeysFor, contactsCacheKey } from './cache-keys.js';
 
-/** Contact lists an erasure changed, gathered in apply and dropped from Redis after commit. */
-const staleContactLists = new Set<string>();
-
 export const USERS_PROJECTOR = 'users-projection';
 export const CHECKPOINT_TABLE = 'users.projection_checkpoints';
 /** Tables this projection owns: emptied and refilled by `npm run rebuild -- users`. */
@@ -19,6 +16,9 @@ export const PROJECTION_TABLES = ['users.users', 'users.contacts', 'users.erased
  * or contact list once the event is projected.
  */
 export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Projection<UserEvent> {
+  // Contact lists an erasure changed, gathered in apply and dropped from Redis after the commit.
+  // Per projector (one batch at a time), never shared. A crash in between leaves them to the TTL.
+  const staleContactLists = new Set<string>();
   return {
     name: USERS_PROJECTOR,
     async apply(event, tx, position) {
@@ -71,8 +71,6 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Proje
           for (const r of rows) staleContactLists.add(r.user_id);
           await tx.query('DELETE FROM users.contacts WHERE user_id = $1', [event.data.userId]);
           await tx.query('DELETE FROM users.users WHERE id = $1', [event.data.userId]);
-          await tx.query('DELETE FROM users.password_resets WHERE user_id = $1', [event.data.userId]);
-          await tx.query('DELETE FROM users.audit_log WHERE user_id = $1', [event.data.userId]);
           await tx.query(
             'INSERT INTO users.erased_users (id, erased_at, stream_seq) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING',
             [event.data.userId, at, position.streamSeq],

@@ -1,0 +1,185 @@
+import { fileURLToPath } from 'node:url';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { newId, parseAttachmentEvent, parseChatEvent, parseReceiptEvent, type AttachmentEvent, type ChatEvent, type ReceiptEvent } from '@parley/contracts';
+import { createCache } from '@parley/cache';
+import { createLogger } from '@parley/log';
+import { migrate, type Pool } from '@parley/pg';
+import { checkProjection, fixtureStream, fixtureTime, projectionDatabase } from '@parley/testing';
+import { attachmentsProjection, ATTACHMENTS_PROJECTION_TABLES, ATTACHMENTS_QUEUE_TABLES } from './attachments/projection.js';
+import { chatsSql, PROJECTION_TABLES, QUEUE_TABLES } from './chats/projection.js';
+import { receiptsProjection, RECEIPTS_PROJECTION_TABLES } from './receipts/projection.js';
+
+/**
+ * The projection specification (issue 17) for every projection of the messages service: each
+ * event applied twice, every suffix redelivered, and the bulk path, against real Postgres, must
+ * leave the projection's tables as applying the events once one by one does.
+ */
+const MIGRATIONS = fileURLToPath(new URL('../migrations', import.meta.url));
+
+let pool: Pool;
+let cleanup: () => Promise<void>;
+
+beforeAll(async () => {
+  ({ pool, cleanup } = await projectionDatabase((p) => migrate(p, 'messages', MIGRATIONS)));
+});
+afterAll(() => cleanup?.());
+
+const stored = fixtureStream();
+const at = fixtureTime;
+
+const O = newId();
+const A = newId();
+const B = newId();
+const C = newId();
+
+describe('chats projection', () => {
+  const G = newId();
+  const D = newId();
+  const [m1, m2, m3, m4, d1, pollMessage, poll, attachment] = [newId(), newId(), newId(), newId(), newId(), newId(), newId(), newId()];
+  const burst = Array.from({ length: 4 }, () => newId());
+  const tail = Array.from({ length: 3 }, () => newId());
+  const seqs = new Map<string, number>();
+  const chat = (chatId: string, type: ChatEvent['type'], data: object) => {
+    const seq = (seqs.get(chatId) ?? 0) + 1;
+    seqs.set(chatId, seq);
+    return stored(parseChatEvent, `t.chat.${chatId}`, { type, chatId, seq, data });
+  };
+  const sent = (chatId: string, messageId: string, senderId: string, attachmentIds: string[] = []) =>
+    chat(chatId, 'MessageSent', { messageId, senderId, clientMsgId: `c-${messageId}`, body: `body of ${messageId}`, replyTo: null, attachmentIds });
+
+  // Every chat event type, in an order that makes later events depend on earlier ones.
+  const events = [
+    chat(G, 'ChatCreated', { type: 'group', title: 'g', createdBy: O, members: [{ userId: O, role: 'owner' }, { userId: A, role: 'member' }, { userId: B, role: 'member' }] }),
+    sent(G, m1, A, [attachment]),
+    sent(G, m2, B),
+    // A burst of plain messages: the bulk path's multi-row INSERT.
+    ...burst.map((id) => sent(G, id, O)),
+    chat(D, 'ChatCreated', { type: 'direct', title: null, createdBy: O, members: [{ userId: O, role: 'owner' }, { userId: A, role: 'member' }] }),
+    sent(D, d1, O),
+    chat(G, 'MemberAdded', { userId: C, role: 'member', addedBy: O }),
+    chat(G, 'ReactionAdded', { messageId: m1, userId: B, emoji: '👍' }),
+    chat(G, 'ReactionAdded', { messageId: m2, userId: A, emoji: '🎉' }),
+    chat(G, 'MessageEdited', { messageId: m2, body: 'edited', editedBy: B }),
+    chat(G, 'PollPosted', { messageId: pollMessage, senderId: O, clientMsgId: 'c-poll', pollId: poll, question: 'q?', options: [{ id: 'a', text: 'A' }, { id: 'b', text: 'B' }], multiple: false }),
+    chat(G, 'PollVoted', { pollId: poll, messageId: pollMessage, userId: A, optionIds: ['a'] }),
+    chat(G, 'PollVoted', { pollId: poll, messageId: pollMessage, userId: A, optionIds: ['b'] }),
+    chat(G, 'PollVoted', { pollId: poll, messageId: pollMessage, userId: B, optionIds: ['a'] }),
+    chat(G, 'PollClosed', { pollId: poll, messageId: pollMessage, closedBy: O }),
+    chat(G, 'ChatRenamed', { title: 'renamed', renamedBy: O }),
+    chat(G, 'MessageDeleted', { messageId: m2, deletedBy: B, original: { seq: 3, senderId: B, clientMsgId: `c-${m2}`, createdAt: at(3) } }),
+    chat(G, 'ReactionRemoved', { messageId: m1, userId: B, emoji: '👍' }),
+    chat(G, 'MemberRemoved', { userId: C, removedBy: O, reason: 'removed', newOwnerId: null }),
+    sent(G, m3, A),
+    chat(G, 'ReactionAdded', { messageId: m3, userId: B, emoji: '👀' }),
+    chat(G, 'MemberErased', { userId: A, purged: true, newOwnerId: null }),
+    chat(D, 'MessagesExpired', { upToSeq: 2, cutoff: at(100) }),
+    sent(G, m4, B),
+    ...tail.map((id) => sent(G, id, B)),
+    chat(G, 'MemberAdded', { userId: C, role: 'admin', addedBy: O }),
+    chat(G, 'MemberRemoved', { userId: O, removedBy: O, reason: 'left', newOwnerId: C }),
+  ];
+
+  it('covers every chat event type', () => {
+    const types = new Set(events.map((e) => e.event.type));
+    const all: ChatEvent['type'][] = [
+      'ChatCreated', 'MessageSent', 'ChatRenamed', 'MemberAdded', 'MemberRemoved', 'MessageEdited', 'MessageDeleted',
+      'ReactionAdded', 'ReactionRemoved', 'PollPosted', 'PollVoted', 'PollClosed', 'MessagesExpired', 'MemberErased',
+    ];
+    expect(all.filter((t) => !types.has(t))).toEqual([]);
+  });
+
+  it('is idempotent on its own, and its bulk path equals one by one', async () => {
+    expect(await checkProjection(pool, { projection: chatsSql, tables: [...PROJECTION_TABLES, ...QUEUE_TABLES], events })).toEqual([]);
+  });
+
+  it('the harness catches a projection that is not idempotent', async () => {
+    // The same SQL plus one statement that is not idempotent (a mark added at every apply).
+    const broken = {
+      async apply(event: ChatEvent, tx: Parameters<typeof chatsSql.apply>[1], position: Parameters<typeof chatsSql.apply>[2]) {
+        await chatsSql.apply(event, tx, position);
+        if (event.type === 'ReactionAdded') await tx.query(`UPDATE messages.chats SET title = title || '!' WHERE id = $1`, [event.chatId]);
+      },
+    };
+    const found = await checkProjection(pool, { projection: broken, tables: [...PROJECTION_TABLES, ...QUEUE_TABLES], events });
+    expect(found.filter((d) => d.startsWith('each event applied twice in a row: messages.chats')), found.join('\n')).toHaveLength(1);
+  });
+
+  it('queues side effects in its own tables: deleted content for the stream, released attachments', async () => {
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      for (const { event, position } of events) await chatsSql.apply(event, client, position);
+      const { rows: deletions } = await client.query<{ stream_seq: string }>('SELECT stream_seq FROM messages.stream_deletions ORDER BY 1');
+      // m2's original event and its edit.
+      const original = events.find((e) => e.event.type === 'MessageSent' && e.event.data.messageId === m2)!;
+      const edit = events.find((e) => e.event.type === 'MessageEdited')!;
+      expect(deletions.map((r) => Number(r.stream_seq))).toEqual([original.position.streamSeq, edit.position.streamSeq]);
+      const { rows: released } = await client.query('SELECT attachment_id, reason FROM messages.released_attachments');
+      expect(released).toEqual([{ attachment_id: attachment, reason: 'erased' }]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+});
+
+describe('receipts projection', () => {
+  const G = newId();
+  const H = newId();
+  const receipt = (type: ReceiptEvent['type'], subject: string, data: object) => stored(parseReceiptEvent, subject, { type, data });
+  const events = [
+    receipt('ReadPositionUpdated', `t.receipt.${G}.${A}`, { chatId: G, userId: A, seq: 3 }),
+    receipt('ReadPositionUpdated', `t.receipt.${G}.${B}`, { chatId: G, userId: B, seq: 5 }),
+    receipt('ReadPositionUpdated', `t.receipt.${G}.${A}`, { chatId: G, userId: A, seq: 7 }),
+    receipt('ReadPositionUpdated', `t.receipt.${G}.${A}`, { chatId: G, userId: A, seq: 4 }),
+    receipt('ReadPositionUpdated', `t.receipt.${H}.${A}`, { chatId: H, userId: A, seq: 2 }),
+    receipt('ReadPositionUpdated', `t.receipt.${H}.${C}`, { chatId: H, userId: C, seq: 9 }),
+    receipt('ReadPositionsErased', `t.receipt.erased.${A}`, { userId: A }),
+    receipt('ReadPositionsExpired', 't.receipt.retention.all', { cutoff: at(6) }),
+  ];
+
+  it('covers every receipt event type, is idempotent on its own', async () => {
+    expect(new Set(events.map((e) => e.event.type)).size).toBe(3);
+    expect(await checkProjection(pool, { projection: receiptsProjection({ cache: createCache({ url: undefined, prefix: 'spec', log: createLogger({ service: 'spec', level: 'silent' }) }) }), tables: RECEIPTS_PROJECTION_TABLES, events })).toEqual([]);
+  });
+});
+
+describe('attachments projection', () => {
+  const [kept, swept, reused] = [newId(), newId(), newId()];
+  const attachmentEvent = (type: AttachmentEvent['type'], id: string, data: object) => stored(parseAttachmentEvent, `t.attachment.${id}`, { type, data: { attachmentId: id, ...data } });
+  const uploaded = (id: string) => attachmentEvent('AttachmentUploaded', id, { uploaderId: A, name: 'f.txt', size: 3, mime: 'text/plain' });
+  const events = [
+    uploaded(kept),
+    uploaded(swept),
+    uploaded(reused),
+    attachmentEvent('AttachmentDeleted', swept, { reason: 'unreferenced' }),
+    // A message uses it (a link of the chats projection's): the deletion must leave it alone.
+    attachmentEvent('AttachmentDeleted', reused, { reason: 'deleted' }),
+  ];
+
+  it('is idempotent on its own, and leaves an attachment a message uses', async () => {
+    const given = async (tx: Parameters<typeof chatsSql.apply>[1]) => {
+      const chatId = newId();
+      const messageId = newId();
+      await tx.query(`INSERT INTO messages.chats (id, type, title, created_by, created_at, last_seq, last_activity_at, stream_seq) VALUES ($1, 'group', 'g', $2, now(), 1, now(), 1)`, [chatId, A]);
+      await tx.query(`INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq) VALUES ($1, $2, 2, $3, 'c', 'b', NULL, now(), 2)`, [messageId, chatId, A]);
+      await tx.query('INSERT INTO messages.message_attachments (message_id, attachment_id, chat_id, position) VALUES ($1, $2, $3, 1)', [messageId, reused, chatId]);
+    };
+    const spec = { projection: attachmentsProjection(), tables: [...ATTACHMENTS_PROJECTION_TABLES, ...ATTACHMENTS_QUEUE_TABLES], events, given };
+    expect(await checkProjection(pool, spec)).toEqual([]);
+
+    const client = await pool.connect();
+    try {
+      await client.query('BEGIN');
+      await given(client);
+      for (const { event, position } of events) await spec.projection.apply(event, client, position);
+      const { rows } = await client.query<{ id: string }>('SELECT id FROM messages.attachments ORDER BY uploaded_at');
+      expect(rows.map((r) => r.id)).toEqual([kept, reused]);
+      const { rows: files } = await client.query('SELECT attachment_id FROM messages.file_deletions');
+      expect(files).toEqual([{ attachment_id: swept }]);
+    } finally {
+      await client.query('ROLLBACK');
+      client.release();
+    }
+  });
+});

@@ -1,0 +1,61 @@
+import { publishEvent, type Bus } from '@parley/bus';
+import { buildMeta, newId, subjects, type AttachmentDeleted } from '@parley/contracts';
+import type { Logger } from '@parley/log';
+import type { Pool } from '@parley/pg';
+import type { AttachmentStore } from '@parley/storage';
+import { QueueReactor } from './queue.js';
+
+/**
+ * Deletes attachments their last message let go of. The chats projection queues them in
+ * `messages.released_attachments` when it drops a deleted, expired or erased message's links; this
+ * turns each one still unused into an AttachmentDeleted event on the attachment's own subject, so
+ * the attachments projection (the owner of `messages.attachments`) removes the record, and a
+ * rebuild agrees. The event's message id is deterministic: a retry within the dedup window stores
+ * nothing new, and a later one is a no-op for the projection.
+ */
+export function attachmentReleaseReactor(deps: { pool: Pool; bus: Bus; namespace: string; log: Logger }): QueueReactor {
+  return new QueueReactor(deps, {
+    name: 'attachment-release',
+    table: 'messages.released_attachments',
+    key: 'attachment_id',
+    columns: ['reason'],
+    batch: 100,
+    async act(rows, tx) {
+      // A message sent meanwhile may have picked it up again (attachments are reusable by id).
+      const { rows: unused } = await tx.query<{ id: string }>(
+        `SELECT a.id FROM unnest($1::uuid[]) AS a(id)
+          WHERE NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id)`,
+        [rows.map((r) => r.attachment_id)],
+      );
+      const free = new Set(unused.map((u) => u.id));
+      for (const row of rows) {
+        const attachmentId = String(row.attachment_id);
+        if (!free.has(attachmentId)) continue;
+        const event: AttachmentDeleted = {
+          type: 'AttachmentDeleted',
+          version: 1,
+          data: { attachmentId, reason: row.reason as AttachmentDeleted['data']['reason'] },
+          meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: null, correlationId: newId() }),
+        };
+        await publishEvent(deps.bus.js, subjects.attachment(deps.namespace, attachmentId), event, { msgId: `attachment-deleted:${attachmentId}` });
+      }
+    },
+  });
+}
+
+/**
+ * Deletes the files of deleted attachments: the attachments projection queues them in
+ * `messages.file_deletions` in the transaction that removes the record. Deleting a file that is
+ * already gone is a success.
+ */
+export function fileDeletionReactor(deps: { pool: Pool; log: Logger; store: AttachmentStore }): QueueReactor {
+  return new QueueReactor(deps, {
+    name: 'file-deletion',
+    table: 'messages.file_deletions',
+    key: 'attachment_id',
+    batch: 100,
+    async act(rows) {
+      for (const row of rows) await deps.store.delete(String(row.attachment_id));
+    },
+  });
+}
