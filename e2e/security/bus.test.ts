@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, headers as natsHeaders, nkeyAuthenticator, type Msg, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { ASSERTION_HEADER, RequestSigner } from '@parley/bus';
+import { ASSERTION_HEADER, RequestSigner, SERVICE_ERROR_CODE_HEADER, SERVICE_ERROR_HEADER } from '@parley/bus';
 import { DEV_GATEWAY_SIGNING_KEY } from '@parley/config';
 import { inboxPrefix, streamName, subjects, type Principal } from '@parley/contracts';
 import { createUserKey } from '@parley/secrets';
@@ -36,7 +36,7 @@ describe('the bus trust boundary: an attacker on NATS', () => {
     return nc;
   }
 
-  /** Sends a request and returns the reply (refusals come back as a `Parley-Failure` header). */
+  /** Sends a request and returns the reply (failures come back in the `Nats-Service-Error*` headers). */
   async function ask(nc: NatsConnection, subject: string, payload: unknown, assertion?: string): Promise<Msg> {
     const h = natsHeaders();
     if (assertion) h.set(ASSERTION_HEADER, assertion);
@@ -44,8 +44,15 @@ describe('the bus trust boundary: an attacker on NATS', () => {
   }
 
   function expectRefused(reply: Msg): void {
-    expect(reply.headers?.get('Parley-Failure')).toBe('refused');
-    expect(reply.json()).toEqual({ error: { code: 'refused', message: 'Request refused' } });
+    expect(reply.headers?.get(SERVICE_ERROR_CODE_HEADER)).toBe('403');
+    expect(reply.headers?.get(SERVICE_ERROR_HEADER)).toBe('Request refused');
+    expect(reply.data).toHaveLength(0);
+  }
+
+  function expectInvalid(reply: Msg, path: string): void {
+    expect(reply.headers?.get(SERVICE_ERROR_CODE_HEADER)).toBe('400');
+    expect(reply.headers?.get(SERVICE_ERROR_HEADER)).toMatch(new RegExp(`^Invalid request: ${path} `));
+    expect(reply.data).toHaveLength(0);
   }
 
   /** Resolves with the server's permissions error for a subscription. */
@@ -148,6 +155,10 @@ describe('the bus trust boundary: an attacker on NATS', () => {
     await expect(ask(await connectAs('gateway'), subjects.rpc(ns, 'users', 'reerase'), { userId: alice.id, purgeMessages: true })).rejects.toThrow(/permissions violation/i);
     // users may ask for an export, but only with the user's own signed request as proof.
     expectRefused(await ask(await connectAs('users'), subjects.rpc(ns, 'messages', 'export'), { userId: alice.id, proof: null }));
+    // A request outside its method's schema does not reach the handler at all.
+    expectInvalid(await ask(retention, subjects.rpc(ns, 'users', 'reerase'), { userId: alice.id }), '/purgeMessages');
+    expectInvalid(await ask(retention, subjects.rpc(ns, 'messages', 'redelete'), { messageIds: Array.from({ length: 1001 }, () => messageId) }), '/messageIds');
+    expectInvalid(await ask(retention, subjects.rpc(ns, 'messages', 'redelete'), { messageIds: [messageId], olderThan: 0 }), '/olderThan');
 
     expect((await http(stack, 'POST', '/api/v1/auth/login', { body: { login: alice.username, password: alice.password } })).status).toBe(200);
     const history = await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: bob.accessToken });

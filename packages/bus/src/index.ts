@@ -3,6 +3,7 @@ export * from './streams.js';
 export * from './publish.js';
 export * from './sequencer.js';
 export * from './rpc.js';
+export * from './rpc-failure.js';
 export * from './projector.js';
 export * from './trace.js';
 export * from './compact.js';

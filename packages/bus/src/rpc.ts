@@ -1,11 +1,11 @@
-import { headers as natsHeaders, NoRespondersError, TimeoutError, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
-import { RPC_SIGNED, subjects, type RpcMethod, type RpcMethods, type ServiceName } from '@parley/contracts';
+import { NoRespondersError, TimeoutError, type Msg, type NatsConnection, type Subscription } from '@nats-io/transport-node';
+import { RPC_SIGNED, rpcValidator, subjects, type RpcMethod, type RpcMethods, type ServiceName, type SignedRequest } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import { headersWithTrace, inSpan, SpanKind } from './trace.js';
 import { endOfTurn } from './turn.js';
-import type { SignedRequest } from '@parley/contracts';
 import { ASSERTION_HEADER, type RequestSigner, type RequestVerifier } from './assertion.js';
+import { failureOf, InvalidRequestError, RemoteFailureError, RequestRefusedError, respondFailure, ServiceUnavailableError } from './rpc-failure.js';
 
 /** What makes requests: a connection, and for the gateway the key it signs requests for users with. */
 export interface RpcClient {
@@ -18,29 +18,11 @@ export interface RequestContext {
   proof: SignedRequest | null;
 }
 
-
-/** A request found nobody to answer it, or nobody answered in time: the caller answers 503. */
-export class ServiceUnavailableError extends Error {
-  override name = 'ServiceUnavailableError';
-}
-
-/** The responder failed while handling the request (it said so in the reply's headers). */
-export class RemoteFailureError extends ServiceUnavailableError {
-  override name = 'RemoteFailureError';
-}
-
-/** The responder refused the request: it was not signed, or not for this subject (never retried). */
-export class RequestRefusedError extends Error {
-  override name = 'RequestRefusedError';
-}
-
-/** Header that marks a reply as a failure, so a caller never mistakes an error body for a result. */
-const FAILURE_HEADER = 'Parley-Failure';
-
 /**
  * Answers JSON requests on `subject` in queue group `queue`, so replicas of a service share the
- * load and each request is handled once. The handler's errors must already be mapped to answers;
- * anything that still escapes is logged and answered with a generic failure.
+ * load and each request is handled once. The handler's errors must already be mapped to answers,
+ * but for RequestRefusedError and InvalidRequestError (answered as such, rpc-failure.ts); anything
+ * else that escapes is logged and answered with a generic failure.
  */
 export function serveRequests(
   nc: NatsConnection,
@@ -54,6 +36,7 @@ export function serveRequests(
 ): Subscription {
   const inFlight = new Set<Promise<void>>();
   let refusalsLogged = 0;
+  let invalidLogged = 0;
   const sub = nc.subscribe(subject, {
     queue,
     callback: (err, msg) => {
@@ -70,7 +53,7 @@ export function serveRequests(
             metrics?.rpcRequests.inc({ subject, outcome: 'refused' });
             // Bounded: a flood of forged requests must not become a flood of log lines.
             if (refusalsLogged++ < 100) log.warn({ subject, problem }, 'request refused: no valid gateway signature');
-            respondFailure(msg, 'refused');
+            respondFailure(msg, 'refused', 'Request refused');
             return;
           }
           signed = { assertion: assertion! };
@@ -82,18 +65,27 @@ export function serveRequests(
           },
         };
         try {
-          const answer = await handler(msg.json(), context);
+          const answer = await handler(parsed(msg), context);
           metrics?.rpcRequests.inc({ subject, outcome: 'ok' });
           msg.respond(JSON.stringify(answer));
         } catch (error) {
           if (error instanceof RequestRefusedError) {
             metrics?.rpcRequests.inc({ subject, outcome: 'refused' });
-            respondFailure(msg, 'refused');
+            respondFailure(msg, 'refused', 'Request refused');
+            return;
+          }
+          if (error instanceof InvalidRequestError) {
+            metrics?.rpcRequests.inc({ subject, outcome: 'invalid' });
+            // Bounded, and never the payload (it may hold a password or a message body): the
+            // subject and where the request went wrong. The caller gets the schema's complaint.
+            if (invalidLogged++ < 100) log.warn({ subject, path: error.path.slice(0, 100) }, 'request refused: invalid');
+            respondFailure(msg, 'invalid', `Invalid request: ${error.message}`);
             return;
           }
           log.error({ err: error, subject }, 'request handler failed');
           metrics?.rpcRequests.inc({ subject, outcome: 'error' });
-          respondFailure(msg, 'internal');
+          // Never the error's message (the services framework sends it): it may name tables or data.
+          respondFailure(msg, 'internal', 'Internal error');
         }
       }).catch(() => {});
       inFlight.add(work);
@@ -103,10 +95,12 @@ export function serveRequests(
   return sub;
 }
 
-function respondFailure(msg: Msg, kind: 'internal' | 'refused'): void {
-  const h = natsHeaders();
-  h.set(FAILURE_HEADER, kind);
-  msg.respond(JSON.stringify({ error: { code: kind, message: kind === 'refused' ? 'Request refused' : 'Internal error' } }), { headers: h });
+function parsed(msg: Msg): unknown {
+  try {
+    return msg.json();
+  } catch {
+    throw new InvalidRequestError('not JSON');
+  }
 }
 
 /**
@@ -131,19 +125,18 @@ export async function requestJsonNow<T>(client: RpcClient, subject: string, payl
     data = Buffer.from(data);
     headers.set(ASSERTION_HEADER, client.signer.assert(subject, data));
   }
+  let reply: Msg;
   try {
-    const reply = await client.nc.request(subject, data, { timeout: timeoutMs, headers });
-    const failure = reply.headers?.get(FAILURE_HEADER);
-    if (failure === 'refused') throw new RequestRefusedError(`${subject} refused the request (signature)`);
-    if (failure) throw new RemoteFailureError(`${subject} failed on the responder`);
-    return reply.json<T>();
+    reply = await client.nc.request(subject, data, { timeout: timeoutMs, headers });
   } catch (error) {
-    if (error instanceof RemoteFailureError || error instanceof RequestRefusedError) throw error;
     if (error instanceof NoRespondersError || error instanceof TimeoutError || isNoResponders(error)) {
       throw new ServiceUnavailableError(`no answer on ${subject}`, { cause: error });
     }
     throw error;
   }
+  const failure = failureOf(reply, subject);
+  if (failure) throw failure;
+  return reply.json<T>();
 }
 
 function isNoResponders(error: unknown): boolean {
@@ -154,6 +147,7 @@ function isNoResponders(error: unknown): boolean {
 /**
  * Calls an internal method by its RpcMethods name ("users.existing"): the subject, the request and
  * the answer's type all follow from the name, so callers cannot pair a method with the wrong shape.
+ * The answer is checked against the method's reply schema (contracts RPC_SCHEMAS).
  */
 export function callRpc<M extends RpcMethod>(
   client: RpcClient,
@@ -166,7 +160,7 @@ export function callRpc<M extends RpcMethod>(
 }
 
 /** callRpc for a caller already at the end of its turn (one that batches per turn itself). */
-export function callRpcNow<M extends RpcMethod>(
+export async function callRpcNow<M extends RpcMethod>(
   client: RpcClient,
   namespace: string,
   method: M,
@@ -174,23 +168,48 @@ export function callRpcNow<M extends RpcMethod>(
   timeoutMs?: number,
 ): Promise<RpcMethods[M]['res']> {
   const [service, name] = method.split('.') as [ServiceName, string];
+  const subject = subjects.rpc(namespace, service, name);
   // Methods the gateway calls for a user carry its signature (contracts RPC_SIGNED).
-  return requestJsonNow<RpcMethods[M]['res']>(client, subjects.rpc(namespace, service, name), req, timeoutMs, { sign: RPC_SIGNED.has(method) });
+  const answer = await requestJsonNow<unknown>(client, subject, req, timeoutMs, { sign: RPC_SIGNED.has(method) });
+  const reply = rpcValidator(method, 'res');
+  if (reply.check(answer)) return answer as RpcMethods[M]['res'];
+  // A responder answering outside its contract (another version, or a bug) has failed, like one
+  // that threw: its answer is not passed on as typed garbage. Only the path, never the values.
+  const issue = reply.issues(answer, 1)[0];
+  throw new RemoteFailureError(`${subject} answered outside its reply schema: ${issue?.path} ${issue?.message}`);
 }
 
-/** Serves every handler of `handlers` as `<ns>.rpc.<service>.<name>` in the service's queue group. */
-export function serveRpc(
+/** What a service serves: a handler for each of its methods, given the request its schema accepted. */
+export type RpcHandlers<S extends ServiceName> = {
+  [M in RpcMethod as M extends `${S}.${infer Name}` ? Name : never]: (req: RpcMethods[M]['req'], context: RequestContext) => Promise<RpcMethods[M]['res']>;
+};
+
+/**
+ * Serves every handler of `handlers` as `<ns>.rpc.<service>.<name>` in the service's queue group.
+ * A request that does not match its method's request schema never reaches the handler: it is
+ * answered as invalid (InvalidRequestError at the caller). Signed methods check the signature first.
+ */
+export function serveRpc<S extends ServiceName>(
   nc: NatsConnection,
   namespace: string,
-  service: ServiceName,
-  handlers: Record<string, (req: never, context: RequestContext) => Promise<unknown>>,
+  service: S,
+  handlers: RpcHandlers<S>,
   log: Logger,
   metrics: Metrics | undefined,
   verifier: RequestVerifier,
 ): Subscription[] {
-  return Object.entries(handlers).map(([name, handler]) => {
+  const entries = Object.entries(handlers) as [string, (req: unknown, context: RequestContext) => Promise<unknown>][];
+  return entries.map(([name, handler]) => {
     const method = `${service}.${name}` as RpcMethod;
+    const request = rpcValidator(method, 'req');
     const verifies = RPC_SIGNED.has(method) ? verifier : undefined;
-    return serveRequests(nc, subjects.rpc(namespace, service, name), service, (req, context) => handler(req as never, context), log, metrics, verifies);
+    const checked = (payload: unknown, context: RequestContext) => {
+      if (!request.check(payload)) {
+        const issue = request.issues(payload, 1)[0];
+        throw new InvalidRequestError(`${issue?.path} ${issue?.message}`, issue?.path);
+      }
+      return handler(payload, context);
+    };
+    return serveRequests(nc, subjects.rpc(namespace, service, name), service, checked, log, metrics, verifies);
   });
 }

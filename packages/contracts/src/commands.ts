@@ -3,6 +3,9 @@ import { buildMeta } from './envelope.js';
 import { Uuid } from './ids.js';
 import type { MessageSent } from './events/chats.js';
 
+/** The files one message may carry: the send frame's and the `messages.attachmentsUsable` request's limit. */
+export const AttachmentIds = Type.Array(Uuid, { maxItems: 10, uniqueItems: true });
+
 /**
  * Commands clients send. The WebSocket `send` frame and `POST /chats/:id/messages` carry the same
  * fields and are validated by the same schema, so both routes accept and refuse exactly alike.
@@ -12,7 +15,7 @@ export const SendMessageFields = {
   // The configurable limit (MESSAGE_MAX_CHARS) is checked in code; this bound only keeps junk out.
   body: Type.String({ maxLength: 65_536 }),
   replyTo: Type.Optional(Type.Union([Uuid, Type.Null()])),
-  attachmentIds: Type.Optional(Type.Array(Uuid, { maxItems: 10, uniqueItems: true })),
+  attachmentIds: Type.Optional(AttachmentIds),
 };
 
 export const SendMessageBody = Type.Object(SendMessageFields, { additionalProperties: false });

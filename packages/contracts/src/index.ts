@@ -5,6 +5,7 @@ export * from './events/index.js';
 export * from './subjects.js';
 export * from './streams.js';
 export * from './api.js';
+export * from './rpc.js';
 export * from './client.js';
 export * from './validate.js';
 export * from './commands.js';

@@ -1,7 +1,7 @@
 import { subjects, type ServiceName } from './subjects.js';
 import { streamName, type StreamKey } from './streams.js';
 import { verifyNamespace } from './namespace.js';
-import type { RpcMethod } from './api.js';
+import type { RpcMethod } from './rpc.js';
 
 /**
  * Who may do what on the bus (docs/security.md, "The trust model"). Every process connects to NATS

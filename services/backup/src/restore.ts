@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { importLedger } from '@parley/retention';
-import { callRpc, connectBus, ensureStreams, isNotFound, type Bus } from '@parley/bus';
+import { callRpc, connectBus, ensureStreams, isNotFound, ServiceUnavailableError, type Bus } from '@parley/bus';
 import { declaredStreams, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
@@ -314,6 +314,8 @@ async function waitForResponders(bus: Bus, namespace: string, timeoutMs: number)
       await callRpc(bus, namespace, 'messages.ping', {}, 1_000);
       return;
     } catch (error) {
+      // Only "not yet" is worth waiting out; a refused or invalid ping will not change.
+      if (!(error instanceof ServiceUnavailableError)) throw error;
       if (Date.now() > deadline) throw new Error(`the restored services did not answer within ${timeoutMs} ms`, { cause: error });
       await new Promise((r) => setTimeout(r, 200));
     }

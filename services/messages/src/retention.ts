@@ -1,4 +1,4 @@
-import { isId, type MessagesRetentionCounts, type RpcMethods } from '@parley/contracts';
+import type { MessagesRetentionCounts, RpcMethods } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
@@ -9,8 +9,8 @@ import type { AttachmentStore } from '@parley/storage';
  * rows themselves is the projection's job (MessagesExpired, ReadPositionsExpired), so that a rebuild
  * and a live system agree.
  */
-export async function retentionPreview(pool: Pool, req: Partial<RpcMethods['messages.retentionPreview']['req']> | null): Promise<MessagesRetentionCounts> {
-  const chats = Array.isArray(req?.chats) ? req.chats.filter((c) => isId(c?.chatId) && Number.isInteger(c?.upToSeq)).slice(0, 1000) : [];
+export async function retentionPreview(pool: Pool, req: RpcMethods['messages.retentionPreview']['req']): Promise<MessagesRetentionCounts> {
+  const { chats } = req;
   const counts: MessagesRetentionCounts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
   if (chats.length > 0) {
     const { rows } = await pool.query<Omit<MessagesRetentionCounts, 'readReceipts'>>(
@@ -26,7 +26,7 @@ export async function retentionPreview(pool: Pool, req: Partial<RpcMethods['mess
     );
     Object.assign(counts, rows[0]);
   }
-  if (typeof req?.receiptsCutoff === 'string' && !Number.isNaN(Date.parse(req.receiptsCutoff))) {
+  if (req.receiptsCutoff !== null) {
     const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages.read_positions WHERE updated_at < $1', [req.receiptsCutoff]);
     counts.readReceipts = rows[0]?.n ?? 0;
   }

@@ -1,5 +1,5 @@
 import { callRpc, publishEvent, readStream, type Bus } from '@parley/bus';
-import { parseErasureEvent, streamName, subjects, type ErasureRecorded } from '@parley/contracts';
+import { MAX_RPC_BATCH, parseErasureEvent, streamName, subjects, type ErasureRecorded } from '@parley/contracts';
 
 export interface LedgerReport {
   /** Entries in the ledger (accounts, messages). */
@@ -59,8 +59,8 @@ export async function reapplyLedger(bus: Bus, namespace: string, options: { ledg
     const { erased } = await callRpc(bus, namespace, 'users.reerase', { userId: data.userId, purgeMessages: data.purgeMessages }, 60_000);
     if (erased) report.accountsReerased++;
   }
-  for (let i = 0; i < messageIds.length; i += 1000) {
-    const { deleted } = await callRpc(bus, namespace, 'messages.redelete', { messageIds: messageIds.slice(i, i + 1000) }, 60_000);
+  for (let i = 0; i < messageIds.length; i += MAX_RPC_BATCH) {
+    const { deleted } = await callRpc(bus, namespace, 'messages.redelete', { messageIds: messageIds.slice(i, i + MAX_RPC_BATCH) }, 60_000);
     report.messagesRedeleted += deleted;
   }
   return report;

@@ -1,6 +1,7 @@
 import { Sequencer, callRpc, deleteStreamSequences, publishEvent, purgeBelow, type Bus } from '@parley/bus';
 import {
   buildMeta,
+  MAX_RPC_BATCH,
   newId,
   streamName,
   subjects,
@@ -238,12 +239,12 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: number }[], cutoffs: Cutoffs): Promise<Counts> {
   const { bus, namespace } = deps;
   const totals: Counts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
-  for (let i = 0; i === 0 || i < chats.length; i += 1000) {
+  for (let i = 0; i === 0 || i < chats.length; i += MAX_RPC_BATCH) {
     const page = await callRpc(
       bus,
       namespace,
       'messages.retentionPreview',
-      { chats: chats.slice(i, i + 1000), receiptsCutoff: i === 0 ? cutoffs.readReceipts.toISOString() : null },
+      { chats: chats.slice(i, i + MAX_RPC_BATCH), receiptsCutoff: i === 0 ? cutoffs.readReceipts.toISOString() : null },
       60_000,
     );
     for (const [k, v] of Object.entries(page)) totals[k] = (totals[k] ?? 0) + v;

@@ -1,23 +1,21 @@
-import { readStored } from '@parley/bus';
-import { isId, newId, streamName, subjects, type ErasureRecorded, type RpcMethods } from '@parley/contracts';
+import { readStored, type RpcHandlers } from '@parley/bus';
+import { newId, streamName, subjects, type ErasureRecorded } from '@parley/contracts';
 import { eraseAccount, type EraseDeps } from './erasure/erase.js';
 import type { Pool } from '@parley/pg';
 import { retentionPreview } from './retention.js';
 import { existingUserIds, findUserById, watcherIds } from './users/queries.js';
 
-/** Internal request/reply methods the users service answers (contracts RpcMethods). */
-export function usersRpc(pool: Pool, deps: EraseDeps) {
+/**
+ * Internal request/reply methods the users service answers (contracts RPC_SCHEMAS). Each request
+ * has passed its schema before it gets here (serveRpc).
+ */
+export function usersRpc(pool: Pool, deps: EraseDeps): RpcHandlers<'users'> {
   return {
-    ping: async (): Promise<RpcMethods['users.ping']['res']> => ({ ok: true }),
-    existing: async (req: RpcMethods['users.existing']['req']): Promise<RpcMethods['users.existing']['res']> => {
-      const ids = Array.isArray(req?.userIds) ? req.userIds.filter(isId).slice(0, 1000) : [];
-      return { userIds: ids.length === 0 ? [] : await existingUserIds(pool, ids) };
-    },
-    watchers: async (req: RpcMethods['users.watchers']['req']): Promise<RpcMethods['users.watchers']['res']> => ({
-      userIds: isId(req?.userId) ? await watcherIds(pool, req.userId) : [],
-    }),
-    reerase: async (req: RpcMethods['users.reerase']['req'] | null): Promise<RpcMethods['users.reerase']['res']> => {
-      const user = isId(req?.userId) ? await findUserById(pool, req.userId) : null;
+    ping: async () => ({ ok: true }),
+    existing: async (req) => ({ userIds: req.userIds.length === 0 ? [] : await existingUserIds(pool, req.userIds) }),
+    watchers: async (req) => ({ userIds: await watcherIds(pool, req.userId) }),
+    reerase: async (req) => {
+      const user = await findUserById(pool, req.userId);
       if (!user) return { erased: false };
       // Only an account the erasure ledger names: the ledger (written by users alone) is the
       // proof, never the request, so retention's credentials cannot erase anyone else.
@@ -26,6 +24,6 @@ export function usersRpc(pool: Pool, deps: EraseDeps) {
       await eraseAccount(deps, user, entry.value.data.purgeMessages, newId());
       return { erased: true };
     },
-    retentionPreview: (req: RpcMethods['users.retentionPreview']['req'] | null) => retentionPreview(pool, req),
+    retentionPreview: (req) => retentionPreview(pool, req),
   };
 }

@@ -1,0 +1,178 @@
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { SignedRequest } from './api.js';
+import { AttachmentIds, SendMessageFields } from './commands.js';
+import { Uuid } from './ids.js';
+import { compile, type Validator } from './validate.js';
+
+/**
+ * Internal request/reply methods between services (subjects.rpc): one TypeBox schema pair per
+ * method. The responder checks every request against `req` before its handler runs, and the caller
+ * checks every reply against `res` (packages/bus/src/rpc.ts), so the TypeScript types below and
+ * what is checked at run time are the same definition and cannot drift apart. Objects refuse
+ * unknown fields both ways: a request cannot smuggle in what the handler does not expect, and a
+ * reply cannot carry more than its callers may pass on (the gateway hands some to clients as is).
+ */
+
+/** Most sends one `messages.sentMessages` call looks up. */
+export const MAX_SENT_LOOKUPS = 500;
+
+/** Most ids (or chats) one `users.existing`, `messages.redelete` or `messages.retentionPreview` call carries. */
+export const MAX_RPC_BATCH = 1000;
+
+/** A time as `Date.toISOString()` writes it (TypeBox's compiler knows no `format` unless one is registered). */
+const Timestamp = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' });
+const Seq = Type.Integer({ minimum: 0 });
+const Count = Type.Integer({ minimum: 0 });
+
+const strict = { additionalProperties: false } as const;
+const Empty = Type.Object({}, strict);
+const Pong = Type.Object({ ok: Type.Literal(true) }, strict);
+const UserIds = (options: { maxItems?: number } = {}) => Type.Object({ userIds: Type.Array(Uuid, options) }, strict);
+
+/** An attachment's metadata as the messages service answers it (the bytes are in the store). */
+const AttachmentView = Type.Object({ id: Uuid, name: Type.String(), size: Type.Integer({ minimum: 0 }), mime: Type.String() }, strict);
+
+export const MessagesRetentionCounts = Type.Object(
+  { messages: Count, reactions: Count, polls: Count, pollVotes: Count, attachments: Count, readReceipts: Count },
+  strict,
+);
+export type MessagesRetentionCounts = Static<typeof MessagesRetentionCounts>;
+
+const MessagesExport = Type.Object(
+  {
+    chats: Type.Array(Type.Object({ id: Uuid, type: Type.String(), title: Type.Union([Type.String(), Type.Null()]), role: Type.String() }, strict)),
+    messages: Type.Array(
+      Type.Object(
+        {
+          id: Uuid,
+          chatId: Uuid,
+          seq: Seq,
+          body: Type.String(),
+          replyTo: Type.Union([Uuid, Type.Null()]),
+          createdAt: Timestamp,
+          editedAt: Type.Union([Timestamp, Type.Null()]),
+          deletedAt: Type.Union([Timestamp, Type.Null()]),
+        },
+        strict,
+      ),
+    ),
+    reactions: Type.Array(Type.Object({ messageId: Uuid, emoji: Type.String() }, strict)),
+    pollVotes: Type.Array(Type.Object({ pollId: Uuid, optionId: Type.String() }, strict)),
+    readPositions: Type.Array(Type.Object({ chatId: Uuid, seq: Seq }, strict)),
+    /** Files the user uploaded (metadata; the bytes are fetched through GET /attachments/:id). */
+    attachments: Type.Array(Type.Object({ ...AttachmentView.properties, uploadedAt: Timestamp }, strict)),
+  },
+  strict,
+);
+
+function method<Req extends TSchema, Res extends TSchema>(req: Req, res: Res): { req: Req; res: Res } {
+  return { req, res };
+}
+
+export const RPC_SCHEMAS = {
+  /** users: which of these ids are registered users. At most MAX_RPC_BATCH ids. */
+  'users.existing': method(UserIds({ maxItems: MAX_RPC_BATCH }), UserIds({ maxItems: MAX_RPC_BATCH })),
+  /** users: answers once the service takes requests (restore waits for it). */
+  'users.ping': method(Empty, Pong),
+  /** messages: answers once the service takes requests (restore waits for it). */
+  'messages.ping': method(Empty, Pong),
+  /** users: who has this user in their contacts (they see the user's presence). */
+  'users.watchers': method(Type.Object({ userId: Uuid }, strict), UserIds()),
+  /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
+  'messages.memberships': method(
+    Type.Object({ userId: Uuid }, strict),
+    /** `seqs[i]`: the seq of `chatIds[i]` the answer reflects. */
+    Type.Object({ chatIds: Type.Array(Uuid), seqs: Type.Array(Seq) }, strict),
+  ),
+  /** messages: is this user a member of this chat (the gateway asks before publishing for a chat it did not know). */
+  'messages.isMember': method(
+    Type.Object({ chatId: Uuid, userId: Uuid }, strict),
+    /** `seq`: the chat's seq the answer reflects (0 if none). */
+    Type.Object({ member: Type.Boolean(), seq: Seq }, strict),
+  ),
+  /** messages: the chat a message belongs to, if the user may see it (reply targets must be in the same chat). */
+  'messages.messageChat': method(
+    Type.Object({ messageId: Uuid, userId: Uuid }, strict),
+    Type.Object({ chatId: Type.Union([Uuid, Type.Null()]) }, strict),
+  ),
+  /** messages: record a file the gateway stored (metadata only; the bytes are in the store). */
+  'messages.registerAttachment': method(
+    // The gateway cuts file names to 255 characters (cleanFileName).
+    Type.Object({ attachmentId: Uuid, uploaderId: Uuid, name: Type.String({ maxLength: 255 }), size: Type.Integer({ minimum: 0 }), mime: Type.String() }, strict),
+    AttachmentView,
+  ),
+  /** messages: may this user download this attachment (uploader, or member of a chat it was sent to)? */
+  'messages.attachmentAccess': method(Type.Object({ attachmentId: Uuid, userId: Uuid }, strict), Type.Union([AttachmentView, Type.Null()])),
+  /** messages: can the sender attach these to a message (uploaded by them, or already visible to them)? */
+  'messages.attachmentsUsable': method(
+    Type.Object({ attachmentIds: AttachmentIds, userId: Uuid }, strict),
+    Type.Object({ usable: Type.Boolean(), attachments: Type.Array(AttachmentView) }, strict),
+  ),
+  /**
+   * messages: for each send, the message its sender already stored with that clientMsgId, if any
+   * (idempotency beyond JetStream's dedup window). One call for all the sends a gateway checks in
+   * one event-loop turn; `found[i]` answers `sends[i]`. At most MAX_SENT_LOOKUPS sends.
+   */
+  'messages.sentMessages': method(
+    Type.Object(
+      { sends: Type.Array(Type.Object({ chatId: Uuid, senderId: Uuid, clientMsgId: SendMessageFields.clientMsgId }, strict), { maxItems: MAX_SENT_LOOKUPS }) },
+      strict,
+    ),
+    Type.Object({ found: Type.Array(Type.Union([Type.Object({ messageId: Uuid, seq: Seq }, strict), Type.Null()]), { maxItems: MAX_SENT_LOOKUPS }) }, strict),
+  ),
+  /**
+   * messages: what the messages service holds about a user, for their data export. `proof` is the
+   * user's export request as the gateway signed it, passed on by users: without it, nothing.
+   */
+  'messages.export': method(Type.Object({ userId: Uuid, proof: Type.Union([SignedRequest, Type.Null()]) }, strict), MessagesExport),
+  /** messages: the WebSocket `read` frame (mark a chat read up to a message). */
+  'messages.markRead': method(
+    Type.Object({ chatId: Uuid, userId: Uuid, messageId: Uuid }, strict),
+    Type.Union([Type.Object({ ok: Type.Literal(true), seq: Seq }, strict), Type.Object({ ok: Type.Literal(false), code: Type.String() }, strict)]),
+  ),
+  /** messages: the rows a retention pass would delete (its dry run and its report); at most MAX_RPC_BATCH chats per call. */
+  'messages.retentionPreview': method(
+    Type.Object(
+      {
+        chats: Type.Array(Type.Object({ chatId: Uuid, upToSeq: Seq }, strict), { maxItems: MAX_RPC_BATCH }),
+        receiptsCutoff: Type.Union([Timestamp, Type.Null()]),
+      },
+      strict,
+    ),
+    MessagesRetentionCounts,
+  ),
+  /** messages: delete attachment files no row refers to (left by a crash between commit and file deletion). */
+  'messages.sweepFiles': method(Type.Object({ olderThan: Timestamp }, strict), Type.Object({ deleted: Count }, strict)),
+  /** messages: delete again the ledger's messages that a restored backup brought back; at most MAX_RPC_BATCH ids. */
+  'messages.redelete': method(Type.Object({ messageIds: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }) }, strict), Type.Object({ deleted: Count }, strict)),
+  /** users: erase again a ledger's account that a restored backup brought back (no-op when it is gone). */
+  'users.reerase': method(Type.Object({ userId: Uuid, purgeMessages: Type.Boolean() }, strict), Type.Object({ erased: Type.Boolean() }, strict)),
+  /** users: the rows a retention pass would delete. */
+  'users.retentionPreview': method(
+    Type.Object({ auditCutoff: Timestamp, resetCutoff: Timestamp }, strict),
+    Type.Object({ auditEntries: Count, resetTokens: Count }, strict),
+  ),
+};
+
+export type RpcMethod = keyof typeof RPC_SCHEMAS;
+
+/** Each method's request and reply types, derived from RPC_SCHEMAS. */
+export type RpcMethods = {
+  [M in RpcMethod]: { req: Static<(typeof RPC_SCHEMAS)[M]['req']>; res: Static<(typeof RPC_SCHEMAS)[M]['res']> };
+};
+
+const validators = new Map<string, Validator<TSchema>>();
+
+/**
+ * The compiled check of a method's request (`req`) or reply (`res`). Compiled on first use and
+ * kept: a process serves or calls only some of the methods, and each check sits on a hot path.
+ */
+export function rpcValidator<M extends RpcMethod, P extends 'req' | 'res'>(method: M, part: P): Validator<(typeof RPC_SCHEMAS)[M][P]> {
+  const key = `${method} ${part}`;
+  let validator = validators.get(key);
+  if (!validator) {
+    validator = compile(RPC_SCHEMAS[method][part]);
+    validators.set(key, validator);
+  }
+  return validator as Validator<(typeof RPC_SCHEMAS)[M][P]>;
+}
