@@ -140,3 +140,36 @@ describe('chat decider: retention and erasure', () => {
     givenChat(group, sent('m1', M), removed(M)).when({ type: 'EraseMember', userId: M, purged: true }).then({ type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } });
   });
 });
+
+describe('chat decider: creation', () => {
+  const create = (actorId: string, data: Extract<Decided, { type: 'ChatCreated' }>['data']) => ({ type: 'CreateChat' as const, actorId, data });
+  const pair = { type: 'direct' as const, title: null, createdBy: O, members: [{ userId: O, role: 'member' as const }, { userId: M, role: 'member' as const }] };
+  it('creates a group owned by its creator, and a direct chat of two members', () => {
+    givenChat().when(create(O, group.data as never)).then(group);
+    givenChat().when(create(O, pair)).then({ type: 'ChatCreated', data: pair });
+  });
+  it('race: a chat created meanwhile (another replica finishing the claim) is not created again', () => {
+    givenChat({ type: 'ChatCreated', data: pair }).when(create(O, pair)).thenNothingHappened();
+    givenChat({ type: 'ChatCreated', data: pair }).when(create(M, { ...pair, createdBy: M })).thenNothingHappened();
+  });
+  it('refuses a chat its creator is not in, a member listed twice, a direct chat of one, a group owned by another', () => {
+    givenChat().when(create(X, pair)).thenRefused('invalid_request', 'The creator must be a member of the chat');
+    givenChat().when(create(O, { ...pair, members: [...pair.members, { userId: M, role: 'member' }] })).thenRefused('invalid_request', 'A member is listed twice');
+    givenChat().when(create(O, { ...pair, members: [{ userId: O, role: 'member' }] })).thenRefused('invalid_request', 'A direct chat needs another user');
+    const stolen = { type: 'group' as const, title: 'g', createdBy: O, members: [{ userId: O, role: 'member' as const }, { userId: M, role: 'owner' as const }] };
+    givenChat().when(create(O, stolen)).thenRefused('invalid_request', 'The creator owns a group, alone');
+  });
+});
+
+describe('chat decider: the erasure ledger after a restore', () => {
+  const original = { clientMsgId: 'c-m1', createdAt: '2026-01-01T00:00:00.000Z' };
+  it('deletes a message the ledger names in its author\'s name, even when the author has left', () => {
+    const tombstone: Decided = { type: 'MessageDeleted', data: { messageId: 'm1', deletedBy: M, original: { seq: 2, senderId: M, ...original } } };
+    givenChat(group, sent('m1', M)).when({ type: 'RedeleteMessage', messageId: 'm1', original }).then(tombstone);
+    givenChat(group, sent('m1', M), removed(M)).when({ type: 'RedeleteMessage', messageId: 'm1', original }).then(tombstone);
+  });
+  it('race: a message deleted meanwhile, or unknown, is left alone', () => {
+    givenChat(group, sent('m1', M), { type: 'MessageDeleted', data: { messageId: 'm1', deletedBy: M } }).when({ type: 'RedeleteMessage', messageId: 'm1', original }).thenNothingHappened();
+    givenChat(group).when({ type: 'RedeleteMessage', messageId: 'm1', original }).thenNothingHappened();
+  });
+});

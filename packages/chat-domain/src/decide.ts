@@ -1,4 +1,4 @@
-import type { ChatEvent, MemberRole, MessageSent, PollPosted } from '@parley/contracts';
+import type { ChatCreated, ChatEvent, MemberRole, MessageSent, PollPosted } from '@parley/contracts';
 import { successorOf, type ChatState } from './state.js';
 
 /** An event as decided: its type and data. The writer adds the seq, version and meta when it appends. */
@@ -14,6 +14,8 @@ export type Decision = { ok: true; events: Decided[] } | Refusal;
  * state, so that a decision taken again after new events can come out differently.
  */
 export type ChatCommand =
+  /** A new chat, its members and their roles (a direct chat's id comes from the pair's claim). */
+  | { type: 'CreateChat'; actorId: string; data: ChatCreated['data'] }
   | { type: 'SendMessage'; actorId: string; data: Omit<MessageSent['data'], 'senderId'> }
   | { type: 'PostPoll'; actorId: string; data: Omit<PollPosted['data'], 'senderId'> }
   | { type: 'EditMessage'; actorId: string; messageId: string; body: string }
@@ -29,6 +31,11 @@ export type ChatCommand =
   | { type: 'Rename'; actorId: string; title: string }
   /** The retention pass: every message-class event up to `upToSeq` is past the retention period. */
   | { type: 'ExpireMessages'; upToSeq: number; cutoff: string }
+  /**
+   * The erasure ledger names a message as deleted that a restored backup brought back: the ledger
+   * decides, not a member (the author may have left). Deleted in the author's name, as before.
+   */
+  | { type: 'RedeleteMessage'; messageId: string; original: { clientMsgId: string; createdAt: string } }
   /** An account was erased: its member leaves the chat (and with `purged`, its content goes). */
   | { type: 'EraseMember'; userId: string; purged: boolean };
 
@@ -47,9 +54,17 @@ const isAdmin = (role: MemberRole | undefined) => role === 'owner' || role === '
  * exist (api.md), and so does a message or poll in it.
  */
 export function decide(command: ChatCommand, state: ChatState): Decision {
+  if (command.type === 'CreateChat') return decideCreate(command, state);
   if (command.type === 'ExpireMessages') {
     if (!state.exists || command.upToSeq <= state.expiredUpToSeq || command.upToSeq > state.headSeq) return accept();
     return accept({ type: 'MessagesExpired', data: { upToSeq: command.upToSeq, cutoff: command.cutoff } });
+  }
+  if (command.type === 'RedeleteMessage') {
+    const message = state.exists ? state.messages.get(command.messageId) : undefined;
+    // Gone or a tombstone already (an earlier pass, or the event came back with the backup): nothing to do.
+    if (!message || message.deleted) return accept();
+    const original = { seq: message.seq, senderId: message.senderId, ...command.original };
+    return accept({ type: 'MessageDeleted', data: { messageId: command.messageId, deletedBy: message.senderId, original } });
   }
   if (command.type === 'EraseMember') {
     const member = state.members.get(command.userId);
@@ -142,6 +157,28 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
       return never;
     }
   }
+}
+
+/**
+ * A chat is created once: if it exists (an earlier attempt of this request, or another replica
+ * finishing a direct chat's claim), there is nothing to add. Its shape follows api.md: the creator
+ * is in it; a direct chat has exactly two members, neither an owner; a group has the creator as
+ * its only owner; nobody is listed twice.
+ */
+function decideCreate(command: Extract<ChatCommand, { type: 'CreateChat' }>, state: ChatState): Decision {
+  if (state.exists) return accept();
+  const { data, actorId } = command;
+  const ids = data.members.map((m) => m.userId);
+  if (data.createdBy !== actorId || !ids.includes(actorId)) return refuse('invalid_request', 'The creator must be a member of the chat');
+  if (new Set(ids).size !== ids.length) return refuse('invalid_request', 'A member is listed twice');
+  if (data.type === 'direct') {
+    if (ids.length !== 2) return refuse('invalid_request', 'A direct chat needs another user');
+    if (data.members.some((m) => m.role !== 'member') || data.title !== null) return refuse('invalid_request', 'A direct chat has no title and no roles');
+  } else {
+    const owners = data.members.filter((m) => m.role === 'owner');
+    if (owners.length !== 1 || owners[0]!.userId !== actorId) return refuse('invalid_request', 'The creator owns a group, alone');
+  }
+  return accept({ type: 'ChatCreated', data });
 }
 
 function visible(state: ChatState, messageId: string) {

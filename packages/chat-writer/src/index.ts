@@ -59,3 +59,13 @@ export function senderBasis(userId: string, seq: number, replyTo: string | null)
     },
   };
 }
+
+/**
+ * What the retention pass knows when it expires a chat's old messages: the chat's head seq (read
+ * from the stream) and how far earlier passes expired. ExpireMessages depends on nothing else, so
+ * the pass need not read the chat's live part; a newer event makes the writer fold it and decide
+ * again, as for any writer.
+ */
+export function expiryBasis(headSeq: number, expiredUpToSeq: number): Basis {
+  return { seq: headSeq, state: { ...initialChatState(), exists: headSeq > 0, headSeq, expiredUpToSeq } };
+}

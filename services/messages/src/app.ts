@@ -57,6 +57,8 @@ export interface MessagesApp {
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
   store: AttachmentStore;
   sequencer: Sequencer;
+  /** The one writer of chat events (issue 17). */
+  writer: ChatWriter;
   /** Checks the gateway's signature on requests made for users (GATEWAY_PUBLIC_KEY). */
   verifier: RequestVerifier;
 }
@@ -108,7 +110,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
   // The one writer of chat events: every decision about a chat goes through it (issue 17).
   const writer = new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer });
-  chatRoutes(router, { ...deps, sequencer, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
+  chatRoutes(router, { ...deps, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
   messageRoutes(router, { ...appendDeps, writer, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, { ...appendDeps, writer });
   pollRoutes(router, { ...appendDeps, writer });
@@ -134,6 +136,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     attachmentsBarrier: (streamSeq: number) => waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, ATTACHMENTS_PROJECTOR, streamSeq),
     store,
     sequencer,
+    writer,
     verifier: new RequestVerifier(config.GATEWAY_PUBLIC_KEY),
   };
 }
@@ -141,7 +144,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
 export function startApp(deps: Deps, app: MessagesApp): Started {
   const { nc } = deps.bus;
-  const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, sequencer: app.sequencer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier, verifier: app.verifier });
+  const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, writer: app.writer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier, verifier: app.verifier });
   const ns = deps.namespace;
   const subs = [
     serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier),

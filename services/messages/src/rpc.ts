@@ -1,4 +1,4 @@
-import { RequestRefusedError, publishEvent, readStored, type Bus, type RequestVerifier, type RpcHandlers, type Sequencer } from '@parley/bus';
+import { RequestRefusedError, publishEvent, readStored, type Bus, type RequestVerifier, type RpcHandlers } from '@parley/bus';
 import { buildMeta, newId, streamName, subjects, type AttachmentUploaded, type ErasureRecorded } from '@parley/contracts';
 import { accessibleAttachment, usableAttachments } from './attachments/queries.js';
 import { AppError } from '@parley/http';
@@ -12,6 +12,7 @@ import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
 import { findByClientMsgIds } from './messages/queries.js';
 import { redeleteMessages } from './messages/edit.js';
+import type { ChatWriter } from '@parley/chat-writer';
 
 
 /** The route whose signed request is the proof messages.export needs (api.md). */
@@ -28,7 +29,7 @@ export function messagesRpc(
     namespace: string;
     log: Logger;
     store: AttachmentStore;
-    sequencer: Sequencer;
+    writer: ChatWriter;
     barrier: () => Promise<unknown>;
     attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
     verifier: RequestVerifier;
@@ -83,7 +84,7 @@ export function messagesRpc(
       // Only messages the erasure ledger names (written by users and messages alone): the ledger
       // is the proof, so retention's credentials cannot delete anybody's messages.
       const ids = await inLedger(deps, req.messageIds);
-      return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, namespace: deps.namespace, sequencer: deps.sequencer, barrier: deps.barrier }, ids) };
+      return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, writer: deps.writer }, ids) };
     },
     retentionPreview: (req) => retentionPreview(pool, req),
     sweepFiles: async (req) => ({ deleted: await sweepOrphanFiles(pool, deps.store, new Date(req.olderThan), deps.log) }),

@@ -1,4 +1,5 @@
 import { Sequencer, callRpc, deleteStreamSequences, publishEvent, purgeBelow, type Bus } from '@parley/bus';
+import { ChatWriter, expiryBasis } from '@parley/chat-writer';
 import {
   buildMeta,
   MAX_RPC_BATCH,
@@ -7,7 +8,6 @@ import {
   subjects,
   type AuditEntriesExpired,
   type ChatEvent,
-  type MessagesExpired,
   type ReadPositionsExpired,
   type ResetTokensExpired,
   type StreamKey,
@@ -64,6 +64,8 @@ interface ChatExpiry {
   upToSeq: number;
   /** True when only earlier passes' MessagesExpired markers expired: no new event is needed. */
   markersOnly: boolean;
+  /** How far earlier passes' markers (among the expired events) expired the chat. */
+  expiredUpToSeq: number;
 }
 
 export interface PassDeps {
@@ -125,12 +127,13 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     if (!stored.subject.startsWith(chatPrefix)) return; // direct-chat claims stay with their chat
     const event = stored.json<ChatEvent>();
     if (STRUCTURE.has(event.type)) return;
-    const chat = chats.get(event.chatId) ?? { streamSeqs: [], messageSeqs: [], upToSeq: 0, markersOnly: true };
+    const chat = chats.get(event.chatId) ?? { streamSeqs: [], messageSeqs: [], upToSeq: 0, markersOnly: true, expiredUpToSeq: 0 };
     chat.streamSeqs.push(stored.seq);
     chat.upToSeq = Math.max(chat.upToSeq, event.seq);
     if (event.type === 'MessageSent' || event.type === 'PollPosted') chat.messageSeqs.push(event.seq);
     if (event.type === 'MessageSent') for (const id of event.data.attachmentIds) expiredAttachments.add(id);
     if (event.type !== 'MessagesExpired') chat.markersOnly = false;
+    else chat.expiredUpToSeq = Math.max(chat.expiredUpToSeq, event.data.upToSeq);
     chats.set(event.chatId, chat);
   });
   const attachmentSeqs = [...uploads].flatMap(([id, u]) => (u.expired || expiredAttachments.has(id) ? u.seqs : []));
@@ -175,19 +178,18 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   if (options.dryRun) return report(0);
 
   // 3. Deletion events.
+  // Through the chat writer, like every writer of chat events: the decider decides ExpireMessages.
   const sequencer = new Sequencer(bus.js, bus.jsm, stream('chats'));
+  const writer = new ChatWriter({ bus, namespace: ns, sequencer });
   const published: Partial<Record<'chats' | 'audit' | 'resets' | 'receipts', number>> = {};
   const newHeads = new Set<string>();
   for (const [chatId, chat] of expiring) {
     for (const upToSeq of expiryChunks(chat.messageSeqs, chat.upToSeq, options.batchMessages)) {
-      const appended = await sequencer.append(subjects.chat(ns, chatId), `expire:${chatId}:${upToSeq}`, (seq): MessagesExpired => ({
-        type: 'MessagesExpired',
-        version: 1,
-        chatId,
-        seq,
-        data: { upToSeq, cutoff: cutoffs.messages.toISOString() },
-        meta: buildMeta({ eventId: newId(), occurredAt: options.now, actorId: null, correlationId: newId() }),
-      }));
+      const head = await sequencer.currentSeq(subjects.chat(ns, chatId));
+      const command = { type: 'ExpireMessages' as const, upToSeq, cutoff: cutoffs.messages.toISOString() };
+      const appended = await writer.execute(chatId, command, expiryBasis(head, chat.expiredUpToSeq), { msgId: `expire:${chatId}:${upToSeq}`, actorId: null, occurredAt: options.now });
+      if ('refusal' in appended) continue; // expired already (a pass that died after appending)
+      chat.expiredUpToSeq = upToSeq;
       published.chats = Math.max(published.chats ?? 0, appended.streamSeq);
     }
     newHeads.add(chatId);

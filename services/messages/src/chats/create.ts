@@ -1,26 +1,20 @@
-import type { Sequencer} from '@parley/bus';
 import { callRpc, claimSubject, waitForCheckpoint, type Bus } from '@parley/bus';
-import {
-  buildMeta,
-  newId,
-  streamName,
-  subjects,
-  type ChatCreated,
-  type ChatMember,
-  type DirectChatClaimed,
-} from '@parley/contracts';
+import { initialChatState } from '@parley/chat-domain';
+import type { ChatWriter } from '@parley/chat-writer';
+import { buildMeta, newId, streamName, subjects, type ChatCreated, type ChatMember, type DirectChatClaimed } from '@parley/contracts';
 import { InvalidRequest, NotFound, Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
 import { notifyNewMembers } from './notify.js';
 import { findDirectChatId } from './queries.js';
+import { refusalError } from './write.js';
 
 export interface CreateChatDeps {
   bus: Bus;
   pool: Pool;
   namespace: string;
-  sequencer: Sequencer;
+  writer: ChatWriter;
   metrics: Metrics;
 }
 
@@ -31,7 +25,7 @@ type CreateInput = { type: 'direct'; userId: string } | { type: 'group'; title: 
  *
  * One direct chat per pair holds across replicas because the pair's claim subject admits one first
  * message. If a process dies after claiming but before `ChatCreated`, the next request finds the
- * claim, sees the chat's subject empty, and finishes the job with the claimed id: the sequencer's
+ * claim, sees the chat's subject empty, and finishes the job with the claimed id: the chat writer's
  * expected-sequence check lets only one of several such helpers write seq 1.
  */
 export async function createChat(deps: CreateChatDeps, actorId: string, input: CreateInput, correlationId: string): Promise<{ chatId: string; created: boolean }> {
@@ -62,27 +56,24 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
   return { chatId, created: true };
 }
 
-/** Appends ChatCreated as the chat's seq 1, unless the chat already has it; waits until projected. */
+/**
+ * Decides and appends ChatCreated through the chat writer, from the state of a chat that does not
+ * exist yet (seq 0): if another replica created it first (a finished claim), the writer folds
+ * that and decides again, which adds nothing. Waits until the chat is projected.
+ */
 async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCreated['data'], actorId: string, correlationId: string): Promise<boolean> {
   const subject = subjects.chat(deps.namespace, chatId);
   let created = false;
   let streamSeq: number;
-  if ((await deps.sequencer.currentSeq(subject)) > 0) {
-    // Somebody created it already (a finished claim): only wait for the projection below.
+  const result = await deps.writer.execute(chatId, { type: 'CreateChat', actorId, data }, { seq: 0, state: initialChatState() }, { msgId: `chat-created:${chatId}`, actorId, correlationId });
+  if ('refusal' in result) {
+    if (!result.refusal.ok) throw refusalError(result.refusal);
+    // Somebody created it already: only wait for the projection below.
     const last = await deps.bus.jsm.streams.getMessage(streamName(deps.namespace, 'chats'), { last_by_subj: subject });
     streamSeq = last?.seq ?? 0;
   } else {
-    const appended = await deps.sequencer.append<ChatCreated>(subject, `chat-created:${chatId}`, (seq) => ({
-      type: 'ChatCreated',
-      version: 1,
-      chatId,
-      seq,
-      data,
-      meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId, correlationId }),
-    }));
-    if (appended.event.seq !== 1) throw new Error(`chat ${chatId} got ChatCreated at seq ${appended.event.seq}`);
-    created = !appended.duplicate;
-    streamSeq = appended.streamSeq;
+    created = !result.duplicate;
+    streamSeq = result.streamSeq;
     notifyNewMembers(deps.bus, deps.namespace, chatId, 1, data.members.map((m) => m.userId));
   }
   if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, CHATS_PROJECTOR, streamSeq))) {

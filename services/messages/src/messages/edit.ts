@@ -1,11 +1,11 @@
 import { publishEvent, type Bus } from '@parley/bus';
-import { buildMeta, messageBodyProblem, newId, subjects, type ErasureRecorded, type MessageDeleted } from '@parley/contracts';
+import { buildMeta, messageBodyProblem, newId, subjects, type ErasureRecorded } from '@parley/contracts';
 import { InvalidRequest, NotFound } from '@parley/http';
 import type { ChatCommand } from '@parley/chat-domain';
-import { appendChatEvent, type AppendDeps } from '../chats/append.js';
+import type { AppendDeps } from '../chats/append.js';
 import { basisWith, precheck, writeChat, type WriteDeps } from '../chats/write.js';
 import { lookupMessage } from './lookup.js';
-import { findMessage, type MessageRow } from './queries.js';
+import { findMessage, messageColumns, type MessageRow } from './queries.js';
 
 export async function editMessage(deps: AppendDeps & WriteDeps & { maxChars: number }, userId: string, messageId: string, body: string, correlationId: string): Promise<MessageRow> {
   const message = await lookupMessage(deps, messageId);
@@ -44,22 +44,12 @@ export async function deleteMessage(deps: AppendDeps & WriteDeps & { bus: Bus },
  * Deletes again the messages of the erasure ledger that a restored backup brought back (the
  * retention pass calls this through `messages.redelete`). Returns how many were still present.
  */
-export async function redeleteMessages(deps: AppendDeps, messageIds: string[]): Promise<number> {
-  const { rows } = await deps.pool.query<{ id: string; chat_id: string; sender_id: string; seq: number; client_msg_id: string; created_at: Date }>(
-    'SELECT id, chat_id, sender_id, seq, client_msg_id, created_at FROM messages.messages WHERE id = ANY($1::uuid[]) AND deleted_at IS NULL',
-    [messageIds],
-  );
+export async function redeleteMessages(deps: WriteDeps, messageIds: string[]): Promise<number> {
+  const { rows } = await deps.pool.query<MessageRow>(`SELECT ${messageColumns('m')} FROM messages.messages m WHERE m.id = ANY($1::uuid[]) AND m.deleted_at IS NULL`, [messageIds]);
   for (const row of rows) {
     const correlationId = newId();
-    await appendChatEvent<MessageDeleted>(deps, row.chat_id, `redelete:${row.id}:${correlationId}`, row.sender_id, correlationId, {
-      type: 'MessageDeleted',
-      data: { messageId: row.id, deletedBy: row.sender_id, original: originalOf(row) },
-    });
+    const command: ChatCommand = { type: 'RedeleteMessage', messageId: row.id, original: { clientMsgId: row.client_msg_id, createdAt: row.created_at.toISOString() } };
+    await writeChat(deps, row.chat_id, command, { msgId: `redelete:${row.id}:${correlationId}`, actorId: row.sender_id, correlationId, basis: await basisWith(deps.pool, row.chat_id, { message: row }) });
   }
   return rows.length;
-}
-
-/** What a tombstone keeps of the message it replaces (the stream loses the original). */
-function originalOf(row: { seq: number; sender_id: string; client_msg_id: string; created_at: Date }) {
-  return { seq: row.seq, senderId: row.sender_id, clientMsgId: row.client_msg_id, createdAt: row.created_at.toISOString() };
 }
