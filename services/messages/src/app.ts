@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { ChatWriter } from '@parley/chat-writer';
-import { Projector, RequestVerifier, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
+import { RequestVerifier, Sequencer, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { Projector, waitForCheckpoint } from '@parley/projector-pg';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
 import { StreamContentDeleter } from './chats/stream-deleter.js';

@@ -1,4 +1,5 @@
-import { deleteStreamSequences, purgeSubject, readStream, type Bus, type Projection } from '@parley/bus';
+import { deleteStreamSequences, purgeSubject, readStream, type Bus } from '@parley/bus';
+import type { Projection } from '@parley/projector-pg';
 import type { ChatWriter } from '@parley/chat-writer';
 import { streamName, subjects, type ChatEvent, type UserEvent } from '@parley/contracts';
 import { membersBasis } from './chats/write.js';

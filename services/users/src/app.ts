@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { TokenSigner } from '@parley/auth';
-import { Projector, RequestVerifier, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { RequestVerifier, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { Projector } from '@parley/projector-pg';
 import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import { projectorBase, type Deps, type Started } from '@parley/runtime';

@@ -1,4 +1,5 @@
-import { waitForCheckpoint, type Appended, type Sequencer } from '@parley/bus';
+import type { Appended, Sequencer } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import { buildMeta, newId, subjects, type ChatEvent, type EventMeta } from '@parley/contracts';
 import { Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';

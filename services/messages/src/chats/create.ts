@@ -1,5 +1,6 @@
 import type { Sequencer} from '@parley/bus';
-import { callRpc, claimSubject, waitForCheckpoint, type Bus } from '@parley/bus';
+import { callRpc, claimSubject, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import {
   buildMeta,
   newId,

@@ -1,4 +1,5 @@
-import type { Bus, Position, Projection } from '@parley/bus';
+import type { Bus } from '@parley/bus';
+import type { Position, Projection } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import { RETENTION_PROJECTORS, type ChatEvent, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';

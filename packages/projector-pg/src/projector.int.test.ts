@@ -3,10 +3,10 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
 import { createMetrics } from '@parley/telemetry';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { connectBus, type Bus } from './connect.js';
-import { Projector, waitForCheckpoint, type Projection, type ProjectorOptions } from './projector.js';
-import { publishEvent } from './publish.js';
-import { ensureStreams } from './streams.js';
+import { connectBus, ensureStreams, publishEvent, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from './checkpoint.js';
+import { Projector, type ProjectorOptions } from './projector.js';
+import type { Projection } from './store.js';
 
 interface Noted {
   type: 'Noted';
