@@ -20,6 +20,7 @@ import {
 import { erasureProcess } from './erasure.js';
 import { LocalDiskStore, type AttachmentStore } from '@parley/storage';
 import { ApiRouter } from '@parley/http';
+import { isTransientPgError } from '@parley/pg';
 import { projectorBase, type Deps, type Started } from '@parley/runtime';
 import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
 import { chatRoutes } from './chats/routes.js';
@@ -66,7 +67,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const stream = streamName(deps.namespace, 'chats');
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
-  const router = new ApiRouter(deps.log);
+  const router = new ApiRouter(deps.log, isTransientPgError);
   const contentDeleter = new StreamContentDeleter(deps);
   const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
