@@ -21,7 +21,7 @@ import { erasureProcess } from './erasure.js';
 import { LocalDiskStore, type AttachmentStore } from '@parley/storage';
 import { ApiRouter } from '@parley/http';
 import { isTransientPgError } from '@parley/pg';
-import { projectorBase, type Deps, type Started } from '@parley/runtime';
+import { projectorBase, type Deps, type Started } from '@parley/runtime-pg';
 import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
 import { chatRoutes } from './chats/routes.js';
 import type { MessagesConfig } from './env.js';

@@ -5,7 +5,7 @@ import { Projector } from '@parley/projector-pg';
 import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
 import { isTransientPgError } from '@parley/pg';
-import { projectorBase, type Deps, type Started } from '@parley/runtime';
+import { projectorBase, type Deps, type Started } from '@parley/runtime-pg';
 import { auditProjection } from './audit/projection.js';
 import { auditRecorder } from './audit/record.js';
 import { auditRoutes } from './audit/routes.js';
