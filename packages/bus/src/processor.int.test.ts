@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
 import { createMetrics } from '@parley/telemetry';
-import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
+import { createTestEnv, eventually, parseNoted, type Noted, type TestEnv } from '@parley/testing';
 import { connectBus, type Bus } from './connect.js';
 import { Processor, type ProcessorOptions } from './processor.js';
 import type { CheckpointStore, Leadership, Lease, PositionedEvent } from './processor-store.js';
@@ -11,17 +11,6 @@ import { ensureStreams } from './streams.js';
 // The processor's own logic (batching, retries, poison, gap restarts, leadership) against real
 // JetStream. The store is a few lines in memory because what is under test is the processor; the
 // Postgres store keeps its real-Postgres tests (@parley/projector-pg).
-
-interface Noted {
-  type: 'Noted';
-  n: number;
-  meta: { eventId: string };
-}
-
-const parse = (value: unknown) =>
-  (value as Noted)?.type === 'Noted' && Number.isInteger((value as Noted).n)
-    ? { ok: true as const, event: value as Noted }
-    : { ok: false as const, reason: 'not a Noted event' };
 
 /** Atomic and idempotent as CheckpointStore requires: a batch's events and checkpoint change together. */
 class MemoryStore implements CheckpointStore<Noted> {
@@ -126,7 +115,7 @@ describe('Processor', () => {
       name: `processor${run}`,
       stream,
       filterSubject: `${env.namespace}.processor${run}.*`,
-      parse,
+      parse: parseNoted,
       leadership,
       store,
       log: createLogger({ service: 't', level: 'info', destination: { write: (line: string) => logs.push(line) } }),
