@@ -51,7 +51,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
       name: projection.name,
       leadership: new AdvisoryLockLeadership(databaseUrl, projection.name),
       store: this.store,
-      afterCommit: projection.afterCommit && ((events) => projection.afterCommit!(events)),
+      afterCommit: projection.afterCommit?.bind(projection),
     });
   }
 
