@@ -33,9 +33,12 @@ function request(overrides: Partial<ApiRequest>): ApiRequest {
   return { method: 'GET', path: '/', query: {}, body: null, auth: AUTH, requestId: 'req-1', ip: '127.0.0.1', userAgent: 'test', ...overrides };
 }
 
+/** The service's store classifier, as users and messages pass @parley/pg's isTransientPgError. */
+const databaseDown = (error: unknown) => (error as { code?: unknown }).code === '57P01';
+
 function buildRouter(log: Logger) {
   const calls: unknown[] = [];
-  const router = new ApiRouter(log)
+  const router = new ApiRouter(log, databaseDown)
     .route({
       method: 'POST',
       url: '/api/v1/chats/:id/messages',
@@ -254,7 +257,7 @@ describe('ApiRouter', () => {
     expect(logged).toMatchObject({ level: 'error', requestId: 'req-boom' });
   });
 
-  it('answers a database outage with 503 unavailable, not 500', async () => {
+  it('answers an outage of the store (as the service classifies its errors) with 503 unavailable, not 500', async () => {
     const { router } = buildRouter(capturingLogger().log);
     const response = await router.handle(request({ path: '/api/v1/db-down' }));
     expect(response).toMatchObject({ status: 503, body: { error: { code: 'unavailable' } }, route: '/api/v1/db-down' });

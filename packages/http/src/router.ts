@@ -2,7 +2,6 @@ import Router from 'find-my-way';
 import type { Static, TSchema } from '@sinclair/typebox';
 import { compile, inputIssue, type ApiRequest, type ApiResponse, type AuthContext, type SignedRequest, type Validator } from '@parley/contracts';
 import type { Logger } from '@parley/log';
-import { isTransientPgError } from '@parley/pg';
 import { AppError, InvalidRequest, Unauthorized, Unavailable, errorBody } from './errors.js';
 
 type Method = 'GET' | 'POST' | 'PATCH' | 'PUT' | 'DELETE';
@@ -48,7 +47,15 @@ interface Stored {
 export class ApiRouter {
   private readonly router = Router({ ignoreTrailingSlash: true });
 
-  constructor(private readonly log: Logger) {}
+  /**
+   * @param storeUnavailable says which errors of the service's own store mean "try again later"
+   *   (for Postgres, @parley/pg's isTransientPgError): they become 503, not 500. Passed in so that
+   *   this package knows no database and the gateway, which has none, does not depend on one.
+   */
+  constructor(
+    private readonly log: Logger,
+    private readonly storeUnavailable: (error: unknown) => boolean,
+  ) {}
 
   route<S extends RouteSchemas, A extends boolean = true>(definition: {
     method: Method;
@@ -101,13 +108,13 @@ export class ApiRouter {
       const result = await stored.handler({ ...input, auth: request.auth, request, get proof() { return signed.proof; } } as RouteContext<RouteSchemas, boolean>);
       return { ...result, route };
     } catch (error) {
-      return { ...errorResponse(error, this.log, request), route };
+      return { ...errorResponse(error, this.log, this.storeUnavailable, request), route };
     }
   }
 }
 
 /** Maps anything thrown by a handler to the error envelope; unknown errors never leak detail. */
-export function errorResponse(error: unknown, log: Logger, request?: Pick<ApiRequest, 'requestId'>): HandlerResult {
+export function errorResponse(error: unknown, log: Logger, storeUnavailable: (error: unknown) => boolean, request?: Pick<ApiRequest, 'requestId'>): HandlerResult {
   if (error instanceof AppError) {
     const headers: Record<string, string> = {};
     const retryAfter = (error as { retryAfterSeconds?: number }).retryAfterSeconds;
@@ -116,16 +123,17 @@ export function errorResponse(error: unknown, log: Logger, request?: Pick<ApiReq
   }
   log.error({ err: error, requestId: request?.requestId }, 'unhandled error in request handler');
   const unavailable = new Unavailable();
-  if (isTransient(error)) return { status: 503, body: unavailable.toBody() };
+  if (otherServiceUnavailable(error) || storeUnavailable(error)) return { status: 503, body: unavailable.toBody() };
   return { status: 500, body: errorBody('internal', 'Internal error') };
 }
 
 /**
- * Failures that say "try again later", not "this request is wrong": another service not answering
- * over NATS, or the database unreachable, restarting or refusing connections. They become 503.
+ * Failures that say "try again later", not "this request is wrong", and become 503: another
+ * service not answering over NATS (here), or the service's store unavailable (the router's
+ * `storeUnavailable`: the database unreachable, restarting or refusing connections).
  */
-function isTransient(error: unknown): boolean {
+function otherServiceUnavailable(error: unknown): boolean {
   const name = (error as { name?: unknown } | null)?.name;
-  return name === 'ServiceUnavailableError' || name === 'RemoteFailureError' || isTransientPgError(error);
+  return name === 'ServiceUnavailableError' || name === 'RemoteFailureError';
 }
 

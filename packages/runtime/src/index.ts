@@ -1,16 +1,14 @@
-import { connectBus, ensureStreams, redactUrl, waitForStreams, type Bus, type ProjectorHooks } from '@parley/bus';
+import { connectBus, ensureStreams, redactUrl, waitForStreams, type Bus } from '@parley/bus';
 import { createCache, type Cache } from '@parley/cache';
 import { declaredStreams, PRINCIPALS, STREAM_OWNERS, STREAMS_AWAITED, type Principal, type StreamKey } from '@parley/contracts';
 import { developmentKeysInUse } from '@parley/config';
 import { buildOpsServer } from '@parley/http';
 import { createLogger, type Logger } from '@parley/log';
-import { createPool, ensureDatabase, migrate, type Pool } from '@parley/pg';
 import { createMetrics, startTracing, type Metrics } from '@parley/telemetry';
 
-/** The settings every service's env schema includes (see @parley/config CommonEnv). */
+/** The settings every service's env schema includes (see @parley/config CommonEnv) that the runtime reads. */
 export interface RuntimeEnv {
   NATS_URL: string;
-  DATABASE_URL: string;
   REDIS_URL?: string | undefined;
   LOG_LEVEL: string;
   PARLEY_NAMESPACE: string;
@@ -24,15 +22,34 @@ export interface RuntimeEnv {
   READ_RECEIPT_RETENTION_DAYS: number;
 }
 
+/** The clients every service gets. A service with tables gets its pool from @parley/runtime-pg. */
 export interface Deps {
   namespace: string;
   log: Logger;
   metrics: Metrics;
   bus: Bus;
-  /** Present when the service owns tables. */
-  pool: Pool;
   cache: Cache;
-  databaseUrl: string;
+}
+
+export type ReadinessCheck = () => Promise<boolean | null>;
+
+/**
+ * What a service opens beyond the shared clients, with them and closed after them: its database
+ * (@parley/runtime-pg). This package opens no database itself, so the gateway, which has none,
+ * does not depend on one.
+ */
+export interface Extension<X extends object> {
+  /** Merged into the service's deps (its fields are those the service's Deps type adds). */
+  deps: X;
+  /** Added to `/readyz`. */
+  checks: Record<string, ReadinessCheck>;
+  close(): Promise<void>;
+}
+
+/** What an extension is opened with: what exists before any client. */
+export interface ExtensionClients {
+  log: Logger;
+  metrics: Metrics;
 }
 
 export interface Started {
@@ -40,16 +57,16 @@ export interface Started {
   stop(): Promise<void>;
 }
 
-export interface ServiceSpec<D> {
+export interface ServiceSpec<D extends Deps> {
   name: string;
   /** The process's identity on the bus (its NATS user and permissions); defaults to `name`. */
   principal?: Principal;
   env: RuntimeEnv;
-  /** The Postgres schema and migrations folder this service owns; omit for services without tables. */
-  database?: { schema: string; migrationsDir: string };
+  /** Opens what the service needs beyond the shared clients (before NATS); see Extension. */
+  extend?: (clients: ExtensionClients) => Promise<Extension<object>>;
   start(deps: D): Promise<Started>;
-  /** Extra readiness checks beyond NATS, Postgres and Redis. */
-  readiness?: Record<string, () => Promise<boolean | null>>;
+  /** Extra readiness checks beyond NATS, Redis and the extension's. */
+  readiness?: Record<string, ReadinessCheck>;
 }
 
 export interface RunningService<D> {
@@ -60,19 +77,19 @@ export interface RunningService<D> {
 
 export interface OpenedDeps<D> {
   deps: D;
+  /** `/readyz` checks of what was opened: NATS, the extension's, Redis. */
+  readiness: Record<string, ReadinessCheck>;
   /** Closes every client opened by openDeps. */
   close(): Promise<void>;
   stopTracing: () => Promise<void>;
 }
 
 /**
- * Opens what a service needs, without starting it: telemetry, logger, metrics, the database
- * (created and migrated), NATS (version-checked, streams ensured) and the cache. Used by
- * runService and by one-off commands such as the projection rebuild.
+ * Opens what a service needs, without starting it: telemetry, logger, metrics, the extension (the
+ * database, created and migrated), NATS (version-checked, streams ensured) and the cache. Used by
+ * runService and by one-off commands such as the retention pass and the projection rebuild.
  */
-export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
-  spec: Pick<ServiceSpec<D>, 'name' | 'principal' | 'env' | 'database'>,
-): Promise<OpenedDeps<D>> {
+export async function openDeps<D extends Deps = Deps>(spec: Pick<ServiceSpec<D>, 'name' | 'principal' | 'env' | 'extend'>): Promise<OpenedDeps<D>> {
   const { env } = spec;
   const stopTracing = startTracing(spec.name, env.OTEL_EXPORTER_OTLP_ENDPOINT);
   const log = createLogger({ service: spec.name, level: env.LOG_LEVEL });
@@ -89,13 +106,7 @@ export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
     );
   }
 
-  let pool: Pool | undefined;
-  if (spec.database) {
-    await ensureDatabase(env.DATABASE_URL);
-    pool = createPool({ connectionString: env.DATABASE_URL, metrics, applicationName: spec.name });
-    const applied = await migrate(pool, spec.database.schema, spec.database.migrationsDir);
-    if (applied.length > 0) log.info({ applied }, 'migrations applied');
-  }
+  const extension = await spec.extend?.({ log, metrics });
   const bus = await connectBus({
     url: env.NATS_URL,
     name: spec.name,
@@ -113,13 +124,18 @@ export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
   await ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log);
   await waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log);
   const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log, counter: metrics.cacheRequests });
-  const deps = { namespace, log, metrics, bus, pool, cache, databaseUrl: env.DATABASE_URL } as unknown as D;
+  const deps = { namespace, log, metrics, bus, cache, ...extension?.deps } as D;
   return {
     deps,
+    readiness: {
+      nats: async () => !bus.nc.isClosed() && !bus.nc.isDraining(),
+      ...extension?.checks,
+      redis: () => cache.ping(),
+    },
     stopTracing,
     async close() {
       await bus.nc.drain().catch(() => {});
-      await pool?.end();
+      await extension?.close();
       await cache.close();
     },
   };
@@ -127,27 +143,18 @@ export async function openDeps<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(
 
 /**
  * The lifecycle every service shares (centrifugo's run.go, fastify's getting-started): telemetry
- * first, then clients, schema and streams, the service's own consumers, and the ops endpoints on
- * the metrics port. `stop()` runs the steps backwards under a hard timeout: stop consumers and
- * handlers, drain NATS (in-flight requests finish), close Postgres and Redis.
+ * first, then clients, the extension (schema), streams, the service's own consumers, and the ops
+ * endpoints on the metrics port. `stop()` runs the steps backwards under a hard timeout: stop
+ * consumers and handlers, drain NATS (in-flight requests finish), close the extension and Redis.
  */
-export async function runService<D extends Omit<Deps, 'pool' | 'databaseUrl'>>(spec: ServiceSpec<D>): Promise<RunningService<D>> {
+export async function runService<D extends Deps = Deps>(spec: ServiceSpec<D>): Promise<RunningService<D>> {
   const { env } = spec;
   const opened = await openDeps<D>(spec);
   const { deps } = opened;
-  const { log, metrics, bus, cache } = deps;
-  const pool = (deps as Partial<Deps>).pool;
+  const { log, metrics, cache } = deps;
   const started = await spec.start(deps);
 
-  const ops = buildOpsServer({
-    registry: metrics.registry,
-    checks: {
-      nats: async () => !bus.nc.isClosed() && !bus.nc.isDraining(),
-      ...(pool ? { postgres: async () => (await pool.query('SELECT 1')).rowCount === 1 } : {}),
-      redis: () => cache.ping(),
-      ...spec.readiness,
-    },
-  });
+  const ops = buildOpsServer({ registry: metrics.registry, checks: { ...opened.readiness, ...spec.readiness } });
   await ops.listen({ port: env.METRICS_PORT, host: '0.0.0.0' });
   const address = ops.server.address();
   const metricsPort = typeof address === 'object' && address ? address.port : env.METRICS_PORT;
@@ -196,26 +203,5 @@ export function exitOnStartupError(service: string) {
     const log = createLogger({ service });
     log.fatal({ err: { message: (error as Error).message, name: (error as Error).name } }, `${service} failed to start`);
     process.exit(1);
-  };
-}
-
-/**
- * The projector settings every service shares: its clients, the checkpoint table in its schema,
- * the ack wait and linger, and (in crash tests only) fault-injection hooks. Spread into each Projector.
- */
-export function projectorBase(
-  deps: Deps,
-  options: { checkpointTable: string; ackWaitMs: number; lingerMs: number; hooks?: ProjectorHooks | undefined },
-) {
-  return {
-    bus: deps.bus,
-    pool: deps.pool,
-    databaseUrl: deps.databaseUrl,
-    checkpointTable: options.checkpointTable,
-    log: deps.log,
-    metrics: deps.metrics,
-    ackWaitMs: options.ackWaitMs,
-    lingerMs: options.lingerMs,
-    ...(options.hooks ? { hooks: options.hooks } : {}),
   };
 }

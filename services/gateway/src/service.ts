@@ -3,13 +3,11 @@ import { runService, type Deps, type RunningService } from '@parley/runtime';
 import { startGateway, type Gateway } from './app.js';
 import { loadGatewayEnv } from './env.js';
 
-export type GatewayDeps = Omit<Deps, 'pool' | 'databaseUrl'>;
-
 /** Starts the gateway against the servers named in `source` (main.ts passes process.env; tests their own). */
-export async function startGatewayService(source: Record<string, string | undefined>): Promise<RunningService<GatewayDeps> & { port: number }> {
+export async function startGatewayService(source: Record<string, string | undefined>): Promise<RunningService<Deps> & { port: number }> {
   const config = loadGatewayEnv(source);
   let gateway: Gateway | undefined;
-  const running = await runService<GatewayDeps>({
+  const running = await runService({
     name: 'gateway',
     env: config,
     start: async (deps) => {

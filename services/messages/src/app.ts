@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { ChatWriter } from '@parley/chat-writer';
-import { Projector, RequestVerifier, Sequencer, serveRequests, serveRpc, waitForCheckpoint, type ProjectorHooks } from '@parley/bus';
+import { RequestVerifier, Sequencer, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { Projector, waitForCheckpoint } from '@parley/projector-pg';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
 import type { QueueReactor } from './reactors/queue.js';
@@ -21,7 +22,8 @@ import {
 import { erasureProcess } from './erasure.js';
 import { LocalDiskStore, type AttachmentStore } from '@parley/storage';
 import { ApiRouter } from '@parley/http';
-import { projectorBase, type Deps, type Started } from '@parley/runtime';
+import { isTransientPgError } from '@parley/pg';
+import { projectorBase, type Deps, type Started } from '@parley/runtime-pg';
 import { CHECKPOINT_TABLE, chatsProjection } from './chats/projection.js';
 import { chatRoutes } from './chats/routes.js';
 import type { MessagesConfig } from './env.js';
@@ -72,7 +74,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const stream = streamName(deps.namespace, 'chats');
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
-  const router = new ApiRouter(deps.log);
+  const router = new ApiRouter(deps.log, isTransientPgError);
   const reactors = {
     streamContent: streamContentReactor(deps),
     attachmentRelease: attachmentReleaseReactor(deps),

@@ -1,4 +1,5 @@
-import { deleteStreamSequences, publishEvent, purgeSubject, readStream, type Bus, type Projection } from '@parley/bus';
+import { deleteStreamSequences, publishEvent, purgeSubject, readStream, type Bus } from '@parley/bus';
+import type { Projection } from '@parley/projector-pg';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatEvent, type ReadPositionsErased, type UserEvent } from '@parley/contracts';
 import { membersBasis } from './chats/write.js';

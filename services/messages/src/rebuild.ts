@@ -1,4 +1,4 @@
-import { openDeps, type Deps } from '@parley/runtime';
+import { openDeps, type Deps } from '@parley/runtime-pg';
 import { buildApp, MIGRATIONS_DIR, SCHEMA } from './app.js';
 import { PROJECTION_TABLES } from './chats/projection.js';
 import { loadMessagesEnv } from './env.js';

@@ -1,4 +1,4 @@
-import { runService, type Deps, type RunningService } from '@parley/runtime';
+import { runService, type Deps, type RunningService } from '@parley/runtime-pg';
 import { buildApp, MIGRATIONS_DIR, SCHEMA, startApp, type AppOptions } from './app.js';
 import { loadMessagesEnv } from './env.js';
 

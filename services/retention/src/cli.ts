@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { openDeps, type Deps } from '@parley/runtime';
+import { openDeps } from '@parley/runtime';
 import { loadRetentionEnv } from './env.js';
 import { createJobMetrics, exportJobMetrics } from './job-metrics.js';
 import { acquirePassLock } from './lock.js';
@@ -19,7 +19,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
   const now = values.now === undefined ? new Date() : new Date(values.now);
   if (Number.isNaN(now.getTime())) throw new Error(`--now: not an ISO 8601 time: ${values.now}`);
   const config = loadRetentionEnv(source);
-  const opened = await openDeps<Omit<Deps, 'pool' | 'databaseUrl'>>({ name: 'retention', env: config });
+  const opened = await openDeps({ name: 'retention', env: config });
   const { log, bus, namespace } = opened.deps;
   const metrics = createJobMetrics();
   const started = Date.now();

@@ -1,9 +1,11 @@
 import { fileURLToPath } from 'node:url';
 import { TokenSigner } from '@parley/auth';
-import { Projector, RequestVerifier, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { RequestVerifier, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { Projector } from '@parley/projector-pg';
 import { parseAuditEvent, parseResetEvent, parseUserEvent, streamName, subjects, type AuditEvent, type ResetEvent, type UserEvent } from '@parley/contracts';
 import { ApiRouter } from '@parley/http';
-import { projectorBase, type Deps, type Started } from '@parley/runtime';
+import { isTransientPgError } from '@parley/pg';
+import { projectorBase, type Deps, type Started } from '@parley/runtime-pg';
 import { auditProjection } from './audit/projection.js';
 import { auditRecorder } from './audit/record.js';
 import { auditRoutes } from './audit/routes.js';
@@ -44,7 +46,7 @@ export interface UsersApp {
 
 /** Builds the users service from ready clients; reads no env, listens on nothing. */
 export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = {}): UsersApp {
-  const router = new ApiRouter(deps.log);
+  const router = new ApiRouter(deps.log, isTransientPgError);
   const signer = new TokenSigner(config.JWT_SECRET, config.ACCESS_TOKEN_TTL);
   const audit = auditRecorder(deps.bus, deps.namespace, deps.log);
   const throttle = new LoginThrottle(deps.pool, {

@@ -1,4 +1,4 @@
-import { openDeps, type Deps } from '@parley/runtime';
+import { openDeps, type Deps } from '@parley/runtime-pg';
 import { buildApp, MIGRATIONS_DIR, SCHEMA } from './app.js';
 import { loadUsersEnv } from './env.js';
 import { AUDIT_PROJECTION_TABLES, AUDIT_PROJECTOR } from './audit/projection.js';

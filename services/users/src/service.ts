@@ -1,4 +1,4 @@
-import { runService, type Deps, type RunningService } from '@parley/runtime';
+import { runService, type Deps, type RunningService } from '@parley/runtime-pg';
 import type { ProjectorHooks } from '@parley/bus';
 import { buildApp, MIGRATIONS_DIR, SCHEMA, startApp } from './app.js';
 import { loadUsersEnv } from './env.js';

@@ -1,4 +1,4 @@
-import type { Projection } from '@parley/bus';
+import type { Projection } from '@parley/projector-pg';
 import type { AttachmentEvent } from '@parley/contracts';
 
 export const ATTACHMENTS_PROJECTOR = 'attachments-projection';

@@ -1,4 +1,5 @@
-import { callRpc, claimSubject, waitForCheckpoint, type Bus } from '@parley/bus';
+import { callRpc, claimSubject, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import { initialChatState } from '@parley/chat-domain';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatCreated, type ChatMember, type DirectChatClaimed } from '@parley/contracts';

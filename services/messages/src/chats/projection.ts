@@ -1,4 +1,4 @@
-import type { Position, Projection } from '@parley/bus';
+import type { Position, Projection } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import { RETENTION_PROJECTORS, type ChatEvent, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';

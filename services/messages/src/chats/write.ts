@@ -1,4 +1,5 @@
-import { waitForCheckpoint, type Appended } from '@parley/bus';
+import type { Appended } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import { decide, initialChatState, type ChatCommand, type ChatState, type Refusal } from '@parley/chat-domain';
 import type { Basis, ChatWriter } from '@parley/chat-writer';
 import type { ChatEvent, ChatType, MemberRole } from '@parley/contracts';

@@ -1,4 +1,4 @@
-import type { Projection } from '@parley/bus';
+import type { Projection } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import { RETENTION_PROJECTORS, type ReceiptEvent } from '@parley/contracts';
 import { deleteInBatches } from '@parley/pg';

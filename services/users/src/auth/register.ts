@@ -1,4 +1,5 @@
-import { claimSubject, publishEvent, readStored, waitForCheckpoint, type Bus } from '@parley/bus';
+import { claimSubject, publishEvent, readStored, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import {
   buildMeta,
   newId,

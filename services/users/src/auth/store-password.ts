@@ -1,4 +1,5 @@
-import { publishEvent, waitForCheckpoint, type Bus } from '@parley/bus';
+import { publishEvent, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import { buildMeta, newId, subjects, type PasswordChanged } from '@parley/contracts';
 import type { Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';

@@ -1,4 +1,5 @@
-import { publishEvent, purgeSubject, waitForCheckpoint, type Bus } from '@parley/bus';
+import { publishEvent, purgeSubject, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import { buildMeta, newId, streamName, subjects, type AuditEntriesErased, type ErasureRecorded, type ResetTokensErased, type UserErased } from '@parley/contracts';
 import { Unavailable } from '@parley/http';

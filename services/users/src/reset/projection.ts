@@ -1,4 +1,4 @@
-import type { Projection } from '@parley/bus';
+import type { Projection } from '@parley/projector-pg';
 import { RETENTION_PROJECTORS, type ResetEvent } from '@parley/contracts';
 import { deleteInBatches } from '@parley/pg';
 

@@ -1,4 +1,5 @@
-import { publishEvent, waitForCheckpoint } from '@parley/bus';
+import { publishEvent } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import { buildMeta, newId, subjects, type PasswordResetRequested } from '@parley/contracts';
 import type { AuditContext } from '../audit/record.js';
 import { CHECKPOINT_TABLE } from '../users/projection.js';

@@ -1,4 +1,4 @@
-import type { Projection } from '@parley/bus';
+import type { Projection } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import type { UserEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';

@@ -1,4 +1,5 @@
-import { publishEvent, waitForCheckpoint, type Bus } from '@parley/bus';
+import { publishEvent, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import { subjects, type UserEvent } from '@parley/contracts';
 import { Unavailable } from '@parley/http';

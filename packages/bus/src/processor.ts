@@ -1,96 +1,75 @@
 import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
-import pg from 'pg';
-import { isTransientPgError } from '@parley/pg';
+import { context, SpanKind, trace, type Span } from '@opentelemetry/api';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Bus } from './connect.js';
-import { isNotFound } from './streams.js';
-import { context, SpanKind, trace, type Span } from '@opentelemetry/api';
-import { contextFrom, tracer } from './trace.js';
 import type { ProjectorHooks } from './faults.js';
+import type { CheckpointStore, Lease, Leadership, ParseResult, PositionedEvent } from './processor-store.js';
+import { isNotFound } from './streams.js';
+import { contextFrom, tracer } from './trace.js';
 
-/** Where an event sits in its stream; stored with the rows it produced. */
-export interface Position {
-  streamSeq: number;
-  subject: string;
-}
-
-export interface Projection<E> {
-  /** Unique per service; names the durable consumer and the checkpoint row. */
-  name: string;
-  apply(event: E, tx: pg.PoolClient, position: Position): Promise<void>;
-  /**
-   * Optional bulk path: applies several events (in stream order) in one go, e.g. with multi-row
-   * inserts. Must have the same effect as calling `apply` for each in turn.
-   */
-  applyMany?(items: { event: E; position: Position }[], tx: pg.PoolClient): Promise<void>;
-  /** Runs after commit (cache invalidation, counters); its failures are logged, never retried. */
-  afterCommit?(events: E[]): Promise<void>;
-}
-
-export type ParseResult<E> = { ok: true; event: E } | { ok: false; reason: string };
-
-export interface ProjectorOptions<E> {
+export interface ProcessorOptions<E> {
   bus: Bus;
+  /** Unique per service; names the durable consumer (and the store's checkpoint). */
+  name: string;
   stream: string;
   filterSubject: string;
-  pool: pg.Pool;
-  /** Schema-qualified table `(projector text primary key, stream_seq bigint)` in the service's schema. */
-  checkpointTable: string;
   parse: (value: unknown) => ParseResult<E>;
-  projection: Projection<E>;
-  /** The connection string used for the leadership lock (a dedicated session). */
-  databaseUrl: string;
+  leadership: Leadership;
+  store: CheckpointStore<E>;
+  /** Runs after commit and acks (cache invalidation, counters); its failures are logged, never retried. */
+  afterCommit?: ((events: E[]) => Promise<void>) | undefined;
   log: Logger;
-  metrics?: Metrics;
-  /** Most events applied in one transaction. */
-  batchSize?: number;
+  metrics?: Metrics | undefined;
+  /** Most events applied in one batch. */
+  batchSize?: number | undefined;
   /** How long JetStream waits for an ack before redelivering (ms). */
-  ackWaitMs?: number;
+  ackWaitMs?: number | undefined;
   /**
    * How long the first event of a batch may wait for others before the batch is applied (ms;
-   * 0 applies at once). A batch costs a transaction and four round trips whatever its size.
+   * 0 applies at once). A batch costs the store one commit whatever its size.
    */
-  lingerMs?: number;
+  lingerMs?: number | undefined;
   /** Attempts for an event whose apply fails with a non-transient error before it is terminated. */
-  maxAttempts?: number;
+  maxAttempts?: number | undefined;
   /** Fault injection for tests (faults.ts): called at each step of a batch. */
-  hooks?: ProjectorHooks;
+  hooks?: ProjectorHooks | undefined;
 }
 
 type Item<E> = { msg: JsMsg; event: E };
 
 /**
- * Projects one stream (filtered) into Postgres. The contract, which every projection relies on:
+ * Applies one stream (filtered) to a store, knowing nothing of the store but its interfaces
+ * (processor-store.ts). The contract, which every projection relies on (the store's half, atomic
+ * and idempotent batches, is documented on CheckpointStore):
  *
- * - Durable pull consumer, explicit acks, ack only after the Postgres transaction committed.
- * - Idempotent: the transaction that writes the rows also advances this projector's checkpoint
- *   (the last applied stream sequence); an event at or below the checkpoint is acked and skipped.
- *   So a crash between commit and ack (redelivery) never yields a second row.
+ * - Durable pull consumer, explicit acks, ack only after the store committed the batch.
  * - Gap-free: a new leader recreates the durable consumer at checkpoint + 1, and a jump in the
  *   delivery sequence (a delivery lost to a dead leader or a NATS reconnect) restarts it there,
  *   so an event is never overtaken by a newer one and then skipped as applied.
- * - Ordered: one leader per projector (a Postgres advisory lock, so replicas stand by) applies events
+ * - Ordered: one leader per processor (the store's Leadership, so replicas stand by) applies events
  *   strictly in stream order. A failing event is retried in place with backoff (not nak'ed: a nak
  *   would let later events of the same chat overtake it), keeping its ack deadline alive meanwhile.
  * - Poison (undecodable, unknown type, or failing `maxAttempts` times for a non-transient reason)
  *   is terminated with `term()`, logged with its stream sequence and event id, and counted in
  *   `projector_poison_messages_total`: never silently dropped, never blocking the stream forever.
+ *   A transient failure (the store says which) is retried without limit.
  * - Micro-batching: whatever has arrived within `lingerMs` of the batch's first event is applied
- *   in one transaction (up to `batchSize`, which starts a batch at once), so events at a
- *   steady rate cost one commit per linger instead of one each.
+ *   in one batch (up to `batchSize`, which starts a batch at once), so events at a steady rate
+ *   cost one commit per linger instead of one each.
+ *
+ * Log messages and metrics say "projector": every processor today is one (@parley/projector-pg),
+ * and operations.md lists them under that name.
  */
-export class Projector<E extends { meta?: { eventId?: string } }> {
+export class Processor<E extends { meta?: { eventId?: string } }> {
   private readonly batchSize: number;
   private readonly ackWaitMs: number;
   private readonly maxAttempts: number;
   private readonly lingerMs: number;
   private lingerTimer: NodeJS.Timeout | undefined;
-  /** The projector's name as a SQL string literal (it is ours, but quoted properly all the same). */
-  private readonly nameLiteral: string;
   private readonly queue: JsMsg[] = [];
   private messages: ConsumerMessages | undefined;
-  private lockClient: pg.Client | undefined;
+  private lease: Lease | undefined;
   private draining: Promise<void> | undefined;
   private stopped = false;
   private lagTimer: NodeJS.Timeout | undefined;
@@ -98,8 +77,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   /** Events applied by this instance (skipped redeliveries excluded). */
   applied = 0;
 
-  constructor(private readonly o: ProjectorOptions<E>) {
-    this.nameLiteral = `'${o.projection.name.replace(/'/g, "''")}'`;
+  constructor(private readonly o: ProcessorOptions<E>) {
     this.batchSize = o.batchSize ?? 200;
     this.ackWaitMs = o.ackWaitMs ?? 30_000;
     this.maxAttempts = o.maxAttempts ?? 5;
@@ -109,7 +87,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 
   get name(): string {
-    return this.o.projection.name;
+    return this.o.name;
   }
 
   /** Starts competing for leadership and, once leader, consuming. Returns at once. */
@@ -137,22 +115,21 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     await this.draining;
     // Whatever was delivered but not applied goes back to JetStream now rather than after ack_wait.
     for (const msg of this.queue.splice(0)) msg.nak();
-    await this.lockClient?.end().catch(() => {});
+    await this.releaseLeadership();
     await this.leaderLoop;
   }
 
   /**
-   * Rebuilds the projection from the stream: empties `tables` (the projection's own tables) and
-   * resets its checkpoint, deletes the durable consumer, replays every event, and returns once the consumer
-   * has nothing pending. Refuses while another process (the running service) is the leader.
+   * Replays the stream: takes leadership (refused while another process, the running service,
+   * holds it), lets `clear` empty what was applied (the store's state and checkpoint), deletes the
+   * durable consumer, applies every event, and returns once the consumer has nothing pending.
    */
-  async rebuild(tables: string[], timeoutMs = 30 * 60_000): Promise<number> {
+  async rebuild(clear: () => Promise<void>, timeoutMs = 30 * 60_000): Promise<number> {
     if (!(await this.acquireLeadership())) {
       throw new Error(`projector ${this.name} is running in another process: stop that service before rebuilding`);
     }
     const { jsm } = this.o.bus;
-    await this.o.pool.query(`TRUNCATE ${tables.join(', ')}`);
-    await this.o.pool.query(`DELETE FROM ${this.o.checkpointTable} WHERE projector = $1`, [this.name]);
+    await clear();
     await jsm.consumers.delete(this.o.stream, this.name).catch((error: unknown) => {
       if (!isNotFound(error)) throw error;
     });
@@ -171,7 +148,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
 
   /**
    * Read-your-writes barrier for lookups that missed: resolves once everything stored in the
-   * stream before the call has been projected (or after `timeoutMs`, returning false). It reads the
+   * stream before the call has been applied (or after `timeoutMs`, returning false). It reads the
    * shared consumer's state, so it works whichever replica is the leader.
    */
   async caughtUp(timeoutMs = 2_000): Promise<boolean> {
@@ -188,8 +165,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
 
   /**
    * (Re)creates the durable consumer so that it delivers from just after the checkpoint. Done each
-   * time this instance starts consuming (a new leader) and after a delivery gap. The checkpoint in
-   * Postgres is the truth about what is applied; JetStream's pending state is not: deliveries made
+   * time this instance starts consuming (a new leader) and after a delivery gap. The store's
+   * checkpoint is the truth about what is applied; JetStream's pending state is not: deliveries made
    * to a leader that died (or lost in a NATS reconnect) are redelivered only after ack_wait, after
    * newer events, and those newer events would move the checkpoint past them, so they would be
    * skipped as "already applied". Found by e2e/faults/projector.test.ts (a standby taking over from
@@ -197,8 +174,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
    */
   private async resetConsumer(): Promise<void> {
     const { jsm } = this.o.bus;
-    const { rows } = await this.o.pool.query<{ stream_seq: number }>(`SELECT stream_seq FROM ${this.o.checkpointTable} WHERE projector = $1`, [this.name]);
-    const checkpoint = rows[0]?.stream_seq ?? 0;
+    const checkpoint = await this.o.store.loadCheckpoint();
     await jsm.consumers.delete(this.o.stream, this.name).catch((error: unknown) => {
       if (!isNotFound(error)) throw error;
     });
@@ -219,40 +195,36 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
         if (await this.acquireLeadership()) {
           await this.consume();
           if (this.stopped) return;
-          // Consumption ended without stop(): the leadership session was lost (e.g. Postgres
-          // restarted). Give up the lock and compete again, so the projection catches up once
-          // Postgres is back instead of staying stopped.
-          await this.lockClient?.end().catch(() => {});
-          this.lockClient = undefined;
+          // Consumption ended without stop(): leadership was lost (e.g. Postgres restarted and
+          // ended the lock session). Give it up and compete again, so the projection catches up
+          // once the store is back instead of staying stopped.
+          await this.releaseLeadership();
           this.messages = undefined;
         }
       } catch (error) {
         this.o.log.warn({ err: (error as Error).message, projector: this.name }, 'projector not started yet; retrying');
-        await this.lockClient?.end().catch(() => {});
-        this.lockClient = undefined;
+        await this.releaseLeadership();
       }
       await sleep(2_000);
     }
   }
 
   private async acquireLeadership(): Promise<boolean> {
-    const client = new pg.Client({ connectionString: this.o.databaseUrl, application_name: `projector:${this.name}` });
-    client.on('error', () => {});
-    await client.connect();
-    const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock(hashtext($1)) AS ok', [`parley.projector.${this.name}`]);
-    if (!rows[0]?.ok) {
-      await client.end();
-      return false;
-    }
-    this.lockClient = client;
-    // Losing the lock session means another replica may take over: stop consuming at once.
-    client.on('end', () => {
+    const lease = await this.o.leadership.acquire(() => {
+      // Another replica may take over now: stop consuming at once.
       if (!this.stopped) {
         this.o.log.error({ projector: this.name }, 'projector lost its leadership session; stopping consumption');
         void this.messages?.close();
       }
     });
-    return true;
+    this.lease = lease;
+    return lease !== undefined;
+  }
+
+  private async releaseLeadership(): Promise<void> {
+    const lease = this.lease;
+    this.lease = undefined;
+    await lease?.release().catch(() => {});
   }
 
   private async consume(): Promise<void> {
@@ -352,7 +324,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
         await this.applyBatch([item]);
         return;
       } catch (error) {
-        const transient = isTransientPgError(error);
+        const transient = this.o.store.isTransient(error);
         this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'retry' });
         if (!transient && attempt >= this.maxAttempts) {
           this.poison(item.msg, (error as Error).message, item.event);
@@ -371,8 +343,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
 
   private async applyBatch(items: Item<E>[]): Promise<void> {
     const first = items[0];
-    // A consumer span in the trace of the (first) event's publisher; the Postgres statements of the
-    // transaction become its children (packages/pg), so one trace reaches the insert.
+    // A consumer span in the trace of the (first) event's publisher; the store's statements become
+    // its children (packages/pg instruments Postgres), so one trace reaches the insert.
     const span = tracer.startSpan(
       `process ${this.name}`,
       {
@@ -391,42 +363,20 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 
   private async commitBatch(items: Item<E>[], span: Span): Promise<void> {
-    const seqs = this.o.hooks ? items.map((i) => i.msg.seq) : [];
-    await this.o.hooks?.received?.(seqs);
-    const client = await this.o.pool.connect();
-    const applied: E[] = [];
-    let lastSeq = 0;
+    const { hooks } = this.o;
+    const seqs = hooks ? items.map((i) => i.msg.seq) : [];
+    await hooks?.received?.(seqs);
+    let applied: PositionedEvent<E>[];
     try {
-      // Round trips are what a batch costs (each is a write and a wake-up on both sides), so the
-      // fixed part is two: begin + lock the checkpoint row, and advance it + commit. The
-      // checkpoint upsert takes the row lock (as FOR UPDATE would), so a former leader still
-      // finishing a batch cannot commit over us. Only our own identifiers and integers are inlined.
-      const [, locked] = (await client.query(
-        `BEGIN; INSERT INTO ${this.o.checkpointTable} AS c (projector, stream_seq) VALUES (${this.nameLiteral}, 0)
-           ON CONFLICT (projector) DO UPDATE SET stream_seq = c.stream_seq RETURNING stream_seq`,
-      )) as unknown as [unknown, { rows: { stream_seq: string | number }[] }];
-      const checkpoint = Number(locked.rows[0]?.stream_seq ?? 0);
-      lastSeq = checkpoint;
-      const fresh: { event: E; position: Position }[] = [];
-      for (const { msg, event } of items) {
-        if (msg.seq <= lastSeq) continue; // already applied: a redelivery after a crash
-        fresh.push({ event, position: { streamSeq: msg.seq, subject: msg.subject } });
-        applied.push(event);
-        lastSeq = msg.seq;
-      }
-      if (this.o.projection.applyMany && fresh.length > 1) await this.o.projection.applyMany(fresh, client);
-      else for (const { event, position } of fresh) await this.o.projection.apply(event, client, position);
-      await this.o.hooks?.beforeCommit?.(seqs);
-      const advance = lastSeq > checkpoint ? `UPDATE ${this.o.checkpointTable} SET stream_seq = ${Number(lastSeq)} WHERE projector = ${this.nameLiteral}; ` : '';
-      await client.query(`${advance}COMMIT`);
+      applied = await this.o.store.applyBatch(
+        items.map(({ msg, event }) => ({ event, position: { streamSeq: msg.seq, subject: msg.subject } })),
+        () => hooks?.beforeCommit?.(seqs),
+      );
     } catch (error) {
-      await client.query('ROLLBACK').catch(() => {});
       span.end();
       throw error;
-    } finally {
-      client.release();
     }
-    await this.o.hooks?.afterCommit?.(seqs);
+    await hooks?.afterCommit?.(seqs);
     for (const { msg } of items) msg.ack();
     span.end();
     this.applied += applied.length;
@@ -434,8 +384,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
     if (items.length > applied.length) {
       this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'skipped' }, items.length - applied.length);
     }
-    if (applied.length > 0 && this.o.projection.afterCommit) {
-      await this.o.projection.afterCommit(applied).catch((error: unknown) => {
+    if (applied.length > 0 && this.o.afterCommit) {
+      await this.o.afterCommit(applied.map((a) => a.event)).catch((error: unknown) => {
         this.o.log.warn({ err: (error as Error).message, projector: this.name }, 'after-commit step failed');
       });
     }
@@ -443,7 +393,7 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
 
   private poison(msg: JsMsg, reason: string, event: E | undefined): void {
     // No reason argument: NATS 2.9 does not parse `+TERM <reason>` and would leave the message
-    // pending (found by projector.int.test.ts). The reason goes to the log instead.
+    // pending (found by packages/projector-pg/src/projector.int.test.ts). The reason goes to the log instead.
     msg.term();
     this.o.metrics?.projectorPoison.inc({ projector: this.name });
     this.o.log.error(
@@ -453,29 +403,6 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   }
 }
 
-
 function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
-}
-
-/**
- * Read-your-writes for request handlers: waits until a projector has applied `streamSeq`.
- * Polls the checkpoint, because the leader may be another replica.
- */
-export async function waitForCheckpoint(
-  pool: pg.Pool,
-  checkpointTable: string,
-  projector: string,
-  streamSeq: number,
-  timeoutMs = 5_000,
-): Promise<boolean> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 2;
-  for (;;) {
-    const { rows } = await pool.query<{ stream_seq: number }>(`SELECT stream_seq FROM ${checkpointTable} WHERE projector = $1`, [projector]);
-    if ((rows[0]?.stream_seq ?? 0) >= streamSeq) return true;
-    if (Date.now() >= deadline) return false;
-    await sleep(delay);
-    delay = Math.min(delay * 2, 50);
-  }
 }

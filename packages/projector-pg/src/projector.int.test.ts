@@ -2,22 +2,11 @@ import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
 import { createMetrics } from '@parley/telemetry';
-import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { connectBus, type Bus } from './connect.js';
-import { Projector, waitForCheckpoint, type Projection, type ProjectorOptions } from './projector.js';
-import { publishEvent } from './publish.js';
-import { ensureStreams } from './streams.js';
-
-interface Noted {
-  type: 'Noted';
-  n: number;
-  meta: { eventId: string };
-}
-
-const parse = (value: unknown) =>
-  (value as Noted)?.type === 'Noted' && Number.isInteger((value as Noted).n)
-    ? { ok: true as const, event: value as Noted }
-    : { ok: false as const, reason: 'not a Noted event' };
+import { createTestEnv, eventually, parseNoted, type Noted, type TestEnv } from '@parley/testing';
+import { connectBus, ensureStreams, publishEvent, type Bus } from '@parley/bus';
+import { waitForCheckpoint } from './checkpoint.js';
+import { Projector, type ProjectorOptions } from './projector.js';
+import type { Projection } from './store.js';
 
 describe('Projector', () => {
   let env: TestEnv;
@@ -58,7 +47,7 @@ describe('Projector', () => {
       pool,
       databaseUrl: env.databaseUrl,
       checkpointTable: 'checkpoints',
-      parse,
+      parse: parseNoted,
       projection: {
         name,
         async apply(event, tx, position) {
