@@ -24,8 +24,8 @@ export class Scenario {
     readonly gateways: ServiceProcess[],
   ) {}
 
-  static async start(options: { gateways?: number; people?: number; env?: Record<string, string> } = {}): Promise<Scenario> {
-    const servers = await PrivateServers.start(scenarioNamespace());
+  static async start(options: { gateways?: number; people?: number; env?: Record<string, string>; natsCluster?: number } = {}): Promise<Scenario> {
+    const servers = await PrivateServers.start(scenarioNamespace(), { natsCluster: options.natsCluster });
     try {
       // Attachment files live with the scenario's servers, removed with them.
       const env = scenarioEnv({ ...servers.env(), ATTACHMENTS_DIR: path.join(servers.dir, 'attachments') }, options.env);

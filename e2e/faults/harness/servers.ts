@@ -1,5 +1,8 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
+import { inboxPrefix } from '@parley/contracts';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { waitUntilSignIn } from '@parley/testing';
 import { generateSecrets, SECRET_FILES, writeSecrets, writeServerAuthorization, type InstallationSecrets } from '@parley/secrets';
 import { createConnection, createServer } from 'node:net';
@@ -78,15 +81,23 @@ export class NatsServer extends ServerProcess {
     port: number,
     readonly storeDir: string,
     readonly namespace: string,
+    /** A node of a cluster: its name, route port and the routes to all nodes; the nodes share one set of secrets. */
+    cluster?: { serverName: string; port: number; routes: number[]; secrets: InstallationSecrets },
   ) {
-    super('nats-server', port);
-    this.secrets = generateSecrets(namespace);
+    super(cluster ? `nats-server ${cluster.serverName}` : 'nats-server', port);
+    this.secrets = cluster?.secrets ?? generateSecrets(namespace);
     mkdirSync(storeDir, { recursive: true });
     writeSecrets(this.secretsDir, this.secrets);
-    this.configFile = path.join(this.secretsDir, 'nats-server.conf');
+    this.configFile = path.join(this.secretsDir, `nats-server${cluster ? `-${cluster.serverName}` : ''}.conf`);
     // JetStream in the file, not as -js on the command line: a configuration reload (addNamespace)
     // would otherwise turn it off.
-    writeFileSync(this.configFile, `jetstream { store_dir: ${JSON.stringify(storeDir)} }\ninclude ./${SECRET_FILES.natsAuthorization}\n`);
+    const lines = [`jetstream { store_dir: ${JSON.stringify(storeDir)} }`, `include ./${SECRET_FILES.natsAuthorization}`];
+    if (cluster) {
+      const routes = cluster.routes.map((p) => `"nats-route://127.0.0.1:${p}"`).join(', ');
+      lines.unshift(`server_name: ${cluster.serverName}`);
+      lines.push(`cluster { name: parley, listen: "127.0.0.1:${cluster.port}", routes: [${routes}] }`);
+    }
+    writeFileSync(this.configFile, lines.join('\n') + '\n');
   }
 
   get secretsDir(): string {
@@ -131,6 +142,88 @@ export class NatsServer extends ServerProcess {
 
   protected spawnServer(): ChildProcess {
     return spawn(NATS_SERVER, ['-c', this.configFile, '-a', '127.0.0.1', '-p', String(this.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+  }
+}
+
+/**
+ * Three nats-server processes on loopback with cluster routes between them (one JetStream domain,
+ * R3 streams when the services run with STREAM_REPLICAS=3), sharing one set of bus users. The
+ * services get all three URLs and fail over between them.
+ */
+export class NatsCluster {
+  private constructor(readonly nodes: NatsServer[]) {}
+
+  static async start(dir: string, namespace: string, size = 3): Promise<NatsCluster> {
+    const clientPorts: number[] = [];
+    const routePorts: number[] = [];
+    for (let i = 0; i < size; i++) {
+      clientPorts.push(await freePort());
+      routePorts.push(await freePort());
+    }
+    const secrets = generateSecrets(namespace);
+    const nodes = clientPorts.map(
+      (port, i) => new NatsServer(port, path.join(dir, `nats-n${i + 1}`, 'store'), namespace, { serverName: `n${i + 1}`, port: routePorts[i]!, routes: routePorts, secrets }),
+    );
+    const cluster = new NatsCluster(nodes);
+    await Promise.all(nodes.map((n) => n.start()));
+    await cluster.waitForMetaLeader();
+    return cluster;
+  }
+
+  get namespace(): string {
+    return this.nodes[0]!.namespace;
+  }
+
+  /** Every node's URL, as NATS_URL lists them. */
+  get url(): string {
+    return this.nodes.map((n) => n.url).join(',');
+  }
+
+  node(serverName: string): NatsServer {
+    const node = this.nodes.find((n) => n.name === `nats-server ${serverName}`);
+    if (!node) throw new Error(`no cluster node ${serverName}`);
+    return node;
+  }
+
+  /** What the services read to sign in: all three servers, the shared bus users, three replicas. */
+  env(): Record<string, string> {
+    return { ...this.nodes[0]!.env(), NATS_URL: this.url, STREAM_REPLICAS: String(this.nodes.length) };
+  }
+
+  /** A connection to the running nodes as the backup process (it may read every stream's state). */
+  connect(): Promise<NatsConnection> {
+    return connect({
+      servers: this.nodes.filter((n) => n.running).map((n) => n.url),
+      authenticator: nkeyAuthenticator(new TextEncoder().encode(this.nodes[0]!.secrets.nkeys.backup.seed)),
+      inboxPrefix: inboxPrefix(this.namespace, 'backup'),
+    });
+  }
+
+  /** Waits until JetStream's meta group has a leader (streams can be created and placed). */
+  async waitForMetaLeader(timeoutMs = 30_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      try {
+        const nc = await this.connect();
+        try {
+          const jsm = await jetstreamManager(nc, { timeout: 2_000 });
+          await jsm.getAccountInfo();
+          return;
+        } finally {
+          await nc.close();
+        }
+      } catch (error) {
+        if (Date.now() > deadline) throw new Error(`the NATS cluster has no JetStream leader: ${(error as Error).message}`);
+        await sleep(250);
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const node of this.nodes) {
+      node.resume();
+      await node.kill('SIGKILL').catch(() => {});
+    }
   }
 }
 
@@ -202,22 +295,28 @@ export class PostgresServer extends ServerProcess {
   }
 }
 
-/** The three servers of one scenario, in one temporary folder removed by `stop()`. */
+/**
+ * The servers of one scenario, in one temporary folder removed by `stop()`: NATS (one server, or
+ * a cluster of `natsCluster` nodes, whose first node is then `nats`), Redis and Postgres.
+ */
 export class PrivateServers {
   private constructor(
     readonly dir: string,
     readonly nats: NatsServer,
     readonly redis: RedisServer,
     readonly postgres: PostgresServer,
+    readonly cluster: NatsCluster | null,
   ) {}
 
-  static async start(namespace: string): Promise<PrivateServers> {
+  static async start(namespace: string, options: { natsCluster?: number } = {}): Promise<PrivateServers> {
     const dir = mkdtempSync(path.join(os.tmpdir(), 'parley-faults-'));
     chmodSync(dir, 0o711); // the postgres user must reach its data folder inside
-    const [natsPort, redisPort, pgPort] = [await freePort(), await freePort(), await freePort()];
-    const servers = new PrivateServers(dir, new NatsServer(natsPort, path.join(dir, 'nats'), namespace), new RedisServer(redisPort), new PostgresServer(pgPort, path.join(dir, 'pg')));
+    const [redisPort, pgPort] = [await freePort(), await freePort()];
+    const cluster = options.natsCluster ? await NatsCluster.start(dir, namespace, options.natsCluster) : null;
+    const nats = cluster?.nodes[0] ?? new NatsServer(await freePort(), path.join(dir, 'nats'), namespace);
+    const servers = new PrivateServers(dir, nats, new RedisServer(redisPort), new PostgresServer(pgPort, path.join(dir, 'pg')), cluster);
     await servers.postgres.init();
-    await Promise.all([servers.nats.start(), servers.redis.start(), servers.postgres.start()]);
+    await Promise.all([cluster ? Promise.resolve() : servers.nats.start(), servers.redis.start(), servers.postgres.start()]);
     await servers.waitForPostgres();
     return servers;
   }
@@ -238,10 +337,11 @@ export class PrivateServers {
 
   /** What the services read to reach these servers. */
   env(): Record<string, string> {
-    return { DATABASE_URL: this.postgres.url(), ...this.nats.env(), REDIS_URL: this.redis.url, PARLEY_NAMESPACE: this.nats.namespace };
+    return { DATABASE_URL: this.postgres.url(), ...(this.cluster?.env() ?? this.nats.env()), REDIS_URL: this.redis.url, PARLEY_NAMESPACE: this.nats.namespace };
   }
 
   async stop(): Promise<void> {
+    await this.cluster?.stop();
     for (const server of [this.nats, this.redis, this.postgres]) {
       server.resume();
       await server.kill('SIGKILL').catch(() => {});

@@ -36,6 +36,11 @@ export class ServiceProcess extends ManagedProcess {
     return `ws://127.0.0.1:${this.port}/ws`;
   }
 
+  /** Changes a setting for this and every later start (an operator's edited configuration). */
+  configure(name: string, value: string): void {
+    this.env[name] = value;
+  }
+
   /** Starts the process; `ready` waits until its /readyz answers 200. */
   async start(extra: Record<string, string> = {}, { ready = true } = {}): Promise<void> {
     const env: Record<string, string> = { ...(process.env as Record<string, string>), ...this.env, ...extra, METRICS_PORT: String(this.metricsPort) };

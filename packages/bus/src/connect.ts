@@ -61,7 +61,8 @@ export function readNkeySeed(identity: BusIdentity): Uint8Array | undefined {
 export async function connectBus(options: { url: string; name: string; log: Logger; identity?: BusIdentity | undefined }): Promise<Bus> {
   const seed = options.identity ? readNkeySeed(options.identity) : undefined;
   const nc = await connect({
-    servers: options.url,
+    // NATS_URL may list a cluster's servers, comma-separated: the client picks one and fails over.
+    servers: options.url.split(',').map((u) => u.trim()).filter(Boolean),
     name: options.name,
     ...(seed ? { authenticator: nkeyAuthenticator(seed) } : {}),
     ...(options.identity ? { inboxPrefix: inboxPrefix(options.identity.namespace, options.identity.principal) } : {}),
@@ -118,6 +119,7 @@ export function compareVersions(a: string, b: string): number {
 
 /** URLs may carry credentials; they never reach a log line or an error message. */
 export function redactUrl(url: string): string {
+  if (url.includes(',')) return url.split(',').map((u) => redactUrl(u.trim())).join(',');
   try {
     const u = new URL(url);
     if (u.password) u.password = '***';

@@ -102,7 +102,7 @@ describe('Processor', () => {
     run += 1;
     stream = `${env.namespace}_processor${run}`;
     subject = `${env.namespace}.processor${run}.a`;
-    await ensureStreams(bus.jsm, [{ name: stream, description: 't', subjects: [`${env.namespace}.processor${run}.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120 }], createLogger({ service: 't', level: 'silent' }));
+    await ensureStreams(bus.jsm, [{ name: stream, description: 't', subjects: [`${env.namespace}.processor${run}.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120, replicas: 1 }], createLogger({ service: 't', level: 'silent' }));
   });
 
   function processor(options: Partial<ProcessorOptions<Noted>> = {}) {

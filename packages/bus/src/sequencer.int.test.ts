@@ -22,7 +22,7 @@ describe('Sequencer: gap-free per-subject seq across processes', () => {
     other = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'seq-b', log });
     stream = `${env.namespace}_seqtest`;
     prefix = `${env.namespace}.seqtest`;
-    await ensureStreams(bus.jsm, [{ name: stream, description: 'test', subjects: [`${prefix}.*`, `${prefix}claim.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120 }], log);
+    await ensureStreams(bus.jsm, [{ name: stream, description: 'test', subjects: [`${prefix}.*`, `${prefix}claim.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120, replicas: 1 }], log);
   });
   afterAll(async () => {
     await bus?.nc.close();

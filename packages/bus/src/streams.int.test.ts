@@ -40,6 +40,7 @@ describe('ensureStreams', () => {
       maxAgeSeconds: 0,
       maxMsgsPerSubject: -1,
       duplicateWindowSeconds: 120,
+      replicas: 1,
     };
     await ensureStreams(bus.jsm, [decl], log);
     await ensureStreams(bus.jsm, [{ ...decl, maxAgeSeconds: 3600, maxMsgsPerSubject: 1 }], log);

@@ -19,7 +19,7 @@ export function streamConfig(decl: StreamDeclaration): Partial<StreamConfig> & {
     max_age: decl.maxAgeSeconds * NANOS_PER_SECOND,
     max_msgs_per_subject: decl.maxMsgsPerSubject,
     duplicate_window: decl.duplicateWindowSeconds * NANOS_PER_SECOND,
-    num_replicas: 1,
+    num_replicas: decl.replicas,
     // Direct get lets any replica answer "last message on this subject" cheaply (sequencing).
     allow_direct: true,
     // Retention removes individual expired messages and erased subjects.
@@ -36,7 +36,8 @@ export class StreamMismatchError extends Error {
 }
 
 /** The fields Parley owns; a difference in any of them is brought in line with the declaration. */
-const MANAGED: (keyof StreamConfig)[] = ['subjects', 'max_age', 'max_msgs_per_subject', 'duplicate_window', 'description', 'allow_direct', 'allow_rollup_hdrs'];
+// num_replicas too: JetStream scales a clustered stream's replicas up or down in place.
+const MANAGED: (keyof StreamConfig)[] = ['subjects', 'max_age', 'max_msgs_per_subject', 'duplicate_window', 'description', 'allow_direct', 'allow_rollup_hdrs', 'num_replicas'];
 
 /**
  * Creates each declared stream, or updates it when its managed settings drifted. Safe to run from

@@ -35,6 +35,8 @@ export const CommonEnv = {
   AUDIT_LOG_RETENTION_DAYS: Type.Number({ default: 90, minimum: 1 }),
   RESET_TOKEN_RETENTION_DAYS: Type.Number({ default: 7, minimum: 1 }),
   READ_RECEIPT_RETENTION_DAYS: Type.Number({ default: 180, minimum: 1 }),
+  /** JetStream copies of every stream and KV bucket: 1 on a single server, 3 in a 3-node cluster. */
+  STREAM_REPLICAS: Type.Integer({ default: 1, minimum: 1, maximum: 5 }),
 } satisfies TProperties;
 
 /**

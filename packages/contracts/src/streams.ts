@@ -19,6 +19,11 @@ export interface StreamDeclaration {
   /** Window in which a repeated `Nats-Msg-Id` is answered as a duplicate instead of stored. */
   duplicateWindowSeconds: number;
   /**
+   * Copies JetStream keeps, on as many servers of a cluster (STREAM_REPLICAS): 1 on a single server,
+   * 3 to survive the loss of any one node. Changed in place when it differs.
+   */
+  replicas: number;
+  /**
    * JetStream RePublish: every stored message on `src` is also sent on core NATS to `dest`, so live
    * delivery gets only what the stream accepted, and only the gateways subscribed to a chat get it.
    * Fixed when the stream is created (NATS 2.9 cannot change it later).
@@ -59,8 +64,8 @@ export function streamName(ns: string, key: StreamKey): string {
   return `${ns}_${key}`;
 }
 
-export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT_RETENTION): Record<StreamKey, StreamDeclaration> {
-  return {
+export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT_RETENTION, replicas = 1): Record<StreamKey, StreamDeclaration> {
+  const declared: Record<StreamKey, Omit<StreamDeclaration, 'replicas'>> = {
     users: {
       name: streamName(ns, 'users'),
       description: 'Accounts and profiles; kept until erasure',
@@ -120,4 +125,5 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
       duplicateWindowSeconds: 120,
     },
   };
+  return Object.fromEntries(Object.entries(declared).map(([key, decl]) => [key, { ...decl, replicas }])) as Record<StreamKey, StreamDeclaration>;
 }

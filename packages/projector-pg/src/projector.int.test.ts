@@ -35,7 +35,7 @@ describe('Projector', () => {
     run += 1;
     stream = `${env.namespace}_proj${run}`;
     subjectRoot = `${env.namespace}.proj${run}`;
-    await ensureStreams(bus.jsm, [{ name: stream, description: 't', subjects: [`${subjectRoot}.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120 }], createLogger({ service: 't', level: 'silent' }));
+    await ensureStreams(bus.jsm, [{ name: stream, description: 't', subjects: [`${subjectRoot}.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120, replicas: 1 }], createLogger({ service: 't', level: 'silent' }));
   });
 
   function projector(name: string, projection: Partial<Projection<Noted>> = {}, logs: string[] = [], options: Partial<ProjectorOptions<Noted>> = {}) {

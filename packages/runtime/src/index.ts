@@ -20,6 +20,7 @@ export interface RuntimeEnv {
   AUDIT_LOG_RETENTION_DAYS: number;
   RESET_TOKEN_RETENTION_DAYS: number;
   READ_RECEIPT_RETENTION_DAYS: number;
+  STREAM_REPLICAS: number;
 }
 
 /** The clients every service gets. A service with tables gets its pool from @parley/runtime-pg. */
@@ -119,7 +120,7 @@ export async function openDeps<D extends Deps = Deps>(spec: Pick<ServiceSpec<D>,
     readReceiptDays: env.READ_RECEIPT_RETENTION_DAYS,
   };
   // Each stream has one owner, which creates it and keeps its settings; the others wait for it.
-  const declared = declaredStreams(namespace, retention);
+  const declared = declaredStreams(namespace, retention, env.STREAM_REPLICAS);
   const keys = Object.keys(declared) as StreamKey[];
   await ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log);
   await waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log);

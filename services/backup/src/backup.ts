@@ -45,7 +45,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
   const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log, identity: backupIdentity(config) });
   try {
     await mkdir(path.join(staging, 'streams'));
-    const declarations = Object.entries(declaredStreams(ns, retentionOf(config)));
+    const declarations = Object.entries(declaredStreams(ns, retentionOf(config), config.STREAM_REPLICAS));
     const streams: StreamPart[] = [];
     const databaseFile = path.join(staging, DATABASE_PART);
     let exporting: Promise<void> = Promise.resolve();

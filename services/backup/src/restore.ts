@@ -104,7 +104,7 @@ export async function restoreData(bus: Bus, extracted: string, manifest: Manifes
   await ensureDatabase(target.databaseUrl);
   await restoreDatabase(target.databaseUrl, path.join(extracted, DATABASE_PART));
   log.info({ tables: Object.keys(manifest.database.tables).length }, 'database restored');
-  const declarations = declaredStreams(target.namespace, retentionOf(config));
+  const declarations = declaredStreams(target.namespace, retentionOf(config), config.STREAM_REPLICAS);
   for (const part of manifest.streams) {
     const decl = (declarations as Record<string, (typeof declarations)[keyof typeof declarations] | undefined>)[part.key];
     if (!decl) throw new Error(`the archive holds stream "${part.key}", which this version of Parley does not declare`);

@@ -68,7 +68,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   fanout.start();
   const typing = new Typing({ nc: deps.bus.nc, namespace: deps.namespace, delivery, log: deps.log, metrics: deps.metrics });
   typing.start();
-  const presence = new Presence({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS });
+  const presence = new Presence({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS, replicas: config.STREAM_REPLICAS });
   await presence.start();
   app.ws(
     '/ws',

@@ -26,7 +26,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
   let exitCode = 1;
   let report: PassReport | undefined;
   try {
-    const release = await acquirePassLock(bus.nc, namespace);
+    const release = await acquirePassLock(bus.nc, namespace, config.STREAM_REPLICAS);
     try {
       report = await runRetentionPass(opened.deps, {
         now,

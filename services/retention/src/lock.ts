@@ -15,8 +15,8 @@ export class PassAlreadyRunningError extends Error {
  * is a key created in a NATS KV bucket: creation is atomic, and the bucket's TTL frees the lock of
  * a pass that crashed. Returns the release function.
  */
-export async function acquirePassLock(nc: NatsConnection, namespace: string): Promise<() => Promise<void>> {
-  const kv = await new Kvm(nc).create(`${namespace}_retention`, { ttl: LOCK_TTL_MS, history: 1 });
+export async function acquirePassLock(nc: NatsConnection, namespace: string, replicas = 1): Promise<() => Promise<void>> {
+  const kv = await new Kvm(nc).create(`${namespace}_retention`, { ttl: LOCK_TTL_MS, history: 1, replicas });
   try {
     await kv.create('pass', JSON.stringify({ host: hostname(), pid: process.pid, startedAt: new Date().toISOString() }));
   } catch (error) {

@@ -43,6 +43,8 @@ export class Presence {
       log: Logger;
       metrics: Metrics;
       serviceTimeoutMs: number;
+      /** STREAM_REPLICAS: the presence bucket's copies. */
+      replicas: number;
     },
   ) {}
 
@@ -51,7 +53,7 @@ export class Presence {
   }
 
   async start(): Promise<void> {
-    this.kv = await new Kvm(this.deps.bus.nc).create(subjects.presenceBucket(this.deps.namespace), { ttl: PRESENCE_TTL_MS, history: 1 });
+    this.kv = await new Kvm(this.deps.bus.nc).create(subjects.presenceBucket(this.deps.namespace), { ttl: PRESENCE_TTL_MS, history: 1, replicas: this.deps.replicas });
     this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
       callback: (err, msg) => {
         if (err) return;

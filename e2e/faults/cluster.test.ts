@@ -1,0 +1,136 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { readStream } from '@parley/bus';
+import { streamName } from '@parley/contracts';
+import { runLoad } from './harness/client.js';
+import { Scenario } from './harness/scenario.js';
+import { sleep, type NatsCluster } from './harness/servers.js';
+
+/**
+ * Issue 18, scenario 8 (promises 1 and 3, docs/architecture.md#promises): the services on a
+ * 3-node NATS cluster with every stream and bucket in three replicas (STREAM_REPLICAS=3). Under
+ * load: the chats stream's leader is killed, another node is frozen past the election timeout, and
+ * all three are restarted one by one. Every acknowledged message must be stored once, in order,
+ * and delivered to every member, and every client must have resumed.
+ */
+describe('a 3-node NATS cluster losing, freezing and restarting nodes under load', () => {
+  let scenario: Scenario;
+  let cluster: NatsCluster;
+
+  beforeAll(async () => {
+    // Created as an installation from before replicas were a setting: one copy of everything.
+    scenario = await Scenario.start({ gateways: 2, people: 6, natsCluster: 3, env: { STREAM_REPLICAS: '1' } });
+    cluster = scenario.servers.cluster!;
+  });
+  afterAll(async () => {
+    await scenario?.stop();
+  });
+
+  /** The chats stream as the cluster reports it: its leader and the replicas that are current. */
+  async function chatsStream(): Promise<{ leader: string; replicas: number; current: number; lastSeq: number }> {
+    const nc = await cluster.connect();
+    try {
+      const jsm = await jetstreamManager(nc, { timeout: 5_000 });
+      const info = await jsm.streams.info(streamName(cluster.namespace, 'chats'));
+      const peers = info.cluster?.replicas ?? [];
+      return { leader: info.cluster?.leader ?? '', replicas: info.config.num_replicas, current: peers.filter((p) => p.current && !p.offline).length, lastSeq: info.state.last_seq };
+    } finally {
+      await nc.close();
+    }
+  }
+
+  /** Until the chats stream has a leader and every replica is current again. */
+  async function healed(timeoutMs = 60_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const state = await chatsStream().catch(() => null);
+      if (state?.leader && state.current === state.replicas - 1) return state.leader;
+      if (Date.now() > deadline) throw new Error(`the chats stream did not heal: ${JSON.stringify(state)}`);
+      await sleep(250);
+    }
+  }
+
+  /**
+   * For a failure message: chat seqs the chats stream holds more than one event for (the store
+   * accepted two appends with the same expected last subject sequence), and the stream's size.
+   */
+  async function seqCollisions(): Promise<string[]> {
+    const nc = await cluster.connect();
+    try {
+      const stream = streamName(cluster.namespace, 'chats');
+      const info = await (await jetstreamManager(nc)).streams.info(stream);
+      const bySeq = new Map<string, string[]>();
+      await readStream(jetstream(nc), stream, { lastSeq: info.state.last_seq }, (m) => {
+        const event = m.json<{ chatId?: string; seq?: number; type: string }>();
+        if (!event.chatId || !event.seq) return;
+        const key = `${event.chatId}:${event.seq}`;
+        bySeq.set(key, [...(bySeq.get(key) ?? []), `${m.seq} ${event.type}`]);
+      });
+      const collisions = [...bySeq].filter(([, held]) => held.length > 1).map(([key, held]) => `chat seq ${key} held by stream seqs ${held.join(', ')}`);
+      return [`chats stream: ${info.state.messages} events, last ${info.state.last_seq}`, ...collisions];
+    } finally {
+      await nc.close();
+    }
+  }
+
+  it('moves an existing installation from one copy to three by restarting the services with STREAM_REPLICAS=3', async () => {
+    expect((await chatsStream()).replicas).toBe(1);
+    for (const service of scenario.services) {
+      service.configure('STREAM_REPLICAS', '3');
+      await service.kill('SIGTERM');
+      await service.start();
+    }
+    expect((await chatsStream()).replicas).toBe(3);
+    await healed();
+  });
+
+  it('loses and doubles nothing when the stream leader dies, a node freezes, and every node restarts in turn', async () => {
+    const before = await chatsStream();
+    expect(before.replicas).toBe(3);
+    const signal = { stop: false };
+    const load = runLoad(scenario.clients, 60, 120_000, signal);
+    const steps: string[] = [];
+
+    // 1. The chats stream's leader dies (SIGKILL); a follower takes over; the node comes back.
+    await sleep(3_000);
+    const leader = await healed();
+    await cluster.node(leader).kill('SIGKILL');
+    steps.push(`killed leader ${leader} at ${(await chatsStream().catch(() => null))?.lastSeq}`);
+    await sleep(4_000);
+    await cluster.node(leader).start();
+    steps.push(`new leader ${await healed()}`);
+
+    // 2. A follower of the chats stream freezes (SIGSTOP) for longer than the election timeout,
+    //    then thaws and catches up. (Freezing the leader itself breaks NATS 2.9.10: see
+    //    docs/operations.md, "A NATS cluster and durability".)
+    const current = await healed();
+    const frozen = cluster.nodes.find((n) => !n.name.endsWith(` ${current}`))!;
+    steps.push(`freezing ${frozen.name} at ${(await chatsStream()).lastSeq}`);
+    frozen.pause();
+    await sleep(6_000);
+    steps.push(`thawing at ${(await chatsStream().catch(() => null))?.lastSeq}`);
+    frozen.resume();
+    steps.push(`froze ${frozen.name} for 6 s; leader ${await healed()}`);
+
+    // 3. A rolling restart: each node stopped (SIGTERM) and started again, waiting for the stream to heal.
+    for (const node of cluster.nodes) {
+      steps.push(`stopping ${node.name} at ${(await chatsStream()).lastSeq}`);
+      await node.kill('SIGTERM');
+      await sleep(1_500);
+      await node.start();
+      steps.push(`restarted ${node.name}; leader ${await healed()}`);
+    }
+
+    await sleep(2_000);
+    signal.stop = true;
+    const sent = await load;
+    const verdict = await scenario.settleAndCheck(120_000);
+    const reconnects = scenario.clients.reduce((n, c) => n + c.connects - 1, 0);
+    console.log('cluster:', { sent, ...verdict.stats, reconnects, steps });
+    expect(verdict.violations, verdict.violations.length > 0 ? `${(await seqCollisions()).join('\n')}\n${scenario.logs()}` : '').toEqual([]);
+    expect(verdict.stats.acked).toBe(sent);
+    // Three copies throughout: the stream kept its replicas and all are current again.
+    const after = await chatsStream();
+    expect(after).toMatchObject({ replicas: 3, current: 2 });
+  });
+});
