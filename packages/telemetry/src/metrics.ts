@@ -36,6 +36,11 @@ export function createMetrics(service: string) {
       registers: r,
     }),
     messagesTotal: new Counter({ name: 'messages_total', help: 'Chat messages projected', registers: r }),
+    chatSeqCollisions: new Counter({
+      name: 'chat_seq_collisions_total',
+      help: 'Message events the store accepted with a chat seq another event already had; not projected (a NATS defect; any increase is an incident)',
+      registers: r,
+    }),
     usersTotal: new Gauge({ name: 'users_total', help: 'Registered users', registers: r }),
     activeUsers: new Gauge({ name: 'active_users', help: 'Distinct users with an open connection', registers: r }),
     cacheRequests: new Counter({ name: 'cache_requests_total', help: 'Redis cache operations by outcome (hit, miss, error, ok)', labelNames: ['operation', 'outcome'] as const, registers: r }),

@@ -123,6 +123,47 @@ describe('chats projection', () => {
   });
 });
 
+describe('chats projection: a chat seq the store gave twice', () => {
+  const chatId = newId();
+  const [first, second, plain] = [newId(), newId(), newId()];
+  const created = stored(parseChatEvent, `t.chat.${chatId}`, {
+    type: 'ChatCreated',
+    chatId,
+    seq: 1,
+    data: { type: 'group', title: 'g', createdBy: O, members: [{ userId: O, role: 'owner' }, { userId: A, role: 'member' }] },
+  });
+  const sentAt = (seq: number, messageId: string) =>
+    stored(parseChatEvent, `t.chat.${chatId}`, { type: 'MessageSent', chatId, seq, data: { messageId, senderId: A, clientMsgId: `c-${messageId}`, body: 'b', replyTo: null, attachmentIds: [] } });
+  // The store accepted two appends against the same expected head (NATS 2.9.10 after a frozen leader thawed).
+  const events = [created, sentAt(2, first), sentAt(2, second), sentAt(3, plain)];
+
+  it('reports the message that lost its seq on both paths, and projects the rest; a redelivery is not a collision', async () => {
+    const expected = [{ chatId, seq: 2, messageId: second }];
+    for (const path of ['one by one', 'bulk'] as const) {
+      const client = await pool.connect();
+      try {
+        await client.query('BEGIN');
+        const found = path === 'bulk' ? await chatsSql.applyMany(events, client) : await sequential(events.map((e) => () => chatsSql.apply(e.event, client, e.position)));
+        expect(found, path).toEqual(expected);
+        const { rows } = await client.query<{ id: string }>('SELECT id FROM messages.messages WHERE chat_id = $1 ORDER BY seq', [chatId]);
+        expect(rows.map((r) => r.id), path).toEqual([first, plain]);
+        // The same events again (a redelivery): the stored ones are recognised; the lost one is reported again.
+        expect(await chatsSql.applyMany(events, client), path).toEqual(expected);
+      } finally {
+        await client.query('ROLLBACK');
+        client.release();
+      }
+    }
+  });
+});
+
+/** Runs the steps one after another; their results, flattened. */
+async function sequential<T>(steps: (() => Promise<T[]>)[]): Promise<T[]> {
+  const out: T[] = [];
+  for (const step of steps) out.push(...(await step()));
+  return out;
+}
+
 describe('receipts projection', () => {
   const G = newId();
   const H = newId();

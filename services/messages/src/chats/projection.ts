@@ -3,6 +3,7 @@ import type { Cache } from '@parley/cache';
 import { RETENTION_PROJECTORS, type ChatEvent, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import { deleteInBatches } from '@parley/pg';
+import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import { chatListKey } from './cache-keys.js';
 
@@ -27,7 +28,7 @@ export const QUEUE_TABLES = ['messages.stream_deletions', 'messages.released_att
 
 const INSERT_MESSAGES = `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::bigint[])
-  ON CONFLICT DO NOTHING`;
+  ON CONFLICT DO NOTHING RETURNING 1`;
 const UPDATE_SUMMARIES = (first: number) =>
   `UPDATE messages.chats c SET last_seq = GREATEST(c.last_seq, v.seq), last_activity_at = GREATEST(c.last_activity_at, v.at)
      FROM unnest($${first}::uuid[], $${first + 1}::int[], $${first + 2}::timestamptz[]) AS v(id, seq, at) WHERE c.id = v.id`;
@@ -38,8 +39,12 @@ const UPDATE_SUMMARIES = (first: number) =>
  * projection's Postgres CPU in a profile at 2,000 msg/s).
  */
 const BULK = {
-  insert: { name: 'chats.insert-messages', text: INSERT_MESSAGES },
-  insertAndSummaries: { name: 'chats.insert-messages-summaries', text: `WITH inserted AS (${INSERT_MESSAGES}) ${UPDATE_SUMMARIES(10)}` },
+  // Both answer how many rows they inserted: fewer than the run means redeliveries, or seq collisions.
+  insert: { name: 'chats.insert-messages', text: `WITH inserted AS (${INSERT_MESSAGES}) SELECT count(*)::int AS n FROM inserted` },
+  insertAndSummaries: {
+    name: 'chats.insert-messages-summaries',
+    text: `WITH inserted AS (${INSERT_MESSAGES}), summaries AS (${UPDATE_SUMMARIES(10)} RETURNING 1) SELECT count(*)::int AS n FROM inserted`,
+  },
   summaries: { name: 'chats.summaries', text: UPDATE_SUMMARIES(1) },
   membersOf: { name: 'chats.members-of', text: 'SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])' },
 };
@@ -56,21 +61,24 @@ const ACTIVITY = new Set<ChatEvent['type']>(['ChatCreated', 'MessageSent', 'Poll
  * (projection.spec.test.ts applies each event twice, redelivers every suffix and compares).
  */
 export const chatsSql = {
-  async apply(event: ChatEvent, tx: PoolClient, position: Position): Promise<void> {
-    await applyEvent(event, tx, position);
+  /** Applies one event; returns the message it could not store because its seq was taken (see SeqCollision). */
+  async apply(event: ChatEvent, tx: PoolClient, position: Position): Promise<SeqCollision[]> {
+    const collision = await applyEvent(event, tx, position);
     await tx.query(
       `UPDATE messages.chats SET last_seq = GREATEST(last_seq, $2),
               last_activity_at = CASE WHEN $4 THEN GREATEST(last_activity_at, $3) ELSE last_activity_at END
         WHERE id = $1`,
       [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
     );
+    return collision ? [collision] : [];
   },
   /**
    * The bulk path (a burst of events in one transaction): runs of plain messages become one
    * multi-row INSERT, and each touched chat's summary one UPDATE, instead of two statements per
    * event. Other events go through applyEvent in order, so the effect equals apply() one by one.
    */
-  async applyMany(items: { event: ChatEvent; position: Position }[], tx: PoolClient): Promise<void> {
+  async applyMany(items: { event: ChatEvent; position: Position }[], tx: PoolClient): Promise<SeqCollision[]> {
+    const collisions: SeqCollision[] = [];
     const summaries = new Map<string, { seq: number; at: string | null }>();
     for (const { event } of items) {
       const s = summaries.get(event.chatId) ?? { seq: 0, at: null };
@@ -81,6 +89,10 @@ export const chatsSql = {
     const chats = [...summaries.entries()];
     const summaryParams = [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)];
     let run: { event: MessageSent; position: Position }[] = [];
+    /** After a run's INSERT stored `inserted` rows: the run's messages that are not stored (collisions). */
+    const checkRun = async (events: MessageSent[], inserted: number) => {
+      if (inserted < events.length) collisions.push(...(await unstored(tx, events)));
+    };
     /** The run's INSERT parameters, one array per column; empties the run. */
     const takeRun = (): unknown[] => {
       const col = <T>(f: (x: { event: MessageSent; position: Position }) => T) => run.map(f);
@@ -101,14 +113,21 @@ export const chatsSql = {
     for (const { event, position } of items) {
       if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
       else {
-        if (run.length > 0) await tx.query({ ...BULK.insert, values: takeRun() });
-        await applyEvent(event, tx, position);
+        if (run.length > 0) {
+          const events = run.map((x) => x.event);
+          await checkRun(events, (await tx.query<{ n: number }>({ ...BULK.insert, values: takeRun() })).rows[0]!.n);
+        }
+        const collision = await applyEvent(event, tx, position);
+        if (collision) collisions.push(collision);
       }
     }
     // The run that ends the batch (the usual case: a burst of messages) carries the summaries'
     // UPDATE in the same statement, as a data-modifying CTE: the whole burst is one round trip.
-    if (run.length > 0) await tx.query({ ...BULK.insertAndSummaries, values: [...takeRun(), ...summaryParams] });
-    else await tx.query({ ...BULK.summaries, values: summaryParams });
+    if (run.length > 0) {
+      const events = run.map((x) => x.event);
+      await checkRun(events, (await tx.query<{ n: number }>({ ...BULK.insertAndSummaries, values: [...takeRun(), ...summaryParams] })).rows[0]!.n);
+    } else await tx.query({ ...BULK.summaries, values: summaryParams });
+    return collisions;
   },
 };
 
@@ -123,14 +142,20 @@ const QUEUEING = new Set<ChatEvent['type']>(['MessageDeleted', 'MessagesExpired'
 export function chatsProjection(deps: {
   cache: Cache;
   metrics: Metrics;
+  log: Logger;
   pool: { query: PoolClient['query'] };
   /** Told after a commit that queued side effects (the reactors drain the queues). */
   onQueued?: () => void;
 }): Projection<ChatEvent> {
+  /** A message the store lost its place for: an error with its ids (never its body) and a counter that alerts. */
+  const report = (collisions: SeqCollision[]): void => {
+    for (const c of collisions) deps.log.error({ ...c }, 'chat event stored with a seq the chat already had: the message is not in history (a NATS defect, see docs/reliability.md)');
+    if (collisions.length > 0) deps.metrics.chatSeqCollisions.inc(collisions.length);
+  };
   return {
     name: CHATS_PROJECTOR,
-    apply: (event, tx, position) => chatsSql.apply(event, tx, position),
-    applyMany: (items, tx) => chatsSql.applyMany(items, tx),
+    apply: async (event, tx, position) => report(await chatsSql.apply(event, tx, position)),
+    applyMany: async (items, tx) => report(await chatsSql.applyMany(items, tx)),
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
       if (events.some((e) => QUEUEING.has(e.type))) deps.onQueued?.();
@@ -168,7 +193,26 @@ async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'delete
   );
 }
 
-async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position): Promise<void> {
+/**
+ * A message event the store accepted with a chat seq another event of the chat already has. The
+ * writer appends only with the chat's expected last subject sequence, so only the store can cause
+ * this (NATS 2.9.10 did, after a frozen stream leader thawed: docs/reliability.md). The message is
+ * not projected (its seq belongs to the other); the projection reports it, loudly, instead.
+ */
+export interface SeqCollision {
+  chatId: string;
+  seq: number;
+  messageId: string;
+}
+
+/** Of these message events, the ones not stored: neither by this run nor by an earlier delivery. */
+async function unstored(tx: PoolClient, events: { chatId: string; seq: number; data: { messageId: string } }[]): Promise<SeqCollision[]> {
+  const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages.messages WHERE id = ANY($1::uuid[])', [events.map((e) => e.data.messageId)]);
+  const stored = new Set(rows.map((r) => r.id));
+  return events.filter((e) => !stored.has(e.data.messageId)).map((e) => ({ chatId: e.chatId, seq: e.seq, messageId: e.data.messageId }));
+}
+
+async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position): Promise<SeqCollision | undefined> {
   const at = event.meta.occurredAt;
   switch (event.type) {
     case 'ChatCreated': {
@@ -192,11 +236,15 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
     }
     case 'MessageSent': {
       const d = event.data;
-      await tx.query(
+      const { rowCount } = await tx.query(
         `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING`,
         [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.body, d.replyTo, at, position.streamSeq],
       );
+      if (rowCount === 0) {
+        const [collision] = await unstored(tx, [event]);
+        if (collision) return collision;
+      }
       if (d.attachmentIds.length > 0) {
         await tx.query(
           `INSERT INTO messages.message_attachments (message_id, attachment_id, chat_id, position)
@@ -209,11 +257,15 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
     }
     case 'PollPosted': {
       const d = event.data;
-      await tx.query(
+      const { rowCount } = await tx.query(
         `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq, poll_id)
          VALUES ($1, $2, $3, $4, $5, $6, NULL, $7, $8, $9) ON CONFLICT DO NOTHING`,
         [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.question, at, position.streamSeq, d.pollId],
       );
+      if (rowCount === 0) {
+        const [collision] = await unstored(tx, [event]);
+        if (collision) return collision;
+      }
       await tx.query(
         `INSERT INTO messages.polls (id, message_id, chat_id, created_by, question, options, multiple)
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`,
