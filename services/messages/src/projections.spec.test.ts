@@ -104,16 +104,22 @@ describe('chats projection', () => {
     expect(found.filter((d) => d.startsWith('each event applied twice in a row: messages.chats')), found.join('\n')).toHaveLength(1);
   });
 
-  it('queues side effects in its own tables: deleted content for the stream, released attachments', async () => {
+  it('queues side effects in its own tables: deleted content and what refers to it for the stream, released attachments', async () => {
     const client = await pool.connect();
     try {
       await client.query('BEGIN');
       for (const { event, position } of events) await chatsSql.apply(event, client, position);
       const { rows: deletions } = await client.query<{ stream_seq: string }>('SELECT stream_seq FROM messages.stream_deletions ORDER BY 1');
-      // m2's original event and its edit.
-      const original = events.find((e) => e.event.type === 'MessageSent' && e.event.data.messageId === m2)!;
-      const edit = events.find((e) => e.event.type === 'MessageEdited')!;
-      expect(deletions.map((r) => Number(r.stream_seq))).toEqual([original.position.streamSeq, edit.position.streamSeq]);
+      // m2's original event and its edit (m2 was deleted), and every reaction event on the messages
+      // that went: m2, and m1 and m3 (A's, purged with A's account).
+      const gone = new Set([m1, m2, m3]);
+      const expected = events.filter(({ event: e }) =>
+        (e.type === 'MessageSent' && e.data.messageId === m2) || e.type === 'MessageEdited' || ((e.type === 'ReactionAdded' || e.type === 'ReactionRemoved') && gone.has(e.data.messageId)),
+      );
+      expect(deletions.map((r) => Number(r.stream_seq))).toEqual(expected.map((e) => e.position.streamSeq));
+      // What refers to the messages that stay (the poll's votes and close) stays, recorded.
+      const { rows: kept } = await client.query<{ message_id: string }>('SELECT DISTINCT message_id FROM messages.dependent_events');
+      expect(kept).toEqual([{ message_id: pollMessage }]);
       const { rows: released } = await client.query('SELECT attachment_id, reason FROM messages.released_attachments');
       expect(released).toEqual([{ attachment_id: attachment, reason: 'erased' }]);
     } finally {

@@ -19,6 +19,7 @@ export const PROJECTION_TABLES = [
   'messages.direct_chats',
   'messages.chat_members',
   'messages.chats',
+  'messages.dependent_events',
 ];
 /**
  * The projection's queues of side effects (reactors drain them). Not emptied by a rebuild: a
@@ -205,6 +206,39 @@ export interface SeqCollision {
   messageId: string;
 }
 
+/**
+ * Queues for deletion from the stream the events that refer to the selected messages (reactions,
+ * votes, a poll's close: messages.dependent_events) and, with `edits`, their edits, so that they
+ * leave the stream with the messages. `messageFilter` is a SQL condition on alias `m`.
+ */
+async function queueDependents(tx: PoolClient, event: ChatEvent, messageFilter: string, params: unknown[], options: { edits?: boolean } = {}): Promise<void> {
+  const at = `$${params.length + 1}`;
+  await tx.query(
+    `WITH gone AS (DELETE FROM messages.dependent_events d USING messages.messages m WHERE d.message_id = m.id AND ${messageFilter} RETURNING d.stream_seq)
+     INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT stream_seq, ${at} FROM gone ON CONFLICT DO NOTHING`,
+    [...params, event.meta.occurredAt],
+  );
+  if (!options.edits) return;
+  await tx.query(
+    `INSERT INTO messages.stream_deletions (stream_seq, queued_at)
+     SELECT unnest(m.edit_stream_seqs), ${at} FROM messages.messages m WHERE ${messageFilter} ON CONFLICT DO NOTHING`,
+    [...params, event.meta.occurredAt],
+  );
+}
+
+/**
+ * Records an event that refers to a message, to leave the stream when the message does; if the
+ * message is gone already (deleted, expired, erased: a race, or a redelivery), it leaves now.
+ */
+async function recordDependent(tx: PoolClient, event: ChatEvent, messageId: string, position: Position): Promise<void> {
+  await tx.query(
+    `WITH live AS (SELECT EXISTS (SELECT 1 FROM messages.messages WHERE id = $2 AND deleted_at IS NULL) AS yes),
+          kept AS (INSERT INTO messages.dependent_events (stream_seq, message_id) SELECT $1, $2 FROM live WHERE yes ON CONFLICT DO NOTHING RETURNING 1)
+     INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT $1, $3 FROM live WHERE NOT yes ON CONFLICT DO NOTHING`,
+    [position.streamSeq, messageId, event.meta.occurredAt],
+  );
+}
+
 /** Of these message events, the ones not stored: neither by this run nor by an earlier delivery. */
 async function unstored(tx: PoolClient, events: { chatId: string; seq: number; data: { messageId: string } }[]): Promise<SeqCollision[]> {
   const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages.messages WHERE id = ANY($1::uuid[])', [events.map((e) => e.data.messageId)]);
@@ -308,10 +342,10 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
         [event.data.messageId, event.chatId, at, position.streamSeq],
       );
       // Queued in this transaction (reactors/stream-content.ts drains it): a crash after the commit cannot
-      // leave the body in the stream.
+      // leave the body in the stream. Stamped with the event's time: a projection is a function of its events.
       const content = rows.flatMap((r) => [Number(r.stream_seq), ...r.edit_stream_seqs.map(Number)]);
-      // Stamped with the event's time, not now(): a projection is a function of its events alone.
       if (content.length > 0) await tx.query('INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT unnest($1::bigint[]), $2 ON CONFLICT DO NOTHING', [content, at]);
+      await queueDependents(tx, event, 'm.id = $1', [event.data.messageId]);
       const original = event.data.original;
       if (rows.length === 0 && original) {
         // A replay: the original event is gone from the stream, so the tombstone makes the row.
@@ -334,8 +368,10 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          ON CONFLICT DO NOTHING`,
         [event.data.messageId, event.data.userId, event.data.emoji, at],
       );
+      await recordDependent(tx, event, event.data.messageId, position);
       return;
     case 'ReactionRemoved':
+      await recordDependent(tx, event, event.data.messageId, position);
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3', [
         event.data.messageId,
         event.data.userId,
@@ -350,13 +386,17 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          ON CONFLICT DO NOTHING`,
         [event.data.pollId, event.data.userId, event.data.optionIds],
       );
+      await recordDependent(tx, event, event.data.messageId, position);
       return;
     case 'PollClosed':
+      await recordDependent(tx, event, event.data.messageId, position);
       await tx.query('UPDATE messages.polls SET closed = true WHERE id = $1', [event.data.pollId]);
       return;
     case 'MessagesExpired':
       // Past MESSAGE_RETENTION_DAYS: the rows go for good (not tombstones), in bounded batches; the
       // cascades take reactions, polls, votes and attachment links, the row takes its search entry.
+      // What refers to them leaves the stream with them, also when it is newer than the cutoff.
+      await queueDependents(tx, event, 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq], { edits: true });
       await dropAttachments(tx, event, 'expired', 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq]);
       await deleteInBatches(tx, 'DELETE FROM messages.messages WHERE id IN (SELECT id FROM messages.messages WHERE chat_id = $1 AND seq <= $2 LIMIT $3)', [
         event.chatId,
@@ -368,6 +408,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       await tx.query('DELETE FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [event.chatId, userId]);
       if (newOwnerId) await tx.query(`UPDATE messages.chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2`, [event.chatId, newOwnerId]);
       if (!purged) return;
+      await queueDependents(tx, event, 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId], { edits: true });
       await dropAttachments(tx, event, 'erased', 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId]);
       await deleteInBatches(tx, 'DELETE FROM messages.messages WHERE id IN (SELECT id FROM messages.messages WHERE chat_id = $1 AND sender_id = $2 LIMIT $3)', [event.chatId, userId]);
       await tx.query('DELETE FROM messages.reactions r USING messages.messages m WHERE r.message_id = m.id AND m.chat_id = $1 AND r.user_id = $2', [event.chatId, userId]);
