@@ -4,7 +4,11 @@ import { readStream } from '@parley/bus';
 export interface StoredEvent {
   seq: number;
   subject: string;
-  /** When JetStream stored it (ms since the epoch): the clock retention goes by. */
+  /**
+   * Its age, in ms since the epoch: the event's own time (`meta.occurredAt`), or when JetStream
+   * stored it if it has none. Not the stored time alone: a restore stores every event again, and
+   * must not give the data a second retention period.
+   */
   storedAt: number;
   /** The `Parley-Event-Type` header. */
   type: string;
@@ -17,9 +21,9 @@ export interface ScanEnd {
 }
 
 /**
- * Visits a stream's expired part: from its first message until the first one stored at or after
- * `cutoff` (streams are appended in time order), or its last message as of the start. Returns where
- * the fresh part starts.
+ * Visits a stream's expired part: from its first message until the first one whose time (ageOf) is
+ * at or after `cutoff` (streams are appended in time order), or its last message as of the start.
+ * Returns where the fresh part starts.
  */
 export async function scanExpired(
   js: JetStreamClient,
@@ -30,14 +34,19 @@ export async function scanExpired(
 ): Promise<ScanEnd> {
   const { state } = await jsm.streams.info(stream);
   let firstFreshSeq = state.last_seq + 1;
-  // Nanoseconds as a double lose well under a microsecond: plenty for day-sized cutoffs.
-  const cutoffNanos = cutoff.getTime() * 1e6;
   await readStream(js, stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq }, (m) => {
-    if (m.info.timestampNanos >= cutoffNanos) {
+    const at = ageOf(m.json<{ meta?: { occurredAt?: unknown } }>(), m.info.timestampNanos);
+    if (at >= cutoff.getTime()) {
       firstFreshSeq = m.seq;
       return false;
     }
-    visit({ seq: m.seq, subject: m.subject, storedAt: m.info.timestampNanos / 1e6, type: m.headers?.get('Parley-Event-Type') ?? '', json: <T>() => m.json<T>() });
+    visit({ seq: m.seq, subject: m.subject, storedAt: at, type: m.headers?.get('Parley-Event-Type') ?? '', json: <T>() => m.json<T>() });
   });
   return { firstFreshSeq };
+}
+
+/** An event's time: its envelope's `occurredAt` when it has a valid one, else its stored time. */
+export function ageOf(event: { meta?: { occurredAt?: unknown } } | null, storedNanos: number): number {
+  const own = typeof event?.meta?.occurredAt === 'string' ? Date.parse(event.meta.occurredAt) : NaN;
+  return Number.isFinite(own) ? own : storedNanos / 1e6;
 }
