@@ -2,6 +2,12 @@ import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { readFile } from 'node:fs/promises';
 
+/** Every child still running: killed when the test process exits, even if its file failed before cleanup. */
+const living = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of living) child.kill('SIGKILL');
+});
+
 /**
  * A child process a scenario owns and mistreats: killed (SIGKILL by default, the crash the suite is
  * about), frozen (SIGSTOP) and thawed, started again. Keeps the last lines of its output for a
@@ -27,6 +33,8 @@ export abstract class ManagedProcess {
   protected adopt(child: ChildProcess): void {
     this.child = child;
     this.exited = once(child, 'exit');
+    living.add(child);
+    child.once('exit', () => living.delete(child));
     const keep = (data: Buffer) => {
       for (const line of String(data).split('\n')) if (line) this.output.push(line);
       if (this.output.length > 300) this.output.splice(0, this.output.length - 300);

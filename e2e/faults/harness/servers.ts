@@ -165,9 +165,14 @@ export class NatsCluster {
       (port, i) => new NatsServer(port, path.join(dir, `nats-n${i + 1}`, 'store'), namespace, { serverName: `n${i + 1}`, port: routePorts[i]!, routes: routePorts, secrets }),
     );
     const cluster = new NatsCluster(nodes);
-    await Promise.all(nodes.map((n) => n.start()));
-    await cluster.waitForMetaLeader();
-    return cluster;
+    try {
+      await Promise.all(nodes.map((n) => n.start()));
+      await cluster.waitForMetaLeader();
+      return cluster;
+    } catch (error) {
+      await cluster.stop();
+      throw error;
+    }
   }
 
   get namespace(): string {
@@ -315,10 +320,15 @@ export class PrivateServers {
     const cluster = options.natsCluster ? await NatsCluster.start(dir, namespace, options.natsCluster) : null;
     const nats = cluster?.nodes[0] ?? new NatsServer(await freePort(), path.join(dir, 'nats'), namespace);
     const servers = new PrivateServers(dir, nats, new RedisServer(redisPort), new PostgresServer(pgPort, path.join(dir, 'pg')), cluster);
-    await servers.postgres.init();
-    await Promise.all([cluster ? Promise.resolve() : servers.nats.start(), servers.redis.start(), servers.postgres.start()]);
-    await servers.waitForPostgres();
-    return servers;
+    try {
+      await servers.postgres.init();
+      await Promise.all([cluster ? Promise.resolve() : servers.nats.start(), servers.redis.start(), servers.postgres.start()]);
+      await servers.waitForPostgres();
+      return servers;
+    } catch (error) {
+      await servers.stop();
+      throw error;
+    }
   }
 
   /** Postgres listens before it accepts queries (recovery); pg_isready tells them apart. */
