@@ -28,6 +28,8 @@ describe('loadEnv', () => {
       AUDIT_LOG_RETENTION_DAYS: 90,
       RESET_TOKEN_RETENTION_DAYS: 7,
       READ_RECEIPT_RETENTION_DAYS: 180,
+      // One copy of each stream: a single NATS server (operations.md, A NATS cluster).
+      STREAM_REPLICAS: 1,
       JWT_SECRET: DEV_JWT_SECRET,
       ACCESS_TOKEN_TTL: 900,
     });
@@ -91,6 +93,9 @@ describe('loadEnv', () => {
   it('enforces bounds after conversion', () => {
     expect(() => loadEnv(AuthEnv, { ACCESS_TOKEN_TTL: '29' })).toThrow(/ACCESS_TOKEN_TTL/);
     expect(() => loadEnv(AuthEnv, { ACCESS_TOKEN_TTL: '86401' })).toThrow(/ACCESS_TOKEN_TTL/);
+    // Stream copies: 1 to 5.
+    expect(loadEnv(CommonEnv, { STREAM_REPLICAS: '3' }).STREAM_REPLICAS).toBe(3);
+    for (const bad of ['0', '6']) expect(() => loadEnv(CommonEnv, { STREAM_REPLICAS: bad })).toThrow(/STREAM_REPLICAS/);
     expect(loadEnv(AuthEnv, { ACCESS_TOKEN_TTL: '30' }).ACCESS_TOKEN_TTL).toBe(30);
   });
 
