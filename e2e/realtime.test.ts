@@ -1,6 +1,7 @@
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
+import { subjects } from '@parley/contracts';
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { metricSum } from './faults/harness/metrics.js';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
@@ -168,6 +169,25 @@ describe('realtime: scale-out, resume, typing', () => {
     const next = (await sendMany(sender, hidden, 'live', 1))[0];
     expect((await bobSocket.next((f) => f.op === 'event')).seq).toBe(next);
     for (const s of [sender, carolSocket, bobSocket]) s.close();
+  });
+
+  it('an inbox notice far behind the chat (a late reliable-path notice) resets to the head, and live delivery goes on', async () => {
+    const chatId = await groupOf(stack, alice, [bob], 'late notice');
+    const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken);
+    const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const sent = await sendMany(sender, chatId, 'n', 60);
+    while (bobSocket.frames.filter((f) => f.op === 'event' && f.chatId === chatId && f.type === 'message.created').length < 60) await bobSocket.next((f) => f.op === 'event');
+    // A notice for seq 1, more than WS_RESUME_MAX_EVENTS behind: the catch-up cannot be replayed.
+    const nc = await stack.env.connectNats('late-notice');
+    nc.publish(subjects.inbox(stack.env.namespace, bob.id), JSON.stringify({ chatId, seq: 1, userIds: [bob.id] }));
+    await nc.flush();
+    await nc.close();
+    await bobSocket.sync();
+    // Bob has everything up to the head: a reset, if any, names the head, never beyond it.
+    expect(bobSocket.frames.filter((f) => f.op === 'reset' && f.seq > sent.at(-1)!)).toEqual([]);
+    const next = (await sendMany(sender, chatId, 'after', 1))[0];
+    expect((await bobSocket.next((f) => f.op === 'event' && f.chatId === chatId && f.seq === next)).seq).toBe(next);
+    for (const s of [sender, bobSocket]) s.close();
   });
 
   it('rejects malformed resume frames and keeps the socket', async () => {

@@ -7,6 +7,7 @@ import { AttachmentSweeper } from './attachments/sweeper.js';
 import type { QueueReactor } from './reactors/queue.js';
 import { streamContentReactor } from './reactors/stream-content.js';
 import { attachmentReleaseReactor, fileDeletionReactor } from './reactors/attachments.js';
+import { inboxNoticeReactor } from './reactors/inbox.js';
 import {
   parseAttachmentEvent,
   parseChatEvent,
@@ -53,7 +54,7 @@ export interface MessagesApp {
    * Side effects the projections queue in their transactions (reactors/): deleted content out of
    * the chats stream, released attachments into AttachmentDeleted events, deleted files.
    */
-  reactors: { streamContent: QueueReactor; attachmentRelease: QueueReactor; fileDeletion: QueueReactor };
+  reactors: { streamContent: QueueReactor; attachmentRelease: QueueReactor; fileDeletion: QueueReactor; inboxNotice: QueueReactor };
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
@@ -79,6 +80,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     streamContent: streamContentReactor(deps),
     attachmentRelease: attachmentReleaseReactor(deps),
     fileDeletion: fileDeletionReactor({ ...deps, store }),
+    inboxNotice: inboxNoticeReactor(deps),
   };
   const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
@@ -89,8 +91,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     projection: chatsProjection({
       ...deps,
       onQueued: () => {
-        reactors.streamContent.kick();
-        reactors.attachmentRelease.kick();
+        for (const reactor of [reactors.streamContent, reactors.attachmentRelease, reactors.inboxNotice]) reactor.kick();
       },
     }),
   });

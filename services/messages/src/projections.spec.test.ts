@@ -117,6 +117,13 @@ describe('chats projection', () => {
         (e.type === 'MessageSent' && e.data.messageId === m2) || e.type === 'MessageEdited' || ((e.type === 'ReactionAdded' || e.type === 'ReactionRemoved') && gone.has(e.data.messageId)),
       );
       expect(deletions.map((r) => Number(r.stream_seq))).toEqual(expected.map((e) => e.position.streamSeq));
+      // Everyone a ChatCreated or MemberAdded added gets a "start following" notice, queued.
+      const { rows: notices } = await client.query<{ chat_id: string; seq: number; user_ids: string[] }>('SELECT chat_id, seq, user_ids FROM messages.inbox_notices ORDER BY stream_seq');
+      expect(notices).toEqual([
+        { chat_id: G, seq: 1, user_ids: [O, A, B] },
+        { chat_id: D, seq: 1, user_ids: [O, A] },
+        ...events.filter((e) => e.event.type === 'MemberAdded').map((e) => ({ chat_id: G, seq: e.event.seq, user_ids: [C] })),
+      ]);
       // What refers to the messages that stay (the poll's votes and close) stays, recorded.
       const { rows: kept } = await client.query<{ message_id: string }>('SELECT DISTINCT message_id FROM messages.dependent_events');
       expect(kept).toEqual([{ message_id: pollMessage }]);

@@ -13,7 +13,11 @@ export async function rebuildMessages(source: Record<string, string | undefined>
     const app = buildApp(opened.deps, config);
     // Attachments first: messages refer to them.
     const attachments = await app.attachments.rebuild(ATTACHMENTS_PROJECTION_TABLES);
-    return attachments + (await app.projector.rebuild(PROJECTION_TABLES)) + (await app.receipts.rebuild(RECEIPTS_PROJECTION_TABLES));
+    const replayed = attachments + (await app.projector.rebuild(PROJECTION_TABLES)) + (await app.receipts.rebuild(RECEIPTS_PROJECTION_TABLES));
+    // The replay queued a "start following" notice for every member ever added: history, not news.
+    // (The other queues stay: what they hold must still happen.)
+    await opened.deps.pool.query('DELETE FROM messages.inbox_notices');
+    return replayed;
   } finally {
     await opened.close();
   }

@@ -144,9 +144,12 @@ export class LiveFanout {
     const subject = subjects.chat(this.deps.namespace, chatId);
     const missing = await eventsAfter(this.deps.bus, this.stream, subject, from, this.deps.maxCatchUp);
     if ('reset' in missing) {
-      // Too far behind to replay live: the chat's sockets reload what they missed over HTTP.
-      this.deps.log.warn({ chatId, from, until }, 'live gap too large to fill; sockets get reset');
-      this.deps.delivery.reset(chatId, until - 1);
+      // Too far behind to replay live: the chat's sockets reload what they missed over HTTP, up
+      // to the event that revealed the gap (it follows), or the head (an inbox notice's catch-up).
+      const upTo = Math.min(until - 1, missing.headSeq);
+      this.deps.log.warn({ chatId, from, upTo }, 'live gap too large to fill; sockets get reset');
+      this.deps.delivery.reset(chatId, upTo);
+      state.lastSeq = Math.max(state.lastSeq, upTo);
       return;
     }
     for (const event of missing.events) if (event.seq < until) this.apply(state, event);

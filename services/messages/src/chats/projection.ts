@@ -25,7 +25,7 @@ export const PROJECTION_TABLES = [
  * The projection's queues of side effects (reactors drain them). Not emptied by a rebuild: a
  * replay does not queue again what was queued before (the deleted content is gone from the stream).
  */
-export const QUEUE_TABLES = ['messages.stream_deletions', 'messages.released_attachments'];
+export const QUEUE_TABLES = ['messages.stream_deletions', 'messages.released_attachments', 'messages.inbox_notices'];
 
 const INSERT_MESSAGES = `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::bigint[])
@@ -132,8 +132,8 @@ export const chatsSql = {
   },
 };
 
-/** Events after whose commit the reactors have queued work (deleted content, released attachments). */
-const QUEUEING = new Set<ChatEvent['type']>(['MessageDeleted', 'MessagesExpired', 'MemberErased']);
+/** Events after whose commit the reactors have queued work (deleted content, released attachments, inbox notices). */
+const QUEUEING = new Set<ChatEvent['type']>(['MessageDeleted', 'MessagesExpired', 'MemberErased', 'ReactionAdded', 'ReactionRemoved', 'PollVoted', 'PollClosed', 'ChatCreated', 'MemberAdded']);
 
 /**
  * The chats projector's projection: the SQL above, then, after commit, the counters, a kick for
@@ -226,6 +226,14 @@ async function queueDependents(tx: PoolClient, event: ChatEvent, messageFilter: 
   );
 }
 
+/** Queues the "start following this chat" notice for users the event adds (reactors/inbox.ts). */
+async function queueInboxNotice(tx: PoolClient, event: ChatEvent, position: Position, userIds: string[]): Promise<void> {
+  await tx.query(
+    'INSERT INTO messages.inbox_notices (stream_seq, chat_id, seq, user_ids, queued_at) VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING',
+    [position.streamSeq, event.chatId, event.seq, userIds, event.meta.occurredAt],
+  );
+}
+
 /**
  * Records an event that refers to a message, to leave the stream when the message does; if the
  * message is gone already (deleted, expired, erased: a race, or a redelivery), it leaves now.
@@ -262,6 +270,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          ON CONFLICT DO NOTHING`,
         [event.chatId, d.members.map((m) => m.userId), d.members.map((m) => m.role), event.seq],
       );
+      await queueInboxNotice(tx, event, position, d.members.map((m) => m.userId));
       if (d.type === 'direct' && d.members.length === 2) {
         const [a, b] = d.members.map((m) => m.userId).sort();
         await tx.query('INSERT INTO messages.direct_chats (user_a, user_b, chat_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [a, b, event.chatId]);
@@ -311,6 +320,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       await tx.query('UPDATE messages.chats SET title = $2 WHERE id = $1', [event.chatId, event.data.title]);
       return;
     case 'MemberAdded':
+      await queueInboxNotice(tx, event, position, [event.data.userId]);
       await tx.query(
         `INSERT INTO messages.chat_members (chat_id, user_id, role, joined_seq) VALUES ($1, $2, $3, $4)
          ON CONFLICT (chat_id, user_id) DO UPDATE SET role = EXCLUDED.role, joined_seq = EXCLUDED.joined_seq`,
