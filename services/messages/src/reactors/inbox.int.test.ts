@@ -33,7 +33,7 @@ describe('inbox notice reactor', () => {
   it('publishes each queued notice to every added user, then empties the queue', async () => {
     const [chatId, ann, bob] = [newId(), newId(), newId()];
     const received: { subject: string; data: unknown }[] = [];
-    const sub = bus.nc.subscribe(subjects.inbox(env.namespace, '*'), { callback: (_err, msg) => received.push({ subject: msg.subject, data: msg.json() }) });
+    const sub = bus.nc.subscribe(subjects.inbox(env.namespace, '*'), { callback: (_err, msg) => void received.push({ subject: msg.subject, data: msg.json() }) });
     await bus.nc.flush();
     await pool.query('INSERT INTO messages.inbox_notices (stream_seq, chat_id, seq, user_ids, queued_at) VALUES (7, $1, 1, $2, now()), (9, $1, 3, $3, now())', [chatId, [ann, bob], [bob]]);
 
