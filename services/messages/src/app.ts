@@ -90,8 +90,8 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     parse: parseChatEvent,
     projection: chatsProjection({
       ...deps,
-      onQueued: () => {
-        for (const reactor of [reactors.streamContent, reactors.attachmentRelease, reactors.inboxNotice]) reactor.kick();
+      onQueued: (queues) => {
+        for (const queue of queues) reactors[queue].kick();
       },
     }),
   });

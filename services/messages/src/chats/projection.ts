@@ -44,7 +44,8 @@ const BULK = {
   insert: { name: 'chats.insert-messages', text: `WITH inserted AS (${INSERT_MESSAGES}) SELECT count(*)::int AS n FROM inserted` },
   insertAndSummaries: {
     name: 'chats.insert-messages-summaries',
-    text: `WITH inserted AS (${INSERT_MESSAGES}), summaries AS (${UPDATE_SUMMARIES(10)} RETURNING 1) SELECT count(*)::int AS n FROM inserted`,
+    // A data-modifying CTE runs whether or not anything reads it: the summaries need no RETURNING.
+    text: `WITH inserted AS (${INSERT_MESSAGES}), summaries AS (${UPDATE_SUMMARIES(10)}) SELECT count(*)::int AS n FROM inserted`,
   },
   summaries: { name: 'chats.summaries', text: UPDATE_SUMMARIES(1) },
   membersOf: { name: 'chats.members-of', text: 'SELECT DISTINCT user_id FROM messages.chat_members WHERE chat_id = ANY($1::uuid[])' },
@@ -132,8 +133,21 @@ export const chatsSql = {
   },
 };
 
-/** Events after whose commit the reactors have queued work (deleted content, released attachments, inbox notices). */
-const QUEUEING = new Set<ChatEvent['type']>(['MessageDeleted', 'MessagesExpired', 'MemberErased', 'ReactionAdded', 'ReactionRemoved', 'PollVoted', 'PollClosed', 'ChatCreated', 'MemberAdded']);
+/** The chats projection's queues, each drained by its reactor (reactors/). */
+export type ChatsQueue = 'streamContent' | 'attachmentRelease' | 'inboxNotice';
+
+/**
+ * Which queues an event can fill, so that a commit kicks only those reactors (each drain is a
+ * transaction; the reactors' own timers catch the rare rest, such as a reaction to a message gone
+ * meanwhile, which goes to the stream-content queue at once).
+ */
+const QUEUES_OF: Partial<Record<ChatEvent['type'], ChatsQueue[]>> = {
+  MessageDeleted: ['streamContent', 'attachmentRelease'],
+  MessagesExpired: ['streamContent', 'attachmentRelease'],
+  MemberErased: ['streamContent', 'attachmentRelease'],
+  ChatCreated: ['inboxNotice'],
+  MemberAdded: ['inboxNotice'],
+};
 
 /**
  * The chats projector's projection: the SQL above, then, after commit, the counters, a kick for
@@ -146,7 +160,7 @@ export function chatsProjection(deps: {
   log: Logger;
   pool: { query: PoolClient['query'] };
   /** Told after a commit that queued side effects (the reactors drain the queues). */
-  onQueued?: () => void;
+  onQueued?: (queues: Set<ChatsQueue>) => void;
 }): Projection<ChatEvent> {
   /** A message the store lost its place for: an error with its ids (never its body) and a counter that alerts. */
   const report = (collisions: SeqCollision[]): void => {
@@ -159,7 +173,8 @@ export function chatsProjection(deps: {
     applyMany: async (items, tx) => report(await chatsSql.applyMany(items, tx)),
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
-      if (events.some((e) => QUEUEING.has(e.type))) deps.onQueued?.();
+      const queued = new Set(events.flatMap((e) => QUEUES_OF[e.type] ?? []));
+      if (queued.size > 0) deps.onQueued?.(queued);
       // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
       if (!deps.cache.enabled) return;
       // Everyone in a touched chat has a changed chat list (last message, unread count, title).
