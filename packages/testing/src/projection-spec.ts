@@ -81,11 +81,21 @@ export async function checkProjection<E>(pool: pg.Pool, spec: ProjectionSpec<E>)
   return differences;
 }
 
-/** Runs one trial in a transaction that is rolled back, and returns the owned tables' rows. */
-async function run<E>(pool: pg.Pool, spec: ProjectionSpec<E>, trial: (tx: pg.PoolClient) => Promise<void>): Promise<Snapshot> {
+/** Runs `fn` in a transaction that is always rolled back: a specification leaves no rows behind. */
+export async function rolledBack<T>(pool: pg.Pool, fn: (tx: pg.PoolClient) => Promise<T>): Promise<T> {
   const tx = await pool.connect();
   try {
     await tx.query('BEGIN');
+    return await fn(tx);
+  } finally {
+    await tx.query('ROLLBACK').catch(() => {});
+    tx.release();
+  }
+}
+
+/** Runs one trial in a rolled-back transaction, and returns the owned tables' rows. */
+function run<E>(pool: pg.Pool, spec: ProjectionSpec<E>, trial: (tx: pg.PoolClient) => Promise<void>): Promise<Snapshot> {
+  return rolledBack(pool, async (tx) => {
     await spec.given?.(tx);
     await trial(tx);
     const snapshot: Snapshot = {};
@@ -95,10 +105,7 @@ async function run<E>(pool: pg.Pool, spec: ProjectionSpec<E>, trial: (tx: pg.Poo
       snapshot[table] = rows.map((r) => r.row).sort();
     }
     return snapshot;
-  } finally {
-    await tx.query('ROLLBACK').catch(() => {});
-    tx.release();
-  }
+  });
 }
 
 function compare(expected: string[], got: string[]): string | null {

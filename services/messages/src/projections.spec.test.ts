@@ -4,7 +4,7 @@ import { newId, parseAttachmentEvent, parseChatEvent, parseReceiptEvent, type At
 import { createCache } from '@parley/cache';
 import { createLogger } from '@parley/log';
 import { migrate, type Pool } from '@parley/pg';
-import { checkProjection, fixtureStream, fixtureTime, projectionDatabase } from '@parley/testing';
+import { checkProjection, fixtureStream, fixtureTime, projectionDatabase, rolledBack } from '@parley/testing';
 import { attachmentsProjection, ATTACHMENTS_PROJECTION_TABLES, ATTACHMENTS_QUEUE_TABLES } from './attachments/projection.js';
 import { chatsSql, PROJECTION_TABLES, QUEUE_TABLES } from './chats/projection.js';
 import { receiptsProjection, RECEIPTS_PROJECTION_TABLES } from './receipts/projection.js';
@@ -105,9 +105,7 @@ describe('chats projection', () => {
   });
 
   it('queues side effects in its own tables: deleted content and what refers to it for the stream, released attachments', async () => {
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await rolledBack(pool, async (client) => {
       for (const { event, position } of events) await chatsSql.apply(event, client, position);
       const { rows: deletions } = await client.query<{ stream_seq: string }>('SELECT stream_seq FROM messages.stream_deletions ORDER BY 1');
       // m2's original event and its edit (m2 was deleted), and every reaction event on the messages
@@ -129,10 +127,7 @@ describe('chats projection', () => {
       expect(kept).toEqual([{ message_id: pollMessage }]);
       const { rows: released } = await client.query('SELECT attachment_id, reason FROM messages.released_attachments');
       expect(released).toEqual([{ attachment_id: attachment, reason: 'erased' }]);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    });
   });
 });
 
@@ -153,19 +148,14 @@ describe('chats projection: a chat seq the store gave twice', () => {
   it('reports the message that lost its seq on both paths, and projects the rest; a redelivery is not a collision', async () => {
     const expected = [{ chatId, seq: 2, messageId: second }];
     for (const path of ['one by one', 'bulk'] as const) {
-      const client = await pool.connect();
-      try {
-        await client.query('BEGIN');
+      await rolledBack(pool, async (client) => {
         const found = path === 'bulk' ? await chatsSql.applyMany(events, client) : await sequential(events.map((e) => () => chatsSql.apply(e.event, client, e.position)));
         expect(found, path).toEqual(expected);
         const { rows } = await client.query<{ id: string }>('SELECT id FROM messages.messages WHERE chat_id = $1 ORDER BY seq', [chatId]);
         expect(rows.map((r) => r.id), path).toEqual([first, plain]);
         // The same events again (a redelivery): the stored ones are recognised; the lost one is reported again.
         expect(await chatsSql.applyMany(events, client), path).toEqual(expected);
-      } finally {
-        await client.query('ROLLBACK');
-        client.release();
-      }
+      });
     }
   });
 });
@@ -222,18 +212,13 @@ describe('attachments projection', () => {
     const spec = { projection: attachmentsProjection(), tables: [...ATTACHMENTS_PROJECTION_TABLES, ...ATTACHMENTS_QUEUE_TABLES], events, given };
     expect(await checkProjection(pool, spec)).toEqual([]);
 
-    const client = await pool.connect();
-    try {
-      await client.query('BEGIN');
+    await rolledBack(pool, async (client) => {
       await given(client);
       for (const { event, position } of events) await spec.projection.apply(event, client, position);
       const { rows } = await client.query<{ id: string }>('SELECT id FROM messages.attachments ORDER BY uploaded_at');
       expect(rows.map((r) => r.id)).toEqual([kept, reused]);
       const { rows: files } = await client.query('SELECT attachment_id FROM messages.file_deletions');
       expect(files).toEqual([{ attachment_id: swept }]);
-    } finally {
-      await client.query('ROLLBACK');
-      client.release();
-    }
+    });
   });
 });

@@ -6,7 +6,7 @@ import { createCache } from '@parley/cache';
 import { createLogger } from '@parley/log';
 import { migrate, type Pool, type PoolClient } from '@parley/pg';
 import { createMetrics } from '@parley/telemetry';
-import { checkProjection, fixtureStream, fixtureTime, projectionDatabase } from '@parley/testing';
+import { checkProjection, fixtureStream, fixtureTime, projectionDatabase, rolledBack } from '@parley/testing';
 import { auditProjection, AUDIT_PROJECTION_TABLES } from './audit/projection.js';
 import { resetsProjection, RESETS_PROJECTION_TABLES } from './reset/projection.js';
 import { PROJECTION_TABLES, usersProjection } from './users/projection.js';
@@ -115,13 +115,8 @@ async function applied<E>(
   events: { event: E; position: { streamSeq: number; subject: string } }[],
   query: string,
 ): Promise<unknown[]> {
-  const client = await pool.connect();
-  try {
-    await client.query('BEGIN');
+  return rolledBack(pool, async (client) => {
     for (const { event, position } of events) await projection.apply(event, client, position);
     return (await client.query(query)).rows;
-  } finally {
-    await client.query('ROLLBACK');
-    client.release();
-  }
+  });
 }

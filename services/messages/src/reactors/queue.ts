@@ -1,5 +1,5 @@
 import type { Logger } from '@parley/log';
-import type { Pool, PoolClient } from '@parley/pg';
+import { withTransaction, type Pool, type PoolClient } from '@parley/pg';
 
 /** One queue table: its key column and what to do with a batch of keys (idempotent). */
 export interface QueueSpec {
@@ -74,23 +74,15 @@ export class QueueReactor {
     const columns = [key, ...(this.spec.columns ?? [])].join(', ');
     let total = 0;
     for (;;) {
-      const client = await this.deps.pool.connect();
-      let done = 0;
-      try {
-        await client.query('BEGIN');
-        const { rows } = await client.query<Record<string, unknown>>(`SELECT ${columns} FROM ${table} ORDER BY queued_at, ${key} LIMIT $1 FOR UPDATE SKIP LOCKED`, [batch]);
+      // The rows stay locked while `act` runs and go in the same transaction: a failure keeps them.
+      const done = await withTransaction(this.deps.pool, async (tx) => {
+        const { rows } = await tx.query<Record<string, unknown>>(`SELECT ${columns} FROM ${table} ORDER BY queued_at, ${key} LIMIT $1 FOR UPDATE SKIP LOCKED`, [batch]);
         if (rows.length > 0) {
-          await this.spec.act(rows, client);
-          await client.query(`DELETE FROM ${table} WHERE ${key} = ANY($1)`, [rows.map((r) => r[key])]);
+          await this.spec.act(rows, tx);
+          await tx.query(`DELETE FROM ${table} WHERE ${key} = ANY($1)`, [rows.map((r) => r[key])]);
         }
-        await client.query('COMMIT');
-        done = rows.length;
-      } catch (error) {
-        await client.query('ROLLBACK').catch(() => {});
-        throw error;
-      } finally {
-        client.release();
-      }
+        return rows.length;
+      });
       total += done;
       if (done < batch) return total;
     }
