@@ -143,7 +143,10 @@ describe('automatic instrumentation (http, fastify, ioredis) through the --impor
         const roots = receiver.spans.filter((s) => s.service === 'gateway' && s.kind === SERVER && s.attributes['http.route'] === route && s.attributes['http.request.method'] === method);
         for (const r of roots) {
           const spans = inTrace(r.traceId);
-          if (wanted(spans)) return { root: r, spans };
+          // Each process exports in its own batches, so a span can arrive before its parent (a
+          // projector's SQL before the consume span it ran in): wait until every chain is whole.
+          const whole = spans.every((s) => s === r || parentOf(s) !== undefined);
+          if (whole && wanted(spans)) return { root: r, spans };
         }
         return undefined;
       }, 10_000, `the trace of ${method} ${route}`);
