@@ -31,6 +31,8 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
   let b: Account;
   let direct: string;
   let group: string;
+  /** A group created before the cutoff in which nothing else happened: the purge empties its subject. */
+  let quiet: string;
   let cutoff: Date;
   const old: { messageIds: string[]; attachmentId: string; pollId: string } = { messageIds: [], attachmentId: '', pollId: '' };
   let freshMessageId: string;
@@ -64,6 +66,8 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     b = await register(stack);
     direct = (await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'direct', userId: b.id } })).body.id;
     group = (await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'group', title: 'old only', memberIds: [b.id] } })).body.id;
+    quiet = (await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'group', title: 'quiet', memberIds: [b.id] } })).body.id;
+    expect((await http(stack, 'PATCH', `/api/v1/chats/${quiet}`, { token: a.accessToken, body: { title: 'quiet, renamed' } })).status).toBe(200);
 
     // The old data: messages with a reaction, a poll with a vote, an attachment, a read receipt,
     // a password-reset token, audit entries (registration), and cached chat lists showing it.
@@ -84,7 +88,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect((await http(stack, 'POST', `/api/v1/chats/${group}/read`, { token: b.accessToken, body: { messageId: old.messageIds[2] } })).status).toBe(204);
     expect((await http(stack, 'POST', '/api/v1/auth/password-reset/request', { body: { email: `${a.username}@example.test` } })).status).toBe(202);
     await eventually(async () => ((await rows('SELECT count(*) AS n FROM users.password_resets')) === 1 && (await rows('SELECT count(*) AS n FROM messages.read_positions')) === 1) || undefined);
-    expect((await http(stack, 'GET', '/api/v1/chats', { token: b.accessToken })).body.items.length).toBe(2); // cached now
+    expect((await http(stack, 'GET', '/api/v1/chats', { token: b.accessToken })).body.items.length).toBe(3); // cached now
 
     // The cutoff, then the fresh data (JetStream timestamps are milliseconds apart at least).
     await new Promise((r) => setTimeout(r, 50));
@@ -146,7 +150,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(await rows('SELECT count(*) AS n FROM users.password_resets')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.audit_log WHERE occurred_at < $1', [cutoff])).toBe(0);
     // The chats, their members and the accounts are not messages: they stay.
-    expect(await rows('SELECT count(*) AS n FROM messages.chats')).toBe(2);
+    expect(await rows('SELECT count(*) AS n FROM messages.chats')).toBe(3);
     expect(await rows('SELECT count(*) AS n FROM users.users')).toBe(2);
 
     // The API: history, search, the chat list (which Redis had cached with the old last message).
@@ -174,7 +178,17 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
       return stored.some((m) => m.text.includes(OLD) || old.messageIds.some((id) => m.text.includes(id))) ? undefined : stored;
     }, 10_000, 'no event of or about the old messages in the chats stream');
     expect(chats.filter((m) => m.text.includes(OLD))).toEqual([]);
-    expect(chats.filter((m) => m.text.includes('"ChatCreated"'))).toHaveLength(2);
+    // Every chat event before the cutoff went in one purge (issue 18), structure too: each chat's
+    // structure lives on in its snapshot, folded up to the last purged seq.
+    const chatEvent = (m: { subject: string }) => m.subject.startsWith(`${env.namespace}.chat.`);
+    expect(chats.filter((m) => chatEvent(m) && m.text.includes('"ChatCreated"'))).toEqual([]);
+    const snapshots = chats.filter((m) => m.subject.startsWith(`${env.namespace}.chatsnap.`)).map((m) => JSON.parse(m.text).data);
+    expect(snapshots.map((x) => x.chatId).sort()).toEqual([direct, group, quiet].sort());
+    const quietSnapshot = snapshots.find((x) => x.chatId === quiet);
+    expect(quietSnapshot).toMatchObject({ type: 'group', title: 'quiet, renamed', seq: 2, pair: null });
+    expect(quietSnapshot.members.map((m: { userId: string; role: string }) => [m.userId, m.role]).sort()).toEqual([[a.id, 'owner'], [b.id, 'member']].sort());
+    expect(snapshots.find((x) => x.chatId === direct)).toMatchObject({ type: 'direct', pair: [a.id, b.id].sort() });
+    expect(chats.some((m) => m.subject === `${env.namespace}.chat.${quiet}`)).toBe(false);
     expect(chats.some((m) => m.text.includes(FRESH))).toBe(true);
     for (const stream of ['audit', 'resets', 'receipts']) {
       const left = await storedMessages(nc, `${env.namespace}_${stream}`);
@@ -186,6 +200,16 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     const expiredEvent = chats.filter((m) => m.text.includes('"MessagesExpired"') && m.text.includes(group));
     expect(expiredEvent).toHaveLength(1);
     expect(next.seq).toBe(JSON.parse(expiredEvent[0]!.text).seq + 1);
+    // A chat whose every event was purged continues after its snapshot's seq, not at 1, and its
+    // members still see it.
+    const woken = await http(stack, 'POST', `/api/v1/chats/${quiet}/messages`, { token: b.accessToken, body: { clientMsgId: 'woken', body: 'still here' } });
+    expect(woken.status).toBe(201);
+    expect(woken.body.seq).toBe(quietSnapshot.seq + 1);
+    const quietHistory = await eventually(async () => {
+      const items = (await http(stack, 'GET', `/api/v1/chats/${quiet}/messages`, { token: a.accessToken })).body.items;
+      return items.length === 1 ? items : undefined;
+    });
+    expect(quietHistory[0].seq).toBe(quietSnapshot.seq + 1);
   });
 
   it('a second pass at the same time finds nothing more, and a pass cannot start while another holds the lock', async () => {
@@ -204,7 +228,14 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     }
   });
 
-  it('a rebuild from the streams does not bring anything back', async () => {
+  it('a rebuild from the streams does not bring anything back, and rebuilds the purged chats from their snapshots as they are live', async () => {
+    const structure = async () => ({
+      chats: (await db.query('SELECT id, type, title, created_by, created_at, last_seq, last_activity_at FROM messages.chats ORDER BY id')).rows,
+      members: (await db.query('SELECT chat_id, user_id, role, joined_seq FROM messages.chat_members ORDER BY chat_id, user_id')).rows,
+      direct: (await db.query('SELECT user_a, user_b, chat_id FROM messages.direct_chats ORDER BY chat_id')).rows,
+    });
+    const live = await structure();
+    expect(live.chats).toHaveLength(3);
     await stack.stop();
     await rebuildUsers(vars);
     await rebuildMessages(vars);
@@ -216,7 +247,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(await rows('SELECT count(*) AS n FROM messages.read_positions')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.password_resets')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.audit_log WHERE occurred_at < $1', [cutoff])).toBe(0);
-    expect(await rows('SELECT count(*) AS n FROM messages.chats')).toBe(2);
+    expect(await structure()).toEqual(live);
     expect(await rows('SELECT count(*) AS n FROM users.users')).toBe(2);
     const history = (await http(stack, 'GET', `/api/v1/chats/${direct}/messages`, { token: a.accessToken })).body.items;
     expect(history.map((m: { id: string }) => m.id)).toEqual([freshMessageId]);

@@ -1,5 +1,5 @@
 import type { Bus } from './connect.js';
-import { parseChatEvent, type ChatEvent } from '@parley/contracts';
+import { parseChatEvent, parseChatSnapshot, subjects, type ChatEvent, type ChatSnapshot } from '@parley/contracts';
 
 export type AfterCursor = { events: ChatEvent[] } | { reset: true; headSeq: number };
 
@@ -14,7 +14,11 @@ export type AfterCursor = { events: ChatEvent[] } | { reset: true; headSeq: numb
 export async function eventsAfter(bus: Bus, stream: string, subject: string, cursor: number, maxEvents: number): Promise<AfterCursor> {
   const direct = bus.jsm.direct;
   const head = await direct.getMessage(stream, { last_by_subj: subject });
-  if (!head) return { events: [] };
+  if (!head) {
+    // Retention purged every event of this chat: its snapshot says how far the chat got.
+    const floor = await floorOf(bus, stream, subject);
+    return floor > cursor ? { reset: true, headSeq: floor } : { events: [] };
+  }
   const headEvent = parse(head.json());
   if (headEvent.seq <= cursor) return { events: [] };
   if (headEvent.seq - cursor > maxEvents) return { reset: true, headSeq: headEvent.seq };
@@ -89,4 +93,27 @@ function parse(value: unknown): ChatEvent {
   const parsed = parseChatEvent(value);
   if (!parsed.ok) throw new Error(`unreadable chat event: ${parsed.reason}`);
   return parsed.event;
+}
+
+/**
+ * A chat's latest ChatSnapshot (issue 18), read from its `<ns>.chatsnap.<chatId>` subject in the
+ * chats stream; null when retention never purged any of its events.
+ */
+export async function chatSnapshotOf(bus: Bus, stream: string, namespace: string, chatId: string): Promise<ChatSnapshot | null> {
+  const stored = await bus.jsm.direct.getMessage(stream, { last_by_subj: subjects.chatSnapshot(namespace, chatId) });
+  if (!stored) return null;
+  const parsed = parseChatSnapshot(stored.json());
+  if (!parsed.ok) throw new Error(`unreadable chat snapshot: ${parsed.reason}`);
+  return parsed.event;
+}
+
+/**
+ * The seq a chat's subject continues from when it holds no event: its snapshot's (0 without one).
+ * For the chat Sequencer (SequencerOptions.floor) and resume.
+ */
+export async function floorOf(bus: Bus, stream: string, chatSubject: string): Promise<number> {
+  const dot = chatSubject.lastIndexOf('.chat.');
+  if (dot < 0) throw new Error(`not a chat subject: ${chatSubject}`);
+  const snapshot = await chatSnapshotOf(bus, stream, chatSubject.slice(0, dot), chatSubject.slice(dot + '.chat.'.length));
+  return snapshot?.data.seq ?? 0;
 }

@@ -34,3 +34,12 @@ export async function purgeSubject(jsm: JetStreamManager, stream: string, filter
   const { purged } = await jsm.streams.purge(stream, { filter });
   return purged;
 }
+
+/**
+ * Purges, in one request, every message on the subjects matching `filter` whose stream sequence is
+ * below `seq` (JetStream purge with `filter` and `seq`). Returns how many.
+ */
+export async function purgeSubjectBelow(jsm: JetStreamManager, stream: string, filter: string, seq: number): Promise<number> {
+  const { purged } = await jsm.streams.purge(stream, { filter, seq });
+  return purged;
+}

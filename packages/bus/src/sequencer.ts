@@ -31,6 +31,15 @@ export type Decision<E, R> = { event: E } | { refusal: R };
  */
 export type ReadBetween = (afterSeq: number, uptoSeq: number, afterStreamSeq?: number) => Promise<SequencedEvent[]>;
 
+export interface SequencerOptions {
+  maxCachedHeads?: number;
+  /**
+   * The seq a subject continues from when it has no message: the seq its purged events reached
+   * (a chat's ChatSnapshot, issue 18). Without it an empty subject starts at 1.
+   */
+  floor?: (subject: string) => Promise<number>;
+}
+
 /** How many of a subject's latest events stay in memory, so deciding again rarely reads the stream. */
 const RECENT_PER_SUBJECT = 64;
 
@@ -58,8 +67,12 @@ export class Sequencer {
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
     private readonly metrics?: Metrics,
-    private readonly maxCachedHeads = 100_000,
-  ) {}
+    private readonly options: SequencerOptions = {},
+  ) {
+    this.maxCachedHeads = options.maxCachedHeads ?? 100_000;
+  }
+
+  private readonly maxCachedHeads: number;
 
   append<E extends SequencedEvent>(subject: string, msgId: string, build: (seq: number) => E): Promise<Appended<E>> {
     return this.serialised(subject, () => this.appendNow(subject, msgId, build));
@@ -187,7 +200,8 @@ export class Sequencer {
 
   private async readHead(subject: string): Promise<Head> {
     const last = await readStored<SequencedEvent>(this.jsm, this.stream, { last_by_subj: subject });
-    const head = last ? { streamSeq: last.streamSeq, seq: last.value.seq } : { streamSeq: 0, seq: 0 };
+    // An empty subject expects "no message" (stream seq 0) but continues after its floor.
+    const head = last ? { streamSeq: last.streamSeq, seq: last.value.seq } : { streamSeq: 0, seq: (await this.options.floor?.(subject)) ?? 0 };
     this.heads.delete(subject); // the stream's own answer replaces whatever was cached
     this.remember(subject, head);
     return head;

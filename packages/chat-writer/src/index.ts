@@ -1,6 +1,16 @@
-import { eventsBetween, type Appended, type Bus, type Sequencer } from '@parley/bus';
+import { eventsBetween, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
+import type { Metrics } from '@parley/telemetry';
 import { decideAppend, initialChatState, type ChatCommand, type ChatState, type NotAppended } from '@parley/chat-domain';
 import { buildMeta, newId, streamName, subjects, type ChatEvent } from '@parley/contracts';
+
+/**
+ * The Sequencer of the chats stream, as every writer of chat events needs it: a chat whose events
+ * retention purged entirely continues after its snapshot's seq (issue 18), not at 1.
+ */
+export function chatSequencer(bus: Bus, namespace: string, metrics?: Metrics): Sequencer {
+  const stream = streamName(namespace, 'chats');
+  return new Sequencer(bus.js, bus.jsm, stream, metrics, { floor: (subject) => floorOf(bus, stream, subject) });
+}
 
 /** The state a writer decided on, and the chat seq it reflects. */
 export interface Basis {

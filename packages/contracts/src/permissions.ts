@@ -220,6 +220,7 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
     retention: merge('retention', {
       publish: [
         subjects.allChats(ns), // MessagesExpired
+        subjects.allChatSnapshots(ns), // ChatSnapshot before a purge
         subjects.auditRetention(ns),
         subjects.resetRetention(ns),
         subjects.receiptRetention(ns),

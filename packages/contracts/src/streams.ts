@@ -4,9 +4,11 @@ import { subjects } from './subjects.js';
  * The declared JetStream streams. One stream per retention class (docs/retention.md#the-policy): what differs between
  * them is how long data lives and how it is compacted, so each gets its own limits.
  *
- * Chat events deliberately have no `max_age`: a chat's subject must keep its `ChatCreated` event and
- * its latest event forever (the next `seq` is derived from the latest one), so time-based deletion of
- * old messages is done by the retention service per message, not by the stream's age limit.
+ * Chat events deliberately have no `max_age`: a chat's structure (members, title) must outlive its
+ * messages, and its next `seq` follows from its latest event. The retention service expires them
+ * instead: it folds each chat's structure into a `ChatSnapshot` (`<ns>.chatsnap.<chatId>`, in the
+ * same stream) and then purges every chat event older than the cutoff with one request
+ * (docs/retention.md#stream-compaction).
  */
 export interface StreamDeclaration {
   name: string;
@@ -77,7 +79,7 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
     chats: {
       name: streamName(ns, 'chats'),
       description: 'Every chat event (membership, messages) on one subject per chat',
-      subjects: [subjects.allChats(ns), subjects.allChatClaims(ns), subjects.allAttachments(ns)],
+      subjects: [subjects.allChats(ns), subjects.allChatClaims(ns), subjects.allAttachments(ns), subjects.allChatSnapshots(ns)],
       maxAgeSeconds: 0,
       maxMsgsPerSubject: -1,
       duplicateWindowSeconds: 120,

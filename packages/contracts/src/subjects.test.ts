@@ -11,6 +11,8 @@ describe('subjects', () => {
       subjects.allChats('nsa'),
       subjects.directChatClaim('nsa', 'u1', 'u2'),
       subjects.allChatClaims('nsa'),
+      subjects.chatSnapshot('nsa', 'c1'),
+      subjects.allChatSnapshots('nsa'),
       subjects.user('nsa', 'u1'),
       subjects.allUsers('nsa'),
       subjects.identityClaim('nsa', 'username', 'alice'),
@@ -41,6 +43,9 @@ describe('subjects', () => {
     expect(subjects.api('p', 'messages')).toBe('p.api.messages');
     expect(subjects.rpc('p', 'users', 'existing')).toBe('p.rpc.users.existing');
     expect(subjects.allChatClaims('p')).toBe('p.chatclaim.*');
+    // Not matched by p.chat.*: the retention purge of old chat events leaves the snapshots alone.
+    expect(subjects.chatSnapshot('p', 'c1')).toBe('p.chatsnap.c1');
+    expect(subjects.allChatSnapshots('p')).toBe('p.chatsnap.*');
     expect(subjects.allIdentityClaims('p')).toBe('p.userclaim.*.*');
     expect(subjects.receipt('p', 'c1', 'u1')).toBe('p.receipt.c1.u1');
     expect(subjects.allReceipts('p')).toBe('p.receipt.*.*');

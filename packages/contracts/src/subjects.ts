@@ -6,6 +6,7 @@ import { createHash } from 'node:crypto';
  *
  *   <ns>.chat.<chatId>                  every event of one chat (one subject, so one gap-free seq)
  *   <ns>.chatclaim.<pairHash>           direct-chat uniqueness claims
+ *   <ns>.chatsnap.<chatId>              a chat's structure as of its purged part (latest only)
  *   <ns>.attachment.<attachmentId>      uploaded files' metadata
  *   <ns>.user.<userId>                  every event of one user
  *   <ns>.userclaim.<kind>.<valueHash>   username / e-mail uniqueness claims
@@ -36,6 +37,9 @@ export const subjects = {
   directChatClaim: (ns: string, userA: string, userB: string) =>
     `${ns}.chatclaim.${subjectHash([userA, userB].sort().join(':'))}`,
   allChatClaims: (ns: string) => `${ns}.chatclaim.*`,
+  /** The retention service's snapshot of a chat's structure (ChatSnapshot), one per chat. */
+  chatSnapshot: (ns: string, chatId: string) => `${ns}.chatsnap.${chatId}`,
+  allChatSnapshots: (ns: string) => `${ns}.chatsnap.*`,
   attachment: (ns: string, attachmentId: string) => `${ns}.attachment.${attachmentId}`,
   allAttachments: (ns: string) => `${ns}.attachment.*`,
 

@@ -2,7 +2,7 @@ import type { TSchema, Static } from '@sinclair/typebox';
 import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { ChatEvents } from './events/chats.js';
 import { UserEvents } from './events/users.js';
-import { AttachmentEvents, ReceiptEvents, type AttachmentEvent, type ChatEvent, type ReceiptEvent } from './events/chats.js';
+import { AttachmentEvents, ChatSnapshot, ReceiptEvents, type AttachmentEvent, type ChatEvent, type ReceiptEvent } from './events/chats.js';
 import type { UserEvent } from './events/users.js';
 import { AuditEvents, ErasureEvents, ResetEvents, RevocationEvents, type AuditEvent, type ErasureEvent, type ResetEvent, type RevocationEvent } from './events/security.js';
 
@@ -59,4 +59,5 @@ export const parseResetEvent = catalogue<ResetEvent>(ResetEvents);
 export const parseRevocationEvent = catalogue<RevocationEvent>(RevocationEvents);
 export const parseReceiptEvent = catalogue<ReceiptEvent>(ReceiptEvents);
 export const parseAttachmentEvent = catalogue<AttachmentEvent>(AttachmentEvents);
+export const parseChatSnapshot = catalogue<ChatSnapshot>([ChatSnapshot]);
 export const parseErasureEvent = catalogue<ErasureEvent>(ErasureEvents);

@@ -81,9 +81,13 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   /**
    * Rebuilds the projection from the stream: empties `tables` (the projection's own tables) and
    * resets its checkpoint, deletes the durable consumer, replays every event, and returns once the
-   * consumer has nothing pending. Refuses while another process (the running service) holds the lock.
+   * consumer has nothing pending; `prepare` runs between the emptying and the replay. Refuses while another process (the running service) holds the lock.
    */
-  rebuild(tables: string[], timeoutMs?: number): Promise<number> {
-    return this.processor.rebuild(() => this.store.clear(tables), timeoutMs);
+  rebuild(tables: string[], timeoutMs?: number, prepare?: () => Promise<void>): Promise<number> {
+    return this.processor.rebuild(async () => {
+      await this.store.clear(tables);
+      // What the replay builds on and the stream no longer holds (the chats' snapshots).
+      await prepare?.();
+    }, timeoutMs);
   }
 }

@@ -1,8 +1,7 @@
 import type * as UWS from 'uWebSockets.js';
 import { TokenVerifier } from '@parley/auth';
-import { Sequencer, type Bus } from '@parley/bus';
-import { ChatWriter } from '@parley/chat-writer';
-import { streamName } from '@parley/contracts';
+import type { Bus } from '@parley/bus';
+import { ChatWriter, chatSequencer } from '@parley/chat-writer';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { GatewayConfig } from './env.js';
@@ -57,7 +56,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   const authenticate = authenticator(new TokenVerifier(config.JWT_SECRET), revocations);
   const sockets = new Set<Socket>();
   const draining = { value: false };
-  const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, streamName(deps.namespace, 'chats'), deps.metrics);
+  const sequencer = chatSequencer(deps.bus, deps.namespace, deps.metrics);
 
   // The fan-out follows exactly the chats that have a socket here (see LiveFanout).
   const followHooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {};

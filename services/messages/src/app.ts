@@ -1,6 +1,6 @@
 import { fileURLToPath } from 'node:url';
-import { ChatWriter } from '@parley/chat-writer';
-import { RequestVerifier, Sequencer, serveRequests, serveRpc, type ProjectorHooks } from '@parley/bus';
+import { ChatWriter, chatSequencer } from '@parley/chat-writer';
+import { RequestVerifier, serveRequests, type Sequencer, serveRpc, type ProjectorHooks } from '@parley/bus';
 import { Projector, waitForCheckpoint } from '@parley/projector-pg';
 import { ATTACHMENTS_PROJECTOR, attachmentsProjection } from './attachments/projection.js';
 import { AttachmentSweeper } from './attachments/sweeper.js';
@@ -74,7 +74,7 @@ export interface AppOptions {
 export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions = {}): MessagesApp {
   const stream = streamName(deps.namespace, 'chats');
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
-  const sequencer = new Sequencer(deps.bus.js, deps.bus.jsm, stream, deps.metrics);
+  const sequencer = chatSequencer(deps.bus, deps.namespace, deps.metrics);
   const router = new ApiRouter(deps.log, isTransientPgError);
   const reactors = {
     streamContent: streamContentReactor(deps),

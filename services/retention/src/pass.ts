@@ -1,5 +1,6 @@
-import { Sequencer, callRpc, deleteStreamSequences, publishEvent, purgeBelow, type Bus } from '@parley/bus';
-import { ChatWriter, expiryBasis } from '@parley/chat-writer';
+import { callRpc, chatSnapshotOf, deleteStreamSequences, publishEvent, purgeBelow, purgeSubjectBelow, type Bus } from '@parley/bus';
+import { foldSnapshot } from '@parley/chat-domain';
+import { ChatWriter, chatSequencer, expiryBasis } from '@parley/chat-writer';
 import {
   buildMeta,
   MAX_RPC_BATCH,
@@ -8,6 +9,7 @@ import {
   subjects,
   type AuditEntriesExpired,
   type ChatEvent,
+  type ChatSnapshot,
   type ReadPositionsExpired,
   type ResetTokensExpired,
   type StreamKey,
@@ -52,12 +54,23 @@ export interface PassReport {
   durationMs: number;
 }
 
-/** Chat events that are part of a message's life (expire with it); the rest shape the chat and stay. */
+/** Chat events that shape the chat (folded into its ChatSnapshot); the rest are part of a message's life. */
 const STRUCTURE = new Set<ChatEvent['type']>(['ChatCreated', 'ChatRenamed', 'MemberAdded', 'MemberRemoved', 'MemberErased']);
+/** Snapshots read and written at once (one direct get, then one publish each). */
+const SNAPSHOT_CONCURRENCY = 16;
+
+/** What the purged part of one chat's subject holds, for its snapshot. */
+interface ChatPrefix {
+  /** Its structure events, in order. */
+  structure: ChatEvent[];
+  /** The highest chat seq and the latest message time in it. */
+  lastSeq: number;
+  lastActivityAt: string;
+  /** Its first stream sequence: where the purge must stop if no snapshot can be made. */
+  firstStreamSeq: number;
+}
 
 interface ChatExpiry {
-  /** Stream sequences of the chat's expired message-class events. */
-  streamSeqs: number[];
   /** Chat seqs of expired messages (MessageSent, PollPosted), ascending. */
   messageSeqs: number[];
   /** The highest chat seq among them. */
@@ -84,8 +97,9 @@ export interface PassDeps {
  *    for the audit log, reset tokens and read receipts. The services' projectors delete the rows,
  *    files, cache entries and search entries, in bounded batches.
  * 4. Wait until those projectors have applied them.
- * 5. Compact the streams: delete the expired chat events (never a chat's structure, never a
- *    subject's last event, from which the next seq is derived), purge the other classes below
+ * 5. Compact the streams: fold each affected chat's structure into its ChatSnapshot, then purge
+ *    every chat event older than the cutoff with one request (issue 18: O(1) requests for the
+ *    stream, O(chats) snapshots, instead of one delete per event); purge the other classes below
  *    their cutoff. A replay (`npm run rebuild`) or a resume then cannot bring anything back.
  * 6. Sweep attachment files whose row is gone (left by a crash between commit and unlink).
  *
@@ -109,13 +123,16 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 
   // 1. Scan.
   const chats = new Map<string, ChatExpiry>();
+  const prefixes = new Map<string, ChatPrefix>();
+  /** Chat events below the cutoff: what the purge removes. */
+  let chatEventsBelow = 0;
   /** Upload records by attachment id: those older than the attachment cutoff go, and those of expired messages. */
   const uploads = new Map<string, { seqs: number[]; expired: boolean }>();
   const expiredAttachments = new Set<string>();
   const chatPrefix = `${ns}.chat.`;
   const attachmentPrefix = `${ns}.attachment.`;
   const attachmentCutoff = cutoffs.attachments.getTime();
-  await scanExpired(bus.js, bus.jsm, stream('chats'), cutoffs.messages, (stored) => {
+  const chatsScan = await scanExpired(bus.js, bus.jsm, stream('chats'), cutoffs.messages, (stored) => {
     if (stored.subject.startsWith(attachmentPrefix)) {
       const id = stored.subject.slice(attachmentPrefix.length);
       const upload = uploads.get(id) ?? { seqs: [], expired: false };
@@ -126,9 +143,14 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     }
     if (!stored.subject.startsWith(chatPrefix)) return; // direct-chat claims stay with their chat
     const event = stored.json<ChatEvent>();
+    chatEventsBelow++;
+    const prefix = prefixes.get(event.chatId) ?? { structure: [], lastSeq: 0, lastActivityAt: '', firstStreamSeq: stored.seq };
+    prefix.lastSeq = Math.max(prefix.lastSeq, event.seq);
+    if (STRUCTURE.has(event.type)) prefix.structure.push(event);
+    if ((event.type === 'MessageSent' || event.type === 'PollPosted') && event.meta.occurredAt > prefix.lastActivityAt) prefix.lastActivityAt = event.meta.occurredAt;
+    prefixes.set(event.chatId, prefix);
     if (STRUCTURE.has(event.type)) return;
-    const chat = chats.get(event.chatId) ?? { streamSeqs: [], messageSeqs: [], upToSeq: 0, markersOnly: true, expiredUpToSeq: 0 };
-    chat.streamSeqs.push(stored.seq);
+    const chat = chats.get(event.chatId) ?? { messageSeqs: [], upToSeq: 0, markersOnly: true, expiredUpToSeq: 0 };
     chat.upToSeq = Math.max(chat.upToSeq, event.seq);
     if (event.type === 'MessageSent' || event.type === 'PollPosted') chat.messageSeqs.push(event.seq);
     if (event.type === 'MessageSent') for (const id of event.data.attachmentIds) expiredAttachments.add(id);
@@ -158,7 +180,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   const rows = await previewRows(deps, expiring.map(([chatId, c]) => ({ chatId, upToSeq: c.upToSeq })), cutoffs);
   step('preview');
   const streamEvents: Counts = {
-    chats: [...chats.values()].reduce((n, c) => n + c.streamSeqs.length, 0) + attachmentSeqs.length,
+    chats: chatEventsBelow + attachmentSeqs.length,
     audit: tails.audit.expired,
     resets: tails.resets.expired,
     receipts: tails.receipts.expired,
@@ -179,10 +201,9 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 
   // 3. Deletion events.
   // Through the chat writer, like every writer of chat events: the decider decides ExpireMessages.
-  const sequencer = new Sequencer(bus.js, bus.jsm, stream('chats'));
+  const sequencer = chatSequencer(bus, ns);
   const writer = new ChatWriter({ bus, namespace: ns, sequencer });
   const published: Partial<Record<'chats' | 'audit' | 'resets' | 'receipts', number>> = {};
-  const newHeads = new Set<string>();
   for (const [chatId, chat] of expiring) {
     for (const upToSeq of expiryChunks(chat.messageSeqs, chat.upToSeq, options.batchMessages)) {
       const head = await sequencer.currentSeq(subjects.chat(ns, chatId));
@@ -192,7 +213,6 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
       chat.expiredUpToSeq = upToSeq;
       published.chats = Math.max(published.chats ?? 0, appended.streamSeq);
     }
-    newHeads.add(chatId);
   }
   const cutoffEvent = <T extends AuditEntriesExpired | ResetTokensExpired | ReadPositionsExpired>(type: T['type'], cutoff: Date) =>
     ({ type, version: 1, data: { cutoff: cutoff.toISOString() }, meta: buildMeta({ eventId: newId(), occurredAt: options.now, actorId: null, correlationId: newId() }) }) as T;
@@ -212,19 +232,13 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   await waitForProjectors(bus.jsm, ns, published, options.projectionTimeoutMs);
   step('projection');
 
-  // 5. Compact the streams.
-  const chatSeqs: number[] = [];
-  for (const [chatId, chat] of chats) {
-    let seqs = chat.streamSeqs;
-    if (!newHeads.has(chatId)) {
-      // No new event went on this chat, so its last expired event may be its head: keep that one.
-      const head = await bus.jsm.streams.getMessage(stream('chats'), { last_by_subj: subjects.chat(ns, chatId) }).catch(() => null);
-      if (head) seqs = seqs.filter((s) => s !== head.seq);
-    }
-    chatSeqs.push(...seqs);
-  }
-  const removed = await deleteStreamSequences(bus.jsm, stream('chats'), [...chatSeqs, ...attachmentSeqs], options.deleteConcurrency, options.eraseStreamMessages ?? true);
-  streamEvents.chats = removed;
+  // 5. Compact the streams. First each chat's structure goes into its snapshot, then its old
+  // events go: a crash in between leaves a snapshot that the remaining events replay onto without
+  // change (foldSnapshot and the projection skip or repeat them idempotently).
+  const purgeBelowSeq = await writeSnapshots(deps, stream('chats'), prefixes, chatsScan.firstFreshSeq, options.now);
+  const chatEventsPurged = purgeBelowSeq > 1 ? await purgeSubjectBelow(bus.jsm, stream('chats'), subjects.allChats(ns), purgeBelowSeq) : 0;
+  const attachmentsRemoved = await deleteStreamSequences(bus.jsm, stream('chats'), attachmentSeqs, options.deleteConcurrency, options.eraseStreamMessages ?? true);
+  streamEvents.chats = chatEventsPurged + attachmentsRemoved;
   for (const key of ['audit', 'resets', 'receipts'] as const) {
     streamEvents[key] = tails[key].firstFreshSeq > 1 ? await purgeBelow(bus.jsm, stream(key), tails[key].firstFreshSeq) : 0;
   }
@@ -236,6 +250,41 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   step('orphanFiles');
   log.debug({ chats: expiring.length }, 'retention pass compacted the streams');
   return report(orphanFiles);
+}
+
+/**
+ * Writes the snapshot of every chat with events below `firstFreshSeq`: its last snapshot with the
+ * structure events since folded in (rolled up: only the newest stays on its subject). Returns
+ * where the purge of chat events may start: `firstFreshSeq`, or lower when a chat's snapshot
+ * cannot be made (its ChatCreated is gone and it has no snapshot, which no pass of this design
+ * leaves behind): those events are kept rather than lose the chat.
+ */
+async function writeSnapshots(deps: PassDeps, chatsStream: string, prefixes: Map<string, ChatPrefix>, firstFreshSeq: number, now: Date): Promise<number> {
+  const { bus, namespace: ns, log } = deps;
+  let purgeBelowSeq = firstFreshSeq;
+  const queue = [...prefixes];
+  const worker = async () => {
+    for (let next = queue.pop(); next; next = queue.pop()) {
+      const [chatId, prefix] = next;
+      const prior = await chatSnapshotOf(bus, chatsStream, ns, chatId);
+      if (prior && prior.data.seq >= prefix.lastSeq) continue; // a rerun: written already
+      const folded = foldSnapshot(prior?.data ?? null, prefix.structure);
+      if (!folded) {
+        log.warn({ chatId }, 'chat has no ChatCreated and no snapshot: its old events are kept');
+        purgeBelowSeq = Math.min(purgeBelowSeq, prefix.firstStreamSeq);
+        continue;
+      }
+      const data: ChatSnapshot['data'] = {
+        ...folded,
+        seq: Math.max(folded.seq, prefix.lastSeq),
+        lastActivityAt: prefix.lastActivityAt > folded.lastActivityAt ? prefix.lastActivityAt : folded.lastActivityAt,
+      };
+      const snapshot: ChatSnapshot = { type: 'ChatSnapshot', version: 1, data, meta: buildMeta({ eventId: newId(), occurredAt: now, actorId: null, correlationId: newId() }) };
+      await publishEvent(bus.js, subjects.chatSnapshot(ns, chatId), snapshot, { msgId: `snapshot:${chatId}:${data.seq}`, rollupSubject: true });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SNAPSHOT_CONCURRENCY, queue.length) }, worker));
+  return purgeBelowSeq;
 }
 
 async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: number }[], cutoffs: Cutoffs): Promise<Counts> {

@@ -204,6 +204,37 @@ export const MemberErased = chatEventSchema(
 );
 export type MemberErased = Static<typeof MemberErased>;
 
+/**
+ * A chat's structure folded up to chat seq `seq` (issue 18): what its ChatCreated, ChatRenamed,
+ * MemberAdded, MemberRemoved and MemberErased events up to there came to. The retention service
+ * writes it on `<ns>.chatsnap.<chatId>` (one per chat: each replaces the last with `Nats-Rollup:
+ * sub`) before it purges every chat event older than the cutoff in one request, so a chat keeps its
+ * members, title and next seq when its old events are gone. Not a chat event: it takes no seq and is
+ * never delivered; a rebuild applies it before replaying the chat's remaining events, and the chat
+ * writer continues from `seq` when the chat's subject is empty.
+ */
+export const ChatSnapshot = eventSchema(
+  'ChatSnapshot',
+  1,
+  Type.Object(
+    {
+      chatId: Type.String(),
+      seq: Type.Integer({ minimum: 1 }),
+      type: ChatType,
+      title: Type.Union([Type.String(), Type.Null()]),
+      createdBy: Type.String(),
+      createdAt: Type.String(),
+      /** The latest activity (creation, message, poll, member added) up to `seq`: the chat list's order. */
+      lastActivityAt: Type.String(),
+      /** A direct chat's two users as created (the pair that may have only this direct chat); null for a group. */
+      pair: Type.Union([Type.Array(Type.String(), { minItems: 2, maxItems: 2 }), Type.Null()]),
+      members: Type.Array(Type.Object({ userId: Type.String(), role: MemberRole, joinedSeq: Type.Integer({ minimum: 0 }) }, { additionalProperties: false })),
+    },
+    { additionalProperties: false },
+  ),
+);
+export type ChatSnapshot = Static<typeof ChatSnapshot>;
+
 export const ChatEvents = [
   ChatCreated,
   MessageSent,

@@ -1,6 +1,6 @@
 import type { Position, Projection } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
-import { RETENTION_PROJECTORS, type ChatEvent, type MessageSent } from '@parley/contracts';
+import { RETENTION_PROJECTORS, type ChatEvent, type ChatSnapshot, type MessageSent } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import { deleteInBatches } from '@parley/pg';
 import type { Logger } from '@parley/log';
@@ -73,6 +73,29 @@ export const chatsSql = {
       [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
     );
     return collision ? [collision] : [];
+  },
+  /**
+   * A chat whose old events retention purged (issue 18), as its ChatSnapshot says: for a rebuild,
+   * before the chat's remaining events replay onto it. Only a chat the projection does not have is
+   * made (a live projection is already past the snapshot: applying it would undo newer changes).
+   */
+  async applySnapshot(snapshot: ChatSnapshot, streamSeq: number, tx: PoolClient): Promise<void> {
+    const d = snapshot.data;
+    const { rowCount } = await tx.query(
+      `INSERT INTO messages.chats (id, type, title, created_by, created_at, last_seq, last_activity_at, stream_seq)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING`,
+      [d.chatId, d.type, d.title, d.createdBy, d.createdAt, d.seq, d.lastActivityAt, streamSeq],
+    );
+    if (rowCount === 0) return;
+    await tx.query(
+      `INSERT INTO messages.chat_members (chat_id, user_id, role, joined_seq)
+       SELECT $1, m.user_id, m.role, m.joined_seq FROM unnest($2::uuid[], $3::text[], $4::int[]) AS m(user_id, role, joined_seq)`,
+      [d.chatId, d.members.map((m) => m.userId), d.members.map((m) => m.role), d.members.map((m) => m.joinedSeq)],
+    );
+    if (d.pair) {
+      const [a, b] = [...d.pair].sort();
+      await tx.query('INSERT INTO messages.direct_chats (user_a, user_b, chat_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [a, b, d.chatId]);
+    }
   },
   /**
    * The bulk path (a burst of events in one transaction): runs of plain messages become one
