@@ -80,7 +80,7 @@ function liveTraffic(token, chatId, sockets = Math.max(1, Math.ceil(rate / 20)))
       const frame = JSON.parse(raw.toString());
       if (frame.op !== 'ack') return;
       const t = sentAt.get(frame.clientMsgId);
-      if (t) samples.push({ phase: t.phase, ms: performance.now() - t.at });
+      if (t) samples.push({ phase: t.phase, at: t.at, ms: performance.now() - t.at });
       sentAt.delete(frame.clientMsgId);
     });
     ws.on('close', (code) => {
@@ -140,9 +140,18 @@ try {
     }
   }
   const [a, b] = accounts;
+  // The member must be projected before a chat can name them: retry the first creations until it is.
+  const createChat = async (title) => {
+    for (let i = 0; ; i++) {
+      const r = await api('POST', '/api/v1/chats', a.accessToken, { type: 'group', title, memberIds: [b.user.id] });
+      if (r.status === 201) return r.body.id;
+      if (i > 100) throw new Error(`create chat: ${r.status} ${JSON.stringify(r.body)}`);
+      await sleep(100);
+    }
+  };
   const chats = [];
-  for (let i = 0; i < chatCount; i++) chats.push((await api('POST', '/api/v1/chats', a.accessToken, { type: 'group', title: `old ${i}`, memberIds: [b.user.id] })).body.id);
-  const liveChat = (await api('POST', '/api/v1/chats', a.accessToken, { type: 'group', title: 'live', memberIds: [b.user.id] })).body.id;
+  for (let i = 0; i < chatCount; i++) chats.push(await createChat(`old ${i}`));
+  const liveChat = await createChat('live');
   log(`created ${chatCount} chats; seeding ${total.toLocaleString('en')} messages`);
 
   // Seed: this script is each old chat's only writer while seeding, so it assigns seqs itself
@@ -256,6 +265,37 @@ try {
   };
   const before = lat('baseline');
   const during = lat('pass');
+  // Which step of the pass the slow acks fell in: the steps' windows from the report, placed after
+  // the process's start-up (the pass's wall time minus its own duration).
+  const stepWindows = [];
+  let stepAt = passStart + (passSeconds * 1000 - report.durationMs);
+  for (const [step, took] of Object.entries(report.stepsMs)) {
+    stepWindows.push({ step, from: stepAt, to: stepAt + took });
+    stepAt += took;
+  }
+  const byStep = Object.fromEntries(
+    stepWindows.map(({ step, from, to }) => {
+      const s = live.samples.filter((x) => x.phase === 'pass' && x.at >= from && x.at < to).map((x) => x.ms).sort((x, y) => x - y);
+      return [step, { n: s.length, p99: percentile(s, 99), max: s.at(-1) ?? NaN }];
+    }),
+  );
+  // Nothing older than the cutoff may be left on a chat subject (the purge's promise).
+  const leftOld = await (async () => {
+    const js = jetstream(nc);
+    const consumer = await js.consumers.get(`${ns}_chats`, { filter_subjects: `${ns}.chat.*` });
+    const info = await consumer.info();
+    let pending = info.num_pending;
+    let old = 0;
+    while (pending > 0) {
+      const batch = await consumer.fetch({ max_messages: Math.min(1000, pending), expires: 2000 });
+      for await (const m of batch) {
+        pending = m.info.pending;
+        if (Date.parse(m.json().meta.occurredAt) < cutoff.getTime()) old++;
+        if (pending === 0) break;
+      }
+    }
+    return old;
+  })();
   const deletedRows = rowsBefore - (rowsAfter - liveRows);
   const results = {
     machine: `${os.cpus()[0]?.model}, ${os.cpus().length} cores`,
@@ -268,6 +308,8 @@ try {
     rowsPerSecond: Math.round(deletedRows / passSeconds),
     streamEventsDeleted: report.streamEvents.chats + report.streamEvents.receipts,
     chatsStreamMessagesLeft: chatsStream.messages,
+    chatEventsOlderThanCutoffLeft: leftOld,
+    ackDuringPassByStep: byStep,
     oldMessagesLeft: oldLeft,
     liveMessagesKept: liveRows,
     filesLeft,
@@ -290,9 +332,11 @@ try {
   console.log(`| send-to-ack before the pass: p50 / p99 | ${ms(before.p50)} / ${ms(before.p99)} (${before.n} acks) |`);
   console.log(`| send-to-ack during the pass: p50 / p99 | ${ms(during.p50)} / ${ms(during.p99)} (${during.n} acks) |`);
   console.log(`| rise in p99 | ${results.p99Rise} % |`);
+  console.log(`| chat events older than the cutoff left in the stream | ${leftOld} |`);
   console.log(`\nPass steps (ms): ${Object.entries(report.stepsMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
+  console.log(`Send-to-ack p99 / max by step (ms): ${Object.entries(byStep).filter(([, v]) => v.n > 0).map(([k, v]) => `${k} ${v.p99.toFixed(1)} / ${v.max.toFixed(1)} (${v.n})`).join(', ')}`);
   console.log(JSON.stringify(results));
-  if (oldLeft > 0 || filesLeft > 0 || live.unacked > 0) {
+  if (oldLeft > 0 || filesLeft > 0 || leftOld > 0 || live.unacked > 0) {
     console.error('FAILED: expired data left behind or live sends unacknowledged');
     process.exitCode = 1;
   }

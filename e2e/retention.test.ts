@@ -252,4 +252,26 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     const history = (await http(stack, 'GET', `/api/v1/chats/${direct}/messages`, { token: a.accessToken })).body.items;
     expect(history.map((m: { id: string }) => m.id)).toEqual([freshMessageId]);
   });
+
+  it('a later pass carries the claims and snapshots that lie below its cutoff to the head, so no chat loses its structure, pair or seq', async () => {
+    const seqOf = async (chatId: string) => Number((await db.query('SELECT last_seq FROM messages.chats WHERE id = $1', [chatId])).rows[0].last_seq);
+    const before = { quiet: await seqOf(quiet), direct: await seqOf(direct) };
+    // Everything so far is older than this pass's cutoff: the first pass's snapshots and the claim too.
+    const later = new Date(cutoff.getTime() + 90 * DAY_MS).toISOString();
+    const pass = await runCleanup(['--now', later], { ...vars, RETENTION_ORPHAN_FILE_GRACE_SECONDS: '0' }, () => {});
+    expect(pass.exitCode).toBe(0);
+    const stored = await storedMessages(nc, `${env.namespace}_chats`);
+    const claims = stored.filter((m) => m.subject.startsWith(`${env.namespace}.chatclaim.`)).map((m) => JSON.parse(m.text).data);
+    expect(claims).toEqual([expect.objectContaining({ chatId: direct })]);
+    const snapshots = stored.filter((m) => m.subject.startsWith(`${env.namespace}.chatsnap.`)).map((m) => JSON.parse(m.text).data);
+    expect(snapshots.map((x) => x.chatId).sort()).toEqual([direct, group, quiet].sort());
+    expect(stored.filter((m) => m.subject.startsWith(`${env.namespace}.chat.`) && !m.text.includes('"MessagesExpired"'))).toEqual([]);
+    // Each chat goes on after its last seq, and its members are still its members.
+    for (const [chatId, last] of [[quiet, before.quiet], [direct, before.direct]] as const) {
+      const sent = await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: b.accessToken, body: { clientMsgId: `later-${chatId}`, body: 'a year on' } });
+      expect(sent.status).toBe(201);
+      expect(sent.body.seq).toBeGreaterThan(last);
+    }
+    expect((await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'direct', userId: b.id } })).body.id).toBe(direct);
+  });
 });

@@ -16,6 +16,12 @@ export const RetentionEnv = {
    */
   RETENTION_DELETE_CONCURRENCY: Type.Number({ default: 4, minimum: 1, maximum: 1024 }),
   /**
+   * Stream sequences per purge request when the pass drops the chats stream's expired part (0: one
+   * request). A purge holds the stream, so live publishes wait behind it: smaller steps bound that
+   * wait, at the price of more requests (docs/retention.md#stream-compaction).
+   */
+  RETENTION_PURGE_CHUNK: Type.Number({ default: 0, minimum: 0 }),
+  /**
    * Overwrite deleted stream messages on disk (JetStream's erase) instead of only marking them
    * deleted. Marked messages stay in their file block until JetStream compacts or drops the block;
    * erasing is about four times slower (docs/performance.md).

@@ -28,6 +28,8 @@ export interface PassOptions {
   deleteConcurrency: number;
   projectionTimeoutMs: number;
   orphanFileGraceMs: number;
+  /** Stream sequences per purge request of the chats stream (0: all in one request). */
+  purgeChunk?: number;
   /** Overwrite deleted stream messages (JetStream erase) rather than only mark them deleted. */
   eraseStreamMessages?: boolean;
   /** Import this namespace's erasure ledger first (the system a restored backup came from). */
@@ -131,6 +133,12 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   const expiredAttachments = new Set<string>();
   const chatPrefix = `${ns}.chat.`;
   const attachmentPrefix = `${ns}.attachment.`;
+  const snapshotPrefix = `${ns}.chatsnap.`;
+  const claimPrefix = `${ns}.chatclaim.`;
+  /** Messages below the cutoff that must outlive it (claims, snapshots): re-published before the purge. */
+  const carried = new Map<string, { seq: number; event: { type: string } }>();
+  /** The lowest stream sequence the whole-stream purge must keep (a message of unknown kind). */
+  let keepFrom = Number.POSITIVE_INFINITY;
   const attachmentCutoff = cutoffs.attachments.getTime();
   const chatsScan = await scanExpired(bus.js, bus.jsm, stream('chats'), cutoffs.messages, (stored) => {
     if (stored.subject.startsWith(attachmentPrefix)) {
@@ -141,7 +149,15 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
       uploads.set(id, upload);
       return;
     }
-    if (!stored.subject.startsWith(chatPrefix)) return; // direct-chat claims stay with their chat
+    if (stored.subject.startsWith(claimPrefix) || stored.subject.startsWith(snapshotPrefix)) {
+      // A direct chat's claim and a chat's snapshot live as long as the chat: carried forward.
+      carried.set(stored.subject, { seq: stored.seq, event: stored.json<{ type: string }>() });
+      return;
+    }
+    if (!stored.subject.startsWith(chatPrefix)) {
+      keepFrom = Math.min(keepFrom, stored.seq);
+      return;
+    }
     const event = stored.json<ChatEvent>();
     chatEventsBelow++;
     const prefix = prefixes.get(event.chatId) ?? { structure: [], lastSeq: 0, lastActivityAt: '', firstStreamSeq: stored.seq };
@@ -159,6 +175,8 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     chats.set(event.chatId, chat);
   });
   const attachmentSeqs = [...uploads].flatMap(([id, u]) => (u.expired || expiredAttachments.has(id) ? u.seqs : []));
+  // An upload record below the cutoff whose message is fresh (uploaded the day before it) stays.
+  for (const [id, u] of uploads) if (!u.expired && !expiredAttachments.has(id)) keepFrom = Math.min(keepFrom, ...u.seqs);
   const tails: Record<'audit' | 'resets' | 'receipts', { firstFreshSeq: number; expired: number }> = {
     audit: { firstFreshSeq: 0, expired: 0 },
     resets: { firstFreshSeq: 0, expired: 0 },
@@ -236,8 +254,21 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // events go: a crash in between leaves a snapshot that the remaining events replay onto without
   // change (foldSnapshot and the projection skip or repeat them idempotently).
   const purgeBelowSeq = await writeSnapshots(deps, stream('chats'), prefixes, chatsScan.firstFreshSeq, options.now);
-  const chatEventsPurged = purgeBelowSeq > 1 ? await purgeSubjectBelow(bus.jsm, stream('chats'), subjects.allChats(ns), purgeBelowSeq) : 0;
-  const attachmentsRemoved = await deleteStreamSequences(bus.jsm, stream('chats'), attachmentSeqs, options.deleteConcurrency, options.eraseStreamMessages ?? true);
+  // Claims and the snapshots this pass did not replace go to the head (rolled up: the old copy goes
+  // at once), so that everything below the cutoff can go with a purge of the whole stream, which
+  // drops whole message blocks (their bytes too) and is 4x faster than a purge filtered by subject.
+  await carryForward(deps, stream('chats'), [...carried].filter(([subject]) => !subject.startsWith(snapshotPrefix) || !prefixes.has(subject.slice(snapshotPrefix.length))));
+  const wholeBelow = Math.min(purgeBelowSeq, keepFrom);
+  let chatEventsPurged = await purgePaced(bus.jsm, stream('chats'), wholeBelow, options.purgeChunk ?? 0);
+  // Between an upload record that stays and the cutoff, chat events alone (at most about a day).
+  if (purgeBelowSeq > wholeBelow) chatEventsPurged += await purgeSubjectBelow(bus.jsm, stream('chats'), subjects.allChats(ns), purgeBelowSeq);
+  const attachmentsRemoved = await deleteStreamSequences(
+    bus.jsm,
+    stream('chats'),
+    attachmentSeqs.filter((seq) => seq >= wholeBelow),
+    options.deleteConcurrency,
+    options.eraseStreamMessages ?? true,
+  );
   streamEvents.chats = chatEventsPurged + attachmentsRemoved;
   for (const key of ['audit', 'resets', 'receipts'] as const) {
     streamEvents[key] = tails[key].firstFreshSeq > 1 ? await purgeBelow(bus.jsm, stream(key), tails[key].firstFreshSeq) : 0;
@@ -285,6 +316,37 @@ async function writeSnapshots(deps: PassDeps, chatsStream: string, prefixes: Map
   };
   await Promise.all(Array.from({ length: Math.min(SNAPSHOT_CONCURRENCY, queue.length) }, worker));
   return purgeBelowSeq;
+}
+
+/** Re-publishes messages that must outlive the purge of everything below the cutoff, each replacing itself. */
+async function carryForward(deps: PassDeps, chatsStream: string, messages: [string, { seq: number; event: { type: string } }][]): Promise<void> {
+  const queue = [...messages];
+  const worker = async () => {
+    for (let next = queue.pop(); next; next = queue.pop()) {
+      const [subject, { seq, event }] = next;
+      // Its own msgId: the original's may still be inside the duplicate window.
+      await publishEvent(deps.bus.js, subject, event, { msgId: `carry:${chatsStream}:${seq}`, rollupSubject: true });
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(SNAPSHOT_CONCURRENCY, queue.length) }, worker));
+}
+
+/**
+ * Purges every message below `below`, in steps of `chunk` stream sequences (0: one request),
+ * resting between steps as long as the last one took: a purge holds the stream, and live publishes
+ * wait behind it, so bounded steps bound their wait.
+ */
+async function purgePaced(jsm: Bus['jsm'], streamName: string, below: number, chunk: number): Promise<number> {
+  if (below <= 1) return 0;
+  const { state } = await jsm.streams.info(streamName);
+  if (chunk <= 0) return purgeBelow(jsm, streamName, below);
+  let purged = 0;
+  for (let upTo = Math.min(state.first_seq + chunk, below); ; upTo = Math.min(upTo + chunk, below)) {
+    const started = Date.now();
+    purged += await purgeBelow(jsm, streamName, upTo);
+    if (upTo >= below) return purged;
+    await new Promise((r) => setTimeout(r, Date.now() - started));
+  }
 }
 
 async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: number }[], cutoffs: Cutoffs): Promise<Counts> {
