@@ -12,7 +12,7 @@ import { runCleanup } from '../services/retention/src/cli.js';
 import { rebuildMessages } from '../services/messages/src/rebuild.js';
 import { rebuildUsers } from '../services/users/src/rebuild.js';
 import { createTestEnv, type TestEnv } from '@parley/testing';
-import { http, register, startServices, storedMessages, type Account, type Services } from './stack.js';
+import { http, register, startServices, storedMessages, TestSocket, type Account, type Services } from './stack.js';
 
 const DAY_MS = 86_400_000;
 /** Words that appear only in the old data: none may survive anywhere after the pass. */
@@ -200,6 +200,14 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     const expiredEvent = chats.filter((m) => m.text.includes('"MessagesExpired"') && m.text.includes(group));
     expect(expiredEvent).toHaveLength(1);
     expect(next.seq).toBe(JSON.parse(expiredEvent[0]!.text).seq + 1);
+    // A member resuming that chat from before the purge is told to reload, up to the snapshot's seq.
+    const socket = await TestSocket.open(stack.wsUrl, b.accessToken);
+    try {
+      socket.send({ op: 'resume', cursors: { [quiet]: 1 } });
+      expect(await socket.next((f) => f.op === 'reset' && f.chatId === quiet)).toEqual({ op: 'reset', chatId: quiet, seq: quietSnapshot.seq });
+    } finally {
+      socket.ws.close();
+    }
     // A chat whose every event was purged continues after its snapshot's seq, not at 1, and its
     // members still see it.
     const woken = await http(stack, 'POST', `/api/v1/chats/${quiet}/messages`, { token: b.accessToken, body: { clientMsgId: 'woken', body: 'still here' } });

@@ -48,4 +48,19 @@ describe('ensureStreams', () => {
     expect(info.config.max_age).toBe(3600 * 1e9);
     expect(info.config.max_msgs_per_subject).toBe(1);
   });
+
+  it('upgrades a chats stream made before snapshots in place: the snapshot subject is added, every event kept', async () => {
+    // As the previous main declared it: no <ns>.chatsnap.* subject.
+    const chats = declaredStreams(`${env.namespace}up`).chats;
+    const before = { ...chats, subjects: chats.subjects.filter((s) => !s.includes('.chatsnap.')) };
+    expect(before.subjects).toHaveLength(chats.subjects.length - 1);
+    await ensureStreams(bus.jsm, [before], log);
+    for (let i = 0; i < 3; i++) await bus.js.publish(`${env.namespace}up.chat.c1`, JSON.stringify({ i }));
+    await ensureStreams(bus.jsm, [chats], log);
+    const info = await bus.jsm.streams.info(chats.name);
+    expect(info.config.subjects).toEqual(chats.subjects);
+    expect(info.state.messages).toBe(3);
+    expect((await bus.js.publish(`${env.namespace}up.chatsnap.c1`, '{}')).seq).toBe(4);
+    await bus.jsm.streams.delete(chats.name);
+  });
 });
