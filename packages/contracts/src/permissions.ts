@@ -80,6 +80,7 @@ export const RPC_CALLERS: Record<RpcMethod, Principal[]> = {
   'messages.export': ['users'],
   'messages.retentionPreview': ['retention'],
   'messages.sweepFiles': ['retention'],
+  'messages.retentionBacklog': ['retention'],
   'messages.redelete': ['retention'],
 };
 

@@ -36,6 +36,7 @@ const examples: { [M in RpcMethod]: RpcMethods[M] } = {
     res: { messages: 1, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 3 },
   },
   'messages.sweepFiles': { req: { olderThan: at }, res: { deleted: 0 } },
+  'messages.retentionBacklog': { req: {}, res: { pending: 2 } },
   'messages.redelete': { req: { messageIds: [id(4)] }, res: { deleted: 1 } },
   'users.reerase': { req: { userId: id(1), purgeMessages: true }, res: { erased: false } },
   'users.retentionPreview': { req: { auditCutoff: at, resetCutoff: at }, res: { auditEntries: 4, resetTokens: 0 } },

@@ -141,6 +141,11 @@ export const RPC_SCHEMAS = {
     ),
     MessagesRetentionCounts,
   ),
+  /**
+   * messages: how much of what deletions started is still queued for its reactors (stream events
+   * to delete, attachments to release, files to delete); the retention pass waits for 0.
+   */
+  'messages.retentionBacklog': method(Type.Object({}, strict), Type.Object({ pending: Count }, strict)),
   /** messages: delete attachment files no row refers to (left by a crash between commit and file deletion). */
   'messages.sweepFiles': method(Type.Object({ olderThan: Timestamp }, strict), Type.Object({ deleted: Count }, strict)),
   /** messages: delete again the ledger's messages that a restored backup brought back; at most MAX_RPC_BATCH ids. */

@@ -62,6 +62,12 @@ export const RETENTION_PROJECTORS = {
   receipts: 'receipts-projection',
 } as const satisfies Partial<Record<StreamKey, string>>;
 
+/**
+ * The attachments projection's durable consumer on the chats stream: the retention pass waits for
+ * it when it waits for the file deletions that expired messages started.
+ */
+export const ATTACHMENTS_PROJECTOR = 'attachments-projection';
+
 export function streamName(ns: string, key: StreamKey): string {
   return `${ns}_${key}`;
 }

@@ -87,6 +87,13 @@ export function messagesRpc(
       return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, writer: deps.writer }, ids) };
     },
     retentionPreview: (req) => retentionPreview(pool, req),
+    retentionBacklog: async () => {
+      const { rows } = await pool.query<{ n: number }>(
+        `SELECT (SELECT count(*) FROM messages.stream_deletions) + (SELECT count(*) FROM messages.released_attachments)
+              + (SELECT count(*) FROM messages.file_deletions) AS n`,
+      );
+      return { pending: Number(rows[0]!.n) };
+    },
     sweepFiles: async (req) => ({ deleted: await sweepOrphanFiles(pool, deps.store, new Date(req.olderThan), deps.log) }),
   };
 }

@@ -17,7 +17,7 @@ import {
 import type { Logger } from '@parley/log';
 import { cutoffsAt, expiryChunks, type Cutoffs, type RetentionDays } from './policy.js';
 import { reapplyLedger, type LedgerReport } from './ledger.js';
-import { waitForProjectors } from './projectors.js';
+import { waitForProjectors, waitForReactors } from './projectors.js';
 import { scanExpired } from './scan.js';
 
 export interface PassOptions {
@@ -275,6 +275,10 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   }
 
   step('compaction');
+
+  // 5b. What the deletions started in the messages service's reactors (files, dependent events).
+  await waitForReactors(bus, ns, options.projectionTimeoutMs);
+  step('reactors');
 
   // 6. Orphan files.
   const { deleted: orphanFiles } = await callRpc(bus, ns, 'messages.sweepFiles', { olderThan: new Date(Date.now() - options.orphanFileGraceMs).toISOString() }, 120_000);

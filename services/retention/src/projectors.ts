@@ -1,5 +1,6 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
-import { RETENTION_PROJECTORS, streamName } from '@parley/contracts';
+import { ATTACHMENTS_PROJECTOR, RETENTION_PROJECTORS, streamName } from '@parley/contracts';
+import { callRpc, type Bus } from '@parley/bus';
 
 export class ProjectionTimeoutError extends Error {
   override name = 'ProjectionTimeoutError';
@@ -26,5 +27,25 @@ export async function waitForProjectors(
       }
       await new Promise((r) => setTimeout(r, 200));
     }
+  }
+}
+
+/**
+ * Resolves once the messages service's reactors have done what the deletions started: the stream
+ * events that referred to expired messages deleted, their attachments released, and the files
+ * deleted. Read as backlog, then the attachments projector's pending deliveries, then backlog
+ * again: a release leaves its queue only after its AttachmentDeleted is stored, and that event
+ * queues the file when it is projected, so three zeros in that order mean nothing is in between.
+ */
+export async function waitForReactors(bus: Bus, namespace: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  const backlog = async () => (await callRpc(bus, namespace, 'messages.retentionBacklog', {}, 30_000)).pending;
+  for (;;) {
+    if ((await backlog()) === 0) {
+      const info = await bus.jsm.consumers.info(streamName(namespace, 'chats'), ATTACHMENTS_PROJECTOR).catch(() => null);
+      if (info && info.num_pending === 0 && info.num_ack_pending === 0 && (await backlog()) === 0) return;
+    }
+    if (Date.now() > deadline) throw new ProjectionTimeoutError(`the messages service's reactors have not finished the retention deletions within ${timeoutMs} ms; is it running?`);
+    await new Promise((r) => setTimeout(r, 200));
   }
 }

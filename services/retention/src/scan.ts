@@ -35,12 +35,14 @@ export async function scanExpired(
   const { state } = await jsm.streams.info(stream);
   let firstFreshSeq = state.last_seq + 1;
   await readStream(js, stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq }, (m) => {
-    const at = ageOf(m.json<{ meta?: { occurredAt?: unknown } }>(), m.info.timestampNanos);
+    // Parsed once: the age needs it, and so does the visitor.
+    const parsed = m.json<{ meta?: { occurredAt?: unknown } }>();
+    const at = ageOf(parsed, m.info.timestampNanos);
     if (at >= cutoff.getTime()) {
       firstFreshSeq = m.seq;
       return false;
     }
-    visit({ seq: m.seq, subject: m.subject, storedAt: at, type: m.headers?.get('Parley-Event-Type') ?? '', json: <T>() => m.json<T>() });
+    visit({ seq: m.seq, subject: m.subject, storedAt: at, type: m.headers?.get('Parley-Event-Type') ?? '', json: <T>() => parsed as T });
   });
   return { firstFreshSeq };
 }

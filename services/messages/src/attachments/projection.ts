@@ -1,7 +1,7 @@
 import type { Projection } from '@parley/projector-pg';
-import type { AttachmentEvent } from '@parley/contracts';
+import { ATTACHMENTS_PROJECTOR, type AttachmentEvent } from '@parley/contracts';
 
-export const ATTACHMENTS_PROJECTOR = 'attachments-projection';
+export { ATTACHMENTS_PROJECTOR };
 export const ATTACHMENTS_PROJECTION_TABLES = ['messages.attachments'];
 /** Its queue of files to delete (drained by the file-deletion reactor; not emptied by a rebuild). */
 export const ATTACHMENTS_QUEUE_TABLES = ['messages.file_deletions'];
