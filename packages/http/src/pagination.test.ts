@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InvalidRequest } from './errors.js';
-import { decodeCursor, encodeCursor, pageLimit } from './pagination.js';
+import { cursorField, decodeCursor, encodeCursor, pageLimit } from './pagination.js';
 
 interface Cursor {
   seq: number;
@@ -51,5 +51,31 @@ describe('cursors', () => {
       expect((error as InvalidRequest).status).toBe(400);
       expect((error as InvalidRequest).toBody()).toEqual({ error: { code: 'invalid_request', message: 'Invalid cursor' } });
     }
+  });
+});
+
+describe('cursorField (issue 23, finding 10: what the database cannot hold is a 400, not a 500)', () => {
+  it('takes whole numbers up to PostgreSQL integer, not beyond, not fractions', () => {
+    expect(cursorField.int(1, 1)).toBe(true);
+    expect(cursorField.int(2_147_483_647, 1)).toBe(true);
+    expect(cursorField.int(2_147_483_648, 1)).toBe(false);
+    expect(cursorField.int(1e300, 1)).toBe(false);
+    expect(cursorField.int(0, 1)).toBe(false);
+    expect(cursorField.int(1.5)).toBe(false);
+    expect(cursorField.int('7')).toBe(false);
+  });
+  it('takes instants in toISOString format from year 1 to 9999', () => {
+    expect(cursorField.instant(new Date(0).toISOString())).toBe(true);
+    expect(cursorField.instant('9999-12-31T23:59:59.999Z')).toBe(true);
+    expect(cursorField.instant('+275760-09-13T00:00:00.000Z')).toBe(false);
+    expect(cursorField.instant('0000-01-01T00:00:00.000Z')).toBe(false);
+    expect(cursorField.instant('2026-02-30T00:00:00Z')).toBe(false);
+    expect(cursorField.instant('Tue, 01 Dec 2026 00:00:00 GMT')).toBe(false);
+    expect(cursorField.instant(1_700_000_000_000)).toBe(false);
+  });
+  it('takes finite numbers only as a rank', () => {
+    expect(cursorField.real(0.25)).toBe(true);
+    expect(cursorField.real(Number.POSITIVE_INFINITY)).toBe(false);
+    expect(cursorField.real(Number.NaN)).toBe(false);
   });
 });

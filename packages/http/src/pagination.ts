@@ -29,3 +29,22 @@ export function decodeCursor<T>(raw: string | undefined, isValid: (value: unknow
   }
   throw new InvalidRequest('Invalid cursor');
 }
+
+/** PostgreSQL's `integer`: a cursor's seq or position beyond it would be a 500 from the query, not a 400. */
+const PG_INT_MAX = 2_147_483_647;
+/** An ISO 8601 instant as toISOString writes it, years 0001-9999 (what PostgreSQL's timestamptz takes). */
+const ISO_INSTANT = /^(?!0000)\d{4}-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])T([01]\d|2[0-3]):[0-5]\d:[0-5]\d(\.\d{1,6})?Z$/;
+
+/**
+ * Checks for cursor fields (issue 23, finding 10): a well-formed cursor with a number or a date the
+ * database cannot hold must be a 400 like any other bad cursor, not a 500 from the query.
+ */
+export const cursorField = {
+  /** A whole number in [min, PostgreSQL integer max]. */
+  int: (v: unknown, min = 0, max = PG_INT_MAX): v is number => Number.isSafeInteger(v) && (v as number) >= min && (v as number) <= max,
+  /** A finite number (a float8 such as a search rank). */
+  real: (v: unknown): v is number => typeof v === 'number' && Number.isFinite(v),
+  /** An instant in toISOString's format, years 0001-9999. */
+  // The date must survive a round trip: JavaScript rolls 2026-02-30 over to March, PostgreSQL refuses it.
+  instant: (v: unknown): v is string => typeof v === 'string' && ISO_INSTANT.test(v) && Number.isFinite(Date.parse(v)) && new Date(v).toISOString().slice(0, 10) === v.slice(0, 10),
+};

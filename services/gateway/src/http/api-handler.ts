@@ -95,8 +95,15 @@ export function apiHandler(deps: ApiHandlerDeps) {
       res.cork(() => {
         res.writeStatus(`${response.status} ${STATUS_CODES[response.status] ?? ''}`);
         for (const [k, v] of Object.entries(response.headers ?? {})) res.writeHeader(k, v);
+        // API answers carry tokens and personal data: no cache, shared or private, may keep them
+        // (issue 23, finding 10).
+        if (!response.headers?.['cache-control']) res.writeHeader('cache-control', 'no-store');
         if (payload) res.writeHeader('content-type', 'application/json; charset=utf-8');
-        res.end(payload);
+        // HEAD: the GET answer's headers and length, never its body (RFC 9110 9.3.2). With
+        // Connection: close, because uWebSockets.js answers no further request on a connection
+        // after endWithoutBody (a keep-alive client would hang on its next request).
+        if (method === 'HEAD') res.endWithoutBody(Buffer.byteLength(payload), true);
+        else res.end(payload);
       });
       const labels = { method, route: state.route, status_code: String(response.status) };
       deps.metrics.httpRequestsTotal.inc(labels);
@@ -145,7 +152,8 @@ export function apiHandler(deps: ApiHandlerDeps) {
         return;
       }
       const apiRequest: ApiRequest = {
-        method,
+        // HEAD is GET without the body (RFC 9110 9.3.2): the services route GET, reply() drops the body.
+        method: method === 'HEAD' ? 'GET' : method,
         path,
         query: Object.fromEntries(new URLSearchParams(rawQuery)),
         body,

@@ -23,7 +23,7 @@ function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, sta
   if (state.done || state.aborted) return;
   state.done = true;
   res.cork(() => {
-    res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').end(JSON.stringify(body));
+    res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').writeHeader('cache-control', 'no-store').end(JSON.stringify(body));
   });
 }
 
@@ -159,6 +159,7 @@ export function downloadHandler(deps: AttachmentDeps) {
           .writeStatus('200 OK')
           .writeHeader('content-type', meta.mime)
           .writeHeader('x-content-type-options', 'nosniff')
+          .writeHeader('cache-control', 'no-store')
           .writeHeader('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(meta.name)}`);
       });
       file.stream.on('data', (chunk: Buffer) => {

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { isId, Uuid } from '@parley/contracts';
-import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
+import { cursorField, decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import type { Cache } from '@parley/cache';
 import { markRead } from '../receipts/mark-read.js';
@@ -11,8 +11,7 @@ import { findChatForMember, listChats } from './queries.js';
 import { ChatIdParams, CreateChatBody, ListQuery } from './schemas.js';
 
 const isChatCursor = (v: unknown): v is { at: string; id: string } =>
-  typeof v === 'object' && v !== null && typeof (v as { at?: unknown }).at === 'string' && !Number.isNaN(Date.parse((v as { at: string }).at)) &&
-  isId((v as { id?: unknown }).id);
+  typeof v === 'object' && v !== null && cursorField.instant((v as { at?: unknown }).at) && isId((v as { id?: unknown }).id);
 
 const MemberParams = Type.Object({ id: Uuid, userId: Uuid });
 

@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Bus } from '@parley/bus';
 import { SendMessageBody, Uuid } from '@parley/contracts';
-import { decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
+import { cursorField, decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import { membershipAt } from '../chats/queries.js';
 import { ChatIdParams, ListQuery } from '../chats/schemas.js';
 import { deleteMessage, editMessage } from './edit.js';
@@ -10,7 +10,7 @@ import { sendMessage, type SendDeps } from './send.js';
 import type { AppendDeps } from '../chats/append.js';
 
 const isSeqCursor = (v: unknown): v is { seq: number } =>
-  typeof v === 'object' && v !== null && Number.isInteger((v as { seq?: unknown }).seq) && (v as { seq: number }).seq > 0;
+  typeof v === 'object' && v !== null && cursorField.int((v as { seq?: unknown }).seq, 1);
 
 export function messageRoutes(router: ApiRouter, deps: SendDeps & AppendDeps & { bus: Bus }): void {
   router.route({

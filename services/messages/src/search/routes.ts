@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { isId, Uuid } from '@parley/contracts';
-import { decodeCursor, encodeCursor, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
+import { cursorField, decodeCursor, encodeCursor, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { isMember } from '../chats/queries.js';
 import { messageViews } from '../messages/queries.js';
@@ -9,7 +9,7 @@ import { MARK_END, MARK_START, searchMessages } from './queries.js';
 const SearchQuery = Type.Object({ q: Type.String({ minLength: 1, maxLength: 200 }), chatId: Type.Optional(Uuid), ...PageQuery }, { additionalProperties: false });
 
 const isCursor = (v: unknown): v is { rank: number; id: string } =>
-  typeof v === 'object' && v !== null && typeof (v as { rank?: unknown }).rank === 'number' && isId((v as { id?: unknown }).id);
+  typeof v === 'object' && v !== null && cursorField.real((v as { rank?: unknown }).rank) && isId((v as { id?: unknown }).id);
 
 const escapeHtml = (text: string) => text.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 

@@ -1,12 +1,11 @@
 import { Type } from '@sinclair/typebox';
 import { isId } from '@parley/contracts';
-import { decodeCursor, encodeCursor, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
+import { cursorField, decodeCursor, encodeCursor, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { auditPage } from './queries.js';
 
 const isCursor = (v: unknown): v is { at: string; id: string } =>
-  typeof v === 'object' && v !== null && typeof (v as { at?: unknown }).at === 'string' &&
-  !Number.isNaN(Date.parse((v as { at: string }).at)) && isId((v as { id?: unknown }).id);
+  typeof v === 'object' && v !== null && cursorField.instant((v as { at?: unknown }).at) && isId((v as { id?: unknown }).id);
 
 /** GET /api/v1/users/me/audit: the caller's own security log, newest first. */
 export function auditRoutes(router: ApiRouter, deps: { pool: Pool }): void {

@@ -16,13 +16,12 @@ export async function confirmPassword(
   password: string,
   wrongMessage: string,
 ): Promise<UserRow> {
-  const wait = await deps.throttle.retryAfter(userId, ip);
+  const wait = await deps.throttle.reserve(userId, ip);
   if (wait !== null) throw new RateLimited(wait, 'Too many failed attempts; try again later');
   const user = await findUserById(deps.pool, userId);
   if (!user) throw new Unauthorized();
-  if (!(await verifyPassword(user.password_hash, password))) {
-    await deps.throttle.recordFailure(userId, ip);
-    throw new Unauthorized(wrongMessage, 'invalid_credentials');
-  }
+  if (!(await verifyPassword(user.password_hash, password))) throw new Unauthorized(wrongMessage, 'invalid_credentials');
+  // A right password, as for a login: the account's counter is cleared, the address's attempt given back.
+  await deps.throttle.recordSuccess(userId, ip);
   return user;
 }

@@ -63,16 +63,16 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       // Known accounts are throttled by id (username and e-mail share one counter); unknown ones
       // by what was typed, so the two cases behave alike from outside.
       const accountKey = user?.id ?? body.login.toLowerCase();
-      const wait = await deps.throttle.retryAfter(accountKey, request.ip);
+      // Counted before the password is checked (a burst cannot pass the limit together).
+      const wait = await deps.throttle.reserve(accountKey, request.ip);
       if (wait !== null) throw new RateLimited(wait, 'Too many failed logins; try again later');
       // Same work and the same answer whether or not the account exists (no enumeration).
       const ok = user ? await verifyPassword(user.password_hash, body.password) : await burnPasswordCheck(body.password);
       if (!user || !ok) {
-        await deps.throttle.recordFailure(accountKey, request.ip);
         await deps.audit.record(user?.id ?? null, 'login.failed', auditContext(request), {});
         throw new Unauthorized('Wrong login or password', 'invalid_credentials');
       }
-      await deps.throttle.recordSuccess(accountKey);
+      await deps.throttle.recordSuccess(accountKey, request.ip);
       const { sessionId, tokens } = await startSession(user.id);
       await deps.audit.record(user.id, 'login.succeeded', auditContext(request), { sessionId });
       return { status: 200, body: { user: toUserView(user), ...tokens } };

@@ -1,4 +1,4 @@
-import type { Pool } from '@parley/pg';
+import { withTransaction, type Pool } from '@parley/pg';
 
 export interface ThrottleLimits {
   maxFailuresPerAccount: number;
@@ -7,11 +7,16 @@ export interface ThrottleLimits {
 }
 
 /**
- * Brute-force protection for login: failed attempts are counted per account and per client
- * address in fixed windows; over the limit, login answers 429 with Retry-After until the window
- * ends, without checking the password. Counters live in Postgres so that every replica sees them
- * and they survive a Redis outage. Unknown accounts are counted like known ones (keyed by the
- * login as typed), so throttling reveals nothing about which accounts exist.
+ * Brute-force protection for login: attempts are counted per account and per client address in
+ * fixed windows; over the limit, login answers 429 with Retry-After until the window ends, without
+ * checking the password. Counters live in Postgres so that every replica sees them and they
+ * survive a Redis outage. Unknown accounts are counted like known ones (keyed by the login as
+ * typed), so throttling reveals nothing about which accounts exist.
+ *
+ * An attempt is counted *before* the password is verified (`reserve`), under a row lock, and given
+ * back when it succeeds: checking the limit first and recording the failure after the verification
+ * let a burst of concurrent guesses all pass the check together (issue 23, finding 1: 40 concurrent
+ * guesses were all verified), and made the throttle a lever for argon2 CPU exhaustion.
  */
 export class LoginThrottle {
   constructor(
@@ -19,35 +24,48 @@ export class LoginThrottle {
     private readonly limits: ThrottleLimits,
   ) {}
 
-  /** Seconds until the caller may try again, or null when not throttled. */
-  async retryAfter(accountKey: string, address: string): Promise<number | null> {
-    const { rows } = await this.pool.query<{ key: string; failures: number; left: number }>(
-      `SELECT key, failures, ceil(extract(epoch FROM window_start + make_interval(secs => $2) - now()))::int AS left
-         FROM users.login_failures
-        WHERE key = ANY($1) AND window_start > now() - make_interval(secs => $2)`,
-      [[`account:${accountKey}`, `address:${address}`], this.limits.windowSeconds],
-    );
-    let wait: number | null = null;
-    for (const row of rows) {
-      const max = row.key.startsWith('account:') ? this.limits.maxFailuresPerAccount : this.limits.maxFailuresPerAddress;
-      if (row.failures >= max) wait = Math.max(wait ?? 0, Math.max(1, row.left));
-    }
-    return wait;
+  /**
+   * Counts one attempt against the account and the address, atomically with the check: returns the
+   * seconds to wait (nothing counted) when either is at its limit, else null (the attempt is
+   * counted as a failure until recordSuccess gives it back).
+   */
+  async reserve(accountKey: string, address: string): Promise<number | null> {
+    const keys = [`account:${accountKey}`, `address:${address}`].sort();
+    return withTransaction(this.pool, async (tx) => {
+      // Rows first (so there is something to lock), then locked in one order: concurrent attempts
+      // on the same account or address wait for each other here, and see each other's counts.
+      await tx.query('INSERT INTO users.login_failures (key, window_start, failures) SELECT k, now(), 0 FROM unnest($1::text[]) AS k ON CONFLICT (key) DO NOTHING', [keys]);
+      const { rows } = await tx.query<{ key: string; failures: number; left: number; expired: boolean }>(
+        `SELECT key, failures, ceil(extract(epoch FROM window_start + make_interval(secs => $2) - now()))::int AS left,
+                window_start <= now() - make_interval(secs => $2) AS expired
+           FROM users.login_failures WHERE key = ANY($1) ORDER BY key FOR UPDATE`,
+        [keys, this.limits.windowSeconds],
+      );
+      let wait: number | null = null;
+      for (const row of rows) {
+        const max = row.key.startsWith('account:') ? this.limits.maxFailuresPerAccount : this.limits.maxFailuresPerAddress;
+        if (!row.expired && row.failures >= max) wait = Math.max(wait ?? 0, Math.max(1, row.left));
+      }
+      if (wait !== null) return wait;
+      await tx.query(
+        `UPDATE users.login_failures SET
+           failures = CASE WHEN window_start <= now() - make_interval(secs => $2) THEN 1 ELSE failures + 1 END,
+           window_start = CASE WHEN window_start <= now() - make_interval(secs => $2) THEN now() ELSE window_start END
+         WHERE key = ANY($1)`,
+        [keys, this.limits.windowSeconds],
+      );
+      return null;
+    });
   }
 
-  async recordFailure(accountKey: string, address: string): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO users.login_failures (key, window_start, failures)
-       SELECT k, now(), 1 FROM unnest($1::text[]) AS k
-       ON CONFLICT (key) DO UPDATE SET
-         failures = CASE WHEN users.login_failures.window_start <= now() - make_interval(secs => $2) THEN 1 ELSE users.login_failures.failures + 1 END,
-         window_start = CASE WHEN users.login_failures.window_start <= now() - make_interval(secs => $2) THEN now() ELSE users.login_failures.window_start END`,
-      [[`account:${accountKey}`, `address:${address}`], this.limits.windowSeconds],
-    );
-  }
-
-  /** A successful login clears the account's counter (not the address's: one good password must not unlock guessing others). */
-  async recordSuccess(accountKey: string): Promise<void> {
+  /**
+   * A successful attempt: the account's counter is cleared, and the address gets its reserved
+   * attempt back (not more: one good password must not unlock guessing others from there).
+   */
+  async recordSuccess(accountKey: string, address?: string): Promise<void> {
     await this.pool.query('DELETE FROM users.login_failures WHERE key = $1', [`account:${accountKey}`]);
+    if (address !== undefined) {
+      await this.pool.query('UPDATE users.login_failures SET failures = GREATEST(failures - 1, 0) WHERE key = $1', [`address:${address}`]);
+    }
   }
 }

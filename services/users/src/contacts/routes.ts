@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { buildMeta, isId, newId, Uuid, type ContactAdded, type ContactRemoved } from '@parley/contracts';
-import { decodeCursor, encodeCursor, InvalidRequest, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
+import { cursorField, decodeCursor, encodeCursor, InvalidRequest, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
 import { contactsCacheKey } from '../users/cache-keys.js';
 import { publicProfile, publicProfiles, type ProfileDeps } from '../users/profile.js';
 import { publishUserEvent } from '../users/publish.js';
@@ -9,7 +9,7 @@ import { contactIds, isContact } from './queries.js';
 /** Where the next page starts: after contact `after`, which was at position `at` of the list. */
 type Cursor = { after: string; at: number };
 const isCursor = (v: unknown): v is Cursor =>
-  typeof v === 'object' && v !== null && isId((v as Cursor).after) && Number.isInteger((v as Cursor).at) && (v as Cursor).at >= 0;
+  typeof v === 'object' && v !== null && isId((v as Cursor).after) && cursorField.int((v as Cursor).at, 0, Number.MAX_SAFE_INTEGER);
 
 /**
  * Contacts: ContactAdded / ContactRemoved on the owner's user subject, projected into

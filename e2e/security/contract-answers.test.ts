@@ -1,0 +1,80 @@
+import net from 'node:net';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { http, register, startStack, type Account, type Stack } from '../stack.js';
+import { expectError } from './helpers.js';
+
+const cursor = (json: string) => Buffer.from(json).toString('base64url');
+const ID = '01a24293-6662-7a84-b25f-a69ac787fcd6';
+
+/**
+ * Issue 23, finding 10: well-formed cursors holding a number or a date the database cannot hold
+ * answered 500 (integer out of range, timestamp out of range), though api.md promises 400 for a bad
+ * cursor; HEAD answers carried a body; answers with tokens and personal data could be cached.
+ */
+describe('contract answers: cursors past what the database holds, HEAD, caching', () => {
+  let stack: Stack;
+  let a: Account;
+  let chatId: string;
+  beforeAll(async () => {
+    stack = await startStack();
+    a = await register(stack);
+    const b = await register(stack);
+    chatId = (await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'group', title: 'cursors', memberIds: [b.id] } })).body.id;
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  const cases: [string, () => string][] = [
+    ['history, seq past integer', () => `/api/v1/chats/${chatId}/messages?before=${cursor('{"seq":2147483648}')}`],
+    ['history, seq 1e300', () => `/api/v1/chats/${chatId}/messages?before=${cursor('{"seq":1e300}')}`],
+    ['chat list, year 275760', () => `/api/v1/chats?before=${cursor(`{"at":"+275760-09-13T00:00:00.000Z","id":"${ID}"}`)}`],
+    ['chat list, a date JavaScript rolls over', () => `/api/v1/chats?before=${cursor(`{"at":"2026-02-30T00:00:00.000Z","id":"${ID}"}`)}`],
+    ['audit log, year 0', () => `/api/v1/users/me/audit?before=${cursor(`{"at":"0000-01-01T00:00:00.000Z","id":"${ID}"}`)}`],
+    ['search, an infinite rank', () => `/api/v1/search?q=hello&before=${cursor(`{"rank":1e400,"id":"${ID}"}`)}`],
+  ];
+  for (const [name, url] of cases) {
+    it(name, async () => {
+      expectError(await http(stack, 'GET', url(), { token: a.accessToken }), 400, 'invalid_request');
+    });
+  }
+
+  it('marks answers with tokens or personal data no-store', async () => {
+    const login = await fetch(`${stack.baseUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify({ login: a.username, password: a.password }) });
+    expect(login.status).toBe(200);
+    expect(login.headers.get('cache-control')).toBe('no-store');
+    for (const url of ['/api/v1/users/me', '/api/v1/users/me/export']) {
+      const answer = await fetch(`${stack.baseUrl}${url}`, { headers: { authorization: `Bearer ${a.accessToken}` } });
+      expect(answer.status, url).toBe(200);
+      expect(answer.headers.get('cache-control'), url).toBe('no-store');
+    }
+  });
+
+  it('answers HEAD with the headers and length of GET, and no body', async () => {
+    const get = await fetch(`${stack.baseUrl}/api/v1/users/me`, { headers: { authorization: `Bearer ${a.accessToken}` } });
+    const body = await get.text();
+    // On a raw socket: a client library would hide a body sent after HEAD's headers. Once the
+    // headers are in, we close our side; the server then closes its own, after everything it sent
+    // for the HEAD: the close is the signal that nothing more is coming.
+    const url = new URL(stack.baseUrl);
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(Number(url.port), url.hostname, () =>
+        socket.write(`HEAD /api/v1/users/me HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${a.accessToken}\r\n\r\n`),
+      );
+      let text = '';
+      socket.on('data', (c: Buffer) => {
+        text += c.toString('latin1');
+        if (text.includes('\r\n\r\n')) socket.end();
+      });
+      socket.on('close', () => resolve(text));
+      socket.on('error', reject);
+    });
+    const [head = '', after] = raw.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200/);
+    expect(head.toLowerCase()).toContain(`content-length: ${Buffer.byteLength(body)}`);
+    expect(head.toLowerCase()).toContain('content-type: application/json; charset=utf-8');
+    // uWebSockets.js takes no further request on a connection after a body-less answer: it says so.
+    expect(head.toLowerCase()).toContain('connection: close');
+    expect(after).toBe('');
+  });
+});
