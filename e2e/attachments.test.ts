@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
-import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
+import { http, register, startStack, storedMessages, TestSocket, type Account, type Stack } from './stack.js';
 
 const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]), Buffer.alloc(2000, 7)]);
 
@@ -93,6 +93,19 @@ describe('attachments', () => {
     await eventually(async () => ((await download(bob, doc.body.id)).status === 404 ? true : undefined));
     await eventually(async () => (readdirSync(dir, { recursive: true }).map(String).some((f) => f.endsWith(doc.body.id)) ? undefined : true));
     expect((await download(ann, doc.body.id)).status).toBe(404);
+    // In the stream, the deletion tombstone replaced the upload record: the file's name, size and
+    // type do not outlive it (issue 23, finding 11).
+    const nc = await stack.env.connectNats();
+    try {
+      const onSubject = await eventually(async () => {
+        const stored = (await storedMessages(nc, `${stack.env.namespace}_chats`)).filter((m) => m.subject === `${stack.env.namespace}.attachment.${doc.body.id}`);
+        return stored.some((m) => m.text.includes('"AttachmentDeleted"')) ? stored : undefined;
+      });
+      expect(onSubject).toHaveLength(1);
+      expect(onSubject[0]!.text).not.toContain('report');
+    } finally {
+      await nc.close();
+    }
     socket.close();
     bobSocket.close();
   });

@@ -23,7 +23,12 @@ describe('user enumeration: known and unknown accounts look alike', () => {
   let known: Account;
 
   beforeAll(async () => {
-    stack = await startStack({ LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000', LOGIN_MAX_FAILURES_PER_ADDRESS: '100000' });
+    stack = await startStack({
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000',
+      LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
+      RESET_MAX_REQUESTS_PER_ACCOUNT: '100000',
+      RESET_MAX_REQUESTS_PER_ADDRESS: '100000',
+    });
     known = await register(stack, 'enum_known');
   });
   afterAll(async () => stack?.stop());

@@ -1,4 +1,7 @@
+import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
+import path from 'node:path';
+import { eventually } from '@parley/testing';
 import { expect } from 'vitest';
 import type { HttpAnswer, Stack } from '../stack.js';
 
@@ -71,3 +74,21 @@ export function trickle(port: number, head: string, trickleText: string, everyMs
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** The reset token of the newest mail for `email` (quoted-printable decoded). */
+export async function tokenFor(dir: string, email: string, seen: Set<string>): Promise<string> {
+  return eventually(async () => {
+    for (const file of (await readdir(dir)).sort()) {
+      // Only finished mails: the mailer writes a temporary file and renames it to .eml.
+      if (seen.has(file) || !file.endsWith('.eml')) continue;
+      const text = (await readFile(path.join(dir, file), 'utf8')).replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+      if (!text.includes(email)) continue;
+      const token = /reset-password#token=([A-Za-z0-9_-]{43})/.exec(text)?.[1];
+      if (token) {
+        seen.add(file);
+        return token;
+      }
+    }
+    return undefined;
+  });
+}

@@ -1,28 +1,9 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '@parley/testing';
 import { http, register, startStack, type Account, type Stack } from '../stack.js';
-import { expectError } from './helpers.js';
-
-/** The reset token of the newest mail for `email` (quoted-printable decoded). */
-async function tokenFor(dir: string, email: string, seen: Set<string>): Promise<string> {
-  return eventually(async () => {
-    for (const file of (await readdir(dir)).sort()) {
-      // Only finished mails: the mailer writes a temporary file and renames it to .eml.
-      if (seen.has(file) || !file.endsWith('.eml')) continue;
-      const text = (await readFile(path.join(dir, file), 'utf8')).replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-      if (!text.includes(email)) continue;
-      const token = /reset-password#token=([A-Za-z0-9_-]{43})/.exec(text)?.[1];
-      if (token) {
-        seen.add(file);
-        return token;
-      }
-    }
-    return undefined;
-  });
-}
+import { expectError, tokenFor } from './helpers.js';
 
 /**
  * Reset-token reuse and races (issue 10): a token confirmed by many requests at once is used

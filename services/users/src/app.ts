@@ -67,6 +67,12 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     ...deps,
     audit,
     throttle,
+    // Every request counts (a mail each), in the same table as failed logins, under its own keys.
+    requestThrottle: new LoginThrottle(
+      deps.pool,
+      { maxFailuresPerAccount: config.RESET_MAX_REQUESTS_PER_ACCOUNT, maxFailuresPerAddress: config.RESET_MAX_REQUESTS_PER_ADDRESS, windowSeconds: config.RESET_REQUEST_WINDOW_SECONDS },
+      'reset-',
+    ),
     background,
     mailer: createMailer(config),
     tokenTtlSeconds: config.RESET_TOKEN_TTL,

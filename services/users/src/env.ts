@@ -18,6 +18,13 @@ export const UsersEnv = {
   LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Number({ default: 5, minimum: 1 }),
   LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Number({ default: 30, minimum: 1 }),
   LOGIN_FAILURE_WINDOW_SECONDS: Type.Number({ default: 900, minimum: 1 }),
+  /**
+   * Password-reset requests allowed per typed address (known or not, alike) and per client address
+   * within RESET_REQUEST_WINDOW_SECONDS; more answer 429 and mail nothing (issue 23, finding 4).
+   */
+  RESET_MAX_REQUESTS_PER_ACCOUNT: Type.Number({ default: 3, minimum: 1 }),
+  RESET_MAX_REQUESTS_PER_ADDRESS: Type.Number({ default: 20, minimum: 1 }),
+  RESET_REQUEST_WINDOW_SECONDS: Type.Number({ default: 3600, minimum: 1 }),
   /** Lifetime of a password-reset token in seconds (one hour: long enough to find the mail, short enough to limit a leaked inbox). */
   RESET_TOKEN_TTL: Type.Number({ default: 3600, minimum: 1 }),
   /** SMTP server as a URL (smtp[s]://user:pass@host:port); unset writes each mail as an .eml file into MAIL_DIR instead. */

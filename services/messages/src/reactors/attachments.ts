@@ -8,8 +8,8 @@ import { QueueReactor } from './queue.js';
 /**
  * Deletes attachments their last message let go of. The chats projection queues them in
  * `messages.released_attachments` when it drops a deleted, expired or erased message's links; this
- * turns each one still unused into an AttachmentDeleted event on the attachment's own subject, so
- * the attachments projection (the owner of `messages.attachments`) removes the record, and a
+ * turns each one still unused into an AttachmentDeleted event on the attachment's own subject, which
+ * replaces the upload record there (subject rollup), so the attachments projection (the owner of `messages.attachments`) removes the record, and a
  * rebuild agrees. The event's message id is deterministic: a retry within the dedup window stores
  * nothing new, and a later one is a no-op for the projection.
  */
@@ -37,7 +37,9 @@ export function attachmentReleaseReactor(deps: { pool: Pool; bus: Bus; namespace
           data: { attachmentId, reason: row.reason as AttachmentDeleted['data']['reason'] },
           meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: null, correlationId: newId() }),
         };
-        await publishEvent(deps.bus.js, subjects.attachment(deps.namespace, attachmentId), event, { msgId: `attachment-deleted:${attachmentId}` });
+        // Rolled up: the tombstone (ids and reason) replaces the upload record on the subject, so the
+        // file's name, size, type and uploader do not outlive it in the stream (issue 23, finding 11).
+        await publishEvent(deps.bus.js, subjects.attachment(deps.namespace, attachmentId), event, { msgId: `attachment-deleted:${attachmentId}`, rollupSubject: true });
       }
     },
   });

@@ -22,6 +22,8 @@ export class LoginThrottle {
   constructor(
     private readonly pool: Pool,
     private readonly limits: ThrottleLimits,
+    /** Keeps this throttle's counters apart from another's in the same table ('' for logins). */
+    private readonly prefix = '',
   ) {}
 
   /**
@@ -30,7 +32,7 @@ export class LoginThrottle {
    * counted as a failure until recordSuccess gives it back).
    */
   async reserve(accountKey: string, address: string): Promise<number | null> {
-    const keys = [`account:${accountKey}`, `address:${address}`].sort();
+    const keys = [`${this.prefix}account:${accountKey}`, `${this.prefix}address:${address}`].sort();
     return withTransaction(this.pool, async (tx) => {
       // Rows first (so there is something to lock), then locked in one order: concurrent attempts
       // on the same account or address wait for each other here, and see each other's counts.
@@ -43,7 +45,7 @@ export class LoginThrottle {
       );
       let wait: number | null = null;
       for (const row of rows) {
-        const max = row.key.startsWith('account:') ? this.limits.maxFailuresPerAccount : this.limits.maxFailuresPerAddress;
+        const max = row.key.startsWith(`${this.prefix}account:`) ? this.limits.maxFailuresPerAccount : this.limits.maxFailuresPerAddress;
         if (!row.expired && row.failures >= max) wait = Math.max(wait ?? 0, Math.max(1, row.left));
       }
       if (wait !== null) return wait;
@@ -63,9 +65,9 @@ export class LoginThrottle {
    * attempt back (not more: one good password must not unlock guessing others from there).
    */
   async recordSuccess(accountKey: string, address?: string): Promise<void> {
-    await this.pool.query('DELETE FROM users.login_failures WHERE key = $1', [`account:${accountKey}`]);
+    await this.pool.query('DELETE FROM users.login_failures WHERE key = $1', [`${this.prefix}account:${accountKey}`]);
     if (address !== undefined) {
-      await this.pool.query('UPDATE users.login_failures SET failures = GREATEST(failures - 1, 0) WHERE key = $1', [`address:${address}`]);
+      await this.pool.query('UPDATE users.login_failures SET failures = GREATEST(failures - 1, 0) WHERE key = $1', [`${this.prefix}address:${address}`]);
     }
   }
 }

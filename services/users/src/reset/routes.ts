@@ -1,4 +1,5 @@
-import type { ApiRouter } from '@parley/http';
+import { RateLimited, type ApiRouter } from '@parley/http';
+import type { LoginThrottle } from '../auth/throttle.js';
 import { auditContext } from '../audit/record.js';
 import type { BackgroundTasks } from '../background.js';
 import { confirmPasswordReset } from './confirm.js';
@@ -10,7 +11,7 @@ import { ResetConfirmBody, ResetRequestBody } from './schemas.js';
 const ACCEPTED = { message: 'If an account uses this address, a reset link is on its way to it.' } as const;
 
 /** api.md's password-reset pair (public routes). */
-export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: BackgroundTasks }): void {
+export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: BackgroundTasks; requestThrottle: LoginThrottle }): void {
   router.route({
     method: 'POST',
     url: '/api/v1/auth/password-reset/request',
@@ -18,6 +19,9 @@ export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: B
     schema: { body: ResetRequestBody },
     handler: async ({ body, request }) => {
       // Answered before any lookup: same status, body and timing for known and unknown addresses.
+      // Counted per typed address and per client (each request is a mail): known and unknown alike.
+      const wait = await deps.requestThrottle.reserve(body.email.toLowerCase(), request.ip);
+      if (wait !== null) throw new RateLimited(wait, 'Too many reset requests; try again later');
       const context = auditContext(request);
       deps.background.run('password-reset request', () => requestPasswordReset(deps, body.email, context));
       return { status: 202, body: ACCEPTED };

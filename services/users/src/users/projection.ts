@@ -49,10 +49,11 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Proje
           return;
         }
         case 'PasswordChanged':
-          await tx.query('UPDATE users.users SET password_hash = $2, stream_seq = $3 WHERE id = $1', [
+          await tx.query('UPDATE users.users SET password_hash = $2, stream_seq = $3, password_changed_at = $4 WHERE id = $1', [
             event.data.userId,
             event.data.passwordHash,
             position.streamSeq,
+            event.meta.occurredAt,
           ]);
           return;
         case 'ContactAdded':
