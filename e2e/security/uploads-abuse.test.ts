@@ -57,6 +57,11 @@ describe('upload abuse', () => {
       ['evil\r\nSet-Cookie: session=stolen.txt', 'evil%0D%0ASet-Cookie: session=stolen.txt'],
       ['"quoted"; filename=other.exe', '%22quoted%22; filename=other.exe'],
       ['..', 'file'],
+      // Format characters (issue 23, finding 7): a bidi override that shows "invoice-exe.pdf", isolates, zero-width.
+      ['invoice-\u202Efdp.exe', 'invoice-fdp.exe'],
+      ['\u2067report\u2069\u200B.txt\uFEFF', 'report.txt'],
+      // Non-ASCII names arrive as UTF-8 and stay as typed.
+      ['отчёт за март.pdf', 'отчёт за март.pdf'],
       [`${'a'.repeat(300)}.txt`, 'a'.repeat(255)],
     ];
     for (const [name, expected] of names) {

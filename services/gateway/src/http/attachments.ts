@@ -29,11 +29,15 @@ function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, sta
 
 const error = (code: string, message: string) => ({ error: { code, message } });
 
-/** A client file name made harmless: no path, no control characters, bounded length. */
+/**
+ * A client file name made harmless: no path, no control characters, no format characters (bidi
+ * overrides and isolates, zero-width characters: `invoice-\u202Efdp.exe` would show as
+ * "invoice-exe.pdf", issue 23 finding 7), composed (NFC), bounded length.
+ */
 export function cleanFileName(name: string | undefined): string {
   const base = (name ?? '').split(/[\\/]/).pop() ?? '';
   // eslint-disable-next-line no-control-regex
-  const clean = base.replace(/[\u0000-\u001f\u007f]/g, '').trim().slice(0, 255);
+  const clean = base.normalize('NFC').replace(/[\u0000-\u001f\u007f-\u009f]|\p{Cf}/gu, '').trim().slice(0, 255);
   return clean || 'file';
 }
 
@@ -77,7 +81,9 @@ export function uploadHandler(deps: AttachmentDeps) {
       if (state.aborted) return;
       let parser: busboy.Busboy;
       try {
-        parser = busboy({ headers: { 'content-type': contentType }, limits: { files: 1, fileSize: deps.maxBytes, fields: 10, fieldSize: 1024 } });
+        // defParamCharset: browsers and fetch send the file name as raw UTF-8; busboy's default
+        // (latin1) turned "отчёт.pdf" into mojibake.
+        parser = busboy({ headers: { 'content-type': contentType }, defParamCharset: 'utf8', limits: { files: 1, fileSize: deps.maxBytes, fields: 10, fieldSize: 1024 } });
       } catch {
         return json(res, state, 400, error('invalid_request', 'Send the file as multipart/form-data'));
       }
