@@ -26,12 +26,14 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
   const startSession = async (userId: string) => {
     const sessionId = newId();
     const secret = newRefreshSecret();
-    await insertSession(deps.pool, {
+    const started = await insertSession(deps.pool, {
       id: sessionId,
       userId,
       refreshHash: hashSecret(secret),
       expiresAt: new Date(Date.now() + deps.refreshTtlSeconds * 1000),
     });
+    // The account is being erased: as if it were gone already.
+    if (!started) throw new Unauthorized('Wrong login or password', 'invalid_credentials');
     return {
       sessionId,
       tokens: { accessToken: await deps.signer.sign({ userId, sessionId }), refreshToken: formatRefreshToken(sessionId, secret) },

@@ -1,4 +1,4 @@
-import type { Pool } from '@parley/pg';
+import { withTransaction, type Pool } from '@parley/pg';
 
 /** SQL for users.sessions. */
 export interface SessionRow {
@@ -10,13 +10,34 @@ export interface SessionRow {
   revoked_at: Date | null;
 }
 
-export async function insertSession(pool: Pool, s: { id: string; userId: string; refreshHash: Buffer; expiresAt: Date }): Promise<void> {
-  await pool.query('INSERT INTO users.sessions (id, user_id, refresh_hash, expires_at) VALUES ($1, $2, $3, $4)', [
-    s.id,
-    s.userId,
-    s.refreshHash,
-    s.expiresAt,
-  ]);
+/**
+ * Starts a session, unless the account's erasure has begun: returns false then. Under the shared
+ * side of the erasure fence, with the check in a statement after the lock (its snapshot sees an
+ * erasure that committed while we waited), so a session either exists before the erasure revokes
+ * them all, or is refused (issue 23, finding 6: logins racing DELETE /users/me kept working tokens).
+ */
+export async function insertSession(pool: Pool, s: { id: string; userId: string; refreshHash: Buffer; expiresAt: Date }): Promise<boolean> {
+  return withTransaction(pool, async (tx) => {
+    // The shared side of the fence (the erasure takes the exclusive side, fenceErasure).
+    await tx.query('SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 7))', [s.userId]);
+    const { rowCount } = await tx.query(
+      `INSERT INTO users.sessions (id, user_id, refresh_hash, expires_at)
+       SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM users.erasing WHERE user_id = $2)`,
+      [s.id, s.userId, s.refreshHash, s.expiresAt],
+    );
+    return rowCount === 1;
+  });
+}
+
+/**
+ * Marks an account's erasure as begun, under the exclusive side of the fence: every session start
+ * that got in first has committed when this returns, so revoking all sessions after it misses none.
+ */
+export async function fenceErasure(pool: Pool, userId: string): Promise<void> {
+  await withTransaction(pool, async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 7))', [userId]);
+    await tx.query('INSERT INTO users.erasing (user_id) VALUES ($1) ON CONFLICT DO NOTHING', [userId]);
+  });
 }
 
 /**

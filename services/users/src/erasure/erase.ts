@@ -5,6 +5,7 @@ import { buildMeta, newId, streamName, subjects, type AuditEntriesErased, type E
 import { Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { revokeSessions } from '../auth/revoke.js';
+import { fenceErasure } from '../auth/sessions.js';
 import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../users/projection.js';
 import { cacheKeysFor } from '../users/cache-keys.js';
 import type { UserRow } from '../users/queries.js';
@@ -22,7 +23,8 @@ export interface EraseDeps {
  * backup is scrubbed even if the rest never ran):
  *
  * 1. Ledger: an ErasureRecorded entry (ids only) in the erasures stream, kept forever.
- * 2. Sessions: all revoked (sockets close, tokens stop working) and their rows deleted.
+ * 2. Sessions: none may start any more (users.erasing, under a lock session starts share), then all
+ *    are revoked (sockets close, tokens stop working) and their rows deleted.
  * 3. UserErased on the user's subject with a subject rollup: the stream drops every earlier event
  *    of the account (profile, password hash, contacts); the projection deletes the rows and cache
  *    entries and keeps only the id as a "deleted account". The messages service reacts to it
@@ -39,6 +41,8 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
   const ledger: ErasureRecorded = { type: 'ErasureRecorded', version: 1, data: { kind: 'user', userId: user.id, purgeMessages }, meta: meta() };
   await publishEvent(bus.js, subjects.erasedUser(ns, user.id), ledger, { msgId: `erasure:user:${user.id}` });
 
+  // No session can start from here on; those that started before are revoked next.
+  await fenceErasure(deps.pool, user.id);
   await revokeSessions(deps, user.id, { allExcept: null }, 'account_deleted', correlationId);
   await deps.pool.query('DELETE FROM users.sessions WHERE user_id = $1', [user.id]);
   await deps.pool.query('DELETE FROM users.login_failures WHERE key = $1', [`account:${user.id}`]);
