@@ -13,7 +13,7 @@ export interface ThrottleLimits {
  * survive a Redis outage. Unknown accounts are counted like known ones (keyed by the login as
  * typed), so throttling reveals nothing about which accounts exist.
  *
- * An attempt is counted *before* the password is verified (`reserve`), under a row lock, and given
+ * An attempt is counted *before* the password is verified (`reserve`), under a lock, and given
  * back when it succeeds: checking the limit first and recording the failure after the verification
  * let a burst of concurrent guesses all pass the check together (issue 23, finding 1: 40 concurrent
  * guesses were all verified), and made the throttle a lever for argon2 CPU exhaustion.
@@ -34,13 +34,15 @@ export class LoginThrottle {
   async reserve(accountKey: string, address: string): Promise<number | null> {
     const keys = [`${this.prefix}account:${accountKey}`, `${this.prefix}address:${address}`].sort();
     return withTransaction(this.pool, async (tx) => {
-      // Rows first (so there is something to lock), then locked in one order: concurrent attempts
-      // on the same account or address wait for each other here, and see each other's counts.
+      // Reservations of the same account or address wait for each other here, taking the locks in
+      // one order (the keys sorted): row locks taken by INSERT … ON CONFLICT and SELECT … FOR UPDATE
+      // deadlocked under a burst, when a success deleted the account's row in between.
+      for (const key of keys) await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 8))', [key]);
       await tx.query('INSERT INTO users.login_failures (key, window_start, failures) SELECT k, now(), 0 FROM unnest($1::text[]) AS k ON CONFLICT (key) DO NOTHING', [keys]);
       const { rows } = await tx.query<{ key: string; failures: number; left: number; expired: boolean }>(
         `SELECT key, failures, ceil(extract(epoch FROM window_start + make_interval(secs => $2) - now()))::int AS left,
                 window_start <= now() - make_interval(secs => $2) AS expired
-           FROM users.login_failures WHERE key = ANY($1) ORDER BY key FOR UPDATE`,
+           FROM users.login_failures WHERE key = ANY($1)`,
         [keys, this.limits.windowSeconds],
       );
       let wait: number | null = null;
