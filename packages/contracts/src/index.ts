@@ -11,3 +11,4 @@ export * from './validate.js';
 export * from './commands.js';
 export * from './input.js';
 export * from './permissions.js';
+export * from './identity.js';

@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { identityKey } from './identity.js';
 
 /**
  * Every NATS subject Parley uses is built here and only here, so that a grep for one function finds
@@ -46,7 +47,7 @@ export const subjects = {
   user: (ns: string, userId: string) => `${ns}.user.${userId}`,
   allUsers: (ns: string) => `${ns}.user.*`,
   identityClaim: (ns: string, kind: 'username' | 'email', value: string) =>
-    `${ns}.userclaim.${kind}.${subjectHash(value.toLowerCase())}`,
+    `${ns}.userclaim.${kind}.${subjectHash(identityKey(value))}`,
   allIdentityClaims: (ns: string) => `${ns}.userclaim.*.*`,
 
   receipt: (ns: string, chatId: string, userId: string) => `${ns}.receipt.${chatId}.${userId}`,

@@ -1,6 +1,6 @@
 import type { TokenSigner } from '@parley/auth';
 import type { Cache } from '@parley/cache';
-import { newId } from '@parley/contracts';
+import { identityKey, newId } from '@parley/contracts';
 import { RateLimited, Unauthorized, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { auditContext, type AuditRecorder } from '../audit/record.js';
@@ -64,7 +64,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       const user = await findUserByLogin(deps.pool, body.login);
       // Known accounts are throttled by id (username and e-mail share one counter); unknown ones
       // by what was typed, so the two cases behave alike from outside.
-      const accountKey = user?.id ?? body.login.toLowerCase();
+      const accountKey = user?.id ?? identityKey(body.login);
       // Counted before the password is checked (a burst cannot pass the limit together).
       const wait = await deps.throttle.reserve(accountKey, request.ip);
       if (wait !== null) throw new RateLimited(wait, 'Too many failed logins; try again later');

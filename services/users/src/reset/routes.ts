@@ -1,3 +1,4 @@
+import { identityKey } from '@parley/contracts';
 import { RateLimited, type ApiRouter } from '@parley/http';
 import type { LoginThrottle } from '../auth/throttle.js';
 import { auditContext } from '../audit/record.js';
@@ -20,7 +21,7 @@ export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: B
     handler: async ({ body, request }) => {
       // Answered before any lookup: same status, body and timing for known and unknown addresses.
       // Counted per typed address and per client (each request is a mail): known and unknown alike.
-      const wait = await deps.requestThrottle.reserve(body.email.toLowerCase(), request.ip);
+      const wait = await deps.requestThrottle.reserve(identityKey(body.email), request.ip);
       if (wait !== null) throw new RateLimited(wait, 'Too many reset requests; try again later');
       const context = auditContext(request);
       deps.background.run('password-reset request', () => requestPasswordReset(deps, body.email, context));

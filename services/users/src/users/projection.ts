@@ -1,6 +1,7 @@
 import type { Projection } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
-import type { UserEvent } from '@parley/contracts';
+import { identityKey, type UserEvent } from '@parley/contracts';
+import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import { cacheKeysFor, contactsCacheKey } from './cache-keys.js';
 
@@ -15,7 +16,7 @@ export const PROJECTION_TABLES = ['users.users', 'users.contacts', 'users.erased
  * After commit it deletes the cache keys the events touched, so no replica serves a stale profile
  * or contact list once the event is projected.
  */
-export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Projection<UserEvent> {
+export function usersProjection(deps: { cache: Cache; metrics: Metrics; log?: Logger }): Projection<UserEvent> {
   // Contact lists an erasure changed, gathered in apply and dropped from Redis after the commit.
   // Per projector (one batch at a time), never shared. A crash in between leaves them to the TTL.
   const staleContactLists = new Set<string>();
@@ -26,12 +27,20 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics }): Proje
       switch (event.type) {
         case 'UserRegistered': {
           const d = event.data;
-          await tx.query(
+          // The keys are the claims' (identityKey), so a registration that won both claims cannot
+          // collide here. Should one anyway (rows keyed before identityKey, on an installation not
+          // rebuilt since), the event is skipped and logged: a unique violation must never stop the
+          // projector, which would refuse every other account's change behind it.
+          const { rowCount } = await tx.query(
             `INSERT INTO users.users (id, username, username_lower, email, email_lower, display_name, password_hash, created_at, stream_seq)
-             VALUES ($1, $2, lower($2), $3, lower($3), $4, $5, $6, $7)
-             ON CONFLICT (id) DO NOTHING`,
-            [d.userId, d.username, d.email, d.displayName, d.passwordHash, at, position.streamSeq],
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+             ON CONFLICT DO NOTHING`,
+            [d.userId, d.username, identityKey(d.username), d.email, identityKey(d.email), d.displayName, d.passwordHash, at, position.streamSeq],
           );
+          if (rowCount === 0) {
+            const { rowCount: exists } = await tx.query('SELECT 1 FROM users.users WHERE id = $1', [d.userId]);
+            if (exists === 0) deps.log?.error({ userId: d.userId }, 'UserRegistered collides with another account on its username or e-mail key: skipped; rebuild the users projection (npm run rebuild -- users)');
+          }
           return;
         }
         case 'ProfileUpdated': {

@@ -1,5 +1,5 @@
 import type { Queryable } from '@parley/pg';
-import type { UserView } from '@parley/contracts';
+import { identityKey, type UserView } from '@parley/contracts';
 
 export interface UserRow {
   id: string;
@@ -22,17 +22,17 @@ export async function findUserById(db: Queryable, id: string): Promise<UserRow |
 /** `login` is a username or an e-mail address, compared case-insensitively. */
 export async function findUserByLogin(db: Queryable, login: string): Promise<UserRow | null> {
   const { rows } = await db.query<UserRow>(
-    `SELECT ${COLUMNS} FROM users.users WHERE username_lower = lower($1) OR email_lower = lower($1) LIMIT 1`,
-    [login],
+    `SELECT ${COLUMNS} FROM users.users WHERE username_lower = $1 OR email_lower = $1 LIMIT 1`,
+    [identityKey(login)],
   );
   return rows[0] ?? null;
 }
 
 export async function takenIdentities(db: Queryable, username: string, email: string): Promise<{ username: boolean; email: boolean }> {
   const { rows } = await db.query<{ u: boolean; e: boolean }>(
-    `SELECT EXISTS (SELECT 1 FROM users.users WHERE username_lower = lower($1)) AS u,
-            EXISTS (SELECT 1 FROM users.users WHERE email_lower = lower($2)) AS e`,
-    [username, email],
+    `SELECT EXISTS (SELECT 1 FROM users.users WHERE username_lower = $1) AS u,
+            EXISTS (SELECT 1 FROM users.users WHERE email_lower = $2) AS e`,
+    [identityKey(username), identityKey(email)],
   );
   return { username: rows[0]?.u ?? false, email: rows[0]?.e ?? false };
 }

@@ -1,5 +1,5 @@
 import { Type } from '@sinclair/typebox';
-import { Uuid } from '@parley/contracts';
+import { identityKey, Uuid } from '@parley/contracts';
 import { decodeCursor, encodeCursor, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
 import { ownProfile, publicProfile, updateProfile, type ProfileDeps } from './profile.js';
 import { searchUsers, toUserView } from './queries.js';
@@ -51,7 +51,7 @@ export function userRoutes(router: ApiRouter, deps: ProfileDeps & { searchLimite
       return {
         status: 200,
         // Public profiles only: the directory never shows e-mail addresses.
-        body: { items: page.map((r) => toUserView(r)), nextCursor: rows.length > limit && last ? encodeCursor({ after: last.username.toLowerCase() }) : null },
+        body: { items: page.map((r) => toUserView(r)), nextCursor: rows.length > limit && last ? encodeCursor({ after: identityKey(last.username) }) : null },
       };
     },
   });
