@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -15,7 +15,7 @@ describe('password reset: request throttle, and one change ends every outstandin
   const seen = new Set<string>();
   beforeAll(async () => {
     mailDir = await mkdtemp(path.join(os.tmpdir(), 'parley-reset-abuse-'));
-    stack = await startStack({ MAIL_DIR: mailDir, RESET_MAX_REQUESTS_PER_ACCOUNT: '3', RESET_MAX_REQUESTS_PER_ADDRESS: '9' });
+    stack = await startStack({ MAIL_DIR: mailDir, RESET_MAX_REQUESTS_PER_ACCOUNT: '3', RESET_MAX_REQUESTS_PER_ADDRESS: '11' });
   });
   afterAll(async () => {
     await stack?.stop();
@@ -46,6 +46,28 @@ describe('password reset: request throttle, and one change ends every outstandin
     expect((await http(stack, 'POST', '/api/v1/auth/login', { body: { login: user.username, password: 'changed by the owner 1' } })).status).toBe(200);
   });
 
+  it('deletes the reset mails an erased account left in the mail folder (issue 23, finding 11), and only those', async () => {
+    const gone = await register(stack, `gone${Date.now() % 100000}`);
+    const stays = await register(stack, `stays${Date.now() % 100000}`);
+    for (const who of [gone, stays]) {
+      expect((await request(email(who))).status).toBe(202);
+      await tokenFor(mailDir, email(who), seen);
+    }
+    const mailsTo = async (who: Account) => {
+      const out: string[] = [];
+      for (const file of (await readdir(mailDir)).filter((f) => f.endsWith('.eml'))) {
+        if ((await readFile(path.join(mailDir, file), 'utf8')).includes(email(who))) out.push(file);
+      }
+      return out;
+    };
+    expect(await mailsTo(gone)).not.toEqual([]);
+    const erased = await http(stack, 'DELETE', '/api/v1/users/me', { token: gone.accessToken, body: { password: gone.password } });
+    expect(erased.status).toBe(202);
+    // The erasure answers once it is done, mail folder included.
+    expect(await mailsTo(gone)).toEqual([]);
+    expect(await mailsTo(stays)).not.toEqual([]);
+  });
+
   it('throttles requests per address typed, known or not alike, and per client', async () => {
     const user = await register(stack, `flood${Date.now() % 100000}`);
     const known = await Promise.all(Array.from({ length: 6 }, () => request(email(user))));
@@ -55,7 +77,8 @@ describe('password reset: request throttle, and one change ends every outstandin
       expect(answers.filter((a) => a.status === 202)).toHaveLength(3);
       for (const a of answers.filter((x) => x.status !== 202)) expectError(a, 429, 'rate_limited');
     }
-    // This client has used its 9 (two and one above, three and three here): any next address is refused.
+    // This client has used its 11 (two, one and two above, three and three here): any next address is refused.
     expectError(await request(`someone-else-${Date.now()}@example.test`), 429, 'rate_limited');
   });
+
 });

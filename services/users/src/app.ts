@@ -61,7 +61,8 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
   exportRoutes(router, profileDeps);
   auditRoutes(router, deps);
   passwordRoutes(router, { ...deps, audit, throttle });
-  erasureRoutes(router, { ...deps, audit, throttle });
+  const mailer = createMailer(config);
+  erasureRoutes(router, { ...deps, audit, throttle, mailer });
   const background = new BackgroundTasks(deps.log);
   resetRoutes(router, {
     ...deps,
@@ -74,7 +75,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
       'reset-',
     ),
     background,
-    mailer: createMailer(config),
+    mailer,
     tokenTtlSeconds: config.RESET_TOKEN_TTL,
     publicUrl: config.PUBLIC_URL,
   });

@@ -9,12 +9,15 @@ import { fenceErasure } from '../auth/sessions.js';
 import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../users/projection.js';
 import { cacheKeysFor } from '../users/cache-keys.js';
 import type { UserRow } from '../users/queries.js';
+import type { Mailer } from '../mail/mailer.js';
 
 export interface EraseDeps {
   bus: Bus;
   pool: Pool;
   cache: Cache;
   namespace: string;
+  /** Reset mails still held for the address (the development folder) go with the account. */
+  mailer?: Mailer;
 }
 
 /**
@@ -33,7 +36,8 @@ export interface EraseDeps {
  *    reset tokens of the account are purged, and AuditEntriesErased / ResetTokensErased tell
  *    those projections to delete their rows (its read positions, in the messages service's
  *    receipts stream, are purged by that service's erasure reactor).
- * 5. Presence: any key left in the presence bucket is purged.
+ * 5. Presence: any key left in the presence bucket is purged; mails to the address still held by
+ *    the development mail folder are deleted.
  */
 export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages: boolean, correlationId: string): Promise<void> {
   const { bus, namespace: ns } = deps;
@@ -65,6 +69,7 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
   const resetsErased: ResetTokensErased = { type: 'ResetTokensErased', version: 1, data: { userId: user.id }, meta: meta() };
   await publishEvent(bus.js, subjects.reset(ns, user.id), resetsErased, { msgId: `resets-erased:${user.id}:${resetsErased.meta.eventId}` });
   await purgeSubject(bus.jsm, `KV_${subjects.presenceBucket(ns)}`, `$KV.${subjects.presenceBucket(ns)}.${user.id}.>`).catch(() => 0);
+  await deps.mailer?.forget(user.email);
 
   if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, USERS_PROJECTOR, ack.seq))) {
     throw new Unavailable('The erasure is recorded and will complete shortly');

@@ -1,7 +1,8 @@
 import { randomUUID } from 'node:crypto';
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import nodemailer from 'nodemailer';
+import { identityKey } from '@parley/contracts';
 import type { Mailer } from './mailer.js';
 
 /**
@@ -25,6 +26,20 @@ export function fileMailer(dir: string, from: string): Mailer {
       const temporary = path.join(dir, `.${name}.tmp`);
       await writeFile(temporary, info.message, { mode: 0o600 });
       await rename(temporary, path.join(dir, `${name}.eml`));
+    },
+    async forget(address) {
+      const wanted = identityKey(address);
+      const files = await readdir(dir).catch(() => [] as string[]);
+      let deleted = 0;
+      for (const file of files.filter((f) => f.endsWith('.eml'))) {
+        const text = await readFile(path.join(dir, file), 'utf8').catch(() => '');
+        // The To: header as nodemailer writes it (one address, maybe folded onto the next line).
+        const to = /^To:\s*(.+)$/im.exec(text)?.[1]?.trim() ?? '';
+        if (identityKey(to.replace(/^.*<(.+)>$/, '$1')) !== wanted) continue;
+        await unlink(path.join(dir, file)).catch(() => {});
+        deleted++;
+      }
+      return deleted;
     },
   };
 }

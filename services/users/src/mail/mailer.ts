@@ -10,6 +10,11 @@ export interface Mail {
 /** Sends one mail; rejects when it could not be handed over. Callers decide whether that matters. */
 export interface Mailer {
   send(mail: Mail): Promise<void>;
+  /**
+   * Deletes what this transport still holds for `address` (an erased account): the development
+   * folder's .eml files to it. A mail handed to an SMTP server has left; nothing to do there.
+   */
+  forget(address: string): Promise<number>;
 }
 
 export interface MailConfig {
@@ -30,6 +35,9 @@ export function createMailer(config: MailConfig): Mailer {
   return {
     async send(mail) {
       await transport.sendMail({ from: config.MAIL_FROM, ...mail });
+    },
+    async forget() {
+      return 0;
     },
   };
 }
