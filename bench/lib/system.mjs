@@ -73,6 +73,10 @@ export class System {
       // Long enough for the whole run: sockets and API calls use tokens issued at registration.
       ACCESS_TOKEN_TTL: '14400',
       LOG_LEVEL: 'warn',
+      // The idle phase holds many sockets per user (connections, not users, are what it measures),
+      // and all of them come from this one address.
+      WS_MAX_SOCKETS_PER_USER: '100000',
+      WS_MAX_UNAUTHENTICATED_PER_ADDRESS: '100000',
       ...extra,
     };
     if (!this.redisUrl) delete env.REDIS_URL;

@@ -91,6 +91,9 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       allowedOrigins: config.WS_ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean),
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
+      maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
+      maxUnauthenticatedPerAddress: config.WS_MAX_UNAUTHENTICATED_PER_ADDRESS,
+      clientAddress: clientAddressResolver(config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)),
       resendCheck: new ResendCheck({
         bus: deps.bus,
         namespace: deps.namespace,

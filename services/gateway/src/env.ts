@@ -15,6 +15,13 @@ export const GatewayEnv = {
   WS_MAX_FRAME_BYTES: Type.Number({ default: 64 * 1024, minimum: 1024 }),
   /** Seconds a socket may stay open without authenticating. */
   WS_AUTH_TIMEOUT_SECONDS: Type.Number({ default: 5, minimum: 1 }),
+  /**
+   * Open sockets per user on one gateway, and sockets per client address not yet authenticated:
+   * past them a new one is refused (HTTP 429 at the upgrade, close 4429 after an auth frame), so one
+   * account or one address cannot hold the gateway's sockets (issue 23, finding 10).
+   */
+  WS_MAX_SOCKETS_PER_USER: Type.Number({ default: 32, minimum: 1 }),
+  WS_MAX_UNAUTHENTICATED_PER_ADDRESS: Type.Number({ default: 16, minimum: 1 }),
   /** Milliseconds the gateway waits for a service before answering 503. */
   SERVICE_TIMEOUT_MS: Type.Number({ default: 5000, minimum: 100 }),
   MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),

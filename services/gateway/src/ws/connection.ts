@@ -11,6 +11,7 @@ import type { SocketData, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
 import type { Presence } from './presence.js';
 import type { Typing } from './typing.js';
+import { normaliseAddress } from '../http/client-address.js';
 
 export interface ConnectionDeps extends SendDeps {
   authenticate: Authenticate;
@@ -37,6 +38,11 @@ export interface ConnectionDeps extends SendDeps {
   resumeGraceMs: number;
   /** Set when the gateway shuts down: new frames are refused, in-flight ones finish. */
   draining: { value: boolean };
+  /** Caps: open sockets per user, unauthenticated sockets per client address (WS_MAX_*). */
+  maxSocketsPerUser: number;
+  maxUnauthenticatedPerAddress: number;
+  /** The client's address from the socket peer and X-Forwarded-For (TRUSTED_PROXIES). */
+  clientAddress: (peer: string, forwardedFor: string) => string;
 }
 
 /** Close codes (docs/protocol.md). */
@@ -48,6 +54,8 @@ export const CLOSE_GOING_AWAY = 1001;
 export const CLOSE_TOO_BIG = 1009;
 /** 1008 policy violation: the client kept flooding after rate-limit errors. */
 export const CLOSE_FLOOD = 1008;
+/** A user already holds WS_MAX_SOCKETS_PER_USER sockets on this gateway (like HTTP 429). */
+export const CLOSE_TOO_MANY = 4429;
 /** Rate-limit errors a socket may receive before it is closed as a flood. */
 const MAX_STRIKES = 20;
 
@@ -67,8 +75,26 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     deps.metrics.websocketMessages.inc({ direction: 'out', op });
   };
 
-  const authenticate = (socket: Socket, userId: string, sessionId: string) => {
+  /** Unauthenticated sockets per client address. */
+  const pending = new Map<string, number>();
+  const release = (data: SocketData) => {
+    if (data.pendingAddress === null) return;
+    const left = (pending.get(data.pendingAddress) ?? 1) - 1;
+    if (left > 0) pending.set(data.pendingAddress, left);
+    else pending.delete(data.pendingAddress);
+    data.pendingAddress = null;
+  };
+
+  const authenticate = (socket: Socket, userId: string, sessionId: string): boolean => {
     const data = socket.getUserData();
+    release(data);
+    if (deps.registry.countOf(userId) >= deps.maxSocketsPerUser) {
+      // Never counted as this user's (close() must not take presence or a registry entry away).
+      data.userId = null;
+      data.sessionId = null;
+      socket.end(CLOSE_TOO_MANY, 'too many connections for this account');
+      return false;
+    }
     data.userId = userId;
     data.sessionId = sessionId;
     data.resendWindowFrom = Date.now();
@@ -93,6 +119,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
       if (!data.closed) socket.end(CLOSE_INTERNAL, 'memberships unavailable, reconnect');
     });
+    return true;
   };
 
   /** Token bucket: false when the frame must be refused. */
@@ -173,7 +200,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         socket.end(CLOSE_UNAUTHORIZED, 'invalid token');
         return;
       }
-      authenticate(socket, claims.userId, claims.sessionId);
+      if (!authenticate(socket, claims.userId, claims.sessionId)) return;
       await data.ready?.catch(() => {});
       send(socket, { op: 'authenticated', userId: claims.userId }, 'authenticated');
       return;
@@ -268,6 +295,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
+      const address = deps.clientAddress(normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()), req.getHeader('x-forwarded-for'));
       let aborted = false;
       res.onAborted(() => {
         aborted = true;
@@ -295,9 +323,20 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         tokens: deps.frameBurst,
         refilledAt: Date.now(),
         strikes: 0,
+        pendingAddress: null,
       });
+      const tooMany = (message: string) => {
+        res.writeStatus('429 Too Many Requests').writeHeader('content-type', 'application/json').writeHeader('retry-after', '5');
+        res.end(JSON.stringify({ error: { code: 'rate_limited', message } }));
+      };
       if (token === null) {
-        res.upgrade(userData(), key, protocol, extensions, context);
+        // Counted until it authenticates or closes: sockets nobody signs in on are cheap to open.
+        if ((pending.get(address) ?? 0) >= deps.maxUnauthenticatedPerAddress) {
+          tooMany('Too many unauthenticated connections from this address');
+          return;
+        }
+        pending.set(address, (pending.get(address) ?? 0) + 1);
+        res.upgrade({ ...userData(), pendingAddress: address }, key, protocol, extensions, context);
         return;
       }
       void deps.authenticate(token).then((claims) => {
@@ -306,6 +345,10 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
           if (!claims) {
             res.writeStatus('401 Unauthorized').writeHeader('content-type', 'application/json');
             res.end(JSON.stringify({ error: { code: 'unauthorized', message: 'Missing or invalid access token' } }));
+            return;
+          }
+          if (deps.registry.countOf(claims.userId) >= deps.maxSocketsPerUser) {
+            tooMany('Too many connections for this account');
             return;
           }
           res.upgrade({ ...userData(), userId: claims.userId, sessionId: claims.sessionId }, key, protocol, extensions, context);
@@ -366,6 +409,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       data.closed = true;
       const chatIds = [...data.chats];
       deps.sockets.delete(socket);
+      release(data);
       deps.delivery.forget(socket);
       if (data.authTimer) clearTimeout(data.authTimer);
       if (data.holdTimer) clearTimeout(data.holdTimer);

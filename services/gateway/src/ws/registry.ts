@@ -32,6 +32,8 @@ export interface SocketData {
   refilledAt: number;
   /** Error frames sent for rate limiting; too many and the socket is closed. */
   strikes: number;
+  /** The client address while the socket is not authenticated (counted against its cap), else null. */
+  pendingAddress: string | null;
 }
 
 export interface HeldEvent {
@@ -62,6 +64,11 @@ export class SocketRegistry {
 
   socketsOf(userId: string): Iterable<Socket> {
     return this.byUser.get(userId) ?? [];
+  }
+
+  /** How many sockets the user has open on this gateway. */
+  countOf(userId: string): number {
+    return this.byUser.get(userId)?.size ?? 0;
   }
 
   /** The sockets opened with one session's tokens (closed when the session is revoked). */

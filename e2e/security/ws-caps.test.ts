@@ -1,0 +1,48 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
+import { register, startStack, TestSocket, type Account, type Stack } from '../stack.js';
+
+/**
+ * Issue 23, finding 10: no cap on sockets per user, nor on unauthenticated sockets per address. Now
+ * WS_MAX_SOCKETS_PER_USER and WS_MAX_UNAUTHENTICATED_PER_ADDRESS bound them: HTTP 429 at the
+ * upgrade, close 4429 when an auth frame would pass the per-user cap.
+ */
+describe('WebSocket caps per user and per address', () => {
+  let stack: Stack;
+  let user: Account;
+  const open: TestSocket[] = [];
+  beforeAll(async () => {
+    stack = await startStack({ WS_MAX_SOCKETS_PER_USER: '3', WS_MAX_UNAUTHENTICATED_PER_ADDRESS: '2' });
+    user = await register(stack);
+  });
+  afterAll(async () => {
+    for (const s of open) s.ws.close();
+    await stack?.stop();
+  });
+
+  it("refuses a user's socket past the cap with 429, and takes one again once a socket closed", async () => {
+    for (let i = 0; i < 3; i++) open.push(await TestSocket.open(stack.wsUrl, user.accessToken));
+    await expect(TestSocket.open(stack.wsUrl, user.accessToken)).rejects.toThrow('upgrade refused: 429');
+    const first = open.shift()!;
+    first.ws.close();
+    await first.waitClosed();
+    open.push(await eventually(() => TestSocket.open(stack.wsUrl, user.accessToken).catch(() => undefined), 5_000, 'a socket after one closed'));
+  });
+
+  it('closes with 4429 a socket whose auth frame would pass the per-user cap', async () => {
+    const late = await TestSocket.open(stack.wsUrl);
+    late.send({ op: 'auth', token: user.accessToken });
+    expect((await late.waitClosed()).code).toBe(4429);
+  });
+
+  it('refuses unauthenticated sockets from one address past the cap, and counts one no longer once it authenticates', async () => {
+    const other = await register(stack);
+    const a = await TestSocket.open(stack.wsUrl);
+    const b = await TestSocket.open(stack.wsUrl);
+    open.push(a, b);
+    await expect(TestSocket.open(stack.wsUrl)).rejects.toThrow('upgrade refused: 429');
+    a.send({ op: 'auth', token: other.accessToken });
+    await a.next((f) => f.op === 'authenticated');
+    open.push(await TestSocket.open(stack.wsUrl));
+  });
+});
