@@ -30,7 +30,7 @@ describe('upload abuse', () => {
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'parley-upload-abuse-'));
-    stack = await startStack({ ATTACHMENTS_DIR: dir, ATTACHMENT_MAX_BYTES: String(64 * 1024) });
+    stack = await startStack({ ATTACHMENTS_DIR: dir, ATTACHMENT_MAX_BYTES: String(64 * 1024), ATTACHMENT_UPLOADS_PER_MINUTE: '1000' });
     alice = await register(stack, 'upa_alice');
   });
   afterAll(async () => {

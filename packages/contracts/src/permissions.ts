@@ -77,6 +77,7 @@ export const RPC_CALLERS: Record<RpcMethod, Principal[]> = {
   'messages.attachmentsUsable': ['gateway'],
   'messages.sentMessages': ['gateway'],
   'messages.markRead': ['gateway'],
+  'messages.pendingUploads': ['gateway'],
   'messages.export': ['users'],
   'messages.retentionPreview': ['retention'],
   'messages.sweepFiles': ['retention'],

@@ -37,6 +37,7 @@ const examples: { [M in RpcMethod]: RpcMethods[M] } = {
   },
   'messages.sweepFiles': { req: { olderThan: at }, res: { deleted: 0 } },
   'messages.retentionBacklog': { req: {}, res: { pending: 2 } },
+  'messages.pendingUploads': { req: { userId: id(1) }, res: { bytes: 1024, files: 1 } },
   'messages.redelete': { req: { messageIds: [id(4)] }, res: { deleted: 1 } },
   'users.reerase': { req: { userId: id(1), purgeMessages: true }, res: { erased: false } },
   'users.retentionPreview': { req: { auditCutoff: at, resetCutoff: at }, res: { auditEntries: 4, resetTokens: 0 } },

@@ -146,6 +146,8 @@ export const RPC_SCHEMAS = {
    * to delete, attachments to release, files to delete); the retention pass waits for 0.
    */
   'messages.retentionBacklog': method(Type.Object({}, strict), Type.Object({ pending: Count }, strict)),
+  /** messages: the bytes of a user's uploads that no message carries yet (the gateway's upload quota). */
+  'messages.pendingUploads': method(Type.Object({ userId: Uuid }, strict), Type.Object({ bytes: Count, files: Count }, strict)),
   /** messages: delete attachment files no row refers to (left by a crash between commit and file deletion). */
   'messages.sweepFiles': method(Type.Object({ olderThan: Timestamp }, strict), Type.Object({ deleted: Count }, strict)),
   /** messages: delete again the ledger's messages that a restored backup brought back; at most MAX_RPC_BATCH ids. */

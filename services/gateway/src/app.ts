@@ -110,6 +110,8 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     authenticate,
     maxBytes: config.ATTACHMENT_MAX_BYTES,
     serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
+    uploadsPerMinute: config.ATTACHMENT_UPLOADS_PER_MINUTE,
+    pendingBytes: config.ATTACHMENT_PENDING_BYTES,
   };
   app.post('/api/v1/attachments', uploadHandler(attachmentDeps));
   app.get('/api/v1/attachments/:id', downloadHandler(attachmentDeps));

@@ -27,6 +27,13 @@ export const GatewayEnv = {
   MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),
   /** Largest attachment accepted (25 MiB), and where the attachment store keeps the files. */
   ATTACHMENT_MAX_BYTES: Type.Number({ default: 25 * 1024 * 1024, minimum: 1024 }),
+  /**
+   * Per user (issue 23, finding 7): uploads per minute on one gateway, and the bytes of uploads no
+   * message carries yet (sent files do not count; unsent ones are swept after ATTACHMENT_GRACE_SECONDS
+   * or deleted with DELETE /attachments/:id). Past either, 429.
+   */
+  ATTACHMENT_UPLOADS_PER_MINUTE: Type.Number({ default: 30, minimum: 1 }),
+  ATTACHMENT_PENDING_BYTES: Type.Number({ default: 200 * 1024 * 1024, minimum: 1024 }),
   ATTACHMENTS_DIR: Type.String({ default: './data/attachments' }),
   /**
    * Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed

@@ -34,6 +34,7 @@ import { reactionRoutes } from './reactions/routes.js';
 import { receiptsProjection } from './receipts/projection.js';
 import { messagesRpc } from './rpc.js';
 import { searchRoutes } from './search/routes.js';
+import { attachmentRoutes } from './attachments/routes.js';
 
 export const SCHEMA = 'messages';
 export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations', import.meta.url));
@@ -118,6 +119,8 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   reactionRoutes(router, { ...appendDeps, writer });
   pollRoutes(router, { ...appendDeps, writer });
   searchRoutes(router, deps);
+  const attachmentsBarrier = (streamSeq: number) => waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, ATTACHMENTS_PROJECTOR, streamSeq);
+  attachmentRoutes(router, { ...deps, barrier, attachmentsBarrier });
 
   const erasure = new Projector<UserEvent>({
     ...common,
@@ -136,7 +139,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     receipts,
     attachments,
     barrier,
-    attachmentsBarrier: (streamSeq: number) => waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, ATTACHMENTS_PROJECTOR, streamSeq),
+    attachmentsBarrier,
     store,
     sequencer,
     writer,

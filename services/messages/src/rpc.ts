@@ -56,6 +56,14 @@ export function messagesRpc(
       return { id: req.attachmentId, name: req.name, size: req.size, mime: req.mime };
     },
     attachmentAccess: (req) => accessibleAttachment(pool, req.attachmentId, req.userId),
+    pendingUploads: async (req) => {
+      const { rows } = await pool.query<{ bytes: string; files: string }>(
+        `SELECT COALESCE(sum(a.size), 0) AS bytes, count(*) AS files FROM messages.attachments a
+          WHERE a.uploader_id = $1 AND NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id)`,
+        [req.userId],
+      );
+      return { bytes: Number(rows[0]!.bytes), files: Number(rows[0]!.files) };
+    },
     attachmentsUsable: async (req) => {
       const attachments = await usableAttachments(pool, req.attachmentIds, req.userId);
       return attachments ? { usable: true, attachments } : { usable: false, attachments: [] };

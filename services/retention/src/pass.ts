@@ -276,8 +276,9 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 
   step('compaction');
 
-  // 5b. What the deletions started in the messages service's reactors (files, dependent events).
-  await waitForReactors(bus, ns, options.projectionTimeoutMs);
+  // 5b. What the deletions started in the messages service's reactors (files, dependent events):
+  // only when this pass expired chat content (nothing else queues work there).
+  if (published.chats !== undefined) await waitForReactors(bus, ns, options.projectionTimeoutMs, log);
   step('reactors');
 
   // 6. Orphan files.

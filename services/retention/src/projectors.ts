@@ -1,6 +1,7 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
 import { ATTACHMENTS_PROJECTOR, RETENTION_PROJECTORS, streamName } from '@parley/contracts';
 import { callRpc, type Bus } from '@parley/bus';
+import type { Logger } from '@parley/log';
 
 export class ProjectionTimeoutError extends Error {
   override name = 'ProjectionTimeoutError';
@@ -37,13 +38,20 @@ export async function waitForProjectors(
  * again: a release leaves its queue only after its AttachmentDeleted is stored, and that event
  * queues the file when it is projected, so three zeros in that order mean nothing is in between.
  */
-export async function waitForReactors(bus: Bus, namespace: string, timeoutMs: number): Promise<void> {
+export async function waitForReactors(bus: Bus, namespace: string, timeoutMs: number, log?: Logger): Promise<void> {
   const deadline = Date.now() + timeoutMs;
+  let nextReport = Date.now() + 10_000;
   const backlog = async () => (await callRpc(bus, namespace, 'messages.retentionBacklog', {}, 30_000)).pending;
   for (;;) {
-    if ((await backlog()) === 0) {
+    const queued = await backlog();
+    if (queued === 0) {
       const info = await bus.jsm.consumers.info(streamName(namespace, 'chats'), ATTACHMENTS_PROJECTOR).catch(() => null);
       if (info && info.num_pending === 0 && info.num_ack_pending === 0 && (await backlog()) === 0) return;
+    }
+    if (Date.now() > nextReport) {
+      // A wait that goes on says what it waits for (a reactor failing again and again logs why in the messages service).
+      log?.info({ queued }, 'waiting for the messages service to finish the deletions');
+      nextReport = Date.now() + 10_000;
     }
     if (Date.now() > deadline) throw new ProjectionTimeoutError(`the messages service's reactors have not finished the retention deletions within ${timeoutMs} ms; is it running?`);
     await new Promise((r) => setTimeout(r, 200));

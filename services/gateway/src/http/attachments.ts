@@ -15,9 +15,39 @@ export interface AttachmentDeps {
   log: Logger;
   maxBytes: number;
   serviceTimeoutMs: number;
+  /** Uploads per user per minute on this gateway, and the unsent bytes a user may hold. */
+  uploadsPerMinute: number;
+  pendingBytes: number;
 }
 
-const STATUS: Record<number, string> = { 200: '200 OK', 201: '201 Created', 400: '400 Bad Request', 401: '401 Unauthorized', 404: '404 Not Found', 413: '413 Payload Too Large', 503: '503 Service Unavailable' };
+const STATUS: Record<number, string> = {
+  200: '200 OK',
+  201: '201 Created',
+  400: '400 Bad Request',
+  401: '401 Unauthorized',
+  404: '404 Not Found',
+  413: '413 Payload Too Large',
+  429: '429 Too Many Requests',
+  503: '503 Service Unavailable',
+};
+
+/** Upload times per user in the last minute (one gateway's view; a user's uploads rarely spread). */
+class UploadRate {
+  private readonly recent = new Map<string, number[]>();
+  constructor(private readonly perMinute: number) {}
+  /** Counts an upload, or answers the seconds to wait. */
+  take(userId: string, now = Date.now()): number | null {
+    const times = (this.recent.get(userId) ?? []).filter((t) => t > now - 60_000);
+    if (times.length >= this.perMinute) {
+      this.recent.set(userId, times);
+      return Math.max(1, Math.ceil((times[0]! + 60_000 - now) / 1000));
+    }
+    times.push(now);
+    this.recent.set(userId, times);
+    if (this.recent.size > 100_000) for (const [k, v] of this.recent) if (v.every((t) => t <= now - 60_000)) this.recent.delete(k);
+    return null;
+  }
+}
 
 function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, status: number, body: unknown): void {
   if (state.done || state.aborted) return;
@@ -48,6 +78,7 @@ export function cleanFileName(name: string | undefined): string {
  * The type is sniffed from the content; what the client declared is not trusted.
  */
 export function uploadHandler(deps: AttachmentDeps) {
+  const rate = new UploadRate(deps.uploadsPerMinute);
   return (res: HttpResponse, req: HttpRequest): void => {
     const state = { done: false, aborted: false };
     const body = new PassThrough({ highWaterMark: 256 * 1024 });
@@ -79,6 +110,15 @@ export function uploadHandler(deps: AttachmentDeps) {
       const claims = token ? await deps.authenticate(token) : null;
       if (!claims) return json(res, state, 401, error('unauthorized', 'Missing or invalid access token'));
       if (state.aborted) return;
+      // Per user: a rate, and a quota on what no message carries yet (issue 23, finding 7).
+      const wait = rate.take(claims.userId);
+      if (wait !== null) return json(res, state, 429, error('rate_limited', `Too many uploads; try again in ${wait} s`));
+      const pending = await callRpc(deps.bus, deps.namespace, 'messages.pendingUploads', { userId: claims.userId }, deps.serviceTimeoutMs).catch(() => null);
+      if (!pending) return json(res, state, 503, error('unavailable', 'The messages service is not answering; try again'));
+      // The multipart framing around the file is a few hundred bytes: the declared length, less 2 KiB.
+      if (pending.bytes + Math.max(0, declaredLength - 2048) > deps.pendingBytes) {
+        return json(res, state, 429, error('rate_limited', `Unsent uploads are limited to ${deps.pendingBytes} bytes: send or delete some first`));
+      }
       let parser: busboy.Busboy;
       try {
         // defParamCharset: browsers and fetch send the file name as raw UTF-8; busboy's default

@@ -60,7 +60,8 @@ export class AttachmentSweeper {
           data: { attachmentId: id, reason: 'unreferenced' },
           meta: buildMeta({ eventId: newId(), occurredAt: now, actorId: null, correlationId: newId() }),
         };
-        await publishEvent(this.deps.bus.js, subjects.attachment(this.deps.namespace, id), event, { msgId: `attachment-deleted:${id}` });
+        // Rolled up: the tombstone replaces the upload record (name, size, type, uploader).
+        await publishEvent(this.deps.bus.js, subjects.attachment(this.deps.namespace, id), event, { msgId: `attachment-deleted:${id}`, rollupSubject: true });
       }
       if (stale.length > 0) this.deps.log.info({ swept: stale.length }, 'unreferenced attachments swept');
       return stale.length;

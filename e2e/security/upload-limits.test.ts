@@ -1,0 +1,75 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
+import { http, register, startStack, storedMessages, type Account, type Stack } from '../stack.js';
+import { expectError } from './helpers.js';
+
+const KIB = 1024;
+
+/**
+ * Issue 23, finding 7: uploads had no per-user rate or quota and no delete route (20 MiB every half
+ * second per token, kept a day). Now: ATTACHMENT_UPLOADS_PER_MINUTE per user, ATTACHMENT_PENDING_BYTES
+ * of uploads no message carries yet, and DELETE /api/v1/attachments/:id for an unsent upload.
+ */
+describe('upload rate, quota and delete', () => {
+  let stack: Stack;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'parley-upload-limits-'));
+    stack = await startStack({ ATTACHMENTS_DIR: dir, ATTACHMENT_MAX_BYTES: String(64 * KIB), ATTACHMENT_UPLOADS_PER_MINUTE: '5', ATTACHMENT_PENDING_BYTES: String(100 * KIB) });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+  async function upload(who: Account, bytes: number, name = 'file.bin') {
+    const form = new FormData();
+    form.append('file', new Blob([Buffer.alloc(bytes, 7)], { type: 'application/octet-stream' }), name);
+    const res = await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${who.accessToken}` }, body: form });
+    return { status: res.status, body: (await res.json()) as any };
+  }
+
+  it('refuses the sixth upload of a minute with 429', async () => {
+    const user = await register(stack);
+    for (let i = 0; i < 5; i++) expect((await upload(user, 100)).status).toBe(201);
+    expectError(await upload(user, 100), 429, 'rate_limited');
+  });
+
+  it('holds unsent uploads to the quota; a delete or a send frees their room', async () => {
+    const user = await register(stack);
+    const other = await register(stack);
+    const first = await upload(user, 45 * KIB, 'first.bin');
+    const second = await upload(user, 45 * KIB, 'second.bin');
+    expect([first.status, second.status]).toEqual([201, 201]);
+    expectError(await upload(user, 45 * KIB), 429, 'rate_limited');
+
+    // Not someone else's to delete, and it answers as if it did not exist.
+    expectError(await http(stack, 'DELETE', `/api/v1/attachments/${first.body.id}`, { token: other.accessToken }), 404, 'not_found');
+    expect((await http(stack, 'DELETE', `/api/v1/attachments/${first.body.id}`, { token: user.accessToken })).status).toBe(204);
+    expect((await fetch(`${stack.baseUrl}/api/v1/attachments/${first.body.id}`, { headers: { authorization: `Bearer ${user.accessToken}` } })).status).toBe(404);
+    const nc = await stack.env.connectNats();
+    try {
+      const left = (await storedMessages(nc, `${stack.env.namespace}_chats`)).filter((m) => m.subject === `${stack.env.namespace}.attachment.${first.body.id}`);
+      expect(left).toHaveLength(1);
+      expect(left[0]!.text).toContain('"AttachmentDeleted"');
+      expect(left[0]!.text).not.toContain('first.bin');
+    } finally {
+      await nc.close();
+    }
+    expect((await upload(user, 45 * KIB, 'third.bin')).status).toBe(201);
+
+    // A sent file is the message's: it no longer counts, and only deleting the message removes it.
+    const chat = (await http(stack, 'POST', '/api/v1/chats', { token: user.accessToken, body: { type: 'group', title: 'files', memberIds: [other.id] } })).body.id;
+    const sent = await http(stack, 'POST', `/api/v1/chats/${chat}/messages`, { token: user.accessToken, body: { clientMsgId: 'with-file', body: 'here', attachmentIds: [second.body.id] } });
+    expect(sent.status).toBe(201);
+    expectError(await http(stack, 'DELETE', `/api/v1/attachments/${second.body.id}`, { token: user.accessToken }), 409, 'conflict');
+    // Once the message is projected, the quota has room again (the fifth upload of this minute).
+    await eventually(async () => {
+      const items = (await http(stack, 'GET', `/api/v1/chats/${chat}/messages`, { token: user.accessToken })).body.items;
+      return items.length === 1 ? true : undefined;
+    });
+    expect((await upload(user, 45 * KIB, 'fourth.bin')).status).toBe(201);
+  });
+});
