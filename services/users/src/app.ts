@@ -12,7 +12,7 @@ import { auditRoutes } from './audit/routes.js';
 import { erasureRoutes } from './erasure/routes.js';
 import { passwordRoutes } from './auth/password-routes.js';
 import { authRoutes } from './auth/routes.js';
-import { LoginThrottle } from './auth/throttle.js';
+import { AttemptThrottle } from './auth/throttle.js';
 import { BackgroundTasks } from './background.js';
 import type { UsersConfig } from './env.js';
 import { createMailer } from './mail/mailer.js';
@@ -49,7 +49,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
   const router = new ApiRouter(deps.log, isTransientPgError);
   const signer = new TokenSigner(config.JWT_SECRET, config.ACCESS_TOKEN_TTL);
   const audit = auditRecorder(deps.bus, deps.namespace, deps.log);
-  const throttle = new LoginThrottle(deps.pool, {
+  const throttle = new AttemptThrottle(deps.pool, {
     maxFailuresPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
     maxFailuresPerAddress: config.LOGIN_MAX_FAILURES_PER_ADDRESS,
     windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
@@ -69,7 +69,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     audit,
     throttle,
     // Every request counts (a mail each), in the same table as failed logins, under its own keys.
-    requestThrottle: new LoginThrottle(
+    requestThrottle: new AttemptThrottle(
       deps.pool,
       { maxFailuresPerAccount: config.RESET_MAX_REQUESTS_PER_ACCOUNT, maxFailuresPerAddress: config.RESET_MAX_REQUESTS_PER_ADDRESS, windowSeconds: config.RESET_REQUEST_WINDOW_SECONDS },
       'reset-',

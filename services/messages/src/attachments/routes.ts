@@ -1,6 +1,7 @@
 import { Type } from '@sinclair/typebox';
-import { publishEvent, type Bus } from '@parley/bus';
-import { buildMeta, newId, subjects, Uuid, type AttachmentDeleted } from '@parley/contracts';
+import type { Bus } from '@parley/bus';
+import { Uuid } from '@parley/contracts';
+import { publishAttachmentDeleted } from './deleted.js';
 import { Conflict, NotFound, Unavailable, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 
@@ -30,16 +31,9 @@ export function attachmentRoutes(
       // Somebody else's upload answers like one that does not exist.
       if (!row || row.uploader_id !== auth.userId) throw new NotFound('No such attachment');
       if (row.sent) throw new Conflict('conflict', 'The file is part of a message: delete the message instead');
-      const event: AttachmentDeleted = {
-        type: 'AttachmentDeleted',
-        version: 1,
-        data: { attachmentId: params.id, reason: 'deleted' },
-        meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: auth.userId, correlationId: request.requestId }),
-      };
-      // Rolled up like every deletion: the tombstone replaces the upload record on the subject.
-      const ack = await publishEvent(deps.bus.js, subjects.attachment(deps.namespace, params.id), event, { msgId: `attachment-deleted:${params.id}`, rollupSubject: true });
+      const seq = await publishAttachmentDeleted(deps, params.id, 'deleted', { actorId: auth.userId, correlationId: request.requestId });
       // The record and file go with the projection (it queues the file); the answer waits for it.
-      if (!(await deps.attachmentsBarrier(ack.seq))) throw new Unavailable('The deletion is stored and will complete shortly');
+      if (!(await deps.attachmentsBarrier(seq))) throw new Unavailable('The deletion is stored and will complete shortly');
       return { status: 204 };
     },
   });

@@ -1,6 +1,6 @@
 import pg from 'pg';
-import { publishEvent, type Bus } from '@parley/bus';
-import { buildMeta, newId, subjects, type AttachmentDeleted } from '@parley/contracts';
+import type { Bus } from '@parley/bus';
+import { publishAttachmentDeleted } from './deleted.js';
 import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 
@@ -53,16 +53,7 @@ export class AttachmentSweeper {
           ORDER BY a.uploaded_at LIMIT $2`,
         [cutoff, this.batchSize],
       );
-      for (const { id } of stale) {
-        const event: AttachmentDeleted = {
-          type: 'AttachmentDeleted',
-          version: 1,
-          data: { attachmentId: id, reason: 'unreferenced' },
-          meta: buildMeta({ eventId: newId(), occurredAt: now, actorId: null, correlationId: newId() }),
-        };
-        // Rolled up: the tombstone replaces the upload record (name, size, type, uploader).
-        await publishEvent(this.deps.bus.js, subjects.attachment(this.deps.namespace, id), event, { msgId: `attachment-deleted:${id}`, rollupSubject: true });
-      }
+      for (const { id } of stale) await publishAttachmentDeleted(this.deps, id, 'unreferenced', { actorId: null, occurredAt: now });
       if (stale.length > 0) this.deps.log.info({ swept: stale.length }, 'unreferenced attachments swept');
       return stale.length;
     } finally {

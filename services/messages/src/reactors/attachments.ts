@@ -1,5 +1,6 @@
-import { publishEvent, type Bus } from '@parley/bus';
-import { buildMeta, newId, subjects, type AttachmentDeleted } from '@parley/contracts';
+import type { Bus } from '@parley/bus';
+import type { AttachmentDeleted } from '@parley/contracts';
+import { publishAttachmentDeleted } from '../attachments/deleted.js';
 import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
@@ -31,15 +32,7 @@ export function attachmentReleaseReactor(deps: { pool: Pool; bus: Bus; namespace
       for (const row of rows) {
         const attachmentId = String(row.attachment_id);
         if (!free.has(attachmentId)) continue;
-        const event: AttachmentDeleted = {
-          type: 'AttachmentDeleted',
-          version: 1,
-          data: { attachmentId, reason: row.reason as AttachmentDeleted['data']['reason'] },
-          meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: null, correlationId: newId() }),
-        };
-        // Rolled up: the tombstone (ids and reason) replaces the upload record on the subject, so the
-        // file's name, size, type and uploader do not outlive it in the stream (issue 23, finding 11).
-        await publishEvent(deps.bus.js, subjects.attachment(deps.namespace, attachmentId), event, { msgId: `attachment-deleted:${attachmentId}`, rollupSubject: true });
+        await publishAttachmentDeleted(deps, attachmentId, row.reason as AttachmentDeleted['data']['reason']);
       }
     },
   });

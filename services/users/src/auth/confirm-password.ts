@@ -2,7 +2,7 @@ import { RateLimited, Unauthorized } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { findUserById, type UserRow } from '../users/queries.js';
 import { verifyPassword } from './passwords.js';
-import type { LoginThrottle } from './throttle.js';
+import type { AttemptThrottle } from './throttle.js';
 
 /**
  * Re-authentication for a sensitive change of a signed-in account (password change, erasure): a
@@ -10,7 +10,7 @@ import type { LoginThrottle } from './throttle.js';
  * failed logins and are throttled like them. Returns the account, or throws 429 / 401.
  */
 export async function confirmPassword(
-  deps: { pool: Pool; throttle: LoginThrottle },
+  deps: { pool: Pool; throttle: AttemptThrottle },
   userId: string,
   ip: string,
   password: string,

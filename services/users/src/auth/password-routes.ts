@@ -7,12 +7,12 @@ import { hashPassword } from './passwords.js';
 import { revokeSessions } from './revoke.js';
 import { ChangePasswordBody } from './schemas.js';
 import { publishPasswordChanged, waitForPasswordVisible, type StorePasswordDeps } from './store-password.js';
-import type { LoginThrottle } from './throttle.js';
+import type { AttemptThrottle } from './throttle.js';
 
 export interface PasswordRouteDeps extends StorePasswordDeps {
   cache: Cache;
   audit: AuditRecorder;
-  throttle: LoginThrottle;
+  throttle: AttemptThrottle;
 }
 
 /** POST /api/v1/users/me/password: change the password, knowing the current one. */

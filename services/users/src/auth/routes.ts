@@ -11,7 +11,7 @@ import { registerUser, type RegisterDeps } from './register.js';
 import { revokeSessions } from './revoke.js';
 import { LoginBody, RefreshBody, RegisterBody } from './schemas.js';
 import { findSessionUser, insertSession, rotateRefresh } from './sessions.js';
-import type { LoginThrottle } from './throttle.js';
+import type { AttemptThrottle } from './throttle.js';
 
 export interface AuthRouteDeps extends RegisterDeps {
   pool: Pool;
@@ -19,7 +19,7 @@ export interface AuthRouteDeps extends RegisterDeps {
   signer: TokenSigner;
   refreshTtlSeconds: number;
   audit: AuditRecorder;
-  throttle: LoginThrottle;
+  throttle: AttemptThrottle;
 }
 
 export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {

@@ -7,9 +7,10 @@ export interface ThrottleLimits {
 }
 
 /**
- * Brute-force protection for login: attempts are counted per account and per client address in
- * fixed windows; over the limit, login answers 429 with Retry-After until the window ends, without
- * checking the password. Counters live in Postgres so that every replica sees them and they
+ * Attempts counted per account and per client address in fixed windows: logins and password
+ * confirmations (brute-force protection), and password-reset requests (each one a mail; their own
+ * key prefix). Over a limit the caller answers 429 with Retry-After until the window ends, for a
+ * login without checking the password. Counters live in Postgres so that every replica sees them and they
  * survive a Redis outage. Unknown accounts are counted like known ones (keyed by the login as
  * typed), so throttling reveals nothing about which accounts exist.
  *
@@ -18,7 +19,7 @@ export interface ThrottleLimits {
  * let a burst of concurrent guesses all pass the check together (issue 23, finding 1: 40 concurrent
  * guesses were all verified), and made the throttle a lever for argon2 CPU exhaustion.
  */
-export class LoginThrottle {
+export class AttemptThrottle {
   constructor(
     private readonly pool: Pool,
     private readonly limits: ThrottleLimits,

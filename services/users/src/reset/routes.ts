@@ -1,6 +1,6 @@
 import { identityKey } from '@parley/contracts';
 import { RateLimited, type ApiRouter } from '@parley/http';
-import type { LoginThrottle } from '../auth/throttle.js';
+import type { AttemptThrottle } from '../auth/throttle.js';
 import { auditContext } from '../audit/record.js';
 import type { BackgroundTasks } from '../background.js';
 import { confirmPasswordReset } from './confirm.js';
@@ -12,7 +12,7 @@ import { ResetConfirmBody, ResetRequestBody } from './schemas.js';
 const ACCEPTED = { message: 'If an account uses this address, a reset link is on its way to it.' } as const;
 
 /** api.md's password-reset pair (public routes). */
-export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: BackgroundTasks; requestThrottle: LoginThrottle }): void {
+export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: BackgroundTasks; requestThrottle: AttemptThrottle }): void {
   router.route({
     method: 'POST',
     url: '/api/v1/auth/password-reset/request',
