@@ -7,20 +7,24 @@ import type { JetStreamManager } from '@nats-io/jetstream';
  * that crashed after deleting it) counts as done. Returns how many were deleted now.
  */
 export async function deleteStreamSequences(jsm: JetStreamManager, stream: string, seqs: number[], concurrency: number, erase = true): Promise<number> {
-  let next = 0;
   let deleted = 0;
-  const worker = async () => {
-    while (next < seqs.length) {
-      const seq = seqs[next++]!;
-      try {
-        if (await jsm.streams.deleteMessage(stream, seq, erase)) deleted++;
-      } catch (error) {
-        if (!/no message found|not found/i.test((error as Error).message)) throw error;
-      }
+  await eachConcurrently(seqs, concurrency, async (seq) => {
+    try {
+      if (await jsm.streams.deleteMessage(stream, seq, erase)) deleted++;
+    } catch (error) {
+      if (!/no message found|not found/i.test((error as Error).message)) throw error;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(concurrency, seqs.length) }, worker));
+  });
   return deleted;
+}
+
+/** Runs `work` for every item, at most `concurrency` at a time (JetStream requests in flight). */
+export async function eachConcurrently<T>(items: readonly T[], concurrency: number, work: (item: T) => Promise<void>): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) await work(items[next++]!);
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, items.length) }, worker));
 }
 
 /** Purges every message below `firstFreshSeq` (all of them older than the class's cutoff). */

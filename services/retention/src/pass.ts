@@ -1,4 +1,4 @@
-import { callRpc, chatSnapshotOf, deleteStreamSequences, publishEvent, purgeBelow, purgeSubjectBelow, type Bus } from '@parley/bus';
+import { callRpc, chatSnapshotOf, deleteStreamSequences, eachConcurrently, publishEvent, purgeBelow, purgeSubjectBelow, type Bus } from '@parley/bus';
 import { foldSnapshot } from '@parley/chat-domain';
 import { ChatWriter, chatSequencer, expiryBasis } from '@parley/chat-writer';
 import {
@@ -298,42 +298,32 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 async function writeSnapshots(deps: PassDeps, chatsStream: string, prefixes: Map<string, ChatPrefix>, firstFreshSeq: number, now: Date): Promise<number> {
   const { bus, namespace: ns, log } = deps;
   let purgeBelowSeq = firstFreshSeq;
-  const queue = [...prefixes];
-  const worker = async () => {
-    for (let next = queue.pop(); next; next = queue.pop()) {
-      const [chatId, prefix] = next;
-      const prior = await chatSnapshotOf(bus, chatsStream, ns, chatId);
-      if (prior && prior.data.seq >= prefix.lastSeq) continue; // a rerun: written already
-      const folded = foldSnapshot(prior?.data ?? null, prefix.structure);
-      if (!folded) {
-        log.warn({ chatId }, 'chat has no ChatCreated and no snapshot: its old events are kept');
-        purgeBelowSeq = Math.min(purgeBelowSeq, prefix.firstStreamSeq);
-        continue;
-      }
-      const data: ChatSnapshot['data'] = {
-        ...folded,
-        seq: Math.max(folded.seq, prefix.lastSeq),
-        lastActivityAt: prefix.lastActivityAt > folded.lastActivityAt ? prefix.lastActivityAt : folded.lastActivityAt,
-      };
-      const snapshot: ChatSnapshot = { type: 'ChatSnapshot', version: 1, data, meta: buildMeta({ eventId: newId(), occurredAt: now, actorId: null, correlationId: newId() }) };
-      await publishEvent(bus.js, subjects.chatSnapshot(ns, chatId), snapshot, { msgId: `snapshot:${chatId}:${data.seq}`, rollupSubject: true });
+  await eachConcurrently([...prefixes], SNAPSHOT_CONCURRENCY, async ([chatId, prefix]) => {
+    const prior = await chatSnapshotOf(bus, chatsStream, ns, chatId);
+    if (prior && prior.data.seq >= prefix.lastSeq) return; // a rerun: written already
+    const folded = foldSnapshot(prior?.data ?? null, prefix.structure);
+    if (!folded) {
+      log.warn({ chatId }, 'chat has no ChatCreated and no snapshot: its old events are kept');
+      purgeBelowSeq = Math.min(purgeBelowSeq, prefix.firstStreamSeq);
+      return;
     }
-  };
-  await Promise.all(Array.from({ length: Math.min(SNAPSHOT_CONCURRENCY, queue.length) }, worker));
+    const data: ChatSnapshot['data'] = {
+      ...folded,
+      seq: Math.max(folded.seq, prefix.lastSeq),
+      lastActivityAt: prefix.lastActivityAt > folded.lastActivityAt ? prefix.lastActivityAt : folded.lastActivityAt,
+    };
+    const snapshot: ChatSnapshot = { type: 'ChatSnapshot', version: 1, data, meta: buildMeta({ eventId: newId(), occurredAt: now, actorId: null, correlationId: newId() }) };
+    await publishEvent(bus.js, subjects.chatSnapshot(ns, chatId), snapshot, { msgId: `snapshot:${chatId}:${data.seq}`, rollupSubject: true });
+  });
   return purgeBelowSeq;
 }
 
 /** Re-publishes messages that must outlive the purge of everything below the cutoff, each replacing itself. */
 async function carryForward(deps: PassDeps, chatsStream: string, messages: [string, { seq: number; event: { type: string } }][]): Promise<void> {
-  const queue = [...messages];
-  const worker = async () => {
-    for (let next = queue.pop(); next; next = queue.pop()) {
-      const [subject, { seq, event }] = next;
-      // Its own msgId: the original's may still be inside the duplicate window.
-      await publishEvent(deps.bus.js, subject, event, { msgId: `carry:${chatsStream}:${seq}`, rollupSubject: true });
-    }
-  };
-  await Promise.all(Array.from({ length: Math.min(SNAPSHOT_CONCURRENCY, queue.length) }, worker));
+  await eachConcurrently(messages, SNAPSHOT_CONCURRENCY, async ([subject, { seq, event }]) => {
+    // Its own msgId: the original's may still be inside the duplicate window.
+    await publishEvent(deps.bus.js, subject, event, { msgId: `carry:${chatsStream}:${seq}`, rollupSubject: true });
+  });
 }
 
 /**
@@ -343,8 +333,8 @@ async function carryForward(deps: PassDeps, chatsStream: string, messages: [stri
  */
 async function purgePaced(jsm: Bus['jsm'], streamName: string, below: number, chunk: number): Promise<number> {
   if (below <= 1) return 0;
-  const { state } = await jsm.streams.info(streamName);
   if (chunk <= 0) return purgeBelow(jsm, streamName, below);
+  const { state } = await jsm.streams.info(streamName);
   let purged = 0;
   for (let upTo = Math.min(state.first_seq + chunk, below); ; upTo = Math.min(upTo + chunk, below)) {
     const started = Date.now();
