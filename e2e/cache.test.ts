@@ -1,6 +1,8 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, register, startStack, TestSocket, type Stack } from './stack.js';
+import { cacheKeyFrom, seal } from '@parley/cache';
+import { DEV_CACHE_KEY } from '@parley/config';
+import { http, readCached, register, startStack, TestSocket, type Stack } from './stack.js';
 
 describe('Redis is a cache: used when there, never needed', () => {
   let stack: Stack;
@@ -24,9 +26,9 @@ describe('Redis is a cache: used when there, never needed', () => {
     const ttl = await redis.ttl(key);
     expect(ttl).toBeGreaterThan(100);
     expect(ttl).toBeLessThanOrEqual(120);
-    expect(JSON.parse((await redis.get(key))!)).toEqual(first.body);
-    // Served from the cache: what Redis holds is what the client gets.
-    await redis.set(key, JSON.stringify({ ...first.body, displayName: 'from-cache' }), 'EX', 60);
+    expect(await readCached(redis, key)).toEqual(first.body);
+    // Served from the cache: a value sealed with the services' key is what the client gets.
+    await redis.set(key, seal(cacheKeyFrom(DEV_CACHE_KEY), key, { ...first.body, displayName: 'from-cache' }, 60), 'EX', 60);
     const second = await http(stack, 'GET', `/api/v1/users/${a.id}`, { token: b.accessToken });
     expect(second.body.displayName).toBe('from-cache');
   });

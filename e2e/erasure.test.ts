@@ -9,7 +9,7 @@ import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { runCleanup } from '../services/retention/src/cli.js';
 import { rebuildMessages } from '../services/messages/src/rebuild.js';
 import { rebuildUsers } from '../services/users/src/rebuild.js';
-import { http, register, startServices, storedMessages, TestSocket, type Account, type Services } from './stack.js';
+import { cachedTexts, http, register, startServices, storedMessages, TestSocket, type Account, type Services } from './stack.js';
 
 describe('erasure on request: DELETE /api/v1/users/me', () => {
   let env: TestEnv;
@@ -125,9 +125,8 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect(await rows(`SELECT count(*) AS n FROM users.audit_log WHERE user_id = $1 AND action <> 'account.deleted'`, [ann.id])).toBe(0);
 
     // Redis holds nothing of hers.
-    const keys = await redis.keys(`${env.namespace}:*`);
-    const values = keys.length > 0 ? await redis.mget(...keys) : [];
-    expect(values.filter((v) => v?.includes(ann.username) || v?.includes(SECRET))).toEqual([]);
+    const values = [...(await cachedTexts(redis, env.namespace)).values()];
+    expect(values.filter((v) => v.includes(ann.username) || v.includes(SECRET))).toEqual([]);
 
     // The streams hold only her id: the tombstone, the ledger entry, chat structure events.
     const ns = env.namespace;

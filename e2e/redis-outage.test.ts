@@ -4,7 +4,7 @@ import { createServer } from 'node:net';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
-import { http, register, startStack, type Account, type Stack } from './stack.js';
+import { http, readCached, register, startStack, type Account, type Stack } from './stack.js';
 
 /**
  * docs/architecture.md#promises: "Redis is a cache, never the only copy of anything. With Redis down or absent every
@@ -157,7 +157,7 @@ describe('a Redis outage in the middle of traffic', () => {
     await http(stack, 'GET', '/api/v1/contacts', { token: ana.accessToken });
     expect(await client.exists(key(`me:${ana.id}`), key(`contacts:${ana.id}`))).toBe(2);
     // What was written during the outage is what the refilled cache holds.
-    expect(JSON.parse((await client.get(key(`user:${bo.id}`)))!).bio).toBe('written while redis is down');
+    expect((await readCached(client, key(`user:${bo.id}`))).bio).toBe('written while redis is down');
     const ready = await fetch(`http://127.0.0.1:${stack.metricsPorts.users}/readyz`);
     expect(await ready.json()).toMatchObject({ checks: { redis: 'ok' } });
   });
@@ -197,19 +197,19 @@ describe('invalidation across replicas', () => {
 
     expect((await http(stack, 'GET', `/api/v1/users/${cy.id}`, { token: di.accessToken })).body.displayName).toBe('Cy Renamed');
     expect((await http(stack, 'GET', '/api/v1/users/me', { token: cy.accessToken })).body.displayName).toBe('Cy Renamed');
-    expect(JSON.parse((await client.get(userKey))!).displayName).toBe('Cy Renamed');
+    expect((await readCached(client, userKey)).displayName).toBe('Cy Renamed');
   });
 
   it('a contact change deletes the owner\'s cached list; a contact\'s profile change shows in it', async () => {
     const [ed, fa] = [await register(stack, 'inv_ed'), await register(stack, 'inv_fa')];
     const listKey = `${stack.env.namespace}:contacts:${ed.id}`;
     expect((await http(stack, 'GET', '/api/v1/contacts', { token: ed.accessToken })).body.items).toEqual([]);
-    expect(JSON.parse((await client.get(listKey))!)).toEqual([]);
+    expect(await readCached(client, listKey)).toEqual([]);
     await http(stack, 'POST', '/api/v1/contacts', { token: ed.accessToken, body: { userId: fa.id } });
     expect(await client.exists(listKey)).toBe(0);
     expect((await http(stack, 'GET', '/api/v1/contacts', { token: ed.accessToken })).body.items.map((u: any) => u.id)).toEqual([fa.id]);
     // Ids only: the profile is not copied into the list.
-    expect(JSON.parse((await client.get(listKey))!)).toEqual([fa.id]);
+    expect(await readCached(client, listKey)).toEqual([fa.id]);
     await http(stack, 'PATCH', '/api/v1/users/me', { token: fa.accessToken, body: { bio: 'new bio' } });
     expect((await http(stack, 'GET', '/api/v1/contacts', { token: ed.accessToken })).body.items[0].bio).toBe('new bio');
     await http(stack, 'DELETE', `/api/v1/contacts/${fa.id}`, { token: ed.accessToken });

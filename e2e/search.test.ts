@@ -1,7 +1,7 @@
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
-import { http, register, startStack, type Account, type Stack } from './stack.js';
+import { http, readCached, register, startStack, type Account, type Stack } from './stack.js';
 
 describe('search and the cached chat list', () => {
   let stack: Stack;
@@ -76,7 +76,7 @@ describe('search and the cached chat list', () => {
       const key = `${stack.env.namespace}:chats:${bob.id}`;
       await redis.del(key);
       const before = await http(stack, 'GET', '/api/v1/chats', { token: bob.accessToken });
-      expect(JSON.parse((await redis.get(key))!)).toEqual(before.body);
+      expect(await readCached(redis, key)).toEqual(before.body);
       expect(await redis.ttl(key)).toBeGreaterThan(1700);
       await http(stack, 'POST', `/api/v1/chats/${shared}/messages`, { token: ann.accessToken, body: { clientMsgId: 'fresh', body: 'fresh news' } });
       await eventually(async () => ((await redis.exists(key)) === 0 ? true : undefined));

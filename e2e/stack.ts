@@ -3,7 +3,10 @@ import path from 'node:path';
 import WebSocket from 'ws';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import type { Redis } from 'ioredis';
 import { readStream } from '@parley/bus';
+import { cacheKeyFrom, openSealed } from '@parley/cache';
+import { DEV_CACHE_KEY } from '@parley/config';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
@@ -101,6 +104,31 @@ export async function storedMessages(nc: NatsConnection, stream: string): Promis
     out.push({ seq: m.seq, subject: m.subject, text: m.string() });
   });
   return out;
+}
+
+/**
+ * What Redis holds under a namespace, as text a test can search: each value opened with the
+ * development CACHE_KEY the local stack runs with (values are sealed, issue 23 finding 9), or as
+ * stored when it does not open (a planted or foreign entry must be searched too).
+ */
+export async function cachedTexts(redis: Redis, namespace: string): Promise<Map<string, string>> {
+  const keys = (await redis.keys(`${namespace}:*`)).filter((k) => !k.endsWith('#fill'));
+  const values = keys.length > 0 ? await redis.mget(...keys) : [];
+  const secret = cacheKeyFrom(DEV_CACHE_KEY);
+  const out = new Map<string, string>();
+  keys.forEach((key, i) => {
+    const raw = values[i];
+    if (raw === null || raw === undefined) return;
+    const opened = openSealed(secret, key, raw);
+    out.set(key, opened === undefined ? raw : JSON.stringify(opened));
+  });
+  return out;
+}
+
+/** One cached value, opened with the development CACHE_KEY; undefined when absent or not sealed by the services. */
+export async function readCached<T = any>(redis: Redis, fullKey: string): Promise<T | undefined> {
+  const raw = await redis.get(fullKey);
+  return raw === null ? undefined : openSealed<T>(cacheKeyFrom(DEV_CACHE_KEY), fullKey, raw);
 }
 
 export interface HttpAnswer<T = any> {

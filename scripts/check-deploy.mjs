@@ -36,12 +36,16 @@ const MAY_HAVE = {
   GATEWAY_SIGNING_KEY: ['gateway'],
   GATEWAY_PUBLIC_KEY: ['users', 'messages', 'backup'],
   DATABASE_URL: ['users', 'messages', 'backup'],
+  CACHE_KEY: ['users', 'messages', 'backup'],
+  REDIS_PASSWORD: ['users', 'messages', 'backup', 'redis'],
 };
 const MUST_HAVE = {
   JWT_SECRET: ['gateway', 'users'],
   GATEWAY_SIGNING_KEY: ['gateway'],
   GATEWAY_PUBLIC_KEY: ['users', 'messages'],
   DATABASE_URL: ['users', 'messages', 'backup'],
+  CACHE_KEY: ['users', 'messages'],
+  REDIS_PASSWORD: ['users', 'messages'],
 };
 /** The seeds the backup job needs: its own and those of the processes restore starts. Not the gateway's. */
 const BACKUP_SEEDS = ['backup', 'users', 'messages', 'retention'];
@@ -54,13 +58,15 @@ const nkeyFile = (p) => `${SECRET_FILES.nkeyDir}/${p}.nk`;
 /** `${VAR:?message}` with no "-" in the message (compose may read a hyphen before the `?` as a default). */
 const REQUIRED_VAR = (name) => new RegExp(`^\\$\\{${name}:\\?[^}-]+\\}$`);
 /** Compose variables that hold a secret (or must match one): required everywhere, never defaulted. */
-const COMPOSE_SECRET_VARS = ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'GATEWAY_PUBLIC_KEY', 'GRAFANA_ADMIN_PASSWORD', 'POSTGRES_PASSWORD'];
+const COMPOSE_SECRET_VARS = ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'GATEWAY_PUBLIC_KEY', 'GRAFANA_ADMIN_PASSWORD', 'POSTGRES_PASSWORD', 'REDIS_PASSWORD', 'CACHE_KEY'];
 /** Container settings that must come from one of those variables, never a literal. */
 const COMPOSE_SECRET_ENV = {
   JWT_SECRET: 'JWT_SECRET',
   GATEWAY_SIGNING_KEY: 'GATEWAY_SIGNING_KEY',
   GATEWAY_PUBLIC_KEY: 'GATEWAY_PUBLIC_KEY',
   POSTGRES_PASSWORD: 'POSTGRES_PASSWORD',
+  REDIS_PASSWORD: 'REDIS_PASSWORD',
+  CACHE_KEY: 'CACHE_KEY',
   GF_SECURITY_ADMIN_PASSWORD: 'GRAFANA_ADMIN_PASSWORD',
 };
 
@@ -293,7 +299,7 @@ function checkParleyContainer(where, spec, c, objects) {
   const byName = new Map(env.map((e) => [e.name, e]));
   const secretRef = (e) => e?.valueFrom?.secretKeyRef;
   for (const e of c.envFrom ?? []) if (e.secretRef) fail(`${where}/${p}: takes the whole Secret ${e.secretRef.name} (envFrom); name the keys it uses`);
-  for (const key of ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'POSTGRES_PASSWORD', 'SMTP_URL']) {
+  for (const key of ['JWT_SECRET', 'GATEWAY_SIGNING_KEY', 'POSTGRES_PASSWORD', 'SMTP_URL', 'REDIS_PASSWORD', 'CACHE_KEY']) {
     if (byName.has(key) && !secretRef(byName.get(key))) fail(`${where}/${p}: ${key} must come from a Secret`);
   }
   if (byName.has('GATEWAY_PUBLIC_KEY') && !secretRef(byName.get('GATEWAY_PUBLIC_KEY')) && !byName.get('GATEWAY_PUBLIC_KEY').valueFrom?.configMapKeyRef) {

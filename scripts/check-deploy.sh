@@ -73,6 +73,8 @@ fi
 echo "== kustomize build ($("$kubectl_bin" version --client 2>/dev/null | head -n1)) and schema validation"
 out="$work/out"
 mkdir -p "$out"
+# Any PEM stands in for the Redis chart's CA (create-secrets.sh --redis-ca; overlays/prod/redis-tls.yaml).
+printf -- '-----BEGIN CERTIFICATE-----\nY2hlY2s=\n-----END CERTIFICATE-----\n' >"$work/redis-ca.pem"
 # A copy without any secrets/ folder, given the throwaway secrets where the dev overlay reads them.
 tar -C deploy -cf - --exclude=secrets k8s | tar -C "$work" -xf -
 cp -r "$work/secrets" "$work/k8s/overlays/dev/secrets"
@@ -81,7 +83,7 @@ cp -r "$work/secrets" "$work/k8s/overlays/dev/secrets"
 node scripts/check-deploy.mjs k8s dev "$out/dev.yaml"
 # prod's Secrets are made out of band: check the ones create-secrets.sh makes from the same files.
 DATABASE_URL=postgres://parley:check@parley-db-rw:5432/parley SMTP_URL=smtp://check@mail:587 KUBECTL="$kubectl_bin" \
-  bash deploy/k8s/create-secrets.sh --dry-run --nats-namespace nats parley "$work/secrets" >"$out/prod-secrets.yaml"
+  bash deploy/k8s/create-secrets.sh --dry-run --nats-namespace nats --redis-namespace redis --redis-ca "$work/redis-ca.pem" parley "$work/secrets" >"$out/prod-secrets.yaml"
 node scripts/check-deploy.mjs k8s prod "$out/prod.yaml" "$out/prod-secrets.yaml"
 # Applied beside the overlay, in the NATS chart's namespace (overlays/prod/README.md).
 node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml

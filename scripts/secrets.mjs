@@ -3,7 +3,7 @@
 // installation needs (docs/security.md, "Secrets and their rotation"):
 //   <dir>/nkeys/<principal>.nk   a NATS user seed per process (gateway, users, messages, retention, backup)
 //   <dir>/nats-auth.conf         the NATS server's `authorization` block: public keys and permissions only
-//   <dir>/parley.env             JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD
+//   <dir>/parley.env             JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD, REDIS_PASSWORD, CACHE_KEY
 // It refuses to overwrite an existing folder's secrets unless --force (rotation is deliberate).
 import { chownSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
@@ -50,4 +50,4 @@ if (values.owner) {
 console.log(`secrets for namespace "${values.namespace}" written to ${dir}:`);
 console.log(`  ${SECRET_FILES.natsAuthorization}   include it in the NATS server configuration`);
 console.log(`  ${SECRET_FILES.nkeyDir}/{${PRINCIPALS.join(',')}}.nk   each process's NATS_NKEY_FILE (or NATS_NKEY_DIR=${path.join(dir, SECRET_FILES.nkeyDir)})`);
-console.log(`  ${SECRET_FILES.env}   JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD`);
+console.log(`  ${SECRET_FILES.env}   JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD, REDIS_PASSWORD, CACHE_KEY`);

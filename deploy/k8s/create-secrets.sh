@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Creates, or replaces when rotating, the Secrets Parley's pods read (base/secret.template.yaml),
 # from the folder `npm run secrets -- --out <folder>` wrote:
-#   deploy/k8s/create-secrets.sh [--dry-run] [--nats-namespace <ns>] <namespace> <folder>
+#   deploy/k8s/create-secrets.sh [--dry-run] [--nats-namespace <ns>] [--redis-namespace <ns>] [--redis-ca <pem>] <namespace> <folder>
 # e.g. npm run secrets -- --out ~/parley-secrets
 #      read -rsp 'DATABASE_URL: ' DATABASE_URL && export DATABASE_URL   # postgres://parley:…@parley-db-rw:5432/parley
 #      deploy/k8s/create-secrets.sh --nats-namespace nats parley ~/parley-secrets
@@ -13,6 +13,10 @@
 #   parley-smtp             SMTP_URL, when set in the environment (optional: password-reset mail)
 #   parley-nats-auth        <folder>/nats-auth.conf in the NATS server's namespace, with --nats-namespace
 #                           (overlays/prod/README.md shows how the NATS chart includes it)
+#   parley-redis            REDIS_PASSWORD of parley.env in Redis's namespace, with --redis-namespace
+#                           (the Redis chart's auth.existingSecret)
+#   parley-redis-ca         ca.crt from --redis-ca <file>: the CA of Redis's TLS certificate
+#                           (overlays/prod/redis-tls.yaml mounts it)
 # The URLs come from the environment, not arguments, which other users of the machine can see (ps)
 # and the shell keeps in its history. --dry-run prints the Secrets as YAML instead of applying them
 # (scripts/check-deploy.sh checks them against the manifests); KUBECTL picks the kubectl binary.
@@ -20,16 +24,20 @@ set -euo pipefail
 kubectl=${KUBECTL:-kubectl}
 dry_run=false
 nats_namespace=""
+redis_namespace=""
+redis_ca=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --dry-run) dry_run=true; shift ;;
     --nats-namespace) nats_namespace=${2:?--nats-namespace needs a namespace}; shift 2 ;;
+    --redis-namespace) redis_namespace=${2:?--redis-namespace needs a namespace}; shift 2 ;;
+    --redis-ca) redis_ca=${2:?--redis-ca needs a PEM file}; shift 2 ;;
     -*) echo "create-secrets: unknown option $1" >&2; exit 2 ;;
     *) break ;;
   esac
 done
 if [ $# -ne 2 ]; then
-  echo "usage: deploy/k8s/create-secrets.sh [--dry-run] [--nats-namespace <ns>] <namespace> <folder of npm run secrets>" >&2
+  echo "usage: deploy/k8s/create-secrets.sh [--dry-run] [--nats-namespace <ns>] [--redis-namespace <ns>] [--redis-ca <pem>] <namespace> <folder of npm run secrets>" >&2
   exit 2
 fi
 namespace=$1
@@ -76,4 +84,10 @@ if [ -n "${SMTP_URL:-}" ]; then
 fi
 if [ -n "$nats_namespace" ]; then
   secret "$nats_namespace" parley-nats-auth --from-file="nats-auth.conf=$dir/nats-auth.conf"
+fi
+if [ -n "$redis_namespace" ]; then
+  secret "$redis_namespace" parley-redis --from-file=REDIS_PASSWORD=<(sed -n 's/^REDIS_PASSWORD=//p' "$dir/parley.env" | tr -d '\n')
+fi
+if [ -n "$redis_ca" ]; then
+  secret "$namespace" parley-redis-ca --from-file="ca.crt=$redis_ca"
 fi

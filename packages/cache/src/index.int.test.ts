@@ -1,6 +1,6 @@
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,7 +9,9 @@ import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, type Logger } from '@parley/log';
 import { eventually, serverUrls } from '@parley/testing';
-import { createCache, type Cache } from './index.js';
+import { createCache, openSealed, seal, type Cache } from './index.js';
+
+const secret = randomBytes(32);
 
 /** A warn-level logger whose lines the test can read. */
 function capturingLogger(): { log: Logger; lines: () => Record<string, any>[] } {
@@ -41,8 +43,8 @@ describe('createCache with a reachable Redis', () => {
   let raw: Redis;
 
   beforeAll(async () => {
-    cache = createCache({ url, prefix, log: silent });
-    other = createCache({ url, prefix: `${prefix}x`, log: silent });
+    cache = createCache({ url, prefix, log: silent, secret });
+    other = createCache({ url, prefix: `${prefix}x`, log: silent, secret });
     raw = new Redis(url, { maxRetriesPerRequest: 1 });
     await raw.ping();
     // The cache fails commands instead of queueing them while it connects (by design): wait until
@@ -100,7 +102,12 @@ describe('createCache with a reachable Redis', () => {
   it('stores under `<prefix>:<key>` with the given TTL', async () => {
     await cache.getJson('session:s-1'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('session:s-1', { userId: 'u-1' }, 120);
-    expect(await raw.get(`${prefix}:session:s-1`)).toBe('{"userId":"u-1"}');
+    const stored = (await raw.get(`${prefix}:session:s-1`))!;
+    // Sealed: what Redis holds says nothing without CACHE_KEY, and opens only under its own name.
+    expect(stored).not.toContain('u-1');
+    expect(openSealed(secret, `${prefix}:session:s-1`, stored)).toEqual({ userId: 'u-1' });
+    expect(openSealed(secret, `${prefix}:session:s-2`, stored)).toBeUndefined();
+    expect(openSealed(randomBytes(32), `${prefix}:session:s-1`, stored)).toBeUndefined();
     expect(await raw.exists('session:s-1')).toBe(0);
     const ttl = await raw.ttl(`${prefix}:session:s-1`);
     expect(ttl).toBeGreaterThan(0);
@@ -135,7 +142,7 @@ describe('createCache with an unreachable Redis', () => {
 
   beforeAll(() => {
     // Nothing listens on 6399: every command must fail fast instead of queueing.
-    cache = createCache({ url: 'redis://127.0.0.1:6399', prefix: 'tdown', log });
+    cache = createCache({ url: 'redis://127.0.0.1:6399', prefix: 'tdown', log, secret });
   });
 
   afterAll(async () => {
@@ -200,7 +207,7 @@ describe('createCache when Redis comes back', () => {
   it.runIf(existsSync(REDIS_SERVER))('recovers by itself and logs that the cache resumed', async () => {
     const port = await freePort();
     const { log, lines } = capturingLogger();
-    const cache = createCache({ url: `redis://127.0.0.1:${port}`, prefix: 'tback', log });
+    const cache = createCache({ url: `redis://127.0.0.1:${port}`, prefix: 'tback', log, secret });
     try {
       expect(await cache.getJson('k')).toBeUndefined();
       expect(await cache.ping()).toBe(false);
@@ -220,6 +227,49 @@ describe('createCache when Redis comes back', () => {
       expect(messages).toContain('redis reachable again: cache resumed');
     } finally {
       await cache.close();
+    }
+  });
+});
+
+describe('createCache over TLS, with a password (issue 23, finding 9)', () => {
+  let child: ChildProcess | undefined;
+  let dir: string | undefined;
+  afterAll(() => {
+    child?.kill('SIGKILL');
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  // What the production overlay asks of Redis (rediss://, requirepass, a private CA): a private
+  // redis-server with a certificate made here by openssl.
+  it.runIf(existsSync(REDIS_SERVER))('round-trips over rediss:// with REDIS_CA_FILE and is refused without the password', async () => {
+    dir = mkdtempSync(path.join(tmpdir(), 'parley-redis-tls-'));
+    const at = (f: string) => path.join(dir!, f);
+    const ssl = (...args: string[]) => execFileSync('openssl', args, { stdio: 'ignore' });
+    ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', at('ca.key'), '-out', at('ca.pem'), '-days', '1', '-subj', '/CN=parley-test-ca');
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', at('redis.key'), '-out', at('redis.csr'), '-subj', '/CN=127.0.0.1');
+    writeFileSync(at('ext'), 'subjectAltName=IP:127.0.0.1\n');
+    ssl('x509', '-req', '-in', at('redis.csr'), '-CA', at('ca.pem'), '-CAkey', at('ca.key'), '-CAcreateserial', '-out', at('redis.pem'), '-days', '1', '-extfile', at('ext'));
+    const port = await freePort();
+    const password = randomBytes(12).toString('hex');
+    child = spawn(
+      REDIS_SERVER,
+      ['-', '--port', '0', '--tls-port', String(port), '--bind', '127.0.0.1', '--tls-cert-file', at('redis.pem'), '--tls-key-file', at('redis.key'), '--tls-auth-clients', 'no', '--save', '', '--appendonly', 'no'],
+      { stdio: ['pipe', 'ignore', 'ignore'] },
+    );
+    child.stdin!.end(`requirepass ${password}\n`);
+    const tlsCa = readFileSync(at('ca.pem'));
+    const cache = createCache({ url: `rediss://127.0.0.1:${port}`, password, tlsCa, prefix: 'ttls', log: silent, secret });
+    const anonymous = createCache({ url: `rediss://127.0.0.1:${port}`, tlsCa, prefix: 'ttls', log: silent, secret });
+    try {
+      await eventually(async () => ((await cache.ping()) ? true : undefined), 10_000, 'the TLS cache to connect');
+      await cache.getJson('k'); // a fill follows a miss (FILL_GUARD)
+      await cache.setJson('k', { over: 'tls' }, 60);
+      expect(await cache.getJson('k')).toEqual({ over: 'tls' });
+      expect(await anonymous.ping()).toBe(false);
+      expect(await anonymous.getJson('k')).toBeUndefined();
+    } finally {
+      await cache.close();
+      await anonymous.close();
     }
   });
 });
@@ -244,7 +294,7 @@ describe('createCache and a Redis that returns with its data', () => {
     child = start();
     const raw = new Redis(`redis://127.0.0.1:${port}`, { maxRetriesPerRequest: 50 });
     raw.on('error', () => {});
-    const cache = createCache({ url: `redis://127.0.0.1:${port}`, prefix: 'tdefer', log: silent });
+    const cache = createCache({ url: `redis://127.0.0.1:${port}`, prefix: 'tdefer', log: silent, secret });
     try {
       await eventually(async () => ((await cache.ping()) ? true : undefined), 10_000, 'redis to start');
       await cache.getJson('user:u-1'); // a fill follows a miss (FILL_GUARD)
@@ -268,28 +318,50 @@ describe('createCache and a Redis that returns with its data', () => {
   });
 });
 
-describe('createCache and an entry it cannot parse', () => {
-  it('treats it as a miss and stays healthy', async () => {
+describe('createCache and an entry it did not write (issue 23, finding 9)', () => {
+  it('serves none of them: planted plaintext, another key\'s value, a value past its TTL, a foreign key\'s seal', async () => {
+    const prefix = `tplant${randomBytes(3).toString('hex')}`;
+    const counts: Record<string, number> = {};
+    const counter = { inc: ({ outcome }: { operation: string; outcome: string }) => void (counts[outcome] = (counts[outcome] ?? 0) + 1) };
     const { log, lines } = capturingLogger();
-    const prefix = `tbad${randomBytes(3).toString('hex')}`;
-    const cache = createCache({ url: serverUrls().redisUrl, prefix, log });
+    const cache = createCache({ url: serverUrls().redisUrl, prefix, log, secret, counter });
     const raw = new Redis(serverUrls().redisUrl);
     try {
-      await raw.set(`${prefix}:k`, '{not json', 'EX', 60);
       await eventually(async () => ((await cache.ping()) ? true : undefined), 5_000, 'the cache to connect');
-      expect(await cache.getJson('k')).toBeUndefined();
-      expect(lines().filter((l) => l.level === 'warn' || l.level === 40)).toEqual([]);
+      await cache.getJson('user:real'); // a fill follows a miss (FILL_GUARD)
+      await cache.setJson('user:real', { displayName: 'Real' }, 60);
+      const genuine = (await raw.get(`${prefix}:user:real`))!;
+      await raw.set(`${prefix}:user:plain`, JSON.stringify({ displayName: 'Planted' }), 'EX', 60);
+      await raw.set(`${prefix}:user:moved`, genuine, 'EX', 60);
+      await raw.set(`${prefix}:user:stale`, seal(secret, `${prefix}:user:stale`, { displayName: 'Old' }, 60, Date.now() - 61_000), 'EX', 600);
+      await raw.set(`${prefix}:user:foreign`, seal(randomBytes(32), `${prefix}:user:foreign`, { displayName: 'Forged' }, 60), 'EX', 60);
+      expect(await cache.getJson('user:real')).toEqual({ displayName: 'Real' });
+      expect(await cache.getManyJson(['user:plain', 'user:moved', 'user:stale', 'user:foreign', 'user:real'])).toEqual([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        { displayName: 'Real' },
+      ]);
+      expect(counts.rejected).toBe(4);
+      // One warning, not one per entry.
+      expect(lines().filter((l) => l.level === 'warn' && /failed its check/.test(l.msg))).toHaveLength(1);
     } finally {
-      await raw.del(`${prefix}:k`);
+      const keys = await raw.keys(`${prefix}:*`);
+      if (keys.length > 0) await raw.del(...keys);
       raw.disconnect();
       await cache.close();
     }
+  });
+
+  it('refuses to start without a key: it never stores plaintext', () => {
+    expect(() => createCache({ url: serverUrls().redisUrl, prefix: 'tnokey', log: silent, secret: undefined })).toThrow(/CACHE_KEY/);
   });
 });
 
 describe('createCache without a URL', () => {
   it('is disabled: misses, no-ops, and ping is null (not configured)', async () => {
-    const cache = createCache({ url: undefined, prefix: 'tnone', log: silent });
+    const cache = createCache({ url: undefined, prefix: 'tnone', log: silent, secret });
     expect(cache.enabled).toBe(false);
     await cache.getJson('k'); // a fill follows a miss (FILL_GUARD)
     await cache.setJson('k', 1, 60);
@@ -300,7 +372,7 @@ describe('createCache without a URL', () => {
   });
 
   it('treats an empty URL as not configured', async () => {
-    const cache = createCache({ url: '', prefix: 'tnone', log: silent });
+    const cache = createCache({ url: '', prefix: 'tnone', log: silent, secret });
     expect(cache.enabled).toBe(false);
     expect(await cache.ping()).toBeNull();
   });

@@ -1,6 +1,9 @@
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Logger } from '@parley/log';
+import { open, seal } from './seal.js';
+
+export { cacheKeyFrom, open as openSealed, seal } from './seal.js';
 
 /**
  * Redis is a cache, never the only copy of anything (docs/architecture.md#promises). Every operation here degrades to
@@ -25,6 +28,14 @@ export interface Cache {
 
 export interface CacheOptions {
   url: string | undefined;
+  /** Redis AUTH password (REDIS_PASSWORD), kept out of the URL so the URL can live in a ConfigMap. */
+  password?: string | undefined;
+  /** The CA of Redis's TLS certificate (REDIS_CA_FILE), for `rediss://` with a private CA. */
+  tlsCa?: Buffer | undefined;
+  /** Redis ACL user (REDIS_USERNAME); without it AUTH uses the default user. */
+  username?: string | undefined;
+  /** CACHE_KEY: seals every value (seal.ts). Required with a URL: the cache never stores plaintext. */
+  secret: Buffer | undefined;
   /** Usually PARLEY_NAMESPACE: two installations sharing one Redis never see each other's keys. */
   prefix: string;
   log: Logger;
@@ -68,8 +79,15 @@ const MAX_DEFERRED_INVALIDATIONS = 10_000;
 
 export function createCache(options: CacheOptions): Cache {
   if (!options.url) return noCache;
+  const secret = options.secret;
+  if (!secret) throw new Error('a cache needs CACHE_KEY to seal its values');
   const log = options.log;
+  const fullKey = (key: string) => `${options.prefix}:${key}`;
   const redis = new Redis(options.url, {
+    ...(options.password ? { password: options.password } : {}),
+    ...(options.username ? { username: options.username } : {}),
+    // rediss:// turns TLS on by itself (with the system's CAs); a private CA is added here.
+    ...(options.tlsCa ? { tls: { ca: options.tlsCa } } : {}),
     keyPrefix: `${options.prefix}:`,
     lazyConnect: false,
     // Fail commands at once while disconnected instead of queueing them: a cache that blocks
@@ -180,6 +198,27 @@ export function createCache(options: CacheOptions): Cache {
     if (everReady) degrade(error);
   };
 
+  // An entry that does not open was not written by a service holding CACHE_KEY (or was moved to
+  // another key, or outlived the TTL it was written with): a miss, and a warning at most every
+  // ten minutes, as a planted entry is worth an operator's look but must not flood the log.
+  let lastRejectionWarning = 0;
+  const unseal = <T>(key: string, raw: string): T | undefined => {
+    const value = open<T>(secret, fullKey(key), raw);
+    if (value !== undefined) {
+      count('get', 'hit');
+      return value;
+    }
+    count('get', 'rejected');
+    if (Date.now() - lastRejectionWarning > 600_000) {
+      lastRejectionWarning = Date.now();
+      log.warn(
+        'a cache entry failed its check (not sealed with this CACHE_KEY, moved, or replayed past its TTL): served from postgres instead. ' +
+          'Check that every service has the same CACHE_KEY, and who else can write to Redis',
+      );
+    }
+    return undefined;
+  };
+
   return {
     enabled: true,
     async getJson<T>(key: string) {
@@ -196,15 +235,7 @@ export function createCache(options: CacheOptions): Cache {
         count('get', 'miss');
         return undefined;
       }
-      try {
-        const value = JSON.parse(raw) as T;
-        count('get', 'hit');
-        return value;
-      } catch {
-        // An entry this code did not write (or a truncated one) is a miss, not an outage.
-        count('get', 'miss');
-        return undefined;
-      }
+      return unseal<T>(key, raw);
     },
     async getManyJson<T>(keys: string[]) {
       if (keys.length === 0) return [];
@@ -217,16 +248,8 @@ export function createCache(options: CacheOptions): Cache {
         return keys.map(() => undefined);
       }
       recovered();
-      return raws.map((raw) => {
-        if (raw !== null) {
-          try {
-            const value = JSON.parse(raw) as T;
-            count('get', 'hit');
-            return value;
-          } catch {
-            // Unparseable: a miss, as in getJson.
-          }
-        }
+      return raws.map((raw, i) => {
+        if (raw !== null) return unseal<T>(keys[i]!, raw);
         count('get', 'miss');
         return undefined;
       });
@@ -236,7 +259,7 @@ export function createCache(options: CacheOptions): Cache {
       fills.delete(key);
       if (!fill) return; // no miss marked it (Redis was down then): nothing proves the value fresh
       try {
-        const written = await scripts.parleySetIfMarked(key, fillKey(key), fill.token, JSON.stringify(value), ttlSeconds);
+        const written = await scripts.parleySetIfMarked(key, fillKey(key), fill.token, seal(secret, fullKey(key), value, ttlSeconds), ttlSeconds);
         count('set', written === 1 ? 'ok' : 'skipped');
         recovered();
       } catch (error) {

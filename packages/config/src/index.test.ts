@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Type } from '@sinclair/typebox';
-import { AuthEnv, CommonEnv, ConfigError, DEV_JWT_SECRET, developmentKeysInUse, GatewaySigningEnv, GatewayVerifyEnv, isClearlyLocal, loadEnv } from './index.js';
+import { AuthEnv, CommonEnv, ConfigError, DEV_CACHE_KEY, DEV_JWT_SECRET, developmentKeysInUse, GatewaySigningEnv, GatewayVerifyEnv, isClearlyLocal, loadEnv } from './index.js';
 
 function configError(fn: () => unknown): ConfigError {
   try {
@@ -31,6 +31,7 @@ describe('loadEnv', () => {
       // One copy of each stream: a single NATS server (operations.md, A NATS cluster).
       STREAM_REPLICAS: 1,
       JWT_SECRET: DEV_JWT_SECRET,
+      CACHE_KEY: DEV_CACHE_KEY,
       ACCESS_TOKEN_TTL: 900,
     });
     expect('REDIS_URL' in env).toBe(false);
@@ -129,8 +130,10 @@ describe('development keys', () => {
   it('stand in for unset secrets only on a local machine, and are reported', () => {
     const env = loadEnv({ ...CommonEnv, ...AuthEnv, ...GatewaySigningEnv }, {});
     expect(env.JWT_SECRET).toBe(DEV_JWT_SECRET);
-    expect(developmentKeysInUse(env)).toEqual(['JWT_SECRET', 'GATEWAY_SIGNING_KEY']);
-    expect(developmentKeysInUse(loadEnv({ ...CommonEnv, ...AuthEnv }, { JWT_SECRET: 'x'.repeat(40) }))).toEqual([]);
+    expect(developmentKeysInUse(env)).toEqual(['CACHE_KEY', 'JWT_SECRET', 'GATEWAY_SIGNING_KEY']);
+    // Not local: no cache key stands in (a service with REDIS_URL then refuses to start, runtime).
+    expect(loadEnv(CommonEnv, { REDIS_URL: 'redis://10.0.0.5:6379' }).CACHE_KEY).toBeUndefined();
+    expect(developmentKeysInUse(loadEnv({ ...CommonEnv, ...AuthEnv }, { JWT_SECRET: 'x'.repeat(40), CACHE_KEY: 'k'.repeat(43) }))).toEqual([]);
   });
 
   it('are refused in production or with any server off this machine, naming the setting and not a value', () => {

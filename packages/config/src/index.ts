@@ -15,6 +15,13 @@ export const CommonEnv = {
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/parley' }),
   /** Unset means no cache: every read goes to Postgres. */
   REDIS_URL: Type.Optional(Type.String()),
+  /** Redis AUTH password (or the ACL user's, with REDIS_USERNAME); a Secret, apart from the URL. */
+  REDIS_PASSWORD: Type.Optional(Type.String()),
+  REDIS_USERNAME: Type.Optional(Type.String()),
+  /** PEM file of the CA that signed Redis's certificate, for a `rediss://` URL with a private CA. */
+  REDIS_CA_FILE: Type.Optional(Type.String()),
+  /** AES-256-GCM key sealing every cache value (users and messages); a development key only when local. */
+  CACHE_KEY: Type.Optional(Type.String({ minLength: 43, maxLength: 43 })),
   LOG_LEVEL: Type.Union(
     ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
     { default: 'info' },
@@ -47,7 +54,9 @@ export const CommonEnv = {
 export const DEV_JWT_SECRET = 'parley-development-secret-do-not-use-in-production';
 export const DEV_GATEWAY_SIGNING_KEY = 'H4d2lvzHpEyFLzzatNTc0DYq_1TZa3vLYeVPy1Ywuio';
 export const DEV_GATEWAY_PUBLIC_KEY = 'Q3FA3L6DeOQFgppN-8yY7hJpgnIdICVpP5QkZTMNYmg';
+export const DEV_CACHE_KEY = '3p0maFZdGdh9UoGVSVRHtgvYVmHFAMfMJ8HqFyCibQw';
 const DEVELOPMENT_KEYS: Record<string, string> = {
+  CACHE_KEY: DEV_CACHE_KEY,
   JWT_SECRET: DEV_JWT_SECRET,
   GATEWAY_SIGNING_KEY: DEV_GATEWAY_SIGNING_KEY,
   GATEWAY_PUBLIC_KEY: DEV_GATEWAY_PUBLIC_KEY,

@@ -1,7 +1,8 @@
+import { readFileSync } from 'node:fs';
 import { connectBus, ensureStreams, redactUrl, waitForStreams, type Bus } from '@parley/bus';
-import { createCache, type Cache } from '@parley/cache';
+import { cacheKeyFrom, createCache, type Cache } from '@parley/cache';
 import { declaredStreams, PRINCIPALS, STREAM_OWNERS, STREAMS_AWAITED, type Principal, type StreamKey } from '@parley/contracts';
-import { developmentKeysInUse } from '@parley/config';
+import { ConfigError, developmentKeysInUse } from '@parley/config';
 import { buildOpsServer } from '@parley/http';
 import { createLogger, type Logger } from '@parley/log';
 import { createMetrics, startTracing, type Metrics } from '@parley/telemetry';
@@ -10,6 +11,10 @@ import { createMetrics, startTracing, type Metrics } from '@parley/telemetry';
 export interface RuntimeEnv {
   NATS_URL: string;
   REDIS_URL?: string | undefined;
+  REDIS_USERNAME?: string | undefined;
+  REDIS_PASSWORD?: string | undefined;
+  REDIS_CA_FILE?: string | undefined;
+  CACHE_KEY?: string | undefined;
   LOG_LEVEL: string;
   PARLEY_NAMESPACE: string;
   NATS_NKEY_FILE?: string | undefined;
@@ -30,6 +35,30 @@ export interface Deps {
   metrics: Metrics;
   bus: Bus;
   cache: Cache;
+}
+
+/** Only users and messages cache anything; the others (gateway, jobs) open no Redis connection. */
+const CACHE_USERS: readonly Principal[] = ['users', 'messages'];
+
+function openCache(principal: Principal, env: RuntimeEnv, prefix: string, log: Logger, metrics: Metrics): Cache {
+  const url = CACHE_USERS.includes(principal) ? env.REDIS_URL : undefined;
+  if (!url) return createCache({ url: undefined, prefix, log, secret: undefined });
+  // Outside a development machine no key stands in (loadEnv): Redis without CACHE_KEY is refused,
+  // not silently turned into a plaintext cache.
+  if (!env.CACHE_KEY) throw new ConfigError('invalid configuration:\n  CACHE_KEY: required with REDIS_URL (generate one with npm run secrets)');
+  if (!env.REDIS_PASSWORD) {
+    log.warn('REDIS_PASSWORD not set: Redis is used without authentication (cached values stay sealed with CACHE_KEY)');
+  }
+  return createCache({
+    url,
+    ...(env.REDIS_USERNAME ? { username: env.REDIS_USERNAME } : {}),
+    password: env.REDIS_PASSWORD,
+    ...(env.REDIS_CA_FILE ? { tlsCa: readFileSync(env.REDIS_CA_FILE) } : {}),
+    secret: cacheKeyFrom(env.CACHE_KEY),
+    prefix,
+    log,
+    counter: metrics.cacheRequests,
+  });
 }
 
 export type ReadinessCheck = () => Promise<boolean | null>;
@@ -98,7 +127,8 @@ export async function openDeps<D extends Deps = Deps>(spec: Pick<ServiceSpec<D>,
   const namespace = env.PARLEY_NAMESPACE;
   const principal = spec.principal ?? (spec.name as Principal);
   if (!PRINCIPALS.includes(principal)) throw new Error(`${spec.name} has no identity on the bus: name its principal`);
-  const devKeys = developmentKeysInUse(env as unknown as Record<string, unknown>);
+  const usesCache = CACHE_USERS.includes(principal) && Boolean(env.REDIS_URL);
+  const devKeys = developmentKeysInUse(env as unknown as Record<string, unknown>).filter((k) => k !== 'CACHE_KEY' || usesCache);
   if (devKeys.length > 0) {
     log.warn(
       { settings: devKeys },
@@ -124,7 +154,7 @@ export async function openDeps<D extends Deps = Deps>(spec: Pick<ServiceSpec<D>,
   const keys = Object.keys(declared) as StreamKey[];
   await ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log);
   await waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log);
-  const cache = createCache({ url: env.REDIS_URL, prefix: namespace, log, counter: metrics.cacheRequests });
+  const cache = openCache(principal, env, namespace, log, metrics);
   const deps = { namespace, log, metrics, bus, cache, ...extension?.deps } as D;
   return {
     deps,

@@ -18,6 +18,10 @@ export interface InstallationSecrets {
   grafanaAdminPassword: string;
   /** For the PostgreSQL the shipped deployments run (compose, the k8s dev overlay). */
   postgresPassword: string;
+  /** For the Redis they run (requirepass), and the services' REDIS_PASSWORD. */
+  redisPassword: string;
+  /** CACHE_KEY: AES-256-GCM key sealing cache values (users, messages). */
+  cacheKey: string;
 }
 
 export function generateSecrets(namespace: string, options: { ledgersOf?: string[] } = {}): InstallationSecrets {
@@ -30,6 +34,8 @@ export function generateSecrets(namespace: string, options: { ledgersOf?: string
     jwtSecret: randomBytes(48).toString('base64url'),
     grafanaAdminPassword: randomBytes(18).toString('base64url'),
     postgresPassword: randomBytes(24).toString('base64url'),
+    redisPassword: randomBytes(24).toString('base64url'),
+    cacheKey: randomBytes(32).toString('base64url'),
   };
 }
 
@@ -45,7 +51,7 @@ export const SECRET_FILES = {
   natsAuthorization: 'nats-auth.conf',
   /** Folder of `<principal>.nk` seed files (NATS_NKEY_DIR, or one of them as NATS_NKEY_FILE). */
   nkeyDir: 'nkeys',
-  /** JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD as KEY=value lines. */
+  /** JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD, REDIS_PASSWORD, CACHE_KEY as KEY=value lines. */
   env: 'parley.env',
 } as const;
 
@@ -73,6 +79,8 @@ export function writeSecrets(dir: string, secrets: InstallationSecrets, extraUse
       `GATEWAY_PUBLIC_KEY=${secrets.signing.publicKey}`,
       `GRAFANA_ADMIN_PASSWORD=${secrets.grafanaAdminPassword}`,
       `POSTGRES_PASSWORD=${secrets.postgresPassword}`,
+      `REDIS_PASSWORD=${secrets.redisPassword}`,
+      `CACHE_KEY=${secrets.cacheKey}`,
       '',
     ].join('\n'),
   );
