@@ -116,7 +116,7 @@ describe('brute-force throttling', () => {
       body: JSON.stringify({ login, password }),
     });
 
-  it('throttles an account after repeated failures with 429 and Retry-After, even for the right password', async () => {
+  it('throttles an account from one address after repeated failures with 429 and Retry-After, even for the right password', async () => {
     const a = await register(stack, 'target');
     for (let i = 0; i < 3; i++) expect((await attempt('target', `guess-${i}-wrong`)).status).toBe(401);
     const blocked = await attempt('target', a.password);

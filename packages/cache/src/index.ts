@@ -35,7 +35,7 @@ export interface CacheOptions {
   /** Redis ACL user (REDIS_USERNAME); without it AUTH uses the default user. */
   username?: string | undefined;
   /** CACHE_KEY: seals every value (seal.ts). Required with a URL: the cache never stores plaintext. */
-  secret: Buffer | undefined;
+  secret?: Buffer | undefined;
   /** Usually PARLEY_NAMESPACE: two installations sharing one Redis never see each other's keys. */
   prefix: string;
   log: Logger;

@@ -12,7 +12,7 @@ import { auditRoutes } from './audit/routes.js';
 import { erasureRoutes } from './erasure/routes.js';
 import { passwordRoutes } from './auth/password-routes.js';
 import { authRoutes } from './auth/routes.js';
-import { AttemptThrottle } from './auth/throttle.js';
+import { AttemptThrottle, LoginThrottle } from './auth/throttle.js';
 import { BackgroundTasks } from './background.js';
 import type { UsersConfig } from './env.js';
 import { createMailer } from './mail/mailer.js';
@@ -42,6 +42,8 @@ export interface UsersApp {
   background: BackgroundTasks;
   /** Checks the gateway's signature on requests made for users (GATEWAY_PUBLIC_KEY). */
   verifier: RequestVerifier;
+  /** Attempt counters of logins and re-authentication; an erasure forgets the account's. */
+  throttle: LoginThrottle;
 }
 
 /** Builds the users service from ready clients; reads no env, listens on nothing. */
@@ -49,9 +51,11 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
   const router = new ApiRouter(deps.log, isTransientPgError);
   const signer = new TokenSigner(config.JWT_SECRET, config.ACCESS_TOKEN_TTL);
   const audit = auditRecorder(deps.bus, deps.namespace, deps.log);
-  const throttle = new AttemptThrottle(deps.pool, {
-    maxFailuresPerAccount: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
+  const throttle = new LoginThrottle(deps.pool, {
+    maxFailuresPerAccountAddress: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
     maxFailuresPerAddress: config.LOGIN_MAX_FAILURES_PER_ADDRESS,
+    slowdownAfter: config.LOGIN_SLOWDOWN_AFTER_FAILURES,
+    maxDelaySeconds: config.LOGIN_MAX_DELAY_SECONDS,
     windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
   });
   authRoutes(router, { ...deps, signer, refreshTtlSeconds: config.REFRESH_TOKEN_TTL, audit, throttle });
@@ -69,11 +73,8 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     audit,
     throttle,
     // Every request counts (a mail each), in the same table as failed logins, under its own keys.
-    requestThrottle: new AttemptThrottle(
-      deps.pool,
-      { maxFailuresPerAccount: config.RESET_MAX_REQUESTS_PER_ACCOUNT, maxFailuresPerAddress: config.RESET_MAX_REQUESTS_PER_ADDRESS, windowSeconds: config.RESET_REQUEST_WINDOW_SECONDS },
-      'reset-',
-    ),
+    requestThrottle: new AttemptThrottle(deps.pool, config.RESET_REQUEST_WINDOW_SECONDS),
+    requestLimits: { perAccount: config.RESET_MAX_REQUESTS_PER_ACCOUNT, perAddress: config.RESET_MAX_REQUESTS_PER_ADDRESS },
     background,
     mailer,
     tokenTtlSeconds: config.RESET_TOKEN_TTL,
@@ -108,13 +109,14 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     projectors: [projector, auditProjector, resetsProjector] as UsersApp['projectors'],
     background,
     verifier: new RequestVerifier(config.GATEWAY_PUBLIC_KEY),
+    throttle,
   };
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projectors. */
 export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const { nc } = deps.bus;
-  const rpc = usersRpc(deps.pool, deps);
+  const rpc = usersRpc(deps.pool, { ...deps, throttle: app.throttle });
   const subs = [
     serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier),
     ...serveRpc(nc, deps.namespace, 'users', rpc, deps.log, deps.metrics, app.verifier),

@@ -14,10 +14,20 @@ export const UsersEnv = {
   /** User search (GET /users?query=): requests per caller per window, per replica. */
   USER_SEARCH_RATE: Type.Number({ default: 20, minimum: 1 }),
   USER_SEARCH_WINDOW_SECONDS: Type.Number({ default: 10, minimum: 1 }),
-  /** Failed logins allowed per account, and per client address, within LOGIN_FAILURE_WINDOW_SECONDS. */
+  /**
+   * Failed logins allowed on one account from one client address, and from one client address on
+   * any accounts, within LOGIN_FAILURE_WINDOW_SECONDS; then that address waits for the window's end.
+   */
   LOGIN_MAX_FAILURES_PER_ACCOUNT: Type.Number({ default: 5, minimum: 1 }),
   LOGIN_MAX_FAILURES_PER_ADDRESS: Type.Number({ default: 30, minimum: 1 }),
   LOGIN_FAILURE_WINDOW_SECONDS: Type.Number({ default: 900, minimum: 1 }),
+  /**
+   * Failed logins on one account from all addresses together, within the window, after which an
+   * address that never signed in to it waits a doubling delay after each failure, at most
+   * LOGIN_MAX_DELAY_SECONDS (issue 23, finding 2: slowed down, never locked out).
+   */
+  LOGIN_SLOWDOWN_AFTER_FAILURES: Type.Number({ default: 10, minimum: 1 }),
+  LOGIN_MAX_DELAY_SECONDS: Type.Number({ default: 60, minimum: 1, maximum: 3600 }),
   /**
    * Password-reset requests allowed per typed address (known or not, alike) and per client address
    * within RESET_REQUEST_WINDOW_SECONDS; more answer 429 and mail nothing (issue 23, finding 4).

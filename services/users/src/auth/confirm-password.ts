@@ -2,7 +2,7 @@ import { RateLimited, Unauthorized } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { findUserById, type UserRow } from '../users/queries.js';
 import { verifyPassword } from './passwords.js';
-import type { AttemptThrottle } from './throttle.js';
+import type { LoginThrottle } from './throttle.js';
 
 /**
  * Re-authentication for a sensitive change of a signed-in account (password change, erasure): a
@@ -10,7 +10,7 @@ import type { AttemptThrottle } from './throttle.js';
  * failed logins and are throttled like them. Returns the account, or throws 429 / 401.
  */
 export async function confirmPassword(
-  deps: { pool: Pool; throttle: AttemptThrottle },
+  deps: { pool: Pool; throttle: LoginThrottle },
   userId: string,
   ip: string,
   password: string,
@@ -21,7 +21,7 @@ export async function confirmPassword(
   const user = await findUserById(deps.pool, userId);
   if (!user) throw new Unauthorized();
   if (!(await verifyPassword(user.password_hash, password))) throw new Unauthorized(wrongMessage, 'invalid_credentials');
-  // A right password, as for a login: the account's counter is cleared, the address's attempt given back.
+  // A right password, as for a login: this address's counter is cleared, the others' attempt given back.
   await deps.throttle.recordSuccess(userId, ip);
   return user;
 }

@@ -7,12 +7,12 @@ import { hashPassword } from './passwords.js';
 import { revokeSessions } from './revoke.js';
 import { ChangePasswordBody } from './schemas.js';
 import { publishPasswordChanged, waitForPasswordVisible, type StorePasswordDeps } from './store-password.js';
-import type { AttemptThrottle } from './throttle.js';
+import type { LoginThrottle } from './throttle.js';
 
 export interface PasswordRouteDeps extends StorePasswordDeps {
   cache: Cache;
   audit: AuditRecorder;
-  throttle: AttemptThrottle;
+  throttle: LoginThrottle;
 }
 
 /** POST /api/v1/users/me/password: change the password, knowing the current one. */
@@ -24,7 +24,6 @@ export function passwordRoutes(router: ApiRouter, deps: PasswordRouteDeps): void
     handler: async ({ auth, body, request }) => {
       await assertPasswordAllowed(body.newPassword);
       await confirmPassword(deps, auth.userId, request.ip, body.currentPassword, 'The current password is wrong');
-      await deps.throttle.recordSuccess(auth.userId);
       const passwordHash = await hashPassword(body.newPassword);
       const seq = await publishPasswordChanged(deps, { userId: auth.userId, passwordHash, reason: 'change', correlationId: request.requestId });
       // Whoever else holds a session may be the reason for the change: end them all but this one,

@@ -11,7 +11,7 @@ import { registerUser, type RegisterDeps } from './register.js';
 import { revokeSessions } from './revoke.js';
 import { LoginBody, RefreshBody, RegisterBody } from './schemas.js';
 import { findSessionUser, insertSession, rotateRefresh } from './sessions.js';
-import type { AttemptThrottle } from './throttle.js';
+import type { LoginThrottle } from './throttle.js';
 
 export interface AuthRouteDeps extends RegisterDeps {
   pool: Pool;
@@ -19,7 +19,7 @@ export interface AuthRouteDeps extends RegisterDeps {
   signer: TokenSigner;
   refreshTtlSeconds: number;
   audit: AuditRecorder;
-  throttle: AttemptThrottle;
+  throttle: LoginThrottle;
 }
 
 export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
@@ -62,9 +62,9 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     schema: { body: LoginBody },
     handler: async ({ body, request }) => {
       const user = await findUserByLogin(deps.pool, body.login);
-      // Known accounts are throttled by id (username and e-mail share one counter); unknown ones
-      // by what was typed, so the two cases behave alike from outside.
-      const accountKey = user?.id ?? identityKey(body.login);
+      // Throttled by what was typed, known or not: the two cases behave alike from outside, and an
+      // account's username and e-mail do not share a counter that would link them (LoginThrottle).
+      const accountKey = identityKey(body.login);
       // Counted before the password is checked (a burst cannot pass the limit together).
       const wait = await deps.throttle.reserve(accountKey, request.ip);
       if (wait !== null) throw new RateLimited(wait, 'Too many failed logins; try again later');

@@ -1,6 +1,7 @@
 import { publishEvent, purgeSubject, type Bus } from '@parley/bus';
 import { waitForCheckpoint } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
+import type { LoginThrottle } from '../auth/throttle.js';
 import { buildMeta, newId, streamName, subjects, type AuditEntriesErased, type ErasureRecorded, type ResetTokensErased, type UserErased } from '@parley/contracts';
 import { Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';
@@ -16,6 +17,8 @@ export interface EraseDeps {
   pool: Pool;
   cache: Cache;
   namespace: string;
+  /** Its attempt counters go with the account: they are keyed by its names. */
+  throttle: LoginThrottle;
   /** Reset mails still held for the address (the development folder) go with the account. */
   mailer?: Mailer;
 }
@@ -49,7 +52,7 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
   await fenceErasure(deps.pool, user.id);
   await revokeSessions(deps, user.id, { allExcept: null }, 'account_deleted', correlationId);
   await deps.pool.query('DELETE FROM users.sessions WHERE user_id = $1', [user.id]);
-  await deps.pool.query('DELETE FROM users.login_failures WHERE key = $1', [`account:${user.id}`]);
+  await deps.throttle.forgetUser(user);
 
   const erased: UserErased = { type: 'UserErased', version: 1, data: { userId: user.id, purgeMessages }, meta: meta() };
   const ack = await publishEvent(bus.js, subjects.user(ns, user.id), erased, { msgId: `erase:${user.id}:${correlationId}`, rollupSubject: true });

@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { ApiRouter } from '@parley/http';
 import { auditContext, type AuditRecorder } from '../audit/record.js';
 import { confirmPassword } from '../auth/confirm-password.js';
-import type { AttemptThrottle } from '../auth/throttle.js';
+import type { LoginThrottle } from '../auth/throttle.js';
 import { eraseAccount, type EraseDeps } from './erase.js';
 
 const DeleteMe = Type.Object(
@@ -11,7 +11,7 @@ const DeleteMe = Type.Object(
 );
 
 /** DELETE /api/v1/users/me: erasure on request (GDPR art. 17), confirmed with the password. */
-export function erasureRoutes(router: ApiRouter, deps: EraseDeps & { audit: AuditRecorder; throttle: AttemptThrottle }): void {
+export function erasureRoutes(router: ApiRouter, deps: EraseDeps & { audit: AuditRecorder; throttle: LoginThrottle }): void {
   router.route({
     method: 'DELETE',
     url: '/api/v1/users/me',

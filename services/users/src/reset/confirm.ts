@@ -6,6 +6,7 @@ import { assertPasswordAllowed } from '../auth/password-policy.js';
 import { hashPassword } from '../auth/passwords.js';
 import { revokeSessions } from '../auth/revoke.js';
 import { publishPasswordChanged, waitForPasswordVisible } from '../auth/store-password.js';
+import { findUserById } from '../users/queries.js';
 import type { ResetDeps } from './deps.js';
 import { consumeResetToken, releaseResetToken } from './queries.js';
 import { hashResetToken } from './tokens.js';
@@ -37,8 +38,9 @@ export async function confirmPasswordReset(deps: ResetDeps, input: { token: stri
   }
   const revokedSessions = await revokeSessions(deps, userId, { allExcept: null }, 'password_reset', context.correlationId);
   await publishCompleted(deps, resetId, userId, usedAt, context.correlationId);
-  // Mailbox control is proven: failed-login counters that may have locked the owner out are cleared.
-  await deps.throttle.recordSuccess(userId);
+  // Mailbox control is proven: the account's failed-login counters and slowdown are cleared.
+  const user = await findUserById(deps.pool, userId);
+  if (user) await deps.throttle.forgetUser(user);
   const visible = await waitForPasswordVisible(deps, seq);
   await deps.audit.record(userId, 'password.reset.completed', context, { resetId, revokedSessions: revokedSessions.length });
   if (!visible) throw new Unavailable('The new password is stored but not active yet; try logging in with it shortly');

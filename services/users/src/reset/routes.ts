@@ -1,6 +1,6 @@
 import { identityKey } from '@parley/contracts';
 import { RateLimited, type ApiRouter } from '@parley/http';
-import type { AttemptThrottle } from '../auth/throttle.js';
+import { keyPart, type AttemptThrottle } from '../auth/throttle.js';
 import { auditContext } from '../audit/record.js';
 import type { BackgroundTasks } from '../background.js';
 import { confirmPasswordReset } from './confirm.js';
@@ -12,7 +12,10 @@ import { ResetConfirmBody, ResetRequestBody } from './schemas.js';
 const ACCEPTED = { message: 'If an account uses this address, a reset link is on its way to it.' } as const;
 
 /** api.md's password-reset pair (public routes). */
-export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: BackgroundTasks; requestThrottle: AttemptThrottle }): void {
+export function resetRoutes(
+  router: ApiRouter,
+  deps: ResetDeps & { background: BackgroundTasks; requestThrottle: AttemptThrottle; requestLimits: { perAccount: number; perAddress: number } },
+): void {
   router.route({
     method: 'POST',
     url: '/api/v1/auth/password-reset/request',
@@ -21,7 +24,11 @@ export function resetRoutes(router: ApiRouter, deps: ResetDeps & { background: B
     handler: async ({ body, request }) => {
       // Answered before any lookup: same status, body and timing for known and unknown addresses.
       // Counted per typed address and per client (each request is a mail): known and unknown alike.
-      const wait = await deps.requestThrottle.reserve(identityKey(body.email), request.ip);
+      // Per typed address (a mail each to it, known or not alike) and per client address.
+      const wait = await deps.requestThrottle.reserve([
+        { key: `reset-account:${keyPart(identityKey(body.email))}`, max: deps.requestLimits.perAccount },
+        { key: `reset-address:${keyPart(request.ip)}`, max: deps.requestLimits.perAddress },
+      ]);
       if (wait !== null) throw new RateLimited(wait, 'Too many reset requests; try again later');
       const context = auditContext(request);
       deps.background.run('password-reset request', () => requestPasswordReset(deps, body.email, context));
