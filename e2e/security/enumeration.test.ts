@@ -26,6 +26,7 @@ describe('user enumeration: known and unknown accounts look alike', () => {
     stack = await startStack({
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
+      LOGIN_SLOWDOWN_AFTER_FAILURES: '100000',
       RESET_MAX_REQUESTS_PER_ACCOUNT: '100000',
       RESET_MAX_REQUESTS_PER_ADDRESS: '100000',
     });

@@ -11,7 +11,7 @@ import { http, register, startStack, type Stack } from '../stack.js';
 describe('logins racing an account erasure', () => {
   let stack: Stack;
   beforeAll(async () => {
-    stack = await startStack({ LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000' });
+    stack = await startStack({ LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000', LOGIN_SLOWDOWN_AFTER_FAILURES: '1000' });
   });
   afterAll(async () => {
     await stack?.stop();

@@ -146,6 +146,7 @@ describe('fuzzing every body, query, path and frame schema', () => {
       WS_FRAME_BURST: '100000',
       USER_SEARCH_RATE: '100000',
       LOGIN_MAX_FAILURES_PER_ACCOUNT: '100000',
+      LOGIN_SLOWDOWN_AFTER_FAILURES: '100000',
       LOGIN_MAX_FAILURES_PER_ADDRESS: '100000',
     });
     [alice, bob] = [await register(stack, 'fuzz_alice'), await register(stack, 'fuzz_bob')];

@@ -19,7 +19,7 @@ describe('password-reset tokens under concurrent use', () => {
   beforeAll(async () => {
     mailDir = await mkdtemp(path.join(os.tmpdir(), 'parley-reset-race-'));
     // Throttling raised: every loser's password is tried once (sessions.test.ts proves the throttle).
-    stack = await startStack({ MAIL_DIR: mailDir, LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000' });
+    stack = await startStack({ MAIL_DIR: mailDir, LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000', LOGIN_MAX_FAILURES_PER_ADDRESS: '1000', LOGIN_SLOWDOWN_AFTER_FAILURES: '1000' });
   });
   afterAll(async () => {
     await stack?.stop();
