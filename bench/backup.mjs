@@ -34,6 +34,8 @@ const env = {
   NATS_URL: process.env.NATS_URL ?? 'nats://127.0.0.1:4222',
   JWT_SECRET: randomBytes(32).toString('hex'),
   LOG_LEVEL: 'warn',
+  // Its users all register from this one address.
+  REGISTER_MAX_PER_ADDRESS: '1000000',
   PORT: '18480',
   REDIS_URL: '',
   ATTACHMENTS_DIR: path.join(work, 'files'),

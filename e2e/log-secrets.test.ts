@@ -56,8 +56,12 @@ describe('secrets never reach the logs', () => {
     expect((await api('POST', '/api/v1/auth/password-reset/request', { body: { email: 'sentinel@example.test' } })).status).toBe(202);
     const mail = await eventually(async () => {
       // Only finished mails: one being written is a hidden .tmp file until it is renamed.
-      const files = (await readdir(mailDir)).filter((f) => f.endsWith('.eml'));
-      return files.length > 0 ? readFile(path.join(mailDir, files[0]!), 'utf8') : undefined;
+      // Registration mailed a verification link before: the reset mail is the one with its subject.
+      for (const file of (await readdir(mailDir)).filter((f) => f.endsWith('.eml'))) {
+        const text = await readFile(path.join(mailDir, file), 'utf8');
+        if (text.includes('Subject: Reset your Parley password')) return text;
+      }
+      return undefined;
     }, 10_000, 'reset mail');
     // The mail is quoted-printable: undo soft line breaks and =XX escapes before reading the link.
     const decoded = mail.replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, hex: string) => String.fromCharCode(parseInt(hex, 16)));

@@ -77,6 +77,8 @@ export class System {
       // and all of them come from this one address.
       WS_MAX_SOCKETS_PER_USER: '100000',
       WS_MAX_UNAUTHENTICATED_PER_ADDRESS: '100000',
+      // Thousands of users registered from this one address.
+      REGISTER_MAX_PER_ADDRESS: '1000000',
       ...extra,
     };
     if (!this.redisUrl) delete env.REDIS_URL;

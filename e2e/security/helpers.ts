@@ -15,6 +15,7 @@ export const ERROR_CODES = new Set([
   'conflict',
   'username_taken',
   'email_taken',
+  'email_unverified',
   'payload_too_large',
   'rate_limited',
   'unavailable',

@@ -347,7 +347,7 @@ export class PrivateServers {
 
   /** What the services read to reach these servers. */
   env(): Record<string, string> {
-    return { DATABASE_URL: this.postgres.url(), ...(this.cluster?.env() ?? this.nats.env()), REDIS_URL: this.redis.url, PARLEY_NAMESPACE: this.nats.namespace };
+    return { DATABASE_URL: this.postgres.url(), ...(this.cluster?.env() ?? this.nats.env()), REDIS_URL: this.redis.url, PARLEY_NAMESPACE: this.nats.namespace, REGISTER_MAX_PER_ADDRESS: '100000' };
   }
 
   async stop(): Promise<void> {

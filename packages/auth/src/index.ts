@@ -8,6 +8,8 @@ import { SignJWT, jwtVerify, errors } from 'jose';
 export interface AccessClaims {
   userId: string;
   sessionId: string;
+  /** The account's e-mail address was verified when the token was issued (claim `ev`). */
+  emailVerified?: boolean;
 }
 
 const ISSUER = 'parley';
@@ -22,7 +24,7 @@ export class TokenSigner {
 
   async sign(claims: AccessClaims, now = new Date()): Promise<string> {
     const iat = Math.floor(now.getTime() / 1000);
-    return new SignJWT({ sid: claims.sessionId })
+    return new SignJWT({ sid: claims.sessionId, ...(claims.emailVerified ? { ev: true } : {}) })
       .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
       .setSubject(claims.userId)
       .setIssuer(ISSUER)
@@ -46,7 +48,7 @@ export class TokenVerifier {
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
       if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') return null;
-      return { userId: payload.sub, sessionId: payload.sid };
+      return { userId: payload.sub, sessionId: payload.sid, emailVerified: payload.ev === true };
     } catch (error) {
       if (error instanceof errors.JOSEError) return null;
       throw error;

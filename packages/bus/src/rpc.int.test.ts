@@ -37,8 +37,9 @@ describe('RPC schemas on the bus', () => {
     },
     watchers: async (req) => {
       calls.watchers++;
-      return { userIds: [req.userId] };
+      return { userIds: [req.userId], chatPeers: true, blocked: [] };
     },
+    admission: async (req) => ({ existing: req.userIds, refused: [] }),
     reerase: async () => {
       calls.reerase++;
       throw new Error('SELECT secret_column FROM users.users failed');
@@ -71,7 +72,7 @@ describe('RPC schemas on the bus', () => {
 
   it('answers a valid request, unsigned and signed, with a reply that passed its schema', async () => {
     expect(await callRpc(client, ns, 'users.existing', { userIds: [id(1), id(2)] })).toEqual({ userIds: [id(1)] });
-    expect(await callRpc(client, ns, 'users.watchers', { userId: id(3) })).toEqual({ userIds: [id(3)] });
+    expect(await callRpc(client, ns, 'users.watchers', { userId: id(3) })).toEqual({ userIds: [id(3)], chatPeers: true, blocked: [] });
     expect(await callRpc(client, ns, 'users.ping', {})).toEqual({ ok: true });
     expect(calls).toMatchObject({ existing: 1, watchers: 1 });
   });

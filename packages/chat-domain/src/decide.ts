@@ -25,7 +25,8 @@ export type ChatCommand =
   | { type: 'Unreact'; actorId: string; messageId: string; emoji: string; reacted: boolean }
   | { type: 'Vote'; actorId: string; pollId: string; optionIds: string[] }
   | { type: 'ClosePoll'; actorId: string; pollId: string }
-  | { type: 'AddMember'; actorId: string; userId: string; userExists: boolean }
+  /** `admitted: false`: the user blocked the actor or keeps groups to its contacts (users.admission). */
+  | { type: 'AddMember'; actorId: string; userId: string; userExists: boolean; admitted?: boolean }
   /** Removal by an owner or admin, or leaving (actorId === userId). */
   | { type: 'RemoveMember'; actorId: string; userId: string }
   | { type: 'Rename'; actorId: string; title: string }
@@ -133,6 +134,7 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
       if (problem) return problem;
       if (state.members.has(command.userId)) return refuse('conflict', 'That user is already a member');
       if (!command.userExists) return refuse('not_found', 'No such user');
+      if (command.admitted === false) return refuse('forbidden', 'That user does not accept being added to groups by you');
       return accept({ type: 'MemberAdded', data: { userId: command.userId, role: 'member', addedBy: command.actorId } });
     }
     case 'RemoveMember': {

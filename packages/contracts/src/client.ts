@@ -9,6 +9,8 @@ export interface UserView {
   avatarUrl: string | null;
   createdAt: string;
   email?: string;
+  /** Beside `email` only: whether the owner proved they receive mail there. */
+  emailVerified?: boolean;
   /** Present (true) on an erased account, which keeps only its id. */
   deleted?: true;
 }

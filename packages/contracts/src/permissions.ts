@@ -64,6 +64,7 @@ export const STREAMS_AWAITED: Partial<Record<Principal, StreamKey[]>> = {
  */
 export const RPC_CALLERS: Record<RpcMethod, Principal[]> = {
   'users.existing': ['messages'],
+  'users.admission': ['messages'],
   'users.ping': ['backup'],
   'messages.ping': ['backup'],
   'users.watchers': ['gateway'],

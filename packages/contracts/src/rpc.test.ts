@@ -9,9 +9,10 @@ const proof = { subject: 'p.api.users', assertion: 'v1.1.a.b', payload: 'e30=' }
 /** A valid request and reply of every method, typed by RpcMethods: the types and these examples agree. */
 const examples: { [M in RpcMethod]: RpcMethods[M] } = {
   'users.existing': { req: { userIds: [id(1), id(2)] }, res: { userIds: [id(1)] } },
+  'users.admission': { req: { actorId: id(1), userIds: [id(2), id(3)], purpose: 'group' }, res: { existing: [id(2), id(3)], refused: [id(3)] } },
   'users.ping': { req: {}, res: { ok: true } },
   'messages.ping': { req: {}, res: { ok: true } },
-  'users.watchers': { req: { userId: id(1) }, res: { userIds: [id(2)] } },
+  'users.watchers': { req: { userId: id(1) }, res: { userIds: [id(2)], chatPeers: true, blocked: [id(3)] } },
   'messages.memberships': { req: { userId: id(1) }, res: { chatIds: [id(3)], seqs: [7] } },
   'messages.isMember': { req: { chatId: id(3), userId: id(1) }, res: { member: true, seq: 7 } },
   'messages.messageChat': { req: { messageId: id(4), userId: id(1) }, res: { chatId: null } },

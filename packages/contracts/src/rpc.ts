@@ -72,12 +72,26 @@ function method<Req extends TSchema, Res extends TSchema>(req: Req, res: Res): {
 export const RPC_SCHEMAS = {
   /** users: which of these ids are registered users. At most MAX_RPC_BATCH ids. */
   'users.existing': method(UserIds({ maxItems: MAX_RPC_BATCH }), UserIds({ maxItems: MAX_RPC_BATCH })),
+  /**
+   * users: which of these ids exist, and which of those refuse `actorId` for `purpose` (they blocked
+   * the actor, or their `groupAdd` setting leaves the actor out). At most MAX_RPC_BATCH ids.
+   */
+  'users.admission': method(
+    Type.Object({ actorId: Uuid, userIds: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }), purpose: Type.Union([Type.Literal('direct'), Type.Literal('group')]) }, strict),
+    Type.Object({ existing: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }), refused: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }) }, strict),
+  ),
   /** users: answers once the service takes requests (restore waits for it). */
   'users.ping': method(Empty, Pong),
   /** messages: answers once the service takes requests (restore waits for it). */
   'messages.ping': method(Empty, Pong),
-  /** users: who has this user in their contacts (they see the user's presence). */
-  'users.watchers': method(Type.Object({ userId: Uuid }, strict), UserIds()),
+  /**
+   * users: who hears this user's presence (the `presence` setting): `userIds` beyond chat peers,
+   * whether chat peers hear it at all, and the users it blocked (never told, chat peers or not).
+   */
+  'users.watchers': method(
+    Type.Object({ userId: Uuid }, strict),
+    Type.Object({ userIds: Type.Array(Uuid), chatPeers: Type.Boolean(), blocked: Type.Array(Uuid) }, strict),
+  ),
   /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
   'messages.memberships': method(
     Type.Object({ userId: Uuid }, strict),

@@ -126,6 +126,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       bodyLimit: config.HTTP_BODY_LIMIT,
       serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
       clientAddress: clientAddressResolver(config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)),
+      requireVerifiedEmail: config.REQUIRE_VERIFIED_EMAIL,
     }),
   );
 

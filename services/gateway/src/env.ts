@@ -40,6 +40,11 @@ export const GatewayEnv = {
    * (e.g. "10.0.0.0/8,loopback"). Empty: the header is ignored and the peer address is the client.
    */
   TRUSTED_PROXIES: Type.String({ default: '' }),
+  /**
+   * Accounts whose e-mail address is not verified may not start chats or add contacts (403
+   * `email_unverified`); off by default, as before verification existed (issue 23, finding 5).
+   */
+  REQUIRE_VERIFIED_EMAIL: Type.Boolean({ default: false }),
   /** Comma-separated Origin values allowed to open /ws; empty allows any (native apps send none). */
   WS_ALLOWED_ORIGINS: Type.String({ default: '' }),
   /** Incoming frames per second per socket (average) and the burst allowed at once. */

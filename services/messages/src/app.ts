@@ -114,7 +114,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
   // The one writer of chat events: every decision about a chat goes through it (issue 17).
   const writer = new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer });
-  chatRoutes(router, { ...deps, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL });
+  chatRoutes(router, { ...deps, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL, groupsPerDay: config.GROUPS_PER_DAY });
   messageRoutes(router, { ...appendDeps, writer, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, { ...appendDeps, writer });
   pollRoutes(router, { ...appendDeps, writer });

@@ -13,6 +13,8 @@ import { erasureRoutes } from './erasure/routes.js';
 import { passwordRoutes } from './auth/password-routes.js';
 import { authRoutes } from './auth/routes.js';
 import { AttemptThrottle, LoginThrottle } from './auth/throttle.js';
+import { privacyRoutes } from './privacy/routes.js';
+import { sendVerification, verifyRoutes, type VerifyDeps } from './verify/email.js';
 import { BackgroundTasks } from './background.js';
 import type { UsersConfig } from './env.js';
 import { createMailer } from './mail/mailer.js';
@@ -58,16 +60,38 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     maxDelaySeconds: config.LOGIN_MAX_DELAY_SECONDS,
     windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
   });
-  authRoutes(router, { ...deps, signer, refreshTtlSeconds: config.REFRESH_TOKEN_TTL, audit, throttle });
+  const mailer = createMailer(config);
+  const background = new BackgroundTasks(deps.log);
+  const verify: VerifyDeps = {
+    ...deps,
+    audit,
+    mailer,
+    background,
+    secret: config.JWT_SECRET,
+    publicUrl: config.PUBLIC_URL,
+    ttlSeconds: config.VERIFY_EMAIL_TTL,
+    requestThrottle: new AttemptThrottle(deps.pool, config.RESET_REQUEST_WINDOW_SECONDS),
+    maxRequests: config.VERIFY_EMAIL_MAX_REQUESTS,
+  };
+  authRoutes(router, {
+    ...deps,
+    signer,
+    refreshTtlSeconds: config.REFRESH_TOKEN_TTL,
+    audit,
+    throttle,
+    registerThrottle: new AttemptThrottle(deps.pool, config.REGISTER_WINDOW_SECONDS),
+    registerMaxPerAddress: config.REGISTER_MAX_PER_ADDRESS,
+    sendVerification: (user) => sendVerification(verify, user),
+  });
+  verifyRoutes(router, verify);
   const profileDeps = { ...deps, userTtlSeconds: config.REDIS_USER_TTL };
   userRoutes(router, { ...profileDeps, searchLimiter: new SearchLimiter(config.USER_SEARCH_RATE, config.USER_SEARCH_WINDOW_SECONDS) });
   contactRoutes(router, { ...profileDeps, contactsTtlSeconds: config.REDIS_CONTACTS_TTL });
+  privacyRoutes(router, profileDeps);
   exportRoutes(router, profileDeps);
   auditRoutes(router, deps);
   passwordRoutes(router, { ...deps, audit, throttle });
-  const mailer = createMailer(config);
   erasureRoutes(router, { ...deps, audit, throttle, mailer });
-  const background = new BackgroundTasks(deps.log);
   resetRoutes(router, {
     ...deps,
     audit,

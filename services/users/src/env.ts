@@ -35,6 +35,16 @@ export const UsersEnv = {
   RESET_MAX_REQUESTS_PER_ACCOUNT: Type.Number({ default: 3, minimum: 1 }),
   RESET_MAX_REQUESTS_PER_ADDRESS: Type.Number({ default: 20, minimum: 1 }),
   RESET_REQUEST_WINDOW_SECONDS: Type.Number({ default: 3600, minimum: 1 }),
+  /** Lifetime of an e-mail verification link, seconds (two days: mail can be slow to be read). */
+  VERIFY_EMAIL_TTL: Type.Number({ default: 172_800, minimum: 60 }),
+  /** Verification mails one account may ask for within RESET_REQUEST_WINDOW_SECONDS. */
+  VERIFY_EMAIL_MAX_REQUESTS: Type.Number({ default: 3, minimum: 1 }),
+  /**
+   * Registrations from one client address within REGISTER_WINDOW_SECONDS, taken or not: bounds how
+   * fast `email_taken` can be used to test addresses (issue 23, finding 5).
+   */
+  REGISTER_MAX_PER_ADDRESS: Type.Number({ default: 20, minimum: 1 }),
+  REGISTER_WINDOW_SECONDS: Type.Number({ default: 3600, minimum: 1 }),
   /** Lifetime of a password-reset token in seconds (one hour: long enough to find the mail, short enough to limit a leaked inbox). */
   RESET_TOKEN_TTL: Type.Number({ default: 3600, minimum: 1 }),
   /** SMTP server as a URL (smtp[s]://user:pass@host:port); unset writes each mail as an .eml file into MAIL_DIR instead. */

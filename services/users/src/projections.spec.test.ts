@@ -46,11 +46,18 @@ describe('users projection', () => {
     user('ContactAdded', cat, { contactId: bob }),
     user('ContactRemoved', ann, { contactId: cat }),
     user('ContactAdded', ann, { contactId: cat }),
+    user('EmailVerified', ann, {}),
+    user('PrivacyChanged', ann, { groupAdd: 'contacts' }),
+    user('PrivacyChanged', ann, { presence: 'nobody' }),
+    user('UserBlocked', ann, { blockedId: cat }),
+    user('UserBlocked', cat, { blockedId: bob }),
+    user('UserUnblocked', ann, { blockedId: cat }),
+    user('UserBlocked', ann, { blockedId: cat }),
     user('UserErased', bob, { purgeMessages: true }),
   ];
 
   it('covers every user event type, and is idempotent on its own', async () => {
-    expect(new Set(events.map((e) => e.event.type)).size).toBe(6);
+    expect(new Set(events.map((e) => e.event.type)).size).toBe(10);
     const projection = usersProjection({ cache: createCache({ url: undefined, prefix: 'spec', log: createLogger({ service: 'spec', level: 'silent' }) }), metrics: createMetrics('spec') });
     expect(await checkProjection(pool, { projection, tables: PROJECTION_TABLES, events })).toEqual([]);
   });

@@ -3,7 +3,8 @@ import { newId, streamName, subjects, type ErasureRecorded } from '@parley/contr
 import { eraseAccount, type EraseDeps } from './erasure/erase.js';
 import type { Pool } from '@parley/pg';
 import { retentionPreview } from './retention.js';
-import { existingUserIds, findUserById, watcherIds } from './users/queries.js';
+import { admission, presenceAudience } from './privacy/queries.js';
+import { existingUserIds, findUserById } from './users/queries.js';
 
 /**
  * Internal request/reply methods the users service answers (contracts RPC_SCHEMAS). Each request
@@ -13,7 +14,8 @@ export function usersRpc(pool: Pool, deps: EraseDeps): RpcHandlers<'users'> {
   return {
     ping: async () => ({ ok: true }),
     existing: async (req) => ({ userIds: req.userIds.length === 0 ? [] : await existingUserIds(pool, req.userIds) }),
-    watchers: async (req) => ({ userIds: await watcherIds(pool, req.userId) }),
+    admission: (req) => admission(pool, req.actorId, req.userIds, req.purpose),
+    watchers: (req) => presenceAudience(pool, req.userId),
     reerase: async (req) => {
       const user = await findUserById(pool, req.userId);
       if (!user) return { erased: false };

@@ -17,6 +17,9 @@ export const AuditAction = Type.Union(
     'password.reset.completed',
     'session.revoked',
     'account.deleted',
+    'email.verification.requested',
+    'email.verified',
+    'registration.throttled',
   ].map((a) => Type.Literal(a)),
 );
 export type AuditAction = Static<typeof AuditAction>;

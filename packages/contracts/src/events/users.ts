@@ -70,6 +70,48 @@ export const PasswordChanged = eventSchema(
 );
 export type PasswordChanged = Static<typeof PasswordChanged>;
 
+/**
+ * The account's owner proved they receive mail at its address (issue 23, finding 5): they followed
+ * the link of a verification mail. The address itself is not repeated here; the account has one.
+ */
+export const EmailVerified = eventSchema(
+  'EmailVerified',
+  1,
+  Type.Object({ userId: Type.String() }, { additionalProperties: false }),
+);
+export type EmailVerified = Static<typeof EmailVerified>;
+
+/** Who may do what to this account (issue 23, finding 8): everyone, the account's contacts, or nobody. */
+export const Audience = Type.Union([Type.Literal('everyone'), Type.Literal('contacts'), Type.Literal('nobody')]);
+export type Audience = Static<typeof Audience>;
+
+/**
+ * The account's privacy settings changed; only the fields that changed are present. `groupAdd`:
+ * who may add the account to groups (and start direct chats with it); `presence`: who sees it
+ * online ("contacts" means the account's own contacts, so a one-sided add reveals nothing).
+ */
+export const PrivacyChanged = eventSchema(
+  'PrivacyChanged',
+  1,
+  Type.Object({ userId: Type.String(), groupAdd: Type.Optional(Audience), presence: Type.Optional(Audience) }, { additionalProperties: false }),
+);
+export type PrivacyChanged = Static<typeof PrivacyChanged>;
+
+/** The account blocked another: no new chats with it, no adding it to groups, no presence, no contact. */
+export const UserBlocked = eventSchema(
+  'UserBlocked',
+  1,
+  Type.Object({ userId: Type.String(), blockedId: Type.String() }, { additionalProperties: false }),
+);
+export type UserBlocked = Static<typeof UserBlocked>;
+
+export const UserUnblocked = eventSchema(
+  'UserUnblocked',
+  1,
+  Type.Object({ userId: Type.String(), blockedId: Type.String() }, { additionalProperties: false }),
+);
+export type UserUnblocked = Static<typeof UserUnblocked>;
+
 export const ContactAdded = eventSchema(
   'ContactAdded',
   1,
@@ -97,6 +139,16 @@ export const UserErased = eventSchema(
 );
 export type UserErased = Static<typeof UserErased>;
 
-export const UserEvents = [UserRegistered, ProfileUpdated, PasswordChanged, ContactAdded, ContactRemoved, UserErased] as const;
+export const UserEvents = [UserRegistered, ProfileUpdated, PasswordChanged, EmailVerified, PrivacyChanged, UserBlocked, UserUnblocked, ContactAdded, ContactRemoved, UserErased] as const;
 /** Every event on a user's subject; switches over it end in a `never` check. */
-export type UserEvent = UserRegistered | ProfileUpdated | PasswordChanged | ContactAdded | ContactRemoved | UserErased;
+export type UserEvent =
+  | UserRegistered
+  | ProfileUpdated
+  | PasswordChanged
+  | EmailVerified
+  | PrivacyChanged
+  | UserBlocked
+  | UserUnblocked
+  | ContactAdded
+  | ContactRemoved
+  | UserErased;

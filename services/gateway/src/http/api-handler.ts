@@ -22,7 +22,12 @@ export interface ApiHandlerDeps {
   serviceTimeoutMs: number;
   /** Resolves the client address from the socket peer and X-Forwarded-For (trusted proxies only). */
   clientAddress: (remote: string, forwardedFor: string) => string;
+  /** REQUIRE_VERIFIED_EMAIL: refuse starting chats and adding contacts until the address is verified. */
+  requireVerifiedEmail: boolean;
 }
+
+/** What an account with an unverified address may not do when the operator requires verification. */
+const NEEDS_VERIFIED_EMAIL = new Set(['POST /api/v1/chats', 'POST /api/v1/contacts']);
 
 const METHODS_WITH_BODY = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
@@ -151,13 +156,17 @@ export function apiHandler(deps: ApiHandlerDeps) {
         reply({ status: 401, body: envelope('unauthorized', 'Missing or invalid access token') });
         return;
       }
+      if (claims && deps.requireVerifiedEmail && !claims.emailVerified && NEEDS_VERIFIED_EMAIL.has(`${method} ${path.replace(/\/$/, '')}`)) {
+        reply({ status: 403, body: envelope('email_unverified', 'Confirm your e-mail address first (the link is in the mail we sent); then sign in again or refresh') });
+        return;
+      }
       const apiRequest: ApiRequest = {
         // HEAD is GET without the body (RFC 9110 9.3.2): the services route GET, reply() drops the body.
         method: method === 'HEAD' ? 'GET' : method,
         path,
         query: Object.fromEntries(new URLSearchParams(rawQuery)),
         body,
-        auth: claims,
+        auth: claims && { userId: claims.userId, sessionId: claims.sessionId },
         requestId: newId(),
         ip,
         userAgent,

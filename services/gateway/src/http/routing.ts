@@ -22,6 +22,7 @@ const PUBLIC = new Set([
   'POST /api/v1/auth/refresh',
   'POST /api/v1/auth/password-reset/request',
   'POST /api/v1/auth/password-reset/confirm',
+  'POST /api/v1/auth/verify-email',
 ]);
 
 export function ownerOf(path: string): ServiceName | null {

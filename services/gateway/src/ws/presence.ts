@@ -17,6 +17,8 @@ interface Notice {
   online: boolean;
   chatIds: string[];
   watcherIds: string[];
+  /** Users the one announced blocked: not told, even as chat peers. */
+  blocked?: string[];
 }
 
 /**
@@ -104,14 +106,15 @@ export class Presence {
   }
 
   private async announce(userId: string, online: boolean, chatIds: string[]): Promise<void> {
-    let watcherIds: string[] = [];
+    let audience: { userIds: string[]; chatPeers: boolean; blocked: string[] };
     try {
-      watcherIds = (await callRpc(this.deps.bus, this.deps.namespace, 'users.watchers', { userId }, this.deps.serviceTimeoutMs)).userIds;
+      audience = await callRpc(this.deps.bus, this.deps.namespace, 'users.watchers', { userId }, this.deps.serviceTimeoutMs);
     } catch (error) {
-      // Presence is best effort: chat peers still hear about it.
-      this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable');
+      // Without the user's privacy settings nobody is told: presence is best effort, privacy is not.
+      this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable; presence not announced');
+      return;
     }
-    const notice: Notice = { userId, online, chatIds, watcherIds };
+    const notice: Notice = { userId, online, chatIds: audience.chatPeers ? chatIds : [], watcherIds: audience.userIds, blocked: audience.blocked };
     this.deps.bus.nc.publish(subjects.presence(this.deps.namespace, userId), JSON.stringify(notice));
   }
 
@@ -120,11 +123,12 @@ export class Presence {
     const targets = new Set<Socket>();
     for (const chatId of notice.chatIds ?? []) for (const s of this.deps.delivery.socketsIn(chatId)) targets.add(s);
     for (const watcher of notice.watcherIds ?? []) for (const s of this.deps.registry.socketsOf(watcher)) targets.add(s);
+    const blocked = new Set(notice.blocked ?? []);
     const frame = JSON.stringify({ op: 'presence', userId: notice.userId, online: notice.online });
     let sent = 0;
     for (const socket of targets) {
       const data = socket.getUserData();
-      if (data.closed || data.userId === notice.userId) continue;
+      if (data.closed || data.userId === notice.userId || (data.userId !== null && blocked.has(data.userId))) continue;
       socket.send(frame, false);
       sent += 1;
     }

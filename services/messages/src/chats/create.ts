@@ -3,7 +3,7 @@ import { waitForCheckpoint } from '@parley/projector-pg';
 import { initialChatState } from '@parley/chat-domain';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatCreated, type ChatMember, type DirectChatClaimed } from '@parley/contracts';
-import { InvalidRequest, NotFound, Unavailable } from '@parley/http';
+import { Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
@@ -17,6 +17,8 @@ export interface CreateChatDeps {
   namespace: string;
   writer: ChatWriter;
   metrics: Metrics;
+  /** GROUPS_PER_DAY. */
+  groupsPerDay: number;
 }
 
 type CreateInput = { type: 'direct'; userId: string } | { type: 'group'; title: string; memberIds: string[] };
@@ -34,7 +36,7 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
     if (input.userId === actorId) throw new InvalidRequest('A direct chat needs another user');
     const existing = await findDirectChatId(deps.pool, actorId, input.userId);
     if (existing) return { chatId: existing, created: false };
-    await requireUsers(deps, [input.userId]);
+    await requireUsers(deps, actorId, [input.userId], 'direct');
     const chatId = newId();
     const stream = streamName(deps.namespace, 'chats');
     const claim: DirectChatClaimed = {
@@ -50,7 +52,8 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
     return { chatId: winner, created: holder === null && created };
   }
   const others = input.memberIds.filter((id) => id !== actorId);
-  await requireUsers(deps, others);
+  await requireUsers(deps, actorId, others, 'group');
+  await limitGroupCreation(deps, actorId);
   const chatId = newId();
   const members: ChatMember[] = [{ userId: actorId, role: 'owner' }, ...others.map((userId) => ({ userId, role: 'member' as const }))];
   await appendCreated(deps, chatId, { type: 'group', title: input.title, members, createdBy: actorId }, actorId, correlationId);
@@ -83,9 +86,24 @@ async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCre
   return created;
 }
 
-async function requireUsers(deps: CreateChatDeps, userIds: string[]): Promise<void> {
+/** Every user exists (404 otherwise) and admits the actor for this purpose (403: a block, or their groupAdd setting). */
+async function requireUsers(deps: CreateChatDeps, actorId: string, userIds: string[], purpose: 'direct' | 'group'): Promise<void> {
   if (userIds.length === 0) return;
-  const { userIds: found } = await callRpc(deps.bus, deps.namespace, 'users.existing', { userIds });
-  const missing = userIds.filter((id) => !found.includes(id));
+  const { existing, refused } = await callRpc(deps.bus, deps.namespace, 'users.admission', { actorId, userIds, purpose });
+  const missing = userIds.filter((id) => !existing.includes(id));
   if (missing.length > 0) throw new NotFound(`No such user: ${missing.join(', ')}`);
+  if (refused.length > 0) {
+    throw new Forbidden(purpose === 'group' ? `These users do not accept being added to groups by you: ${refused.join(', ')}` : 'This user does not accept chats from you');
+  }
+}
+
+/** GROUPS_PER_DAY: groups one account may create in 24 hours (issue 23, finding 8: group spam). */
+async function limitGroupCreation(deps: CreateChatDeps, actorId: string): Promise<void> {
+  const { rows } = await deps.pool.query<{ n: number; left: number | null }>(
+    `SELECT count(*)::int AS n, ceil(extract(epoch FROM min(created_at) + interval '1 day' - now()))::int AS left
+       FROM messages.chats WHERE created_by = $1 AND type = 'group' AND created_at > now() - interval '1 day'`,
+    [actorId],
+  );
+  const { n, left } = rows[0] ?? { n: 0, left: null };
+  if (n >= deps.groupsPerDay) throw new RateLimited(Math.max(1, left ?? 1), `At most ${deps.groupsPerDay} new groups a day`);
 }

@@ -22,8 +22,9 @@ export async function renameChat(deps: ManageDeps, actorId: string, chatId: stri
 }
 
 export async function addMember(deps: ManageDeps, actorId: string, chatId: string, userId: string, correlationId: string): Promise<void> {
-  const { userIds } = await callRpc(deps.bus, deps.namespace, 'users.existing', { userIds: [userId] });
-  const added = await writeChat(deps, chatId, { type: 'AddMember', actorId, userId, userExists: userIds.length > 0 }, { msgId: `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId });
+  const { existing, refused } = await callRpc(deps.bus, deps.namespace, 'users.admission', { actorId, userIds: [userId], purpose: 'group' });
+  const command = { type: 'AddMember' as const, actorId, userId, userExists: existing.length > 0, admitted: refused.length === 0 };
+  const added = await writeChat(deps, chatId, command, { msgId: `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId });
   if (added) notifyNewMembers(deps.bus, deps.namespace, chatId, added.event.seq, [userId]);
 }
 

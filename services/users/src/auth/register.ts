@@ -44,11 +44,13 @@ export async function registerUser(deps: RegisterDeps, input: RegisterInput, cor
   const now = deps.now ?? (() => new Date());
   // Before anything else: a refused password should not cost a query, a hash or a name claim.
   await assertPasswordAllowed(input.password);
+  // Hashed before the names are checked, so a taken name answers no faster than a registration:
+  // the time of the answer must not tell which addresses have accounts (issue 23, finding 5).
+  const passwordHash = await hashPassword(input.password);
   const taken = await takenIdentities(deps.pool, input.username, input.email);
   if (taken.username) throw new Conflict('username_taken', 'That username is taken');
   if (taken.email) throw new Conflict('email_taken', 'That e-mail address is already registered');
 
-  const passwordHash = await hashPassword(input.password);
   const userId = newId();
   const stream = streamName(namespace, 'users');
 

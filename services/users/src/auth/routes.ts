@@ -11,7 +11,7 @@ import { registerUser, type RegisterDeps } from './register.js';
 import { revokeSessions } from './revoke.js';
 import { LoginBody, RefreshBody, RegisterBody } from './schemas.js';
 import { findSessionUser, insertSession, rotateRefresh } from './sessions.js';
-import type { LoginThrottle } from './throttle.js';
+import { keyPart, type AttemptThrottle, type LoginThrottle } from './throttle.js';
 
 export interface AuthRouteDeps extends RegisterDeps {
   pool: Pool;
@@ -20,10 +20,15 @@ export interface AuthRouteDeps extends RegisterDeps {
   refreshTtlSeconds: number;
   audit: AuditRecorder;
   throttle: LoginThrottle;
+  /** Registrations per client address and window (REGISTER_MAX_PER_ADDRESS). */
+  registerThrottle: AttemptThrottle;
+  registerMaxPerAddress: number;
+  /** Mails the verification link of a new account. */
+  sendVerification: (user: { id: string; email: string }) => void;
 }
 
 export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
-  const startSession = async (userId: string) => {
+  const startSession = async (userId: string, emailVerified: boolean) => {
     const sessionId = newId();
     const secret = newRefreshSecret();
     const started = await insertSession(deps.pool, {
@@ -36,7 +41,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     if (!started) throw new Unauthorized('Wrong login or password', 'invalid_credentials');
     return {
       sessionId,
-      tokens: { accessToken: await deps.signer.sign({ userId, sessionId }), refreshToken: formatRefreshToken(sessionId, secret) },
+      tokens: { accessToken: await deps.signer.sign({ userId, sessionId, emailVerified }), refreshToken: formatRefreshToken(sessionId, secret) },
     };
   };
 
@@ -46,10 +51,17 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     authenticated: false,
     schema: { body: RegisterBody },
     handler: async ({ body, request }) => {
+      // Every attempt counts, taken or not: `email_taken` must not be a fast oracle of addresses.
+      const wait = await deps.registerThrottle.reserve([{ key: `register-address:${keyPart(request.ip)}`, max: deps.registerMaxPerAddress }]);
+      if (wait !== null) {
+        await deps.audit.record(null, 'registration.throttled', auditContext(request), {});
+        throw new RateLimited(wait, 'Too many registrations from this address; try again later');
+      }
       const { userId } = await registerUser(deps, body, request.requestId);
       const user = await findUserById(deps.pool, userId);
       if (!user) throw new Error('registered user missing from projection');
-      const { sessionId, tokens } = await startSession(userId);
+      const { sessionId, tokens } = await startSession(userId, false);
+      deps.sendVerification(user);
       await deps.audit.record(userId, 'user.registered', auditContext(request), { sessionId });
       return { status: 201, body: { user: toUserView(user), ...tokens } };
     },
@@ -75,7 +87,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
         throw new Unauthorized('Wrong login or password', 'invalid_credentials');
       }
       await deps.throttle.recordSuccess(accountKey, request.ip);
-      const { sessionId, tokens } = await startSession(user.id);
+      const { sessionId, tokens } = await startSession(user.id, user.email_verified);
       await deps.audit.record(user.id, 'login.succeeded', auditContext(request), { sessionId });
       return { status: 200, body: { user: toUserView(user), ...tokens } };
     },
@@ -96,11 +108,12 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
         await revokeSessions(deps, userId, { sessionId: parsed.sessionId }, 'refresh_token_reuse', request.requestId);
         await deps.audit.record(userId, 'refresh.reused', auditContext(request), { sessionId: parsed.sessionId });
       }
-      if (outcome !== 'rotated' || !userId || !(await findUserById(deps.pool, userId))) throw new Unauthorized('Invalid refresh token');
+      const user = outcome === 'rotated' && userId ? await findUserById(deps.pool, userId) : null;
+      if (!user) throw new Unauthorized('Invalid refresh token');
       return {
         status: 200,
         body: {
-          accessToken: await deps.signer.sign({ userId, sessionId: parsed.sessionId }),
+          accessToken: await deps.signer.sign({ userId: user.id, sessionId: parsed.sessionId, emailVerified: user.email_verified }),
           refreshToken: formatRefreshToken(parsed.sessionId, nextSecret),
         },
       };

@@ -1,6 +1,6 @@
 import { createHash } from 'node:crypto';
 import { identityKey } from '@parley/contracts';
-import { withTransaction, type Pool } from '@parley/pg';
+import { withTransaction, type Pool, type Queryable } from '@parley/pg';
 
 /** A counter with a hard limit: at `max` attempts in the window, the next waits for the window's end. */
 export interface Limit {
@@ -82,25 +82,36 @@ export class AttemptThrottle {
     });
   }
 
-  /** Gives back one reserved attempt on each key (a success must not unlock guessing others). */
-  async giveBack(keys: string[]): Promise<void> {
+  /**
+   * Runs `work` holding the advisory locks of `keys`, taken in sorted order like `reserve` takes
+   * them: every writer of these rows goes through the same locks in the same order, so none can
+   * deadlock with another (a two-row UPDATE locks its rows in no defined order; found by the
+   * login/erasure race test).
+   */
+  async locked(keys: string[], work: (tx: Queryable) => Promise<void>): Promise<void> {
     if (keys.length === 0) return;
-    await this.pool.query('UPDATE users.login_failures SET failures = GREATEST(failures - 1, 0) WHERE key = ANY($1)', [keys]);
+    await withTransaction(this.pool, async (tx) => {
+      for (const key of [...new Set(keys)].sort()) await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 8))', [key]);
+      await work(tx);
+    });
   }
 
-  /** Forgets these counters altogether. */
-  async clear(keys: string[]): Promise<void> {
-    if (keys.length === 0) return;
-    await this.pool.query('DELETE FROM users.login_failures WHERE key = ANY($1)', [keys]);
-  }
-
-  /** Remembers `key` as true until `days` from now (a known address), in the same table. */
-  async remember(key: string, days: number): Promise<void> {
-    await this.pool.query(
-      `INSERT INTO users.login_failures (key, window_start, failures) VALUES ($1, now() + make_interval(days => $2), 0)
-       ON CONFLICT (key) DO UPDATE SET window_start = EXCLUDED.window_start`,
-      [key, days],
-    );
+  /**
+   * After a success: clears `cleared`, gives one reserved attempt back to each of `givenBack` (a
+   * success must not unlock guessing others), and remembers `known` for `days` (a known address).
+   */
+  async settle(cleared: string[], givenBack: string[], known?: { key: string; days: number }): Promise<void> {
+    await this.locked([...cleared, ...givenBack, ...(known ? [known.key] : [])], async (tx) => {
+      await tx.query('DELETE FROM users.login_failures WHERE key = ANY($1)', [cleared]);
+      await tx.query('UPDATE users.login_failures SET failures = GREATEST(failures - 1, 0) WHERE key = ANY($1)', [givenBack]);
+      if (known) {
+        await tx.query(
+          `INSERT INTO users.login_failures (key, window_start, failures) VALUES ($1, now() + make_interval(days => $2), 0)
+           ON CONFLICT (key) DO UPDATE SET window_start = EXCLUDED.window_start`,
+          [known.key, known.days],
+        );
+      }
+    });
   }
 
   async remembered(key: string): Promise<boolean> {
@@ -180,9 +191,7 @@ export class LoginThrottle {
   /** The right password: this address's counters for the account are cleared, the others get the attempt back. */
   async recordSuccess(account: string, address: string): Promise<void> {
     const k = this.keys(account, address);
-    await this.attempts.clear([k.pair]);
-    await this.attempts.giveBack([k.address, k.account]);
-    await this.attempts.remember(k.known, KNOWN_ADDRESS_DAYS);
+    await this.attempts.settle([k.pair], [k.address, k.account], { key: k.known, days: KNOWN_ADDRESS_DAYS });
   }
 
   /**
@@ -196,9 +205,11 @@ export class LoginThrottle {
   /** Every counter of these accounts, from every address, of logins and of reset requests. */
   async forget(accounts: string[]): Promise<void> {
     const parts = accounts.map(keyPart);
-    await this.attempts.pool.query(
-      `DELETE FROM users.login_failures WHERE key LIKE ANY($1)`,
-      [parts.flatMap((a) => [`%account:${a}`, `%pair:${a}:%`, `%known:${a}:%`])],
-    );
+    const patterns = parts.flatMap((a) => [`%account:${a}`, `%pair:${a}:%`, `%known:${a}:%`]);
+    const { rows } = await this.attempts.pool.query<{ key: string }>('SELECT key FROM users.login_failures WHERE key LIKE ANY($1)', [patterns]);
+    const keys = rows.map((r) => r.key);
+    await this.attempts.locked(keys, async (tx) => {
+      await tx.query('DELETE FROM users.login_failures WHERE key = ANY($1)', [keys]);
+    });
   }
 }

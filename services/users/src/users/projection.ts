@@ -8,7 +8,7 @@ import { cacheKeysFor, contactsCacheKey } from './cache-keys.js';
 export const USERS_PROJECTOR = 'users-projection';
 export const CHECKPOINT_TABLE = 'users.projection_checkpoints';
 /** Tables this projection owns: emptied and refilled by `npm run rebuild -- users`. */
-export const PROJECTION_TABLES = ['users.users', 'users.contacts', 'users.erased_users'];
+export const PROJECTION_TABLES = ['users.users', 'users.contacts', 'users.blocks', 'users.erased_users'];
 
 /**
  * Projects the users stream (accounts, profiles, passwords, contacts). Every write is keyed by ids
@@ -65,6 +65,26 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics; log?: Lo
             event.meta.occurredAt,
           ]);
           return;
+        case 'EmailVerified':
+          await tx.query('UPDATE users.users SET email_verified = true, stream_seq = $2 WHERE id = $1', [event.data.userId, position.streamSeq]);
+          return;
+        case 'PrivacyChanged':
+          await tx.query(
+            `UPDATE users.users SET privacy_group_add = COALESCE($2, privacy_group_add), privacy_presence = COALESCE($3, privacy_presence), stream_seq = $4
+              WHERE id = $1`,
+            [event.data.userId, event.data.groupAdd ?? null, event.data.presence ?? null, position.streamSeq],
+          );
+          return;
+        case 'UserBlocked':
+          await tx.query(
+            `INSERT INTO users.blocks (user_id, blocked_id, blocked_at, stream_seq) VALUES ($1, $2, $3, $4)
+             ON CONFLICT (user_id, blocked_id) DO NOTHING`,
+            [event.data.userId, event.data.blockedId, at, position.streamSeq],
+          );
+          return;
+        case 'UserUnblocked':
+          await tx.query('DELETE FROM users.blocks WHERE user_id = $1 AND blocked_id = $2', [event.data.userId, event.data.blockedId]);
+          return;
         case 'ContactAdded':
           await tx.query(
             `INSERT INTO users.contacts (user_id, contact_id, added_at, stream_seq) VALUES ($1, $2, $3, $4)
@@ -80,6 +100,7 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics; log?: Lo
           const { rows } = await tx.query<{ user_id: string }>('DELETE FROM users.contacts WHERE contact_id = $1 RETURNING user_id', [event.data.userId]);
           for (const r of rows) staleContactLists.add(r.user_id);
           await tx.query('DELETE FROM users.contacts WHERE user_id = $1', [event.data.userId]);
+          await tx.query('DELETE FROM users.blocks WHERE user_id = $1 OR blocked_id = $1', [event.data.userId]);
           await tx.query('DELETE FROM users.users WHERE id = $1', [event.data.userId]);
           await tx.query(
             'INSERT INTO users.erased_users (id, erased_at, stream_seq) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING',

@@ -10,9 +10,10 @@ export interface UserRow {
   avatar_url: string | null;
   password_hash: string;
   created_at: Date;
+  email_verified: boolean;
 }
 
-const COLUMNS = 'id, username, email, display_name, bio, avatar_url, password_hash, created_at';
+const COLUMNS = 'id, username, email, display_name, bio, avatar_url, password_hash, created_at, email_verified';
 
 export async function findUserById(db: Queryable, id: string): Promise<UserRow | null> {
   const { rows } = await db.query<UserRow>(`SELECT ${COLUMNS} FROM users.users WHERE id = $1`, [id]);
@@ -50,14 +51,8 @@ export function toUserView(row: UserRow, withEmail = false): UserView {
     bio: row.bio,
     avatarUrl: row.avatar_url,
     createdAt: row.created_at.toISOString(),
-    ...(withEmail ? { email: row.email } : {}),
+    ...(withEmail ? { email: row.email, emailVerified: row.email_verified } : {}),
   };
-}
-
-/** Users who have `userId` among their contacts (capped: presence fan-out, not an export). */
-export async function watcherIds(db: Queryable, userId: string): Promise<string[]> {
-  const { rows } = await db.query<{ user_id: string }>('SELECT user_id FROM users.contacts WHERE contact_id = $1 LIMIT 5000', [userId]);
-  return rows.map((r) => r.user_id);
 }
 
 /** Prefix search on username or display name, case-insensitive, ordered by username. */

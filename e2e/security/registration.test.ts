@@ -1,0 +1,131 @@
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
+import { http, register, startStack, type Account, type Stack } from '../stack.js';
+import { expectError } from './helpers.js';
+
+/** The verification token of the newest mail to `email` (quoted-printable decoded). */
+async function verificationToken(dir: string, email: string): Promise<string> {
+  return eventually(async () => {
+    for (const file of (await readdir(dir)).sort().reverse()) {
+      if (!file.endsWith('.eml')) continue;
+      const text = (await readFile(path.join(dir, file), 'utf8')).replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+      if (!text.includes(email)) continue;
+      const token = /verify-email#token=([A-Za-z0-9_.-]+)/.exec(text)?.[1];
+      if (token) return token;
+    }
+    return undefined;
+  }, 10_000, `a verification mail to ${email}`);
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+/**
+ * Issue 23, finding 5: registration answered `email_taken` fast and without limit (an oracle of
+ * which addresses have accounts), and nothing proved that an account's owner receives mail at its
+ * address. Now: registrations are throttled per client address, a taken name costs the same argon2
+ * work as a registration, and a verification link proves the address; an operator may require it
+ * before an account starts chats or adds contacts.
+ */
+describe('registration and e-mail verification', () => {
+  let stack: Stack;
+  let mailDir: string;
+  beforeAll(async () => {
+    mailDir = await mkdtemp(path.join(os.tmpdir(), 'parley-verify-'));
+    stack = await startStack({
+      MAIL_DIR: mailDir,
+      REQUIRE_VERIFIED_EMAIL: 'true',
+      REGISTER_MAX_PER_ADDRESS: '1000',
+      LOGIN_MAX_FAILURES_PER_ACCOUNT: '1000',
+      LOGIN_SLOWDOWN_AFTER_FAILURES: '1000',
+    });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await rm(mailDir, { recursive: true, force: true });
+  });
+  const email = (a: Account) => `${a.username}@example.test`;
+
+  it('verifies the address with the mailed link, once it is followed, and says so on /users/me', async () => {
+    const user = await register(stack);
+    expect((await http(stack, 'GET', '/api/v1/users/me', { token: user.accessToken })).body).toMatchObject({ email: email(user), emailVerified: false });
+    const token = await verificationToken(mailDir, email(user));
+    // A token altered in any way, or someone else's, verifies nothing.
+    const [payload, mac] = token.split('.');
+    for (const bad of [`${payload}.${mac!.slice(0, -2)}AA`, `${payload}x.${mac}`, 'garbage', `${token}.extra`]) {
+      expectError(await http(stack, 'POST', '/api/v1/auth/verify-email', { body: { token: bad } }), 400, 'invalid_request');
+    }
+    expect((await http(stack, 'GET', '/api/v1/users/me', { token: user.accessToken })).body.emailVerified).toBe(false);
+    expect((await http(stack, 'POST', '/api/v1/auth/verify-email', { body: { token } })).status).toBe(204);
+    expect((await http(stack, 'GET', '/api/v1/users/me', { token: user.accessToken })).body.emailVerified).toBe(true);
+    // Following the link again changes nothing.
+    expect((await http(stack, 'POST', '/api/v1/auth/verify-email', { body: { token } })).status).toBe(204);
+    // Asking for another mail once verified sends none.
+    expect((await http(stack, 'POST', '/api/v1/users/me/email/verification', { token: user.accessToken })).status).toBe(204);
+  });
+
+  it('with REQUIRE_VERIFIED_EMAIL, refuses starting chats and adding contacts until the address is verified', async () => {
+    const [ann, bob] = [await register(stack), await register(stack)];
+    expectError(await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } }), 403, 'email_unverified');
+    expectError(await http(stack, 'POST', '/api/v1/contacts', { token: ann.accessToken, body: { userId: bob.id } }), 403, 'email_unverified');
+    expect((await http(stack, 'POST', '/api/v1/auth/verify-email', { body: { token: await verificationToken(mailDir, email(ann)) } })).status).toBe(204);
+    // The next access token says so (refresh, or sign in again).
+    const refreshed = await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: ann.refreshToken } });
+    expect(refreshed.status).toBe(200);
+    expect((await http(stack, 'POST', '/api/v1/chats', { token: refreshed.body.accessToken, body: { type: 'direct', userId: bob.id } })).status).toBe(201);
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: refreshed.body.accessToken, body: { userId: bob.id } })).status).toBe(201);
+  });
+
+  it('re-sends the verification mail on request, at most VERIFY_EMAIL_MAX_REQUESTS times a window', async () => {
+    const user = await register(stack);
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i++) statuses.push((await http(stack, 'POST', '/api/v1/users/me/email/verification', { token: user.accessToken })).status);
+    expect(statuses).toEqual([202, 202, 202, 429]);
+  });
+
+  it('answers a taken e-mail no faster than a wrong password (one argon2 hash each)', async () => {
+    const known = await register(stack);
+    const login = await register(stack);
+    const taken: number[] = [];
+    const wrong: number[] = [];
+    for (let i = 0; i < 13; i++) {
+      let t = performance.now();
+      const a = await http(stack, 'POST', '/api/v1/auth/register', { body: { username: `taken${i}x${Date.now() % 100000}`, email: email(known), password: 'a long enough passphrase' } });
+      const ta = performance.now() - t;
+      t = performance.now();
+      const b = await http(stack, 'POST', '/api/v1/auth/login', { body: { login: login.username, password: `not the password ${i}` } });
+      const tb = performance.now() - t;
+      expectError(a, 409, 'email_taken');
+      expect(b.status).toBe(401);
+      if (i < 3) continue;
+      taken.push(ta);
+      wrong.push(tb);
+    }
+    // Before: the taken answer skipped the hash and came back several times faster.
+    expect(median(taken) / median(wrong)).toBeGreaterThan(0.5);
+  });
+});
+
+describe('registration throttle', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack({ REGISTER_MAX_PER_ADDRESS: '3' });
+  });
+  afterAll(async () => stack?.stop());
+
+  it('answers 429 from one client address after REGISTER_MAX_PER_ADDRESS attempts, taken or not', async () => {
+    const owner = await register(stack);
+    const attempt = (i: number) =>
+      http(stack, 'POST', '/api/v1/auth/register', { body: { username: `probe${i}x${Date.now() % 100000}`, email: `${owner.username}@example.test`, password: 'a long enough passphrase' } });
+    // The owner's own registration was the first of three.
+    expectError(await attempt(1), 409, 'email_taken');
+    expectError(await attempt(2), 409, 'email_taken');
+    const blocked = await attempt(3);
+    expectError(blocked, 429, 'rate_limited');
+    // A fresh address is refused as well: the limit is on the client, not on the answer.
+    const fresh = await http(stack, 'POST', '/api/v1/auth/register', { body: { username: `fresh${Date.now() % 100000}`, email: `fresh${Date.now()}@example.test`, password: 'a long enough passphrase' } });
+    expectError(fresh, 429, 'rate_limited');
+  });
+});
