@@ -1,3 +1,4 @@
+import httpClient from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -72,4 +73,59 @@ describe('upload rate, quota and delete', () => {
     });
     expect((await upload(user, 45 * KIB, 'fourth.bin')).status).toBe(201);
   });
+});
+
+/**
+ * Issue 23, finding 7 (the rest): on one keep-alive connection, every third 600 KiB upload stalled
+ * 10–12 s and was reset. The gateway paused the socket when its buffer toward busboy was full and
+ * resumed it on 'drain'; when that happened on the body's last chunk, the stream was ended at once
+ * and Node never emits 'drain' after end(): the connection stayed paused, and the next request on
+ * it waited for uWebSockets.js's idle timeout.
+ */
+describe('uploads on one keep-alive connection', () => {
+  let stack: Stack;
+  let dir: string;
+  beforeAll(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'parley-upload-keepalive-'));
+    stack = await startStack({ ATTACHMENTS_DIR: dir, ATTACHMENT_UPLOADS_PER_MINUTE: '100' });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('answers eight 600 KiB uploads in a row on the same connection, none stalled', async () => {
+    const user = await register(stack);
+    const agent = new httpClient.Agent({ keepAlive: true, maxSockets: 1 });
+    const boundary = 'parleyKeepAliveBoundary';
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="big.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`),
+      Buffer.alloc(600 * KIB, 9),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const url = new URL(`${stack.baseUrl}/api/v1/attachments`);
+    const upload = () =>
+      new Promise<{ status: number; ms: number; reused: boolean }>((resolve, reject) => {
+        const started = Date.now();
+        const req = httpClient.request(
+          { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, ms: Date.now() - started, reused: req.reusedSocket }));
+          },
+        );
+        req.setTimeout(8_000, () => req.destroy(new Error('upload stalled for 8 s')));
+        req.on('error', reject);
+        req.end(body);
+      });
+    try {
+      const answers = [];
+      for (let i = 0; i < 8; i++) answers.push(await upload());
+      expect(answers.map((a) => a.status)).toEqual(Array(8).fill(201));
+      // The same connection throughout: the point of the test.
+      expect(answers.slice(1).every((a) => a.reused)).toBe(true);
+    } finally {
+      agent.destroy();
+    }
+  }, 90_000);
 });

@@ -100,11 +100,18 @@ export function uploadHandler(deps: AttachmentDeps) {
     }
     res.onData((chunk, isLast) => {
       if (state.done) return;
-      if (!body.write(Buffer.from(chunk.slice(0)))) {
+      const roomLeft = body.write(Buffer.from(chunk.slice(0)));
+      // Never pause on the last chunk: nothing more will come, and Node emits no 'drain' after
+      // end(), so a pause here was never undone and the keep-alive connection stayed paused until
+      // the idle timeout reset it (issue 23, finding 7: every third 600 KiB upload stalled 10 s).
+      if (isLast) {
+        body.end();
+        return;
+      }
+      if (!roomLeft) {
         res.pause();
         body.once('drain', () => !state.aborted && !state.done && res.resume());
       }
-      if (isLast) body.end();
     });
     void (async () => {
       const claims = token ? await deps.authenticate(token) : null;
