@@ -65,7 +65,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
     metrics.duration.set((Date.now() - started) / 1000);
     metrics.lastRun.set(Date.now() / 1000);
     if (!values['dry-run']) {
-      await exportJobMetrics(metrics, { textfile: config.RETENTION_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL }).catch((error: unknown) => {
+      await exportJobMetrics(metrics, { textfile: config.RETENTION_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL }, exitCode === 0).catch((error: unknown) => {
         log.warn({ err: error }, 'could not export the job metrics');
       });
     }

@@ -1,4 +1,4 @@
-import { writeFile, rename } from 'node:fs/promises';
+import { readFile, rename, writeFile } from 'node:fs/promises';
 import { Counter, Gauge, Pushgateway, Registry } from 'prom-client';
 
 /**
@@ -19,7 +19,35 @@ export function createJobMetrics() {
 }
 export type JobMetrics = ReturnType<typeof createJobMetrics>;
 
-export async function exportJobMetrics(metrics: JobMetrics, target: { textfile?: string | undefined; pushgateway?: string | undefined }): Promise<void> {
+const LAST_SUCCESS = 'retention_last_success_timestamp_seconds';
+
+/**
+ * Exports the pass's metrics. `succeeded: false` must not erase the last success (issue 20: a
+ * failed pass pushed 0, and `RetentionNotRun` said "56 years"): the textfile keeps the value it
+ * held, and the Pushgateway gets no last-success sample at all, so its group keeps the old one
+ * (pushAdd replaces only the metrics it sends).
+ */
+export async function exportJobMetrics(
+  metrics: JobMetrics,
+  target: { textfile?: string | undefined; pushgateway?: string | undefined },
+  succeeded = true,
+): Promise<void> {
+  if (!succeeded) {
+    const before = target.textfile ? await readFile(target.textfile, 'utf8').catch(() => '') : '';
+    const kept = new RegExp(`^${LAST_SUCCESS} (\\S+)$`, 'm').exec(before)?.[1];
+    if (kept !== undefined && Number.isFinite(Number(kept))) metrics.lastSuccess.set(Number(kept));
+    else metrics.registry.removeSingleMetric(LAST_SUCCESS);
+    if (target.textfile) {
+      const partial = `${target.textfile}.${process.pid}.tmp`;
+      await writeFile(partial, await metrics.registry.metrics());
+      await rename(partial, target.textfile);
+    }
+    if (target.pushgateway) {
+      metrics.registry.removeSingleMetric(LAST_SUCCESS);
+      await new Pushgateway(target.pushgateway, {}, metrics.registry).pushAdd({ jobName: 'parley_retention' });
+    }
+    return;
+  }
   if (target.textfile) {
     const partial = `${target.textfile}.${process.pid}.tmp`;
     await writeFile(partial, await metrics.registry.metrics());
