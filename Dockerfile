@@ -9,6 +9,8 @@ COPY package.json package-lock.json turbo.json tsconfig.base.json ./
 COPY packages ./packages
 COPY services ./services
 COPY clients ./clients
+COPY bin ./bin
+COPY scripts/start.mjs scripts/rebuild.mjs ./scripts/
 RUN npm ci --no-audit --no-fund
 RUN npx turbo run build --output-logs=errors-only
 RUN npm prune --omit=dev
@@ -25,6 +27,11 @@ COPY --from=build --chown=node:node /app/packages ./packages
 COPY --from=build --chown=node:node /app/services ./services
 # The built web client only (WEB_CLIENT_DIR's default resolves here).
 COPY --from=build --chown=node:node /app/clients/web/dist ./clients/web/dist
+# `parley <command>` (bin/parley.mjs): every service and job from the compiled output, e.g.
+# `docker compose run --rm backup parley verify /backups/<archive>`.
+COPY --from=build --chown=node:node /app/bin ./bin
+COPY --from=build --chown=node:node /app/scripts ./scripts
+RUN ln -s /app/bin/parley.mjs /usr/local/bin/parley
 # /backups exists (owned by node) so that a fresh named volume mounted there is writable by the backup job.
 RUN mkdir -p /app/data/attachments /app/data/mail /backups && chown -R node:node /app/data /backups
 USER node

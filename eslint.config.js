@@ -17,7 +17,7 @@ export default tseslint.config(
   },
   {
     // Tests and scripts handle JSON whose shape is what they assert; `any` keeps them readable.
-    files: ['scripts/**', 'bench/**', '**/*.test.ts', '**/e2e/**'],
+    files: ['scripts/**', 'bin/**', 'bench/**', '**/*.test.ts', '**/e2e/**'],
     rules: { 'no-console': 'off', '@typescript-eslint/no-explicit-any': 'off' },
   },
 );

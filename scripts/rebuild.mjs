@@ -7,11 +7,14 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const rebuilders = { users: 'rebuildUsers', messages: 'rebuildMessages' };
-const service = process.argv[2];
+const service = process.argv.slice(2).find((a, i, all) => !a.startsWith('--env-file') && all[i - 1] !== '--env-file');
 if (!service || !(service in rebuilders)) {
   console.error(`usage: npm run rebuild -- <${Object.keys(rebuilders).join('|')}>`);
   process.exit(2);
 }
+// Settings from .env (or --env-file / PARLEY_ENV_FILE) under the environment's own, as the services read them.
+const { applyEnvFile } = await import(pathToFileURL(path.join(root, 'packages', 'config', 'dist', 'index.js')).href);
+applyEnvFile();
 const module = await import(pathToFileURL(path.join(root, 'services', service, 'dist', 'rebuild.js')).href);
 const started = Date.now();
 try {

@@ -135,3 +135,5 @@ export function loadEnv<P extends TProperties>(
   }
   return Object.freeze(converted as Static<TObject<P>>);
 }
+
+export { applyEnvFile, EnvFileError, withoutEnvFileArgs } from './env-file.js';

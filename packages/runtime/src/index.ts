@@ -41,8 +41,13 @@ export interface Deps {
 const CACHE_USERS: readonly Principal[] = ['users', 'messages'];
 
 function openCache(principal: Principal, env: RuntimeEnv, prefix: string, log: Logger, metrics: Metrics): Cache {
-  const url = CACHE_USERS.includes(principal) ? env.REDIS_URL : undefined;
-  if (!url) return createCache({ url: undefined, prefix, log, secret: undefined });
+  if (!CACHE_USERS.includes(principal)) return createCache({ url: undefined, prefix, log });
+  const url = env.REDIS_URL;
+  if (!url) {
+    // Said once at start: an operator who meant to set it in .env or compose learns it here (issue 20).
+    log.warn('REDIS_URL not set: no cache, every read goes to PostgreSQL');
+    return createCache({ url: undefined, prefix, log });
+  }
   // Outside a development machine no key stands in (loadEnv): Redis without CACHE_KEY is refused,
   // not silently turned into a plaintext cache.
   if (!env.CACHE_KEY) throw new ConfigError('invalid configuration:\n  CACHE_KEY: required with REDIS_URL (generate one with npm run secrets)');

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { applyEnvFile, withoutEnvFileArgs } from '@parley/config';
 import { createLogger } from '@parley/log';
 import { CorruptArchiveError } from './archive.js';
 import { runBackup } from './backup.js';
@@ -64,11 +65,14 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-main(process.argv.slice(2))
+// Settings from .env (or --env-file / PARLEY_ENV_FILE) under the environment's own.
+Promise.resolve()
+  .then(() => applyEnvFile())
+  .then(() => main(withoutEnvFileArgs(process.argv.slice(2))))
   .then((code) => process.exit(code))
   .catch((error: unknown) => {
     const e = error as Error;
-    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof RetentionMissingError || e.name === 'ConfigError';
+    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof RetentionMissingError || e.name === 'ConfigError' || e.name === 'EnvFileError';
     process.stderr.write(`backup: ${known ? e.message : (e.stack ?? e.message)}\n`);
-    process.exit(e.name === 'ConfigError' ? 2 : 1);
+    process.exit(e.name === 'ConfigError' || e.name === 'EnvFileError' ? 2 : 1);
   });
