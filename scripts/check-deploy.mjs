@@ -385,6 +385,12 @@ async function checkK8s(overlay, file, externalFiles) {
       }
     }
     if (o.kind === 'HorizontalPodAutoscaler' && !have.has(`${o.spec.scaleTargetRef.kind}/${o.spec.scaleTargetRef.name}`)) fail(`${where}: target missing`);
+    // The HPA owns the count: a Deployment's replicas would reset it on every `kubectl apply -k`
+    // (and drop the gateways' sockets it scaled up). Issue 20.
+    if (o.kind === 'HorizontalPodAutoscaler') {
+      const target = objects.get(`${o.spec.scaleTargetRef.kind}/${o.spec.scaleTargetRef.name}`);
+      if (target?.spec?.replicas !== undefined) fail(`${where}: ${target.kind}/${target.metadata.name} sets replicas, which its HPA owns`);
+    }
     if (o.kind === 'CronJob' && o.spec.concurrencyPolicy !== 'Forbid') fail(`${where}: concurrencyPolicy must be Forbid`);
   }
   for (const name of ['gateway', 'users', 'messages']) {
