@@ -10,7 +10,7 @@ COPY packages ./packages
 COPY services ./services
 COPY clients ./clients
 COPY bin ./bin
-COPY scripts/start.mjs scripts/rebuild.mjs ./scripts/
+COPY scripts/start.mjs scripts/rebuild.mjs scripts/schedule.mjs ./scripts/
 RUN npm ci --no-audit --no-fund
 RUN npx turbo run build --output-logs=errors-only
 RUN npm prune --omit=dev

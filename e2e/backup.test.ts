@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -218,4 +218,31 @@ describe('backup, verify and restore (services/backup)', () => {
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/truncated\.tar\.gz is corrupt or truncated/);
   }, 60_000);
+
+  it('the daily job (parley daily) removes a killed run\'s leftovers, backs up, verifies and rotates', async () => {
+    const daily = path.join(dir, 'daily');
+    mkdirSync(daily, { recursive: true });
+    // What a SIGKILLed run leaves: its staging folder and partial archive, hours old; and a
+    // staging folder of a run going on right now, which must be left alone.
+    const old = path.join(daily, '.parley-backup-killed');
+    mkdirSync(path.join(old, 'attachments'), { recursive: true });
+    writeFileSync(path.join(old, 'attachments', 'copy.bin'), Buffer.alloc(1024));
+    const partial = path.join(daily, 'parley-x-20260101T000000Z.tar.gz.partial');
+    writeFileSync(partial, 'half');
+    const hoursAgo = new Date(Date.now() - 4 * 3600_000);
+    for (const p of [old, partial]) utimesSync(p, hoursAgo, hoursAgo);
+    const running = path.join(daily, '.parley-backup-running');
+    mkdirSync(running);
+    const parley = path.join(root, 'bin/parley.mjs');
+    const { stdout } = await promisify(execFile)(process.execPath, [parley, 'daily', daily], { env: { ...process.env, ...stack.vars, LOG_LEVEL: 'silent' } });
+    expect(stdout).toMatch(/^backup .*\.tar\.gz: \d+ bytes/m);
+    expect(stdout).toMatch(/^verify .*: OK/m);
+    expect(stdout).toMatch(/^rotate .*: kept 1, deleted 0/m);
+    const left = readdirSync(daily).sort();
+    expect(left.filter((f) => f.endsWith('.tar.gz'))).toHaveLength(1);
+    expect(left.filter((f) => f.endsWith('.tar.gz.verified'))).toHaveLength(1);
+    expect(left).not.toContain('.parley-backup-killed');
+    expect(left).not.toContain(path.basename(partial));
+    expect(left).toContain('.parley-backup-running');
+  }, 180_000);
 });

@@ -32,12 +32,12 @@ const startsTraced = (command) => Array.isArray(command) && command.join(' ').st
  * users and messages need: restore starts them as child processes with its environment.
  */
 const MAY_HAVE = {
-  JWT_SECRET: ['gateway', 'users', 'backup'],
+  JWT_SECRET: ['gateway', 'users', 'backup', 'scheduler'],
   GATEWAY_SIGNING_KEY: ['gateway'],
-  GATEWAY_PUBLIC_KEY: ['users', 'messages', 'backup'],
-  DATABASE_URL: ['users', 'messages', 'backup'],
-  CACHE_KEY: ['users', 'messages', 'backup'],
-  REDIS_PASSWORD: ['users', 'messages', 'backup', 'redis'],
+  GATEWAY_PUBLIC_KEY: ['users', 'messages', 'backup', 'scheduler'],
+  DATABASE_URL: ['users', 'messages', 'backup', 'scheduler'],
+  CACHE_KEY: ['users', 'messages', 'backup', 'scheduler'],
+  REDIS_PASSWORD: ['users', 'messages', 'backup', 'scheduler', 'redis'],
 };
 const MUST_HAVE = {
   JWT_SECRET: ['gateway', 'users'],
@@ -185,17 +185,18 @@ async function checkCompose() {
   for (const [name, s] of Object.entries(services)) {
     const env = envOf(s);
     const seeds = mountsOf(s, top).filter(isSeed);
-    if (!PRINCIPALS.includes(name)) {
+    // The scheduler runs the backup and retention jobs as children: it holds what the backup job holds.
+    if (!PRINCIPALS.includes(name) && name !== 'scheduler') {
       if (seeds.length > 0 || env.NATS_NKEY_FILE || env.NATS_NKEY_DIR) fail(`compose: ${name} is no Parley process but gets NATS seeds`);
       continue;
     }
-    if (name === 'backup') {
+    if (name === 'backup' || name === 'scheduler') {
       const dir = env.NATS_NKEY_DIR;
-      if (!dir) fail('compose: backup needs NATS_NKEY_DIR (restore starts users, messages and retention with its environment)');
-      if (env.NATS_NKEY_FILE) fail('compose: backup must not set NATS_NKEY_FILE: restore\'s child processes would inherit it and sign in as backup');
-      for (const m of seeds) if (m.target !== `${dir}/${path.posix.basename(m.file)}`) fail(`compose: backup mounts ${m.file} at ${m.target}, not as ${dir}/${path.posix.basename(m.file)}`);
+      if (!dir) fail(`compose: ${name} needs NATS_NKEY_DIR (restore starts users, messages and retention with its environment)`);
+      if (env.NATS_NKEY_FILE) fail(`compose: ${name} must not set NATS_NKEY_FILE: restore's child processes would inherit it and sign in as backup`);
+      for (const m of seeds) if (m.target !== `${dir}/${path.posix.basename(m.file)}`) fail(`compose: ${name} mounts ${m.file} at ${m.target}, not as ${dir}/${path.posix.basename(m.file)}`);
       const have = seeds.map((m) => path.posix.basename(m.file, '.nk')).sort();
-      if (have.join() !== [...BACKUP_SEEDS].sort().join()) fail(`compose: backup must mount exactly the seeds of ${BACKUP_SEEDS.join(', ')}; it mounts ${have.join(', ') || 'none'}`);
+      if (have.join() !== [...BACKUP_SEEDS].sort().join()) fail(`compose: ${name} must mount exactly the seeds of ${BACKUP_SEEDS.join(', ')}; it mounts ${have.join(', ') || 'none'}`);
       continue;
     }
     if (env.NATS_NKEY_DIR) fail(`compose: ${name} must use NATS_NKEY_FILE (its own seed), not NATS_NKEY_DIR`);

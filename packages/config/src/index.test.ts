@@ -30,6 +30,7 @@ describe('loadEnv', () => {
       READ_RECEIPT_RETENTION_DAYS: 180,
       // One copy of each stream: a single NATS server (operations.md, A NATS cluster).
       STREAM_REPLICAS: 1,
+      DATABASE_POOL_SIZE: 10,
       JWT_SECRET: DEV_JWT_SECRET,
       CACHE_KEY: DEV_CACHE_KEY,
       ACCESS_TOKEN_TTL: 900,
@@ -143,5 +144,8 @@ describe('development keys', () => {
       expect(error.message).toMatch(/GATEWAY_PUBLIC_KEY: required/);
     }
     expect(isClearlyLocal({ NATS_URL: 'nats://localhost:4222', DATABASE_URL: 'postgres://postgres@127.0.0.1/x', REDIS_URL: 'redis://[::1]:6379' })).toBe(true);
+    // A local three-node cluster (the fault suite's) is local; one remote server among them is not.
+    expect(isClearlyLocal({ NATS_URL: 'nats://127.0.0.1:4301,nats://127.0.0.1:4302,nats://127.0.0.1:4303' })).toBe(true);
+    expect(isClearlyLocal({ NATS_URL: 'nats://127.0.0.1:4301,nats://nats-2.internal:4222' })).toBe(false);
   });
 });

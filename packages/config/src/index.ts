@@ -13,6 +13,12 @@ export class ConfigError extends Error {
 export const CommonEnv = {
   NATS_URL: Type.String({ default: 'nats://127.0.0.1:4222' }),
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/parley' }),
+  /**
+   * PostgreSQL connections one process may hold (users, messages, retention, backup's children).
+   * The budget: (users + messages replicas) × this + jobs must stay under the server's
+   * max_connections (100 by default) less its reserved ones (operations.md, Settings).
+   */
+  DATABASE_POOL_SIZE: Type.Integer({ default: 10, minimum: 1, maximum: 200 }),
   /** Unset means no cache: every read goes to Postgres. */
   REDIS_URL: Type.Optional(Type.String()),
   /** Redis AUTH password (or the ACL user's, with REDIS_USERNAME); a Secret, apart from the URL. */
@@ -87,7 +93,11 @@ const LOOPBACK = /^(localhost|127(\.\d{1,3}){3}|\[?::1\]?)$/i;
  */
 export function isClearlyLocal(source: Record<string, string | undefined>): boolean {
   if (source.NODE_ENV === 'production') return false;
-  const urls = ['NATS_URL', 'DATABASE_URL', 'REDIS_URL'].map((k) => source[k]).filter((v): v is string => Boolean(v));
+  // NATS_URL may list a cluster's servers, comma-separated: each must be local.
+  const urls = ['NATS_URL', 'DATABASE_URL', 'REDIS_URL']
+    .flatMap((k) => (source[k] ?? '').split(','))
+    .map((v) => v.trim())
+    .filter(Boolean);
   return urls.every((url) => {
     try {
       const host = new URL(url).hostname;

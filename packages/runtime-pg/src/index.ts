@@ -21,6 +21,8 @@ export type { OpenedDeps, RunningService, Started } from '@parley/runtime';
 
 export interface DatabaseEnv extends RuntimeEnv {
   DATABASE_URL: string;
+  /** Connections this process may hold (DATABASE_POOL_SIZE). */
+  DATABASE_POOL_SIZE?: number;
 }
 
 export interface Deps extends ServiceDeps {
@@ -49,7 +51,7 @@ function withDatabase(spec: Pick<DatabaseServiceSpec<Deps>, 'name' | 'env' | 'da
   return async ({ log, metrics }: ExtensionClients): Promise<Extension<Pick<Deps, 'pool' | 'databaseUrl'>>> => {
     const databaseUrl = spec.env.DATABASE_URL;
     await ensureDatabase(databaseUrl);
-    const pool = createPool({ connectionString: databaseUrl, metrics, applicationName: spec.name });
+    const pool = createPool({ connectionString: databaseUrl, metrics, applicationName: spec.name, max: spec.env.DATABASE_POOL_SIZE });
     const applied = await migrate(pool, spec.database.schema, spec.database.migrationsDir);
     if (applied.length > 0) log.info({ applied }, 'migrations applied');
     return {

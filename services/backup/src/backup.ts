@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { connectBus, type Bus } from '@parley/bus';
 import { declaredStreams } from '@parley/contracts';
@@ -40,6 +40,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
   const started = new Date();
   const ns = config.PARLEY_NAMESPACE;
   await mkdir(dir, { recursive: true });
+  await removeStaleStaging(dir, log);
   // Staged next to the archive: same filesystem, so nothing large crosses devices twice.
   const staging = await mkdtemp(path.join(dir, '.parley-backup-'));
   const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log, identity: backupIdentity(config) });
@@ -123,6 +124,28 @@ async function streamState(bus: Bus, key: string, name: string): Promise<StreamS
   }
   consumers.sort((a, b) => a.name.localeCompare(b.name));
   return { key, name, firstSeq: info.state.first_seq, lastSeq: info.state.last_seq, messages: info.state.messages, consumers };
+}
+
+/**
+ * A run that was killed (SIGKILL, OOM, a node lost) never reached its clean-up: its staging folder
+ * (a full copy of every attachment) and its `.partial` archive stay, and the volume fills (issue
+ * 20). Each run removes what earlier runs left, once it is older than any run may last (the
+ * CronJob's activeDeadlineSeconds is 2 h), so a run going on beside this one is never touched.
+ */
+export const STALE_STAGING_MS = 3 * 3600_000;
+
+export async function removeStaleStaging(dir: string, log: Logger, now = Date.now()): Promise<string[]> {
+  const removed: string[] = [];
+  for (const name of await readdir(dir)) {
+    if (!name.startsWith('.parley-backup-') && !name.endsWith('.tar.gz.partial')) continue;
+    const at = path.join(dir, name);
+    const info = await stat(at).catch(() => null);
+    if (!info || now - info.mtimeMs < STALE_STAGING_MS) continue;
+    await rm(at, { recursive: true, force: true });
+    removed.push(name);
+  }
+  if (removed.length > 0) log.warn({ removed }, 'removed what killed backup runs left behind');
+  return removed;
 }
 
 async function exportStreams(bus: Bus, ns: string, staging: string, states: StreamState[], into: StreamPart[], log: Logger): Promise<void> {

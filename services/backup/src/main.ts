@@ -13,7 +13,8 @@ const USAGE = `usage: node services/backup/dist/main.js <command>
   backup <dir>                 write parley-<namespace>-<UTC time>.tar.gz into <dir>
   restore <archive> [--force]  restore into DATABASE_URL / PARLEY_NAMESPACE / ATTACHMENTS_DIR
   verify <archive>             check, restore into a scratch database and namespace, compare
-  rotate <dir>                 keep BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY archives and the newest verified one`;
+  rotate <dir>                 keep BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY archives and the newest verified one
+  daily <dir>                  backup, then verify that archive, then rotate: what the scheduled job runs`;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
@@ -28,14 +29,40 @@ async function main(argv: string[]): Promise<number> {
   const config = loadBackupEnv(process.env);
   // Logs (JSON) to stderr; stdout carries the report.
   const log = createLogger({ service: 'backup', level: config.LOG_LEVEL, destination: process.stderr });
+  const backup = async () => {
+    const result = await runBackup(config, target, log);
+    const messages = result.manifest.streams.reduce((n, s) => n + s.messages, 0);
+    say(`backup ${result.archive}: ${result.bytes} bytes, ${messages} stream messages, ${result.manifest.attachments.files.length} files, ${(result.durationMs / 1000).toFixed(1)} s`);
+    const registry = backupMetrics({ finishedAt: new Date(), bytes: result.bytes, durationSeconds: result.durationMs / 1000 });
+    await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL });
+    return result.archive;
+  };
+  const verify = async (archive: string) => {
+    const report = await runVerify(config, archive, log);
+    for (const line of report.lines) say(`  ${line}`);
+    for (const problem of report.problems) say(`  PROBLEM: ${problem}`);
+    say(`verify ${archive}: ${report.ok ? 'OK' : 'FAILED'} (${(report.durationMs / 1000).toFixed(1)} s)`);
+    return report.ok;
+  };
+  const rotate = async (dir: string) => {
+    const policy = { daily: config.BACKUP_KEEP_DAILY, weekly: config.BACKUP_KEEP_WEEKLY, monthly: config.BACKUP_KEEP_MONTHLY };
+    const { kept, removed } = await rotateDirectory(dir, policy);
+    for (const [name, reasons] of kept) say(`  keep   ${name} (${reasons.join(', ')})`);
+    for (const name of removed) say(`  delete ${name}`);
+    say(`rotate ${dir}: kept ${kept.size}, deleted ${removed.length}`);
+  };
   switch (command) {
-    case 'backup': {
-      const result = await runBackup(config, target, log);
-      const messages = result.manifest.streams.reduce((n, s) => n + s.messages, 0);
-      say(`backup ${result.archive}: ${result.bytes} bytes, ${messages} stream messages, ${result.manifest.attachments.files.length} files, ${(result.durationMs / 1000).toFixed(1)} s`);
-      const registry = backupMetrics({ finishedAt: new Date(), bytes: result.bytes, durationSeconds: result.durationMs / 1000 });
-      await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL });
+    case 'backup':
+      await backup();
       return 0;
+    case 'daily': {
+      // The scheduled job (issue 20: the CronJob ran backup only, so nothing was verified or
+      // rotated and the volume filled). Rotation runs even when verify fails: it never deletes the
+      // newest verified archive, so the last good one stays whatever happened tonight.
+      const archive = await backup();
+      const ok = await verify(archive);
+      await rotate(target);
+      return ok ? 0 : 1;
     }
     case 'restore': {
       const report = await runRestore(config, target, { force: values.force, childEnv: process.env }, log);
@@ -44,21 +71,11 @@ async function main(argv: string[]): Promise<number> {
       say(`  cleared: ${report.sessionsCleared} sessions, ${report.resetTokensCleared} reset tokens; retention pass done`);
       return 0;
     }
-    case 'verify': {
-      const report = await runVerify(config, target, log);
-      for (const line of report.lines) say(`  ${line}`);
-      for (const problem of report.problems) say(`  PROBLEM: ${problem}`);
-      say(`verify ${target}: ${report.ok ? 'OK' : 'FAILED'} (${(report.durationMs / 1000).toFixed(1)} s)`);
-      return report.ok ? 0 : 1;
-    }
-    case 'rotate': {
-      const policy = { daily: config.BACKUP_KEEP_DAILY, weekly: config.BACKUP_KEEP_WEEKLY, monthly: config.BACKUP_KEEP_MONTHLY };
-      const { kept, removed } = await rotateDirectory(target, policy);
-      for (const [name, reasons] of kept) say(`  keep   ${name} (${reasons.join(', ')})`);
-      for (const name of removed) say(`  delete ${name}`);
-      say(`rotate ${target}: kept ${kept.size}, deleted ${removed.length}`);
+    case 'verify':
+      return (await verify(target)) ? 0 : 1;
+    case 'rotate':
+      await rotate(target);
       return 0;
-    }
     default:
       process.stderr.write(`unknown command ${command}\n${USAGE}\n`);
       return 2;
