@@ -86,5 +86,5 @@ DATABASE_URL=postgres://parley:check@parley-db-rw:5432/parley SMTP_URL=smtp://ch
   bash deploy/k8s/create-secrets.sh --dry-run --nats-namespace nats --redis-namespace redis --redis-ca "$work/redis-ca.pem" parley "$work/secrets" >"$out/prod-secrets.yaml"
 node scripts/check-deploy.mjs k8s prod "$out/prod.yaml" "$out/prod-secrets.yaml"
 # Applied beside the overlay, in the NATS chart's namespace (overlays/prod/README.md).
-node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml
+node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml deploy/k8s/overlays/prod/ingress.yaml
 echo "check-deploy: all deployment checks passed"
