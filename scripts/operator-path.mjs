@@ -1,0 +1,205 @@
+#!/usr/bin/env node
+// Walks the operations guide's path on this machine as an operator would (issue 20), and fails on
+// the first step that does not hold. Run by .ci/run after the build; needs the servers of `npm test`.
+//   1. a production install: the built tree, `npm ci --omit=dev` (no TypeScript, no turbo);
+//   2. settings from its `.env` only (the environment carries none of Parley's);
+//   3. the services started there with `parley`, one at a time, each on its own metrics port;
+//   4. traffic: two users, a chat, messages;
+//   5. the retention pass as the scheduler runs it (`parley cleanup`): the `.env` retention days are
+//      the ones applied, and its metrics reach a Pushgateway (Debian's prometheus-pushgateway);
+//   6. the nightly backup (`parley daily`): backup, verify, rotate; its metrics reach the Pushgateway;
+//   7. a restore into an empty database and namespace: the messages are back.
+import { execFileSync, spawn } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const repo = path.join(path.dirname(fileURLToPath(import.meta.url)), '..');
+const started = Date.now();
+const say = (line) => console.log(`operator-path: ${line} (${((Date.now() - started) / 1000).toFixed(1)} s)`);
+const children = [];
+const work = mkdtempSync(path.join(os.tmpdir(), 'parley-operator-'));
+const id = Math.random().toString(36).slice(2, 8);
+const ns = `ops${id}`;
+const db = `parley_ops_${id}`;
+const dbUrl = (name) => `postgres://postgres@127.0.0.1:5432/${name}`;
+const natsUrl = process.env.NATS_URL ?? 'nats://127.0.0.1:4222';
+
+const freePort = () =>
+  new Promise((resolve) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+async function until(what, check, timeoutMs = 30_000) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check().catch(() => undefined);
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(200);
+  }
+}
+function fail(message) {
+  throw new Error(message);
+}
+
+/** What an operator's shell has: PATH and HOME, none of Parley's settings (they come from .env). */
+const bareEnv = { PATH: process.env.PATH, HOME: process.env.HOME ?? work };
+const install = path.join(work, 'install');
+
+function start(name, extra) {
+  const child = spawn(process.execPath, [path.join(install, 'bin', 'parley.mjs'), name], { cwd: install, env: { ...bareEnv, ...extra }, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c) => (stderr = (stderr + c.toString()).slice(-4000)));
+  child.on('exit', (code) => code !== null && code !== 0 && children.includes(child) && console.error(`operator-path: ${name} exited ${code}\n${stderr}`));
+  children.push(child);
+  return child;
+}
+function parley(args, extra = {}) {
+  return execFileSync(process.execPath, [path.join(install, 'bin', 'parley.mjs'), ...args], { cwd: install, env: { ...bareEnv, ...extra }, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+}
+async function api(base, method, route, body, token) {
+  const res = await fetch(`${base}${route}`, {
+    method,
+    headers: { ...(body ? { 'content-type': 'application/json' } : {}), ...(token ? { authorization: `Bearer ${token}` } : {}) },
+    body: body ? JSON.stringify(body) : undefined,
+  });
+  const text = await res.text();
+  return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+try {
+  // 0. A Pushgateway, as the monitoring compose file runs one.
+  if (!existsSync('/usr/bin/prometheus-pushgateway')) {
+    say('installing prometheus-pushgateway (Debian)');
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'prometheus-pushgateway'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    // Debian's package may start its own daemon on :9091 (a metrics port of ours): stop it.
+    try {
+      execFileSync('pkill', ['-f', '^/usr/bin/prometheus-pushgateway']);
+    } catch {
+      /* not running */
+    }
+  }
+  const pushPort = await freePort();
+  const pushgateway = spawn('/usr/bin/prometheus-pushgateway', [`--web.listen-address=127.0.0.1:${pushPort}`, `--persistence.file=${path.join(work, 'push.db')}`], { stdio: 'ignore' });
+  children.push(pushgateway);
+  const pushUrl = `http://127.0.0.1:${pushPort}`;
+  await until('the Pushgateway', async () => (await fetch(`${pushUrl}/-/ready`)).ok);
+
+  // 1. A production install: the built tree without dev dependencies.
+  mkdirSync(install);
+  for (const entry of ['package.json', 'package-lock.json', 'bin', 'scripts', 'packages', 'services', 'clients']) {
+    cpSync(path.join(repo, entry), path.join(install, entry), { recursive: true, filter: (src) => !src.includes(`${path.sep}node_modules`) && !src.endsWith('.turbo') });
+  }
+  execFileSync('npm', ['ci', '--omit=dev', '--no-audit', '--no-fund'], { cwd: install, stdio: 'ignore' });
+  if (existsSync(path.join(install, 'node_modules', 'typescript')) || existsSync(path.join(install, 'node_modules', 'turbo'))) fail('the production install has dev dependencies');
+  say('production install made (npm ci --omit=dev)');
+
+  // 2. Settings from .env only.
+  const port = await freePort();
+  const files = path.join(work, 'files');
+  writeFileSync(
+    path.join(install, '.env'),
+    [
+      `NATS_URL=${natsUrl}`,
+      `DATABASE_URL=${dbUrl(db)}`,
+      `PARLEY_NAMESPACE=${ns}`,
+      `PORT=${port}`,
+      `ATTACHMENTS_DIR=${files}`,
+      `MAIL_DIR=${path.join(work, 'mail')}`,
+      'MESSAGE_RETENTION_DAYS=30',
+      `PUSHGATEWAY_URL=${pushUrl}`,
+      'LOG_LEVEL=warn',
+      '',
+    ].join('\n'),
+  );
+
+  // 3. The services, one by one, each with its own metrics port (the guide's "run them separately").
+  const metrics = {};
+  for (const name of ['users', 'messages', 'gateway']) {
+    metrics[name] = await freePort();
+    start(name, { METRICS_PORT: String(metrics[name]) });
+    await until(`${name} to be ready`, async () => (await fetch(`http://127.0.0.1:${metrics[name]}/readyz`)).ok, 60_000);
+  }
+  say('services ready (settings from .env)');
+
+  // 4. Traffic.
+  const base = `http://127.0.0.1:${port}`;
+  const users = [];
+  for (const name of [`ann${id}`, `bob${id}`]) {
+    const r = await api(base, 'POST', '/api/v1/auth/register', { username: name, email: `${name}@example.test`, password: 'operator path passphrase' });
+    if (r.status !== 201) fail(`register ${name}: ${r.status} ${JSON.stringify(r.body)}`);
+    users.push(r.body);
+  }
+  const chat = await api(base, 'POST', '/api/v1/chats', { type: 'direct', userId: users[1].user.id }, users[0].accessToken);
+  if (chat.status !== 201) fail(`chat: ${chat.status}`);
+  for (let i = 0; i < 5; i++) {
+    const sent = await api(base, 'POST', `/api/v1/chats/${chat.body.id}/messages`, { clientMsgId: `op-${i}`, body: `operator path message ${i}` }, users[0].accessToken);
+    if (sent.status !== 201) fail(`send: ${sent.status}`);
+  }
+  say('two users, a chat, five messages');
+
+  // 5. The retention pass, as scheduled.
+  const now = new Date();
+  const report = JSON.parse(parley(['cleanup', '--json']).trim().split('\n').pop());
+  const expected = new Date(Date.parse(report.now) - 30 * 86400_000).toISOString();
+  if (report.cutoffs.messages !== expected) fail(`cleanup used messages cutoff ${report.cutoffs.messages}, not .env's 30 days (${expected})`);
+  const pushed = async (metric, job) => {
+    const text = await (await fetch(`${pushUrl}/metrics`)).text();
+    const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && l.includes(`job="${job}"`));
+    return line && Number(line.split(' ').pop());
+  };
+  const retentionSuccess = await until('the retention metrics on the Pushgateway', () => pushed('retention_last_success_timestamp_seconds', 'parley_retention'));
+  if (retentionSuccess * 1000 < now.getTime() - 60_000) fail(`retention_last_success is ${retentionSuccess}, not this run`);
+  say('parley cleanup: .env\'s 30 days applied, last success on the Pushgateway');
+
+  // 6. The nightly backup.
+  const backups = path.join(work, 'backups');
+  const daily = parley(['daily', backups]);
+  if (!/^verify .*: OK/m.test(daily)) fail(`parley daily did not verify:\n${daily}`);
+  const archives = readdirSync(backups).filter((f) => f.endsWith('.tar.gz'));
+  if (archives.length !== 1 || !existsSync(path.join(backups, `${archives[0]}.verified`))) fail(`backups folder holds ${readdirSync(backups).join(', ')}`);
+  await until('the backup metrics on the Pushgateway', () => pushed('backup_last_success_timestamp_seconds', 'parley_backup'));
+  say(`parley daily: ${archives[0]} written, verified, rotated; last success on the Pushgateway`);
+
+  // 7. Restore into an empty database and namespace (the environment over .env, as documented).
+  for (const child of children.splice(1)) child.kill('SIGTERM');
+  await sleep(1000);
+  const restoredNs = `${ns}r`;
+  parley(['restore', path.join(backups, archives[0])], { PARLEY_NAMESPACE: restoredNs, DATABASE_URL: dbUrl(`${db}_r`), ATTACHMENTS_DIR: path.join(work, 'restored-files'), METRICS_PORT: '0' });
+  const count = execFileSync('psql', [dbUrl(`${db}_r`), '-tAc', 'SELECT count(*) FROM messages.messages'], { encoding: 'utf8' }).trim();
+  if (count !== '5') fail(`the restored database holds ${count} messages, not 5`);
+  say('parley restore: the five messages are back in a new database and namespace');
+  say('the operator path holds');
+} catch (error) {
+  console.error(`operator-path: FAILED: ${error.message}`);
+  process.exitCode = 1;
+} finally {
+  for (const child of children) child.kill('SIGTERM');
+  await sleep(500);
+  for (const name of [db, `${db}_r`]) {
+    try {
+      execFileSync('psql', [dbUrl('postgres'), '-qc', `DROP DATABASE IF EXISTS ${name} WITH (FORCE)`], { stdio: 'ignore' });
+    } catch {
+      /* best effort */
+    }
+  }
+  // The namespaces' streams go too (an open bus here, as the tests use).
+  try {
+    const { connect } = await import('@nats-io/transport-node');
+    const { jetstreamManager } = await import('@nats-io/jetstream');
+    const nc = await connect({ servers: natsUrl });
+    const jsm = await jetstreamManager(nc);
+    const ours = new RegExp(`^(KV_)?${ns}r?_`);
+    for await (const name of jsm.streams.names()) if (ours.test(name)) await jsm.streams.delete(name).catch(() => {});
+    await nc.close();
+  } catch {
+    /* best effort */
+  }
+  rmSync(work, { recursive: true, force: true });
+}
