@@ -110,6 +110,26 @@ describe('attachments', () => {
     bobSocket.close();
   });
 
+  it('lets a member download a file the moment its message reaches them (read-your-writes, issue 22)', async () => {
+    // Before: the download asked the projection, which had not applied the message yet: 404 for a
+    // few milliseconds after the live event. Each round downloads on the live event itself.
+    const socket = await TestSocket.open(stack.wsUrl, ann.accessToken);
+    const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken);
+    await bobSocket.sync();
+    const statuses: number[] = [];
+    for (let i = 0; i < 8; i++) {
+      const file = await upload(ann, Buffer.from(`fresh file ${i}`), `fresh-${i}.txt`, 'text/plain');
+      socket.send({ op: 'send', chatId, clientMsgId: `fresh-${i}`, body: `just sent ${i}`, attachmentIds: [file.body.id] });
+      const live = await bobSocket.next((f) => f.type === 'message.created' && f.data.body === `just sent ${i}`);
+      const res = await download(bob, live.data.attachments[0].id);
+      statuses.push(res.status);
+      if (res.status === 200) expect(await res.text()).toBe(`fresh file ${i}`);
+    }
+    expect(statuses).toEqual(Array(8).fill(200));
+    socket.close();
+    bobSocket.close();
+  });
+
   it('streams a large file back intact', async () => {
     const bytes = Buffer.alloc(190 * 1024);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) % 251;

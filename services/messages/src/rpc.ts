@@ -55,7 +55,15 @@ export function messagesRpc(
       await deps.attachmentsBarrier(ack.seq);
       return { id: req.attachmentId, name: req.name, size: req.size, mime: req.mime };
     },
-    attachmentAccess: (req) => accessibleAttachment(pool, req.attachmentId, req.userId),
+    attachmentAccess: async (req) => {
+      // Read-your-writes (issue 22): a member who got the message live asks at once, often before
+      // the chats projection has applied it (404 for a few ms). A miss waits for the projection to
+      // catch up with the stream, then asks again; only then is it "no such file" for this user.
+      const found = await accessibleAttachment(pool, req.attachmentId, req.userId);
+      if (found) return found;
+      await deps.barrier();
+      return accessibleAttachment(pool, req.attachmentId, req.userId);
+    },
     pendingUploads: async (req) => {
       const { rows } = await pool.query<{ bytes: string; files: string }>(
         `SELECT COALESCE(sum(a.size), 0) AS bytes, count(*) AS files FROM messages.attachments a
