@@ -1,8 +1,10 @@
-import { existsSync, mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
 import { register, startStack, type Account, type Stack } from './stack.js';
 
 /**
@@ -33,12 +35,14 @@ async function registerIn(page: Page, stack: Stack, user: { username: string; na
 describe('web client in Chromium', () => {
   let stack: Stack;
   let browser: Browser;
+  let mailDir: string;
   const started = Date.now();
 
   beforeAll(async () => {
     if (!existsSync(path.join(webDir, 'index.html'))) throw new Error(`${webDir} is missing: build the client first (npm run build)`);
     if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`);
-    stack = await startStack({ WEB_CLIENT_DIR: webDir });
+    mailDir = mkdtempSync(path.join(tmpdir(), 'parley-web-mail-'));
+    stack = await startStack({ WEB_CLIENT_DIR: webDir, MAIL_DIR: mailDir });
     // launch() gives the browser a fresh temporary user-data-dir, removed on close.
     browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
   });
@@ -230,4 +234,66 @@ describe('web client in Chromium', () => {
     await c.context().close();
     await d.context().close();
   }, 120_000);
+
+  it('resets a forgotten password in the app: the link of the mail opens the form, the new password signs in (issue 22)', async () => {
+    const user = await register(stack, `forgot${Date.now() % 100000}`);
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
+    const page = await context.newPage();
+    try {
+      await page.goto(stack.baseUrl);
+      await page.getByRole('button', { name: 'Forgot password?' }).click();
+      await page.getByLabel('E-mail').fill(`${user.username}@example.test`);
+      await page.getByRole('button', { name: 'Send the link' }).click();
+      await page.getByRole('status').filter({ hasText: 'a mail with a link' }).waitFor();
+      const link = await eventually(async () => {
+        for (const file of readdirSync(mailDir).filter((f) => f.endsWith('.eml'))) {
+          const text = readFileSync(path.join(mailDir, file), 'utf8').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+          if (!text.includes(`${user.username}@example.test`)) continue;
+          const match = /(http\S+\/reset-password#token=[A-Za-z0-9_-]+)/.exec(text);
+          if (match) return match[1];
+        }
+        return undefined;
+      }, 10_000, 'the reset mail');
+      // The link's host is PUBLIC_URL's; open the same path and fragment on this stack.
+      const url = new URL(link!);
+      await page.goto(`${stack.baseUrl}${url.pathname}${url.hash}`);
+      await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+      // The token leaves the address bar at once.
+      expect(page.url()).toBe(`${stack.baseUrl}/`);
+      await page.getByLabel('New password', { exact: true }).fill('a brand new passphrase');
+      await page.getByRole('button', { name: 'Set the password' }).click();
+      await page.getByRole('status').filter({ hasText: 'Your password is changed' }).waitFor();
+      await page.getByLabel('Username or e-mail').fill(user.username);
+      await page.getByLabel('Password', { exact: true }).fill('a brand new passphrase');
+      await page.locator('form button[type=submit]').click();
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).waitFor();
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('confirms the e-mail address from the link of the verification mail (issue 22)', async () => {
+    const user = await register(stack, `verify${Date.now() % 100000}`);
+    const link = await eventually(async () => {
+      for (const file of readdirSync(mailDir).filter((f) => f.endsWith('.eml'))) {
+        const text = readFileSync(path.join(mailDir, file), 'utf8').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+        if (!text.includes(`${user.username}@example.test`)) continue;
+        const match = /(http\S+\/verify-email#token=[A-Za-z0-9_.-]+)/.exec(text);
+        if (match) return match[1];
+      }
+      return undefined;
+    }, 10_000, 'the verification mail');
+    const context = await browser.newContext({ locale: 'en-US' });
+    const page = await context.newPage();
+    try {
+      const url = new URL(link!);
+      await page.goto(`${stack.baseUrl}${url.pathname}${url.hash}`);
+      await page.getByRole('status').filter({ hasText: 'Your e-mail address is confirmed' }).waitFor();
+      expect(page.url()).toBe(`${stack.baseUrl}/`);
+      const me = await fetch(`${stack.baseUrl}/api/v1/users/me`, { headers: { authorization: `Bearer ${user.accessToken}` } });
+      expect(((await me.json()) as { emailVerified: boolean }).emailVerified).toBe(true);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 });

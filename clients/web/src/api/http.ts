@@ -134,6 +134,9 @@ export class Api extends HttpApi {
     }
   }
 
+  requestReset = (email: string) => this.request<void>('POST', '/auth/password-reset/request', { body: { email } }, false);
+  confirmReset = (token: string, newPassword: string) => this.request<void>('POST', '/auth/password-reset/confirm', { body: { token, newPassword } }, false);
+  verifyEmail = (token: string) => this.request<void>('POST', '/auth/verify-email', { body: { token } }, false);
   me = () => this.request<User>('GET', '/users/me');
   updateMe = (body: { displayName?: string; bio?: string }) => this.request<User>('PATCH', '/users/me', { body });
   user = (id: string) => this.request<User>('GET', `/users/${id}`);

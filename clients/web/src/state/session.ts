@@ -40,6 +40,7 @@ function viewFromHash(): View {
 
 /** On page load: a stored refresh token means we are still signed in. */
 export async function boot(): Promise<void> {
+  await followVerificationLink();
   try {
     if (api.signedIn) await startSession();
   } catch (error) {
@@ -48,6 +49,24 @@ export async function boot(): Promise<void> {
     state.booting = false;
     changed();
   }
+}
+
+/**
+ * `/verify-email#token=…` (the verification mail's link): confirm, say so, and leave the link's
+ * address (the token in the fragment never reaches a server log, and must not stay in history).
+ */
+async function followVerificationLink(): Promise<void> {
+  if (location.pathname !== '/verify-email') return;
+  const token = new URLSearchParams(location.hash.slice(1)).get('token');
+  history.replaceState(null, '', '/');
+  if (!token) return;
+  try {
+    await api.verifyEmail(token);
+    state.notice = translate(state.lang, 'emailVerified');
+  } catch {
+    state.notice = translate(state.lang, 'emailVerifyFailed');
+  }
+  changed();
 }
 
 export async function register(body: { username: string; email: string; password: string; displayName?: string }): Promise<void> {

@@ -38,6 +38,8 @@ export interface State {
   /** The text of the aria-live region (new incoming messages, connection changes). */
   announcement: string;
   error: string | null;
+  /** A visible message that is not an error (a confirmed e-mail address), until dismissed. */
+  notice: string | null;
 }
 
 /**
@@ -61,6 +63,7 @@ export const state: State = {
   reads: new Map(),
   announcement: '',
   error: null,
+  notice: null,
 };
 
 const listeners = new Set<() => void>();

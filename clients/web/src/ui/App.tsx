@@ -63,6 +63,20 @@ export function App() {
           </button>
         </div>
       )}
+      {state.notice && (
+        <div role="status" class="notice banner">
+          {state.notice}
+          <button
+            type="button"
+            onClick={() => {
+              state.notice = null;
+              changed();
+            }}
+          >
+            ×<span class="visually-hidden">{t('cancel')}</span>
+          </button>
+        </div>
+      )}
       {state.booting ? (
         <p class="hint">{t('connecting')}</p>
       ) : !state.me ? (
