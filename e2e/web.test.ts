@@ -296,4 +296,27 @@ describe('web client in Chromium', () => {
       await context.close();
     }
   }, 60_000);
+
+  it('says what went wrong in the interface language, not the server\'s English (issue 22)', async () => {
+    const user = await register(stack, `rusErr${Date.now() % 100000}`);
+    const context = await browser.newContext({ locale: 'ru-RU' });
+    const page = await context.newPage();
+    try {
+      await page.goto(stack.baseUrl);
+      await page.getByLabel('Имя пользователя или эл. почта').fill(user.username);
+      await page.getByLabel('Пароль', { exact: true }).fill('definitely not the password');
+      await page.locator('form button[type=submit]').click();
+      await page.getByRole('alert').filter({ hasText: 'Неверный логин или пароль.' }).waitFor();
+      // A registration with a password the server refuses: the rule, in Russian.
+      await page.getByRole('button', { name: 'Создать новый аккаунт' }).click();
+      await page.getByLabel('Имя пользователя', { exact: true }).fill(`rus${Date.now() % 100000}`);
+      await page.getByLabel('Эл. почта').fill(`rus${Date.now()}@example.test`);
+      await page.getByLabel('Пароль', { exact: true }).fill('password');
+      await page.locator('form button[type=submit]').click();
+      await page.getByRole('alert').filter({ hasText: 'Пароль должен содержать от 8 до 256 символов' }).waitFor();
+      expect(await page.getByRole('alert').textContent()).not.toMatch(/[A-Za-z]{4,}/);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 });

@@ -1,5 +1,6 @@
 import { Api, RealtimeClient, newClientMsgId, storageTokens, type Message, type SocketLike } from '../api/index.js';
 import { translate } from '../i18n.js';
+import { errorText } from './errors.js';
 import { applyEvent, upsertMessage, type EventEffects } from './events.js';
 import { changed, resetUserState, state, type View } from './store.js';
 
@@ -18,7 +19,7 @@ api.onSignedOut = () => {
 
 /** Shows an error in the page's alert region; returns undefined so callers can `return fail(e)`. */
 export function fail(error: unknown): undefined {
-  state.error = error instanceof Error ? error.message : String(error);
+  state.error = errorText(state.lang, error);
   changed();
   return undefined;
 }

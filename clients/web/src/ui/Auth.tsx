@@ -1,5 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, login, register } from '../state/session.js';
+import { errorText } from '../state/errors.js';
+import { state } from '../state/store.js';
 import { t } from './common.js';
 
 type Mode = 'login' | 'register' | 'forgot' | 'reset';
@@ -52,7 +54,7 @@ export function Auth() {
         go('login', t('passwordChanged'));
       }
     } catch (e) {
-      setError(e instanceof Error ? e.message : String(e));
+      setError(errorText(state.lang, e));
     } finally {
       setBusy(false);
     }

@@ -1,5 +1,6 @@
 import { useState } from 'preact/hooks';
 import { api, fail, logout } from '../state/session.js';
+import { errorText } from '../state/errors.js';
 import { changed, state } from '../state/store.js';
 import { saveBlob, t } from './common.js';
 
@@ -40,7 +41,7 @@ export function Profile() {
       api.signOutLocally();
     } catch (error) {
       // The route may not exist on this server yet (it answers 404): say what the server said.
-      setDeleteError(t('error', { message: error instanceof Error ? error.message : String(error) }));
+      setDeleteError(t('error', { message: errorText(state.lang, error) }));
     }
   };
 
