@@ -319,4 +319,34 @@ describe('web client in Chromium', () => {
       await context.close();
     }
   }, 60_000);
+
+  it('keeps a draft per chat across a reload, and stops the box at the length the server takes, with a counter (issue 22)', async () => {
+    const [ann, bob] = [await register(stack, `draftA${Date.now() % 100000}`), await register(stack, `draftB${Date.now() % 100000}`)];
+    const chat = await fetch(`${stack.baseUrl}/api/v1/chats`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ann.accessToken}` },
+      body: JSON.stringify({ type: 'direct', userId: bob.id }),
+    });
+    expect(chat.status).toBe(201);
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
+    const page = await context.newPage();
+    try {
+      await page.goto(stack.baseUrl);
+      await page.getByLabel('Username or e-mail').fill(ann.username);
+      await page.getByLabel('Password', { exact: true }).fill(ann.password);
+      await page.locator('form button[type=submit]').click();
+      await page.locator('.chat-list li').first().click();
+      const box = page.getByPlaceholder('Write a message');
+      await box.fill('half a thought');
+      await page.reload();
+      await page.locator('.chat-list li').first().click();
+      await expect.poll(() => page.getByPlaceholder('Write a message').inputValue()).toBe('half a thought');
+      // 5,000 characters typed: the box keeps 4,096 and says none are left.
+      await page.getByPlaceholder('Write a message').fill('x'.repeat(5000));
+      expect((await page.getByPlaceholder('Write a message').inputValue()).length).toBe(4096);
+      await page.getByText('0 characters left').waitFor();
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
 });

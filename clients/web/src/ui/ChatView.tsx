@@ -80,6 +80,7 @@ export function ChatView({ chatId }: { chatId: string }) {
         <div ref={listEnd} />
       </div>
       <Composer
+        key={chatId}
         chatId={chatId}
         replyTo={replyTo}
         editing={editing}

@@ -12,9 +12,26 @@ interface Props {
   onDone: () => void;
 }
 
-/** Writes, edits and replies; attaches files (with upload progress); starts polls. */
+/** The server's default MESSAGE_MAX_CHARS: longer text is refused, so the box stops there. */
+const MAX_CHARS = 4096;
+/** The counter shows from here on. */
+const COUNT_FROM = MAX_CHARS - 500;
+const draftKey = (chatId: string) => `parley.draft.${chatId}`;
+
+/**
+ * Writes, edits and replies; attaches files (with upload progress); starts polls. What is typed
+ * and not sent is kept per chat in localStorage (issue 22: a draft was lost on reload); one
+ * instance per chat (ChatView keys it by chat id).
+ */
 export function Composer({ chatId, replyTo, editing, onDone }: Props) {
-  const [text, setText] = useState('');
+  const [text, setTextState] = useState(() => localStorage.getItem(draftKey(chatId)) ?? '');
+  const setText = (value: string) => {
+    setTextState(value);
+    // Edits are not drafts of a new message.
+    if (editing) return;
+    if (value) localStorage.setItem(draftKey(chatId), value);
+    else localStorage.removeItem(draftKey(chatId));
+  };
   const [attachments, setAttachments] = useState<Attachment[]>([]);
   const [progress, setProgress] = useState<{ name: string; percent: number } | null>(null);
   const [polling, setPolling] = useState(false);
@@ -25,7 +42,7 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
   // Entering edit mode fills the box with the message's text once.
   if (editing && editing.id !== editingId) {
     setEditingId(editing.id);
-    setText(editing.body);
+    setTextState(editing.body);
   }
 
   const submit = (ev?: Event) => {
@@ -37,7 +54,9 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
       if (!body && attachments.length === 0) return;
       sendMessage(chatId, body, replyTo?.id, attachments.map((a) => a.id));
     }
-    setText('');
+    // After an edit the box gets back the draft it held before.
+    if (editing) setTextState(localStorage.getItem(draftKey(chatId)) ?? '');
+    else setText('');
     setAttachments([]);
     setEditingId(null);
     onDone();
@@ -73,7 +92,8 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
           <button
             type="button"
             onClick={() => {
-              setText('');
+              if (editing) setTextState(localStorage.getItem(draftKey(chatId)) ?? '');
+              else setText('');
               setEditingId(null);
               onDone();
             }}
@@ -102,6 +122,8 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
         <textarea
           id="composer-text"
           rows={1}
+          maxLength={MAX_CHARS}
+          aria-describedby={text.length >= COUNT_FROM ? 'composer-count' : undefined}
           value={text}
           placeholder={t('messagePlaceholder')}
           onInput={(e) => {
@@ -116,6 +138,11 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
             if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
           }}
         />
+        {text.length >= COUNT_FROM && (
+          <span id="composer-count" class={`count${text.length >= MAX_CHARS ? ' error' : ''}`} aria-live="polite">
+            {t('charsLeft', { left: MAX_CHARS - text.length })}
+          </span>
+        )}
         {!editing && (
           <>
             <input ref={fileInput} id="composer-file" type="file" class="visually-hidden" onChange={(e) => void onFile((e.currentTarget as HTMLInputElement).files?.[0])} />
