@@ -349,4 +349,34 @@ describe('web client in Chromium', () => {
       await context.close();
     }
   }, 60_000);
+
+  it('keeps WCAG 2.1 AA contrast for the main button\'s text and the fields\' edges, light and dark (issue 22)', async () => {
+    for (const colorScheme of ['light', 'dark'] as const) {
+      const context = await browser.newContext({ locale: 'en-US', colorScheme });
+      const page = await context.newPage();
+      try {
+        await page.goto(stack.baseUrl);
+        await page.getByLabel('Username or e-mail').waitFor();
+        const ratios = await page.evaluate(() => {
+          const rgb = (css: string) => (css.match(/[\d.]+/g) ?? []).slice(0, 3).map(Number);
+          const lum = (css: string) => {
+            const [r, g, b] = rgb(css).map((v) => v / 255).map((c) => (c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4));
+            return 0.2126 * r! + 0.7152 * g! + 0.0722 * b!;
+          };
+          const ratio = (a: string, b: string) => {
+            const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
+            return (hi! + 0.05) / (lo! + 0.05);
+          };
+          const button = getComputedStyle(document.querySelector('form button.primary')!);
+          const input = getComputedStyle(document.querySelector('form input')!);
+          return { buttonText: ratio(button.color, button.backgroundColor), fieldEdge: ratio(input.borderTopColor, input.backgroundColor) };
+        });
+        // Before: 2.09 for the button's text in the dark scheme, about 1.4 for a field's edge.
+        expect(ratios.buttonText, `${colorScheme} button text`).toBeGreaterThanOrEqual(4.5);
+        expect(ratios.fieldEdge, `${colorScheme} field edge`).toBeGreaterThanOrEqual(3);
+      } finally {
+        await context.close();
+      }
+    }
+  }, 60_000);
 });
