@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -129,6 +130,22 @@ export async function cachedTexts(redis: Redis, namespace: string): Promise<Map<
 export async function readCached<T = any>(redis: Redis, fullKey: string): Promise<T | undefined> {
   const raw = await redis.get(fullKey);
   return raw === null ? undefined : openSealed<T>(cacheKeyFrom(DEV_CACHE_KEY), fullKey, raw);
+}
+
+/**
+ * The first match of `pattern` in a finished mail to `to` in the development mail folder
+ * (MAIL_DIR: one .eml per mail, quoted-printable decoded first), waiting for it to be written.
+ */
+export async function mailMatch(dir: string, to: string, pattern: RegExp): Promise<string> {
+  return eventually(async () => {
+    for (const file of (await readdir(dir)).filter((f) => f.endsWith('.eml'))) {
+      const text = (await readFile(path.join(dir, file), 'utf8')).replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
+      if (!text.includes(to)) continue;
+      const match = pattern.exec(text);
+      if (match) return match[1] ?? match[0];
+    }
+    return undefined;
+  }, 10_000, `a mail to ${to} matching ${pattern}`);
 }
 
 export interface HttpAnswer<T = any> {

@@ -1,11 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '@parley/testing';
-import { register, startStack, type Account, type Stack } from './stack.js';
+import { mailMatch, register, startStack, type Account, type Stack } from './stack.js';
 
 /**
  * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
@@ -245,17 +244,9 @@ describe('web client in Chromium', () => {
       await page.getByLabel('E-mail').fill(`${user.username}@example.test`);
       await page.getByRole('button', { name: 'Send the link' }).click();
       await page.getByRole('status').filter({ hasText: 'a mail with a link' }).waitFor();
-      const link = await eventually(async () => {
-        for (const file of readdirSync(mailDir).filter((f) => f.endsWith('.eml'))) {
-          const text = readFileSync(path.join(mailDir, file), 'utf8').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-          if (!text.includes(`${user.username}@example.test`)) continue;
-          const match = /(http\S+\/reset-password#token=[A-Za-z0-9_-]+)/.exec(text);
-          if (match) return match[1];
-        }
-        return undefined;
-      }, 10_000, 'the reset mail');
+      const link = await mailMatch(mailDir, `${user.username}@example.test`, /(http\S+\/reset-password#token=[A-Za-z0-9_-]+)/);
       // The link's host is PUBLIC_URL's; open the same path and fragment on this stack.
-      const url = new URL(link!);
+      const url = new URL(link);
       await page.goto(`${stack.baseUrl}${url.pathname}${url.hash}`);
       await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
       // The token leaves the address bar at once.
@@ -274,19 +265,11 @@ describe('web client in Chromium', () => {
 
   it('confirms the e-mail address from the link of the verification mail (issue 22)', async () => {
     const user = await register(stack, `verify${Date.now() % 100000}`);
-    const link = await eventually(async () => {
-      for (const file of readdirSync(mailDir).filter((f) => f.endsWith('.eml'))) {
-        const text = readFileSync(path.join(mailDir, file), 'utf8').replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-        if (!text.includes(`${user.username}@example.test`)) continue;
-        const match = /(http\S+\/verify-email#token=[A-Za-z0-9_.-]+)/.exec(text);
-        if (match) return match[1];
-      }
-      return undefined;
-    }, 10_000, 'the verification mail');
+    const link = await mailMatch(mailDir, `${user.username}@example.test`, /(http\S+\/verify-email#token=[A-Za-z0-9_.-]+)/);
     const context = await browser.newContext({ locale: 'en-US' });
     const page = await context.newPage();
     try {
-      const url = new URL(link!);
+      const url = new URL(link);
       await page.goto(`${stack.baseUrl}${url.pathname}${url.hash}`);
       await page.getByRole('status').filter({ hasText: 'Your e-mail address is confirmed' }).waitFor();
       expect(page.url()).toBe(`${stack.baseUrl}/`);
@@ -367,8 +350,10 @@ describe('web client in Chromium', () => {
             const [hi, lo] = [lum(a), lum(b)].sort((x, y) => y - x);
             return (hi! + 0.05) / (lo! + 0.05);
           };
-          const button = getComputedStyle(document.querySelector('form button.primary')!);
-          const input = getComputedStyle(document.querySelector('form input')!);
+          // In the page: the DOM's globals (this file is typed for Node).
+          const page = globalThis as any;
+          const button = page.getComputedStyle(page.document.querySelector('form button.primary'));
+          const input = page.getComputedStyle(page.document.querySelector('form input'));
           return { buttonText: ratio(button.color, button.backgroundColor), fieldEdge: ratio(input.borderTopColor, input.backgroundColor) };
         });
         // Before: 2.09 for the button's text in the dark scheme, about 1.4 for a field's edge.

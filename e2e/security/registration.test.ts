@@ -1,24 +1,12 @@
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { eventually } from '@parley/testing';
-import { http, register, startStack, type Account, type Stack } from '../stack.js';
+import { http, mailMatch, register, startStack, type Account, type Stack } from '../stack.js';
 import { expectError } from './helpers.js';
 
-/** The verification token of the newest mail to `email` (quoted-printable decoded). */
-async function verificationToken(dir: string, email: string): Promise<string> {
-  return eventually(async () => {
-    for (const file of (await readdir(dir)).sort().reverse()) {
-      if (!file.endsWith('.eml')) continue;
-      const text = (await readFile(path.join(dir, file), 'utf8')).replace(/=\r?\n/g, '').replace(/=([0-9A-F]{2})/g, (_, h: string) => String.fromCharCode(parseInt(h, 16)));
-      if (!text.includes(email)) continue;
-      const token = /verify-email#token=([A-Za-z0-9_.-]+)/.exec(text)?.[1];
-      if (token) return token;
-    }
-    return undefined;
-  }, 10_000, `a verification mail to ${email}`);
-}
+/** The verification token of a mail to `email`. */
+const verificationToken = (dir: string, email: string) => mailMatch(dir, email, /verify-email#token=([A-Za-z0-9_.-]+)/);
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 

@@ -1,3 +1,4 @@
+import type { ComponentChildren } from 'preact';
 import { LANG_NAMES, type Lang } from '../i18n.js';
 import { navigate } from '../state/session.js';
 import { changed, state, useAppState, type View } from '../state/store.js';
@@ -32,6 +33,24 @@ function LanguageSwitch() {
   );
 }
 
+/** A dismissible line above the page: an error (role alert) or a notice (role status). */
+function Banner({ role, kind, onClose, children }: { role: 'alert' | 'status'; kind: 'error' | 'notice'; onClose: () => void; children: ComponentChildren }) {
+  return (
+    <div role={role} class={`${kind} banner`}>
+      {children}
+      <button
+        type="button"
+        onClick={() => {
+          onClose();
+          changed();
+        }}
+      >
+        ×<span class="visually-hidden">{t('cancel')}</span>
+      </button>
+    </div>
+  );
+}
+
 const TABS: { view: View['name']; key: 'chats' | 'people' | 'search' | 'profile' }[] = [
   { view: 'chats', key: 'chats' },
   { view: 'people', key: 'people' },
@@ -50,32 +69,14 @@ export function App() {
         {state.announcement}
       </div>
       {state.error && (
-        <div role="alert" class="error banner">
+        <Banner role="alert" kind="error" onClose={() => (state.error = null)}>
           {t('error', { message: state.error })}
-          <button
-            type="button"
-            onClick={() => {
-              state.error = null;
-              changed();
-            }}
-          >
-            ×<span class="visually-hidden">{t('cancel')}</span>
-          </button>
-        </div>
+        </Banner>
       )}
       {state.notice && (
-        <div role="status" class="notice banner">
+        <Banner role="status" kind="notice" onClose={() => (state.notice = null)}>
           {state.notice}
-          <button
-            type="button"
-            onClick={() => {
-              state.notice = null;
-              changed();
-            }}
-          >
-            ×<span class="visually-hidden">{t('cancel')}</span>
-          </button>
-        </div>
+        </Banner>
       )}
       {state.booting ? (
         <p class="hint">{t('connecting')}</p>
