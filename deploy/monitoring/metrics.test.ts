@@ -4,6 +4,8 @@ import { fileURLToPath } from 'node:url';
 import { createMetrics } from '@parley/telemetry';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { backupMetrics } from '../../services/backup/src/metrics.js';
+import { createJobMetrics } from '../../services/retention/src/job-metrics.js';
 
 // Every metric a dashboard panel or an alert queries must be one the services export, or the panel
 // stays empty and the alert never fires. "Export" means: registered by createMetrics (the registry
@@ -12,21 +14,18 @@ import { parse } from 'yaml';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
-/** Metrics of the one-shot jobs (services/retention, services/backup), pushed to the Pushgateway. */
-const JOB_METRICS = [
-  'retention_deleted_total',
-  'retention_duration_seconds',
-  'retention_last_success_timestamp_seconds',
-  'backup_last_success_timestamp_seconds',
-  'backup_size_bytes',
-  'backup_duration_seconds',
-];
+/** Metrics of the one-shot jobs (services/retention, services/backup), pushed to the Pushgateway: their own registries. */
+async function jobMetricNames(): Promise<string[]> {
+  const retention = createJobMetrics().registry;
+  const backup = backupMetrics({ finishedAt: new Date(), bytes: 0, durationSeconds: 0 });
+  return [...(await retention.getMetricsAsJSON()), ...(await backup.getMetricsAsJSON())].map((m) => m.name);
+}
 /** Series Prometheus records for every target. */
 const PROMETHEUS_SERIES = ['up'];
 
 async function exportedNames(): Promise<Set<string>> {
   const { registry } = createMetrics('metrics-test');
-  const names = new Set<string>([...JOB_METRICS, ...PROMETHEUS_SERIES]);
+  const names = new Set<string>([...(await jobMetricNames()), ...PROMETHEUS_SERIES]);
   for (const m of await registry.getMetricsAsJSON()) {
     names.add(m.name);
     if (String(m.type) === 'histogram') for (const s of ['_bucket', '_sum', '_count']) names.add(m.name + s);
