@@ -7,6 +7,14 @@ export interface Mail {
   text: string;
 }
 
+/**
+ * A link into the web client that carries a token: in the fragment (#), which browsers never send
+ * to a server, so it stays out of access logs and Referer headers (reset and verification mails).
+ */
+export function tokenLink(publicUrl: string, page: string, token: string): string {
+  return `${publicUrl.replace(/\/+$/, '')}/${page}#token=${token}`;
+}
+
 /** Sends one mail; rejects when it could not be handed over. Callers decide whether that matters. */
 export interface Mailer {
   send(mail: Mail): Promise<void>;

@@ -1,4 +1,4 @@
-import type { Mail } from '../mail/mailer.js';
+import { tokenLink, type Mail } from '../mail/mailer.js';
 
 /**
  * The reset mail. The token rides in the link's fragment (#), which browsers never send to a server,
@@ -6,7 +6,7 @@ import type { Mail } from '../mail/mailer.js';
  * its own for clients that take it typed or pasted.
  */
 export function resetMail(to: string, token: string, publicUrl: string, ttlSeconds: number): Mail {
-  const link = `${publicUrl.replace(/\/+$/, '')}/reset-password#token=${token}`;
+  const link = tokenLink(publicUrl, 'reset-password', token);
   const minutes = Math.max(1, Math.round(ttlSeconds / 60));
   return {
     to,

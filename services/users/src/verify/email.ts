@@ -9,7 +9,7 @@ import { auditContext, type AuditRecorder } from '../audit/record.js';
 import type { StorePasswordDeps } from '../auth/store-password.js';
 import { keyPart, type AttemptThrottle } from '../auth/throttle.js';
 import type { BackgroundTasks } from '../background.js';
-import type { Mail, Mailer } from '../mail/mailer.js';
+import { tokenLink, type Mail, type Mailer } from '../mail/mailer.js';
 import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../users/projection.js';
 import { findUserById, type UserRow } from '../users/queries.js';
 
@@ -67,7 +67,7 @@ function readToken(secret: string, token: string): { userId: string; emailKey: s
 }
 
 export function verificationMail(to: string, token: string, publicUrl: string, ttlSeconds: number): Mail {
-  const link = `${publicUrl.replace(/\/+$/, '')}/verify-email#token=${token}`;
+  const link = tokenLink(publicUrl, 'verify-email', token);
   const hours = Math.max(1, Math.round(ttlSeconds / 3600));
   return {
     to,
