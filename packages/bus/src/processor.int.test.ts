@@ -199,6 +199,43 @@ describe('Processor', () => {
     expect(logs.some((l) => l.includes('projector saw a delivery gap'))).toBe(true);
   });
 
+  it('starts a fresh consumer from its checkpoint when its consumer is deleted from under it', async () => {
+    const { p, store, logs } = processor();
+    p.start();
+    await publish(1);
+    await applied(store, 1);
+    // What a NATS cluster that lost the consumer in its restarts does: the library alone would
+    // wait for it forever.
+    await bus.jsm.consumers.delete(stream, p.name);
+    await publish(2);
+    expect(await applied(store, 2)).toEqual([1, 2]);
+    expect(logs.some((l) => l.includes('projector consumer lost'))).toBe(true);
+  });
+
+  it('restarts a consumer that receives nothing while JetStream counts events as delivered to it', async () => {
+    const { p, store, logs } = processor({ batchSize: 1, stallMs: 500 });
+    p.start();
+    await publish(1);
+    await applied(store, 1);
+    // The last delivery goes elsewhere and nothing follows it, so no gap shows: only the ack wait
+    // (10 s here) would bring it back. The watchdog must not wait that long.
+    const consumer = await bus.js.consumers.get(stream, p.name);
+    const stolen = consumer.next({ expires: 10_000 });
+    await bus.nc.flush();
+    let n = 1;
+    let taken = false;
+    void stolen.then(() => (taken = true));
+    while (!taken && n < 20) {
+      await publish(++n);
+      await sleep(50);
+    }
+    expect((await stolen)?.json<Noted>().n).toBe(n);
+    const started = Date.now();
+    expect(await applied(store, n)).toEqual(upTo(n));
+    expect(Date.now() - started).toBeLessThan(8_000);
+    expect(logs.some((l) => l.includes('projector received nothing while events wait'))).toBe(true);
+  });
+
   it('stands by while another instance leads, and after losing leadership stops and competes again', async () => {
     const { p, store, leadership, logs } = processor();
     const releaseOther = leadership.takeElsewhere();

@@ -32,6 +32,11 @@ export interface ProcessorOptions<E> {
   lingerMs?: number | undefined;
   /** Attempts for an event whose apply fails with a non-transient error before it is terminated. */
   maxAttempts?: number | undefined;
+  /**
+   * How long a leader may receive nothing, with nothing to apply, before it asks JetStream whether
+   * events wait for it (and restarts its consumer if they do) (ms).
+   */
+  stallMs?: number | undefined;
   /** Fault injection for tests (faults.ts): called at each step of a batch. */
   hooks?: ProjectorHooks | undefined;
 }
@@ -66,6 +71,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
   private readonly ackWaitMs: number;
   private readonly maxAttempts: number;
   private readonly lingerMs: number;
+  private readonly stallMs: number;
   private lingerTimer: NodeJS.Timeout | undefined;
   private readonly queue: JsMsg[] = [];
   private messages: ConsumerMessages | undefined;
@@ -84,6 +90,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
     // A lingering batch is not acked yet: keep the wait far inside the ack wait, or JetStream
     // redelivers what is still waiting (harmless, the checkpoint skips it, but wasted).
     this.lingerMs = Math.min(o.lingerMs ?? 0, this.ackWaitMs / 4);
+    this.stallMs = o.stallMs ?? 10_000;
   }
 
   get name(): string {
@@ -236,16 +243,22 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
       // (redeliveries included). A jump means a delivery never reached us, and the event it
       // carried would come back only after newer ones: start again from the checkpoint instead.
       let expected: number | undefined;
-      let gap = false;
+      let restarting = false;
+      let lastDeliveryAt = Date.now();
+      const restart = (reason: string, detail: object) => {
+        if (restarting) return;
+        restarting = true;
+        this.o.log.warn({ projector: this.name, ...detail }, `projector ${reason}; restarting from its checkpoint`);
+        void messages.close();
+      };
       const messages = await consumer.consume({
         max_messages: this.batchSize * 2,
         callback: (msg) => {
-          if (gap) return;
+          if (restarting) return;
+          lastDeliveryAt = Date.now();
           const delivered = msg.info.deliverySequence;
           if (expected !== undefined && delivered !== expected) {
-            gap = true;
-            this.o.log.warn({ projector: this.name, expected, delivered, streamSeq: msg.seq }, 'projector saw a delivery gap; restarting from its checkpoint');
-            void messages.close();
+            restart('saw a delivery gap', { expected, delivered, streamSeq: msg.seq });
             return;
           }
           expected = delivered + 1;
@@ -256,11 +269,56 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
       this.messages = messages;
       // stop() may have run while this consumer was being set up, closing only the previous one.
       if (this.stopped) void messages.close();
-      await messages.closed();
-      if (!gap) return;
+      void this.watchStatus(messages, restart);
+      const watchdog = setInterval(() => {
+        if (!restarting && this.queue.length === 0 && !this.draining && Date.now() - lastDeliveryAt >= this.stallMs) {
+          void this.checkStalled((reason, detail) => restart(reason, detail));
+        }
+      }, this.stallMs);
+      watchdog.unref();
+      try {
+        await messages.closed();
+      } finally {
+        clearInterval(watchdog);
+      }
+      if (!restarting || this.stopped) return;
       // What is queued comes again from the new consumer; the batch being applied finishes first.
       this.queue.splice(0);
       await this.draining;
+    }
+  }
+
+  /**
+   * The client library recovers a pull consumer from reconnects and missed heartbeats by itself,
+   * but not from the consumer vanishing (a NATS cluster whose nodes all restarted): it waits for
+   * the consumer to come back, which it never does. Found by e2e/faults/cluster.test.ts: the
+   * projection stopped for good while the stream kept taking messages.
+   */
+  private async watchStatus(messages: ConsumerMessages, restart: (reason: string, detail: object) => void): Promise<void> {
+    for await (const status of messages.status()) {
+      if (status.type === 'consumer_not_found' || status.type === 'consumer_deleted' || status.type === 'stream_not_found') {
+        restart(`consumer lost (${status.type})`, {});
+        return;
+      }
+    }
+  }
+
+  /**
+   * Nothing delivered for `stallMs` and nothing being applied: if JetStream holds events for this
+   * consumer (or lost the consumer), the pull went nowhere; only a fresh consumer from the
+   * checkpoint gets things moving again. Quiet streams pass (nothing pending), and so does a NATS
+   * that cannot answer (the library's own reconnect handling covers that).
+   */
+  private async checkStalled(restart: (reason: string, detail: object) => void): Promise<void> {
+    try {
+      const info = await this.o.bus.jsm.consumers.info(this.o.stream, this.name);
+      // Nothing is in hand (the queue is empty, every batch acked), so anything JetStream counts as
+      // delivered and unacknowledged never arrived.
+      if (info.num_pending > 0 || info.num_ack_pending > 0) {
+        restart('received nothing while events wait', { pending: info.num_pending, ackPending: info.num_ack_pending, stallMs: this.stallMs });
+      }
+    } catch (error) {
+      if (isNotFound(error)) restart('consumer lost (not found)', {});
     }
   }
 
