@@ -191,6 +191,27 @@ describe('realtime: scale-out, resume, typing', () => {
     for (const s of [sender, bobSocket]) s.close();
   }, 60_000);
 
+  it('a notice for a socket that lacks a chat this gateway already follows replays the chat to it from the notice, once, in order', async () => {
+    // What a member's socket looks like when its memberships answer predated the projection of
+    // the chat: the chat is followed here for another member, and the notice comes late (a
+    // projector that crashed before its reliable-path notice went out). The test plays the
+    // messages service's part and publishes the notice itself.
+    const chatId = await groupOf(stack, alice, [bob], 'late joiner');
+    const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const late = await TestSocket.open(stack.wsUrl, carol.accessToken);
+    await Promise.all([sender.sync(), late.sync()]);
+    const before = await sendMany(sender, chatId, 'lj', 5);
+    const nc = await stack.env.connectNats('late-joiner');
+    nc.publish(subjects.inbox(stack.env.namespace, carol.id), JSON.stringify({ chatId, seq: 1, userIds: [carol.id] }));
+    await nc.flush();
+    await nc.close();
+    const after = (await sendMany(sender, chatId, 'lj-after', 1))[0]!;
+    const seqs: number[] = [];
+    while (seqs.at(-1) !== after) seqs.push((await late.next((f) => f.op === 'event' && f.chatId === chatId, 15_000)).seq);
+    expect(seqs).toEqual([1, ...before, after]);
+    for (const s of [sender, late]) s.close();
+  });
+
   it('rejects malformed resume frames and keeps the socket', async () => {
     const s = await TestSocket.open(stack.wsUrl, alice.accessToken);
     s.send({ op: 'resume', cursors: { 'not-a-chat': 1 } });

@@ -1,11 +1,11 @@
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Bus, Sequencer } from '@parley/bus';
-import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
+import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, toClientEvent, type ChatEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
 import { eventsAfter } from '@parley/bus';
-import type { SocketRegistry } from './registry.js';
+import type { Socket, SocketRegistry } from './registry.js';
 
 interface Followed {
   events: Subscription;
@@ -177,11 +177,49 @@ export class LiveFanout {
     }
     const { chatId, seq } = notice;
     if (!isId(chatId) || typeof seq !== 'number' || !Array.isArray(notice.userIds)) return;
-    const local = notice.userIds.filter((u): u is string => isId(u) && [...this.deps.registry.socketsOf(u)].length > 0);
-    if (local.length === 0) return;
-    for (const userId of local) for (const socket of this.deps.registry.socketsOf(userId)) this.deps.delivery.join(socket, chatId);
-    // Catch up from the event that added them: anything live since then is deduplicated by seq.
-    this.enqueue(chatId, (state) => this.fill(chatId, state, seq - 1, Number.MAX_SAFE_INTEGER));
+    const sockets = notice.userIds.filter(isId).flatMap((u) => [...this.deps.registry.socketsOf(u)]).filter((s) => !s.getUserData().chats.has(chatId));
+    if (sockets.length === 0) return;
+    if (!this.followed.has(chatId)) {
+      // Nobody here follows the chat yet: follow it and catch it up from the event that added them;
+      // whatever also arrives live is deduplicated by seq.
+      for (const socket of sockets) this.deps.delivery.join(socket, chatId);
+      this.enqueue(chatId, (state) => this.fill(chatId, state, seq - 1, Number.MAX_SAFE_INTEGER));
+      return;
+    }
+    // The chat is followed for other local members, so its live position is past what these sockets
+    // have: catch each one up on its own, in the chat's order, and only then let live events reach
+    // it. (Catching the chat up instead skipped everything the others had already received: found by
+    // e2e/faults/projector.test.ts, where a notice delayed by a projector crash left members without
+    // the messages sent meanwhile.)
+    this.enqueue(chatId, (state) => this.catchUpSockets(chatId, state, sockets, seq - 1));
+  }
+
+  /**
+   * Sends each socket the chat's events after `from` (or a reset to the head when that is more
+   * than the catch-up allows), then joins it. A user removed again since (a stale notice) gets
+   * the removal and nothing after it, and is not joined.
+   */
+  private async catchUpSockets(chatId: string, state: Followed, sockets: Socket[], from: number): Promise<void> {
+    const missing = await eventsAfter(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, this.deps.maxCatchUp);
+    let sent = 0;
+    for (const socket of sockets) {
+      const data = socket.getUserData();
+      if (data.closed) continue;
+      if ('reset' in missing) {
+        const head = Math.max(missing.headSeq, state.lastSeq);
+        this.deps.delivery.sendNow(socket, chatId, head, JSON.stringify({ op: 'reset', chatId, seq: head }));
+        this.deps.delivery.join(socket, chatId);
+        continue;
+      }
+      let member = true;
+      for (const event of missing.events) {
+        if (membersAddedBy(event).includes(data.userId!)) member = true;
+        if (member && this.deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
+        if (memberRemovedBy(event) === data.userId) member = false;
+      }
+      if (member) this.deps.delivery.join(socket, chatId);
+    }
+    this.deps.delivery.countSent(sent);
   }
 
   private onReceipt(chatId: string, msg: Msg): void {
