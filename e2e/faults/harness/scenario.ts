@@ -132,7 +132,8 @@ export class Scenario {
 
   /** The last log lines of every service, for a failure message. */
   logs(lines = Number(process.env.FAULT_LOG_LINES ?? 15)): string {
-    return this.services.map((s) => `--- ${s.label}\n${s.output.slice(-lines).join('\n')}`).join('\n');
+    const services = this.services.map((s) => `--- ${s.label}\n${s.output.slice(-lines).join('\n')}`);
+    return [...services, '--- clients', ...this.clients.map((c) => c.describe())].join('\n');
   }
 
   async stop(): Promise<void> {

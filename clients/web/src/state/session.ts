@@ -1,4 +1,4 @@
-import { Api, RealtimeClient, newClientMsgId, storageTokens, type Message, type SocketLike } from '../api/index.js';
+import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Message, type SocketLike } from '../api/index.js';
 import { translate } from '../i18n.js';
 import { errorText } from './errors.js';
 import { applyEvent, upsertMessage, type EventEffects } from './events.js';
@@ -221,10 +221,12 @@ export function ensureUser(id: string): Promise<void> {
  */
 export async function reloadNewest(chatId: string, through = 0): Promise<void> {
   try {
-    let page = await api.messages(chatId);
+    // A reload that failed would leave a hole for good: live delivery has moved on past it, and
+    // the next resume will not reset again. So an unavailable server is asked again too.
+    let page = await newestPage(chatId);
     for (let attempt = 0; page.seq < through && attempt < 8; attempt++) {
       await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
-      page = await api.messages(chatId);
+      page = await newestPage(chatId);
     }
     const newer = (state.history.get(chatId)?.messages ?? []).filter((m) => m.seq > page.seq);
     state.history.set(chatId, { messages: [...page.items.slice().reverse(), ...newer], older: page.nextCursor });
@@ -232,6 +234,19 @@ export async function reloadNewest(chatId: string, through = 0): Promise<void> {
     changed();
   } catch (error) {
     fail(error);
+  }
+}
+
+/** The newest page, asked again with growing pauses (up to about a minute) while the server is unavailable. */
+async function newestPage(chatId: string): ReturnType<typeof api.messages> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await api.messages(chatId);
+    } catch (error) {
+      const transient = !(error instanceof ApiError) || error.status >= 500;
+      if (!transient || attempt >= 8) throw error;
+      await new Promise((resolve) => setTimeout(resolve, Math.min(10_000, 250 * 2 ** attempt)));
+    }
   }
 }
 
