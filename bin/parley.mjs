@@ -23,8 +23,10 @@ const COMMANDS = {
   backup: { help: 'backup <dir>: one archive into <dir>', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'backup'] },
   restore: { help: 'restore <archive> [--force]', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'restore'] },
   verify: { help: 'verify <archive>: restore into scratch and compare', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'verify'] },
-  daily: { help: 'daily <dir>: backup, verify it, rotate (what the scheduled job runs)', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'daily'] },
+  daily: { help: 'daily <dir>: backup, verify it, rotate, and copy off-site with BACKUP_S3_URL (what the scheduled job runs)', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'daily'] },
   rotate: { help: 'rotate <dir>: keep BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY archives', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'rotate'] },
+  push: { help: 'push <archive>: copy it to BACKUP_S3_URL and rotate there', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'push'] },
+  pull: { help: 'pull <name|latest> <dir>: fetch an archive from BACKUP_S3_URL, checked', args: () => [dist('services', 'backup', 'dist', 'main.js'), 'pull'] },
   schedule: { help: 'runs daily (SCHEDULE_BACKUP, 02:00 UTC) and cleanup (SCHEDULE_CLEANUP, 03:00 UTC) until stopped', args: () => [dist('scripts', 'schedule.mjs')], needs: dist('services', 'backup', 'dist', 'main.js') },
   rebuild: { help: 'rebuild <users|messages>: replay a projection from the streams (service stopped)', args: () => [dist('scripts', 'rebuild.mjs')], needs: dist('services', 'users', 'dist', 'rebuild.js') },
 };

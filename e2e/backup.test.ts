@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
 import { createTestEnv } from '@parley/testing';
@@ -219,7 +221,7 @@ describe('backup, verify and restore (services/backup)', () => {
     expect(result.stderr).toMatch(/truncated\.tar\.gz is corrupt or truncated/);
   }, 60_000);
 
-  it('the daily job (parley daily) removes a killed run\'s leftovers, backs up, verifies and rotates', async () => {
+  it('the daily job (parley daily) removes a killed run\'s leftovers, backs up, verifies, rotates and copies off-site, and pull brings the archive back', async () => {
     const daily = path.join(dir, 'daily');
     mkdirSync(daily, { recursive: true });
     // What a SIGKILLed run leaves: its staging folder and partial archive, hours old; and a
@@ -234,10 +236,26 @@ describe('backup, verify and restore (services/backup)', () => {
     const running = path.join(daily, '.parley-backup-running');
     mkdirSync(running);
     const parley = path.join(root, 'bin/parley.mjs');
-    const { stdout } = await promisify(execFile)(process.execPath, [parley, 'daily', daily], { env: { ...process.env, ...stack.vars, LOG_LEVEL: 'silent' } });
-    expect(stdout).toMatch(/^backup .*\.tar\.gz: \d+ bytes/m);
-    expect(stdout).toMatch(/^verify .*: OK/m);
-    expect(stdout).toMatch(/^rotate .*: kept 1, deleted 0/m);
+    // Off-site too: an S3-compatible store (s3rver) reached with the real AWS SDK.
+    const s3 = new S3rver({ address: '127.0.0.1', port: 0, silent: true, directory: path.join(dir, 's3'), configureBuckets: [{ name: 'offsite', configs: [] }] });
+    const { port } = (await s3.run()) as AddressInfo;
+    const env = { ...process.env, ...stack.vars, LOG_LEVEL: 'silent', BACKUP_S3_URL: 's3://offsite/parley', BACKUP_S3_ENDPOINT: `http://127.0.0.1:${port}`, AWS_ACCESS_KEY_ID: 'S3RVER', AWS_SECRET_ACCESS_KEY: 'S3RVER' };
+    try {
+      const { stdout } = await promisify(execFile)(process.execPath, [parley, 'daily', daily], { env });
+      expect(stdout).toMatch(/^backup .*\.tar\.gz: \d+ bytes/m);
+      expect(stdout).toMatch(/^verify .*: OK/m);
+      expect(stdout).toMatch(/^rotate .*: kept 1, deleted 0/m);
+      expect(stdout).toMatch(/^push parley-.*\.tar\.gz → s3:\/\/offsite\/parley\/: \d+ bytes, verified/m);
+      expect(stdout).toMatch(/^rotate s3:\/\/offsite\/parley\/: kept 1, deleted 0/m);
+      // Back from off-site, as on a machine that lost its backup volume: the same bytes, checked.
+      const fetched = path.join(dir, 'fetched');
+      const pulled = await promisify(execFile)(process.execPath, [parley, 'pull', 'latest', fetched], { env });
+      expect(pulled.stdout).toMatch(/^pull .*: SHA-256 checked/m);
+      const archive = readdirSync(daily).find((f) => f.endsWith('.tar.gz'))!;
+      expect(readFileSync(path.join(fetched, archive))).toEqual(readFileSync(path.join(daily, archive)));
+    } finally {
+      await s3.close();
+    }
     const left = readdirSync(daily).sort();
     expect(left.filter((f) => f.endsWith('.tar.gz'))).toHaveLength(1);
     expect(left.filter((f) => f.endsWith('.tar.gz.verified'))).toHaveLength(1);

@@ -128,6 +128,14 @@ async function checkCompose() {
     services[name] = { ...services[name], ...s, environment: { ...envOf(services[name] ?? {}), ...envOf(s) } };
   }
 
+  // Settings: every Parley container reads the operator's optional settings.env (issue 20: compose
+  // passed none of the retention, cache or backup settings into the containers).
+  for (const [name, svc] of Object.entries(base.services)) {
+    if (svc.image !== 'parley:local') continue;
+    const files = (svc.env_file ?? []).map((f) => (typeof f === 'string' ? { path: f, required: true } : f));
+    if (!files.some((f) => f.path === './settings.env' && f.required === false)) fail(`compose: ${name} does not read the optional ./settings.env (env_file with required: false)`);
+  }
+
   // Secrets: required where used, never defaulted, never written down.
   for (const [doc, file] of [[base, 'docker-compose.yml'], [mon, 'docker-compose.monitoring.yml']]) {
     for (const [text, where] of strings(doc, file)) {

@@ -24,6 +24,15 @@ export const BackupEnv = {
   BACKUP_METRICS_TEXTFILE: Type.Optional(Type.String()),
   /** Prometheus Pushgateway: the job's metrics are pushed here after a successful backup (job "parley_backup"). */
   PUSHGATEWAY_URL: Type.Optional(Type.String()),
+  /**
+   * Off-site copies: `s3://bucket/prefix` in S3 or an S3-compatible store. `daily` uploads each
+   * archive there and rotates there with the BACKUP_KEEP_* policy; `push` and `pull` do it by hand.
+   * Credentials: the AWS SDK's chain (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, a role).
+   */
+  BACKUP_S3_URL: Type.Optional(Type.String({ pattern: '^s3://' })),
+  /** The store's address when it is not AWS (MinIO, Ceph, Garage...): path-style requests are used. */
+  BACKUP_S3_ENDPOINT: Type.Optional(Type.String()),
+  BACKUP_S3_REGION: Type.String({ default: 'us-east-1' }),
 };
 
 export type BackupConfig = ReturnType<typeof loadBackupEnv>;

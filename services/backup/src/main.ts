@@ -1,10 +1,13 @@
+import { access } from 'node:fs/promises';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { applyEnvFile, withoutEnvFileArgs } from '@parley/config';
 import { createLogger } from '@parley/log';
 import { CorruptArchiveError } from './archive.js';
 import { runBackup } from './backup.js';
 import { loadBackupEnv } from './env.js';
-import { backupMetrics, exportMetrics } from './metrics.js';
+import { backupMetrics, exportMetrics, offsiteMetrics } from './metrics.js';
+import { OffsiteStore } from './offsite.js';
 import { RetentionMissingError, runRestore, TargetNotEmptyError } from './restore.js';
 import { rotateDirectory } from './rotate.js';
 import { runVerify } from './verify.js';
@@ -14,15 +17,19 @@ const USAGE = `usage: node services/backup/dist/main.js <command>
   restore <archive> [--force]  restore into DATABASE_URL / PARLEY_NAMESPACE / ATTACHMENTS_DIR
   verify <archive>             check, restore into a scratch database and namespace, compare
   rotate <dir>                 keep BACKUP_KEEP_DAILY / _WEEKLY / _MONTHLY archives and the newest verified one
-  daily <dir>                  backup, then verify that archive, then rotate: what the scheduled job runs`;
+  daily <dir>                  backup, then verify that archive, then rotate: what the scheduled job runs
+                               (and, with BACKUP_S3_URL, copy it off-site and rotate there)
+  push <archive>               copy an archive to BACKUP_S3_URL, then rotate there
+  pull <name|latest> <dir>     fetch an archive (latest: the newest verified) from BACKUP_S3_URL, checked`;
 
 const say = (line: string) => process.stdout.write(`${line}\n`);
 
 /** Exit codes: 0 done, 1 failed (or verify found a difference), 2 usage or configuration error. */
 async function main(argv: string[]): Promise<number> {
   const { positionals, values } = parseArgs({ args: argv, options: { force: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
-  const [command, target] = positionals;
-  if (!command || !target || positionals.length > 2 || (values.force && command !== 'restore')) {
+  const [command, target, extra] = positionals;
+  const arity = command === 'pull' ? 3 : 2;
+  if (!command || !target || positionals.length !== arity || (values.force && command !== 'restore')) {
     process.stderr.write(`${USAGE}\n`);
     return 2;
   }
@@ -44,14 +51,46 @@ async function main(argv: string[]): Promise<number> {
     say(`verify ${archive}: ${report.ok ? 'OK' : 'FAILED'} (${(report.durationMs / 1000).toFixed(1)} s)`);
     return report.ok;
   };
+  const policy = () => ({ daily: config.BACKUP_KEEP_DAILY, weekly: config.BACKUP_KEEP_WEEKLY, monthly: config.BACKUP_KEEP_MONTHLY });
   const rotate = async (dir: string) => {
-    const policy = { daily: config.BACKUP_KEEP_DAILY, weekly: config.BACKUP_KEEP_WEEKLY, monthly: config.BACKUP_KEEP_MONTHLY };
-    const { kept, removed } = await rotateDirectory(dir, policy);
+    const { kept, removed } = await rotateDirectory(dir, policy());
     for (const [name, reasons] of kept) say(`  keep   ${name} (${reasons.join(', ')})`);
     for (const name of removed) say(`  delete ${name}`);
     say(`rotate ${dir}: kept ${kept.size}, deleted ${removed.length}`);
   };
+  const offsite = () => {
+    if (!config.BACKUP_S3_URL) throw Object.assign(new Error('BACKUP_S3_URL is not set: no off-site storage configured'), { name: 'ConfigError' });
+    return new OffsiteStore({ url: config.BACKUP_S3_URL, endpoint: config.BACKUP_S3_ENDPOINT, region: config.BACKUP_S3_REGION });
+  };
+  /** Uploads an archive (verified when its .verified marker lies beside it), reports, rotates there. */
+  const push = async (archive: string) => {
+    const store = offsite();
+    try {
+      const verified = await access(`${archive}.verified`).then(() => true, () => false);
+      const started = Date.now();
+      const { bytes } = await store.push(archive, verified);
+      say(`push ${path.basename(archive)} → ${store.where()}: ${bytes} bytes${verified ? ', verified' : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      await exportMetrics(offsiteMetrics({ finishedAt: new Date(), bytes }), { textfile: config.BACKUP_METRICS_TEXTFILE?.replace(/(\.prom)?$/, '-offsite.prom'), pushgateway: config.PUSHGATEWAY_URL });
+      const { kept, removed } = await store.rotate(policy());
+      for (const name of removed) say(`  delete ${store.where()}${name}`);
+      say(`rotate ${store.where()}: kept ${kept.size}, deleted ${removed.length}`);
+    } finally {
+      store.close();
+    }
+  };
   switch (command) {
+    case 'push':
+      await push(target);
+      return 0;
+    case 'pull': {
+      const store = offsite();
+      try {
+        say(`pull ${await store.pull(target, extra!)}: SHA-256 checked`);
+      } finally {
+        store.close();
+      }
+      return 0;
+    }
     case 'backup':
       await backup();
       return 0;
@@ -62,6 +101,9 @@ async function main(argv: string[]): Promise<number> {
       const archive = await backup();
       const ok = await verify(archive);
       await rotate(target);
+      // Off-site after the local work: an unreachable bucket fails the run (and, after 26 h,
+      // BackupOffsiteNotRun fires), but never costs tonight's local archive.
+      if (config.BACKUP_S3_URL) await push(archive);
       return ok ? 0 : 1;
     }
     case 'restore': {

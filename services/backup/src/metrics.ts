@@ -15,6 +15,14 @@ export function backupMetrics(values: { finishedAt: Date; bytes: number; duratio
   return registry;
 }
 
+/** After an archive reached off-site storage (`daily` with BACKUP_S3_URL, or `push`). */
+export function offsiteMetrics(values: { finishedAt: Date; bytes: number }): Registry {
+  const registry = new Registry();
+  new Gauge({ name: 'backup_offsite_last_success_timestamp_seconds', help: 'When an archive last reached off-site storage (Unix time)', registers: [registry] }).set(values.finishedAt.getTime() / 1000);
+  new Gauge({ name: 'backup_offsite_size_bytes', help: 'Size of the archive last copied off-site', registers: [registry] }).set(values.bytes);
+  return registry;
+}
+
 export async function exportMetrics(registry: Registry, target: { textfile?: string | undefined; pushgateway?: string | undefined }): Promise<void> {
   if (target.textfile) {
     const partial = `${target.textfile}.${process.pid}.tmp`;
