@@ -5,12 +5,16 @@
 //   2. settings from its `.env` only (the environment carries none of Parley's);
 //   3. the services started there with `parley`, one at a time, each on its own metrics port;
 //   4. traffic: two users, a chat, messages;
-//   5. the retention pass as the scheduler runs it (`parley cleanup`): the `.env` retention days are
-//      the ones applied, and its metrics reach a Pushgateway (Debian's prometheus-pushgateway);
-//   6. the nightly backup (`parley daily`): backup, verify, rotate; its metrics reach the Pushgateway;
+//   5. the retention pass as the guide's cron line runs it (docs/retention.md, `/etc/cron.d/parley-retention`,
+//      read from the doc): the `.env` retention days are the ones applied, and its metrics reach a
+//      Pushgateway (Debian's prometheus-pushgateway);
+//   6. the nightly backup as the guide's systemd unit runs it (docs/backup.md, `parley-backup.service`,
+//      read from the doc): backup, verify, rotate; its metrics reach the Pushgateway and the textfile;
+//      the other two recipes (backup's cron line, retention's unit) are parsed and their schedules
+//      and commands checked, so a doc that drifts from the code fails here;
 //   7. a restore into an empty database and namespace: the messages are back.
 import { execFileSync, spawn } from 'node:child_process';
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -71,6 +75,46 @@ async function api(base, method, route, body, token) {
   });
   const text = await res.text();
   return { status: res.status, body: text ? JSON.parse(text) : null };
+}
+
+
+// ------------------------------------------------ the guide's scheduled-job recipes, from the docs
+/** The first line of the code block headed `# /etc/cron.d/<name>` in `doc`: schedule, user, command. */
+function cronRecipe(doc, name) {
+  const lines = readFileSync(path.join(repo, doc), 'utf8').split('\n');
+  const at = lines.findIndex((l) => l.trim() === `# /etc/cron.d/${name}` || l.trim().startsWith('# m h dom mon dow'));
+  const line = lines.slice(at + 1).find((l) => l.trim() && !l.trim().startsWith('#'));
+  if (at < 0 || !line) fail(`${doc}: no cron line for ${name}`);
+  const fields = line.trim().split(/\s+/);
+  return { schedule: fields.slice(0, 5).join(' '), user: fields[5], command: fields.slice(6).join(' ') };
+}
+/** The [Service] settings of the unit headed `# /etc/systemd/system/<unit>` in `doc`. */
+function systemdRecipe(doc, unit) {
+  const lines = readFileSync(path.join(repo, doc), 'utf8').split('\n');
+  const at = lines.findIndex((l) => l.trim() === `# /etc/systemd/system/${unit}`);
+  if (at < 0) fail(`${doc}: no unit ${unit}`);
+  const service = { Environment: [] };
+  for (const l of lines.slice(at + 1)) {
+    if (l.startsWith('# /etc/') || l.startsWith('```')) break;
+    const m = /^(\w+)=(.*)$/.exec(l.trim());
+    if (!m) continue;
+    if (m[1] === 'Environment') service.Environment.push(m[2]);
+    else service[m[1]] = m[2];
+  }
+  if (!service.ExecStart) fail(`${doc}: ${unit} has no ExecStart`);
+  return service;
+}
+/** The `parley <command>` a recipe runs must exist (bin/parley.mjs lists them). */
+function checkParleyCommand(where, command) {
+  const sub = /bin\/parley\.mjs (\w+)/.exec(command)?.[1];
+  const known = readFileSync(path.join(repo, 'bin', 'parley.mjs'), 'utf8');
+  if (!sub || !new RegExp(`^\\s+${sub}: \\{`, 'm').test(known)) fail(`${where} runs "${command}": no such parley command`);
+}
+/** The recipes' fixed paths, mapped into this run's folders. */
+function localPaths(text, map) {
+  let out = text;
+  for (const [from, to] of Object.entries(map)) out = out.split(from).join(to);
+  return out;
 }
 
 try {
@@ -144,11 +188,24 @@ try {
   }
   say('two users, a chat, five messages');
 
-  // 5. The retention pass, as scheduled.
+  // 5. The retention pass, as the guide's cron line runs it (cron's bare environment, its shell).
+  const { Cron } = await import('croner');
+  const paths = { '/opt/parley': install, '/var/log/parley': path.join(work, 'log'), '/srv/backups': path.join(work, 'backups'), '/etc/parley/env': path.join(install, '.env'), '/var/lib/node_exporter/textfile': path.join(work, 'textfile'), '/usr/bin/node': process.execPath };
+  const retentionCron = cronRecipe('docs/retention.md', 'parley-retention');
+  const backupCron = cronRecipe('docs/backup.md', 'parley-backup');
+  for (const [doc, recipe] of [['retention.md', retentionCron], ['backup.md', backupCron]]) {
+    new Cron(recipe.schedule, { paused: true }); // throws on a schedule cron would not take
+    checkParleyCommand(`${doc}'s cron line`, recipe.command);
+  }
+  if (retentionCron.schedule !== '0 3 * * *' || backupCron.schedule !== '0 2 * * *') fail(`the cron lines run at ${retentionCron.schedule} and ${backupCron.schedule}, not the guide's 03:00 and 02:00`);
+  mkdirSync(path.join(work, 'log'));
   const now = new Date();
-  const report = JSON.parse(parley(['cleanup', '--json']).trim().split('\n').pop());
-  const expected = new Date(Date.parse(report.now) - 30 * 86400_000).toISOString();
-  if (report.cutoffs.messages !== expected) fail(`cleanup used messages cutoff ${report.cutoffs.messages}, not .env's 30 days (${expected})`);
+  execFileSync('sh', ['-c', localPaths(retentionCron.command, paths)], { env: bareEnv, stdio: 'ignore' });
+  // The pass's report went to the cron line's log file: its message cutoff is .env's 30 days.
+  const logged = readFileSync(path.join(work, 'log', 'retention.log'), 'utf8');
+  const cutoff = Date.parse(/messages < (\S+?),/.exec(logged)?.[1] ?? '');
+  const expected = now.getTime() - 30 * 86400_000;
+  if (!(Math.abs(cutoff - expected) < 120_000)) fail(`the cron line's pass used messages cutoff ${new Date(cutoff).toISOString()}, not .env's 30 days:\n${logged}`);
   const pushed = async (metric, job) => {
     const text = await (await fetch(`${pushUrl}/metrics`)).text();
     const line = text.split('\n').find((l) => l.startsWith(`${metric}{`) && l.includes(`job="${job}"`));
@@ -156,16 +213,34 @@ try {
   };
   const retentionSuccess = await until('the retention metrics on the Pushgateway', () => pushed('retention_last_success_timestamp_seconds', 'parley_retention'));
   if (retentionSuccess * 1000 < now.getTime() - 60_000) fail(`retention_last_success is ${retentionSuccess}, not this run`);
-  say('parley cleanup: .env\'s 30 days applied, last success on the Pushgateway');
+  say('retention.md\'s cron line ran the pass: .env\'s 30 days applied, last success on the Pushgateway');
 
-  // 6. The nightly backup.
+  // 6. The nightly backup, as the guide's systemd unit runs it: its working directory, its
+  // EnvironmentFile (here the install's .env) and Environment lines, its ExecStart.
   const backups = path.join(work, 'backups');
-  const daily = parley(['daily', backups]);
+  const unit = systemdRecipe('docs/backup.md', 'parley-backup.service');
+  const retentionUnit = systemdRecipe('docs/retention.md', 'parley-retention.service');
+  checkParleyCommand('retention.md\'s systemd unit', retentionUnit.ExecStart);
+  checkParleyCommand('backup.md\'s systemd unit', unit.ExecStart);
+  mkdirSync(path.join(work, 'textfile'));
+  const unitEnv = { ...bareEnv };
+  for (const line of readFileSync(localPaths(unit.EnvironmentFile, paths), 'utf8').split('\n')) {
+    const m = /^([A-Z_][A-Z0-9_]*)=(.*)$/.exec(line);
+    if (m) unitEnv[m[1]] = m[2];
+  }
+  for (const assignment of unit.Environment) {
+    const [key, ...value] = localPaths(assignment, paths).split('=');
+    unitEnv[key] = value.join('=');
+  }
+  const [exe, ...args] = localPaths(unit.ExecStart, paths).split(/\s+/);
+  const daily = execFileSync(exe, args, { cwd: localPaths(unit.WorkingDirectory, paths), env: unitEnv, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const textfile = unitEnv.BACKUP_METRICS_TEXTFILE;
+  if (!textfile || !readFileSync(textfile, 'utf8').includes('backup_last_success_timestamp_seconds')) fail(`the unit's textfile ${textfile} has no backup_last_success_timestamp_seconds`);
   if (!/^verify .*: OK/m.test(daily)) fail(`parley daily did not verify:\n${daily}`);
   const archives = readdirSync(backups).filter((f) => f.endsWith('.tar.gz'));
   if (archives.length !== 1 || !existsSync(path.join(backups, `${archives[0]}.verified`))) fail(`backups folder holds ${readdirSync(backups).join(', ')}`);
   await until('the backup metrics on the Pushgateway', () => pushed('backup_last_success_timestamp_seconds', 'parley_backup'));
-  say(`parley daily: ${archives[0]} written, verified, rotated; last success on the Pushgateway`);
+  say(`backup.md's systemd unit ran parley daily: ${archives[0]} written, verified, rotated; last success on the Pushgateway and in the textfile`);
 
   // 7. Restore into an empty database and namespace (the environment over .env, as documented).
   for (const child of children.splice(1)) child.kill('SIGTERM');
