@@ -255,10 +255,14 @@ async function checkCompose() {
 
 // ---------------------------------------------------------------- Kubernetes
 
+/** The packages of kinds from CRDs: the Gateway API's and the Prometheus operator's. */
+const CRD_MODELS = { 'gateway.networking.k8s.io': '@kubernetes-models/gateway-api', 'monitoring.coreos.com': '@kubernetes-models/prometheus-operator' };
+
 /** kubernetes-models module path for an apiVersion and kind: core `v1` or `<group>/<version>`. */
 async function model(apiVersion, kind) {
   try {
-    const mod = await import(`kubernetes-models/${apiVersion}/${kind}`);
+    const pkg = CRD_MODELS[String(apiVersion).split('/')[0]] ?? 'kubernetes-models';
+    const mod = await import(`${pkg}/${apiVersion}/${kind}`);
     return mod[kind];
   } catch {
     return undefined;
@@ -345,6 +349,118 @@ function checkParleyContainer(where, spec, c, objects) {
   if (nkeySecrets.some((n) => n !== `parley-nats-${p}`)) fail(`${where}/${p}: mounts other processes' seeds: ${nkeySecrets.join(', ')}`);
 }
 
+// ---------------------------------------------------------------- NetworkPolicy
+
+/** Whether a label selector (matchLabels, matchExpressions) selects these labels; {} selects all. */
+function selects(selector, labels = {}) {
+  for (const [k, v] of Object.entries(selector?.matchLabels ?? {})) if (labels[k] !== v) return false;
+  for (const e of selector?.matchExpressions ?? []) {
+    const has = Object.hasOwn(labels, e.key);
+    if (e.operator === 'In' && !(has && e.values.includes(labels[e.key]))) return false;
+    if (e.operator === 'NotIn' && has && e.values.includes(labels[e.key])) return false;
+    if (e.operator === 'Exists' && !has) return false;
+    if (e.operator === 'DoesNotExist' && has) return false;
+  }
+  return true;
+}
+
+/** A pod: its namespace, its labels and its container ports by name. */
+function podsOf(docs) {
+  const pods = new Map();
+  for (const o of docs) {
+    const template = o.kind === 'Deployment' ? o.spec.template : o.kind === 'CronJob' ? o.spec.jobTemplate.spec.template : undefined;
+    if (!template) continue;
+    const ports = Object.fromEntries(template.spec.containers.flatMap((c) => c.ports ?? []).filter((p) => p.name).map((p) => [p.name, p.containerPort]));
+    pods.set(`${o.kind}/${o.metadata.name}`, { namespace: o.metadata.namespace ?? 'default', labels: template.metadata?.labels ?? {}, ports });
+  }
+  return pods;
+}
+
+/** Whether a policy rule's peers (`from` or `to`, seen from the policy's namespace) include this pod. */
+function peerMatches(peers, policyNamespace, pod) {
+  if (!peers || peers.length === 0) return true;
+  return peers.some((peer) => {
+    if (peer.ipBlock) return false; // pod addresses are not known offline: not counted as a match
+    const nsOk = peer.namespaceSelector ? selects(peer.namespaceSelector, { 'kubernetes.io/metadata.name': pod.namespace }) : pod.namespace === policyNamespace;
+    return nsOk && (!peer.podSelector || selects(peer.podSelector, pod.labels));
+  });
+}
+
+/** Whether a rule's ports include the destination's TCP port (a number, or the name of one of its ports). */
+function portMatches(ports, dst, port) {
+  if (!ports || ports.length === 0) return true;
+  return ports.some((p) => (p.protocol ?? 'TCP') === 'TCP' && (p.port === undefined || p.port === port || dst.ports[p.port] === port || (p.endPort !== undefined && port >= p.port && port <= p.endPort)));
+}
+
+/**
+ * Whether the policies let `src` open a TCP connection to `dst` on `port` (the pod's port): egress
+ * from src (when src is in the cluster and isolated for egress) and ingress to dst.
+ */
+function connects(policies, src, dst, port) {
+  const applying = (pod, type) => policies.filter((np) => (np.metadata.namespace ?? 'default') === pod.namespace && selects(np.spec.podSelector, pod.labels) && (np.spec.policyTypes ?? ['Ingress', ...(np.spec.egress ? ['Egress'] : [])]).includes(type));
+  const out = src.external ? [] : applying(src, 'Egress');
+  const egressOk = out.length === 0 || out.some((np) => (np.spec.egress ?? []).some((r) => peerMatches(r.to, np.metadata.namespace ?? 'default', dst) && portMatches(r.ports, dst, port)));
+  const inn = applying(dst, 'Ingress');
+  const ingressOk = inn.length === 0 || inn.some((np) => (np.spec.ingress ?? []).some((r) => peerMatches(r.from, np.metadata.namespace ?? 'default', src) && portMatches(r.ports, dst, port)));
+  return egressOk && ingressOk;
+}
+
+/**
+ * The job metrics' path (issue 20): PUSHGATEWAY_URL in the jobs' settings names a Service of the
+ * overlay, both CronJobs may reach its pods and Prometheus (namespace `monitoring`) may scrape
+ * them; the long-running services may not push. Prometheus also reaches every metrics port.
+ */
+function checkMetricsPaths(overlay, docs, objects) {
+  const policies = docs.filter((o) => o.kind === 'NetworkPolicy');
+  const pods = podsOf(docs);
+  const prometheus = { namespace: 'monitoring', labels: {}, ports: {}, external: true };
+  const servicePort = (svcName, port) => {
+    const svc = objects.get(`Service/${svcName}`);
+    const sp = svc?.spec.ports.find((p) => p.port === port || p.name === port);
+    if (!sp) return undefined;
+    const target = [...pods.entries()].find(([k, p]) => k.startsWith('Deployment/') && p.namespace === (svc.metadata.namespace ?? 'default') && selects({ matchLabels: svc.spec.selector }, p.labels));
+    if (!target) return undefined;
+    const tp = sp.targetPort ?? sp.port;
+    return { pod: target[1], name: target[0], port: typeof tp === 'number' ? tp : target[1].ports[tp] };
+  };
+  for (const name of ['gateway', 'users', 'messages']) {
+    const t = servicePort(name, 'metrics');
+    if (!t) fail(`${overlay}: Service/${name} has no port named metrics on its pods`);
+    else if (!connects(policies, prometheus, t.pod, t.port)) fail(`${overlay}: Prometheus (namespace monitoring) cannot reach ${name}'s metrics port ${t.port}`);
+  }
+  for (const job of ['retention', 'backup']) {
+    const cron = objects.get(`CronJob/${job}`);
+    if (!cron) continue;
+    const c = cron.spec.jobTemplate.spec.template.spec.containers[0];
+    const settings = {};
+    for (const e of c.envFrom ?? []) if (e.configMapRef) Object.assign(settings, objects.get(`ConfigMap/${e.configMapRef.name}`)?.data ?? {});
+    for (const e of c.env ?? []) if (e.value !== undefined) settings[e.name] = e.value;
+    const url = settings.PUSHGATEWAY_URL;
+    if (!url) {
+      fail(`${where(overlay, cron)}: PUSHGATEWAY_URL is not set: its metrics never reach Prometheus`);
+      continue;
+    }
+    const u = new URL(url);
+    const host = u.hostname.split('.');
+    if (host.length > 1 && host[1] !== cron.metadata.namespace) {
+      fail(`${where(overlay, cron)}: PUSHGATEWAY_URL ${url} is not a Service of the overlay's namespace`);
+      continue;
+    }
+    const t = servicePort(host[0], Number(u.port || 80));
+    if (!t) {
+      fail(`${where(overlay, cron)}: PUSHGATEWAY_URL ${url}: no Service ${host[0]} with port ${u.port || 80} in front of a Deployment`);
+      continue;
+    }
+    if (!connects(policies, pods.get(`CronJob/${job}`), t.pod, t.port)) fail(`${where(overlay, cron)}: its pods may not connect to ${t.name} on ${t.port} (NetworkPolicy)`);
+    if (!connects(policies, prometheus, t.pod, t.port)) fail(`${overlay}: Prometheus (namespace monitoring) cannot scrape ${t.name} on ${t.port}`);
+    for (const name of ['gateway', 'users', 'messages']) {
+      const pod = pods.get(`Deployment/${name}`);
+      if (pod && connects(policies, pod, t.pod, t.port)) fail(`${overlay}: Deployment/${name} may connect to ${t.name} on ${t.port}: only the jobs push`);
+    }
+  }
+}
+const where = (overlay, o) => `${overlay}: ${o.kind}/${o.metadata.name}`;
+
 async function checkK8s(overlay, file, externalFiles) {
   const docs = loadDocs(file);
   if (docs.length === 0) fail(`${overlay}: no objects`);
@@ -422,6 +538,14 @@ async function checkK8s(overlay, file, externalFiles) {
   // Nothing credential-like is written into a kustomization: Secrets come from generated files.
   for (const k of [`deploy/k8s/overlays/${overlay}/kustomization.yaml`, 'deploy/k8s/base/kustomization.yaml']) {
     for (const g of parse(readFileSync(path.join(root, k), 'utf8')).secretGenerator ?? []) if (g.literals) fail(`${k}: Secret ${g.name} has literal values; generate them (npm run secrets)`);
+  }
+  checkMetricsPaths(overlay, docs, objects);
+  // The attachment store: ReadWriteMany in production (pods on every node mount it); the dev
+  // overlay runs on one node, where kind's local-path class binds ReadWriteOnce only.
+  for (const pvc of docs.filter((o) => o.kind === 'PersistentVolumeClaim')) {
+    const modes = pvc.spec.accessModes ?? [];
+    if (overlay === 'dev' && modes.includes('ReadWriteMany')) fail(`${where(overlay, pvc)}: ReadWriteMany stays Pending on kind's default storage class`);
+    if (overlay === 'prod' && pvc.metadata.name === 'parley-attachments' && !modes.includes('ReadWriteMany')) fail(`${where(overlay, pvc)}: must be ReadWriteMany (every node's pods mount it)`);
   }
   console.log(`k8s ${overlay}: ${docs.length} objects valid`);
 }
