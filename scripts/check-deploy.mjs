@@ -2,6 +2,7 @@
 // principals and the generated file names come from @parley/contracts and @parley/secrets):
 //   node scripts/check-deploy.mjs compose
 //   node scripts/check-deploy.mjs k8s <overlay> <built.yaml> [files of objects made out of band...]
+//   node scripts/check-deploy.mjs monitoring <built deploy/k8s/monitoring.yaml> <built overlay.yaml>
 //   node scripts/check-deploy.mjs objects <manifest.yaml...>
 // compose: both compose files parse and hang together (images, volumes, mounted files, ports), and
 // keep the trust boundary: every secret required with no fallback, each container only the secrets
@@ -11,11 +12,16 @@
 // every reference (ConfigMap, Secret and its key, PVC, HPA target) resolves, every pod is
 // restricted, and each Parley container signs in to NATS with its own nkey from a Secret and reads
 // secrets by name and key.
+// The k8s check also follows the job metrics through the NetworkPolicies (CronJobs to the
+// Pushgateway, Prometheus to it and to the metrics ports).
+// monitoring: deploy/k8s/monitoring (ServiceMonitors, the generated PrometheusRule) is valid against
+// the Prometheus operator's CRDs and fits the overlay's Services and deploy/monitoring/rules.
 // objects: manifests applied apart from an overlay (e.g. overlays/prod/nats-networkpolicy.yaml)
-// are valid against the schema.
+// are valid against the schema (the Gateway API's kinds too).
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { isDeepStrictEqual } from 'node:util';
 import { parse, parseAllDocuments } from 'yaml';
 import { PRINCIPALS } from '@parley/contracts';
 import { SECRET_FILES } from '@parley/secrets';
@@ -550,6 +556,39 @@ async function checkK8s(overlay, file, externalFiles) {
   console.log(`k8s ${overlay}: ${docs.length} objects valid`);
 }
 
+/**
+ * deploy/k8s/monitoring (built) against an overlay's build: every object valid against its CRD's
+ * schema; each ServiceMonitor selects Services of the overlay that have its endpoints' ports, and
+ * gateway, users, messages and the Pushgateway are all scraped (the Pushgateway with honorLabels);
+ * the PrometheusRule carries exactly the groups of deploy/monitoring/rules/*.yml.
+ */
+async function checkMonitoring(file, overlayFile) {
+  const docs = loadDocs(file);
+  const services = loadDocs(overlayFile).filter((o) => o.kind === 'Service');
+  for (const o of docs) await validate(o, `monitoring: ${o.kind}/${o.metadata?.name}`);
+  const scraped = new Map();
+  for (const sm of docs.filter((o) => o.kind === 'ServiceMonitor')) {
+    const at = `monitoring: ServiceMonitor/${sm.metadata.name}`;
+    const nsSel = sm.spec.namespaceSelector ?? {};
+    const inNs = (svc) => nsSel.any === true || (nsSel.matchNames ?? [sm.metadata.namespace]).includes(svc.metadata.namespace);
+    const selected = services.filter((svc) => inNs(svc) && selects(sm.spec.selector, svc.metadata.labels));
+    if (selected.length === 0) fail(`${at}: selects no Service of the overlay (namespace ${sm.metadata.namespace})`);
+    for (const svc of selected) {
+      for (const ep of sm.spec.endpoints ?? []) {
+        if (!svc.spec.ports.some((p) => p.name === ep.port)) fail(`${at}: Service/${svc.metadata.name} has no port named ${ep.port}`);
+        else scraped.set(svc.metadata.name, ep);
+      }
+    }
+  }
+  for (const name of ['gateway', 'users', 'messages', 'pushgateway']) if (!scraped.has(name)) fail(`monitoring: no ServiceMonitor scrapes Service/${name}`);
+  if (scraped.has('pushgateway') && scraped.get('pushgateway').honorLabels !== true) fail('monitoring: the Pushgateway must be scraped with honorLabels (the pushed job labels)');
+  const rules = docs.filter((o) => o.kind === 'PrometheusRule');
+  const { ruleGroups } = await import('./prometheus-rule.mjs');
+  if (rules.length !== 1) fail(`monitoring: ${rules.length} PrometheusRules, want one`);
+  else if (!isDeepStrictEqual(rules[0].spec.groups, ruleGroups())) fail('monitoring: the PrometheusRule differs from deploy/monitoring/rules/*.yml (node scripts/prometheus-rule.mjs)');
+  console.log(`monitoring: ${docs.length} objects valid, ${scraped.size} Services scraped, ${rules[0]?.spec.groups.flatMap((g) => g.rules).length ?? 0} rules`);
+}
+
 async function checkObjects(files) {
   for (const f of files) for (const o of loadDocs(f)) await validate(o, `${path.relative(root, f)}: ${o.kind}/${o.metadata?.name}`);
   console.log(`objects: ${files.length} files valid`);
@@ -558,9 +597,10 @@ async function checkObjects(files) {
 const [what, ...args] = process.argv.slice(2);
 if (what === 'compose') await checkCompose();
 else if (what === 'k8s') await checkK8s(args[0], args[1], args.slice(2));
+else if (what === 'monitoring') await checkMonitoring(args[0], args[1]);
 else if (what === 'objects') await checkObjects(args);
 else {
-  console.error('usage: check-deploy.mjs compose | k8s <overlay> <built.yaml> [out-of-band objects.yaml...] | objects <manifest.yaml...>');
+  console.error('usage: check-deploy.mjs compose | k8s <overlay> <built.yaml> [out-of-band objects.yaml...] | monitoring <built monitoring.yaml> <built overlay.yaml> | objects <manifest.yaml...>');
   process.exit(2);
 }
 if (problems.length > 0) {

@@ -29,6 +29,8 @@ promtool test rules "$mon"/rules-tests/*.test.yml
 
 echo "== Grafana dashboards match scripts/grafana-dashboards.mjs"
 node scripts/grafana-dashboards.mjs --check
+echo "== deploy/k8s/monitoring/prometheusrule.yaml matches scripts/prometheus-rule.mjs"
+node scripts/prometheus-rule.mjs --check
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -92,6 +94,9 @@ for kubectl_bin in "${kubectls[@]}"; do
   DATABASE_URL=postgres://parley:check@parley-db-rw:5432/parley SMTP_URL=smtp://check@mail:587 KUBECTL="$kubectl_bin" \
     bash deploy/k8s/create-secrets.sh --dry-run --nats-namespace nats --redis-namespace redis --redis-ca "$work/redis-ca.pem" parley "$work/secrets" >"$out/prod-secrets.yaml"
   node scripts/check-deploy.mjs k8s prod "$out/prod.yaml" "$out/prod-secrets.yaml"
+  # For the Prometheus operator, applied beside the overlay (its CRDs' kinds build offline).
+  "$kubectl_bin" kustomize deploy/k8s/monitoring >"$out/monitoring.yaml"
+  node scripts/check-deploy.mjs monitoring "$out/monitoring.yaml" "$out/prod.yaml"
 done
 # Applied beside the overlay, in the NATS chart's namespace (overlays/prod/README.md).
 node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml deploy/k8s/overlays/prod/ingress.yaml
