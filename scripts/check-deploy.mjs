@@ -590,7 +590,16 @@ async function checkMonitoring(file, overlayFile) {
 }
 
 async function checkObjects(files) {
-  for (const f of files) for (const o of loadDocs(f)) await validate(o, `${path.relative(root, f)}: ${o.kind}/${o.metadata?.name}`);
+  const all = files.flatMap((f) => loadDocs(f).map((o) => [f, o]));
+  for (const [f, o] of all) await validate(o, `${path.relative(root, f)}: ${o.kind}/${o.metadata?.name}`);
+  // An example route attaches to the listener of the Gateway it comes with.
+  for (const [f, o] of all.filter(([, x]) => x.kind === 'HTTPRoute')) {
+    for (const ref of o.spec.parentRefs ?? []) {
+      const gw = all.find(([, x]) => x.kind === (ref.kind ?? 'Gateway') && x.metadata.name === ref.name)?.[1];
+      if (!gw) fail(`${path.relative(root, f)}: HTTPRoute/${o.metadata.name}: no Gateway ${ref.name} beside it`);
+      else if (ref.sectionName && !gw.spec.listeners.some((l) => l.name === ref.sectionName)) fail(`${path.relative(root, f)}: HTTPRoute/${o.metadata.name}: Gateway ${ref.name} has no listener ${ref.sectionName}`);
+    }
+  }
   console.log(`objects: ${files.length} files valid`);
 }
 

@@ -98,6 +98,7 @@ for kubectl_bin in "${kubectls[@]}"; do
   "$kubectl_bin" kustomize deploy/k8s/monitoring >"$out/monitoring.yaml"
   node scripts/check-deploy.mjs monitoring "$out/monitoring.yaml" "$out/prod.yaml"
 done
-# Applied beside the overlay, in the NATS chart's namespace (overlays/prod/README.md).
-node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml deploy/k8s/overlays/prod/ingress.yaml
+# Applied apart from the overlay: the NATS chart's namespace's policy (overlays/prod/README.md) and
+# the two examples of a way in (Ingress; Gateway API Gateway and HTTPRoute).
+node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml deploy/k8s/overlays/prod/ingress.yaml deploy/k8s/overlays/prod/httproute.yaml
 echo "check-deploy: all deployment checks passed"
