@@ -253,6 +253,10 @@ describe('backup, verify and restore (services/backup)', () => {
       expect(pulled.stdout).toMatch(/^pull .*: SHA-256 checked/m);
       const archive = readdirSync(daily).find((f) => f.endsWith('.tar.gz'))!;
       expect(readFileSync(path.join(fetched, archive))).toEqual(readFileSync(path.join(daily, archive)));
+      // With the attachment files it names, in the pool beside it, so that it restores from there.
+      const names = readFileSync(path.join(daily, `${archive}.files`), 'utf8').trim().split('\n');
+      expect(names.length).toBeGreaterThan(0);
+      for (const sha of names) expect(readFileSync(path.join(fetched, 'files', sha.slice(0, 2), sha)).length).toBeGreaterThan(0);
     } finally {
       await s3.close();
     }

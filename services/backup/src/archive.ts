@@ -2,7 +2,7 @@ import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
 import { sha256File } from './files.js';
-import { MANIFEST_FORMAT, MANIFEST_PATH, partsOf, type Manifest } from './manifest.js';
+import { MANIFEST_FORMAT, MANIFEST_PATH, partsOf, READABLE_FORMATS, type Manifest } from './manifest.js';
 
 /** The archive is damaged, truncated or not one of ours: nothing in it is to be trusted. */
 export class CorruptArchiveError extends Error {
@@ -70,8 +70,8 @@ export async function unpackArchive(archive: string, dest: string): Promise<Mani
   } catch (error) {
     throw new CorruptArchiveError(`${path.basename(archive)} has no readable ${MANIFEST_PATH}: ${(error as Error).message}`);
   }
-  if (manifest.format !== MANIFEST_FORMAT) {
-    throw new CorruptArchiveError(`${path.basename(archive)}: manifest format ${manifest.format} is not ${MANIFEST_FORMAT}`);
+  if (!READABLE_FORMATS.includes(manifest.format)) {
+    throw new CorruptArchiveError(`${path.basename(archive)}: manifest format ${manifest.format} is not one this version reads (${READABLE_FORMATS.join(', ')}; it writes ${MANIFEST_FORMAT})`);
   }
   for (const part of partsOf(manifest)) {
     const file = path.join(dest, part.path);

@@ -4,7 +4,7 @@ import { connectBus, type Bus } from '@parley/bus';
 import { declaredStreams } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { archiveName, packArchive } from './archive.js';
-import { ATTACHMENTS_PART, copyAttachments } from './attachments.js';
+import { POOL_DIR, poolAttachments, poolReferences } from './attachments.js';
 import { dumpDatabase } from './database.js';
 import { backupIdentity, type BackupConfig } from './env.js';
 import { sha256File } from './files.js';
@@ -17,6 +17,8 @@ export interface BackupResult {
   bytes: number;
   durationMs: number;
   manifest: Manifest;
+  /** Attachment files this backup had to copy into the pool (the rest were there from earlier ones). */
+  pooled: { added: number; addedBytes: number };
 }
 
 /** The retention settings that shape the stream declarations (same as every service's). */
@@ -60,7 +62,8 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     log.debug('database dumped');
     await exporting;
     log.debug('streams exported');
-    const attachments = await copyAttachments(config.ATTACHMENTS_DIR, staging);
+    const pooled = await poolAttachments(config.ATTACHMENTS_DIR, path.join(dir, POOL_DIR));
+    const attachments = { files: pooled.files, bytes: pooled.bytes, pool: POOL_DIR };
     const declaredNames = new Set(declarations.map(([, d]) => d.name));
     const skippedStreams: string[] = [];
     for await (const name of bus.jsm.streams.names()) {
@@ -86,11 +89,15 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     };
     await writeFile(path.join(staging, MANIFEST_PATH), `${JSON.stringify(manifest, null, 1)}\n`);
     const archive = path.join(dir, archiveName(ns, started));
-    const entries = [DATABASE_PART, 'streams', ...(attachments.files.length > 0 ? [ATTACHMENTS_PART] : [])];
-    const { bytes } = await packArchive(staging, entries, archive);
+    // The sidecar first: an archive is complete (its .sha256 written) only with its pool references.
+    await writeFile(`${archive}.files`, poolReferences(attachments.files));
+    const { bytes } = await packArchive(staging, [DATABASE_PART, 'streams'], archive).catch(async (error: unknown) => {
+      await rm(`${archive}.files`, { force: true });
+      throw error;
+    });
     const durationMs = Date.now() - started.getTime();
-    log.info({ archive, bytes, durationMs, streams: streams.map((s) => ({ name: s.name, lastSeq: s.lastSeq, messages: s.messages })) }, 'backup written');
-    return { archive, bytes, durationMs, manifest };
+    log.info({ archive, bytes, durationMs, attachments: { files: pooled.files.length, added: pooled.added, addedBytes: pooled.addedBytes }, streams: streams.map((s) => ({ name: s.name, lastSeq: s.lastSeq, messages: s.messages })) }, 'backup written');
+    return { archive, bytes, durationMs, manifest, pooled: { added: pooled.added, addedBytes: pooled.addedBytes } };
   } finally {
     await bus.nc.close().catch(() => {});
     await rm(staging, { recursive: true, force: true });

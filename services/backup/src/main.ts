@@ -8,6 +8,7 @@ import { runBackup } from './backup.js';
 import { loadBackupEnv } from './env.js';
 import { backupMetrics, exportMetrics, offsiteMetrics } from './metrics.js';
 import { OffsiteStore } from './offsite.js';
+import { POOL_DIR } from './attachments.js';
 import { RetentionMissingError, runRestore, TargetNotEmptyError } from './restore.js';
 import { rotateDirectory } from './rotate.js';
 import { runVerify } from './verify.js';
@@ -39,7 +40,7 @@ async function main(argv: string[]): Promise<number> {
   const backup = async () => {
     const result = await runBackup(config, target, log);
     const messages = result.manifest.streams.reduce((n, s) => n + s.messages, 0);
-    say(`backup ${result.archive}: ${result.bytes} bytes, ${messages} stream messages, ${result.manifest.attachments.files.length} files, ${(result.durationMs / 1000).toFixed(1)} s`);
+    say(`backup ${result.archive}: ${result.bytes} bytes, ${messages} stream messages, ${result.manifest.attachments.files.length} files (${result.pooled.added} new in ${POOL_DIR}/, ${result.pooled.addedBytes} bytes), ${(result.durationMs / 1000).toFixed(1)} s`);
     const registry = backupMetrics({ finishedAt: new Date(), bytes: result.bytes, durationSeconds: result.durationMs / 1000 });
     await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL });
     return result.archive;
@@ -53,10 +54,10 @@ async function main(argv: string[]): Promise<number> {
   };
   const policy = () => ({ daily: config.BACKUP_KEEP_DAILY, weekly: config.BACKUP_KEEP_WEEKLY, monthly: config.BACKUP_KEEP_MONTHLY });
   const rotate = async (dir: string) => {
-    const { kept, removed } = await rotateDirectory(dir, policy());
+    const { kept, removed, pool } = await rotateDirectory(dir, policy());
     for (const [name, reasons] of kept) say(`  keep   ${name} (${reasons.join(', ')})`);
     for (const name of removed) say(`  delete ${name}`);
-    say(`rotate ${dir}: kept ${kept.size}, deleted ${removed.length}`);
+    say(`rotate ${dir}: kept ${kept.size}, deleted ${removed.length}; attachment files no kept archive needs: ${pool.removed} deleted (${pool.bytes} bytes)`);
   };
   const offsite = () => {
     if (!config.BACKUP_S3_URL) throw Object.assign(new Error('BACKUP_S3_URL is not set: no off-site storage configured'), { name: 'ConfigError' });
@@ -68,12 +69,12 @@ async function main(argv: string[]): Promise<number> {
     try {
       const verified = await access(`${archive}.verified`).then(() => true, () => false);
       const started = Date.now();
-      const { bytes } = await store.push(archive, verified);
-      say(`push ${path.basename(archive)} → ${store.where()}: ${bytes} bytes${verified ? ', verified' : ''}, ${((Date.now() - started) / 1000).toFixed(1)} s`);
+      const { bytes, poolFiles, poolBytes } = await store.push(archive, verified);
+      say(`push ${path.basename(archive)} → ${store.where()}: ${bytes} bytes${verified ? ', verified' : ''}, ${poolFiles} attachment files new there (${poolBytes} bytes), ${((Date.now() - started) / 1000).toFixed(1)} s`);
       await exportMetrics(offsiteMetrics({ finishedAt: new Date(), bytes }), { textfile: config.BACKUP_METRICS_TEXTFILE?.replace(/(\.prom)?$/, '-offsite.prom'), pushgateway: config.PUSHGATEWAY_URL });
-      const { kept, removed } = await store.rotate(policy());
+      const { kept, removed, poolRemoved } = await store.rotate(policy());
       for (const name of removed) say(`  delete ${store.where()}${name}`);
-      say(`rotate ${store.where()}: kept ${kept.size}, deleted ${removed.length}`);
+      say(`rotate ${store.where()}: kept ${kept.size}, deleted ${removed.length}; attachment files no kept archive needs: ${poolRemoved} deleted`);
     } finally {
       store.close();
     }

@@ -2,7 +2,9 @@
  * manifest.json, the first entry of every archive: what the archive holds, where each part came
  * from, and the figures verify compares a restore against.
  */
-export const MANIFEST_FORMAT = 1;
+/** 2: attachment files in the pool beside the archive (`files/`), not inside it. Format 1 archives still restore. */
+export const MANIFEST_FORMAT = 2;
+export const READABLE_FORMATS = [1, 2];
 
 export interface PartInfo {
   /** Path inside the archive. */
@@ -62,13 +64,17 @@ export interface Manifest {
   streams: StreamPart[];
   /** Streams of the namespace that are not exported (e.g. the presence KV bucket: live state only). */
   skippedStreams: string[];
-  attachments: { files: PartInfo[]; bytes: number };
+  /**
+   * The attachment store's files. `pool` (format 2) names the folder beside the archive that holds
+   * them by SHA-256 (attachments.ts); without it (format 1) they are inside the archive.
+   */
+  attachments: { files: PartInfo[]; bytes: number; pool?: string };
 }
 
 export const MANIFEST_PATH = 'manifest.json';
 export const DATABASE_PART = 'database.dump';
 
-/** Every part the manifest lists, with its checksum. */
+/** Every part inside the archive, with its checksum (pooled attachments are checked as they are restored). */
 export function partsOf(manifest: Manifest): PartInfo[] {
-  return [manifest.database, ...manifest.streams, ...manifest.attachments.files];
+  return [manifest.database, ...manifest.streams, ...(manifest.attachments.pool ? [] : manifest.attachments.files)];
 }

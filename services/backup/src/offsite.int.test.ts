@@ -1,5 +1,5 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -9,6 +9,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { archiveName, CorruptArchiveError } from './archive.js';
 import { sha256File } from './files.js';
 import { OffsiteStore, parseS3Url } from './offsite.js';
+import { POOL_DIR, poolPath } from './attachments.js';
 
 // Off-site copies against a local S3-compatible server (s3rver, from the npm registry: no MinIO
 // installs on these machines) with the real AWS SDK client, as an operator's MinIO would be used.
@@ -89,6 +90,48 @@ describe('off-site copies (BACKUP_S3_URL)', () => {
       s.close();
     }
   }, 60_000);
+
+  it('sends each attachment file up once, brings back the ones an archive needs, and rotates them with the archives', async () => {
+    const s = store('pooled');
+    try {
+      // Two archives sharing one attachment file; the older one also has a file of its own.
+      const local = path.join(dir, 'pooled-local');
+      const pool = path.join(local, POOL_DIR);
+      const put = async (content: string) => {
+        const sha = createHash('sha256').update(content).digest('hex');
+        await mkdir(path.dirname(poolPath(pool, sha)), { recursive: true });
+        await writeFile(poolPath(pool, sha), content);
+        return sha;
+      };
+      const [shared, own] = [await put('shared attachment'), await put('only the old archive')];
+      const archive = async (iso: string, shas: string[]) => {
+        const file = path.join(local, archiveName('prod', new Date(iso)));
+        await writeFile(file, randomBytes(512));
+        await writeFile(`${file}.sha256`, `${await sha256File(file)}  ${path.basename(file)}\n`);
+        await writeFile(`${file}.files`, shas.map((x) => `${x}\n`).join(''));
+        return file;
+      };
+      const older = await archive('2026-11-01T02:00:00Z', [shared, own]);
+      const newer = await archive('2026-12-01T02:00:00Z', [shared]);
+      expect(await s.push(older, true)).toMatchObject({ poolFiles: 2 });
+      expect(await s.push(newer, true)).toMatchObject({ poolFiles: 0 });
+
+      const into = path.join(dir, 'pooled-restore');
+      await s.pull(path.basename(older), into);
+      expect(await readFile(poolPath(path.join(into, POOL_DIR), own), 'utf8')).toBe('only the old archive');
+      expect(await readFile(`${path.join(into, path.basename(older))}.files`, 'utf8')).toBe(await readFile(`${older}.files`, 'utf8'));
+
+      // The old archive rotates away; the file only it named goes with it, the shared one stays.
+      const { removed, poolRemoved } = await s.rotate({ daily: 1, weekly: 0, monthly: 0 }, 0);
+      expect(removed).toEqual([path.basename(older)]);
+      expect(poolRemoved).toBe(1);
+      const again = path.join(dir, 'pooled-again');
+      await s.pull('latest', again);
+      expect(await readFile(poolPath(path.join(again, POOL_DIR), shared), 'utf8')).toBe('shared attachment');
+    } finally {
+      s.close();
+    }
+  });
 
   it('refuses a download that does not match its checksum and leaves nothing behind', async () => {
     const s = store('tampered');

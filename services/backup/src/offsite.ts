@@ -6,8 +6,9 @@ import { pipeline } from 'node:stream/promises';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { ARCHIVE_PATTERN, archiveTime, CorruptArchiveError } from './archive.js';
+import { POOL_DIR, poolPath, readPoolReferences } from './attachments.js';
 import { sha256File } from './files.js';
-import { selectArchives, type ArchiveEntry, type KeepPolicy, type KeepReason } from './rotate.js';
+import { POOL_GRACE_MS, selectArchives, type ArchiveEntry, type KeepPolicy, type KeepReason } from './rotate.js';
 
 /** Where off-site copies go: `s3://bucket/prefix` plus, for MinIO and other S3-compatible stores, an endpoint. */
 export interface OffsiteConfig {
@@ -58,20 +59,33 @@ export class OffsiteStore {
     this.s3.destroy();
   }
 
-  /** Uploads an archive and its `.sha256` (multipart for big files), then the `.verified` marker if `verified`. */
-  async push(archive: string, verified: boolean): Promise<{ bytes: number }> {
+  /**
+   * Uploads the attachment files the archive needs that are not there yet (the pool, as beside the
+   * local archives: an attachment goes up once, whatever the number of archives naming it), then
+   * the archive (multipart for big files), its `.files` sidecar and its `.sha256`, then the
+   * `.verified` marker if `verified`.
+   */
+  async push(archive: string, verified: boolean): Promise<{ bytes: number; poolFiles: number; poolBytes: number }> {
     const name = path.basename(archive);
     const { size } = await stat(archive);
-    await new Upload({
-      client: this.s3,
-      params: { Bucket: this.bucket, Key: this.key(name), Body: createReadStream(archive), ContentType: 'application/gzip' },
-      queueSize: 2,
-      partSize: 16 * 1024 * 1024,
-    }).done();
-    // The checksum after the archive: a listing that shows the .sha256 shows a complete archive.
+    const references = await readPoolReferences(archive);
+    const there = new Set((await this.keysUnder(`${POOL_DIR}/`)).map((k) => path.posix.basename(k.name)));
+    let poolFiles = 0;
+    let poolBytes = 0;
+    const pool = path.join(path.dirname(archive), POOL_DIR);
+    for (const sha of references) {
+      if (there.has(sha)) continue;
+      const file = poolPath(pool, sha);
+      poolBytes += (await stat(file)).size;
+      await this.upload(poolKey(sha), file);
+      poolFiles += 1;
+    }
+    await this.upload(name, archive);
+    if (references.length > 0) await this.put(`${name}.files`, await readFile(`${archive}.files`));
+    // The checksum after the rest: a listing that shows the .sha256 shows a complete archive.
     await this.put(`${name}.sha256`, await readFile(`${archive}.sha256`));
     if (verified) await this.put(`${name}.verified`, Buffer.from(`verified ${new Date().toISOString()}\n`));
-    return { bytes: size };
+    return { bytes: size, poolFiles, poolBytes };
   }
 
   /** The archives there, complete ones only (with their `.sha256`), with whether each is verified. */
@@ -92,7 +106,7 @@ export class OffsiteStore {
   }
 
   /** Applies the folder's rotation to the archives there (per namespace), deleting with their sidecars. */
-  async rotate(policy: KeepPolicy): Promise<{ kept: Map<string, KeepReason[]>; removed: string[] }> {
+  async rotate(policy: KeepPolicy, poolGraceMs = POOL_GRACE_MS): Promise<{ kept: Map<string, KeepReason[]>; removed: string[]; poolRemoved: number }> {
     const byNamespace = new Map<string, ArchiveEntry[]>();
     for (const a of await this.list()) {
       const ns = ARCHIVE_PATTERN.exec(a.name)?.[1] ?? '';
@@ -106,11 +120,14 @@ export class OffsiteStore {
       removed.push(...selected.remove);
     }
     // The .sha256 goes first with the archive: a half-finished delete leaves no "complete" entry.
-    const keys = removed.flatMap((name) => [`${name}.sha256`, name, `${name}.verified`].map((n) => ({ Key: this.key(n) })));
-    for (let i = 0; i < keys.length; i += 900) {
-      await this.s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: keys.slice(i, i + 900), Quiet: true } }));
-    }
-    return { kept, removed };
+    await this.remove(removed.flatMap((name) => [`${name}.sha256`, name, `${name}.verified`, `${name}.files`]));
+    // Then the attachment files no kept archive names, once past the grace (a push beside this one
+    // uploads its files before its sidecar).
+    const referenced = new Set<string>();
+    for (const name of kept.keys()) for (const sha of await this.references(name)) referenced.add(sha);
+    const unused = (await this.keysUnder(`${POOL_DIR}/`)).filter((k) => !referenced.has(path.posix.basename(k.name)) && Date.now() - k.modified >= poolGraceMs);
+    await this.remove(unused.map((k) => k.name));
+    return { kept, removed, poolRemoved: unused.length };
   }
 
   /**
@@ -130,6 +147,20 @@ export class OffsiteStore {
       const expected = sidecar.trim().split(/\s+/)[0];
       const actual = await sha256File(partial);
       if (actual !== expected) throw new CorruptArchiveError(`${entry.name}: downloaded SHA-256 ${actual} does not match its .sha256 (${expected})`);
+      // The attachment files it needs, into the pool beside it, each checked against its name.
+      const references = await this.references(entry.name);
+      for (const sha of references) {
+        const file = poolPath(path.join(dir, POOL_DIR), sha);
+        if ((await stat(file).catch(() => null)) && (await sha256File(file)) === sha) continue;
+        await mkdir(path.dirname(file), { recursive: true });
+        await this.download(poolKey(sha), `${file}.partial`);
+        if ((await sha256File(`${file}.partial`)) !== sha) {
+          await rm(`${file}.partial`, { force: true });
+          throw new CorruptArchiveError(`attachment file ${sha}: the downloaded content does not match its SHA-256`);
+        }
+        await rename(`${file}.partial`, file);
+      }
+      if (references.length > 0) await writeFile(`${target}.files`, references.map((s) => `${s}\n`).join(''));
       await rename(partial, target);
       await writeFile(`${target}.sha256`, sidecar);
       return target;
@@ -148,6 +179,38 @@ export class OffsiteStore {
     return `${this.prefix}${name}`;
   }
 
+  /** The pool files an archive there names (its `.files` sidecar; none for an archive without one). */
+  private async references(name: string): Promise<string[]> {
+    const text = await this.text(`${name}.files`).catch((error: { name?: string }) => {
+      if (error.name === 'NoSuchKey' || error.name === 'NotFound') return '';
+      throw error;
+    });
+    return text.split('\n').filter((l) => /^[0-9a-f]{64}$/.test(l));
+  }
+
+  /** Keys under the prefix + `sub`, relative to the prefix, with their modification times. */
+  private async keysUnder(sub: string): Promise<{ name: string; modified: number }[]> {
+    const keys: { name: string; modified: number }[] = [];
+    let token: string | undefined;
+    do {
+      const page = await this.s3.send(new ListObjectsV2Command({ Bucket: this.bucket, Prefix: `${this.prefix}${sub}`, ContinuationToken: token }));
+      for (const o of page.Contents ?? []) if (o.Key) keys.push({ name: o.Key.slice(this.prefix.length), modified: o.LastModified?.getTime() ?? 0 });
+      token = page.IsTruncated ? page.NextContinuationToken : undefined;
+    } while (token);
+    return keys;
+  }
+
+  private async remove(names: string[]): Promise<void> {
+    for (let i = 0; i < names.length; i += 900) {
+      const objects = names.slice(i, i + 900).map((n) => ({ Key: this.key(n) }));
+      await this.s3.send(new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: objects, Quiet: true } }));
+    }
+  }
+
+  private async upload(name: string, file: string): Promise<void> {
+    await new Upload({ client: this.s3, params: { Bucket: this.bucket, Key: this.key(name), Body: createReadStream(file) }, queueSize: 2, partSize: 16 * 1024 * 1024 }).done();
+  }
+
   private async put(name: string, body: Buffer): Promise<void> {
     await this.s3.send(new PutObjectCommand({ Bucket: this.bucket, Key: this.key(name), Body: body }));
   }
@@ -161,4 +224,9 @@ export class OffsiteStore {
     const answer = await this.s3.send(new GetObjectCommand({ Bucket: this.bucket, Key: this.key(name) }));
     return answer.Body!.transformToString();
   }
+}
+
+/** A pool file's name there, as beside the local archives. */
+function poolKey(sha256: string): string {
+  return `${POOL_DIR}/${sha256.slice(0, 2)}/${sha256}`;
 }

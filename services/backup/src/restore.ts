@@ -11,7 +11,7 @@ import { declaredStreams, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
-import { restoreAttachments } from './attachments.js';
+import { attachmentSource, requireAttachments, restoreAttachments } from './attachments.js';
 import { retentionOf } from './backup.js';
 import { dropUserSchemas, restoreDatabase, userTables } from './database.js';
 import { backupIdentity, type BackupConfig } from './env.js';
@@ -100,7 +100,7 @@ function redactDb(url: string): string {
  * original sequences (under the target namespace), the streams the archive lacks created empty,
  * the attachment files. Projections are as of the dump; nothing is replayed yet.
  */
-export async function restoreData(bus: Bus, extracted: string, manifest: Manifest, target: Target, config: BackupConfig, log: Logger): Promise<void> {
+export async function restoreData(bus: Bus, archive: string, extracted: string, manifest: Manifest, target: Target, config: BackupConfig, log: Logger): Promise<void> {
   await ensureDatabase(target.databaseUrl);
   await restoreDatabase(target.databaseUrl, path.join(extracted, DATABASE_PART));
   log.info({ tables: Object.keys(manifest.database.tables).length }, 'database restored');
@@ -117,7 +117,7 @@ export async function restoreData(bus: Bus, extracted: string, manifest: Manifes
   }
   // Streams declared now but absent from the archive (added since) start empty; configs aligned.
   await ensureStreams(bus.jsm, Object.values(declarations), log);
-  await restoreAttachments(extracted, manifest.attachments.files, target.attachmentsDir);
+  await restoreAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files, target.attachmentsDir);
 }
 
 /**
@@ -201,13 +201,15 @@ export async function runRestore(config: BackupConfig, archive: string, options:
   const children: ChildProcess[] = [];
   try {
     const manifest = await unpackArchive(archive, extracted);
+    // Before anything is replaced: an archive copied without the pool beside it cannot restore.
+    await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files);
     const inUse = await targetContents(bus, target);
     if (inUse.length > 0) {
       if (!options.force) throw new TargetNotEmptyError(`the target is not empty (${inUse.join('; ')}); restore into an empty database and namespace, or pass --force to replace it`);
       log.warn({ replacing: inUse }, 'restore --force: emptying the target');
       await clearTarget(bus, target);
     }
-    await restoreData(bus, extracted, manifest, target, config, log);
+    await restoreData(bus, archive, extracted, manifest, target, config, log);
     const checkpoints = await readCheckpoints(target.databaseUrl);
     await restoreConsumers(bus, manifest, target.namespace, checkpoints);
 

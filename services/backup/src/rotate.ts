@@ -1,6 +1,7 @@
 import { readdir, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { ARCHIVE_PATTERN, archiveTime } from './archive.js';
+import { collectPool } from './attachments.js';
 
 export interface ArchiveEntry {
   name: string;
@@ -58,8 +59,14 @@ export function isoWeek(d: Date): string {
   return `${t.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
 }
 
-/** `rotate <dir>`: applies the selection to the archives in `dir` (with their .sha256 and .verified files). */
-export async function rotateDirectory(dir: string, policy: KeepPolicy): Promise<{ kept: Map<string, KeepReason[]>; removed: string[] }> {
+/** Unused pool files younger than this stay: a backup running beside the rotation may be about to name them. */
+export const POOL_GRACE_MS = 3 * 3600_000;
+
+/**
+ * `rotate <dir>`: applies the selection to the archives in `dir` (with their .sha256, .verified and
+ * .files sidecars), then deletes the attachment files in the pool that no kept archive needs.
+ */
+export async function rotateDirectory(dir: string, policy: KeepPolicy, poolGraceMs = POOL_GRACE_MS): Promise<{ kept: Map<string, KeepReason[]>; removed: string[]; pool: { removed: number; bytes: number } }> {
   const names = await readdir(dir);
   const present = new Set(names);
   // One directory may hold several namespaces' archives: each is rotated on its own.
@@ -77,7 +84,8 @@ export async function rotateDirectory(dir: string, policy: KeepPolicy): Promise<
     remove.push(...selected.remove);
   }
   for (const name of remove) {
-    for (const suffix of ['', '.sha256', '.verified']) await rm(path.join(dir, `${name}${suffix}`), { force: true });
+    for (const suffix of ['', '.sha256', '.verified', '.files']) await rm(path.join(dir, `${name}${suffix}`), { force: true });
   }
-  return { kept: keep, removed: remove };
+  const pool = await collectPool(dir, [...keep.keys()], poolGraceMs);
+  return { kept: keep, removed: remove, pool };
 }

@@ -8,6 +8,7 @@ import { verifyNamespace } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { dropDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
+import { attachmentSource, requireAttachments } from './attachments.js';
 import { snapshotFigures } from './database.js';
 import { backupIdentity, type BackupConfig } from './env.js';
 import { listFiles, sha256File } from './files.js';
@@ -49,11 +50,13 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
   try {
     await mkdir(extracted);
     const manifest = await unpackArchive(archive, extracted);
-    const parts = 1 + manifest.streams.length + manifest.attachments.files.length;
+    const parts = 1 + manifest.streams.length + (manifest.attachments.pool ? 0 : manifest.attachments.files.length);
     lines.push(`checksums: ${parts} parts match the manifest (namespace ${manifest.namespace}, taken ${manifest.createdAt})`);
+    await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files);
+    if (manifest.attachments.pool) lines.push(`attachments: ${manifest.attachments.files.length} files present in ${manifest.attachments.pool}/ beside the archive`);
     bus = await connectBus({ url: config.NATS_URL, name: 'backup-verify', log, identity: backupIdentity(config) });
     await dropNamespaceStreams(bus, target.namespace); // left by a verify that was killed
-    await restoreData(bus, extracted, manifest, target, config, log);
+    await restoreData(bus, archive, extracted, manifest, target, config, log);
     await compareDatabase(manifest, target.databaseUrl, lines, problems);
     await compareStreams(bus, manifest, target.namespace, lines, problems);
     await compareAttachments(manifest, target.attachmentsDir, lines, problems);
