@@ -100,5 +100,5 @@ for kubectl_bin in "${kubectls[@]}"; do
 done
 # Applied apart from the overlay: the NATS chart's namespace's policy (overlays/prod/README.md) and
 # the two examples of a way in (Ingress; Gateway API Gateway and HTTPRoute).
-node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml deploy/k8s/overlays/prod/ingress.yaml deploy/k8s/overlays/prod/httproute.yaml
+node scripts/check-deploy.mjs objects deploy/k8s/overlays/prod/nats-networkpolicy.yaml deploy/k8s/overlays/prod/ingress.yaml deploy/k8s/overlays/prod/httproute.yaml deploy/k8s/overlays/prod/networkpolicy-backup-s3.yaml
 echo "check-deploy: all deployment checks passed"
