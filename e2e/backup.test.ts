@@ -221,6 +221,21 @@ describe('backup, verify and restore (services/backup)', () => {
     expect(result.stderr).toMatch(/truncated\.tar\.gz is corrupt or truncated/);
   }, 60_000);
 
+  it('a failed run reports its failure to the monitoring and leaves the last success alone', async () => {
+    const metrics = path.join(dir, 'metrics');
+    mkdirSync(metrics, { recursive: true });
+    const textfile = path.join(metrics, 'parley_backup.prom');
+    // A namespace Parley never ran in: no streams to export, so the backup fails.
+    const env = { ...process.env, ...stack.vars, LOG_LEVEL: 'silent', PARLEY_NAMESPACE: 'nothinghere', BACKUP_METRICS_TEXTFILE: textfile };
+    const result = await promisify(execFile)(process.execPath, [path.join(root, 'bin/parley.mjs'), 'backup', path.join(dir, 'failing')], { env }).then(
+      () => ({ code: 0 }),
+      (error: { code: number; stderr: string }) => error,
+    );
+    expect(result.code).toBe(1);
+    expect(readFileSync(path.join(metrics, 'parley_backup-failure.prom'), 'utf8')).toMatch(/^backup_last_failure_timestamp_seconds \d+/m);
+    expect(readdirSync(metrics)).toEqual(['parley_backup-failure.prom']);
+  });
+
   it('the daily job (parley daily) removes a killed run\'s leftovers, backs up, verifies, rotates and copies off-site, and pull brings the archive back', async () => {
     const daily = path.join(dir, 'daily');
     mkdirSync(daily, { recursive: true });

@@ -4,7 +4,7 @@ import { fileURLToPath } from 'node:url';
 import { createMetrics } from '@parley/telemetry';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { backupMetrics, offsiteMetrics } from '../../services/backup/src/metrics.js';
+import { backupMetrics, failureMetrics, offsiteMetrics } from '../../services/backup/src/metrics.js';
 import { createJobMetrics } from '../../services/retention/src/job-metrics.js';
 
 // Every metric a dashboard panel or an alert queries must be one the services export, or the panel
@@ -19,7 +19,8 @@ async function jobMetricNames(): Promise<string[]> {
   const retention = createJobMetrics().registry;
   const backup = backupMetrics({ finishedAt: new Date(), bytes: 0, durationSeconds: 0 });
   const offsite = offsiteMetrics({ finishedAt: new Date(), bytes: 0 });
-  return [...(await retention.getMetricsAsJSON()), ...(await backup.getMetricsAsJSON()), ...(await offsite.getMetricsAsJSON())].map((m) => m.name);
+  const failure = failureMetrics(new Date());
+  return [...(await retention.getMetricsAsJSON()), ...(await backup.getMetricsAsJSON()), ...(await offsite.getMetricsAsJSON()), ...(await failure.getMetricsAsJSON())].map((m) => m.name);
 }
 /** Series Prometheus records for every target. */
 const PROMETHEUS_SERIES = ['up'];

@@ -6,7 +6,7 @@ import { createLogger } from '@parley/log';
 import { CorruptArchiveError } from './archive.js';
 import { runBackup } from './backup.js';
 import { loadBackupEnv } from './env.js';
-import { backupMetrics, exportMetrics, offsiteMetrics } from './metrics.js';
+import { backupMetrics, exportMetrics, failureMetrics, offsiteMetrics } from './metrics.js';
 import { OffsiteStore } from './offsite.js';
 import { POOL_DIR } from './attachments.js';
 import { RetentionMissingError, runRestore, TargetNotEmptyError } from './restore.js';
@@ -79,6 +79,24 @@ async function main(argv: string[]): Promise<number> {
       store.close();
     }
   };
+  /**
+   * A run that fails (an error, or verify finding a difference) says so to the monitoring:
+   * `backup_last_failure_timestamp_seconds` (alert BackupLastRunFailed), beside the last success,
+   * which it leaves as it was.
+   */
+  const reportingFailure = async (run: () => Promise<number>): Promise<number> => {
+    let code = 1;
+    try {
+      code = await run();
+      return code;
+    } finally {
+      if (code !== 0) {
+        await exportMetrics(failureMetrics(new Date()), { textfile: config.BACKUP_METRICS_TEXTFILE?.replace(/(\.prom)?$/, '-failure.prom'), pushgateway: config.PUSHGATEWAY_URL }).catch((error: unknown) => {
+          log.warn({ err: (error as Error).message }, 'could not export the failure metric');
+        });
+      }
+    }
+  };
   switch (command) {
     case 'push':
       await push(target);
@@ -93,20 +111,23 @@ async function main(argv: string[]): Promise<number> {
       return 0;
     }
     case 'backup':
-      await backup();
-      return 0;
-    case 'daily': {
+      return reportingFailure(async () => {
+        await backup();
+        return 0;
+      });
+    case 'daily':
       // The scheduled job (issue 20: the CronJob ran backup only, so nothing was verified or
       // rotated and the volume filled). Rotation runs even when verify fails: it never deletes the
       // newest verified archive, so the last good one stays whatever happened tonight.
-      const archive = await backup();
-      const ok = await verify(archive);
-      await rotate(target);
-      // Off-site after the local work: an unreachable bucket fails the run (and, after 26 h,
-      // BackupOffsiteNotRun fires), but never costs tonight's local archive.
-      if (config.BACKUP_S3_URL) await push(archive);
-      return ok ? 0 : 1;
-    }
+      return reportingFailure(async () => {
+        const archive = await backup();
+        const ok = await verify(archive);
+        await rotate(target);
+        // Off-site after the local work: an unreachable bucket fails the run (and, after 26 h,
+        // BackupOffsiteNotRun fires), but never costs tonight's local archive.
+        if (config.BACKUP_S3_URL) await push(archive);
+        return ok ? 0 : 1;
+      });
     case 'restore': {
       const report = await runRestore(config, target, { force: values.force, childEnv: process.env }, log);
       say(`restored ${target} (namespace ${report.manifest.namespace} → ${config.PARLEY_NAMESPACE}) in ${(report.durationMs / 1000).toFixed(1)} s`);

@@ -15,6 +15,13 @@ export function backupMetrics(values: { finishedAt: Date; bytes: number; duratio
   return registry;
 }
 
+/** After a run that failed (`backup` or `daily`: an error, or verify finding a difference). */
+export function failureMetrics(at: Date): Registry {
+  const registry = new Registry();
+  new Gauge({ name: 'backup_last_failure_timestamp_seconds', help: 'When a backup run last failed (Unix time)', registers: [registry] }).set(at.getTime() / 1000);
+  return registry;
+}
+
 /** After an archive reached off-site storage (`daily` with BACKUP_S3_URL, or `push`). */
 export function offsiteMetrics(values: { finishedAt: Date; bytes: number }): Registry {
   const registry = new Registry();
