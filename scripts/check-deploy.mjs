@@ -546,6 +546,18 @@ async function checkK8s(overlay, file, externalFiles) {
     for (const g of parse(readFileSync(path.join(root, k), 'utf8')).secretGenerator ?? []) if (g.literals) fail(`${k}: Secret ${g.name} has literal values; generate them (npm run secrets)`);
   }
   checkMetricsPaths(overlay, docs, objects);
+  // Production runs behind a proxy (ingress.yaml, httproute.yaml): the gateway must know its public
+  // address, the browsers' origin and the proxies to believe, all for the host those files serve.
+  if (overlay === 'prod') {
+    const config = docs.find((o) => o.kind === 'ConfigMap' && o.metadata.name.startsWith('parley-config'))?.data ?? {};
+    for (const key of ['PUBLIC_URL', 'WS_ALLOWED_ORIGINS', 'TRUSTED_PROXIES']) if (!config[key]) fail(`prod: parley-config has no ${key} (behind a proxy it must be set)`);
+    const host = config.PUBLIC_URL ? new URL(config.PUBLIC_URL).host : '';
+    if (config.WS_ALLOWED_ORIGINS && !config.WS_ALLOWED_ORIGINS.split(',').includes(`https://${host}`)) fail(`prod: WS_ALLOWED_ORIGINS does not admit PUBLIC_URL's origin https://${host}`);
+    for (const example of ['ingress.yaml', 'httproute.yaml']) {
+      const text = readFileSync(path.join(root, 'deploy/k8s/overlays/prod', example), 'utf8');
+      if (!text.includes(host)) fail(`prod: ${example} does not serve PUBLIC_URL's host ${host}`);
+    }
+  }
   // The attachment store: ReadWriteMany in production (pods on every node mount it); the dev
   // overlay runs on one node, where kind's local-path class binds ReadWriteOnce only.
   for (const pvc of docs.filter((o) => o.kind === 'PersistentVolumeClaim')) {
