@@ -12,7 +12,10 @@
 //      read from the doc): backup, verify, rotate; its metrics reach the Pushgateway and the textfile;
 //      the other two recipes (backup's cron line, retention's unit) are parsed and their schedules
 //      and commands checked, so a doc that drifts from the code fails here;
-//   7. a restore into an empty database and namespace: the messages are back.
+//   7. the alert rules evaluated by a real Prometheus (Debian's) on what the jobs pushed and the
+//      services export: every rule healthy, the jobs' alerts and ServiceDown neither pending nor
+//      firing, the jobs' metrics present;
+//   8. a restore into an empty database and namespace: the messages are back.
 import { execFileSync, spawn } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
@@ -242,7 +245,61 @@ try {
   await until('the backup metrics on the Pushgateway', () => pushed('backup_last_success_timestamp_seconds', 'parley_backup'));
   say(`backup.md's systemd unit ran parley daily: ${archives[0]} written, verified, rotated; last success on the Pushgateway and in the textfile`);
 
-  // 7. Restore into an empty database and namespace (the environment over .env, as documented).
+  // 7. The alerts, evaluated: Prometheus with the shipped rules, scraping the Pushgateway (as
+  // prometheus.yml does, honor_labels) and the three services, every second.
+  if (!existsSync('/usr/bin/prometheus')) {
+    say('installing prometheus (Debian)');
+    const pids = () => {
+      try {
+        return execFileSync('pgrep', ['-x', 'prometheus'], { encoding: 'utf8' }).split('\n').filter(Boolean);
+      } catch {
+        return []; // none running
+      }
+    };
+    const before = new Set(pids());
+    execFileSync('apt-get', ['install', '-y', '-qq', '--no-install-recommends', 'prometheus'], { stdio: 'ignore', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    // Debian's package may start its own daemon on :9090 (a metrics port of ours): stop it.
+    for (const pid of pids()) if (!before.has(pid)) process.kill(Number(pid));
+  }
+  const promPort = await freePort();
+  const target = (port) => `127.0.0.1:${port}`;
+  writeFileSync(
+    path.join(work, 'prometheus.yml'),
+    JSON.stringify({
+      global: { scrape_interval: '1s', evaluation_interval: '1s' },
+      rule_files: [path.join(repo, 'deploy', 'monitoring', 'rules', '*.yml')],
+      scrape_configs: [
+        { job_name: 'pushgateway', honor_labels: true, static_configs: [{ targets: [target(pushPort)] }] },
+        ...['gateway', 'users', 'messages'].map((name) => ({ job_name: name, static_configs: [{ targets: [target(metrics[name])] }] })),
+      ],
+    }),
+  );
+  children.push(spawn('/usr/bin/prometheus', [`--config.file=${path.join(work, 'prometheus.yml')}`, `--storage.tsdb.path=${path.join(work, 'tsdb')}`, `--web.listen-address=${target(promPort)}`], { stdio: 'ignore' }));
+  const prom = async (route) => (await (await fetch(`http://${target(promPort)}${route}`)).json()).data;
+  let groups = [];
+  const rules = await until('Prometheus to evaluate every rule twice on scraped data', async () => {
+    groups = (await prom('/api/v1/rules')).groups;
+    const all = groups.flatMap((g) => g.rules);
+    const up = (await prom('/api/v1/query?query=up')).result;
+    const evaluated = all.length > 0 && all.every((r) => r.lastEvaluation && !r.lastEvaluation.startsWith('0001'));
+    return evaluated && up.length === 4 && up.every((u) => u.value[1] === '1') ? all : undefined;
+  }, 60_000);
+  await sleep(2_000); // one more evaluation after every target answered
+  const unhealthy = rules.filter((r) => r.health !== 'ok');
+  if (unhealthy.length > 0) fail(`rules that do not evaluate: ${unhealthy.map((r) => `${r.name}: ${r.lastError}`).join('; ')}`);
+  // The jobs' alerts (a metric name that drifted shows as NeverSucceeded pending at once) and
+  // ServiceDown are decided by this run; the traffic alerts (error rate, latency) depend on the
+  // machine's speed over a few requests, so they are evaluated (healthy) but not judged.
+  const judged = new Set([...groups.filter((g) => g.file.endsWith('jobs.yml')).flatMap((g) => g.rules.map((r) => r.name)), 'ServiceDown']);
+  const active = (await prom('/api/v1/alerts')).alerts.filter((a) => judged.has(a.labels.alertname));
+  if (active.length > 0) fail(`alerts ${active.map((a) => `${a.labels.alertname} (${a.state})`).join(', ')} on a healthy installation whose jobs just succeeded`);
+  for (const metric of ['backup_last_success_timestamp_seconds', 'retention_last_success_timestamp_seconds']) {
+    const found = (await prom(`/api/v1/query?query=${metric}`)).result;
+    if (found.length === 0) fail(`${metric} did not reach Prometheus through the Pushgateway`);
+  }
+  say(`alerts evaluated by Prometheus: ${rules.length} rules healthy; the jobs' ${judged.size - 1} alerts and ServiceDown neither pending nor firing; the jobs' metrics scraped from the Pushgateway`);
+
+  // 8. Restore into an empty database and namespace (the environment over .env, as documented).
   for (const child of children.splice(1)) child.kill('SIGTERM');
   await sleep(1000);
   const restoredNs = `${ns}r`;
