@@ -184,6 +184,9 @@ describe('groups, edits, deletes, reactions, polls and receipts', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(await unread()).toBe(0);
     expect((await call(outsider, 'POST', `/api/v1/chats/${chatId}/read`, { messageId: first.id })).status).toBe(404);
+    // A client loading the chat gets the positions too (the web client's "Read" after a reload).
+    expect((await call(owner, 'GET', `/api/v1/chats/${chatId}/reads`)).body).toEqual({ items: [{ userId: member.id, seq: third.seq }] });
+    expect((await call(outsider, 'GET', `/api/v1/chats/${chatId}/reads`)).status).toBe(404);
     memberSocket.send({ op: 'read', chatId, messageId: '01900000-0000-7000-8000-000000000000' });
     expect(await memberSocket.next((f) => f.op === 'error')).toMatchObject({ code: 'not_found' });
     ownerSocket.close();

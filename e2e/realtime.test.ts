@@ -349,6 +349,33 @@ describe('presence', () => {
     peerSocket.close();
     fanSocket.close();
   }, 30_000);
+
+  it('shows a socket who is online as it connects, by the same rules as the notices', async () => {
+    const [ann, peer, fan, stranger] = [await register(stack, 'ps_ann'), await register(stack, 'ps_peer'), await register(stack, 'ps_fan'), await register(stack, 'ps_stranger')];
+    await groupOf(stack, ann, [peer], 'snapshot');
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: fan.accessToken, body: { userId: ann.id } })).status).toBe(201);
+    // Ann is online first, on the other gateway.
+    const phone = await TestSocket.open(urlsOf(g2).wsUrl, ann.accessToken);
+    const presenceOf = async (account: Account) => {
+      // The snapshot comes before the socket's first pong (TestSocket.open waits for one).
+      const socket = await TestSocket.open(stack.wsUrl, account.accessToken);
+      const frames = socket.frames.filter((f) => f.op === 'presence');
+      socket.close();
+      return frames;
+    };
+    const annOnline = [{ op: 'presence', userId: ann.id, online: true }];
+    expect(await presenceOf(peer)).toEqual(annOnline);
+    expect(await presenceOf(fan)).toEqual(annOnline);
+    expect(await presenceOf(stranger)).toEqual([]);
+    // Ann shows her presence to mutual contacts only: fan's one-sided contact no longer sees it, a
+    // chat peer still does.
+    expect((await http(stack, 'PATCH', '/api/v1/users/me/privacy', { token: ann.accessToken, body: { presence: 'contacts' } })).status).toBe(200);
+    expect(await presenceOf(fan)).toEqual([]);
+    expect(await presenceOf(peer)).toEqual(annOnline);
+    // Gone: nobody is shown her online any more.
+    phone.close();
+    await eventually(async () => ((await presenceOf(peer)).length === 0 ? true : undefined), 10_000, 'ann offline in snapshots');
+  }, 30_000);
 });
 
 describe('graceful shutdown of a gateway', () => {

@@ -104,6 +104,10 @@ describe('web client in Chromium', () => {
     // A reload keeps the session (refresh token in localStorage) and the open chat.
     await b.reload();
     await b.locator('li.message', { hasText: 'Привет, Анна!' }).waitFor();
+    // ... and what Boris knew before it (issue 22): Anna read his message (the chat's read positions
+    // load with it) and she is online (the new socket's presence snapshot).
+    await b.locator('li.message.mine', { hasText: 'Привет, Анна!' }).getByText('Прочитано').waitFor();
+    await expect.poll(() => b.locator('.chat-header .status').textContent()).toBe('в сети');
     await b.locator('li.message', { hasText: 'Hello Boris' }).locator('.reaction', { hasText: '👍 1' }).waitFor();
     // ... and the socket comes back: a message sent now arrives live.
     await a.getByLabel('Message', { exact: true }).fill('Still there?');

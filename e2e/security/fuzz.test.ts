@@ -186,6 +186,7 @@ describe('fuzzing every body, query, path and frame schema', () => {
       // Never alice's own id: removing herself would end the fuzzing of the group.
       { method: 'DELETE', path: '/api/v1/chats/:id/members/:userId', success: [204], params: { id: chat, userId: segment(GHOST) } },
       { method: 'POST', path: '/api/v1/chats/:id/read', success: [204], params: { id: chat }, body: nearValid({ messageId }) },
+      { method: 'GET', path: '/api/v1/chats/:id/reads', success: [200], params: { id: chat } },
       { method: 'GET', path: '/api/v1/chats/:id/messages', success: [200], params: { id: chat }, query: page },
       { method: 'POST', path: '/api/v1/chats/:id/messages', success: [200, 201], params: { id: chat }, body: freshIds(nearValid({ clientMsgId: 'fz', body: 'hello', replyTo: messageId, attachmentIds: [] })) },
       { method: 'PATCH', path: '/api/v1/messages/:id', success: [200], params: { id: message }, body: nearValid({ body: 'edited' }) },

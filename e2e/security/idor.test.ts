@@ -62,6 +62,7 @@ describe('IDOR: a removed member reaches nothing of the chat any more', () => {
     ['POST', (i) => `/api/v1/chats/${i.chat}/members`, { userId: GHOST }],
     ['DELETE', (i) => `/api/v1/chats/${i.chat}/members/${GHOST}`],
     ['POST', (i) => `/api/v1/chats/${i.chat}/read`, { messageId: GHOST }],
+    ['GET', (i) => `/api/v1/chats/${i.chat}/reads`],
     ['GET', (i) => `/api/v1/chats/${i.chat}/messages`],
     ['POST', (i) => `/api/v1/chats/${i.chat}/messages`, { clientMsgId: 'after', body: 'still here?' }],
     ['POST', (i) => `/api/v1/chats/${i.chat}/polls`, { question: 'q?', options: ['a', 'b'] }],

@@ -13,6 +13,8 @@ const examples: { [M in RpcMethod]: RpcMethods[M] } = {
   'users.ping': { req: {}, res: { ok: true } },
   'messages.ping': { req: {}, res: { ok: true } },
   'users.watchers': { req: { userId: id(1) }, res: { userIds: [id(2)], chatPeers: true, blocked: [id(3)] } },
+  'users.presenceVisible': { req: { viewerId: id(1), chatPeerIds: [id(2)] }, res: { userIds: [id(2)] } },
+  'messages.chatPeers': { req: { userId: id(1) }, res: { userIds: [id(2)] } },
   'messages.memberships': { req: { userId: id(1) }, res: { chatIds: [id(3)], seqs: [7] } },
   'messages.isMember': { req: { chatId: id(3), userId: id(1) }, res: { member: true, seq: 7 } },
   'messages.messageChat': { req: { messageId: id(4), userId: id(1) }, res: { chatId: null } },

@@ -92,6 +92,16 @@ export const RPC_SCHEMAS = {
     Type.Object({ userId: Uuid }, strict),
     Type.Object({ userIds: Type.Array(Uuid), chatPeers: Type.Boolean(), blocked: Type.Array(Uuid) }, strict),
   ),
+  /**
+   * users: of the viewer's contacts and the given chat peers, whose presence the viewer may see
+   * (their `presence` setting, their blocks): the gateway's snapshot when a socket connects.
+   */
+  'users.presenceVisible': method(
+    Type.Object({ viewerId: Uuid, chatPeerIds: Type.Array(Uuid, { maxItems: 5000 }) }, strict),
+    Type.Object({ userIds: Type.Array(Uuid) }, strict),
+  ),
+  /** messages: everyone who shares a chat with the user (at most 5,000), for the presence snapshot. */
+  'messages.chatPeers': method(Type.Object({ userId: Uuid }, strict), Type.Object({ userIds: Type.Array(Uuid) }, strict)),
   /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
   'messages.memberships': method(
     Type.Object({ userId: Uuid }, strict),

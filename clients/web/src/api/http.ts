@@ -154,6 +154,8 @@ export class Api extends HttpApi {
   markRead = (chatId: string, messageId: string) => this.request<void>('POST', `/chats/${chatId}/read`, { body: { messageId } });
 
   messages = (chatId: string, before?: string) => this.request<MessagePage>('GET', `/chats/${chatId}/messages`, { query: { before, limit: 50 } });
+  /** The members' read positions (a Parley addition): the "Read" marks of a chat just loaded. */
+  reads = (chatId: string) => this.request<{ items: { userId: string; seq: number }[] }>('GET', `/chats/${chatId}/reads`);
   postMessage = (chatId: string, body: { clientMsgId: string; body: string; replyTo?: string; attachmentIds?: string[] }) =>
     this.request<Message>('POST', `/chats/${chatId}/messages`, { body });
   editMessage = (id: string, body: string) => this.request<Message>('PATCH', `/messages/${id}`, { body: { body } });

@@ -140,7 +140,12 @@ function startRealtime(): void {
       onStatus: (status) => {
         const wasOffline = state.connection !== 'online';
         state.connection = status;
-        if (status === 'offline') state.announcement = translate(state.lang, 'reconnecting');
+        if (status === 'offline') {
+          state.announcement = translate(state.lang, 'reconnecting');
+          // Without a connection nobody's presence is known (issue 22: the dot stayed green during
+          // an outage); the server sends who is online again when the socket is back.
+          state.presence.clear();
+        }
         // After a reconnect, unread counts may have changed while resume covered the events.
         if (status === 'online' && wasOffline) state.announcement = '';
         changed();
@@ -230,6 +235,14 @@ export async function reloadNewest(chatId: string, through = 0): Promise<void> {
     }
     const newer = (state.history.get(chatId)?.messages ?? []).filter((m) => m.seq > page.seq);
     state.history.set(chatId, { messages: [...page.items.slice().reverse(), ...newer], older: page.nextCursor });
+    // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
+    // arrived meanwhile are newer or equal, so the larger one wins. Best effort.
+    const reads = await api.reads(chatId).catch(() => null);
+    if (reads) {
+      const known = state.reads.get(chatId) ?? new Map<string, number>();
+      for (const { userId, seq } of reads.items) known.set(userId, Math.max(known.get(userId) ?? 0, seq));
+      state.reads.set(chatId, known);
+    }
     await refreshChat(chatId);
     changed();
   } catch (error) {

@@ -114,6 +114,11 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       deps.presence.connected(socket, userId).catch((error: unknown) => {
         deps.log.warn({ err: (error as Error).message }, 'presence update failed');
       });
+      // Before the socket's first frame is answered, so a client has who is online before `resumed`
+      // or `pong`, and a live notice never arrives before the snapshot it would contradict.
+      await deps.presence.snapshot(socket, userId).catch((error: unknown) => {
+        deps.log.warn({ err: (error as Error).message }, 'presence snapshot unavailable');
+      });
     })();
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');

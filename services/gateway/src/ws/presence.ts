@@ -33,6 +33,12 @@ export class Presence {
   private kv: KV | undefined;
   private sub: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
+  /**
+   * Users online anywhere, as this gateway knows it: the bucket's keys at each count (every 15 s,
+   * and a second after transitions here), kept current in between by the notices every gateway
+   * receives. What a new socket is shown when it connects (snapshot).
+   */
+  private readonly online = new Set<string>();
   private countTimer: NodeJS.Timeout | undefined;
   readonly gatewayId = newId();
 
@@ -67,11 +73,35 @@ export class Presence {
       },
     });
     this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS), setInterval(() => void this.count(), COUNT_EVERY_MS));
+    void this.count(); // who is online already, for the first snapshots
     for (const t of this.timers) t.unref();
+  }
+
+  /**
+   * Tells a socket that just connected who among the users it may watch is online now (issue 22:
+   * whoever connected second never saw the first online). The audience rules are the notices' own,
+   * seen from the watcher's side (users.presenceVisible). Best effort: without an answer the
+   * socket gets no snapshot, and live notices still come.
+   */
+  async snapshot(socket: Socket, userId: string): Promise<void> {
+    // Short waits: the socket's first frame waits for this, and presence is not worth more.
+    const timeoutMs = Math.min(this.deps.serviceTimeoutMs, 1_000);
+    const { userIds: chatPeerIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.chatPeers', { userId }, timeoutMs);
+    const { userIds } = await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisible', { viewerId: userId, chatPeerIds }, timeoutMs);
+    const data = socket.getUserData();
+    let sent = 0;
+    for (const other of userIds) {
+      // Read now, not before the calls: a notice that arrived meanwhile has already updated it.
+      if (data.closed || !this.online.has(other)) continue;
+      socket.send(JSON.stringify({ op: 'presence', userId: other, online: true }), false);
+      sent += 1;
+    }
+    if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
   }
 
   /** A socket of `userId` is ready (its chats known). Announces the user if they just came online. */
   async connected(socket: Socket, userId: string): Promise<void> {
+    this.online.add(userId);
     if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
     await this.kv.put(this.key(userId), '1');
     if ((await this.keysOf(userId)).length === 1) await this.announce(userId, true, [...socket.getUserData().chats]);
@@ -120,6 +150,8 @@ export class Presence {
 
   private forward(notice: Notice): void {
     if (!isId(notice?.userId) || typeof notice.online !== 'boolean') return;
+    if (notice.online) this.online.add(notice.userId);
+    else if (countOf(this.deps.registry.socketsOf(notice.userId)) === 0) this.online.delete(notice.userId);
     const targets = new Set<Socket>();
     for (const chatId of notice.chatIds ?? []) for (const s of this.deps.delivery.socketsIn(chatId)) targets.add(s);
     for (const watcher of notice.watcherIds ?? []) for (const s of this.deps.registry.socketsOf(watcher)) targets.add(s);
@@ -150,8 +182,13 @@ export class Presence {
     } catch {
       return this.deps.registry.userCount;
     }
-    this.deps.metrics.activeUsers.set(users.size);
-    return users.size;
+    const counted = users.size;
+    this.deps.metrics.activeUsers.set(counted);
+    // This gateway's own users are online whatever the listing saw (their keys may be in flight).
+    for (const userId of this.deps.registry.userIds()) users.add(userId);
+    this.online.clear();
+    for (const userId of users) this.online.add(userId);
+    return counted;
   }
 
   async stop(): Promise<void> {

@@ -44,6 +44,31 @@ export async function memberChatsAt(db: Queryable, userId: string): Promise<{ ch
   return { chatIds: rows.map((r) => r.chat_id), seqs: rows.map((r) => r.last_seq) };
 }
 
+/**
+ * The members' read positions in a chat (those who have read anything): what the live
+ * `read.updated` events say, for a client that loads the chat (issue 22: after a reload every "Read"
+ * became "Sent"). Positions of people no longer members are left out.
+ */
+export async function readPositionsOf(db: Queryable, chatId: string): Promise<{ userId: string; seq: number }[]> {
+  const { rows } = await db.query<{ user_id: string; seq: number }>(
+    `SELECT rp.user_id, rp.seq FROM messages.read_positions rp
+       JOIN messages.chat_members m ON m.chat_id = rp.chat_id AND m.user_id = rp.user_id
+      WHERE rp.chat_id = $1 AND rp.seq > 0 ORDER BY rp.user_id`,
+    [chatId],
+  );
+  return rows.map((r) => ({ userId: r.user_id, seq: Number(r.seq) }));
+}
+
+/** Everyone who shares a chat with the user (at most 5,000): whose presence a new socket may be shown. */
+export async function chatPeersOf(db: Queryable, userId: string): Promise<string[]> {
+  const { rows } = await db.query<{ user_id: string }>(
+    `SELECT DISTINCT p.user_id FROM messages.chat_members m JOIN messages.chat_members p ON p.chat_id = m.chat_id
+      WHERE m.user_id = $1 AND p.user_id <> $1 LIMIT 5000`,
+    [userId],
+  );
+  return rows.map((r) => r.user_id);
+}
+
 export async function isMember(db: Queryable, chatId: string, userId: string): Promise<boolean> {
   const { rowCount } = await db.query('SELECT 1 FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, userId]);
   return rowCount === 1;

@@ -7,7 +7,8 @@ import { markRead } from '../receipts/mark-read.js';
 import { chatListKey } from './cache-keys.js';
 import { createChat, type CreateChatDeps } from './create.js';
 import { addMember, removeMember, renameChat, type ManageDeps } from './manage.js';
-import { findChatForMember, listChats } from './queries.js';
+import { findChatForMember, listChats, readPositionsOf } from './queries.js';
+import { requireMember } from './access.js';
 import { ChatIdParams, CreateChatBody, ListQuery } from './schemas.js';
 
 const isChatCursor = (v: unknown): v is { at: string; id: string } =>
@@ -43,6 +44,17 @@ export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps 
     handler: async ({ params, auth, request }) => {
       await removeMember(deps, auth.userId, params.id, params.userId, request.requestId);
       return { status: 204 };
+    },
+  });
+
+  router.route({
+    method: 'GET',
+    url: '/api/v1/chats/:id/reads',
+    schema: { params: ChatIdParams },
+    handler: async ({ params, auth }) => {
+      // Read-your-writes for the caller's own position is not promised: it is the projection.
+      await requireMember(deps.pool, params.id, auth.userId);
+      return { status: 200, body: { items: await readPositionsOf(deps.pool, params.id) } };
     },
   });
 

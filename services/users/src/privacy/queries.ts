@@ -56,6 +56,33 @@ export async function presenceAudience(db: Queryable, userId: string): Promise<{
   return { userIds: rows.map((r) => r.user_id), chatPeers: true, blocked: blocked.map((r) => r.blocked_id) };
 }
 
+/**
+ * The other side of presenceAudience, for a snapshot: of the viewer's contacts and `chatPeerIds`,
+ * those whose presence the viewer may see by the same rules — not `nobody`; never someone who
+ * blocked the viewer; a chat peer always otherwise; a contact only, under `contacts`, when the
+ * contact has the viewer as a contact too.
+ */
+export async function presenceVisible(db: Queryable, viewerId: string, chatPeerIds: string[]): Promise<string[]> {
+  const { rows } = await db.query<{ id: string }>(
+    `WITH candidates AS (
+       SELECT contact_id AS id, false AS peer FROM users.contacts WHERE user_id = $1
+       UNION ALL
+       SELECT unnest($2::uuid[]), true
+     )
+     SELECT u.id FROM users.users u JOIN candidates c ON c.id = u.id
+      WHERE u.id <> $1
+        AND u.privacy_presence <> 'nobody'
+        AND NOT EXISTS (SELECT 1 FROM users.blocks b WHERE b.user_id = u.id AND b.blocked_id = $1)
+      GROUP BY u.id, u.privacy_presence
+     HAVING bool_or(c.peer)
+         OR u.privacy_presence = 'everyone'
+         OR EXISTS (SELECT 1 FROM users.contacts m WHERE m.user_id = u.id AND m.contact_id = $1)
+      LIMIT 5000`,
+    [viewerId, chatPeerIds],
+  );
+  return rows.map((r) => r.id);
+}
+
 export async function blockedBy(db: Queryable, userId: string): Promise<{ userId: string; blockedAt: string }[]> {
   const { rows } = await db.query<{ blocked_id: string; blocked_at: Date }>(
     'SELECT blocked_id, blocked_at FROM users.blocks WHERE user_id = $1 ORDER BY blocked_at, blocked_id LIMIT 1000',
