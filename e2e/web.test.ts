@@ -307,6 +307,45 @@ describe('web client in Chromium', () => {
     }
   }, 60_000);
 
+  it('keeps the composer inside the window on a desktop and a phone, also under an error banner, which goes away by itself (issue 22)', async () => {
+    const [ann, bob] = [await register(stack, `layA${Date.now() % 100000}`), await register(stack, `layB${Date.now() % 100000}`)];
+    const made = await fetch(`${stack.baseUrl}/api/v1/chats`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ann.accessToken}` },
+      body: JSON.stringify({ type: 'direct', userId: bob.id }),
+    });
+    expect(made.status).toBe(201);
+    for (const viewport of [{ width: 1100, height: 720 }, { width: 375, height: 740 }]) {
+      const context = await browser.newContext({ locale: 'en-US', viewport, isMobile: viewport.width < 700, hasTouch: viewport.width < 700 });
+      const page = await context.newPage();
+      try {
+        await page.goto(stack.baseUrl);
+        await page.getByLabel('Username or e-mail').fill(ann.username);
+        await page.getByLabel('Password', { exact: true }).fill(ann.password);
+        await page.locator('form button[type=submit]').click();
+        const inside = async () => {
+          const box = await page.locator('.composer').boundingBox();
+          return box !== null && box.y >= 0 && box.y + box.height <= viewport.height + 0.5;
+        };
+        await page.locator('.chat-list li').first().click();
+        await expect.poll(inside, { timeout: 5_000 }).toBe(true);
+        // A chat that is not there: the error banner shows above everything.
+        await page.goto(`${stack.baseUrl}/#/chat/01900000-0000-7000-8000-00000000dead`);
+        await page.reload();
+        const banner = page.getByRole('alert');
+        await banner.waitFor();
+        await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).click();
+        await page.locator('.chat-list li').first().click();
+        expect(await banner.isVisible()).toBe(true);
+        await expect.poll(inside, { timeout: 5_000 }).toBe(true);
+        await banner.waitFor({ state: 'detached', timeout: 15_000 });
+        await page.screenshot({ path: path.join(artifacts, `layout-${viewport.width}.png`) });
+      } finally {
+        await context.close();
+      }
+    }
+  }, 90_000);
+
   it('keeps a draft per chat across a reload, and stops the box at the length the server takes, with a counter (issue 22)', async () => {
     const [ann, bob] = [await register(stack, `draftA${Date.now() % 100000}`), await register(stack, `draftB${Date.now() % 100000}`)];
     const chat = await fetch(`${stack.baseUrl}/api/v1/chats`, {

@@ -18,9 +18,18 @@ api.onSignedOut = () => {
 };
 
 /** Shows an error in the page's alert region; returns undefined so callers can `return fail(e)`. */
+/** How long an error stays on screen unless a newer one replaces it (issue 22: banners stayed for good). */
+const ERROR_SHOWN_MS = 10_000;
+
 export function fail(error: unknown): undefined {
-  state.error = errorText(state.lang, error);
+  const text = errorText(state.lang, error);
+  state.error = text;
   changed();
+  setTimeout(() => {
+    if (state.error !== text) return;
+    state.error = null;
+    changed();
+  }, ERROR_SHOWN_MS);
   return undefined;
 }
 
