@@ -236,6 +236,10 @@ describe('realtime: scale-out, resume, typing', () => {
     await new Promise((r) => setTimeout(r, 300));
     expect(b.frames.filter((f) => f.op === 'typing')).toEqual([]);
     expect(a.frames.filter((f) => f.op === 'typing')).toEqual([]);
+    // A message ends the typing; the next notice, within the second, is relayed at once.
+    await sendMany(a, chatId, 'typed', 1);
+    a.send({ op: 'typing', chatId });
+    expect(await b.next((f) => f.op === 'typing')).toEqual({ op: 'typing', chatId, userId: alice.id });
     const outsider = await register(stack, 'rt_out');
     const o = await TestSocket.open(stack.wsUrl, outsider.accessToken);
     o.send({ op: 'typing', chatId });

@@ -166,7 +166,11 @@ describe('web client in Chromium', () => {
     // Typing, then a reply.
     await c.getByLabel('Message', { exact: true }).pressSequentially('hel');
     await d.locator('.chat-header .status', { hasText: 'typing' }).waitFor();
-    await c.getByLabel('Message', { exact: true }).fill('');
+    // The message ends the "typing" at once, not when its 4 s run out (issue 22).
+    await c.getByLabel('Message', { exact: true }).pressSequentially('lo there');
+    await c.getByLabel('Message', { exact: true }).press('Enter');
+    await d.locator('li.message', { hasText: 'hello there' }).waitFor();
+    await expect.poll(async () => (await d.locator('.chat-header .status').textContent()) ?? '', { timeout: 1_500, interval: 100 }).not.toContain('typing');
     await first.getByRole('button', { name: 'Reply' }).click();
     await send(d, 'a reply');
     await c.locator('li.message', { hasText: 'a reply' }).locator('blockquote', { hasText: 'first message' }).waitFor();

@@ -117,6 +117,15 @@ function startRealtime(): void {
     api.accessToken ?? '',
     {
       onEvent: (event) => {
+        // Whoever was typing has sent it: stop saying so at once (issue 22: "typing" lingered for
+        // the rest of its 4 s after the message arrived). Only for a message not shown yet: an
+        // older one can arrive after a typing notice (a catch-up replays what history already
+        // loaded), and must not end a typing that goes on.
+        if (event.type === 'message.created') {
+          const { id, senderId } = event.data as { id?: unknown; senderId?: unknown };
+          const shown = state.history.get(event.chatId)?.messages.some((m) => m.id === id);
+          if (!shown && typeof senderId === 'string') state.typing.get(event.chatId)?.delete(senderId);
+        }
         applyEvent(event, effects, state.view.name === 'chats' ? state.view.chatId : undefined);
         if (event.type === 'message.created' || event.type === 'chat.created') sortChats();
         changed();

@@ -53,6 +53,8 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
     } else {
       if (!body && attachments.length === 0) return;
       sendMessage(chatId, body, replyTo?.id, attachments.map((a) => a.id));
+      // The message ends the others' "typing" for me; the next keystroke starts a new one at once.
+      lastTyping.current = 0;
     }
     // After an edit the box gets back the draft it held before.
     if (editing) setTextState(localStorage.getItem(draftKey(chatId)) ?? '');

@@ -223,7 +223,10 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         }
         try {
           const outcome = await handleSend(deps, socket, data.userId, frame);
-          if (outcome.ok) send(socket, { op: 'ack', clientMsgId: frame.clientMsgId, messageId: outcome.messageId, seq: outcome.seq }, 'ack');
+          if (outcome.ok) {
+            send(socket, { op: 'ack', clientMsgId: frame.clientMsgId, messageId: outcome.messageId, seq: outcome.seq }, 'ack');
+            deps.typing.sent(frame.chatId, data.userId);
+          }
           else send(socket, errorFrame(outcome.code, outcome.message, frame.clientMsgId), 'error');
         } catch (error) {
           if (!(error instanceof ServiceUnavailableError)) deps.log.error({ err: error }, 'send failed');

@@ -52,6 +52,14 @@ export class Typing {
     this.deps.nc.publish(this.subject(chatId), JSON.stringify({ chatId, userId }));
   }
 
+  /**
+   * The user sent a message to the chat: that ends their typing (clients stop showing it), so their
+   * next notice must not be dropped as too soon after the last one.
+   */
+  sent(chatId: string, userId: string): void {
+    this.lastSent.delete(`${userId}:${chatId}`);
+  }
+
   private prune(now: number): void {
     for (const [key, at] of this.lastSent) if (now - at >= TYPING_INTERVAL_MS) this.lastSent.delete(key);
   }
