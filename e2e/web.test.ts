@@ -350,6 +350,61 @@ describe('web client in Chromium', () => {
     }
   }, 90_000);
 
+  it('a refused send offers to send it again or discard it, and stays across a reload until one of them (issue 22)', async () => {
+    const [ann, bob] = [await register(stack, `outA${Date.now() % 100000}`), await register(stack, `outB${Date.now() % 100000}`)];
+    const made = await fetch(`${stack.baseUrl}/api/v1/chats`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', authorization: `Bearer ${ann.accessToken}` },
+      body: JSON.stringify({ type: 'direct', userId: bob.id }),
+    });
+    expect(made.status).toBe(201);
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
+    // The server refuses the sends whose text is in `refused`, as it refuses a send for good
+    // (an error frame naming the clientMsgId); everything else passes through.
+    const refused = new Set(['refused at first', 'thrown away']);
+    await context.routeWebSocket(/\/ws/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const frame = JSON.parse(String(message));
+        if (frame.op === 'send' && refused.has(frame.body)) ws.send(JSON.stringify({ op: 'error', code: 'forbidden', message: 'Refused by the test', ref: frame.clientMsgId }));
+        else server.send(message);
+      });
+    });
+    const page = await context.newPage();
+    try {
+      await page.goto(stack.baseUrl);
+      await page.getByLabel('Username or e-mail').fill(ann.username);
+      await page.getByLabel('Password', { exact: true }).fill(ann.password);
+      await page.locator('form button[type=submit]').click();
+      await page.locator('.chat-list li').first().click();
+      const box = page.getByLabel('Message', { exact: true });
+      for (const text of ['refused at first', 'thrown away']) {
+        await box.fill(text);
+        await box.press('Enter');
+      }
+      const failed = (text: string) => page.locator('li.message.pending', { hasText: text });
+      await failed('thrown away').getByRole('button', { name: 'Discard' }).waitFor();
+      await failed('refused at first').getByRole('button', { name: 'Send again' }).waitFor();
+      // A reload keeps them, refused, with their buttons.
+      await page.reload();
+      await failed('refused at first').getByRole('button', { name: 'Send again' }).waitFor();
+      await failed('thrown away').getByRole('button', { name: 'Discard' }).click();
+      await failed('thrown away').waitFor({ state: 'detached' });
+      // What refused it has passed: sent again, it is stored once.
+      refused.delete('refused at first');
+      await failed('refused at first').getByRole('button', { name: 'Send again' }).click();
+      await page.locator('li.message:not(.pending)', { hasText: 'refused at first' }).waitFor();
+      await page.reload();
+      await page.locator('li.message:not(.pending)', { hasText: 'refused at first' }).waitFor();
+      expect(await page.locator('li.message', { hasText: 'thrown away' }).count()).toBe(0);
+      expect(await page.locator('li.message.pending').count()).toBe(0);
+      const history = await fetch(`${stack.baseUrl}/api/v1/chats/${((await made.json()) as { id: string }).id}/messages`, { headers: { authorization: `Bearer ${bob.accessToken}` } });
+      expect(((await history.json()) as { items: { body: string }[] }).items.map((m) => m.body)).toEqual(['refused at first']);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('keeps a draft per chat across a reload, and stops the box at the length the server takes, with a counter (issue 22)', async () => {
     const [ann, bob] = [await register(stack, `draftA${Date.now() % 100000}`), await register(stack, `draftB${Date.now() % 100000}`)];
     const chat = await fetch(`${stack.baseUrl}/api/v1/chats`, {

@@ -2,7 +2,7 @@ import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Mess
 import { translate } from '../i18n.js';
 import { errorText } from './errors.js';
 import { applyEvent, upsertMessage, type EventEffects } from './events.js';
-import { changed, resetUserState, state, type View } from './store.js';
+import { changed, resetUserState, state, type PendingSend, type View } from './store.js';
 
 /** The one API client of the page; same origin as the page (the gateway serves both). */
 export const api = new Api('', storageTokens(localStorage));
@@ -90,6 +90,8 @@ export async function login(loginName: string, password: string): Promise<void> 
 }
 
 export async function logout(): Promise<void> {
+  // Signing out on purpose leaves nothing of this account's unsent messages in the browser.
+  if (state.me) localStorage.removeItem(outboxKey());
   await api.logout().catch(() => undefined);
 }
 
@@ -98,6 +100,7 @@ async function startSession(): Promise<void> {
   state.users.set(state.me.id, state.me);
   // Open the socket before reading the chat list, so no event between the two is missed.
   startRealtime();
+  restoreOutbox();
   await Promise.all([loadChats(), loadContacts()]);
   navigate(viewFromHash());
 }
@@ -136,11 +139,14 @@ function startRealtime(): void {
         if (!pending) return;
         if (state.history.get(pending.chatId)?.messages.some((m) => m.id === ack.messageId)) state.pending.delete(ack.clientMsgId);
         else pending.messageId = ack.messageId;
+        saveOutbox();
         changed();
       },
-      onSendFailed: (clientMsgId, _code, message) => {
+      onSendFailed: (clientMsgId, code, message) => {
         const pending = state.pending.get(clientMsgId);
-        if (pending) pending.error = message;
+        // In the interface's language, like every other error (errors.ts).
+        if (pending) pending.error = errorText(state.lang, new ApiError(400, code, message));
+        saveOutbox();
         changed();
       },
       onTyping: (chatId, userId) => {
@@ -324,7 +330,55 @@ export function sendMessage(chatId: string, body: string, replyTo?: string, atta
   const clientMsgId = newClientMsgId();
   const frame = { chatId, clientMsgId, body, ...(replyTo ? { replyTo } : {}), ...(attachmentIds?.length ? { attachmentIds } : {}) };
   state.pending.set(clientMsgId, { ...frame, createdAt: new Date().toISOString() });
+  saveOutbox();
   realtime?.send(frame);
+  changed();
+}
+
+/**
+ * The sends not yet acknowledged, and those refused, kept across a reload (issue 22: a failed send
+ * was gone on reload): per user in localStorage. Unacknowledged ones are sent again on start with
+ * their clientMsgId, so one that was stored after all is acked, not doubled.
+ */
+const outboxKey = () => `parley.outbox.${state.me?.id ?? ''}`;
+
+function saveOutbox(): void {
+  if (!state.me) return;
+  const open = [...state.pending.values()].filter((p) => !p.messageId);
+  if (open.length === 0) localStorage.removeItem(outboxKey());
+  else localStorage.setItem(outboxKey(), JSON.stringify(open));
+}
+
+function restoreOutbox(): void {
+  let saved: PendingSend[] = [];
+  try {
+    saved = JSON.parse(localStorage.getItem(outboxKey()) ?? '[]') as PendingSend[];
+  } catch {
+    localStorage.removeItem(outboxKey());
+  }
+  for (const p of saved) {
+    if (state.pending.has(p.clientMsgId)) continue;
+    state.pending.set(p.clientMsgId, p);
+    if (!p.error) realtime?.send(frameOf(p));
+  }
+}
+
+const frameOf = (p: PendingSend) => ({ chatId: p.chatId, clientMsgId: p.clientMsgId, body: p.body, ...(p.replyTo ? { replyTo: p.replyTo } : {}), ...(p.attachmentIds?.length ? { attachmentIds: p.attachmentIds } : {}) });
+
+/** Sends a refused message again, with the same clientMsgId (the refusal may have passed: an unblock, a fixed file). */
+export function retrySend(clientMsgId: string): void {
+  const p = state.pending.get(clientMsgId);
+  if (!p) return;
+  delete p.error;
+  saveOutbox();
+  realtime?.send(frameOf(p));
+  changed();
+}
+
+/** Drops a refused message from the outbox. */
+export function discardSend(clientMsgId: string): void {
+  state.pending.delete(clientMsgId);
+  saveOutbox();
   changed();
 }
 

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Message } from '../api/index.js';
-import { loadOlder, navigate } from '../state/session.js';
+import { discardSend, loadOlder, navigate, retrySend } from '../state/session.js';
 import { state } from '../state/store.js';
 import { chatTitle, nameOf, peerOf, t } from './common.js';
 import { Composer } from './Composer.js';
@@ -74,6 +74,16 @@ export function ChatView({ chatId }: { chatId: string }) {
             <li key={p.clientMsgId} class="message mine pending">
               <p class="body">{p.body}</p>
               <div class="meta">{p.error ? t('failed', { reason: p.error }) : t('sending')}</div>
+              {p.error && (
+                <div class="actions">
+                  <button type="button" onClick={() => retrySend(p.clientMsgId)}>
+                    {t('retry')}
+                  </button>
+                  <button type="button" onClick={() => discardSend(p.clientMsgId)}>
+                    {t('discard')}
+                  </button>
+                </div>
+              )}
             </li>
           ))}
         </ul>
