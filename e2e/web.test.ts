@@ -405,6 +405,68 @@ describe('web client in Chromium', () => {
     }
   }, 60_000);
 
+  it('manages a group: rename, add and remove members, close a poll, mute, leave; removes a contact (issue 22)', async () => {
+    const n = Date.now() % 100000;
+    const [owner, dave, erin] = [await register(stack, `mgO${n}`), await register(stack, `mgD${n}`), await register(stack, `mgE${n}`)];
+    const call = (token: string, method: string, route: string, body?: unknown) =>
+      fetch(`${stack.baseUrl}/api/v1${route}`, { method, headers: { 'content-type': 'application/json', authorization: `Bearer ${token}` }, body: body === undefined ? undefined : JSON.stringify(body) });
+    const group = (await (await call(owner.accessToken, 'POST', '/chats', { type: 'group', title: 'Team', memberIds: [dave.id] })).json()) as { id: string };
+    expect((await call(owner.accessToken, 'POST', `/chats/${group.id}/polls`, { question: 'Lunch?', options: ['Pizza', 'Soup'] })).status).toBe(201);
+    expect((await call(owner.accessToken, 'POST', '/contacts', { userId: dave.id })).status).toBe(201);
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 800 } });
+    const page = await context.newPage();
+    page.on('dialog', (dialog) => void dialog.accept());
+    try {
+      await page.goto(stack.baseUrl);
+      await page.getByLabel('Username or e-mail').fill(owner.username);
+      await page.getByLabel('Password', { exact: true }).fill(owner.password);
+      await page.locator('form button[type=submit]').click();
+      await page.locator('.chat-item', { hasText: 'Team' }).click();
+      await page.getByRole('button', { name: 'Chat settings' }).click();
+      const settings = page.getByRole('region', { name: 'Chat settings' });
+      // Rename.
+      await settings.getByLabel('Group name').fill('Renamed team');
+      await settings.getByRole('button', { name: 'Rename' }).click();
+      await expect.poll(() => page.locator('#chat-title').textContent()).toBe('Renamed team');
+      // Add Erin, found by name.
+      await settings.getByLabel('Add someone').fill(erin.username);
+      await settings.getByRole('button', { name: 'Search' }).click();
+      await settings.locator('li.person', { hasText: erin.username }).getByRole('button', { name: 'Add' }).click();
+      await settings.locator('li.person', { hasText: erin.username }).getByText('member').waitFor();
+      // Remove Dave.
+      await settings.locator('li.person', { hasText: dave.username }).getByRole('button', { name: 'Remove' }).click();
+      await settings.locator('li.person', { hasText: dave.username }).waitFor({ state: 'detached' });
+      const members = (await (await call(owner.accessToken, 'GET', `/chats/${group.id}`)).json()) as { title: string; members: { userId: string }[] };
+      expect(members.title).toBe('Renamed team');
+      expect(members.members.map((m) => m.userId).sort()).toEqual([owner.id, erin.id].sort());
+      // Close the poll.
+      await page.getByRole('button', { name: 'Close the poll' }).click();
+      await page.locator('.poll legend', { hasText: 'closed' }).waitFor();
+      // Mute: Erin's next message is not announced (the badge still counts it).
+      await settings.getByLabel('Mute (its new messages are not announced)').check();
+      await page.getByRole('navigation').getByRole('button', { name: 'People' }).click();
+      expect((await call(erin.accessToken, 'POST', `/chats/${group.id}/messages`, { clientMsgId: 'm1', body: 'quiet please' })).status).toBe(201);
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).click();
+      await page.locator('.chat-item', { hasText: 'Renamed team' }).locator('.badge').waitFor();
+      expect(await page.locator('[role=status][aria-live=polite]').first().textContent()).not.toContain('quiet please');
+      // Remove a contact.
+      await page.getByRole('navigation').getByRole('button', { name: 'People' }).click();
+      await page.getByLabel('Find people').fill(dave.username);
+      await page.getByLabel('Find people').press('Enter');
+      await page.locator('li.person', { hasText: dave.username }).first().getByRole('button', { name: 'Remove contact' }).click();
+      await page.locator('li.person', { hasText: dave.username }).first().getByRole('button', { name: 'Add contact' }).waitFor();
+      // Leave: the group is gone from the list, and from the owner's chats.
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).click();
+      await page.locator('.chat-item', { hasText: 'Renamed team' }).click();
+      await page.getByRole('button', { name: 'Chat settings' }).click();
+      await page.getByRole('button', { name: 'Leave the group' }).click();
+      await page.locator('.chat-item', { hasText: 'Renamed team' }).waitFor({ state: 'detached' });
+      expect((await call(owner.accessToken, 'GET', `/chats/${group.id}`)).status).toBe(404);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('keeps a draft per chat across a reload, and stops the box at the length the server takes, with a counter (issue 22)', async () => {
     const [ann, bob] = [await register(stack, `draftA${Date.now() % 100000}`), await register(stack, `draftB${Date.now() % 100000}`)];
     const chat = await fetch(`${stack.baseUrl}/api/v1/chats`, {

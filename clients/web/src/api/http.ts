@@ -149,6 +149,9 @@ export class Api extends HttpApi {
 
   chats = () => this.request<Page<Chat>>('GET', '/chats', { query: { limit: 200 } });
   chat = (id: string) => this.request<Chat>('GET', `/chats/${id}`);
+  renameChat = (id: string, title: string) => this.request<Chat>('PATCH', `/chats/${id}`, { body: { title } });
+  addMember = (id: string, userId: string) => this.request<Chat>('POST', `/chats/${id}/members`, { body: { userId } });
+  removeMember = (id: string, userId: string) => this.request<void>('DELETE', `/chats/${id}/members/${userId}`);
   openDirect = (userId: string) => this.request<Chat>('POST', '/chats', { body: { type: 'direct', userId } });
   createGroup = (title: string, memberIds: string[]) => this.request<Chat>('POST', '/chats', { body: { type: 'group', title, memberIds } });
   markRead = (chatId: string, messageId: string) => this.request<void>('POST', `/chats/${chatId}/read`, { body: { messageId } });
@@ -165,6 +168,7 @@ export class Api extends HttpApi {
   createPoll = (chatId: string, question: string, options: string[], multiple: boolean) =>
     this.request<Message>('POST', `/chats/${chatId}/polls`, { body: { question, options, multiple } });
   vote = (pollId: string, optionIds: string[]) => this.request<Poll>('POST', `/polls/${pollId}/votes`, { body: { optionIds } });
+  closePoll = (pollId: string) => this.request<Poll>('POST', `/polls/${pollId}/close`);
   search = (q: string, chatId?: string) => this.request<Page<Message>>('GET', '/search', { query: { q, chatId } });
   attachment = (id: string) => this.download(`/attachments/${id}`);
 }

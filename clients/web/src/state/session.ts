@@ -185,7 +185,16 @@ function startRealtime(): void {
   realtime.start();
 }
 
+/** Muted chats (this browser only): no announcement of their messages (issue 22). */
+const mutedKey = (chatId: string) => `parley.muted.${chatId}`;
+export const isMuted = (chatId: string): boolean => localStorage.getItem(mutedKey(chatId)) === '1';
+export function setMuted(chatId: string, muted: boolean): void {
+  if (muted) localStorage.setItem(mutedKey(chatId), '1');
+  else localStorage.removeItem(mutedKey(chatId));
+}
+
 function announce(message: Message): void {
+  if (isMuted(message.chatId)) return;
   const sender = state.users.get(message.senderId);
   void ensureUser(message.senderId);
   state.announcement = translate(state.lang, 'newMessages', {

@@ -3,6 +3,7 @@ import type { Message } from '../api/index.js';
 import { discardSend, loadOlder, navigate, retrySend } from '../state/session.js';
 import { state } from '../state/store.js';
 import { chatTitle, nameOf, peerOf, t } from './common.js';
+import { ChatSettings } from './ChatSettings.js';
 import { Composer } from './Composer.js';
 import { MessageItem } from './MessageItem.js';
 
@@ -10,6 +11,7 @@ import { MessageItem } from './MessageItem.js';
 export function ChatView({ chatId }: { chatId: string }) {
   const [replyTo, setReplyTo] = useState<Message | null>(null);
   const [editing, setEditing] = useState<Message | null>(null);
+  const [settingsOpen, setSettingsOpen] = useState(false);
   const listEnd = useRef<HTMLDivElement>(null);
   const chat = state.chats.get(chatId);
   const history = state.history.get(chatId);
@@ -21,6 +23,7 @@ export function ChatView({ chatId }: { chatId: string }) {
   useEffect(() => {
     setReplyTo(null);
     setEditing(null);
+    setSettingsOpen(false);
   }, [chatId]);
 
   if (!chat) return <section class="chat-view empty">{t('selectChat')}</section>;
@@ -46,7 +49,11 @@ export function ChatView({ chatId }: { chatId: string }) {
                   : ''}
           </p>
         </div>
+        <button type="button" class="settings-toggle" aria-expanded={settingsOpen} onClick={() => setSettingsOpen(!settingsOpen)}>
+          ⚙<span class="visually-hidden">{t('chatSettings')}</span>
+        </button>
       </header>
+      {settingsOpen && <ChatSettings chat={chat} />}
       <div class="messages" role="log" aria-label={t('chats')} aria-relevant="additions">
         {history?.older && (
           <button type="button" class="link" onClick={() => void loadOlder(chatId)}>

@@ -14,6 +14,15 @@ async function openDirect(userId: string): Promise<void> {
   }
 }
 
+async function removeContact(user: User): Promise<void> {
+  try {
+    await api.removeContact(user.id);
+    await loadContacts();
+  } catch (error) {
+    fail(error);
+  }
+}
+
 async function addContact(user: User): Promise<void> {
   try {
     await api.addContact(user.id);
@@ -36,7 +45,12 @@ function Person({ user, selectable, selected, onSelect }: { user: User; selectab
         {user.displayName || user.username} <span class="hint">@{user.username}</span>
       </label>
       {isContact ? (
-        <span class="hint">{t('isContact')}</span>
+        <>
+          <span class="hint">{t('isContact')}</span>
+          <button type="button" onClick={() => void removeContact(user)}>
+            {t('removeContact')}
+          </button>
+        </>
       ) : (
         <button type="button" onClick={() => void addContact(user)}>
           {t('addContact')}

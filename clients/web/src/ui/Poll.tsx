@@ -1,6 +1,8 @@
 import { useState } from 'preact/hooks';
 import type { Message } from '../api/index.js';
 import { vote } from '../state/actions.js';
+import { api, fail } from '../state/session.js';
+import { changed, state } from '../state/store.js';
 import { t } from './common.js';
 
 /** A poll in a message: choose and vote; counts shown per option. */
@@ -31,6 +33,19 @@ export function PollView({ message }: { message: Message }) {
         ))}
         <button type="submit">{t('vote')}</button>
       </fieldset>
+      {message.senderId === state.me?.id && !poll.closed && (
+        <button
+          type="button"
+          onClick={() =>
+            void api.closePoll(poll.id).then((closed) => {
+              message.poll = closed;
+              changed();
+            }, fail)
+          }
+        >
+          {t('closePoll')}
+        </button>
+      )}
     </form>
   );
 }
