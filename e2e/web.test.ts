@@ -82,9 +82,14 @@ describe('web client in Chromium', () => {
     const chatButton = b.locator('.chat-item', { hasText: 'Anna' });
     await chatButton.locator('.badge').waitFor();
     expect(await chatButton.locator('.badge').textContent()).toBe('1');
+    // The tab says so too, and stops once the chat is read (issue 22).
+    await expect.poll(() => b.title()).toBe('(1) Parley');
     await chatButton.click();
     const fromAnna = b.locator('li.message', { hasText: 'Hello Boris' });
     await fromAnna.waitFor();
+    await expect.poll(() => b.title()).toBe('Parley');
+    // The day above the first message of a day (issue 22), in the interface's language.
+    expect(await b.locator('li.day').first().textContent()).toBe('Сегодня');
     // Markup in a message is text, never HTML.
     expect(await fromAnna.locator('b').count()).toBe(0);
     expect(await fromAnna.locator('.body').textContent()).toBe('Hello Boris <b>not bold</b>');
@@ -92,6 +97,19 @@ describe('web client in Chromium', () => {
     await b.getByLabel('Сообщение', { exact: true }).fill('Привет, Анна!');
     await b.getByRole('button', { name: 'Отправить' }).click();
     await a.locator('li.message', { hasText: 'Привет, Анна!' }).waitFor();
+
+    // Addresses are links (http and https only, opened apart from the page); the text around them
+    // and a javascript: address stay text; the body takes its direction from its text (issue 22).
+    await a.getByLabel('Message', { exact: true }).fill('see https://example.org/path?q=1. not javascript:alert(1) שלום');
+    await a.keyboard.press('Enter');
+    const linked = b.locator('li.message', { hasText: 'see https://example.org' });
+    await linked.waitFor();
+    const link = linked.locator('.body a');
+    expect(await link.count()).toBe(1);
+    expect(await link.getAttribute('href')).toBe('https://example.org/path?q=1');
+    expect(await link.getAttribute('rel')).toBe('noopener noreferrer');
+    expect(await linked.locator('.body').textContent()).toBe('see https://example.org/path?q=1. not javascript:alert(1) שלום');
+    expect(await linked.locator('.body').getAttribute('dir')).toBe('auto');
 
     // Boris reacts to Anna's message; Anna sees it.
     await fromAnna.getByRole('button', { name: 'Реакция', exact: true }).click();
@@ -183,6 +201,12 @@ describe('web client in Chromium', () => {
     await d.locator('li.message .meta', { hasText: 'edited' }).first().waitFor();
     await send(c, 'to be deleted');
     await d.locator('li.message', { hasText: 'to be deleted' }).waitFor();
+    // A delete asks first (issue 22): declined, nothing happens; accepted, it is gone for everyone.
+    const asked: string[] = [];
+    c.once('dialog', (dialog) => void (asked.push(dialog.message()), dialog.dismiss()));
+    await c.locator('li.message', { hasText: 'to be deleted' }).getByRole('button', { name: 'Delete' }).click();
+    expect(asked).toEqual(['Delete this message for everyone?']);
+    c.once('dialog', (dialog) => void dialog.accept());
     await c.locator('li.message', { hasText: 'to be deleted' }).getByRole('button', { name: 'Delete' }).click();
     await d.locator('li.message', { hasText: 'Message deleted' }).waitFor();
     expect(await d.locator('li.message', { hasText: 'to be deleted' }).count()).toBe(0);
@@ -436,9 +460,12 @@ describe('web client in Chromium', () => {
       // Remove Dave.
       await settings.locator('li.person', { hasText: dave.username }).getByRole('button', { name: 'Remove' }).click();
       await settings.locator('li.person', { hasText: dave.username }).waitFor({ state: 'detached' });
-      const members = (await (await call(owner.accessToken, 'GET', `/chats/${group.id}`)).json()) as { title: string; members: { userId: string }[] };
-      expect(members.title).toBe('Renamed team');
-      expect(members.members.map((m) => m.userId).sort()).toEqual([owner.id, erin.id].sort());
+      await expect
+        .poll(async () => {
+          const chat = (await (await call(owner.accessToken, 'GET', `/chats/${group.id}`)).json()) as { title: string; members: { userId: string }[] };
+          return `${chat.title}: ${chat.members.map((m) => m.userId).sort().join(',')}`;
+        }, { timeout: 10_000 })
+        .toBe(`Renamed team: ${[owner.id, erin.id].sort().join(',')}`);
       // Close the poll.
       await page.getByRole('button', { name: 'Close the poll' }).click();
       await page.locator('.poll legend', { hasText: 'closed' }).waitFor();
@@ -461,7 +488,8 @@ describe('web client in Chromium', () => {
       await page.getByRole('button', { name: 'Chat settings' }).click();
       await page.getByRole('button', { name: 'Leave the group' }).click();
       await page.locator('.chat-item', { hasText: 'Renamed team' }).waitFor({ state: 'detached' });
-      expect((await call(owner.accessToken, 'GET', `/chats/${group.id}`)).status).toBe(404);
+      // The API answers from the projection, which follows the leave a moment later.
+      await expect.poll(async () => (await call(owner.accessToken, 'GET', `/chats/${group.id}`)).status, { timeout: 10_000 }).toBe(404);
     } finally {
       await context.close();
     }

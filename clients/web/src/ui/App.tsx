@@ -1,6 +1,7 @@
 import type { ComponentChildren } from 'preact';
 import { LANG_NAMES, type Lang } from '../i18n.js';
-import { navigate } from '../state/session.js';
+import { useEffect } from 'preact/hooks';
+import { isMuted, navigate } from '../state/session.js';
 import { changed, state, useAppState, type View } from '../state/store.js';
 import { Auth } from './Auth.js';
 import { ChatList } from './ChatList.js';
@@ -63,6 +64,12 @@ export function App() {
   useAppState();
   const view = state.view;
   const chatId = view.name === 'chats' ? view.chatId : undefined;
+  // Unread messages in the tab's title, so a background tab says there is something new (issue 22);
+  // muted chats do not count.
+  const unread = state.me ? [...state.chats.values()].reduce((n, c) => n + (isMuted(c.id) ? 0 : c.unreadCount), 0) : 0;
+  useEffect(() => {
+    document.title = unread > 0 ? `(${unread}) ${t('appName')}` : t('appName');
+  }, [unread]);
   return (
     <div class={`app${chatId ? ' in-chat' : ''}`}>
       <div class="visually-hidden" aria-live="polite" role="status">

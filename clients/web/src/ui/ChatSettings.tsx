@@ -16,11 +16,12 @@ export function ChatSettings({ chat }: { chat: Chat }) {
   const manages = myRole === 'owner' || myRole === 'admin';
   const [found, setFound] = useState<User[] | null>(null);
 
-  const act = async (work: () => Promise<unknown>) => {
+  // Rename and add answer the chat as it now is; a removal answers nothing, and the live
+  // member.removed event updates the list (re-reading the chat could bring back an older copy).
+  const act = async (work: () => Promise<Chat | void>) => {
     try {
-      await work();
-      const fresh = await api.chat(chat.id);
-      state.chats.set(chat.id, fresh);
+      const fresh = await work();
+      if (fresh) state.chats.set(chat.id, fresh);
       changed();
     } catch (error) {
       fail(error);
@@ -117,8 +118,9 @@ export function ChatSettings({ chat }: { chat: Chat }) {
                         type="button"
                         onClick={() =>
                           void act(async () => {
-                            await api.addMember(chat.id, u.id);
+                            const added = await api.addMember(chat.id, u.id);
                             setFound(null);
+                            return added;
                           })
                         }
                       >

@@ -2,7 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Message } from '../api/index.js';
 import { discardSend, loadOlder, navigate, retrySend } from '../state/session.js';
 import { state } from '../state/store.js';
-import { chatTitle, nameOf, peerOf, t } from './common.js';
+import { chatTitle, dayLabel, dayOf, nameOf, peerOf, t } from './common.js';
 import { ChatSettings } from './ChatSettings.js';
 import { Composer } from './Composer.js';
 import { MessageItem } from './MessageItem.js';
@@ -61,7 +61,13 @@ export function ChatView({ chatId }: { chatId: string }) {
           </button>
         )}
         <ul>
-          {messages.map((m) => (
+          {messages.map((m, i) => [
+            // A line with the day where the day changes (issue 22: no date separators).
+            dayOf(m.createdAt) !== (i > 0 ? dayOf(messages[i - 1]!.createdAt) : '') && (
+              <li key={`day-${m.id}`} class="day" role="separator">
+                {dayLabel(m.createdAt)}
+              </li>
+            ),
             <MessageItem
               key={m.id}
               message={m}
@@ -75,8 +81,8 @@ export function ChatView({ chatId }: { chatId: string }) {
                 setEditing(msg);
                 document.getElementById('composer-text')?.focus();
               }}
-            />
-          ))}
+            />,
+          ])}
           {pending.map((p) => (
             <li key={p.clientMsgId} class="message mine pending">
               <p class="body">{p.body}</p>

@@ -4,6 +4,7 @@ import { deleteMessage, toggleReaction } from '../state/actions.js';
 import { api, fail } from '../state/session.js';
 import { state } from '../state/store.js';
 import { formatSize, nameOf, saveBlob, t, time } from './common.js';
+import { linkify } from './linkify.js';
 import { PollView } from './Poll.js';
 
 export const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
@@ -43,7 +44,12 @@ export function MessageItem({ message, onReply, onEdit }: Props) {
       ) : message.poll ? (
         <PollView message={message} />
       ) : (
-        message.body && <p class="body">{message.body}</p>
+        // dir="auto": a Hebrew or Arabic message reads right to left (issue 22: RTL alignment).
+        message.body && (
+          <p class="body" dir="auto">
+            {linkify(message.body)}
+          </p>
+        )
       )}
       {message.attachments.map((a) => (
         <button key={a.id} type="button" class="attachment" onClick={() => void download(a.id, a.name)} aria-label={t('download', { name: a.name })}>
@@ -78,7 +84,7 @@ export function MessageItem({ message, onReply, onEdit }: Props) {
             </button>
           )}
           {mine && (
-            <button type="button" onClick={() => void deleteMessage(message)}>
+            <button type="button" onClick={() => confirm(t('deleteMessageConfirm')) && void deleteMessage(message)}>
               {t('delete')}
             </button>
           )}

@@ -28,6 +28,21 @@ export function time(iso: string): string {
   return new Date(iso).toLocaleTimeString(state.lang, { hour: '2-digit', minute: '2-digit' });
 }
 
+/** A local calendar day, as a key. */
+export function dayOf(iso: string): string {
+  const d = new Date(iso);
+  return `${d.getFullYear()}-${d.getMonth()}-${d.getDate()}`;
+}
+
+/** "Today", "Yesterday", or the date in the interface's language. */
+export function dayLabel(iso: string): string {
+  const now = new Date();
+  const yesterday = new Date(now.getFullYear(), now.getMonth(), now.getDate() - 1).toISOString();
+  if (dayOf(iso) === dayOf(now.toISOString())) return t('today');
+  if (dayOf(iso) === dayOf(yesterday)) return t('yesterday');
+  return new Date(iso).toLocaleDateString(state.lang, { day: 'numeric', month: 'long', year: 'numeric' });
+}
+
 export function formatSize(bytes: number): string {
   if (bytes < 1024) return `${bytes} B`;
   if (bytes < 1024 * 1024) return `${(bytes / 1024).toFixed(1)} KB`;
