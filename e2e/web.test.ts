@@ -20,6 +20,25 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 // Headless on a closed network: nothing may try to reach Google's services.
 const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
 
+/** Signs in with the English login form (the page shows the chats after it). */
+async function signIn(page: Page, baseUrl: string, account: { username: string; password: string }): Promise<void> {
+  await page.goto(baseUrl);
+  await page.getByLabel('Username or e-mail').fill(account.username);
+  await page.getByLabel('Password', { exact: true }).fill(account.password);
+  await page.locator('form button[type=submit]').click();
+}
+
+/** A direct chat of `a` with `b`, made over the API. */
+async function directChat(baseUrl: string, a: Account, b: Account): Promise<{ id: string }> {
+  const made = await fetch(`${baseUrl}/api/v1/chats`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${a.accessToken}` },
+    body: JSON.stringify({ type: 'direct', userId: b.id }),
+  });
+  expect(made.status).toBe(201);
+  return (await made.json()) as { id: string };
+}
+
 async function registerIn(page: Page, stack: Stack, user: { username: string; name: string }, text: { create: string; username: string; email: string; displayName: string; password: string; nav: string }) {
   await page.goto(stack.baseUrl);
   await page.getByRole('button', { name: text.create }).click();
@@ -337,20 +356,12 @@ describe('web client in Chromium', () => {
 
   it('keeps the composer inside the window on a desktop and a phone, also under an error banner, which goes away by itself (issue 22)', async () => {
     const [ann, bob] = [await register(stack, `layA${Date.now() % 100000}`), await register(stack, `layB${Date.now() % 100000}`)];
-    const made = await fetch(`${stack.baseUrl}/api/v1/chats`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ann.accessToken}` },
-      body: JSON.stringify({ type: 'direct', userId: bob.id }),
-    });
-    expect(made.status).toBe(201);
+    await directChat(stack.baseUrl, ann, bob);
     for (const viewport of [{ width: 1100, height: 720 }, { width: 375, height: 740 }]) {
       const context = await browser.newContext({ locale: 'en-US', viewport, isMobile: viewport.width < 700, hasTouch: viewport.width < 700 });
       const page = await context.newPage();
       try {
-        await page.goto(stack.baseUrl);
-        await page.getByLabel('Username or e-mail').fill(ann.username);
-        await page.getByLabel('Password', { exact: true }).fill(ann.password);
-        await page.locator('form button[type=submit]').click();
+        await signIn(page, stack.baseUrl, ann);
         const inside = async () => {
           const box = await page.locator('.composer').boundingBox();
           return box !== null && box.y >= 0 && box.y + box.height <= viewport.height + 0.5;
@@ -376,12 +387,7 @@ describe('web client in Chromium', () => {
 
   it('a refused send offers to send it again or discard it, and stays across a reload until one of them (issue 22)', async () => {
     const [ann, bob] = [await register(stack, `outA${Date.now() % 100000}`), await register(stack, `outB${Date.now() % 100000}`)];
-    const made = await fetch(`${stack.baseUrl}/api/v1/chats`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ann.accessToken}` },
-      body: JSON.stringify({ type: 'direct', userId: bob.id }),
-    });
-    expect(made.status).toBe(201);
+    const made = await directChat(stack.baseUrl, ann, bob);
     const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
     // The server refuses the sends whose text is in `refused`, as it refuses a send for good
     // (an error frame naming the clientMsgId); everything else passes through.
@@ -396,10 +402,7 @@ describe('web client in Chromium', () => {
     });
     const page = await context.newPage();
     try {
-      await page.goto(stack.baseUrl);
-      await page.getByLabel('Username or e-mail').fill(ann.username);
-      await page.getByLabel('Password', { exact: true }).fill(ann.password);
-      await page.locator('form button[type=submit]').click();
+      await signIn(page, stack.baseUrl, ann);
       await page.locator('.chat-list li').first().click();
       const box = page.getByLabel('Message', { exact: true });
       for (const text of ['refused at first', 'thrown away']) {
@@ -422,7 +425,7 @@ describe('web client in Chromium', () => {
       await page.locator('li.message:not(.pending)', { hasText: 'refused at first' }).waitFor();
       expect(await page.locator('li.message', { hasText: 'thrown away' }).count()).toBe(0);
       expect(await page.locator('li.message.pending').count()).toBe(0);
-      const history = await fetch(`${stack.baseUrl}/api/v1/chats/${((await made.json()) as { id: string }).id}/messages`, { headers: { authorization: `Bearer ${bob.accessToken}` } });
+      const history = await fetch(`${stack.baseUrl}/api/v1/chats/${made.id}/messages`, { headers: { authorization: `Bearer ${bob.accessToken}` } });
       expect(((await history.json()) as { items: { body: string }[] }).items.map((m) => m.body)).toEqual(['refused at first']);
     } finally {
       await context.close();
@@ -441,10 +444,7 @@ describe('web client in Chromium', () => {
     const page = await context.newPage();
     page.on('dialog', (dialog) => void dialog.accept());
     try {
-      await page.goto(stack.baseUrl);
-      await page.getByLabel('Username or e-mail').fill(owner.username);
-      await page.getByLabel('Password', { exact: true }).fill(owner.password);
-      await page.locator('form button[type=submit]').click();
+      await signIn(page, stack.baseUrl, owner);
       await page.locator('.chat-item', { hasText: 'Team' }).click();
       await page.getByRole('button', { name: 'Chat settings' }).click();
       const settings = page.getByRole('region', { name: 'Chat settings' });
@@ -497,19 +497,11 @@ describe('web client in Chromium', () => {
 
   it('keeps a draft per chat across a reload, and stops the box at the length the server takes, with a counter (issue 22)', async () => {
     const [ann, bob] = [await register(stack, `draftA${Date.now() % 100000}`), await register(stack, `draftB${Date.now() % 100000}`)];
-    const chat = await fetch(`${stack.baseUrl}/api/v1/chats`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json', authorization: `Bearer ${ann.accessToken}` },
-      body: JSON.stringify({ type: 'direct', userId: bob.id }),
-    });
-    expect(chat.status).toBe(201);
+    await directChat(stack.baseUrl, ann, bob);
     const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
     const page = await context.newPage();
     try {
-      await page.goto(stack.baseUrl);
-      await page.getByLabel('Username or e-mail').fill(ann.username);
-      await page.getByLabel('Password', { exact: true }).fill(ann.password);
-      await page.locator('form button[type=submit]').click();
+      await signIn(page, stack.baseUrl, ann);
       await page.locator('.chat-list li').first().click();
       const box = page.getByPlaceholder('Write a message');
       await box.fill('half a thought');

@@ -130,6 +130,24 @@ describe('Processor', () => {
 
   const publish = (n: number) => publishEvent(bus.js, subject, { type: 'Noted', n, meta: { eventId: `e${n}` } } as Noted, { msgId: `${run}-${n}` });
   const upTo = (n: number) => Array.from({ length: n }, (_, i) => i + 1);
+  /**
+   * Pulls one delivery from the processor's durable consumer elsewhere, publishing events after
+   * `from` until that pull has one (the processor's own pulls come first). Returns the last event
+   * published and the one taken; nothing is published after the taken one.
+   */
+  async function stealOneDelivery(consumerName: string, from: number): Promise<{ last: number; stolen: number | undefined }> {
+    const consumer = await bus.js.consumers.get(stream, consumerName);
+    const stolen = consumer.next({ expires: 10_000 });
+    await bus.nc.flush();
+    let last = from;
+    let taken = false;
+    void stolen.then(() => (taken = true));
+    while (!taken && last < from + 19) {
+      await publish(++last);
+      await sleep(50);
+    }
+    return { last, stolen: (await stolen)?.json<Noted>().n };
+  }
   const applied = (store: MemoryStore, n: number) => eventually(async () => (store.applied.length >= n ? store.applied : undefined), 15_000, `${n} events applied`);
 
   it('applies in stream order, at most batchSize a batch; a failing after-commit step is logged and not retried', async () => {
@@ -182,19 +200,11 @@ describe('Processor', () => {
     await publish(1);
     await applied(store, 1);
     // Another pull on the same durable consumer takes one delivery: what a dead leader or a lost
-    // reconnect does. Events are published until it has one.
-    const consumer = await bus.js.consumers.get(stream, p.name);
-    const stolen = consumer.next({ expires: 10_000 });
-    await bus.nc.flush();
-    let n = 1;
-    let taken = false;
-    void stolen.then(() => (taken = true));
-    while (!taken && n < 20) {
-      await publish(++n);
-      await sleep(50);
-    }
-    expect((await stolen)?.json<Noted>().n).toBeGreaterThan(1);
-    await publish(++n);
+    // reconnect does.
+    const { last, stolen } = await stealOneDelivery(p.name, 1);
+    expect(stolen).toBeGreaterThan(1);
+    const n = last + 1;
+    await publish(n);
     expect(await applied(store, n)).toEqual(upTo(n));
     expect(logs.some((l) => l.includes('projector saw a delivery gap'))).toBe(true);
   });
@@ -219,17 +229,8 @@ describe('Processor', () => {
     await applied(store, 1);
     // The last delivery goes elsewhere and nothing follows it, so no gap shows: only the ack wait
     // (10 s here) would bring it back. The watchdog must not wait that long.
-    const consumer = await bus.js.consumers.get(stream, p.name);
-    const stolen = consumer.next({ expires: 10_000 });
-    await bus.nc.flush();
-    let n = 1;
-    let taken = false;
-    void stolen.then(() => (taken = true));
-    while (!taken && n < 20) {
-      await publish(++n);
-      await sleep(50);
-    }
-    expect((await stolen)?.json<Noted>().n).toBe(n);
+    const { last: n, stolen } = await stealOneDelivery(p.name, 1);
+    expect(stolen).toBe(n);
     const started = Date.now();
     expect(await applied(store, n)).toEqual(upTo(n));
     expect(Date.now() - started).toBeLessThan(8_000);
