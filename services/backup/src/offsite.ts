@@ -5,10 +5,10 @@ import type { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DeleteObjectsCommand, GetObjectCommand, ListObjectsV2Command, PutObjectCommand, S3Client } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
-import { ARCHIVE_PATTERN, archiveTime, CorruptArchiveError } from './archive.js';
+import { archiveTime, CorruptArchiveError } from './archive.js';
 import { POOL_DIR, poolPath, readPoolReferences } from './attachments.js';
 import { sha256File } from './files.js';
-import { POOL_GRACE_MS, selectArchives, type ArchiveEntry, type KeepPolicy, type KeepReason } from './rotate.js';
+import { ARCHIVE_SIDECARS, POOL_GRACE_MS, selectPerNamespace, type ArchiveEntry, type KeepPolicy, type KeepReason } from './rotate.js';
 
 /** Where off-site copies go: `s3://bucket/prefix` plus, for MinIO and other S3-compatible stores, an endpoint. */
 export interface OffsiteConfig {
@@ -107,20 +107,9 @@ export class OffsiteStore {
 
   /** Applies the folder's rotation to the archives there (per namespace), deleting with their sidecars. */
   async rotate(policy: KeepPolicy, poolGraceMs = POOL_GRACE_MS): Promise<{ kept: Map<string, KeepReason[]>; removed: string[]; poolRemoved: number }> {
-    const byNamespace = new Map<string, ArchiveEntry[]>();
-    for (const a of await this.list()) {
-      const ns = ARCHIVE_PATTERN.exec(a.name)?.[1] ?? '';
-      byNamespace.set(ns, [...(byNamespace.get(ns) ?? []), a]);
-    }
-    const kept = new Map<string, KeepReason[]>();
-    const removed: string[] = [];
-    for (const archives of byNamespace.values()) {
-      const selected = selectArchives(archives, policy);
-      for (const [k, v] of selected.keep) kept.set(k, v);
-      removed.push(...selected.remove);
-    }
+    const { keep: kept, remove: removed } = selectPerNamespace(await this.list(), policy);
     // The .sha256 goes first with the archive: a half-finished delete leaves no "complete" entry.
-    await this.remove(removed.flatMap((name) => [`${name}.sha256`, name, `${name}.verified`, `${name}.files`]));
+    await this.remove(removed.flatMap((name) => [`${name}.sha256`, name, ...ARCHIVE_SIDECARS.filter((s) => s !== '.sha256').map((s) => `${name}${s}`)]));
     // Then the attachment files no kept archive names, once past the grace (a push beside this one
     // uploads its files before its sidecar).
     const referenced = new Set<string>();

@@ -59,6 +59,29 @@ export function isoWeek(d: Date): string {
   return `${t.getUTCFullYear()}-W${String(week).padStart(2, '0')}`;
 }
 
+/** What lies beside an archive and goes with it. */
+export const ARCHIVE_SIDECARS = ['.sha256', '.verified', '.files'];
+
+/**
+ * selectArchives for a set of archives that may belong to several namespaces (one folder or bucket
+ * may hold several installations' archives): each namespace is rotated on its own.
+ */
+export function selectPerNamespace(archives: ArchiveEntry[], policy: KeepPolicy): { keep: Map<string, KeepReason[]>; remove: string[] } {
+  const byNamespace = new Map<string, ArchiveEntry[]>();
+  for (const a of archives) {
+    const ns = ARCHIVE_PATTERN.exec(a.name)?.[1] ?? '';
+    byNamespace.set(ns, [...(byNamespace.get(ns) ?? []), a]);
+  }
+  const keep = new Map<string, KeepReason[]>();
+  const remove: string[] = [];
+  for (const group of byNamespace.values()) {
+    const selected = selectArchives(group, policy);
+    for (const [k, v] of selected.keep) keep.set(k, v);
+    remove.push(...selected.remove);
+  }
+  return { keep, remove };
+}
+
 /** Unused pool files younger than this stay: a backup running beside the rotation may be about to name them. */
 export const POOL_GRACE_MS = 3 * 3600_000;
 
@@ -69,22 +92,14 @@ export const POOL_GRACE_MS = 3 * 3600_000;
 export async function rotateDirectory(dir: string, policy: KeepPolicy, poolGraceMs = POOL_GRACE_MS): Promise<{ kept: Map<string, KeepReason[]>; removed: string[]; pool: { removed: number; bytes: number } }> {
   const names = await readdir(dir);
   const present = new Set(names);
-  // One directory may hold several namespaces' archives: each is rotated on its own.
-  const byNamespace = new Map<string, ArchiveEntry[]>();
+  const archives: ArchiveEntry[] = [];
   for (const name of names) {
     const time = archiveTime(name);
-    const ns = ARCHIVE_PATTERN.exec(name)?.[1];
-    if (time && ns) byNamespace.set(ns, [...(byNamespace.get(ns) ?? []), { name, time, verified: present.has(`${name}.verified`) }]);
+    if (time) archives.push({ name, time, verified: present.has(`${name}.verified`) });
   }
-  const keep = new Map<string, KeepReason[]>();
-  const remove: string[] = [];
-  for (const archives of byNamespace.values()) {
-    const selected = selectArchives(archives, policy);
-    for (const [k, v] of selected.keep) keep.set(k, v);
-    remove.push(...selected.remove);
-  }
+  const { keep, remove } = selectPerNamespace(archives, policy);
   for (const name of remove) {
-    for (const suffix of ['', '.sha256', '.verified', '.files']) await rm(path.join(dir, `${name}${suffix}`), { force: true });
+    for (const suffix of ['', ...ARCHIVE_SIDECARS]) await rm(path.join(dir, `${name}${suffix}`), { force: true });
   }
   const pool = await collectPool(dir, [...keep.keys()], poolGraceMs);
   return { kept: keep, removed: remove, pool };

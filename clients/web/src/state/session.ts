@@ -1,4 +1,4 @@
-import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Message, type SocketLike } from '../api/index.js';
+import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Message, type SocketLike, type User } from '../api/index.js';
 import { translate } from '../i18n.js';
 import { errorText } from './errors.js';
 import { applyEvent, upsertMessage, type EventEffects } from './events.js';
@@ -183,6 +183,13 @@ function startRealtime(): void {
     (url) => new WebSocket(url) as unknown as SocketLike,
   );
   realtime.start();
+}
+
+/** People whose name starts with `query`, remembered for names shown elsewhere; not the caller. */
+export async function findPeople(query: string): Promise<User[]> {
+  const page = await api.findUsers(query);
+  for (const u of page.items) state.users.set(u.id, u);
+  return page.items.filter((u) => u.id !== state.me?.id);
 }
 
 /** Muted chats (this browser only): no announcement of their messages (issue 22). */

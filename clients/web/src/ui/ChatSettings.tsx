@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import type { Chat, User } from '../api/index.js';
-import { api, fail, isMuted, navigate, setMuted } from '../state/session.js';
+import { api, fail, findPeople, isMuted, navigate, setMuted } from '../state/session.js';
 import { changed, state } from '../state/store.js';
 import { nameOf, t } from './common.js';
 
@@ -37,9 +37,7 @@ export function ChatSettings({ chat }: { chat: Chat }) {
     const query = String(new FormData(ev.currentTarget as HTMLFormElement).get('query') ?? '').trim();
     if (!query) return;
     try {
-      const page = await api.findUsers(query);
-      for (const u of page.items) state.users.set(u.id, u);
-      setFound(page.items.filter((u) => !chat.members.some((m) => m.userId === u.id)));
+      setFound((await findPeople(query)).filter((u) => !chat.members.some((m) => m.userId === u.id)));
     } catch (error) {
       fail(error);
     }

@@ -1,6 +1,6 @@
 import { useState } from 'preact/hooks';
 import type { User } from '../api/index.js';
-import { api, fail, loadContacts, navigate } from '../state/session.js';
+import { api, fail, findPeople, loadContacts, navigate } from '../state/session.js';
 import { changed, state } from '../state/store.js';
 import { t } from './common.js';
 
@@ -74,9 +74,7 @@ export function People() {
     const query = String(new FormData(ev.currentTarget as HTMLFormElement).get('query') ?? '').trim();
     if (!query) return;
     try {
-      const page = await api.findUsers(query);
-      for (const u of page.items) state.users.set(u.id, u);
-      setResults(page.items.filter((u) => u.id !== state.me?.id));
+      setResults(await findPeople(query));
     } catch (error) {
       fail(error);
     }
