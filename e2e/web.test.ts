@@ -210,7 +210,7 @@ describe('web client in Chromium', () => {
     await expect.poll(async () => (await d.locator('.chat-header .status').textContent()) ?? '', { timeout: 1_500, interval: 100 }).not.toContain('typing');
     await first.getByRole('button', { name: 'Reply' }).click();
     await send(d, 'a reply');
-    await c.locator('li.message', { hasText: 'a reply' }).locator('blockquote', { hasText: 'first message' }).waitFor();
+    await c.locator('li.message', { hasText: 'a reply' }).locator('.quote', { hasText: 'first message' }).waitFor();
 
     // An edit and a deletion reach the other side live.
     await c.locator('li.message', { hasText: 'first message' }).first().getByRole('button', { name: 'Edit' }).click();

@@ -169,8 +169,12 @@ export class Api extends HttpApi {
     this.request<Message>('POST', `/chats/${chatId}/polls`, { body: { question, options, multiple } });
   vote = (pollId: string, optionIds: string[]) => this.request<Poll>('POST', `/polls/${pollId}/votes`, { body: { optionIds } });
   closePoll = (pollId: string) => this.request<Poll>('POST', `/polls/${pollId}/close`);
-  search = (q: string, chatId?: string) => this.request<Page<Message>>('GET', '/search', { query: { q, chatId } });
+  search = (q: string, chatId?: string, before?: string) => this.request<Page<Message>>('GET', '/search', { query: { q, chatId, before } });
   attachment = (id: string) => this.download(`/attachments/${id}`);
+  /** A WebP preview (at most 320×320) of an image attachment (a Parley addition). */
+  thumbnail = (id: string) => this.download(`/attachments/${id}/thumbnail`);
+  /** Deletes an upload no message carries yet (taken back from the composer). */
+  deleteAttachment = (id: string) => this.request<void>('DELETE', `/attachments/${id}`);
 }
 
 export type { Attachment };

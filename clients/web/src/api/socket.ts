@@ -30,7 +30,8 @@ export interface RealtimeHandlers {
   /** A send refused for good (not `unavailable`, which is retried). */
   onSendFailed?: (clientMsgId: string, code: string, message: string) => void;
   onTyping?: (chatId: string, userId: string) => void;
-  onPresence?: (userId: string, online: boolean) => void;
+  /** `lastSeen` (ISO) comes with `online: false` when the server knows it (a Parley addition). */
+  onPresence?: (userId: string, online: boolean, lastSeen?: string) => void;
   onStatus?: (status: ConnectionStatus) => void;
   /**
    * The access token was refused (4401) or the connection failed before opening: return the token
@@ -201,7 +202,7 @@ export class RealtimeClient {
         this.handlers.onTyping?.(frame.chatId, frame.userId);
         return;
       case 'presence':
-        this.handlers.onPresence?.(frame.userId, frame.online);
+        this.handlers.onPresence?.(frame.userId, frame.online, typeof frame.lastSeen === 'string' ? frame.lastSeen : undefined);
         return;
       case 'pong':
         if (this.pongTimer) clearTimeout(this.pongTimer);

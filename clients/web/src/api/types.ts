@@ -12,6 +12,8 @@ export interface User {
   createdAt: string;
   /** Only on GET/PATCH /users/me. */
   email?: string;
+  /** When the user was last online, if they let the caller see their presence (a Parley addition). */
+  lastSeen?: string | null;
 }
 
 export interface Session {
@@ -120,7 +122,7 @@ export type ServerFrame =
   | ChatEvent
   | { op: 'ack'; clientMsgId: string; messageId: string; seq: number }
   | { op: 'typing'; chatId: string; userId: string }
-  | { op: 'presence'; userId: string; online: boolean }
+  | { op: 'presence'; userId: string; online: boolean; lastSeen?: string }
   | { op: 'error'; code: string; message: string; ref?: string }
   | { op: 'reset'; chatId: string; seq: number }
   | { op: 'resumed' }

@@ -2,6 +2,8 @@ import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Mess
 import { translate } from '../i18n.js';
 import { errorText } from './errors.js';
 import { applyEvent, upsertMessage, type EventEffects } from './events.js';
+import { forgetMedia } from './media.js';
+import { notify } from './notify.js';
 import { changed, resetUserState, state, type PendingSend, type View } from './store.js';
 
 /** The one API client of the page; same origin as the page (the gateway serves both). */
@@ -14,6 +16,7 @@ api.onSignedOut = () => {
   realtime?.stop();
   realtime = null;
   resetUserState();
+  forgetMedia();
   changed();
 };
 
@@ -108,11 +111,13 @@ async function startSession(): Promise<void> {
 function startRealtime(): void {
   const effects: EventEffects = {
     unknownChat: (chatId) => void refreshChat(chatId),
-    incomingInOpenChat: (message) => {
-      // The open chat's list is a role="log" region that announces it itself.
-      if (document.visibilityState === 'visible') markRead(message);
-    },
     incomingElsewhere: announce,
+    incomingInOpenChat: (message) => {
+      // The open chat's list is a role="log" region that announces it itself; a hidden tab gets a
+      // desktop notification (if enabled) and reads it when it is back.
+      if (document.visibilityState === 'visible') markRead(message);
+      else notifyOf(message);
+    },
     pollChanged: (chatId, messageId) => setTimeout(() => void rereadPoll(chatId, messageId), 1_000),
   };
   realtime = new RealtimeClient(
@@ -157,8 +162,9 @@ function startRealtime(): void {
         setTimeout(changed, 4_100);
         changed();
       },
-      onPresence: (userId, online) => {
+      onPresence: (userId, online, lastSeen) => {
         state.presence.set(userId, online);
+        if (lastSeen) state.lastSeen.set(userId, lastSeen);
         changed();
       },
       onStatus: (status) => {
@@ -208,6 +214,20 @@ function announce(message: Message): void {
     name: sender?.displayName || sender?.username || '…',
     body: message.body.slice(0, 100),
   });
+  notifyOf(message);
+}
+
+/** A desktop notification for someone else's message (notify.ts decides whether one is wanted). */
+function notifyOf(message: Message): void {
+  if (isMuted(message.chatId)) return;
+  void ensureUser(message.senderId).then(() => {
+    const sender = state.users.get(message.senderId);
+    const chat = state.chats.get(message.chatId);
+    const name = sender?.displayName || sender?.username || '…';
+    const title = chat?.type === 'group' && chat.title ? `${name} · ${chat.title}` : name;
+    const body = message.body ? message.body.slice(0, 200) : message.poll ? `📊 ${message.poll.question}` : message.attachments.length ? `📎 ${message.attachments.map((a) => a.name).join(', ')}` : '';
+    notify(title, body, message.chatId, () => navigate({ name: 'chats', chatId: message.chatId }));
+  });
 }
 
 function sortChats(): void {
@@ -250,6 +270,7 @@ export function ensureUser(id: string): Promise<void> {
     request = api.user(id).then(
       (user) => {
         state.users.set(id, user);
+        if (user.lastSeen) state.lastSeen.set(id, user.lastSeen);
         changed();
       },
       () => undefined,
@@ -320,10 +341,31 @@ async function rereadPoll(chatId: string, messageId: string): Promise<void> {
 }
 
 export async function openChat(chatId: string): Promise<void> {
+  // The divider belongs to the visit: another chat opened forgets it.
+  for (const id of state.unreadFrom.keys()) if (id !== chatId) state.unreadFrom.delete(id);
   if (!state.history.has(chatId)) await reloadNewest(chatId);
   const chat = state.chats.get(chatId);
-  const last = state.history.get(chatId)?.messages.at(-1);
-  if (chat && last && chat.unreadCount > 0) markRead(last);
+  const messages = state.history.get(chatId)?.messages ?? [];
+  const last = messages.at(-1);
+  if (chat && last && chat.unreadCount > 0) {
+    // "Unread messages" above the first of them: the newest unreadCount messages of others.
+    const others = messages.filter((m) => m.senderId !== state.me?.id);
+    const first = others.at(-Math.min(chat.unreadCount, others.length));
+    if (first) state.unreadFrom.set(chatId, first.seq);
+    markRead(last);
+  }
+  // When the other person of a direct chat was last online (their profile says, if they let us see).
+  const peer = chat?.type === 'direct' ? chat.members.find((m) => m.userId !== state.me?.id)?.userId : undefined;
+  if (peer && !state.presence.get(peer)) {
+    void api.user(peer).then(
+      (user) => {
+        state.users.set(peer, user);
+        if (user.lastSeen) state.lastSeen.set(peer, user.lastSeen);
+        changed();
+      },
+      () => undefined,
+    );
+  }
 }
 
 export async function loadOlder(chatId: string): Promise<void> {
@@ -343,6 +385,8 @@ export function markRead(message: Message): void {
 }
 
 export function sendMessage(chatId: string, body: string, replyTo?: string, attachmentIds?: string[]): void {
+  // Answering means the unread part was read: the divider goes.
+  state.unreadFrom.delete(chatId);
   const clientMsgId = newClientMsgId();
   const frame = { chatId, clientMsgId, body, ...(replyTo ? { replyTo } : {}), ...(attachmentIds?.length ? { attachmentIds } : {}) };
   state.pending.set(clientMsgId, { ...frame, createdAt: new Date().toISOString() });

@@ -15,7 +15,7 @@ export interface PendingSend {
   createdAt: string;
 }
 
-export type View = { name: 'chats'; chatId?: string } | { name: 'people' } | { name: 'profile' } | { name: 'search' };
+export type View = { name: 'chats'; chatId?: string; /** A message to show and highlight (search, a reply's quote). */ messageId?: string } | { name: 'people' } | { name: 'profile' } | { name: 'search' };
 
 export interface State {
   lang: Lang;
@@ -31,6 +31,12 @@ export interface State {
   users: Map<string, User>;
   contacts: User[];
   presence: Map<string, boolean>;
+  /** userId → when they were last online (ISO), from presence frames and profiles. */
+  lastSeen: Map<string, string>;
+  /** chatId → the seq of the first message that was unread when the chat was opened (the divider). */
+  unreadFrom: Map<string, number>;
+  /** The image open in the viewer. */
+  viewer: { id: string; name: string } | null;
   /** chatId → userId → when the typing notice expires (ms). */
   typing: Map<string, Map<string, number>>;
   /** chatId → userId → read position (seq), as seen live. */
@@ -59,6 +65,9 @@ export const state: State = {
   users: new Map(),
   contacts: [],
   presence: new Map(),
+  lastSeen: new Map(),
+  unreadFrom: new Map(),
+  viewer: null,
   typing: new Map(),
   reads: new Map(),
   announcement: '',
@@ -102,6 +111,9 @@ export function resetUserState(): void {
   state.users.clear();
   state.contacts = [];
   state.presence.clear();
+  state.lastSeen.clear();
+  state.unreadFrom.clear();
+  state.viewer = null;
   state.typing.clear();
   state.reads.clear();
   state.view = { name: 'chats' };

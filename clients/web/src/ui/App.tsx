@@ -10,6 +10,7 @@ import { t } from './common.js';
 import { People } from './People.js';
 import { Profile } from './Profile.js';
 import { Search } from './Search.js';
+import { Viewer } from './Viewer.js';
 
 function LanguageSwitch() {
   return (
@@ -108,6 +109,7 @@ export function App() {
             <LanguageSwitch />
           </header>
           {state.connection !== 'online' && <p class="connection">{t(state.connection === 'connecting' ? 'connecting' : 'reconnecting')}</p>}
+          <Viewer />
           <main class="layout">
             {view.name === 'chats' ? (
               <>

@@ -1,5 +1,6 @@
 import { navigate } from '../state/session.js';
 import { state } from '../state/store.js';
+import { Avatar } from './Avatar.js';
 import { chatTitle, peerOf, t } from './common.js';
 
 /** The chats, newest activity first, with unread badges and the peer's presence. */
@@ -22,8 +23,9 @@ export function ChatList({ activeId }: { activeId: string | undefined }) {
                 aria-current={chat.id === activeId ? 'page' : undefined}
                 onClick={() => navigate({ name: 'chats', chatId: chat.id })}
               >
+                <Avatar userId={peer ?? chat.id} name={chatTitle(chat)} online={online} />
                 <span class="chat-name">
-                  {online && <span class="dot" title={t('online')} aria-label={t('online')} />}
+                  {online && <span class="visually-hidden">{t('online')}: </span>}
                   {chatTitle(chat)}
                 </span>
                 <span class="chat-last">{last ? (last.deletedAt ? t('deleted') : last.body) : ''}</span>

@@ -1,7 +1,7 @@
-import { useRef, useState } from 'preact/hooks';
+import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Attachment, Message } from '../api/index.js';
 import { createPoll, editMessage, upload } from '../state/actions.js';
-import { fail, sendMessage, sendTyping } from '../state/session.js';
+import { api, fail, sendMessage, sendTyping } from '../state/session.js';
 import { nameOf, t } from './common.js';
 import { PollForm } from './Poll.js';
 
@@ -10,7 +10,12 @@ interface Props {
   replyTo: Message | null;
   editing: Message | null;
   onDone: () => void;
+  /** Gives the chat view a way to hand over files dropped on it. */
+  takeFiles?: (accept: (files: File[]) => void) => void;
 }
+
+/** The contract takes up to 10 attachments per message. */
+const MAX_FILES = 10;
 
 /** The server's default MESSAGE_MAX_CHARS: longer text is refused, so the box stops there. */
 const MAX_CHARS = 4096;
@@ -23,7 +28,7 @@ const draftKey = (chatId: string) => `parley.draft.${chatId}`;
  * and not sent is kept per chat in localStorage (issue 22: a draft was lost on reload); one
  * instance per chat (ChatView keys it by chat id).
  */
-export function Composer({ chatId, replyTo, editing, onDone }: Props) {
+export function Composer({ chatId, replyTo, editing, onDone, takeFiles }: Props) {
   const [text, setTextState] = useState(() => localStorage.getItem(draftKey(chatId)) ?? '');
   const setText = (value: string) => {
     setTextState(value);
@@ -64,18 +69,37 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
     onDone();
   };
 
-  const onFile = async (file: File | undefined) => {
-    if (!file) return;
-    setProgress({ name: file.name, percent: 0 });
-    try {
-      const attachment = await upload(file, (f) => setProgress({ name: file.name, percent: Math.round(f * 100) }));
-      setAttachments((list) => [...list, attachment]);
-    } catch (error) {
-      fail(error);
-    } finally {
-      setProgress(null);
-      if (fileInput.current) fileInput.current.value = '';
+  const attached = useRef(0);
+  attached.current = attachments.length;
+  /**
+   * Uploads files one after another (each with its progress), from the file picker, a drop on the
+   * chat or a paste; past the contract's ten per message the rest are refused with a word.
+   */
+  const onFiles = async (files: File[]) => {
+    if (files.length === 0) return;
+    const room = MAX_FILES - attached.current;
+    if (files.length > room) fail(new Error(t('tooManyFiles', { max: MAX_FILES })));
+    for (const file of files.slice(0, Math.max(0, room))) {
+      setProgress({ name: file.name, percent: 0 });
+      try {
+        const attachment = await upload(file, (f) => setProgress({ name: file.name, percent: Math.round(f * 100) }));
+        setAttachments((list) => [...list, attachment]);
+      } catch (error) {
+        fail(error);
+        break;
+      }
     }
+    setProgress(null);
+    if (fileInput.current) fileInput.current.value = '';
+  };
+  useEffect(() => {
+    takeFiles?.((files) => void onFiles(files));
+  }, [takeFiles]);
+
+  /** Takes an upload back: it goes from the box and from the server (no message carries it yet). */
+  const removeAttachment = (a: Attachment) => {
+    setAttachments((list) => list.filter((x) => x.id !== a.id));
+    void api.deleteAttachment(a.id).catch(() => undefined); // unsent uploads expire by themselves too
   };
 
   if (polling)
@@ -107,7 +131,12 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
       {attachments.length > 0 && (
         <ul class="pending-attachments">
           {attachments.map((a) => (
-            <li key={a.id}>📎 {a.name}</li>
+            <li key={a.id}>
+              📎 {a.name}{' '}
+              <button type="button" class="remove" onClick={() => removeAttachment(a)}>
+                ×<span class="visually-hidden">{t('removeFile', { name: a.name })}</span>
+              </button>
+            </li>
           ))}
         </ul>
       )}
@@ -135,6 +164,13 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
               sendTyping(chatId);
             }
           }}
+          onPaste={(e) => {
+            // A pasted picture (a screenshot) or file is attached; pasted text stays text.
+            const files = [...(e.clipboardData?.files ?? [])];
+            if (files.length === 0 || editing) return;
+            e.preventDefault();
+            void onFiles(files);
+          }}
           onKeyDown={(e) => {
             // Enter sends, Shift+Enter starts a new line (the common messenger convention).
             if (e.key === 'Enter' && !e.shiftKey && !e.isComposing) submit(e);
@@ -147,7 +183,7 @@ export function Composer({ chatId, replyTo, editing, onDone }: Props) {
         )}
         {!editing && (
           <>
-            <input ref={fileInput} id="composer-file" type="file" class="visually-hidden" onChange={(e) => void onFile((e.currentTarget as HTMLInputElement).files?.[0])} />
+            <input ref={fileInput} id="composer-file" type="file" multiple class="visually-hidden" onChange={(e) => void onFiles([...((e.currentTarget as HTMLInputElement).files ?? [])])} />
             <label for="composer-file" class="button" role="button" tabIndex={0} title={t('attach')} aria-label={t('attach')} onKeyDown={(e) => e.key === 'Enter' && fileInput.current?.click()}>
               {t('attachShort')}
             </label>

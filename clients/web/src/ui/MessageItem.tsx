@@ -1,9 +1,11 @@
 import { useState } from 'preact/hooks';
 import type { Message } from '../api/index.js';
 import { deleteMessage, toggleReaction } from '../state/actions.js';
-import { api, fail } from '../state/session.js';
+import { navigate } from '../state/session.js';
 import { state } from '../state/store.js';
-import { formatSize, nameOf, saveBlob, t, time } from './common.js';
+import { Attachments } from './Attachments.js';
+import { Avatar } from './Avatar.js';
+import { nameOf, t, time } from './common.js';
 import { linkify } from './linkify.js';
 import { PollView } from './Poll.js';
 
@@ -11,33 +13,54 @@ export const EMOJI = ['👍', '❤️', '😂', '🎉', '😮', '😢'];
 
 interface Props {
   message: Message;
+  /** Follows a message of the same sender within minutes: no name or picture of its own. */
+  grouped: boolean;
+  /** Shown after a jump to it (search, a quote). */
+  highlighted: boolean;
   onReply: (m: Message) => void;
   onEdit: (m: Message) => void;
 }
 
-async function download(id: string, name: string): Promise<void> {
-  try {
-    saveBlob(await api.attachment(id), name);
-  } catch (error) {
-    fail(error);
-  }
-}
-
-/** One message: body, reply quote, attachments, poll, reactions, and its actions. */
-export function MessageItem({ message, onReply, onEdit }: Props) {
+/**
+ * One message: body, reply quote, attachments, poll, reactions, and its actions. The actions show
+ * on hover and keyboard focus, and on a touch screen after a tap or long press on the message
+ * (issue 22: four buttons on every message read as a test harness).
+ */
+export function MessageItem({ message, grouped, highlighted, onReply, onEdit }: Props) {
   const [picking, setPicking] = useState(false);
+  const [selected, setSelected] = useState(false);
   const mine = message.senderId === state.me?.id;
   const chat = state.chats.get(message.chatId);
   const quoted = message.replyTo ? state.history.get(message.chatId)?.messages.find((m) => m.id === message.replyTo) : undefined;
   const readByOthers = mine && [...(state.reads.get(message.chatId) ?? new Map<string, number>())].some(([userId, seq]) => userId !== state.me?.id && seq >= message.seq);
 
   return (
-    <li class={`message${mine ? ' mine' : ''}`} data-seq={message.seq} aria-label={`${nameOf(message.senderId)}, ${time(message.createdAt)}`}>
-      {chat?.type === 'group' && !mine && <span class="sender">{nameOf(message.senderId)}</span>}
+    <li
+      id={`message-${message.id}`}
+      class={`message${mine ? ' mine' : ''}${grouped ? ' grouped' : ''}${selected || picking ? ' selected' : ''}${highlighted ? ' highlighted' : ''}`}
+      data-seq={message.seq}
+      aria-label={`${nameOf(message.senderId)}, ${time(message.createdAt)}`}
+      onClick={(e) => {
+        // A tap on the bubble (not on one of its controls or links) shows or hides its actions.
+        if (!(e.target as HTMLElement).closest('button, a, input, label')) setSelected(!selected);
+      }}
+      onContextMenu={(e) => {
+        // A long press on a touch screen opens the context menu: show the actions instead.
+        if (!message.deletedAt && matchMedia('(pointer: coarse)').matches) {
+          e.preventDefault();
+          setSelected(true);
+        }
+      }}
+    >
+      {chat?.type === 'group' && !mine && !grouped && (
+        <span class="sender">
+          <Avatar userId={message.senderId} size="s" /> {nameOf(message.senderId)}
+        </span>
+      )}
       {message.replyTo && (
-        <blockquote class="quote">
+        <button type="button" class="quote" onClick={() => navigate({ name: 'chats', chatId: message.chatId, messageId: message.replyTo! })} title={t("showQuoted")}>
           <span class="sender">{quoted ? nameOf(quoted.senderId) : ''}</span> {quoted ? (quoted.deletedAt ? t('deleted') : quoted.body) : '…'}
-        </blockquote>
+        </button>
       )}
       {message.deletedAt ? (
         <p class="body deleted">{t('deleted')}</p>
@@ -51,11 +74,7 @@ export function MessageItem({ message, onReply, onEdit }: Props) {
           </p>
         )
       )}
-      {message.attachments.map((a) => (
-        <button key={a.id} type="button" class="attachment" onClick={() => void download(a.id, a.name)} aria-label={t('download', { name: a.name })}>
-          📎 {a.name} <span class="size">({formatSize(a.size)})</span>
-        </button>
-      ))}
+      <Attachments items={message.attachments} />
       {message.reactions.length > 0 && (
         <div class="reactions">
           {message.reactions.map((r) => (

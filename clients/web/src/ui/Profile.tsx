@@ -1,6 +1,7 @@
 import { useState } from 'preact/hooks';
 import { api, fail, logout } from '../state/session.js';
 import { errorText } from '../state/errors.js';
+import { disableNotifications, enableNotifications, notificationsOn, notificationsSupported } from '../state/notify.js';
 import { changed, state } from '../state/store.js';
 import { saveBlob, t } from './common.js';
 
@@ -9,6 +10,8 @@ export function Profile() {
   const me = state.me!;
   const [note, setNote] = useState('');
   const [deleteError, setDeleteError] = useState('');
+  const [notifying, setNotifying] = useState(notificationsOn());
+  const [notifyRefused, setNotifyRefused] = useState(false);
 
   const save = async (ev: Event) => {
     ev.preventDefault();
@@ -65,6 +68,33 @@ export function Profile() {
         </button>
         {note && <p role="status">{note}</p>}
       </form>
+
+      <h3>{t('notifications')}</h3>
+      {notificationsSupported() ? (
+        <>
+          <label class="inline">
+            <input
+              type="checkbox"
+              checked={notifying}
+              onChange={async (e) => {
+                const want = (e.currentTarget as HTMLInputElement).checked;
+                if (!want) {
+                  disableNotifications();
+                  setNotifying(false);
+                  return;
+                }
+                const granted = await enableNotifications();
+                setNotifying(granted);
+                setNotifyRefused(!granted);
+              }}
+            />
+            {t('notificationsOn')}
+          </label>
+          {notifyRefused && <p class="hint">{t('notificationsRefused')}</p>}
+        </>
+      ) : (
+        <p class="hint">{t('notificationsUnsupported')}</p>
+      )}
 
       <h3>{t('exportData')}</h3>
       <p class="hint">{t('exportHint')}</p>

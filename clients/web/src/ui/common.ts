@@ -60,3 +60,13 @@ export function saveBlob(blob: Blob, name: string): void {
   a.remove();
   setTimeout(() => URL.revokeObjectURL(url), 10_000);
 }
+
+/** "last seen just now", "… 5 minutes ago", "… today at 10:05", "… on 3 December at 10:05". */
+export function lastSeenText(iso: string, now = Date.now()): string {
+  const at = Date.parse(iso);
+  const minutes = Math.floor((now - at) / 60_000);
+  if (minutes < 1) return t('lastSeenJustNow');
+  if (minutes < 60) return t('lastSeen', { when: new Intl.RelativeTimeFormat(state.lang, { numeric: 'always' }).format(-minutes, 'minute') });
+  if (dayOf(iso) === dayOf(new Date(now).toISOString())) return t('lastSeenAt', { when: time(iso) });
+  return t('lastSeenOn', { day: new Date(iso).toLocaleDateString(state.lang, { day: 'numeric', month: 'long' }), when: time(iso) });
+}
