@@ -1,10 +1,10 @@
-import { existsSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { mkdirSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mailMatch, register, startStack, type Account, type Stack } from './stack.js';
+import { artifacts, directChat, launchBrowser, signIn, webDir } from './web-kit.js';
 
 /**
  * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
@@ -13,32 +13,6 @@ import { mailMatch, register, startStack, type Account, type Stack } from './sta
  * 375px phone screen) register, open a direct chat, talk and react live; a reload keeps the
  * session. The chat view's screenshot is kept in test-results/web/chat.png.
  */
-const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
-const webDir = path.join(root, 'clients/web/dist');
-const artifacts = path.join(root, 'test-results/web');
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-// Headless on a closed network: nothing may try to reach Google's services.
-const FLAGS = ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
-
-/** Signs in with the English login form (the page shows the chats after it). */
-async function signIn(page: Page, baseUrl: string, account: { username: string; password: string }): Promise<void> {
-  await page.goto(baseUrl);
-  await page.getByLabel('Username or e-mail').fill(account.username);
-  await page.getByLabel('Password', { exact: true }).fill(account.password);
-  await page.locator('form button[type=submit]').click();
-}
-
-/** A direct chat of `a` with `b`, made over the API. */
-async function directChat(baseUrl: string, a: Account, b: Account): Promise<{ id: string }> {
-  const made = await fetch(`${baseUrl}/api/v1/chats`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', authorization: `Bearer ${a.accessToken}` },
-    body: JSON.stringify({ type: 'direct', userId: b.id }),
-  });
-  expect(made.status).toBe(201);
-  return (await made.json()) as { id: string };
-}
-
 async function registerIn(page: Page, stack: Stack, user: { username: string; name: string }, text: { create: string; username: string; email: string; displayName: string; password: string; nav: string }) {
   await page.goto(stack.baseUrl);
   await page.getByRole('button', { name: text.create }).click();
@@ -57,12 +31,9 @@ describe('web client in Chromium', () => {
   const started = Date.now();
 
   beforeAll(async () => {
-    if (!existsSync(path.join(webDir, 'index.html'))) throw new Error(`${webDir} is missing: build the client first (npm run build)`);
-    if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install -y --no-install-recommends chromium`);
     mailDir = mkdtempSync(path.join(tmpdir(), 'parley-web-mail-'));
     stack = await startStack({ WEB_CLIENT_DIR: webDir, MAIL_DIR: mailDir });
-    // launch() gives the browser a fresh temporary user-data-dir, removed on close.
-    browser = await chromium.launch({ executablePath: CHROMIUM, headless: true, args: FLAGS });
+    browser = await launchBrowser();
   });
   afterAll(async () => {
     await browser?.close();

@@ -1,5 +1,5 @@
 import { ChatCursors } from './cursors.js';
-import type { ChatEvent, ServerFrame } from './types.js';
+import type { ChatEvent, ServerFrame, User } from './types.js';
 
 /** The part of the WebSocket API used; the browser's WebSocket and the `ws` package both fit. */
 export interface SocketLike {
@@ -32,6 +32,8 @@ export interface RealtimeHandlers {
   onTyping?: (chatId: string, userId: string) => void;
   /** `lastSeen` (ISO) comes with `online: false` when the server knows it (a Parley addition). */
   onPresence?: (userId: string, online: boolean, lastSeen?: string) => void;
+  /** Someone's public profile changed (a Parley addition): their name and picture update live. */
+  onProfile?: (user: User) => void;
   onStatus?: (status: ConnectionStatus) => void;
   /**
    * The access token was refused (4401) or the connection failed before opening: return the token
@@ -203,6 +205,9 @@ export class RealtimeClient {
         return;
       case 'presence':
         this.handlers.onPresence?.(frame.userId, frame.online, typeof frame.lastSeen === 'string' ? frame.lastSeen : undefined);
+        return;
+      case 'profile':
+        if (frame.user && typeof frame.user.id === 'string') this.handlers.onProfile?.(frame.user);
         return;
       case 'pong':
         if (this.pongTimer) clearTimeout(this.pongTimer);

@@ -123,6 +123,7 @@ export type ServerFrame =
   | { op: 'ack'; clientMsgId: string; messageId: string; seq: number }
   | { op: 'typing'; chatId: string; userId: string }
   | { op: 'presence'; userId: string; online: boolean; lastSeen?: string }
+  | { op: 'profile'; user: User }
   | { op: 'error'; code: string; message: string; ref?: string }
   | { op: 'reset'; chatId: string; seq: number }
   | { op: 'resumed' }

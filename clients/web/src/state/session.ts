@@ -167,6 +167,14 @@ function startRealtime(): void {
         if (lastSeen) state.lastSeen.set(userId, lastSeen);
         changed();
       },
+      onProfile: (user) => {
+        // A frame carries the public profile only: my own keeps the e-mail address it had.
+        const me = state.me;
+        if (me && user.id === me.id) state.me = { ...me, ...user, email: me.email };
+        state.users.set(user.id, user.id === me?.id ? state.me! : { ...state.users.get(user.id), ...user });
+        state.contacts = state.contacts.map((c) => (c.id === user.id ? { ...c, ...user } : c));
+        changed();
+      },
       onStatus: (status) => {
         const wasOffline = state.connection !== 'online';
         state.connection = status;

@@ -73,6 +73,8 @@ export function ChatView({ chatId }: { chatId: string }) {
     const el = box.current;
     if (!el || !history || jumpTo) return;
     if (placed.current !== chatId) {
+      // Not before openChat has set the divider (it zeroes the unread count at the same moment).
+      if (unreadFrom === undefined && (chat?.unreadCount ?? 0) > 0) return;
       placed.current = chatId;
       const divider = el.querySelector<HTMLElement>('.unread-divider');
       if (divider) el.scrollTop = divider.offsetTop - el.offsetTop - 8;
@@ -81,7 +83,7 @@ export function ChatView({ chatId }: { chatId: string }) {
     }
     const newest = messages.at(-1);
     if (nearEnd.current || pending.length > 0 || newest?.senderId === state.me?.id) el.scrollTop = el.scrollHeight;
-  }, [chatId, !!history, lastSeq, pending.length]);
+  }, [chatId, !!history, unreadFrom, chat?.unreadCount, lastSeq, pending.length]);
 
   // A jump (from search or a quote): page back until the message is loaded, then show and mark it.
   useEffect(() => {
