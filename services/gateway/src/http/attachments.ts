@@ -27,6 +27,7 @@ const STATUS: Record<number, string> = {
   401: '401 Unauthorized',
   404: '404 Not Found',
   413: '413 Payload Too Large',
+  422: '422 Unprocessable Content',
   429: '429 Too Many Requests',
   503: '503 Service Unavailable',
 };
