@@ -113,6 +113,7 @@ const STATUS_OF: Record<string, number[]> = {
   username_taken: [409],
   email_taken: [409],
   payload_too_large: [413],
+  unprocessable: [422],
   rate_limited: [429],
 };
 
@@ -197,6 +198,7 @@ describe('fuzzing every body, query, path and frame schema', () => {
       { method: 'POST', path: '/api/v1/polls/:id/votes', success: [200], params: { id: segment(poll.id) }, body: nearValid({ optionIds: [poll.options[0].id] }) },
       { method: 'POST', path: '/api/v1/polls/:id/close', success: [200], params: { id: segment(GHOST) } },
       { method: 'GET', path: '/api/v1/attachments/:id', success: [200], params: { id: segment(GHOST) } },
+      { method: 'GET', path: '/api/v1/attachments/:id/thumbnail', success: [200], params: { id: segment(GHOST) } },
       { method: 'GET', path: '/api/v1/search', success: [200], query: { q: 'seed', chatId: groupId, ...page } },
     ];
   });

@@ -17,6 +17,7 @@ export const ERROR_CODES = new Set([
   'email_taken',
   'email_unverified',
   'payload_too_large',
+  'unprocessable',
   'rate_limited',
   'unavailable',
   'invalid_json',

@@ -75,6 +75,7 @@ describe('IDOR: a removed member reaches nothing of the chat any more', () => {
     ['POST', (i) => `/api/v1/polls/${i.poll}/votes`, { optionIds: ['1'] }],
     ['POST', (i) => `/api/v1/polls/${i.poll}/close`],
     ['GET', (i) => `/api/v1/attachments/${i.file}`],
+    ['GET', (i) => `/api/v1/attachments/${i.file}/thumbnail`],
     ['GET', (i) => `/api/v1/search?q=owner&chatId=${i.chat}`],
   ];
 

@@ -44,6 +44,12 @@ export function createMetrics(service: string) {
     usersTotal: new Gauge({ name: 'users_total', help: 'Registered users', registers: r }),
     activeUsers: new Gauge({ name: 'active_users', help: 'Distinct users with an open connection', registers: r }),
     cacheRequests: new Counter({ name: 'cache_requests_total', help: 'Redis cache operations by outcome (hit, miss, error, ok)', labelNames: ['operation', 'outcome'] as const, registers: r }),
+    thumbnails: new Counter({
+      name: 'gateway_thumbnails_total',
+      help: 'Image thumbnail requests past the access check, by outcome (made, cached, refused: too many pixels or undecodable, busy: queue full)',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
     followedChats: new Gauge({ name: 'gateway_followed_chats', help: 'Chats this gateway receives live events for (those with a local member)', registers: r }),
     projectorEvents: new Counter({ name: 'projector_events_total', help: 'Events handled by projectors', labelNames: ['projector', 'outcome'] as const, registers: r }),
     projectorPending: new Gauge({ name: 'projector_pending_events', help: 'Events stored in the stream that a projector has not acknowledged yet (its lag), sampled every 5 s', labelNames: ['projector'] as const, registers: r }),

@@ -9,6 +9,7 @@ import { LocalDiskStore } from '@parley/storage';
 import { loadNativeUws } from './uws.js';
 import { apiHandler } from './http/api-handler.js';
 import { downloadHandler, uploadHandler } from './http/attachments.js';
+import { thumbnailHandler } from './http/thumbnails.js';
 import { clientAddressResolver } from './http/client-address.js';
 import { staticHandler } from './http/static.js';
 import { authenticator } from './auth/authenticator.js';
@@ -115,6 +116,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   };
   app.post('/api/v1/attachments', uploadHandler(attachmentDeps));
   app.get('/api/v1/attachments/:id', downloadHandler(attachmentDeps));
+  app.get('/api/v1/attachments/:id/thumbnail', thumbnailHandler({ ...attachmentDeps, maxPixels: config.THUMBNAIL_MAX_PIXELS }));
   // The web client's files; yields /api/* and /ws to the handlers below.
   app.get('/*', staticHandler({ dir: config.WEB_CLIENT_DIR, log: deps.log }));
   app.any(

@@ -36,6 +36,12 @@ export const GatewayEnv = {
   ATTACHMENT_PENDING_BYTES: Type.Number({ default: 200 * 1024 * 1024, minimum: 1024 }),
   ATTACHMENTS_DIR: Type.String({ default: './data/attachments' }),
   /**
+   * Thumbnails are made only of images with at most this many pixels (40 million: a 7000x5700 photo);
+   * a larger one is refused with 422 from its header, before decoding: a decompression bomb (a few
+   * KiB of PNG declaring 30000x30000) would otherwise take gigabytes of memory.
+   */
+  THUMBNAIL_MAX_PIXELS: Type.Number({ default: 40_000_000, minimum: 1 }),
+  /**
    * Comma-separated addresses or CIDRs of reverse proxies whose X-Forwarded-For is believed
    * (e.g. "10.0.0.0/8,loopback"). Empty: the header is ignored and the peer address is the client.
    */

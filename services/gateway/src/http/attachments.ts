@@ -27,6 +27,7 @@ const STATUS: Record<number, string> = {
   401: '401 Unauthorized',
   404: '404 Not Found',
   413: '413 Payload Too Large',
+  422: '422 Unprocessable Content',
   429: '429 Too Many Requests',
   503: '503 Service Unavailable',
 };
@@ -49,7 +50,7 @@ class UploadRate {
   }
 }
 
-function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, status: number, body: unknown): void {
+export function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, status: number, body: unknown): void {
   if (state.done || state.aborted) return;
   state.done = true;
   res.cork(() => {
@@ -57,7 +58,36 @@ function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, sta
   });
 }
 
-const error = (code: string, message: string) => ({ error: { code, message } });
+export const error = (code: string, message: string) => ({ error: { code, message } });
+
+/** Everyone without access, a deleted file, and an id that never existed get this same answer. */
+export const NO_SUCH_ATTACHMENT = { status: 404, body: error('not_found', 'No such attachment') };
+
+export type AttachmentMeta = NonNullable<RpcMethods['messages.attachmentAccess']['res']>;
+
+/**
+ * The access rule of both GET routes, the file and its thumbnail: a valid token (401), a
+ * well-formed id (400), and messages.attachmentAccess saying yes: the uploader, or a member of a
+ * chat the file was sent to. Before saying no, that RPC waits for the chats projection to catch up
+ * (read-your-writes), so a member who just got the message live is not refused. Anyone else, and a
+ * deleted file, gets 404 `not_found`, the same answer as an id that never existed.
+ */
+export async function attachmentAccess(
+  deps: Pick<AttachmentDeps, 'authenticate' | 'bus' | 'namespace' | 'serviceTimeoutMs'>,
+  token: string | undefined,
+  id: string,
+): Promise<{ meta: AttachmentMeta } | { status: number; body: unknown }> {
+  const claims = token ? await deps.authenticate(token) : null;
+  if (!claims) return { status: 401, body: error('unauthorized', 'Missing or invalid access token') };
+  if (!isId(id)) return { status: 400, body: error('invalid_request', 'Invalid attachment id') };
+  let meta: RpcMethods['messages.attachmentAccess']['res'];
+  try {
+    meta = await callRpc(deps.bus, deps.namespace, 'messages.attachmentAccess', { attachmentId: id, userId: claims.userId }, deps.serviceTimeoutMs);
+  } catch {
+    return { status: 503, body: error('unavailable', 'Try again') };
+  }
+  return meta ? { meta } : NO_SUCH_ATTACHMENT;
+}
 
 /**
  * A client file name made harmless: no path, no control characters, no format characters (bidi
@@ -193,17 +223,11 @@ export function downloadHandler(deps: AttachmentDeps) {
     const id = req.getParameter(0) ?? '';
     const token = /^Bearer (.+)$/i.exec(req.getHeader('authorization'))?.[1];
     void (async () => {
-      const claims = token ? await deps.authenticate(token) : null;
-      if (!claims) return json(res, state, 401, error('unauthorized', 'Missing or invalid access token'));
-      if (!isId(id)) return json(res, state, 400, error('invalid_request', 'Invalid attachment id'));
-      let meta: RpcMethods['messages.attachmentAccess']['res'];
-      try {
-        meta = await callRpc(deps.bus, deps.namespace, 'messages.attachmentAccess', { attachmentId: id, userId: claims.userId }, deps.serviceTimeoutMs);
-      } catch {
-        return json(res, state, 503, error('unavailable', 'Try again'));
-      }
-      const file = meta ? await deps.store.read(id) : null;
-      if (!meta || !file) return json(res, state, 404, error('not_found', 'No such attachment'));
+      const access = await attachmentAccess(deps, token, id);
+      if (!('meta' in access)) return json(res, state, access.status, access.body);
+      const { meta } = access;
+      const file = await deps.store.read(id);
+      if (!file) return json(res, state, NO_SUCH_ATTACHMENT.status, NO_SUCH_ATTACHMENT.body);
       if (state.aborted) return file.stream.destroy();
       source = file.stream;
       const total = file.size;
