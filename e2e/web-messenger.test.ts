@@ -1,6 +1,7 @@
 import type { Browser, Page } from 'playwright-core';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { register, startStack, type Stack } from './stack.js';
+import { register, startStack, type Account, type Stack } from './stack.js';
 import { call, directChat, launchBrowser, openChat, signIn, SIZES, webDir } from './web-kit.js';
 
 /**
@@ -118,6 +119,155 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
       await page.locator('li.message', { hasText: label(1) }).waitFor({ state: 'attached' });
       await page.getByRole('button', { name: 'Load older messages' }).waitFor({ state: 'detached' });
       expect(await page.locator('li.message').count()).toBe(130);
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
+
+  it('notifies of new messages when enabled (not of a muted chat), shows last seen, and changes names live', async () => {
+    const n = Date.now() % 100000;
+    const [anna, boris, carl] = [await register(stack, `ntA${size[0]}${n}`), await register(stack, `ntB${size[0]}${n}`), await register(stack, `ntC${size[0]}${n}`)];
+    expect((await call(stack.baseUrl, boris.accessToken, 'PATCH', '/users/me', { displayName: 'Boris Notifier' })).status).toBe(200);
+    const direct = await directChat(stack.baseUrl, boris, anna);
+    const quiet = await call<{ id: string }>(stack.baseUrl, carl.accessToken, 'POST', '/chats', { type: 'group', title: 'Quiet group', memberIds: [anna.id] });
+    expect(quiet.status).toBe(201);
+    const say = async (who: Account, chatId: string, body: string) =>
+      expect((await call(stack.baseUrl, who.accessToken, 'POST', `/chats/${chatId}/messages`, { clientMsgId: `nt-${body.replace(/\W/g, '')}`, body })).status).toBe(201);
+
+    // The browser allows notifications; the page's Notification records what it is asked to show
+    // (and still shows it): headless Chromium has no notification centre to look into.
+    const context = await browser.newContext({ locale: 'en-US', ...options, permissions: ['notifications'] });
+    await context.addInitScript(() => {
+      // Runs in the page (the e2e TypeScript project has no DOM types, hence the loose typing).
+      const w = globalThis as any;
+      const Real = w.Notification;
+      const shown: { title: string; body?: string; tag?: string }[] = [];
+      w.shown = shown;
+      function Recorded(title: string, options?: { body?: string; tag?: string }) {
+        shown.push({ title, body: options?.body, tag: options?.tag });
+        return new Real(title, options);
+      }
+      Object.defineProperty(Recorded, 'permission', { get: () => Real.permission });
+      (Recorded as any).requestPermission = (...args: unknown[]) => Real.requestPermission(...args);
+      w.Notification = Recorded;
+    });
+    const page = await context.newPage();
+    const shown = () => page.evaluate(() => (globalThis as any).shown as { title: string; body?: string; tag?: string }[]);
+    // Boris is online in a browser of his own, so his going away can be seen.
+    const borisContext = await browser.newContext({ locale: 'en-US', viewport: { width: 900, height: 700 } });
+    const borisPage = await borisContext.newPage();
+    try {
+      await signIn(page, stack.baseUrl, anna);
+      await page.getByRole('navigation').getByRole('button', { name: 'Profile' }).click();
+      const toggle = page.getByLabel(/Show a desktop notification/);
+      expect(await toggle.isChecked()).toBe(false);
+      await toggle.check();
+      await expect.poll(() => toggle.isChecked()).toBe(true);
+      // Anna mutes the group (its settings panel), then reads her profile page while messages come.
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).click();
+      await openChat(page, 'Quiet group');
+      await page.getByRole('button', { name: 'Chat settings' }).click();
+      await page.getByLabel(/Mute/).check();
+      await page.getByRole('navigation').getByRole('button', { name: 'Profile' }).click();
+      await say(carl, quiet.body.id, 'hush, muted');
+      await say(boris, direct.id, 'ping one');
+      await expect.poll(async () => (await shown()).map((x) => `${x.title}: ${x.body}`), { timeout: 10_000 }).toContain('Boris Notifier: ping one');
+      // The muted chat's message came first and was delivered (its badge counts), but not notified.
+      await expect.poll(() => page.title()).toMatch(/^\(1\) Parley$/);
+      expect((await shown()).map((x) => x.body)).toEqual(['ping one']);
+      expect((await shown())[0]!.tag).toBe(direct.id);
+      // Turned off: no more notifications (the next message's badge is the positive signal).
+      await page.getByLabel(/Show a desktop notification/).uncheck();
+      await say(boris, direct.id, 'ping two');
+      await expect.poll(() => page.title()).toBe('(2) Parley');
+      expect((await shown()).map((x) => x.body)).toEqual(['ping one']);
+
+      // Last seen: Boris online, then gone; Anna's header says when, also after a reload.
+      await signIn(borisPage, stack.baseUrl, boris);
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).click();
+      await openChat(page, 'Boris Notifier');
+      await expect.poll(() => page.locator('.chat-header .status').textContent(), { timeout: 10_000 }).toBe('online');
+      await borisContext.close();
+      await expect.poll(() => page.locator('.chat-header .status').textContent(), { timeout: 15_000 }).toBe('last seen just now');
+      await page.reload();
+      await expect.poll(() => page.locator('.chat-header .status').textContent(), { timeout: 10_000 }).toBe('last seen just now');
+
+      // Boris renames himself: Anna's chat list and header change without a reload.
+      expect((await call(stack.baseUrl, boris.accessToken, 'PATCH', '/users/me', { displayName: 'Boris Renamed' })).status).toBe(200);
+      await page.locator('#chat-title', { hasText: 'Boris Renamed' }).waitFor({ timeout: 10_000 });
+      await page.locator('.chat-item', { hasText: 'Boris Renamed' }).waitFor({ state: 'attached' });
+    } finally {
+      await borisContext.close().catch(() => undefined);
+      await context.close();
+    }
+  }, 120_000);
+
+  it('sends several files at once (picked, pasted, dropped, one taken back) and shows images as previews that open in a viewer', async () => {
+    const n = Date.now() % 100000;
+    const [anna, boris] = [await register(stack, `imA${size[0]}${n}`), await register(stack, `imB${size[0]}${n}`)];
+    expect((await call(stack.baseUrl, boris.accessToken, 'PATCH', '/users/me', { displayName: 'Boris Viewer' })).status).toBe(200);
+    await directChat(stack.baseUrl, anna, boris);
+    const photo = await sharp({ create: { width: 800, height: 600, channels: 3, background: '#3366cc' } }).png().toBuffer();
+    const pasted = await sharp({ create: { width: 200, height: 100, channels: 3, background: '#cc6633' } }).png().toBuffer();
+
+    const context = await browser.newContext({ locale: 'en-US', ...options });
+    const page = await context.newPage();
+    const pageErrors: string[] = [];
+    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    try {
+      await signIn(page, stack.baseUrl, anna);
+      await openChat(page, 'Boris Viewer');
+      // Two files picked at once.
+      await page.locator('#composer-file').setInputFiles([
+        { name: 'photo.png', mimeType: 'image/png', buffer: photo },
+        { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('plain notes') },
+      ]);
+      const attached = page.locator('.pending-attachments li');
+      await expect.poll(() => attached.count()).toBe(2);
+      // A picture pasted into the box, and a file dropped on the chat.
+      await page.locator('#composer-text').evaluate((box, base64) => {
+        const w = globalThis as any;
+        const bytes = Uint8Array.from(w.atob(base64), (c: string) => c.charCodeAt(0));
+        const data = new w.DataTransfer();
+        data.items.add(new w.File([bytes], 'pasted.png', { type: 'image/png' }));
+        box.dispatchEvent(new w.ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
+      }, pasted.toString('base64'));
+      await expect.poll(() => attached.count()).toBe(3);
+      await page.locator('.chat-view').evaluate((view) => {
+        const w = globalThis as any;
+        const data = new w.DataTransfer();
+        data.items.add(new w.File(['dropped text'], 'dropped.txt', { type: 'text/plain' }));
+        view.dispatchEvent(new w.DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }));
+        view.dispatchEvent(new w.DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
+      });
+      await expect.poll(() => attached.count()).toBe(4);
+      expect(await attached.allTextContents()).toEqual(['📎 photo.png ×Remove photo.png', '📎 notes.txt ×Remove notes.txt', '📎 pasted.png ×Remove pasted.png', '📎 dropped.txt ×Remove dropped.txt']);
+      // Taken back: gone from the box and from the server.
+      await page.getByRole('button', { name: 'Remove dropped.txt' }).click();
+      await expect.poll(() => attached.count()).toBe(3);
+      await expect
+        .poll(async () => ((await call<{ attachments: { name: string }[] }>(stack.baseUrl, anna.accessToken, 'GET', '/users/me/export')).body.attachments ?? []).map((a) => a.name).sort(), { timeout: 10_000 })
+        .toEqual(['notes.txt', 'pasted.png', 'photo.png']);
+
+      await page.getByRole('button', { name: 'Send', exact: true }).click();
+      const sent = page.locator('li.message:not(.pending)', { hasText: 'notes.txt' });
+      await sent.waitFor();
+      // Images as previews made by the server (at most 320 px), the text file as a download.
+      const thumbs = sent.locator('.thumb img');
+      await expect.poll(() => thumbs.count(), { timeout: 10_000 }).toBe(2);
+      const sizes = async () => thumbs.evaluateAll((imgs) => imgs.map((img) => `${(img as any).naturalWidth}x${(img as any).naturalHeight}`));
+      await expect.poll(sizes, { timeout: 10_000 }).toEqual(['320x240', '200x100']);
+      expect(await sent.getByRole('button', { name: 'Download notes.txt' }).count()).toBe(1);
+
+      // The viewer: the whole image, closed with Escape.
+      await sent.getByRole('button', { name: 'Open the image photo.png' }).click();
+      const viewer = page.locator('dialog.viewer');
+      await viewer.locator('img').waitFor();
+      await expect.poll(() => viewer.locator('img').evaluate((img) => (img as any).naturalWidth)).toBe(800);
+      expect(await viewer.evaluate((d) => (d as any).open)).toBe(true);
+      await page.keyboard.press('Escape');
+      await expect.poll(() => viewer.evaluate((d) => (d as any).open)).toBe(false);
       expect(pageErrors).toEqual([]);
     } finally {
       await context.close();
