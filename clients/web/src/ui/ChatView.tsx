@@ -187,12 +187,12 @@ export function ChatView({ chatId }: { chatId: string }) {
             return [
               // A line with the day where the day changes (issue 22: no date separators).
               newDay && (
-                <li key={`day-${m.id}`} class="day" role="separator">
+                <li key={`day-${m.id}`} class="day">
                   {dayLabel(m.createdAt)}
                 </li>
               ),
               divider && (
-                <li key={`unread-${m.id}`} class="unread-divider" role="separator">
+                <li key={`unread-${m.id}`} class="unread-divider">
                   {t('unreadBelow')}
                 </li>
               ),

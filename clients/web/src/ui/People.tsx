@@ -2,6 +2,7 @@ import { useState } from 'preact/hooks';
 import type { User } from '../api/index.js';
 import { api, fail, findPeople, loadContacts, navigate } from '../state/session.js';
 import { changed, state } from '../state/store.js';
+import { Avatar } from './Avatar.js';
 import { t } from './common.js';
 
 async function openDirect(userId: string): Promise<void> {
@@ -41,7 +42,8 @@ function Person({ user, selectable, selected, onSelect }: { user: User; selectab
         <input type="checkbox" id={`pick-${user.id}`} checked={selected} onChange={(e) => onSelect((e.currentTarget as HTMLInputElement).checked)} />
       )}
       <label for={selectable ? `pick-${user.id}` : undefined} class="person-name">
-        {online && <span class="dot" aria-label={t('online')} />}
+        <Avatar userId={user.id} name={user.displayName || user.username} size="s" online={online} />
+        {online && <span class="visually-hidden">{t('online')}: </span>}
         {user.displayName || user.username} <span class="hint">@{user.username}</span>
       </label>
       {isContact ? (
