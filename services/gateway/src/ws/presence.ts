@@ -57,7 +57,7 @@ export class Presence {
       log: Logger;
       metrics: Metrics;
       serviceTimeoutMs: number;
-      /** STREAM_REPLICAS: the presence bucket's copies. */
+      /** STREAM_REPLICAS: the presence and last seen buckets' copies. */
       replicas: number;
     },
   ) {
@@ -98,19 +98,17 @@ export class Presence {
     const timeoutMs = Math.min(this.deps.serviceTimeoutMs, 1_000);
     const { userIds: chatPeerIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.chatPeers', { userId }, timeoutMs);
     const { userIds } = await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisible', { viewerId: userId, chatPeerIds }, timeoutMs);
-    const stored = await this.lastSeen.read(
-      userIds.filter((other) => !this.online.has(other)),
-      timeoutMs,
-    );
+    const stored = await this.lastSeen.read(userIds.filter((other) => !this.online.has(other)), timeoutMs);
     const data = socket.getUserData();
     let sent = 0;
     for (const other of userIds) {
       if (data.closed) break;
       // Read now, not before the calls: a notice that arrived meanwhile has already updated it
       // (and LastSeen.newest has its time, should the bucket have been read before the write).
-      const lastSeen = this.online.has(other) ? undefined : this.lastSeen.newest(other, stored.get(other));
-      if (!this.online.has(other) && lastSeen === undefined) continue;
-      socket.send(JSON.stringify(lastSeen === undefined ? { op: 'presence', userId: other, online: true } : { op: 'presence', userId: other, online: false, lastSeen }), false);
+      const online = this.online.has(other);
+      const lastSeen = online ? undefined : this.lastSeen.newest(other, stored.get(other));
+      if (!online && lastSeen === undefined) continue; // offline, and no time known
+      socket.send(JSON.stringify(online ? { op: 'presence', userId: other, online } : { op: 'presence', userId: other, online, lastSeen }), false);
       sent += 1;
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
@@ -136,16 +134,20 @@ export class Presence {
 
   /**
    * Records the last seen time, then announces. Written before users.watchers is asked, and
-   * removed if its answer is `nobody` or missing: an account being erased answers `nobody` once
-   * its row is gone, so a close that races the erasure either writes before the erasure's purge or
-   * asks after the row is gone, and no time survives either way (docs/decisions.md).
+   * removed unless the answer lets someone see it. That order is what makes erasure complete: the
+   * erasure purges the time once the account's row is gone, and from then on users.watchers
+   * answers as for `nobody`; a time written before that purge goes with it, one written after is
+   * followed by that answer and removed here (docs/decisions.md).
    */
   private async wentOffline(userId: string, chatIds: string[], at: string): Promise<void> {
     await this.lastSeen.record(userId, at).catch((error: unknown) => {
       this.deps.log.warn({ err: (error as Error).message }, 'last seen not recorded');
     });
     const shown = await this.announce(userId, false, chatIds, at);
-    if (!shown) await this.lastSeen.forget(userId).catch(() => {});
+    if (shown) return;
+    await this.lastSeen.forget(userId).catch((error: unknown) => {
+      this.deps.log.warn({ err: (error as Error).message }, 'hidden last seen not removed');
+    });
   }
 
   /**
