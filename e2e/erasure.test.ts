@@ -87,6 +87,19 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
   });
 
   it('erases the account and, with purgeMessages, everything the person wrote, from Postgres, Redis, disk and the streams', async () => {
+    // Ann has a last seen time (she was online and went offline), and her gateway's presence
+    // notices are watched: one goes out when her socket closes on erasure, after that time is written.
+    const ns = env.namespace;
+    const lastSeenOfAnn = async () => (await storedMessages(nc, `KV_${ns}_lastseen`)).filter((m) => m.subject === `$KV.${ns}_lastseen.${ann.id}`);
+    const annOffline: unknown[] = [];
+    const notices = nc.subscribe(`${ns}.presence.${ann.id}`, {
+      callback: (_err, msg) => {
+        if (!msg.json<{ online: boolean }>().online) annOffline.push(msg.json());
+      },
+    });
+    (await TestSocket.open(stack.wsUrl, ann.accessToken)).close();
+    await eventually(async () => (annOffline.length === 1 || undefined) && ((await lastSeenOfAnn()).length === 1 || undefined), 5_000, 'ann last seen');
+
     const annSocket = await TestSocket.open(stack.wsUrl, ann.accessToken);
     const bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken);
     const answer = await http(stack, 'DELETE', '/api/v1/users/me', { token: ann.accessToken, body: { password: ann.password, purgeMessages: true } });
@@ -128,8 +141,12 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     const values = [...(await cachedTexts(redis, env.namespace)).values()];
     expect(values.filter((v) => v.includes(ann.username) || v.includes(SECRET))).toEqual([]);
 
+    // Her last seen time is gone (no marker either), once her gateway has handled the close.
+    await eventually(async () => annOffline.length === 2 || undefined, 5_000, 'ann offline on erasure');
+    await eventually(async () => ((await lastSeenOfAnn()).length === 0 ? true : undefined), 5_000, 'ann last seen gone');
+    notices.unsubscribe();
+
     // The streams hold only her id: the tombstone, the ledger entry, chat structure events.
-    const ns = env.namespace;
     for (const stream of ['users', 'chats', 'resets', 'receipts', 'audit']) {
       const texts = await streamTexts(`${ns}_${stream}`);
       expect(texts.filter((t) => t.includes(ann.username) || t.includes(SECRET)), stream).toEqual([]);
@@ -150,7 +167,12 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
   });
 
   it('without purgeMessages keeps the messages under a "deleted account" identity', async () => {
+    // Dan was seen, and is offline when erased: the erasure itself removes his last seen time.
+    const lastSeenOfDan = async () => (await storedMessages(nc, `KV_${env.namespace}_lastseen`)).filter((m) => m.subject === `$KV.${env.namespace}_lastseen.${dan.id}`);
+    (await TestSocket.open(stack.wsUrl, dan.accessToken)).close();
+    await eventually(async () => ((await lastSeenOfDan()).length === 1 ? true : undefined), 5_000, 'dan last seen');
     expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: dan.accessToken, body: { password: dan.password } })).status).toBe(202);
+    expect(await lastSeenOfDan()).toEqual([]);
     await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.chat_members WHERE user_id = $1', [dan.id])) === 0 || undefined);
     const history = (await http(stack, 'GET', `/api/v1/chats/${group}/messages`, { token: bob.accessToken })).body.items;
     const kept = history.find((m: { body: string }) => m.body === 'dan was here');

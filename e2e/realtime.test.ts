@@ -348,13 +348,18 @@ describe('presence', () => {
     await new Promise((r) => setTimeout(r, 300));
     // Still online on the laptop: no offline notice.
     expect(peerSocket.frames.filter((f) => f.op === 'presence')).toEqual([]);
+    const closedAt = Date.now();
     laptop.close();
-    expect(await peerSocket.next((f) => f.op === 'presence')).toEqual({ op: 'presence', userId: ann.id, online: false });
+    // Offline everywhere now: the notice says since when (last seen), the same to every watcher.
+    const offline = await peerSocket.next((f) => f.op === 'presence');
+    expect(offline).toEqual({ op: 'presence', userId: ann.id, online: false, lastSeen: expect.stringMatching(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/) });
+    expect(Math.abs(Date.parse(offline.lastSeen) - closedAt)).toBeLessThan(3_000);
+    expect(await fanSocket.next((f) => f.op === 'presence' && !f.online)).toEqual(offline);
     peerSocket.close();
     fanSocket.close();
   }, 30_000);
 
-  it('shows a socket who is online as it connects, by the same rules as the notices', async () => {
+  it('shows a socket who is online as it connects, and since when those offline were last seen, by the same rules as the notices', async () => {
     const [ann, peer, fan, stranger] = [await register(stack, 'ps_ann'), await register(stack, 'ps_peer'), await register(stack, 'ps_fan'), await register(stack, 'ps_stranger')];
     await groupOf(stack, ann, [peer], 'snapshot');
     expect((await http(stack, 'POST', '/api/v1/contacts', { token: fan.accessToken, body: { userId: ann.id } })).status).toBe(201);
@@ -377,9 +382,28 @@ describe('presence', () => {
     expect((await http(stack, 'PATCH', '/api/v1/users/me/privacy', { token: ann.accessToken, body: { presence: 'contacts' } })).status).toBe(200);
     expect(await presenceOf(fan)).toEqual([]);
     expect(await presenceOf(peer)).toEqual(annOnline);
-    // Gone: nobody is shown her online any more.
+    // Gone: nobody is shown her online any more; whoever may see her presence is shown her last seen.
+    const closedAt = Date.now();
     phone.close();
-    await eventually(async () => ((await presenceOf(peer)).length === 0 ? true : undefined), 10_000, 'ann offline in snapshots');
+    const [offline] = await eventually(async () => {
+      const frames = await presenceOf(peer);
+      return frames.length === 1 && frames[0].online === false ? frames : undefined;
+    }, 10_000, 'ann offline in snapshots');
+    expect(offline).toEqual({ op: 'presence', userId: ann.id, online: false, lastSeen: expect.any(String) });
+    expect(Math.abs(Date.parse(offline.lastSeen) - closedAt)).toBeLessThan(3_000);
+    // Fan (a one-sided contact under `contacts`) may not see it, and a stranger never could. Fan's
+    // positive signal: a contact of his own whose presence he may see, offline, in the same snapshot.
+    const friend = await register(stack, 'ps_friend');
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: fan.accessToken, body: { userId: friend.id } })).status).toBe(201);
+    (await TestSocket.open(stack.wsUrl, friend.accessToken)).close();
+    const fanSees = await eventually(async () => {
+      const frames = await presenceOf(fan);
+      return frames.filter((f) => f.userId === friend.id).at(-1)?.online === false ? frames : undefined;
+    }, 10_000, 'friend offline in fan\'s snapshot');
+    // Friend's own live notices may cross the snapshot (online, then offline): the last one counts.
+    expect(fanSees.filter((f) => f.userId !== friend.id)).toEqual([]);
+    expect(fanSees.filter((f) => f.userId === friend.id).at(-1)).toEqual({ op: 'presence', userId: friend.id, online: false, lastSeen: expect.any(String) });
+    expect(await presenceOf(stranger)).toEqual([]);
   }, 30_000);
 });
 

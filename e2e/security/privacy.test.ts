@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { http, register, startStack, TestSocket, type Account, type Stack } from '../stack.js';
+import { eventually } from '@parley/testing';
+import { http, register, startStack, storedMessages, TestSocket, type Account, type Stack } from '../stack.js';
 import { expectError } from './helpers.js';
 
 /**
@@ -97,6 +98,56 @@ describe('privacy settings, blocks and group limits', () => {
     expect(await peerSocket.next((f) => f.op === 'presence' && f.userId === other.id)).toEqual({ op: 'presence', userId: other.id, online: true });
     expect(peerSocket.frames.filter((f) => f.op === 'presence' && f.userId === hal.id)).toEqual([]);
     for (const s of [peerSocket, halSocket, otherSocket]) s.close();
+  });
+
+  it('last seen: nobody and a blocked viewer never get it, live or on connect, and nobody keeps none', async () => {
+    const [hal, gus, other, viewer, witness] = [await register(stack), await register(stack), await register(stack), await register(stack), await register(stack)];
+    await privacy(hal, { presence: 'nobody' });
+    expect((await group(other, [viewer, witness, hal, gus])).status).toBe(201);
+    expect((await http(stack, 'POST', '/api/v1/users/me/blocks', { token: gus.accessToken, body: { userId: viewer.id } })).status).toBe(201);
+    const ns = stack.env.namespace;
+    const nc = await stack.env.connectNats();
+    // The gateways' notices as they go out: the positive signal that a user's going offline was
+    // handled (the last seen time is written before its notice, and removed right after if hidden).
+    const notices: { userId: string; online: boolean; lastSeen?: string }[] = [];
+    nc.subscribe(`${ns}.presence.*`, {
+      callback: (_err, msg) => {
+        notices.push(msg.json());
+      },
+    });
+    const noticeOf = (who: Account, online: boolean) => eventually(async () => notices.find((n) => n.userId === who.id && n.online === online), 5_000, 'notice');
+    const storedKeys = async () => (await storedMessages(nc, `KV_${ns}_lastseen`)).map((m) => m.subject);
+
+    const [viewerSocket, witnessSocket] = [await TestSocket.open(stack.wsUrl, viewer.accessToken), await TestSocket.open(stack.wsUrl, witness.accessToken)];
+    // Closed once its coming online was announced: the two notices cannot cross.
+    const goOffline = async (who: Account) => {
+      const socket = await TestSocket.open(stack.wsUrl, who.accessToken);
+      await noticeOf(who, true);
+      socket.close();
+      return noticeOf(who, false);
+    };
+    expect(await goOffline(hal)).toEqual({ userId: hal.id, online: false, chatIds: [], watcherIds: [], blocked: [] });
+    // `nobody`: no time is kept either.
+    await eventually(async () => ((await storedKeys()).includes(`$KV.${ns}_lastseen.${hal.id}`) ? undefined : true), 5_000, 'hal has no last seen');
+    expect((await goOffline(gus)).lastSeen).toEqual(expect.any(String));
+    const fromGus = await witnessSocket.next((f) => f.op === 'presence' && f.userId === gus.id && !f.online);
+    expect(fromGus.lastSeen).toEqual(expect.any(String));
+    // Then other goes offline: the viewer has every notice published before it, and only other's.
+    await goOffline(other);
+    expect(await viewerSocket.next((f) => f.op === 'presence' && f.userId === other.id && !f.online)).toEqual({ op: 'presence', userId: other.id, online: false, lastSeen: expect.any(String) });
+    expect(viewerSocket.frames.filter((f) => f.op === 'presence' && (f.userId === hal.id || f.userId === gus.id))).toEqual([]);
+    viewerSocket.close();
+
+    // On connect: other's last seen (the positive signal, in the same snapshot), neither hal's nor
+    // gus's (the witness, online, is named too).
+    const about = (socket: TestSocket) => socket.frames.filter((f) => f.op === 'presence' && [hal.id, gus.id, other.id].includes(f.userId));
+    const again = await TestSocket.open(stack.wsUrl, viewer.accessToken);
+    expect(about(again)).toEqual([{ op: 'presence', userId: other.id, online: false, lastSeen: expect.any(String) }]);
+    // The witness may see both gus and other (and not hal).
+    const witnessAgain = await TestSocket.open(stack.wsUrl, witness.accessToken);
+    expect(about(witnessAgain).map((f) => f.userId).sort()).toEqual([gus.id, other.id].sort());
+    for (const s of [again, witnessAgain, witnessSocket]) s.close();
+    await nc.close();
   });
 
   it('limits the groups one account creates a day (GROUPS_PER_DAY)', async () => {

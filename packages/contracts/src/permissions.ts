@@ -145,7 +145,7 @@ const js = {
 
 /** Every subject and stream of namespace `ns`: the backup job's reach. */
 function everythingOf(ns: string): string[] {
-  const streams = [...(Object.keys(STREAM_OWNERS) as StreamKey[]).map((k) => streamName(ns, k)), `KV_${subjects.presenceBucket(ns)}`, `KV_${ns}_retention`];
+  const streams = [...(Object.keys(STREAM_OWNERS) as StreamKey[]).map((k) => streamName(ns, k)), `KV_${subjects.presenceBucket(ns)}`, `KV_${subjects.lastSeenBucket(ns)}`, `KV_${ns}_retention`];
   return [`${ns}.>`, ...streams.flatMap((x) => [...js.read(x), ...js.manage(x), ...js.compact(x), ...js.drop(x)])];
 }
 
@@ -164,6 +164,7 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         return subjects.rpc(ns, service, name);
       });
   const presenceKv = `KV_${subjects.presenceBucket(ns)}`;
+  const lastSeenKv = `KV_${subjects.lastSeenBucket(ns)}`;
   const retentionKv = `KV_${ns}_retention`;
   const common = (p: Principal) => ({ publish: ['$JS.API.INFO', ...rpcs(p)], subscribe: [`${inboxPrefix(ns, p)}.>`] });
   const merge = (p: Principal, extra: { publish: string[]; subscribe: string[]; allowResponses?: boolean }): BusPermissions => ({
@@ -183,6 +184,12 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         ...js.manage(presenceKv),
         ...js.read(presenceKv),
         `$KV.${subjects.presenceBucket(ns)}.>`,
+        // Last seen: written when a user goes offline, removed (no marker left) when the user may
+        // not be seen.
+        ...js.manage(lastSeenKv),
+        ...js.read(lastSeenKv),
+        ...js.compact(lastSeenKv),
+        `$KV.${subjects.lastSeenBucket(ns)}.>`,
       ],
       subscribe: [
         `${ns}.live.chat.*`,
@@ -206,6 +213,8 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         ...js.compact(s('resets')),
         ...js.read(presenceKv),
         ...js.compact(presenceKv),
+        ...js.read(lastSeenKv),
+        ...js.compact(lastSeenKv),
       ],
       subscribe: [subjects.api(ns, 'users'), `${ns}.rpc.users.*`],
       allowResponses: true,

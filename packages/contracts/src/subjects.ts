@@ -83,6 +83,8 @@ export const subjects = {
   presence: (ns: string, userId: string) => `${ns}.presence.${userId}`,
   allPresence: (ns: string) => `${ns}.presence.*`,
   presenceBucket: (ns: string) => `${ns}_presence`,
+  /** When each user last went offline (KV, one key per user id, no TTL): "last seen". */
+  lastSeenBucket: (ns: string) => `${ns}_lastseen`,
   /** Notices to users who were just added to a chat (so their gateways start following it). */
   inbox: (ns: string, userId: string) => `${ns}.inbox.${userId}`,
   allInboxes: (ns: string) => `${ns}.inbox.*`,

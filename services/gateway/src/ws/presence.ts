@@ -5,6 +5,7 @@ import { isId, newId, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
+import { isLastSeen, LastSeen } from './last-seen.js';
 import type { Socket, SocketRegistry } from './registry.js';
 
 /** A key lives this long without a heartbeat: a crashed gateway's users go offline within it. */
@@ -19,6 +20,8 @@ interface Notice {
   watcherIds: string[];
   /** Users the one announced blocked: not told, even as chat peers. */
   blocked?: string[];
+  /** Going offline only, when the user lets anyone see their presence: when (ISO 8601, UTC). */
+  lastSeen?: string;
 }
 
 /**
@@ -28,6 +31,8 @@ interface Notice {
  * Transitions are announced on core NATS (`<ns>.presence.<userId>`) with the user's chats and
  * watchers (users who have them as a contact); every gateway forwards the notice to its sockets in
  * those chats or of those watchers. `active_users` counts distinct users across all gateways.
+ * Going offline also records the time (LastSeen), carried by the offline notice and sent in later
+ * snapshots to the same audience as presence itself.
  */
 export class Presence {
   private kv: KV | undefined;
@@ -41,6 +46,7 @@ export class Presence {
   private readonly online = new Set<string>();
   private countTimer: NodeJS.Timeout | undefined;
   readonly gatewayId = newId();
+  private readonly lastSeen: LastSeen;
 
   constructor(
     private readonly deps: {
@@ -51,10 +57,12 @@ export class Presence {
       log: Logger;
       metrics: Metrics;
       serviceTimeoutMs: number;
-      /** STREAM_REPLICAS: the presence bucket's copies. */
+      /** STREAM_REPLICAS: the presence and last seen buckets' copies. */
       replicas: number;
     },
-  ) {}
+  ) {
+    this.lastSeen = new LastSeen(deps);
+  }
 
   private key(userId: string): string {
     return `${userId}.${this.gatewayId}`;
@@ -62,6 +70,7 @@ export class Presence {
 
   async start(): Promise<void> {
     this.kv = await new Kvm(this.deps.bus.nc).create(subjects.presenceBucket(this.deps.namespace), { ttl: PRESENCE_TTL_MS, history: 1, replicas: this.deps.replicas });
+    await this.lastSeen.start();
     this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
       callback: (err, msg) => {
         if (err) return;
@@ -79,21 +88,27 @@ export class Presence {
 
   /**
    * Tells a socket that just connected who among the users it may watch is online now (issue 22:
-   * whoever connected second never saw the first online). The audience rules are the notices' own,
-   * seen from the watcher's side (users.presenceVisible). Best effort: without an answer the
-   * socket gets no snapshot, and live notices still come.
+   * whoever connected second never saw the first online), and when those offline were last seen,
+   * if that is known. The audience rules are the notices' own, seen from the watcher's side
+   * (users.presenceVisible), so last seen reaches exactly whoever may see the user's presence.
+   * Best effort: without an answer the socket gets no snapshot, and live notices still come.
    */
   async snapshot(socket: Socket, userId: string): Promise<void> {
     // Short waits: the socket's first frame waits for this, and presence is not worth more.
     const timeoutMs = Math.min(this.deps.serviceTimeoutMs, 1_000);
     const { userIds: chatPeerIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.chatPeers', { userId }, timeoutMs);
     const { userIds } = await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisible', { viewerId: userId, chatPeerIds }, timeoutMs);
+    const stored = await this.lastSeen.read(userIds.filter((other) => !this.online.has(other)), timeoutMs);
     const data = socket.getUserData();
     let sent = 0;
     for (const other of userIds) {
-      // Read now, not before the calls: a notice that arrived meanwhile has already updated it.
-      if (data.closed || !this.online.has(other)) continue;
-      socket.send(JSON.stringify({ op: 'presence', userId: other, online: true }), false);
+      if (data.closed) break;
+      // Read now, not before the calls: a notice that arrived meanwhile has already updated it
+      // (and LastSeen.newest has its time, should the bucket have been read before the write).
+      const online = this.online.has(other);
+      const lastSeen = online ? undefined : this.lastSeen.newest(other, stored.get(other));
+      if (!online && lastSeen === undefined) continue; // offline, and no time known
+      socket.send(JSON.stringify(online ? { op: 'presence', userId: other, online } : { op: 'presence', userId: other, online, lastSeen }), false);
       sent += 1;
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
@@ -111,9 +126,28 @@ export class Presence {
   /** The last socket of `userId` on this gateway closed. Announces the user if they are now offline everywhere. */
   async disconnected(userId: string, chatIds: string[]): Promise<void> {
     if (countOf(this.deps.registry.socketsOf(userId)) !== 0 || !this.kv) return;
+    const at = new Date().toISOString(); // the close itself, not whenever the calls below finish
     await this.kv.delete(this.key(userId)).catch(() => {});
-    if ((await this.keysOf(userId)).length === 0) await this.announce(userId, false, chatIds);
+    if ((await this.keysOf(userId)).length === 0) await this.wentOffline(userId, chatIds, at);
     this.scheduleCount();
+  }
+
+  /**
+   * Records the last seen time, then announces. Written before users.watchers is asked, and
+   * removed unless the answer lets someone see it. That order is what makes erasure complete: the
+   * erasure purges the time once the account's row is gone, and from then on users.watchers
+   * answers as for `nobody`; a time written before that purge goes with it, one written after is
+   * followed by that answer and removed here (docs/decisions.md).
+   */
+  private async wentOffline(userId: string, chatIds: string[], at: string): Promise<void> {
+    await this.lastSeen.record(userId, at).catch((error: unknown) => {
+      this.deps.log.warn({ err: (error as Error).message }, 'last seen not recorded');
+    });
+    const shown = await this.announce(userId, false, chatIds, at);
+    if (shown) return;
+    await this.lastSeen.forget(userId).catch((error: unknown) => {
+      this.deps.log.warn({ err: (error as Error).message }, 'hidden last seen not removed');
+    });
   }
 
   /**
@@ -135,17 +169,25 @@ export class Presence {
     return keys;
   }
 
-  private async announce(userId: string, online: boolean, chatIds: string[]): Promise<void> {
+  /**
+   * Publishes the transition to its audience. Returns whether anyone may see the user's presence
+   * (false for `nobody`, an unknown or erased user, or no answer), i.e. whether `lastSeen` went out.
+   */
+  private async announce(userId: string, online: boolean, chatIds: string[], lastSeen?: string): Promise<boolean> {
     let audience: { userIds: string[]; chatPeers: boolean; blocked: string[] };
     try {
       audience = await callRpc(this.deps.bus, this.deps.namespace, 'users.watchers', { userId }, this.deps.serviceTimeoutMs);
     } catch (error) {
       // Without the user's privacy settings nobody is told: presence is best effort, privacy is not.
       this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable; presence not announced');
-      return;
+      return false;
     }
-    const notice: Notice = { userId, online, chatIds: audience.chatPeers ? chatIds : [], watcherIds: audience.userIds, blocked: audience.blocked };
+    // users.watchers answers chatPeers false exactly for `nobody` (and for no such user).
+    const shown = audience.chatPeers;
+    const notice: Notice = { userId, online, chatIds: shown ? chatIds : [], watcherIds: audience.userIds, blocked: audience.blocked };
+    if (shown && lastSeen !== undefined) notice.lastSeen = lastSeen;
     this.deps.bus.nc.publish(subjects.presence(this.deps.namespace, userId), JSON.stringify(notice));
+    return shown;
   }
 
   private forward(notice: Notice): void {
@@ -156,7 +198,9 @@ export class Presence {
     for (const chatId of notice.chatIds ?? []) for (const s of this.deps.delivery.socketsIn(chatId)) targets.add(s);
     for (const watcher of notice.watcherIds ?? []) for (const s of this.deps.registry.socketsOf(watcher)) targets.add(s);
     const blocked = new Set(notice.blocked ?? []);
-    const frame = JSON.stringify({ op: 'presence', userId: notice.userId, online: notice.online });
+    const lastSeen = !notice.online && isLastSeen(notice.lastSeen) ? notice.lastSeen : undefined;
+    if (lastSeen !== undefined) this.lastSeen.noted(notice.userId, lastSeen);
+    const frame = JSON.stringify(lastSeen === undefined ? { op: 'presence', userId: notice.userId, online: notice.online } : { op: 'presence', userId: notice.userId, online: false, lastSeen });
     let sent = 0;
     for (const socket of targets) {
       const data = socket.getUserData();

@@ -1,4 +1,4 @@
-import { publishEvent, purgeSubject, type Bus } from '@parley/bus';
+import { isNotFound, publishEvent, purgeSubject, type Bus } from '@parley/bus';
 import { waitForCheckpoint } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import type { LoginThrottle } from '../auth/throttle.js';
@@ -39,8 +39,11 @@ export interface EraseDeps {
  *    reset tokens of the account are purged, and AuditEntriesErased / ResetTokensErased tell
  *    those projections to delete their rows (its read positions, in the messages service's
  *    receipts stream, are purged by that service's erasure reactor).
- * 5. Presence: any key left in the presence bucket is purged; mails to the address still held by
- *    the development mail folder are deleted.
+ * 5. Presence: any key left in the presence bucket is purged, and the last seen time; mails to the
+ *    address still held by the development mail folder are deleted.
+ * 6. Once the projection has deleted the row, the last seen time is purged again: a gateway that
+ *    saw the revoked sockets close writes it before asking users.watchers, which answers `nobody`
+ *    from then on, so a time written after the first purge is removed here or by that gateway.
  */
 export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages: boolean, correlationId: string): Promise<void> {
   const { bus, namespace: ns } = deps;
@@ -72,10 +75,21 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
   const resetsErased: ResetTokensErased = { type: 'ResetTokensErased', version: 1, data: { userId: user.id }, meta: meta() };
   await publishEvent(bus.js, subjects.reset(ns, user.id), resetsErased, { msgId: `resets-erased:${user.id}:${resetsErased.meta.eventId}` });
   await purgeSubject(bus.jsm, `KV_${subjects.presenceBucket(ns)}`, `$KV.${subjects.presenceBucket(ns)}.${user.id}.>`).catch(() => 0);
+  await purgeLastSeen(bus, ns, user.id);
   await deps.mailer?.forget(user.email);
 
   if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, USERS_PROJECTOR, ack.seq))) {
     throw new Unavailable('The erasure is recorded and will complete shortly');
   }
+  await purgeLastSeen(bus, ns, user.id);
   await deps.cache.del(...cacheKeysFor(erased));
+}
+
+/** The user's key in the last seen bucket, with its history (none left, not even a marker). */
+async function purgeLastSeen(bus: Bus, ns: string, userId: string): Promise<void> {
+  // No bucket before any gateway created one: nothing to remove. Any other failure fails the
+  // request, as a failed purge of the other streams does.
+  await purgeSubject(bus.jsm, `KV_${subjects.lastSeenBucket(ns)}`, `$KV.${subjects.lastSeenBucket(ns)}.${userId}`).catch((error: unknown) => {
+    if (!isNotFound(error)) throw error;
+  });
 }
