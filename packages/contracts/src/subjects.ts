@@ -83,6 +83,9 @@ export const subjects = {
   presence: (ns: string, userId: string) => `${ns}.presence.${userId}`,
   allPresence: (ns: string) => `${ns}.presence.*`,
   presenceBucket: (ns: string) => `${ns}_presence`,
+  /** A user's public profile changed (core NATS, from the gateway that carried the change; never stored). */
+  profile: (ns: string, userId: string) => `${ns}.profile.${userId}`,
+  allProfiles: (ns: string) => `${ns}.profile.*`,
   /** Notices to users who were just added to a chat (so their gateways start following it). */
   inbox: (ns: string, userId: string) => `${ns}.inbox.${userId}`,
   allInboxes: (ns: string) => `${ns}.inbox.*`,
