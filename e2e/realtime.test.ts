@@ -407,6 +407,61 @@ describe('presence', () => {
   }, 30_000);
 });
 
+describe('live profile changes', () => {
+  let stack: Stack;
+  let g2: Gateway;
+  beforeAll(async () => {
+    stack = await startStack();
+    g2 = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
+  });
+  afterAll(async () => {
+    await g2?.stop();
+    await stack?.stop();
+  });
+
+  it('tells chat peers, contacts and the user\'s other devices, on every gateway, with the public profile only; never a blocked user; a failed or empty PATCH tells no one', async () => {
+    const [ann, peer, fan, shunned] = [await register(stack, 'lp_ann'), await register(stack, 'lp_peer'), await register(stack, 'lp_fan'), await register(stack, 'lp_shunned')];
+    await groupOf(stack, ann, [peer, shunned], 'profiles');
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: fan.accessToken, body: { userId: ann.id } })).status).toBe(201);
+    expect((await http(stack, 'POST', '/api/v1/users/me/blocks', { token: ann.accessToken, body: { userId: shunned.id } })).status).toBe(201);
+    // peer and ann's laptop on the second gateway; fan, the blocked chat peer and ann's phone on the first.
+    const peerSocket = await TestSocket.open(urlsOf(g2).wsUrl, peer.accessToken);
+    const laptop = await TestSocket.open(urlsOf(g2).wsUrl, ann.accessToken);
+    const [fanSocket, shunnedSocket, phone] = await Promise.all([fan, shunned, ann].map((a) => TestSocket.open(stack.wsUrl, a.accessToken)));
+    const fromAnn = (f: { op: string; user?: { id: string } }) => f.op === 'profile' && f.user?.id === ann.id;
+
+    const patched = await http(stack, 'PATCH', '/api/v1/users/me', { token: ann.accessToken, body: { displayName: 'Ann Live', bio: 'new bio' } });
+    expect(patched.status).toBe(200);
+    expect(patched.body.email).toBe('lp_ann@example.test');
+    // Exactly what anyone signed in reads with GET /users/:id: no e-mail, nothing more.
+    const seen = (await http(stack, 'GET', `/api/v1/users/${ann.id}`, { token: peer.accessToken })).body;
+    expect(seen).toMatchObject({ id: ann.id, username: 'lp_ann', displayName: 'Ann Live', bio: 'new bio', avatarUrl: null });
+    const frame = { op: 'profile', user: seen };
+    for (const socket of [peerSocket, fanSocket!, laptop, phone!]) {
+      const got = await socket.next(fromAnn);
+      expect(got).toEqual(frame);
+      expect(JSON.stringify(got)).not.toContain('example.test');
+    }
+    // One notice reaches every socket of a gateway in one pass: fanSocket has it, so the blocked
+    // peer on the same gateway would have too. A round trip makes sure nothing is still in flight.
+    await shunnedSocket!.sync();
+    expect(shunnedSocket!.frames.filter(fromAnn)).toEqual([]);
+
+    // A refused PATCH and one that changes nothing tell no one: the next frame peer gets is the
+    // next real change's.
+    expect((await http(stack, 'PATCH', '/api/v1/users/me', { token: ann.accessToken, body: { displayName: '' } })).status).toBe(400);
+    expect((await http(stack, 'PATCH', '/api/v1/users/me', { token: ann.accessToken, body: { displayName: 'Ann Live' } })).status).toBe(200);
+    expect((await http(stack, 'PATCH', '/api/v1/users/me', { token: ann.accessToken, body: { avatarUrl: 'https://img.example/ann.png' } })).status).toBe(200);
+    expect((await peerSocket.next(fromAnn)).user).toMatchObject({ displayName: 'Ann Live', avatarUrl: 'https://img.example/ann.png' });
+    await peerSocket.sync();
+    expect(peerSocket.frames.filter(fromAnn)).toEqual([]);
+
+    const counted = metricSum(await (await fetch(`http://127.0.0.1:${stack.metricsPorts.gateway}/metrics`)).text(), 'websocket_messages_total', 'op="profile"');
+    expect(counted).toBeGreaterThanOrEqual(2);
+    for (const s of [peerSocket, laptop, fanSocket!, shunnedSocket!, phone!]) s.close();
+  }, 30_000);
+});
+
 describe('graceful shutdown of a gateway', () => {
   let stack: Stack;
   beforeAll(async () => {

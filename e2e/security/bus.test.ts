@@ -174,6 +174,35 @@ describe('the bus trust boundary: an attacker on NATS', () => {
     }
   });
 
+  it('only a gateway may send or receive profile notices (a forged one would reach every watcher of the user)', async () => {
+    for (const principal of ['users', 'messages', 'retention', 'backup'] as const) {
+      expect((await subscriptionRefused(await connectAs(principal), subjects.allProfiles(ns))).message).toMatch(/permissions violation for subscription/i);
+    }
+    const gw = await connectAs('gateway');
+    const received: string[] = [];
+    let genuine!: () => void;
+    const arrived = new Promise<void>((resolve) => (genuine = resolve));
+    gw.subscribe(subjects.allProfiles(ns), {
+      callback: (err, msg) => {
+        if (err) return;
+        received.push(msg.string());
+        if (msg.string() === 'genuine') genuine();
+      },
+    });
+    await gw.flush();
+    // Not backup: it restores whole namespaces and may publish anywhere in one (docs/security.md).
+    for (const principal of ['users', 'messages', 'retention'] as const) {
+      const nc = await connectAs(principal);
+      nc.publish(subjects.profile(ns, alice.id), 'forged');
+      // Once the server answers the flush it has handled (and refused) the publish before it.
+      await nc.flush();
+    }
+    // The positive signal: a gateway's own notice, published after the refused ones, arrives alone.
+    (await connectAs('gateway')).publish(subjects.profile(ns, alice.id), 'genuine');
+    await arrived;
+    expect(received).toEqual(['genuine']);
+  });
+
   it("no process may publish to another's streams, read another's requests, or delete a stream it does not own", async () => {
     const adm = await jetstreamManager(admin);
     const lastSeq = async (key: 'users' | 'audit' | 'revocations' | 'erasures') => (await adm.streams.info(streamName(ns, key))).state.last_seq;

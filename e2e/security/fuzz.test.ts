@@ -290,6 +290,12 @@ describe('fuzzing every body, query, path and frame schema', () => {
       case 'ack':
         expect(frame).toEqual({ op: 'ack', clientMsgId: expect.any(String), messageId: expect.any(String), seq: expect.any(Number) });
         return;
+      case 'profile': {
+        // The public profile and nothing more (never the e-mail PATCH /users/me answers with).
+        const user = { id: expect.any(String), username: expect.any(String), displayName: expect.any(String), bio: expect.any(String), createdAt: expect.any(String) };
+        expect(frame).toEqual({ op: 'profile', user: { ...user, avatarUrl: frame.user?.avatarUrl === null ? null : expect.any(String) } });
+        return;
+      }
       default:
         expect(['pong', 'resumed', 'reset', 'event', 'typing', 'presence', 'authenticated'], `${label}: op ${frame.op}`).toContain(frame.op);
     }

@@ -150,6 +150,33 @@ describe('privacy settings, blocks and group limits', () => {
     await nc.close();
   });
 
+  it('profile changes follow the presence audience: under nobody only the user\'s own devices are told, under contacts no one-sided contact', async () => {
+    const [kim, peer, oneSided] = [await register(stack), await register(stack), await register(stack)];
+    expect((await group(kim, [peer])).status).toBe(201);
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: oneSided.accessToken, body: { userId: kim.id } })).status).toBe(201);
+    const [peerSocket, oneSidedSocket, kimPhone] = await Promise.all([peer, oneSided, kim].map((a) => TestSocket.open(stack.wsUrl, a.accessToken)));
+    const fromKim = (f: { op: string; user?: { id: string } }) => f.op === 'profile' && f.user?.id === kim.id;
+    const rename = async (displayName: string) => expect((await http(stack, 'PATCH', '/api/v1/users/me', { token: kim.accessToken, body: { displayName } })).status).toBe(200);
+
+    await privacy(kim, { presence: 'nobody' });
+    await rename('Kim Quiet');
+    // The positive signal: kim's other device has the frame, sent in the same pass as any other
+    // socket of this gateway would have been.
+    expect((await kimPhone!.next(fromKim)).user.displayName).toBe('Kim Quiet');
+    await Promise.all([peerSocket!.sync(), oneSidedSocket!.sync()]);
+    expect(peerSocket!.frames.filter(fromKim)).toEqual([]);
+    expect(oneSidedSocket!.frames.filter(fromKim)).toEqual([]);
+    // The name itself is public: a read shows it.
+    expect((await http(stack, 'GET', `/api/v1/users/${kim.id}`, { token: peer.accessToken })).body.displayName).toBe('Kim Quiet');
+
+    await privacy(kim, { presence: 'contacts' });
+    await rename('Kim Seen');
+    expect((await peerSocket!.next(fromKim)).user.displayName).toBe('Kim Seen');
+    await oneSidedSocket!.sync();
+    expect(oneSidedSocket!.frames.filter(fromKim)).toEqual([]);
+    for (const s of [peerSocket!, oneSidedSocket!, kimPhone!]) s.close();
+  });
+
   it('limits the groups one account creates a day (GROUPS_PER_DAY)', async () => {
     const [ivy, jon] = [await register(stack), await register(stack)];
     const statuses: number[] = [];

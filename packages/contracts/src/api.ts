@@ -1,4 +1,5 @@
 import { Type, type Static } from '@sinclair/typebox';
+import type { UserView } from './client.js';
 
 /**
  * What travels between the gateway and the services for an HTTP API call (over NATS request/reply).
@@ -36,6 +37,12 @@ export interface ApiResponse {
    * learn from the revocations stream within milliseconds.
    */
   revokedSessions?: string[];
+  /**
+   * The public profile this request changed (PATCH /users/me, only when something really changed),
+   * without the e-mail: the gateway that carries the answer tells the people who see the user at
+   * once (the `profile` frame, services/gateway/src/ws/profiles.ts).
+   */
+  profileChanged?: UserView;
 }
 
 /** A request as the gateway signed it (packages/bus/src/assertion.ts), kept whole to be passed on as proof. */

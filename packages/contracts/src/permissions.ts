@@ -179,6 +179,7 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         subjects.allChats(ns), // MessageSent of WebSocket sends
         subjects.allTyping(ns),
         subjects.allPresence(ns),
+        subjects.allProfiles(ns),
         subjects.api(ns, 'users'),
         subjects.api(ns, 'messages'),
         ...js.manage(presenceKv),
@@ -197,6 +198,7 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         subjects.allInboxes(ns),
         subjects.allTyping(ns),
         subjects.allPresence(ns),
+        subjects.allProfiles(ns),
       ],
     }),
     users: merge('users', {

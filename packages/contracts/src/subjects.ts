@@ -85,6 +85,9 @@ export const subjects = {
   presenceBucket: (ns: string) => `${ns}_presence`,
   /** When each user last went offline (KV, one key per user id, no TTL): "last seen". */
   lastSeenBucket: (ns: string) => `${ns}_lastseen`,
+  /** A user's public profile changed (core NATS, from the gateway that carried the change; never stored). */
+  profile: (ns: string, userId: string) => `${ns}.profile.${userId}`,
+  allProfiles: (ns: string) => `${ns}.profile.*`,
   /** Notices to users who were just added to a chat (so their gateways start following it). */
   inbox: (ns: string, userId: string) => `${ns}.inbox.${userId}`,
   allInboxes: (ns: string) => `${ns}.inbox.*`,

@@ -1,6 +1,6 @@
 import Router from 'find-my-way';
 import type { Static, TSchema } from '@sinclair/typebox';
-import { compile, inputIssue, type ApiRequest, type ApiResponse, type AuthContext, type SignedRequest, type Validator } from '@parley/contracts';
+import { compile, inputIssue, type ApiRequest, type ApiResponse, type AuthContext, type SignedRequest, type UserView, type Validator } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { AppError, InvalidRequest, Unauthorized, Unavailable, errorBody } from './errors.js';
 
@@ -30,6 +30,8 @@ export interface HandlerResult {
   headers?: Record<string, string>;
   /** See ApiResponse.revokedSessions. */
   revokedSessions?: string[];
+  /** See ApiResponse.profileChanged. */
+  profileChanged?: UserView;
 }
 
 interface Stored {

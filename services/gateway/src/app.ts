@@ -19,6 +19,7 @@ import { ChatDelivery } from './ws/delivery.js';
 import { LiveFanout } from './ws/fanout.js';
 import { ResendCheck } from './ws/resend-check.js';
 import { Presence } from './ws/presence.js';
+import { Profiles } from './ws/profiles.js';
 import { Typing } from './ws/typing.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
 
@@ -70,6 +71,8 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   typing.start();
   const presence = new Presence({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS, replicas: config.STREAM_REPLICAS });
   await presence.start();
+  const profiles = new Profiles({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS });
+  profiles.start();
   app.ws(
     '/ws',
     wsBehavior({
@@ -129,6 +132,9 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
       clientAddress: clientAddressResolver(config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)),
       requireVerifiedEmail: config.REQUIRE_VERIFIED_EMAIL,
+      profileChanged: (user) => {
+        profiles.changed(user).catch((error: unknown) => deps.log.warn({ err: (error as Error).message }, 'profile notice failed'));
+      },
     }),
   );
 
@@ -151,6 +157,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       await fanout.stop();
       await typing.stop();
       await presence.stop();
+      await profiles.stop();
       await revocations.stop();
     },
   };

@@ -2,7 +2,7 @@ import { STATUS_CODES } from 'node:http';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
-import { inputIssue, newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody } from '@parley/contracts';
+import { inputIssue, newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody, type UserView } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
@@ -24,6 +24,8 @@ export interface ApiHandlerDeps {
   clientAddress: (remote: string, forwardedFor: string) => string;
   /** REQUIRE_VERIFIED_EMAIL: refuse starting chats and adding contacts until the address is verified. */
   requireVerifiedEmail: boolean;
+  /** A service's answer says the caller's public profile changed (ApiResponse.profileChanged): tell who sees them (Profiles.changed). */
+  profileChanged?: (user: UserView) => void;
 }
 
 /** What an account with an unverified address may not do when the operator requires verification. */
@@ -177,6 +179,8 @@ export function apiHandler(deps: ApiHandlerDeps) {
         state.route = answer.route;
         for (const sessionId of answer.revokedSessions ?? []) deps.revoke(sessionId);
         reply({ status: answer.status, body: answer.body, ...(answer.headers ? { headers: answer.headers } : {}) });
+        // After the reply, so the caller never waits for it; only the caller's own profile, on success.
+        if (answer.status === 200 && answer.profileChanged && answer.profileChanged.id === claims?.userId) deps.profileChanged?.(answer.profileChanged);
       } catch (error) {
         if (!(error instanceof ServiceUnavailableError)) deps.log.error({ err: error, service }, 'forwarding failed');
         reply({ status: 503, body: envelope('unavailable', `The ${service} service is not answering; try again`) });

@@ -57,10 +57,17 @@ export interface ProfileChange {
 /**
  * Applies a PATCH /users/me: validates what the schema cannot (blank names, URL schemes), publishes
  * ProfileUpdated with only the fields that differ from the stored profile, waits until the
- * projection has it, and returns the fresh profile (with e-mail). A PATCH that changes nothing
- * publishes nothing: the stream keeps only real changes.
+ * projection has it, and returns the fresh profile (`own`, with e-mail) and, when something
+ * changed, the public profile (`changed`, what GET /users/:id shows) for the live `profile` frame.
+ * A PATCH that changes nothing publishes nothing: the stream keeps only real changes, and nobody is
+ * told of activity that changed nothing.
  */
-export async function updateProfile(deps: ProfileDeps, userId: string, change: ProfileChange, correlationId: string): Promise<UserView> {
+export async function updateProfile(
+  deps: ProfileDeps,
+  userId: string,
+  change: ProfileChange,
+  correlationId: string,
+): Promise<{ own: UserView; changed: UserView | null }> {
   const name = change.displayName?.trim();
   if (name !== undefined && name.length === 0) throw new InvalidRequest('displayName must not be blank');
   if (typeof change.avatarUrl === 'string' && !isWebUrl(change.avatarUrl)) throw new InvalidRequest('avatarUrl must be an http(s) URL');
@@ -72,7 +79,7 @@ export async function updateProfile(deps: ProfileDeps, userId: string, change: P
   if (name !== undefined && name !== current.display_name) data.displayName = name;
   if (change.bio !== undefined && change.bio !== current.bio) data.bio = change.bio;
   if (change.avatarUrl !== undefined && change.avatarUrl !== current.avatar_url) data.avatarUrl = change.avatarUrl;
-  if (Object.keys(data).length === 1) return toUserView(current, true);
+  if (Object.keys(data).length === 1) return { own: toUserView(current, true), changed: null };
 
   const event: ProfileUpdated = {
     type: 'ProfileUpdated',
@@ -84,7 +91,7 @@ export async function updateProfile(deps: ProfileDeps, userId: string, change: P
   // Read-your-writes from Postgres; the next GET fills me:<id> again.
   const fresh = await findUserById(deps.pool, userId);
   if (!fresh) throw new NotFound('No such user');
-  return toUserView(fresh, true);
+  return { own: toUserView(fresh, true), changed: toUserView(fresh) };
 }
 
 function isWebUrl(value: string): boolean {

@@ -33,7 +33,8 @@ export function userRoutes(router: ApiRouter, deps: ProfileDeps & { searchLimite
     url: '/api/v1/users/me',
     schema: { body: PatchMe },
     handler: async ({ auth, body, request }) => {
-      return { status: 200, body: await updateProfile(deps, auth.userId, body, request.requestId) };
+      const { own, changed } = await updateProfile(deps, auth.userId, body, request.requestId);
+      return { status: 200, body: own, ...(changed ? { profileChanged: changed } : {}) };
     },
   });
 
