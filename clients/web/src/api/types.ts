@@ -12,8 +12,6 @@ export interface User {
   createdAt: string;
   /** Only on GET/PATCH /users/me. */
   email?: string;
-  /** When the user was last online, if they let the caller see their presence (a Parley addition). */
-  lastSeen?: string | null;
 }
 
 export interface Session {

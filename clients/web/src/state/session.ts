@@ -278,7 +278,6 @@ export function ensureUser(id: string): Promise<void> {
     request = api.user(id).then(
       (user) => {
         state.users.set(id, user);
-        if (user.lastSeen) state.lastSeen.set(id, user.lastSeen);
         changed();
       },
       () => undefined,
@@ -361,18 +360,6 @@ export async function openChat(chatId: string): Promise<void> {
     const first = others.at(-Math.min(chat.unreadCount, others.length));
     if (first) state.unreadFrom.set(chatId, first.seq);
     markRead(last);
-  }
-  // When the other person of a direct chat was last online (their profile says, if they let us see).
-  const peer = chat?.type === 'direct' ? chat.members.find((m) => m.userId !== state.me?.id)?.userId : undefined;
-  if (peer && !state.presence.get(peer)) {
-    void api.user(peer).then(
-      (user) => {
-        state.users.set(peer, user);
-        if (user.lastSeen) state.lastSeen.set(peer, user.lastSeen);
-        changed();
-      },
-      () => undefined,
-    );
   }
 }
 
