@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mailMatch, register, startStack, type Account, type Stack } from './stack.js';
-import { artifacts, directChat, launchBrowser, signIn, webDir } from './web-kit.js';
+import { artifacts, directChat, launchBrowser, signIn, SIZES, webDir } from './web-kit.js';
 
 /**
  * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
@@ -130,12 +130,12 @@ describe('web client in Chromium', () => {
     await phone.close();
   }, 90_000);
 
-  it('groups, replies, edits, deletes, typing, polls, attachments, search, profile and language', async () => {
+  it.each(SIZES)('groups, replies, edits, deletes, typing, polls, attachments, search, profile and language ($name)', async ({ options }) => {
     const suffix = Date.now() % 100000;
     const [carol, dave] = [await register(stack, `carol${suffix}`), await register(stack, `dave${suffix}`)];
     const pageErrors: string[] = [];
     const login = async (account: Account) => {
-      const context = await browser.newContext({ locale: 'en-GB', viewport: { width: 1000, height: 800 } });
+      const context = await browser.newContext({ locale: 'en-GB', ...options });
       const page = await context.newPage();
       page.on('pageerror', (e) => pageErrors.push(String(e)));
       await page.goto(stack.baseUrl);
@@ -256,9 +256,9 @@ describe('web client in Chromium', () => {
     await d.context().close();
   }, 120_000);
 
-  it('resets a forgotten password in the app: the link of the mail opens the form, the new password signs in (issue 22)', async () => {
+  it.each(SIZES)('resets a forgotten password in the app: the link of the mail opens the form, the new password signs in (issue 22) ($name)', async ({ options }) => {
     const user = await register(stack, `forgot${Date.now() % 100000}`);
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
+    const context = await browser.newContext({ locale: 'en-US', ...options });
     const page = await context.newPage();
     try {
       await page.goto(stack.baseUrl);
@@ -285,10 +285,10 @@ describe('web client in Chromium', () => {
     }
   }, 60_000);
 
-  it('confirms the e-mail address from the link of the verification mail (issue 22)', async () => {
+  it.each(SIZES)('confirms the e-mail address from the link of the verification mail (issue 22) ($name)', async ({ options }) => {
     const user = await register(stack, `verify${Date.now() % 100000}`);
     const link = await mailMatch(mailDir, `${user.username}@example.test`, /(http\S+\/verify-email#token=[A-Za-z0-9_.-]+)/);
-    const context = await browser.newContext({ locale: 'en-US' });
+    const context = await browser.newContext({ locale: 'en-US', ...options });
     const page = await context.newPage();
     try {
       const url = new URL(link);
@@ -302,9 +302,9 @@ describe('web client in Chromium', () => {
     }
   }, 60_000);
 
-  it('says what went wrong in the interface language, not the server\'s English (issue 22)', async () => {
+  it.each(SIZES)('says what went wrong in the interface language, not the server\'s English (issue 22) ($name)', async ({ options }) => {
     const user = await register(stack, `rusErr${Date.now() % 100000}`);
-    const context = await browser.newContext({ locale: 'ru-RU' });
+    const context = await browser.newContext({ locale: 'ru-RU', ...options });
     const page = await context.newPage();
     try {
       await page.goto(stack.baseUrl);
@@ -356,10 +356,10 @@ describe('web client in Chromium', () => {
     }
   }, 90_000);
 
-  it('a refused send offers to send it again or discard it, and stays across a reload until one of them (issue 22)', async () => {
+  it.each(SIZES)('a refused send offers to send it again or discard it, and stays across a reload until one of them (issue 22) ($name)', async ({ options }) => {
     const [ann, bob] = [await register(stack, `outA${Date.now() % 100000}`), await register(stack, `outB${Date.now() % 100000}`)];
     const made = await directChat(stack.baseUrl, ann, bob);
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
+    const context = await browser.newContext({ locale: 'en-US', ...options });
     // The server refuses the sends whose text is in `refused`, as it refuses a send for good
     // (an error frame naming the clientMsgId); everything else passes through.
     const refused = new Set(['refused at first', 'thrown away']);
@@ -403,7 +403,7 @@ describe('web client in Chromium', () => {
     }
   }, 60_000);
 
-  it('manages a group: rename, add and remove members, close a poll, mute, leave; removes a contact (issue 22)', async () => {
+  it.each(SIZES)('manages a group: rename, add and remove members, close a poll, mute, leave; removes a contact (issue 22) ($name)', async ({ options }) => {
     const n = Date.now() % 100000;
     const [owner, dave, erin] = [await register(stack, `mgO${n}`), await register(stack, `mgD${n}`), await register(stack, `mgE${n}`)];
     const call = (token: string, method: string, route: string, body?: unknown) =>
@@ -411,7 +411,7 @@ describe('web client in Chromium', () => {
     const group = (await (await call(owner.accessToken, 'POST', '/chats', { type: 'group', title: 'Team', memberIds: [dave.id] })).json()) as { id: string };
     expect((await call(owner.accessToken, 'POST', `/chats/${group.id}/polls`, { question: 'Lunch?', options: ['Pizza', 'Soup'] })).status).toBe(201);
     expect((await call(owner.accessToken, 'POST', '/contacts', { userId: dave.id })).status).toBe(201);
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 800 } });
+    const context = await browser.newContext({ locale: 'en-US', ...options });
     const page = await context.newPage();
     page.on('dialog', (dialog) => void dialog.accept());
     try {
@@ -466,18 +466,18 @@ describe('web client in Chromium', () => {
     }
   }, 60_000);
 
-  it('keeps a draft per chat across a reload, and stops the box at the length the server takes, with a counter (issue 22)', async () => {
+  it.each(SIZES)('keeps a draft per chat across a reload, and stops the box at the length the server takes, with a counter (issue 22) ($name)', async ({ options }) => {
     const [ann, bob] = [await register(stack, `draftA${Date.now() % 100000}`), await register(stack, `draftB${Date.now() % 100000}`)];
     await directChat(stack.baseUrl, ann, bob);
-    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 720 } });
+    const context = await browser.newContext({ locale: 'en-US', ...options });
     const page = await context.newPage();
     try {
       await signIn(page, stack.baseUrl, ann);
       await page.locator('.chat-list li').first().click();
       const box = page.getByPlaceholder('Write a message');
       await box.fill('half a thought');
+      // The address keeps the open chat, so the reload comes back to it (on a phone, without the list).
       await page.reload();
-      await page.locator('.chat-list li').first().click();
       await expect.poll(() => page.getByPlaceholder('Write a message').inputValue()).toBe('half a thought');
       // 5,000 characters typed: the box keeps 4,096 and says none are left.
       await page.getByPlaceholder('Write a message').fill('x'.repeat(5000));
