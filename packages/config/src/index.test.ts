@@ -23,6 +23,7 @@ describe('loadEnv', () => {
       SHUTDOWN_TIMEOUT_SECONDS: 10,
       PROJECTOR_ACK_WAIT_MS: 30_000,
       PROJECTOR_LINGER_MS: 10,
+      PROJECTOR_SYNCHRONOUS_COMMIT: 'off',
       // docs/retention.md's data lifecycle table.
       MESSAGE_RETENTION_DAYS: 365,
       AUDIT_LOG_RETENTION_DAYS: 90,

@@ -43,6 +43,8 @@ export const CommonEnv = {
   /** Ack wait of projector consumers, ms: how soon a crashed projector's events are redelivered. */
   PROJECTOR_ACK_WAIT_MS: Type.Number({ default: 30_000, minimum: 500 }),
   PROJECTOR_LINGER_MS: Type.Number({ default: 10, minimum: 0, maximum: 1_000 }),
+  // Whether a projector's batch waits for its WAL flush at commit (issue 21; why off is safe: decisions.md).
+  PROJECTOR_SYNCHRONOUS_COMMIT: Type.Union([Type.Literal('on'), Type.Literal('off')], { default: 'off' }),
   /** Retention of the data lifecycle table (docs/retention.md#the-policy); they shape stream limits, so every service reads them. */
   MESSAGE_RETENTION_DAYS: Type.Number({ default: 365, minimum: 1 }),
   AUDIT_LOG_RETENTION_DAYS: Type.Number({ default: 90, minimum: 1 }),

@@ -68,6 +68,32 @@ describe('Projector', () => {
   const publish = (n: number, subject = `${subjectRoot}.a`) => publishEvent(bus.js, subject, { type: 'Noted', n, meta: { eventId: `e${n}` } } as Noted, { msgId: `${run}-${n}` });
   const notes = async (name: string) => (await pool.query('SELECT n FROM notes WHERE projector = $1 ORDER BY stream_seq', [name])).rows.map((r) => r.n);
 
+  it('commits a batch without waiting for the WAL flush when synchronousCommit is off, and only inside its own transaction', async () => {
+    const seen: Record<string, string[]> = { on: [], off: [] };
+    for (const mode of ['on', 'off'] as const) {
+      const name = `commit-${mode}${run}`;
+      const { p } = projector(
+        name,
+        {
+          async apply(event, tx, position) {
+            seen[mode]!.push((await tx.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit);
+            await tx.query('INSERT INTO notes (projector, n, stream_seq) VALUES ($1, $2, $3)', [name, event.n, position.streamSeq]);
+          },
+        },
+        [],
+        { synchronousCommit: mode === 'on' },
+      );
+      p.start();
+      const { seq } = await publish(mode === 'on' ? 1 : 2);
+      expect(await waitForCheckpoint(pool, 'checkpoints', name, seq, 10_000)).toBe(true);
+      await p.stop();
+    }
+    // Each projector reads the whole stream: the second applies both events.
+    expect(seen).toEqual({ on: ['on'], off: ['off', 'off'] });
+    // SET LOCAL ends with the transaction: the pooled connection is back at the server's default.
+    expect((await pool.query<{ synchronous_commit: string }>('SHOW synchronous_commit')).rows[0]!.synchronous_commit).toBe('on');
+  });
+
   it('applies events in stream order and records the checkpoint with them', async () => {
     const name = `ordered${run}`;
     const { p } = projector(name);

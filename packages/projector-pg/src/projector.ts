@@ -27,6 +27,12 @@ export interface ProjectorOptions<E> {
    * 0 applies at once). A batch costs one transaction whatever its size.
    */
   lingerMs?: number;
+  /**
+   * Whether a batch's commit waits for its WAL to reach disk (default true). Off, a Postgres crash
+   * may forget the last commits, checkpoint included, and the projector applies those events again
+   * from the stream (it restarts from the checkpoint): the stream, not Postgres, is the truth.
+   */
+  synchronousCommit?: boolean;
   /** Attempts for an event whose apply fails with a non-transient error before it is terminated. */
   maxAttempts?: number;
   /** Fault injection for tests (@parley/bus faults.ts): called at each step of a batch. */
@@ -44,8 +50,8 @@ export class Projector<E extends { meta?: { eventId?: string } }> {
   private readonly store: ProjectionStore<E>;
 
   constructor(options: ProjectorOptions<E>) {
-    const { pool, checkpointTable, databaseUrl, projection, ...processing } = options;
-    this.store = new ProjectionStore(pool, checkpointTable, projection);
+    const { pool, checkpointTable, databaseUrl, projection, synchronousCommit = true, ...processing } = options;
+    this.store = new ProjectionStore(pool, checkpointTable, projection, synchronousCommit);
     this.processor = new Processor<E>({
       ...processing,
       name: projection.name,

@@ -30,6 +30,8 @@ export class ProjectionStore<E> implements CheckpointStore<E> {
     /** Schema-qualified table `(projector text primary key, stream_seq bigint)` in the service's schema. */
     private readonly checkpointTable: string,
     private readonly projection: Projection<E>,
+    /** false: `SET LOCAL synchronous_commit = off` in each batch (projector.ts says why that is safe). */
+    private readonly synchronousCommit = true,
   ) {
     this.nameLiteral = `'${projection.name.replace(/'/g, "''")}'`;
   }
@@ -50,10 +52,12 @@ export class ProjectionStore<E> implements CheckpointStore<E> {
       // fixed part is two: begin + lock the checkpoint row, and advance it + commit. The
       // checkpoint upsert takes the row lock (as FOR UPDATE would), so a former leader still
       // finishing a batch cannot commit over us. Only our own identifiers and integers are inlined.
-      const [, locked] = (await client.query(
-        `BEGIN; INSERT INTO ${this.checkpointTable} AS c (projector, stream_seq) VALUES (${this.nameLiteral}, 0)
+      const replies = (await client.query(
+        `BEGIN;${this.synchronousCommit ? '' : ' SET LOCAL synchronous_commit = off;'} INSERT INTO ${this.checkpointTable} AS c (projector, stream_seq) VALUES (${this.nameLiteral}, 0)
            ON CONFLICT (projector) DO UPDATE SET stream_seq = c.stream_seq RETURNING stream_seq`,
-      )) as unknown as [unknown, { rows: { stream_seq: string | number }[] }];
+      )) as unknown as { rows: { stream_seq: string | number }[] }[];
+      // A multi-statement query answers one result per statement; the upsert's is the last.
+      const locked = replies[replies.length - 1]!;
       const checkpoint = Number(locked.rows[0]?.stream_seq ?? 0);
       let lastSeq = checkpoint;
       const fresh: PositionedEvent<E>[] = [];

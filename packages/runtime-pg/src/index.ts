@@ -68,7 +68,7 @@ function withDatabase(spec: Pick<DatabaseServiceSpec<Deps>, 'name' | 'env' | 'da
  */
 export function projectorBase(
   deps: Deps,
-  options: { checkpointTable: string; ackWaitMs: number; lingerMs: number; hooks?: ProjectorHooks | undefined },
+  options: { checkpointTable: string; ackWaitMs: number; lingerMs: number; synchronousCommit: boolean; hooks?: ProjectorHooks | undefined },
 ) {
   return {
     bus: deps.bus,
@@ -79,6 +79,7 @@ export function projectorBase(
     metrics: deps.metrics,
     ackWaitMs: options.ackWaitMs,
     lingerMs: options.lingerMs,
+    synchronousCommit: options.synchronousCommit,
     ...(options.hooks ? { hooks: options.hooks } : {}),
   };
 }

@@ -83,7 +83,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     fileDeletion: fileDeletionReactor({ ...deps, store }),
     inboxNotice: inboxNoticeReactor(deps),
   };
-  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, hooks: options.projectorHooks });
+  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, synchronousCommit: config.PROJECTOR_SYNCHRONOUS_COMMIT === 'on', hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
     ...common,
     stream,

@@ -105,7 +105,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     publicUrl: config.PUBLIC_URL,
   });
 
-  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, hooks: options.projectorHooks });
+  const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, synchronousCommit: config.PROJECTOR_SYNCHRONOUS_COMMIT === 'on', hooks: options.projectorHooks });
   const projector = new Projector<UserEvent>({
     ...common,
     stream: streamName(deps.namespace, 'users'),
