@@ -95,7 +95,7 @@ async function main() {
     const registrationSeconds = (Date.now() - t) / 1000;
     log(`bench: ${users.length} users registered in ${round(registrationSeconds)} s`);
     t = Date.now();
-    const plan = planChats({ users: users.length, count: opts.chats, directShare: opts.directShare, smallShare: opts.smallGroupShare, smallSize: opts.smallGroupSize, largeSize: opts.largeGroupSize });
+    const plan = planChats({ users: users.length, count: opts.chats, directShare: opts.directShare, smallShare: opts.smallGroupShare, smallSize: opts.smallGroupSize, largeSize: opts.largeGroupSize, profile: opts.profile });
     const chats = await createChats({ baseUrls, users, plan, concurrency: opts.registerConcurrency });
     await waitForMemberships(system.databaseUrl, chats);
     const chatSeconds = (Date.now() - t) / 1000;
@@ -131,7 +131,7 @@ async function main() {
     backlog = new BacklogMonitor(system.natsUrl, `${system.namespace}_chats`);
     await backlog.start();
     pool = new WorkerPool({ root, count: opts.workers, onSamples: (items) => sampler?.add(items) });
-    const world = { chats: chats.map((c) => ({ id: c.id, members: c.members })) };
+    const world = { chats: chats.map((c) => ({ id: c.id, members: c.members, ...(c.senders ? { senders: c.senders } : {}) })) };
     const shares = await pool.all('world', (w) => ({ ...world, ownClients: users.filter((u) => u.index % opts.workers === w).map((u) => ({ userIndex: u.index, userId: u.id })) }));
     await pool.all('configure', { sampleFraction: opts.sampleFraction, readRatio: opts.readRatio });
     const parleyUrls = users.map((u) => ({ url: `ws://127.0.0.1:${system.gateways[gatewayOf(u.index)].port}/ws?token=${encodeURIComponent(u.token)}` }));

@@ -80,9 +80,14 @@ function setWorld({ chats, ownClients }) {
   chats.forEach((chat, ci) => {
     for (const member of chat.members) {
       const li = local.get(member);
+      if (li !== undefined) clients[li].chats.push(ci);
+    }
+    // Who may send: every member, or the chat's designated senders (the pairs profile).
+    const senders = chat.senders ?? chat.members;
+    for (const member of senders) {
+      const li = local.get(member);
       if (li === undefined) continue;
-      clients[li].chats.push(ci);
-      total += 1 / (chats.length * chat.members.length);
+      total += 1 / (chats.length * senders.length);
       cum.push(total);
       pc.push(ci);
       pl.push(li);

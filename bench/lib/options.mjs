@@ -65,6 +65,8 @@ const BOOLEANS = {
 export const USAGE = `npm run bench -- [flags]
 
   --quick                      CI profile: ${QUICK.users} users, steps ${QUICK.steps} msg/s, ${QUICK['idle-connections']} idle connections (< 2 min)
+  --profile default|pairs      the chat mix below (default), or pairs: users in disjoint pairs, one
+                               direct chat each, one sender per pair (the 1:1 workload of other servers' figures)
   --users N                    users registered through the API (${FULL.users})
   --chats N                    chats (0 = as many as users)
   --direct-share F / --small-group-share F   chat mix (0.7 / 0.25; the rest are large groups)
@@ -96,7 +98,7 @@ export const USAGE = `npm run bench -- [flags]
 `;
 
 export function readOptions(argv = process.argv.slice(2)) {
-  const options = { out: { type: 'string' }, 'service-env': { type: 'string', multiple: true } };
+  const options = { out: { type: 'string' }, profile: { type: 'string' }, 'service-env': { type: 'string', multiple: true } };
   for (const key of Object.keys(FULL)) options[key] = { type: 'string' };
   for (const key of Object.keys(BOOLEANS)) {
     options[key] = { type: 'boolean' };
@@ -111,7 +113,9 @@ export function readOptions(argv = process.argv.slice(2)) {
     if (at < 1) throw new Error(`--service-env wants KEY=VALUE, got ${pair}`);
     serviceEnv[pair.slice(0, at)] = pair.slice(at + 1);
   }
-  const result = { quick, out: values.out ?? null, serviceEnv };
+  const profile = values.profile ?? 'default';
+  if (profile !== 'default' && profile !== 'pairs') throw new Error(`--profile is default or pairs, got ${profile}`);
+  const result = { quick, out: values.out ?? null, profile, serviceEnv };
   for (const [key, fallback] of Object.entries(merged)) {
     const raw = values[key];
     if (typeof fallback === 'string') {

@@ -107,7 +107,7 @@ export function renderMarkdown(r) {
   if (r.setup) {
     const s = r.setup;
     lines.push(
-      `Setup: ${fmt(s.users, 0)} users (registered through the API in ${s.registrationSeconds} s, ${s.registrationsPerSecond}/s), ${fmt(s.chats, 0)} chats (${s.chatKinds.direct} direct, ${s.chatKinds.small} groups of about ${r.options.smallGroupSize}, ${s.chatKinds.large} of about ${r.options.largeGroupSize}), ${s.deliveriesPerMessage} deliveries per message (sender's own socket included), ${Math.round(s.recipientsOnOtherGateway * 100)} % of recipients on the other gateway, ${fmt(s.loadConnections, 0)} load connections over 2 gateways, ${r.options.workers} generator threads, bodies of ${r.options.bodyBytes} bytes, typing ${r.options.typingRatio} per message, read receipts ${r.options.readRatio} per delivery.`,
+      `Setup${r.options.profile === 'pairs' ? ' (profile pairs: disjoint pairs, one direct chat and one sender each)' : ''}: ${fmt(s.users, 0)} users (registered through the API in ${s.registrationSeconds} s, ${s.registrationsPerSecond}/s), ${fmt(s.chats, 0)} chats (${s.chatKinds.direct} direct, ${s.chatKinds.small} groups of about ${r.options.smallGroupSize}, ${s.chatKinds.large} of about ${r.options.largeGroupSize}), ${s.deliveriesPerMessage} deliveries per message (sender's own socket included), ${Math.round(s.recipientsOnOtherGateway * 100)} % of recipients on the other gateway, ${fmt(s.loadConnections, 0)} load connections over 2 gateways, ${r.options.workers} generator threads, bodies of ${r.options.bodyBytes} bytes, typing ${r.options.typingRatio} per message, read receipts ${r.options.readRatio} per delivery.`,
       '',
     );
   }

@@ -84,7 +84,11 @@ function prng(seed) {
  * random, so about half of any chat's members sit on the other gateway (users alternate gateways).
  * Returns member lists of user indexes; the first member creates the chat.
  */
-export function planChats({ users, count, directShare, smallShare, smallSize, largeSize, seed = 42 }) {
+export function planChats({ users, count, directShare, smallShare, smallSize, largeSize, profile = 'default', seed = 42 }) {
+  // The pairs profile (issue 21): the 1:1 workload other servers publish figures for. Users in
+  // disjoint pairs, one direct chat each, and one sender per pair (the other only receives), so a
+  // message is one delivery and no chat has two writers.
+  if (profile === 'pairs') return Array.from({ length: Math.floor(users / 2) }, (_, i) => ({ type: 'direct', members: [2 * i, 2 * i + 1], senders: [2 * i] }));
   const random = prng(seed);
   const plan = [];
   const pairs = new Set();
@@ -127,7 +131,7 @@ export async function createChats({ baseUrls, users, plan, concurrency, onProgre
           : { type: 'group', title: `bench group ${i}`, memberIds: chat.members.slice(1).map((m) => users[m].id) };
       const answer = await api(baseUrls[i % baseUrls.length], 'POST', '/api/v1/chats', { token: creator.token, body }).catch((error) => ({ status: 0, body: error.message }));
       if (answer.status !== 201 && answer.status !== 200) throw failure(`create chat ${i}`, answer);
-      return { id: answer.body.id, type: chat.type, members: chat.members };
+      return { id: answer.body.id, type: chat.type, members: chat.members, ...(chat.senders ? { senders: chat.senders } : {}) };
     },
     onProgress,
   );
