@@ -80,24 +80,24 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
       expect(await opacity()).toBe('0');
       if (size === 'desktop') await item.locator('.body').hover();
       else await item.locator('.body').tap();
-      await expect.poll(opacity).toBe('1');
+      await expect.poll(opacity, { timeout: 10_000 }).toBe('1');
 
       // Search pages: 130 matches come 50, then 100, then all, and the button goes.
       await page.getByRole('navigation').getByRole('button', { name: 'Search' }).click();
       await page.getByLabel('Words to find').fill('needle');
       await page.getByLabel('Words to find').press('Enter');
       const results = page.locator('ul.results > li');
-      await expect.poll(() => results.count()).toBe(50);
+      await expect.poll(() => results.count(), { timeout: 10_000 }).toBe(50);
       await page.getByRole('button', { name: 'Show more' }).click();
-      await expect.poll(() => results.count()).toBe(100);
+      await expect.poll(() => results.count(), { timeout: 10_000 }).toBe(100);
       await page.getByRole('button', { name: 'Show more' }).click();
-      await expect.poll(() => results.count()).toBe(130);
+      await expect.poll(() => results.count(), { timeout: 10_000 }).toBe(130);
       await page.getByRole('button', { name: 'Show more' }).waitFor({ state: 'detached' });
 
       // A result two pages back in the chat: the chat opens there, the message marked.
       await page.getByLabel('Words to find').fill('pomegranate');
       await page.getByLabel('Words to find').press('Enter');
-      await expect.poll(() => results.count()).toBe(1);
+      await expect.poll(() => results.count(), { timeout: 10_000 }).toBe(1);
       await results.first().getByRole('button').click();
       await page.locator('li.message.highlighted', { hasText: label(3) }).waitFor();
       expect(await inView(page, label(3))).toBe(true);
@@ -163,7 +163,7 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
       const toggle = page.getByLabel(/Show a desktop notification/);
       expect(await toggle.isChecked()).toBe(false);
       await toggle.check();
-      await expect.poll(() => toggle.isChecked()).toBe(true);
+      await expect.poll(() => toggle.isChecked(), { timeout: 10_000 }).toBe(true);
       // Anna mutes the group (its settings panel), then reads her profile page while messages come.
       await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).click();
       await openChat(page, 'Quiet group');
@@ -174,13 +174,13 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
       await say(boris, direct.id, 'ping one');
       await expect.poll(async () => (await shown()).map((x) => `${x.title}: ${x.body}`), { timeout: 10_000 }).toContain('Boris Notifier: ping one');
       // The muted chat's message came first and was delivered (its badge counts), but not notified.
-      await expect.poll(() => page.title()).toMatch(/^\(1\) Parley$/);
+      await expect.poll(() => page.title(), { timeout: 10_000 }).toMatch(/^\(1\) Parley$/);
       expect((await shown()).map((x) => x.body)).toEqual(['ping one']);
       expect((await shown())[0]!.tag).toBe(direct.id);
       // Turned off: no more notifications (the next message's badge is the positive signal).
       await page.getByLabel(/Show a desktop notification/).uncheck();
       await say(boris, direct.id, 'ping two');
-      await expect.poll(() => page.title()).toBe('(2) Parley');
+      await expect.poll(() => page.title(), { timeout: 10_000 }).toBe('(2) Parley');
       expect((await shown()).map((x) => x.body)).toEqual(['ping one']);
 
       // Last seen: Boris online, then gone; Anna's header says when, also after a reload.
@@ -224,7 +224,7 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
         { name: 'notes.txt', mimeType: 'text/plain', buffer: Buffer.from('plain notes') },
       ]);
       const attached = page.locator('.pending-attachments li');
-      await expect.poll(() => attached.count()).toBe(2);
+      await expect.poll(() => attached.count(), { timeout: 10_000 }).toBe(2);
       // A picture pasted into the box, and a file dropped on the chat.
       await page.locator('#composer-text').evaluate((box, base64) => {
         const w = globalThis as any;
@@ -233,7 +233,7 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
         data.items.add(new w.File([bytes], 'pasted.png', { type: 'image/png' }));
         box.dispatchEvent(new w.ClipboardEvent('paste', { clipboardData: data, bubbles: true, cancelable: true }));
       }, pasted.toString('base64'));
-      await expect.poll(() => attached.count()).toBe(3);
+      await expect.poll(() => attached.count(), { timeout: 10_000 }).toBe(3);
       await page.locator('.chat-view').evaluate((view) => {
         const w = globalThis as any;
         const data = new w.DataTransfer();
@@ -241,11 +241,11 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
         view.dispatchEvent(new w.DragEvent('dragover', { dataTransfer: data, bubbles: true, cancelable: true }));
         view.dispatchEvent(new w.DragEvent('drop', { dataTransfer: data, bubbles: true, cancelable: true }));
       });
-      await expect.poll(() => attached.count()).toBe(4);
+      await expect.poll(() => attached.count(), { timeout: 10_000 }).toBe(4);
       expect(await attached.allTextContents()).toEqual(['📎 photo.png ×Remove photo.png', '📎 notes.txt ×Remove notes.txt', '📎 pasted.png ×Remove pasted.png', '📎 dropped.txt ×Remove dropped.txt']);
       // Taken back: gone from the box and from the server.
       await page.getByRole('button', { name: 'Remove dropped.txt' }).click();
-      await expect.poll(() => attached.count()).toBe(3);
+      await expect.poll(() => attached.count(), { timeout: 10_000 }).toBe(3);
       await expect
         .poll(async () => ((await call<{ attachments: { name: string }[] }>(stack.baseUrl, anna.accessToken, 'GET', '/users/me/export')).body.attachments ?? []).map((a) => a.name).sort(), { timeout: 10_000 })
         .toEqual(['notes.txt', 'pasted.png', 'photo.png']);
@@ -264,10 +264,10 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
       await sent.getByRole('button', { name: 'Open the image photo.png' }).click();
       const viewer = page.locator('dialog.viewer');
       await viewer.locator('img').waitFor();
-      await expect.poll(() => viewer.locator('img').evaluate((img) => (img as any).naturalWidth)).toBe(800);
+      await expect.poll(() => viewer.locator('img').evaluate((img) => (img as any).naturalWidth), { timeout: 10_000 }).toBe(800);
       expect(await viewer.evaluate((d) => (d as any).open)).toBe(true);
       await page.keyboard.press('Escape');
-      await expect.poll(() => viewer.evaluate((d) => (d as any).open)).toBe(false);
+      await expect.poll(() => viewer.evaluate((d) => (d as any).open), { timeout: 10_000 }).toBe(false);
       expect(pageErrors).toEqual([]);
     } finally {
       await context.close();
