@@ -119,6 +119,15 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
       await page.locator('li.message', { hasText: label(1) }).waitFor({ state: 'attached' });
       await page.getByRole('button', { name: 'Load older messages' }).waitFor({ state: 'detached' });
       expect(await page.locator('li.message').count()).toBe(130);
+      // Scrolled far up, a new message does not move the list: a button counts it and leads there.
+      const late = await call(stack.baseUrl, boris.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: 'rd-late', body: 'a late one' });
+      expect(late.status).toBe(201);
+      const toNewest = page.getByRole('button', { name: '↓ New messages: 1' });
+      await toNewest.waitFor({ timeout: 10_000 });
+      expect(await inView(page, 'a late one')).toBe(false);
+      await toNewest.click();
+      await expect.poll(() => inView(page, 'a late one'), { timeout: 10_000 }).toBe(true);
+      await toNewest.waitFor({ state: 'detached' });
       expect(pageErrors).toEqual([]);
     } finally {
       await context.close();

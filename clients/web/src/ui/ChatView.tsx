@@ -32,6 +32,8 @@ export function ChatView({ chatId }: { chatId: string }) {
   const [settingsOpen, setSettingsOpen] = useState(false);
   const [dragging, setDragging] = useState(false);
   const [highlight, setHighlight] = useState<string | null>(null);
+  /** Messages that arrived while the reader was scrolled up: a button offers to jump to them. */
+  const [unseen, setUnseen] = useState(0);
   const box = useRef<HTMLDivElement>(null);
   const nearEnd = useRef(true);
   const loadingOlder = useRef(false);
@@ -40,6 +42,8 @@ export function ChatView({ chatId }: { chatId: string }) {
   /** The chat whose first screen has been placed (at the unread divider, or the end). */
   const placed = useRef<string | null>(null);
   const jumpPages = useRef(0);
+  /** The newest seq the list has been placed for (new arrivals are counted against it). */
+  const seenSeq = useRef<number | undefined>(undefined);
   const dropFiles = useRef<((files: File[]) => void) | null>(null);
 
   const chat = state.chats.get(chatId);
@@ -58,6 +62,8 @@ export function ChatView({ chatId }: { chatId: string }) {
     setSettingsOpen(false);
     nearEnd.current = true;
     jumpPages.current = 0;
+    seenSeq.current = undefined;
+    setUnseen(0);
   }, [chatId]);
 
   // An older page was added above: keep what the reader looked at where it was.
@@ -79,10 +85,19 @@ export function ChatView({ chatId }: { chatId: string }) {
       const divider = el.querySelector<HTMLElement>('.unread-divider');
       if (divider) el.scrollTop = divider.offsetTop - el.offsetTop - 8;
       else el.scrollTop = el.scrollHeight;
+      seenSeq.current = lastSeq;
       return;
     }
     const newest = messages.at(-1);
-    if (nearEnd.current || pending.length > 0 || newest?.senderId === state.me?.id) el.scrollTop = el.scrollHeight;
+    if (nearEnd.current || pending.length > 0 || newest?.senderId === state.me?.id) {
+      el.scrollTop = el.scrollHeight;
+      setUnseen(0);
+    } else {
+      const since = seenSeq.current ?? Infinity;
+      const arrived = messages.filter((m) => m.seq > since).length;
+      if (arrived > 0) setUnseen((n) => n + arrived);
+    }
+    seenSeq.current = lastSeq;
   }, [chatId, !!history, unreadFrom, chat?.unreadCount, lastSeq, pending.length]);
 
   // A jump (from search or a quote): page back until the message is loaded, then show and mark it.
@@ -91,6 +106,7 @@ export function ChatView({ chatId }: { chatId: string }) {
     const target = document.getElementById(`message-${jumpTo}`);
     if (target) {
       placed.current = chatId;
+      seenSeq.current = history.messages.at(-1)?.seq;
       target.scrollIntoView({ block: 'center' });
       setHighlight(jumpTo);
       const timer = setTimeout(() => setHighlight(null), 2_500);
@@ -171,6 +187,7 @@ export function ChatView({ chatId }: { chatId: string }) {
         onScroll={() => {
           const el = box.current!;
           nearEnd.current = el.scrollHeight - el.scrollTop - el.clientHeight < NEAR_END_PX;
+          if (nearEnd.current && unseen > 0) setUnseen(0);
           if (el.scrollTop < NEAR_TOP_PX) older();
         }}
       >
@@ -232,6 +249,19 @@ export function ChatView({ chatId }: { chatId: string }) {
           ))}
         </ul>
       </div>
+      {unseen > 0 && (
+        <button
+          type="button"
+          class="to-newest"
+          onClick={() => {
+            const el = box.current;
+            if (el) el.scrollTop = el.scrollHeight;
+            setUnseen(0);
+          }}
+        >
+          ↓ {t('newBelow', { count: unseen })}
+        </button>
+      )}
       {dragging && (
         <div class="drop-hint" aria-hidden="true">
           {t('dropFiles')}
