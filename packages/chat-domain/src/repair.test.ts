@@ -32,6 +32,11 @@ describe('chat decider: repairing a message the store lost the seq of', () => {
     expect(decideRepair(poll, [at(6, { type: 'MessageSent', data: lost.data })], 7, 'e')).toMatchObject({ event: { type: 'PollPosted', seq: 7 } });
   });
 
+  it('appends nothing when the sender resent its clientMsgId as another message meanwhile (past the duplicate window)', () => {
+    expect(decideRepair(lost, [at(6, { type: 'MessageSent', data: { ...lost.data, messageId: 'm-2' } })], 7, 'e')).toEqual({ refusal: 'resent' });
+    expect(decideRepair(lost, [at(6, { type: 'MessageSent', data: { ...lost.data, messageId: 'm-2', senderId: 'u-2' } })], 7, 'e')).toMatchObject({ event: { seq: 7 } });
+  });
+
   it('appends nothing when the sender was erased with their content since, or retention expired the chat past the lost seq', () => {
     expect(decideRepair(lost, [at(6, { type: 'MemberErased', data: { userId: 'u-1', purged: true, newOwnerId: null } })], 7, 'e')).toEqual({ refusal: 'erased' });
     expect(decideRepair(lost, [at(6, { type: 'MemberErased', data: { userId: 'u-1', purged: false, newOwnerId: null } })], 7, 'e')).toMatchObject({ event: { seq: 7 } });

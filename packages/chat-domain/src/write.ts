@@ -28,7 +28,7 @@ export function decideAppend(
 }
 
 /** Why a lost message is not appended again (decideRepair). */
-export type NotRepaired = 'repaired' | 'erased' | 'expired';
+export type NotRepaired = 'repaired' | 'resent' | 'erased' | 'expired';
 
 /** A message event the store lost the seq of (two events with one chat seq: docs/reliability.md). */
 export type LostMessage = MessageSent | PollPosted;
@@ -39,7 +39,8 @@ export type LostMessage = MessageSent | PollPosted;
  * nothing about it is checked again (a sender who left since, a reply target deleted since, still
  * get it appended). `data` is the lost event's own; the meta keeps its time, actor and correlation,
  * with a new event id whose cause is the lost copy. No event when the chat's events after the lost
- * seq already hold it (an earlier repair whose queue row outlived its append, or a replay), when
+ * seq already hold it (an earlier repair whose queue row outlived its append, or a replay) or the
+ * sender's resend of its clientMsgId as another message (past JetStream's duplicate window), when
  * the sender was erased with their content since, or when retention expired the chat past it.
  */
 export function decideRepair(
@@ -50,7 +51,11 @@ export function decideRepair(
 ): { event: LostMessage } | { refusal: NotRepaired } {
   const done = (reason: NotRepaired) => ({ refusal: reason });
   for (const event of newer as ChatEvent[]) {
-    if ((event.type === 'MessageSent' || event.type === 'PollPosted') && event.data.messageId === lost.data.messageId) return done('repaired');
+    if (event.type === 'MessageSent' || event.type === 'PollPosted') {
+      if (event.data.messageId === lost.data.messageId) return done('repaired');
+      // The sender sent it again past JetStream's duplicate window, as another message: it is in history.
+      if (event.data.senderId === lost.data.senderId && event.data.clientMsgId === lost.data.clientMsgId) return done('resent');
+    }
     if (event.type === 'MemberErased' && event.data.purged && event.data.userId === lost.data.senderId) return done('erased');
     if (event.type === 'MessagesExpired' && event.data.upToSeq >= lost.seq) return done('expired');
   }
