@@ -179,6 +179,27 @@ describe('chats projection: a chat seq the store gave twice', () => {
     }
   });
 
+  it('treats a poll the same way: queued when it loses its seq, message and poll projected from the repaired copy', async () => {
+    const pollMessage = newId();
+    const pollAt = (seq: number) =>
+      stored(parseChatEvent, `t.chat.${chatId}`, {
+        type: 'PollPosted',
+        chatId,
+        seq,
+        data: { messageId: pollMessage, senderId: A, clientMsgId: `c-${pollMessage}`, pollId: pollMessage, question: 'q?', options: [{ id: 'a', text: 'A' }], multiple: false },
+      });
+    const [lostPoll, repairedPoll] = [pollAt(2), pollAt(3)];
+    await rolledBack(pool, async (client) => {
+      const found = await sequential([created, sentAt(2, first), lostPoll].map((e) => () => chatsSql.apply(e.event, client, e.position)));
+      expect(found).toEqual([{ chatId, seq: 2, messageId: pollMessage, streamSeq: lostPoll.position.streamSeq, repair: true }]);
+      expect((await client.query('SELECT message_id FROM messages.seq_repairs')).rows).toEqual([{ message_id: pollMessage }]);
+      expect((await client.query('SELECT 1 FROM messages.polls WHERE id = $1', [pollMessage])).rowCount).toBe(0);
+      expect(await chatsSql.apply(repairedPoll.event, client, repairedPoll.position)).toEqual([]);
+      expect((await client.query('SELECT seq, poll_id FROM messages.messages WHERE id = $1', [pollMessage])).rows).toEqual([{ seq: 3, poll_id: pollMessage }]);
+      expect((await client.query('SELECT 1 FROM messages.polls WHERE id = $1', [pollMessage])).rowCount).toBe(1);
+    });
+  });
+
   it('does not queue a message whose clientMsgId the sender has in history already (a resend JetStream stored twice)', async () => {
     const resendId = newId();
     const resend = stored(parseChatEvent, `t.chat.${chatId}`, { type: 'MessageSent', chatId, seq: 2, data: { messageId: resendId, senderId: A, clientMsgId: `c-${first}`, body: 'b', replyTo: null, attachmentIds: [] } });
