@@ -179,6 +179,23 @@ describe('chats projection: a chat seq the store gave twice', () => {
     }
   });
 
+  it('queues a repaired copy that loses its seq again as a row of its own (the store\'s defect can hit the repair\'s append too)', async () => {
+    // Found in the cluster fault scenario: the repair appended at the head while another writer did, both accepted.
+    const repairedLost = sentAt(3, second);
+    await rolledBack(pool, async (client) => {
+      const found = await chatsSql.applyMany([...events, repairedLost], client);
+      expect(found).toEqual([
+        { chatId, seq: 2, messageId: second, streamSeq: events[2]!.position.streamSeq, repair: true },
+        { chatId, seq: 3, messageId: second, streamSeq: repairedLost.position.streamSeq, repair: true },
+      ]);
+      const { rows } = await client.query('SELECT stream_seq::int AS stream_seq, message_id, seq FROM messages.seq_repairs ORDER BY stream_seq');
+      expect(rows).toEqual([
+        { stream_seq: events[2]!.position.streamSeq, message_id: second, seq: 2 },
+        { stream_seq: repairedLost.position.streamSeq, message_id: second, seq: 3 },
+      ]);
+    });
+  });
+
   it('treats a poll the same way: queued when it loses its seq, message and poll projected from the repaired copy', async () => {
     const pollMessage = newId();
     const pollAt = (seq: number) =>

@@ -333,9 +333,9 @@ async function unstored(tx: PoolClient, items: { event: { chatId: string; seq: n
   if (repairs.length > 0) {
     // Stamped with the lost event's time, like every queue: a projection is a function of its events.
     await tx.query(
-      `INSERT INTO messages.seq_repairs (message_id, chat_id, seq, stream_seq, queued_at)
-       SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::bigint[], $5::timestamptz[]) ON CONFLICT DO NOTHING`,
-      [repairs.map((c) => c.messageId), repairs.map((c) => c.chatId), repairs.map((c) => c.seq), repairs.map((c) => c.streamSeq), repairs.map((c) => lost.find((x) => x.event.data.messageId === c.messageId)!.event.meta.occurredAt)],
+      `INSERT INTO messages.seq_repairs (stream_seq, message_id, chat_id, seq, queued_at)
+       SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::int[], $5::timestamptz[]) ON CONFLICT DO NOTHING`,
+      [repairs.map((c) => c.streamSeq), repairs.map((c) => c.messageId), repairs.map((c) => c.chatId), repairs.map((c) => c.seq), repairs.map((c) => lost.find((x) => x.streamSeq === c.streamSeq)!.event.meta.occurredAt)],
     );
   }
   return collisions;

@@ -26,8 +26,9 @@ export function seqRepairReactor(deps: { pool: Pool; bus: Bus; namespace: string
   return new QueueReactor(deps, {
     name: 'seq-repair',
     table: 'messages.seq_repairs',
-    key: 'message_id',
-    columns: ['chat_id', 'seq', 'stream_seq'],
+    // One row per lost copy: a repaired copy that loses its seq again is a row of its own.
+    key: 'stream_seq',
+    columns: ['message_id', 'chat_id', 'seq'],
     batch: 50,
     async act(rows) {
       for (const row of rows) {
