@@ -7,6 +7,7 @@ import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
+import { repairMessageId } from '../services/messages/src/reactors/seq-repair.js';
 import { http, register, TestSocket, type Account } from './stack.js';
 
 
@@ -76,8 +77,8 @@ describe('a message stored with a chat seq another event already had', () => {
    * gateway publishes a send (its JetStream message id too) but without the expected last subject
    * sequence, so JetStream stores and acknowledges it although the seq is taken.
    */
-  async function injectCollision(chatId: string, seq: number, body: string) {
-    const event = {
+  async function injectCollision(chatId: string, seq: number, body: string, copyOf?: { streamSeq: number; event: { data: object; meta: { eventId: string; occurredAt: string; correlationId: string } } }) {
+    const made = {
       type: 'MessageSent',
       version: 1,
       chatId,
@@ -85,8 +86,11 @@ describe('a message stored with a chat seq another event already had', () => {
       data: { messageId: newId(), senderId: bob.id, clientMsgId: newId(), body, replyTo: null, attachmentIds: [] },
       meta: { eventId: newId(), occurredAt: new Date().toISOString(), actorId: bob.id, correlationId: newId(), causationId: null },
     };
+    // A copy of an earlier lost event, as the seq repair appends it (same data, its own message id).
+    const event = copyOf ? { ...made, data: copyOf.event.data as typeof made.data, meta: { ...made.meta, ...copyOf.event.meta, eventId: newId(), causationId: copyOf.event.meta.eventId } } : made;
     const text = JSON.stringify(event);
-    const ack = await jetstream(nc).publish(subjects.chat(env.namespace, chatId), text, { msgID: sendMessageId(chatId, bob.id, event.data.clientMsgId), headers: undefined });
+    const msgID = copyOf ? repairMessageId(chatId, copyOf.streamSeq) : sendMessageId(chatId, bob.id, event.data.clientMsgId);
+    const ack = await jetstream(nc).publish(subjects.chat(env.namespace, chatId), text, { msgID });
     expect(ack.duplicate).toBe(false);
     return { event, text, streamSeq: ack.seq };
   }
@@ -205,5 +209,34 @@ describe('a message stored with a chat seq another event already had', () => {
     await eventually(async () => ((await db.query('SELECT 1 FROM messages.seq_repairs')).rowCount === 0 ? true : undefined), 10_000, 'the repeat drained');
     expect((await chatStream(chatId)).filter((e) => e.event.data?.messageId === lost.event.data.messageId)).toHaveLength(1);
     expect((await history(chatId)).filter((m) => m.id === lost.event.data.messageId)).toHaveLength(1);
+  });
+
+  it('repairs once a message whose repaired copy lost its seq again (seen in the cluster fault scenario)', async () => {
+    const { chatId, head } = await chatWithTwoMessages();
+    await messages.stop();
+    messages = await startMessagesService(vars, { idleReactors: ['seqRepair'] });
+    const lost = await injectCollision(chatId, head, 'medlar twice lost');
+    // Another writer appends at the next seq, and the repair of the lost copy (its message id as the
+    // reactor makes it: a retry within the duplicate window is answered with it) lands at that seq too.
+    const sent = await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken, body: { clientMsgId: newId(), body: 'third words' } });
+    expect(sent.body.seq).toBe(head + 1);
+    const again = await injectCollision(chatId, head + 1, '', lost);
+    const rows = await eventually(async () => {
+      const r = await db.query('SELECT stream_seq, seq FROM messages.seq_repairs WHERE message_id = $1 ORDER BY stream_seq', [lost.event.data.messageId]);
+      return r.rows.length === 2 ? r.rows : undefined;
+    }, 15_000, 'both lost copies queued');
+    expect(rows).toEqual([{ stream_seq: lost.streamSeq, seq: head }, { stream_seq: again.streamSeq, seq: head + 1 }]);
+
+    await messages.stop();
+    messages = await startMessagesService(vars);
+    await eventually(async () => ((await db.query('SELECT 1 FROM messages.seq_repairs')).rowCount === 0 ? true : undefined), 15_000, 'the queue emptied');
+    const items = await eventually(async () => {
+      const list = await history(chatId);
+      return list.some((m) => m.id === lost.event.data.messageId) ? list : undefined;
+    }, 15_000, 'the twice lost message in history');
+    expect(items.filter((m) => m.id === lost.event.data.messageId).map((m) => [m.seq, m.body])).toEqual([[head + 2, 'medlar twice lost']]);
+    const events = await chatStream(chatId);
+    expect(events.filter((e) => e.event.data?.messageId === lost.event.data.messageId).map((e) => e.event.seq)).toEqual([head + 2]);
+    expect(events.map((e) => e.event.seq)).toEqual([...new Set(events.map((e) => e.event.seq))]);
   });
 });

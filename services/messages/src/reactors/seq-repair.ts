@@ -6,8 +6,13 @@ import type { Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { QueueReactor } from './queue.js';
 
-/** The JetStream message id of a repair: one per lost message, never the lost copy's own (send:…). */
-export const repairMessageId = (chatId: string, messageId: string): string => `seq-repair:${chatId}:${messageId}`;
+/**
+ * The JetStream message id of a repair: one per lost copy (its stream sequence), never the lost
+ * copy's own (send:…, or an earlier repair's). A retry of the same row within the duplicate window
+ * gets its earlier repair back; a repaired copy that lost its seq again is repaired under an id of
+ * its own (one per message would be answered with that lost copy itself).
+ */
+export const repairMessageId = (chatId: string, lostStreamSeq: number): string => `seq-repair:${chatId}:${lostStreamSeq}`;
 
 /**
  * Appends again the messages the store lost the seq of (two events with one chat seq, NATS 2.9.10:
@@ -46,14 +51,16 @@ export function seqRepairReactor(deps: { pool: Pool; bus: Bus; namespace: string
           deps.metrics.chatSeqRepairs.inc({ outcome: 'gone' });
           continue;
         }
-        const appended = await deps.writer.repair(lost, repairMessageId(chatId, messageId));
+        const appended = await deps.writer.repair(lost, repairMessageId(chatId, lostStreamSeq));
+        // Never take the lost copy for its own repair (the row stays, and the drain is retried).
+        if (!('refusal' in appended) && appended.streamSeq === lostStreamSeq) throw new Error(`seq repair of stream seq ${lostStreamSeq} answered with the lost copy itself`);
         if ('refusal' in appended) {
           deps.log.info({ ...ids, reason: appended.refusal }, 'seq repair: nothing to append');
           deps.metrics.chatSeqRepairs.inc({ outcome: appended.refusal });
         } else {
-          // Ids and seqs only, never the body.
+          // Ids and seqs only, never the body. A duplicate is this row's earlier repair (a retry after a crash).
           deps.log.warn({ ...ids, seq: appended.event.seq, streamSeq: appended.streamSeq, duplicate: appended.duplicate }, 'seq repair: lost message appended again under a new seq');
-          deps.metrics.chatSeqRepairs.inc({ outcome: 'appended' });
+          deps.metrics.chatSeqRepairs.inc({ outcome: appended.duplicate ? 'repaired' : 'appended' });
         }
         await deleteStreamSequences(deps.bus.jsm, stream, [lostStreamSeq], 1);
       }
