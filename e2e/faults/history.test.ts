@@ -44,6 +44,26 @@ describe('the history checker', () => {
     expect(violations.some((v) => v.includes('a-2') && v.includes('missing from history'))).toBe(true);
   });
 
+  it('accepts an ack whose seq the store gave another message too, once the repair stored it later; not a plain wrong seq', () => {
+    const { history, stored, deliver } = world();
+    // b-1 was acked at seq 4 (a-3 kept it) and repaired to seq 5; a retry answered from history names seq 5.
+    const body = bodyFor('b-1', 'x');
+    history.recordSend({ clientMsgId: 'b-1', chatId: chat, client: 'b', body });
+    history.recordAck('b-1', { messageId: 'm9', seq: 4 });
+    history.recordAck('b-1', { messageId: 'm9', seq: 5 });
+    const repaired = [...stored, { id: 'm9', seq: 5, body }];
+    for (const client of ['a', 'b']) {
+      deliver(client, [2, 3, 4]);
+      history.recordDelivery(client, { chatId: chat, seq: 5, messageId: 'm9', body, via: 'live' });
+    }
+    const verdict = history.check(new Map([[chat, repaired]]), members);
+    expect(verdict.violations).toEqual([]);
+    expect(verdict.stats.repaired).toBe(1);
+    // An ack naming a seq after the stored one, or a seq nobody holds, is still wrong.
+    history.recordAck('a-1', { messageId: 'm1', seq: 7 });
+    expect(history.check(new Map([[chat, repaired]]), members).violations).toEqual(['acked a-1 as m1/7, stored as m1/2']);
+  });
+
   it('reports a message stored twice, and one stored but never sent', () => {
     const { history, stored, deliver } = world();
     deliver('a', [2, 3, 4]);

@@ -40,6 +40,8 @@ export interface Verdict {
   stats: {
     sends: number;
     acked: number;
+    /** Acks whose seq the store gave another message too, the message then appended again under a later one. */
+    repaired: number;
     /** Sends the server answered with an error at least once (before a retry got them in). */
     erroredSends: number;
     deliveries: number;
@@ -63,6 +65,8 @@ export class History {
   private readonly notes: string[] = [];
   /** Acked messages a retention pass was told to delete: they must be gone, not "lost". */
   private readonly expired = new Set<string>();
+  /** clientMsgId → every seq its acks named. */
+  private readonly ackedSeqs = new Map<string, Set<number>>();
 
   recordStart(client: string, chatId: string, seq: number): void {
     mapOf(this.starts, client).set(chatId, seq);
@@ -76,13 +80,18 @@ export class History {
     this.sends.set(send.clientMsgId, send);
   }
 
-  /** Every ack of one clientMsgId (first send, retries, other gateways) must name the same message. */
+  /**
+   * Every ack of one clientMsgId (first send, retries, other gateways) must name the same message.
+   * Its seq may differ only for a message the store lost the seq of and the seq repair appended
+   * again (a retry answered from history names the new seq): check() verifies every acked seq.
+   */
   recordAck(clientMsgId: string, ack: Ack): void {
     if (!this.sends.has(clientMsgId)) this.conflicts.push(`ack for ${clientMsgId}, which was never sent`);
     const earlier = this.acks.get(clientMsgId);
-    if (earlier && (earlier.messageId !== ack.messageId || earlier.seq !== ack.seq)) {
+    if (earlier && earlier.messageId !== ack.messageId) {
       this.conflicts.push(`${clientMsgId} acked twice as different messages: ${JSON.stringify(earlier)} and ${JSON.stringify(ack)}`);
     }
+    setOf(this.ackedSeqs, clientMsgId).add(ack.seq);
     if (!earlier) this.acks.set(clientMsgId, ack);
   }
 
@@ -149,13 +158,23 @@ export class History {
       }
     }
 
-    // No acknowledged message lost, and the ack named the message that was stored.
+    // No acknowledged message lost, and the ack named the message that was stored: at its seq, or
+    // (a message the store gave a used seq: docs/reliability.md) at a later one after a repair,
+    // the acked seq holding the message that kept it.
+    let repaired = 0;
     for (const [clientMsgId, ack] of this.acks) {
       if (this.expired.has(clientMsgId)) continue;
       const found = storedByClientMsgId.get(clientMsgId);
-      if (!found) violations.push(`acked ${clientMsgId} (seq ${ack.seq}) is missing from history`);
-      else if (found.message.id !== ack.messageId || found.message.seq !== ack.seq) {
-        violations.push(`acked ${clientMsgId} as ${ack.messageId}/${ack.seq}, stored as ${found.message.id}/${found.message.seq}`);
+      if (!found) {
+        violations.push(`acked ${clientMsgId} (seq ${ack.seq}) is missing from history`);
+        continue;
+      }
+      if (found.message.id !== ack.messageId) violations.push(`acked ${clientMsgId} as ${ack.messageId}/${ack.seq}, stored as ${found.message.id}/${found.message.seq}`);
+      for (const seq of this.ackedSeqs.get(clientMsgId) ?? [ack.seq]) {
+        if (seq === found.message.seq) continue;
+        const holder = stored.get(found.chatId)?.find((m) => m.seq === seq);
+        if (seq < found.message.seq && holder && holder.id !== found.message.id) repaired += 1;
+        else violations.push(`acked ${clientMsgId} as ${ack.messageId}/${seq}, stored as ${found.message.id}/${found.message.seq}`);
       }
     }
     // History equals what was acknowledged: the clients retried until every send was acked.
@@ -210,6 +229,7 @@ export class History {
         deliveries: deliveryCount,
         reloads,
         stored: [...stored.values()].reduce((n, list) => n + list.length, 0),
+        repaired,
       },
     };
   }

@@ -1,6 +1,6 @@
 import { eventsBetween, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
 import type { Metrics } from '@parley/telemetry';
-import { decideAppend, initialChatState, type ChatCommand, type ChatState, type NotAppended } from '@parley/chat-domain';
+import { decideAppend, decideRepair, initialChatState, type ChatCommand, type ChatState, type LostMessage, type NotAppended, type NotRepaired } from '@parley/chat-domain';
 import { buildMeta, newId, streamName, subjects, type ChatEvent } from '@parley/contracts';
 
 /**
@@ -47,6 +47,25 @@ export class ChatWriter {
       options.msgId,
       basis.seq,
       (newer, seq) => decideAppend(chatId, command, basis.state, newer, seq, meta),
+      (after, upto, afterStreamSeq) => eventsBetween(this.deps.bus, this.stream, subject, after, upto, afterStreamSeq),
+    );
+  }
+
+  /**
+   * Appends a message the store lost the seq of (two events with one chat seq, docs/reliability.md)
+   * again under the chat's next seq, through the same expected-sequence append as every write,
+   * built on the events stored after the lost seq (decideRepair: none if one of them already is
+   * this message). `msgId` must differ from the lost copy's, or JetStream's duplicate window would
+   * answer with the lost copy itself.
+   */
+  async repair(lost: LostMessage, msgId: string): Promise<Appended<LostMessage> | { refusal: NotRepaired }> {
+    const subject = subjects.chat(this.deps.namespace, lost.chatId);
+    const eventId = newId();
+    return this.deps.sequencer.appendDecided(
+      subject,
+      msgId,
+      lost.seq,
+      (newer, seq) => decideRepair(lost, newer, seq, eventId),
       (after, upto, afterStreamSeq) => eventsBetween(this.deps.bus, this.stream, subject, after, upto, afterStreamSeq),
     );
   }

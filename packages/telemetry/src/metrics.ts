@@ -38,7 +38,13 @@ export function createMetrics(service: string) {
     messagesTotal: new Counter({ name: 'messages_total', help: 'Chat messages projected', registers: r }),
     chatSeqCollisions: new Counter({
       name: 'chat_seq_collisions_total',
-      help: 'Message events the store accepted with a chat seq another event already had; not projected (a NATS defect; any increase is an incident)',
+      help: 'Message events the store accepted with a chat seq another event already had; not projected at that seq, queued for repair (a NATS defect; any increase is an incident)',
+      registers: r,
+    }),
+    chatSeqRepairs: new Counter({
+      name: 'chat_seq_repairs_total',
+      help: 'Messages that lost their chat seq to another event, appended again under a new seq by the seq-repair reactor (outcome: appended; or skipped: already repaired, erased, expired, gone from the stream)',
+      labelNames: ['outcome'] as const,
       registers: r,
     }),
     usersTotal: new Gauge({ name: 'users_total', help: 'Registered users', registers: r }),

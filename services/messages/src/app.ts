@@ -8,6 +8,7 @@ import type { QueueReactor } from './reactors/queue.js';
 import { streamContentReactor } from './reactors/stream-content.js';
 import { attachmentReleaseReactor, fileDeletionReactor } from './reactors/attachments.js';
 import { inboxNoticeReactor } from './reactors/inbox.js';
+import { seqRepairReactor } from './reactors/seq-repair.js';
 import {
   parseAttachmentEvent,
   parseChatEvent,
@@ -53,9 +54,10 @@ export interface MessagesApp {
   sweeper: AttachmentSweeper;
   /**
    * Side effects the projections queue in their transactions (reactors/): deleted content out of
-   * the chats stream, released attachments into AttachmentDeleted events, deleted files.
+   * the chats stream, released attachments into AttachmentDeleted events, deleted files, notices
+   * to new members' gateways, messages that lost their chat seq appended again.
    */
-  reactors: { streamContent: QueueReactor; attachmentRelease: QueueReactor; fileDeletion: QueueReactor; inboxNotice: QueueReactor };
+  reactors: { streamContent: QueueReactor; attachmentRelease: QueueReactor; fileDeletion: QueueReactor; inboxNotice: QueueReactor; seqRepair: QueueReactor };
   /** Read-your-writes barrier: resolves once the chats projection has caught up with the stream. */
   barrier: () => Promise<unknown>;
   attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
@@ -69,6 +71,8 @@ export interface MessagesApp {
 
 export interface AppOptions {
   projectorHooks?: ProjectorHooks | undefined;
+  /** Reactors not to start (tests: a queue row must outlive a restart before its reactor runs). */
+  idleReactors?: (keyof MessagesApp['reactors'])[] | undefined;
 }
 
 /** Builds the messages service from ready clients; reads no env, listens on nothing. */
@@ -77,11 +81,14 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   const store = new LocalDiskStore(config.ATTACHMENTS_DIR);
   const sequencer = chatSequencer(deps.bus, deps.namespace, deps.metrics);
   const router = new ApiRouter(deps.log, isTransientPgError);
+  // The one writer of chat events: every decision about a chat goes through it (issue 17).
+  const writer = new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer });
   const reactors = {
     streamContent: streamContentReactor(deps),
     attachmentRelease: attachmentReleaseReactor(deps),
     fileDeletion: fileDeletionReactor({ ...deps, store }),
     inboxNotice: inboxNoticeReactor(deps),
+    seqRepair: seqRepairReactor({ ...deps, writer }),
   };
   const common = projectorBase(deps, { checkpointTable: CHECKPOINT_TABLE, ackWaitMs: config.PROJECTOR_ACK_WAIT_MS, lingerMs: config.PROJECTOR_LINGER_MS, synchronousCommit: config.PROJECTOR_SYNCHRONOUS_COMMIT === 'on', hooks: options.projectorHooks });
   const projector = new Projector<ChatEvent>({
@@ -112,8 +119,6 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
   });
   const barrier = () => projector.caughtUp();
   const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
-  // The one writer of chat events: every decision about a chat goes through it (issue 17).
-  const writer = new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer });
   chatRoutes(router, { ...deps, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL, groupsPerDay: config.GROUPS_PER_DAY });
   messageRoutes(router, { ...appendDeps, writer, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, { ...appendDeps, writer });
@@ -148,7 +153,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
 }
 
 /** Wires the app onto NATS: API requests, internal RPC, the projector. */
-export function startApp(deps: Deps, app: MessagesApp): Started {
+export function startApp(deps: Deps, app: MessagesApp, options: AppOptions = {}): Started {
   const { nc } = deps.bus;
   const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, writer: app.writer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier, verifier: app.verifier });
   const ns = deps.namespace;
@@ -161,7 +166,9 @@ export function startApp(deps: Deps, app: MessagesApp): Started {
   app.attachments.start();
   app.erasure.start();
   app.sweeper.start();
-  for (const reactor of Object.values(app.reactors)) reactor.start();
+  const idle = new Set<string>(options.idleReactors ?? []);
+  // An idle reactor is stopped before it starts: the projections' kicks after a commit do nothing either.
+  for (const [name, reactor] of Object.entries(app.reactors)) void (idle.has(name) ? reactor.stop() : reactor.start());
   return {
     async stop() {
       await Promise.all(subs.map((s) => s.drain()));

@@ -145,18 +145,86 @@ describe('chats projection: a chat seq the store gave twice', () => {
   // The store accepted two appends against the same expected head (NATS 2.9.10 after a frozen leader thawed).
   const events = [created, sentAt(2, first), sentAt(2, second), sentAt(3, plain)];
 
-  it('reports the message that lost its seq on both paths, and projects the rest; a redelivery is not a collision', async () => {
-    const expected = [{ chatId, seq: 2, messageId: second }];
+  it('reports the message that lost its seq on both paths, queues it for repair, and projects the rest; a redelivery is not a collision', async () => {
+    const expected = [{ chatId, seq: 2, messageId: second, streamSeq: events[2]!.position.streamSeq, repair: true }];
     for (const path of ['one by one', 'bulk'] as const) {
       await rolledBack(pool, async (client) => {
         const found = path === 'bulk' ? await chatsSql.applyMany(events, client) : await sequential(events.map((e) => () => chatsSql.apply(e.event, client, e.position)));
         expect(found, path).toEqual(expected);
         const { rows } = await client.query<{ id: string }>('SELECT id FROM messages.messages WHERE chat_id = $1 ORDER BY seq', [chatId]);
         expect(rows.map((r) => r.id), path).toEqual([first, plain]);
+        // Queued in the same transaction, once, for the seq-repair reactor.
+        const queued = await client.query('SELECT message_id, chat_id, seq, stream_seq::int AS stream_seq FROM messages.seq_repairs');
+        expect(queued.rows, path).toEqual([{ message_id: second, chat_id: chatId, seq: 2, stream_seq: events[2]!.position.streamSeq }]);
         // The same events again (a redelivery): the stored ones are recognised; the lost one is reported again.
         expect(await chatsSql.applyMany(events, client), path).toEqual(expected);
+        expect((await client.query('SELECT 1 FROM messages.seq_repairs')).rowCount, path).toBe(1);
       });
     }
+  });
+
+  it('projects the repaired copy at its new seq, and a repeated copy of it as nothing', async () => {
+    // The reactor's append, and a second one (its queue row outlived the first): later in the stream.
+    const [repaired, again] = [sentAt(4, second), sentAt(5, second)];
+    for (const path of ['one by one', 'bulk'] as const) {
+      await rolledBack(pool, async (client) => {
+        const all = [...events, repaired, again];
+        const found = path === 'bulk' ? await chatsSql.applyMany(all, client) : await sequential(all.map((e) => () => chatsSql.apply(e.event, client, e.position)));
+        // One by one, the lost copy is reported before its repair comes; in one bulk INSERT the repair
+        // stores the message in the same statement, so there is nothing left to report.
+        expect(found.map((c) => c.messageId), path).toEqual(path === 'bulk' ? [] : [second]);
+        const { rows } = await client.query<{ id: string; seq: number }>('SELECT id, seq FROM messages.messages WHERE chat_id = $1 ORDER BY seq', [chatId]);
+        expect(rows, path).toEqual([{ id: first, seq: 2 }, { id: plain, seq: 3 }, { id: second, seq: 4 }]);
+      });
+    }
+  });
+
+  it('queues a repaired copy that loses its seq again as a row of its own (the store\'s defect can hit the repair\'s append too)', async () => {
+    // Found in the cluster fault scenario: the repair appended at the head while another writer did, both accepted.
+    const repairedLost = sentAt(3, second);
+    await rolledBack(pool, async (client) => {
+      const found = await chatsSql.applyMany([...events, repairedLost], client);
+      expect(found).toEqual([
+        { chatId, seq: 2, messageId: second, streamSeq: events[2]!.position.streamSeq, repair: true },
+        { chatId, seq: 3, messageId: second, streamSeq: repairedLost.position.streamSeq, repair: true },
+      ]);
+      const { rows } = await client.query('SELECT stream_seq::int AS stream_seq, message_id, seq FROM messages.seq_repairs ORDER BY stream_seq');
+      expect(rows).toEqual([
+        { stream_seq: events[2]!.position.streamSeq, message_id: second, seq: 2 },
+        { stream_seq: repairedLost.position.streamSeq, message_id: second, seq: 3 },
+      ]);
+    });
+  });
+
+  it('treats a poll the same way: queued when it loses its seq, message and poll projected from the repaired copy', async () => {
+    const pollMessage = newId();
+    const pollAt = (seq: number) =>
+      stored(parseChatEvent, `t.chat.${chatId}`, {
+        type: 'PollPosted',
+        chatId,
+        seq,
+        data: { messageId: pollMessage, senderId: A, clientMsgId: `c-${pollMessage}`, pollId: pollMessage, question: 'q?', options: [{ id: 'a', text: 'A' }], multiple: false },
+      });
+    const [lostPoll, repairedPoll] = [pollAt(2), pollAt(3)];
+    await rolledBack(pool, async (client) => {
+      const found = await sequential([created, sentAt(2, first), lostPoll].map((e) => () => chatsSql.apply(e.event, client, e.position)));
+      expect(found).toEqual([{ chatId, seq: 2, messageId: pollMessage, streamSeq: lostPoll.position.streamSeq, repair: true }]);
+      expect((await client.query('SELECT message_id FROM messages.seq_repairs')).rows).toEqual([{ message_id: pollMessage }]);
+      expect((await client.query('SELECT 1 FROM messages.polls WHERE id = $1', [pollMessage])).rowCount).toBe(0);
+      expect(await chatsSql.apply(repairedPoll.event, client, repairedPoll.position)).toEqual([]);
+      expect((await client.query('SELECT seq, poll_id FROM messages.messages WHERE id = $1', [pollMessage])).rows).toEqual([{ seq: 3, poll_id: pollMessage }]);
+      expect((await client.query('SELECT 1 FROM messages.polls WHERE id = $1', [pollMessage])).rowCount).toBe(1);
+    });
+  });
+
+  it('does not queue a message whose clientMsgId the sender has in history already (a resend JetStream stored twice)', async () => {
+    const resendId = newId();
+    const resend = stored(parseChatEvent, `t.chat.${chatId}`, { type: 'MessageSent', chatId, seq: 2, data: { messageId: resendId, senderId: A, clientMsgId: `c-${first}`, body: 'b', replyTo: null, attachmentIds: [] } });
+    await rolledBack(pool, async (client) => {
+      const found = await chatsSql.applyMany([created, sentAt(2, first), resend], client);
+      expect(found).toEqual([{ chatId, seq: 2, messageId: resendId, streamSeq: resend.position.streamSeq, repair: false }]);
+      expect((await client.query('SELECT 1 FROM messages.seq_repairs')).rowCount).toBe(0);
+    });
   });
 });
 

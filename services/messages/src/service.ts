@@ -9,6 +9,6 @@ export async function startMessagesService(source: Record<string, string | undef
     name: 'messages',
     env: config,
     database: { schema: SCHEMA, migrationsDir: MIGRATIONS_DIR },
-    start: async (deps) => startApp(deps, buildApp(deps, config, options)),
+    start: async (deps) => startApp(deps, buildApp(deps, config, options), options),
   });
 }

@@ -25,7 +25,7 @@ export const PROJECTION_TABLES = [
  * The projection's queues of side effects (reactors drain them). Not emptied by a rebuild: a
  * replay does not queue again what was queued before (the deleted content is gone from the stream).
  */
-export const QUEUE_TABLES = ['messages.stream_deletions', 'messages.released_attachments', 'messages.inbox_notices'];
+export const QUEUE_TABLES = ['messages.stream_deletions', 'messages.released_attachments', 'messages.inbox_notices', 'messages.seq_repairs'];
 
 const INSERT_MESSAGES = `INSERT INTO messages.messages (id, chat_id, seq, sender_id, client_msg_id, body, reply_to, created_at, stream_seq)
   SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::int[], $4::uuid[], $5::text[], $6::text[], $7::uuid[], $8::timestamptz[], $9::bigint[])
@@ -115,8 +115,8 @@ export const chatsSql = {
     const summaryParams = [chats.map(([id]) => id), chats.map(([, s]) => s.seq), chats.map(([, s]) => s.at)];
     let run: { event: MessageSent; position: Position }[] = [];
     /** After a run's INSERT stored `inserted` rows: the run's messages that are not stored (collisions). */
-    const checkRun = async (events: MessageSent[], inserted: number) => {
-      if (inserted < events.length) collisions.push(...(await unstored(tx, events)));
+    const checkRun = async (items: { event: MessageSent; position: Position }[], inserted: number) => {
+      if (inserted < items.length) collisions.push(...(await unstored(tx, items.map((x) => ({ event: x.event, streamSeq: x.position.streamSeq })))));
     };
     /** The run's INSERT parameters, one array per column; empties the run. */
     const takeRun = (): unknown[] => {
@@ -139,8 +139,8 @@ export const chatsSql = {
       if (event.type === 'MessageSent' && event.data.attachmentIds.length === 0) run.push({ event, position });
       else {
         if (run.length > 0) {
-          const events = run.map((x) => x.event);
-          await checkRun(events, (await tx.query<{ n: number }>({ ...BULK.insert, values: takeRun() })).rows[0]!.n);
+          const items = run;
+          await checkRun(items, (await tx.query<{ n: number }>({ ...BULK.insert, values: takeRun() })).rows[0]!.n);
         }
         const collision = await applyEvent(event, tx, position);
         if (collision) collisions.push(collision);
@@ -149,15 +149,15 @@ export const chatsSql = {
     // The run that ends the batch (the usual case: a burst of messages) carries the summaries'
     // UPDATE in the same statement, as a data-modifying CTE: the whole burst is one round trip.
     if (run.length > 0) {
-      const events = run.map((x) => x.event);
-      await checkRun(events, (await tx.query<{ n: number }>({ ...BULK.insertAndSummaries, values: [...takeRun(), ...summaryParams] })).rows[0]!.n);
+      const items = run;
+      await checkRun(items, (await tx.query<{ n: number }>({ ...BULK.insertAndSummaries, values: [...takeRun(), ...summaryParams] })).rows[0]!.n);
     } else await tx.query({ ...BULK.summaries, values: summaryParams });
     return collisions;
   },
 };
 
 /** The chats projection's queues, each drained by its reactor (reactors/). */
-export type ChatsQueue = 'streamContent' | 'attachmentRelease' | 'inboxNotice';
+export type ChatsQueue = 'streamContent' | 'attachmentRelease' | 'inboxNotice' | 'seqRepair';
 
 /**
  * Which queues an event can fill, so that a commit kicks only those reactors (each drain is a
@@ -186,9 +186,19 @@ export function chatsProjection(deps: {
   onQueued?: (queues: Set<ChatsQueue>) => void;
 }): Projection<ChatEvent> {
   /** A message the store lost its place for: an error with its ids (never its body) and a counter that alerts. */
+  /** Set when a transaction queued a repair: its commit kicks the seq-repair reactor (a rolled-back one only kicks in vain). */
+  let repairsQueued = false;
   const report = (collisions: SeqCollision[]): void => {
-    for (const c of collisions) deps.log.error({ ...c }, 'chat event stored with a seq the chat already had: the message is not in history (a NATS defect, see docs/reliability.md)');
+    for (const c of collisions) {
+      deps.log.error(
+        { ...c },
+        c.repair
+          ? 'chat event stored with a seq the chat already had: the message is queued to be appended again under a new seq (a NATS defect, see docs/reliability.md)'
+          : 'chat event stored with a seq the chat already had: its clientMsgId is in history as another message, not repaired (a NATS defect, see docs/reliability.md)',
+      );
+    }
     if (collisions.length > 0) deps.metrics.chatSeqCollisions.inc(collisions.length);
+    if (collisions.some((c) => c.repair)) repairsQueued = true;
   };
   return {
     name: CHATS_PROJECTOR,
@@ -197,6 +207,8 @@ export function chatsProjection(deps: {
     async afterCommit(events) {
       deps.metrics.messagesTotal.inc(events.filter((e) => e.type === 'MessageSent' || e.type === 'PollPosted').length);
       const queued = new Set(events.flatMap((e) => QUEUES_OF[e.type] ?? []));
+      if (repairsQueued) queued.add('seqRepair');
+      repairsQueued = false;
       if (queued.size > 0) deps.onQueued?.(queued);
       // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
       if (!deps.cache.enabled) return;
@@ -236,12 +248,18 @@ async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'delete
  * A message event the store accepted with a chat seq another event of the chat already has. The
  * writer appends only with the chat's expected last subject sequence, so only the store can cause
  * this (NATS 2.9.10 did, after a frozen stream leader thawed: docs/reliability.md). The message is
- * not projected (its seq belongs to the other); the projection reports it, loudly, instead.
+ * not projected at that seq (it belongs to the other); the projection reports it, loudly, and
+ * queues it in the same transaction for the seq-repair reactor, which appends it again under a new
+ * seq (reactors/seq-repair.ts).
  */
 export interface SeqCollision {
   chatId: string;
   seq: number;
   messageId: string;
+  /** Where the store holds the lost copy in the chats stream. */
+  streamSeq: number;
+  /** Queued for repair (messages.seq_repairs); false when the sender's clientMsgId is in history already. */
+  repair: boolean;
 }
 
 /**
@@ -285,11 +303,42 @@ async function recordDependent(tx: PoolClient, event: ChatEvent, messageId: stri
   );
 }
 
-/** Of these message events, the ones not stored: neither by this run nor by an earlier delivery. */
-async function unstored(tx: PoolClient, events: { chatId: string; seq: number; data: { messageId: string } }[]): Promise<SeqCollision[]> {
-  const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages.messages WHERE id = ANY($1::uuid[])', [events.map((e) => e.data.messageId)]);
+/**
+ * Of these message events, the ones not stored: neither by this run nor by an earlier delivery.
+ * Each is queued for repair (messages.seq_repairs, reactors/seq-repair.ts), unless the sender's
+ * clientMsgId is stored already as another message of the chat: then the send is in history (a
+ * retry that JetStream's duplicate window did not catch), and appending it again would only lose
+ * its seq once more.
+ */
+async function unstored(tx: PoolClient, items: { event: { chatId: string; seq: number; meta: { occurredAt: string }; data: { messageId: string; senderId: string; clientMsgId: string } }; streamSeq: number }[]): Promise<SeqCollision[]> {
+  const { rows } = await tx.query<{ id: string }>('SELECT id FROM messages.messages WHERE id = ANY($1::uuid[])', [items.map((x) => x.event.data.messageId)]);
   const stored = new Set(rows.map((r) => r.id));
-  return events.filter((e) => !stored.has(e.data.messageId)).map((e) => ({ chatId: e.chatId, seq: e.seq, messageId: e.data.messageId }));
+  const lost = items.filter((x) => !stored.has(x.event.data.messageId));
+  if (lost.length === 0) return [];
+  const { rows: sent } = await tx.query<{ chat_id: string; sender_id: string; client_msg_id: string }>(
+    `SELECT m.chat_id, m.sender_id, m.client_msg_id FROM messages.messages m
+       JOIN unnest($1::uuid[], $2::uuid[], $3::text[]) AS k(chat_id, sender_id, client_msg_id)
+         ON m.chat_id = k.chat_id AND m.sender_id = k.sender_id AND m.client_msg_id = k.client_msg_id`,
+    [lost.map((x) => x.event.chatId), lost.map((x) => x.event.data.senderId), lost.map((x) => x.event.data.clientMsgId)],
+  );
+  const resent = new Set(sent.map((r) => `${r.chat_id}:${r.sender_id}:${r.client_msg_id}`));
+  const collisions = lost.map(({ event, streamSeq }) => ({
+    chatId: event.chatId,
+    seq: event.seq,
+    messageId: event.data.messageId,
+    streamSeq,
+    repair: !resent.has(`${event.chatId}:${event.data.senderId}:${event.data.clientMsgId}`),
+  }));
+  const repairs = collisions.filter((c) => c.repair);
+  if (repairs.length > 0) {
+    // Stamped with the lost event's time, like every queue: a projection is a function of its events.
+    await tx.query(
+      `INSERT INTO messages.seq_repairs (stream_seq, message_id, chat_id, seq, queued_at)
+       SELECT * FROM unnest($1::bigint[], $2::uuid[], $3::uuid[], $4::int[], $5::timestamptz[]) ON CONFLICT DO NOTHING`,
+      [repairs.map((c) => c.streamSeq), repairs.map((c) => c.messageId), repairs.map((c) => c.chatId), repairs.map((c) => c.seq), repairs.map((c) => lost.find((x) => x.streamSeq === c.streamSeq)!.event.meta.occurredAt)],
+    );
+  }
+  return collisions;
 }
 
 async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position): Promise<SeqCollision | undefined> {
@@ -323,7 +372,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
         [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.body, d.replyTo, at, position.streamSeq],
       );
       if (rowCount === 0) {
-        const [collision] = await unstored(tx, [event]);
+        const [collision] = await unstored(tx, [{ event, streamSeq: position.streamSeq }]);
         if (collision) return collision;
       }
       if (d.attachmentIds.length > 0) {
@@ -344,7 +393,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
         [d.messageId, event.chatId, event.seq, d.senderId, d.clientMsgId, d.question, at, position.streamSeq, d.pollId],
       );
       if (rowCount === 0) {
-        const [collision] = await unstored(tx, [event]);
+        const [collision] = await unstored(tx, [{ event, streamSeq: position.streamSeq }]);
         if (collision) return collision;
       }
       await tx.query(
