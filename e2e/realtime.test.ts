@@ -315,7 +315,7 @@ describe('realtime limits', () => {
   });
 });
 
-describe('presence', () => {
+describe('presence and live profile changes', () => {
   let stack: Stack;
   let g2: Gateway;
   beforeAll(async () => {
@@ -405,20 +405,8 @@ describe('presence', () => {
     expect(fanSees.filter((f) => f.userId === friend.id).at(-1)).toEqual({ op: 'presence', userId: friend.id, online: false, lastSeen: expect.any(String) });
     expect(await presenceOf(stranger)).toEqual([]);
   }, 30_000);
-});
 
-describe('live profile changes', () => {
-  let stack: Stack;
-  let g2: Gateway;
-  beforeAll(async () => {
-    stack = await startStack();
-    g2 = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
-  });
-  afterAll(async () => {
-    await g2?.stop();
-    await stack?.stop();
-  });
-
+  // Profile frames follow the presence audience, so they share its two-gateway stack.
   it('tells chat peers, contacts and the user\'s other devices, on every gateway, with the public profile only; never a blocked user; a failed or empty PATCH tells no one', async () => {
     const [ann, peer, fan, shunned] = [await register(stack, 'lp_ann'), await register(stack, 'lp_peer'), await register(stack, 'lp_fan'), await register(stack, 'lp_shunned')];
     await groupOf(stack, ann, [peer, shunned], 'profiles');

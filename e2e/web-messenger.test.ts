@@ -2,7 +2,7 @@ import type { Browser, Page } from 'playwright-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { register, startStack, type Account, type Stack } from './stack.js';
-import { call, directChat, launchBrowser, openChat, signIn, SIZES, webDir } from './web-kit.js';
+import { call, directChat, launchBrowser, openChat, openPage, signIn, SIZES, webDir } from './web-kit.js';
 
 /**
  * The web client's messenger features in Chromium, each at a desktop window and a 375 px phone
@@ -52,10 +52,7 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
     }
     expect((await call(stack.baseUrl, anna.accessToken, 'POST', `/chats/${chat.id}/read`, { messageId: ids[99] })).status).toBeLessThan(300);
 
-    const context = await browser.newContext({ locale: 'en-US', ...options });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const { context, page, pageErrors } = await openPage(browser, options);
     try {
       await signIn(page, stack.baseUrl, anna);
       await expect.poll(() => page.locator('.chat-item', { hasText: 'Boris Reader' }).locator('.badge').textContent(), { timeout: 10_000 }).toBe('30');
@@ -220,10 +217,7 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
     const photo = await sharp({ create: { width: 800, height: 600, channels: 3, background: '#3366cc' } }).png().toBuffer();
     const pasted = await sharp({ create: { width: 200, height: 100, channels: 3, background: '#cc6633' } }).png().toBuffer();
 
-    const context = await browser.newContext({ locale: 'en-US', ...options });
-    const page = await context.newPage();
-    const pageErrors: string[] = [];
-    page.on('pageerror', (e) => pageErrors.push(String(e)));
+    const { context, page, pageErrors } = await openPage(browser, options);
     try {
       await signIn(page, stack.baseUrl, anna);
       await openChat(page, 'Boris Viewer');
