@@ -32,6 +32,8 @@ const env = {
   LOG_LEVEL: 'warn',
   // Its users all register from this one address.
   REGISTER_MAX_PER_ADDRESS: '1000000',
+  // Its chats are all created by one or two accounts.
+  GROUPS_PER_DAY: '1000000',
   PORT: '18380',
   REDIS_URL: '',
 };

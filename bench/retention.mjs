@@ -49,6 +49,8 @@ const env = {
   LOG_LEVEL: 'warn',
   // Its users all register from this one address.
   REGISTER_MAX_PER_ADDRESS: '1000000',
+  // Its chats are all created by one or two accounts.
+  GROUPS_PER_DAY: '1000000',
   // Free ports, so that it runs beside anything else (another benchmark, a dev stack).
   PORT: String(20000 + Math.floor(Math.random() * 20000)),
   METRICS_PORT: '0',
