@@ -1,4 +1,4 @@
-import { AckPolicy, DeliverPolicy, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, type ConsumerInfo, type ConsumerMessages, type JsMsg } from '@nats-io/jetstream';
 import { context, SpanKind, trace, type Span } from '@opentelemetry/api';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
@@ -7,6 +7,9 @@ import type { ProjectorHooks } from './faults.js';
 import type { CheckpointStore, Lease, Leadership, ParseResult, PositionedEvent } from './processor-store.js';
 import { isNotFound } from './streams.js';
 import { contextFrom, tracer } from './trace.js';
+
+/** How long a stall seen once must last before the processor restarts its consumer (ms). */
+const STALL_CONFIRM_MS = 1_000;
 
 export interface ProcessorOptions<E> {
   bus: Bus;
@@ -270,10 +273,9 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
       // stop() may have run while this consumer was being set up, closing only the previous one.
       if (this.stopped) void messages.close();
       void this.watchStatus(messages, restart);
+      const idle = () => !restarting && this.queue.length === 0 && !this.draining && Date.now() - lastDeliveryAt >= this.stallMs;
       const watchdog = setInterval(() => {
-        if (!restarting && this.queue.length === 0 && !this.draining && Date.now() - lastDeliveryAt >= this.stallMs) {
-          void this.checkStalled((reason, detail) => restart(reason, detail));
-        }
+        if (idle()) void this.checkStalled(idle, (reason, detail) => restart(reason, detail));
       }, this.stallMs);
       watchdog.unref();
       try {
@@ -309,13 +311,23 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
    * checkpoint gets things moving again. Quiet streams pass (nothing pending), and so does a NATS
    * that cannot answer (the library's own reconnect handling covers that).
    */
-  private async checkStalled(restart: (reason: string, detail: object) => void): Promise<void> {
+  private async checkStalled(idle: () => boolean, restart: (reason: string, detail: object) => void): Promise<void> {
     try {
-      const info = await this.o.bus.jsm.consumers.info(this.o.stream, this.name);
+      const waiting = (info: ConsumerInfo) => info.num_pending > 0 || info.num_ack_pending > 0;
+      const first = await this.o.bus.jsm.consumers.info(this.o.stream, this.name);
+      if (!waiting(first)) return;
+      // Asked twice, a second apart: an event published just as the first answer was made can be
+      // counted there as delivered while it is still on its way to us. It arrives within the
+      // second (idle() turns false); a consumer that is really stuck looks the same both times.
+      // (Without this a quiet projector restarted on the first event after ten idle seconds, and
+      // the new consumer's ack floor stayed at 0, which held a retention pass forever.)
+      await new Promise((resolve) => setTimeout(resolve, STALL_CONFIRM_MS));
+      if (!idle()) return;
+      const second = await this.o.bus.jsm.consumers.info(this.o.stream, this.name);
       // Nothing is in hand (the queue is empty, every batch acked), so anything JetStream counts as
       // delivered and unacknowledged never arrived.
-      if (info.num_pending > 0 || info.num_ack_pending > 0) {
-        restart('received nothing while events wait', { pending: info.num_pending, ackPending: info.num_ack_pending, stallMs: this.stallMs });
+      if (waiting(second) && second.delivered.consumer_seq === first.delivered.consumer_seq) {
+        restart('received nothing while events wait', { pending: second.num_pending, ackPending: second.num_ack_pending, stallMs: this.stallMs });
       }
     } catch (error) {
       if (isNotFound(error)) restart('consumer lost (not found)', {});

@@ -1,10 +1,23 @@
-import type { JetStreamManager } from '@nats-io/jetstream';
+import type { ConsumerInfo, JetStreamManager } from '@nats-io/jetstream';
 import { ATTACHMENTS_PROJECTOR, RETENTION_PROJECTORS, streamName } from '@parley/contracts';
 import { callRpc, type Bus } from '@parley/bus';
 import type { Logger } from '@parley/log';
 
 export class ProjectionTimeoutError extends Error {
   override name = 'ProjectionTimeoutError';
+}
+
+/**
+ * Whether a projector's consumer has acknowledged everything up to stream sequence `seq`. The ack
+ * floor says so, except on a consumer the projector created again from its checkpoint (after a
+ * stall or a lost consumer): there NATS 2.9.10 left the ack floor at 0 after the event was delivered and
+ * acknowledged (bench:retention: delivered 101, ack floor 0, nothing pending, for twelve minutes,
+ * while the pass waited for 101). So also: delivered past `seq` with nothing unacknowledged,
+ * which an explicit-ack consumer reaches only once every delivery up to there is acked, or when it
+ * was created past `seq`, from a checkpoint that already includes it.
+ */
+function applied(info: ConsumerInfo, seq: number): boolean {
+  return info.ack_floor.stream_seq >= seq || (info.delivered.stream_seq >= seq && info.num_ack_pending === 0);
 }
 
 /**
@@ -22,7 +35,7 @@ export async function waitForProjectors(
   for (const [key, seq] of Object.entries(upTo) as [keyof typeof RETENTION_PROJECTORS, number][]) {
     for (;;) {
       const info = await jsm.consumers.info(streamName(namespace, key), RETENTION_PROJECTORS[key]).catch(() => null);
-      if (info && info.ack_floor.stream_seq >= seq) break;
+      if (info && applied(info, seq)) break;
       if (Date.now() > deadline) {
         throw new ProjectionTimeoutError(`${RETENTION_PROJECTORS[key]} has not applied the retention events (stream seq ${seq}) within ${timeoutMs} ms; is the service running?`);
       }
