@@ -1,4 +1,4 @@
-import type { JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamManager, MsgRequest } from '@nats-io/jetstream';
 
 /**
  * Deletes stream messages by sequence, `concurrency` requests in flight. Erasing (the default of
@@ -33,17 +33,26 @@ export async function purgeBelow(jsm: JetStreamManager, stream: string, firstFre
   return purged;
 }
 
-/** Purges every message on the subjects matching `filter` (wildcards allowed). Returns how many. */
-export async function purgeSubject(jsm: JetStreamManager, stream: string, filter: string): Promise<number> {
-  const { purged } = await jsm.streams.purge(stream, { filter });
-  return purged;
-}
-
 /**
- * Purges, in one request, every message on the subjects matching `filter` whose stream sequence is
- * below `seq` (JetStream purge with `filter` and `seq`). Returns how many.
+ * Deletes, one by one, every message on the subjects matching `filter` (wildcards allowed) whose
+ * stream sequence is below `below` (all of them without it), overwriting each (erase). Returns how
+ * many it deleted.
+ *
+ * Never a purge with a subject filter, nor a `Nats-Rollup: sub` publish, on a stream that live
+ * consumers read: NATS 2.9.10 moves every consumer whose filter covers the purged subject past the
+ * purge, so those consumers silently skip the events of *other* subjects not yet delivered to them
+ * (docs/reliability.md, "Subject purges skip events"). Deleting single messages leaves consumers
+ * where they are. Meant for a few messages a subject (a user's events, an upload record, a
+ * snapshot): one lookup and one delete each.
  */
-export async function purgeSubjectBelow(jsm: JetStreamManager, stream: string, filter: string, seq: number): Promise<number> {
-  const { purged } = await jsm.streams.purge(stream, { filter, seq });
-  return purged;
+export async function deleteSubjectMessages(jsm: JetStreamManager, stream: string, filter: string, below = Number.POSITIVE_INFINITY): Promise<number> {
+  let deleted = 0;
+  for (let from = 1; ; ) {
+    // The stream leader answers (not a direct get, which a replica behind it may answer). NATS 2.9
+    // takes `next_by_subj` here too; the client's type lists it for direct gets only.
+    const stored = await jsm.streams.getMessage(stream, { next_by_subj: filter, seq: from } as unknown as MsgRequest);
+    if (!stored || stored.seq >= below) return deleted;
+    deleted += await deleteStreamSequences(jsm, stream, [stored.seq], 1);
+    from = stored.seq + 1;
+  }
 }

@@ -11,8 +11,6 @@ export interface PublishOptions {
   msgId: string;
   /** Only store when the subject's last stream sequence is this (0: the subject is empty). */
   expectLastSubjectSequence?: number;
-  /** `Nats-Rollup: sub`: once stored, this message replaces every earlier one on its subject. */
-  rollupSubject?: boolean;
 }
 
 export interface Published {
@@ -52,7 +50,9 @@ async function publishInSpan(js: JetStreamClient, subject: string, event: { type
   try {
     const ack = await js.publish(subject, JSON.stringify(event), {
       msgID: options.msgId,
-      headers: headersWithTrace({ 'Parley-Event-Type': event.type, ...(options.rollupSubject ? { 'Nats-Rollup': 'sub' } : {}) }),
+      // Never `Nats-Rollup`: on NATS 2.9.10 a rollup makes consumers skip other subjects' events
+      // (deleteSubjectMessages in compact.ts replaces it).
+      headers: headersWithTrace({ 'Parley-Event-Type': event.type }),
       ...(options.expectLastSubjectSequence === undefined
         ? {}
         : { expect: { lastSubjectSequence: options.expectLastSubjectSequence } }),

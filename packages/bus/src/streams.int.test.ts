@@ -1,3 +1,4 @@
+import { headers } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { declaredStreams, type StreamDeclaration } from '@parley/contracts';
 import { createLogger } from '@parley/log';
@@ -47,6 +48,19 @@ describe('ensureStreams', () => {
     const info = await bus.jsm.streams.info(decl.name);
     expect(info.config.max_age).toBe(3600 * 1e9);
     expect(info.config.max_msgs_per_subject).toBe(1);
+  });
+
+  it('turns rollup headers off on a stream made when they were allowed, and the stream refuses a rollup after', async () => {
+    const name = `${env.namespace}_rollups`;
+    const decl: StreamDeclaration = { name, description: 'rollups', subjects: [`${env.namespace}.rollups.*`], maxAgeSeconds: 0, maxMsgsPerSubject: -1, duplicateWindowSeconds: 120, replicas: 1 };
+    await bus.jsm.streams.add({ name, subjects: decl.subjects, allow_rollup_hdrs: true });
+    await bus.js.publish(`${env.namespace}.rollups.a`, 'first');
+    await ensureStreams(bus.jsm, [decl], log);
+    expect((await bus.jsm.streams.info(name)).config.allow_rollup_hdrs).toBe(false);
+    const rollup = headers();
+    rollup.set('Nats-Rollup', 'sub');
+    await expect(bus.js.publish(`${env.namespace}.rollups.a`, 'second', { headers: rollup })).rejects.toThrow(/rollup/i);
+    expect((await bus.jsm.streams.info(name)).state.messages).toBe(1);
   });
 
   it('upgrades a chats stream made before snapshots in place: the snapshot subject is added, every event kept', async () => {

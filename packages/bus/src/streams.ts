@@ -25,7 +25,9 @@ export function streamConfig(decl: StreamDeclaration): Partial<StreamConfig> & {
     // Retention removes individual expired messages and erased subjects.
     deny_delete: false,
     deny_purge: false,
-    allow_rollup_hdrs: true,
+    // No rollups: on NATS 2.9.10 one makes every consumer covering its subject skip other
+    // subjects' events (docs/reliability.md); refused here so that no publisher can send one.
+    allow_rollup_hdrs: false,
     ...(decl.republish ? { republish: { src: decl.republish.src, dest: decl.republish.dest } } : {}),
   };
 }

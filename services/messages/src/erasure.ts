@@ -1,4 +1,4 @@
-import { deleteStreamSequences, publishEvent, purgeSubject, readStream, type Bus } from '@parley/bus';
+import { deleteStreamSequences, deleteSubjectMessages, publishEvent, readStream, type Bus } from '@parley/bus';
 import type { Projection } from '@parley/projector-pg';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatEvent, type ReadPositionsErased, type UserEvent } from '@parley/contracts';
@@ -51,19 +51,20 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
         deleted += await deleteStreamSequences(deps.bus.jsm, stream, seqs, 4);
       }
       const { rows: uploads } = await tx.query<{ id: string }>('SELECT id FROM messages.attachments WHERE uploader_id = $1', [userId]);
-      for (const { id } of uploads) await purgeSubject(deps.bus.jsm, stream, subjects.attachment(deps.namespace, id));
+      for (const { id } of uploads) await deleteSubjectMessages(deps.bus.jsm, stream, subjects.attachment(deps.namespace, id));
       deps.log.info({ chats: chats.length, streamEvents: deleted, uploads: uploads.length }, 'erased account purged from the chats stream');
     },
   };
 }
 
 /**
- * Purges the person's receipts from the stream, then publishes the event that deletes their rows.
- * Its dedup id is new at every attempt on purpose: the event's subject is under the purge's
- * filter, so a retry's purge takes the earlier event, and the retry must store a new one.
+ * Deletes the person's receipts from the stream (one by one: docs/reliability.md says why not a
+ * subject purge), then publishes the event that deletes their rows.
+ * Its dedup id is new at every attempt on purpose: the event's subject is under the deletion's
+ * filter, so a retry's deletion takes the earlier event, and the retry must store a new one.
  */
 async function eraseReadPositions(deps: ErasureDeps, userId: string, correlationId: string): Promise<void> {
-  await purgeSubject(deps.bus.jsm, streamName(deps.namespace, 'receipts'), subjects.userReceipts(deps.namespace, userId));
+  await deleteSubjectMessages(deps.bus.jsm, streamName(deps.namespace, 'receipts'), subjects.userReceipts(deps.namespace, userId));
   const erased: ReadPositionsErased = {
     type: 'ReadPositionsErased',
     version: 1,

@@ -1,4 +1,4 @@
-import { callRpc, chatSnapshotOf, deleteStreamSequences, eachConcurrently, publishEvent, purgeBelow, purgeSubjectBelow, type Bus } from '@parley/bus';
+import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, publishEvent, purgeBelow, WrongLastSequenceError, type Bus } from '@parley/bus';
 import { foldSnapshot } from '@parley/chat-domain';
 import { ChatWriter, chatSequencer, expiryBasis } from '@parley/chat-writer';
 import {
@@ -129,33 +129,40 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   /** Chat events below the cutoff: what the purge removes. */
   let chatEventsBelow = 0;
   /** Upload records by attachment id: those older than the attachment cutoff go, and those of expired messages. */
-  const uploads = new Map<string, { seqs: number[]; expired: boolean }>();
+  const uploads = new Map<string, { seqs: number[]; expired: boolean; last: { seq: number; event: { type: string } } }>();
   const expiredAttachments = new Set<string>();
   const chatPrefix = `${ns}.chat.`;
   const attachmentPrefix = `${ns}.attachment.`;
   const snapshotPrefix = `${ns}.chatsnap.`;
   const claimPrefix = `${ns}.chatclaim.`;
-  /** Messages below the cutoff that must outlive it (claims, snapshots): re-published before the purge. */
+  /** Messages below the cutoff that must outlive it (claims, snapshots, uploads still in use): re-published before the purge. */
   const carried = new Map<string, { seq: number; event: { type: string } }>();
   /** The lowest stream sequence the whole-stream purge must keep (a message of unknown kind). */
   let keepFrom = Number.POSITIVE_INFINITY;
+  /** Messages of known kinds after it: deleted one by one instead of purged (never a subject purge: see below). */
+  const afterKept: number[] = [];
   const attachmentCutoff = cutoffs.attachments.getTime();
+  const knownPrefixes = [chatPrefix, attachmentPrefix, claimPrefix, snapshotPrefix];
   const chatsScan = await scanExpired(bus.js, bus.jsm, stream('chats'), cutoffs.messages, (stored) => {
+    const known = knownPrefixes.some((prefix) => stored.subject.startsWith(prefix));
+    if (!known) {
+      keepFrom = Math.min(keepFrom, stored.seq);
+      return;
+    }
+    if (Number.isFinite(keepFrom)) afterKept.push(stored.seq);
     if (stored.subject.startsWith(attachmentPrefix)) {
       const id = stored.subject.slice(attachmentPrefix.length);
-      const upload = uploads.get(id) ?? { seqs: [], expired: false };
+      const last = { seq: stored.seq, event: stored.json<{ type: string }>() };
+      const upload = uploads.get(id) ?? { seqs: [], expired: false, last };
       upload.seqs.push(stored.seq);
       upload.expired ||= stored.storedAt < attachmentCutoff;
+      upload.last = last;
       uploads.set(id, upload);
       return;
     }
     if (stored.subject.startsWith(claimPrefix) || stored.subject.startsWith(snapshotPrefix)) {
       // A direct chat's claim and a chat's snapshot live as long as the chat: carried forward.
       carried.set(stored.subject, { seq: stored.seq, event: stored.json<{ type: string }>() });
-      return;
-    }
-    if (!stored.subject.startsWith(chatPrefix)) {
-      keepFrom = Math.min(keepFrom, stored.seq);
       return;
     }
     const event = stored.json<ChatEvent>();
@@ -174,9 +181,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     else chat.expiredUpToSeq = Math.max(chat.expiredUpToSeq, event.data.upToSeq);
     chats.set(event.chatId, chat);
   });
+  if (Number.isFinite(keepFrom)) log.warn({ streamSeq: keepFrom }, 'the chats stream holds a message of a kind this version does not write: it is kept, and the known messages after it are deleted one by one');
   const attachmentSeqs = [...uploads].flatMap(([id, u]) => (u.expired || expiredAttachments.has(id) ? u.seqs : []));
-  // An upload record below the cutoff whose message is fresh (uploaded the day before it) stays.
-  for (const [id, u] of uploads) if (!u.expired && !expiredAttachments.has(id)) keepFrom = Math.min(keepFrom, ...u.seqs);
+  // An upload record below the cutoff whose message is fresh (uploaded the day before it) stays:
+  // carried to the head like a claim, so that it does not hold the purge back.
+  for (const [id, u] of uploads) if (!u.expired && !expiredAttachments.has(id)) carried.set(`${attachmentPrefix}${id}`, u.last);
   const tails: Record<'audit' | 'resets' | 'receipts', { firstFreshSeq: number; expired: number }> = {
     audit: { firstFreshSeq: 0, expired: 0 },
     resets: { firstFreshSeq: 0, expired: 0 },
@@ -254,18 +263,19 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // events go: a crash in between leaves a snapshot that the remaining events replay onto without
   // change (foldSnapshot and the projection skip or repeat them idempotently).
   const purgeBelowSeq = await writeSnapshots(deps, stream('chats'), prefixes, chatsScan.firstFreshSeq, options.now);
-  // Claims and the snapshots this pass did not replace go to the head (rolled up: the old copy goes
-  // at once), so that everything below the cutoff can go with a purge of the whole stream, which
-  // drops whole message blocks (their bytes too) and is 4x faster than a purge filtered by subject.
+  // Claims, uploads still in use and the snapshots this pass did not replace go to the head (the
+  // old copy goes with the purge), so that everything below the cutoff can go with a purge of the
+  // whole stream, which drops whole message blocks (their bytes too). Never a purge filtered by
+  // subject, nor a rollup: NATS 2.9.10 moves every consumer whose filter covers the subject past
+  // it, and the projections would skip live events (docs/reliability.md, "Subject purges skip events").
   await carryForward(deps, stream('chats'), [...carried].filter(([subject]) => !subject.startsWith(snapshotPrefix) || !prefixes.has(subject.slice(snapshotPrefix.length))));
   const wholeBelow = Math.min(purgeBelowSeq, keepFrom);
-  let chatEventsPurged = await purgePaced(bus.jsm, stream('chats'), wholeBelow, options.purgeChunk ?? 0);
-  // Between an upload record that stays and the cutoff, chat events alone (at most about a day).
-  if (purgeBelowSeq > wholeBelow) chatEventsPurged += await purgeSubjectBelow(bus.jsm, stream('chats'), subjects.allChats(ns), purgeBelowSeq);
+  const chatEventsPurged = await purgePaced(bus.jsm, stream('chats'), wholeBelow, options.purgeChunk ?? 0);
+  // After a message of unknown kind that stays (none in this version's stream), one by one.
   const attachmentsRemoved = await deleteStreamSequences(
     bus.jsm,
     stream('chats'),
-    attachmentSeqs.filter((seq) => seq >= wholeBelow),
+    [...new Set([...attachmentSeqs, ...afterKept.filter((seq) => seq < purgeBelowSeq)])].filter((seq) => seq >= wholeBelow),
     options.deleteConcurrency,
     options.eraseStreamMessages ?? true,
   );
@@ -313,16 +323,26 @@ async function writeSnapshots(deps: PassDeps, chatsStream: string, prefixes: Map
       lastActivityAt: prefix.lastActivityAt > folded.lastActivityAt ? prefix.lastActivityAt : folded.lastActivityAt,
     };
     const snapshot: ChatSnapshot = { type: 'ChatSnapshot', version: 1, data, meta: buildMeta({ eventId: newId(), occurredAt: now, actorId: null, correlationId: newId() }) };
-    await publishEvent(bus.js, subjects.chatSnapshot(ns, chatId), snapshot, { msgId: `snapshot:${chatId}:${data.seq}`, rollupSubject: true });
+    const ack = await publishEvent(bus.js, subjects.chatSnapshot(ns, chatId), snapshot, { msgId: `snapshot:${chatId}:${data.seq}` });
+    // Latest only: the earlier ones go (by sequence, not by a rollup: see compaction above).
+    await deleteSubjectMessages(bus.jsm, chatsStream, subjects.chatSnapshot(ns, chatId), ack.seq);
   });
   return purgeBelowSeq;
 }
 
-/** Re-publishes messages that must outlive the purge of everything below the cutoff, each replacing itself. */
+/**
+ * Re-publishes messages that must outlive the purge of everything below the cutoff, unchanged (the
+ * event keeps its time, so its age survives), each only while it is still its subject's last
+ * message: an upload deleted meanwhile is not brought back. The old copy goes with the purge.
+ */
 async function carryForward(deps: PassDeps, chatsStream: string, messages: [string, { seq: number; event: { type: string } }][]): Promise<void> {
   await eachConcurrently(messages, SNAPSHOT_CONCURRENCY, async ([subject, { seq, event }]) => {
-    // Its own msgId: the original's may still be inside the duplicate window.
-    await publishEvent(deps.bus.js, subject, event, { msgId: `carry:${chatsStream}:${seq}`, rollupSubject: true });
+    try {
+      // Its own msgId: the original's may still be inside the duplicate window.
+      await publishEvent(deps.bus.js, subject, event, { msgId: `carry:${chatsStream}:${seq}`, expectLastSubjectSequence: seq });
+    } catch (error) {
+      if (!(error instanceof WrongLastSequenceError)) throw error; // else superseded
+    }
   });
 }
 

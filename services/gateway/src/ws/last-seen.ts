@@ -1,5 +1,5 @@
 import { Kvm, type KV } from '@nats-io/kv';
-import { purgeSubject, type Bus } from '@parley/bus';
+import { deleteSubjectMessages, type Bus } from '@parley/bus';
 import { subjects } from '@parley/contracts';
 
 /** How long an offline notice's time is remembered here (a snapshot's reads take at most a second or so). */
@@ -44,7 +44,7 @@ export class LastSeen {
 
   async forget(userId: string): Promise<void> {
     this.noticed.delete(userId);
-    await purgeSubject(this.deps.bus.jsm, `KV_${this.bucket}`, `$KV.${this.bucket}.${userId}`);
+    await deleteSubjectMessages(this.deps.bus.jsm, `KV_${this.bucket}`, `$KV.${this.bucket}.${userId}`);
   }
 
   /** An offline notice said `userId` was last seen `at`. */

@@ -1,12 +1,15 @@
-import { publishEvent, type Bus } from '@parley/bus';
-import { buildMeta, newId, subjects, type AttachmentDeleted } from '@parley/contracts';
+import { deleteSubjectMessages, publishEvent, type Bus } from '@parley/bus';
+import { buildMeta, newId, streamName, subjects, type AttachmentDeleted } from '@parley/contracts';
 
 /**
  * Publishes an attachment's AttachmentDeleted, the one way an attachment goes (released by its last
- * message, swept unsent, deleted by its uploader). Rolled up: the tombstone (ids and reason)
- * replaces the upload record on the subject, so the file's name, size, type and uploader do not
- * outlive it in the stream (issue 23, finding 11). The dedup id is per attachment: a retry stores
- * nothing new, and a later one is a no-op for the projection. Returns the stream sequence.
+ * message, swept unsent, deleted by its uploader). The tombstone (ids and reason) replaces the
+ * upload record on the subject: once it is stored, the record is deleted, so the file's name, size,
+ * type and uploader do not outlive it in the stream (issue 23, finding 11). Deleted by sequence,
+ * not rolled up: a rollup made the attachments projection skip other attachments' events on NATS
+ * 2.9.10 (docs/reliability.md). The dedup id is per attachment: a retry (after a crash between the
+ * two steps too) stores nothing new and deletes what is left, and a later one is a no-op for the
+ * projection. Returns the stream sequence.
  */
 export async function publishAttachmentDeleted(
   deps: { bus: Bus; namespace: string },
@@ -20,6 +23,8 @@ export async function publishAttachmentDeleted(
     data: { attachmentId, reason },
     meta: buildMeta({ eventId: newId(), occurredAt: context.occurredAt ?? new Date(), actorId: context.actorId, correlationId: context.correlationId ?? newId() }),
   };
-  const ack = await publishEvent(deps.bus.js, subjects.attachment(deps.namespace, attachmentId), event, { msgId: `attachment-deleted:${attachmentId}`, rollupSubject: true });
+  const subject = subjects.attachment(deps.namespace, attachmentId);
+  const ack = await publishEvent(deps.bus.js, subject, event, { msgId: `attachment-deleted:${attachmentId}` });
+  await deleteSubjectMessages(deps.bus.jsm, streamName(deps.namespace, 'chats'), subject, ack.seq);
   return ack.seq;
 }

@@ -1,4 +1,4 @@
-import { isNotFound, publishEvent, purgeSubject, type Bus } from '@parley/bus';
+import { deleteSubjectMessages, isNotFound, publishEvent, type Bus } from '@parley/bus';
 import { waitForCheckpoint } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
 import type { LoginThrottle } from '../auth/throttle.js';
@@ -31,8 +31,9 @@ export interface EraseDeps {
  * 1. Ledger: an ErasureRecorded entry (ids only) in the erasures stream, kept forever.
  * 2. Sessions: none may start any more (users.erasing, under a lock session starts share), then all
  *    are revoked (sockets close, tokens stop working) and their rows deleted.
- * 3. UserErased on the user's subject with a subject rollup: the stream drops every earlier event
- *    of the account (profile, password hash, contacts); the projection deletes the rows and cache
+ * 3. UserErased on the user's subject, then every earlier event of the account on it is deleted
+ *    from the stream (profile, password hash, contacts), one by one: not a subject rollup, which
+ *    makes NATS 2.9.10's consumers skip other users' events (docs/reliability.md); the projection deletes the rows and cache
  *    entries and keeps only the id as a "deleted account". The messages service reacts to it
  *    (leaves every chat, and purges the person's messages if asked).
  * 4. The other streams: username and e-mail claims (the names become free), audit entries and
@@ -58,7 +59,8 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
   await deps.throttle.forgetUser(user);
 
   const erased: UserErased = { type: 'UserErased', version: 1, data: { userId: user.id, purgeMessages }, meta: meta() };
-  const ack = await publishEvent(bus.js, subjects.user(ns, user.id), erased, { msgId: `erase:${user.id}:${correlationId}`, rollupSubject: true });
+  const ack = await publishEvent(bus.js, subjects.user(ns, user.id), erased, { msgId: `erase:${user.id}:${correlationId}` });
+  await deleteSubjectMessages(bus.jsm, streamName(ns, 'users'), subjects.user(ns, user.id), ack.seq);
 
   const purges: [string, string][] = [
     ['users', subjects.identityClaim(ns, 'username', user.username)],
@@ -66,7 +68,7 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
     ['audit', subjects.audit(ns, user.id)],
     ['resets', subjects.reset(ns, user.id)],
   ];
-  for (const [stream, filter] of purges) await purgeSubject(bus.jsm, streamName(ns, stream as 'users'), filter);
+  for (const [stream, filter] of purges) await deleteSubjectMessages(bus.jsm, streamName(ns, stream as 'users'), filter);
   // The audit and resets projections delete their rows on these (ids only). Published after the
   // purge, on the purged subjects, with a new dedup id at every attempt: a repeated erasure's
   // purge takes the earlier ones, so it must store them anew.
@@ -74,7 +76,7 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
   await publishEvent(bus.js, subjects.audit(ns, user.id), auditErased, { msgId: `audit-erased:${user.id}:${auditErased.meta.eventId}` });
   const resetsErased: ResetTokensErased = { type: 'ResetTokensErased', version: 1, data: { userId: user.id }, meta: meta() };
   await publishEvent(bus.js, subjects.reset(ns, user.id), resetsErased, { msgId: `resets-erased:${user.id}:${resetsErased.meta.eventId}` });
-  await purgeSubject(bus.jsm, `KV_${subjects.presenceBucket(ns)}`, `$KV.${subjects.presenceBucket(ns)}.${user.id}.>`).catch(() => 0);
+  await deleteSubjectMessages(bus.jsm, `KV_${subjects.presenceBucket(ns)}`, `$KV.${subjects.presenceBucket(ns)}.${user.id}.>`).catch(() => 0);
   await purgeLastSeen(bus, ns, user.id);
   await deps.mailer?.forget(user.email);
 
@@ -89,7 +91,7 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
 async function purgeLastSeen(bus: Bus, ns: string, userId: string): Promise<void> {
   // No bucket before any gateway created one: nothing to remove. Any other failure fails the
   // request, as a failed purge of the other streams does.
-  await purgeSubject(bus.jsm, `KV_${subjects.lastSeenBucket(ns)}`, `$KV.${subjects.lastSeenBucket(ns)}.${userId}`).catch((error: unknown) => {
+  await deleteSubjectMessages(bus.jsm, `KV_${subjects.lastSeenBucket(ns)}`, `$KV.${subjects.lastSeenBucket(ns)}.${userId}`).catch((error: unknown) => {
     if (!isNotFound(error)) throw error;
   });
 }
