@@ -58,6 +58,8 @@ export interface PassReport {
 
 /** Chat events that shape the chat (folded into its ChatSnapshot); the rest are part of a message's life. */
 const STRUCTURE = new Set<ChatEvent['type']>(['ChatCreated', 'ChatRenamed', 'MemberAdded', 'MemberRemoved', 'MemberErased']);
+/** Chats whose MessagesExpired events are appended at once. */
+const EXPIRY_CONCURRENCY = 8;
 /** Snapshots read and written at once (one direct get, then one publish each). */
 const SNAPSHOT_CONCURRENCY = 16;
 
@@ -231,16 +233,19 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   const sequencer = chatSequencer(bus, ns);
   const writer = new ChatWriter({ bus, namespace: ns, sequencer });
   const published: Partial<Record<'chats' | 'audit' | 'resets' | 'receipts', number>> = {};
-  for (const [chatId, chat] of expiring) {
+  // Chats side by side (each chat's chunks in order): one append waits for its ack before the next.
+  await eachConcurrently(expiring, EXPIRY_CONCURRENCY, async ([chatId, chat]) => {
     for (const upToSeq of expiryChunks(chat.messageSeqs, chat.upToSeq, options.batchMessages)) {
       const head = await sequencer.currentSeq(subjects.chat(ns, chatId));
-      const command = { type: 'ExpireMessages' as const, upToSeq, cutoff: cutoffs.messages.toISOString() };
+      // Everything below the scan's end goes with the purge in step 5: the projection queues only
+      // what refers to these messages from above it for deletion one by one.
+      const command = { type: 'ExpireMessages' as const, upToSeq, cutoff: cutoffs.messages.toISOString(), purgedBelow: chatsScan.firstFreshSeq };
       const appended = await writer.execute(chatId, command, expiryBasis(head, chat.expiredUpToSeq), { msgId: `expire:${chatId}:${upToSeq}`, actorId: null, occurredAt: options.now });
       if ('refusal' in appended) continue; // expired already (a pass that died after appending)
       chat.expiredUpToSeq = upToSeq;
       published.chats = Math.max(published.chats ?? 0, appended.streamSeq);
     }
-  }
+  });
   const cutoffEvent = <T extends AuditEntriesExpired | ResetTokensExpired | ReadPositionsExpired>(type: T['type'], cutoff: Date) =>
     ({ type, version: 1, data: { cutoff: cutoff.toISOString() }, meta: buildMeta({ eventId: newId(), occurredAt: options.now, actorId: null, correlationId: newId() }) }) as T;
   for (const [key, subject, type, cutoff, expired] of [

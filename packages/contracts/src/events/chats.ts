@@ -184,11 +184,17 @@ export type PollClosed = Static<typeof PollClosed>;
  * their reactions, polls, votes, attachment files and search entries; the retention service then
  * deletes the events themselves from the stream. It takes a chat seq like any chat event, so it
  * becomes the subject's head and the seq chain survives the deletion of everything before it.
+ * `purgedBelow` (added in issue 18, absent from older events): the stream sequence below which the
+ * pass purges the whole stream itself, so the events there that refer to these messages (reactions,
+ * votes, edits) need not be deleted one by one; those at or above it still are.
  */
 export const MessagesExpired = chatEventSchema(
   'MessagesExpired',
   1,
-  Type.Object({ upToSeq: Type.Integer({ minimum: 0 }), cutoff: Type.String() }, { additionalProperties: false }),
+  Type.Object(
+    { upToSeq: Type.Integer({ minimum: 0 }), cutoff: Type.String(), purgedBelow: Type.Optional(Type.Integer({ minimum: 1 })) },
+    { additionalProperties: false },
+  ),
 );
 export type MessagesExpired = Static<typeof MessagesExpired>;
 
@@ -207,8 +213,8 @@ export type MemberErased = Static<typeof MemberErased>;
 /**
  * A chat's structure folded up to chat seq `seq` (issue 18): what its ChatCreated, ChatRenamed,
  * MemberAdded, MemberRemoved and MemberErased events up to there came to. The retention service
- * writes it on `<ns>.chatsnap.<chatId>` (one per chat: each replaces the last with `Nats-Rollup:
- * sub`) before it purges every chat event older than the cutoff in one request, so a chat keeps its
+ * writes it on `<ns>.chatsnap.<chatId>` (one per chat: once a new one is stored, the older ones are
+ * deleted) before it purges every chat event older than the cutoff in one request, so a chat keeps its
  * members, title and next seq when its old events are gone. Not a chat event: it takes no seq and is
  * never delivered; a rebuild applies it before replaying the chat's remaining events, and the chat
  * writer continues from `seq` when the chat's subject is empty.

@@ -1,6 +1,6 @@
 import type { Position, Projection } from '@parley/projector-pg';
 import type { Cache } from '@parley/cache';
-import { RETENTION_PROJECTORS, type ChatEvent, type ChatSnapshot, type MessageSent } from '@parley/contracts';
+import { RETENTION_PROJECTORS, type ChatEvent, type ChatSnapshot, type MessageSent, type MessagesExpired } from '@parley/contracts';
 import type { PoolClient } from '@parley/pg';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
@@ -226,7 +226,7 @@ export function chatsProjection(deps: {
  * AttachmentDeleted events for the attachments projection, which owns their records).
  * `messageFilter` selects the messages (a SQL condition on alias `m` over the parameters).
  */
-async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'deleted' | 'expired' | 'erased', messageFilter: string, params: unknown[]): Promise<void> {
+async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'deleted' | 'erased', messageFilter: string, params: unknown[]): Promise<void> {
   const { rows } = await tx.query<{ attachment_id: string }>(
     `DELETE FROM messages.message_attachments ma USING messages.messages m
       WHERE ma.message_id = m.id AND ${messageFilter} RETURNING ma.attachment_id`,
@@ -240,6 +240,36 @@ async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'delete
       WHERE NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = a.id)
      ON CONFLICT DO NOTHING`,
     [ids, reason, event.meta.occurredAt],
+  );
+}
+
+/**
+ * MessagesExpired in one statement, which reads the chat's expired range once: the messages go
+ * with their reactions, polls (votes by their cascade), links and dependent-event records; their
+ * dependent events and edits at or above `purgedBelow` are queued for deletion from the stream
+ * (the pass purges what lies below), and their attachments that no other message uses are queued
+ * for release. The same effects as queueDependents, dropAttachments and deleteMessages, in one
+ * statement (every part sees the rows as they were before it, hence the `NOT IN gone`).
+ */
+async function expireMessages(tx: PoolClient, event: MessagesExpired): Promise<void> {
+  await tx.query(
+    `WITH gone AS (DELETE FROM messages.messages m WHERE m.chat_id = $1 AND m.seq <= $2 RETURNING m.id, m.edit_stream_seqs),
+          -- As an array: "= ANY" makes each child table use its index on message_id; a join with
+          -- the CTE was planned as a hash join over the whole child table, for every event.
+          ids AS (SELECT coalesce(array_agg(id), '{}') AS a FROM gone),
+          reactions AS (DELETE FROM messages.reactions r WHERE r.message_id = ANY((SELECT a FROM ids)::uuid[])),
+          polls AS (DELETE FROM messages.polls p WHERE p.message_id = ANY((SELECT a FROM ids)::uuid[])),
+          dependents AS (DELETE FROM messages.dependent_events d WHERE d.message_id = ANY((SELECT a FROM ids)::uuid[]) RETURNING d.stream_seq),
+          content AS (
+            INSERT INTO messages.stream_deletions (stream_seq, queued_at)
+            SELECT s, $3 FROM (SELECT stream_seq AS s FROM dependents UNION SELECT unnest(edit_stream_seqs) FROM gone) refs WHERE s >= $4
+            ON CONFLICT DO NOTHING),
+          links AS (DELETE FROM messages.message_attachments ma WHERE ma.message_id = ANY((SELECT a FROM ids)::uuid[]) RETURNING ma.attachment_id)
+     INSERT INTO messages.released_attachments (attachment_id, reason, queued_at)
+     SELECT DISTINCT l.attachment_id, 'expired', $3::timestamptz FROM links l
+      WHERE NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = l.attachment_id AND NOT o.message_id = ANY((SELECT a FROM ids)::uuid[]))
+     ON CONFLICT DO NOTHING`,
+    [event.chatId, event.data.upToSeq, event.meta.occurredAt, event.data.purgedBelow ?? 0],
   );
 }
 
@@ -288,7 +318,7 @@ export interface SeqCollision {
 async function queueDependents(tx: PoolClient, event: ChatEvent, messageFilter: string, params: unknown[], options: { edits?: boolean } = {}): Promise<void> {
   const at = `$${params.length + 1}`;
   await tx.query(
-    `WITH gone AS (DELETE FROM messages.dependent_events d USING messages.messages m WHERE d.message_id = m.id AND ${messageFilter} RETURNING d.stream_seq)
+    `WITH gone AS (DELETE FROM messages.dependent_events d WHERE d.message_id IN (SELECT m.id FROM messages.messages m WHERE ${messageFilter}) RETURNING d.stream_seq)
      INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT stream_seq, ${at} FROM gone ON CONFLICT DO NOTHING`,
     [...params, event.meta.occurredAt],
   );
@@ -512,9 +542,7 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       // polls, votes and attachment links; the row takes its search entry. The event covers at most
       // RETENTION_BATCH_MESSAGES messages (the pass splits a chat's expiry), which bounds the statement.
       // What refers to them leaves the stream with them, also when it is newer than the cutoff.
-      await queueDependents(tx, event, 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq], { edits: true });
-      await dropAttachments(tx, event, 'expired', 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq]);
-      await deleteMessages(tx, 'm.chat_id = $1 AND m.seq <= $2', [event.chatId, event.data.upToSeq]);
+      await expireMessages(tx, event);
       return;
     case 'MemberErased': {
       const { userId, purged, newOwnerId } = event.data;
