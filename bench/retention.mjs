@@ -112,9 +112,11 @@ function liveTraffic(token, chatId, sockets = Math.max(1, Math.ceil(rate / 20)))
     setPhase(p) {
       phase = p;
     },
-    stop() {
+    /** Stops sending, then waits up to 10 s for the acks still on their way (a send made just before is not "unacknowledged"). */
+    async stop() {
       clearTimeout(timer);
       timer = undefined;
+      for (let waited = 0; sentAt.size > 0 && waited < 10_000; waited += 50) await sleep(50);
       for (const c of conns) c.ws.close();
       return { samples, sent: n, unacked: sentAt.size };
     },
@@ -253,7 +255,7 @@ try {
   const passSeconds = (performance.now() - passStart) / 1000;
   traffic.setPhase('after');
   await sleep(2000);
-  const live = traffic.stop();
+  const live = await traffic.stop();
   const report = JSON.parse(output.trim().split('\n').pop());
   const rowsAfter = Number(await rowCount());
   const liveRows = (await db.query('SELECT count(*)::int AS n FROM messages.messages WHERE chat_id = $1', [liveChat])).rows[0].n;
