@@ -30,11 +30,8 @@ export type ChatCommand =
   /** Removal by an owner or admin, or leaving (actorId === userId). */
   | { type: 'RemoveMember'; actorId: string; userId: string }
   | { type: 'Rename'; actorId: string; title: string }
-  /**
-   * The retention pass: every message-class event up to `upToSeq` is past the retention period;
-   * the pass purges the stream below `purgedBelow` itself.
-   */
-  | { type: 'ExpireMessages'; upToSeq: number; cutoff: string; purgedBelow?: number }
+  /** The retention pass: every message-class event up to `upToSeq` is past the retention period. */
+  | { type: 'ExpireMessages'; upToSeq: number; cutoff: string }
   /**
    * The erasure ledger names a message as deleted that a restored backup brought back: the ledger
    * decides, not a member (the author may have left). Deleted in the author's name, as before.
@@ -61,8 +58,7 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
   if (command.type === 'CreateChat') return decideCreate(command, state);
   if (command.type === 'ExpireMessages') {
     if (!state.exists || command.upToSeq <= state.expiredUpToSeq || command.upToSeq > state.headSeq) return accept();
-    const { upToSeq, cutoff, purgedBelow } = command;
-    return accept({ type: 'MessagesExpired', data: { upToSeq, cutoff, ...(purgedBelow === undefined ? {} : { purgedBelow }) } });
+    return accept({ type: 'MessagesExpired', data: { upToSeq: command.upToSeq, cutoff: command.cutoff } });
   }
   if (command.type === 'RedeleteMessage') {
     const message = state.exists ? state.messages.get(command.messageId) : undefined;

@@ -237,9 +237,9 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   await eachConcurrently(expiring, EXPIRY_CONCURRENCY, async ([chatId, chat]) => {
     for (const upToSeq of expiryChunks(chat.messageSeqs, chat.upToSeq, options.batchMessages)) {
       const head = await sequencer.currentSeq(subjects.chat(ns, chatId));
-      // Everything below the scan's end goes with the purge in step 5: the projection queues only
-      // what refers to these messages from above it for deletion one by one.
-      const command = { type: 'ExpireMessages' as const, upToSeq, cutoff: cutoffs.messages.toISOString(), purgedBelow: chatsScan.firstFreshSeq };
+      // Everything older than the cutoff goes with the purge in step 5: the projection queues only
+      // the newer events that refer to these messages for deletion one by one.
+      const command = { type: 'ExpireMessages' as const, upToSeq, cutoff: cutoffs.messages.toISOString() };
       const appended = await writer.execute(chatId, command, expiryBasis(head, chat.expiredUpToSeq), { msgId: `expire:${chatId}:${upToSeq}`, actorId: null, occurredAt: options.now });
       if ('refusal' in appended) continue; // expired already (a pass that died after appending)
       chat.expiredUpToSeq = upToSeq;

@@ -184,17 +184,11 @@ export type PollClosed = Static<typeof PollClosed>;
  * their reactions, polls, votes, attachment files and search entries; the retention service then
  * deletes the events themselves from the stream. It takes a chat seq like any chat event, so it
  * becomes the subject's head and the seq chain survives the deletion of everything before it.
- * `purgedBelow` (added in issue 18, absent from older events): the stream sequence below which the
- * pass purges the whole stream itself, so the events there that refer to these messages (reactions,
- * votes, edits) need not be deleted one by one; those at or above it still are.
  */
 export const MessagesExpired = chatEventSchema(
   'MessagesExpired',
   1,
-  Type.Object(
-    { upToSeq: Type.Integer({ minimum: 0 }), cutoff: Type.String(), purgedBelow: Type.Optional(Type.Integer({ minimum: 1 })) },
-    { additionalProperties: false },
-  ),
+  Type.Object({ upToSeq: Type.Integer({ minimum: 0 }), cutoff: Type.String() }, { additionalProperties: false }),
 );
 export type MessagesExpired = Static<typeof MessagesExpired>;
 

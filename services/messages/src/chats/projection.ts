@@ -246,30 +246,33 @@ async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'delete
 /**
  * MessagesExpired in one statement, which reads the chat's expired range once: the messages go
  * with their reactions, polls (votes by their cascade), links and dependent-event records; their
- * dependent events and edits at or above `purgedBelow` are queued for deletion from the stream
- * (the pass purges what lies below), and their attachments that no other message uses are queued
- * for release. The same effects as queueDependents, dropAttachments and deleteMessages, in one
+ * dependent events and edits from `cutoff` on are queued for deletion from the stream one by one
+ * (the pass purges the stream below its cutoff itself: 110,000 single deletes at a million expired
+ * messages otherwise; by time, not stream sequence, because a restore renumbers the stream), and
+ * their attachments that no other message uses are queued for release. The same effects as queueDependents, dropAttachments and deleteMessages, in one
  * statement (every part sees the rows as they were before it, hence the `NOT IN gone`).
  */
 async function expireMessages(tx: PoolClient, event: MessagesExpired): Promise<void> {
   await tx.query(
-    `WITH gone AS (DELETE FROM messages.messages m WHERE m.chat_id = $1 AND m.seq <= $2 RETURNING m.id, m.edit_stream_seqs),
+    `WITH gone AS (DELETE FROM messages.messages m WHERE m.chat_id = $1 AND m.seq <= $2 RETURNING m.id, m.edit_stream_seqs, m.edited_at),
           -- As an array: "= ANY" makes each child table use its index on message_id; a join with
           -- the CTE was planned as a hash join over the whole child table, for every event.
           ids AS (SELECT coalesce(array_agg(id), '{}') AS a FROM gone),
           reactions AS (DELETE FROM messages.reactions r WHERE r.message_id = ANY((SELECT a FROM ids)::uuid[])),
           polls AS (DELETE FROM messages.polls p WHERE p.message_id = ANY((SELECT a FROM ids)::uuid[])),
-          dependents AS (DELETE FROM messages.dependent_events d WHERE d.message_id = ANY((SELECT a FROM ids)::uuid[]) RETURNING d.stream_seq),
+          dependents AS (DELETE FROM messages.dependent_events d WHERE d.message_id = ANY((SELECT a FROM ids)::uuid[]) RETURNING d.stream_seq, d.occurred_at),
+          -- A message last edited before the cutoff has every edit before it.
           content AS (
             INSERT INTO messages.stream_deletions (stream_seq, queued_at)
-            SELECT s, $3 FROM (SELECT stream_seq AS s FROM dependents UNION SELECT unnest(edit_stream_seqs) FROM gone) refs WHERE s >= $4
+            SELECT stream_seq, $3::timestamptz FROM dependents WHERE occurred_at IS NULL OR occurred_at >= $4::timestamptz
+            UNION SELECT unnest(edit_stream_seqs), $3::timestamptz FROM gone WHERE edited_at >= $4::timestamptz
             ON CONFLICT DO NOTHING),
           links AS (DELETE FROM messages.message_attachments ma WHERE ma.message_id = ANY((SELECT a FROM ids)::uuid[]) RETURNING ma.attachment_id)
      INSERT INTO messages.released_attachments (attachment_id, reason, queued_at)
      SELECT DISTINCT l.attachment_id, 'expired', $3::timestamptz FROM links l
       WHERE NOT EXISTS (SELECT 1 FROM messages.message_attachments o WHERE o.attachment_id = l.attachment_id AND NOT o.message_id = ANY((SELECT a FROM ids)::uuid[]))
      ON CONFLICT DO NOTHING`,
-    [event.chatId, event.data.upToSeq, event.meta.occurredAt, event.data.purgedBelow ?? 0],
+    [event.chatId, event.data.upToSeq, event.meta.occurredAt, event.data.cutoff],
   );
 }
 
@@ -345,7 +348,7 @@ async function queueInboxNotice(tx: PoolClient, event: ChatEvent, position: Posi
 async function recordDependent(tx: PoolClient, event: ChatEvent, messageId: string, position: Position): Promise<void> {
   await tx.query(
     `WITH live AS (SELECT EXISTS (SELECT 1 FROM messages.messages WHERE id = $2 AND deleted_at IS NULL) AS yes),
-          kept AS (INSERT INTO messages.dependent_events (stream_seq, message_id) SELECT $1, $2 FROM live WHERE yes ON CONFLICT DO NOTHING RETURNING 1)
+          kept AS (INSERT INTO messages.dependent_events (stream_seq, message_id, occurred_at) SELECT $1, $2, $3 FROM live WHERE yes ON CONFLICT DO NOTHING RETURNING 1)
      INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT $1, $3 FROM live WHERE NOT yes ON CONFLICT DO NOTHING`,
     [position.streamSeq, messageId, event.meta.occurredAt],
   );
