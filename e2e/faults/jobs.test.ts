@@ -10,8 +10,19 @@ import { sleep } from './harness/servers.js';
 
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..');
-const job = (service: string, args: string[], env: Record<string, string>) =>
-  run(process.execPath, [path.join(root, 'services', service, 'dist', 'main.js'), ...args], { env: { ...process.env, ...env }, maxBuffer: 64 << 20 });
+/**
+ * Runs a job to its end. Killed after 180 s (inside the test's 240 s), so that a job that hangs
+ * fails with the end of its log (and the logs of the services a restore starts) rather than a
+ * bare test timeout: one CI run saw the restore below hang once, without a trace.
+ */
+const job = async (service: string, args: string[], env: Record<string, string>) => {
+  try {
+    return await run(process.execPath, [path.join(root, 'services', service, 'dist', 'main.js'), ...args], { env: { ...process.env, ...env }, maxBuffer: 64 << 20, timeout: 180_000 });
+  } catch (error) {
+    const { stderr, stdout, killed } = error as { stderr?: string; stdout?: string; killed?: boolean };
+    throw new Error(`${service} ${args[0]} ${killed ? 'killed after 180 s' : 'failed'}:\n${(stderr ?? '').slice(-20_000)}\n${(stdout ?? '').slice(-5_000)}`, { cause: error });
+  }
+};
 
 /** The projection rows that must be a pure function of the streams, in a stable order. */
 async function projection(databaseUrl: string): Promise<Record<string, unknown[]>> {
