@@ -244,6 +244,16 @@ async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'delete
 }
 
 /**
+ * The CTEs that delete the reactions and polls (their votes by cascade) of the messages a `gone`
+ * CTE deleted, shared by expireMessages and deleteMessages; `ids` holds their ids. As an array:
+ * "= ANY" makes each child table use its index on message_id, where a join with the CTE was planned
+ * as a hash join over the whole child table, for every event.
+ */
+const CHILDREN_OF_GONE = `ids AS (SELECT coalesce(array_agg(id), '{}') AS a FROM gone),
+          reactions AS (DELETE FROM messages.reactions r WHERE r.message_id = ANY((SELECT a FROM ids)::uuid[])),
+          polls AS (DELETE FROM messages.polls p WHERE p.message_id = ANY((SELECT a FROM ids)::uuid[]))`;
+
+/**
  * MessagesExpired in one statement, which reads the chat's expired range once: the messages go
  * with their reactions, polls (votes by their cascade), links and dependent-event records; their
  * dependent events and edits from `cutoff` on are queued for deletion from the stream one by one
@@ -255,11 +265,7 @@ async function dropAttachments(tx: PoolClient, event: ChatEvent, reason: 'delete
 async function expireMessages(tx: PoolClient, event: MessagesExpired): Promise<void> {
   await tx.query(
     `WITH gone AS (DELETE FROM messages.messages m WHERE m.chat_id = $1 AND m.seq <= $2 RETURNING m.id, m.edit_stream_seqs, m.edited_at),
-          -- As an array: "= ANY" makes each child table use its index on message_id; a join with
-          -- the CTE was planned as a hash join over the whole child table, for every event.
-          ids AS (SELECT coalesce(array_agg(id), '{}') AS a FROM gone),
-          reactions AS (DELETE FROM messages.reactions r WHERE r.message_id = ANY((SELECT a FROM ids)::uuid[])),
-          polls AS (DELETE FROM messages.polls p WHERE p.message_id = ANY((SELECT a FROM ids)::uuid[])),
+          ${CHILDREN_OF_GONE},
           dependents AS (DELETE FROM messages.dependent_events d WHERE d.message_id = ANY((SELECT a FROM ids)::uuid[]) RETURNING d.stream_seq, d.occurred_at),
           -- A message last edited before the cutoff has every edit before it.
           content AS (
@@ -288,8 +294,7 @@ async function expireMessages(tx: PoolClient, event: MessagesExpired): Promise<v
 async function deleteMessages(tx: PoolClient, messageFilter: string, params: unknown[]): Promise<void> {
   await tx.query(
     `WITH gone AS (DELETE FROM messages.messages m WHERE ${messageFilter} RETURNING m.id),
-          reactions AS (DELETE FROM messages.reactions r USING gone WHERE r.message_id = gone.id),
-          polls AS (DELETE FROM messages.polls p USING gone WHERE p.message_id = gone.id)
+          ${CHILDREN_OF_GONE}
      SELECT 1`,
     params,
   );
