@@ -131,6 +131,82 @@ describe('chats projection', () => {
   });
 });
 
+describe('chats projection: a run of expiries (one statement on the bulk path)', () => {
+  const [E, F] = [newId(), newId()];
+  const seqs = new Map<string, number>();
+  const chat = (chatId: string, type: ChatEvent['type'], data: object) => {
+    const seq = (seqs.get(chatId) ?? 0) + 1;
+    seqs.set(chatId, seq);
+    return stored(parseChatEvent, `t.chat.${chatId}`, { type, chatId, seq, data });
+  };
+  const ids = Array.from({ length: 8 }, () => newId());
+  const [shared, own, kept] = [newId(), newId(), newId()];
+  const poll = newId();
+  const sent = (chatId: string, messageId: string, attachmentIds: string[] = []) =>
+    chat(chatId, 'MessageSent', { messageId, senderId: A, clientMsgId: `c-${messageId}`, body: `body of ${messageId}`, replyTo: null, attachmentIds });
+  const created = (chatId: string) =>
+    chat(chatId, 'ChatCreated', { type: 'group', title: 't', createdBy: O, members: [{ userId: O, role: 'owner' }, { userId: A, role: 'member' }, { userId: B, role: 'member' }] });
+  const eCreated = created(E);
+  const fCreated = created(F);
+  const before = [
+    eCreated,
+    fCreated,
+    // E: seqs 2-5; F: seqs 2-5. `shared` is on a message of each chat, `kept` also on one that stays.
+    sent(E, ids[0]!, [shared]),
+    sent(F, ids[1]!, [shared, own]),
+    sent(E, ids[2]!),
+    chat(F, 'PollPosted', { messageId: ids[3]!, senderId: O, clientMsgId: 'c-poll', pollId: poll, question: 'q?', options: [{ id: 'a', text: 'A' }], multiple: false }),
+    sent(E, ids[4]!, [kept]),
+    sent(F, ids[5]!),
+    sent(E, ids[6]!),
+    sent(F, ids[7]!, [kept]),
+  ];
+  // Older than the cutoff below (stream times are fixtureTime(streamSeq)): left to the pass's purge.
+  const oldReaction = chat(E, 'ReactionAdded', { messageId: ids[0]!, userId: B, emoji: '👍' });
+  const cutoff = at(oldReaction.position.streamSeq + 1);
+  // From the cutoff on: queued for deletion from the stream.
+  const newReaction = chat(F, 'ReactionAdded', { messageId: ids[1]!, userId: B, emoji: '🎉' });
+  const vote = chat(F, 'PollVoted', { pollId: poll, messageId: ids[3]!, userId: B, optionIds: ['a'] });
+  const edit = chat(E, 'MessageEdited', { messageId: ids[2]!, body: 'edited', editedBy: A });
+  // The run: E in two chunks around F's first; each chat keeps its last message (seq 5).
+  const run = [
+    chat(E, 'MessagesExpired', { upToSeq: 2, cutoff }),
+    chat(F, 'MessagesExpired', { upToSeq: 3, cutoff }),
+    chat(E, 'MessagesExpired', { upToSeq: 4, cutoff }),
+    chat(F, 'MessagesExpired', { upToSeq: 4, cutoff }),
+  ];
+  const later = newId();
+  const events = [...before, oldReaction, newReaction, vote, edit, ...run, sent(E, later)];
+
+  it('is idempotent on its own, and its bulk path equals one by one', async () => {
+    // Without the reaction older than the cutoff: redelivered after its message expired, it is
+    // queued for deletion from the stream at once (as any event on a message that is gone), which
+    // a first delivery leaves to the pass's purge; harmless, but not the same rows.
+    const spec = events.filter((e) => e !== oldReaction);
+    expect(await checkProjection(pool, { projection: chatsSql, tables: [...PROJECTION_TABLES, ...QUEUE_TABLES], events: spec })).toEqual([]);
+  });
+
+  it('deletes each event\'s range with its children, queues what is newer than the cutoff, and releases an attachment when its last link goes', async () => {
+    await rolledBack(pool, async (client) => {
+      await chatsSql.applyMany(events, client);
+      const { rows: left } = await client.query<{ id: string }>('SELECT id FROM messages.messages WHERE chat_id = ANY($1) ORDER BY stream_seq', [[E, F]]);
+      expect(left.map((r) => r.id)).toEqual([ids[6], ids[7], later]);
+      const count = async (table: string) => (await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]!.n;
+      expect(await count('messages.reactions')).toBe(0);
+      expect(await count('messages.polls')).toBe(0);
+      expect(await count('messages.poll_votes')).toBe(0);
+      expect(await count('messages.dependent_events')).toBe(0);
+      const { rows: deletions } = await client.query<{ stream_seq: string; queued_at: Date }>('SELECT stream_seq, queued_at FROM messages.stream_deletions ORDER BY 1');
+      expect(deletions.map((r) => Number(r.stream_seq))).toEqual([newReaction, vote, edit].map((e) => e.position.streamSeq));
+      // Each with the time of the event that expired its message: F's first chunk, F's first, E's second.
+      expect(deletions.map((r) => r.queued_at.toISOString())).toEqual([run[1]!, run[1]!, run[2]!].map((e) => e.event.meta.occurredAt));
+      const { rows: released } = await client.query<{ attachment_id: string; queued_at: Date }>('SELECT attachment_id, queued_at FROM messages.released_attachments ORDER BY queued_at, attachment_id');
+      // `own` and `shared` go with F's first chunk (E's first chunk took the other link of `shared`); `kept` stays.
+      expect(released.map((r) => [r.attachment_id, r.queued_at.toISOString()])).toEqual([own, shared].sort().map((id) => [id, run[1]!.event.meta.occurredAt]));
+    });
+  });
+});
+
 describe('chats projection: a chat seq the store gave twice', () => {
   const chatId = newId();
   const [first, second, plain] = [newId(), newId(), newId()];

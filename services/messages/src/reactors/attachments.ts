@@ -15,8 +15,8 @@ const FILE_DELETIONS_IN_FLIGHT = 16;
  * Deletes attachments their last message let go of. The chats projection queues them in
  * `messages.released_attachments` when it drops a deleted, expired or erased message's links; this
  * turns each one still unused into an AttachmentDeleted event on the attachment's own subject, which
- * replaces the upload record there (subject rollup), so the attachments projection (the owner of `messages.attachments`) removes the record, and a
- * rebuild agrees. The event's message id is deterministic: a retry within the dedup window stores
+ * replaces the upload record there (publishAttachmentDeleted), so the attachments projection (the
+ * owner of `messages.attachments`) removes the record, and a rebuild agrees. The event's message id is deterministic: a retry within the dedup window stores
  * nothing new, and a later one is a no-op for the projection.
  */
 export function attachmentReleaseReactor(deps: { pool: Pool; bus: Bus; namespace: string; log: Logger }): QueueReactor {
