@@ -334,6 +334,7 @@ describe('receipts projection', () => {
 
 describe('attachments projection', () => {
   const [kept, swept, reused] = [newId(), newId(), newId()];
+  const late = [newId(), newId()];
   const attachmentEvent = (type: AttachmentEvent['type'], id: string, data: object) => stored(parseAttachmentEvent, `t.attachment.${id}`, { type, data: { attachmentId: id, ...data } });
   const uploaded = (id: string) => attachmentEvent('AttachmentUploaded', id, { uploaderId: A, name: 'f.txt', size: 3, mime: 'text/plain' });
   const events = [
@@ -343,6 +344,13 @@ describe('attachments projection', () => {
     attachmentEvent('AttachmentDeleted', swept, { reason: 'unreferenced' }),
     // A message uses it (a link of the chats projection's): the deletion must leave it alone.
     attachmentEvent('AttachmentDeleted', reused, { reason: 'deleted' }),
+    // Runs of each type for the bulk path (one statement a run), with a repeated deletion in one.
+    uploaded(late[0]!),
+    uploaded(late[1]!),
+    attachmentEvent('AttachmentDeleted', late[0]!, { reason: 'expired' }),
+    attachmentEvent('AttachmentDeleted', swept, { reason: 'unreferenced' }),
+    attachmentEvent('AttachmentDeleted', late[1]!, { reason: 'expired' }),
+    attachmentEvent('AttachmentDeleted', late[0]!, { reason: 'expired' }),
   ];
 
   it('is idempotent on its own, and leaves an attachment a message uses', async () => {
@@ -358,11 +366,13 @@ describe('attachments projection', () => {
 
     await rolledBack(pool, async (client) => {
       await given(client);
-      for (const { event, position } of events) await spec.projection.apply(event, client, position);
+      await spec.projection.applyMany!(events, client);
       const { rows } = await client.query<{ id: string }>('SELECT id FROM messages.attachments ORDER BY uploaded_at');
       expect(rows.map((r) => r.id)).toEqual([kept, reused]);
-      const { rows: files } = await client.query('SELECT attachment_id FROM messages.file_deletions');
-      expect(files).toEqual([{ attachment_id: swept }]);
+      // Each file queued once, with its first deletion's time.
+      const { rows: files } = await client.query<{ attachment_id: string; queued_at: Date }>('SELECT attachment_id, queued_at FROM messages.file_deletions ORDER BY queued_at');
+      const firstDeletion = (id: string) => events.find((e) => e.event.type === 'AttachmentDeleted' && e.event.data.attachmentId === id)!.event.meta.occurredAt;
+      expect(files.map((f) => [f.attachment_id, f.queued_at.toISOString()])).toEqual([swept, late[0]!, late[1]!].map((id) => [id, firstDeletion(id)]));
     });
   });
 });
