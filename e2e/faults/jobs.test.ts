@@ -11,16 +11,19 @@ import { sleep } from './harness/servers.js';
 const run = promisify(execFile);
 const root = path.resolve(import.meta.dirname, '..', '..');
 /**
- * Runs a job to its end. Killed after 180 s (inside the test's 240 s), so that a job that hangs
- * fails with the end of its log (and the logs of the services a restore starts) rather than a
- * bare test timeout: one CI run saw the restore below hang once, without a trace.
+ * Runs a job (or a script) to its end. Killed after `timeoutMs` (all of them inside the test's
+ * 240 s), so that a job that hangs fails with the end of its log rather than a bare test timeout.
+ * That is how the hang two CI runs saw was found: the rebuild below retried the messages of chats
+ * whose creation the backup had lost to a retention pass purging beside it (the backup and the
+ * pass now take one lock: acquireJobLock in packages/bus).
  */
-const job = async (service: string, args: string[], env: Record<string, string>) => {
+const job = async (service: string, args: string[], env: Record<string, string>, timeoutMs = 180_000) => script(path.join(root, 'services', service, 'dist', 'main.js'), args, env, timeoutMs);
+const script = async (file: string, args: string[], env: Record<string, string>, timeoutMs: number) => {
   try {
-    return await run(process.execPath, [path.join(root, 'services', service, 'dist', 'main.js'), ...args], { env: { ...process.env, ...env }, maxBuffer: 64 << 20, timeout: 180_000 });
+    return await run(process.execPath, [file, ...args], { env: { ...process.env, ...env }, maxBuffer: 64 << 20, timeout: timeoutMs, killSignal: 'SIGKILL' });
   } catch (error) {
     const { stderr, stdout, killed } = error as { stderr?: string; stdout?: string; killed?: boolean };
-    throw new Error(`${service} ${args[0]} ${killed ? 'killed after 180 s' : 'failed'}:\n${(stderr ?? '').slice(-20_000)}\n${(stdout ?? '').slice(-5_000)}`, { cause: error });
+    throw new Error(`${path.basename(path.dirname(path.dirname(file)))} ${args[0]} ${killed ? `killed after ${timeoutMs / 1000} s` : 'failed'}:\n${(stderr ?? '').slice(-20_000)}\n${(stdout ?? '').slice(-5_000)}`, { cause: error });
   }
 };
 
@@ -94,12 +97,12 @@ describe('retention and backup under load; restore equals a rebuild', () => {
       // Another installation on the same NATS server: its own bus users, its backup job allowed to read the source's ledger.
       ...(await scenario.servers.nats.addNamespace(`${scenario.env.PARLEY_NAMESPACE}r`)),
       DATABASE_URL: scenario.servers.postgres.url('restored'), ATTACHMENTS_DIR: path.join(scenario.servers.dir, 'restored-files') };
-    await job('backup', ['restore', path.join(backupDir, archive)], target);
+    await job('backup', ['restore', path.join(backupDir, archive)], { ...target, LOG_LEVEL: 'debug' }, 100_000);
     const restored = await projection(target.DATABASE_URL);
     expect(restored.messages!.length).toBeGreaterThan(0);
 
-    await run(process.execPath, [path.join(root, 'scripts', 'rebuild.mjs'), 'messages'], { env: { ...process.env, ...target } });
-    await run(process.execPath, [path.join(root, 'scripts', 'rebuild.mjs'), 'users'], { env: { ...process.env, ...target } });
+    await script(path.join(root, 'scripts', 'rebuild.mjs'), ['messages'], { ...target, LOG_LEVEL: 'debug' }, 60_000);
+    await script(path.join(root, 'scripts', 'rebuild.mjs'), ['users'], { ...target, LOG_LEVEL: 'debug' }, 60_000);
     const rebuilt = await projection(target.DATABASE_URL);
     console.log('restore vs rebuild:', Object.fromEntries(Object.entries(restored).map(([k, v]) => [k, v.length])));
     expect(rebuilt).toEqual(restored);

@@ -13,3 +13,4 @@ export * from './faults.js';
 export * from './turn.js';
 export * from './assertion.js';
 export * from './chat-events.js';
+export * from './job-lock.js';

@@ -259,6 +259,8 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         '$JS.API.STREAM.LIST',
         ...[ns, verifyNamespace(ns)].flatMap(everythingOf),
         ...(options.ledgersOf ?? []).flatMap((other) => js.read(streamName(other, 'erasures'))),
+        // The retention lock, held while the database snapshot is taken and the streams are read.
+        `$KV.${ns}_retention.>`,
       ],
       subscribe: [],
     }),

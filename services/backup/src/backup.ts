@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { connectBus, type Bus } from '@parley/bus';
+import { acquireJobLock, connectBus, type Bus } from '@parley/bus';
 import { declaredStreams } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { archiveName, packArchive } from './archive.js';
@@ -32,7 +32,8 @@ export function retentionOf(config: BackupConfig) {
  * 1. Postgres: a REPEATABLE READ transaction exports a snapshot; `pg_dump -Fc --snapshot` dumps
  *    exactly it, and the manifest's row counts, history digests and checkpoints are read in it.
  * 2. Streams: their state (last sequence) is read AFTER that snapshot exists, and each stream is
- *    exported up to it (in parallel with pg_dump). So every checkpoint in the dump is at or below
+ *    exported up to it (in parallel with pg_dump). Steps 1-2 hold the retention lock
+ *    (acquireJobLock): a pass's purge must not remove what the export has not read yet. So every checkpoint in the dump is at or below
  *    its stream's end: after a restore the projectors replay the events between the two, and every
  *    event stored (acknowledged) before the backup began is in the archive.
  * 3. Attachment files, after the streams, so each file an exported event names is on disk.
@@ -46,6 +47,15 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
   // Staged next to the archive: same filesystem, so nothing large crosses devices twice.
   const staging = await mkdtemp(path.join(dir, '.parley-backup-'));
   const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log, identity: backupIdentity(config) });
+  // No retention pass while the database snapshot is taken and the streams are read: its purge
+  // would remove events this export has not reached, and the snapshots it writes come after the
+  // export's end (a chat restored without its structure). A running pass is waited for.
+  let release: (() => Promise<void>) | null = await acquireJobLock(bus.nc, ns, 'backup', { replicas: config.STREAM_REPLICAS });
+  const unlock = async () => {
+    const r = release;
+    release = null;
+    await r?.();
+  };
   try {
     await mkdir(path.join(staging, 'streams'));
     const declarations = Object.entries(declaredStreams(ns, retentionOf(config), config.STREAM_REPLICAS));
@@ -61,6 +71,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     });
     log.debug('database dumped');
     await exporting;
+    await unlock();
     log.debug('streams exported');
     const pooled = await poolAttachments(config.ATTACHMENTS_DIR, path.join(dir, POOL_DIR));
     const attachments = { files: pooled.files, bytes: pooled.bytes, pool: POOL_DIR };
@@ -99,6 +110,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     log.info({ archive, bytes, durationMs, attachments: { files: pooled.files.length, added: pooled.added, addedBytes: pooled.addedBytes }, streams: streams.map((s) => ({ name: s.name, lastSeq: s.lastSeq, messages: s.messages })) }, 'backup written');
     return { archive, bytes, durationMs, manifest, pooled: { added: pooled.added, addedBytes: pooled.addedBytes } };
   } finally {
+    await unlock().catch(() => {}); // the lock's TTL frees it otherwise
     await bus.nc.close().catch(() => {});
     await rm(staging, { recursive: true, force: true });
   }

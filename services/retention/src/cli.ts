@@ -2,7 +2,7 @@ import { parseArgs } from 'node:util';
 import { openDeps } from '@parley/runtime';
 import { loadRetentionEnv } from './env.js';
 import { createJobMetrics, exportJobMetrics } from './job-metrics.js';
-import { acquirePassLock } from './lock.js';
+import { acquireJobLock } from '@parley/bus';
 import { runRetentionPass, type PassReport } from './pass.js';
 
 export interface CliResult {
@@ -26,7 +26,8 @@ export async function runCleanup(argv: string[], source: Record<string, string |
   let exitCode = 1;
   let report: PassReport | undefined;
   try {
-    const release = await acquirePassLock(bus.nc, namespace, config.STREAM_REPLICAS);
+    // Waits for a running backup (its export must not lose events to this pass's purge).
+    const release = await acquireJobLock(bus.nc, namespace, 'retention', { replicas: config.STREAM_REPLICAS });
     try {
       report = await runRetentionPass(opened.deps, {
         now,
