@@ -1,4 +1,5 @@
 import { hostname } from 'node:os';
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
@@ -34,6 +35,8 @@ export async function acquireJobLock(nc: NatsConnection, namespace: string, job:
         await kv.purge('pass');
       };
     } catch (error) {
+      // Only "the key exists" means another job holds it; anything else (a permission, a timeout) is an error.
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence)) throw error;
       const entry = await kv.get('pass').catch(() => null);
       const holder = entry && entry.operation === 'PUT' ? entry.string() : null;
       // Gone meanwhile (released): try again at once.

@@ -1,6 +1,6 @@
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { acquireJobLock, connectBus, type Bus } from '@parley/bus';
+import { acquireJobLock, connectBus, JobLockHeldError, type Bus } from '@parley/bus';
 import { declaredStreams } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { archiveName, packArchive } from './archive.js';
@@ -50,7 +50,13 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
   // No retention pass while the database snapshot is taken and the streams are read: its purge
   // would remove events this export has not reached, and the snapshots it writes come after the
   // export's end (a chat restored without its structure). A running pass is waited for.
-  let release: (() => Promise<void>) | null = await acquireJobLock(bus.nc, ns, 'backup', { replicas: config.STREAM_REPLICAS });
+  let release: (() => Promise<void>) | null = await acquireJobLock(bus.nc, ns, 'backup', { replicas: config.STREAM_REPLICAS }).catch((error: unknown) => {
+    if (error instanceof JobLockHeldError) throw error;
+    // A NATS authorization made before this version lets the backup read the lock, not take it:
+    // back up as before, and say what to change (docs/backup.md).
+    log.warn({ err: error }, 'could not take the retention lock (a NATS authorization made before this version: add $KV.<namespace>_retention.> to the backup user\'s publish permissions and reload NATS, docs/backup.md): backing up without it, so a retention pass may run beside this backup');
+    return null;
+  });
   const unlock = async () => {
     const r = release;
     release = null;
