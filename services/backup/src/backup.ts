@@ -33,8 +33,8 @@ export function retentionOf(config: BackupConfig) {
  *    exactly it, and the manifest's row counts, history digests and checkpoints are read in it.
  * 2. Streams: their state (last sequence) is read AFTER that snapshot exists, and each stream is
  *    exported up to it (in parallel with pg_dump). Steps 1-2 hold the retention lock
- *    (acquireJobLock): a pass's purge must not remove what the export has not read yet. So every checkpoint in the dump is at or below
- *    its stream's end: after a restore the projectors replay the events between the two, and every
+ *    (acquireJobLock): a pass's purge must not remove what the export has not read yet. So
+ *    every checkpoint in the dump is at or below its stream's end: after a restore the projectors replay the events between the two, and every
  *    event stored (acknowledged) before the backup began is in the archive.
  * 3. Attachment files, after the streams, so each file an exported event names is on disk.
  * 4. manifest.json, then one tar.gz, written under a temporary name and renamed.
@@ -47,22 +47,23 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
   // Staged next to the archive: same filesystem, so nothing large crosses devices twice.
   const staging = await mkdtemp(path.join(dir, '.parley-backup-'));
   const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log, identity: backupIdentity(config) });
-  // No retention pass while the database snapshot is taken and the streams are read: its purge
-  // would remove events this export has not reached, and the snapshots it writes come after the
-  // export's end (a chat restored without its structure). A running pass is waited for.
-  let release: (() => Promise<void>) | null = await acquireJobLock(bus.nc, ns, 'backup', { replicas: config.STREAM_REPLICAS }).catch((error: unknown) => {
-    if (error instanceof JobLockHeldError) throw error;
-    // A NATS authorization made before this version lets the backup read the lock, not take it:
-    // back up as before, and say what to change (docs/backup.md).
-    log.warn({ err: error }, 'could not take the retention lock (a NATS authorization made before this version: add $KV.<namespace>_retention.> to the backup user\'s publish permissions and reload NATS, docs/backup.md): backing up without it, so a retention pass may run beside this backup');
-    return null;
-  });
+  let release: (() => Promise<void>) | null = null;
   const unlock = async () => {
     const r = release;
     release = null;
     await r?.();
   };
   try {
+    // No retention pass while the database snapshot is taken and the streams are read: its purge
+    // would remove events this export has not reached, and the snapshots it writes come after the
+    // export's end (a chat restored without its structure). A running pass is waited for.
+    release = await acquireJobLock(bus.nc, ns, 'backup', { replicas: config.STREAM_REPLICAS }).catch((error: unknown) => {
+      if (error instanceof JobLockHeldError) throw error;
+      // A NATS authorization made before this version lets the backup read the lock, not take it:
+      // back up as before, and say what to change (docs/backup.md).
+      log.warn({ err: error }, 'could not take the retention lock (a NATS authorization made before this version: add $KV.<namespace>_retention.> to the backup user\'s publish permissions and reload NATS, docs/backup.md): backing up without it, so a retention pass may run beside this backup');
+      return null;
+    });
     await mkdir(path.join(staging, 'streams'));
     const declarations = Object.entries(declaredStreams(ns, retentionOf(config), config.STREAM_REPLICAS));
     const streams: StreamPart[] = [];
