@@ -109,6 +109,11 @@ export class FaultClient {
     return this.ws?.readyState === WebSocket.OPEN;
   }
 
+  /** The index (in the scenario's list) of the gateway its open socket is on; null while it has none. */
+  get onGateway(): number | null {
+    return this.connected ? this.gatewayIndex % this.gateways.length : null;
+  }
+
   /** Whether a reload of the chat (after `reset`) is still under way. */
   reloading(chatId: string): boolean {
     return (this.reloads.get(chatId) ?? 0) > 0;
