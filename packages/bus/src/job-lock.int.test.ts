@@ -1,37 +1,24 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@parley/log';
-import { createTestEnv, type TestEnv } from '@parley/testing';
-import { connectBus, type Bus } from './connect.js';
+import { describe, expect, it } from 'vitest';
+import { useTestBus } from './test-bus.js';
 import { acquireJobLock, JobLockHeldError } from './job-lock.js';
 
-const log = createLogger({ service: 'test', level: 'silent' });
-
 describe('acquireJobLock (a retention pass and a backup never overlap)', () => {
-  let env: TestEnv;
-  let bus: Bus;
-  beforeAll(async () => {
-    env = await createTestEnv();
-    bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'job-lock-test', log });
-  });
-  afterAll(async () => {
-    await bus?.nc.close();
-    await env?.cleanup();
-  });
+  const t = useTestBus('job-lock-test');
 
   it('refuses a second pass at once, and takes the lock again once it is released', async () => {
-    const release = await acquireJobLock(bus.nc, env.namespace, 'retention');
+    const release = await acquireJobLock(t.bus.nc, t.env.namespace, 'retention');
     const started = Date.now();
-    await expect(acquireJobLock(bus.nc, env.namespace, 'retention')).rejects.toThrow(JobLockHeldError);
+    await expect(acquireJobLock(t.bus.nc, t.env.namespace, 'retention')).rejects.toThrow(JobLockHeldError);
     expect(Date.now() - started).toBeLessThan(400);
     await release();
-    await (await acquireJobLock(bus.nc, env.namespace, 'retention'))();
+    await (await acquireJobLock(t.bus.nc, t.env.namespace, 'retention'))();
   });
 
   it('makes a pass wait for a running backup, and a backup for a running pass', async () => {
     for (const [first, second] of [['backup', 'retention'], ['retention', 'backup']] as const) {
-      const release = await acquireJobLock(bus.nc, env.namespace, first);
+      const release = await acquireJobLock(t.bus.nc, t.env.namespace, first);
       let acquiredAt = 0;
-      const waiting = acquireJobLock(bus.nc, env.namespace, second).then((r) => {
+      const waiting = acquireJobLock(t.bus.nc, t.env.namespace, second).then((r) => {
         acquiredAt = Date.now();
         return r;
       });
@@ -45,10 +32,10 @@ describe('acquireJobLock (a retention pass and a backup never overlap)', () => {
   });
 
   it('gives up after waitMs with who holds it', async () => {
-    const release = await acquireJobLock(bus.nc, env.namespace, 'backup');
+    const release = await acquireJobLock(t.bus.nc, t.env.namespace, 'backup');
     try {
       const started = Date.now();
-      await expect(acquireJobLock(bus.nc, env.namespace, 'retention', { waitMs: 600 })).rejects.toThrow(/another backup holds the lock/);
+      await expect(acquireJobLock(t.bus.nc, t.env.namespace, 'retention', { waitMs: 600 })).rejects.toThrow(/another backup holds the lock/);
       expect(Date.now() - started).toBeGreaterThanOrEqual(600);
     } finally {
       await release();

@@ -1,29 +1,16 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger } from '@parley/log';
-import { createTestEnv, type TestEnv } from '@parley/testing';
-import { connectBus, type Bus } from './connect.js';
+import { describe, expect, it } from 'vitest';
+import { useTestBus } from './test-bus.js';
 import { readStream } from './read.js';
 
-const log = createLogger({ service: 'test', level: 'silent' });
-
 describe('readStream', () => {
-  let env: TestEnv;
-  let bus: Bus;
-  beforeAll(async () => {
-    env = await createTestEnv();
-    bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'read-test', log });
-  });
-  afterAll(async () => {
-    await bus?.nc.close();
-    await env?.cleanup();
-  });
+  const t = useTestBus('read-test');
 
   async function streamOf(name: string, count: number): Promise<number> {
-    await bus.jsm.streams.add({ name, subjects: [`${name}.>`] });
+    await t.bus.jsm.streams.add({ name, subjects: [`${name}.>`] });
     let last = 0;
     // More than the read's buffer, so that the server sends while the reader reads.
     for (let i = 0; i < count; i += 500) {
-      const acks = await Promise.all(Array.from({ length: Math.min(500, count - i) }, (_, k) => bus.js.publish(`${name}.${(i + k) % 2 === 0 ? 'even' : 'odd'}`, String(i + k))));
+      const acks = await Promise.all(Array.from({ length: Math.min(500, count - i) }, (_, k) => t.bus.js.publish(`${name}.${(i + k) % 2 === 0 ? 'even' : 'odd'}`, String(i + k))));
       last = acks.at(-1)!.seq;
     }
     return last;
@@ -31,7 +18,7 @@ describe('readStream', () => {
 
   const read = async (name: string, lastSeq: number, filter?: string, stopAt?: number) => {
     const seen: number[] = [];
-    const count = await readStream(bus.js, name, { lastSeq, ...(filter ? { filter } : {}) }, (m) => {
+    const count = await readStream(t.bus.js, name, { lastSeq, ...(filter ? { filter } : {}) }, (m) => {
       seen.push(Number(m.string()));
       return stopAt === undefined || seen.length < stopAt;
     });
@@ -40,7 +27,7 @@ describe('readStream', () => {
 
   it('reads every message up to lastSeq in order, not the ones written after', async () => {
     const last = await streamOf('READALL', 12_000);
-    await bus.js.publish('READALL.even', 'later');
+    await t.bus.js.publish('READALL.even', 'later');
     const { count, seen } = await read('READALL', last);
     expect(count).toBe(12_000);
     expect(seen).toEqual(Array.from({ length: 12_000 }, (_, i) => i));
@@ -48,8 +35,8 @@ describe('readStream', () => {
 
   it('ends when the message at lastSeq was deleted, and when the filter skips it', async () => {
     const last = await streamOf('READGONE', 20);
-    await bus.jsm.streams.deleteMessage('READGONE', last, false);
-    await bus.jsm.streams.deleteMessage('READGONE', last - 1, false);
+    await t.bus.jsm.streams.deleteMessage('READGONE', last, false);
+    await t.bus.jsm.streams.deleteMessage('READGONE', last - 1, false);
     const gone = await read('READGONE', last);
     expect(gone.seen).toEqual(Array.from({ length: 18 }, (_, i) => i));
     // The last message (19) is odd: an "even" read never sees lastSeq.
@@ -63,11 +50,11 @@ describe('readStream', () => {
     const last = await streamOf('READRACE', 12_000);
     const seen: number[] = [];
     const started = Date.now();
-    const count = await readStream(bus.js, 'READRACE', { lastSeq: last }, async (m) => {
+    const count = await readStream(t.bus.js, 'READRACE', { lastSeq: last }, async (m) => {
       seen.push(Number(m.string()));
       if (seen.length > 1) return;
       const rest = Array.from({ length: 7_000 }, (_, i) => last - i);
-      for (let i = 0; i < rest.length; i += 200) await Promise.all(rest.slice(i, i + 200).map((seq) => bus.jsm.streams.deleteMessage('READRACE', seq, false)));
+      for (let i = 0; i < rest.length; i += 200) await Promise.all(rest.slice(i, i + 200).map((seq) => t.bus.jsm.streams.deleteMessage('READRACE', seq, false)));
     });
     expect(seen).toEqual(Array.from({ length: 5_000 }, (_, i) => i));
     expect(count).toBe(5_000);
