@@ -29,6 +29,8 @@ const { values: args } = parseArgs({
     files: { type: 'string', default: '10000' },
     rate: { type: 'string', default: '100' },
     'baseline-seconds': { type: 'string', default: '20' },
+    // A V8 CPU profile of the pass's process, written to bench/results/prof-retention-<time>/.
+    'cpu-prof': { type: 'boolean', default: false },
   },
 });
 const total = Number(args.messages);
@@ -247,7 +249,8 @@ try {
   log('retention pass starts');
   const passStart = performance.now();
   const output = await new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [path.join(root, 'services', 'retention', 'dist', 'main.js'), '--now', now, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
+    const profile = args['cpu-prof'] ? ['--cpu-prof', '--cpu-prof-dir', path.join(root, 'bench', 'results', `prof-retention-${new Date().toISOString().replace(/[:.]/g, '-')}`)] : [];
+    const child = spawn(process.execPath, [...profile, path.join(root, 'services', 'retention', 'dist', 'main.js'), '--now', now, '--json'], { env, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.on('exit', (code) => (code === 0 ? resolve(out) : reject(new Error(`cleanup exited ${code}: ${out}`))));

@@ -33,6 +33,16 @@ describe('readStream', () => {
     expect(seen).toEqual(Array.from({ length: 12_000 }, (_, i) => i));
   });
 
+  it('reads everything in order through a shallow buffer (a refill every few messages)', async () => {
+    const last = await streamOf('READSHALLOW', 1_000);
+    const seen: number[] = [];
+    const count = await readStream(t.bus.js, 'READSHALLOW', { lastSeq: last, buffer: 16 }, (m) => {
+      seen.push(Number(m.string()));
+    });
+    expect(count).toBe(1_000);
+    expect(seen).toEqual(Array.from({ length: 1_000 }, (_, i) => i));
+  });
+
   it('ends when the message at lastSeq was deleted, and when the filter skips it', async () => {
     const last = await streamOf('READGONE', 20);
     await t.bus.jsm.streams.deleteMessage('READGONE', last, false);

@@ -41,6 +41,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
         batchMessages: config.RETENTION_BATCH_MESSAGES,
         deleteConcurrency: config.RETENTION_DELETE_CONCURRENCY,
         purgeChunk: config.RETENTION_PURGE_CHUNK,
+        scanBuffer: config.RETENTION_SCAN_BUFFER,
         projectionTimeoutMs: config.RETENTION_PROJECTION_TIMEOUT_SECONDS * 1000,
         orphanFileGraceMs: config.RETENTION_ORPHAN_FILE_GRACE_SECONDS * 1000,
         ledgerFrom: values['ledger-from'],

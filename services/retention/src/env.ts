@@ -22,6 +22,12 @@ export const RetentionEnv = {
    */
   RETENTION_PURGE_CHUNK: Type.Number({ default: 0, minimum: 0 }),
   /**
+   * Messages NATS keeps on the way to the pass's scan. Deep reads fastest; shallow leaves NATS more
+   * room for live publishes while the scan runs, at the price of a slower scan
+   * (docs/retention.md#live-traffic-during-a-pass).
+   */
+  RETENTION_SCAN_BUFFER: Type.Number({ default: 5000, minimum: 10, maximum: 100000 }),
+  /**
    * Overwrite deleted stream messages on disk (JetStream's erase) instead of only marking them
    * deleted. Marked messages stay in their file block until JetStream compacts or drops the block;
    * erasing is about four times slower (docs/performance.md).

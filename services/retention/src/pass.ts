@@ -30,6 +30,8 @@ export interface PassOptions {
   orphanFileGraceMs: number;
   /** Stream sequences per purge request of the chats stream (0: all in one request). */
   purgeChunk?: number;
+  /** Messages in flight to the scan's reader (readStream's buffer; default 5,000). */
+  scanBuffer?: number;
   /** Overwrite deleted stream messages (JetStream erase) rather than only mark them deleted. */
   eraseStreamMessages?: boolean;
   /** Import this namespace's erasure ledger first (the system a restored backup came from). */
@@ -182,7 +184,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     if (event.type !== 'MessagesExpired') chat.markersOnly = false;
     else chat.expiredUpToSeq = Math.max(chat.expiredUpToSeq, event.data.upToSeq);
     chats.set(event.chatId, chat);
-  });
+  }, options.scanBuffer);
   if (Number.isFinite(keepFrom)) log.warn({ streamSeq: keepFrom }, 'the chats stream holds a message of a kind this version does not write: it is kept, and the known messages after it are deleted one by one');
   const attachmentSeqs = [...uploads].flatMap(([id, u]) => (u.expired || expiredAttachments.has(id) ? u.seqs : []));
   // An upload record below the cutoff whose message is fresh (uploaded the day before it) stays:
@@ -198,7 +200,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     const end = await scanExpired(bus.js, bus.jsm, stream(key), cutoff, (stored) => {
       // Earlier passes' own cutoff events are not data; they go with the rest but are not counted.
       if (!stored.subject.includes('.retention')) tail.expired++;
-    });
+    }, options.scanBuffer);
     tail.firstFreshSeq = end.firstFreshSeq;
   }
 

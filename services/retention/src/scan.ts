@@ -21,7 +21,7 @@ export interface ScanEnd {
 /**
  * Visits a stream's expired part: from its first message until the first one whose time (ageOf) is
  * at or after `cutoff` (streams are appended in time order), or its last message as of the start.
- * Returns where the fresh part starts.
+ * Returns where the fresh part starts. `buffer`: messages in flight to the reader (ReadOptions).
  */
 export async function scanExpired(
   js: JetStreamClient,
@@ -29,10 +29,11 @@ export async function scanExpired(
   stream: string,
   cutoff: Date,
   visit: (event: StoredEvent) => void,
+  buffer?: number,
 ): Promise<ScanEnd> {
   const { state } = await jsm.streams.info(stream);
   let firstFreshSeq = state.last_seq + 1;
-  await readStream(js, stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq }, (m) => {
+  await readStream(js, stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq, ...(buffer ? { buffer } : {}) }, (m) => {
     // Parsed once: the age needs it, and so does the visitor.
     const parsed = m.json<{ meta?: { occurredAt?: unknown } }>();
     const at = ageOf(parsed, m.info.timestampNanos);
