@@ -23,7 +23,7 @@ const script = async (file: string, args: string[], env: Record<string, string>,
     return await run(process.execPath, [file, ...args], { env: { ...process.env, ...env }, maxBuffer: 64 << 20, timeout: timeoutMs, killSignal: 'SIGKILL' });
   } catch (error) {
     const { stderr, stdout, killed } = error as { stderr?: string; stdout?: string; killed?: boolean };
-    throw new Error(`${path.basename(path.dirname(path.dirname(file)))} ${args[0]} ${killed ? `killed after ${timeoutMs / 1000} s` : 'failed'}:\n${(stderr ?? '').slice(-20_000)}\n${(stdout ?? '').slice(-5_000)}`, { cause: error });
+    throw new Error(`${path.relative(root, file)} ${args.join(' ')} ${killed ? `killed after ${timeoutMs / 1000} s` : 'failed'}:\n${(stderr ?? '').slice(-20_000)}\n${(stdout ?? '').slice(-5_000)}`, { cause: error });
   }
 };
 

@@ -14,6 +14,18 @@ describe('acquireJobLock (a retention pass and a backup never overlap)', () => {
     await (await acquireJobLock(t.bus.nc, t.env.namespace, 'retention'))();
   });
 
+  it('a release called twice does not free the lock another job took meanwhile', async () => {
+    const release = await acquireJobLock(t.bus.nc, t.env.namespace, 'backup');
+    await release();
+    const next = await acquireJobLock(t.bus.nc, t.env.namespace, 'retention');
+    try {
+      await release();
+      await expect(acquireJobLock(t.bus.nc, t.env.namespace, 'retention')).rejects.toThrow(JobLockHeldError);
+    } finally {
+      await next();
+    }
+  });
+
   it('makes a pass wait for a running backup, and a backup for a running pass', async () => {
     for (const [first, second] of [['backup', 'retention'], ['retention', 'backup']] as const) {
       const release = await acquireJobLock(t.bus.nc, t.env.namespace, first);

@@ -23,7 +23,7 @@ export class JobLockHeldError extends Error {
  * structure (the fault suite's jobs scenario did, one run in four). A job finding the other kind
  * holding the lock waits for it up to `waitMs`; a second pass beside a pass fails at once (a
  * CronJob with `concurrencyPolicy: Forbid` covers Kubernetes, not a manual `npm run cleanup`).
- * Returns the release function.
+ * Returns the release function (calls after the first do nothing).
  */
 export async function acquireJobLock(nc: NatsConnection, namespace: string, job: LockedJob, options: { replicas?: number; waitMs?: number } = {}): Promise<() => Promise<void>> {
   const kv = await new Kvm(nc).create(`${namespace}_retention`, { ttl: LOCK_TTL_MS, history: 1, replicas: options.replicas ?? 1 });
@@ -31,7 +31,11 @@ export async function acquireJobLock(nc: NatsConnection, namespace: string, job:
   for (;;) {
     try {
       await kv.create('pass', JSON.stringify({ job, host: hostname(), pid: process.pid, startedAt: new Date().toISOString() }));
+      // Once only: a second call after another job took the key would free that job's lock.
+      let held = true;
       return async () => {
+        if (!held) return;
+        held = false;
         await kv.purge('pass');
       };
     } catch (error) {

@@ -48,11 +48,6 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
   const staging = await mkdtemp(path.join(dir, '.parley-backup-'));
   const bus = await connectBus({ url: config.NATS_URL, name: 'backup', log, identity: backupIdentity(config) });
   let release: (() => Promise<void>) | null = null;
-  const unlock = async () => {
-    const r = release;
-    release = null;
-    await r?.();
-  };
   try {
     // No retention pass while the database snapshot is taken and the streams are read: its purge
     // would remove events this export has not reached, and the snapshots it writes come after the
@@ -78,7 +73,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     });
     log.debug('database dumped');
     await exporting;
-    await unlock();
+    await release?.();
     log.debug('streams exported');
     const pooled = await poolAttachments(config.ATTACHMENTS_DIR, path.join(dir, POOL_DIR));
     const attachments = { files: pooled.files, bytes: pooled.bytes, pool: POOL_DIR };
@@ -117,7 +112,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     log.info({ archive, bytes, durationMs, attachments: { files: pooled.files.length, added: pooled.added, addedBytes: pooled.addedBytes }, streams: streams.map((s) => ({ name: s.name, lastSeq: s.lastSeq, messages: s.messages })) }, 'backup written');
     return { archive, bytes, durationMs, manifest, pooled: { added: pooled.added, addedBytes: pooled.addedBytes } };
   } finally {
-    await unlock().catch(() => {}); // the lock's TTL frees it otherwise
+    await release?.().catch(() => {}); // released already after the export, or the lock's TTL frees it
     await bus.nc.close().catch(() => {});
     await rm(staging, { recursive: true, force: true });
   }

@@ -1,4 +1,4 @@
-import type { Position, Projection } from '@parley/projector-pg';
+import type { PositionedEvent, Projection } from '@parley/projector-pg';
 import type { PoolClient } from '@parley/pg';
 import { ATTACHMENTS_PROJECTOR, type AttachmentDeleted, type AttachmentEvent, type AttachmentUploaded } from '@parley/contracts';
 
@@ -41,7 +41,7 @@ export function attachmentsProjection(deps: { onQueued?: () => void } = {}): Pro
 }
 
 /** A run of events of one type (see applyMany). */
-async function applyRun(run: { event: AttachmentEvent; position: Position }[], tx: PoolClient): Promise<void> {
+async function applyRun(run: PositionedEvent<AttachmentEvent>[], tx: PoolClient): Promise<void> {
   const type = run[0]!.event.type;
   switch (type) {
     case 'AttachmentUploaded': {
