@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import pg from 'pg';
 import { readStream } from '@parley/bus';
 import { streamName } from '@parley/contracts';
 import { runLoad } from './harness/client.js';
@@ -70,6 +71,15 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
         const key = `${event.chatId}:${event.seq}`;
         bySeq.set(key, [...(bySeq.get(key) ?? []), `${m.seq} ${event.type}`]);
       });
+      // Where each projector on the stream stands, by JetStream and by its checkpoint in Postgres.
+      const consumers: string[] = [];
+      for await (const c of (await jetstreamManager(nc)).consumers.list(stream)) {
+        consumers.push(`consumer ${c.name}: delivered ${c.delivered.stream_seq}/${c.delivered.consumer_seq}, ack floor ${c.ack_floor.stream_seq}, pending ${c.num_pending}, ack pending ${c.num_ack_pending}, redelivered ${c.num_redelivered}, leader ${c.cluster?.leader ?? '?'}`);
+      }
+      const db = new pg.Client({ connectionString: scenario.env.DATABASE_URL });
+      await db.connect();
+      const checkpoints = await db.query<{ projector: string; stream_seq: string }>('SELECT projector, stream_seq FROM messages.projection_checkpoints ORDER BY projector').finally(() => db.end());
+      const projectorLog = scenario.messages.output.filter((line) => /projector|projection/.test(line)).slice(-40);
       const collisions = [...bySeq].filter(([, held]) => held.length > 1).map(([key, held]) => `chat seq ${key} held by stream seqs ${held.join(', ')}`);
       const missing = violations.flatMap((v) => /^acked (\S+) \(seq \d+\) is missing from history$/.exec(v)?.[1] ?? []);
       const stored = missing.filter((id) => inStream.has(id)).length;
@@ -77,6 +87,11 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
         `chats stream: ${info.state.messages} events, last ${info.state.last_seq}`,
         `acked but missing from history: ${missing.length}, of which in the chats stream: ${stored}, not in it: ${missing.length - stored}`,
         ...collisions,
+        ...consumers,
+        ...checkpoints.rows.map((r) => `checkpoint ${r.projector}: ${r.stream_seq}`),
+        ...scenario.lastReads,
+        '--- messages service, projector lines',
+        ...projectorLog,
       ];
     } finally {
       await nc.close();
@@ -136,7 +151,9 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
     const sent = await load;
     const verdict = await scenario.settleAndCheck(120_000);
     const reconnects = scenario.clients.reduce((n, c) => n + c.connects - 1, 0);
-    console.log('cluster:', { sent, ...verdict.stats, reconnects, steps });
+    // The projector's restarts, with their reasons: what it had to recover from (docs/reliability.md).
+    const projectorRestarts = scenario.messages.output.filter((line) => line.includes('restarting from its checkpoint')).map((line) => /"msg":"([^"]*)"/.exec(line)?.[1] ?? line);
+    console.log('cluster:', { sent, ...verdict.stats, reconnects, steps, projectorRestarts });
     expect(verdict.violations, verdict.violations.length > 0 ? `${(await seqCollisions(verdict.violations)).join('\n')}\n${scenario.logs()}` : '').toEqual([]);
     expect(verdict.stats.acked).toBe(sent);
     // Three copies throughout: the stream kept its replicas and all are current again.

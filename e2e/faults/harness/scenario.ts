@@ -15,6 +15,8 @@ export class Scenario {
   /** chatId → member client names */
   readonly members = new Map<string, string[]>();
   accounts: Account[] = [];
+  /** Per chat, at the end of the last settleAndCheck: how far history reached against the acks (for failure messages). */
+  lastReads: string[] = [];
 
   private constructor(
     readonly servers: PrivateServers,
@@ -108,6 +110,7 @@ export class Scenario {
     while (this.clients.some((c) => c.pending > 0) && Date.now() < deadline) await sleep(100);
 
     const stored = new Map<string, StoredMessage[]>();
+    this.lastReads = [];
     for (const [chatId, names] of this.members) {
       const reader = this.accounts[Number(names[0]!.slice(1))]!;
       for (;;) {
@@ -120,6 +123,8 @@ export class Scenario {
           messages !== undefined && this.history.unacked().length === 0 && newest >= this.history.maxAckedSeq(chatId) && clients.every((c) => c.cursor(chatId) >= newest && !c.reloading(chatId));
         if (messages && (caughtUp || Date.now() > deadline)) {
           stored.set(chatId, messages);
+          const cursors = clients.map((c) => `${c.name}:${c.cursor(chatId)}${c.reloading(chatId) ? '(reloading)' : ''}`).join(' ');
+          this.lastReads.push(`chat ${chatId}: history ${messages.length} messages, newest seq ${newest}; newest acked seq ${this.history.maxAckedSeq(chatId)}; cursors ${cursors}`);
           break;
         }
         if (Date.now() > deadline) throw new Error(`chat ${chatId}: history unavailable at the end\n${this.logs()}`);

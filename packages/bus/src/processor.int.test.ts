@@ -133,9 +133,10 @@ describe('Processor', () => {
   /**
    * Pulls one delivery from the processor's durable consumer elsewhere, publishing events after
    * `from` until that pull has one (the processor's own pulls come first). Returns the last event
-   * published and the one taken; nothing is published after the taken one.
+   * published and the one taken; nothing is published after the taken one. `ack`: the thief acks
+   * it, so the consumer counts nothing pending or unacknowledged.
    */
-  async function stealOneDelivery(consumerName: string, from: number): Promise<{ last: number; stolen: number | undefined }> {
+  async function stealOneDelivery(consumerName: string, from: number, ack = false): Promise<{ last: number; stolen: number | undefined }> {
     const consumer = await bus.js.consumers.get(stream, consumerName);
     const stolen = consumer.next({ expires: 10_000 });
     await bus.nc.flush();
@@ -146,7 +147,9 @@ describe('Processor', () => {
       await publish(++last);
       await sleep(50);
     }
-    return { last, stolen: (await stolen)?.json<Noted>().n };
+    const msg = await stolen;
+    if (ack) await msg?.ackAck();
+    return { last, stolen: msg?.json<Noted>().n };
   }
   const applied = (store: MemoryStore, n: number) => eventually(async () => (store.applied.length >= n ? store.applied : undefined), 15_000, `${n} events applied`);
 
@@ -235,6 +238,22 @@ describe('Processor', () => {
     expect(await applied(store, n)).toEqual(upTo(n));
     expect(Date.now() - started).toBeLessThan(8_000);
     expect(logs.some((l) => l.includes('projector received nothing while events wait'))).toBe(true);
+  });
+
+  it('restarts a consumer that counts nothing pending while the stream holds events after what it applied', async () => {
+    const { p, store, logs } = processor({ batchSize: 1, stallMs: 500 });
+    p.start();
+    await publish(1);
+    await applied(store, 1);
+    // The last delivery goes elsewhere and is acknowledged there: the consumer's own count says
+    // nothing waits, as a NATS 2.9 consumer whose leader moved can say while events wait
+    // (e2e/faults/cluster.test.ts). Only the stream shows the event after the checkpoint.
+    const { last: n, stolen } = await stealOneDelivery(p.name, 1, true);
+    expect(stolen).toBe(n);
+    const info = await bus.jsm.consumers.info(stream, p.name);
+    expect([info.num_pending, info.num_ack_pending]).toEqual([0, 0]);
+    expect(await applied(store, n)).toEqual(upTo(n));
+    expect(logs.some((l) => l.includes('projector found events in the stream that its consumer does not deliver'))).toBe(true);
   });
 
   it('stands by while another instance leads, and after losing leadership stops and competes again', async () => {

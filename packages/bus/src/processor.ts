@@ -83,6 +83,11 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
   private stopped = false;
   private lagTimer: NodeJS.Timeout | undefined;
   private leaderLoop: Promise<void> | undefined;
+  /**
+   * The highest stream sequence this leader has dealt with (applied, found applied, or terminated
+   * as poison), from the checkpoint on: where the stall check asks the stream for the next event.
+   */
+  private handledSeq = 0;
   /** Events applied by this instance (skipped redeliveries excluded). */
   applied = 0;
 
@@ -185,6 +190,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
   private async resetConsumer(): Promise<void> {
     const { jsm } = this.o.bus;
     const checkpoint = await this.o.store.loadCheckpoint();
+    this.handledSeq = checkpoint;
     await jsm.consumers.delete(this.o.stream, this.name).catch((error: unknown) => {
       if (!isNotFound(error)) throw error;
     });
@@ -306,16 +312,22 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
   }
 
   /**
-   * Nothing delivered for `stallMs` and nothing being applied: if JetStream holds events for this
-   * consumer (or lost the consumer), the pull went nowhere; only a fresh consumer from the
-   * checkpoint gets things moving again. Quiet streams pass (nothing pending), and so does a NATS
-   * that cannot answer (the library's own reconnect handling covers that).
+   * Nothing delivered for `stallMs` and nothing being applied: if events wait for this consumer (or
+   * it was lost), the pull went nowhere; only a fresh consumer from the checkpoint gets things moving
+   * again. Quiet streams pass, and so does a NATS that cannot answer (the library's own reconnect
+   * handling covers that; the failed check is logged).
+   *
+   * What waits is asked twice: of the consumer (events pending or delivered and unacknowledged) and
+   * of the stream's leader (the next event on our subjects after the last one handled). The consumer
+   * alone is not enough: on a NATS 2.9 cluster a consumer whose leader moved in a rolling restart can
+   * report nothing pending while the stream holds newer events (nats-server issues #4189, #5679),
+   * and it never delivers them. Found by e2e/faults/cluster.test.ts: acknowledged messages missing
+   * from history for good, with no log line, the projection silent from the last restart on.
    */
   private async checkStalled(idle: () => boolean, restart: (reason: string, detail: object) => void): Promise<void> {
     try {
-      const waiting = (info: ConsumerInfo) => info.num_pending > 0 || info.num_ack_pending > 0;
-      const first = await this.o.bus.jsm.consumers.info(this.o.stream, this.name);
-      if (!waiting(first)) return;
+      const first = await this.waiting();
+      if (!first.consumer && first.next === undefined) return;
       // Asked twice, a second apart: an event published just as the first answer was made can be
       // counted there as delivered while it is still on its way to us. It arrives within the
       // second (idle() turns false); a consumer that is really stuck looks the same both times.
@@ -323,15 +335,45 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
       // the new consumer's ack floor stayed at 0, which held a retention pass forever.)
       await new Promise((resolve) => setTimeout(resolve, STALL_CONFIRM_MS));
       if (!idle()) return;
-      const second = await this.o.bus.jsm.consumers.info(this.o.stream, this.name);
+      const second = await this.waiting();
       // Nothing is in hand (the queue is empty, every batch acked), so anything JetStream counts as
       // delivered and unacknowledged never arrived.
-      if (waiting(second) && second.delivered.consumer_seq === first.delivered.consumer_seq) {
-        restart('received nothing while events wait', { pending: second.num_pending, ackPending: second.num_ack_pending, stallMs: this.stallMs });
+      if (second.consumer && first.consumer && second.info?.delivered.consumer_seq === first.info?.delivered.consumer_seq) {
+        restart('received nothing while events wait', { pending: second.info?.num_pending, ackPending: second.info?.num_ack_pending, stallMs: this.stallMs });
+      } else if (!second.consumer && second.next !== undefined && first.next !== undefined) {
+        restart('found events in the stream that its consumer does not deliver', {
+          handledSeq: this.handledSeq,
+          consumerAnswered: second.info !== undefined,
+          nextStreamSeq: second.next,
+          consumerDelivered: second.info?.delivered.stream_seq,
+          consumerAckFloor: second.info?.ack_floor.stream_seq,
+          stallMs: this.stallMs,
+        });
       }
     } catch (error) {
       if (isNotFound(error)) restart('consumer lost (not found)', {});
+      else this.o.log.warn({ projector: this.name, err: (error as Error).message }, 'projector could not check whether it is stalled');
     }
+  }
+
+  /**
+   * What waits for this processor: `consumer` when its consumer counts events pending or unacked;
+   * otherwise `next`, the stream sequence of the next event on its subjects after `handledSeq`, as
+   * the stream's leader answers (undefined: none). `info` is undefined when the consumer did not
+   * answer (a consumer without a leader); the stream decides then.
+   */
+  private async waiting(): Promise<{ consumer: boolean; next: number | undefined; info: ConsumerInfo | undefined }> {
+    const { jsm } = this.o.bus;
+    const info = await jsm.consumers.info(this.o.stream, this.name).catch((error: unknown) => {
+      if (isNotFound(error)) throw error;
+      return undefined;
+    });
+    if (info && (info.num_pending > 0 || info.num_ack_pending > 0)) return { consumer: true, next: undefined, info };
+    // STREAM.MSG.GET with next_by_subj (NATS 2.9+; nats.js types only the seq and last_by_subj forms):
+    // the first message at or after `seq` on the filter, answered by the stream's leader.
+    const query = { seq: this.handledSeq + 1, next_by_subj: this.o.filterSubject } as unknown as { seq: number };
+    const next = await jsm.streams.getMessage(this.o.stream, query);
+    return { consumer: false, next: next?.seq, info };
   }
 
   private kick(): void {
@@ -448,6 +490,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
     }
     await hooks?.afterCommit?.(seqs);
     for (const { msg } of items) msg.ack();
+    this.handledSeq = Math.max(this.handledSeq, items.at(-1)!.msg.seq);
     span.end();
     this.applied += applied.length;
     this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'applied' }, applied.length);
@@ -465,6 +508,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
     // No reason argument: NATS 2.9 does not parse `+TERM <reason>` and would leave the message
     // pending (found by packages/projector-pg/src/projector.int.test.ts). The reason goes to the log instead.
     msg.term();
+    this.handledSeq = Math.max(this.handledSeq, msg.seq);
     this.o.metrics?.projectorPoison.inc({ projector: this.name });
     this.o.log.error(
       { projector: this.name, stream: this.o.stream, streamSeq: msg.seq, subject: msg.subject, eventId: event?.meta?.eventId, reason },
