@@ -311,12 +311,16 @@ export class FaultClient {
     }
     if (!answer) return;
     const seen = this.seen.get(chatId)!;
+    let taken = 0;
     for (const m of answer.messages) {
       if (seen.has(m.seq)) continue; // arrived live while the page loaded
       seen.add(m.seq);
+      taken += 1;
       this.history.recordDelivery(this.name, { chatId, seq: m.seq, messageId: m.id, body: m.body, via: 'reload' });
       this.cursors.set(chatId, Math.max(this.cursor(chatId), m.seq));
     }
+    const seqs = answer.messages.map((m) => m.seq);
+    this.note(chatId, `reloaded ${taken} of ${seqs.length} (after ${from}, seqs ${seqs[0] ?? '-'}..${seqs.at(-1) ?? '-'}, history at ${answer.seq})`);
   }
 }
 

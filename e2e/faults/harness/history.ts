@@ -213,7 +213,12 @@ export class History {
         }
         const expected = messages.filter((m) => m.seq > start);
         const missing = expected.filter((m) => !seen.has(m.seq));
-        if (missing.length > 0) violations.push(`${client} never got ${missing.length} message(s) of chat ${chatId}, first seq ${missing[0]!.seq}`);
+        if (missing.length > 0) {
+          // Which seqs, and how each of the rest arrived (live or by a reload after reset): where a hole is says what made it.
+          const via = (seq: number) => got.find((d) => d.seq === seq)?.via ?? '-';
+          const around = [missing[0]!.seq - 1, missing.at(-1)!.seq + 1].map((seq) => `${seq}:${via(seq)}`).join(' ');
+          violations.push(`${client} never got ${missing.length} message(s) of chat ${chatId}, first seq ${missing[0]!.seq} (seqs ${missing.slice(0, 20).map((m) => m.seq).join(',')}${missing.length > 20 ? ',…' : ''}; neighbours ${around})`);
+        }
         const gone = expiredSeqs.get(chatId);
         const extra = [...seen].filter((seq) => !gone?.has(seq) && !expected.some((m) => m.seq === seq));
         if (extra.length > 0) violations.push(`${client} got seq(s) ${extra.slice(0, 5).join(', ')} of chat ${chatId} that history does not have`);
