@@ -1,3 +1,4 @@
+import pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
@@ -247,6 +248,59 @@ describe('realtime: scale-out, resume, typing', () => {
     await new Promise((r) => setTimeout(r, 200));
     expect(b.frames.filter((f) => f.op === 'typing')).toEqual([]);
     for (const s of [a, b, c, o]) s.close();
+  });
+});
+
+describe('holding live events for a resume that waits on the services', () => {
+  let stack: Stack;
+
+  beforeAll(async () => {
+    stack = await startStack({ WS_RESUME_GRACE_MS: '100' });
+  });
+  afterAll(async () => {
+    await stack?.stop();
+  });
+
+  it('keeps them held past the grace when the resume came in time, so the resume misses nothing', async () => {
+    const [alice, bob] = [await register(stack, 'hold_alice'), await register(stack, 'hold_bob')];
+    const chatId = await groupOf(stack, alice, [bob], 'hold');
+    const sender = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const before = await sendMany(sender, chatId, 'before', 3); // seqs 2..4
+    // Bob's socket gets ready only up to its presence snapshot, which reads users.blocks: with the
+    // table locked it waits (up to the snapshot's 1 s timeout), Bob already in the chat and his
+    // resume, sent at once, queued behind it. (In the fault suite the same wait was a messages
+    // service restarting under the memberships lookup.)
+    const lock = new pg.Client({ connectionString: stack.env.databaseUrl });
+    const watch = new pg.Client({ connectionString: stack.env.databaseUrl });
+    await Promise.all([lock.connect(), watch.connect()]);
+    let bobSocket: TestSocket | undefined;
+    try {
+      await lock.query('BEGIN');
+      await lock.query('LOCK TABLE users.blocks IN ACCESS EXCLUSIVE MODE');
+      bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken, { handshake: false });
+      bobSocket.send({ op: 'resume', cursors: { [chatId]: 1 } });
+      await eventually(async () => {
+        const { rows } = await watch.query<{ n: number }>(
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH candidates%'",
+        );
+        return rows[0]!.n > 0 ? true : undefined;
+      }, 5_000, 'the presence snapshot waiting on the lock');
+      await new Promise((resolve) => setTimeout(resolve, 300)); // past the 100 ms grace
+      const [during] = await sendMany(sender, chatId, 'during', 1);
+      // Released at once (the old behaviour), this event went out before the resume, which then
+      // skipped seqs 2..4 as already sent.
+      await lock.query('COMMIT');
+      await bobSocket.next((f) => f.op === 'resumed');
+      await eventually(async () => (bobSocket!.frames.some((f) => f.op === 'event' && f.seq === during) ? true : undefined));
+      const seen = bobSocket.frames.filter((f) => f.op === 'event' && f.chatId === chatId && f.type === 'message.created').map((f) => f.seq);
+      // Every message once, in arrival order: the live one after those the resume sent.
+      expect(seen).toEqual([...before, during]);
+    } finally {
+      await lock.query('ROLLBACK').catch(() => {});
+      await Promise.all([lock.end(), watch.end()]);
+      bobSocket?.close();
+      sender.close();
+    }
   });
 });
 

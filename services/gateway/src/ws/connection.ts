@@ -34,7 +34,7 @@ export interface ConnectionDeps extends SendDeps {
   allowedOrigins: string[];
   /** Most events one resume sends for one chat before answering `reset` instead. */
   resumeMaxEvents: number;
-  /** How long live events wait after authentication for a possible `resume` (ms). */
+  /** How long live events wait after authentication for a `resume` to arrive (ms); one that arrived holds them until it has run. */
   resumeGraceMs: number;
   /** Set when the gateway shuts down: new frames are refused, in-flight ones finish. */
   draining: { value: boolean };
@@ -102,8 +102,18 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
     data.held = [];
+    // The grace ends with the client's first frame *arriving* (docs/protocol.md, Holding), so the
+    // release queues behind the frames already received: a `resume` that came in time but waits for
+    // `ready` (memberships from a messages service that is restarting) runs first. Releasing at once
+    // sent live events before it, and the resume then skipped everything up to them as already
+    // sent: "c2 never got 2 message(s) ..., first seq 2 (seqs 2,3; neighbours 1:- 4:live)" in
+    // e2e/faults/projector.test.ts.
     data.holdTimer = setTimeout(() => {
-      if (!data.closed && !data.resuming) deps.delivery.release(socket);
+      data.chain = data.chain
+        .then(() => {
+          if (!data.closed && !data.resuming && data.held) deps.delivery.release(socket);
+        })
+        .catch((error: unknown) => deps.log.error({ err: error }, 'releasing held events failed'));
     }, deps.resumeGraceMs);
     data.ready = (async () => {
       const { chatIds, seqs } = await callRpc(deps.bus, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
