@@ -64,12 +64,20 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
       const info = await (await jetstreamManager(nc)).streams.info(stream);
       const bySeq = new Map<string, string[]>();
       const inStream = new Set<string>();
+      /** Every message event, as `stream seq: chat seq, type, message id, clientMsgId`, by clientMsgId and by chat:seq. */
+      const described = new Map<string, string[]>();
+      const note = (key: string, line: string) => described.set(key, [...(described.get(key) ?? []), line]);
       await readStream(jetstream(nc), stream, { lastSeq: info.state.last_seq }, (m) => {
-        const event = m.json<{ chatId?: string; seq?: number; type: string; data?: { clientMsgId?: string } }>();
+        const event = m.json<{ chatId?: string; seq?: number; type: string; data?: { clientMsgId?: string; messageId?: string } }>();
         if (event.data?.clientMsgId) inStream.add(event.data.clientMsgId);
         if (!event.chatId || !event.seq) return;
         const key = `${event.chatId}:${event.seq}`;
         bySeq.set(key, [...(bySeq.get(key) ?? []), `${m.seq} ${event.type}`]);
+        if (event.data?.clientMsgId) {
+          const line = `stream seq ${m.seq}: chat seq ${event.seq}, ${event.type}, message ${event.data.messageId}, ${event.data.clientMsgId}`;
+          note(event.data.clientMsgId, line);
+          note(key, line);
+        }
       });
       // Where each projector on the stream stands, by JetStream and by its checkpoint in Postgres.
       const consumers: string[] = [];
@@ -78,6 +86,23 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
       }
       const db = new pg.Client({ connectionString: scenario.env.DATABASE_URL });
       await db.connect();
+      // For each message a violation names (by clientMsgId, or by chat and seq): what the stream and the projection hold.
+      const named = violations.flatMap((v) => {
+        const acked = /^acked (\S+) /.exec(v)?.[1];
+        if (acked) return [acked];
+        const got = /got seq\(s\) ([\d, ]+) of chat (\S+) that history does not have/.exec(v);
+        return got ? got[1]!.split(', ').map((seq) => `${got[2]}:${seq}`) : [];
+      });
+      const rows = await db.query<{ id: string; chat_id: string; seq: number; client_msg_id: string; stream_seq: string }>(
+        `SELECT id, chat_id, seq, client_msg_id, stream_seq FROM messages.messages
+          WHERE client_msg_id = ANY($1::text[]) OR (chat_id::text || ':' || seq) = ANY($1::text[])`,
+        [[...new Set(named)]],
+      );
+      const details = [...new Set(named)].flatMap((key) => [
+        `-- ${key}`,
+        ...(described.get(key) ?? ['not in the stream']),
+        ...rows.rows.filter((r) => r.client_msg_id === key || `${r.chat_id}:${r.seq}` === key).map((r) => `row: seq ${r.seq}, message ${r.id}, ${r.client_msg_id}, stream seq ${r.stream_seq}`),
+      ]);
       const checkpoints = await db.query<{ projector: string; stream_seq: string }>('SELECT projector, stream_seq FROM messages.projection_checkpoints ORDER BY projector').finally(() => db.end());
       const projectorLog = scenario.messages.output.filter((line) => /projector|projection/.test(line)).slice(-40);
       const collisions = [...bySeq].filter(([, held]) => held.length > 1).map(([key, held]) => `chat seq ${key} held by stream seqs ${held.join(', ')}`);
@@ -87,6 +112,7 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
         `chats stream: ${info.state.messages} events, last ${info.state.last_seq}`,
         `acked but missing from history: ${missing.length}, of which in the chats stream: ${stored}, not in it: ${missing.length - stored}`,
         ...collisions,
+        ...details.slice(0, 60),
         ...consumers,
         ...checkpoints.rows.map((r) => `checkpoint ${r.projector}: ${r.stream_seq}`),
         ...scenario.lastReads,
