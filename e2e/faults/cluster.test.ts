@@ -52,24 +52,24 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
   }
 
   /**
-   * For a failure message: chat seqs the chats stream holds more than one event for (the store
-   * accepted two appends with the same expected last subject sequence), the stream's size, and of
-   * the acknowledged messages missing from history how many the stream holds (lost by the
-   * projection) and how many it does not (lost by NATS).
+   * For a failure message: the stream's size; of the acknowledged messages missing from history how
+   * many the stream holds (lost by the projection) and how many it does not (lost by NATS); chat
+   * seqs the stream holds more than one event for (two appends accepted with the same expected last
+   * subject sequence); for each message a violation names, its events and its rows; where each
+   * projector stands (consumer and checkpoint); how far each chat's history reached; the
+   * projector's log lines.
    */
-  async function seqCollisions(violations: string[] = []): Promise<string[]> {
+  async function diagnosis(violations: string[] = []): Promise<string[]> {
     const nc = await cluster.connect();
     try {
       const stream = streamName(cluster.namespace, 'chats');
       const info = await (await jetstreamManager(nc)).streams.info(stream);
       const bySeq = new Map<string, string[]>();
-      const inStream = new Set<string>();
       /** Every message event, as `stream seq: chat seq, type, message id, clientMsgId`, by clientMsgId and by chat:seq. */
       const described = new Map<string, string[]>();
       const note = (key: string, line: string) => described.set(key, [...(described.get(key) ?? []), line]);
       await readStream(jetstream(nc), stream, { lastSeq: info.state.last_seq }, (m) => {
         const event = m.json<{ chatId?: string; seq?: number; type: string; data?: { clientMsgId?: string; messageId?: string } }>();
-        if (event.data?.clientMsgId) inStream.add(event.data.clientMsgId);
         if (!event.chatId || !event.seq) return;
         const key = `${event.chatId}:${event.seq}`;
         bySeq.set(key, [...(bySeq.get(key) ?? []), `${m.seq} ${event.type}`]);
@@ -107,7 +107,7 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
       const projectorLog = scenario.messages.output.filter((line) => /projector|projection/.test(line)).slice(-40);
       const collisions = [...bySeq].filter(([, held]) => held.length > 1).map(([key, held]) => `chat seq ${key} held by stream seqs ${held.join(', ')}`);
       const missing = violations.flatMap((v) => /^acked (\S+) \(seq \d+\) is missing from history$/.exec(v)?.[1] ?? []);
-      const stored = missing.filter((id) => inStream.has(id)).length;
+      const stored = missing.filter((id) => described.has(id)).length;
       return [
         `chats stream: ${info.state.messages} events, last ${info.state.last_seq}`,
         `acked but missing from history: ${missing.length}, of which in the chats stream: ${stored}, not in it: ${missing.length - stored}`,
@@ -180,7 +180,7 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
     // The projector's restarts, with their reasons: what it had to recover from (docs/reliability.md).
     const projectorRestarts = scenario.messages.output.filter((line) => line.includes('restarting from its checkpoint')).map((line) => /"msg":"([^"]*)"/.exec(line)?.[1] ?? line);
     console.log('cluster:', { sent, ...verdict.stats, reconnects, steps, projectorRestarts });
-    expect(verdict.violations, verdict.violations.length > 0 ? `${(await seqCollisions(verdict.violations)).join('\n')}\n${scenario.logs()}` : '').toEqual([]);
+    expect(verdict.violations, verdict.violations.length > 0 ? `${(await diagnosis(verdict.violations)).join('\n')}\n${scenario.logs()}` : '').toEqual([]);
     expect(verdict.stats.acked).toBe(sent);
     // Three copies throughout: the stream kept its replicas and all are current again.
     const after = await chatsStream();

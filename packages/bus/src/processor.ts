@@ -327,7 +327,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
   private async checkStalled(idle: () => boolean, restart: (reason: string, detail: object) => void): Promise<void> {
     try {
       const first = await this.waiting();
-      if (!first.consumer && first.next === undefined) return;
+      if (!counts(first.info) && first.next === undefined) return;
       // Asked twice, a second apart: an event published just as the first answer was made can be
       // counted there as delivered while it is still on its way to us. It arrives within the
       // second (idle() turns false); a consumer that is really stuck looks the same both times.
@@ -338,9 +338,9 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
       const second = await this.waiting();
       // Nothing is in hand (the queue is empty, every batch acked), so anything JetStream counts as
       // delivered and unacknowledged never arrived.
-      if (second.consumer && first.consumer && second.info?.delivered.consumer_seq === first.info?.delivered.consumer_seq) {
+      if (counts(first.info) && counts(second.info) && second.info?.delivered.consumer_seq === first.info?.delivered.consumer_seq) {
         restart('received nothing while events wait', { pending: second.info?.num_pending, ackPending: second.info?.num_ack_pending, stallMs: this.stallMs });
-      } else if (!second.consumer && second.next !== undefined && first.next !== undefined) {
+      } else if (second.next !== undefined && first.next !== undefined) {
         restart('found events in the stream that its consumer does not deliver', {
           handledSeq: this.handledSeq,
           consumerAnswered: second.info !== undefined,
@@ -357,23 +357,23 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
   }
 
   /**
-   * What waits for this processor: `consumer` when its consumer counts events pending or unacked;
-   * otherwise `next`, the stream sequence of the next event on its subjects after `handledSeq`, as
-   * the stream's leader answers (undefined: none). `info` is undefined when the consumer did not
-   * answer (a consumer without a leader); the stream decides then.
+   * What waits for this processor: its consumer's state (`info`, undefined when the consumer did
+   * not answer: one without a leader), and, only when that counts nothing waiting, `next`: the
+   * stream sequence of the next event on its subjects after `handledSeq`, as the stream's leader
+   * answers (undefined: none).
    */
-  private async waiting(): Promise<{ consumer: boolean; next: number | undefined; info: ConsumerInfo | undefined }> {
+  private async waiting(): Promise<{ info: ConsumerInfo | undefined; next: number | undefined }> {
     const { jsm } = this.o.bus;
     const info = await jsm.consumers.info(this.o.stream, this.name).catch((error: unknown) => {
       if (isNotFound(error)) throw error;
       return undefined;
     });
-    if (info && (info.num_pending > 0 || info.num_ack_pending > 0)) return { consumer: true, next: undefined, info };
+    if (counts(info)) return { info, next: undefined };
     // STREAM.MSG.GET with next_by_subj (NATS 2.9+; nats.js types only the seq and last_by_subj forms):
     // the first message at or after `seq` on the filter, answered by the stream's leader.
     const query = { seq: this.handledSeq + 1, next_by_subj: this.o.filterSubject } as unknown as { seq: number };
     const next = await jsm.streams.getMessage(this.o.stream, query);
-    return { consumer: false, next: next?.seq, info };
+    return { info, next: next?.seq };
   }
 
   private kick(): void {
@@ -515,6 +515,11 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
       'poison event terminated: it will not be projected',
     );
   }
+}
+
+/** The consumer counts events pending or delivered and unacknowledged. */
+function counts(info: ConsumerInfo | undefined): boolean {
+  return info !== undefined && (info.num_pending > 0 || info.num_ack_pending > 0);
 }
 
 function sleep(ms: number): Promise<void> {

@@ -85,6 +85,12 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     data.pendingAddress = null;
   };
 
+  /** Ends the hold on live events, unless a resume is running (it releases them when done). */
+  const releaseHeld = (socket: Socket) => {
+    const data = socket.getUserData();
+    if (!data.closed && data.held && !data.resuming) deps.delivery.release(socket);
+  };
+
   const authenticate = (socket: Socket, userId: string, sessionId: string): boolean => {
     const data = socket.getUserData();
     release(data);
@@ -110,9 +116,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     // e2e/faults/projector.test.ts.
     data.holdTimer = setTimeout(() => {
       data.chain = data.chain
-        .then(() => {
-          if (!data.closed && !data.resuming && data.held) deps.delivery.release(socket);
-        })
+        .then(() => releaseHeld(socket))
         .catch((error: unknown) => deps.log.error({ err: error }, 'releasing held events failed'));
     }, deps.resumeGraceMs);
     data.ready = (async () => {
@@ -201,7 +205,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     deps.metrics.websocketMessages.inc({ direction: 'in', op: op && KNOWN_OPS.has(op) ? op : 'unknown' });
     if (op === 'ping') {
       if (data.ready) await data.ready.catch(() => {});
-      if (data.held && !data.resuming) deps.delivery.release(socket);
+      releaseHeld(socket);
       send(socket, { op: 'pong' }, 'pong');
       return;
     }
@@ -223,7 +227,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     await data.ready;
     if (data.closed) return;
     // Any first frame other than resume means the client is not resuming: deliver what was held.
-    if (op !== 'resume' && data.held && !data.resuming) deps.delivery.release(socket);
+    if (op !== 'resume') releaseHeld(socket);
     switch (op) {
       case 'send': {
         if (!SendFrame.check(frame)) {
