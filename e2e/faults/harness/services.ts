@@ -109,7 +109,14 @@ export async function startServices(env: Record<string, string>, gateways = 1): 
   const messages = await newService('messages', env);
   const gws: ServiceProcess[] = [];
   for (let i = 0; i < gateways; i++) gws.push(await newService('gateway', env, `gateway${i + 1}`));
-  await Promise.all([users.start(), messages.start()]);
-  await Promise.all(gws.map((g) => g.start()));
-  return { users, messages, gateways: gws, all: () => [users, messages, ...gws] };
+  const all = () => [users, messages, ...gws];
+  try {
+    await Promise.all([users.start(), messages.start()]);
+    await Promise.all(gws.map((g) => g.start()));
+  } catch (error) {
+    // One that failed to start must not leave the others running after the scenario gave up.
+    await Promise.all(all().map((s) => s.kill('SIGKILL').catch(() => {})));
+    throw error;
+  }
+  return { users, messages, gateways: gws, all };
 }

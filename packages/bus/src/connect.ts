@@ -5,6 +5,7 @@ import { inboxPrefix, type Principal } from '@parley/contracts';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '@parley/log';
 import type { RequestSigner } from './assertion.js';
+import { whileJetStreamStarts } from './startup.js';
 
 /** The oldest NATS server Parley runs on; its JetStream fields are the only ones the code uses. */
 export const MIN_NATS_VERSION = '2.9.0';
@@ -104,7 +105,8 @@ export async function connectBus(options: { url: string; name: string; log: Logg
       }
     }
   })().catch(() => {});
-  return { nc, js: jetstream(nc), jsm: await jetstreamManager(nc) };
+  const jsm = await whileJetStreamStarts('checking the JetStream API', () => jetstreamManager(nc), options.log);
+  return { nc, js: jetstream(nc), jsm };
 }
 
 export function compareVersions(a: string, b: string): number {

@@ -1,4 +1,5 @@
 export * from './connect.js';
+export * from './startup.js';
 export * from './streams.js';
 export * from './publish.js';
 export * from './sequencer.js';

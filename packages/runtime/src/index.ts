@@ -1,5 +1,5 @@
 import { readFileSync } from 'node:fs';
-import { connectBus, ensureStreams, redactUrl, waitForStreams, type Bus } from '@parley/bus';
+import { connectBus, ensureStreams, redactUrl, waitForStreams, whileJetStreamStarts, type Bus } from '@parley/bus';
 import { cacheKeyFrom, createCache, type Cache } from '@parley/cache';
 import { declaredStreams, PRINCIPALS, STREAM_OWNERS, STREAMS_AWAITED, type Principal, type StreamKey } from '@parley/contracts';
 import { ConfigError, developmentKeysInUse } from '@parley/config';
@@ -157,8 +157,9 @@ export async function openDeps<D extends Deps = Deps>(spec: Pick<ServiceSpec<D>,
   // Each stream has one owner, which creates it and keeps its settings; the others wait for it.
   const declared = declaredStreams(namespace, retention, env.STREAM_REPLICAS);
   const keys = Object.keys(declared) as StreamKey[];
-  await ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log);
-  await waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log);
+  // A NATS cluster still electing its JetStream leader answers nothing yet: wait for it (startup.ts).
+  await whileJetStreamStarts('creating its streams', () => ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log), log);
+  await whileJetStreamStarts('waiting for the streams of other services', () => waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log), log);
   const cache = openCache(principal, env, namespace, log, metrics);
   const deps = { namespace, log, metrics, bus, cache, ...extension?.deps } as D;
   return {

@@ -1,6 +1,6 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Subscription } from '@nats-io/transport-node';
-import { callRpc, type Bus } from '@parley/bus';
+import { callRpc, whileJetStreamStarts, type Bus } from '@parley/bus';
 import { isId, newId, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
@@ -69,8 +69,9 @@ export class Presence {
   }
 
   async start(): Promise<void> {
-    this.kv = await new Kvm(this.deps.bus.nc).create(subjects.presenceBucket(this.deps.namespace), { ttl: PRESENCE_TTL_MS, history: 1, replicas: this.deps.replicas });
-    await this.lastSeen.start();
+    const kvm = new Kvm(this.deps.bus.nc);
+    this.kv = await whileJetStreamStarts('creating the presence bucket', () => kvm.create(subjects.presenceBucket(this.deps.namespace), { ttl: PRESENCE_TTL_MS, history: 1, replicas: this.deps.replicas }), this.deps.log);
+    await whileJetStreamStarts('creating the last-seen bucket', () => this.lastSeen.start(), this.deps.log);
     this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
       callback: (err, msg) => {
         if (err) return;
