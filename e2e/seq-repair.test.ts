@@ -239,4 +239,29 @@ describe('a message stored with a chat seq another event already had', () => {
     expect(events.filter((e) => e.event.data?.messageId === lost.event.data.messageId).map((e) => e.event.seq)).toEqual([head + 2]);
     expect(events.map((e) => e.event.seq)).toEqual([...new Set(events.map((e) => e.event.seq))]);
   });
+  it('answers a resend within the duplicate window with the repaired copy, once the lost copy is deleted', async () => {
+    // Every send straight to the writer, as on a connection past its resend check (the cluster
+    // scenario's clients resent on connections that had been open for a while).
+    await gateway.stop();
+    gateway = await startGatewayService({ ...vars, WS_RESEND_CHECK_SENDS: '0' });
+    try {
+      const { chatId, head } = await chatWithTwoMessages();
+      const lost = await injectCollision(chatId, head, 'loquat resent words');
+      await eventually(async () => ((await history(chatId)).some((m) => m.id === lost.event.data.messageId) ? true : undefined), 15_000, 'the repair in history');
+      await eventually(async () => ((await chatStream(chatId)).some((e) => e.streamSeq === lost.streamSeq) ? undefined : true), 15_000, 'the lost copy deleted');
+
+      // JetStream answers the resend "duplicate" of the deleted copy (same message id, inside its window).
+      const sender = await TestSocket.open(wsUrl(), bob.accessToken);
+      sender.send({ op: 'send', chatId, clientMsgId: lost.event.data.clientMsgId, body: 'loquat resent words' });
+      const ack = await sender.next((f) => (f.op === 'ack' || f.op === 'error') && (f.clientMsgId === lost.event.data.clientMsgId || f.ref === lost.event.data.clientMsgId), 10_000);
+      sender.close();
+      expect(ack).toMatchObject({ op: 'ack', messageId: lost.event.data.messageId, seq: head + 1 });
+      const copies = (await chatStream(chatId)).filter((e) => e.event.data?.clientMsgId === lost.event.data.clientMsgId);
+      expect(copies.map((e) => e.event.seq)).toEqual([head + 1]);
+      expect((await history(chatId)).filter((m) => m.body === 'loquat resent words').map((m) => m.seq)).toEqual([head + 1]);
+    } finally {
+      await gateway.stop();
+      gateway = await startGatewayService(vars);
+    }
+  });
 });

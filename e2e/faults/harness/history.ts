@@ -128,6 +128,20 @@ export class History {
     return max;
   }
 
+  /**
+   * How many messages acknowledged in `chatId` (and not expired) `messages` lacks. A message whose
+   * seq the store gave another one reaches history only when the seq repair has appended it again,
+   * at a seq above every ack: reaching the highest acked seq does not mean that history has it.
+   */
+  ackedMissing(chatId: string, messages: readonly StoredMessage[]): number {
+    const ids = new Set(messages.map((m) => m.id));
+    let missing = 0;
+    for (const [clientMsgId, ack] of this.acks) {
+      if (this.sends.get(clientMsgId)?.chatId === chatId && !this.expired.has(clientMsgId) && !ids.has(ack.messageId)) missing += 1;
+    }
+    return missing;
+  }
+
   /** Sends not acknowledged (yet): a client still holds them in its outbox. */
   unacked(): Send[] {
     return [...this.sends.values()].filter((s) => !this.acks.has(s.clientMsgId));

@@ -117,10 +117,14 @@ export class Scenario {
         const messages = await chatHistory(this.baseUrl, reader.accessToken, chatId);
         const clients = this.clients.filter((c) => names.includes(c.name));
         const newest = messages?.at(-1)?.seq ?? -1;
-        // The projection has every acked message (it applies in stream order), and every member
-        // has received up to the newest.
+        // The projection has every acked message (it applies in stream order; a repaired one comes
+        // later, under a new seq), and every member has received up to the newest.
         const caughtUp =
-          messages !== undefined && this.history.unacked().length === 0 && newest >= this.history.maxAckedSeq(chatId) && clients.every((c) => c.cursor(chatId) >= newest && !c.reloading(chatId));
+          messages !== undefined &&
+          this.history.unacked().length === 0 &&
+          newest >= this.history.maxAckedSeq(chatId) &&
+          this.history.ackedMissing(chatId, messages) === 0 &&
+          clients.every((c) => c.cursor(chatId) >= newest && !c.reloading(chatId));
         if (messages && (caughtUp || Date.now() > deadline)) {
           stored.set(chatId, messages);
           const cursors = clients.map((c) => `${c.name}:${c.cursor(chatId)}${c.reloading(chatId) ? '(reloading)' : ''}`).join(' ');

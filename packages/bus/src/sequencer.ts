@@ -44,6 +44,23 @@ export interface SequencerOptions {
 const RECENT_PER_SUBJECT = 64;
 
 /**
+ * JetStream answered "duplicate" (the same msgId within its two-minute window) for an event that
+ * is no longer in the stream: deleted since, as the seq repair deletes the lost copy of a message
+ * once it has appended it again (docs/reliability.md). The caller knows what the event was and
+ * may find where it went (ChatWriter); otherwise the append fails.
+ */
+export class DuplicateGoneError extends Error {
+  override name = 'DuplicateGoneError';
+  constructor(
+    readonly subject: string,
+    /** Where the original was stored. */
+    readonly streamSeq: number,
+  ) {
+    super(`duplicate of stream seq ${streamSeq} on ${subject}, but it is gone`);
+  }
+}
+
+/**
  * Appends events to a subject with a gap-free per-subject `seq` (a chat's seq), safely from any
  * number of processes. Each append states the stream sequence of the subject's last message it
  * built on (`Nats-Expected-Last-Subject-Sequence`); if another process appended in between,
@@ -159,7 +176,7 @@ export class Sequencer {
       const ack = await publishEvent(this.js, subject, event, { msgId, expectLastSubjectSequence: head.streamSeq }, this.metrics);
       if (ack.duplicate) {
         const original = await readStored<E>(this.jsm, this.stream, { seq: ack.seq });
-        if (!original) throw new Error(`duplicate of stream seq ${ack.seq} on ${subject}, but it is gone`);
+        if (!original) throw new DuplicateGoneError(subject, ack.seq);
         return { event: original.value, streamSeq: ack.seq, duplicate: true };
       }
       this.remember(subject, { streamSeq: ack.seq, seq: event.seq });

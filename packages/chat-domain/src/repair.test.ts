@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import type { ChatEvent, MessageSent, PollPosted } from '@parley/contracts';
-import { decideRepair } from './write.js';
+import { decideRepair, storedCopy } from './write.js';
 
 const meta = { eventId: 'e-lost', occurredAt: '2026-01-01T00:00:01.000Z', actorId: 'u-1', correlationId: 'c-1', causationId: null };
 const lost: MessageSent = {
@@ -42,5 +42,22 @@ describe('chat decider: repairing a message the store lost the seq of', () => {
     expect(decideRepair(lost, [at(6, { type: 'MemberErased', data: { userId: 'u-1', purged: false, newOwnerId: null } })], 7, 'e')).toMatchObject({ event: { seq: 7 } });
     expect(decideRepair(lost, [at(6, { type: 'MessagesExpired', data: { upToSeq: 5, cutoff: meta.occurredAt } })], 7, 'e')).toEqual({ refusal: 'expired' });
     expect(decideRepair(lost, [at(6, { type: 'MessagesExpired', data: { upToSeq: 4, cutoff: meta.occurredAt } })], 7, 'e')).toMatchObject({ event: { seq: 7 } });
+  });
+});
+
+describe('chat decider: the stored copy a resend is answered with', () => {
+  const send = { type: 'SendMessage' as const, actorId: 'u-1', data: { messageId: 'm-resend', clientMsgId: 'k-1', body: 'hi', replyTo: null, attachmentIds: [] } };
+
+  it("finds the sender's event with the command's clientMsgId (the seq repair's copy), for sends and polls", () => {
+    const other = at(6, { type: 'MessageSent', data: { ...lost.data, messageId: 'm-9', clientMsgId: 'k-9' } });
+    const copy = at(7, { type: 'MessageSent', data: lost.data });
+    expect(storedCopy(send, [other, copy])).toBe(copy);
+    const poll = at(8, { type: 'PollPosted', data: { messageId: 'p-m', senderId: 'u-1', clientMsgId: 'k-2', pollId: 'p-1', question: 'q', options: [{ id: 'a', text: 'A' }], multiple: false } });
+    expect(storedCopy({ type: 'PostPoll', actorId: 'u-1', data: { messageId: 'x', clientMsgId: 'k-2', pollId: 'p-2', question: 'q', options: [{ id: 'a', text: 'A' }], multiple: false } }, [copy, poll])).toBe(poll);
+  });
+
+  it("finds nothing for another sender's clientMsgId, or for commands that are not a send", () => {
+    expect(storedCopy({ ...send, actorId: 'u-2' }, [at(7, { type: 'MessageSent', data: lost.data })])).toBeNull();
+    expect(storedCopy({ type: 'Rename', actorId: 'u-1', title: 't' }, [at(7, { type: 'MessageSent', data: lost.data })])).toBeNull();
   });
 });

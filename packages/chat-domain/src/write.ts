@@ -61,3 +61,20 @@ export function decideRepair(
   }
   return { event: { ...lost, seq, meta: { ...lost.meta, eventId, causationId: lost.meta.eventId } } };
 }
+
+/**
+ * The message a send or poll command already stored, among a chat's events after its first copy
+ * (`events`): the first of the sender's with the command's clientMsgId (the seq repair's copy
+ * keeps both). A resend that JetStream answers "duplicate" after the seq repair deleted the first
+ * copy (ChatWriter.execute) is acknowledged with it, the same message as every earlier answer;
+ * null for any other command, or when no copy is there.
+ */
+export function storedCopy<E extends { type: string }>(command: ChatCommand, events: readonly E[]): E | null {
+  if (command.type !== 'SendMessage' && command.type !== 'PostPoll') return null;
+  for (const event of events as unknown as ChatEvent[]) {
+    if ((event.type === 'MessageSent' || event.type === 'PollPosted') && event.data.senderId === command.actorId && event.data.clientMsgId === command.data.clientMsgId) {
+      return event as unknown as E;
+    }
+  }
+  return null;
+}

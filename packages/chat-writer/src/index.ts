@@ -1,7 +1,7 @@
-import { eventsBetween, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
+import { DuplicateGoneError, eventsBetween, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
 import type { Metrics } from '@parley/telemetry';
-import { decideAppend, decideRepair, initialChatState, type ChatCommand, type ChatState, type LostMessage, type NotAppended, type NotRepaired } from '@parley/chat-domain';
-import { buildMeta, newId, streamName, subjects, type ChatEvent } from '@parley/contracts';
+import { decideAppend, decideRepair, initialChatState, storedCopy, type ChatCommand, type ChatState, type LostMessage, type NotAppended, type NotRepaired } from '@parley/chat-domain';
+import { buildMeta, newId, parseChatEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
 
 /**
  * The Sequencer of the chats stream, as every writer of chat events needs it: a chat whose events
@@ -42,13 +42,36 @@ export class ChatWriter {
     const subject = subjects.chat(this.deps.namespace, chatId);
     // One meta for every attempt: a retry is the same event, deduplicated by msgId.
     const meta = buildMeta({ eventId: newId(), occurredAt: options.occurredAt ?? new Date(), actorId: options.actorId, correlationId: options.correlationId ?? newId() });
-    return this.deps.sequencer.appendDecided(
-      subject,
-      options.msgId,
-      basis.seq,
-      (newer, seq) => decideAppend(chatId, command, basis.state, newer, seq, meta),
-      (after, upto, afterStreamSeq) => eventsBetween(this.deps.bus, this.stream, subject, after, upto, afterStreamSeq),
-    );
+    try {
+      return await this.deps.sequencer.appendDecided(
+        subject,
+        options.msgId,
+        basis.seq,
+        (newer, seq) => decideAppend(chatId, command, basis.state, newer, seq, meta),
+        (after, upto, afterStreamSeq) => eventsBetween(this.deps.bus, this.stream, subject, after, upto, afterStreamSeq),
+      );
+    } catch (error) {
+      // A resend whose first copy the seq repair appended again and deleted: answer with the
+      // repaired copy. Failing here made the client resend until JetStream's duplicate window
+      // passed, and then store it as a new message that history refuses (its clientMsgId is
+      // taken): found by e2e/faults/cluster.test.ts with the leader frozen on NATS 2.9.10.
+      if (!(error instanceof DuplicateGoneError)) throw error;
+      const copy = await this.storedAfter(subject, error.streamSeq, command);
+      if (!copy) throw error;
+      return { ...copy, duplicate: true };
+    }
+  }
+
+  /** The copy of a send or poll stored after stream seq `after` on the chat's subject (storedCopy). */
+  private async storedAfter(subject: string, after: number, command: ChatCommand): Promise<{ event: ChatEvent; streamSeq: number } | undefined> {
+    const direct = this.deps.bus.jsm.direct;
+    for (let next = after + 1; ; ) {
+      const stored = await direct.getMessage(this.stream, { next_by_subj: subject, seq: next });
+      if (!stored) return undefined;
+      const parsed = parseChatEvent(stored.json());
+      if (parsed.ok && storedCopy(command, [parsed.event])) return { event: parsed.event, streamSeq: stored.seq };
+      next = stored.seq + 1;
+    }
   }
 
   /**
