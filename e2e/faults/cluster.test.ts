@@ -24,17 +24,28 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
     cluster = scenario.servers.cluster!;
   });
   afterAll(async () => {
+    // Events the store accepted at a chat seq already taken (a NATS 2.9 defect the projection
+    // repairs, docs/reliability.md), printed whether the scenario passed or not.
+    const seqCollisions = scenario?.messages.output.filter((line) => line.includes('stored with a seq the chat already had')).length;
+    console.log(`cluster: seq collisions ${seqCollisions} (NATS ${process.env.NATS_SERVER_BIN ?? 'Debian'})`);
     await scenario?.stop();
   });
 
   /** The chats stream as the cluster reports it: its leader and the replicas that are current. */
-  async function chatsStream(): Promise<{ leader: string; replicas: number; current: number; lastSeq: number }> {
+  async function chatsStream(): Promise<{ leader: string; replicas: number; current: number; lastSeq: number; peers: string }> {
     const nc = await cluster.connect();
     try {
       const jsm = await jetstreamManager(nc, { timeout: 5_000 });
       const info = await jsm.streams.info(streamName(cluster.namespace, 'chats'));
       const peers = info.cluster?.replicas ?? [];
-      return { leader: info.cluster?.leader ?? '', replicas: info.config.num_replicas, current: peers.filter((p) => p.current && !p.offline).length, lastSeq: info.state.last_seq };
+      return {
+        leader: info.cluster?.leader ?? '',
+        replicas: info.config.num_replicas,
+        current: peers.filter((p) => p.current && !p.offline).length,
+        lastSeq: info.state.last_seq,
+        // For a failure message: how each follower stands (a node that does not catch up).
+        peers: peers.map((p) => `${p.name}: ${p.current ? 'current' : 'behind'}${p.offline ? ', offline' : ''}, lag ${p.lag ?? '?'}, active ${p.active} ns ago`).join('; '),
+      };
     } finally {
       await nc.close();
     }
@@ -46,7 +57,10 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
     for (;;) {
       const state = await chatsStream().catch(() => null);
       if (state?.leader && state.current === state.replicas - 1) return state.leader;
-      if (Date.now() > deadline) throw new Error(`the chats stream did not heal: ${JSON.stringify(state)}`);
+      if (Date.now() > deadline) {
+        const tails = cluster.nodes.map((n) => `--- ${n.name}\n${n.output.slice(-25).join('\n')}`).join('\n');
+        throw new Error(`the chats stream did not heal: ${JSON.stringify(state)}\n${tails}`);
+      }
       await sleep(250);
     }
   }
@@ -154,8 +168,9 @@ describe('a 3-node NATS cluster losing, freezing and restarting nodes under load
     // 2. A follower of the chats stream freezes (SIGSTOP) for longer than the election timeout,
     //    then thaws and catches up. (Freezing the leader itself breaks NATS 2.9.10: see
     //    docs/operations.md, "A NATS cluster and durability".)
+    //    CLUSTER_FREEZE=leader freezes the leader instead, to try another server version with it.
     const current = await healed();
-    const frozen = cluster.nodes.find((n) => !n.name.endsWith(` ${current}`))!;
+    const frozen = process.env.CLUSTER_FREEZE === 'leader' ? cluster.node(current) : cluster.nodes.find((n) => !n.name.endsWith(` ${current}`))!;
     steps.push(`freezing ${frozen.name} at ${(await chatsStream()).lastSeq}`);
     frozen.pause();
     await sleep(6_000);

@@ -17,7 +17,9 @@ import { ManagedProcess } from './process.js';
  * rest of the tests use. The binaries are Debian's (the same that `.ci/run` starts).
  */
 
-const NATS_SERVER = '/usr/sbin/nats-server';
+// NATS_SERVER_BIN runs the suite against another server version (docs/reliability.md: the cluster
+// scenario on NATS 2.10), as scripts/check-deploy.sh does.
+const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
 const REDIS_SERVER = '/usr/bin/redis-server';
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -141,7 +143,11 @@ export class NatsServer extends ServerProcess {
   }
 
   protected spawnServer(): ChildProcess {
-    return spawn(NATS_SERVER, ['-c', this.configFile, '-a', '127.0.0.1', '-p', String(this.port)], { stdio: ['ignore', 'pipe', 'pipe'] });
+    // NATS_DEBUG_LOG_DIR: a diagnostic run, each node's debug log (-D) appended to a file there
+    // instead of its output (docs/reliability.md: a replica that never caught up on 2.10).
+    const debugDir = process.env.NATS_DEBUG_LOG_DIR;
+    const debug = debugDir ? ['-D', '-l', path.join(debugDir, `${this.name.replace(/\W+/g, '-')}-${this.port}.log`)] : [];
+    return spawn(NATS_SERVER, ['-c', this.configFile, '-a', '127.0.0.1', '-p', String(this.port), ...debug], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 }
 
