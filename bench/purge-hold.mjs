@@ -1,0 +1,135 @@
+#!/usr/bin/env node
+// How long a JetStream purge holds a stream's publishes, on a given nats-server binary.
+//
+// A retention pass ends with one purge of the chats stream up to the first fresh event
+// (packages/bus/src/compact.ts); every live send waits behind it (docs/performance.md, Retention).
+// This starts a private nats-server (`--bin`, Debian's by default), fills one stream with
+// `--messages` events of `--size` bytes on `--subjects` subjects, then publishes on its own
+// connection at `--rate` a second and purges everything seeded in one request. It prints the
+// purge's duration and send→ack (publish to PubAck) before and during it, as JSON.
+//
+//   node bench/purge-hold.mjs --bin /usr/sbin/nats-server --messages 1000000
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+
+const { values: args } = parseArgs({
+  options: {
+    bin: { type: 'string', default: '/usr/sbin/nats-server' },
+    messages: { type: 'string', default: '1000000' },
+    size: { type: 'string', default: '400' },
+    subjects: { type: 'string', default: '200' },
+    rate: { type: 'string', default: '500' },
+    runs: { type: 'string', default: '1' },
+  },
+});
+const messages = Number(args.messages);
+const size = Number(args.size);
+const subjects = Number(args.subjects);
+const rate = Number(args.rate);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+const quantile = (sorted, q) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
+
+const version = execFileSync(args.bin, ['--version']).toString().trim();
+const dir = mkdtempSync(path.join(os.tmpdir(), 'purge-hold-'));
+const port = await freePort();
+const server = spawn(args.bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+const results = [];
+try {
+  let seeder;
+  for (let attempt = 0; !seeder; attempt += 1) {
+    seeder = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(async (error) => {
+      if (attempt > 50) throw error;
+      await sleep(100);
+      return undefined;
+    });
+  }
+  const live = await connect({ servers: `nats://127.0.0.1:${port}` });
+  const jsm = await jetstreamManager(seeder);
+  const js = jetstream(seeder);
+  const liveJs = jetstream(live);
+  const body = new Uint8Array(size).fill(120);
+
+  for (let run = 0; run < Number(args.runs); run += 1) {
+    const stream = `hold${run}`;
+    await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
+    // Seed with a window of publishes in flight: the server's own ingest rate, not one round trip each.
+    const seedStart = Date.now();
+    const inflight = new Set();
+    for (let i = 0; i < messages; i += 1) {
+      const p = js.publish(`${stream}.chat.${i % subjects}`, body).then(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= 2_000) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+    const seedSeconds = (Date.now() - seedStart) / 1000;
+    const firstFresh = (await jsm.streams.info(stream)).state.last_seq + 1;
+
+    // Live publishes at `rate`, open loop (a send is due every 1/rate s whatever the last one did).
+    const samples = [];
+    let purgeWindow = null;
+    let stop = false;
+    const publisher = (async () => {
+      const started = performance.now();
+      let n = 0;
+      const pending = [];
+      while (!stop) {
+        const due = started + (n * 1000) / rate;
+        const wait = due - performance.now();
+        if (wait > 0) await sleep(wait);
+        n += 1;
+        // From the schedule when late (the wait behind a purge counts), from the send when a timer
+        // fired early (they round to whole milliseconds).
+        const from = Math.min(due, performance.now());
+        pending.push(liveJs.publish(`${stream}.live.${n % 10}`, body).then(() => samples.push({ at: due, ms: performance.now() - from })));
+      }
+      await Promise.all(pending);
+    })();
+    await sleep(3_000);
+    const purgeStart = performance.now();
+    const { purged } = await jsm.streams.purge(stream, { seq: firstFresh });
+    purgeWindow = [purgeStart, performance.now()];
+    await sleep(2_000);
+    stop = true;
+    await publisher;
+
+    const before = samples.filter((s) => s.at < purgeWindow[0]).map((s) => s.ms).sort((a, b) => a - b);
+    const during = samples.filter((s) => s.at >= purgeWindow[0] && s.at <= purgeWindow[1]).map((s) => s.ms).sort((a, b) => a - b);
+    const all = samples.map((s) => s.ms).sort((a, b) => a - b);
+    results.push({
+      run: run + 1,
+      seedSeconds: round(seedSeconds),
+      purged,
+      purgeMs: round(purgeWindow[1] - purgeWindow[0]),
+      sendAckMs: {
+        before: { p50: round(quantile(before, 0.5)), p99: round(quantile(before, 0.99)) },
+        duringPurge: { sends: during.length, max: round(during.at(-1) ?? null) },
+        wholeRun: { sends: all.length, p99: round(quantile(all, 0.99)), max: round(all.at(-1) ?? null) },
+      },
+    });
+    await jsm.streams.delete(stream);
+  }
+  await live.close();
+  await seeder.close();
+  console.log(JSON.stringify({ version, messages, size, subjects, rate, results }, null, 2));
+} finally {
+  server.kill('SIGTERM');
+  await new Promise((resolve) => server.once('exit', resolve));
+  rmSync(dir, { recursive: true, force: true });
+}
