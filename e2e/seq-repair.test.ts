@@ -239,6 +239,34 @@ describe('a message stored with a chat seq another event already had', () => {
     expect(events.filter((e) => e.event.data?.messageId === lost.event.data.messageId).map((e) => e.event.seq)).toEqual([head + 2]);
     expect(events.map((e) => e.event.seq)).toEqual([...new Set(events.map((e) => e.event.seq))]);
   });
+  it('keeps a repair whose lost copy the stream does not return for a later drain, and gives it up long after the send', async () => {
+    const queuedAt = async (streamSeq: number) => (await db.query('SELECT 1 FROM messages.seq_repairs WHERE stream_seq = $1', [streamSeq])).rowCount;
+    await messages.stop();
+    messages = await startMessagesService(vars, { idleReactors: ['seqRepair'] });
+    const first = await chatWithTwoMessages();
+    const unreadable = await injectCollision(first.chatId, first.head, 'sorb unreadable words');
+    await eventually(async () => ((await queuedAt(unreadable.streamSeq)) === 1 ? true : undefined), 15_000, 'the unreadable copy queued');
+    // The stream answers "no message" for it, as a leader elected in the turmoil did (NATS 2.9.10).
+    await (await jetstreamManager(nc)).streams.deleteMessage(stream(), unreadable.streamSeq, false);
+    // A readable lost copy in another chat, queued after it: its repair is the sign that a drain ran.
+    const second = await chatWithTwoMessages();
+    const readable = await injectCollision(second.chatId, second.head, 'rowan readable words');
+    await eventually(async () => ((await queuedAt(readable.streamSeq)) === 1 ? true : undefined), 15_000, 'the readable copy queued');
+    const gone = await counter('chat_seq_repairs_total', 'outcome="gone"');
+
+    await messages.stop();
+    messages = await startMessagesService(vars);
+    await eventually(async () => ((await history(second.chatId)).some((m) => m.id === readable.event.data.messageId) ? true : undefined), 15_000, 'the readable copy repaired');
+    await eventually(async () => ((await queuedAt(readable.streamSeq)) === 0 ? true : undefined), 5_000, 'its row gone');
+    expect(await queuedAt(unreadable.streamSeq)).toBe(1);
+    expect(await counter('chat_seq_repairs_total', 'outcome="gone"')).toBe(gone);
+
+    // Long after the send, the next drain gives it up as gone.
+    await db.query("UPDATE messages.seq_repairs SET queued_at = now() - interval '11 minutes' WHERE stream_seq = $1", [unreadable.streamSeq]);
+    await eventually(async () => ((await queuedAt(unreadable.streamSeq)) === 0 ? true : undefined), 15_000, 'the unreadable row given up');
+    expect(await counter('chat_seq_repairs_total', 'outcome="gone"')).toBe(gone + 1);
+  });
+
   it('answers a resend within the duplicate window with the repaired copy, once the lost copy is deleted', async () => {
     // Every send straight to the writer, as on a connection past its resend check (the cluster
     // scenario's clients resent on connections that had been open for a while).

@@ -12,8 +12,11 @@ export interface QueueSpec {
   columns?: string[];
   /** Most rows one drain takes. */
   batch?: number;
-  /** Does the side effect for these rows; runs while the rows are locked, before they are deleted. */
-  act(rows: Record<string, unknown>[], tx: PoolClient): Promise<void>;
+  /**
+   * Does the side effect for these rows; runs while the rows are locked, before they are deleted.
+   * May return the keys of rows to keep for a later drain (their effect cannot be done yet).
+   */
+  act(rows: Record<string, unknown>[], tx: PoolClient): Promise<void | unknown[]>;
 }
 
 /**
@@ -77,14 +80,15 @@ export class QueueReactor {
       // The rows stay locked while `act` runs and go in the same transaction: a failure keeps them.
       const done = await withTransaction(this.deps.pool, async (tx) => {
         const { rows } = await tx.query<Record<string, unknown>>(`SELECT ${columns} FROM ${table} ORDER BY queued_at, ${key} LIMIT $1 FOR UPDATE SKIP LOCKED`, [batch]);
-        if (rows.length > 0) {
-          await this.spec.act(rows, tx);
-          await tx.query(`DELETE FROM ${table} WHERE ${key} = ANY($1)`, [rows.map((r) => r[key])]);
-        }
-        return rows.length;
+        if (rows.length === 0) return { taken: 0, handled: 0 };
+        const kept = new Set((await this.spec.act(rows, tx)) ?? []);
+        const handled = rows.map((r) => r[key]).filter((k) => !kept.has(k));
+        await tx.query(`DELETE FROM ${table} WHERE ${key} = ANY($1)`, [handled]);
+        return { taken: rows.length, handled: handled.length };
       });
-      total += done;
-      if (done < batch) return total;
+      total += done.handled;
+      // A full batch of which some rows were kept would be taken again at once: stop there.
+      if (done.taken < batch || done.handled < done.taken) return total;
     }
   }
 }

@@ -1,6 +1,6 @@
 import { deleteStreamSequences, readStored, type Bus } from '@parley/bus';
 import type { ChatWriter } from '@parley/chat-writer';
-import { parseChatEvent, streamName } from '@parley/contracts';
+import { parseChatEvent, streamName, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
@@ -13,6 +13,9 @@ import { QueueReactor } from './queue.js';
  * its own (one per message would be answered with that lost copy itself).
  */
 export const repairMessageId = (chatId: string, lostStreamSeq: number): string => `seq-repair:${chatId}:${lostStreamSeq}`;
+
+/** How long after its send a lost copy that the stream does not return is looked for again. */
+export const GIVE_UP_MS = 10 * 60_000;
 
 /**
  * Appends again the messages the store lost the seq of (two events with one chat seq, NATS 2.9.10:
@@ -28,14 +31,26 @@ export const repairMessageId = (chatId: string, lostStreamSeq: number): string =
  */
 export function seqRepairReactor(deps: { pool: Pool; bus: Bus; namespace: string; log: Logger; metrics: Metrics; writer: ChatWriter }): QueueReactor {
   const stream = streamName(deps.namespace, 'chats');
+  /** Whether the chat's subject holds this message after the lost copy (an earlier drain's repair). */
+  const repairedAfter = async (lostStreamSeq: number, chatId: string, messageId: string): Promise<boolean> => {
+    const subject = subjects.chat(deps.namespace, chatId);
+    for (let next = lostStreamSeq + 1; ; ) {
+      const stored = await deps.bus.jsm.streams.getMessage(stream, { seq: next, next_by_subj: subject } as unknown as { seq: number });
+      if (!stored) return false;
+      const parsed = parseChatEvent(stored.json());
+      if (parsed.ok && (parsed.event.type === 'MessageSent' || parsed.event.type === 'PollPosted') && parsed.event.data.messageId === messageId) return true;
+      next = stored.seq + 1;
+    }
+  };
   return new QueueReactor(deps, {
     name: 'seq-repair',
     table: 'messages.seq_repairs',
     // One row per lost copy: a repaired copy that loses its seq again is a row of its own.
     key: 'stream_seq',
-    columns: ['message_id', 'chat_id', 'seq'],
+    columns: ['message_id', 'chat_id', 'seq', 'queued_at'],
     batch: 50,
     async act(rows) {
+      const kept: unknown[] = [];
       for (const row of rows) {
         const [chatId, messageId, lostSeq, lostStreamSeq] = [String(row.chat_id), String(row.message_id), Number(row.seq), Number(row.stream_seq)];
         const ids = { chatId, messageId, lostSeq, lostStreamSeq };
@@ -46,7 +61,18 @@ export function seqRepairReactor(deps: { pool: Pool; bus: Bus; namespace: string
         const parsed = stored ? parseChatEvent(stored.value) : null;
         const lost = parsed?.ok ? parsed.event : null;
         if (!lost || (lost.type !== 'MessageSent' && lost.type !== 'PollPosted') || lost.chatId !== chatId || lost.data.messageId !== messageId) {
-          // Gone from the stream since (an earlier drain removed it after the repair), or not this message.
+          // Gone from the stream since (an earlier drain removed it after the repair), or not this
+          // message. Or not readable yet: on NATS 2.9.10 a stream leader elected in the turmoil
+          // that made the collision answered "no message" for a copy the stream held a moment
+          // later (e2e/faults/cluster.test.ts, leader frozen), and dropping the row lost the
+          // message. So, unless the repair is there already, the row stays for the next drain
+          // (every 5 s), until GIVE_UP_MS after the send; then the copy counts as gone.
+          const age = Date.now() - new Date(String(row.queued_at)).getTime();
+          if (!(await repairedAfter(lostStreamSeq, chatId, messageId)) && age < GIVE_UP_MS) {
+            deps.log.warn(ids, 'seq repair: the lost copy cannot be read from the chats stream yet; kept for the next drain');
+            kept.push(row.stream_seq);
+            continue;
+          }
           deps.log.warn(ids, 'seq repair: the lost copy is no longer in the chats stream; nothing to append');
           deps.metrics.chatSeqRepairs.inc({ outcome: 'gone' });
           continue;
@@ -64,6 +90,7 @@ export function seqRepairReactor(deps: { pool: Pool; bus: Bus; namespace: string
         }
         await deleteStreamSequences(deps.bus.jsm, stream, [lostStreamSeq], 1);
       }
+      return kept;
     },
   });
 }
