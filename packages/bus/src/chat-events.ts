@@ -89,6 +89,29 @@ export async function eventsBetween(bus: Bus, stream: string, subject: string, a
   return events;
 }
 
+/**
+ * The first event on `subject` stored after stream sequence `afterStreamSeq` that `match` accepts,
+ * with its stream sequence; undefined when there is none. Asked of the stream's leader
+ * (STREAM.MSG.GET with next_by_subj), not of any replica: used where the seq repair moved a
+ * message and the answer decides what is acknowledged or dropped. A rare path, read event by event.
+ */
+export async function findChatEventAfter(
+  bus: Bus,
+  stream: string,
+  subject: string,
+  afterStreamSeq: number,
+  match: (event: ChatEvent) => boolean,
+): Promise<{ event: ChatEvent; streamSeq: number } | undefined> {
+  for (let next = afterStreamSeq + 1; ; ) {
+    // nats.js types only the seq and last_by_subj forms of the request.
+    const stored = await bus.jsm.streams.getMessage(stream, { seq: next, next_by_subj: subject } as unknown as { seq: number });
+    if (!stored) return undefined;
+    const parsed = parseChatEvent(stored.json());
+    if (parsed.ok && match(parsed.event)) return { event: parsed.event, streamSeq: stored.seq };
+    next = stored.seq + 1;
+  }
+}
+
 function parse(value: unknown): ChatEvent {
   const parsed = parseChatEvent(value);
   if (!parsed.ok) throw new Error(`unreadable chat event: ${parsed.reason}`);

@@ -1,7 +1,7 @@
-import { DuplicateGoneError, eventsBetween, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
+import { DuplicateGoneError, eventsBetween, findChatEventAfter, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
 import type { Metrics } from '@parley/telemetry';
 import { decideAppend, decideRepair, initialChatState, storedCopy, type ChatCommand, type ChatState, type LostMessage, type NotAppended, type NotRepaired } from '@parley/chat-domain';
-import { buildMeta, newId, parseChatEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
+import { buildMeta, newId, streamName, subjects, type ChatEvent } from '@parley/contracts';
 
 /**
  * The Sequencer of the chats stream, as every writer of chat events needs it: a chat whose events
@@ -56,21 +56,9 @@ export class ChatWriter {
       // passed, and then store it as a new message that history refuses (its clientMsgId is
       // taken): found by e2e/faults/cluster.test.ts with the leader frozen on NATS 2.9.10.
       if (!(error instanceof DuplicateGoneError)) throw error;
-      const copy = await this.storedAfter(subject, error.streamSeq, command);
+      const copy = await findChatEventAfter(this.deps.bus, this.stream, subject, error.streamSeq, (event) => storedCopy(command, [event]) !== null);
       if (!copy) throw error;
       return { ...copy, duplicate: true };
-    }
-  }
-
-  /** The copy of a send or poll stored after stream seq `after` on the chat's subject (storedCopy). */
-  private async storedAfter(subject: string, after: number, command: ChatCommand): Promise<{ event: ChatEvent; streamSeq: number } | undefined> {
-    const direct = this.deps.bus.jsm.direct;
-    for (let next = after + 1; ; ) {
-      const stored = await direct.getMessage(this.stream, { next_by_subj: subject, seq: next });
-      if (!stored) return undefined;
-      const parsed = parseChatEvent(stored.json());
-      if (parsed.ok && storedCopy(command, [parsed.event])) return { event: parsed.event, streamSeq: stored.seq };
-      next = stored.seq + 1;
     }
   }
 

@@ -1,4 +1,4 @@
-import { deleteStreamSequences, readStored, type Bus } from '@parley/bus';
+import { deleteStreamSequences, findChatEventAfter, readStored, type Bus } from '@parley/bus';
 import type { ChatWriter } from '@parley/chat-writer';
 import { parseChatEvent, streamName, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
@@ -31,17 +31,6 @@ export const GIVE_UP_MS = 10 * 60_000;
  */
 export function seqRepairReactor(deps: { pool: Pool; bus: Bus; namespace: string; log: Logger; metrics: Metrics; writer: ChatWriter }): QueueReactor {
   const stream = streamName(deps.namespace, 'chats');
-  /** Whether the chat's subject holds this message after the lost copy (an earlier drain's repair). */
-  const repairedAfter = async (lostStreamSeq: number, chatId: string, messageId: string): Promise<boolean> => {
-    const subject = subjects.chat(deps.namespace, chatId);
-    for (let next = lostStreamSeq + 1; ; ) {
-      const stored = await deps.bus.jsm.streams.getMessage(stream, { seq: next, next_by_subj: subject } as unknown as { seq: number });
-      if (!stored) return false;
-      const parsed = parseChatEvent(stored.json());
-      if (parsed.ok && (parsed.event.type === 'MessageSent' || parsed.event.type === 'PollPosted') && parsed.event.data.messageId === messageId) return true;
-      next = stored.seq + 1;
-    }
-  };
   return new QueueReactor(deps, {
     name: 'seq-repair',
     table: 'messages.seq_repairs',
@@ -68,7 +57,8 @@ export function seqRepairReactor(deps: { pool: Pool; bus: Bus; namespace: string
           // message. So, unless the repair is there already, the row stays for the next drain
           // (every 5 s), until GIVE_UP_MS after the send; then the copy counts as gone.
           const age = Date.now() - new Date(String(row.queued_at)).getTime();
-          if (!(await repairedAfter(lostStreamSeq, chatId, messageId)) && age < GIVE_UP_MS) {
+          const repaired = await findChatEventAfter(deps.bus, stream, subjects.chat(deps.namespace, chatId), lostStreamSeq, (e) => (e.type === 'MessageSent' || e.type === 'PollPosted') && e.data.messageId === messageId);
+          if (!repaired && age < GIVE_UP_MS) {
             deps.log.warn(ids, 'seq repair: the lost copy cannot be read from the chats stream yet; kept for the next drain');
             kept.push(row.stream_seq);
             continue;
