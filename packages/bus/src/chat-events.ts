@@ -1,4 +1,5 @@
 import type { Bus } from './connect.js';
+import { nextOnSubject } from './publish.js';
 import { parseChatEvent, parseChatSnapshot, subjects, type ChatEvent, type ChatSnapshot } from '@parley/contracts';
 
 export type AfterCursor = { events: ChatEvent[] } | { reset: true; headSeq: number };
@@ -103,8 +104,7 @@ export async function findChatEventAfter(
   match: (event: ChatEvent) => boolean,
 ): Promise<{ event: ChatEvent; streamSeq: number } | undefined> {
   for (let next = afterStreamSeq + 1; ; ) {
-    // nats.js types only the seq and last_by_subj forms of the request.
-    const stored = await bus.jsm.streams.getMessage(stream, { seq: next, next_by_subj: subject } as unknown as { seq: number });
+    const stored = await nextOnSubject(bus.jsm, stream, subject, next);
     if (!stored) return undefined;
     const parsed = parseChatEvent(stored.json());
     if (parsed.ok && match(parsed.event)) return { event: parsed.event, streamSeq: stored.seq };

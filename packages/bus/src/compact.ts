@@ -1,4 +1,5 @@
-import type { JetStreamManager, MsgRequest } from '@nats-io/jetstream';
+import type { JetStreamManager } from '@nats-io/jetstream';
+import { nextOnSubject } from './publish.js';
 
 /**
  * Deletes stream messages by sequence, `concurrency` requests in flight. Erasing (the default of
@@ -48,9 +49,7 @@ export async function purgeBelow(jsm: JetStreamManager, stream: string, firstFre
 export async function deleteSubjectMessages(jsm: JetStreamManager, stream: string, filter: string, below = Number.POSITIVE_INFINITY): Promise<number> {
   let deleted = 0;
   for (let from = 1; ; ) {
-    // The stream leader answers (not a direct get, which a replica behind it may answer). NATS 2.9
-    // takes `next_by_subj` here too; the client's type lists it for direct gets only.
-    const stored = await jsm.streams.getMessage(stream, { next_by_subj: filter, seq: from } as unknown as MsgRequest);
+    const stored = await nextOnSubject(jsm, stream, filter, from);
     if (!stored || stored.seq >= below) return deleted;
     deleted += await deleteStreamSequences(jsm, stream, [stored.seq], 1);
     from = stored.seq + 1;

@@ -5,6 +5,7 @@ import type { Metrics } from '@parley/telemetry';
 import type { Bus } from './connect.js';
 import type { ProjectorHooks } from './faults.js';
 import type { CheckpointStore, Lease, Leadership, ParseResult, PositionedEvent } from './processor-store.js';
+import { nextOnSubject } from './publish.js';
 import { isNotFound } from './streams.js';
 import { contextFrom, tracer } from './trace.js';
 
@@ -369,10 +370,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
       return undefined;
     });
     if (counts(info)) return { info, next: undefined };
-    // STREAM.MSG.GET with next_by_subj (NATS 2.9+; nats.js types only the seq and last_by_subj forms):
-    // the first message at or after `seq` on the filter, answered by the stream's leader.
-    const query = { seq: this.handledSeq + 1, next_by_subj: this.o.filterSubject } as unknown as { seq: number };
-    const next = await jsm.streams.getMessage(this.o.stream, query);
+    const next = await nextOnSubject(jsm, this.o.stream, this.o.filterSubject, this.handledSeq + 1);
     return { info, next: next?.seq };
   }
 

@@ -1,4 +1,4 @@
-import { JetStreamApiError, type JetStreamClient, type JetStreamManager, type PubAck } from '@nats-io/jetstream';
+import { JetStreamApiError, type JetStreamClient, type JetStreamManager, type MsgRequest, type PubAck, type StoredMsg } from '@nats-io/jetstream';
 import type { Metrics } from '@parley/telemetry';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { headersWithTrace, tracer } from './trace.js';
@@ -67,6 +67,16 @@ async function publishInSpan(js: JetStreamClient, subject: string, event: { type
     metrics?.busPublishes.inc({ stream: 'unknown', outcome: 'error' });
     throw error;
   }
+}
+
+/**
+ * The first message at or after stream sequence `seq` on the subjects matching `filter` (wildcards
+ * allowed), as the stream's leader answers (STREAM.MSG.GET with `next_by_subj`, NATS 2.9+); null
+ * when there is none. Not a direct get, which a replica behind the leader may answer. The client's
+ * type lists `next_by_subj` for direct gets only.
+ */
+export function nextOnSubject(jsm: JetStreamManager, stream: string, filter: string, seq: number): Promise<StoredMsg | null> {
+  return jsm.streams.getMessage(stream, { next_by_subj: filter, seq } as unknown as MsgRequest);
 }
 
 /** Reads one stored message as JSON, by stream sequence or as the last one on a subject. */
