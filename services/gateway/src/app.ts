@@ -50,7 +50,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     tokenTtlSeconds: config.ACCESS_TOKEN_TTL,
     // A revoked session's open sockets are closed at once (issue 3: within a second).
     onRevoked: (sessionId) => {
-      for (const socket of registry.socketsOfSession(sessionId)) socket.end(CLOSE_UNAUTHORIZED, 'session revoked');
+      for (const socket of registry.socketsOfSession(sessionId)) delivery.outbox.end(socket, CLOSE_UNAUTHORIZED, 'session revoked');
     },
   });
   // Load every live revocation before accepting a single request.
@@ -153,7 +153,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       draining.value = true;
       const inFlight = Promise.all([...sockets].map((s) => s.getUserData().chain));
       await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, 5_000))]);
-      for (const socket of [...sockets]) socket.end(CLOSE_GOING_AWAY, 'server shutting down, reconnect');
+      for (const socket of [...sockets]) delivery.outbox.end(socket, CLOSE_GOING_AWAY, 'server shutting down, reconnect');
       await fanout.stop();
       await typing.stop();
       await presence.stop();

@@ -71,7 +71,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
   const chatsStream = streamName(deps.namespace, 'chats');
   const send = (socket: Socket, frame: object, op: string) => {
     if (socket.getUserData().closed) return;
-    socket.send(JSON.stringify(frame), false);
+    deps.delivery.outbox.send(socket, JSON.stringify(frame));
     deps.metrics.websocketMessages.inc({ direction: 'out', op });
   };
 
@@ -98,7 +98,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       // Never counted as this user's (close() must not take presence or a registry entry away).
       data.userId = null;
       data.sessionId = null;
-      socket.end(CLOSE_TOO_MANY, 'too many connections for this account');
+      deps.delivery.outbox.end(socket, CLOSE_TOO_MANY, 'too many connections for this account');
       return false;
     }
     data.userId = userId;
@@ -136,7 +136,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     })();
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
-      if (!data.closed) socket.end(CLOSE_INTERNAL, 'memberships unavailable, reconnect');
+      if (!data.closed) deps.delivery.outbox.end(socket, CLOSE_INTERNAL, 'memberships unavailable, reconnect');
     });
     return true;
   };
@@ -216,7 +216,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       }
       const claims = await deps.authenticate(frame.token);
       if (!claims) {
-        socket.end(CLOSE_UNAUTHORIZED, 'invalid token');
+        deps.delivery.outbox.end(socket, CLOSE_UNAUTHORIZED, 'invalid token');
         return;
       }
       if (!authenticate(socket, claims.userId, claims.sessionId)) return;
@@ -346,6 +346,8 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         refilledAt: Date.now(),
         strikes: 0,
         pendingAddress: null,
+        outbox: null,
+        outboxBytes: 0,
       });
       const tooMany = (message: string) => {
         res.writeStatus('429 Too Many Requests').writeHeader('content-type', 'application/json').writeHeader('retry-after', '5');
@@ -385,7 +387,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         authenticate(socket, data.userId, data.sessionId);
       } else {
         data.authTimer = setTimeout(() => {
-          if (!data.closed && !data.userId) socket.end(CLOSE_UNAUTHORIZED, 'authentication timeout');
+          if (!data.closed && !data.userId) deps.delivery.outbox.end(socket, CLOSE_UNAUTHORIZED, 'authentication timeout');
         }, deps.authTimeoutSeconds * 1000);
       }
     },
@@ -393,13 +395,13 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       const data = socket.getUserData();
       if (message.byteLength > deps.maxFrameBytes) {
         deps.metrics.websocketMessages.inc({ direction: 'in', op: 'oversize' });
-        socket.end(CLOSE_TOO_BIG, `frame larger than ${deps.maxFrameBytes} bytes`);
+        deps.delivery.outbox.end(socket, CLOSE_TOO_BIG, `frame larger than ${deps.maxFrameBytes} bytes`);
         return;
       }
       if (!allowFrame(data, Date.now())) {
         deps.metrics.websocketMessages.inc({ direction: 'in', op: 'rate_limited' });
         if (++data.strikes > MAX_STRIKES) {
-          socket.end(CLOSE_FLOOD, 'flooding');
+          deps.delivery.outbox.end(socket, CLOSE_FLOOD, 'flooding');
           return;
         }
         send(socket, errorFrame('rate_limited', 'Too many frames; slow down'), 'error');
@@ -422,8 +424,9 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       });
     },
     drain: (socket) => {
-      // Nothing is queued in JS for slow sockets (ChatDelivery closes them instead), so there is
-      // nothing to flush here; the hook exists to make that decision explicit.
+      // JS queues frames only until the end of the event-loop turn (Outbox), never for a slow
+      // socket (ChatDelivery closes it instead), so there is nothing to flush here; the hook
+      // exists to make that decision explicit.
       void socket;
     },
     close: (socket) => {

@@ -1,6 +1,7 @@
 import type { ChatEvent } from '@parley/contracts';
 import { toClientEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
+import { Outbox } from './outbox.js';
 import type { Socket } from './registry.js';
 
 /** Close code for a reader too slow to keep up: reconnect and resume (docs/protocol.md). */
@@ -17,6 +18,8 @@ const MAX_HELD = 1_000;
  */
 export class ChatDelivery {
   private readonly members = new Map<string, Set<Socket>>();
+  /** Every frame to a client leaves through this, events and all others alike, so order per socket holds. */
+  readonly outbox = new Outbox();
 
   constructor(
     private readonly metrics: Metrics,
@@ -84,7 +87,7 @@ export class ChatDelivery {
     if (data.closed) return false;
     if (data.held) {
       if (data.held.length >= MAX_HELD) {
-        socket.end(CLOSE_SLOW_READER, 'too many events during resume; reconnect and resume');
+        this.outbox.end(socket, CLOSE_SLOW_READER, 'too many events during resume; reconnect and resume');
         return false;
       }
       data.held.push({ chatId, seq, frame });
@@ -97,12 +100,12 @@ export class ChatDelivery {
   sendNow(socket: Socket, chatId: string, seq: number, frame: string): boolean {
     const data = socket.getUserData();
     if (data.closed || seq <= (data.lastSeq.get(chatId) ?? 0)) return false;
-    if (socket.getBufferedAmount() > this.maxBufferedBytes) {
-      socket.end(CLOSE_SLOW_READER, 'reader too slow; reconnect and resume');
+    if (this.outbox.buffered(socket) > this.maxBufferedBytes) {
+      this.outbox.end(socket, CLOSE_SLOW_READER, 'reader too slow; reconnect and resume');
       return false;
     }
     data.lastSeq.set(chatId, seq);
-    socket.send(frame, false);
+    this.outbox.send(socket, frame);
     return true;
   }
 
@@ -122,8 +125,8 @@ export class ChatDelivery {
     let sent = 0;
     for (const socket of this.members.get(chatId) ?? []) {
       const data = socket.getUserData();
-      if (data.closed || data.userId === exceptUser || socket.getBufferedAmount() > this.maxBufferedBytes) continue;
-      socket.send(frame, false);
+      if (data.closed || data.userId === exceptUser || this.outbox.buffered(socket) > this.maxBufferedBytes) continue;
+      this.outbox.send(socket, frame);
       sent += 1;
     }
     return sent;

@@ -109,7 +109,7 @@ export class Presence {
       const online = this.online.has(other);
       const lastSeen = online ? undefined : this.lastSeen.newest(other, stored.get(other));
       if (!online && lastSeen === undefined) continue; // offline, and no time known
-      socket.send(JSON.stringify(online ? { op: 'presence', userId: other, online } : { op: 'presence', userId: other, online, lastSeen }), false);
+      this.deps.delivery.outbox.send(socket, JSON.stringify(online ? { op: 'presence', userId: other, online } : { op: 'presence', userId: other, online, lastSeen }));
       sent += 1;
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
@@ -206,7 +206,7 @@ export class Presence {
     for (const socket of targets) {
       const data = socket.getUserData();
       if (data.closed || data.userId === notice.userId || (data.userId !== null && blocked.has(data.userId))) continue;
-      socket.send(frame, false);
+      this.deps.delivery.outbox.send(socket, frame);
       sent += 1;
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);

@@ -131,7 +131,7 @@ export class Profiles {
     for (const socket of targets) {
       const data = socket.getUserData();
       if (data.closed || data.userId === null || blocked.has(data.userId)) continue;
-      socket.send(frame, false);
+      this.deps.delivery.outbox.send(socket, frame);
       sent += 1;
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'profile' }, sent);

@@ -34,6 +34,9 @@ export interface SocketData {
   strikes: number;
   /** The client address while the socket is not authenticated (counted against its cap), else null. */
   pendingAddress: string | null;
+  /** Frames waiting for this event-loop turn's write (Outbox), and their length. */
+  outbox: string[] | null;
+  outboxBytes: number;
 }
 
 export interface HeldEvent {
