@@ -25,14 +25,28 @@ const PG_BIN = '/usr/lib/postgresql/15/bin';
 
 const run = promisify(execFile);
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
+/** Ports this process has handed out: the kernel may offer a closed one again before its server binds it. */
+const handedOut = new Set<number>();
+
+/**
+ * A port nothing listens on now and this process has not handed out before. The second rule
+ * because a scenario's ports are all chosen before its servers bind them: once (2026-12-05) a
+ * cluster scenario's Postgres never became ready although something listened on its port, and
+ * the likeliest cause is a NATS node given the same port a moment later.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = server.address() as { port: number };
+        server.close(() => resolve(port));
+      });
+      server.on('error', reject);
     });
-    server.on('error', reject);
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 function portOpen(port: number): Promise<boolean> {
@@ -345,7 +359,10 @@ export class PrivateServers {
         await run(path.join(PG_BIN, 'pg_isready'), ['-h', '127.0.0.1', '-p', String(this.postgres.port), '-U', 'postgres']);
         return;
       } catch (error) {
-        if (Date.now() > deadline) throw new Error(`postgres not ready: ${(error as Error).message}`);
+        if (Date.now() > deadline || !this.postgres.running) {
+          const state = this.postgres.running ? 'running' : 'exited';
+          throw new Error(`postgres not ready (${state}): ${(error as Error).message}\n${this.postgres.output.slice(-20).join('\n')}`);
+        }
         await sleep(100);
       }
     }
