@@ -22,6 +22,7 @@ describe('search and the cached chat list', () => {
     await say(ann, shared, 'The deployment messages are noisy today');
     await say(bob, shared, 'Новое сообщение о релизе');
     await say(bob, shared, 'lunch at noon?');
+    await say(bob, shared, 'Релизы deploying сегодня');
     await say(ann, shared, 'message <b>bold</b> & friends');
     await say(eve, secret, 'secret message about the release');
     const deleted = await say(ann, shared, 'a deleted message about lunch');
@@ -44,6 +45,14 @@ describe('search and the cached chat list', () => {
     expect((await search(eve, 'q=message')).body.items.map((m: { chatId: string }) => m.chatId)).toEqual([secret]);
     // A deleted message is gone from search.
     expect((await search(bob, 'q=lunch')).body.items.map((m: { body: string }) => m.body)).toEqual(['lunch at noon?']);
+  });
+
+  it('stems each word of a message that mixes both languages by its own alphabet, in the query too', async () => {
+    const bodies = async (q: string) => (await search(bob, `q=${encodeURIComponent(q)}`)).body.items.map((m: { body: string }) => m.body).sort();
+    await eventually(async () => ((await bodies('deployed')).length === 2 ? true : undefined));
+    expect(await bodies('deployed')).toEqual(['The deployment messages are noisy today', 'Релизы deploying сегодня'].sort());
+    expect(await bodies('релиз')).toEqual(['Новое сообщение о релизе', 'Релизы deploying сегодня'].sort());
+    expect(await bodies('deploy релизов')).toEqual(['Релизы deploying сегодня']);
   });
 
   it('highlights matches in an HTML-safe snippet', async () => {

@@ -13,7 +13,8 @@ export const MARK_END = '\u0002';
 /**
  * Full-text search over the caller's chats only (the join on chat_members is the isolation rule),
  * best match first, keyset-paginated on (rank, id). The russian configuration stems Cyrillic words
- * with the Russian stemmer and Latin ones with the English stemmer, so one query serves both.
+ * with the Russian stemmer and Latin ones with the English stemmer, so one configuration serves
+ * both languages, in the index (migration 0012) and in the query alike.
  */
 export async function searchMessages(
   db: Queryable,
@@ -24,7 +25,7 @@ export async function searchMessages(
   after: { rank: number; id: string } | null,
 ): Promise<SearchRow[]> {
   const { rows } = await db.query<SearchRow>(
-    `WITH query AS (SELECT websearch_to_tsquery('english', $2) || websearch_to_tsquery('russian', $2) AS tsq),
+    `WITH query AS (SELECT websearch_to_tsquery('russian', $2) AS tsq),
      hits AS (
        SELECT ${messageColumns('m')}, ts_rank(m.search, query.tsq)::float8 AS rank, m.body AS full_body, query.tsq
          FROM messages.messages m
