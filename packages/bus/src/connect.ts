@@ -16,8 +16,6 @@ export interface Bus {
   jsm: JetStreamManager;
   /** The gateway's key for requests it makes for users (assertion.ts); no other process has one. */
   signer?: RequestSigner | undefined;
-  /** The reply-subject prefix the server's permissions give this process (nats.js's default when unset). */
-  inboxPrefix?: string | undefined;
 }
 
 export class IncompatibleServerError extends Error {
@@ -63,13 +61,12 @@ export function readNkeySeed(identity: BusIdentity): Uint8Array | undefined {
  */
 export async function connectBus(options: { url: string; name: string; log: Logger; identity?: BusIdentity | undefined }): Promise<Bus> {
   const seed = options.identity ? readNkeySeed(options.identity) : undefined;
-  const replyPrefix = options.identity ? inboxPrefix(options.identity.namespace, options.identity.principal) : undefined;
   const nc = await connect({
     // NATS_URL may list a cluster's servers, comma-separated: the client picks one and fails over.
     servers: options.url.split(',').map((u) => u.trim()).filter(Boolean),
     name: options.name,
     ...(seed ? { authenticator: nkeyAuthenticator(seed) } : {}),
-    ...(replyPrefix ? { inboxPrefix: replyPrefix } : {}),
+    ...(options.identity ? { inboxPrefix: inboxPrefix(options.identity.namespace, options.identity.principal) } : {}),
     // Keep trying forever: a NATS restart must not kill a service (promise 1, docs/architecture.md#promises).
     maxReconnectAttempts: -1,
     reconnectTimeWait: 500,
@@ -109,7 +106,7 @@ export async function connectBus(options: { url: string; name: string; log: Logg
     }
   })().catch(() => {});
   const jsm = await whileJetStreamStarts('checking the JetStream API', () => jetstreamManager(nc), options.log);
-  return { nc, js: jetstream(nc), jsm, inboxPrefix: replyPrefix };
+  return { nc, js: jetstream(nc), jsm };
 }
 
 export function compareVersions(a: string, b: string): number {

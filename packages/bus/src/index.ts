@@ -15,4 +15,3 @@ export * from './turn.js';
 export * from './assertion.js';
 export * from './chat-events.js';
 export * from './job-lock.js';
-export * from './acked-publisher.js';

@@ -2,7 +2,6 @@ import { JetStreamApiError, type JetStreamClient, type JetStreamManager, type Ms
 import type { Metrics } from '@parley/telemetry';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { headersWithTrace, tracer } from './trace.js';
-import type { StreamPublisher } from './acked-publisher.js';
 
 /** JetStream's error code for a failed `Nats-Expected-Last-Subject-Sequence` check. */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -24,7 +23,7 @@ export class WrongLastSequenceError extends Error {
 
 /** Publishes one event as JSON, with trace headers and the event type as a header for tooling. */
 export async function publishEvent(
-  js: StreamPublisher,
+  js: JetStreamClient,
   subject: string,
   event: { type: string },
   options: PublishOptions,
@@ -47,7 +46,7 @@ export async function publishEvent(
   );
 }
 
-async function publishInSpan(js: StreamPublisher, subject: string, event: { type: string }, options: PublishOptions, metrics?: Metrics): Promise<PubAck> {
+async function publishInSpan(js: JetStreamClient, subject: string, event: { type: string }, options: PublishOptions, metrics?: Metrics): Promise<PubAck> {
   try {
     const ack = await js.publish(subject, JSON.stringify(event), {
       msgID: options.msgId,

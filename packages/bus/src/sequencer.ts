@@ -1,7 +1,6 @@
-import type { JetStreamManager } from '@nats-io/jetstream';
+import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Metrics } from '@parley/telemetry';
 import { publishEvent, readStored, WrongLastSequenceError } from './publish.js';
-import type { StreamPublisher } from './acked-publisher.js';
 import { endOfTurn } from './turn.js';
 
 /** The minimum a sequenced event must carry: its type and its per-subject sequence number. */
@@ -81,7 +80,7 @@ export class Sequencer {
   private readonly recent = new Map<string, SequencedEvent[]>();
 
   constructor(
-    private readonly js: StreamPublisher,
+    private readonly js: JetStreamClient,
     private readonly jsm: JetStreamManager,
     private readonly stream: string,
     private readonly metrics?: Metrics,

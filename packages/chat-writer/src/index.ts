@@ -1,16 +1,15 @@
-import { AckedPublisher, DuplicateGoneError, eventsBetween, findChatEventAfter, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
+import { DuplicateGoneError, eventsBetween, findChatEventAfter, floorOf, Sequencer, type Appended, type Bus } from '@parley/bus';
 import type { Metrics } from '@parley/telemetry';
 import { decideAppend, decideRepair, initialChatState, storedCopy, type ChatCommand, type ChatState, type LostMessage, type NotAppended, type NotRepaired } from '@parley/chat-domain';
 import { buildMeta, newId, streamName, subjects, type ChatEvent } from '@parley/contracts';
 
 /**
  * The Sequencer of the chats stream, as every writer of chat events needs it: a chat whose events
- * retention purged entirely continues after its snapshot's seq (issue 18), not at 1. Its appends
- * go through the connection's AckedPublisher, the hot path's cheaper `js.publish`.
+ * retention purged entirely continues after its snapshot's seq (issue 18), not at 1.
  */
 export function chatSequencer(bus: Bus, namespace: string, metrics?: Metrics): Sequencer {
   const stream = streamName(namespace, 'chats');
-  return new Sequencer(AckedPublisher.of(bus), bus.jsm, stream, metrics, { floor: (subject) => floorOf(bus, stream, subject) });
+  return new Sequencer(bus.js, bus.jsm, stream, metrics, { floor: (subject) => floorOf(bus, stream, subject) });
 }
 
 /** The state a writer decided on, and the chat seq it reflects. */
