@@ -1,0 +1,144 @@
+#!/usr/bin/env node
+// Live delivery's two possible paths, side by side on a private nats-server (issue 21, step 2):
+//
+//   republish  the stream republishes every stored event on a core subject (what Parley does:
+//              `<ns>.live.chat.<chatId>`, packages/contracts/src/streams.ts);
+//   core       the stream does not; the appending process publishes the event on the core
+//              subject itself once the PubAck arrives.
+//
+// One connection appends (a gateway), two subscribe to every live subject (both gateways: the
+// appending one receives its own events too). Open loop at `--rate` appends a second for
+// `--seconds`, modes in turns for `--rounds` rounds. Prints, per run, NATS's CPU-seconds and the
+// client process's per 1,000 appends (utime + stime from /proc and process.cpuUsage) and
+// append→live-delivery latency at the second subscriber, as JSON.
+//
+//   node bench/republish.mjs --rate 2000 --seconds 10 --rounds 3
+import { spawn, execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { createServer } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { connect } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+
+const { values: args } = parseArgs({
+  options: {
+    bin: { type: 'string', default: '/usr/sbin/nats-server' },
+    rate: { type: 'string', default: '2000' },
+    seconds: { type: 'string', default: '10' },
+    rounds: { type: 'string', default: '3' },
+    chats: { type: 'string', default: '2000' },
+    size: { type: 'string', default: '400' },
+  },
+});
+const rate = Number(args.rate);
+const seconds = Number(args.seconds);
+const chats = Number(args.chats);
+
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+const freePort = () =>
+  new Promise((resolve, reject) => {
+    const server = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+    server.on('error', reject);
+  });
+const quantile = (sorted, q) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
+/** utime + stime of a process in seconds (clock ticks of 1/100 s on Linux). */
+const cpuOf = (pid) => {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+};
+const ownCpu = () => {
+  const { user, system } = process.cpuUsage();
+  return (user + system) / 1e6;
+};
+
+const version = execFileSync(args.bin, ['--version']).toString().trim();
+const dir = mkdtempSync(path.join(os.tmpdir(), 'republish-'));
+const port = await freePort();
+const server = spawn(args.bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+const results = [];
+try {
+  let appender;
+  for (let attempt = 0; !appender; attempt += 1) {
+    appender = await connect({ servers: `nats://127.0.0.1:${port}`, noAsyncTraces: true }).catch(async (error) => {
+      if (attempt > 50) throw error;
+      await sleep(100);
+      return undefined;
+    });
+  }
+  const other = await connect({ servers: `nats://127.0.0.1:${port}` });
+  const jsm = await jetstreamManager(appender);
+  const js = jetstream(appender);
+  const payload = (i) => JSON.stringify({ type: 'MessageSent', seq: i, sentAt: performance.now(), pad: 'x'.repeat(Number(args.size)) });
+
+  for (let r = 0; r < Number(args.rounds); r += 1) {
+    for (const mode of ['republish', 'core']) {
+      const name = `${mode}${r}`;
+      await jsm.streams.add({
+        name,
+        subjects: [`${name}.chat.*`],
+        ...(mode === 'republish' ? { republish: { src: `${name}.chat.*`, dest: `${name}.live.chat.{{wildcard(1)}}` } } : {}),
+      });
+      const latencies = [];
+      let received = 0;
+      // Both "gateways" follow every chat; latency is measured where the append did not happen.
+      const own = appender.subscribe(`${name}.live.chat.*`, { callback: () => {} });
+      const peer = other.subscribe(`${name}.live.chat.*`, {
+        callback: (_err, msg) => {
+          received += 1;
+          latencies.push(performance.now() - msg.json().sentAt);
+        },
+      });
+      await appender.flush();
+      await other.flush();
+      const total = rate * seconds;
+      const [natsBefore, ownBefore] = [cpuOf(server.pid), ownCpu()];
+      const started = performance.now();
+      let sent = 0;
+      const pending = new Set();
+      while (sent < total) {
+        const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
+        for (; sent < due; sent += 1) {
+          const chat = sent % chats;
+          const data = payload(sent);
+          const p = js.publish(`${name}.chat.${chat}`, data).then((ack) => {
+            if (mode === 'core') appender.publish(`${name}.live.chat.${chat}`, data);
+            pending.delete(p);
+            return ack;
+          });
+          pending.add(p);
+        }
+        await sleep(1);
+      }
+      await Promise.all(pending);
+      while (received < total) await sleep(5);
+      const [natsCpu, clientCpu] = [cpuOf(server.pid) - natsBefore, ownCpu() - ownBefore];
+      latencies.sort((a, b) => a - b);
+      results.push({
+        round: r + 1,
+        mode,
+        appends: total,
+        natsCpuPer1k: round((natsCpu / total) * 1000, 3),
+        clientCpuPer1k: round((clientCpu / total) * 1000, 3),
+        deliverP50ms: round(quantile(latencies, 0.5)),
+        deliverP99ms: round(quantile(latencies, 0.99)),
+      });
+      console.error(JSON.stringify(results.at(-1)));
+      own.unsubscribe();
+      peer.unsubscribe();
+      await jsm.streams.delete(name);
+    }
+  }
+  await appender.close();
+  await other.close();
+} finally {
+  server.kill('SIGTERM');
+  await sleep(300);
+  rmSync(dir, { recursive: true, force: true });
+}
+console.log(JSON.stringify({ nats: version, rate, seconds, chats, results }, null, 2));
