@@ -9,15 +9,10 @@
 // purge's duration and send→ack (publish to PubAck) before and during it, as JSON.
 //
 //   node bench/purge-hold.mjs --bin /usr/sbin/nats-server --messages 1000000
-import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { execFileSync } from 'node:child_process';
-import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { quantile, startPrivateNats } from './lib/private-nats.mjs';
+import { sleep } from './lib/system.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -34,33 +29,13 @@ const size = Number(args.size);
 const subjects = Number(args.subjects);
 const rate = Number(args.rate);
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-const quantile = (sorted, q) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
 const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
 
-const version = execFileSync(args.bin, ['--version']).toString().trim();
-const dir = mkdtempSync(path.join(os.tmpdir(), 'purge-hold-'));
-const port = await freePort();
-const server = spawn(args.bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+const nats = await startPrivateNats(args.bin, 'purge-hold');
 const results = [];
 try {
-  let seeder;
-  for (let attempt = 0; !seeder; attempt += 1) {
-    seeder = await connect({ servers: `nats://127.0.0.1:${port}` }).catch(async (error) => {
-      if (attempt > 50) throw error;
-      await sleep(100);
-      return undefined;
-    });
-  }
-  const live = await connect({ servers: `nats://127.0.0.1:${port}` });
+  const seeder = await nats.connect();
+  const live = await nats.connect();
   const jsm = await jetstreamManager(seeder);
   const js = jetstream(seeder);
   const liveJs = jetstream(live);
@@ -127,9 +102,7 @@ try {
   }
   await live.close();
   await seeder.close();
-  console.log(JSON.stringify({ version, messages, size, subjects, rate, results }, null, 2));
+  console.log(JSON.stringify({ version: nats.version, messages, size, subjects, rate, results }, null, 2));
 } finally {
-  server.kill('SIGTERM');
-  await new Promise((resolve) => server.once('exit', resolve));
-  rmSync(dir, { recursive: true, force: true });
+  await nats.stop();
 }

@@ -13,14 +13,11 @@
 // append→live-delivery latency at the second subscriber, as JSON.
 //
 //   node bench/republish.mjs --rate 2000 --seconds 10 --rounds 3
-import { spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
-import os from 'node:os';
-import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { cpuSeconds } from './lib/proc.mjs';
+import { quantile, startPrivateNats } from './lib/private-nats.mjs';
+import { sleep } from './lib/system.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -36,42 +33,17 @@ const rate = Number(args.rate);
 const seconds = Number(args.seconds);
 const chats = Number(args.chats);
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
-const freePort = () =>
-  new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address();
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-const quantile = (sorted, q) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
 const round = (x, digits = 1) => Math.round(x * 10 ** digits) / 10 ** digits;
-/** utime + stime of a process in seconds (clock ticks of 1/100 s on Linux). */
-const cpuOf = (pid) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-};
 const ownCpu = () => {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
 };
 
-const version = execFileSync(args.bin, ['--version']).toString().trim();
-const dir = mkdtempSync(path.join(os.tmpdir(), 'republish-'));
-const port = await freePort();
-const server = spawn(args.bin, ['-js', '-sd', dir, '-a', '127.0.0.1', '-p', String(port)], { stdio: 'ignore' });
+const nats = await startPrivateNats(args.bin, 'republish');
 const results = [];
 try {
-  let appender;
-  for (let attempt = 0; !appender; attempt += 1) {
-    appender = await connect({ servers: `nats://127.0.0.1:${port}`, noAsyncTraces: true }).catch(async (error) => {
-      if (attempt > 50) throw error;
-      await sleep(100);
-      return undefined;
-    });
-  }
-  const other = await connect({ servers: `nats://127.0.0.1:${port}` });
+  const appender = await nats.connect({ noAsyncTraces: true });
+  const other = await nats.connect();
   const jsm = await jetstreamManager(appender);
   const js = jetstream(appender);
   const payload = (i) => JSON.stringify({ type: 'MessageSent', seq: i, sentAt: performance.now(), pad: 'x'.repeat(Number(args.size)) });
@@ -97,7 +69,7 @@ try {
       await appender.flush();
       await other.flush();
       const total = rate * seconds;
-      const [natsBefore, ownBefore] = [cpuOf(server.pid), ownCpu()];
+      const [natsBefore, ownBefore] = [cpuSeconds(nats.pid), ownCpu()];
       const started = performance.now();
       let sent = 0;
       const pending = new Set();
@@ -117,7 +89,7 @@ try {
       }
       await Promise.all(pending);
       while (received < total) await sleep(5);
-      const [natsCpu, clientCpu] = [cpuOf(server.pid) - natsBefore, ownCpu() - ownBefore];
+      const [natsCpu, clientCpu] = [cpuSeconds(nats.pid) - natsBefore, ownCpu() - ownBefore];
       latencies.sort((a, b) => a - b);
       results.push({
         round: r + 1,
@@ -137,8 +109,6 @@ try {
   await appender.close();
   await other.close();
 } finally {
-  server.kill('SIGTERM');
-  await sleep(300);
-  rmSync(dir, { recursive: true, force: true });
+  await nats.stop();
 }
-console.log(JSON.stringify({ nats: version, rate, seconds, chats, results }, null, 2));
+console.log(JSON.stringify({ nats: nats.version, rate, seconds, chats, results }, null, 2));
