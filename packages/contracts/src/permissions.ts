@@ -177,8 +177,6 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
     gateway: merge('gateway', {
       publish: [
         subjects.allChats(ns), // MessageSent of WebSocket sends
-        // The fast live copy of what it just stored (LiveFanout.announce); the republish is the guarantee.
-        `${ns}.live.chat.*`,
         subjects.allTyping(ns),
         subjects.allPresence(ns),
         subjects.allProfiles(ns),

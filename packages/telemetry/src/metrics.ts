@@ -56,12 +56,6 @@ export function createMetrics(service: string) {
       labelNames: ['outcome'] as const,
       registers: r,
     }),
-    liveEvents: new Counter({
-      name: 'gateway_live_events_total',
-      help: 'Chat events a gateway applied for delivery, by the path that brought them first (fast: the appending gateway\'s copy after its PubAck; republish: the stream\'s; fill: read from the stream to close a gap)',
-      labelNames: ['path'] as const,
-      registers: r,
-    }),
     followedChats: new Gauge({ name: 'gateway_followed_chats', help: 'Chats this gateway receives live events for (those with a local member)', registers: r }),
     projectorEvents: new Counter({ name: 'projector_events_total', help: 'Events handled by projectors', labelNames: ['projector', 'outcome'] as const, registers: r }),
     projectorPending: new Gauge({ name: 'projector_pending_events', help: 'Events stored in the stream that a projector has not acknowledged yet (its lag), sampled every 5 s', labelNames: ['projector'] as const, registers: r }),

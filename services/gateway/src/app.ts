@@ -85,7 +85,6 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       sockets,
       writer: new ChatWriter({ bus: deps.bus, namespace: deps.namespace, sequencer }),
       basis: fanout,
-      live: fanout,
       maxChars: config.MESSAGE_MAX_CHARS,
       serviceTimeoutMs: config.SERVICE_TIMEOUT_MS,
       maxFrameBytes: config.WS_MAX_FRAME_BYTES,

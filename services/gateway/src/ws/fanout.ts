@@ -1,4 +1,4 @@
-import { headers as natsHeaders, type Msg, type Subscription } from '@nats-io/transport-node';
+import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Bus, Sequencer } from '@parley/bus';
 import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, toClientEvent, type ChatEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
@@ -12,17 +12,9 @@ interface Followed {
   receipts: Subscription;
   /** Highest seq of this chat handled here; a jump past it is a gap, filled from the stream. */
   lastSeq: number;
-  /**
-   * Stream seq of the newest live copy applied here: the other copy of the same event (fast path
-   * and republish, below) is dropped on its header alone, before its JSON is read.
-   */
-  lastStreamSeq: number;
   /** Work on one chat runs in order: live events, gap fills and inbox catch-ups never interleave. */
   chain: Promise<void>;
 }
-
-/** Header of a gateway's own live copy: the stream seq its PubAck gave (the republish's is `Nats-Sequence`). */
-export const LIVE_STREAM_SEQ_HEADER = 'Parley-Stream-Seq';
 
 /**
  * Live delivery, scaled out: JetStream republishes every stored chat event on core NATS
@@ -33,14 +25,6 @@ export const LIVE_STREAM_SEQ_HEADER = 'Parley-Stream-Seq';
  * Core NATS is at-most-once, so each followed chat remembers its last seq and fills a gap from the
  * stream before going on. New members are announced on `<ns>.inbox.<userId>` (chats/notify.ts in
  * the messages service); their gateway joins them and reads the chat from the event that added them.
- *
- * The fast path (`announce`): the gateway that appended a WebSocket send does not wait for the
- * republish. On its PubAck it delivers the event to its own sockets and publishes a copy on the
- * same live subject for the other gateways. A fast copy is used only when it is the next event the
- * chat expects here; one that runs ahead of another writer's event is dropped, and the republish
- * brings both in order. The republish stays the guarantee (a gateway that dies between its PubAck
- * and its publish loses nothing); the fast copy only cuts the republish's tail latency
- * (docs/performance.md, "Both live paths").
  */
 export class LiveFanout {
   private readonly followed = new Map<string, Followed>();
@@ -48,7 +32,6 @@ export class LiveFanout {
   private readonly snapshots = new Map<string, number>();
   private inbox: Subscription | undefined;
   private readonly stream: string;
-  private readonly counters: Record<'fast' | 'republish' | 'fill', { inc(): void }>;
 
   constructor(
     private readonly deps: {
@@ -65,8 +48,6 @@ export class LiveFanout {
     },
   ) {
     this.stream = streamName(deps.namespace, 'chats');
-    const { liveEvents } = deps.metrics;
-    this.counters = { fast: liveEvents.labels('fast'), republish: liveEvents.labels('republish'), fill: liveEvents.labels('fill') };
   }
 
   start(): void {
@@ -98,7 +79,6 @@ export class LiveFanout {
         },
       }),
       lastSeq: 0,
-      lastStreamSeq: 0,
       chain: Promise.resolve(),
     };
     this.followed.set(chatId, state);
@@ -140,28 +120,7 @@ export class LiveFanout {
       .catch((error: unknown) => this.deps.log.error({ err: (error as Error).message, chatId }, 'live delivery failed'));
   }
 
-  /**
-   * The event this gateway just stored (its PubAck said `streamSeq`): delivered to the local
-   * sockets now, and published for the other gateways following the chat. Not for a duplicate
-   * (the original was announced when it was stored).
-   */
-  announce(event: ChatEvent, streamSeq: number): void {
-    const h = natsHeaders();
-    h.set(LIVE_STREAM_SEQ_HEADER, String(streamSeq));
-    try {
-      this.deps.bus.nc.publish(subjects.liveChat(this.deps.namespace, event.chatId), JSON.stringify(event), { headers: h });
-    } catch {
-      // Best effort (the connection is closing): the event is stored, the republish delivers it, and the send is still acked.
-    }
-    if (this.followed.has(event.chatId)) this.enqueue(event.chatId, (state) => this.applyFast(state, event, streamSeq));
-  }
-
   private onEvent(chatId: string, msg: Msg): void {
-    // JetStream's republish says where it stored the event; a gateway's fast copy says the same in its own header.
-    const republished = msg.headers?.get('Nats-Sequence');
-    const streamSeq = Number(republished || msg.headers?.get(LIVE_STREAM_SEQ_HEADER));
-    const known = this.followed.get(chatId);
-    if (known && streamSeq > 0 && streamSeq <= known.lastStreamSeq) return; // the other path's copy was applied
     let event: ChatEvent;
     try {
       const parsed = parseChatEvent(msg.json());
@@ -171,25 +130,13 @@ export class LiveFanout {
       this.deps.log.error({ chatId, reason: (error as Error).message }, 'unreadable live chat event skipped');
       return;
     }
+    // JetStream's republish says where it stored the event.
+    const streamSeq = Number(msg.headers?.get('Nats-Sequence'));
     if (streamSeq > 0) this.deps.sequencer.observe(subjects.chat(this.deps.namespace, chatId), streamSeq, event.seq, event);
-    if (!republished) {
-      this.enqueue(chatId, (state) => this.applyFast(state, event, streamSeq));
-      return;
-    }
     this.enqueue(chatId, async (state) => {
       if (state.lastSeq > 0 && event.seq > state.lastSeq + 1) await this.fill(chatId, state, state.lastSeq, event.seq);
-      this.apply(state, event, 'republish', streamSeq);
+      this.apply(state, event);
     });
-  }
-
-  /**
-   * A fast copy is applied only as the chat's next event here; anything else waits for the
-   * republish, which comes in stream order and fills gaps. A chat not yet started here (lastSeq 0)
-   * starts with the republish too, as it always has.
-   */
-  private applyFast(state: Followed, event: ChatEvent, streamSeq: number): void {
-    if (state.lastSeq === 0 || event.seq !== state.lastSeq + 1) return;
-    this.apply(state, event, 'fast', streamSeq);
   }
 
   /** Reads the events (from, until) from the stream: the ones core NATS did not bring. */
@@ -205,14 +152,12 @@ export class LiveFanout {
       state.lastSeq = Math.max(state.lastSeq, upTo);
       return;
     }
-    for (const event of missing.events) if (event.seq < until) this.apply(state, event, 'fill');
+    for (const event of missing.events) if (event.seq < until) this.apply(state, event);
   }
 
-  private apply(state: Followed, event: ChatEvent, path: 'fast' | 'republish' | 'fill', streamSeq = 0): void {
+  private apply(state: Followed, event: ChatEvent): void {
     if (event.seq <= state.lastSeq) return;
     state.lastSeq = event.seq;
-    if (streamSeq > state.lastStreamSeq) state.lastStreamSeq = streamSeq;
-    this.counters[path].inc();
     // New members start receiving the chat with the event that made them members.
     for (const userId of membersAddedBy(event)) {
       for (const socket of this.deps.registry.socketsOf(userId)) this.deps.delivery.join(socket, event.chatId);

@@ -12,8 +12,6 @@ export interface SendDeps {
   bus: Bus;
   /** What the gateway knows of each chat's members, as of which seq (LiveFanout). */
   basis: Pick<LiveFanout, 'basisOf' | 'noteSnapshot'>;
-  /** Delivers what this gateway stored without waiting for the republish (LiveFanout.announce). */
-  live: Pick<LiveFanout, 'announce'>;
   namespace: string;
   writer: ChatWriter;
   maxChars: number;
@@ -104,7 +102,6 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
   });
   if ('refusal' in appended) return appended.refusal.ok ? NO_CHAT : { ok: false, code: appended.refusal.code, message: appended.refusal.message };
   const event = appended.event as MessageSent;
-  if (!appended.duplicate) deps.live.announce(event, appended.streamSeq);
   return { ok: true, messageId: event.data.messageId, seq: event.seq };
 }
 
