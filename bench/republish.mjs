@@ -4,7 +4,10 @@
 //   republish  the stream republishes every stored event on a core subject (what Parley does:
 //              `<ns>.live.chat.<chatId>`, packages/contracts/src/streams.ts);
 //   core       the stream does not; the appending process publishes the event on the core
-//              subject itself once the PubAck arrives.
+//              subject itself once the PubAck arrives;
+//   both       what Parley does since the fast path (services/gateway/src/ws/fanout.ts): the
+//              stream republishes and the appending process publishes too; a subscriber takes
+//              whichever copy of an event comes first and drops the other.
 //
 // One connection appends (a gateway), two subscribe to every live subject (both gateways: the
 // appending one receives its own events too). Open loop at `--rate` appends a second for
@@ -12,7 +15,7 @@
 // client process's per 1,000 appends (utime + stime from /proc and process.cpuUsage) and
 // append→live-delivery latency at the second subscriber, as JSON.
 //
-//   node bench/republish.mjs --rate 2000 --seconds 10 --rounds 3
+//   node bench/republish.mjs --rate 2000 --seconds 10 --rounds 3 [--modes republish,both]
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { cpuSeconds } from './lib/proc.mjs';
@@ -27,6 +30,7 @@ const { values: args } = parseArgs({
     rounds: { type: 'string', default: '3' },
     chats: { type: 'string', default: '2000' },
     size: { type: 'string', default: '400' },
+    modes: { type: 'string', default: 'republish,core,both' },
   },
 });
 const rate = Number(args.rate);
@@ -49,21 +53,37 @@ try {
   const payload = (i) => JSON.stringify({ type: 'MessageSent', seq: i, sentAt: performance.now(), pad: 'x'.repeat(Number(args.size)) });
 
   for (let r = 0; r < Number(args.rounds); r += 1) {
-    for (const mode of ['republish', 'core']) {
+    for (const mode of args.modes.split(',')) {
       const name = `${mode}${r}`;
       await jsm.streams.add({
         name,
         subjects: [`${name}.chat.*`],
-        ...(mode === 'republish' ? { republish: { src: `${name}.chat.*`, dest: `${name}.live.chat.{{wildcard(1)}}` } } : {}),
+        ...(mode !== 'core' ? { republish: { src: `${name}.chat.*`, dest: `${name}.live.chat.{{wildcard(1)}}` } } : {}),
       });
       const latencies = [];
       let received = 0;
+      let dropped = 0;
+      const seen = new Uint8Array(rate * seconds);
       // Both "gateways" follow every chat; latency is measured where the append did not happen.
-      const own = appender.subscribe(`${name}.live.chat.*`, { callback: () => {} });
+      // At the appender: when each republished copy came, to tell whether it beats the PubAck.
+      const ownLive = new Float64Array(rate * seconds);
+      let republishBeforeAck = 0;
+      const own = appender.subscribe(`${name}.live.chat.*`, {
+        callback: (_err, msg) => {
+          if (mode === 'core' || msg.headers?.get('Nats-Sequence') === undefined) return;
+          ownLive[msg.json().seq] = performance.now();
+        },
+      });
       const peer = other.subscribe(`${name}.live.chat.*`, {
         callback: (_err, msg) => {
+          const event = msg.json();
+          if (seen[event.seq]) {
+            dropped += 1;
+            return;
+          }
+          seen[event.seq] = 1;
           received += 1;
-          latencies.push(performance.now() - msg.json().sentAt);
+          latencies.push(performance.now() - event.sentAt);
         },
       });
       await appender.flush();
@@ -78,8 +98,10 @@ try {
         for (; sent < due; sent += 1) {
           const chat = sent % chats;
           const data = payload(sent);
+          const i = sent;
           const p = js.publish(`${name}.chat.${chat}`, data).then((ack) => {
-            if (mode === 'core') appender.publish(`${name}.live.chat.${chat}`, data);
+            if (ownLive[i] > 0) republishBeforeAck += 1;
+            if (mode !== 'republish') appender.publish(`${name}.live.chat.${chat}`, data);
             pending.delete(p);
             return ack;
           });
@@ -99,6 +121,9 @@ try {
         clientCpuPer1k: round((clientCpu / total) * 1000, 3),
         deliverP50ms: round(quantile(latencies, 0.5)),
         deliverP99ms: round(quantile(latencies, 0.99)),
+        deliverP999ms: round(quantile(latencies, 0.999)),
+        secondCopiesDropped: dropped,
+        republishBeforeAckShare: mode === 'core' ? null : round(republishBeforeAck / total, 4),
       });
       console.error(JSON.stringify(results.at(-1)));
       own.unsubscribe();
