@@ -1,18 +1,20 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
-import { register, startStack, TestSocket, type Account, type Stack } from '../stack.js';
+import { http, register, startStack, TestSocket, type Account, type Stack } from '../stack.js';
 
 /**
  * Issue 23, finding 10: no cap on sockets per user, nor on unauthenticated sockets per address. Now
  * WS_MAX_SOCKETS_PER_USER and WS_MAX_UNAUTHENTICATED_PER_ADDRESS bound them: HTTP 429 at the
- * upgrade, close 4429 when an auth frame would pass the per-user cap.
+ * upgrade, close 4429 when an auth frame would pass the per-user cap. And the set-ups after
+ * authentication take turns (WS_SETUP_CONCURRENCY), so a reconnect storm cannot time out the
+ * services' database pools and have its sockets closed (1011) to reconnect again.
  */
 describe('WebSocket caps per user and per address', () => {
   let stack: Stack;
   let user: Account;
   const open: TestSocket[] = [];
   beforeAll(async () => {
-    stack = await startStack({ WS_MAX_SOCKETS_PER_USER: '3', WS_MAX_UNAUTHENTICATED_PER_ADDRESS: '2' });
+    stack = await startStack({ WS_MAX_SOCKETS_PER_USER: '3', WS_MAX_UNAUTHENTICATED_PER_ADDRESS: '2', WS_SETUP_CONCURRENCY: '1' });
     user = await register(stack);
   });
   afterAll(async () => {
@@ -44,5 +46,21 @@ describe('WebSocket caps per user and per address', () => {
     a.send({ op: 'auth', token: other.accessToken });
     await a.next((f) => f.op === 'authenticated');
     open.push(await TestSocket.open(stack.wsUrl));
+  });
+
+  it('sets sockets up one at a time, and every one becomes ready with its chats', async () => {
+    const [a, b, c] = await Promise.all([register(stack), register(stack), register(stack)]);
+    const chat = await http(stack, 'POST', '/api/v1/chats', { token: a.accessToken, body: { type: 'group', title: 'turns', memberIds: [b.id, c.id] } });
+    expect(chat.status).toBe(201);
+    // Opened together: two of them wait for the one set-up slot, and must get it in turn.
+    const sockets = await Promise.all([a, b, c].map((u) => TestSocket.open(stack.wsUrl, u.accessToken)));
+    open.push(...sockets);
+    for (const socket of sockets) {
+      socket.send({ op: 'ping' });
+      await socket.next((f) => f.op === 'pong');
+    }
+    // Each socket joined the chat through its set-up (memberships): a message reaches all three.
+    sockets[0]!.send({ op: 'send', chatId: chat.body.id, clientMsgId: 'turns-1', body: 'in turn' });
+    for (const socket of sockets) await socket.next((f) => f.op === 'event' && f.type === 'message.created' && f.data?.body === 'in turn');
   });
 });

@@ -56,6 +56,11 @@ export function createMetrics(service: string) {
       labelNames: ['outcome'] as const,
       registers: r,
     }),
+    socketSetupsWaiting: new Gauge({
+      name: 'gateway_socket_setups_waiting',
+      help: 'Sockets waiting behind WS_SETUP_CONCURRENCY others for their set-up (memberships, presence snapshot) or, once closed, their presence tear-down',
+      registers: r,
+    }),
     followedChats: new Gauge({ name: 'gateway_followed_chats', help: 'Chats this gateway receives live events for (those with a local member)', registers: r }),
     projectorEvents: new Counter({ name: 'projector_events_total', help: 'Events handled by projectors', labelNames: ['projector', 'outcome'] as const, registers: r }),
     projectorPending: new Gauge({ name: 'projector_pending_events', help: 'Events stored in the stream that a projector has not acknowledged yet (its lag), sampled every 5 s', labelNames: ['projector'] as const, registers: r }),

@@ -22,6 +22,7 @@ import { Presence } from './ws/presence.js';
 import { Profiles } from './ws/profiles.js';
 import { Typing } from './ws/typing.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
+import { Slots } from './slots.js';
 
 export interface GatewayDeps {
   namespace: string;
@@ -96,6 +97,8 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
       maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
+      // Waiting is not bounded here: each waiting socket is an open connection, bounded by the caps.
+      setups: new Slots(config.WS_SETUP_CONCURRENCY, Number.MAX_SAFE_INTEGER),
       maxUnauthenticatedPerAddress: config.WS_MAX_UNAUTHENTICATED_PER_ADDRESS,
       clientAddress: clientAddressResolver(config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)),
       resendCheck: new ResendCheck({

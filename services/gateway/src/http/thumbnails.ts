@@ -3,7 +3,7 @@ import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
 import type { Metrics } from '@parley/telemetry';
 import { ThumbnailCache, type ThumbnailOutcome } from '../thumbnails/cache.js';
 import { renderThumbnail, THUMBNAIL_MIMES, UnprocessableImage } from '../thumbnails/render.js';
-import { Slots, SlotsFull } from '../thumbnails/slots.js';
+import { Slots, SlotsFull } from '../slots.js';
 import { attachmentAccess, error, json, NO_SUCH_ATTACHMENT, type AttachmentDeps } from './attachments.js';
 
 export interface ThumbnailDeps extends Pick<AttachmentDeps, 'authenticate' | 'bus' | 'namespace' | 'serviceTimeoutMs' | 'store' | 'log'> {

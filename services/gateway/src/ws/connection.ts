@@ -12,6 +12,7 @@ import { handleSend, type SendDeps } from './send.js';
 import type { Presence } from './presence.js';
 import type { Typing } from './typing.js';
 import { normaliseAddress } from '../http/client-address.js';
+import type { Slots } from '../slots.js';
 
 export interface ConnectionDeps extends SendDeps {
   authenticate: Authenticate;
@@ -40,6 +41,8 @@ export interface ConnectionDeps extends SendDeps {
   draining: { value: boolean };
   /** Caps: open sockets per user, unauthenticated sockets per client address (WS_MAX_*). */
   maxSocketsPerUser: number;
+  /** Set-ups (memberships, presence snapshot) running at once; the rest wait their turn (WS_SETUP_CONCURRENCY). */
+  setups: Slots;
   maxUnauthenticatedPerAddress: number;
   /** The client's address from the socket peer and X-Forwarded-For (TRUSTED_PROXIES). */
   clientAddress: (peer: string, forwardedFor: string) => string;
@@ -119,7 +122,11 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         .then(() => releaseHeld(socket))
         .catch((error: unknown) => deps.log.error({ err: error }, 'releasing held events failed'));
     }, deps.resumeGraceMs);
-    data.ready = (async () => {
+    // Set-ups take turns (WS_SETUP_CONCURRENCY): in a reconnect storm the services get requests at
+    // the rate they answer them, instead of all at once and then timeouts that close the sockets.
+    data.ready = deps.setups.run(async () => {
+      deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
+      if (data.closed) return; // closed while it waited: nothing to load
       const { chatIds, seqs } = await callRpc(deps.bus, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
       chatIds.forEach((chatId, i) => {
         deps.delivery.join(socket, chatId);
@@ -133,7 +140,8 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       await deps.presence.snapshot(socket, userId).catch((error: unknown) => {
         deps.log.warn({ err: (error as Error).message }, 'presence snapshot unavailable');
       });
-    })();
+    });
+    deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
       if (!data.closed) deps.delivery.outbox.end(socket, CLOSE_INTERNAL, 'memberships unavailable, reconnect');
@@ -441,9 +449,15 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       deps.metrics.websocketConnections.dec();
       if (data.userId) {
         deps.registry.remove(data.userId, data.sessionId, socket);
-        deps.presence.disconnected(data.userId, chatIds).catch((error: unknown) => {
-          deps.log.warn({ err: (error as Error).message }, 'presence update failed');
-        });
+        // In turn with the set-ups: a storm of closes (a holder of thousands of sockets gone) makes
+        // the same burst of requests (users.watchers, the last seen bucket) as a storm of connects.
+        const userId = data.userId;
+        void deps.setups
+          .run(() => deps.presence.disconnected(userId, chatIds))
+          .catch((error: unknown) => {
+            deps.log.warn({ err: (error as Error).message }, 'presence update failed');
+          });
+        deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
       }
     },
   };
