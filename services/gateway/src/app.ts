@@ -97,9 +97,9 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       resumeMaxEvents: config.WS_RESUME_MAX_EVENTS,
       resumeGraceMs: config.WS_RESUME_GRACE_MS,
       maxSocketsPerUser: config.WS_MAX_SOCKETS_PER_USER,
+      maxUnauthenticatedPerAddress: config.WS_MAX_UNAUTHENTICATED_PER_ADDRESS,
       // Waiting is not bounded here: each waiting socket is an open connection, bounded by the caps.
       setups: new Slots(config.WS_SETUP_CONCURRENCY, Number.MAX_SAFE_INTEGER),
-      maxUnauthenticatedPerAddress: config.WS_MAX_UNAUTHENTICATED_PER_ADDRESS,
       clientAddress: clientAddressResolver(config.TRUSTED_PROXIES.split(',').map((s) => s.trim()).filter(Boolean)),
       resendCheck: new ResendCheck({
         bus: deps.bus,

@@ -41,9 +41,12 @@ export interface ConnectionDeps extends SendDeps {
   draining: { value: boolean };
   /** Caps: open sockets per user, unauthenticated sockets per client address (WS_MAX_*). */
   maxSocketsPerUser: number;
-  /** Set-ups (memberships, presence snapshot) running at once; the rest wait their turn (WS_SETUP_CONCURRENCY). */
-  setups: Slots;
   maxUnauthenticatedPerAddress: number;
+  /**
+   * Socket set-ups (memberships, presence snapshot) and closed sockets' presence tear-downs
+   * running at once; the rest wait their turn (WS_SETUP_CONCURRENCY).
+   */
+  setups: Slots;
   /** The client's address from the socket peer and X-Forwarded-For (TRUSTED_PROXIES). */
   clientAddress: (peer: string, forwardedFor: string) => string;
 }
