@@ -5,9 +5,10 @@
 //              `<ns>.live.chat.<chatId>`, packages/contracts/src/streams.ts);
 //   core       the stream does not; the appending process publishes the event on the core
 //              subject itself once the PubAck arrives;
-//   both       what Parley does since the fast path (services/gateway/src/ws/fanout.ts): the
-//              stream republishes and the appending process publishes too; a subscriber takes
-//              whichever copy of an event comes first and drops the other.
+//   both       the two together, as a gateway-side fast path would (built in e5e535b, measured
+//              and reverted: docs/performance.md): the stream republishes and the appending
+//              process publishes too; a subscriber takes whichever copy comes first and drops
+//              the other.
 //
 // One connection appends (a gateway), two subscribe to every live subject (both gateways: the
 // appending one receives its own events too). Open loop at `--rate` appends a second for

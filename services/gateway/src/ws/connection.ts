@@ -75,6 +75,15 @@ let nextSocketId = 1;
  */
 export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> {
   const chatsStream = streamName(deps.namespace, 'chats');
+  /** Runs a socket's set-up or tear-down in its turn (deps.setups), keeping the waiting gauge current. */
+  const inTurn = <T>(job: () => Promise<T>): Promise<T> => {
+    const done = deps.setups.run(() => {
+      deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
+      return job();
+    });
+    deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
+    return done;
+  };
   const send = (socket: Socket, frame: object, op: string) => {
     if (socket.getUserData().closed) return;
     deps.delivery.outbox.send(socket, JSON.stringify(frame));
@@ -127,8 +136,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     }, deps.resumeGraceMs);
     // Set-ups take turns (WS_SETUP_CONCURRENCY): in a reconnect storm the services get requests at
     // the rate they answer them, instead of all at once and then timeouts that close the sockets.
-    data.ready = deps.setups.run(async () => {
-      deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
+    data.ready = inTurn(async () => {
       if (data.closed) return; // closed while it waited: nothing to load
       const { chatIds, seqs } = await callRpc(deps.bus, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
       chatIds.forEach((chatId, i) => {
@@ -144,7 +152,6 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         deps.log.warn({ err: (error as Error).message }, 'presence snapshot unavailable');
       });
     });
-    deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
       if (!data.closed) deps.delivery.outbox.end(socket, CLOSE_INTERNAL, 'memberships unavailable, reconnect');
@@ -455,12 +462,9 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         // In turn with the set-ups: a storm of closes (a holder of thousands of sockets gone) makes
         // the same burst of requests (users.watchers, the last seen bucket) as a storm of connects.
         const userId = data.userId;
-        void deps.setups
-          .run(() => deps.presence.disconnected(userId, chatIds))
-          .catch((error: unknown) => {
-            deps.log.warn({ err: (error as Error).message }, 'presence update failed');
-          });
-        deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
+        inTurn(() => deps.presence.disconnected(userId, chatIds)).catch((error: unknown) => {
+          deps.log.warn({ err: (error as Error).message }, 'presence update failed');
+        });
       }
     },
   };
