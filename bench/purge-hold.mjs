@@ -7,8 +7,11 @@
 // `--messages` events of `--size` bytes on `--subjects` subjects, then publishes on its own
 // connection at `--rate` a second and purges everything seeded in one request. It prints the
 // purge's duration and send→ack (publish to PubAck) before and during it, as JSON.
+// `--chunk N` purges in steps of N sequences instead, resting between steps as long as the last
+// one took, as the retention pass does with `RETENTION_PURGE_CHUNK`; it prints each step's length.
 //
 //   node bench/purge-hold.mjs --bin /usr/sbin/nats-server --messages 1000000
+//   node bench/purge-hold.mjs --bin /usr/sbin/nats-server --messages 1000000 --chunk 20000
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { quantile, startPrivateNats } from './lib/private-nats.mjs';
@@ -22,12 +25,14 @@ const { values: args } = parseArgs({
     subjects: { type: 'string', default: '200' },
     rate: { type: 'string', default: '500' },
     runs: { type: 'string', default: '1' },
+    chunk: { type: 'string', default: '0' },
   },
 });
 const messages = Number(args.messages);
 const size = Number(args.size);
 const subjects = Number(args.subjects);
 const rate = Number(args.rate);
+const chunk = Number(args.chunk);
 
 const round = (x) => (x === null ? null : Math.round(x * 10) / 10);
 
@@ -78,8 +83,17 @@ try {
     })();
     await sleep(3_000);
     const purgeStart = performance.now();
-    const { purged } = await jsm.streams.purge(stream, { seq: firstFresh });
+    let purged = 0;
+    const steps = [];
+    for (let upTo = chunk > 0 ? Math.min(1 + chunk, firstFresh) : firstFresh; ; upTo = Math.min(upTo + chunk, firstFresh)) {
+      const stepStart = performance.now();
+      purged += (await jsm.streams.purge(stream, { seq: upTo })).purged;
+      steps.push(performance.now() - stepStart);
+      if (upTo >= firstFresh) break;
+      await sleep(steps.at(-1));
+    }
     purgeWindow = [purgeStart, performance.now()];
+    steps.sort((a, b) => a - b);
     await sleep(2_000);
     stop = true;
     await publisher;
@@ -92,9 +106,10 @@ try {
       seedSeconds: round(seedSeconds),
       purged,
       purgeMs: round(purgeWindow[1] - purgeWindow[0]),
+      steps: { count: steps.length, p50: round(quantile(steps, 0.5)), p90: round(quantile(steps, 0.9)), max: round(steps.at(-1)) },
       sendAckMs: {
         before: { p50: round(quantile(before, 0.5)), p99: round(quantile(before, 0.99)) },
-        duringPurge: { sends: during.length, max: round(during.at(-1) ?? null) },
+        duringPurge: { sends: during.length, p50: round(quantile(during, 0.5)), p99: round(quantile(during, 0.99)), max: round(during.at(-1) ?? null) },
         wholeRun: { sends: all.length, p99: round(quantile(all, 0.99)), max: round(all.at(-1) ?? null) },
       },
     });
@@ -102,7 +117,7 @@ try {
   }
   await live.close();
   await seeder.close();
-  console.log(JSON.stringify({ version: nats.version, messages, size, subjects, rate, results }, null, 2));
+  console.log(JSON.stringify({ version: nats.version, messages, size, subjects, rate, chunk, results }, null, 2));
 } finally {
   await nats.stop();
 }

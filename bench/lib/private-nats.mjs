@@ -17,6 +17,8 @@ export async function startPrivateNats(bin, name) {
   return {
     version,
     pid: server.pid,
+    /** Its JetStream store folder (the block files are under jetstream/$G/streams/<name>/msgs). */
+    dir,
     /** A connection, retried while the server starts. */
     async connect(options = {}) {
       for (let attempt = 0; ; attempt += 1) {
