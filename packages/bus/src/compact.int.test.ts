@@ -1,6 +1,8 @@
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
-import { deleteSubjectMessages } from './compact.js';
+import { readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { AUTO_PURGE_STEP, deleteSubjectMessages, eraseBeforePurge, purgePaced, purgeStepFor } from './compact.js';
 import { useTestBus } from './test-bus.js';
 
 describe('deleteSubjectMessages', () => {
@@ -55,4 +57,75 @@ describe('deleteSubjectMessages', () => {
     expect(await received(name, 'all', 2)).toEqual(['2:chat.x', '4:chat.y']);
     expect((await t.bus.jsm.streams.info(name)).state.messages).toBe(2);
   });
+});
+
+describe('purgePaced', () => {
+  const t = useTestBus('purge-test');
+
+  it('purges in steps exactly what one request would, keeps the rest in order, and a repeat purges nothing', async () => {
+    const name = `${t.env.namespace}_purge1`;
+    await t.bus.jsm.streams.add({ name, subjects: [`${name}.>`] });
+    for (let i = 1; i <= 11; i++) await t.bus.js.publish(`${name}.chat.${i % 3}`, String(i));
+    // Steps of 3 from seq 1 to below 9: 1-3, 4-6, 7-8 (the last step is cut at the bound).
+    expect(await purgePaced(t.bus.jsm, name, 9, 3)).toBe(8);
+    const { state } = await t.bus.jsm.streams.info(name);
+    expect([state.first_seq, state.last_seq, state.messages]).toEqual([9, 11, 3]);
+    expect(await purgePaced(t.bus.jsm, name, 9, 3)).toBe(0);
+    expect(await purgePaced(t.bus.jsm, name, 10, 0)).toBe(1);
+    expect((await t.bus.jsm.streams.getMessage(name, { seq: 10 }))?.string()).toBe('10');
+  });
+
+  it('steps by the server version when asked to choose: one request on 2.9, AUTO_PURGE_STEP from 2.10 on; a number is taken as it is', () => {
+    expect(purgeStepFor('auto', '2.9.10')).toBe(0);
+    expect(purgeStepFor('auto', undefined)).toBe(0);
+    expect(purgeStepFor('auto', '2.10.0')).toBe(AUTO_PURGE_STEP);
+    expect(purgeStepFor('auto', '2.15.1')).toBe(AUTO_PURGE_STEP);
+    expect(purgeStepFor(0, '2.15.1')).toBe(0);
+    expect(purgeStepFor(500, '2.9.10')).toBe(500);
+  });
+});
+
+describe('eraseBeforePurge', () => {
+  const t = useTestBus('purge-edge-test');
+
+  /** A stream of `count` events of about 440 bytes whose bodies carry their number: two 8 MiB blocks and a bit. */
+  async function numberedStream(name: string, count: number): Promise<void> {
+    await t.bus.jsm.streams.add({ name, subjects: [`${name}.>`] });
+    const inflight = new Set<Promise<unknown>>();
+    for (let n = 1; n <= count; n++) {
+      const p: Promise<unknown> = t.bus.js.publish(`${name}.chat.${n % 200}`, `BODY${String(n).padStart(9, '0')}${'x'.repeat(380)}`).then(() => inflight.delete(p));
+      inflight.add(p);
+      if (inflight.size >= 1_000) await Promise.race(inflight);
+    }
+    await Promise.all(inflight);
+  }
+
+  /** Bodies numbered below `below` still in the stream's block files on the server's disk. */
+  function bodiesOnDisk(name: string, below: number): number {
+    // This file's own nats-server (the test environment's), or the machine's store.
+    const store = t.env.nats ? path.join(t.env.nats.dir, 'js') : (process.env.NATS_STORE_DIR ?? '/var/lib/nats-server');
+    const msgs = path.join(store, 'jetstream', '$G', 'streams', name, 'msgs');
+    let left = 0;
+    for (const block of readdirSync(msgs).filter((f) => f.endsWith('.blk'))) {
+      for (const m of readFileSync(path.join(msgs, block)).toString('latin1').matchAll(/BODY(\d{9})/g)) if (Number(m[1]) < below) left++;
+    }
+    return left;
+  }
+
+  it('leaves no purged body in the block files, where a purge alone leaves the head of the block it ends in', async () => {
+    // 8 MiB blocks hold about 19,000 of these events; a purge below 21,001 frees a tenth of the
+    // second block, too little for NATS to rewrite it (bench/purge-residue.mjs).
+    const [alone, erased] = [`${t.env.namespace}_edge1`, `${t.env.namespace}_edge2`];
+    for (const name of [alone, erased]) await numberedStream(name, 24_000);
+    expect(await purgePaced(t.bus.jsm, alone, 21_001, 0)).toBe(21_000);
+    expect(bodiesOnDisk(alone, 21_001)).toBeGreaterThan(0);
+
+    const gone = await eraseBeforePurge(t.bus.jsm, erased, 21_001, 8);
+    expect(gone).toBeGreaterThan(2_000);
+    expect(gone + (await purgePaced(t.bus.jsm, erased, 21_001, 0))).toBe(21_000);
+    expect(bodiesOnDisk(erased, 21_001)).toBe(0);
+    // What stays is whole and readable.
+    expect(bodiesOnDisk(erased, 24_001)).toBe(3_000);
+    expect((await t.bus.jsm.streams.getMessage(erased, { seq: 21_001 }))?.string()).toMatch(/^BODY000021001x/);
+  }, 60_000);
 });

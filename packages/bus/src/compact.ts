@@ -1,4 +1,5 @@
 import type { JetStreamManager } from '@nats-io/jetstream';
+import { compareVersions } from './connect.js';
 import { nextOnSubject } from './publish.js';
 
 /**
@@ -32,6 +33,66 @@ export async function eachConcurrently<T>(items: readonly T[], concurrency: numb
 export async function purgeBelow(jsm: JetStreamManager, stream: string, firstFreshSeq: number): Promise<number> {
   const { purged } = await jsm.streams.purge(stream, { seq: firstFreshSeq });
   return purged;
+}
+
+/**
+ * Record bytes below a purge point that are erased one by one before the purge (about 19,000 chat
+ * events of 440 bytes). A purge drops the message blocks wholly below its point, files and all; in
+ * the block it ends in it only marks the messages below the point deleted, and NATS rewrites that
+ * block without them only when more than half of it is freed. So without this up to half a block
+ * of purged bodies would stay on disk until a later purge drops the block: months on a quiet
+ * installation. Blocks of these streams are 8 MiB on NATS 2.9.10, 2.10.27 and 2.15.1 alike
+ * (bench/purge-residue.mjs), so erasing one block's worth covers that head whatever the rule.
+ */
+export const PURGE_EDGE_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Erases (deletes with overwrite) the messages in the last PURGE_EDGE_BYTES below `below`, counted
+ * by the stream's average record size, so that a purge to `below` leaves no body on disk. Returns
+ * how many it deleted; those already gone are skipped.
+ */
+export async function eraseBeforePurge(jsm: JetStreamManager, stream: string, below: number, concurrency: number): Promise<number> {
+  const { state } = await jsm.streams.info(stream);
+  if (below <= state.first_seq || state.messages === 0) return 0;
+  const count = Math.ceil(PURGE_EDGE_BYTES / Math.max(1, state.bytes / state.messages));
+  const seqs: number[] = [];
+  for (let seq = below - 1; seq >= Math.max(state.first_seq, below - count); seq--) seqs.push(seq);
+  return deleteStreamSequences(jsm, stream, seqs, concurrency);
+}
+
+/**
+ * Stream sequences per purge request for `setting` ('auto' or a number, 0 meaning one request) on
+ * a server of `serverVersion`. A purge holds the stream, and every publish to it waits until the
+ * purge is done, so steps bound that wait. On NATS 2.9 a purge that ends inside a message block
+ * removes that block's messages one at a time: steps of 20,000 held publishes 0.4-0.6 s each,
+ * about as long as one purge of a million, so 'auto' is one request there. From 2.10 on such a
+ * step costs what its share of blocks does: 15-28 ms for 20,000 against 0.2 s for a million in
+ * one (docs/performance.md, "The purge in steps").
+ */
+export function purgeStepFor(setting: 'auto' | number, serverVersion: string | undefined): number {
+  if (setting !== 'auto') return setting;
+  return serverVersion !== undefined && compareVersions(serverVersion, '2.10.0') >= 0 ? AUTO_PURGE_STEP : 0;
+}
+
+/** The step 'auto' takes on servers from 2.10 on. */
+export const AUTO_PURGE_STEP = 20_000;
+
+/**
+ * Purges every message below `below`, in steps of `step` stream sequences (0: one request),
+ * resting between steps as long as the last one took, so that live publishes get at least half
+ * of the stream's time. Returns how many messages went.
+ */
+export async function purgePaced(jsm: JetStreamManager, stream: string, below: number, step: number): Promise<number> {
+  if (below <= 1) return 0;
+  if (step <= 0) return purgeBelow(jsm, stream, below);
+  const { state } = await jsm.streams.info(stream);
+  let purged = 0;
+  for (let upTo = Math.min(state.first_seq + step, below); ; upTo = Math.min(upTo + step, below)) {
+    const started = Date.now();
+    purged += await purgeBelow(jsm, stream, upTo);
+    if (upTo >= below) return purged;
+    await new Promise((r) => setTimeout(r, Date.now() - started));
+  }
 }
 
 /**

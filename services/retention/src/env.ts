@@ -17,10 +17,11 @@ export const RetentionEnv = {
   RETENTION_DELETE_CONCURRENCY: Type.Number({ default: 4, minimum: 1, maximum: 1024 }),
   /**
    * Stream sequences per purge request when the pass drops the chats stream's expired part (0: one
-   * request). A purge holds the stream, so live publishes wait behind it: smaller steps bound that
-   * wait, at the price of more requests (docs/retention.md#stream-compaction).
+   * request). A purge holds the stream, so live publishes wait behind it: steps bound that wait.
+   * 'auto' chooses by the server's version: one request on NATS 2.9, where a step costs nearly as
+   * much as the whole purge, steps of 20,000 from 2.10 on (purgeStepFor; docs/retention.md#live-traffic-during-a-pass).
    */
-  RETENTION_PURGE_CHUNK: Type.Number({ default: 0, minimum: 0 }),
+  RETENTION_PURGE_CHUNK: Type.Union([Type.Literal('auto'), Type.Integer({ minimum: 0 })], { default: 'auto' }),
   /**
    * Messages NATS keeps on the way to the pass's scan. Deep reads fastest; shallow leaves NATS more
    * room for live publishes while the scan runs, at the price of a slower scan

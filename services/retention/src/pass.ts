@@ -1,4 +1,4 @@
-import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, publishEvent, purgeBelow, WrongLastSequenceError, type Bus } from '@parley/bus';
+import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, eraseBeforePurge, publishEvent, purgePaced, purgeStepFor, WrongLastSequenceError, type Bus } from '@parley/bus';
 import { foldSnapshot } from '@parley/chat-domain';
 import { ChatWriter, chatSequencer, expiryBasis } from '@parley/chat-writer';
 import {
@@ -28,8 +28,8 @@ export interface PassOptions {
   deleteConcurrency: number;
   projectionTimeoutMs: number;
   orphanFileGraceMs: number;
-  /** Stream sequences per purge request of the chats stream (0: all in one request). */
-  purgeChunk?: number;
+  /** Stream sequences per purge request of the chats stream (0: all in one request; 'auto' by server version: purgeStepFor). */
+  purgeChunk?: number | 'auto';
   /** Messages in flight to the scan's reader (readStream's buffer; default 5,000). */
   scanBuffer?: number;
   /** Overwrite deleted stream messages (JetStream erase) rather than only mark them deleted. */
@@ -55,6 +55,8 @@ export interface PassReport {
   ledger: LedgerReport;
   /** Wall time of each step, for finding where a slow pass spends it. */
   stepsMs: Record<string, number>;
+  /** Stream sequences per purge request of the chats stream (0: one request), as RETENTION_PURGE_CHUNK chose. */
+  purgeStep: number;
   durationMs: number;
 }
 
@@ -216,6 +218,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     resets: tails.resets.expired,
     receipts: tails.receipts.expired,
   };
+  const purgeStep = purgeStepFor(options.purgeChunk ?? 'auto', deps.bus.nc.info?.version);
   const report = (orphanFiles: number): PassReport => ({
     now: options.now.toISOString(),
     dryRun: options.dryRun,
@@ -226,6 +229,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     chatsTouched: expiring.length,
     ledger,
     stepsMs,
+    purgeStep,
     durationMs: Date.now() - started,
   });
   if (options.dryRun) return report(0);
@@ -277,19 +281,22 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // it, and the projections would skip live events (docs/reliability.md, "Subject purges skip events").
   await carryForward(deps, stream('chats'), [...carried].filter(([subject]) => !subject.startsWith(snapshotPrefix) || !prefixes.has(subject.slice(snapshotPrefix.length))));
   const wholeBelow = Math.min(purgeBelowSeq, keepFrom);
-  const chatEventsPurged = await purgePaced(bus.jsm, stream('chats'), wholeBelow, options.purgeChunk ?? 0);
+  // A purge leaves on disk the bodies below its point in the block it ends in, unless it frees more
+  // than half of that block: the last block's worth below the point is erased first.
+  const erase = options.eraseStreamMessages ?? true;
+  const dropBelow = async (name: string, below: number, step: number) =>
+    (erase && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency) : 0) + (await purgePaced(bus.jsm, name, below, step));
+  const chatEventsPurged = await dropBelow(stream('chats'), wholeBelow, purgeStep);
   // After a message of unknown kind that stays (none in this version's stream), one by one.
   const attachmentsRemoved = await deleteStreamSequences(
     bus.jsm,
     stream('chats'),
     [...new Set([...attachmentSeqs, ...afterKept.filter((seq) => seq < purgeBelowSeq)])].filter((seq) => seq >= wholeBelow),
     options.deleteConcurrency,
-    options.eraseStreamMessages ?? true,
+    erase,
   );
   streamEvents.chats = chatEventsPurged + attachmentsRemoved;
-  for (const key of ['audit', 'resets', 'receipts'] as const) {
-    streamEvents[key] = tails[key].firstFreshSeq > 1 ? await purgeBelow(bus.jsm, stream(key), tails[key].firstFreshSeq) : 0;
-  }
+  for (const key of ['audit', 'resets', 'receipts'] as const) streamEvents[key] = await dropBelow(stream(key), tails[key].firstFreshSeq, 0);
 
   step('compaction');
 
@@ -351,24 +358,6 @@ async function carryForward(deps: PassDeps, chatsStream: string, messages: [stri
       if (!(error instanceof WrongLastSequenceError)) throw error; // else superseded
     }
   });
-}
-
-/**
- * Purges every message below `below`, in steps of `chunk` stream sequences (0: one request),
- * resting between steps as long as the last one took: a purge holds the stream, and live publishes
- * wait behind it, so bounded steps bound their wait.
- */
-async function purgePaced(jsm: Bus['jsm'], streamName: string, below: number, chunk: number): Promise<number> {
-  if (below <= 1) return 0;
-  if (chunk <= 0) return purgeBelow(jsm, streamName, below);
-  const { state } = await jsm.streams.info(streamName);
-  let purged = 0;
-  for (let upTo = Math.min(state.first_seq + chunk, below); ; upTo = Math.min(upTo + chunk, below)) {
-    const started = Date.now();
-    purged += await purgeBelow(jsm, streamName, upTo);
-    if (upTo >= below) return purged;
-    await new Promise((r) => setTimeout(r, Date.now() - started));
-  }
 }
 
 async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: number }[], cutoffs: Cutoffs): Promise<Counts> {
