@@ -8,7 +8,8 @@
 // events whose bodies carry their number, purges below each `--below` point (one request, or
 // steps of `--step`) in a fresh stream each, then reads the block files for purged bodies.
 // `--erase-tail N` first erases (deletes with overwrite) the N messages below the point, as the
-// retention pass does for the block its purge ends in, `--concurrency` requests in flight.
+// retention pass does for the block its purge ends in, `--concurrency` requests in flight
+// (`--delete-only`: deletes without the overwrite).
 //
 //   node bench/purge-residue.mjs --bin /usr/sbin/nats-server --messages 400000 --below 370001,385001,390001,395001
 import { readdirSync, readFileSync } from 'node:fs';
@@ -26,6 +27,7 @@ const { values: args } = parseArgs({
     step: { type: 'string', default: '0' },
     'erase-tail': { type: 'string', default: '0' },
     concurrency: { type: 'string', default: '4' },
+    'delete-only': { type: 'boolean', default: false },
   },
 });
 const messages = Number(args.messages);
@@ -50,7 +52,7 @@ try {
     await Promise.all(inflight);
     const eraseStart = performance.now();
     const tail = Array.from({ length: Math.min(Number(args['erase-tail']), below - 1) }, (_, k) => below - 1 - k);
-    const erased = await deleteStreamSequences(jsm, stream, tail, Number(args.concurrency));
+    const erased = await deleteStreamSequences(jsm, stream, tail, Number(args.concurrency), !args['delete-only']);
     const eraseMs = Math.round(performance.now() - eraseStart);
     let purged = 0;
     for (let upTo = step > 0 ? Math.min(1 + step, below) : below; ; upTo = Math.min(upTo + step, below)) {

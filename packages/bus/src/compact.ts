@@ -47,14 +47,14 @@ export async function purgeBelow(jsm: JetStreamManager, stream: string, firstFre
 export const PURGE_EDGE_BYTES = 8 * 1024 * 1024;
 
 /**
- * Erases (deletes with overwrite) the messages in the last PURGE_EDGE_BYTES below `below`, counted
- * by the stream's average record size, so that a purge to `below` leaves no body on disk. Returns
- * how many it deleted; those already gone are skipped.
+ * Erases (deletes with overwrite) the messages in the last `bytes` (PURGE_EDGE_BYTES) below
+ * `below`, counted by the stream's average record size, so that a purge to `below` leaves no body
+ * on disk. Returns how many it deleted; those already gone are skipped.
  */
-export async function eraseBeforePurge(jsm: JetStreamManager, stream: string, below: number, concurrency: number): Promise<number> {
+export async function eraseBeforePurge(jsm: JetStreamManager, stream: string, below: number, concurrency: number, bytes = PURGE_EDGE_BYTES): Promise<number> {
   const { state } = await jsm.streams.info(stream);
   if (below <= state.first_seq || state.messages === 0) return 0;
-  const count = Math.ceil(PURGE_EDGE_BYTES / Math.max(1, state.bytes / state.messages));
+  const count = Math.ceil(bytes / Math.max(1, state.bytes / state.messages));
   const seqs: number[] = [];
   for (let seq = below - 1; seq >= Math.max(state.first_seq, below - count); seq--) seqs.push(seq);
   return deleteStreamSequences(jsm, stream, seqs, concurrency);
