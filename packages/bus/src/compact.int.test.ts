@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AUTO_PURGE_STEP, deleteSubjectMessages, eraseBeforePurge, purgePaced, purgeStepFor } from './compact.js';
+import { AUTO_PURGE_STEP, deleteSubjectMessages, eraseBeforePurge, erasesPurgeEdge, purgePaced, purgeStepFor } from './compact.js';
 import { useTestBus } from './test-bus.js';
 
 describe('deleteSubjectMessages', () => {
@@ -130,4 +130,11 @@ describe('eraseBeforePurge', () => {
     expect(bodiesOnDisk(erased, 24_001)).toBe(3_000);
     expect((await t.bus.jsm.streams.getMessage(erased, { seq: 21_001 }))?.string()).toMatch(/^BODY000021001x/);
   }, 90_000);
+
+  it('is what a pass does only on servers before 2.11, where an erasure is cheap', () => {
+    expect(erasesPurgeEdge('2.9.10')).toBe(true);
+    expect(erasesPurgeEdge('2.10.27')).toBe(true);
+    expect(erasesPurgeEdge('2.11.0')).toBe(false);
+    expect(erasesPurgeEdge('2.15.1')).toBe(false);
+  });
 });

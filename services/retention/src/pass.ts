@@ -1,4 +1,4 @@
-import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, eraseBeforePurge, publishEvent, purgePaced, purgeStepFor, WrongLastSequenceError, type Bus } from '@parley/bus';
+import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, eraseBeforePurge, erasesPurgeEdge, publishEvent, purgePaced, purgeStepFor, WrongLastSequenceError, type Bus } from '@parley/bus';
 import { foldSnapshot } from '@parley/chat-domain';
 import { ChatWriter, chatSequencer, expiryBasis } from '@parley/chat-writer';
 import {
@@ -282,10 +282,15 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   await carryForward(deps, stream('chats'), [...carried].filter(([subject]) => !subject.startsWith(snapshotPrefix) || !prefixes.has(subject.slice(snapshotPrefix.length))));
   const wholeBelow = Math.min(purgeBelowSeq, keepFrom);
   // A purge leaves on disk the bodies below its point in the block it ends in, unless it frees more
-  // than half of that block: the last block's worth below the point is erased first.
+  // than half of that block: the last block's worth below the point is erased first, where the
+  // server erases cheaply (erasesPurgeEdge).
   const erase = options.eraseStreamMessages ?? true;
+  const eraseEdge = erase && erasesPurgeEdge(bus.nc.info?.version);
+  if (erase && !eraseEdge) {
+    log.warn({ natsVersion: bus.nc.info?.version }, 'this NATS version erases slowly: the pass does not erase the edge of its purges, so up to half a block of purged messages stays on disk until a later purge drops that block (docs/retention.md#stream-compaction)');
+  }
   const dropBelow = async (name: string, below: number, step: number) =>
-    (erase && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency) : 0) + (await purgePaced(bus.jsm, name, below, step));
+    (eraseEdge && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency) : 0) + (await purgePaced(bus.jsm, name, below, step));
   const chatEventsPurged = await dropBelow(stream('chats'), wholeBelow, purgeStep);
   // After a message of unknown kind that stays (none in this version's stream), one by one.
   const attachmentsRemoved = await deleteStreamSequences(
