@@ -14,7 +14,7 @@
 //   node bench/purge-hold.mjs --bin /usr/sbin/nats-server --messages 1000000 --chunk 20000
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { quantile, startPrivateNats } from './lib/private-nats.mjs';
+import { quantile, seedStream, startPrivateNats } from './lib/private-nats.mjs';
 import { sleep } from './lib/system.mjs';
 
 const { values: args } = parseArgs({
@@ -49,15 +49,8 @@ try {
   for (let run = 0; run < Number(args.runs); run += 1) {
     const stream = `hold${run}`;
     await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
-    // Seed with a window of publishes in flight: the server's own ingest rate, not one round trip each.
     const seedStart = Date.now();
-    const inflight = new Set();
-    for (let i = 0; i < messages; i += 1) {
-      const p = js.publish(`${stream}.chat.${i % subjects}`, body).then(() => inflight.delete(p));
-      inflight.add(p);
-      if (inflight.size >= 2_000) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
+    await seedStream(js, messages, (n) => [`${stream}.chat.${n % subjects}`, body]);
     const seedSeconds = (Date.now() - seedStart) / 1000;
     const firstFresh = (await jsm.streams.info(stream)).state.last_seq + 1;
 

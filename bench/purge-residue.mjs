@@ -17,7 +17,7 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { deleteStreamSequences } from '@parley/bus';
-import { startPrivateNats } from './lib/private-nats.mjs';
+import { seedStream, startPrivateNats } from './lib/private-nats.mjs';
 
 const { values: args } = parseArgs({
   options: {
@@ -42,14 +42,8 @@ try {
   for (const [i, below] of args.below.split(',').map(Number).entries()) {
     const stream = `residue${i}`;
     await jsm.streams.add({ name: stream, subjects: [`${stream}.>`] });
-    const inflight = new Set();
-    for (let n = 1; n <= messages; n += 1) {
-      // About 400 bytes, as a chat event, on 200 subjects, as chats.
-      const p = js.publish(`${stream}.chat.${n % 200}`, `BODY${String(n).padStart(9, '0')}${'x'.repeat(380)}`).then(() => inflight.delete(p));
-      inflight.add(p);
-      if (inflight.size >= 2_000) await Promise.race(inflight);
-    }
-    await Promise.all(inflight);
+    // About 400 bytes, as a chat event, on 200 subjects, as chats.
+    await seedStream(js, messages, (n) => [`${stream}.chat.${n % 200}`, `BODY${String(n).padStart(9, '0')}${'x'.repeat(380)}`]);
     const eraseStart = performance.now();
     const tail = Array.from({ length: Math.min(Number(args['erase-tail']), below - 1) }, (_, k) => below - 1 - k);
     const erased = await deleteStreamSequences(jsm, stream, tail, Number(args.concurrency), !args['delete-only']);

@@ -39,5 +39,19 @@ export async function startPrivateNats(bin, name) {
   };
 }
 
+/**
+ * Publishes `count` messages, message `n` (from 1) as `message(n)` = [subject, body], with a window
+ * of 2,000 publishes in flight: the server's own ingest rate, not one round trip each.
+ */
+export async function seedStream(js, count, message) {
+  const inflight = new Set();
+  for (let n = 1; n <= count; n += 1) {
+    const p = js.publish(...message(n)).then(() => inflight.delete(p));
+    inflight.add(p);
+    if (inflight.size >= 2_000) await Promise.race(inflight);
+  }
+  await Promise.all(inflight);
+}
+
 /** The q-quantile of an ascending array, or null when it is empty. */
 export const quantile = (sorted, q) => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
