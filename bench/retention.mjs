@@ -351,7 +351,7 @@ try {
   console.log(`| chat events older than the cutoff left in the stream | ${leftOld} |`);
   console.log(`| seeded message bodies left in the stream's block files | ${bodiesOnDisk ?? 'not checked (NATS store not readable)'} |`);
   console.log(`\nPass steps (ms): ${Object.entries(report.stepsMs).map(([k, v]) => `${k} ${v}`).join(', ')}`);
-  console.log(`Purge of the chats stream: ${report.purgeStep === 0 ? 'one request' : `steps of ${report.purgeStep.toLocaleString('en')} sequences`} (NATS ${nc.info?.version ?? 'unknown'})`);
+  console.log(`Purge of the chats stream: ${report.purgeStep === 0 ? 'one request' : `steps of ${report.purgeStep.toLocaleString('en')} sequences`}, ${report.edgeErased ? 'the edge below it erased first' : 'the edge below it left to a later purge'} (NATS ${nc.info?.version ?? 'unknown'})`);
   console.log(`Send-to-ack p99 / max by step (ms): ${Object.entries(byStep).filter(([, v]) => v.n > 0).map(([k, v]) => `${k} ${v.p99.toFixed(1)} / ${v.max.toFixed(1)} (${v.n})`).join(', ')}`);
   console.log(JSON.stringify(results));
   if (oldLeft > 0 || filesLeft > 0 || leftOld > 0 || bodiesOnDisk > 0 || live.unacked > 0) {

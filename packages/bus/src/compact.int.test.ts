@@ -2,7 +2,7 @@ import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { describe, expect, it } from 'vitest';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { AUTO_PURGE_STEP, deleteSubjectMessages, eraseBeforePurge, erasesPurgeEdge, purgePaced, purgeStepFor } from './compact.js';
+import { AUTO_PURGE_STEP, deleteStreamSequences, deleteSubjectMessages, edgeBytesFor, eraseBeforePurge, erasePace, erasesPurgeEdge, ERASE_ROUND_MAX, purgePaced, purgeStepFor, QUICK_ERASE_MS } from './compact.js';
 import { useTestBus } from './test-bus.js';
 
 describe('deleteSubjectMessages', () => {
@@ -131,10 +131,41 @@ describe('eraseBeforePurge', () => {
     expect((await t.bus.jsm.streams.getMessage(erased, { seq: 21_001 }))?.string()).toMatch(/^BODY000021001x/);
   }, 90_000);
 
-  it('is what a pass does only on servers before 2.11, where an erasure is cheap', () => {
-    expect(erasesPurgeEdge('2.9.10')).toBe(true);
-    expect(erasesPurgeEdge('2.10.27')).toBe(true);
-    expect(erasesPurgeEdge('2.11.0')).toBe(false);
-    expect(erasesPurgeEdge('2.15.1')).toBe(false);
+  it('is what a pass does where RETENTION_PURGE_EDGE says: by default on servers before 2.11, where an erasure is cheap', () => {
+    expect(erasesPurgeEdge('auto', '2.9.10')).toBe(true);
+    expect(erasesPurgeEdge('auto', '2.10.27')).toBe(true);
+    expect(erasesPurgeEdge('auto', '2.11.0')).toBe(false);
+    expect(erasesPurgeEdge('auto', '2.15.1')).toBe(false);
+    expect(erasesPurgeEdge('erase', '2.15.1')).toBe(true);
+    expect(erasesPurgeEdge('leave', '2.9.10')).toBe(false);
+    // A whole block where erasing is cheap; what the rewrite rule needs where each erasure rewrites a block.
+    expect(edgeBytesFor('2.9.10')).toBe(8 * 1024 * 1024);
+    expect(edgeBytesFor('2.15.1')).toBe(5 * 1024 * 1024);
+  });
+
+  it('paces slow erasures one at a time with a rest as long as each took, and lets quick ones grow', () => {
+    // NATS 2.9.10 and 2.10.27: under 1 ms each; the rounds double, up to a limit, without a rest.
+    expect(erasePace(2.4, 4, 4)).toEqual({ round: 8, restMs: 0 });
+    expect(erasePace(QUICK_ERASE_MS * 8, 8, 8)).toEqual({ round: 16, restMs: 0 });
+    expect(erasePace(100, 256, ERASE_ROUND_MAX)).toEqual({ round: ERASE_ROUND_MAX, restMs: 0 });
+    // NATS 2.15.1: four in flight took 46 ms each, one alone 12 ms.
+    expect(erasePace(184, 4, 4)).toEqual({ round: 1, restMs: 184 });
+    expect(erasePace(12, 1, 1)).toEqual({ round: 1, restMs: 12 });
+    // Quick again (the server caught up): rounds grow again.
+    expect(erasePace(0.5, 1, 1)).toEqual({ round: 2, restMs: 0 });
+    // A last round shorter than its size is judged by the requests it made.
+    expect(erasePace(30, 3, 16)).toEqual({ round: 1, restMs: 30 });
+  });
+
+  it('erases every sequence it is given, in rounds, and counts those already gone as done', async () => {
+    const name = `${t.env.namespace}_rounds`;
+    await numberedStream(name, 50);
+    await deleteStreamSequences(t.bus.jsm, name, [7], 1);
+    // Rounds of 3 and 6 on a quick server, single ones after a rest on a slow one.
+    expect(await deleteStreamSequences(t.bus.jsm, name, [2, 3, 4, 5, 6, 7, 8, 9, 10, 11], 3)).toBe(9);
+    const { state } = await t.bus.jsm.streams.info(name);
+    expect(state.messages).toBe(40);
+    expect(state.num_deleted).toBe(10);
+    expect(bodiesOnDisk(name, 12)).toBe(1); // only BODY1 is left of the first eleven
   });
 });

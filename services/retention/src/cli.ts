@@ -46,6 +46,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
         orphanFileGraceMs: config.RETENTION_ORPHAN_FILE_GRACE_SECONDS * 1000,
         ledgerFrom: values['ledger-from'],
         eraseStreamMessages: config.RETENTION_STREAM_ERASE,
+        purgeEdge: config.RETENTION_PURGE_EDGE,
       });
     } finally {
       await release();

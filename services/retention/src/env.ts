@@ -34,6 +34,14 @@ export const RetentionEnv = {
    * erasing is about four times slower (docs/performance.md).
    */
   RETENTION_STREAM_ERASE: Type.Boolean({ default: true }),
+  /**
+   * Whether a pass erases the last 5 MiB below each purge point first, so that the purge leaves no
+   * body in the block it ends in (eraseBeforePurge). 'auto' does on NATS before 2.11, where an
+   * erasure takes under 1 ms, and leaves that head to a later purge from 2.11 on, where each
+   * erasure rewrites its 8 MiB block (a pass's edge took 4 minutes on 2.15.1, paced). 'erase'
+   * always does; 'leave' never (docs/retention.md#stream-compaction).
+   */
+  RETENTION_PURGE_EDGE: Type.Union([Type.Literal('auto'), Type.Literal('erase'), Type.Literal('leave')], { default: 'auto' }),
   /** Attachment files older than this with no row are orphans (a crash between commit and unlink). */
   RETENTION_ORPHAN_FILE_GRACE_SECONDS: Type.Number({ default: 86400, minimum: 0 }),
   /** node_exporter textfile collector: the job's metrics are written here after each pass. */

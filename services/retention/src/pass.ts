@@ -1,4 +1,4 @@
-import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, eraseBeforePurge, erasesPurgeEdge, publishEvent, purgePaced, purgeStepFor, WrongLastSequenceError, type Bus } from '@parley/bus';
+import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, edgeBytesFor, eraseBeforePurge, erasesPurgeEdge, publishEvent, purgePaced, purgeStepFor, WrongLastSequenceError, type Bus, type PurgeEdge } from '@parley/bus';
 import { foldSnapshot } from '@parley/chat-domain';
 import { ChatWriter, chatSequencer, expiryBasis } from '@parley/chat-writer';
 import {
@@ -34,6 +34,8 @@ export interface PassOptions {
   scanBuffer?: number;
   /** Overwrite deleted stream messages (JetStream erase) rather than only mark them deleted. */
   eraseStreamMessages?: boolean;
+  /** Whether the edge below each purge point is erased first (RETENTION_PURGE_EDGE; default 'auto': erasesPurgeEdge). */
+  purgeEdge?: PurgeEdge;
   /** Import this namespace's erasure ledger first (the system a restored backup came from). */
   ledgerFrom?: string | undefined;
 }
@@ -57,6 +59,8 @@ export interface PassReport {
   stepsMs: Record<string, number>;
   /** Stream sequences per purge request of the chats stream (0: one request), as RETENTION_PURGE_CHUNK chose. */
   purgeStep: number;
+  /** Whether the edge below each purge point was erased first (RETENTION_PURGE_EDGE). */
+  edgeErased: boolean;
   durationMs: number;
 }
 
@@ -219,6 +223,8 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     receipts: tails.receipts.expired,
   };
   const purgeStep = purgeStepFor(options.purgeChunk ?? 'auto', deps.bus.nc.info?.version);
+  const erase = options.eraseStreamMessages ?? true;
+  const eraseEdge = erase && erasesPurgeEdge(options.purgeEdge ?? 'auto', bus.nc.info?.version);
   const report = (orphanFiles: number): PassReport => ({
     now: options.now.toISOString(),
     dryRun: options.dryRun,
@@ -230,6 +236,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     ledger,
     stepsMs,
     purgeStep,
+    edgeErased: eraseEdge,
     durationMs: Date.now() - started,
   });
   if (options.dryRun) return report(0);
@@ -281,16 +288,15 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // it, and the projections would skip live events (docs/reliability.md, "Subject purges skip events").
   await carryForward(deps, stream('chats'), [...carried].filter(([subject]) => !subject.startsWith(snapshotPrefix) || !prefixes.has(subject.slice(snapshotPrefix.length))));
   const wholeBelow = Math.min(purgeBelowSeq, keepFrom);
-  // A purge leaves on disk the bodies below its point in the block it ends in, unless it frees more
-  // than half of that block: the last block's worth below the point is erased first, where the
-  // server erases cheaply (erasesPurgeEdge).
-  const erase = options.eraseStreamMessages ?? true;
-  const eraseEdge = erase && erasesPurgeEdge(bus.nc.info?.version);
-  if (erase && !eraseEdge) {
-    log.warn({ natsVersion: bus.nc.info?.version }, 'this NATS version erases slowly: the pass does not erase the edge of its purges, so up to half a block of purged messages stays on disk until a later purge drops that block (docs/retention.md#stream-compaction)');
+  // A purge leaves on disk the bodies below its point in the block it ends in, unless it frees about
+  // half of that block: the last block's worth below the point (5 MiB from NATS 2.11 on:
+  // edgeBytesFor) is erased first (eraseBeforePurge), where RETENTION_PURGE_EDGE says so
+  // (erasesPurgeEdge).
+  if (erase && !eraseEdge && (options.purgeEdge ?? 'auto') === 'auto') {
+    log.warn({ natsVersion: bus.nc.info?.version }, 'this NATS version rewrites a whole block for each erasure: the pass leaves the purged head of the block each purge ends in on disk until a later purge drops that block; RETENTION_PURGE_EDGE=erase erases it, paced (docs/retention.md#stream-compaction)');
   }
   const dropBelow = async (name: string, below: number, step: number) =>
-    (eraseEdge && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency) : 0) + (await purgePaced(bus.jsm, name, below, step));
+    (eraseEdge && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency, edgeBytesFor(bus.nc.info?.version)) : 0) + (await purgePaced(bus.jsm, name, below, step));
   const chatEventsPurged = await dropBelow(stream('chats'), wholeBelow, purgeStep);
   // After a message of unknown kind that stays (none in this version's stream), one by one.
   const attachmentsRemoved = await deleteStreamSequences(
