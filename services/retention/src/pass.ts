@@ -222,9 +222,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     resets: tails.resets.expired,
     receipts: tails.receipts.expired,
   };
-  const purgeStep = purgeStepFor(options.purgeChunk ?? 'auto', deps.bus.nc.info?.version);
+  const natsVersion = bus.nc.info?.version;
+  const purgeStep = purgeStepFor(options.purgeChunk ?? 'auto', natsVersion);
   const erase = options.eraseStreamMessages ?? true;
-  const eraseEdge = erase && erasesPurgeEdge(options.purgeEdge ?? 'auto', bus.nc.info?.version);
+  const purgeEdge = options.purgeEdge ?? 'auto';
+  const eraseEdge = erase && erasesPurgeEdge(purgeEdge, natsVersion);
   const report = (orphanFiles: number): PassReport => ({
     now: options.now.toISOString(),
     dryRun: options.dryRun,
@@ -292,11 +294,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // half of that block: the last block's worth below the point (5 MiB from NATS 2.11 on:
   // edgeBytesFor) is erased first (eraseBeforePurge), where RETENTION_PURGE_EDGE says so
   // (erasesPurgeEdge).
-  if (erase && !eraseEdge && (options.purgeEdge ?? 'auto') === 'auto') {
-    log.warn({ natsVersion: bus.nc.info?.version }, 'this NATS version rewrites a whole block for each erasure: the pass leaves the purged head of the block each purge ends in on disk until a later purge drops that block; RETENTION_PURGE_EDGE=erase erases it, paced (docs/retention.md#stream-compaction)');
+  if (erase && !eraseEdge && purgeEdge === 'auto') {
+    log.warn({ natsVersion }, 'this NATS version rewrites a whole block for each erasure: the pass leaves the purged head of the block each purge ends in on disk until a later purge drops that block; RETENTION_PURGE_EDGE=erase erases it, paced (docs/retention.md#stream-compaction)');
   }
   const dropBelow = async (name: string, below: number, step: number) =>
-    (eraseEdge && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency, edgeBytesFor(bus.nc.info?.version)) : 0) + (await purgePaced(bus.jsm, name, below, step));
+    (eraseEdge && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency, edgeBytesFor(natsVersion)) : 0) + (await purgePaced(bus.jsm, name, below, step));
   const chatEventsPurged = await dropBelow(stream('chats'), wholeBelow, purgeStep);
   // After a message of unknown kind that stays (none in this version's stream), one by one.
   const attachmentsRemoved = await deleteStreamSequences(
