@@ -5,8 +5,10 @@
 // the headers Parley's events carry, then reads them all `--rounds` times per mode, in alternation,
 // parsing each event's JSON and its time as the scan does (services/retention/src/scan.ts):
 // - `iterator`: readStream from @parley/bus (an ordered pull consumer, consume() and its async
-//   iterator, one await per message: what the scan does);
-// - `callback`: the same consumer with consume({ callback }) (no iterator, no await);
+//   iterator, one await per message: what the scan did before readStreamSync);
+// - `sync`: readStreamSync from @parley/bus (the same consumer, each message handed over in
+//   consume()'s callback: what the scan does since it stopped awaiting per message);
+// - `callback`: consume({ callback }) written out bare, as a check that readStreamSync adds nothing;
 // - `raw`: a core subscription on a push consumer's deliver subject (ack none, flow control): the
 //   stream sequence taken from the reply subject by hand, no JsMsg.
 // Prints events a second and the reader's CPU share for each.
@@ -15,7 +17,7 @@
 import { parseArgs } from 'node:util';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createInbox, headers } from '@nats-io/nats-core';
-import { readStream } from '@parley/bus';
+import { readStream, readStreamSync } from '@parley/bus';
 import { seedStream, startPrivateNats } from './lib/private-nats.mjs';
 
 const { values: args } = parseArgs({
@@ -23,7 +25,7 @@ const { values: args } = parseArgs({
     bin: { type: 'string', default: '/usr/sbin/nats-server' },
     messages: { type: 'string', default: '400000' },
     rounds: { type: 'string', default: '3' },
-    modes: { type: 'string', default: 'iterator,callback,raw' },
+    modes: { type: 'string', default: 'iterator,sync,callback,raw' },
   },
 });
 const total = Number(args.messages);
@@ -52,6 +54,13 @@ try {
     async iterator() {
       let n = 0;
       await readStream(js, 'S', { lastSeq: total }, (m) => {
+        n += ageOf(m.json(), m.info.timestampNanos) > 0 ? 1 : 0;
+      });
+      return n;
+    },
+    async sync() {
+      let n = 0;
+      await readStreamSync(js, 'S', { lastSeq: total }, (m) => {
         n += ageOf(m.json(), m.info.timestampNanos) > 0 ? 1 : 0;
       });
       return n;

@@ -1,4 +1,4 @@
-import { DeliverPolicy, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { DeliverPolicy, type Consumer, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 
 export interface ReadOptions {
   /** The last stream sequence to read (taken from stream info before the read: writes go on meanwhile). */
@@ -29,6 +29,8 @@ const IDLE_CHECK_MS = 1000;
  * read ends at `lastSeq`, at a message after which nothing is pending, or, when the message at
  * `lastSeq` was deleted meanwhile or the filter skips it, once the reader has waited a second with
  * everything the server delivered received and nothing pending on the server.
+ *
+ * For a visitor that awaits; a synchronous one reads faster with readStreamSync.
  */
 export async function readStream(
   js: JetStreamClient,
@@ -43,39 +45,112 @@ export async function readStream(
   let count = 0;
   /** The consumer sequence of the last message received. */
   let received = 0;
-  /** Set while the reader waits for the next message (so everything received has been visited). */
-  let waitingSince: number | null = null;
+  /** False while a visit is under way: a slow visitor is not an idle read. */
+  let waiting = true;
   let ended = false;
-  const idleCheck = setInterval(() => {
-    const since = waitingSince;
-    if (since === null || Date.now() - since < IDLE_CHECK_MS) return;
-    void consumer.info(false).then(
-      (info) => {
-        // Still waiting since then, nothing pending, and nothing delivered that has not arrived (by
-        // the consumer's own count: its delivered stream sequence moves past deleted messages).
-        if (waitingSince === since && info.num_pending === 0 && info.delivered.consumer_seq <= received) {
-          ended = true;
-          messages.stop();
-        }
-      },
-      () => undefined, // asked again at the next check
-    );
-  }, IDLE_CHECK_MS / 2);
+  const stopChecking = checkWhenIdle(
+    consumer,
+    () => (waiting ? received : null),
+    () => {
+      ended = true;
+      messages.stop();
+    },
+  );
   try {
     for (;;) {
-      waitingSince = Date.now();
       const next = await iterator.next();
-      waitingSince = null;
       if (next.done || ended) return count;
       const msg = next.value;
       received = msg.info.deliverySequence;
       if (msg.seq > options.lastSeq) return count;
-      if ((await visit(msg)) === false) return count;
+      waiting = false;
+      const more = await visit(msg);
+      waiting = true;
+      if (more === false) return count;
       count++;
       if (msg.seq === options.lastSeq || msg.info.pending === 0) return count;
     }
   } finally {
-    clearInterval(idleCheck);
+    stopChecking();
     messages.stop();
   }
+}
+
+/**
+ * readStream for a visitor that does not await: the same read, ends and result, with each message
+ * handed over in consume()'s callback instead of through its async iterator (no promise and no
+ * turn of the event loop per message). The retention scan reads a million events this way; alone,
+ * one reader took 1.17-1.37 times as many a second as through the iterator
+ * (bench/scan-read.mjs, docs/performance.md#retention). A visitor that throws ends the read with
+ * its error.
+ */
+export async function readStreamSync(
+  js: JetStreamClient,
+  stream: string,
+  options: ReadOptions,
+  visit: (msg: JsMsg) => boolean | void,
+): Promise<number> {
+  if (options.lastSeq === 0) return 0;
+  const consumer = await js.consumers.get(stream, { deliver_policy: DeliverPolicy.All, filter_subjects: options.filter ?? '>' });
+  let count = 0;
+  let received = 0;
+  let finished = false;
+  let finish!: () => void;
+  const done = new Promise<void>((resolve) => {
+    finish = () => {
+      finished = true;
+      resolve();
+    };
+  });
+  const messages = await consumer.consume({
+    max_messages: options.buffer ?? READ_BUFFER,
+    callback: (msg) => {
+      // Messages already on their way when the read ended still arrive here.
+      if (finished) return;
+      received = msg.info.deliverySequence;
+      if (msg.seq > options.lastSeq || visit(msg) === false) return finish();
+      count++;
+      if (msg.seq === options.lastSeq || msg.info.pending === 0) finish();
+    },
+  });
+  // Between two callbacks everything received has been visited: the read is idle whenever it is asked.
+  const stopChecking = checkWhenIdle(consumer, () => received, finish);
+  try {
+    // The consumer closes by itself when the visitor throws (with its error) or the server ends it.
+    const closed = messages.closed().then((err) => {
+      if (err) throw err;
+    });
+    await Promise.race([done, closed]);
+    return count;
+  } finally {
+    stopChecking();
+    messages.stop();
+  }
+}
+
+/**
+ * Every half second, while `idleAt()` gives the same consumer sequence (null: busy, not idle) for a
+ * second, asks the server whether anything is left; calls `end` when nothing is pending and
+ * everything it delivered has been received (by the consumer's own count: its delivered stream
+ * sequence moves past deleted messages). Returns the function that stops the checks.
+ */
+function checkWhenIdle(consumer: Consumer, idleAt: () => number | null, end: () => void): () => void {
+  let seen: number | null = null;
+  let since = Date.now();
+  const timer = setInterval(() => {
+    const at = idleAt();
+    if (at === null || at !== seen) {
+      seen = at;
+      since = Date.now();
+      return;
+    }
+    if (Date.now() - since < IDLE_CHECK_MS) return;
+    void consumer.info(false).then(
+      (info) => {
+        if (idleAt() === at && info.num_pending === 0 && info.delivered.consumer_seq <= at) end();
+      },
+      () => undefined, // asked again at the next check
+    );
+  }, IDLE_CHECK_MS / 2);
+  return () => clearInterval(timer);
 }

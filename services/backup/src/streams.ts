@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { PubAck } from '@nats-io/jetstream';
-import { readStream, streamConfig, type Bus } from '@parley/bus';
+import { readStream, readStreamSync, streamConfig, type Bus } from '@parley/bus';
 import type { StreamDeclaration } from '@parley/contracts';
 
 /**
@@ -64,7 +64,7 @@ export async function exportStream(bus: Bus, namespace: string, stream: string, 
 /** Recomputes a restored stream's digest (verify), reading it the way the export did. */
 export async function digestStream(bus: Bus, namespace: string, stream: string, lastSeq: number): Promise<{ messages: number; digest: string }> {
   const digest = new StreamDigest();
-  const messages = await readStream(bus.js, stream, { lastSeq }, (msg) => digest.add(msg.seq, relative(msg.subject, namespace), msg.data));
+  const messages = await readStreamSync(bus.js, stream, { lastSeq }, (msg) => digest.add(msg.seq, relative(msg.subject, namespace), msg.data));
   return { messages, digest: digest.hex() };
 }
 

@@ -1,4 +1,4 @@
-import { callRpc, publishEvent, readStream, type Bus } from '@parley/bus';
+import { callRpc, publishEvent, readStreamSync, type Bus } from '@parley/bus';
 import { MAX_RPC_BATCH, parseErasureEvent, streamName, subjects, type ErasureRecorded } from '@parley/contracts';
 
 export interface LedgerReport {
@@ -15,7 +15,7 @@ export interface LedgerReport {
 export async function readLedger(bus: Bus, namespace: string): Promise<ErasureRecorded[]> {
   const info = await bus.jsm.streams.info(streamName(namespace, 'erasures')).catch(() => null);
   const entries: ErasureRecorded[] = [];
-  await readStream(bus.js, streamName(namespace, 'erasures'), { lastSeq: info?.state.messages ? info.state.last_seq : 0 }, (m) => {
+  await readStreamSync(bus.js, streamName(namespace, 'erasures'), { lastSeq: info?.state.messages ? info.state.last_seq : 0 }, (m) => {
     const parsed = parseErasureEvent(m.json());
     if (parsed.ok) entries.push(parsed.event);
   });

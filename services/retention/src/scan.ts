@@ -1,5 +1,5 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
-import { readStream } from '@parley/bus';
+import { readStreamSync } from '@parley/bus';
 
 export interface StoredEvent {
   seq: number;
@@ -16,6 +16,8 @@ export interface StoredEvent {
 export interface ScanEnd {
   /** The first stream sequence at or after the cutoff (everything below it is older). */
   firstFreshSeq: number;
+  /** How many messages are below it (what a purge up to it removes). */
+  expired: number;
 }
 
 /**
@@ -33,7 +35,7 @@ export async function scanExpired(
 ): Promise<ScanEnd> {
   const { state } = await jsm.streams.info(stream);
   let firstFreshSeq = state.last_seq + 1;
-  await readStream(js, stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq, ...(buffer ? { buffer } : {}) }, (m) => {
+  const expired = await readStreamSync(js, stream, { lastSeq: state.messages === 0 ? 0 : state.last_seq, ...(buffer ? { buffer } : {}) }, (m) => {
     // Parsed once: the age needs it, and so does the visitor.
     const parsed = m.json<{ meta?: { occurredAt?: unknown } }>();
     const at = ageOf(parsed, m.info.timestampNanos);
@@ -44,7 +46,7 @@ export async function scanExpired(
     // No header is read: decoding them adds a third to the read (100,000 events: 1.19 s against 0.72-0.92 s).
     visit({ seq: m.seq, subject: m.subject, storedAt: at, json: <T>() => parsed as T });
   });
-  return { firstFreshSeq };
+  return { firstFreshSeq, expired };
 }
 
 /** An event's time: its envelope's `occurredAt` when it has a valid one, else its stored time. */
