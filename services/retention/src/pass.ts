@@ -196,10 +196,10 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // An upload record below the cutoff whose message is fresh (uploaded the day before it) stays:
   // carried to the head like a claim, so that it does not hold the purge back.
   for (const [id, u] of uploads) if (!u.expired && !expiredAttachments.has(id)) carried.set(`${attachmentPrefix}${id}`, u.last);
-  const tails: Record<'audit' | 'resets' | 'receipts', { firstFreshSeq: number; expired: number }> = {
-    audit: { firstFreshSeq: 0, expired: 0 },
-    resets: { firstFreshSeq: 0, expired: 0 },
-    receipts: { firstFreshSeq: 0, expired: 0 },
+  const tails: Record<'audit' | 'resets' | 'receipts', { firstFreshSeq: number; expired: number; below: number }> = {
+    audit: { firstFreshSeq: 0, expired: 0, below: 0 },
+    resets: { firstFreshSeq: 0, expired: 0, below: 0 },
+    receipts: { firstFreshSeq: 0, expired: 0, below: 0 },
   };
   for (const [key, cutoff] of [['audit', cutoffs.auditLog], ['resets', cutoffs.resetTokens], ['receipts', cutoffs.readReceipts]] as const) {
     const tail = tails[key];
@@ -208,6 +208,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
       if (!stored.subject.includes('.retention')) tail.expired++;
     }, options.scanBuffer);
     tail.firstFreshSeq = end.firstFreshSeq;
+    tail.below = end.expired;
   }
 
   step('scan');
@@ -275,9 +276,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 
   step('events');
 
-  // 4. Wait for the projections.
-  await waitForProjectors(bus.jsm, ns, published, options.projectionTimeoutMs);
-  step('projection');
+  // 4. The projections apply the deletion events while step 5 compacts the streams: the rows and
+  // the old events go side by side (Postgres and NATS), not one after the other. Awaited after
+  // step 5; until then a failure of its own is held, not reported as unhandled.
+  const projected = waitForProjectors(bus.jsm, ns, published, options.projectionTimeoutMs);
+  projected.catch(() => undefined);
 
   // 5. Compact the streams. First each chat's structure goes into its snapshot, then its old
   // events go: a crash in between leaves a snapshot that the remaining events replay onto without
@@ -297,6 +300,20 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   if (erase && !eraseEdge && purgeEdge === 'auto') {
     log.warn({ natsVersion }, 'this NATS version rewrites a whole block for each erasure: the pass leaves the purged head of the block each purge ends in on disk until a later purge drops that block; RETENTION_PURGE_EDGE=erase erases it, paced (docs/retention.md#stream-compaction)');
   }
+  // A projector still behind a purge point would skip what the purge removes (a chat's creation
+  // and members among them): each must have passed the points first. Normally they passed them
+  // long ago (what goes is old); a lagging or rebuilding one is waited for.
+  const purgePoints = [
+    ['chats', wholeBelow, chatsScan.expired],
+    ...(['audit', 'resets', 'receipts'] as const).map((key) => [key, tails[key].firstFreshSeq, tails[key].below] as const),
+  ] as const;
+  await waitForProjectors(
+    bus.jsm,
+    ns,
+    // Only where something goes (a stream with nothing old may have no projector's consumer yet).
+    Object.fromEntries(purgePoints.flatMap(([key, below, old]) => (old > 0 ? [[key, below - 1]] : []))),
+    options.projectionTimeoutMs,
+  );
   const dropBelow = async (name: string, below: number, step: number) =>
     (eraseEdge && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency, edgeBytesFor(natsVersion)) : 0) + (await purgePaced(bus.jsm, name, below, step));
   const chatEventsPurged = await dropBelow(stream('chats'), wholeBelow, purgeStep);
@@ -312,6 +329,10 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   for (const key of ['audit', 'resets', 'receipts'] as const) streamEvents[key] = await dropBelow(stream(key), tails[key].firstFreshSeq, 0);
 
   step('compaction');
+
+  // 4, the rest of the wait: what the projections had left when the compaction ended.
+  await projected;
+  step('projection');
 
   // 5b. What the deletions started in the messages service's reactors (files, dependent events):
   // only when this pass expired chat content (nothing else queues work there).
