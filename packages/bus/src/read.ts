@@ -80,8 +80,8 @@ export async function readStream(
  * readStream for a visitor that does not await: the same read, ends and result, with each message
  * handed over in consume()'s callback instead of through its async iterator (no promise and no
  * turn of the event loop per message). The retention scan reads a million events this way; alone,
- * one reader took 1.17-1.37 times as many a second as through the iterator
- * (bench/scan-read.mjs, docs/performance.md#retention). A visitor that throws ends the read with
+ * one reader took 1.09-1.38 times as many a second as through the iterator (bench/scan-read.mjs,
+ * modes iterator and sync; docs/performance.md#retention). A visitor that throws ends the read with
  * its error.
  */
 export async function readStreamSync(
