@@ -8,14 +8,13 @@
 //   iterator, one await per message: what the scan did before readStreamSync);
 // - `sync`: readStreamSync from @parley/bus (the same consumer, each message handed over in
 //   consume()'s callback: what the scan does since it stopped awaiting per message);
-// - `callback`: consume({ callback }) written out bare, as a check that readStreamSync adds nothing;
 // - `raw`: a core subscription on a push consumer's deliver subject (ack none, flow control): the
 //   stream sequence taken from the reply subject by hand, no JsMsg.
 // Prints events a second and the reader's CPU share for each.
 //
 //   node bench/scan-read.mjs --messages 400000
 import { parseArgs } from 'node:util';
-import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { createInbox, headers } from '@nats-io/nats-core';
 import { readStream, readStreamSync } from '@parley/bus';
 import { seedStream, startPrivateNats } from './lib/private-nats.mjs';
@@ -25,7 +24,7 @@ const { values: args } = parseArgs({
     bin: { type: 'string', default: '/usr/sbin/nats-server' },
     messages: { type: 'string', default: '400000' },
     rounds: { type: 'string', default: '3' },
-    modes: { type: 'string', default: 'iterator,sync,callback,raw' },
+    modes: { type: 'string', default: 'iterator,sync,raw' },
   },
 });
 const total = Number(args.messages);
@@ -63,22 +62,6 @@ try {
       await readStreamSync(js, 'S', { lastSeq: total }, (m) => {
         n += ageOf(m.json(), m.info.timestampNanos) > 0 ? 1 : 0;
       });
-      return n;
-    },
-    async callback() {
-      const consumer = await js.consumers.get('S', { deliver_policy: DeliverPolicy.All, filter_subjects: '>' });
-      let n = 0;
-      let done;
-      const finished = new Promise((resolve) => (done = resolve));
-      const messages = await consumer.consume({
-        max_messages: 5000,
-        callback: (m) => {
-          n += ageOf(m.json(), m.info.timestampNanos) > 0 ? 1 : 0;
-          if (m.seq === total) done();
-        },
-      });
-      await finished;
-      messages.stop();
       return n;
     },
     async raw() {

@@ -303,17 +303,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // A projector still behind a purge point would skip what the purge removes (a chat's creation
   // and members among them): each must have passed the points first. Normally they passed them
   // long ago (what goes is old); a lagging or rebuilding one is waited for.
-  const purgePoints = [
-    ['chats', wholeBelow, chatsScan.expired],
-    ...(['audit', 'resets', 'receipts'] as const).map((key) => [key, tails[key].firstFreshSeq, tails[key].below] as const),
-  ] as const;
-  await waitForProjectors(
-    bus.jsm,
-    ns,
-    // Only where something goes (a stream with nothing old may have no projector's consumer yet).
-    Object.fromEntries(purgePoints.flatMap(([key, below, old]) => (old > 0 ? [[key, below - 1]] : []))),
-    options.projectionTimeoutMs,
-  );
+  // Only where something goes (a stream with nothing old may have no projector's consumer yet).
+  const passedBy: Parameters<typeof waitForProjectors>[2] = {};
+  if (chatsScan.expired > 0) passedBy.chats = wholeBelow - 1;
+  for (const key of ['audit', 'resets', 'receipts'] as const) if (tails[key].below > 0) passedBy[key] = tails[key].firstFreshSeq - 1;
+  await waitForProjectors(bus.jsm, ns, passedBy, options.projectionTimeoutMs);
   const dropBelow = async (name: string, below: number, step: number) =>
     (eraseEdge && below > 1 ? await eraseBeforePurge(bus.jsm, name, below, options.deleteConcurrency, edgeBytesFor(natsVersion)) : 0) + (await purgePaced(bus.jsm, name, below, step));
   const chatEventsPurged = await dropBelow(stream('chats'), wholeBelow, purgeStep);
