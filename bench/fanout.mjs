@@ -2,12 +2,14 @@
 // The gateway's fan-out alone (issue 21, step 1): the same event frames to the same sockets,
 // through the gateway's per-socket path or through uWebSockets.js's own topic publish.
 //
-//   outbox  every socket tracked: ChatDelivery's per-socket path (the real class, from
-//           services/gateway/dist/ws/delivery.js, built without a topic publisher): per recipient
-//           socket a seq check, a buffered-amount check and a frame queued in the Outbox, which
-//           writes each socket's frames corked once per event-loop turn;
-//   topic   every socket live: the same class with `app.publish`, one publish per event on the
-//           chat's topic, the loop over its subscribers in C++.
+//   outbox  what the gateway does: ChatDelivery's per-socket path (the real class, from
+//           services/gateway/dist/ws/delivery.js): per recipient socket a seq check, a
+//           buffered-amount check and a frame queued in the Outbox, which writes each socket's
+//           frames corked once per event-loop turn;
+//   topic   a bare `app.publish` per event on the chat's topic, every socket subscribed: the loop
+//           over the subscribers in C++, and no seq bookkeeping, hold or slow-reader check at all.
+//           What topics could save at most. (Delivery through topics with those kept was built in
+//           184cf49 and reverted: docs/performance.md.)
 //
 // Each run is a uWebSockets.js server in a process of its own, with `--sockets` WebSocket clients
 // in a child process of that (ws, reading and counting every frame), `--chats` chats of
@@ -77,11 +79,11 @@ if (args.role === 'client') {
   const metrics = { websocketMessages: { inc() {} } };
   const opened = [];
   const app = uWS.App();
-  const delivery = new ChatDelivery(metrics, 4 * 1024 * 1024, {}, args.mode === 'topic' ? (topic, frame) => app.publish(topic, frame, false) : undefined);
+  const delivery = new ChatDelivery(metrics, 4 * 1024 * 1024);
   app.ws('/*', {
     maxBackpressure: 8 * 1024 * 1024,
     upgrade: (res, req, context) => {
-      const data = { closed: false, chats: new Set(), lastSeq: new Map(), live: new Set(), held: null, outbox: null, outboxBytes: 0 };
+      const data = { closed: false, chats: new Set(), lastSeq: new Map(), held: null, outbox: null, outboxBytes: 0 };
       res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
     },
     open: (socket) => opened.push(socket),
@@ -102,7 +104,8 @@ if (args.role === 'client') {
   chatIds.forEach((chatId, i) => {
     for (let m = 0; m < members; m++) {
       const socket = opened[(i * members + m) % sockets];
-      delivery.join(socket, chatId);
+      if (args.mode === 'topic') socket.subscribe(`chat/${chatId}`);
+      else delivery.join(socket, chatId);
     }
   });
   const seqs = new Map(chatIds.map((id) => [id, 0]));
@@ -124,9 +127,11 @@ if (args.role === 'client') {
         const chatId = chatIds[sent % chats];
         const seq = seqs.get(chatId) + 1;
         seqs.set(chatId, seq);
-        // The frame as ChatDelivery.publish makes it, then its fan-out (toAll, private in TypeScript only).
+        // The frame made once per event, as ChatDelivery.publish does, then the fan-out (`deliver`
+        // is private in TypeScript only: publish's loop without its toClientEvent).
         const frame = JSON.stringify({ op: 'event', type: 'message.created', chatId, seq, at: new Date().toISOString(), data: { body } });
-        delivery.toAll(chatId, seq, frame);
+        if (args.mode === 'topic') app.publish(`chat/${chatId}`, frame, false);
+        else for (const socket of delivery.socketsIn(chatId)) delivery.deliver(socket, chatId, seq, frame);
       }
       await sleep(1);
     }

@@ -63,8 +63,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
 
   // The fan-out follows exactly the chats that have a socket here (see LiveFanout).
   const followHooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {};
-  // Live sockets get a chat's events from one publish on its topic (ChatDelivery).
-  const delivery = new ChatDelivery(deps.metrics, config.WS_MAX_BUFFERED_BYTES, followHooks, (topic, frame) => app.publish(topic, frame, false));
+  const delivery = new ChatDelivery(deps.metrics, config.WS_MAX_BUFFERED_BYTES, followHooks);
   const fanout = new LiveFanout({ ...deps, registry, delivery, sequencer, maxCatchUp: config.WS_RESUME_MAX_EVENTS });
   followHooks.first = (chatId) => fanout.follow(chatId);
   followHooks.last = (chatId) => fanout.unfollow(chatId);

@@ -122,7 +122,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
     deps.registry.add(userId, sessionId, socket);
-    deps.delivery.hold(socket);
+    data.held = [];
     // The grace ends with the client's first frame *arriving* (docs/protocol.md, Holding), so the
     // release queues behind the frames already received: a `resume` that came in time but waits for
     // `ready` (memberships from a messages service that is restarting) runs first. Releasing at once
@@ -170,7 +170,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
 
   const resume = async (socket: Socket, cursors: Record<string, number>) => {
     const data = socket.getUserData();
-    deps.delivery.hold(socket);
+    data.held ??= [];
     data.resuming = true;
     try {
       for (const [chatId, cursor] of Object.entries(cursors)) {
@@ -355,7 +355,6 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         chain: Promise.resolve(),
         chats: new Set(),
         lastSeq: new Map(),
-        live: new Set(),
         held: null,
         holdTimer: null,
         resuming: false,

@@ -18,7 +18,7 @@ describe('Outbox', () => {
   beforeAll(async () => {
     app = uWS.App().ws<SocketData>('/*', {
       upgrade: (res, req, context) => {
-        res.upgrade({ closed: false, outbox: null, outboxBytes: 0, live: new Set() } as unknown as SocketData, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+        res.upgrade({ closed: false, outbox: null, outboxBytes: 0 } as unknown as SocketData, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (socket) => {
         const next = waiting.shift();

@@ -45,11 +45,6 @@ export class Outbox {
     socket.end(code, reason);
   }
 
-  /** Writes what waits for the socket now, before anything else reaches it (ChatDelivery's promote). */
-  flushNow(socket: Socket): void {
-    if (socket.getUserData().outbox !== null) this.flush(socket);
-  }
-
   private readonly flushAll = (): void => {
     this.scheduled = false;
     for (const socket of this.waiting) this.flush(socket);

@@ -13,13 +13,8 @@ export interface SocketData {
   chain: Promise<void>;
   /** The chats this socket receives (its user's memberships). */
   chats: Set<string>;
-  /**
-   * Per chat, the last seq delivered to this socket: nothing at or below it is sent again. Kept for
-   * the chats it receives one by one; for a chat in `live` it is brought up to date when it leaves.
-   */
+  /** Per chat, the last seq delivered to this socket: nothing at or below it is sent again. */
   lastSeq: Map<string, number>;
-  /** The chats whose topic this socket is subscribed to (ChatDelivery: live rather than tracked). */
-  live: Set<string>;
   /**
    * Live events wait here (bounded) while a resume runs, and right after authentication until the
    * client's first frame or a short grace period: a client that resumes first must not see newer
