@@ -75,6 +75,7 @@ async function main() {
   try {
     log(`bench: namespace ${system.namespace}, database ${system.dbName}; ${results.machine.cores} × ${results.machine.cpuModel}, load average ${results.machine.loadAverageAtStart.join(' ')}`);
     await system.startParley();
+    results.machine.natsServer = await system.natsServerVersion();
     const baseUrls = system.gateways.map((g) => `http://127.0.0.1:${g.port}`);
 
     // ---- population ----

@@ -100,7 +100,7 @@ export function renderMarkdown(r) {
   const lines = [];
   lines.push(`# Parley load benchmark, ${r.startedAt}`);
   lines.push('');
-  lines.push(`\`${r.command}\` · commit ${m.gitCommit?.slice(0, 12) ?? 'unknown'}${m.gitDirty ? ' (with uncommitted changes)' : ''} · Node ${m.node} · ${m.cores} × ${m.cpuModel} · ${m.memoryGiB} GiB · ${m.platform} · load average at start ${m.loadAverageAtStart.join(' ')}, at end ${m.loadAverageAtEnd?.join(' ') ?? '–'} · ${r.durationSeconds} s`);
+  lines.push(`\`${r.command}\` · commit ${m.gitCommit?.slice(0, 12) ?? 'unknown'}${m.gitDirty ? ' (with uncommitted changes)' : ''} · Node ${m.node} · NATS ${m.natsServer ?? 'unknown'} · ${m.cores} × ${m.cpuModel} · ${m.memoryGiB} GiB · ${m.platform} · load average at start ${m.loadAverageAtStart.join(' ')}, at end ${m.loadAverageAtEnd?.join(' ') ?? '–'} · ${r.durationSeconds} s`);
   lines.push('');
   if (r.error) lines.push(`**The run failed:** \`${r.error.split('\n')[0]}\``, '');
   for (const note of r.notes) lines.push(`**${note}**`, '');

@@ -222,6 +222,16 @@ export class System {
   }
 
   /** Kills what still runs, drops the database, deletes the namespace's streams and Redis keys. */
+  /** The NATS server's version, as it tells a client (recorded with the results: it changes them). */
+  async natsServerVersion() {
+    const nc = await connect({ servers: this.natsUrl, timeout: 5_000 });
+    try {
+      return nc.info?.version ?? 'unknown';
+    } finally {
+      await nc.close().catch(() => {});
+    }
+  }
+
   async cleanup() {
     if (this.cleaned) return;
     this.cleaned = true;
