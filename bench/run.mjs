@@ -180,6 +180,15 @@ async function main() {
           return { url: `ws://127.0.0.1:${system.gateways[gateway].port}/ws?token=${encodeURIComponent(u.token)}` };
         },
         servers: system.gateways.map((g) => ({ label: g.label, pid: system.processes[g.label] })),
+        // Set-ups take turns (WS_SETUP_CONCURRENCY): the hold starts when no socket waits for one.
+        settled: async () => {
+          const deadline = Date.now() + 180_000;
+          for (;;) {
+            const waiting = (await gatewayMetrics(system.gateways)).map((text) => Number(/^gateway_socket_setups_waiting(?:\{[^}]*\})?\s+([\d.e+]+)/m.exec(text)?.[1] ?? 0));
+            if (waiting.every((n) => n === 0) || Date.now() > deadline) return;
+            await sleep(250);
+          }
+        },
         countOpen: async () => {
           let n = 0;
           for (const text of await gatewayMetrics(system.gateways)) {

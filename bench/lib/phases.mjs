@@ -186,7 +186,12 @@ export function judge(r, opts) {
  * The idle phase: `connections` more sockets, opened from helper processes, held for `seconds`.
  * Memory per idle connection = growth of the servers' RSS / connections opened.
  */
-export async function runIdlePhase({ root, opts, log, holders, target, connections, seconds, urlFor, servers, countOpen }) {
+/**
+ * Opens `connections` idle sockets, holds them `seconds`, and reads the servers' RSS growth.
+ * `settled` (optional) resolves once the servers have finished setting the sockets up: the hold
+ * starts then, so the RSS read is that of sockets held, not of set-ups still queued.
+ */
+export async function runIdlePhase({ root, opts, log, holders, target, connections, seconds, urlFor, servers, countOpen, settled }) {
   const fd = openFilesLimit();
   const perHolder = Math.max(1000, Math.min(15_000, fd.soft - 1_000));
   const holderCount = Math.ceil(connections / perHolder);
@@ -228,7 +233,10 @@ export async function runIdlePhase({ root, opts, log, holders, target, connectio
   const opened = outcomes.reduce((n, o) => n + o.opened + Object.values(o.closes).reduce((a, b) => a + b, 0), 0);
   const errors = outcomes.reduce((all, o) => addCounts(all, o.errors), {});
   const closedWhileOpening = outcomes.reduce((all, o) => addCounts(all, o.closes), {});
-  log(`  idle ${target}: ${opened} of ${connections} connections open in ${round(connectSeconds, 1)} s${Object.keys(closedWhileOpening).length ? ` (closed by the server meanwhile: ${JSON.stringify(closedWhileOpening)})` : ''}; holding ${seconds} s`);
+  const settledStarted = now();
+  if (settled) await settled();
+  const setupSeconds = (now() - settledStarted) / 1000;
+  log(`  idle ${target}: ${opened} of ${connections} connections open in ${round(connectSeconds, 1)} s${Object.keys(closedWhileOpening).length ? ` (closed by the server meanwhile: ${JSON.stringify(closedWhileOpening)})` : ''}${settled ? `, set up ${round(setupSeconds, 1)} s later` : ''}; holding ${seconds} s`);
   const holdStart = Object.fromEntries(servers.map((s) => [s.label, cpuSeconds(s.pid)]));
   await sleep(seconds * 1000);
   const rssAfter = Object.fromEntries(servers.map((s) => [s.label, rssBytes(s.pid)]));
@@ -258,6 +266,7 @@ export async function runIdlePhase({ root, opts, log, holders, target, connectio
     sourceAddresses: sourceIps,
     connectSeconds: round(connectSeconds, 1),
     connectsPerSecond: round(opened / connectSeconds, 0),
+    setupSecondsAfterConnects: settled ? round(setupSeconds, 1) : null,
     holdSeconds: seconds,
     rssBeforeMiB: Object.fromEntries(Object.entries(rssBefore).map(([k, v]) => [k, round(v / 2 ** 20, 1)])),
     rssAfterMiB: Object.fromEntries(Object.entries(rssAfter).map(([k, v]) => [k, round(v / 2 ** 20, 1)])),
