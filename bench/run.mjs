@@ -184,19 +184,12 @@ async function main() {
         settled: async () => {
           const deadline = Date.now() + 180_000;
           for (;;) {
-            const waiting = (await gatewayMetrics(system.gateways)).map((text) => Number(/^gateway_socket_setups_waiting(?:\{[^}]*\})?\s+([\d.e+]+)/m.exec(text)?.[1] ?? 0));
+            const waiting = (await gatewayMetrics(system.gateways)).map((text) => metricValue(text, 'gateway_socket_setups_waiting'));
             if (waiting.every((n) => n === 0) || Date.now() > deadline) return;
             await sleep(250);
           }
         },
-        countOpen: async () => {
-          let n = 0;
-          for (const text of await gatewayMetrics(system.gateways)) {
-            const m = /^websocket_connections_total(?:\{[^}]*\})?\s+([\d.e+]+)/m.exec(text);
-            n += m ? Number(m[1]) : 0;
-          }
-          return n;
-        },
+        countOpen: async () => (await gatewayMetrics(system.gateways)).reduce((n, text) => n + metricValue(text, 'websocket_connections_total'), 0),
       });
       log(`bench: Parley idle: ${results.parley.idle.bytesPerConnection} bytes per connection (gateways' RSS growth / ${results.parley.idle.opened})`);
     }
@@ -362,6 +355,12 @@ async function gatewayAppends(gateways) {
     }
   }
   return totals;
+}
+
+/** An unlabelled metric's value on a /metrics page (its `service` label aside), 0 when absent. */
+function metricValue(text, name) {
+  const m = new RegExp(`^${name}(?:\\{[^}]*\\})?\\s+([\\d.e+]+)`, 'm').exec(text);
+  return m ? Number(m[1]) : 0;
 }
 
 /** Each gateway's /metrics page (empty when it does not answer). */

@@ -184,12 +184,9 @@ export function judge(r, opts) {
 
 /**
  * The idle phase: `connections` more sockets, opened from helper processes, held for `seconds`.
- * Memory per idle connection = growth of the servers' RSS / connections opened.
- */
-/**
- * Opens `connections` idle sockets, holds them `seconds`, and reads the servers' RSS growth.
- * `settled` (optional) resolves once the servers have finished setting the sockets up: the hold
- * starts then, so the RSS read is that of sockets held, not of set-ups still queued.
+ * Memory per idle connection = growth of the servers' RSS / connections opened. `settled`
+ * (optional) resolves once the servers have set the sockets up: the hold starts then, so the RSS
+ * is read from sockets held, not from set-ups still waiting their turn.
  */
 export async function runIdlePhase({ root, opts, log, holders, target, connections, seconds, urlFor, servers, countOpen, settled }) {
   const fd = openFilesLimit();

@@ -221,7 +221,6 @@ export class System {
     }
   }
 
-  /** Kills what still runs, drops the database, deletes the namespace's streams and Redis keys. */
   /** The NATS server's version, as it tells a client (recorded with the results: it changes them). */
   async natsServerVersion() {
     const nc = await connect({ servers: this.natsUrl, timeout: 5_000 });
@@ -232,6 +231,7 @@ export class System {
     }
   }
 
+  /** Kills what still runs, drops the database, deletes the namespace's streams and Redis keys. */
   async cleanup() {
     if (this.cleaned) return;
     this.cleaned = true;
