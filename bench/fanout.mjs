@@ -111,54 +111,51 @@ if (args.role === 'client') {
   const seqs = new Map(chatIds.map((id) => [id, 0]));
   const body = 'x'.repeat(Number(args.size));
 
-  const run = async () => {
-    client.send('count');
-    const framesBefore = await fromClient('frames');
-    const cpuBefore = process.cpuUsage();
-    const clientCpuBefore = cpuSeconds(client.pid);
-    const rate = Number(args.rate);
-    const total = rate * Number(args.seconds);
-    const started = performance.now();
-    let sent = 0;
-    while (sent < total) {
-      // Open loop: every millisecond tick sends what the schedule says is due.
-      const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
-      for (; sent < due; sent++) {
-        const chatId = chatIds[sent % chats];
-        const seq = seqs.get(chatId) + 1;
-        seqs.set(chatId, seq);
-        // The frame made once per event, as ChatDelivery.publish does, then the fan-out (`deliver`
-        // is private in TypeScript only: publish's loop without its toClientEvent).
-        const frame = JSON.stringify({ op: 'event', type: 'message.created', chatId, seq, at: new Date().toISOString(), data: { body } });
-        if (args.mode === 'topic') app.publish(`chat/${chatId}`, frame, false);
-        else for (const socket of delivery.socketsIn(chatId)) delivery.deliver(socket, chatId, seq, frame);
-      }
-      await sleep(1);
+  // One measured run per process: the main role alternates the modes across processes.
+  client.send('count');
+  const framesBefore = await fromClient('frames');
+  const cpuBefore = process.cpuUsage();
+  const clientCpuBefore = cpuSeconds(client.pid);
+  const rate = Number(args.rate);
+  const total = rate * Number(args.seconds);
+  const started = performance.now();
+  let sent = 0;
+  while (sent < total) {
+    // Open loop: every millisecond tick sends what the schedule says is due.
+    const due = Math.min(total, Math.floor(((performance.now() - started) / 1000) * rate));
+    for (; sent < due; sent++) {
+      const chatId = chatIds[sent % chats];
+      const seq = seqs.get(chatId) + 1;
+      seqs.set(chatId, seq);
+      // The frame made once per event, as ChatDelivery.publish does, then the fan-out (`deliver`
+      // is private in TypeScript only: publish's loop without its toClientEvent).
+      const frame = JSON.stringify({ op: 'event', type: 'message.created', chatId, seq, at: new Date().toISOString(), data: { body } });
+      if (args.mode === 'topic') app.publish(`chat/${chatId}`, frame, false);
+      else for (const socket of delivery.socketsIn(chatId)) delivery.deliver(socket, chatId, seq, frame);
     }
-    const cpu = process.cpuUsage(cpuBefore);
-    const expected = total * members;
-    let frames = 0;
-    const deadline = Date.now() + 30_000;
-    do {
-      await sleep(50);
-      client.send('count');
-      frames = (await fromClient('frames')) - framesBefore;
-    } while (frames < expected && Date.now() < deadline);
-    const serverCpu = (cpu.user + cpu.system) / 1e6;
-    const clientCpu = cpuSeconds(client.pid) - clientCpuBefore;
-    return {
-      mode: args.mode,
-      events: total,
-      frames,
-      expected,
-      serverCpuPer1kFrames: Number(((serverCpu / frames) * 1000).toFixed(4)),
-      serverUserShare: Number((cpu.user / (cpu.user + cpu.system)).toFixed(2)),
-      clientCpuPer1kFrames: Number(((clientCpu / frames) * 1000).toFixed(4)),
-      seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
-    };
-  };
-
-  process.send(await run());
+    await sleep(1);
+  }
+  const cpu = process.cpuUsage(cpuBefore);
+  const expected = total * members;
+  let frames = 0;
+  const deadline = Date.now() + 30_000;
+  do {
+    await sleep(50);
+    client.send('count');
+    frames = (await fromClient('frames')) - framesBefore;
+  } while (frames < expected && Date.now() < deadline);
+  const serverCpu = (cpu.user + cpu.system) / 1e6;
+  const clientCpu = cpuSeconds(client.pid) - clientCpuBefore;
+  process.send({
+    mode: args.mode,
+    events: total,
+    frames,
+    expected,
+    serverCpuPer1kFrames: Number(((serverCpu / frames) * 1000).toFixed(4)),
+    serverUserShare: Number((cpu.user / (cpu.user + cpu.system)).toFixed(2)),
+    clientCpuPer1kFrames: Number(((clientCpu / frames) * 1000).toFixed(4)),
+    seconds: Number(((performance.now() - started) / 1000).toFixed(1)),
+  });
   client.send('exit');
   process.exit(0);
 }
