@@ -179,7 +179,7 @@ async function main() {
           const gateway = opts.idleAnyGateway ? j % 2 : gatewayOf(u.index);
           return { url: `ws://127.0.0.1:${system.gateways[gateway].port}/ws?token=${encodeURIComponent(u.token)}` };
         },
-        servers: system.gateways.map((g) => ({ label: g.label, pid: system.processes[g.label] })),
+        servers: system.gateways.map((g) => ({ label: g.label, pid: system.processes[g.label], inspectPort: g.inspectPort })),
         // Set-ups take turns (WS_SETUP_CONCURRENCY): the hold starts when no socket waits for one.
         settled: async () => {
           const deadline = Date.now() + 180_000;
@@ -191,7 +191,7 @@ async function main() {
         },
         countOpen: async () => (await gatewayMetrics(system.gateways)).reduce((n, text) => n + metricValue(text, 'websocket_connections_total'), 0),
       });
-      log(`bench: Parley idle: ${results.parley.idle.bytesPerConnection} bytes per connection (gateways' RSS growth / ${results.parley.idle.opened})`);
+      log(`bench: Parley idle: ${results.parley.idle.bytesPerConnection} bytes per connection (gateways' RSS growth / connections open), live JS heap ${results.parley.idle.heapBytesPerConnection}`);
     }
     await pool.all('closeAll');
     // Let the gateways finish the presence updates of the closed sockets before they stop.
@@ -232,9 +232,9 @@ async function main() {
             const u = users[j % users.length];
             return { url: `ws://127.0.0.1:${ports[opts.idleAnyGateway ? j % 2 : gatewayOf(u.index)].port}/ws?u=${u.id}` };
           },
-          servers: [{ label: 'ceiling', pid: ceilingPid }],
+          servers: [{ label: 'ceiling', pid: ceilingPid, inspectPort: ports[0].inspectPort }],
         });
-        log(`bench: ceiling idle: ${results.ceiling.idle.bytesPerConnection} bytes per connection`);
+        log(`bench: ceiling idle: ${results.ceiling.idle.bytesPerConnection} bytes per connection, live JS heap ${results.ceiling.idle.heapBytesPerConnection}`);
       }
       await pool.all('closeAll');
       await system.stopCeiling();

@@ -1,6 +1,7 @@
 // One load phase (warm-up, a step, the soak) and the idle phase, with everything they measure.
 import { fork } from 'node:child_process';
 import path from 'node:path';
+import { memoryAfterGc } from './heap.mjs';
 import { Histogram } from './histogram.mjs';
 import { cpuSeconds, openFilesLimit, rssBytes } from './proc.mjs';
 import { sleep } from './system.mjs';
@@ -193,7 +194,8 @@ export async function runIdlePhase({ root, opts, log, holders, target, connectio
   const perHolder = Math.max(1000, Math.min(15_000, fd.soft - 1_000));
   const holderCount = Math.ceil(connections / perHolder);
   const sourceIps = opts.sourceIps || Math.max(1, Math.ceil(connections / servers.length / 10_000));
-  const rssBefore = Object.fromEntries(servers.map((s) => [s.label, rssBytes(s.pid)]));
+  const unique = [...new Map(servers.map((s) => [s.pid, s])).values()];
+  const memoryBefore = await memoryOf(unique);
   const cpuBefore = Object.fromEntries(servers.map((s) => [s.label, cpuSeconds(s.pid)]));
   const started = now();
   const spawned = [];
@@ -236,7 +238,7 @@ export async function runIdlePhase({ root, opts, log, holders, target, connectio
   log(`  idle ${target}: ${opened} of ${connections} connections open in ${round(connectSeconds, 1)} s${Object.keys(closedWhileOpening).length ? ` (closed by the server meanwhile: ${JSON.stringify(closedWhileOpening)})` : ''}${settled ? `, set up ${round(setupSeconds, 1)} s later` : ''}; holding ${seconds} s`);
   const holdStart = Object.fromEntries(servers.map((s) => [s.label, cpuSeconds(s.pid)]));
   await sleep(seconds * 1000);
-  const rssAfter = Object.fromEntries(servers.map((s) => [s.label, rssBytes(s.pid)]));
+  const memoryAfter = await memoryOf(unique);
   const cpuAfter = Object.fromEntries(servers.map((s) => [s.label, cpuSeconds(s.pid)]));
   const counts = await Promise.all(spawned.map((c) => (c.send({ cmd: 'count' }), reply(c, 'count'))));
   const stillOpen = counts.reduce((n, m) => n + m.open, 0);
@@ -247,9 +249,14 @@ export async function runIdlePhase({ root, opts, log, holders, target, connectio
   // The servers notice the closes; give them a moment before the next phase.
   await sleep(1000);
 
-  const unique = new Map(servers.map((s) => [s.pid, s]));
-  let growth = 0;
-  for (const s of unique.values()) growth += (rssAfter[s.label] ?? 0) - (rssBefore[s.label] ?? 0);
+  // Per connection still open when memory was read: the ones the server closed hold nothing.
+  const perOpen = (key) => {
+    const readings = unique.flatMap((s) => [memoryBefore[s.label][key], memoryAfter[s.label][key]]);
+    if (stillOpen === 0 || readings.some((v) => typeof v !== 'number')) return null;
+    const growth = unique.reduce((sum, s) => sum + memoryAfter[s.label][key] - memoryBefore[s.label][key], 0);
+    return Math.round(growth / stillOpen);
+  };
+  const mib = (memory, key) => Object.fromEntries(Object.entries(memory).map(([k, v]) => [k, round(v[key] / 2 ** 20, 1)]));
   return {
     target,
     requested: connections,
@@ -265,13 +272,40 @@ export async function runIdlePhase({ root, opts, log, holders, target, connectio
     connectsPerSecond: round(opened / connectSeconds, 0),
     setupSecondsAfterConnects: settled ? round(setupSeconds, 1) : null,
     holdSeconds: seconds,
-    rssBeforeMiB: Object.fromEntries(Object.entries(rssBefore).map(([k, v]) => [k, round(v / 2 ** 20, 1)])),
-    rssAfterMiB: Object.fromEntries(Object.entries(rssAfter).map(([k, v]) => [k, round(v / 2 ** 20, 1)])),
-    // Per connection still open when the RSS was read: the ones the server closed hold nothing.
-    bytesPerConnection: stillOpen > 0 ? Math.round(growth / stillOpen) : null,
+    // Both readings follow a full collection when the servers' inspectors answer (lib/heap.mjs).
+    memoryAfterGc: unique.every((s) => memoryBefore[s.label].afterGc && memoryAfter[s.label].afterGc),
+    rssBeforeMiB: mib(memoryBefore, 'rss'),
+    rssAfterMiB: mib(memoryAfter, 'rss'),
+    // The whole cost: the JS heap, uWebSockets.js's native share and the allocator's overhead.
+    bytesPerConnection: perOpen('rss'),
+    // The live JS objects alone (SocketData, its collections and promises, registry entries).
+    heapBytesPerConnection: perOpen('heapUsed'),
+    // What V8 holds for its heap (used or not) and native memory it knows of (Buffers).
+    heapTotalBytesPerConnection: perOpen('heapTotal'),
+    externalBytesPerConnection: perOpen('external'),
     cpuSecondsWhileConnecting: Object.fromEntries(servers.map((s) => [s.label, round(holdStart[s.label] - cpuBefore[s.label], 2)])),
     cpuSecondsWhileIdle: Object.fromEntries(servers.map((s) => [s.label, round(cpuAfter[s.label] - holdStart[s.label], 2)])),
   };
+}
+
+/**
+ * Each server's memory after a full collection, through its inspector; RSS alone (noisier: it
+ * holds whatever garbage is uncollected) for one that has no inspector.
+ */
+async function memoryOf(servers) {
+  const readings = await Promise.all(
+    servers.map(async (s) => {
+      if (s.inspectPort) {
+        try {
+          return [s.label, { ...(await memoryAfterGc(s.inspectPort)), afterGc: true }];
+        } catch {
+          // Its inspector did not start (port taken): fall back to RSS below.
+        }
+      }
+      return [s.label, { rss: rssBytes(s.pid), heapUsed: null, afterGc: false }];
+    }),
+  );
+  return Object.fromEntries(readings);
 }
 
 /** Collects every worker's acks and checks every recipient socket against them. */

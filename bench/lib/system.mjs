@@ -9,6 +9,7 @@ import pg from 'pg';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Redis } from 'ioredis';
+import { inspectArg } from './heap.mjs';
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
@@ -127,12 +128,15 @@ export class System {
     // memberships as soon as sockets connect.
     const users = await this.startService('users', 'users', () => ({}));
     const messages = await this.startService('messages', 'messages', () => ({}), profArgs('messages'));
-    const a = await this.startService('gatewayA', 'gateway', async () => ({ PORT: String(await freePort()) }), profArgs('gateway-a'));
-    const b = await this.startService('gatewayB', 'gateway', async () => ({ PORT: String(await freePort()) }), profArgs('gateway-b'));
+    // The gateways' inspectors (loopback) let the idle phase read their memory after a full
+    // collection (lib/heap.mjs); an inspector nobody attaches to costs nothing measurable.
+    const inspectPorts = [await freePort(), await freePort()];
+    const a = await this.startService('gatewayA', 'gateway', async () => ({ PORT: String(await freePort()) }), [...profArgs('gateway-a'), inspectArg(inspectPorts[0])]);
+    const b = await this.startService('gatewayB', 'gateway', async () => ({ PORT: String(await freePort()) }), [...profArgs('gateway-b'), inspectArg(inspectPorts[1])]);
     this.ports = { usersMetrics: users.METRICS_PORT, messagesMetrics: messages.METRICS_PORT };
     this.gateways = [
-      { label: 'gatewayA', port: Number(a.PORT), metricsPort: Number(a.METRICS_PORT) },
-      { label: 'gatewayB', port: Number(b.PORT), metricsPort: Number(b.METRICS_PORT) },
+      { label: 'gatewayA', port: Number(a.PORT), metricsPort: Number(a.METRICS_PORT), inspectPort: inspectPorts[0] },
+      { label: 'gatewayB', port: Number(b.PORT), metricsPort: Number(b.METRICS_PORT), inspectPort: inspectPorts[1] },
     ];
   }
 
@@ -191,9 +195,10 @@ export class System {
   /** The bare uWebSockets.js fan-out (bench/ceiling.mjs) on two ports, like the two gateways. */
   async startCeiling(membersFile, nodeArgs = []) {
     const ports = [await freePort(), await freePort()];
+    const inspectPort = await freePort();
     const child = fork(path.join(this.root, 'bench', 'ceiling.mjs'), [], {
       env: { ...process.env, CEILING_PORTS: ports.join(','), CEILING_MEMBERS: membersFile, NODE_OPTIONS: '' },
-      execArgv: nodeArgs,
+      execArgv: [...nodeArgs, inspectArg(inspectPort)],
       stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     this.track('ceiling', child);
@@ -202,7 +207,7 @@ export class System {
       child.once('exit', (code) => reject(new Error(`ceiling exited (${code})`)));
     });
     this.ceilingPorts = ports;
-    return ports.map((port, i) => ({ label: `ceiling${'AB'[i]}`, port, pid: child.pid }));
+    return ports.map((port, i) => ({ label: `ceiling${'AB'[i]}`, port, pid: child.pid, inspectPort }));
   }
 
   async stopCeiling() {
