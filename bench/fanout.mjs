@@ -83,12 +83,12 @@ if (args.role === 'client') {
   app.ws('/*', {
     maxBackpressure: 8 * 1024 * 1024,
     upgrade: (res, req, context) => {
-      const data = { closed: false, chats: new Set(), lastSeq: new Map(), held: null, outbox: null, outboxBytes: 0 };
-      res.upgrade(data, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+      const data = { closed: false, chats: new Map(), held: null, outbox: null, outboxBytes: 0 };
+      res.upgrade({ state: data }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
     },
     open: (socket) => opened.push(socket),
     close: (socket) => {
-      socket.getUserData().closed = true;
+      socket.getUserData().state.closed = true;
     },
   });
   const port = await new Promise((resolve, reject) => app.listen('127.0.0.1', 0, (token) => (token ? resolve(uWS.us_socket_local_port(token)) : reject(new Error('no port')))));

@@ -154,7 +154,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
       // send in flight still gets its ack), then ask every client to reconnect elsewhere.
       uWS.us_listen_socket_close(listenSocket);
       draining.value = true;
-      const inFlight = Promise.all([...sockets].map((s) => s.getUserData().chain));
+      const inFlight = Promise.all([...sockets].map((s) => s.getUserData().state.chain));
       await Promise.race([inFlight, new Promise((resolve) => setTimeout(resolve, 5_000))]);
       for (const socket of [...sockets]) delivery.outbox.end(socket, CLOSE_GOING_AWAY, 'server shutting down, reconnect');
       await fanout.stop();

@@ -7,7 +7,7 @@ import type { Authenticate } from '../auth/authenticator.js';
 import { CLOSE_SLOW_READER, type ChatDelivery } from './delivery.js';
 import { AuthFrame, errorFrame, ReadFrame, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
 import { eventsAfter } from '@parley/bus';
-import type { SocketData, Socket, SocketRegistry } from './registry.js';
+import type { SocketData, SocketHolder, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
 import type { Presence } from './presence.js';
 import type { Typing } from './typing.js';
@@ -66,6 +66,8 @@ export const CLOSE_TOO_MANY = 4429;
 const MAX_STRIKES = 20;
 
 let nextSocketId = 1;
+/** Where every socket's frame chain starts: one settled promise shared, not one per socket. */
+const SETTLED = Promise.resolve();
 
 /**
  * The /ws endpoint. Authentication is by `?token=` at upgrade (a bad token is refused with 401
@@ -73,7 +75,7 @@ let nextSocketId = 1;
  * handled in arrival order per socket; each bad frame gets an `error` frame and the socket stays,
  * except for oversize frames (1009) and floods (1008).
  */
-export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> {
+export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder> {
   const chatsStream = streamName(deps.namespace, 'chats');
   /** Runs a socket's set-up or tear-down in its turn (deps.setups), keeping the waiting gauge current. */
   const inTurn = <T>(job: () => Promise<T>): Promise<T> => {
@@ -85,7 +87,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     return done;
   };
   const send = (socket: Socket, frame: object, op: string) => {
-    if (socket.getUserData().closed) return;
+    if (socket.getUserData().state.closed) return;
     deps.delivery.outbox.send(socket, JSON.stringify(frame));
     deps.metrics.websocketMessages.inc({ direction: 'out', op });
   };
@@ -102,12 +104,12 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
 
   /** Ends the hold on live events, unless a resume is running (it releases them when done). */
   const releaseHeld = (socket: Socket) => {
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     if (!data.closed && data.held && !data.resuming) deps.delivery.release(socket);
   };
 
   const authenticate = (socket: Socket, userId: string, sessionId: string): boolean => {
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     release(data);
     if (deps.registry.countOf(userId) >= deps.maxSocketsPerUser) {
       // Never counted as this user's (close() must not take presence or a registry entry away).
@@ -130,9 +132,17 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
     // sent: "c2 never got 2 message(s) ..., first seq 2 (seqs 2,3; neighbours 1:- 4:live)" in
     // e2e/faults/projector.test.ts.
     data.holdTimer = setTimeout(() => {
-      data.chain = data.chain
-        .then(() => releaseHeld(socket))
-        .catch((error: unknown) => deps.log.error({ err: error }, 'releasing held events failed'));
+      const releaseNow = () => {
+        try {
+          releaseHeld(socket);
+        } catch (error) {
+          deps.log.error({ err: error }, 'releasing held events failed');
+        }
+      };
+      // No frame has arrived (the chain is where every socket's starts): nothing to queue behind,
+      // and an idle socket keeps no promise of its own.
+      if (data.chain === SETTLED) releaseNow();
+      else data.chain = data.chain.then(releaseNow);
     }, deps.resumeGraceMs);
     // Set-ups take turns (WS_SETUP_CONCURRENCY): in a reconnect storm the services get requests at
     // the rate they answer them, instead of all at once and then timeouts that close the sockets.
@@ -151,6 +161,8 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       await deps.presence.snapshot(socket, userId).catch((error: unknown) => {
         deps.log.warn({ err: (error as Error).message }, 'presence snapshot unavailable');
       });
+      // Set up: frames need not wait any more, and an idle socket keeps no settled promise.
+      data.ready = null;
     });
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
@@ -169,7 +181,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
   };
 
   const resume = async (socket: Socket, cursors: Record<string, number>) => {
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     data.held ??= [];
     data.resuming = true;
     try {
@@ -184,12 +196,12 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         if ('reset' in after) {
           // Live delivery continues after the head; the client reloads history over HTTP up to it,
           // waiting for the projection when its answer's `seq` is older (it may lag the stream).
-          data.lastSeq.set(chatId, Math.max(data.lastSeq.get(chatId) ?? 0, after.headSeq));
+          deps.delivery.deliveredUpTo(socket, chatId, after.headSeq);
           send(socket, { op: 'reset', chatId, seq: after.headSeq }, 'reset');
           continue;
         }
         // Events the socket already has (live, before the resume) are not sent twice.
-        if ((data.lastSeq.get(chatId) ?? 0) < cursor) data.lastSeq.set(chatId, cursor);
+        deps.delivery.deliveredUpTo(socket, chatId, cursor);
         let sent = 0;
         for (const event of after.events) if (deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
         deps.delivery.countSent(sent);
@@ -204,7 +216,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
   };
 
   const onFrame = async (socket: Socket, text: string) => {
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     let frame: unknown;
     try {
       frame = JSON.parse(text);
@@ -345,16 +357,17 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         res.end(JSON.stringify({ error: { code: 'forbidden', message: 'Origin not allowed' } }));
         return;
       }
-      const userData = (): SocketData => ({
+      // One literal with every field, not a spread of a template: V8 then keeps them all inside the
+      // object, where a spread plus overrides can add a separate property array per socket.
+      const userData = (userId: string | null, sessionId: string | null, pendingAddress: string | null): SocketData => ({
         id: nextSocketId++,
-        userId: null,
-        sessionId: null,
+        userId,
+        sessionId,
         ready: null,
         closed: false,
         authTimer: null,
-        chain: Promise.resolve(),
-        chats: new Set(),
-        lastSeq: new Map(),
+        chain: SETTLED,
+        chats: new Map(),
         held: null,
         holdTimer: null,
         resuming: false,
@@ -363,7 +376,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
         tokens: deps.frameBurst,
         refilledAt: Date.now(),
         strikes: 0,
-        pendingAddress: null,
+        pendingAddress,
         outbox: null,
         outboxBytes: 0,
       });
@@ -378,7 +391,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
           return;
         }
         pending.set(address, (pending.get(address) ?? 0) + 1);
-        res.upgrade({ ...userData(), pendingAddress: address }, key, protocol, extensions, context);
+        res.upgrade({ state: userData(null, null, address) }, key, protocol, extensions, context);
         return;
       }
       void deps.authenticate(token).then((claims) => {
@@ -393,13 +406,13 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
             tooMany('Too many connections for this account');
             return;
           }
-          res.upgrade({ ...userData(), userId: claims.userId, sessionId: claims.sessionId }, key, protocol, extensions, context);
+          res.upgrade({ state: userData(claims.userId, claims.sessionId, null) }, key, protocol, extensions, context);
         });
       });
     },
     open: (socket) => {
       deps.metrics.websocketConnections.inc();
-      const data = socket.getUserData();
+      const data = socket.getUserData().state;
       deps.sockets.add(socket);
       if (data.userId && data.sessionId) {
         authenticate(socket, data.userId, data.sessionId);
@@ -410,7 +423,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       }
     },
     message: (socket, message, isBinary) => {
-      const data = socket.getUserData();
+      const data = socket.getUserData().state;
       if (message.byteLength > deps.maxFrameBytes) {
         deps.metrics.websocketMessages.inc({ direction: 'in', op: 'oversize' });
         deps.delivery.outbox.end(socket, CLOSE_TOO_BIG, `frame larger than ${deps.maxFrameBytes} bytes`);
@@ -448,9 +461,9 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketData> 
       void socket;
     },
     close: (socket) => {
-      const data = socket.getUserData();
+      const data = socket.getUserData().state;
       data.closed = true;
-      const chatIds = [...data.chats];
+      const chatIds = [...data.chats.keys()];
       deps.sockets.delete(socket);
       release(data);
       deps.delivery.forget(socket);

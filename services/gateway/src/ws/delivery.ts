@@ -17,7 +17,7 @@ const MAX_HELD = 1_000;
  * of buffering without bound; the client reconnects and resumes.
  */
 export class ChatDelivery {
-  private readonly members = new Map<string, Set<Socket>>();
+  private readonly members = new Map<string, ChatSockets>();
   /** Every frame to a client leaves through this, events and all others alike, so order per socket holds. */
   readonly outbox = new Outbox();
 
@@ -28,20 +28,26 @@ export class ChatDelivery {
     private readonly hooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {},
   ) {}
 
-  join(socket: Socket, chatId: string): void {
-    const data = socket.getUserData();
+  /**
+   * Makes the socket receive the chat. `deliveredUpTo` is the last seq it already has (a catch-up
+   * sent it events before joining it); nothing at or below it is sent again.
+   */
+  join(socket: Socket, chatId: string, deliveredUpTo = 0): void {
+    const data = socket.getUserData().state;
     if (data.closed) return;
-    data.chats.add(chatId);
     let set = this.members.get(chatId);
     if (!set) {
-      this.members.set(chatId, (set = new Set()));
+      this.members.set(chatId, (set = new ChatSockets(chatId)));
       this.hooks.first?.(chatId);
     }
     set.add(socket);
+    // Keyed by the chat's one id string here, not the socket's own copy (parsed from a reply or
+    // an event): a chat's members on this gateway then share it (docs/performance.md, idle memory).
+    data.chats.set(set.chatId, Math.max(data.chats.get(chatId) ?? 0, deliveredUpTo));
   }
 
   leave(socket: Socket, chatId: string): void {
-    socket.getUserData().chats.delete(chatId);
+    socket.getUserData().state.chats.delete(chatId);
     const set = this.members.get(chatId);
     if (!set) return;
     set.delete(socket);
@@ -58,7 +64,7 @@ export class ChatDelivery {
 
   /** Forgets a closed socket everywhere. */
   forget(socket: Socket): void {
-    for (const chatId of [...socket.getUserData().chats]) this.leave(socket, chatId);
+    for (const chatId of [...socket.getUserData().state.chats.keys()]) this.leave(socket, chatId);
   }
 
   /** Sends one stored event to every local member socket. */
@@ -83,7 +89,7 @@ export class ChatDelivery {
 
   /** Sends to one socket unless it already has this seq; holds it while the socket resumes. True if sent now. */
   private deliver(socket: Socket, chatId: string, seq: number, frame: string): boolean {
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     if (data.closed) return false;
     if (data.held) {
       if (data.held.length >= MAX_HELD) {
@@ -96,17 +102,30 @@ export class ChatDelivery {
     return this.sendNow(socket, chatId, seq, frame);
   }
 
-  /** Sends unless the socket already has this seq. True if sent; the caller counts it (countSent). */
+  /**
+   * Sends unless the socket already has this seq. True if sent; the caller counts it (countSent).
+   * The seq is recorded for a chat the socket receives; to one it does not (yet), the caller sends
+   * in seq order and says what it sent when it joins the socket (a catch-up), or nothing follows
+   * (events held from before the socket left the chat).
+   */
   sendNow(socket: Socket, chatId: string, seq: number, frame: string): boolean {
-    const data = socket.getUserData();
-    if (data.closed || seq <= (data.lastSeq.get(chatId) ?? 0)) return false;
+    const data = socket.getUserData().state;
+    const delivered = data.chats.get(chatId);
+    if (data.closed || (delivered !== undefined && seq <= delivered)) return false;
     if (this.outbox.buffered(socket) > this.maxBufferedBytes) {
       this.outbox.end(socket, CLOSE_SLOW_READER, 'reader too slow; reconnect and resume');
       return false;
     }
-    data.lastSeq.set(chatId, seq);
+    if (delivered !== undefined) data.chats.set(chatId, seq);
     this.outbox.send(socket, frame);
     return true;
+  }
+
+  /** Records that the socket has a chat up to `seq` (a resume's cursor or reset); never lowers it. */
+  deliveredUpTo(socket: Socket, chatId: string, seq: number): void {
+    const chats = socket.getUserData().state.chats;
+    const delivered = chats.get(chatId);
+    if (delivered !== undefined && delivered < seq) chats.set(chatId, seq);
   }
 
   /**
@@ -124,7 +143,7 @@ export class ChatDelivery {
   sendToMembers(chatId: string, frame: string, exceptUser: string | null): number {
     let sent = 0;
     for (const socket of this.members.get(chatId) ?? []) {
-      const data = socket.getUserData();
+      const data = socket.getUserData().state;
       if (data.closed || data.userId === exceptUser || this.outbox.buffered(socket) > this.maxBufferedBytes) continue;
       this.outbox.send(socket, frame);
       sent += 1;
@@ -134,7 +153,7 @@ export class ChatDelivery {
 
   /** Ends a resume: sends the held live events in order (skipping what the resume already sent). */
   release(socket: Socket): void {
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     const held = data.held ?? [];
     data.held = null;
     if (data.holdTimer) clearTimeout(data.holdTimer);
@@ -143,5 +162,12 @@ export class ChatDelivery {
     let sent = 0;
     for (const h of held) if (this.sendNow(socket, h.chatId, h.seq, h.frame)) sent += 1;
     this.countSent(sent);
+  }
+}
+
+/** A chat's sockets on this gateway, with the chat's id string their sockets' maps share. */
+class ChatSockets extends Set<Socket> {
+  constructor(readonly chatId: string) {
+    super();
   }
 }

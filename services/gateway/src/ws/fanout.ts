@@ -177,7 +177,7 @@ export class LiveFanout {
     }
     const { chatId, seq } = notice;
     if (!isId(chatId) || typeof seq !== 'number' || !Array.isArray(notice.userIds)) return;
-    const sockets = notice.userIds.filter(isId).flatMap((u) => [...this.deps.registry.socketsOf(u)]).filter((s) => !s.getUserData().chats.has(chatId));
+    const sockets = notice.userIds.filter(isId).flatMap((u) => [...this.deps.registry.socketsOf(u)]).filter((s) => !s.getUserData().state.chats.has(chatId));
     if (sockets.length === 0) return;
     if (!this.followed.has(chatId)) {
       // Nobody here follows the chat yet: follow it and catch it up from the event that added them;
@@ -203,21 +203,25 @@ export class LiveFanout {
     const missing = await eventsAfter(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, this.deps.maxCatchUp);
     let sent = 0;
     for (const socket of sockets) {
-      const data = socket.getUserData();
+      const data = socket.getUserData().state;
       if (data.closed) continue;
       if ('reset' in missing) {
         const head = Math.max(missing.headSeq, state.lastSeq);
         this.deps.delivery.sendNow(socket, chatId, head, JSON.stringify({ op: 'reset', chatId, seq: head }));
-        this.deps.delivery.join(socket, chatId);
+        this.deps.delivery.join(socket, chatId, head);
         continue;
       }
+      // The socket is not in the chat yet, so sendNow records nothing: join says what it has, and
+      // live events up to there (the catch-up may read past the live position) are not sent again.
       let member = true;
+      let upTo = from;
       for (const event of missing.events) {
         if (membersAddedBy(event).includes(data.userId!)) member = true;
         if (member && this.deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
+        if (member) upTo = event.seq;
         if (memberRemovedBy(event) === data.userId) member = false;
       }
-      if (member) this.deps.delivery.join(socket, chatId);
+      if (member) this.deps.delivery.join(socket, chatId, upTo);
     }
     this.deps.delivery.countSent(sent);
   }

@@ -3,7 +3,7 @@ import WebSocket from 'ws';
 import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { loadNativeUws } from '../uws.js';
 import { Outbox } from './outbox.js';
-import type { Socket, SocketData } from './registry.js';
+import type { Socket, SocketData, SocketHolder } from './registry.js';
 
 /** A real uWebSockets.js server whose sockets are handed to the test as they open. */
 describe('Outbox', () => {
@@ -16,9 +16,9 @@ describe('Outbox', () => {
   let port = 0;
 
   beforeAll(async () => {
-    app = uWS.App().ws<SocketData>('/*', {
+    app = uWS.App().ws<SocketHolder>('/*', {
       upgrade: (res, req, context) => {
-        res.upgrade({ closed: false, outbox: null, outboxBytes: 0 } as unknown as SocketData, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
+        res.upgrade({ state: { closed: false, outbox: null, outboxBytes: 0 } as unknown as SocketData }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
       },
       open: (socket) => {
         const next = waiting.shift();
@@ -26,7 +26,7 @@ describe('Outbox', () => {
         else opened.push(socket);
       },
       close: (socket) => {
-        socket.getUserData().closed = true;
+        socket.getUserData().state.closed = true;
       },
     });
     listen = await new Promise<us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (token) => (token ? resolve(token) : reject(new Error('no port')))));
@@ -60,7 +60,7 @@ describe('Outbox', () => {
     for (let i = 0; i < 100; i++) outbox.send(socket, `a${i}`);
     expect(outbox.buffered(socket)).toBeGreaterThanOrEqual(100 * 2);
     await new Promise((resolve) => setImmediate(resolve));
-    expect(socket.getUserData().outboxBytes).toBe(0);
+    expect(socket.getUserData().state.outboxBytes).toBe(0);
     outbox.send(socket, 'b');
     await until(() => frames.length === 101);
     expect(frames).toEqual([...Array.from({ length: 100 }, (_, i) => `a${i}`), 'b']);
@@ -83,7 +83,7 @@ describe('Outbox', () => {
     outbox.send(b.socket, 'kept');
     // uWebSockets.js closes at once and runs the close handler; a send on it now would throw.
     a.socket.close();
-    expect(a.socket.getUserData().closed).toBe(true);
+    expect(a.socket.getUserData().state.closed).toBe(true);
     await until(() => b.frames.length === 1);
     expect(b.frames).toEqual(['kept']);
     await a.closed;

@@ -15,7 +15,7 @@ export class Outbox {
   private scheduled = false;
 
   send(socket: Socket, frame: string): void {
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     if (data.closed) return;
     if (data.outbox === null) {
       data.outbox = [frame];
@@ -35,12 +35,12 @@ export class Outbox {
    * (counted in UTF-16 units, which is bytes for the ASCII JSON most frames are).
    */
   buffered(socket: Socket): number {
-    return socket.getBufferedAmount() + socket.getUserData().outboxBytes;
+    return socket.getBufferedAmount() + socket.getUserData().state.outboxBytes;
   }
 
   /** Sends what waits for the socket, then closes it with `code`. */
   end(socket: Socket, code: number, reason: string): void {
-    if (socket.getUserData().closed) return;
+    if (socket.getUserData().state.closed) return;
     this.flush(socket);
     socket.end(code, reason);
   }
@@ -52,7 +52,7 @@ export class Outbox {
 
   private flush(socket: Socket): void {
     this.waiting.delete(socket);
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     const frames = data.outbox;
     data.outbox = null;
     data.outboxBytes = 0;

@@ -100,7 +100,7 @@ export class Presence {
     const { userIds: chatPeerIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.chatPeers', { userId }, timeoutMs);
     const { userIds } = await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisible', { viewerId: userId, chatPeerIds }, timeoutMs);
     const stored = await this.lastSeen.read(userIds.filter((other) => !this.online.has(other)), timeoutMs);
-    const data = socket.getUserData();
+    const data = socket.getUserData().state;
     let sent = 0;
     for (const other of userIds) {
       if (data.closed) break;
@@ -120,7 +120,7 @@ export class Presence {
     this.online.add(userId);
     if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
     await this.kv.put(this.key(userId), '1');
-    if ((await this.keysOf(userId)).length === 1) await this.announce(userId, true, [...socket.getUserData().chats]);
+    if ((await this.keysOf(userId)).length === 1) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
     this.scheduleCount();
   }
 
@@ -204,7 +204,7 @@ export class Presence {
     const frame = JSON.stringify(lastSeen === undefined ? { op: 'presence', userId: notice.userId, online: notice.online } : { op: 'presence', userId: notice.userId, online: false, lastSeen });
     let sent = 0;
     for (const socket of targets) {
-      const data = socket.getUserData();
+      const data = socket.getUserData().state;
       if (data.closed || data.userId === notice.userId || (data.userId !== null && blocked.has(data.userId))) continue;
       this.deps.delivery.outbox.send(socket, frame);
       sent += 1;

@@ -129,7 +129,7 @@ export class Profiles {
     const frame = JSON.stringify({ op: 'profile', user: notice.user });
     let sent = 0;
     for (const socket of targets) {
-      const data = socket.getUserData();
+      const data = socket.getUserData().state;
       if (data.closed || data.userId === null || blocked.has(data.userId)) continue;
       this.deps.delivery.outbox.send(socket, frame);
       sent += 1;

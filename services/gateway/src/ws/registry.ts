@@ -5,16 +5,18 @@ export interface SocketData {
   id: number;
   userId: string | null;
   sessionId: string | null;
-  /** Resolves once the socket is authenticated and subscribed to its chats; frames wait on it. */
+  /** The socket's set-up (memberships, presence snapshot) while it runs; frames wait on it. Null before authentication and once set up. */
   ready: Promise<void> | null;
   closed: boolean;
   authTimer: NodeJS.Timeout | null;
   /** Frames are handled one after another per socket; this is the tail of that chain. */
   chain: Promise<void>;
-  /** The chats this socket receives (its user's memberships). */
-  chats: Set<string>;
-  /** Per chat, the last seq delivered to this socket: nothing at or below it is sent again. */
-  lastSeq: Map<string, number>;
+  /**
+   * The chats this socket receives (its user's memberships), each with the last seq delivered to
+   * it (0: none yet): nothing at or below it is sent again. One map, not a set and a map: an idle
+   * socket's memory is mostly its collections (docs/performance.md).
+   */
+  chats: Map<string, number>;
   /**
    * Live events wait here (bounded) while a resume runs, and right after authentication until the
    * client's first frame or a short grace period: a client that resumes first must not see newer
@@ -45,7 +47,17 @@ export interface HeldEvent {
   frame: string;
 }
 
-export type Socket = WebSocket<SocketData>;
+/**
+ * What uWebSockets.js keeps for a socket: SocketData under one property. uWebSockets.js copies the
+ * user data's properties onto its own socket object, and with SocketData's twenty that object
+ * turns into a dictionary (a hash table of about 830 bytes per socket, measured in heap
+ * snapshots); with one property it stays a fast object, and SocketData a plain literal.
+ */
+export interface SocketHolder {
+  readonly state: SocketData;
+}
+
+export type Socket = WebSocket<SocketHolder>;
 
 /**
  * Which users and sessions have sockets on this gateway: for delivering a chat's events to its

@@ -62,7 +62,7 @@ const tracer = trace.getTracer('parley-gateway');
 
 async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   const { chatId } = frame;
-  if (!socket.getUserData().chats.has(chatId) || deps.basis.basisOf(chatId) === undefined) {
+  if (!socket.getUserData().state.chats.has(chatId) || deps.basis.basisOf(chatId) === undefined) {
     const { member, seq } = await callRpc(deps.bus, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
     // Same answer for "no such chat" and "not a member": nothing leaks about chats one is not in.
     if (!member) return NO_CHAT;
@@ -72,7 +72,7 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
   // A client resends what it never saw acked as the first frames after reconnecting. Within
   // JetStream's dedup window the publish below answers with the original; past it, only the
   // projection knows (resend-check.ts says which sends are looked up there).
-  const earlier = await deps.resendCheck.earlier(socket.getUserData(), { chatId, senderId: userId, clientMsgId: frame.clientMsgId });
+  const earlier = await deps.resendCheck.earlier(socket.getUserData().state, { chatId, senderId: userId, clientMsgId: frame.clientMsgId });
   if (earlier) return { ok: true, messageId: earlier.messageId, seq: earlier.seq };
   const attachmentIds = frame.attachmentIds ?? [];
   const problem = messageBodyProblem(frame.body, deps.maxChars, attachmentIds.length > 0);
