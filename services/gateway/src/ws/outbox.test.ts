@@ -67,6 +67,16 @@ describe('Outbox', () => {
     client.close();
   });
 
+  it('sends a turn of frames past the cork buffer whole and in order, big and multi-byte ones among them', async () => {
+    const { socket, client, frames } = await connect();
+    // Groups split at 16 KiB of UTF-8: 'я' is two bytes, so a group of them splits by bytes, not characters.
+    const sent = ['a', 'b'.repeat(10_000), 'я'.repeat(5_000), 'c'.repeat(20_000), 'd', 'e'.repeat(40_000), 'я'.repeat(9_000), 'f'];
+    for (const frame of sent) outbox.send(socket, frame);
+    await until(() => frames.length === sent.length);
+    expect(frames).toEqual(sent);
+    client.close();
+  });
+
   it('sends what waits before closing, with the close code', async () => {
     const { socket, frames, closed } = await connect();
     outbox.send(socket, 'first');

@@ -4,8 +4,9 @@ import type { Socket } from './registry.js';
  * Every frame the gateway sends to a client goes through here. Frames wait per socket and leave
  * once per event-loop turn (setImmediate), corked: a socket that gets several frames in one turn
  * (its ack and its own event, a burst in a busy chat, a resume's events) costs one write system
- * call instead of one each. Under load more frames share a turn, so the cost per frame falls as
- * the rate rises. Order per socket is the order of `send` calls, whatever the frame.
+ * call instead of one each (one per 16 KiB: see sendInGroups). Under load more frames share a
+ * turn, so the cost per frame falls as the rate rises. Order per socket is the order of `send`
+ * calls, whatever the frame.
  *
  * `end` sends what waits for the socket first, so an error frame sent just before a close
  * (a flood's `rate_limited`) still reaches the client.
@@ -54,13 +55,53 @@ export class Outbox {
     this.waiting.delete(socket);
     const data = socket.getUserData().state;
     const frames = data.outbox;
+    const units = data.outboxBytes;
     data.outbox = null;
     data.outboxBytes = 0;
     if (!frames || data.closed) return;
     if (frames.length === 1) socket.send(frames[0]!, false);
-    else
-      socket.cork(() => {
-        for (const frame of frames) socket.send(frame, false);
-      });
+    // A UTF-16 unit is at most 3 bytes of UTF-8, so most turns fit the cork buffer without counting.
+    else if (units * 3 + frames.length * FRAME_HEADER_BYTES < CORK_BUFFER_BYTES) corked(socket, frames);
+    else sendInGroups(socket, frames);
   }
 }
+
+function corked(socket: Socket, frames: string[]): void {
+  socket.cork(() => {
+    for (const frame of frames) socket.send(frame, false);
+  });
+}
+
+/**
+ * Sends a turn's frames corked in groups that fit uWebSockets.js's cork buffer. A frame that does
+ * not fit in what is left of it goes through the socket's own buffer instead, and uWebSockets.js
+ * 20.30 empties that buffer without freeing it: every socket that once got more than 16 KiB in one
+ * turn kept that much for the rest of its life (idle sockets after their presence snapshot, 3.7 KiB
+ * each on average in the bench: docs/performance.md). A frame too big for the cork buffer on its
+ * own is sent alone and uncorked, which uWebSockets.js writes straight to the kernel.
+ */
+function sendInGroups(socket: Socket, frames: string[]): void {
+  let group: string[] = [];
+  let groupBytes = 0;
+  for (const frame of frames) {
+    const bytes = Buffer.byteLength(frame) + FRAME_HEADER_BYTES;
+    if (group.length > 0 && groupBytes + bytes >= CORK_BUFFER_BYTES) {
+      send(socket, group);
+      group = [];
+      groupBytes = 0;
+    }
+    group.push(frame);
+    groupBytes += bytes;
+  }
+  send(socket, group);
+}
+
+function send(socket: Socket, frames: string[]): void {
+  if (frames.length === 1) socket.send(frames[0]!, false);
+  else corked(socket, frames);
+}
+
+/** uWebSockets.js's cork buffer (LoopData::CORK_BUFFER_SIZE), shared by every socket of the loop. */
+const CORK_BUFFER_BYTES = 16 * 1024;
+/** The most a server frame's header takes (2 bytes, plus 8 for a 64-bit length). */
+const FRAME_HEADER_BYTES = 10;
