@@ -83,7 +83,7 @@ if (args.role === 'client') {
   app.ws('/*', {
     maxBackpressure: 8 * 1024 * 1024,
     upgrade: (res, req, context) => {
-      const data = { closed: false, chats: new Map(), held: null, outbox: null, outboxBytes: 0 };
+      const data = { closed: false, chats: new Map(), notIn: null, held: null, outbox: null, outboxBytes: 0 };
       res.upgrade({ state: data }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
     },
     open: (socket) => opened.push(socket),

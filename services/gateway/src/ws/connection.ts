@@ -357,8 +357,6 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         res.end(JSON.stringify({ error: { code: 'forbidden', message: 'Origin not allowed' } }));
         return;
       }
-      // One literal with every field, not a spread of a template: V8 then keeps them all inside the
-      // object, where a spread plus overrides can add a separate property array per socket.
       const userData = (userId: string | null, sessionId: string | null, pendingAddress: string | null): SocketData => ({
         id: nextSocketId++,
         userId,
@@ -368,6 +366,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         authTimer: null,
         chain: SETTLED,
         chats: new Map(),
+        notIn: null,
         held: null,
         holdTimer: null,
         resuming: false,

@@ -2,7 +2,7 @@ import type { ChatEvent } from '@parley/contracts';
 import { toClientEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
 import { Outbox } from './outbox.js';
-import type { Socket } from './registry.js';
+import type { Socket, SocketData } from './registry.js';
 
 /** Close code for a reader too slow to keep up: reconnect and resume (docs/protocol.md). */
 export const CLOSE_SLOW_READER = 4008;
@@ -28,11 +28,8 @@ export class ChatDelivery {
     private readonly hooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {},
   ) {}
 
-  /**
-   * Makes the socket receive the chat. `deliveredUpTo` is the last seq it already has (a catch-up
-   * sent it events before joining it); nothing at or below it is sent again.
-   */
-  join(socket: Socket, chatId: string, deliveredUpTo = 0): void {
+  /** Makes the socket receive the chat, keeping what it already got from it (a catch-up sends before it joins). */
+  join(socket: Socket, chatId: string): void {
     const data = socket.getUserData().state;
     if (data.closed) return;
     let set = this.members.get(chatId);
@@ -41,20 +38,23 @@ export class ChatDelivery {
       this.hooks.first?.(chatId);
     }
     set.add(socket);
+    if (data.chats.has(chatId)) return;
     // Keyed by the chat's one id string here, not the socket's own copy (parsed from a reply or
     // an event): a chat's members on this gateway then share it (docs/performance.md, idle memory).
-    data.chats.set(set.chatId, Math.max(data.chats.get(chatId) ?? 0, deliveredUpTo));
+    data.chats.set(set.chatId, data.notIn?.get(chatId) ?? 0);
+    forgetNotIn(data, chatId);
   }
 
   leave(socket: Socket, chatId: string): void {
-    socket.getUserData().state.chats.delete(chatId);
-    const set = this.members.get(chatId);
-    if (!set) return;
-    set.delete(socket);
-    if (set.size === 0) {
-      this.members.delete(chatId);
-      this.hooks.last?.(chatId);
+    const data = socket.getUserData().state;
+    const delivered = data.chats.get(chatId);
+    if (delivered !== undefined) {
+      data.chats.delete(chatId);
+      // Events of the chat may still reach the socket (held during a resume, a resume's own): what
+      // it has is kept, so none of them arrives twice.
+      if (delivered > 0) (data.notIn ??= new Map()).set(chatId, delivered);
     }
+    this.removeMember(socket, chatId);
   }
 
   /** The local sockets that receive a chat. */
@@ -64,7 +64,20 @@ export class ChatDelivery {
 
   /** Forgets a closed socket everywhere. */
   forget(socket: Socket): void {
-    for (const chatId of [...socket.getUserData().state.chats.keys()]) this.leave(socket, chatId);
+    const data = socket.getUserData().state;
+    for (const chatId of data.chats.keys()) this.removeMember(socket, chatId);
+    data.chats.clear();
+    data.notIn = null;
+  }
+
+  private removeMember(socket: Socket, chatId: string): void {
+    const set = this.members.get(chatId);
+    if (!set) return;
+    set.delete(socket);
+    if (set.size === 0) {
+      this.members.delete(chatId);
+      this.hooks.last?.(chatId);
+    }
   }
 
   /** Sends one stored event to every local member socket. */
@@ -102,30 +115,23 @@ export class ChatDelivery {
     return this.sendNow(socket, chatId, seq, frame);
   }
 
-  /**
-   * Sends unless the socket already has this seq. True if sent; the caller counts it (countSent).
-   * The seq is recorded for a chat the socket receives; to one it does not (yet), the caller sends
-   * in seq order and says what it sent when it joins the socket (a catch-up), or nothing follows
-   * (events held from before the socket left the chat).
-   */
+  /** Sends unless the socket already has this seq. True if sent; the caller counts it (countSent). */
   sendNow(socket: Socket, chatId: string, seq: number, frame: string): boolean {
     const data = socket.getUserData().state;
-    const delivered = data.chats.get(chatId);
-    if (data.closed || (delivered !== undefined && seq <= delivered)) return false;
+    if (data.closed || seq <= deliveredTo(data, chatId)) return false;
     if (this.outbox.buffered(socket) > this.maxBufferedBytes) {
       this.outbox.end(socket, CLOSE_SLOW_READER, 'reader too slow; reconnect and resume');
       return false;
     }
-    if (delivered !== undefined) data.chats.set(chatId, seq);
+    recordDelivered(data, chatId, seq);
     this.outbox.send(socket, frame);
     return true;
   }
 
   /** Records that the socket has a chat up to `seq` (a resume's cursor or reset); never lowers it. */
   deliveredUpTo(socket: Socket, chatId: string, seq: number): void {
-    const chats = socket.getUserData().state.chats;
-    const delivered = chats.get(chatId);
-    if (delivered !== undefined && delivered < seq) chats.set(chatId, seq);
+    const data = socket.getUserData().state;
+    if (deliveredTo(data, chatId) < seq) recordDelivered(data, chatId, seq);
   }
 
   /**
@@ -163,6 +169,21 @@ export class ChatDelivery {
     for (const h of held) if (this.sendNow(socket, h.chatId, h.seq, h.frame)) sent += 1;
     this.countSent(sent);
   }
+}
+
+/** The last seq of the chat the socket has (0: none), whether or not it is in the chat now. */
+function deliveredTo(data: SocketData, chatId: string): number {
+  return data.chats.get(chatId) ?? data.notIn?.get(chatId) ?? 0;
+}
+
+function recordDelivered(data: SocketData, chatId: string, seq: number): void {
+  if (data.chats.has(chatId)) data.chats.set(chatId, seq);
+  else (data.notIn ??= new Map()).set(chatId, seq);
+}
+
+function forgetNotIn(data: SocketData, chatId: string): void {
+  if (!data.notIn?.delete(chatId)) return;
+  if (data.notIn.size === 0) data.notIn = null;
 }
 
 /** A chat's sockets on this gateway, with the chat's id string their sockets' maps share. */

@@ -208,20 +208,16 @@ export class LiveFanout {
       if ('reset' in missing) {
         const head = Math.max(missing.headSeq, state.lastSeq);
         this.deps.delivery.sendNow(socket, chatId, head, JSON.stringify({ op: 'reset', chatId, seq: head }));
-        this.deps.delivery.join(socket, chatId, head);
+        this.deps.delivery.join(socket, chatId);
         continue;
       }
-      // The socket is not in the chat yet, so sendNow records nothing: join says what it has, and
-      // live events up to there (the catch-up may read past the live position) are not sent again.
       let member = true;
-      let upTo = from;
       for (const event of missing.events) {
         if (membersAddedBy(event).includes(data.userId!)) member = true;
         if (member && this.deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
-        if (member) upTo = event.seq;
         if (memberRemovedBy(event) === data.userId) member = false;
       }
-      if (member) this.deps.delivery.join(socket, chatId, upTo);
+      if (member) this.deps.delivery.join(socket, chatId);
     }
     this.deps.delivery.countSent(sent);
   }

@@ -18,6 +18,12 @@ export interface SocketData {
    */
   chats: Map<string, number>;
   /**
+   * The same for chats the socket is not in but got events of: one it left (events held during a
+   * resume, or a resume's own, may still come) or one a catch-up sends before joining it. Null
+   * while there are none, as for almost every socket.
+   */
+  notIn: Map<string, number> | null;
+  /**
    * Live events wait here (bounded) while a resume runs, and right after authentication until the
    * client's first frame or a short grace period: a client that resumes first must not see newer
    * live events before the older ones the resume sends.
