@@ -59,25 +59,27 @@ export class Outbox {
     data.outbox = null;
     data.outboxBytes = 0;
     if (!frames || data.closed) return;
-    if (frames.length === 1) socket.send(frames[0]!, false);
     // A UTF-16 unit is at most 3 bytes of UTF-8, so most turns fit the cork buffer without counting.
-    else if (units * 3 + frames.length * FRAME_HEADER_BYTES < CORK_BUFFER_BYTES) corked(socket, frames);
+    if (units * 3 + frames.length * FRAME_HEADER_BYTES < CORK_BUFFER_BYTES) sendTogether(socket, frames);
     else sendInGroups(socket, frames);
   }
 }
 
-function corked(socket: Socket, frames: string[]): void {
-  socket.cork(() => {
-    for (const frame of frames) socket.send(frame, false);
-  });
+/** One frame as it is; several corked, so that they leave in one write. */
+function sendTogether(socket: Socket, frames: string[]): void {
+  if (frames.length === 1) socket.send(frames[0]!, false);
+  else
+    socket.cork(() => {
+      for (const frame of frames) socket.send(frame, false);
+    });
 }
 
 /**
  * Sends a turn's frames corked in groups that fit uWebSockets.js's cork buffer. A frame that does
  * not fit in what is left of it goes through the socket's own buffer instead, and uWebSockets.js
  * 20.30 empties that buffer without freeing it: every socket that once got more than 16 KiB in one
- * turn kept that much for the rest of its life (idle sockets after their presence snapshot, 3.7 KiB
- * each on average in the bench: docs/performance.md). A frame too big for the cork buffer on its
+ * turn kept that much for the rest of its life (3.7 KiB per idle socket on average in the bench,
+ * from the frames of their set-up: docs/performance.md). A frame too big for the cork buffer on its
  * own is sent alone and uncorked, which uWebSockets.js writes straight to the kernel.
  */
 function sendInGroups(socket: Socket, frames: string[]): void {
@@ -86,19 +88,14 @@ function sendInGroups(socket: Socket, frames: string[]): void {
   for (const frame of frames) {
     const bytes = Buffer.byteLength(frame) + FRAME_HEADER_BYTES;
     if (group.length > 0 && groupBytes + bytes >= CORK_BUFFER_BYTES) {
-      send(socket, group);
+      sendTogether(socket, group);
       group = [];
       groupBytes = 0;
     }
     group.push(frame);
     groupBytes += bytes;
   }
-  send(socket, group);
-}
-
-function send(socket: Socket, frames: string[]): void {
-  if (frames.length === 1) socket.send(frames[0]!, false);
-  else corked(socket, frames);
+  sendTogether(socket, group);
 }
 
 /** uWebSockets.js's cork buffer (LoopData::CORK_BUFFER_SIZE), shared by every socket of the loop. */
