@@ -1,11 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
 import { createMetrics } from '@parley/telemetry';
 import type { ChatEvent } from '@parley/contracts';
-import { loadNativeUws } from '../uws.js';
 import { ChatDelivery } from './delivery.js';
-import type { Socket, SocketData, SocketHolder } from './registry.js';
+import type { Socket } from './registry.js';
+import { socketServer } from './socket-server.test-helper.js';
 
 /**
  * ChatDelivery against a real uWebSockets.js server: what a socket has per chat is kept with its
@@ -13,42 +11,22 @@ import type { Socket, SocketData, SocketHolder } from './registry.js';
  * may arrive twice as a socket joins, leaves and joins again.
  */
 describe('ChatDelivery', () => {
-  const uWS = loadNativeUws();
   const delivery = new ChatDelivery(createMetrics('gateway-test'), 1024 * 1024);
-  const waiting: ((socket: Socket) => void)[] = [];
-  let app: TemplatedApp;
-  let listen: us_listen_socket;
-  let port = 0;
+  let server: Awaited<ReturnType<typeof socketServer>>;
 
   beforeAll(async () => {
-    app = uWS.App().ws<SocketHolder>('/*', {
-      upgrade: (res, req, context) => {
-        const state = { closed: false, chats: new Map(), notIn: null, held: null, outbox: null, outboxBytes: 0 } as unknown as SocketData;
-        res.upgrade({ state }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
-      },
-      open: (socket) => waiting.shift()?.(socket),
-      close: (socket) => {
-        socket.getUserData().state.closed = true;
-      },
-    });
-    listen = await new Promise<us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (token) => (token ? resolve(token) : reject(new Error('no port')))));
-    port = uWS.us_socket_local_port(listen);
+    server = await socketServer(() => ({ closed: false, chats: new Map(), notIn: null, held: null, outbox: null, outboxBytes: 0 }));
   });
 
   afterAll(() => {
-    uWS.us_listen_socket_close(listen);
+    server.close();
   });
 
+  /** A connected socket, and the seqs of the frames its client has received so far. */
   const connect = async () => {
-    const server = new Promise<Socket>((resolve) => waiting.push(resolve));
-    const client = new WebSocket(`ws://127.0.0.1:${port}/`);
-    const seqs: number[] = [];
-    client.on('message', (data) => seqs.push((JSON.parse(String(data)) as { seq: number }).seq));
-    await new Promise((resolve, reject) => {
-      client.once('open', resolve);
-      client.once('error', reject);
-    });
-    return { socket: await server, client, seqs };
+    const { socket, client, frames } = await server.connect();
+    const seqs = () => frames.map((frame) => (JSON.parse(frame) as { seq: number }).seq);
+    return { socket, client, frames, seqs };
   };
 
   const event = (chatId: string, seq: number): ChatEvent =>
@@ -56,31 +34,31 @@ describe('ChatDelivery', () => {
 
   /** Publishes a marker event to a chat of its own and waits for it: every frame sent before it has arrived. */
   let markers = 1_000_000;
-  const settled = async (socket: Socket, seqs: number[]) => {
+  const settled = async (socket: Socket, frames: string[]) => {
     const marker = ++markers;
     delivery.join(socket, 'marker');
     delivery.publish(event('marker', marker));
-    while (seqs.at(-1) !== marker) await new Promise((resolve) => setTimeout(resolve, 5));
-    seqs.pop();
+    while (frames.length === 0 || (JSON.parse(frames.at(-1)!) as { seq: number }).seq !== marker) await new Promise((resolve) => setTimeout(resolve, 5));
+    frames.pop();
   };
 
   it('a socket caught up before it joins does not get the caught-up events again live', async () => {
-    const { socket, client, seqs } = await connect();
+    const { socket, client, frames, seqs } = await connect();
     // A catch-up sends 1..3 to a socket that is not in the chat yet.
     for (const seq of [1, 2, 3]) delivery.sendNow(socket, 'c1', seq, JSON.stringify({ seq }));
     expect(socket.getUserData().state.chats.has('c1')).toBe(false);
     delivery.join(socket, 'c1');
     // The live consumer is behind the catch-up: 2 and 3 arrive again, then 4 is new.
     for (const seq of [2, 3, 4]) delivery.publish(event('c1', seq));
-    await settled(socket, seqs);
-    expect(seqs).toEqual([1, 2, 3, 4]);
+    await settled(socket, frames);
+    expect(seqs()).toEqual([1, 2, 3, 4]);
     expect(socket.getUserData().state.chats.get('c1')).toBe(4);
     expect(socket.getUserData().state.notIn).toBeNull();
     client.close();
   });
 
   it("a socket that left a chat gets none of its events twice: held ones, a resume's, after rejoining", async () => {
-    const { socket, client, seqs } = await connect();
+    const { socket, client, frames, seqs } = await connect();
     delivery.join(socket, 'c2');
     delivery.publish(event('c2', 5));
     delivery.leave(socket, 'c2');
@@ -93,8 +71,8 @@ describe('ChatDelivery', () => {
     delivery.join(socket, 'c2');
     delivery.publish(event('c2', 6));
     delivery.publish(event('c2', 7));
-    await settled(socket, seqs);
-    expect(seqs).toEqual([5, 6, 7]);
+    await settled(socket, frames);
+    expect(seqs()).toEqual([5, 6, 7]);
     expect(socket.getUserData().state.notIn).toBeNull();
     client.close();
   });

@@ -1,55 +1,21 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import WebSocket from 'ws';
-import type { TemplatedApp, us_listen_socket } from 'uWebSockets.js';
-import { loadNativeUws } from '../uws.js';
 import { Outbox } from './outbox.js';
-import type { Socket, SocketData, SocketHolder } from './registry.js';
+import { socketServer } from './socket-server.test-helper.js';
 
 /** A real uWebSockets.js server whose sockets are handed to the test as they open. */
 describe('Outbox', () => {
-  const uWS = loadNativeUws();
   const outbox = new Outbox();
-  const opened: Socket[] = [];
-  const waiting: ((socket: Socket) => void)[] = [];
-  let app: TemplatedApp;
-  let listen: us_listen_socket;
-  let port = 0;
+  let server: Awaited<ReturnType<typeof socketServer>>;
 
   beforeAll(async () => {
-    app = uWS.App().ws<SocketHolder>('/*', {
-      upgrade: (res, req, context) => {
-        res.upgrade({ state: { closed: false, outbox: null, outboxBytes: 0 } as unknown as SocketData }, req.getHeader('sec-websocket-key'), req.getHeader('sec-websocket-protocol'), req.getHeader('sec-websocket-extensions'), context);
-      },
-      open: (socket) => {
-        const next = waiting.shift();
-        if (next) next(socket);
-        else opened.push(socket);
-      },
-      close: (socket) => {
-        socket.getUserData().state.closed = true;
-      },
-    });
-    listen = await new Promise<us_listen_socket>((resolve, reject) => app.listen('127.0.0.1', 0, (token) => (token ? resolve(token) : reject(new Error('no port')))));
-    port = uWS.us_socket_local_port(listen);
+    server = await socketServer(() => ({ closed: false, outbox: null, outboxBytes: 0 }));
   });
 
   afterAll(() => {
-    uWS.us_listen_socket_close(listen);
+    server.close();
   });
 
-  /** Connects a client; resolves with both ends once the server has the socket. */
-  const connect = async () => {
-    const server = new Promise<Socket>((resolve) => waiting.push(resolve));
-    const client = new WebSocket(`ws://127.0.0.1:${port}/`);
-    const frames: string[] = [];
-    client.on('message', (data) => frames.push(String(data)));
-    const closed = new Promise<number>((resolve) => client.once('close', (code) => resolve(code)));
-    await new Promise((resolve, reject) => {
-      client.once('open', resolve);
-      client.once('error', reject);
-    });
-    return { socket: await server, client, frames, closed };
-  };
+  const connect = () => server.connect();
 
   const until = async (check: () => boolean) => {
     while (!check()) await new Promise((resolve) => setTimeout(resolve, 5));
