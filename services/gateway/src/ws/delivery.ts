@@ -118,12 +118,15 @@ export class ChatDelivery {
   /** Sends unless the socket already has this seq. True if sent; the caller counts it (countSent). */
   sendNow(socket: Socket, chatId: string, seq: number, frame: string): boolean {
     const data = socket.getUserData().state;
-    if (data.closed || seq <= deliveredTo(data, chatId)) return false;
+    if (data.closed) return false;
+    // One lookup for a chat the socket is in, as nearly every call is: this runs per frame.
+    const inChat = data.chats.get(chatId);
+    if (seq <= (inChat ?? data.notIn?.get(chatId) ?? 0)) return false;
     if (this.outbox.buffered(socket) > this.maxBufferedBytes) {
       this.outbox.end(socket, CLOSE_SLOW_READER, 'reader too slow; reconnect and resume');
       return false;
     }
-    recordDelivered(data, chatId, seq);
+    recordDelivered(data, chatId, seq, inChat !== undefined);
     this.outbox.send(socket, frame);
     return true;
   }
@@ -131,7 +134,8 @@ export class ChatDelivery {
   /** Records that the socket has a chat up to `seq` (a resume's cursor or reset); never lowers it. */
   deliveredUpTo(socket: Socket, chatId: string, seq: number): void {
     const data = socket.getUserData().state;
-    if (deliveredTo(data, chatId) < seq) recordDelivered(data, chatId, seq);
+    const inChat = data.chats.get(chatId);
+    if ((inChat ?? data.notIn?.get(chatId) ?? 0) < seq) recordDelivered(data, chatId, seq, inChat !== undefined);
   }
 
   /**
@@ -171,13 +175,9 @@ export class ChatDelivery {
   }
 }
 
-/** The last seq of the chat the socket has (0: none), whether or not it is in the chat now. */
-function deliveredTo(data: SocketData, chatId: string): number {
-  return data.chats.get(chatId) ?? data.notIn?.get(chatId) ?? 0;
-}
-
-function recordDelivered(data: SocketData, chatId: string, seq: number): void {
-  if (data.chats.has(chatId)) data.chats.set(chatId, seq);
+/** Records the last seq of a chat the socket has, with its memberships or, for one it is not in, apart. */
+function recordDelivered(data: SocketData, chatId: string, seq: number, inChat: boolean): void {
+  if (inChat) data.chats.set(chatId, seq);
   else (data.notIn ??= new Map()).set(chatId, seq);
 }
 
