@@ -185,8 +185,9 @@ export function judge(r, opts) {
 
 /**
  * The idle phase: `connections` more sockets, opened from helper processes, held for `seconds`.
- * Memory per idle connection = growth of the servers' RSS / connections opened. `settled`
- * (optional) resolves once the servers have set the sockets up: the hold starts then, so the RSS
+ * Memory per idle connection = growth of the servers' RSS, each reading taken after a full
+ * collection (memoryOf), / connections still open; the live JS heap likewise. `settled`
+ * (optional) resolves once the servers have set the sockets up: the hold starts then, so memory
  * is read from sockets held, not from set-ups still waiting their turn.
  */
 export async function runIdlePhase({ root, opts, log, holders, target, connections, seconds, urlFor, servers, countOpen, settled }) {
