@@ -196,13 +196,32 @@ describe.each(SIZES)('web client as a messenger ($name)', ({ name: size, options
       await expect.poll(() => page.locator('.chat-header .status').textContent(), { timeout: 10_000 }).toBe('online');
       await borisContext.close();
       await expect.poll(() => page.locator('.chat-header .status').textContent(), { timeout: 15_000 }).toBe('last seen just now');
+      // The page's read of Boris's profile after the reload is answered, then held until after his
+      // rename has arrived live: a read and a frame can cross like that on a busy server, and the
+      // read's older name must not replace the newer one.
+      let answerRead = () => {};
+      let readWasAnswered = () => {};
+      const readHeld = new Promise<void>((resolve) => (answerRead = resolve));
+      const readAnswered = new Promise<void>((resolve) => (readWasAnswered = resolve));
+      await page.route(`**/api/v1/users/${boris.id}`, async (route) => {
+        const response = await route.fetch();
+        await readHeld;
+        await route.fulfill({ response });
+        readWasAnswered();
+      });
       await page.reload();
       await expect.poll(() => page.locator('.chat-header .status').textContent(), { timeout: 10_000 }).toBe('last seen just now');
 
       // Boris renames himself: Anna's chat list and header change without a reload.
       expect((await call(stack.baseUrl, boris.accessToken, 'PATCH', '/users/me', { displayName: 'Boris Renamed' })).status).toBe(200);
       await page.locator('#chat-title', { hasText: 'Boris Renamed' }).waitFor({ timeout: 10_000 });
-      await page.locator('.chat-item', { hasText: 'Boris Renamed' }).waitFor({ state: 'attached' });
+      answerRead();
+      await readAnswered;
+      // Positive signal that the page has handled the read's answer: a message sent after it is shown.
+      await say(boris, direct.id, 'after the read');
+      await page.locator('.message', { hasText: 'after the read' }).waitFor({ timeout: 10_000 });
+      expect(await page.locator('#chat-title').textContent()).toBe('Boris Renamed');
+      await page.locator('.chat-item', { hasText: 'Boris Renamed' }).waitFor({ state: 'attached', timeout: 10_000 });
     } finally {
       await borisContext.close().catch(() => undefined);
       await context.close();

@@ -168,6 +168,7 @@ function startRealtime(): void {
         changed();
       },
       onProfile: (user) => {
+        profileToldAt.set(user.id, ++profileClock);
         // A frame carries the public profile only: my own keeps the e-mail address it had.
         const me = state.me;
         if (me && user.id === me.id) state.me = { ...me, ...user, email: me.email };
@@ -201,9 +202,10 @@ function startRealtime(): void {
 
 /** People whose name starts with `query`, remembered for names shown elsewhere; not the caller. */
 export async function findPeople(query: string): Promise<User[]> {
+  const asked = ++profileClock;
   const page = await api.findUsers(query);
-  for (const u of page.items) state.users.set(u.id, u);
-  return page.items.filter((u) => u.id !== state.me?.id);
+  const items = page.items.map((u) => rememberUser(u, asked));
+  return items.filter((u) => u.id !== state.me?.id);
 }
 
 /** Muted chats (this browser only): no announcement of their messages (issue 22). */
@@ -263,10 +265,27 @@ async function refreshChat(chatId: string): Promise<void> {
 }
 
 export async function loadContacts(): Promise<void> {
+  const asked = ++profileClock;
   const page = await api.contacts();
-  state.contacts = page.items;
-  for (const user of page.items) state.users.set(user.id, user);
+  state.contacts = page.items.map((user) => rememberUser(user, asked));
   changed();
+}
+
+/**
+ * Profiles read over HTTP and profiles told live can cross: a read sent before a `profile` frame
+ * may be answered after it, with the name from before the change, and it used to overwrite the new
+ * one until the next reload (e2e/web-messenger.test.ts, "changes names live", failed now and then
+ * in CI that way). So each frame and each read takes a tick of one counter, and a read answers
+ * only for users no frame has told of since it was sent.
+ */
+let profileClock = 0;
+const profileToldAt = new Map<string, number>();
+/** Keeps `user` as read by a request sent at tick `asked`, unless a live frame is newer; returns what is kept. */
+function rememberUser(user: User, asked: number): User {
+  const known = state.users.get(user.id);
+  if (known && (profileToldAt.get(user.id) ?? 0) > asked) return known;
+  state.users.set(user.id, user);
+  return user;
 }
 
 const userRequests = new Map<string, Promise<void>>();
@@ -275,9 +294,10 @@ export function ensureUser(id: string): Promise<void> {
   if (state.users.has(id)) return Promise.resolve();
   let request = userRequests.get(id);
   if (!request) {
+    const asked = ++profileClock;
     request = api.user(id).then(
       (user) => {
-        state.users.set(id, user);
+        rememberUser(user, asked);
         changed();
       },
       () => undefined,
