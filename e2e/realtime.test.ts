@@ -281,7 +281,7 @@ describe('holding live events for a resume that waits on the services', () => {
       bobSocket.send({ op: 'resume', cursors: { [chatId]: 1 } });
       await eventually(async () => {
         const { rows } = await watch.query<{ n: number }>(
-          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%WITH candidates%'",
+          "SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%candidates AS%'",
         );
         return rows[0]!.n > 0 ? true : undefined;
       }, 5_000, 'the presence snapshot waiting on the lock');

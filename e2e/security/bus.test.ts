@@ -117,6 +117,8 @@ describe('the bus trust boundary: an attacker on NATS', () => {
     expectRefused(await ask(gw, subjects.api(ns, 'messages'), apiRequest({ method: 'POST', path: `/api/v1/chats/${chatId}/messages`, body: { clientMsgId: 'forged', body: 'forged by the attacker' } })));
     // Internal methods that act for a user.
     expectRefused(await ask(gw, subjects.rpc(ns, 'messages', 'memberships'), { userId: alice.id }));
+    expectRefused(await ask(gw, subjects.rpc(ns, 'messages', 'socketSetups'), { userIds: [alice.id] }));
+    expectRefused(await ask(gw, subjects.rpc(ns, 'users', 'presenceVisibleMany'), { viewers: [{ viewerId: alice.id, chatPeerIds: [bob.id] }] }));
     expectRefused(await ask(gw, subjects.rpc(ns, 'messages', 'markRead'), { chatId, userId: bob.id, messageId }));
     // Signed with the published development key: not the gateway's key here.
     const dev = new RequestSigner(DEV_GATEWAY_SIGNING_KEY);

@@ -63,4 +63,50 @@ describe('WebSocket caps per user and per address', () => {
     sockets[0]!.send({ op: 'send', chatId: chat.body.id, clientMsgId: 'turns-1', body: 'in turn' });
     for (const socket of sockets) await socket.next((f) => f.op === 'event' && f.type === 'message.created' && f.data?.body === 'in turn');
   });
+
+  it('sets up sockets that wait together in one batch, each with its own chats and presence snapshot', async () => {
+    // Four users in two separate chats; anna and carl are online already (their presence is what
+    // the snapshots name). boris and dora then open two sockets each, all together.
+    const [anna, boris, carl, dora] = await Promise.all([register(stack), register(stack), register(stack), register(stack)]);
+    const chatAB = await http(stack, 'POST', '/api/v1/chats', { token: anna.accessToken, body: { type: 'group', title: 'batch ab', memberIds: [boris.id] } });
+    const chatCD = await http(stack, 'POST', '/api/v1/chats', { token: carl.accessToken, body: { type: 'group', title: 'batch cd', memberIds: [dora.id] } });
+    expect([chatAB.status, chatCD.status]).toEqual([201, 201]);
+    const [annaSocket, carlSocket] = await Promise.all([TestSocket.open(stack.wsUrl, anna.accessToken), TestSocket.open(stack.wsUrl, carl.accessToken)]);
+    open.push(annaSocket, carlSocket);
+    const setupRequests = async () => {
+      const text = await (await fetch(`http://127.0.0.1:${stack.metricsPorts.messages}/metrics`)).text();
+      return Number(/^rpc_requests_total\{[^}]*subject="[^"]*\.socketSetups"[^}]*outcome="ok"[^}]*\} (\d+)/m.exec(text)?.[1] ?? 0);
+    };
+    const requestsBefore = await setupRequests();
+    const users = [boris, boris, dora, dora];
+    const sockets = await Promise.all(users.map((u) => TestSocket.open(stack.wsUrl, u.accessToken)));
+    open.push(...sockets);
+    const requests = (await setupRequests()) - requestsBefore;
+    // One slot (WS_SETUP_CONCURRENCY 1): the first socket's set-up runs alone, the three that
+    // arrived meanwhile go in the next batch, so fewer requests than sockets.
+    expect(requests).toBeGreaterThan(0);
+    expect(requests).toBeLessThan(sockets.length);
+    // Each socket's snapshot (before its first pong, which TestSocket.open waited for) names its
+    // own chat peer online, and not the other chat's.
+    for (const [i, socket] of sockets.entries()) {
+      const [peer, stranger] = users[i] === boris ? [anna, carl] : [carl, anna];
+      expect(socket.frames.some((f) => f.op === 'presence' && f.userId === peer.id && f.online === true)).toBe(true);
+      expect(socket.frames.some((f) => f.op === 'presence' && f.userId === stranger.id)).toBe(false);
+    }
+    // Each joined its own chat only: a message in each chat reaches its members' sockets, and not
+    // the other chat's.
+    const event = (body: string) => (f: any) => f.op === 'event' && f.type === 'message.created' && f.data?.body === body;
+    annaSocket.send({ op: 'send', chatId: chatAB.body.id, clientMsgId: 'batch-ab', body: 'to ab' });
+    carlSocket.send({ op: 'send', chatId: chatCD.body.id, clientMsgId: 'batch-cd', body: 'to cd' });
+    const [borisSockets, doraSockets] = [sockets.slice(0, 2), sockets.slice(2)];
+    await Promise.all([...borisSockets.map((s) => s.next(event('to ab'))), ...doraSockets.map((s) => s.next(event('to cd')))]);
+    // Both messages have gone out to their chats' sockets on this one gateway; a socket's pong
+    // comes after anything sent to it before its ping, so a message to the wrong chat would be here.
+    for (const socket of sockets) {
+      socket.send({ op: 'ping' });
+      await socket.next((f) => f.op === 'pong');
+    }
+    for (const socket of borisSockets) expect(socket.frames.some(event('to cd'))).toBe(false);
+    for (const socket of doraSockets) expect(socket.frames.some(event('to ab'))).toBe(false);
+  });
 });

@@ -40,7 +40,7 @@ describe('RPC schemas on the bus', () => {
       return { userIds: [req.userId], chatPeers: true, blocked: [] };
     },
     admission: async (req) => ({ existing: req.userIds, refused: [] }),
-    presenceVisible: async (req) => ({ userIds: req.chatPeerIds }),
+    presenceVisibleMany: async (req) => ({ userIds: req.viewers.map((v) => v.chatPeerIds) }),
     reerase: async () => {
       calls.reerase++;
       throw new Error('SELECT secret_column FROM users.users failed');

@@ -68,8 +68,8 @@ export const RPC_CALLERS: Record<RpcMethod, Principal[]> = {
   'users.ping': ['backup'],
   'messages.ping': ['backup'],
   'users.watchers': ['gateway'],
-  'users.presenceVisible': ['gateway'],
-  'messages.chatPeers': ['gateway'],
+  'users.presenceVisibleMany': ['gateway'],
+  'messages.socketSetups': ['gateway'],
   'users.reerase': ['retention'],
   'users.retentionPreview': ['retention'],
   'messages.memberships': ['gateway'],
@@ -96,8 +96,8 @@ export const RPC_CALLERS: Record<RpcMethod, Principal[]> = {
  */
 export const RPC_SIGNED: ReadonlySet<RpcMethod> = new Set<RpcMethod>([
   'users.watchers',
-  'users.presenceVisible',
-  'messages.chatPeers',
+  'users.presenceVisibleMany',
+  'messages.socketSetups',
   'messages.memberships',
   'messages.isMember',
   'messages.messageChat',

@@ -19,6 +19,35 @@ export const MAX_SENT_LOOKUPS = 500;
 /** Most ids (or chats) one `users.existing`, `messages.redelete` or `messages.retentionPreview` call carries. */
 export const MAX_RPC_BATCH = 1000;
 
+/** Most users one `messages.socketSetups` or `users.presenceVisibleMany` call asks about (a gateway's batch of set-ups). */
+export const MAX_SETUP_BATCH = 50;
+
+/** Most chat peers one user's set-up names (the presence snapshot's audience is capped there). */
+export const MAX_CHAT_PEERS = 5000;
+
+/**
+ * About how many bytes of ids one set-up answer holds before the service stops adding users to it:
+ * the rest are asked for again. Far inside NATS's default 1 MiB payload, whatever the batch, and
+ * under glibc's 128 KiB mmap threshold: a larger buffer, once freed, raises that threshold, and
+ * later buffers of its size then come from the heap and stay in the process. With answers of up
+ * to 256 KiB a gateway's memory after a reconnect storm of 20,000 sockets grew 1.9-3.0 KiB per
+ * socket, against 1.0 KiB with the threshold pinned (MALLOC_MMAP_THRESHOLD_; docs/performance.md).
+ */
+export const SETUP_ANSWER_BYTES = 48 * 1024;
+
+/** Bytes of JSON one id takes in an answer: 36 characters, quotes and a comma (a seq beside a chat id fits in it too). */
+const ID_BYTES = 39;
+
+/** The first of `answers` whose ids fit in `budgetBytes`, and always the first one (a set-up answer's cut). */
+export function answersWithin<T>(answers: T[], idsOf: (answer: T) => number, budgetBytes = SETUP_ANSWER_BYTES): T[] {
+  let bytes = 0;
+  for (let i = 0; i < answers.length; i++) {
+    bytes += idsOf(answers[i]!) * ID_BYTES;
+    if (bytes > budgetBytes && i > 0) return answers.slice(0, i);
+  }
+  return answers;
+}
+
 /** A time as `Date.toISOString()` writes it (TypeBox's compiler knows no `format` unless one is registered). */
 const Timestamp = Type.String({ pattern: '^\\d{4}-\\d{2}-\\d{2}T\\d{2}:\\d{2}:\\d{2}(\\.\\d+)?Z$' });
 const Seq = Type.Integer({ minimum: 0 });
@@ -93,16 +122,33 @@ export const RPC_SCHEMAS = {
     Type.Object({ userIds: Type.Array(Uuid), chatPeers: Type.Boolean(), blocked: Type.Array(Uuid) }, strict),
   ),
   /**
-   * users: of the viewer's contacts and the given chat peers, whose presence the viewer may see
-   * (their `presence` setting, their blocks): the gateway's snapshot when a socket connects.
+   * users: for each viewer, of their contacts and the given chat peers, whose presence they may see
+   * (those users' `presence` setting, their blocks): the presence snapshots of a gateway's batch of
+   * new sockets. `userIds[i]` answers `viewers[i]`; the answer may stop short of the last viewers
+   * (past SETUP_ANSWER_BYTES), and the gateway asks again for them.
    */
-  'users.presenceVisible': method(
-    Type.Object({ viewerId: Uuid, chatPeerIds: Type.Array(Uuid, { maxItems: 5000 }) }, strict),
-    Type.Object({ userIds: Type.Array(Uuid) }, strict),
+  'users.presenceVisibleMany': method(
+    Type.Object(
+      { viewers: Type.Array(Type.Object({ viewerId: Uuid, chatPeerIds: Type.Array(Uuid, { maxItems: MAX_CHAT_PEERS }) }, strict), { minItems: 1, maxItems: MAX_SETUP_BATCH }) },
+      strict,
+    ),
+    Type.Object({ userIds: Type.Array(Type.Array(Uuid), { maxItems: MAX_SETUP_BATCH }) }, strict),
   ),
-  /** messages: everyone who shares a chat with the user (at most 5,000), for the presence snapshot. */
-  'messages.chatPeers': method(Type.Object({ userId: Uuid }, strict), Type.Object({ userIds: Type.Array(Uuid) }, strict)),
-  /** messages: the chats a user is a member of (the gateway loads it when a socket authenticates). */
+  /**
+   * messages: what a gateway needs to set up sockets of these users: for each, the chats they are
+   * in with the seq each answer reflects (`seqs[i]` for `chatIds[i]`), and everyone who shares a
+   * chat with them (at most MAX_CHAT_PEERS), for the presence snapshot. `users[i]` answers
+   * `userIds[i]`; the answer may stop short of the last users (past SETUP_ANSWER_BYTES), and the
+   * gateway asks again for them.
+   */
+  'messages.socketSetups': method(
+    Type.Object({ userIds: Type.Array(Uuid, { minItems: 1, maxItems: MAX_SETUP_BATCH }) }, strict),
+    Type.Object(
+      { users: Type.Array(Type.Object({ chatIds: Type.Array(Uuid), seqs: Type.Array(Seq), peerIds: Type.Array(Uuid) }, strict), { maxItems: MAX_SETUP_BATCH }) },
+      strict,
+    ),
+  ),
+  /** messages: the chats a user is a member of (the gateway's audience of a live profile change). */
   'messages.memberships': method(
     Type.Object({ userId: Uuid }, strict),
     /** `seqs[i]`: the seq of `chatIds[i]` the answer reflects. */

@@ -46,3 +46,55 @@ export class Slots {
     return this.waiting.length;
   }
 }
+
+/**
+ * Items handled in batches, each batch a job of `slots`: while every slot is busy, items gather,
+ * and the next free slot takes up to `maxBatch` of them at once. A lone item goes at once, in a
+ * batch of one. Used for WebSocket set-ups (ws/setup.ts): in a reconnect storm the services get one
+ * request for many sockets instead of one request per socket (docs/decisions.md).
+ */
+export class Batches<T> {
+  private readonly items: { item: T; done: () => void; failed: (error: unknown) => void }[] = [];
+  /** Jobs handed to the slots that have not yet taken their items: at most one. */
+  private jobsWaiting = 0;
+
+  constructor(
+    private readonly slots: Slots,
+    private readonly maxBatch: number,
+    private readonly handle: (batch: T[]) => Promise<void>,
+  ) {}
+
+  /** Resolves once the batch `item` went in has been handled; rejects with that batch's error. */
+  add(item: T): Promise<void> {
+    const done = new Promise<void>((resolve, reject) => this.items.push({ item, done: resolve, failed: reject }));
+    this.schedule();
+    return done;
+  }
+
+  /** Items waiting for a batch. */
+  get waiting(): number {
+    return this.items.length;
+  }
+
+  /** Batch jobs queued in the slots, not yet started (their items are counted in `waiting`). */
+  get queuedJobs(): number {
+    return this.jobsWaiting;
+  }
+
+  private schedule(): void {
+    if (this.jobsWaiting > 0 || this.items.length === 0) return;
+    this.jobsWaiting += 1;
+    void this.slots.run(async () => {
+      this.jobsWaiting -= 1;
+      const batch = this.items.splice(0, this.maxBatch);
+      // The rest take the next free slot, while this batch is handled.
+      this.schedule();
+      try {
+        await this.handle(batch.map((b) => b.item));
+        for (const b of batch) b.done();
+      } catch (error) {
+        for (const b of batch) b.failed(error);
+      }
+    });
+  }
+}

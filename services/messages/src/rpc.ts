@@ -7,7 +7,7 @@ import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
 import { retentionPreview, sweepOrphanFiles } from './retention.js';
-import { chatPeersOf, isMember, memberChatsAt, membershipAt } from './chats/queries.js';
+import { isMember, memberChatsAt, membershipAt, socketSetupsOf } from './chats/queries.js';
 import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
 import { findByClientMsgIds } from './messages/queries.js';
@@ -38,7 +38,7 @@ export function messagesRpc(
   return {
     ping: async () => ({ ok: true }),
     memberships: (req) => memberChatsAt(pool, req.userId),
-    chatPeers: async (req) => ({ userIds: await chatPeersOf(pool, req.userId) }),
+    socketSetups: async (req) => ({ users: await socketSetupsOf(pool, req.userIds) }),
     isMember: (req) => membershipAt(pool, req.chatId, req.userId),
     messageChat: async (req) => {
       const message = await lookupMessage({ pool, barrier: deps.barrier }, req.messageId);

@@ -3,7 +3,7 @@ import { newId, streamName, subjects, type ErasureRecorded } from '@parley/contr
 import { eraseAccount, type EraseDeps } from './erasure/erase.js';
 import type { Pool } from '@parley/pg';
 import { retentionPreview } from './retention.js';
-import { admission, presenceAudience, presenceVisible } from './privacy/queries.js';
+import { admission, presenceAudience, presenceVisibleMany } from './privacy/queries.js';
 import { existingUserIds, findUserById } from './users/queries.js';
 
 /**
@@ -16,7 +16,7 @@ export function usersRpc(pool: Pool, deps: EraseDeps): RpcHandlers<'users'> {
     existing: async (req) => ({ userIds: req.userIds.length === 0 ? [] : await existingUserIds(pool, req.userIds) }),
     admission: (req) => admission(pool, req.actorId, req.userIds, req.purpose),
     watchers: (req) => presenceAudience(pool, req.userId),
-    presenceVisible: async (req) => ({ userIds: await presenceVisible(pool, req.viewerId, req.chatPeerIds) }),
+    presenceVisibleMany: async (req) => ({ userIds: await presenceVisibleMany(pool, req.viewers) }),
     reerase: async (req) => {
       const user = await findUserById(pool, req.userId);
       if (!user) return { erased: false };

@@ -1,6 +1,6 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
 import { callRpc, ServiceUnavailableError } from '@parley/bus';
-import { inputIssue, streamName, subjects, toClientEvent } from '@parley/contracts';
+import { inputIssue, MAX_SETUP_BATCH, streamName, subjects, toClientEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
@@ -12,7 +12,8 @@ import { handleSend, type SendDeps } from './send.js';
 import type { Presence } from './presence.js';
 import type { Typing } from './typing.js';
 import { normaliseAddress } from '../http/client-address.js';
-import type { Slots } from '../slots.js';
+import { Batches, type Slots } from '../slots.js';
+import { setUpSockets } from './setup.js';
 
 export interface ConnectionDeps extends SendDeps {
   authenticate: Authenticate;
@@ -43,8 +44,8 @@ export interface ConnectionDeps extends SendDeps {
   maxSocketsPerUser: number;
   maxUnauthenticatedPerAddress: number;
   /**
-   * Socket set-ups (memberships, presence snapshot) and closed sockets' presence tear-downs
-   * running at once; the rest wait their turn (WS_SETUP_CONCURRENCY).
+   * Batches of socket set-ups (memberships, presence snapshots) and closed sockets' presence
+   * tear-downs running at once; the rest wait their turn (WS_SETUP_CONCURRENCY).
    */
   setups: Slots;
   /** The client's address from the socket peer and X-Forwarded-For (TRUSTED_PROXIES). */
@@ -77,13 +78,22 @@ const SETTLED = Promise.resolve();
  */
 export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder> {
   const chatsStream = streamName(deps.namespace, 'chats');
-  /** Runs a socket's set-up or tear-down in its turn (deps.setups), keeping the waiting gauge current. */
+  /** Sockets waiting for their set-up, and closed sockets' tear-downs waiting their turn. */
+  const showWaiting = () => deps.metrics.socketSetupsWaiting.set(setups.waiting + deps.setups.queued - setups.queuedJobs);
+  // Set-ups go in batches, each in its turn (WS_SETUP_CONCURRENCY): in a reconnect storm the
+  // services get one request for many sockets, at the rate they answer them, instead of requests
+  // per socket all at once and then timeouts that close the sockets.
+  const setups = new Batches<{ socket: Socket; userId: string }>(deps.setups, MAX_SETUP_BATCH, (batch) => {
+    showWaiting();
+    return setUpSockets(deps, batch);
+  });
+  /** Runs a closed socket's tear-down in its turn, in the same slots as the set-ups. */
   const inTurn = <T>(job: () => Promise<T>): Promise<T> => {
     const done = deps.setups.run(() => {
-      deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
+      showWaiting();
       return job();
     });
-    deps.metrics.socketSetupsWaiting.set(deps.setups.queued);
+    showWaiting();
     return done;
   };
   const send = (socket: Socket, frame: object, op: string) => {
@@ -144,26 +154,11 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
       if (data.chain === SETTLED) releaseNow();
       else data.chain = data.chain.then(releaseNow);
     }, deps.resumeGraceMs);
-    // Set-ups take turns (WS_SETUP_CONCURRENCY): in a reconnect storm the services get requests at
-    // the rate they answer them, instead of all at once and then timeouts that close the sockets.
-    data.ready = inTurn(async () => {
-      if (data.closed) return; // closed while it waited: nothing to load
-      const { chatIds, seqs } = await callRpc(deps.bus, deps.namespace, 'messages.memberships', { userId }, deps.serviceTimeoutMs);
-      chatIds.forEach((chatId, i) => {
-        deps.delivery.join(socket, chatId);
-        deps.basis.noteSnapshot(chatId, seqs[i] ?? 0);
-      });
-      deps.presence.connected(socket, userId).catch((error: unknown) => {
-        deps.log.warn({ err: (error as Error).message }, 'presence update failed');
-      });
-      // Before the socket's first frame is answered, so a client has who is online before `resumed`
-      // or `pong`, and a live notice never arrives before the snapshot it would contradict.
-      await deps.presence.snapshot(socket, userId).catch((error: unknown) => {
-        deps.log.warn({ err: (error as Error).message }, 'presence snapshot unavailable');
-      });
+    data.ready = setups.add({ socket, userId }).then(() => {
       // Set up: frames need not wait any more, and an idle socket keeps no settled promise.
       data.ready = null;
     });
+    showWaiting();
     data.ready.catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message, userId }, 'could not load memberships; closing socket');
       if (!data.closed) deps.delivery.outbox.end(socket, CLOSE_INTERNAL, 'memberships unavailable, reconnect');

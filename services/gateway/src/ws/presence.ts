@@ -1,7 +1,7 @@
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Subscription } from '@nats-io/transport-node';
 import { callRpc, whileJetStreamStarts, type Bus } from '@parley/bus';
-import { isId, newId, subjects } from '@parley/contracts';
+import { isId, MAX_SETUP_BATCH, newId, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
@@ -12,6 +12,11 @@ import type { Socket, SocketRegistry } from './registry.js';
 const PRESENCE_TTL_MS = 30_000;
 const HEARTBEAT_MS = 10_000;
 const COUNT_EVERY_MS = 15_000;
+/**
+ * Chat peer ids one users.presenceVisibleMany request carries (about 94 KB of JSON), unless one
+ * viewer alone has more (at most 5,000): under glibc's mmap threshold, as SETUP_ANSWER_BYTES.
+ */
+const PEERS_PER_REQUEST = 1_200;
 
 interface Notice {
   userId: string;
@@ -88,31 +93,57 @@ export class Presence {
   }
 
   /**
-   * Tells a socket that just connected who among the users it may watch is online now (issue 22:
+   * Tells sockets that just connected who among the users they may watch is online now (issue 22:
    * whoever connected second never saw the first online), and when those offline were last seen,
    * if that is known. The audience rules are the notices' own, seen from the watcher's side
-   * (users.presenceVisible), so last seen reaches exactly whoever may see the user's presence.
-   * Best effort: without an answer the socket gets no snapshot, and live notices still come.
+   * (users.presenceVisibleMany), so last seen reaches exactly whoever may see the user's presence.
+   * One batch of set-ups (ws/setup.ts) is asked about together. Best effort: without an answer the
+   * sockets get no snapshot, and live notices still come.
    */
-  async snapshot(socket: Socket, userId: string): Promise<void> {
-    // Short waits: the socket's first frame waits for this, and presence is not worth more.
+  async snapshots(entries: { socket: Socket; userId: string; peerIds: string[] }[]): Promise<void> {
+    // Short waits: the sockets' first frames wait for this, and presence is not worth more.
     const timeoutMs = Math.min(this.deps.serviceTimeoutMs, 1_000);
-    const { userIds: chatPeerIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.chatPeers', { userId }, timeoutMs);
-    const { userIds } = await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisible', { viewerId: userId, chatPeerIds }, timeoutMs);
-    const stored = await this.lastSeen.read(userIds.filter((other) => !this.online.has(other)), timeoutMs);
-    const data = socket.getUserData().state;
+    const peersOf = new Map(entries.map((e) => [e.userId, e.peerIds]));
+    const visible = await this.visibleTo(peersOf, timeoutMs);
+    const offline = new Set<string>();
+    for (const ids of visible.values()) for (const other of ids) if (!this.online.has(other)) offline.add(other);
+    const stored = await this.lastSeen.read([...offline], timeoutMs);
     let sent = 0;
-    for (const other of userIds) {
-      if (data.closed) break;
-      // Read now, not before the calls: a notice that arrived meanwhile has already updated it
-      // (and LastSeen.newest has its time, should the bucket have been read before the write).
-      const online = this.online.has(other);
-      const lastSeen = online ? undefined : this.lastSeen.newest(other, stored.get(other));
-      if (!online && lastSeen === undefined) continue; // offline, and no time known
-      this.deps.delivery.outbox.send(socket, JSON.stringify(online ? { op: 'presence', userId: other, online } : { op: 'presence', userId: other, online, lastSeen }));
-      sent += 1;
+    for (const { socket, userId } of entries) {
+      const data = socket.getUserData().state;
+      for (const other of visible.get(userId) ?? []) {
+        if (data.closed) break;
+        // Read now, not before the calls: a notice that arrived meanwhile has already updated it
+        // (and LastSeen.newest has its time, should the bucket have been read before the write).
+        const online = this.online.has(other);
+        const lastSeen = online ? undefined : this.lastSeen.newest(other, stored.get(other));
+        if (!online && lastSeen === undefined) continue; // offline, and no time known
+        this.deps.delivery.outbox.send(socket, JSON.stringify(online ? { op: 'presence', userId: other, online } : { op: 'presence', userId: other, online, lastSeen }));
+        sent += 1;
+      }
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
+  }
+
+  /**
+   * Whose presence each viewer may see, of their contacts and chat peers: requests of at most
+   * MAX_SETUP_BATCH viewers and about PEERS_PER_REQUEST chat peers (so a request stays far below
+   * NATS's payload limit), each asked again for the viewers its answer stopped short of.
+   */
+  private async visibleTo(peersOf: Map<string, string[]>, timeoutMs: number): Promise<Map<string, string[]>> {
+    const visible = new Map<string, string[]>();
+    let rest = [...peersOf].map(([viewerId, chatPeerIds]) => ({ viewerId, chatPeerIds }));
+    while (rest.length > 0) {
+      let peers = rest[0]!.chatPeerIds.length;
+      let size = 1;
+      while (size < rest.length && size < MAX_SETUP_BATCH && peers + rest[size]!.chatPeerIds.length <= PEERS_PER_REQUEST) peers += rest[size++]!.chatPeerIds.length;
+      const viewers = rest.slice(0, size);
+      const { userIds } = await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisibleMany', { viewers }, timeoutMs);
+      if (userIds.length === 0) throw new Error('users.presenceVisibleMany answered for none of the viewers');
+      userIds.forEach((ids, i) => visible.set(viewers[i]!.viewerId, ids));
+      rest = rest.slice(userIds.length);
+    }
+    return visible;
   }
 
   /** A socket of `userId` is ready (its chats known). Announces the user if they just came online. */

@@ -1,4 +1,4 @@
-import type { ChatMember, ChatType, ChatView, MessageView } from '@parley/contracts';
+import { answersWithin, MAX_CHAT_PEERS, SETUP_ANSWER_BYTES, type ChatMember, type ChatType, type ChatView, type MessageView } from '@parley/contracts';
 import type { Queryable } from '@parley/pg';
 import { messageColumns, toMessageView, type MessageRow } from '../messages/queries.js';
 
@@ -59,14 +59,46 @@ export async function readPositionsOf(db: Queryable, chatId: string): Promise<{ 
   return rows.map((r) => ({ userId: r.user_id, seq: Number(r.seq) }));
 }
 
-/** Everyone who shares a chat with the user (at most 5,000): whose presence a new socket may be shown. */
-export async function chatPeersOf(db: Queryable, userId: string): Promise<string[]> {
-  const { rows } = await db.query<{ user_id: string }>(
-    `SELECT DISTINCT p.user_id FROM messages.chat_members m JOIN messages.chat_members p ON p.chat_id = m.chat_id
-      WHERE m.user_id = $1 AND p.user_id <> $1 LIMIT 5000`,
-    [userId],
-  );
-  return rows.map((r) => r.user_id);
+/** One user's answer in `messages.socketSetups`. */
+export interface SocketSetup {
+  chatIds: string[];
+  seqs: number[];
+  peerIds: string[];
+}
+
+/**
+ * For each user, in order: their chats with each chat's seq, and everyone who shares a chat with
+ * them (at most MAX_CHAT_PEERS). Two set-based queries for the whole batch, instead of two requests
+ * per socket: a reconnect storm is answered in batches (docs/decisions.md, "Socket set-ups in
+ * batches"). Stops adding users once the answer holds about `budgetBytes` of ids (the first user
+ * always goes in); the caller asks again for the rest.
+ */
+export async function socketSetupsOf(db: Queryable, userIds: string[], budgetBytes = SETUP_ANSWER_BYTES): Promise<SocketSetup[]> {
+  const [chats, peers] = await Promise.all([
+    db.query<{ i: string; chat_id: string; last_seq: number }>(
+      `SELECT u.i, m.chat_id, c.last_seq
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, i)
+         JOIN messages.chat_members m ON m.user_id = u.id
+         JOIN messages.chats c ON c.id = m.chat_id`,
+      [userIds],
+    ),
+    db.query<{ i: string; user_id: string }>(
+      `SELECT u.i, p.user_id
+         FROM unnest($1::uuid[]) WITH ORDINALITY AS u(id, i)
+        CROSS JOIN LATERAL (
+          SELECT DISTINCT p.user_id FROM messages.chat_members m JOIN messages.chat_members p ON p.chat_id = m.chat_id
+           WHERE m.user_id = u.id AND p.user_id <> u.id LIMIT ${MAX_CHAT_PEERS}) p`,
+      [userIds],
+    ),
+  ]);
+  const answers: SocketSetup[] = userIds.map(() => ({ chatIds: [], seqs: [], peerIds: [] }));
+  for (const row of chats.rows) {
+    const answer = answers[Number(row.i) - 1]!;
+    answer.chatIds.push(row.chat_id);
+    answer.seqs.push(row.last_seq);
+  }
+  for (const row of peers.rows) answers[Number(row.i) - 1]!.peerIds.push(row.user_id);
+  return answersWithin(answers, (a) => a.chatIds.length + a.peerIds.length, budgetBytes);
 }
 
 export async function isMember(db: Queryable, chatId: string, userId: string): Promise<boolean> {

@@ -1,5 +1,5 @@
 import type { Queryable } from '@parley/pg';
-import type { Audience } from '@parley/contracts';
+import { answersWithin, MAX_CHAT_PEERS, SETUP_ANSWER_BYTES, type Audience } from '@parley/contracts';
 
 export interface PrivacySettings {
   groupAdd: Audience;
@@ -57,30 +57,41 @@ export async function presenceAudience(db: Queryable, userId: string): Promise<{
 }
 
 /**
- * The other side of presenceAudience, for a snapshot: of the viewer's contacts and `chatPeerIds`,
- * those whose presence the viewer may see by the same rules — not `nobody`; never someone who
- * blocked the viewer; a chat peer always otherwise; a contact only, under `contacts`, when the
- * contact has the viewer as a contact too.
+ * The other side of presenceAudience, for the snapshots of a gateway's batch of new sockets: for
+ * each viewer, of their contacts and their `chatPeerIds`, those whose presence they may see by the
+ * same rules — not `nobody`; never someone who blocked the viewer; a chat peer always otherwise; a
+ * contact only, under `contacts`, when the contact has the viewer as a contact too. One query for
+ * the batch; at most 5,000 per viewer. Stops adding viewers once the answer holds about
+ * `budgetBytes` of ids (the first always goes in); the caller asks again for the rest.
  */
-export async function presenceVisible(db: Queryable, viewerId: string, chatPeerIds: string[]): Promise<string[]> {
-  const { rows } = await db.query<{ id: string }>(
-    `WITH candidates AS (
-       SELECT contact_id AS id, false AS peer FROM users.contacts WHERE user_id = $1
+export async function presenceVisibleMany(
+  db: Queryable,
+  viewers: { viewerId: string; chatPeerIds: string[] }[],
+  budgetBytes = SETUP_ANSWER_BYTES,
+): Promise<string[][]> {
+  const { rows } = await db.query<{ i: string; id: string }>(
+    `WITH viewers AS (SELECT v.id, v.i FROM unnest($1::uuid[]) WITH ORDINALITY AS v(id, i)),
+     candidates AS (
+       SELECT v.i, c.contact_id AS id, false AS peer FROM viewers v JOIN users.contacts c ON c.user_id = v.id
        UNION ALL
-       SELECT unnest($2::uuid[]), true
+       SELECT p.i, p.id, true FROM unnest($2::bigint[], $3::uuid[]) AS p(i, id)
      )
-     SELECT u.id FROM users.users u JOIN candidates c ON c.id = u.id
-      WHERE u.id <> $1
+     SELECT v.i, u.id FROM viewers v JOIN candidates c ON c.i = v.i JOIN users.users u ON u.id = c.id
+      WHERE u.id <> v.id
         AND u.privacy_presence <> 'nobody'
-        AND NOT EXISTS (SELECT 1 FROM users.blocks b WHERE b.user_id = u.id AND b.blocked_id = $1)
-      GROUP BY u.id, u.privacy_presence
+        AND NOT EXISTS (SELECT 1 FROM users.blocks b WHERE b.user_id = u.id AND b.blocked_id = v.id)
+      GROUP BY v.i, v.id, u.id, u.privacy_presence
      HAVING bool_or(c.peer)
          OR u.privacy_presence = 'everyone'
-         OR EXISTS (SELECT 1 FROM users.contacts m WHERE m.user_id = u.id AND m.contact_id = $1)
-      LIMIT 5000`,
-    [viewerId, chatPeerIds],
+         OR EXISTS (SELECT 1 FROM users.contacts m WHERE m.user_id = u.id AND m.contact_id = v.id)`,
+    [viewers.map((v) => v.viewerId), viewers.flatMap((v, i) => v.chatPeerIds.map(() => i + 1)), viewers.flatMap((v) => v.chatPeerIds)],
   );
-  return rows.map((r) => r.id);
+  const visible: string[][] = viewers.map(() => []);
+  for (const row of rows) {
+    const ids = visible[Number(row.i) - 1]!;
+    if (ids.length < MAX_CHAT_PEERS) ids.push(row.id);
+  }
+  return answersWithin(visible, (ids) => ids.length, budgetBytes);
 }
 
 export async function blockedBy(db: Queryable, userId: string): Promise<{ userId: string; blockedAt: string }[]> {

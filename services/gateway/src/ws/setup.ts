@@ -1,0 +1,75 @@
+import { callRpc, type Bus } from '@parley/bus';
+import type { Logger } from '@parley/log';
+import type { ChatDelivery } from './delivery.js';
+import type { LiveFanout } from './fanout.js';
+import type { Presence } from './presence.js';
+import type { Socket } from './registry.js';
+
+/** What a socket of a user needs from the messages service before its first frame is answered. */
+export interface SetupAnswer {
+  chatIds: string[];
+  seqs: number[];
+  peerIds: string[];
+}
+
+export interface SetupDeps {
+  bus: Bus;
+  namespace: string;
+  serviceTimeoutMs: number;
+  delivery: ChatDelivery;
+  basis: Pick<LiveFanout, 'noteSnapshot'>;
+  presence: Presence;
+  log: Logger;
+}
+
+/**
+ * Sets up a batch of authenticated sockets (slots.ts Batches; docs/decisions.md, "Socket set-ups
+ * in batches"): one `messages.socketSetups` request for all their users (a user with several
+ * sockets in the batch is asked for once), each socket joins its chats, its user is announced
+ * online, then the presence snapshots, one `users.presenceVisibleMany` for the batch. Sockets that
+ * closed while they waited are skipped. Rejects, failing the whole batch, only if the memberships
+ * cannot be read: without them a socket would miss its chats' events.
+ */
+export async function setUpSockets(deps: SetupDeps, batch: { socket: Socket; userId: string }[]): Promise<void> {
+  const open = batch.filter((b) => !b.socket.getUserData().state.closed);
+  if (open.length === 0) return;
+  const answers = await setupAnswers(deps, [...new Set(open.map((b) => b.userId))]);
+  for (const { socket, userId } of open) {
+    const answer = answers.get(userId)!;
+    answer.chatIds.forEach((chatId, i) => {
+      deps.delivery.join(socket, chatId);
+      deps.basis.noteSnapshot(chatId, answer.seqs[i] ?? 0);
+    });
+    deps.presence.connected(socket, userId).catch((error: unknown) => {
+      deps.log.warn({ err: (error as Error).message }, 'presence update failed');
+    });
+  }
+  // Before each socket's first frame is answered, so a client has who is online before `resumed`
+  // or `pong`, and a live notice never arrives before the snapshot it would contradict.
+  await deps.presence.snapshots(open.map(({ socket, userId }) => ({ socket, userId, peerIds: answers.get(userId)!.peerIds }))).catch((error: unknown) => {
+    deps.log.warn({ err: (error as Error).message }, 'presence snapshot unavailable');
+  });
+}
+
+/**
+ * Users per `messages.socketSetups` request: with a typical user's few chats and hundred peers an
+ * answer stays under SETUP_ANSWER_BYTES, so the service seldom computes a user it then leaves out.
+ */
+const USERS_PER_REQUEST = 12;
+
+/**
+ * Each user's answer, a request at a time (so a batch holds one answer's buffers at once), asking
+ * again for those an answer stopped short of (its size cap).
+ */
+async function setupAnswers(deps: SetupDeps, userIds: string[]): Promise<Map<string, SetupAnswer>> {
+  const answers = new Map<string, SetupAnswer>();
+  let rest = userIds;
+  while (rest.length > 0) {
+    const asked = rest.slice(0, USERS_PER_REQUEST);
+    const { users } = await callRpc(deps.bus, deps.namespace, 'messages.socketSetups', { userIds: asked }, deps.serviceTimeoutMs);
+    if (users.length === 0) throw new Error('messages.socketSetups answered for none of the users');
+    users.forEach((answer, i) => answers.set(asked[i]!, answer));
+    rest = rest.slice(users.length);
+  }
+  return answers;
+}
