@@ -23,9 +23,10 @@ export const GatewayEnv = {
   WS_MAX_SOCKETS_PER_USER: Type.Number({ default: 32, minimum: 1 }),
   WS_MAX_UNAUTHENTICATED_PER_ADDRESS: Type.Number({ default: 16, minimum: 1 }),
   /**
-   * Authenticated sockets whose set-up (memberships, presence snapshot: three requests to the
-   * services) or, once closed, presence tear-down runs at once; later ones wait in arrival order.
-   * Bounds what a reconnect storm asks of the services' database pools (10 connections each by default).
+   * Batches of authenticated sockets' set-ups (memberships, presence snapshots: up to 50 sockets
+   * waiting together, a few requests to the services) and closed sockets' presence tear-downs
+   * running at once; later ones wait in arrival order. Bounds what a reconnect storm asks of the
+   * services' database pools (10 connections each by default).
    */
   WS_SETUP_CONCURRENCY: Type.Number({ default: 16, minimum: 1 }),
   /** Milliseconds the gateway waits for a service before answering 503. */

@@ -7,9 +7,10 @@ export class SlotsFull extends Error {}
  * fifty photos opened by many people would decode them all at once, starving the file reads that
  * share that pool and holding every source file in memory together; their wait is bounded too, so
  * a flood of requests costs a quick 503 rather than an ever longer queue of held connections.
- * WebSocket set-ups (memberships and the presence snapshot, ws/connection.ts) are requests to the
- * services: without a bound, a reconnect storm sends them all at once, and past the services'
- * database pools they time out and close sockets that then reconnect (docs/decisions.md).
+ * WebSocket set-ups (memberships and the presence snapshots, in Batches below; ws/setup.ts) and
+ * tear-downs are requests to the services: without a bound, a reconnect storm sends them all at
+ * once, and past the services' database pools they time out and close sockets that then reconnect
+ * (docs/decisions.md).
  */
 export class Slots {
   private running = 0;
