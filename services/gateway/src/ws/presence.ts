@@ -5,6 +5,7 @@ import { isId, MAX_SETUP_BATCH, newId, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
+import { askInParts } from './in-parts.js';
 import { isLastSeen, LastSeen } from './last-seen.js';
 import type { Socket, SocketRegistry } from './registry.js';
 
@@ -131,19 +132,14 @@ export class Presence {
    * NATS's payload limit), each asked again for the viewers its answer stopped short of.
    */
   private async visibleTo(peersOf: Map<string, string[]>, timeoutMs: number): Promise<Map<string, string[]>> {
-    const visible = new Map<string, string[]>();
-    let rest = [...peersOf].map(([viewerId, chatPeerIds]) => ({ viewerId, chatPeerIds }));
-    while (rest.length > 0) {
-      let peers = rest[0]!.chatPeerIds.length;
-      let size = 1;
-      while (size < rest.length && size < MAX_SETUP_BATCH && peers + rest[size]!.chatPeerIds.length <= PEERS_PER_REQUEST) peers += rest[size++]!.chatPeerIds.length;
-      const viewers = rest.slice(0, size);
-      const { userIds } = await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisibleMany', { viewers }, timeoutMs);
-      if (userIds.length === 0) throw new Error('users.presenceVisibleMany answered for none of the viewers');
-      userIds.forEach((ids, i) => visible.set(viewers[i]!.viewerId, ids));
-      rest = rest.slice(userIds.length);
-    }
-    return visible;
+    const viewers = [...peersOf].map(([viewerId, chatPeerIds]) => ({ viewerId, chatPeerIds }));
+    const answers = await askInParts(
+      viewers,
+      fittingViewers,
+      async (part) => (await callRpc(this.deps.bus, this.deps.namespace, 'users.presenceVisibleMany', { viewers: part }, timeoutMs)).userIds,
+      'users.presenceVisibleMany',
+    );
+    return new Map(viewers.map((viewer, i) => [viewer.viewerId, answers[i]!]));
   }
 
   /** A socket of `userId` is ready (its chats known). Announces the user if they just came online. */
@@ -275,6 +271,14 @@ export class Presence {
     const kv = this.kv;
     if (kv) await Promise.all(this.deps.registry.userIds().map((u) => kv.delete(this.key(u)).catch(() => {})));
   }
+}
+
+/** How many of the viewers left go in the next request: at most MAX_SETUP_BATCH, and PEERS_PER_REQUEST chat peers unless the first alone has more. */
+function fittingViewers(rest: { chatPeerIds: string[] }[]): number {
+  let peers = rest[0]!.chatPeerIds.length;
+  let size = 1;
+  while (size < rest.length && size < MAX_SETUP_BATCH && peers + rest[size]!.chatPeerIds.length <= PEERS_PER_REQUEST) peers += rest[size++]!.chatPeerIds.length;
+  return size;
 }
 
 function countOf(items: Iterable<unknown>): number {

@@ -1,6 +1,7 @@
 import { callRpc, type Bus } from '@parley/bus';
 import type { Logger } from '@parley/log';
 import type { ChatDelivery } from './delivery.js';
+import { askInParts } from './in-parts.js';
 import type { LiveFanout } from './fanout.js';
 import type { Presence } from './presence.js';
 import type { Socket } from './registry.js';
@@ -57,19 +58,13 @@ export async function setUpSockets(deps: SetupDeps, batch: { socket: Socket; use
  */
 const USERS_PER_REQUEST = 12;
 
-/**
- * Each user's answer, a request at a time (so a batch holds one answer's buffers at once), asking
- * again for those an answer stopped short of (its size cap).
- */
+/** Each user's answer, a request at a time (so a batch holds one answer's buffers at once). */
 async function setupAnswers(deps: SetupDeps, userIds: string[]): Promise<Map<string, SetupAnswer>> {
-  const answers = new Map<string, SetupAnswer>();
-  let rest = userIds;
-  while (rest.length > 0) {
-    const asked = rest.slice(0, USERS_PER_REQUEST);
-    const { users } = await callRpc(deps.bus, deps.namespace, 'messages.socketSetups', { userIds: asked }, deps.serviceTimeoutMs);
-    if (users.length === 0) throw new Error('messages.socketSetups answered for none of the users');
-    users.forEach((answer, i) => answers.set(asked[i]!, answer));
-    rest = rest.slice(users.length);
-  }
-  return answers;
+  const answers = await askInParts(
+    userIds,
+    () => USERS_PER_REQUEST,
+    async (asked) => (await callRpc(deps.bus, deps.namespace, 'messages.socketSetups', { userIds: asked }, deps.serviceTimeoutMs)).users,
+    'messages.socketSetups',
+  );
+  return new Map(userIds.map((userId, i) => [userId, answers[i]!]));
 }
