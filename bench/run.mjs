@@ -12,7 +12,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { machineFacts, openFilesLimit, pidsNamed } from './lib/proc.mjs';
 import { readOptions, USAGE } from './lib/options.mjs';
-import { runIdlePhase, runLoadPhase, verifyDelivery } from './lib/phases.mjs';
+import { cpuDelta, cpuSnapshot, runIdlePhase, runLoadPhase, verifyDelivery } from './lib/phases.mjs';
 import { BacklogMonitor, QueryableSampler } from './lib/projection.mjs';
 import { renderMarkdown, evaluateTargets } from './lib/report.mjs';
 import { createChats, planChats, registerUsers, waitForMemberships } from './lib/setup.mjs';
@@ -136,11 +136,6 @@ async function main() {
     const shares = await pool.all('world', (w) => ({ ...world, ownClients: users.filter((u) => u.index % opts.workers === w).map((u) => ({ userIndex: u.index, userId: u.id })) }));
     await pool.all('configure', { sampleFraction: opts.sampleFraction, readRatio: opts.readRatio });
     const parleyUrls = users.map((u) => ({ url: `ws://127.0.0.1:${system.gateways[gatewayOf(u.index)].port}/ws?token=${encodeURIComponent(u.token)}` }));
-    t = Date.now();
-    await connectOrThrow(pool, parleyUrls, opts);
-    const connectedAt = Date.now();
-    log(`bench: ${users.length} load connections open in ${round((Date.now() - t) / 1000)} s (${shares.map((s) => s.clients).join(' + ')} per worker)`);
-
     const parleyWatch = async () => ({
       gatewayA: [system.processes.gatewayA],
       gatewayB: [system.processes.gatewayB],
@@ -151,6 +146,14 @@ async function main() {
       ...(system.redisUrl ? { redis: pidsNamed('redis-server') } : {}),
       generator: [process.pid],
     });
+    // Every load socket is its user's first: each user comes online, as after a gateway restart.
+    const cpuBeforeConnect = await cpuSnapshot(parleyWatch);
+    t = Date.now();
+    await connectOrThrow(pool, parleyUrls, opts);
+    const connectedAt = Date.now();
+    results.setup.loadConnectSeconds = round((connectedAt - t) / 1000);
+    results.setup.loadConnectCpuSeconds = cpuDelta(cpuBeforeConnect, await cpuSnapshot(parleyWatch));
+    log(`bench: ${users.length} load connections open in ${results.setup.loadConnectSeconds} s (${shares.map((s) => s.clients).join(' + ')} per worker); CPU-s ${JSON.stringify(results.setup.loadConnectCpuSeconds)}`);
     const ctx = { pool, opts, log, watch: parleyWatch, backlog, sampler, nextPhase: 1 };
     results.parley = await loadPhases(ctx, opts.steps, opts.stepSeconds, 'Parley', { connectedAt });
     results.parley.counters = await pool.all('counters');

@@ -413,6 +413,24 @@ describe('presence and live profile changes', () => {
     fanSocket.close();
   }, 30_000);
 
+  it('announces a user who left one gateway and comes back on another at once (the key left behind is gone, not marked deleted)', async () => {
+    const [ann, peer] = [await register(stack, 'pb_ann'), await register(stack, 'pb_peer')];
+    await groupOf(stack, ann, [peer], 'back again');
+    const peerSocket = await TestSocket.open(urlsOf(g2).wsUrl, peer.accessToken);
+    await peerSocket.sync();
+    const phone = await TestSocket.open(stack.wsUrl, ann.accessToken);
+    expect(await peerSocket.next((f) => f.op === 'presence')).toEqual({ op: 'presence', userId: ann.id, online: true });
+    phone.close();
+    expect(await peerSocket.next((f) => f.op === 'presence')).toMatchObject({ userId: ann.id, online: false });
+    // Well within the bucket's 30 s TTL: a delete marker of the first gateway's key would still be
+    // counted as a key there, and this return would never be announced.
+    const laptop = await TestSocket.open(urlsOf(g2).wsUrl, ann.accessToken);
+    expect(await peerSocket.next((f) => f.op === 'presence')).toEqual({ op: 'presence', userId: ann.id, online: true });
+    laptop.close();
+    expect(await peerSocket.next((f) => f.op === 'presence')).toMatchObject({ userId: ann.id, online: false });
+    peerSocket.close();
+  }, 30_000);
+
   it('shows a socket who is online as it connects, and since when those offline were last seen, by the same rules as the notices', async () => {
     const [ann, peer, fan, stranger] = [await register(stack, 'ps_ann'), await register(stack, 'ps_peer'), await register(stack, 'ps_fan'), await register(stack, 'ps_stranger')];
     await groupOf(stack, ann, [peer], 'snapshot');

@@ -15,7 +15,7 @@ function addCounts(into, from) {
 }
 
 /** CPU seconds of every watched process, by label ({label: {pid: seconds}}). */
-async function cpuSnapshot(watch) {
+export async function cpuSnapshot(watch) {
   const snapshot = {};
   for (const [label, pids] of Object.entries(await watch())) {
     snapshot[label] = {};
@@ -27,7 +27,7 @@ async function cpuSnapshot(watch) {
   return snapshot;
 }
 
-function cpuDelta(before, after) {
+export function cpuDelta(before, after) {
   const delta = {};
   for (const [label, pids] of Object.entries(after)) {
     let sum = 0;

@@ -184,6 +184,8 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         subjects.api(ns, 'messages'),
         ...js.manage(presenceKv),
         ...js.read(presenceKv),
+        // A user's key on this gateway is removed by purging its subject (no marker left).
+        ...js.compact(presenceKv),
         `$KV.${subjects.presenceBucket(ns)}.>`,
         // Last seen: written when a user goes offline, removed (no marker left) when the user may
         // not be seen.

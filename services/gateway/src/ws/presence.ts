@@ -34,6 +34,8 @@ interface Notice {
  * Cluster-wide presence. Each gateway keeps one NATS KV key per (user, gateway) while the user has
  * sockets on it, refreshed by a heartbeat (the bucket's TTL expires a crashed gateway's keys). A user
  * is online while any of their keys exists, so several devices on several gateways count once.
+ * A key is removed by purging its subject, not by a delete marker, so a user's keys are counted by
+ * one stream-info request (keyCount) instead of an ordered consumer per transition.
  * Transitions are announced on core NATS (`<ns>.presence.<userId>`) with the user's chats and
  * watchers (users who have them as a contact); every gateway forwards the notice to its sockets in
  * those chats or of those watchers. `active_users` counts distinct users across all gateways.
@@ -147,7 +149,7 @@ export class Presence {
     this.online.add(userId);
     if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
     await this.kv.put(this.key(userId), '1');
-    if ((await this.keysOf(userId)).length === 1) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
+    if ((await this.keyCount(userId)) === 1) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
     this.scheduleCount();
   }
 
@@ -155,8 +157,8 @@ export class Presence {
   async disconnected(userId: string, chatIds: string[]): Promise<void> {
     if (countOf(this.deps.registry.socketsOf(userId)) !== 0 || !this.kv) return;
     const at = new Date().toISOString(); // the close itself, not whenever the calls below finish
-    await this.kv.delete(this.key(userId)).catch(() => {});
-    if ((await this.keysOf(userId)).length === 0) await this.wentOffline(userId, chatIds, at);
+    await this.removeKey(userId).catch(() => {});
+    if ((await this.keyCount(userId)) === 0) await this.wentOffline(userId, chatIds, at);
     this.scheduleCount();
   }
 
@@ -191,10 +193,29 @@ export class Presence {
     this.countTimer.unref();
   }
 
-  private async keysOf(userId: string): Promise<string[]> {
-    const keys: string[] = [];
-    for await (const key of await this.kv!.keys(`${userId}.*`)) keys.push(key);
-    return keys;
+  private get stream(): string {
+    return `KV_${subjects.presenceBucket(this.deps.namespace)}`;
+  }
+
+  private subjectOf(key: string): string {
+    return `$KV.${subjects.presenceBucket(this.deps.namespace)}.${key}`;
+  }
+
+  /**
+   * How many gateways hold a key of `userId`: the subjects the stream has under the user's prefix.
+   * Keys leave no marker (removeKey; the TTL drops a crashed gateway's without one), so every
+   * subject there is a live key. One JetStream API request; listing the keys with kv.keys() cost an
+   * ordered consumer (create, info, deliver, delete), about seven times the server's CPU
+   * (docs/performance.md, "Users coming online").
+   */
+  private async keyCount(userId: string): Promise<number> {
+    const info = await this.deps.bus.jsm.streams.info(this.stream, { subjects_filter: this.subjectOf(`${userId}.*`) });
+    return Object.keys(info.state.subjects ?? {}).length;
+  }
+
+  /** Removes this gateway's key of `userId` without a delete marker (see keyCount). */
+  private async removeKey(userId: string): Promise<void> {
+    await this.deps.bus.jsm.streams.purge(this.stream, { filter: this.subjectOf(this.key(userId)) });
   }
 
   /**
@@ -242,7 +263,11 @@ export class Presence {
   private async heartbeat(): Promise<void> {
     const kv = this.kv;
     if (!kv) return;
-    for (const userId of this.deps.registry.userIds()) await kv.put(this.key(userId), '1').catch(() => {});
+    for (const userId of this.deps.registry.userIds()) {
+      // A user whose last socket closed during this loop has had their key removed: not again.
+      if (countOf(this.deps.registry.socketsOf(userId)) === 0) continue;
+      await kv.put(this.key(userId), '1').catch(() => {});
+    }
   }
 
   /** active_users: distinct users with a key in the bucket, i.e. online on any gateway. */
@@ -268,8 +293,7 @@ export class Presence {
     clearTimeout(this.countTimer);
     await this.sub?.drain().catch(() => {});
     // This gateway's users are no longer connected here; other gateways keep theirs.
-    const kv = this.kv;
-    if (kv) await Promise.all(this.deps.registry.userIds().map((u) => kv.delete(this.key(u)).catch(() => {})));
+    if (this.kv) await Promise.all(this.deps.registry.userIds().map((u) => this.removeKey(u).catch(() => {})));
   }
 }
 
