@@ -5,6 +5,7 @@ import { inboxPrefix, type Principal } from '@parley/contracts';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import type { Logger } from '@parley/log';
 import type { RequestSigner } from './assertion.js';
+import { answerRequestsWithoutThrowAwayErrors } from './request-patch.js';
 import { whileJetStreamStarts } from './startup.js';
 
 /** The oldest NATS server Parley runs on; its JetStream fields are the only ones the code uses. */
@@ -61,6 +62,9 @@ export function readNkeySeed(identity: BusIdentity): Uint8Array | undefined {
  */
 export async function connectBus(options: { url: string; name: string; log: Logger; identity?: BusIdentity | undefined }): Promise<Bus> {
   const seed = options.identity ? readNkeySeed(options.identity) : undefined;
+  if (!answerRequestsWithoutThrowAwayErrors()) {
+    options.log.info('this nats.js answers requests differently from the version request-patch.ts knows: left as it is');
+  }
   const nc = await connect({
     // NATS_URL may list a cluster's servers, comma-separated: the client picks one and fails over.
     servers: options.url.split(',').map((u) => u.trim()).filter(Boolean),
