@@ -6,6 +6,7 @@ import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManage
 import type { Logger } from '@parley/log';
 import type { RequestSigner } from './assertion.js';
 import { answerRequestsWithoutThrowAwayErrors } from './request-patch.js';
+import { writeOncePerTurn } from './write-patch.js';
 import { whileJetStreamStarts } from './startup.js';
 
 /** The oldest NATS server Parley runs on; its JetStream fields are the only ones the code uses. */
@@ -64,6 +65,9 @@ export async function connectBus(options: { url: string; name: string; log: Logg
   const seed = options.identity ? readNkeySeed(options.identity) : undefined;
   if (!answerRequestsWithoutThrowAwayErrors()) {
     options.log.info('this nats.js answers requests differently from the version request-patch.ts knows: left as it is');
+  }
+  if (!writeOncePerTurn()) {
+    options.log.info('this nats.js queues its writes differently from the version write-patch.ts knows: left as it is');
   }
   const nc = await connect({
     // NATS_URL may list a cluster's servers, comma-separated: the client picks one and fails over.
