@@ -285,7 +285,8 @@ export class FaultClient {
 
   /**
    * After `reset`: what the socket will not replay (up to `through`) comes from history, as soon as
-   * the projection has reached it (its answer's `seq`); live events go on meanwhile.
+   * the projection has reached it (its answer's `seq`); live events go on meanwhile, and carry
+   * everything after `through`.
    */
   private async reload(chatId: string, through: number): Promise<void> {
     this.reloads.set(chatId, (this.reloads.get(chatId) ?? 0) + 1);
@@ -314,6 +315,9 @@ export class FaultClient {
     let taken = 0;
     for (const m of answer.messages) {
       if (seen.has(m.seq)) continue; // arrived live while the page loaded
+      // After `through` the socket delivers live (protocol.md, Reset): taking those from history
+      // too would count the live copy as a second delivery, and would hide a live one missing.
+      if (m.seq > through) continue;
       seen.add(m.seq);
       taken += 1;
       this.history.recordDelivery(this.name, { chatId, seq: m.seq, messageId: m.id, body: m.body, via: 'reload' });
