@@ -62,6 +62,18 @@ describe('NATS writes once per event-loop turn (write-patch.ts)', () => {
     expect(writes.count).toBe(1);
   });
 
+  it('writes a publish made right before close() (the library closes without writing what is queued)', async () => {
+    const subject = `${env.namespace}.patch.last`;
+    const watcher = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'write-patch-watcher', log: createLogger({ service: 'test', level: 'silent' }) });
+    const last = new Promise<string>((resolve) => watcher.nc.subscribe(subject, { callback: (_err, msg) => resolve(msg.string()) }));
+    await watcher.nc.flush();
+    const closing = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'write-patch-closing', log: createLogger({ service: 'test', level: 'silent' }) });
+    closing.nc.publish(subject, 'goodbye');
+    await closing.nc.close();
+    expect(await last).toBe('goodbye');
+    await watcher.nc.close();
+  });
+
   it('still writes at once what passes the buffer limit, and flush() still waits for the server', async () => {
     const writes = countWrites(bus.nc);
     bus.nc.publish(`${env.namespace}.patch.big`, new Uint8Array(8)); // the first command of a turn: deferred
