@@ -155,7 +155,13 @@ async function main() {
     results.setup.loadConnectCpuSeconds = cpuDelta(cpuBeforeConnect, await cpuSnapshot(parleyWatch));
     log(`bench: ${users.length} load connections open in ${results.setup.loadConnectSeconds} s (${shares.map((s) => s.clients).join(' + ')} per worker); CPU-s ${JSON.stringify(results.setup.loadConnectCpuSeconds)}`);
     const ctx = { pool, opts, log, watch: parleyWatch, backlog, sampler, nextPhase: 1 };
+    // Writes to the presence bucket while the users stay online: the heartbeats (one per gateway per
+    // beat since 2026-12-07; one per user before).
+    const presenceStream = `KV_${system.namespace}_presence`;
+    const presenceBefore = { seq: await backlog.lastSeq(presenceStream), at: Date.now() };
     results.parley = await loadPhases(ctx, opts.steps, opts.stepSeconds, 'Parley', { connectedAt });
+    results.parley.presenceWritesPerSecond = round(((await backlog.lastSeq(presenceStream)) - presenceBefore.seq) / ((Date.now() - presenceBefore.at) / 1000));
+    log(`bench: ${results.parley.presenceWritesPerSecond} writes a second to the presence bucket during the load phases`);
     results.parley.counters = await pool.all('counters');
     results.parley.appends = await gatewayAppends(system.gateways);
 

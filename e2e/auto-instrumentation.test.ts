@@ -1,12 +1,12 @@
 import { createServer, type Server } from 'node:http';
 import { mkdtemp } from 'node:fs/promises';
-import net from 'node:net';
+import type net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { http, startCompiledServices } from './stack.js';
+import { freePort, http, startCompiledServices } from './stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const REGISTER = pathToFileURL(path.join(root, 'packages', 'telemetry', 'dist', 'register.js')).href;
@@ -62,14 +62,6 @@ function otlpReceiver() {
     });
   });
   return { server, spans, bodies, contentTypes };
-}
-
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
 }
 
 /**

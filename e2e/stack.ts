@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
+import net from 'node:net';
 import path from 'node:path';
 import WebSocket from 'ws';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
@@ -25,6 +26,15 @@ export interface Stack {
   /** Each service's ops port (/healthz, /readyz, /metrics). */
   metricsPorts: { gateway: number; users: number; messages: number };
   stop(): Promise<void>;
+}
+
+/** A TCP port free on loopback now, for a service a test starts as its own process. */
+export async function freePort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
+  const { port } = s.address() as net.AddressInfo;
+  await new Promise((resolve) => s.close(resolve));
+  return port;
 }
 
 export async function startStack(extra: Record<string, string> = {}): Promise<Stack> {

@@ -107,6 +107,11 @@ export class BacklogMonitor {
     return { max, per };
   }
 
+  /** The last sequence of any stream (0 if it is not there): what was written to it since a reading. */
+  async lastSeq(stream) {
+    return (await this.jsm.streams.info(stream).catch(() => null))?.state.last_seq ?? 0;
+  }
+
   async stop() {
     await this.nc?.close().catch(() => {});
   }

@@ -130,6 +130,7 @@ export function renderMarkdown(r) {
     }, {});
     const appends = r.parley.appends ?? {};
     lines.push(`- Gateways' JetStream appends (whole run): stored ${fmt(appends.stored ?? 0, 0)}, duplicates ${fmt(appends.duplicate ?? 0, 0)}, expected-sequence conflicts (retried on the new head) ${fmt(appends.conflict ?? 0, 0)}, errors ${fmt(appends.error ?? 0, 0)}`);
+    if (typeof r.parley.presenceWritesPerSecond === 'number') lines.push(`- Presence bucket writes during the load phases (heartbeats, with every user online): ${r.parley.presenceWritesPerSecond}/s`);
     lines.push(`- Socket events: reconnects ${sum('reconnects')}, resets ${sum('resets')}, out-of-order deliveries ${sum('outOfOrder')}, other error frames ${JSON.stringify(other)}, typing frames received ${sum('typingReceived')}, read.updated ${sum('readUpdates')}, presence ${sum('presenceReceived')}`);
     lines.push('');
   }

@@ -70,7 +70,7 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
   fanout.start();
   const typing = new Typing({ nc: deps.bus.nc, namespace: deps.namespace, delivery, log: deps.log, metrics: deps.metrics });
   typing.start();
-  const presence = new Presence({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS, replicas: config.STREAM_REPLICAS });
+  const presence = new Presence({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS, replicas: config.STREAM_REPLICAS, heartbeatMs: config.PRESENCE_HEARTBEAT_MS });
   await presence.start();
   const profiles = new Profiles({ ...deps, registry, delivery, serviceTimeoutMs: config.SERVICE_TIMEOUT_MS });
   profiles.start();

@@ -29,6 +29,11 @@ export const GatewayEnv = {
    * services' database pools (10 connections each by default).
    */
   WS_SETUP_CONCURRENCY: Type.Number({ default: 16, minimum: 1 }),
+  /**
+   * How often a gateway tells the others it is alive (one write to the presence bucket); one that
+   * misses three is taken for gone, and its users connected nowhere else are announced offline.
+   */
+  PRESENCE_HEARTBEAT_MS: Type.Number({ default: 10_000, minimum: 100 }),
   /** Milliseconds the gateway waits for a service before answering 503. */
   SERVICE_TIMEOUT_MS: Type.Number({ default: 5000, minimum: 100 }),
   MESSAGE_MAX_CHARS: Type.Number({ default: 4096, minimum: 1, maximum: 65536 }),

@@ -1,3 +1,4 @@
+import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Subscription } from '@nats-io/transport-node';
 import { callRpc, whileJetStreamStarts, type Bus } from '@parley/bus';
@@ -9,9 +10,19 @@ import { askInParts } from './in-parts.js';
 import { isLastSeen, LastSeen } from './last-seen.js';
 import type { Socket, SocketRegistry } from './registry.js';
 
-/** A key lives this long without a heartbeat: a crashed gateway's users go offline within it. */
-const PRESENCE_TTL_MS = 30_000;
-const HEARTBEAT_MS = 10_000;
+/**
+ * A user's key lives this long unless written again: a safety net only. A key goes when its user's
+ * last socket here closes (removeKey), or when this gateway stops, cleanly (stop) or not (the
+ * gateways that outlive it reap it); the TTL catches what neither did, such as the keys of a
+ * crashed gateway of an older release, which did not say it was alive.
+ */
+const KEY_TTL_MS = 60 * 60_000;
+/** Keys of users still connected here are written again this often, well inside KEY_TTL_MS. */
+const KEY_REFRESH_MS = 20 * 60_000;
+/** A gateway whose last heartbeat is this many heartbeats old, by the server's clock, is gone. */
+const BEATS_TO_GONE = 3;
+/** Presence work on many users at once (a reaped gateway's users, a refresh) goes this many at a time. */
+const IN_FLIGHT = 16;
 const COUNT_EVERY_MS = 15_000;
 /**
  * Chat peer ids one users.presenceVisibleMany request carries (about 94 KB of JSON), unless one
@@ -32,8 +43,13 @@ interface Notice {
 
 /**
  * Cluster-wide presence. Each gateway keeps one NATS KV key per (user, gateway) while the user has
- * sockets on it, refreshed by a heartbeat (the bucket's TTL expires a crashed gateway's keys). A user
- * is online while any of their keys exists, so several devices on several gateways count once.
+ * sockets on it. A user is online while any of their keys exists, so several devices on several
+ * gateways count once. The heartbeat is the gateway's, not each user's: every PRESENCE_HEARTBEAT_MS
+ * a gateway writes its own key `gw.<gatewayId>` and reads the others'; one whose key is
+ * BEATS_TO_GONE beats old by the server's timestamps is gone (crashed, or cut off), and the live
+ * gateway with the smallest id reaps it: removes its keys in one purge and announces offline those
+ * of its users connected nowhere else, last seen at its last beat. So writes per beat are one per
+ * gateway, not one per user online (docs/decisions.md, "Presence in a NATS KV bucket").
  * A key is removed by purging its subject, not by a delete marker, so a user's keys are counted by
  * one stream-info request (keyCount) instead of an ordered consumer per transition.
  * Transitions are announced on core NATS (`<ns>.presence.<userId>`) with the user's chats and
@@ -55,6 +71,10 @@ export class Presence {
   private countTimer: NodeJS.Timeout | undefined;
   readonly gatewayId = newId();
   private readonly lastSeen: LastSeen;
+  /** The stream sequence of this gateway's last heartbeat: a beat expects it, so a reaping is noticed. */
+  private beatSeq = 0;
+  private beating = false;
+  private refreshedAt = Date.now();
 
   constructor(
     private readonly deps: {
@@ -67,6 +87,8 @@ export class Presence {
       serviceTimeoutMs: number;
       /** STREAM_REPLICAS: the presence and last seen buckets' copies. */
       replicas: number;
+      /** PRESENCE_HEARTBEAT_MS: how often this gateway says it is alive and looks for gateways gone. */
+      heartbeatMs: number;
     },
   ) {
     this.lastSeen = new LastSeen(deps);
@@ -78,7 +100,8 @@ export class Presence {
 
   async start(): Promise<void> {
     const kvm = new Kvm(this.deps.bus.nc);
-    this.kv = await whileJetStreamStarts('creating the presence bucket', () => kvm.create(subjects.presenceBucket(this.deps.namespace), { ttl: PRESENCE_TTL_MS, history: 1, replicas: this.deps.replicas }), this.deps.log);
+    this.kv = await whileJetStreamStarts('creating the presence bucket', () => kvm.create(subjects.presenceBucket(this.deps.namespace), { ttl: KEY_TTL_MS, history: 1, replicas: this.deps.replicas }), this.deps.log);
+    await this.keepKeysForTheTtl();
     await whileJetStreamStarts('creating the last-seen bucket', () => this.lastSeen.start(), this.deps.log);
     this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
       callback: (err, msg) => {
@@ -90,7 +113,8 @@ export class Presence {
         }
       },
     });
-    this.timers.push(setInterval(() => void this.heartbeat(), HEARTBEAT_MS), setInterval(() => void this.count(), COUNT_EVERY_MS));
+    await this.beat(); // alive before the first socket: no other gateway may take it for gone
+    this.timers.push(setInterval(() => void this.beat(), this.deps.heartbeatMs), setInterval(() => void this.count(), COUNT_EVERY_MS));
     void this.count(); // who is online already, for the first snapshots
     for (const t of this.timers) t.unref();
   }
@@ -260,14 +284,128 @@ export class Presence {
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
   }
 
-  private async heartbeat(): Promise<void> {
+  /**
+   * A bucket made by a release that refreshed every user's key every 10 s has a 30 s TTL: it gets
+   * KEY_TTL_MS, or the keys of users who stay connected would expire between refreshes.
+   */
+  private async keepKeysForTheTtl(): Promise<void> {
+    const maxAge = KEY_TTL_MS * 1_000_000; // nanoseconds
+    const info = await this.deps.bus.jsm.streams.info(this.stream);
+    if (info.config.max_age !== 0 && info.config.max_age < maxAge) await this.deps.bus.jsm.streams.update(this.stream, { max_age: maxAge });
+  }
+
+  private failed(what: string): (error: unknown) => void {
+    return (error) => this.deps.log.warn({ err: (error as Error).message }, what);
+  }
+
+  /** One heartbeat: this gateway's key, its users' keys if they were reaped or are due, then gateways gone. */
+  private async beat(): Promise<void> {
     const kv = this.kv;
-    if (!kv) return;
-    for (const userId of this.deps.registry.userIds()) {
-      // A user whose last socket closed during this loop has had their key removed: not again.
-      if (countOf(this.deps.registry.socketsOf(userId)) === 0) continue;
-      await kv.put(this.key(userId), '1').catch(() => {});
+    if (!kv || this.beating) return;
+    this.beating = true;
+    try {
+      if (await this.sayAlive(kv)) await this.restoreKeys(kv);
+      else if (Date.now() - this.refreshedAt >= KEY_REFRESH_MS) await this.refreshKeys(kv);
+      await this.reapGone(kv);
+    } catch (error) {
+      this.deps.log.warn({ err: (error as Error).message }, 'presence heartbeat failed');
+    } finally {
+      this.beating = false;
     }
+  }
+
+  /**
+   * Writes this gateway's key, expecting the sequence of its last write. Returns true if the key
+   * had gone meanwhile: another gateway took this one for gone (a stall or a cut to NATS longer
+   * than BEATS_TO_GONE beats) and removed its users' keys.
+   */
+  private async sayAlive(kv: KV): Promise<boolean> {
+    const key = gatewayKey(this.gatewayId);
+    if (this.beatSeq === 0) {
+      this.beatSeq = await kv.put(key, '');
+      return false;
+    }
+    try {
+      this.beatSeq = await kv.put(key, '', { previousSeq: this.beatSeq });
+      return false;
+    } catch (error) {
+      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence)) throw error;
+      this.beatSeq = await kv.put(key, '');
+      return true;
+    }
+  }
+
+  /** After a reaping: this gateway's users' keys again, and online notices for those the reaping announced offline. */
+  private async restoreKeys(kv: KV): Promise<void> {
+    this.deps.log.warn('this gateway was taken for gone (no heartbeat for too long): announcing its users again');
+    this.refreshedAt = Date.now();
+    await inParallel(this.deps.registry.userIds(), async (userId) => {
+      const socket = firstOf(this.deps.registry.socketsOf(userId));
+      if (!socket) return;
+      await kv.put(this.key(userId), '1');
+      if ((await this.keyCount(userId)) === 1) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
+    }, this.failed('presence key not restored'));
+  }
+
+  /** The keys of users connected here, written again inside KEY_TTL_MS. */
+  private async refreshKeys(kv: KV): Promise<void> {
+    this.refreshedAt = Date.now();
+    await inParallel(this.deps.registry.userIds(), async (userId) => {
+      // A user whose last socket closed during this loop has had their key removed: not again.
+      if (countOf(this.deps.registry.socketsOf(userId)) === 0) return;
+      await kv.put(this.key(userId), '1');
+    }, this.failed('presence key not refreshed'));
+  }
+
+  /**
+   * Reaps the gateways whose heartbeat is BEATS_TO_GONE beats old. Only the live gateway with the
+   * smallest id does, so a gone gateway's users are announced offline once; the ages are
+   * differences of the server's own timestamps (this gateway's beat just written is "now"), so the
+   * gateways' clocks do not matter.
+   */
+  private async reapGone(kv: KV): Promise<void> {
+    const beats = await this.gatewayBeats(kv);
+    const now = beats.get(this.gatewayId);
+    if (now === undefined) return;
+    const goneAfter = BEATS_TO_GONE * this.deps.heartbeatMs;
+    const gone = [...beats].filter(([, at]) => now - at >= goneAfter);
+    const alive = [...beats.keys()].filter((id) => now - beats.get(id)! < goneAfter).sort();
+    if (alive[0] !== this.gatewayId) return;
+    for (const [gatewayId, at] of gone) await this.reap(gatewayId, at);
+  }
+
+  /** Each gateway's last heartbeat, by the server's timestamp (ms): one stream-info request and a get per gateway. */
+  private async gatewayBeats(kv: KV): Promise<Map<string, number>> {
+    const info = await this.deps.bus.jsm.streams.info(this.stream, { subjects_filter: this.subjectOf(gatewayKey('*')) });
+    const beats = new Map<string, number>();
+    for (const subject of Object.keys(info.state.subjects ?? {})) {
+      const gatewayId = subject.slice(subject.lastIndexOf('.') + 1);
+      const entry = await kv.get(gatewayKey(gatewayId));
+      if (entry?.operation === 'PUT') beats.set(gatewayId, entry.created.getTime());
+    }
+    return beats;
+  }
+
+  /**
+   * A gateway gone without closing its sockets: its keys go in one purge (its users' and its
+   * own), then each of its users connected nowhere else is announced offline, last seen at the
+   * gone gateway's last heartbeat (when it last vouched for them).
+   */
+  private async reap(gatewayId: string, lastBeat: number): Promise<void> {
+    const filter = this.subjectOf(`*.${gatewayId}`);
+    const info = await this.deps.bus.jsm.streams.info(this.stream, { subjects_filter: filter });
+    const userIds = Object.keys(info.state.subjects ?? {})
+      .map((subject) => subject.split('.').at(-2)!)
+      .filter(isId);
+    await this.deps.bus.jsm.streams.purge(this.stream, { filter });
+    this.deps.log.warn({ gatewayId, users: userIds.length }, 'a gateway stopped without closing its sockets: its users are offline unless connected elsewhere');
+    const at = new Date(lastBeat).toISOString();
+    await inParallel(userIds, async (userId) => {
+      if ((await this.keyCount(userId)) > 0) return; // connected on another gateway (this one included)
+      const { chatIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.memberships', { userId }, this.deps.serviceTimeoutMs);
+      await this.wentOffline(userId, chatIds, at);
+    }, this.failed('offline notice of a gone gateway\'s user not sent'));
+    this.scheduleCount();
   }
 
   /** active_users: distinct users with a key in the bucket, i.e. online on any gateway. */
@@ -275,7 +413,7 @@ export class Presence {
     if (!this.kv) return 0;
     const users = new Set<string>();
     try {
-      for await (const key of await this.kv.keys()) users.add(key.slice(0, key.indexOf('.')));
+      for await (const key of await this.kv.keys()) if (!key.startsWith(GATEWAY_KEY_PREFIX)) users.add(key.slice(0, key.indexOf('.')));
     } catch {
       return this.deps.registry.userCount;
     }
@@ -292,8 +430,9 @@ export class Presence {
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.countTimer);
     await this.sub?.drain().catch(() => {});
-    // This gateway's users are no longer connected here; other gateways keep theirs.
-    if (this.kv) await Promise.all(this.deps.registry.userIds().map((u) => this.removeKey(u).catch(() => {})));
+    // This gateway's users are no longer connected here (other gateways keep theirs), and it is
+    // not gone but stopped: its keys and its own go in one purge, so nobody reaps it.
+    if (this.kv) await this.deps.bus.jsm.streams.purge(this.stream, { filter: this.subjectOf(`*.${this.gatewayId}`) }).catch(() => {});
   }
 }
 
@@ -303,6 +442,26 @@ function fittingViewers(rest: { chatPeerIds: string[] }[]): number {
   let size = 1;
   while (size < rest.length && size < MAX_SETUP_BATCH && peers + rest[size]!.chatPeerIds.length <= PEERS_PER_REQUEST) peers += rest[size++]!.chatPeerIds.length;
   return size;
+}
+
+/** Gateways' own keys: `gw.<gatewayId>` (users' keys are `<userId>.<gatewayId>`). */
+const GATEWAY_KEY_PREFIX = 'gw.';
+function gatewayKey(gatewayId: string): string {
+  return `${GATEWAY_KEY_PREFIX}${gatewayId}`;
+}
+
+/** Runs `work` on every item, IN_FLIGHT at a time; a failure is the item's own (told to `failed`), not the others'. */
+async function inParallel<T>(items: T[], work: (item: T) => Promise<void>, failed: (error: unknown) => void): Promise<void> {
+  let next = 0;
+  const lane = async (): Promise<void> => {
+    while (next < items.length) await work(items[next++]!).catch(failed);
+  };
+  await Promise.all(Array.from({ length: Math.min(IN_FLIGHT, items.length) }, lane));
+}
+
+function firstOf<T>(items: Iterable<T>): T | undefined {
+  for (const item of items) return item;
+  return undefined;
 }
 
 function countOf(items: Iterable<unknown>): number {
