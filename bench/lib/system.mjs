@@ -2,7 +2,8 @@
 // database and NATS namespace that are removed at the end (as packages/testing does for tests).
 import { fork, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import os from 'node:os';
 import net from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
@@ -57,6 +58,10 @@ export class System {
     this.log = log;
     this.cpuProfDir = cpuProfDir;
     this.serviceEnv = serviceEnv;
+    // Registration writes a verification mail per user (.eml files without SMTP): a run's own
+    // folder, removed with the run, not the repository's data/mail, which would keep 2,000 files a
+    // run and slow down every later erasure that looks through it (the file mailer's forget).
+    this.mailDir = path.join(os.tmpdir(), `parley-bench-mail-${id}`);
     this.children = new Map();
     this.processes = {};
     this.created = { database: false };
@@ -71,6 +76,7 @@ export class System {
       NATS_URL: this.natsUrl,
       REDIS_URL: this.redisUrl ?? '',
       JWT_SECRET: this.jwtSecret,
+      MAIL_DIR: this.mailDir,
       // Long enough for the whole run: sockets and API calls use tokens issued at registration.
       ACCESS_TOKEN_TTL: '14400',
       LOG_LEVEL: 'warn',
@@ -246,6 +252,7 @@ export class System {
     while (this.children.size > 0 && Date.now() < deadline) await sleep(100);
     for (const child of this.children.values()) child.kill('SIGKILL');
     const problems = [];
+    rmSync(this.mailDir, { recursive: true, force: true });
     if (this.created.database) {
       const admin = new pg.Client({ connectionString: this.adminDatabaseUrl });
       try {
