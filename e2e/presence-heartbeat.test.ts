@@ -83,6 +83,10 @@ describe('presence: one heartbeat per gateway', () => {
     // taken for gone while alive).
     expect(Date.parse(offline.lastSeen)).toBeLessThanOrEqual(killedAt + 50);
     expect(Date.parse(offline.lastSeen)).toBeGreaterThan(killedAt - 3 * HEARTBEAT_MS);
+    // The live gateway's active_users follows the notice (peer and bob are left), not a recount of
+    // the bucket every 15 s.
+    const activeUsers = async () => Number(/active_users\{[^}]*\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${stack.metricsPorts.gateway}/metrics`)).text())?.[1]);
+    await eventually(async () => ((await activeUsers()) === 2 ? true : undefined), 2_000, 'active_users 2');
     // The dead gateway's keys are gone, its own included; bob keeps the key of the live one.
     expect(await keys(`${ann.id}.*`)).toEqual([]);
     expect(await keys(`${bob.id}.*`)).toHaveLength(1);

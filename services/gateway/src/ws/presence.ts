@@ -63,12 +63,11 @@ export class Presence {
   private sub: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
   /**
-   * Users online anywhere, as this gateway knows it: the bucket's keys at each count (every 15 s,
-   * and a second after transitions here), kept current in between by the notices every gateway
-   * receives. What a new socket is shown when it connects (snapshot).
+   * Users online anywhere, as this gateway knows it: the bucket's keys at each count (every 15 s),
+   * kept current in between by this gateway's own users and the notices every gateway receives.
+   * What a new socket is shown when it connects (snapshot), and the `active_users` gauge.
    */
   private readonly online = new Set<string>();
-  private countTimer: NodeJS.Timeout | undefined;
   readonly gatewayId = newId();
   private readonly lastSeen: LastSeen;
   /** The stream sequence of this gateway's last heartbeat: a beat expects it, so a reaping is noticed. */
@@ -170,11 +169,10 @@ export class Presence {
 
   /** A socket of `userId` is ready (its chats known). Announces the user if they just came online. */
   async connected(socket: Socket, userId: string): Promise<void> {
-    this.online.add(userId);
+    this.markOnline(userId);
     if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
     await this.kv.put(this.key(userId), '1');
     if ((await this.keyCount(userId)) === 1) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
-    this.scheduleCount();
   }
 
   /** The last socket of `userId` on this gateway closed. Announces the user if they are now offline everywhere. */
@@ -183,7 +181,6 @@ export class Presence {
     const at = new Date().toISOString(); // the close itself, not whenever the calls below finish
     await this.removeKey(userId).catch(() => {});
     if ((await this.keyCount(userId)) === 0) await this.wentOffline(userId, chatIds, at);
-    this.scheduleCount();
   }
 
   /**
@@ -205,16 +202,17 @@ export class Presence {
   }
 
   /**
-   * Recounts soon, once: listing every key of the bucket on each connect would make a reconnect
-   * storm quadratic, so transitions within a second share one count.
+   * The gauge follows the set as it changes: a recount of the whole bucket after transitions, as
+   * before 2026-12-07, listed every key about once a second per gateway in a storm of connects.
    */
-  private scheduleCount(): void {
-    if (this.countTimer) return;
-    this.countTimer = setTimeout(() => {
-      this.countTimer = undefined;
-      void this.count();
-    }, 1_000);
-    this.countTimer.unref();
+  private markOnline(userId: string): void {
+    this.online.add(userId);
+    this.deps.metrics.activeUsers.set(this.online.size);
+  }
+
+  private markOffline(userId: string): void {
+    this.online.delete(userId);
+    this.deps.metrics.activeUsers.set(this.online.size);
   }
 
   private get stream(): string {
@@ -265,8 +263,8 @@ export class Presence {
 
   private forward(notice: Notice): void {
     if (!isId(notice?.userId) || typeof notice.online !== 'boolean') return;
-    if (notice.online) this.online.add(notice.userId);
-    else if (countOf(this.deps.registry.socketsOf(notice.userId)) === 0) this.online.delete(notice.userId);
+    if (notice.online) this.markOnline(notice.userId);
+    else if (countOf(this.deps.registry.socketsOf(notice.userId)) === 0) this.markOffline(notice.userId);
     const targets = new Set<Socket>();
     for (const chatId of notice.chatIds ?? []) for (const s of this.deps.delivery.socketsIn(chatId)) targets.add(s);
     for (const watcher of notice.watcherIds ?? []) for (const s of this.deps.registry.socketsOf(watcher)) targets.add(s);
@@ -405,30 +403,28 @@ export class Presence {
       const { chatIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.memberships', { userId }, this.deps.serviceTimeoutMs);
       await this.wentOffline(userId, chatIds, at);
     }, this.failed('offline notice of a gone gateway\'s user not sent'));
-    this.scheduleCount();
   }
 
-  /** active_users: distinct users with a key in the bucket, i.e. online on any gateway. */
-  async count(): Promise<number> {
-    if (!this.kv) return 0;
+  /**
+   * Who is online anywhere, from the bucket: distinct users with a key, plus this gateway's own
+   * (their keys may be in flight). Corrects what the notices missed (core NATS is at most once).
+   */
+  private async count(): Promise<void> {
+    if (!this.kv) return;
     const users = new Set<string>();
     try {
       for await (const key of await this.kv.keys()) if (!key.startsWith(GATEWAY_KEY_PREFIX)) users.add(key.slice(0, key.indexOf('.')));
     } catch {
-      return this.deps.registry.userCount;
+      return; // the set stays as the notices made it
     }
-    const counted = users.size;
-    this.deps.metrics.activeUsers.set(counted);
-    // This gateway's own users are online whatever the listing saw (their keys may be in flight).
     for (const userId of this.deps.registry.userIds()) users.add(userId);
     this.online.clear();
     for (const userId of users) this.online.add(userId);
-    return counted;
+    this.deps.metrics.activeUsers.set(this.online.size);
   }
 
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    clearTimeout(this.countTimer);
     await this.sub?.drain().catch(() => {});
     // This gateway's users are no longer connected here (other gateways keep theirs), and it is
     // not gone but stopped: its keys and its own go in one purge, so nobody reaps it.
