@@ -231,13 +231,24 @@ export class Presence {
    * (docs/performance.md, "Users coming online").
    */
   private async keyCount(userId: string): Promise<number> {
-    const info = await this.deps.bus.jsm.streams.info(this.stream, { subjects_filter: this.subjectOf(`${userId}.*`) });
-    return Object.keys(info.state.subjects ?? {}).length;
+    return (await this.keysUnder(`${userId}.*`)).length;
   }
 
   /** Removes this gateway's key of `userId` without a delete marker (see keyCount). */
   private async removeKey(userId: string): Promise<void> {
-    await this.deps.bus.jsm.streams.purge(this.stream, { filter: this.subjectOf(this.key(userId)) });
+    await this.purgeKeys(this.key(userId));
+  }
+
+  /** The keys matching `pattern` (NATS wildcards): one stream-info request, the subjects without the bucket's prefix. */
+  private async keysUnder(pattern: string): Promise<string[]> {
+    const info = await this.deps.bus.jsm.streams.info(this.stream, { subjects_filter: this.subjectOf(pattern) });
+    const prefix = this.subjectOf('');
+    return Object.keys(info.state.subjects ?? {}).map((subject) => subject.slice(prefix.length));
+  }
+
+  /** Removes the keys matching `pattern` in one purge, leaving no marker. */
+  private async purgeKeys(pattern: string): Promise<void> {
+    await this.deps.bus.jsm.streams.purge(this.stream, { filter: this.subjectOf(pattern) });
   }
 
   /**
@@ -374,12 +385,10 @@ export class Presence {
 
   /** Each gateway's last heartbeat, by the server's timestamp (ms): one stream-info request and a get per gateway. */
   private async gatewayBeats(kv: KV): Promise<Map<string, number>> {
-    const info = await this.deps.bus.jsm.streams.info(this.stream, { subjects_filter: this.subjectOf(gatewayKey('*')) });
     const beats = new Map<string, number>();
-    for (const subject of Object.keys(info.state.subjects ?? {})) {
-      const gatewayId = subject.slice(subject.lastIndexOf('.') + 1);
-      const entry = await kv.get(gatewayKey(gatewayId));
-      if (entry?.operation === 'PUT') beats.set(gatewayId, entry.created.getTime());
+    for (const key of await this.keysUnder(gatewayKey('*'))) {
+      const entry = await kv.get(key);
+      if (entry?.operation === 'PUT') beats.set(key.slice(GATEWAY_KEY_PREFIX.length), entry.created.getTime());
     }
     return beats;
   }
@@ -390,12 +399,9 @@ export class Presence {
    * gone gateway's last heartbeat (when it last vouched for them).
    */
   private async reap(gatewayId: string, lastBeat: number): Promise<void> {
-    const filter = this.subjectOf(`*.${gatewayId}`);
-    const info = await this.deps.bus.jsm.streams.info(this.stream, { subjects_filter: filter });
-    const userIds = Object.keys(info.state.subjects ?? {})
-      .map((subject) => subject.split('.').at(-2)!)
-      .filter(isId);
-    await this.deps.bus.jsm.streams.purge(this.stream, { filter });
+    const keys = `*.${gatewayId}`;
+    const userIds = (await this.keysUnder(keys)).map((key) => key.slice(0, key.indexOf('.'))).filter(isId);
+    await this.purgeKeys(keys);
     this.deps.log.warn({ gatewayId, users: userIds.length }, 'a gateway stopped without closing its sockets: its users are offline unless connected elsewhere');
     const at = new Date(lastBeat).toISOString();
     await inParallel(userIds, async (userId) => {
@@ -428,7 +434,7 @@ export class Presence {
     await this.sub?.drain().catch(() => {});
     // This gateway's users are no longer connected here (other gateways keep theirs), and it is
     // not gone but stopped: its keys and its own go in one purge, so nobody reaps it.
-    if (this.kv) await this.deps.bus.jsm.streams.purge(this.stream, { filter: this.subjectOf(`*.${this.gatewayId}`) }).catch(() => {});
+    if (this.kv) await this.purgeKeys(`*.${this.gatewayId}`).catch(() => {});
   }
 }
 
