@@ -23,7 +23,14 @@ const KEY_REFRESH_MS = 20 * 60_000;
 const BEATS_TO_GONE = 3;
 /** Presence work on many users at once (a reaped gateway's users, a refresh) goes this many at a time. */
 const IN_FLIGHT = 16;
-const COUNT_EVERY_MS = 15_000;
+/**
+ * The whole bucket is listed this often per gateway, as a safety net: every transition is announced
+ * (also when its audience is unknown), and a gateway lists again after a NATS reconnect, when it
+ * may have missed notices. What is left for this listing to correct is a gateway that removed a key
+ * and died before it announced. A listing is O(users online): at 15 s, as before 2026-12-07, it was
+ * 330,000 key deliveries a second with 500,000 users on 10 gateways; at 5 min, 17,000.
+ */
+const COUNT_EVERY_MS = 5 * 60_000;
 /**
  * Chat peer ids one users.presenceVisibleMany request carries (about 94 KB of JSON), unless one
  * viewer alone has more (at most 5,000): under glibc's mmap threshold, as SETUP_ANSWER_BYTES.
@@ -63,8 +70,9 @@ export class Presence {
   private sub: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
   /**
-   * Users online anywhere, as this gateway knows it: the bucket's keys at each count (every 15 s),
-   * kept current in between by this gateway's own users and the notices every gateway receives.
+   * Users online anywhere, as this gateway knows it: the bucket's keys at each count (COUNT_EVERY_MS,
+   * and after a NATS reconnect), kept current in between by this gateway's own users and the
+   * notices every gateway receives.
    * What a new socket is shown when it connects (snapshot), and the `active_users` gauge.
    */
   private readonly online = new Set<string>();
@@ -74,6 +82,11 @@ export class Presence {
   private beatSeq = 0;
   private beating = false;
   private refreshedAt = Date.now();
+  /** While a count lists the bucket: the transitions seen meanwhile, applied over its result. */
+  private duringCount: Map<string, boolean> | undefined;
+  /** A count was asked for while one ran (which may have listed before a reconnect): run again after it. */
+  private countAgain = false;
+  private stopped = false;
 
   constructor(
     private readonly deps: {
@@ -116,6 +129,18 @@ export class Presence {
     this.timers.push(setInterval(() => void this.beat(), this.deps.heartbeatMs), setInterval(() => void this.count(), COUNT_EVERY_MS));
     void this.count(); // who is online already, for the first snapshots
     for (const t of this.timers) t.unref();
+    void this.countAfterReconnects();
+  }
+
+  /**
+   * Notices are core NATS: those published while this gateway was cut off from NATS never reach
+   * it. Its subscription is back after a reconnect, so one listing then brings the set up to date.
+   */
+  private async countAfterReconnects(): Promise<void> {
+    for await (const status of this.deps.bus.nc.status()) {
+      if (this.stopped) return;
+      if (status.type === 'reconnect') void this.count();
+    }
   }
 
   /**
@@ -207,11 +232,13 @@ export class Presence {
    */
   private markOnline(userId: string): void {
     this.online.add(userId);
+    this.duringCount?.set(userId, true);
     this.deps.metrics.activeUsers.set(this.online.size);
   }
 
   private markOffline(userId: string): void {
     this.online.delete(userId);
+    this.duringCount?.set(userId, false);
     this.deps.metrics.activeUsers.set(this.online.size);
   }
 
@@ -260,9 +287,11 @@ export class Presence {
     try {
       audience = await callRpc(this.deps.bus, this.deps.namespace, 'users.watchers', { userId }, this.deps.serviceTimeoutMs);
     } catch (error) {
-      // Without the user's privacy settings nobody is told: presence is best effort, privacy is not.
-      this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable; presence not announced');
-      return false;
+      // Without the user's privacy settings no socket is told: presence is best effort, privacy is
+      // not. The gateways still are (a notice with no audience), so their online sets stay true
+      // without waiting for a listing of the bucket.
+      this.deps.log.warn({ err: (error as Error).message }, 'presence watchers unavailable: the transition is told to the gateways only, no socket');
+      audience = { userIds: [], chatPeers: false, blocked: [] };
     }
     // users.watchers answers chatPeers false exactly for `nobody` (and for no such user).
     const shown = audience.chatPeers;
@@ -414,22 +443,40 @@ export class Presence {
   /**
    * Who is online anywhere, from the bucket: distinct users with a key, plus this gateway's own
    * (their keys may be in flight). Corrects what the notices missed (core NATS is at most once).
+   * The listing takes a while with many keys, and a key it passed may go or come before it ends:
+   * the transitions seen meanwhile are applied over its result, so none of them is undone.
    */
   private async count(): Promise<void> {
     if (!this.kv) return;
+    if (this.duringCount) {
+      this.countAgain = true;
+      return;
+    }
     const users = new Set<string>();
+    const seen = (this.duringCount = new Map());
     try {
       for await (const key of await this.kv.keys()) if (!key.startsWith(GATEWAY_KEY_PREFIX)) users.add(key.slice(0, key.indexOf('.')));
     } catch {
       return; // the set stays as the notices made it
+    } finally {
+      this.duringCount = undefined;
+      if (this.countAgain && !this.stopped) {
+        this.countAgain = false;
+        setImmediate(() => void this.count());
+      }
     }
     for (const userId of this.deps.registry.userIds()) users.add(userId);
+    for (const [userId, online] of seen) {
+      if (online) users.add(userId);
+      else users.delete(userId);
+    }
     this.online.clear();
     for (const userId of users) this.online.add(userId);
     this.deps.metrics.activeUsers.set(this.online.size);
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     for (const t of this.timers) clearInterval(t);
     await this.sub?.drain().catch(() => {});
     // This gateway's users are no longer connected here (other gateways keep theirs), and it is
