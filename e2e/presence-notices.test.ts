@@ -1,10 +1,17 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { connectBus, RequestSigner } from '@parley/bus';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { subjects } from '@parley/contracts';
+import { createLogger } from '@parley/log';
+import { createMetrics } from '@parley/telemetry';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
+import { ChatDelivery } from '../services/gateway/src/ws/delivery.js';
+import { Presence } from '../services/gateway/src/ws/presence.js';
+import { SocketRegistry } from '../services/gateway/src/ws/registry.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startUsersService } from '../services/users/src/service.js';
@@ -59,6 +66,29 @@ async function natsRelay(target: URL): Promise<{ url: string; cut(): void; resto
 }
 
 /**
+ * users, messages and a gateway in this process, each stoppable on its own (startStack stops them
+ * together), on an env of their own; `cleanups` gets what undoes each, last first. A service the
+ * test stops itself is stopped only once.
+ */
+async function servicesApart(cleanups: (() => Promise<void>)[]) {
+  const env: TestEnv = await createTestEnv();
+  cleanups.push(() => env.cleanup());
+  const vars: Record<string, string> = { ...env.env, PORT: '0', METRICS_PORT: '0' };
+  const once = (stop: () => Promise<void>) => {
+    let stopped: Promise<void> | undefined;
+    return () => (stopped ??= stop());
+  };
+  const users = once((await startUsersService(vars)).stop);
+  cleanups.push(users);
+  const messages = once((await startMessagesService(vars)).stop);
+  cleanups.push(messages);
+  const running = await startGatewayService(vars);
+  const gateway = { port: running.port, metricsPort: running.metricsPort, stop: once(running.stop) };
+  cleanups.push(gateway.stop);
+  return { env, vars, stopUsers: users, gateway, stack: { baseUrl: `http://127.0.0.1:${gateway.port}` } };
+}
+
+/**
  * Every gateway keeps the set of users online anywhere (its snapshots and `active_users`) from
  * the presence notices, and lists the whole bucket only every 5 minutes as a safety net
  * (services/gateway/src/ws/presence.ts). So the set must not depend on that listing for what can
@@ -74,19 +104,7 @@ describe('presence: the gateways follow every transition without listing the buc
   });
 
   it('a user going offline while users.watchers cannot answer leaves the online set at once (told to no socket)', async () => {
-    const env: TestEnv = await createTestEnv();
-    cleanups.push(() => env.cleanup());
-    const vars = { ...env.env, PORT: '0', METRICS_PORT: '0' };
-    const users = await startUsersService(vars);
-    let usersRunning = true;
-    cleanups.push(async () => {
-      if (usersRunning) await users.stop();
-    });
-    const messages = await startMessagesService(vars);
-    cleanups.push(() => messages.stop());
-    const gateway = await startGatewayService(vars);
-    cleanups.push(() => gateway.stop());
-    const stack = { baseUrl: `http://127.0.0.1:${gateway.port}` };
+    const { env, stopUsers, gateway, stack } = await servicesApart(cleanups);
 
     const [ann, bob] = [await register(stack, 'pn_ann'), await register(stack, 'pn_bob')];
     const group = await http(stack, 'POST', '/api/v1/chats', { token: bob.accessToken, body: { type: 'group', title: 'notices', memberIds: [ann.id] } });
@@ -99,8 +117,7 @@ describe('presence: the gateways follow every transition without listing the buc
 
     // The users service, which answers users.watchers, is gone: nobody may be told of ann (her
     // privacy settings are unknown), but the gateway must still know she left.
-    await users.stop();
-    usersRunning = false;
+    await stopUsers();
     const nc: NatsConnection = await env.connectNats('presence-notices-test');
     cleanups.push(() => nc.close());
     const notices: unknown[] = [];
@@ -150,3 +167,78 @@ describe('presence: the gateways follow every transition without listing the buc
     await activeUsersReach(metricsPort, 0, 10_000);
   }, 60_000);
 });
+
+describe('presence: a rolling upgrade', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+  });
+
+  it('reaps a gateway of an older release (no heartbeat key) whose keys are no longer written, not one that still writes them', async () => {
+    const { env, vars, gateway, stack } = await servicesApart(cleanups);
+    const [ann, carl, dave, peer] = [await register(stack, 'pu_ann'), await register(stack, 'pu_carl'), await register(stack, 'pu_dave'), await register(stack, 'pu_peer')];
+    const group = await http(stack, 'POST', '/api/v1/chats', { token: peer.accessToken, body: { type: 'group', title: 'upgrade', memberIds: [ann.id, carl.id, dave.id] } });
+    expect(group.status).toBe(201);
+    // The gateway that served those requests goes (cleanly: it leaves no key); the one under test
+    // is a Presence of this process, alone, so it is the one that reaps.
+    await gateway.stop();
+    const log = createLogger({ service: 'test', level: 'silent' });
+    const bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'presence-upgrade', log });
+    cleanups.push(() => bus.nc.close());
+    bus.signer = new RequestSigner(vars.GATEWAY_SIGNING_KEY!);
+    const metrics = createMetrics('gateway');
+    const presence = new Presence({ bus, namespace: env.namespace, registry: new SocketRegistry(), delivery: new ChatDelivery(metrics, 1 << 20), log, metrics, serviceTimeoutMs: 5_000, replicas: 1, heartbeatMs: 10_000 });
+    await presence.start();
+    cleanups.push(() => presence.stop());
+
+    // Three other gateways' keys, as they write them: `crashed` and `alive` are of the older
+    // release (users' keys only, each written again every 10 s while the gateway lives); `current`
+    // is of this one (its own gw. key, beating; its user's key written once).
+    const kv = await new Kvm(bus.nc).open(subjects.presenceBucket(env.namespace));
+    // `current`'s id sorts after any other, so the Presence under test stays the reaper (the live
+    // gateway with the smallest id).
+    const [crashed, alive, current] = [randomId(), randomId(), `ffffffff${randomId().slice(8)}`];
+    await kv.put(`${ann.id}.${crashed}`, '1');
+    const crashedAt = Date.now();
+    await kv.put(`${dave.id}.${current}`, '1');
+    const nc: NatsConnection = await env.connectNats('presence-upgrade-test');
+    cleanups.push(() => nc.close());
+    const notices: { userId: string; online: boolean; chatIds: string[]; lastSeen?: string }[] = [];
+    nc.subscribe(subjects.presence(env.namespace, '*'), { callback: (_err, msg) => void notices.push(msg.json()) });
+    await nc.flush();
+    const beating = setInterval(() => {
+      void kv.put(`${carl.id}.${alive}`, '1');
+      void kv.put(`gw.${current}`, '');
+    }, 2_000);
+    cleanups.push(async () => clearInterval(beating));
+    await kv.put(`${carl.id}.${alive}`, '1');
+    await kv.put(`gw.${current}`, '');
+
+    // Past the older release's 30 s TTL by the server's clock: a beat of the Presence 30 s after
+    // the crashed gateway's last write. Then a listing, as every COUNT_EVERY_MS.
+    const inside = presence as unknown as { lastBeatAt: number; beat(): Promise<void>; count(): Promise<void> };
+    const lastWrite = (await kv.get(`${ann.id}.${crashed}`))!.created.getTime();
+    await eventually(async () => {
+      if (Date.now() - crashedAt < 30_000) return undefined; // not before it can be true
+      await inside.beat();
+      return inside.lastBeatAt - lastWrite >= 30_000 ? true : undefined;
+    }, 45_000, "a beat 30 s after the crashed gateway's last write");
+    await inside.count();
+    clearInterval(beating);
+    // Every notice of the reapings went out before count() returned; one more from the same
+    // connection arrives after them all.
+    bus.nc.publish(subjects.presence(env.namespace, 'end'), JSON.stringify({ userId: 'end' }));
+    await eventually(async () => (notices.some((n) => n.userId === 'end') ? true : undefined), 5_000, 'the end marker');
+
+    expect(await kv.get(`${ann.id}.${crashed}`)).toBeNull();
+    expect((await kv.get(`${dave.id}.${current}`))?.operation).toBe('PUT');
+    // Ann alone was announced offline: not carl, whose gateway still writes his key, nor dave.
+    expect(notices.map((n) => n.userId)).toEqual([ann.id, 'end']);
+    expect(notices[0]).toMatchObject({ online: false, chatIds: [group.body.id] });
+    expect(Date.parse(notices[0]!.lastSeen!)).toBeLessThanOrEqual(crashedAt + 1_000);
+  }, 90_000);
+});
+
+function randomId(): string {
+  return crypto.randomUUID();
+}

@@ -13,14 +13,20 @@ import type { Socket, SocketRegistry } from './registry.js';
 /**
  * A user's key lives this long unless written again: a safety net only. A key goes when its user's
  * last socket here closes (removeKey), or when this gateway stops, cleanly (stop) or not (the
- * gateways that outlive it reap it); the TTL catches what neither did, such as the keys of a
- * crashed gateway of an older release, which did not say it was alive.
+ * gateways that outlive it reap it: reapGone, and reapUnheralded for a gateway of an older
+ * release, which did not say it was alive); the TTL catches what none of them did.
  */
 const KEY_TTL_MS = 60 * 60_000;
 /** Keys of users still connected here are written again this often, well inside KEY_TTL_MS. */
 const KEY_REFRESH_MS = 20 * 60_000;
 /** A gateway whose last heartbeat is this many heartbeats old, by the server's clock, is gone. */
 const BEATS_TO_GONE = 3;
+/**
+ * Gateways of releases before 2026-12-07 write no `gw.` key: they keep their users' keys alive by
+ * writing each again every 10 s, under a TTL of 30 s in their day. One whose key is this old has
+ * stopped without closing its sockets (reapUnheralded).
+ */
+const UNHERALDED_KEY_GONE_MS = 30_000;
 /** Presence work on many users at once (a reaped gateway's users, a refresh) goes this many at a time. */
 const IN_FLIGHT = 16;
 /**
@@ -81,6 +87,9 @@ export class Presence {
   /** The stream sequence of this gateway's last heartbeat: a beat expects it, so a reaping is noticed. */
   private beatSeq = 0;
   private beating = false;
+  /** At this gateway's last beat: whether it is the one that reaps, and the server's time of that beat (ms). */
+  private reaper = false;
+  private lastBeatAt = 0;
   private refreshedAt = Date.now();
   /** While a count lists the bucket: the transitions seen meanwhile, applied over its result. */
   private duringCount: Map<string, boolean> | undefined;
@@ -408,7 +417,9 @@ export class Presence {
     const goneAfter = BEATS_TO_GONE * this.deps.heartbeatMs;
     const gone = [...beats].filter(([, at]) => now - at >= goneAfter);
     const alive = [...beats.keys()].filter((id) => now - beats.get(id)! < goneAfter).sort();
-    if (alive[0] !== this.gatewayId) return;
+    this.lastBeatAt = now;
+    this.reaper = alive[0] === this.gatewayId;
+    if (!this.reaper) return;
     for (const [gatewayId, at] of gone) await this.reap(gatewayId, at);
   }
 
@@ -452,10 +463,22 @@ export class Presence {
       this.countAgain = true;
       return;
     }
+    const kv = this.kv;
     const users = new Set<string>();
+    /** Gateways with users' keys but no `gw.` key of their own, each with one of its keys. */
+    const unheralded = new Map<string, string>();
+    const heralded = new Set<string>();
     const seen = (this.duringCount = new Map());
     try {
-      for await (const key of await this.kv.keys()) if (!key.startsWith(GATEWAY_KEY_PREFIX)) users.add(key.slice(0, key.indexOf('.')));
+      for await (const key of await kv.keys()) {
+        if (key.startsWith(GATEWAY_KEY_PREFIX)) {
+          heralded.add(key.slice(GATEWAY_KEY_PREFIX.length));
+          continue;
+        }
+        const dot = key.indexOf('.');
+        users.add(key.slice(0, dot));
+        if (!unheralded.has(key.slice(dot + 1))) unheralded.set(key.slice(dot + 1), key);
+      }
     } catch {
       return; // the set stays as the notices made it
     } finally {
@@ -473,6 +496,25 @@ export class Presence {
     this.online.clear();
     for (const userId of users) this.online.add(userId);
     this.deps.metrics.activeUsers.set(this.online.size);
+    for (const gatewayId of [...heralded, this.gatewayId]) unheralded.delete(gatewayId);
+    if (this.reaper && unheralded.size > 0) await this.reapUnheralded(kv, unheralded).catch(this.failed('gateways of an older release not checked'));
+  }
+
+  /**
+   * A gateway of an older release (no `gw.` key) that crashed is reaped like a gone gateway of
+   * this one once its key is UNHERALDED_KEY_GONE_MS old, the TTL its release gave keys: its users'
+   * keys would otherwise outlive it by KEY_TTL_MS. Only found by a listing (count), so this takes
+   * up to COUNT_EVERY_MS; it matters only while a rolling upgrade runs.
+   */
+  private async reapUnheralded(kv: KV, keyOf: Map<string, string>): Promise<void> {
+    for (const [gatewayId, key] of keyOf) {
+      // A gateway of this release whose beat replaced its key while the listing ran: not unheralded.
+      if ((await kv.get(gatewayKey(gatewayId)))?.operation === 'PUT') continue;
+      const entry = await kv.get(key);
+      if (entry?.operation !== 'PUT') continue;
+      const writtenAt = entry.created.getTime();
+      if (this.lastBeatAt - writtenAt >= UNHERALDED_KEY_GONE_MS) await this.reap(gatewayId, writtenAt);
+    }
   }
 
   async stop(): Promise<void> {
