@@ -1,13 +1,15 @@
 #!/usr/bin/env node
-// What counting one user's presence keys costs the NATS server, two ways.
+// What finding whether a user holds presence keys costs the NATS server, three ways.
 //
-// When a user's first socket on a gateway opens (or the last one closes), the gateway asks how
-// many gateways hold a key of the user in the presence bucket (services/gateway/src/ws/presence.ts).
-// This starts a private nats-server (`--bin`), fills a KV bucket like the presence one (TTL 30 s,
-// history 1) with `--keys` keys `<user>.<gateway>` over two gateways, then counts `--calls` users'
-// keys, 20 at a time, by `kv.keys('<user>.*')` (an ordered consumer: create, info, deliveries,
-// delete) and by one STREAM.INFO request with `subjects_filter` (what the gateway does), in turns,
-// and prints the server's CPU milliseconds and the wall milliseconds per count.
+// When a user's first socket on a gateway opens (or the last one closes), the gateway asks whether
+// another gateway holds a key of the user in the presence bucket (services/gateway/src/ws/presence.ts).
+// This starts a private nats-server (`--bin`), fills a KV bucket like the presence one (TTL 1 h,
+// history 1) with `--keys` keys `<user>.<gateway>` over two gateways, then asks about `--calls`
+// users, 20 at a time, by `kv.keys('<user>.*')` (an ordered consumer: create, info, deliveries,
+// delete), by one STREAM.INFO request with `subjects_filter` `<user>.*` (the gateway until
+// 2026-12-07), and by a STREAM.MSG.GET of the one key `<user>.<gateway>` (the gateway since: one
+// such get per other gateway), in turns, and prints the server's CPU milliseconds and the wall
+// milliseconds per call.
 //
 //   node bench/presence-count.mjs --keys 20000
 import { parseArgs } from 'node:util';
@@ -29,7 +31,7 @@ const calls = Number(args.calls);
 const server = await startPrivateNats(args.bin, 'presence-count');
 try {
   const nc = await server.connect();
-  const kv = await new Kvm(nc).create('presence', { ttl: 30_000, history: 1 });
+  const kv = await new Kvm(nc).create('presence', { ttl: 3_600_000, history: 1 });
   const jsm = await jetstreamManager(nc);
   for (let from = 0; from < keys; from += 500) {
     await Promise.all(Array.from({ length: Math.min(500, keys - from) }, (_, i) => kv.put(`u${from + i}.g${(from + i) % 2}`, '1')));
@@ -41,6 +43,10 @@ try {
       return n;
     },
     'stream info': async (user) => Object.keys((await jsm.streams.info('KV_presence', { subjects_filter: `$KV.presence.${user}.*` })).state.subjects ?? {}).length,
+    // What the gateway does since 2026-12-07: one STREAM.MSG.GET of `<user>.<gateway>` per other
+    // gateway (here the one gateway that holds the key; a second for the other gateway would cost
+    // the same again).
+    'msg get': async (user) => ((await jsm.streams.getMessage('KV_presence', { last_by_subj: `$KV.presence.${user}.g${Number(user.slice(1)) % 2}` })) ? 1 : 0),
   };
   const results = [];
   for (let round = 0; round < Number(args.rounds); round++) {

@@ -1,6 +1,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
 import path from 'node:path';
+import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { connectBus, RequestSigner } from '@parley/bus';
@@ -88,6 +89,19 @@ async function servicesApart(cleanups: (() => Promise<void>)[]) {
   return { env, vars, stopUsers: users, gateway, stack: { baseUrl: `http://127.0.0.1:${gateway.port}` } };
 }
 
+/** A second gateway as its own process on `stack`'s servers, with `vars` over the stack's. */
+async function gatewayProcess(stack: Stack, vars: Record<string, string>, cleanups: (() => Promise<void>)[]): Promise<{ wsUrl: string; metricsPort: number }> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const child: ChildProcess = spawn(process.execPath, [GATEWAY_MAIN], {
+    env: { ...process.env, ...stack.vars, PORT: String(port), METRICS_PORT: String(metricsPort), ...vars },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  cleanups.push(async () => void child.kill('SIGKILL'));
+  await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'second gateway up');
+  return { wsUrl: `ws://127.0.0.1:${port}/ws`, metricsPort };
+}
+
 /**
  * Every gateway keeps the set of users online anywhere (its snapshots and `active_users`) from
  * the presence notices, and lists the whole bucket only every 5 minutes as a safety net
@@ -139,14 +153,7 @@ describe('presence: the gateways follow every transition without listing the buc
     cleanups.push(() => stack.stop());
     const relay = await natsRelay(new URL(stack.vars.NATS_URL!));
     cleanups.push(() => relay.close());
-    const port = await freePort();
-    const metricsPort = await freePort();
-    const child: ChildProcess = spawn(process.execPath, [GATEWAY_MAIN], {
-      env: { ...process.env, ...stack.vars, NATS_URL: relay.url, PORT: String(port), METRICS_PORT: String(metricsPort) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    cleanups.push(async () => void child.kill('SIGKILL'));
-    await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'second gateway up');
+    const { metricsPort } = await gatewayProcess(stack, { NATS_URL: relay.url }, cleanups);
 
     const ann = await register(stack, 'pr_ann');
     const annSocket = await TestSocket.open(stack.wsUrl, ann.accessToken);
@@ -242,3 +249,48 @@ describe('presence: a rolling upgrade', () => {
 function randomId(): string {
   return crypto.randomUUID();
 }
+
+/**
+ * Whether a user is still connected elsewhere is asked of each gateway this one knows
+ * (presence.ts, heldElsewhere): a new gateway says hello as it starts, so the others know it
+ * before their next beat.
+ */
+describe('presence: a gateway that just started', () => {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterAll(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup().catch(() => {});
+  });
+
+  it('is known to the others at once: a user who moved to it is not announced offline when leaving one of them', async () => {
+    // Beats a minute apart: between them, the stack's gateway learns of the new one only by its hello.
+    const beats = { PRESENCE_HEARTBEAT_MS: '60000' };
+    const stack: Stack = await startStack(beats);
+    cleanups.push(() => stack.stop());
+    const [ann, peer] = [await register(stack, 'ph_ann'), await register(stack, 'ph_peer')];
+    const group = await http(stack, 'POST', '/api/v1/chats', { token: peer.accessToken, body: { type: 'group', title: 'hello', memberIds: [ann.id] } });
+    expect(group.status).toBe(201);
+    const peerSocket = await TestSocket.open(stack.wsUrl, peer.accessToken);
+    const annHere = await TestSocket.open(stack.wsUrl, ann.accessToken);
+    expect(await peerSocket.next((f) => f.op === 'presence' && f.userId === ann.id)).toEqual({ op: 'presence', userId: ann.id, online: true });
+
+    const fresh = await gatewayProcess(stack, beats, cleanups);
+    const annThere = await TestSocket.open(fresh.wsUrl, ann.accessToken);
+    // Set up there: her second key is written.
+    const nc: NatsConnection = await stack.env.connectNats('presence-hello-test');
+    cleanups.push(() => nc.close());
+    const jsm = await jetstreamManager(nc);
+    const bucket = subjects.presenceBucket(stack.env.namespace);
+    const keysOfAnn = async () => Object.keys((await jsm.streams.info(`KV_${bucket}`, { subjects_filter: `$KV.${bucket}.${ann.id}.*` })).state.subjects ?? {}).length;
+    await eventually(async () => ((await keysOfAnn()) === 2 ? true : undefined), 5_000, "ann's two keys");
+    annHere.close();
+    await eventually(async () => ((await keysOfAnn()) === 1 ? true : undefined), 5_000, 'her first key removed');
+    // Her first offline notice is the one her last socket's close causes: a notice for the first
+    // socket's close would say she was last seen before that key was gone.
+    const closedAt = Date.now();
+    annThere.close();
+    const offline = await peerSocket.next((f) => f.op === 'presence' && f.userId === ann.id, 10_000);
+    expect(offline).toMatchObject({ online: false });
+    expect(Date.parse(offline.lastSeen)).toBeGreaterThanOrEqual(closedAt);
+    peerSocket.close();
+  }, 60_000);
+});

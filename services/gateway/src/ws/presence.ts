@@ -43,6 +43,12 @@ const COUNT_EVERY_MS = 5 * 60_000;
  */
 const PEERS_PER_REQUEST = 1_200;
 
+/** A gateway's first words, on `<ns>.presence.gateways`: the others check its keys from now on, not from their next beat. */
+interface Hello {
+  gatewayHello: string;
+}
+const HELLO_SUBJECT_TOKEN = 'gateways';
+
 interface Notice {
   userId: string;
   online: boolean;
@@ -63,8 +69,8 @@ interface Notice {
  * gateway with the smallest id reaps it: removes its keys in one purge and announces offline those
  * of its users connected nowhere else, last seen at its last beat. So writes per beat are one per
  * gateway, not one per user online (docs/decisions.md, "Presence in a NATS KV bucket").
- * A key is removed by purging its subject, not by a delete marker, so a user's keys are counted by
- * one stream-info request (keyCount) instead of an ordered consumer per transition.
+ * Whether a user is connected elsewhere is a get of their key per other gateway (heldElsewhere):
+ * each an O(1) lookup on the server, where any filtered request scans every key of the bucket.
  * Transitions are announced on core NATS (`<ns>.presence.<userId>`) with the user's chats and
  * watchers (users who have them as a contact); every gateway forwards the notice to its sockets in
  * those chats or of those watchers. `active_users` counts distinct users across all gateways.
@@ -95,6 +101,14 @@ export class Presence {
   private duringCount: Map<string, boolean> | undefined;
   /** A count was asked for while one ran (which may have listed before a reconnect): run again after it. */
   private countAgain = false;
+  /**
+   * The other gateways, by id, with when (this process's clock) their heartbeat key or hello was
+   * last seen: whose keys heldElsewhere looks at. Kept BEATS_TO_GONE + 1 beats after the last
+   * sight, so one reaped or stopped is still checked (harmlessly) until then.
+   */
+  private readonly others = new Map<string, number>();
+  /** Gateways of an older release (no heartbeat key) the last listing found: their keys count too. */
+  private olderGateways = new Set<string>();
   private stopped = false;
 
   constructor(
@@ -128,13 +142,19 @@ export class Presence {
       callback: (err, msg) => {
         if (err) return;
         try {
-          this.forward(msg.json<Notice>());
+          const notice = msg.json<Notice | Hello>();
+          if ('gatewayHello' in notice) this.greeted(notice);
+          else this.forward(notice);
         } catch {
           // Not JSON: not from a gateway of ours. Ignore.
         }
       },
     });
     await this.beat(); // alive before the first socket: no other gateway may take it for gone
+    // Seen by the others at once: a user who connects here and leaves another gateway before that
+    // one's next beat must not be announced offline by it.
+    const hello: Hello = { gatewayHello: this.gatewayId };
+    this.deps.bus.nc.publish(subjects.presence(this.deps.namespace, HELLO_SUBJECT_TOKEN), JSON.stringify(hello));
     this.timers.push(setInterval(() => void this.beat(), this.deps.heartbeatMs), setInterval(() => void this.count(), COUNT_EVERY_MS));
     void this.count(); // who is online already, for the first snapshots
     for (const t of this.timers) t.unref();
@@ -206,7 +226,7 @@ export class Presence {
     this.markOnline(userId);
     if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
     await this.kv.put(this.key(userId), '1');
-    if ((await this.keyCount(userId)) === 1) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
+    if (!(await this.heldElsewhere(userId))) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
   }
 
   /** The last socket of `userId` on this gateway closed. Announces the user if they are now offline everywhere. */
@@ -214,7 +234,7 @@ export class Presence {
     if (countOf(this.deps.registry.socketsOf(userId)) !== 0 || !this.kv) return;
     const at = new Date().toISOString(); // the close itself, not whenever the calls below finish
     await this.removeKey(userId).catch(() => {});
-    if ((await this.keyCount(userId)) === 0) await this.wentOffline(userId, chatIds, at);
+    if (!(await this.heldElsewhere(userId))) await this.wentOffline(userId, chatIds, at);
   }
 
   /**
@@ -260,17 +280,36 @@ export class Presence {
   }
 
   /**
-   * How many gateways hold a key of `userId`: the subjects the stream has under the user's prefix.
-   * Keys leave no marker (removeKey; the TTL drops a crashed gateway's without one), so every
-   * subject there is a live key. One JetStream API request; listing the keys with kv.keys() cost an
-   * ordered consumer (create, info, deliver, delete), about seven times the server's CPU
-   * (docs/performance.md, "Users coming online").
+   * Whether another gateway holds a key of `userId`: one get of `<userId>.<gatewayId>` per gateway
+   * known (others, olderGateways), in parallel. Each is a lookup of one subject, which the server
+   * answers in constant time; a request filtered by `<userId>.*` (as before 2026-12-07) made it
+   * match every key of the bucket, 2.1-2.2 ms of its CPU per count with 20,000 keys on NATS 2.9
+   * (`bench/presence-count.mjs`), growing with the users online. Asked of the stream's leader
+   * (STREAM.MSG.GET), not by a direct get, which any replica may answer before it has a put that
+   * was just acknowledged.
    */
-  private async keyCount(userId: string): Promise<number> {
-    return (await this.keysUnder(`${userId}.*`)).length;
+  private async heldElsewhere(userId: string): Promise<boolean> {
+    const gateways = new Set([...this.others.keys(), ...this.olderGateways]);
+    gateways.delete(this.gatewayId);
+    const held = await Promise.all([...gateways].map((gatewayId) => this.exists(`${userId}.${gatewayId}`)));
+    return held.includes(true);
   }
 
-  /** Removes this gateway's key of `userId` without a delete marker (see keyCount). */
+  /**
+   * Whether the bucket has `key` (getMessage answers null for no message). A delete marker, which
+   * gateways before 2026-12-06 left when a user's socket closed, is no key.
+   */
+  private async exists(key: string): Promise<boolean> {
+    const stored = await this.deps.bus.jsm.streams.getMessage(this.stream, { last_by_subj: this.subjectOf(key) });
+    return stored !== null && !stored.header?.get('KV-Operation');
+  }
+
+  /** A gateway said hello: its keys count from now on. */
+  private greeted(hello: Hello): void {
+    if (typeof hello.gatewayHello === 'string' && hello.gatewayHello !== this.gatewayId) this.others.set(hello.gatewayHello, Date.now());
+  }
+
+  /** Removes this gateway's key of `userId` without a delete marker (a listing would count one). */
   private async removeKey(userId: string): Promise<void> {
     await this.purgeKeys(this.key(userId));
   }
@@ -390,7 +429,7 @@ export class Presence {
       const socket = firstOf(this.deps.registry.socketsOf(userId));
       if (!socket) return;
       await kv.put(this.key(userId), '1');
-      if ((await this.keyCount(userId)) === 1) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
+      if (!(await this.heldElsewhere(userId))) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
     }, this.failed('presence key not restored'));
   }
 
@@ -412,6 +451,7 @@ export class Presence {
    */
   private async reapGone(kv: KV): Promise<void> {
     const beats = await this.gatewayBeats(kv);
+    this.noteOthers(beats);
     const now = beats.get(this.gatewayId);
     if (now === undefined) return;
     const goneAfter = BEATS_TO_GONE * this.deps.heartbeatMs;
@@ -421,6 +461,14 @@ export class Presence {
     this.reaper = alive[0] === this.gatewayId;
     if (!this.reaper) return;
     for (const [gatewayId, at] of gone) await this.reap(gatewayId, at);
+  }
+
+  /** The gateways that beat are the others whose keys count; those not seen for a while are forgotten. */
+  private noteOthers(beats: Map<string, number>): void {
+    const seenAt = Date.now();
+    for (const gatewayId of beats.keys()) if (gatewayId !== this.gatewayId) this.others.set(gatewayId, seenAt);
+    const forgetBefore = seenAt - (BEATS_TO_GONE + 1) * this.deps.heartbeatMs;
+    for (const [gatewayId, at] of this.others) if (at < forgetBefore) this.others.delete(gatewayId);
   }
 
   /** Each gateway's last heartbeat, by the server's timestamp (ms): one stream-info request and a get per gateway. */
@@ -445,7 +493,8 @@ export class Presence {
     this.deps.log.warn({ gatewayId, users: userIds.length }, 'a gateway stopped without closing its sockets: its users are offline unless connected elsewhere');
     const at = new Date(lastBeat).toISOString();
     await inParallel(userIds, async (userId) => {
-      if ((await this.keyCount(userId)) > 0) return; // connected on another gateway (this one included)
+      // Connected here, or on another gateway.
+      if (countOf(this.deps.registry.socketsOf(userId)) > 0 || (await this.heldElsewhere(userId))) return;
       const { chatIds } = await callRpc(this.deps.bus, this.deps.namespace, 'messages.memberships', { userId }, this.deps.serviceTimeoutMs);
       await this.wentOffline(userId, chatIds, at);
     }, this.failed('offline notice of a gone gateway\'s user not sent'));
@@ -497,6 +546,7 @@ export class Presence {
     for (const userId of users) this.online.add(userId);
     this.deps.metrics.activeUsers.set(this.online.size);
     for (const gatewayId of [...heralded, this.gatewayId]) unheralded.delete(gatewayId);
+    this.olderGateways = new Set(unheralded.keys());
     if (this.reaper && unheralded.size > 0) await this.reapUnheralded(kv, unheralded).catch(this.failed('gateways of an older release not checked'));
   }
 
