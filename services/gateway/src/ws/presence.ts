@@ -150,11 +150,9 @@ export class Presence {
         }
       },
     });
+    await this.discoverGateways();
     await this.beat(); // alive before the first socket: no other gateway may take it for gone
-    // Seen by the others at once: a user who connects here and leaves another gateway before that
-    // one's next beat must not be announced offline by it.
-    const hello: Hello = { gatewayHello: this.gatewayId };
-    this.deps.bus.nc.publish(subjects.presence(this.deps.namespace, HELLO_SUBJECT_TOKEN), JSON.stringify(hello));
+    this.sayHello();
     this.timers.push(setInterval(() => void this.beat(), this.deps.heartbeatMs), setInterval(() => void this.count(), COUNT_EVERY_MS));
     void this.count(); // who is online already, for the first snapshots
     for (const t of this.timers) t.unref();
@@ -306,7 +304,7 @@ export class Presence {
 
   /** A gateway said hello: its keys count from now on. */
   private greeted(hello: Hello): void {
-    if (typeof hello.gatewayHello === 'string' && hello.gatewayHello !== this.gatewayId) this.others.set(hello.gatewayHello, Date.now());
+    if (isId(hello.gatewayHello)) this.noteGateways([hello.gatewayHello]);
   }
 
   /** Removes this gateway's key of `userId` without a delete marker (a listing would count one). */
@@ -421,9 +419,29 @@ export class Presence {
     }
   }
 
+  /**
+   * Tells the other gateways this one is here, so that they look at its keys and its beats from
+   * now on: a user who connects here and leaves another gateway must not be announced offline by
+   * it. Said at start, and again after a reaping (they may have forgotten this gateway).
+   */
+  private sayHello(): void {
+    const hello: Hello = { gatewayHello: this.gatewayId };
+    this.deps.bus.nc.publish(subjects.presence(this.deps.namespace, HELLO_SUBJECT_TOKEN), JSON.stringify(hello));
+  }
+
+  /**
+   * The other gateways, from their `gw.` keys: one stream-info request filtered to `gw.*`, which
+   * the server answers by matching every key of the bucket, so only at start and in each listing
+   * (count); in between gateways are known by their hello and followed by their keys (gatewayBeats).
+   */
+  private async discoverGateways(): Promise<void> {
+    this.noteGateways((await this.keysUnder(gatewayKey('*'))).map((key) => key.slice(GATEWAY_KEY_PREFIX.length)));
+  }
+
   /** After a reaping: this gateway's users' keys again, and online notices for those the reaping announced offline. */
   private async restoreKeys(kv: KV): Promise<void> {
     this.deps.log.warn('this gateway was taken for gone (no heartbeat for too long): announcing its users again');
+    this.sayHello();
     this.refreshedAt = Date.now();
     await inParallel(this.deps.registry.userIds(), async (userId) => {
       const socket = firstOf(this.deps.registry.socketsOf(userId));
@@ -465,19 +483,29 @@ export class Presence {
 
   /** The gateways that beat are the others whose keys count; those not seen for a while are forgotten. */
   private noteOthers(beats: Map<string, number>): void {
-    const seenAt = Date.now();
-    for (const gatewayId of beats.keys()) if (gatewayId !== this.gatewayId) this.others.set(gatewayId, seenAt);
-    const forgetBefore = seenAt - (BEATS_TO_GONE + 1) * this.deps.heartbeatMs;
+    this.noteGateways(beats.keys());
+    const forgetBefore = Date.now() - (BEATS_TO_GONE + 1) * this.deps.heartbeatMs;
     for (const [gatewayId, at] of this.others) if (at < forgetBefore) this.others.delete(gatewayId);
   }
 
-  /** Each gateway's last heartbeat, by the server's timestamp (ms): one stream-info request and a get per gateway. */
+  private noteGateways(gatewayIds: Iterable<string>): void {
+    const seenAt = Date.now();
+    for (const gatewayId of gatewayIds) if (gatewayId !== this.gatewayId) this.others.set(gatewayId, seenAt);
+  }
+
+  /**
+   * The last heartbeat of this gateway and of each other it knows, by the server's timestamp (ms):
+   * a get per gateway, each a lookup of one subject (a stream-info request filtered to `gw.*`, as
+   * before 2026-12-07, matched every key of the bucket, every beat on every gateway).
+   */
   private async gatewayBeats(kv: KV): Promise<Map<string, number>> {
+    const ids = [this.gatewayId, ...this.others.keys()];
+    const entries = await Promise.all(ids.map((id) => kv.get(gatewayKey(id))));
     const beats = new Map<string, number>();
-    for (const key of await this.keysUnder(gatewayKey('*'))) {
-      const entry = await kv.get(key);
-      if (entry?.operation === 'PUT') beats.set(key.slice(GATEWAY_KEY_PREFIX.length), entry.created.getTime());
-    }
+    ids.forEach((id, i) => {
+      const entry = entries[i];
+      if (entry?.operation === 'PUT') beats.set(id, entry.created.getTime());
+    });
     return beats;
   }
 
@@ -547,6 +575,7 @@ export class Presence {
     this.deps.metrics.activeUsers.set(this.online.size);
     for (const gatewayId of [...heralded, this.gatewayId]) unheralded.delete(gatewayId);
     this.olderGateways = new Set(unheralded.keys());
+    this.noteGateways(heralded); // one whose hello this gateway missed
     if (this.reaper && unheralded.size > 0) await this.reapUnheralded(kv, unheralded).catch(this.failed('gateways of an older release not checked'));
   }
 
