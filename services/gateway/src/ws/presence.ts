@@ -43,7 +43,10 @@ const COUNT_EVERY_MS = 5 * 60_000;
  */
 const PEERS_PER_REQUEST = 1_200;
 
-/** A gateway's first words, on `<ns>.presence.gateways`: the others check its keys from now on, not from their next beat. */
+/**
+ * A gateway's hello on `<ns>.presence.gateways`, at start and after a reaping of it: the others
+ * check its keys and its beats from now on (sayHello).
+ */
 interface Hello {
   gatewayHello: string;
 }
@@ -281,8 +284,8 @@ export class Presence {
    * Whether another gateway holds a key of `userId`: one get of `<userId>.<gatewayId>` per gateway
    * known (others, olderGateways), in parallel. Each is a lookup of one subject, which the server
    * answers in constant time; a request filtered by `<userId>.*` (as before 2026-12-07) made it
-   * match every key of the bucket, 2.1-2.2 ms of its CPU per count with 20,000 keys on NATS 2.9
-   * (`bench/presence-count.mjs`), growing with the users online. Asked of the stream's leader
+   * match every key of the bucket: on NATS 2.9, 1.8 ms of its CPU per count with 20,000 keys and
+   * 16-24 ms with 100,000 (`bench/presence-count.mjs`, docs/performance.md). Asked of the stream's leader
    * (STREAM.MSG.GET), not by a direct get, which any replica may answer before it has a put that
    * was just acknowledged.
    */
