@@ -1,13 +1,11 @@
-import { spawn, type ChildProcess } from 'node:child_process';
-import path from 'node:path';
+import type { ChildProcess } from 'node:child_process';
 import { jetstreamManager, type JetStreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { subjects } from '@parley/contracts';
 import { eventually } from '@parley/testing';
-import { freePort, http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
+import { activeUsers, http, register, startGatewayProcess, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
-const GATEWAY_MAIN = path.resolve(import.meta.dirname, '..', 'services/gateway/dist/main.js');
 /**
  * Short beats, so that "three missed beats" is 3 s here (the default is 10 s), yet long enough that
  * a busy CI machine does not take a live gateway for gone.
@@ -49,22 +47,16 @@ describe('presence: one heartbeat per gateway', () => {
     Object.keys((await jsm.streams.info(stream, { subjects_filter: `$KV.${subjects.presenceBucket(stack.env.namespace)}.${filter}` })).state.subjects ?? {});
 
   /** A second gateway as its own process, on this stack's servers, that this test can kill -9. */
-  async function startGatewayProcess(): Promise<{ child: ChildProcess; wsUrl: string }> {
-    const port = await freePort();
-    const child = spawn(process.execPath, [GATEWAY_MAIN], {
-      env: { ...process.env, ...stack.vars, PORT: String(port), METRICS_PORT: String(await freePort()), PRESENCE_HEARTBEAT_MS: String(HEARTBEAT_MS) },
-      stdio: ['ignore', 'ignore', 'inherit'],
-    });
-    children.push(child);
-    const baseUrl = `http://127.0.0.1:${port}`;
-    await eventually(async () => ((await fetch(`${baseUrl}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'second gateway up');
-    return { child, wsUrl: `ws://127.0.0.1:${port}/ws` };
+  async function startDoomedGateway(): Promise<{ child: ChildProcess; wsUrl: string }> {
+    const gateway = await startGatewayProcess(stack, { PRESENCE_HEARTBEAT_MS: String(HEARTBEAT_MS) });
+    children.push(gateway.child);
+    return gateway;
   }
 
   it('announces offline, last seen at its last beat, the users of a gateway killed with their sockets open; one also connected elsewhere stays online', async () => {
     const [ann, bob, peer] = [await register(stack, 'hb_ann'), await register(stack, 'hb_bob'), await register(stack, 'hb_peer')];
     await groupOf(stack, peer, [ann, bob]);
-    const doomed = await startGatewayProcess();
+    const doomed = await startDoomedGateway();
     const peerSocket = await TestSocket.open(stack.wsUrl, peer.accessToken);
     const annSocket = await TestSocket.open(doomed.wsUrl, ann.accessToken);
     expect(await peerSocket.next((f) => f.op === 'presence' && f.userId === ann.id)).toEqual({ op: 'presence', userId: ann.id, online: true });
@@ -85,8 +77,7 @@ describe('presence: one heartbeat per gateway', () => {
     expect(Date.parse(offline.lastSeen)).toBeGreaterThan(killedAt - 3 * HEARTBEAT_MS);
     // The live gateway's active_users follows the notice (peer and bob are left), not a recount of
     // the bucket every 15 s.
-    const activeUsers = async () => Number(/active_users\{[^}]*\} (\d+)/.exec(await (await fetch(`http://127.0.0.1:${stack.metricsPorts.gateway}/metrics`)).text())?.[1]);
-    await eventually(async () => ((await activeUsers()) === 2 ? true : undefined), 2_000, 'active_users 2');
+    await eventually(async () => ((await activeUsers(stack.metricsPorts.gateway)) === 2 ? true : undefined), 2_000, 'active_users 2');
     // The dead gateway's keys are gone, its own included; bob keeps the key of the live one.
     expect(await keys(`${ann.id}.*`)).toEqual([]);
     expect(await keys(`${bob.id}.*`)).toHaveLength(1);

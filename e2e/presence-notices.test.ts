@@ -1,6 +1,4 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
-import path from 'node:path';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -8,22 +6,12 @@ import { connectBus, RequestSigner } from '@parley/bus';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { subjects } from '@parley/contracts';
 import { createLogger } from '@parley/log';
-import { createMetrics } from '@parley/telemetry';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { ChatDelivery } from '../services/gateway/src/ws/delivery.js';
-import { Presence } from '../services/gateway/src/ws/presence.js';
-import { SocketRegistry } from '../services/gateway/src/ws/registry.js';
+import { presenceWithoutSockets } from '../services/gateway/src/ws/presence.test-helper.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startUsersService } from '../services/users/src/service.js';
-import { freePort, http, register, startStack, TestSocket, type Stack } from './stack.js';
-
-const GATEWAY_MAIN = path.resolve(import.meta.dirname, '..', 'services/gateway/dist/main.js');
-
-async function activeUsers(metricsPort: number): Promise<number> {
-  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-  return Number(/active_users\{[^}]*\} (\d+)/.exec(text)?.[1]);
-}
+import { activeUsers, http, register, startGatewayProcess, startStack, TestSocket, type Stack } from './stack.js';
 
 /** Waits until `active_users` on `metricsPort` reads `n`. */
 async function activeUsersReach(metricsPort: number, n: number, timeoutMs: number): Promise<void> {
@@ -89,17 +77,11 @@ async function servicesApart(cleanups: (() => Promise<void>)[]) {
   return { env, vars, stopUsers: users, gateway, stack: { baseUrl: `http://127.0.0.1:${gateway.port}` } };
 }
 
-/** A second gateway as its own process on `stack`'s servers, with `vars` over the stack's. */
+/** A second gateway as its own process on `stack`'s servers, killed at cleanup. */
 async function gatewayProcess(stack: Stack, vars: Record<string, string>, cleanups: (() => Promise<void>)[]): Promise<{ wsUrl: string; metricsPort: number }> {
-  const port = await freePort();
-  const metricsPort = await freePort();
-  const child: ChildProcess = spawn(process.execPath, [GATEWAY_MAIN], {
-    env: { ...process.env, ...stack.vars, PORT: String(port), METRICS_PORT: String(metricsPort), ...vars },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  cleanups.push(async () => void child.kill('SIGKILL'));
-  await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'second gateway up');
-  return { wsUrl: `ws://127.0.0.1:${port}/ws`, metricsPort };
+  const gateway = await startGatewayProcess(stack, vars);
+  cleanups.push(async () => void gateway.child.kill('SIGKILL'));
+  return gateway;
 }
 
 /**
@@ -193,8 +175,7 @@ describe('presence: a rolling upgrade', () => {
     const bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'presence-upgrade', log });
     cleanups.push(() => bus.nc.close());
     bus.signer = new RequestSigner(vars.GATEWAY_SIGNING_KEY!);
-    const metrics = createMetrics('gateway');
-    const presence = new Presence({ bus, namespace: env.namespace, registry: new SocketRegistry(), delivery: new ChatDelivery(metrics, 1 << 20), log, metrics, serviceTimeoutMs: 5_000, replicas: 1, heartbeatMs: 10_000 });
+    const presence = presenceWithoutSockets(bus, env.namespace);
     await presence.start();
     cleanups.push(() => presence.stop());
 

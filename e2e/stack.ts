@@ -1,4 +1,4 @@
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdir, readFile } from 'node:fs/promises';
 import net from 'node:net';
 import path from 'node:path';
@@ -35,6 +35,34 @@ export async function freePort(): Promise<number> {
   const { port } = s.address() as net.AddressInfo;
   await new Promise((resolve) => s.close(resolve));
   return port;
+}
+
+/**
+ * One more gateway, as its own compiled process (`services/gateway/dist/main.js`) on `stack`'s
+ * servers, with `vars` over the stack's: what a test needs that kills one (-9) or cuts it off.
+ * Resolves once it answers HTTP; the caller kills `child` when done.
+ */
+export async function startGatewayProcess(stack: Pick<Stack, 'vars'>, vars: Record<string, string> = {}): Promise<{ child: ChildProcess; wsUrl: string; metricsPort: number }> {
+  const port = await freePort();
+  const metricsPort = await freePort();
+  const main = path.resolve(import.meta.dirname, '..', 'services/gateway/dist/main.js');
+  const child = spawn(process.execPath, [main], {
+    env: { ...process.env, ...stack.vars, PORT: String(port), METRICS_PORT: String(metricsPort), ...vars },
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  try {
+    await eventually(async () => ((await fetch(`http://127.0.0.1:${port}/api/v1/chats`).catch(() => null))?.status === 401 ? true : undefined), 30_000, 'the gateway process up');
+  } catch (error) {
+    child.kill('SIGKILL');
+    throw error;
+  }
+  return { child, wsUrl: `ws://127.0.0.1:${port}/ws`, metricsPort };
+}
+
+/** A gateway's `active_users` gauge, read from its ops port. */
+export async function activeUsers(metricsPort: number): Promise<number> {
+  const text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+  return Number(/active_users\{[^}]*\} (\d+)/.exec(text)?.[1]);
 }
 
 export async function startStack(extra: Record<string, string> = {}): Promise<Stack> {

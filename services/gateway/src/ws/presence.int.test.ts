@@ -3,11 +3,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus, type Bus } from '@parley/bus';
 import { subjects } from '@parley/contracts';
 import { createLogger } from '@parley/log';
-import { createMetrics } from '@parley/telemetry';
 import { createTestEnv, type TestEnv } from '@parley/testing';
-import { ChatDelivery } from './delivery.js';
-import { Presence } from './presence.js';
-import { SocketRegistry } from './registry.js';
+import type { Presence } from './presence.js';
+import { presenceWithoutSockets } from './presence.test-helper.js';
 
 /** Keys enough that listing the bucket takes far longer than a notice's round trip. */
 const KEYS = 20_000;
@@ -28,18 +26,7 @@ describe('presence: a listing of the bucket does not undo the transitions told w
     env = await createTestEnv();
     const log = createLogger({ service: 'test', level: 'silent' });
     bus = await connectBus({ url: env.natsUrl, identity: env.busIdentity, name: 'presence-int', log });
-    const metrics = createMetrics('gateway');
-    presence = new Presence({
-      bus,
-      namespace: env.namespace,
-      registry: new SocketRegistry(),
-      delivery: new ChatDelivery(metrics, 1 << 20),
-      log,
-      metrics,
-      serviceTimeoutMs: 1_000,
-      replicas: 1,
-      heartbeatMs: 10_000,
-    });
+    presence = presenceWithoutSockets(bus, env.namespace);
     await presence.start();
   });
   afterAll(async () => {
