@@ -6,6 +6,7 @@ import { isId, MAX_SETUP_BATCH, newId, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
+import { GatewayRoster } from './gateway-roster.js';
 import { askInParts } from './in-parts.js';
 import { isLastSeen, LastSeen } from './last-seen.js';
 import type { Socket, SocketRegistry } from './registry.js';
@@ -104,14 +105,8 @@ export class Presence {
   private duringCount: Map<string, boolean> | undefined;
   /** A count was asked for while one ran (which may have listed before a reconnect): run again after it. */
   private countAgain = false;
-  /**
-   * The other gateways, by id, with when (this process's clock) their heartbeat key or hello was
-   * last seen: whose keys heldElsewhere looks at. Kept BEATS_TO_GONE + 1 beats after the last
-   * sight, so one reaped or stopped is still checked (harmlessly) until then.
-   */
-  private readonly others = new Map<string, number>();
-  /** Gateways of an older release (no heartbeat key) the last listing found: their keys count too. */
-  private olderGateways = new Set<string>();
+  /** The other gateways: whose keys heldElsewhere looks at, and whose beats gatewayBeats reads. */
+  private readonly roster: GatewayRoster;
   private stopped = false;
 
   constructor(
@@ -130,6 +125,8 @@ export class Presence {
     },
   ) {
     this.lastSeen = new LastSeen(deps);
+    // Kept BEATS_TO_GONE + 1 beats after the last sight, so one reaped or stopped is still checked (harmlessly) until then.
+    this.roster = new GatewayRoster(this.gatewayId, (BEATS_TO_GONE + 1) * deps.heartbeatMs);
   }
 
   private key(userId: string): string {
@@ -282,7 +279,7 @@ export class Presence {
 
   /**
    * Whether another gateway holds a key of `userId`: one get of `<userId>.<gatewayId>` per gateway
-   * known (others, olderGateways), in parallel. Each is a lookup of one subject, which the server
+   * known (the roster), in parallel. Each is a lookup of one subject, which the server
    * answers in constant time; a request filtered by `<userId>.*` (as before 2026-12-07) made it
    * match every key of the bucket: on NATS 2.9, 1.8 ms of its CPU per count with 20,000 keys and
    * 16-24 ms with 100,000 (`bench/presence-count.mjs`, docs/performance.md). Asked of the stream's leader
@@ -290,9 +287,7 @@ export class Presence {
    * was just acknowledged.
    */
   private async heldElsewhere(userId: string): Promise<boolean> {
-    const gateways = new Set([...this.others.keys(), ...this.olderGateways]);
-    gateways.delete(this.gatewayId);
-    const held = await Promise.all([...gateways].map((gatewayId) => this.exists(`${userId}.${gatewayId}`)));
+    const held = await Promise.all(this.roster.all().map((gatewayId) => this.exists(`${userId}.${gatewayId}`)));
     return held.includes(true);
   }
 
@@ -307,7 +302,7 @@ export class Presence {
 
   /** A gateway said hello: its keys count from now on. */
   private greeted(hello: Hello): void {
-    if (isId(hello.gatewayHello)) this.noteGateways([hello.gatewayHello]);
+    if (isId(hello.gatewayHello)) this.roster.note([hello.gatewayHello]);
   }
 
   /** Removes this gateway's key of `userId` without a delete marker (a listing would count one). */
@@ -438,7 +433,7 @@ export class Presence {
    * (count); in between gateways are known by their hello and followed by their keys (gatewayBeats).
    */
   private async discoverGateways(): Promise<void> {
-    this.noteGateways((await this.keysUnder(gatewayKey('*'))).map((key) => key.slice(GATEWAY_KEY_PREFIX.length)));
+    this.roster.note((await this.keysUnder(gatewayKey('*'))).map((key) => key.slice(GATEWAY_KEY_PREFIX.length)));
   }
 
   /** After a reaping: this gateway's users' keys again, and online notices for those the reaping announced offline. */
@@ -472,7 +467,8 @@ export class Presence {
    */
   private async reapGone(kv: KV): Promise<void> {
     const beats = await this.gatewayBeats(kv);
-    this.noteOthers(beats);
+    this.roster.note(beats.keys());
+    this.roster.forgetUnseen();
     const now = beats.get(this.gatewayId);
     if (now === undefined) return;
     const goneAfter = BEATS_TO_GONE * this.deps.heartbeatMs;
@@ -484,25 +480,13 @@ export class Presence {
     for (const [gatewayId, at] of gone) await this.reap(gatewayId, at);
   }
 
-  /** The gateways that beat are the others whose keys count; those not seen for a while are forgotten. */
-  private noteOthers(beats: Map<string, number>): void {
-    this.noteGateways(beats.keys());
-    const forgetBefore = Date.now() - (BEATS_TO_GONE + 1) * this.deps.heartbeatMs;
-    for (const [gatewayId, at] of this.others) if (at < forgetBefore) this.others.delete(gatewayId);
-  }
-
-  private noteGateways(gatewayIds: Iterable<string>): void {
-    const seenAt = Date.now();
-    for (const gatewayId of gatewayIds) if (gatewayId !== this.gatewayId) this.others.set(gatewayId, seenAt);
-  }
-
   /**
    * The last heartbeat of this gateway and of each other it knows, by the server's timestamp (ms):
    * a get per gateway, each a lookup of one subject (a stream-info request filtered to `gw.*`, as
    * before 2026-12-07, matched every key of the bucket, every beat on every gateway).
    */
   private async gatewayBeats(kv: KV): Promise<Map<string, number>> {
-    const ids = [this.gatewayId, ...this.others.keys()];
+    const ids = [this.gatewayId, ...this.roster.beating()];
     const entries = await Promise.all(ids.map((id) => kv.get(gatewayKey(id))));
     const beats = new Map<string, number>();
     ids.forEach((id, i) => {
@@ -577,8 +561,8 @@ export class Presence {
     for (const userId of users) this.online.add(userId);
     this.deps.metrics.activeUsers.set(this.online.size);
     for (const gatewayId of [...heralded, this.gatewayId]) unheralded.delete(gatewayId);
-    this.olderGateways = new Set(unheralded.keys());
-    this.noteGateways(heralded); // one whose hello this gateway missed
+    this.roster.setOlder(unheralded.keys());
+    this.roster.note(heralded); // one whose hello this gateway missed
     if (this.reaper && unheralded.size > 0) await this.reapUnheralded(kv, unheralded).catch(this.failed('gateways of an older release not checked'));
   }
 
