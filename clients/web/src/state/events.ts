@@ -18,11 +18,16 @@ function findMessage(chatId: string, messageId: string): Message | undefined {
   return state.history.get(chatId)?.messages.find((m) => m.id === messageId);
 }
 
+/**
+ * Applies a change to the message on the loaded page and to the chat list's preview. The two are
+ * separate objects (applyEvent copies a live message for the preview): patches that count, such as
+ * a reaction, must run once on each, not twice on one.
+ */
 function patchMessage(chatId: string, messageId: string, patch: (m: Message) => void): void {
   const message = findMessage(chatId, messageId);
   if (message) patch(message);
   const chat = state.chats.get(chatId);
-  if (chat?.lastMessage?.id === messageId) patch(chat.lastMessage);
+  if (chat?.lastMessage?.id === messageId && chat.lastMessage !== message) patch(chat.lastMessage);
 }
 
 /** pollId → voter → their current choice, as learned from events on this page. */
@@ -78,7 +83,7 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
     case 'message.created': {
       const message = data as unknown as Message;
       upsertMessage(message);
-      chat!.lastMessage = message;
+      chat!.lastMessage = structuredClone(message);
       for (const [id, p] of state.pending) if (p.messageId === message.id) state.pending.delete(id);
       if (message.senderId === me) return;
       if (openChatId === event.chatId) effects.incomingInOpenChat(message);
@@ -89,41 +94,13 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
       return;
     }
     case 'message.edited':
-      patchMessage(event.chatId, String(data.messageId), (m) => {
-        m.body = String(data.body);
-        m.editedAt = String(data.editedAt);
-      });
-      return;
     case 'message.deleted':
-      patchMessage(event.chatId, String(data.messageId), (m) => {
-        m.body = '';
-        m.deletedAt = String(data.deletedAt);
-        m.attachments = [];
-        m.reactions = [];
-      });
-      return;
     case 'reaction.added':
-    case 'reaction.removed': {
-      const add = event.type === 'reaction.added';
-      const mine = data.userId === me;
-      patchMessage(event.chatId, String(data.messageId), (m) => {
-        const r = m.reactions.find((x) => x.emoji === data.emoji);
-        // My own reaction was already applied from the HTTP answer when `me` says so.
-        if (mine && r && r.me === add) return;
-        if (r) {
-          r.count += add ? 1 : -1;
-          if (mine) r.me = add;
-          if (r.count <= 0) m.reactions = m.reactions.filter((x) => x !== r);
-        } else if (add) m.reactions.push({ emoji: String(data.emoji), count: 1, me: mine });
-      });
+    case 'reaction.removed':
+      patchMessage(event.chatId, String(data.messageId), messageChange(event, me));
       return;
-    }
     case 'poll.voted':
-      patchMessage(event.chatId, String(data.messageId), (m) => {
-        if (!m.poll) return;
-        if (data.closed === true) m.poll.closed = true;
-        else if (data.userId !== me) countVote(m, String(data.userId), (data.optionIds as string[]) ?? []);
-      });
+      patchMessage(event.chatId, String(data.messageId), messageChange(event, me));
       if (data.userId !== me && data.closed !== true) effects.pollChanged(event.chatId, String(data.messageId));
       return;
     case 'chat.updated':
@@ -149,5 +126,67 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
       const never: never = event.type;
       return never;
     }
+  }
+}
+
+/** What an event about one message changes in it (the same on the loaded page and in the preview). */
+function messageChange(event: ChatEvent, me: string | undefined): (m: Message) => void {
+  const data = event.data;
+  switch (event.type) {
+    case 'message.edited':
+      return (m) => {
+        m.body = String(data.body);
+        m.editedAt = String(data.editedAt);
+      };
+    case 'message.deleted':
+      return (m) => {
+        m.body = '';
+        m.deletedAt = String(data.deletedAt);
+        m.attachments = [];
+        m.reactions = [];
+      };
+    case 'reaction.added':
+    case 'reaction.removed': {
+      const add = event.type === 'reaction.added';
+      const mine = data.userId === me;
+      return (m) => {
+        const r = m.reactions.find((x) => x.emoji === data.emoji);
+        // My own reaction was already applied from the HTTP answer when `me` says so.
+        if (mine && r && r.me === add) return;
+        if (r) {
+          r.count += add ? 1 : -1;
+          if (mine) r.me = add;
+          if (r.count <= 0) m.reactions = m.reactions.filter((x) => x !== r);
+        } else if (add) m.reactions.push({ emoji: String(data.emoji), count: 1, me: mine });
+      };
+    }
+    case 'poll.voted':
+      return (m) => {
+        if (!m.poll) return;
+        if (data.closed === true) m.poll.closed = true;
+        else if (data.userId !== me) countVote(m, String(data.userId), (data.optionIds as string[]) ?? []);
+      };
+    default:
+      return () => undefined;
+  }
+}
+
+/**
+ * Applies an event that arrived while the chat's page was loading to the page, once it is in
+ * (session.ts, reloadNewest). The page is read from the projection, which can trail the socket, so
+ * such an event may be newer than the page; applyEvent had no page to put it in. Only what the page
+ * holds changes here: the chat list took the event when it arrived, and so did the messages in
+ * `tookIt` (kept on the page from before the load). `event` must be a copy taken before applyEvent
+ * ran, since applyEvent's changes to a message are shared with the event's data.
+ */
+export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): void {
+  if (event.type === 'message.created') {
+    upsertMessage(event.data as unknown as Message);
+    return;
+  }
+  if (event.type === 'message.edited' || event.type === 'message.deleted' || event.type === 'reaction.added' || event.type === 'reaction.removed' || event.type === 'poll.voted') {
+    const messageId = String(event.data.messageId);
+    const message = findMessage(event.chatId, messageId);
+    if (message && !tookIt.has(messageId)) messageChange(event, state.me?.id)(message);
   }
 }

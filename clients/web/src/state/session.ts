@@ -1,7 +1,7 @@
-import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Message, type SocketLike, type User } from '../api/index.js';
+import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type ChatEvent, type Message, type SocketLike, type User } from '../api/index.js';
 import { translate } from '../i18n.js';
 import { errorText } from './errors.js';
-import { applyEvent, upsertMessage, type EventEffects } from './events.js';
+import { applyEvent, applyToHistory, upsertMessage, type EventEffects } from './events.js';
 import { forgetMedia } from './media.js';
 import { notify } from './notify.js';
 import { changed, resetUserState, state, type PendingSend, type View } from './store.js';
@@ -134,6 +134,7 @@ function startRealtime(): void {
           const shown = state.history.get(event.chatId)?.messages.some((m) => m.id === id);
           if (!shown && typeof senderId === 'string') state.typing.get(event.chatId)?.delete(senderId);
         }
+        arrivedWhileLoading.get(event.chatId)?.push(structuredClone(event));
         applyEvent(event, effects, state.view.name === 'chats' ? state.view.chatId : undefined);
         if (event.type === 'message.created' || event.type === 'chat.created') sortChats();
         changed();
@@ -313,6 +314,9 @@ export function ensureUser(id: string): Promise<void> {
  * asked again, a little later each time, until it does. Live messages newer than the page stay.
  */
 export async function reloadNewest(chatId: string, through = 0): Promise<void> {
+  // A load already running for this chat keeps its list: the first to finish applies it.
+  const arrived = arrivedWhileLoading.get(chatId) ?? [];
+  arrivedWhileLoading.set(chatId, arrived);
   try {
     // A reload that failed would leave a hole for good: live delivery has moved on past it, and
     // the next resume will not reset again. So an unavailable server is asked again too.
@@ -323,6 +327,14 @@ export async function reloadNewest(chatId: string, through = 0): Promise<void> {
     }
     const newer = (state.history.get(chatId)?.messages ?? []).filter((m) => m.seq > page.seq);
     state.history.set(chatId, { messages: [...page.items.slice().reverse(), ...newer], older: page.nextCursor });
+    // What came live while the page loaded and is newer than it (e2e/web.test.ts, "shows what
+    // arrived live while a chat's first page was loading). Messages kept from before the load
+    // already took those events from applyEvent, unless they are made again from their copy here.
+    const tookThem = new Set(newer.map((m) => m.id));
+    for (const event of arrived) if (event.type === 'message.created') tookThem.delete(String(event.data.id));
+    for (const event of arrived) if (event.seq > page.seq) applyToHistory(event, tookThem);
+    arrived.length = 0;
+    arrivedWhileLoading.delete(chatId);
     // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
     // arrived meanwhile are newer or equal, so the larger one wins. Best effort.
     const reads = await api.reads(chatId).catch(() => null);
@@ -334,9 +346,16 @@ export async function reloadNewest(chatId: string, through = 0): Promise<void> {
     await refreshChat(chatId);
     changed();
   } catch (error) {
+    arrivedWhileLoading.delete(chatId);
     fail(error);
   }
 }
+
+/**
+ * Live events of each chat whose page is being loaded, copied as they arrived: the page is read
+ * from the projection and can be older than them, and applyEvent has no page yet to put them in.
+ */
+const arrivedWhileLoading = new Map<string, ChatEvent[]>();
 
 /** The newest page, asked again with growing pauses (up to about a minute) while the server is unavailable. */
 async function newestPage(chatId: string): ReturnType<typeof api.messages> {
