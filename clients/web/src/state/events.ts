@@ -187,6 +187,13 @@ export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): v
   if (event.type === 'message.edited' || event.type === 'message.deleted' || event.type === 'reaction.added' || event.type === 'reaction.removed' || event.type === 'poll.voted') {
     const messageId = String(event.data.messageId);
     const message = findMessage(event.chatId, messageId);
-    if (message && !tookIt.has(messageId)) messageChange(event, state.me?.id)(message);
+    if (!message || tookIt.has(messageId)) return;
+    // A vote moves counts from the voter's choice seen before, which the live event already
+    // recorded: the caller re-reads the poll instead (a closing is safe to repeat).
+    if (event.type === 'poll.voted') {
+      if (event.data.closed === true && message.poll) message.poll.closed = true;
+      return;
+    }
+    messageChange(event, state.me?.id)(message);
   }
 }

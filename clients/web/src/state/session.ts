@@ -332,7 +332,10 @@ export async function reloadNewest(chatId: string, through = 0): Promise<void> {
     // already took those events from applyEvent, unless they are made again from their copy here.
     const tookThem = new Set(newer.map((m) => m.id));
     for (const event of arrived) if (event.type === 'message.created') tookThem.delete(String(event.data.id));
-    for (const event of arrived) if (event.seq > page.seq) applyToHistory(event, tookThem);
+    for (const event of arrived.filter((e) => e.seq > page.seq)) {
+      applyToHistory(event, tookThem);
+      if (event.type === 'poll.voted') void rereadPoll(chatId, String(event.data.messageId));
+    }
     arrived.length = 0;
     arrivedWhileLoading.delete(chatId);
     // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
