@@ -54,8 +54,8 @@ function countVote(message: Message, userId: string, optionIds: string[]): void 
 }
 
 export interface EventEffects {
-  /** A chat this client does not know yet: fetch it. */
-  unknownChat(chatId: string): void;
+  /** An event of a chat this client does not know yet: fetch the chat (and apply the event to it). */
+  unknownChat(event: ChatEvent): void;
   /** A message for the chat on screen: mark it read. */
   incomingInOpenChat(message: Message): void;
   /** A message for another chat, or while the page is hidden. */
@@ -72,7 +72,7 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
   const me = state.me?.id;
   const chat = state.chats.get(event.chatId);
   if (!chat && event.type !== 'chat.created') {
-    effects.unknownChat(event.chatId);
+    effects.unknownChat(event);
     return;
   }
   const data = event.data;
@@ -195,5 +195,22 @@ export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): v
       return;
     }
     messageChange(event, state.me?.id)(message);
+  }
+}
+
+/**
+ * Applies to a chat's summary read from the projection an event that arrived while the read ran,
+ * if the summary does not have it yet: a newer message (the preview, and the unread count when it
+ * is someone else's) or my own read position reaching the newest message.
+ */
+export function applyToSummary(chat: Chat, event: ChatEvent): void {
+  const me = state.me?.id;
+  if (event.type === 'message.created') {
+    const message = event.data as unknown as Message;
+    if (message.seq <= (chat.lastMessage?.seq ?? 0)) return;
+    chat.lastMessage = structuredClone(message);
+    if (message.senderId !== me) chat.unreadCount += 1;
+  } else if (event.type === 'read.updated' && event.data.userId === me && chat.lastMessage && Number(event.data.seq) >= chat.lastMessage.seq) {
+    chat.unreadCount = 0;
   }
 }

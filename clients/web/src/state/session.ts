@@ -1,7 +1,7 @@
-import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type ChatEvent, type Message, type SocketLike, type User } from '../api/index.js';
+import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Chat, type ChatEvent, type Message, type SocketLike, type User } from '../api/index.js';
 import { translate } from '../i18n.js';
 import { errorText } from './errors.js';
-import { applyEvent, applyToHistory, upsertMessage, type EventEffects } from './events.js';
+import { applyEvent, applyToHistory, applyToSummary, upsertMessage, type EventEffects } from './events.js';
 import { forgetMedia } from './media.js';
 import { notify } from './notify.js';
 import { changed, resetUserState, state, type PendingSend, type View } from './store.js';
@@ -110,7 +110,7 @@ async function startSession(): Promise<void> {
 
 function startRealtime(): void {
   const effects: EventEffects = {
-    unknownChat: (chatId) => void refreshChat(chatId),
+    unknownChat: (event) => void refreshChat(event.chatId, event),
     incomingElsewhere: announce,
     incomingInOpenChat: (message) => {
       // The open chat's list is a role="log" region that announces it itself; a hidden tab gets a
@@ -134,7 +134,7 @@ function startRealtime(): void {
           const shown = state.history.get(event.chatId)?.messages.some((m) => m.id === id);
           if (!shown && typeof senderId === 'string') state.typing.get(event.chatId)?.delete(senderId);
         }
-        arrivedWhileLoading.get(event.chatId)?.push(structuredClone(event));
+        for (const r of recorders) if (r.chatId === undefined || r.chatId === event.chatId) r.events.push(structuredClone(event));
         applyEvent(event, effects, state.view.name === 'chats' ? state.view.chatId : undefined);
         if (event.type === 'message.created' || event.type === 'chat.created') sortChats();
         changed();
@@ -246,23 +246,69 @@ function sortChats(): void {
   state.chats = new Map([...state.chats].sort(([, a], [, b]) => activity(b).localeCompare(activity(a))));
 }
 
-export async function loadChats(): Promise<void> {
-  const page = await api.chats();
-  state.chats = new Map(page.items.map((c) => [c.id, c]));
-  for (const chat of page.items) for (const m of chat.members) void ensureUser(m.userId);
-  changed();
+/**
+ * Reads from the projection (a chat's page, a chat's summary, the chat list) can be older than the
+ * live events that arrive while they run. Each read records the events of its chat (or of all, for
+ * the list), copied as they came, since applyEvent's changes to a message are shared with the
+ * event's data, and applies to what it read those that are newer.
+ */
+const recorders = new Set<{ chatId: string | undefined; events: ChatEvent[] }>();
+
+async function recording<T>(chatId: string | undefined, read: (arrived: ChatEvent[]) => Promise<T>): Promise<T> {
+  const recorder = { chatId, events: [] };
+  recorders.add(recorder);
+  try {
+    return await read(recorder.events);
+  } finally {
+    recorders.delete(recorder);
+  }
 }
 
-async function refreshChat(chatId: string): Promise<void> {
-  try {
-    const chat = await api.chat(chatId);
-    state.chats.set(chat.id, chat);
-    for (const m of chat.members) void ensureUser(m.userId);
+/**
+ * A chat's summary as read, with the events that arrived during the read, unless the one shown
+ * knows a newer message (live events applied before the read began, which the projection may not
+ * have yet): then its preview and unread count stay.
+ */
+function summaryOf(read: Chat, arrived: ChatEvent[]): Chat {
+  for (const event of arrived) if (event.chatId === read.id) applyToSummary(read, event);
+  const shown = state.chats.get(read.id);
+  if (shown && (shown.lastMessage?.seq ?? 0) > (read.lastMessage?.seq ?? 0)) return { ...read, lastMessage: shown.lastMessage, unreadCount: shown.unreadCount };
+  return read;
+}
+
+export async function loadChats(): Promise<void> {
+  await recording(undefined, async (arrived) => {
+    const page = await api.chats();
+    const chats = new Map(page.items.map((c) => [c.id, summaryOf(c, arrived)]));
+    // Chats made or refreshed live while the list loaded, which it may not have yet.
+    for (const [id, chat] of state.chats) if (!chats.has(id)) chats.set(id, chat);
+    state.chats = chats;
+    for (const chat of page.items) for (const m of chat.members) void ensureUser(m.userId);
     sortChats();
     changed();
-  } catch {
-    // Not (or no longer) a member: nothing to show.
-  }
+  });
+}
+
+/** Refreshes running, by chat: an event for a chat being refreshed is recorded by that refresh. */
+const refreshes = new Map<string, Promise<void>>();
+
+/** Reads a chat's summary; `trigger`: the event for a chat not known here that asked for it. */
+function refreshChat(chatId: string, trigger?: ChatEvent): Promise<void> {
+  const running = refreshes.get(chatId);
+  if (running) return running;
+  const refresh = recording(chatId, async (arrived) => {
+    try {
+      const chat = summaryOf(await api.chat(chatId), trigger ? [trigger, ...arrived] : arrived);
+      state.chats.set(chat.id, chat);
+      for (const m of chat.members) void ensureUser(m.userId);
+      sortChats();
+      changed();
+    } catch {
+      // Not (or no longer) a member: nothing to show.
+    }
+  }).finally(() => refreshes.delete(chatId));
+  refreshes.set(chatId, refresh);
+  return refresh;
 }
 
 export async function loadContacts(): Promise<void> {
@@ -314,9 +360,10 @@ export function ensureUser(id: string): Promise<void> {
  * asked again, a little later each time, until it does. Live messages newer than the page stay.
  */
 export async function reloadNewest(chatId: string, through = 0): Promise<void> {
-  // A load already running for this chat keeps its list: the first to finish applies it.
-  const arrived = arrivedWhileLoading.get(chatId) ?? [];
-  arrivedWhileLoading.set(chatId, arrived);
+  await recording(chatId, (arrived) => reloadNewestRecording(chatId, through, arrived));
+}
+
+async function reloadNewestRecording(chatId: string, through: number, arrived: ChatEvent[]): Promise<void> {
   try {
     // A reload that failed would leave a hole for good: live delivery has moved on past it, and
     // the next resume will not reset again. So an unavailable server is asked again too.
@@ -336,8 +383,6 @@ export async function reloadNewest(chatId: string, through = 0): Promise<void> {
       applyToHistory(event, tookThem);
       if (event.type === 'poll.voted') void rereadPoll(chatId, String(event.data.messageId));
     }
-    arrived.length = 0;
-    arrivedWhileLoading.delete(chatId);
     // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
     // arrived meanwhile are newer or equal, so the larger one wins. Best effort.
     const reads = await api.reads(chatId).catch(() => null);
@@ -349,16 +394,9 @@ export async function reloadNewest(chatId: string, through = 0): Promise<void> {
     await refreshChat(chatId);
     changed();
   } catch (error) {
-    arrivedWhileLoading.delete(chatId);
     fail(error);
   }
 }
-
-/**
- * Live events of each chat whose page is being loaded, copied as they arrived: the page is read
- * from the projection and can be older than them, and applyEvent has no page yet to put them in.
- */
-const arrivedWhileLoading = new Map<string, ChatEvent[]>();
 
 /** The newest page, asked again with growing pauses (up to about a minute) while the server is unavailable. */
 async function newestPage(chatId: string): ReturnType<typeof api.messages> {
