@@ -233,6 +233,36 @@ describe('web client in Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('keeps the newest message shown when a chat\'s summary is read older than it', async () => {
+    // A summary read after a live message can still be older than it (the projection trails the
+    // socket): it must not put the older preview and unread count back.
+    const [erin, frank] = [await register(stack), await register(stack)];
+    const group = await call<{ id: string }>(stack.baseUrl, erin.accessToken, 'POST', '/chats', { type: 'group', title: 'Team', memberIds: [frank.id] });
+    expect(group.status).toBe(201);
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${group.body.id}/messages`, { clientMsgId: 'm1', body: 'the older one' })).status).toBe(201);
+    // The summary as the projection had it before the newer message, marked by a title of its own.
+    const older = await call<{ title: string }>(stack.baseUrl, erin.accessToken, 'GET', `/chats/${group.body.id}`);
+    expect(older.status).toBe(200);
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    await page.route(
+      (url) => url.pathname === `/api/v1/chats/${group.body.id}`,
+      (route) => (route.request().method() === 'GET' ? route.fulfill({ json: { ...older.body, title: 'Team, as read before' } }) : route.continue()),
+    );
+    await signIn(page, stack.baseUrl, erin);
+    const item = page.locator('.chat-item', { hasText: 'Team' });
+    await item.locator('.chat-last', { hasText: 'the older one' }).waitFor();
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${group.body.id}/messages`, { clientMsgId: 'm2', body: 'the newer one' })).status).toBe(201);
+    await item.locator('.chat-last', { hasText: 'the newer one' }).waitFor();
+
+    // Opening the chat loads its page, then reads its summary: the older one, served above.
+    await item.click();
+    await page.locator('li.message', { hasText: 'the newer one' }).waitFor();
+    await page.locator('.chat-item', { hasText: 'Team, as read before' }).waitFor();
+    expect(await page.locator('.chat-item', { hasText: 'Team, as read before' }).locator('.chat-last').textContent()).toBe('the newer one');
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  }, 60_000);
+
   it.each(SIZES)('groups, replies, edits, deletes, typing, polls, attachments, search, profile and language ($name)', async ({ options }) => {
     const suffix = Date.now() % 100000;
     const [carol, dave] = [await register(stack, `carol${suffix}`), await register(stack, `dave${suffix}`)];
