@@ -263,6 +263,30 @@ describe('web client in Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('lists every chat of someone in more chats than a page, the first page asked as the server caches it', async () => {
+    // The list was one request with limit=200: never the cached first page, and chats past the
+    // 200th never shown. A page is 50 by default; 55 chats take two pages.
+    const [erin, frank, george] = [await register(stack), await register(stack), await register(stack)];
+    for (let i = 0; i < 55; i++) {
+      const owner = i < 30 ? frank : george;
+      const made = await call(stack.baseUrl, owner.accessToken, 'POST', '/chats', { type: 'group', title: `Group ${i}`, memberIds: [erin.id] });
+      expect(made.status).toBe(201);
+    }
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    const asked: string[] = [];
+    page.on('request', (r) => {
+      const url = new URL(r.url());
+      if (url.pathname === '/api/v1/chats' && r.method() === 'GET') asked.push(url.search);
+    });
+    await signIn(page, stack.baseUrl, erin);
+    await page.locator('.chat-item', { hasText: 'Group 0' }).waitFor();
+    expect(await page.locator('.chat-item').count()).toBe(55);
+    expect(asked[0]).toBe('');
+    expect(asked.slice(1).map((q) => new URLSearchParams(q).get('limit'))).toEqual(['200']);
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  }, 90_000);
+
   it.each(SIZES)('groups, replies, edits, deletes, typing, polls, attachments, search, profile and language ($name)', async ({ options }) => {
     const suffix = Date.now() % 100000;
     const [carol, dave] = [await register(stack, `carol${suffix}`), await register(stack, `dave${suffix}`)];

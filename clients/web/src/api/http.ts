@@ -143,11 +143,25 @@ export class Api extends HttpApi {
   findUsers = (query: string) => this.request<Page<User>>('GET', '/users', { query: { query } });
   exportData = () => this.download('/users/me/export');
   deleteAccount = (password: string) => this.request<unknown>('DELETE', '/users/me', { body: { password } });
-  contacts = () => this.request<Page<User>>('GET', '/contacts', { query: { limit: 200 } });
+  contacts = (before?: string) => this.request<Page<User>>('GET', '/contacts', { query: { before, limit: 200 } });
   addContact = (userId: string) => this.request<User>('POST', '/contacts', { body: { userId } });
   removeContact = (userId: string) => this.request<void>('DELETE', `/contacts/${userId}`);
 
-  chats = () => this.request<Page<Chat>>('GET', '/chats', { query: { limit: 200 } });
+  /**
+   * The first page without `limit`, as the server caches it per user (api.md: 50 chats, from Redis
+   * until one of them changes); the next ones 200 at a time.
+   */
+  chats = (before?: string) => this.request<Page<Chat>>('GET', '/chats', { query: before ? { before, limit: 200 } : {} });
+  /** Every item of a paginated list, following `nextCursor` to the last page. */
+  async all<T>(page: (before?: string) => Promise<Page<T>>): Promise<T[]> {
+    const items: T[] = [];
+    for (let before: string | undefined; ; ) {
+      const answer = await page(before);
+      items.push(...answer.items);
+      if (!answer.nextCursor) return items;
+      before = answer.nextCursor;
+    }
+  }
   chat = (id: string) => this.request<Chat>('GET', `/chats/${id}`);
   renameChat = (id: string, title: string) => this.request<Chat>('PATCH', `/chats/${id}`, { body: { title } });
   addMember = (id: string, userId: string) => this.request<Chat>('POST', `/chats/${id}/members`, { body: { userId } });

@@ -278,12 +278,12 @@ function summaryOf(read: Chat, arrived: ChatEvent[]): Chat {
 
 export async function loadChats(): Promise<void> {
   await recording(undefined, async (arrived) => {
-    const page = await api.chats();
-    const chats = new Map(page.items.map((c) => [c.id, summaryOf(c, arrived)]));
+    const items = await api.all(api.chats);
+    const chats = new Map(items.map((c) => [c.id, summaryOf(c, arrived)]));
     // Chats made or refreshed live while the list loaded, which it may not have yet.
     for (const [id, chat] of state.chats) if (!chats.has(id)) chats.set(id, chat);
     state.chats = chats;
-    for (const chat of page.items) for (const m of chat.members) void ensureUser(m.userId);
+    for (const chat of items) for (const m of chat.members) void ensureUser(m.userId);
     sortChats();
     changed();
   });
@@ -313,8 +313,8 @@ function refreshChat(chatId: string, trigger?: ChatEvent): Promise<void> {
 
 export async function loadContacts(): Promise<void> {
   const asked = ++profileClock;
-  const page = await api.contacts();
-  state.contacts = page.items.map((user) => rememberUser(user, asked));
+  const contacts = await api.all(api.contacts);
+  state.contacts = contacts.map((user) => rememberUser(user, asked));
   changed();
 }
 
