@@ -189,6 +189,50 @@ describe('web client in Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('shows an edit that came live while an older page of the chat was loading', async () => {
+    // An older page is read from the projection too: an edit of one of its messages that came
+    // live meanwhile had no message to change here, and the page could be older than the edit.
+    const [erin, frank] = [await register(stack), await register(stack)];
+    const chat = await directChat(stack.baseUrl, erin, frank);
+    const ids: string[] = [];
+    for (let i = 1; i <= 55; i++) {
+      const sent = await call<{ id: string }>(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: `m${i}`, body: `number ${i}.` });
+      expect(sent.status).toBe(201);
+      ids.push(sent.body.id);
+    }
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    let fetched!: () => void;
+    const olderRead = new Promise<void>((resolve) => (fetched = resolve));
+    let release!: () => void;
+    const released = new Promise<void>((resolve) => (release = resolve));
+    await page.route(
+      (url) => url.pathname === `/api/v1/chats/${chat.id}/messages` && url.searchParams.has('before'),
+      async (route) => {
+        const response = await route.fetch();
+        fetched();
+        await released;
+        await route.fulfill({ response });
+      },
+    );
+    await signIn(page, stack.baseUrl, erin);
+    await openChat(page, frank.username);
+    await page.locator('li.message', { hasText: 'number 55.' }).waitFor();
+    await page.locator('.messages').evaluate((el) => (el.scrollTop = 0));
+    await olderRead;
+
+    expect((await call(stack.baseUrl, frank.accessToken, 'PATCH', `/messages/${ids[0]}`, { body: 'number 1, edited.' })).status).toBe(200);
+    // Events come in seq order: once this message shows, the edit before it has come too.
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: 'm56', body: 'number 56.' })).status).toBe(201);
+    await page.locator('li.message', { hasText: 'number 56.' }).waitFor();
+    release();
+
+    await page.locator('li.message', { hasText: 'number 2.' }).waitFor({ state: 'attached' });
+    await page.locator('li.message', { hasText: 'number 1, edited.' }).waitFor({ state: 'attached' });
+    expect(await page.locator('li.message', { hasText: 'number 1.' }).count()).toBe(0);
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  }, 90_000);
+
   it('keeps a message that came live while the chat list loaded at sign-in: its preview and its unread count', async () => {
     // The chat list is read from the projection too, after the socket opened: a message that came
     // in meanwhile was counted by the chat's own refresh and then undone by the older list.

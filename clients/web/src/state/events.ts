@@ -173,29 +173,34 @@ function messageChange(event: ChatEvent, me: string | undefined): (m: Message) =
 
 /**
  * Applies an event that arrived while the chat's page was loading to the page, once it is in
- * (session.ts, reloadNewest). The page is read from the projection, which can trail the socket, so
+ * (session.ts, replayOnto). The page is read from the projection, which can trail the socket, so
  * such an event may be newer than the page; applyEvent had no page to put it in. Only what the page
  * holds changes here: the chat list took the event when it arrived, and so did the messages in
  * `tookIt` (kept on the page from before the load). `event` must be a copy taken before applyEvent
- * ran, since applyEvent's changes to a message are shared with the event's data.
+ * ran, since applyEvent's changes to a message are shared with the event's data. Answers whether
+ * it changed the page.
  */
-export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): void {
+export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): boolean {
   if (event.type === 'message.created') {
-    upsertMessage(event.data as unknown as Message);
-    return;
+    const message = event.data as unknown as Message;
+    if (tookIt.has(message.id)) return false;
+    upsertMessage(message);
+    return true;
   }
   if (event.type === 'message.edited' || event.type === 'message.deleted' || event.type === 'reaction.added' || event.type === 'reaction.removed' || event.type === 'poll.voted') {
     const messageId = String(event.data.messageId);
     const message = findMessage(event.chatId, messageId);
-    if (!message || tookIt.has(messageId)) return;
+    if (!message || tookIt.has(messageId)) return false;
     // A vote moves counts from the voter's choice seen before, which the live event already
     // recorded: the caller re-reads the poll instead (a closing is safe to repeat).
     if (event.type === 'poll.voted') {
       if (event.data.closed === true && message.poll) message.poll.closed = true;
-      return;
+      return true;
     }
     messageChange(event, state.me?.id)(message);
+    return true;
   }
+  return false;
 }
 
 /**

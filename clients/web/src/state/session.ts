@@ -374,15 +374,9 @@ async function reloadNewestRecording(chatId: string, through: number, arrived: C
     }
     const newer = (state.history.get(chatId)?.messages ?? []).filter((m) => m.seq > page.seq);
     state.history.set(chatId, { messages: [...page.items.slice().reverse(), ...newer], older: page.nextCursor });
-    // What came live while the page loaded and is newer than it (e2e/web.test.ts, "shows what
-    // arrived live while a chat's first page was loading). Messages kept from before the load
-    // already took those events from applyEvent, unless they are made again from their copy here.
-    const tookThem = new Set(newer.map((m) => m.id));
-    for (const event of arrived) if (event.type === 'message.created') tookThem.delete(String(event.data.id));
-    for (const event of arrived.filter((e) => e.seq > page.seq)) {
-      applyToHistory(event, tookThem);
-      if (event.type === 'poll.voted') void rereadPoll(chatId, String(event.data.messageId));
-    }
+    // What came live while the page loaded (e2e/web.test.ts, "shows what arrived live while a
+    // chat's first page was loading").
+    replayOnto(chatId, page.seq, arrived, newer);
     // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
     // arrived meanwhile are newer or equal, so the larger one wins. Best effort.
     const reads = await api.reads(chatId).catch(() => null);
@@ -395,6 +389,18 @@ async function reloadNewestRecording(chatId: string, through: number, arrived: C
     changed();
   } catch (error) {
     fail(error);
+  }
+}
+
+/**
+ * Applies to a chat's page, once it is in, the live events recorded while it was read that are
+ * newer than it (`pageSeq`). Messages `kept` from before the read took those events live.
+ */
+function replayOnto(chatId: string, pageSeq: number, arrived: ChatEvent[], kept: Message[]): void {
+  const tookThem = new Set(kept.map((m) => m.id));
+  for (const event of arrived) {
+    if (event.seq <= pageSeq || !applyToHistory(event, tookThem)) continue;
+    if (event.type === 'poll.voted') void rereadPoll(chatId, String(event.data.messageId));
   }
 }
 
@@ -446,10 +452,18 @@ export async function openChat(chatId: string): Promise<void> {
 export async function loadOlder(chatId: string): Promise<void> {
   const history = state.history.get(chatId);
   if (!history?.older) return;
-  const page = await api.messages(chatId, history.older);
-  history.older = page.nextCursor;
-  for (const m of page.items) upsertMessage(m);
-  changed();
+  const older = history.older;
+  await recording(chatId, async (arrived) => {
+    const page = await api.messages(chatId, older);
+    // A reset may have replaced the history meanwhile: this page belongs to the one it was asked for.
+    if (state.history.get(chatId) !== history) return;
+    const kept = [...history.messages];
+    history.older = page.nextCursor;
+    for (const m of page.items) upsertMessage(m);
+    // An edit, reaction or deletion of one of these messages that came live while they were read.
+    replayOnto(chatId, page.seq, arrived, kept);
+    changed();
+  });
 }
 
 export function markRead(message: Message): void {
