@@ -38,13 +38,38 @@ export async function openPage(browser: Browser, options: BrowserContextOptions)
   return { context, page, pageErrors };
 }
 
-/** Signs in with the English login form (the page shows the chats after it). */
-export async function signIn(page: Page, baseUrl: string, account: { username: string; password: string }): Promise<void> {
+/**
+ * Signs in with the English login form and waits for the chats, unless told not to (when a test
+ * holds back what the page reads to show them: holdFirstRead).
+ */
+export async function signIn(page: Page, baseUrl: string, account: { username: string; password: string }, waitForChats = true): Promise<void> {
   await page.goto(baseUrl);
   await page.getByLabel('Username or e-mail').fill(account.username);
   await page.getByLabel('Password', { exact: true }).fill(account.password);
   await page.locator('form button[type=submit]').click();
-  await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).waitFor();
+  if (waitForChats) await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).waitFor();
+}
+
+/**
+ * Holds back the first GET whose address `matches`: the server answers at once, as it has the data
+ * then, and the page gets that answer only on `release()`. For the races between what the page
+ * reads from the projection and live events; `read` resolves once the server has answered.
+ */
+export async function holdFirstRead(page: Page, matches: (url: URL) => boolean): Promise<{ read: Promise<void>; release: () => void }> {
+  let answered!: () => void;
+  const read = new Promise<void>((resolve) => (answered = resolve));
+  let release!: () => void;
+  const released = new Promise<void>((resolve) => (release = resolve));
+  let held = false;
+  await page.route(matches, async (route) => {
+    if (held || route.request().method() !== 'GET') return route.continue();
+    held = true;
+    const response = await route.fetch();
+    answered();
+    await released;
+    await route.fulfill({ response });
+  });
+  return { read, release };
 }
 
 /** One API call as `token`'s user; the answer's JSON (undefined for 204). */

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mailMatch, register, startStack, type Account, type Stack } from './stack.js';
-import { artifacts, call, directChat, launchBrowser, openChat, openPage, signIn, SIZES, webDir } from './web-kit.js';
+import { artifacts, call, directChat, holdFirstRead, launchBrowser, openChat, openPage, signIn, SIZES, webDir } from './web-kit.js';
 
 /**
  * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
@@ -141,22 +141,10 @@ describe('web client in Chromium', () => {
     expect(poll.status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
     await signIn(page, stack.baseUrl, erin);
-    let fetched!: () => void;
-    const pageRead = new Promise<void>((resolve) => (fetched = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    let held = false;
-    await page.route(`**/api/v1/chats/${chat.id}/messages*`, async (route) => {
-      if (held) return route.continue();
-      held = true;
-      // The page as the server has it now, answered only once the live frames below are in.
-      const response = await route.fetch();
-      fetched();
-      await released;
-      await route.fulfill({ response });
-    });
+    // The page as the server has it now, answered only once the live frames below are in.
+    const { read, release } = await holdFirstRead(page, (url) => url.pathname === `/api/v1/chats/${chat.id}/messages`);
     await openChat(page, frank.username);
-    await pageRead;
+    await read;
 
     // A vote on a message the page holds, a message from the peer, one of Erin's own.
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.body.poll.id}/votes`, { optionIds: [poll.body.poll.options[0]!.id] })).status).toBe(200);
@@ -201,24 +189,12 @@ describe('web client in Chromium', () => {
       ids.push(sent.body.id);
     }
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
-    let fetched!: () => void;
-    const olderRead = new Promise<void>((resolve) => (fetched = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    await page.route(
-      (url) => url.pathname === `/api/v1/chats/${chat.id}/messages` && url.searchParams.has('before'),
-      async (route) => {
-        const response = await route.fetch();
-        fetched();
-        await released;
-        await route.fulfill({ response });
-      },
-    );
+    const { read, release } = await holdFirstRead(page, (url) => url.pathname === `/api/v1/chats/${chat.id}/messages` && url.searchParams.has('before'));
     await signIn(page, stack.baseUrl, erin);
     await openChat(page, frank.username);
     await page.locator('li.message', { hasText: 'number 55.' }).waitFor();
     await page.locator('.messages').evaluate((el) => (el.scrollTop = 0));
-    await olderRead;
+    await read;
 
     expect((await call(stack.baseUrl, frank.accessToken, 'PATCH', `/messages/${ids[0]}`, { body: 'number 1, edited.' })).status).toBe(200);
     // Events come in seq order: once this message shows, the edit before it has come too.
@@ -241,25 +217,9 @@ describe('web client in Chromium', () => {
     await directChat(stack.baseUrl, erin, george);
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${withFrank.id}/messages`, { clientMsgId: 'before', body: 'before the sign-in' })).status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
-    let fetched!: () => void;
-    const listRead = new Promise<void>((resolve) => (fetched = resolve));
-    let release!: () => void;
-    const released = new Promise<void>((resolve) => (release = resolve));
-    await page.route(
-      (url) => url.pathname === '/api/v1/chats',
-      async (route) => {
-        if (route.request().method() !== 'GET') return route.continue();
-        const response = await route.fetch();
-        fetched();
-        await released;
-        await route.fulfill({ response });
-      },
-    );
-    await page.goto(stack.baseUrl);
-    await page.getByLabel('Username or e-mail').fill(erin.username);
-    await page.getByLabel('Password', { exact: true }).fill(erin.password);
-    await page.locator('form button[type=submit]').click();
-    await listRead;
+    const { read, release } = await holdFirstRead(page, (url) => url.pathname === '/api/v1/chats');
+    await signIn(page, stack.baseUrl, erin, false);
+    await read;
 
     // The live event makes the page read that chat (it does not know it yet); once that read is
     // answered, the older list is let through.
