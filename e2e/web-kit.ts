@@ -51,6 +51,21 @@ export async function signIn(page: Page, baseUrl: string, account: { username: s
 }
 
 /**
+ * Resolves once the page's WebSocket has got `resumed`: the gateway has then subscribed it to the
+ * user's chats, so a message sent after it reaches the page live (protocol.md, Resume). Call it
+ * before the page connects.
+ */
+export function socketResumed(page: Page): Promise<void> {
+  return new Promise((resolve) => {
+    page.on('websocket', (ws) => {
+      ws.on('framereceived', ({ payload }) => {
+        if (typeof payload === 'string' && payload.includes('"op":"resumed"')) resolve();
+      });
+    });
+  });
+}
+
+/**
  * Holds back the first GET whose address `matches`: the server answers at once, as it has the data
  * then, and the page gets that answer only on `release()`. For the races between what the page
  * reads from the projection and live events; `read` resolves once the server has answered.

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mailMatch, register, startStack, type Account, type Stack } from './stack.js';
-import { artifacts, call, directChat, holdFirstRead, launchBrowser, openChat, openPage, signIn, SIZES, webDir } from './web-kit.js';
+import { artifacts, call, directChat, holdFirstRead, launchBrowser, openChat, openPage, signIn, SIZES, socketResumed, webDir } from './web-kit.js';
 
 /**
  * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
@@ -140,6 +140,7 @@ describe('web client in Chromium', () => {
     const poll = await call<{ poll: { id: string; options: { id: string }[] } }>(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/polls`, { question: 'Lunch?', options: ['yes', 'no'] });
     expect(poll.status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    const resumed = socketResumed(page);
     await signIn(page, stack.baseUrl, erin);
     // The page as the server has it now, answered only once the live frames below are in.
     const { read, release } = await holdFirstRead(page, (url) => url.pathname === `/api/v1/chats/${chat.id}/messages`);
@@ -147,6 +148,7 @@ describe('web client in Chromium', () => {
     await read;
 
     // A vote on a message the page holds, a message from the peer, one of Erin's own.
+    await resumed;
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.body.poll.id}/votes`, { optionIds: [poll.body.poll.options[0]!.id] })).status).toBe(200);
     const sent = await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: 'while-loading', body: 'from Frank while loading' });
     expect(sent.status).toBe(201);
@@ -189,6 +191,7 @@ describe('web client in Chromium', () => {
       ids.push(sent.body.id);
     }
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    const resumed = socketResumed(page);
     const { read, release } = await holdFirstRead(page, (url) => url.pathname === `/api/v1/chats/${chat.id}/messages` && url.searchParams.has('before'));
     await signIn(page, stack.baseUrl, erin);
     await openChat(page, frank.username);
@@ -196,6 +199,7 @@ describe('web client in Chromium', () => {
     await page.locator('.messages').evaluate((el) => (el.scrollTop = 0));
     await read;
 
+    await resumed;
     expect((await call(stack.baseUrl, frank.accessToken, 'PATCH', `/messages/${ids[0]}`, { body: 'number 1, edited.' })).status).toBe(200);
     // Events come in seq order: once this message shows, the edit before it has come too.
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: 'm56', body: 'number 56.' })).status).toBe(201);
@@ -217,12 +221,14 @@ describe('web client in Chromium', () => {
     await directChat(stack.baseUrl, erin, george);
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${withFrank.id}/messages`, { clientMsgId: 'before', body: 'before the sign-in' })).status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    const resumed = socketResumed(page);
     const { read, release } = await holdFirstRead(page, (url) => url.pathname === '/api/v1/chats');
     await signIn(page, stack.baseUrl, erin, false);
     await read;
 
     // The live event makes the page read that chat (it does not know it yet); once that read is
     // answered, the older list is let through.
+    await resumed;
     const refreshed = page.waitForResponse((r) => new URL(r.url()).pathname === `/api/v1/chats/${withFrank.id}`);
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${withFrank.id}/messages`, { clientMsgId: 'during', body: 'while the list loads' })).status).toBe(201);
     await refreshed;
@@ -248,6 +254,7 @@ describe('web client in Chromium', () => {
     const older = await call<{ title: string }>(stack.baseUrl, erin.accessToken, 'GET', `/chats/${group.body.id}`);
     expect(older.status).toBe(200);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    const resumed = socketResumed(page);
     await page.route(
       (url) => url.pathname === `/api/v1/chats/${group.body.id}`,
       (route) => (route.request().method() === 'GET' ? route.fulfill({ json: { ...older.body, title: 'Team, as read before' } }) : route.continue()),
@@ -255,6 +262,7 @@ describe('web client in Chromium', () => {
     await signIn(page, stack.baseUrl, erin);
     const item = page.locator('.chat-item', { hasText: 'Team' });
     await item.locator('.chat-last', { hasText: 'the older one' }).waitFor();
+    await resumed;
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${group.body.id}/messages`, { clientMsgId: 'm2', body: 'the newer one' })).status).toBe(201);
     await item.locator('.chat-last', { hasText: 'the newer one' }).waitFor();
 
