@@ -108,7 +108,11 @@ async function startSession(): Promise<void> {
   navigate(viewFromHash());
 }
 
+/** Whether this session's socket has been connected before: the next connection is a reconnect. */
+let connectedBefore = false;
+
 function startRealtime(): void {
+  connectedBefore = false;
   const effects: EventEffects = {
     unknownChat: (event) => void refreshChat(event.chatId, event),
     incomingElsewhere: announce,
@@ -180,6 +184,10 @@ function startRealtime(): void {
       onStatus: (status) => {
         const wasOffline = state.connection !== 'online';
         state.connection = status;
+        // Chats with no cursor get no resume: their previews and unread counts are read again
+        // after every reconnect (the first page from the server's cache).
+        if (status === 'online' && connectedBefore) void loadChats();
+        if (status === 'online') connectedBefore = true;
         if (status === 'offline') {
           state.announcement = translate(state.lang, 'reconnecting');
           // Without a connection nobody's presence is known (issue 22: the dot stayed green during
@@ -377,6 +385,10 @@ async function reloadNewestRecording(chatId: string, through: number, arrived: C
     // What came live while the page loaded (e2e/web.test.ts, "shows what arrived live while a
     // chat's first page was loading").
     replayOnto(chatId, page.seq, arrived, newer);
+    // The page holds the chat up to its seq: a resume after a dropped connection must start there,
+    // or what was sent while the socket was down would never come (a chat with no live event yet
+    // had no cursor, so no resume).
+    realtime?.cursors.advance(chatId, page.seq);
     // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
     // arrived meanwhile are newer or equal, so the larger one wins. Best effort.
     const reads = await api.reads(chatId).catch(() => null);
