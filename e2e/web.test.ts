@@ -213,12 +213,14 @@ describe('web client in Chromium', () => {
     await context.close();
   }, 90_000);
 
-  it('gets, after a dropped connection, what was sent in an open chat that had no live event yet, and in another chat', async () => {
+  it('gets, after a dropped connection, what was sent in an open chat that had no live event yet, and in another chat, and drops a chat left meanwhile', async () => {
     // A resume carries a cursor only for chats with a live event this session: a chat opened and
     // read over HTTP had none, so what was sent to it while the socket was down never came.
     const [erin, frank, george] = [await register(stack), await register(stack), await register(stack)];
     const open = await directChat(stack.baseUrl, erin, frank);
     const other = await directChat(stack.baseUrl, erin, george);
+    const left = await call<{ id: string }>(stack.baseUrl, george.accessToken, 'POST', '/chats', { type: 'group', title: 'Erin leaves it', memberIds: [erin.id] });
+    expect(left.status).toBe(201);
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${open.id}/messages`, { clientMsgId: 'before', body: 'before the drop' })).status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
     // The socket through a relay that can lose what the server sends, and then cut the connection.
@@ -234,13 +236,15 @@ describe('web client in Chromium', () => {
       cut = () => ws.close({ code: 4000, reason: 'dropped by the test' });
     });
     await signIn(page, stack.baseUrl, erin);
+    await page.locator('.chat-item', { hasText: 'Erin leaves it' }).waitFor();
     await openChat(page, frank.username);
     await page.locator('li.message', { hasText: 'before the drop' }).waitFor();
 
     dropping = true;
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${open.id}/messages`, { clientMsgId: 'during', body: 'sent while the socket was down' })).status).toBe(201);
     expect((await call(stack.baseUrl, george.accessToken, 'POST', `/chats/${other.id}/messages`, { clientMsgId: 'during', body: 'elsewhere while down' })).status).toBe(201);
-    await expect.poll(() => dropped.filter((f) => f.includes('while down') || f.includes('while the socket was down')).length).toBe(2);
+    expect((await call(stack.baseUrl, george.accessToken, 'DELETE', `/chats/${left.body.id}/members/${erin.id}`)).status).toBe(204);
+    await expect.poll(() => dropped.filter((f) => f.includes('while down') || f.includes('while the socket was down') || f.includes('"member.removed"')).length).toBe(3);
     dropping = false;
     await cut!();
 
@@ -248,6 +252,8 @@ describe('web client in Chromium', () => {
     const elsewhere = page.locator('.chat-item', { hasText: george.username });
     await elsewhere.locator('.chat-last', { hasText: 'elsewhere while down' }).waitFor();
     expect(await elsewhere.locator('.badge').textContent()).toBe('1');
+    // ... and a chat she was removed from meanwhile is gone from the list read again.
+    expect(await page.locator('.chat-item', { hasText: 'Erin leaves it' }).count()).toBe(0);
     expect(pageErrors).toEqual([]);
     await context.close();
   }, 60_000);

@@ -288,8 +288,10 @@ export async function loadChats(): Promise<void> {
   await recording(undefined, async (arrived) => {
     const items = await api.all(api.chats);
     const chats = new Map(items.map((c) => [c.id, summaryOf(c, arrived)]));
-    // Chats made or refreshed live while the list loaded, which it may not have yet.
-    for (const [id, chat] of state.chats) if (!chats.has(id)) chats.set(id, chat);
+    // Chats made or refreshed live while the list loaded, which it may not have yet. Any other
+    // chat it lacks is one this user is no longer in (left while the socket was down).
+    const live = new Set(arrived.map((e) => e.chatId));
+    for (const [id, chat] of state.chats) if (!chats.has(id) && live.has(id)) chats.set(id, chat);
     state.chats = chats;
     for (const chat of items) for (const m of chat.members) void ensureUser(m.userId);
     sortChats();
