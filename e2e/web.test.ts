@@ -258,12 +258,14 @@ describe('web client in Chromium', () => {
     await context.close();
   }, 60_000);
 
-  it('keeps a message that came live while the chat list loaded at sign-in: its preview and its unread count', async () => {
+  it('keeps a message that came live while the chat list loaded at sign-in, with its preview and unread count, and leaves out a group she was removed from meanwhile', async () => {
     // The chat list is read from the projection too, after the socket opened: a message that came
     // in meanwhile was counted by the chat's own refresh and then undone by the older list.
     const [erin, frank, george] = [await register(stack), await register(stack), await register(stack)];
     const withFrank = await directChat(stack.baseUrl, erin, frank);
     await directChat(stack.baseUrl, erin, george);
+    const group = await call<{ id: string }>(stack.baseUrl, george.accessToken, 'POST', '/chats', { type: 'group', title: 'Removed during the read', memberIds: [erin.id] });
+    expect(group.status).toBe(201);
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${withFrank.id}/messages`, { clientMsgId: 'before', body: 'before the sign-in' })).status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
     const resumed = socketResumed(page);
@@ -277,6 +279,10 @@ describe('web client in Chromium', () => {
     const refreshed = page.waitForResponse((r) => new URL(r.url()).pathname === `/api/v1/chats/${withFrank.id}`);
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${withFrank.id}/messages`, { clientMsgId: 'during', body: 'while the list loads' })).status).toBe(201);
     await refreshed;
+    // Removed from a group meanwhile: the page asks for the chat, and is told it is not in it.
+    const refused = page.waitForResponse((r) => new URL(r.url()).pathname === `/api/v1/chats/${group.body.id}`);
+    expect((await call(stack.baseUrl, george.accessToken, 'DELETE', `/chats/${group.body.id}/members/${erin.id}`)).status).toBe(204);
+    expect((await refused).status()).toBe(404);
     release();
 
     // George's chat comes only from the list: once it shows, the list is in.
@@ -284,6 +290,8 @@ describe('web client in Chromium', () => {
     const item = page.locator('.chat-item', { hasText: frank.username });
     await item.locator('.chat-last', { hasText: 'while the list loads' }).waitFor({ timeout: 5_000 });
     expect(await item.locator('.badge').textContent()).toBe('2');
+    // The older list still had the group: it is not shown.
+    expect(await page.locator('.chat-item', { hasText: 'Removed during the read' }).count()).toBe(0);
     expect(pageErrors).toEqual([]);
     await context.close();
   }, 60_000);

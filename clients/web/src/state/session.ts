@@ -292,6 +292,8 @@ export async function loadChats(): Promise<void> {
     // chat it lacks is one this user is no longer in (left while the socket was down).
     const live = new Set(arrived.map((e) => e.chatId));
     for (const [id, chat] of state.chats) if (!chats.has(id) && live.has(id)) chats.set(id, chat);
+    // And one it has that this user was removed from during the read (unless added back since).
+    for (const e of arrived) if (e.type === 'member.removed' && e.data.userId === state.me?.id && !state.chats.has(e.chatId)) chats.delete(e.chatId);
     state.chats = chats;
     for (const chat of items) for (const m of chat.members) void ensureUser(m.userId);
     sortChats();
