@@ -41,6 +41,16 @@ describe('web client in Chromium', () => {
     console.log(`web client browser suite: ${((Date.now() - started) / 1000).toFixed(1)} s`);
   });
 
+  /** Erin, a direct chat of hers with Frank and one with George, and a group George made with her. */
+  async function erinAndTwoPeers(groupTitle: string) {
+    const [erin, frank, george] = [await register(stack), await register(stack), await register(stack)];
+    const withFrank = await directChat(stack.baseUrl, erin, frank);
+    const withGeorge = await directChat(stack.baseUrl, erin, george);
+    const group = await call<{ id: string }>(stack.baseUrl, george.accessToken, 'POST', '/chats', { type: 'group', title: groupTitle, memberIds: [erin.id] });
+    expect(group.status).toBe(201);
+    return { erin, frank, george, withFrank, withGeorge, group: group.body };
+  }
+
   it('two users register, chat live, react, and keep their session across a reload', async () => {
     const suffix = Date.now() % 100000;
     const anna = { username: `anna${suffix}`, name: 'Anna' };
@@ -216,11 +226,7 @@ describe('web client in Chromium', () => {
   it('gets, after a dropped connection, what was sent in an open chat that had no live event yet, and in another chat, and drops a chat left meanwhile', async () => {
     // A resume carries a cursor only for chats with a live event this session: a chat opened and
     // read over HTTP had none, so what was sent to it while the socket was down never came.
-    const [erin, frank, george] = [await register(stack), await register(stack), await register(stack)];
-    const open = await directChat(stack.baseUrl, erin, frank);
-    const other = await directChat(stack.baseUrl, erin, george);
-    const left = await call<{ id: string }>(stack.baseUrl, george.accessToken, 'POST', '/chats', { type: 'group', title: 'Erin leaves it', memberIds: [erin.id] });
-    expect(left.status).toBe(201);
+    const { erin, frank, george, withFrank: open, withGeorge: other, group: left } = await erinAndTwoPeers('Erin leaves it');
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${open.id}/messages`, { clientMsgId: 'before', body: 'before the drop' })).status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
     // The socket through a relay that can lose what the server sends, and then cut the connection.
@@ -243,7 +249,7 @@ describe('web client in Chromium', () => {
     dropping = true;
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${open.id}/messages`, { clientMsgId: 'during', body: 'sent while the socket was down' })).status).toBe(201);
     expect((await call(stack.baseUrl, george.accessToken, 'POST', `/chats/${other.id}/messages`, { clientMsgId: 'during', body: 'elsewhere while down' })).status).toBe(201);
-    expect((await call(stack.baseUrl, george.accessToken, 'DELETE', `/chats/${left.body.id}/members/${erin.id}`)).status).toBe(204);
+    expect((await call(stack.baseUrl, george.accessToken, 'DELETE', `/chats/${left.id}/members/${erin.id}`)).status).toBe(204);
     await expect.poll(() => dropped.filter((f) => f.includes('while down') || f.includes('while the socket was down') || f.includes('"member.removed"')).length).toBe(3);
     dropping = false;
     await cut!();
@@ -261,11 +267,7 @@ describe('web client in Chromium', () => {
   it('keeps a message that came live while the chat list loaded at sign-in, with its preview and unread count, and leaves out a group she was removed from meanwhile', async () => {
     // The chat list is read from the projection too, after the socket opened: a message that came
     // in meanwhile was counted by the chat's own refresh and then undone by the older list.
-    const [erin, frank, george] = [await register(stack), await register(stack), await register(stack)];
-    const withFrank = await directChat(stack.baseUrl, erin, frank);
-    await directChat(stack.baseUrl, erin, george);
-    const group = await call<{ id: string }>(stack.baseUrl, george.accessToken, 'POST', '/chats', { type: 'group', title: 'Removed during the read', memberIds: [erin.id] });
-    expect(group.status).toBe(201);
+    const { erin, frank, george, withFrank, group } = await erinAndTwoPeers('Removed during the read');
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${withFrank.id}/messages`, { clientMsgId: 'before', body: 'before the sign-in' })).status).toBe(201);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
     const resumed = socketResumed(page);
@@ -280,8 +282,8 @@ describe('web client in Chromium', () => {
     expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${withFrank.id}/messages`, { clientMsgId: 'during', body: 'while the list loads' })).status).toBe(201);
     await refreshed;
     // Removed from a group meanwhile: the page asks for the chat, and is told it is not in it.
-    const refused = page.waitForResponse((r) => new URL(r.url()).pathname === `/api/v1/chats/${group.body.id}`);
-    expect((await call(stack.baseUrl, george.accessToken, 'DELETE', `/chats/${group.body.id}/members/${erin.id}`)).status).toBe(204);
+    const refused = page.waitForResponse((r) => new URL(r.url()).pathname === `/api/v1/chats/${group.id}`);
+    expect((await call(stack.baseUrl, george.accessToken, 'DELETE', `/chats/${group.id}/members/${erin.id}`)).status).toBe(204);
     expect((await refused).status()).toBe(404);
     release();
 

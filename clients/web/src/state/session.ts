@@ -263,7 +263,7 @@ function sortChats(): void {
 const recorders = new Set<{ chatId: string | undefined; events: ChatEvent[] }>();
 
 async function recording<T>(chatId: string | undefined, read: (arrived: ChatEvent[]) => Promise<T>): Promise<T> {
-  const recorder = { chatId, events: [] };
+  const recorder: { chatId: string | undefined; events: ChatEvent[] } = { chatId, events: [] };
   recorders.add(recorder);
   try {
     return await read(recorder.events);
