@@ -23,7 +23,8 @@ function findMessage(chatId: string, messageId: string): Message | undefined {
  * separate objects (applyEvent copies a live message for the preview): patches that count, such as
  * a reaction, must run once on each, not twice on one.
  */
-function patchMessage(chatId: string, messageId: string, patch: (m: Message) => void): void {
+function patchMessage(chatId: string, messageId: string, patch: ((m: Message) => void) | undefined): void {
+  if (!patch) return;
   const message = findMessage(chatId, messageId);
   if (message) patch(message);
   const chat = state.chats.get(chatId);
@@ -129,8 +130,11 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
   }
 }
 
-/** What an event about one message changes in it (the same on the loaded page and in the preview). */
-function messageChange(event: ChatEvent, me: string | undefined): (m: Message) => void {
+/**
+ * What an event about one message changes in it (the same on the loaded page and in the preview);
+ * undefined for an event that is not about one message.
+ */
+function messageChange(event: ChatEvent, me: string | undefined): ((m: Message) => void) | undefined {
   const data = event.data;
   switch (event.type) {
     case 'message.edited':
@@ -167,7 +171,7 @@ function messageChange(event: ChatEvent, me: string | undefined): (m: Message) =
         else if (data.userId !== me) countVote(m, String(data.userId), (data.optionIds as string[]) ?? []);
       };
     default:
-      return () => undefined;
+      return undefined;
   }
 }
 
@@ -187,20 +191,17 @@ export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): b
     upsertMessage(message);
     return true;
   }
-  if (event.type === 'message.edited' || event.type === 'message.deleted' || event.type === 'reaction.added' || event.type === 'reaction.removed' || event.type === 'poll.voted') {
-    const messageId = String(event.data.messageId);
-    const message = findMessage(event.chatId, messageId);
-    if (!message || tookIt.has(messageId)) return false;
-    // A vote moves counts from the voter's choice seen before, which the live event already
-    // recorded: the caller re-reads the poll instead (a closing is safe to repeat).
-    if (event.type === 'poll.voted') {
-      if (event.data.closed === true && message.poll) message.poll.closed = true;
-      return true;
-    }
-    messageChange(event, state.me?.id)(message);
-    return true;
-  }
-  return false;
+  const change = messageChange(event, state.me?.id);
+  if (!change) return false;
+  const messageId = String(event.data.messageId);
+  const message = findMessage(event.chatId, messageId);
+  if (!message || tookIt.has(messageId)) return false;
+  // A vote moves counts from the voter's choice seen before, which the live event already
+  // recorded: the caller re-reads the poll instead (a closing is safe to repeat).
+  if (event.type === 'poll.voted') {
+    if (event.data.closed === true && message.poll) message.poll.closed = true;
+  } else change(message);
+  return true;
 }
 
 /**

@@ -372,40 +372,38 @@ export function ensureUser(id: string): Promise<void> {
  * asked again, a little later each time, until it does. Live messages newer than the page stay.
  */
 export async function reloadNewest(chatId: string, through = 0): Promise<void> {
-  await recording(chatId, (arrived) => reloadNewestRecording(chatId, through, arrived));
-}
-
-async function reloadNewestRecording(chatId: string, through: number, arrived: ChatEvent[]): Promise<void> {
-  try {
-    // A reload that failed would leave a hole for good: live delivery has moved on past it, and
-    // the next resume will not reset again. So an unavailable server is asked again too.
-    let page = await newestPage(chatId);
-    for (let attempt = 0; page.seq < through && attempt < 8; attempt++) {
-      await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
-      page = await newestPage(chatId);
+  await recording(chatId, async (arrived) => {
+    try {
+      // A reload that failed would leave a hole for good: live delivery has moved on past it, and
+      // the next resume will not reset again. So an unavailable server is asked again too.
+      let page = await newestPage(chatId);
+      for (let attempt = 0; page.seq < through && attempt < 8; attempt++) {
+        await new Promise((resolve) => setTimeout(resolve, 250 * 2 ** attempt));
+        page = await newestPage(chatId);
+      }
+      const newer = (state.history.get(chatId)?.messages ?? []).filter((m) => m.seq > page.seq);
+      state.history.set(chatId, { messages: [...page.items.slice().reverse(), ...newer], older: page.nextCursor });
+      // What came live while the page loaded (e2e/web.test.ts, "shows what arrived live while a
+      // chat's first page was loading").
+      replayOnto(chatId, page.seq, arrived, newer);
+      // The page holds the chat up to its seq: a resume after a dropped connection must start there,
+      // or what was sent while the socket was down would never come (a chat with no live event yet
+      // had no cursor, so no resume).
+      realtime?.cursors.advance(chatId, page.seq);
+      // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
+      // arrived meanwhile are newer or equal, so the larger one wins. Best effort.
+      const reads = await api.reads(chatId).catch(() => null);
+      if (reads) {
+        const known = state.reads.get(chatId) ?? new Map<string, number>();
+        for (const { userId, seq } of reads.items) known.set(userId, Math.max(known.get(userId) ?? 0, seq));
+        state.reads.set(chatId, known);
+      }
+      await refreshChat(chatId);
+      changed();
+    } catch (error) {
+      fail(error);
     }
-    const newer = (state.history.get(chatId)?.messages ?? []).filter((m) => m.seq > page.seq);
-    state.history.set(chatId, { messages: [...page.items.slice().reverse(), ...newer], older: page.nextCursor });
-    // What came live while the page loaded (e2e/web.test.ts, "shows what arrived live while a
-    // chat's first page was loading").
-    replayOnto(chatId, page.seq, arrived, newer);
-    // The page holds the chat up to its seq: a resume after a dropped connection must start there,
-    // or what was sent while the socket was down would never come (a chat with no live event yet
-    // had no cursor, so no resume).
-    realtime?.cursors.advance(chatId, page.seq);
-    // Who has read how far (issue 22: "Read" became "Sent" after a reload); live positions that
-    // arrived meanwhile are newer or equal, so the larger one wins. Best effort.
-    const reads = await api.reads(chatId).catch(() => null);
-    if (reads) {
-      const known = state.reads.get(chatId) ?? new Map<string, number>();
-      for (const { userId, seq } of reads.items) known.set(userId, Math.max(known.get(userId) ?? 0, seq));
-      state.reads.set(chatId, known);
-    }
-    await refreshChat(chatId);
-    changed();
-  } catch (error) {
-    fail(error);
-  }
+  });
 }
 
 /**
