@@ -223,6 +223,52 @@ describe('web client in Chromium', () => {
     await context.close();
   }, 90_000);
 
+  it('corrects the counts of a poll on an older page when a vote on it changes', async () => {
+    // A page gives a poll's counts, not who chose what: a live vote that replaces a choice made
+    // before the page was read adds the new option without taking the old one away, and the
+    // re-read that corrects it read only the newest page, so a poll further back kept both: one
+    // read on an older page, and one that was on the newest until live messages pushed it off.
+    const [erin, frank] = [await register(stack), await register(stack)];
+    const chat = await directChat(stack.baseUrl, erin, frank);
+    const poll = await call<{ poll: { id: string; options: { id: string }[] } }>(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/polls`, { question: 'Tea or coffee?', options: ['tea', 'coffee'] });
+    expect(poll.status).toBe(201);
+    const [tea, coffee] = poll.body.poll.options.map((o) => o.id);
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.body.poll.id}/votes`, { optionIds: [tea] })).status).toBe(200);
+    const send = async (from: number, to: number) => {
+      for (let i = from; i <= to; i++) {
+        expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: `p${i}`, body: `after the poll ${i}.` })).status).toBe(201);
+      }
+    };
+    await send(1, 55);
+    // And one on the newest page when she opens the chat, which live messages push off it.
+    const later = await call<{ poll: { id: string; options: { id: string }[] } }>(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/polls`, { question: 'Now or later?', options: ['now', 'later'] });
+    expect(later.status).toBe(201);
+    const [now, afterwards] = later.body.poll.options.map((o) => o.id);
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${later.body.poll.id}/votes`, { optionIds: [now] })).status).toBe(200);
+
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    const resumed = socketResumed(page);
+    await signIn(page, stack.baseUrl, erin);
+    await openChat(page, frank.username);
+    await page.locator('li.message', { hasText: 'after the poll 55.' }).waitFor();
+    await page.locator('.messages').evaluate((el) => (el.scrollTop = 0));
+    const option = (name: string) => page.locator('.poll-option', { hasText: name }).locator('.votes');
+    await option('tea').filter({ hasText: /^1 / }).waitFor({ state: 'attached' });
+
+    await resumed;
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.body.poll.id}/votes`, { optionIds: [coffee] })).status).toBe(200);
+    await option('coffee').filter({ hasText: /^1 / }).waitFor({ state: 'attached' });
+    await option('tea').filter({ hasText: /^0 / }).waitFor({ state: 'attached' });
+
+    await send(56, 110);
+    await page.locator('li.message', { hasText: 'after the poll 110.' }).waitFor({ state: 'attached' });
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${later.body.poll.id}/votes`, { optionIds: [afterwards] })).status).toBe(200);
+    await option('later').filter({ hasText: /^1 / }).waitFor({ state: 'attached' });
+    await option('now').filter({ hasText: /^0 / }).waitFor({ state: 'attached' });
+    expect(pageErrors).toEqual([]);
+    await context.close();
+  }, 90_000);
+
   it('gets, after a dropped connection, what was sent in an open chat that had no live event yet, and in another chat, and drops a chat left meanwhile', async () => {
     // A resume carries a cursor only for chats with a live event this session: a chat opened and
     // read over HTTP had none, so what was sent to it while the socket was down never came.

@@ -432,6 +432,16 @@ async function newestPage(chatId: string): ReturnType<typeof api.messages> {
 }
 
 /**
+ * The cursor of the older page each poll shown was read in (polls of the newest page have none), so
+ * that rereadPoll asks that page: a live vote that changes an earlier choice cannot be counted
+ * here (the page gives counts, not who chose what), and a poll on an older page kept the wrong
+ * counts (e2e/web.test.ts, "corrects the counts of a poll on an older page").
+ */
+const pollPages = new Map<string, string>();
+/** Pages a poll's re-read reads at most, from where it starts. */
+const MAX_POLL_PAGES = 10;
+
+/**
  * Replaces one poll's counts with the server's (the projection trails the live event by a moment,
  * hence the delay). Only the poll is replaced, so live events that arrived meanwhile stay.
  */
@@ -439,9 +449,21 @@ async function rereadPoll(chatId: string, messageId: string): Promise<void> {
   const shown = state.history.get(chatId)?.messages.find((m) => m.id === messageId);
   if (!shown?.poll) return;
   try {
-    const fresh = (await api.messages(chatId)).items.find((m) => m.id === messageId);
-    if (fresh?.poll) shown.poll = fresh.poll;
-    changed();
+    // The page it was read in (a cursor names a fixed page), else the newest; then older pages
+    // while they can still hold it (newer messages push a poll off the newest page).
+    let before = pollPages.get(messageId);
+    for (let pages = 0; pages < MAX_POLL_PAGES; pages++) {
+      const page = await api.messages(chatId, before);
+      const fresh = page.items.find((m) => m.id === messageId);
+      if (fresh?.poll) {
+        shown.poll = fresh.poll;
+        changed();
+        return;
+      }
+      const oldest = page.items.at(-1);
+      if (!page.nextCursor || !oldest || oldest.seq <= shown.seq) return;
+      before = page.nextCursor;
+    }
   } catch {
     // The live counts stay; the next reload corrects them.
   }
@@ -473,7 +495,10 @@ export async function loadOlder(chatId: string): Promise<void> {
     if (state.history.get(chatId) !== history) return;
     const kept = [...history.messages];
     history.older = page.nextCursor;
-    for (const m of page.items) upsertMessage(m);
+    for (const m of page.items) {
+      upsertMessage(m);
+      if (m.poll) pollPages.set(m.id, older);
+    }
     // An edit, reaction or deletion of one of these messages that came live while they were read.
     replayOnto(chatId, page.seq, arrived, kept);
     changed();
