@@ -279,6 +279,10 @@ async function recording<T>(chatId: string | undefined, read: (arrived: ChatEven
  */
 function summaryOf(read: Chat, arrived: ChatEvent[]): Chat {
   for (const event of arrived) if (event.chatId === read.id) applyToSummary(read, event);
+  // Read here up to its newest message, in a read the projection may not have applied yet (after
+  // a reconnect, the open chat's catch-up was counted unread): nothing is unread.
+  const mine = state.reads.get(read.id)?.get(state.me?.id ?? '') ?? 0;
+  if (read.lastMessage && read.lastMessage.seq <= mine) read.unreadCount = 0;
   const shown = state.chats.get(read.id);
   if (shown && (shown.lastMessage?.seq ?? 0) > (read.lastMessage?.seq ?? 0)) return { ...read, lastMessage: shown.lastMessage, unreadCount: shown.unreadCount };
   return read;
@@ -508,6 +512,10 @@ export async function loadOlder(chatId: string): Promise<void> {
 export function markRead(message: Message): void {
   const chat = state.chats.get(message.chatId);
   if (chat) chat.unreadCount = 0;
+  // My own position, for summaries read before the server has it (summaryOf); others' show as "Read".
+  const reads = state.reads.get(message.chatId) ?? new Map<string, number>();
+  if (state.me) reads.set(state.me.id, Math.max(reads.get(state.me.id) ?? 0, message.seq));
+  state.reads.set(message.chatId, reads);
   realtime?.read(message.chatId, message.id);
   changed();
 }
