@@ -29,13 +29,18 @@ describe('upload rate, quota and delete', () => {
     const form = new FormData();
     form.append('file', new Blob([Buffer.alloc(bytes, 7)], { type: 'application/octet-stream' }), name);
     const res = await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${who.accessToken}` }, body: form });
-    return { status: res.status, body: (await res.json()) as any };
+    return { status: res.status, body: (await res.json()) as any, retryAfter: res.headers.get('retry-after') };
   }
 
-  it('refuses the sixth upload of a minute with 429', async () => {
+  it('refuses the sixth upload of a minute with 429 and the seconds to wait in Retry-After', async () => {
     const user = await register(stack);
     for (let i = 0; i < 5; i++) expect((await upload(user, 100)).status).toBe(201);
-    expectError(await upload(user, 100), 429, 'rate_limited');
+    const refused = await upload(user, 100);
+    expectError(refused, 429, 'rate_limited');
+    // The oldest of the five leaves the minute within 60 s; the message says the same number.
+    expect(Number(refused.retryAfter)).toBeGreaterThan(0);
+    expect(Number(refused.retryAfter)).toBeLessThanOrEqual(60);
+    expect(refused.body.error.message).toContain(`try again in ${refused.retryAfter} s`);
   });
 
   it('holds unsent uploads to the quota; a delete or a send frees their room', async () => {
@@ -44,7 +49,10 @@ describe('upload rate, quota and delete', () => {
     const first = await upload(user, 45 * KIB, 'first.bin');
     const second = await upload(user, 45 * KIB, 'second.bin');
     expect([first.status, second.status]).toEqual([201, 201]);
-    expectError(await upload(user, 45 * KIB), 429, 'rate_limited');
+    const over = await upload(user, 45 * KIB);
+    expectError(over, 429, 'rate_limited');
+    // Waiting frees nothing before the uploads expire (a day): no Retry-After.
+    expect(over.retryAfter).toBeNull();
 
     // Not someone else's to delete, and it answers as if it did not exist.
     expectError(await http(stack, 'DELETE', `/api/v1/attachments/${first.body.id}`, { token: other.accessToken }), 404, 'not_found');

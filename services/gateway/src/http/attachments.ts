@@ -50,11 +50,13 @@ class UploadRate {
   }
 }
 
-export function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, status: number, body: unknown): void {
+export function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (state.done || state.aborted) return;
   state.done = true;
   res.cork(() => {
-    res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').writeHeader('cache-control', 'no-store').end(JSON.stringify(body));
+    res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').writeHeader('cache-control', 'no-store');
+    for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
+    res.end(JSON.stringify(body));
   });
 }
 
@@ -149,11 +151,12 @@ export function uploadHandler(deps: AttachmentDeps) {
       if (state.aborted) return;
       // Per user: a rate, and a quota on what no message carries yet (issue 23, finding 7).
       const wait = rate.take(claims.userId);
-      if (wait !== null) return json(res, state, 429, error('rate_limited', `Too many uploads; try again in ${wait} s`));
+      if (wait !== null) return json(res, state, 429, error('rate_limited', `Too many uploads; try again in ${wait} s`), { 'retry-after': String(wait) });
       const pending = await callRpc(deps.bus, deps.namespace, 'messages.pendingUploads', { userId: claims.userId }, deps.serviceTimeoutMs).catch(() => null);
       if (!pending) return json(res, state, 503, error('unavailable', 'The messages service is not answering; try again'));
       // The multipart framing around the file is a few hundred bytes: the declared length, less 2 KiB.
       if (pending.bytes + Math.max(0, declaredLength - 2048) > deps.pendingBytes) {
+        // No Retry-After: waiting frees no room before the unsent uploads expire (a day); sending or deleting them does.
         return json(res, state, 429, error('rate_limited', `Unsent uploads are limited to ${deps.pendingBytes} bytes: send or delete some first`));
       }
       let parser: busboy.Busboy;
