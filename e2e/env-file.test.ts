@@ -36,6 +36,24 @@ describe('settings from .env, as an operator runs the jobs with `parley`', () =>
     await rm(dir, { recursive: true, force: true });
   });
 
+  it('npm start hands --env-file to every service, which then reads that file and not .env', async () => {
+    // `npm start -- --env-file ops.env` ran the services on .env (or nothing): Node does not load a
+    // file named after the script, and scripts/start.mjs did not pass it on. Each file here holds a
+    // setting that stops a service at once, naming it, so nothing gets as far as a port.
+    const cwd = await mkdtemp(path.join(os.tmpdir(), 'parley-start-env-'));
+    try {
+      await writeFile(path.join(cwd, '.env'), 'LOG_LEVEL=loud\n');
+      await writeFile(path.join(cwd, 'ops.env'), 'PARLEY_NAMESPACE=Not A Namespace\n');
+      const started = await run([path.join(root, 'scripts/start.mjs'), '--env-file', 'ops.env'], cwd, { PATH: process.env.PATH ?? '' });
+      const output = started.stdout + started.stderr;
+      expect(started.code).not.toBe(0);
+      expect(output).toContain('PARLEY_NAMESPACE');
+      expect(output).not.toContain('LOG_LEVEL');
+    } finally {
+      await rm(cwd, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it('a retention dry run takes MESSAGE_RETENTION_DAYS from .env, --env-file over it, and the environment over both', async () => {
     const now = '2026-06-01T00:00:00.000Z';
     // Through `parley cleanup` (bin/parley.mjs), as a production install or the image runs it.

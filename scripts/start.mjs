@@ -13,11 +13,16 @@ const services = ['users', 'messages', 'gateway'];
 // Tracing's loader hook, loaded before each service (docs/operations.md, Tracing); a no-op unless
 // OTEL_EXPORTER_OTLP_ENDPOINT is set. A file URL, so it resolves from any working directory.
 const telemetry = pathToFileURL(path.join(root, 'packages', 'telemetry', 'dist', 'register.js')).href;
+// `npm start -- --env-file <path>` (or `--env-file=<path>`): every service reads that file instead
+// of PARLEY_ENV_FILE or .env (packages/config/src/env-file.ts). Passed on to each of them: Node does
+// not load a file named after the script (Node 20 only checks that it exists).
+const args = process.argv.slice(2);
+const envFileArgs = args.flatMap((arg, i) => (arg === '--env-file' && args[i + 1] !== undefined ? [arg, args[i + 1]] : arg.startsWith('--env-file=') ? [arg] : []));
 const children = new Map();
 let stopping = false;
 
 for (const name of services) {
-  const child = spawn(process.execPath, ['--import', telemetry, path.join(root, 'services', name, 'dist', 'main.js')], {
+  const child = spawn(process.execPath, ['--import', telemetry, path.join(root, 'services', name, 'dist', 'main.js'), ...envFileArgs], {
     stdio: ['ignore', 'inherit', 'inherit'],
     env: process.env,
   });
