@@ -36,6 +36,8 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
   let cutoff: Date;
   const old: { messageIds: string[]; attachmentId: string; pollId: string } = { messageIds: [], attachmentId: '', pollId: '' };
   let freshMessageId: string;
+  /** Uploaded before the cutoff, sent after it: its upload record is carried past the purge. */
+  let keptAttachmentId: string;
   // Every class gets the same period, so one --now puts one cutoff between the old and the fresh data.
   const days = '30';
   const now = () => new Date(cutoff.getTime() + 30 * DAY_MS).toISOString();
@@ -74,6 +76,9 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     const form = new FormData();
     form.append('file', new Blob([`${OLD} file body`], { type: 'text/plain' }), `${OLD}.txt`);
     old.attachmentId = ((await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${a.accessToken}` }, body: form })).json()) as { id: string }).id;
+    const keptForm = new FormData();
+    keptForm.append('file', new Blob([`${FRESH} file body`], { type: 'text/plain' }), `${FRESH}.txt`);
+    keptAttachmentId = ((await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${a.accessToken}` }, body: keptForm })).json()) as { id: string }).id;
     let sent = 0;
     const send = async (chatId: string, body: string, extra: object = {}) =>
       (await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: a.accessToken, body: { clientMsgId: `c-${++sent}`, body, ...extra } })).body;
@@ -94,7 +99,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     await new Promise((r) => setTimeout(r, 50));
     cutoff = new Date();
     await new Promise((r) => setTimeout(r, 50));
-    freshMessageId = (await send(direct, `fresh ${FRESH} message`)).id;
+    freshMessageId = (await send(direct, `fresh ${FRESH} message`, { attachmentIds: [keptAttachmentId] })).id;
     expect((await http(stack, 'POST', `/api/v1/messages/${freshMessageId}/reactions`, { token: b.accessToken, body: { emoji: '🎉' } })).status).toBe(201);
     // After the cutoff, on old messages: an edit, a reaction and a vote. They expire with their
     // messages (issue 18: what refers to a message must not outlive it), though newer themselves.
@@ -145,7 +150,9 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(await rows('SELECT count(*) AS n FROM messages.dependent_events WHERE message_id = ANY($1::uuid[])', [old.messageIds])).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM messages.polls')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM messages.poll_votes')).toBe(0);
-    expect(await rows('SELECT count(*) AS n FROM messages.attachments')).toBe(0);
+    // The fresh message's file stays, though uploaded before the cutoff: its upload record was
+    // carried to the head of the stream (the retention principal may publish it there).
+    expect((await db.query('SELECT id FROM messages.attachments')).rows.map((r) => r.id)).toEqual([keptAttachmentId]);
     expect(await rows('SELECT count(*) AS n FROM messages.read_positions')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.password_resets')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.audit_log WHERE occurred_at < $1', [cutoff])).toBe(0);
@@ -169,6 +176,9 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
 
     // Disk.
     expect(existsSync(path.join(files, old.attachmentId.slice(-2), old.attachmentId))).toBe(false);
+    expect(existsSync(path.join(files, keptAttachmentId.slice(-2), keptAttachmentId))).toBe(true);
+    const kept = await fetch(`${stack.baseUrl}/api/v1/attachments/${keptAttachmentId}`, { headers: { authorization: `Bearer ${b.accessToken}` } });
+    expect([kept.status, await kept.text()]).toEqual([200, `${FRESH} file body`]);
 
     // The streams: nothing old is left to replay, but every chat's structure and head is. What
     // referred to the old messages after the cutoff goes through the stream-content reactor.
@@ -189,6 +199,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(snapshots.find((x) => x.chatId === direct)).toMatchObject({ type: 'direct', pair: [a.id, b.id].sort() });
     expect(chats.some((m) => m.subject === `${env.namespace}.chat.${quiet}`)).toBe(false);
     expect(chats.some((m) => m.text.includes(FRESH))).toBe(true);
+    expect(chats.filter((m) => m.subject === `${env.namespace}.attachment.${keptAttachmentId}`)).toHaveLength(1);
     for (const stream of ['audit', 'resets', 'receipts']) {
       const left = await storedMessages(nc, `${env.namespace}_${stream}`);
       expect(left.filter((m) => !m.subject.includes('.retention')), stream).toEqual([]);
@@ -250,7 +261,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE id = ANY($1::uuid[])', [old.messageIds])).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE id = $1', [freshMessageId])).toBe(1);
     expect(await rows('SELECT count(*) AS n FROM messages.polls')).toBe(0);
-    expect(await rows('SELECT count(*) AS n FROM messages.attachments')).toBe(0);
+    expect((await db.query('SELECT id FROM messages.attachments')).rows.map((r) => r.id)).toEqual([keptAttachmentId]);
     expect(await rows('SELECT count(*) AS n FROM messages.read_positions')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.password_resets')).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.audit_log WHERE occurred_at < $1', [cutoff])).toBe(0);

@@ -242,6 +242,7 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         subjects.allChats(ns), // MessagesExpired
         subjects.allChatSnapshots(ns), // ChatSnapshot before a purge
         subjects.allChatClaims(ns), // direct-chat claims carried past a purge
+        subjects.allAttachments(ns), // upload records still in use, carried past a purge
         subjects.auditRetention(ns),
         subjects.resetRetention(ns),
         subjects.receiptRetention(ns),
