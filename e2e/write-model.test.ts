@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { NatsConnection } from '@nats-io/transport-node';
+import pg from 'pg';
 import { streamName } from '@parley/contracts';
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { http, register, startStack, storedMessages, TestSocket, type Account, type Stack } from './stack.js';
@@ -106,6 +107,48 @@ describe('one write model for chats: decisions race with removals', () => {
     for (let round = 0; round < 4; round++) if (await burstAgainstRemoval(round, member)) refusedInSomeRound = true;
     expect(refusedInSomeRound).toBe(true);
   });
+
+  it('a send that reaches a gateway after the removal but before the projection has it is refused, and the removed member gets nothing more of the chat', async () => {
+    // The gateway asks the projection whether a sender whose sockets are not in the chat is a
+    // member. While the projection trails the removal it still says yes: the send was decided on
+    // what this gateway had applied (past the removal, since another member's socket keeps the
+    // chat followed here), so it was stored after the removal, and the removed member's sockets
+    // were joined to the chat again for good.
+    const chatId = await group();
+    const removed = await TestSocket.open(stack.wsUrl, member.accessToken);
+    const stays = await TestSocket.open(stack.wsUrl, other.accessToken);
+    const db = new pg.Client({ connectionString: stack.env.databaseUrl });
+    await db.connect();
+    try {
+      // The projection holds the removal back: its update of the chat's row waits for this lock.
+      await db.query('BEGIN');
+      await db.query('SELECT 1 FROM messages.chats WHERE id = $1 FOR UPDATE', [chatId]);
+      const removal = http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${member.id}`, { token: owner.accessToken });
+      // The gateway has applied it: the removed member's socket is told, and leaves the chat.
+      await removed.next((f) => f.type === 'member.removed' && f.chatId === chatId && f.data.userId === member.id);
+      expect((await db.query('SELECT count(*)::int AS n FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, member.id])).rows[0].n).toBe(1);
+
+      removed.send({ op: 'send', chatId, clientMsgId: 'after-removal', body: 'should not be stored' });
+      expect(await removed.next((f) => (f.op === 'ack' || f.op === 'error') && (f.clientMsgId === 'after-removal' || f.ref === 'after-removal'))).toMatchObject({ op: 'error', code: 'not_found' });
+      // A member's next message reaches the members' sockets, not the removed one's.
+      stays.send({ op: 'send', chatId, clientMsgId: 'still-here', body: 'for members only' });
+      const stored = await stays.next((f) => f.op === 'ack' && f.clientMsgId === 'still-here');
+      await stays.next((f) => f.type === 'message.created' && f.chatId === chatId && f.seq === stored.seq);
+      await db.query('ROLLBACK');
+      expect((await removal).status).toBeLessThan(300);
+      // The removed member's socket: a message in a chat she is still in, sent after, is the signal.
+      const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
+      expect((await http(stack, 'POST', `/api/v1/chats/${direct.body.id}/messages`, { token: owner.accessToken, body: { clientMsgId: 'signal', body: 'after' } })).status).toBe(201);
+      await removed.next((f) => f.type === 'message.created' && f.chatId === direct.body.id, 10_000);
+      expect(removed.frames.filter((f) => f.chatId === chatId && f.type !== 'member.removed')).toEqual([]);
+      expectNothingAfterRemoval(await chatEvents(chatId), member.id);
+    } finally {
+      await db.query('ROLLBACK').catch(() => {});
+      await db.end();
+      removed.close();
+      stays.close();
+    }
+  }, 30_000);
 
   it('HTTP sends racing the removal: none stored after it', async () => {
     const chatId = await group();

@@ -13,9 +13,11 @@ import type { Presence } from './presence.js';
 import type { Typing } from './typing.js';
 import { normaliseAddress } from '../http/client-address.js';
 import { Batches, type Slots } from '../slots.js';
-import { setUpSockets } from './setup.js';
+import { setUpSockets, type SetupDeps } from './setup.js';
 
 export interface ConnectionDeps extends SendDeps {
+  /** The live fan-out: what a send is decided on, and what socket set-ups note. */
+  basis: SendDeps['basis'] & SetupDeps['basis'];
   authenticate: Authenticate;
   registry: SocketRegistry;
   delivery: ChatDelivery;

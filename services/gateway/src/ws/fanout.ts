@@ -178,12 +178,24 @@ export class LiveFanout {
     const { chatId, seq } = notice;
     if (!isId(chatId) || typeof seq !== 'number' || !Array.isArray(notice.userIds)) return;
     const sockets = notice.userIds.filter(isId).flatMap((u) => [...this.deps.registry.socketsOf(u)]).filter((s) => !s.getUserData().state.chats.has(chatId));
+    // From the event that added them.
+    this.joinAfter(chatId, sockets, seq - 1);
+  }
+
+  /**
+   * Joins sockets to a chat from `seq`, where their user was a member (the event that added them,
+   * or a projection answer): each gets the chat's events after it first, in the chat's order, so
+   * that one removed since is told so and not joined (a send to a chat the socket is not in, while
+   * the projection still trails the removal: e2e/write-model.test.ts).
+   */
+  joinAfter(chatId: string, sockets: Socket[], seq: number): void {
     if (sockets.length === 0) return;
     if (!this.followed.has(chatId)) {
-      // Nobody here follows the chat yet: follow it and catch it up from the event that added them;
-      // whatever also arrives live is deduplicated by seq.
+      // Nobody here follows the chat yet: follow it and catch it up from there (a removal among the
+      // events makes the sockets leave again before any later event); whatever also arrives live
+      // waits in the chat's chain and is deduplicated by seq.
       for (const socket of sockets) this.deps.delivery.join(socket, chatId);
-      this.enqueue(chatId, (state) => this.fill(chatId, state, seq - 1, Number.MAX_SAFE_INTEGER));
+      this.enqueue(chatId, (state) => this.fill(chatId, state, seq, Number.MAX_SAFE_INTEGER));
       return;
     }
     // The chat is followed for other local members, so its live position is past what these sockets
@@ -191,7 +203,7 @@ export class LiveFanout {
     // it. (Catching the chat up instead skipped everything the others had already received: found by
     // e2e/faults/projector.test.ts, where a notice delayed by a projector crash left members without
     // the messages sent meanwhile.)
-    this.enqueue(chatId, (state) => this.catchUpSockets(chatId, state, sockets, seq - 1));
+    this.enqueue(chatId, (state) => this.catchUpSockets(chatId, state, sockets, seq));
   }
 
   /**

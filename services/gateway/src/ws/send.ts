@@ -3,7 +3,6 @@ import { callRpc, type Bus } from '@parley/bus';
 import type { ChatCommand } from '@parley/chat-domain';
 import { senderBasis, type ChatWriter } from '@parley/chat-writer';
 import { messageBodyProblem, newId, sendMessageId, type MessageSent, type RpcMethods } from '@parley/contracts';
-import type { ChatDelivery } from './delivery.js';
 import type { LiveFanout } from './fanout.js';
 import type { ResendCheck } from './resend-check.js';
 import type { Socket, SocketRegistry } from './registry.js';
@@ -11,7 +10,7 @@ import type { Socket, SocketRegistry } from './registry.js';
 export interface SendDeps {
   bus: Bus;
   /** What the gateway knows of each chat's members, as of which seq (LiveFanout). */
-  basis: Pick<LiveFanout, 'basisOf' | 'noteSnapshot'>;
+  basis: Pick<LiveFanout, 'basisOf' | 'joinAfter'>;
   namespace: string;
   writer: ChatWriter;
   maxChars: number;
@@ -19,7 +18,6 @@ export interface SendDeps {
   /** Recognises a resend of a send stored before (a young connection's first sends). */
   resendCheck: ResendCheck;
   registry: SocketRegistry;
-  delivery: ChatDelivery;
 }
 
 export interface SendFrameInput {
@@ -62,12 +60,17 @@ const tracer = trace.getTracer('parley-gateway');
 
 async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: SendFrameInput): Promise<SendOutcome> {
   const { chatId } = frame;
-  if (!socket.getUserData().state.chats.has(chatId) || deps.basis.basisOf(chatId) === undefined) {
+  let basis = socket.getUserData().state.chats.has(chatId) ? deps.basis.basisOf(chatId) : undefined;
+  if (basis === undefined) {
     const { member, seq } = await callRpc(deps.bus, deps.namespace, 'messages.isMember', { chatId, userId }, deps.serviceTimeoutMs);
     // Same answer for "no such chat" and "not a member": nothing leaks about chats one is not in.
     if (!member) return NO_CHAT;
-    for (const own of deps.registry.socketsOf(userId)) deps.delivery.join(own, chatId);
-    deps.basis.noteSnapshot(chatId, seq);
+    // A member as of the projection's seq, which may trail a removal this gateway has applied
+    // already: the send is decided from there, never from the gateway's newer position (which
+    // would skip the removal), and the sockets join through the chat's events since, which
+    // include any removal (e2e/write-model.test.ts).
+    basis = seq;
+    deps.basis.joinAfter(chatId, [...deps.registry.socketsOf(userId)].filter((own) => !own.getUserData().state.chats.has(chatId)), seq);
   }
   // A client resends what it never saw acked as the first frames after reconnecting. Within
   // JetStream's dedup window the publish below answers with the original; past it, only the
@@ -96,7 +99,7 @@ async function sendNow(deps: SendDeps, socket: Socket, userId: string, frame: Se
     actorId: userId,
     data: { messageId: newId(), clientMsgId: frame.clientMsgId, body: frame.body, replyTo, attachmentIds, ...(attachments.length > 0 ? { attachments } : {}) },
   };
-  const appended = await deps.writer.execute(chatId, command, senderBasis(userId, deps.basis.basisOf(chatId) ?? 0, replyTo), {
+  const appended = await deps.writer.execute(chatId, command, senderBasis(userId, basis, replyTo), {
     msgId: sendMessageId(chatId, userId, frame.clientMsgId),
     actorId: userId,
   });
