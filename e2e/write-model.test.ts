@@ -117,6 +117,7 @@ describe('one write model for chats: decisions race with removals', () => {
     const chatId = await group();
     const removed = await TestSocket.open(stack.wsUrl, member.accessToken);
     const stays = await TestSocket.open(stack.wsUrl, other.accessToken);
+    let reconnected: TestSocket | undefined;
     const db = new pg.Client({ connectionString: stack.env.databaseUrl });
     await db.connect();
     try {
@@ -127,9 +128,13 @@ describe('one write model for chats: decisions race with removals', () => {
       // The gateway has applied it: the removed member's socket is told, and leaves the chat.
       await removed.next((f) => f.type === 'member.removed' && f.chatId === chatId && f.data.userId === member.id);
       expect((await db.query('SELECT count(*)::int AS n FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, member.id])).rows[0].n).toBe(1);
+      // And a socket she opens now is set up from the projection's answer, which still lists the chat.
+      reconnected = await TestSocket.open(stack.wsUrl, member.accessToken);
 
-      removed.send({ op: 'send', chatId, clientMsgId: 'after-removal', body: 'should not be stored' });
-      expect(await removed.next((f) => (f.op === 'ack' || f.op === 'error') && (f.clientMsgId === 'after-removal' || f.ref === 'after-removal'))).toMatchObject({ op: 'error', code: 'not_found' });
+      for (const [socket, clientMsgId] of [[removed, 'after-removal'], [reconnected, 'after-reconnect']] as const) {
+        socket.send({ op: 'send', chatId, clientMsgId, body: 'should not be stored' });
+        expect(await socket.next((f) => (f.op === 'ack' || f.op === 'error') && (f.clientMsgId === clientMsgId || f.ref === clientMsgId))).toMatchObject({ op: 'error', code: 'not_found' });
+      }
       // A member's next message reaches the members' sockets, not the removed one's.
       stays.send({ op: 'send', chatId, clientMsgId: 'still-here', body: 'for members only' });
       const stored = await stays.next((f) => f.op === 'ack' && f.clientMsgId === 'still-here');
@@ -139,13 +144,16 @@ describe('one write model for chats: decisions race with removals', () => {
       // The removed member's socket: a message in a chat she is still in, sent after, is the signal.
       const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
       expect((await http(stack, 'POST', `/api/v1/chats/${direct.body.id}/messages`, { token: owner.accessToken, body: { clientMsgId: 'signal', body: 'after' } })).status).toBe(201);
-      await removed.next((f) => f.type === 'message.created' && f.chatId === direct.body.id, 10_000);
-      expect(removed.frames.filter((f) => f.chatId === chatId && f.type !== 'member.removed')).toEqual([]);
+      for (const socket of [removed, reconnected]) {
+        await socket.next((f) => f.type === 'message.created' && f.chatId === direct.body.id, 10_000);
+        expect(socket.frames.filter((f) => f.chatId === chatId && f.type !== 'member.removed')).toEqual([]);
+      }
       expectNothingAfterRemoval(await chatEvents(chatId), member.id);
     } finally {
       await db.query('ROLLBACK').catch(() => {});
       await db.end();
       removed.close();
+      reconnected?.close();
       stays.close();
     }
   }, 30_000);

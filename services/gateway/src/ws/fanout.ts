@@ -12,6 +12,13 @@ interface Followed {
   receipts: Subscription;
   /** Highest seq of this chat handled here; a jump past it is a gap, filled from the stream. */
   lastSeq: number;
+  /**
+   * Members removed in the events applied here since `since` (and not added again), with the seq of
+   * the removal: a socket set up from a projection answer older than that is not joined.
+   */
+  removed: Map<string, number>;
+  /** The seq from which `removed` knows every removal (the follow's start; raised past a reset or an overflow). */
+  since: number;
   /** Work on one chat runs in order: live events, gap fills and inbox catch-ups never interleave. */
   chain: Promise<void>;
 }
@@ -79,6 +86,8 @@ export class LiveFanout {
         },
       }),
       lastSeq: 0,
+      removed: new Map(),
+      since: 0,
       chain: Promise.resolve(),
     };
     this.followed.set(chatId, state);
@@ -98,6 +107,22 @@ export class LiveFanout {
   /** A projection answer about the chat's members, as of its chat seq `seq`. */
   noteSnapshot(chatId: string, seq: number): void {
     if (seq > (this.snapshots.get(chatId) ?? 0)) this.snapshots.set(chatId, seq);
+    // A chat just followed (nothing applied yet) starts from the answer: the first live event past
+    // it fills the events between from the stream, a removal among them included.
+    const state = this.followed.get(chatId);
+    if (state && state.lastSeq === 0 && seq > 0) state.lastSeq = state.since = seq;
+  }
+
+  /**
+   * Whether the user was removed from the chat after `seq` (a projection answer that said member),
+   * as far as the events applied here tell; undefined when they do not reach back to `seq`. A
+   * chat not followed here has no local member and starts from that answer (noteSnapshot): false.
+   */
+  removedSince(chatId: string, userId: string, seq: number): boolean | undefined {
+    const state = this.followed.get(chatId);
+    if (!state) return false;
+    if (seq < state.since) return undefined;
+    return (state.removed.get(userId) ?? 0) > seq;
   }
 
   /** Stops receiving a chat (its last local member left or disconnected). */
@@ -150,6 +175,8 @@ export class LiveFanout {
       this.deps.log.warn({ chatId, from, upTo }, 'live gap too large to fill; sockets get reset');
       this.deps.delivery.reset(chatId, upTo);
       state.lastSeq = Math.max(state.lastSeq, upTo);
+      // The removals skipped over are not known here any more.
+      state.since = Math.max(state.since, state.lastSeq);
       return;
     }
     for (const event of missing.events) if (event.seq < until) this.apply(state, event);
@@ -166,6 +193,7 @@ export class LiveFanout {
     // A removed member gets the removal itself, then nothing more from this chat.
     const removed = memberRemovedBy(event);
     if (removed) for (const socket of this.deps.registry.socketsOf(removed)) this.deps.delivery.leave(socket, event.chatId);
+    noteMembership(state, event, removed);
   }
 
   private onInbox(msg: Msg): void {
@@ -244,5 +272,20 @@ export class LiveFanout {
     } catch {
       this.deps.log.error({ chatId }, 'unreadable live receipt skipped');
     }
+  }
+}
+
+/** Most removals remembered per followed chat; past it the oldest goes and `since` rises past it. */
+const MAX_REMOVALS_KEPT = 256;
+
+function noteMembership(state: Followed, event: ChatEvent, removed: string | null | undefined): void {
+  for (const userId of membersAddedBy(event)) state.removed.delete(userId);
+  if (!removed) return;
+  state.removed.delete(removed);
+  state.removed.set(removed, event.seq);
+  const oldest = state.removed.size > MAX_REMOVALS_KEPT ? state.removed.entries().next().value : undefined;
+  if (oldest) {
+    state.removed.delete(oldest[0]);
+    state.since = Math.max(state.since, oldest[1]);
   }
 }

@@ -18,7 +18,7 @@ export interface SetupDeps {
   namespace: string;
   serviceTimeoutMs: number;
   delivery: ChatDelivery;
-  basis: Pick<LiveFanout, 'noteSnapshot'>;
+  basis: Pick<LiveFanout, 'noteSnapshot' | 'removedSince' | 'joinAfter'>;
   presence: Presence;
   log: Logger;
 }
@@ -38,8 +38,15 @@ export async function setUpSockets(deps: SetupDeps, batch: { socket: Socket; use
   for (const { socket, userId } of open) {
     const answer = answers.get(userId)!;
     answer.chatIds.forEach((chatId, i) => {
+      const seq = answer.seqs[i] ?? 0;
+      // The answer is the projection's, which can trail a removal this gateway has applied: such
+      // a socket is not joined (e2e/write-model.test.ts). Where what was applied here does not
+      // reach back to the answer, the socket joins through the chat's events since it.
+      const removed = deps.basis.removedSince(chatId, userId, seq);
+      if (removed === undefined) return deps.basis.joinAfter(chatId, [socket], seq);
+      if (removed) return;
       deps.delivery.join(socket, chatId);
-      deps.basis.noteSnapshot(chatId, answer.seqs[i] ?? 0);
+      deps.basis.noteSnapshot(chatId, seq);
     });
     deps.presence.connected(socket, userId).catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message }, 'presence update failed');
