@@ -1,10 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, statSync } from 'node:fs';
 import { mkdir, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { archiveName } from './archive.js';
-import { attachmentSource, collectPool, POOL_DIR, poolAttachments, poolPath, poolReferences, requireAttachments } from './attachments.js';
+import { attachmentSource, collectPool, emptyAttachmentStore, POOL_DIR, poolAttachments, poolPath, poolReferences, requireAttachments } from './attachments.js';
 import type { Manifest } from './manifest.js';
 import { rotateDirectory } from './rotate.js';
 
@@ -30,6 +30,16 @@ describe('the attachment pool', () => {
     }
     return dir;
   }
+
+  it('restore --force empties the attachment store but keeps the folder, which may be a mount point', async () => {
+    const dir = await store({ 'ab/one': 'first file', 'cd/two': 'second file', 'loose.partial': 'half' });
+    const before = statSync(dir).ino;
+    await emptyAttachmentStore(dir);
+    expect(await readdir(dir)).toEqual([]);
+    expect(statSync(dir).ino).toBe(before);
+    // A store that does not exist yet is already empty.
+    await emptyAttachmentStore(path.join(dir, 'missing'));
+  });
 
   it('copies a file once: the next backup adds only what is new, and two files with one content share a copy', async () => {
     const source = await store({ 'ab/one': 'first file', 'cd/two': 'second file', 'ef/twin': 'first file', 'gh/upload.partial': 'half' });

@@ -130,6 +130,19 @@ export async function requireAttachments(source: (file: PartInfo) => string, fil
 }
 
 /** Copies the archive's attachment files into the target store, each checked against the manifest. */
+/**
+ * Removes everything inside the attachment store, not the folder itself: in compose and Kubernetes
+ * it is a volume's mount point, which cannot be removed (restore --force failed there, after it
+ * had dropped the database and the streams).
+ */
+export async function emptyAttachmentStore(dir: string): Promise<void> {
+  const entries = await readdir(dir).catch((error: { code?: string }) => {
+    if (error.code === 'ENOENT') return [];
+    throw error;
+  });
+  for (const entry of entries) await rm(path.join(dir, entry), { recursive: true, force: true });
+}
+
 export async function restoreAttachments(source: (file: PartInfo) => string, files: PartInfo[], target: string): Promise<void> {
   await mkdir(target, { recursive: true });
   for (const file of files) {

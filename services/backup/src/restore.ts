@@ -11,7 +11,7 @@ import { declaredStreams, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
-import { attachmentSource, requireAttachments, restoreAttachments } from './attachments.js';
+import { attachmentSource, emptyAttachmentStore, requireAttachments, restoreAttachments } from './attachments.js';
 import { retentionOf } from './backup.js';
 import { dropUserSchemas, restoreDatabase, userTables } from './database.js';
 import { backupIdentity, type BackupConfig } from './env.js';
@@ -87,7 +87,7 @@ async function clearTarget(bus: Bus, target: Target): Promise<void> {
   });
   const ledger = streamName(target.namespace, 'erasures');
   for (const name of await namespaceStreams(bus, target.namespace)) if (name !== ledger) await bus.jsm.streams.delete(name);
-  await rm(target.attachmentsDir, { recursive: true, force: true });
+  await emptyAttachmentStore(target.attachmentsDir);
 }
 
 function redactDb(url: string): string {
