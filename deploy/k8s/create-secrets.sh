@@ -6,8 +6,8 @@
 #      read -rsp 'DATABASE_URL: ' DATABASE_URL && export DATABASE_URL   # postgres://parley:…@parley-db-rw:5432/parley
 #      deploy/k8s/create-secrets.sh --nats-namespace nats parley ~/parley-secrets
 #
-#   parley-env              <folder>/parley.env (JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY;
-#                           the containers take the keys they use by name)
+#   parley-env              <folder>/parley.env (JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY,
+#                           REDIS_PASSWORD, CACHE_KEY; the containers take the keys they use by name)
 #   parley-nats-<process>   <folder>/nkeys/<process>.nk, one Secret per process
 #   parley-database         DATABASE_URL, when set in the environment (needed once; kept otherwise)
 #   parley-smtp             SMTP_URL, when set in the environment (optional: password-reset mail)
