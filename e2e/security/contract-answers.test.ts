@@ -32,6 +32,9 @@ describe('contract answers: cursors past what the database holds, HEAD, caching'
     ['chat list, a date JavaScript rolls over', () => `/api/v1/chats?before=${cursor(`{"at":"2026-02-30T00:00:00.000Z","id":"${ID}"}`)}`],
     ['audit log, year 0', () => `/api/v1/users/me/audit?before=${cursor(`{"at":"0000-01-01T00:00:00.000Z","id":"${ID}"}`)}`],
     ['search, an infinite rank', () => `/api/v1/search?q=hello&before=${cursor(`{"rank":1e400,"id":"${ID}"}`)}`],
+    // A cursor's string reaches the query as text, which PostgreSQL refuses with U+0000 (a 500).
+    ['user search, U+0000 in the name it continues after', () => `/api/v1/users?query=ab&before=${cursor('{"after":"\\u0000"}')}`],
+    ['user search, a lone surrogate in it', () => `/api/v1/users?query=ab&before=${cursor('{"after":"\\ud800"}')}`],
   ];
   for (const [name, url] of cases) {
     it(name, async () => {

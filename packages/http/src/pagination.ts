@@ -1,4 +1,5 @@
 import { Type } from '@sinclair/typebox';
+import { inputIssue } from '@parley/contracts';
 import { InvalidRequest } from './errors.js';
 
 /** api.md: `?limit=` (default 50, max 200) and `?before=<cursor>`; cursors are opaque to clients. */
@@ -23,7 +24,9 @@ export function decodeCursor<T>(raw: string | undefined, isValid: (value: unknow
   if (raw === undefined || raw === '') return null;
   try {
     const value: unknown = JSON.parse(Buffer.from(raw, 'base64url').toString('utf8'));
-    if (isValid(value)) return value;
+    // Its strings reach queries as text: the router's input rules (no U+0000, no lone surrogate)
+    // hold inside a cursor too, where the router sees only base64.
+    if (isValid(value) && !inputIssue(value)) return value;
   } catch {
     // fall through
   }
