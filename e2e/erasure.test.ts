@@ -179,6 +179,9 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect(kept.senderId).toBe(dan.id);
     expect((await http(stack, 'GET', `/api/v1/users/${dan.id}`, { token: bob.accessToken })).body).toMatchObject({ username: 'deleted', deleted: true });
     expect(await rows('SELECT count(*) AS n FROM users.users WHERE id = $1', [dan.id])).toBe(0);
+    // Nobody can be added as a contact or blocked once erased: no new event names him.
+    expect((await http(stack, 'POST', '/api/v1/contacts', { token: bob.accessToken, body: { userId: dan.id } })).status).toBe(404);
+    expect((await http(stack, 'POST', '/api/v1/users/me/blocks', { token: bob.accessToken, body: { userId: dan.id } })).status).toBe(404);
   });
 
   it('a deleted message leaves no body in the stream, neither the original nor its edits', async () => {

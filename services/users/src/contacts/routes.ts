@@ -75,7 +75,8 @@ export function contactRoutes(router: ApiRouter, deps: ProfileDeps & { contactsT
     handler: async ({ auth, body, request }) => {
       if (body.userId === auth.userId) throw new InvalidRequest('You cannot add yourself as a contact');
       const contact = await publicProfile(deps, body.userId);
-      if (!contact) throw new NotFound('No such user');
+      // An erased account shows as "deleted" where it is named already, but no new event names it.
+      if (!contact || contact.deleted) throw new NotFound('No such user');
       // Idempotent: asking again changes nothing and says so with 200.
       if (await isContact(deps.pool, auth.userId, body.userId)) return { status: 200, body: contact };
       await change('ContactAdded', auth.userId, body.userId, request.requestId);

@@ -53,7 +53,9 @@ export function privacyRoutes(router: ApiRouter, deps: ProfileDeps): void {
     schema: { body: Type.Object({ userId: Uuid }, { additionalProperties: false }) },
     handler: async ({ auth, body, request }) => {
       if (body.userId === auth.userId) throw new InvalidRequest('You cannot block yourself');
-      if (!(await publicProfile(deps, body.userId))) throw new NotFound('No such user');
+      // An erased account is no one to block (no new event names it), as in contacts.
+      const blocked = await publicProfile(deps, body.userId);
+      if (!blocked || blocked.deleted) throw new NotFound('No such user');
       if (await hasBlocked(deps.pool, auth.userId, body.userId)) return { status: 200, body: { userId: body.userId } };
       const event: UserBlocked = { type: 'UserBlocked', version: 1, data: { userId: auth.userId, blockedId: body.userId }, meta: meta(auth.userId, request.requestId) };
       await publishUserEvent(deps, event, 'block');
