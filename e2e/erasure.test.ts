@@ -26,6 +26,7 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
   let direct: string;
   let group: string;
   let annFile: string;
+  let annUnsent: string;
   let bobPoll: { id: string; poll: { id: string; options: { id: string }[] } };
   const SECRET = 'annsecretword';
   const rows = async (sql: string, params: unknown[] = []) => Number((await db.query(sql, params)).rows[0].n);
@@ -50,6 +51,10 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     const form = new FormData();
     form.append('file', new Blob([`${SECRET} in a file`], { type: 'text/plain' }), 'ann.txt');
     annFile = ((await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${ann.accessToken}` }, body: form })).json()) as { id: string }).id;
+    // And one she never sent.
+    const unsentForm = new FormData();
+    unsentForm.append('file', new Blob([`${SECRET} never sent`], { type: 'text/plain' }), `${SECRET}-draft.txt`);
+    annUnsent = ((await (await fetch(`${stack.baseUrl}/api/v1/attachments`, { method: 'POST', headers: { authorization: `Bearer ${ann.accessToken}` }, body: unsentForm })).json()) as { id: string }).id;
     await send(ann, direct, `hello bob, ${SECRET}`, { attachmentIds: [annFile] });
     const annInGroup = await send(ann, group, `group hello ${SECRET}`);
     await http(stack, 'PATCH', `/api/v1/messages/${annInGroup.id}`, { token: ann.accessToken, body: { body: `edited ${SECRET}` } });
@@ -130,6 +135,9 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect(groupHistory.find((m: { body: string }) => m.body === 'lunch?').poll.options.map((o: { votes: number }) => o.votes)).toEqual([0, 0]);
     expect((await http(stack, 'GET', `/api/v1/search?q=${SECRET}`, { token: bob.accessToken })).body.items).toEqual([]);
     expect(existsSync(path.join(files, annFile.slice(-2), annFile))).toBe(false);
+    // The file she never sent, its name (hers) and its row go now, not at the sweep a day later.
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.attachments WHERE uploader_id = $1', [ann.id])) === 0 || undefined, 10_000, 'her uploads gone');
+    expect(existsSync(path.join(files, annUnsent.slice(-2), annUnsent))).toBe(false);
     // Her read positions go through the receipts stream (the messages service's erasure reactor).
     await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.read_positions WHERE user_id = $1', [ann.id])) === 0 || undefined);
     for (const [table, column] of [['users.users', 'id'], ['users.contacts', 'user_id'], ['users.contacts', 'contact_id'], ['users.sessions', 'user_id'], ['users.password_resets', 'user_id'], ['messages.chat_members', 'user_id'], ['messages.read_positions', 'user_id'], ['messages.reactions', 'user_id'], ['messages.poll_votes', 'user_id']]) {

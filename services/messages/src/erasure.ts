@@ -2,6 +2,7 @@ import { deleteStreamSequences, deleteSubjectMessages, publishEvent, readStreamS
 import type { Projection } from '@parley/projector-pg';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatEvent, type ReadPositionsErased, type UserEvent } from '@parley/contracts';
+import { publishAttachmentDeleted } from './attachments/deleted.js';
 import { membersBasis } from './chats/write.js';
 import type { Logger } from '@parley/log';
 import type pg from 'pg';
@@ -50,8 +51,18 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
         const seqs = await authoredEvents(deps.bus, stream, subjects.chat(deps.namespace, chatId), userId);
         deleted += await deleteStreamSequences(deps.bus.jsm, stream, seqs, 4);
       }
-      const { rows: uploads } = await tx.query<{ id: string }>('SELECT id FROM messages.attachments WHERE uploader_id = $1', [userId]);
-      for (const { id } of uploads) await deleteSubjectMessages(deps.bus.jsm, stream, subjects.attachment(deps.namespace, id));
+      const { rows: uploads } = await tx.query<{ id: string; unsent: boolean }>(
+        `SELECT a.id, NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id) AS unsent
+           FROM messages.attachments a WHERE a.uploader_id = $1`,
+        [userId],
+      );
+      for (const { id, unsent } of uploads) {
+        // One no message carries goes now, row (its file name is hers) and file, through the
+        // attachments projection's tombstone, not at the sweep a day later. The rest go as their
+        // messages let go of them (the purge above, or another's message still carrying it).
+        if (unsent) await publishAttachmentDeleted(deps, id, 'erased', { actorId: null, correlationId: event.meta.correlationId });
+        else await deleteSubjectMessages(deps.bus.jsm, stream, subjects.attachment(deps.namespace, id));
+      }
       deps.log.info({ chats: chats.length, streamEvents: deleted, uploads: uploads.length }, 'erased account purged from the chats stream');
     },
   };
