@@ -120,6 +120,8 @@ describe('the bus trust boundary: an attacker on NATS', () => {
     expectRefused(await ask(gw, subjects.rpc(ns, 'messages', 'socketSetups'), { userIds: [alice.id] }));
     expectRefused(await ask(gw, subjects.rpc(ns, 'users', 'presenceVisibleMany'), { viewers: [{ viewerId: alice.id, chatPeerIds: [bob.id] }] }));
     expectRefused(await ask(gw, subjects.rpc(ns, 'messages', 'markRead'), { chatId, userId: bob.id, messageId }));
+    // What someone has uploaded and not sent yet (how many files, how many bytes).
+    expectRefused(await ask(gw, subjects.rpc(ns, 'messages', 'pendingUploads'), { userId: alice.id }));
     // Signed with the published development key: not the gateway's key here.
     const dev = new RequestSigner(DEV_GATEWAY_SIGNING_KEY);
     const payload = Buffer.from(JSON.stringify(apiRequest({})));

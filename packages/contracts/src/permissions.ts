@@ -104,6 +104,7 @@ export const RPC_SIGNED: ReadonlySet<RpcMethod> = new Set<RpcMethod>([
   'messages.registerAttachment',
   'messages.attachmentAccess',
   'messages.attachmentsUsable',
+  'messages.pendingUploads',
   'messages.sentMessages',
   'messages.markRead',
 ]);
