@@ -43,6 +43,43 @@ describe('upload rate, quota and delete', () => {
     expect(refused.body.error.message).toContain(`try again in ${refused.retryAfter} s`);
   });
 
+  it('counts uploads still streaming against the quota, so parallel ones cannot pass it together', async () => {
+    // The quota read only uploads already stored, which happens once a body is in: thirty 25 MiB
+    // uploads started together all saw the same room and all went in.
+    const user = await register(stack);
+    const boundary = 'parleyQuotaBoundary';
+    const body = Buffer.concat([
+      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="part.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`),
+      Buffer.alloc(45 * KIB, 3),
+      Buffer.from(`\r\n--${boundary}--\r\n`),
+    ]);
+    const url = new URL(`${stack.baseUrl}/api/v1/attachments`);
+    const start = () => {
+      let req!: httpClient.ClientRequest;
+      const answered = new Promise<number>((resolve) => {
+        req = httpClient.request(
+          { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', () => {}); // the refused one's connection may close under its body
+      });
+      req.write(body.subarray(0, 1024));
+      return { req, answered };
+    };
+    // Three of 45 KiB against 100 KiB, their bodies held back: two fit, the third is refused
+    // while the others are still streaming (before, nothing was answered until a body was in).
+    const uploads = [start(), start(), start()];
+    const refused = await Promise.race(uploads.map((u, i) => u.answered.then((status) => ({ i, status }))));
+    expect(refused.status).toBe(429);
+    const others = uploads.filter((_, i) => i !== refused.i);
+    for (const u of others) u.req.end(body.subarray(1024));
+    expect(await Promise.all(others.map((u) => u.answered))).toEqual([201, 201]);
+    uploads[refused.i]!.req.destroy();
+  }, 15_000);
+
   it('holds unsent uploads to the quota; a delete or a send frees their room', async () => {
     const user = await register(stack);
     const other = await register(stack);

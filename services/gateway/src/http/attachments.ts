@@ -50,9 +50,10 @@ class UploadRate {
   }
 }
 
-export function json(res: HttpResponse, state: { done: boolean; aborted: boolean }, status: number, body: unknown, headers: Record<string, string> = {}): void {
+export function json(res: HttpResponse, state: { done: boolean; aborted: boolean; release?: () => void }, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (state.done || state.aborted) return;
   state.done = true;
+  state.release?.();
   res.cork(() => {
     res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').writeHeader('cache-control', 'no-store');
     for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
@@ -111,11 +112,20 @@ export function cleanFileName(name: string | undefined): string {
  */
 export function uploadHandler(deps: AttachmentDeps) {
   const rate = new UploadRate(deps.uploadsPerMinute);
+  /**
+   * Bytes of each user's uploads still streaming here, counted against the unsent-uploads quota
+   * beside the stored ones: those are registered only once their body is in, so uploads started
+   * together all saw the same room (found in review: thirty 25 MiB uploads passed a 200 MiB quota).
+   * Per gateway: with G gateways a user who spreads uploads over all of them gets G times the room
+   * for what is in flight at once.
+   */
+  const streaming = new Map<string, number>();
   return (res: HttpResponse, req: HttpRequest): void => {
-    const state = { done: false, aborted: false };
+    const state: { done: boolean; aborted: boolean; release?: () => void } = { done: false, aborted: false };
     const body = new PassThrough({ highWaterMark: 256 * 1024 });
     res.onAborted(() => {
       state.aborted = true;
+      state.release?.();
       // The client went away (or uWS timed out a trickled body) mid-upload. Without this the
       // stream never ends: busboy and the store wait for it forever, each holding an open
       // .partial file (a descriptor leaked per aborted upload, found by issue 10's upload abuse
@@ -154,11 +164,22 @@ export function uploadHandler(deps: AttachmentDeps) {
       if (wait !== null) return json(res, state, 429, error('rate_limited', `Too many uploads; try again in ${wait} s`), { 'retry-after': String(wait) });
       const pending = await callRpc(deps.bus, deps.namespace, 'messages.pendingUploads', { userId: claims.userId }, deps.serviceTimeoutMs).catch(() => null);
       if (!pending) return json(res, state, 503, error('unavailable', 'The messages service is not answering; try again'));
+      if (state.aborted) return;
       // The multipart framing around the file is a few hundred bytes: the declared length, less 2 KiB.
-      if (pending.bytes + Math.max(0, declaredLength - 2048) > deps.pendingBytes) {
+      const size = Math.max(0, declaredLength - 2048);
+      const inFlight = streaming.get(claims.userId) ?? 0;
+      if (pending.bytes + inFlight + size > deps.pendingBytes) {
         // No Retry-After: waiting frees no room before the unsent uploads expire (a day); sending or deleting them does.
         return json(res, state, 429, error('rate_limited', `Unsent uploads are limited to ${deps.pendingBytes} bytes: send or delete some first`));
       }
+      // Held from this check until the answer (then the upload is stored and counted, or gone).
+      streaming.set(claims.userId, inFlight + size);
+      state.release = () => {
+        state.release = undefined;
+        const left = (streaming.get(claims.userId) ?? 0) - size;
+        if (left > 0) streaming.set(claims.userId, left);
+        else streaming.delete(claims.userId);
+      };
       let parser: busboy.Busboy;
       try {
         // defParamCharset: browsers and fetch send the file name as raw UTF-8; busboy's default
