@@ -1,4 +1,3 @@
-import net from 'node:net';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { Kvm } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
@@ -11,47 +10,11 @@ import { presenceWithoutSockets } from '../services/gateway/src/ws/presence.test
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startUsersService } from '../services/users/src/service.js';
-import { activeUsers, http, register, startGatewayProcess, startStack, TestSocket, type Stack } from './stack.js';
+import { activeUsers, http, natsRelay, register, startGatewayProcess, startStack, TestSocket, type Stack } from './stack.js';
 
 /** Waits until `active_users` on `metricsPort` reads `n`. */
 async function activeUsersReach(metricsPort: number, n: number, timeoutMs: number): Promise<void> {
   await eventually(async () => ((await activeUsers(metricsPort)) === n ? true : undefined), timeoutMs, `active_users ${n}`);
-}
-
-/**
- * A TCP relay to NATS that the test can cut, as a network fault between one gateway and NATS
- * would: `cut()` drops every connection through it and refuses new ones until `restore()`.
- */
-async function natsRelay(target: URL): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
-  let open = true;
-  const pairs = new Set<net.Socket>();
-  const server = net.createServer((client) => {
-    if (!open) return void client.destroy();
-    const upstream = net.connect(Number(target.port), target.hostname);
-    for (const s of [client, upstream]) {
-      pairs.add(s);
-      s.on('error', () => {});
-      s.on('close', () => {
-        pairs.delete(s);
-        client.destroy();
-        upstream.destroy();
-      });
-    }
-    client.pipe(upstream).pipe(client);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as net.AddressInfo;
-  return {
-    url: `nats://127.0.0.1:${port}`,
-    cut() {
-      open = false;
-      for (const s of pairs) s.destroy();
-    },
-    restore() {
-      open = true;
-    },
-    close: () => new Promise((resolve) => server.close(() => resolve())),
-  };
 }
 
 /**

@@ -329,3 +329,39 @@ export class TestSocket {
     for (const w of waiters) w();
   }
 }
+
+/**
+ * A TCP relay to NATS that the test can cut, as a network fault between one gateway and NATS
+ * would: `cut()` drops every connection through it and refuses new ones until `restore()`.
+ */
+export async function natsRelay(target: URL): Promise<{ url: string; cut(): void; restore(): void; close(): Promise<void> }> {
+  let open = true;
+  const pairs = new Set<net.Socket>();
+  const server = net.createServer((client) => {
+    if (!open) return void client.destroy();
+    const upstream = net.connect(Number(target.port), target.hostname);
+    for (const s of [client, upstream]) {
+      pairs.add(s);
+      s.on('error', () => {});
+      s.on('close', () => {
+        pairs.delete(s);
+        client.destroy();
+        upstream.destroy();
+      });
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as net.AddressInfo;
+  return {
+    url: `nats://127.0.0.1:${port}`,
+    cut() {
+      open = false;
+      for (const s of pairs) s.destroy();
+    },
+    restore() {
+      open = true;
+    },
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}

@@ -3,7 +3,7 @@ import type { NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { streamName } from '@parley/contracts';
 import { startGatewayService } from '../services/gateway/src/service.js';
-import { http, register, startStack, storedMessages, TestSocket, type Account, type Stack } from './stack.js';
+import { http, natsRelay, register, startStack, storedMessages, TestSocket, type Account, type Stack } from './stack.js';
 
 type Gateway = Awaited<ReturnType<typeof startGatewayService>>;
 
@@ -118,6 +118,7 @@ describe('one write model for chats: decisions race with removals', () => {
     const removed = await TestSocket.open(stack.wsUrl, member.accessToken);
     const stays = await TestSocket.open(stack.wsUrl, other.accessToken);
     let reconnected: TestSocket | undefined;
+    let elsewhere: TestSocket | undefined;
     const db = new pg.Client({ connectionString: stack.env.databaseUrl });
     await db.connect();
     try {
@@ -128,10 +129,15 @@ describe('one write model for chats: decisions race with removals', () => {
       // The gateway has applied it: the removed member's socket is told, and leaves the chat.
       await removed.next((f) => f.type === 'member.removed' && f.chatId === chatId && f.data.userId === member.id);
       expect((await db.query('SELECT count(*)::int AS n FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, member.id])).rows[0].n).toBe(1);
-      // And a socket she opens now is set up from the projection's answer, which still lists the chat.
+      // And a socket she opens now is set up from the projection's answer, which still lists the chat:
+      // on this gateway, which applied the removal, and on another, where nobody follows the chat.
       reconnected = await TestSocket.open(stack.wsUrl, member.accessToken);
+      elsewhere = await TestSocket.open(`ws://127.0.0.1:${g2.port}/ws`, member.accessToken);
+      // A member typing now reaches the chat's sockets on every gateway (before any message that
+      // would make the other one read the chat's events).
+      stays.send({ op: 'typing', chatId });
 
-      for (const [socket, clientMsgId] of [[removed, 'after-removal'], [reconnected, 'after-reconnect']] as const) {
+      for (const [socket, clientMsgId] of [[removed, 'after-removal'], [reconnected, 'after-reconnect'], [elsewhere, 'after-reconnect-elsewhere']] as const) {
         socket.send({ op: 'send', chatId, clientMsgId, body: 'should not be stored' });
         expect(await socket.next((f) => (f.op === 'ack' || f.op === 'error') && (f.clientMsgId === clientMsgId || f.ref === clientMsgId))).toMatchObject({ op: 'error', code: 'not_found' });
       }
@@ -144,7 +150,7 @@ describe('one write model for chats: decisions race with removals', () => {
       // The removed member's socket: a message in a chat she is still in, sent after, is the signal.
       const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
       expect((await http(stack, 'POST', `/api/v1/chats/${direct.body.id}/messages`, { token: owner.accessToken, body: { clientMsgId: 'signal', body: 'after' } })).status).toBe(201);
-      for (const socket of [removed, reconnected]) {
+      for (const socket of [removed, reconnected, elsewhere]) {
         await socket.next((f) => f.type === 'message.created' && f.chatId === direct.body.id, 10_000);
         expect(socket.frames.filter((f) => f.chatId === chatId && f.type !== 'member.removed')).toEqual([]);
       }
@@ -154,9 +160,48 @@ describe('one write model for chats: decisions race with removals', () => {
       await db.end();
       removed.close();
       reconnected?.close();
+      elsewhere?.close();
       stays.close();
     }
   }, 30_000);
+
+  it('a removal among the events a gateway missed while cut off from NATS still applies when the gap is too large to replay', async () => {
+    // Past WS_RESUME_MAX_EVENTS missed events the gateway tells the chat's sockets to reload
+    // instead of replaying: it skipped the events, the removal among them, so the removed member's
+    // socket stayed in the chat, got its reset and every event after, and could send again.
+    const relay = await natsRelay(new URL(stack.vars.NATS_URL!));
+    const g3 = await startGatewayService({ ...stack.vars, NATS_URL: relay.url, PORT: '0', METRICS_PORT: '0', WS_RESUME_MAX_EVENTS: '5' });
+    const chatId = await group();
+    const removed = await TestSocket.open(`ws://127.0.0.1:${g3.port}/ws`, member.accessToken);
+    const stays = await TestSocket.open(`ws://127.0.0.1:${g3.port}/ws`, other.accessToken);
+    try {
+      relay.cut();
+      for (let i = 0; i < 8; i++) expect((await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: owner.accessToken, body: { clientMsgId: `missed-${i}`, body: `missed ${i}` } })).status).toBe(201);
+      expect((await http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${member.id}`, { token: owner.accessToken })).status).toBe(204);
+      relay.restore();
+      // Once the gateway is back, the next message it hears reveals the gap: a member's socket
+      // gets the reset and then that message (asked again until the reconnect has happened).
+      let heard: any;
+      for (let i = 0; !heard && i < 30; i++) {
+        const sent = await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: owner.accessToken, body: { clientMsgId: `after-${i}`, body: `after ${i}` } });
+        expect(sent.status).toBe(201);
+        heard = await stays.next((f) => f.type === 'message.created' && f.chatId === chatId, 1_000).catch(() => undefined);
+      }
+      expect(heard).toBeTruthy();
+      // The gap was too large to replay: the member's socket was told to reload, before the message.
+      expect(stays.frames.filter((f) => f.op === 'reset' && f.chatId === chatId)).toHaveLength(1);
+      // The removed member's socket got nothing of the chat: not the reset, not what came after.
+      expect(removed.frames.filter((f) => f.chatId === chatId)).toEqual([]);
+      removed.send({ op: 'send', chatId, clientMsgId: 'after-the-gap', body: 'should not be stored' });
+      expect(await removed.next((f) => (f.op === 'ack' || f.op === 'error') && (f.clientMsgId === 'after-the-gap' || f.ref === 'after-the-gap'))).toMatchObject({ op: 'error', code: 'not_found' });
+      expectNothingAfterRemoval(await chatEvents(chatId), member.id);
+    } finally {
+      removed.close();
+      stays.close();
+      await g3.stop();
+      await relay.close();
+    }
+  }, 60_000);
 
   it('HTTP sends racing the removal: none stored after it', async () => {
     const chatId = await group();

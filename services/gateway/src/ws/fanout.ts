@@ -4,7 +4,7 @@ import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEven
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
-import { eventsAfter } from '@parley/bus';
+import { eventsAfter, eventsBetween } from '@parley/bus';
 import type { Socket, SocketRegistry } from './registry.js';
 
 interface Followed {
@@ -17,7 +17,7 @@ interface Followed {
    * the removal: a socket set up from a projection answer older than that is not joined.
    */
   removed: Map<string, number>;
-  /** The seq from which `removed` knows every removal (the follow's start; raised past a reset or an overflow). */
+  /** The seq from which `removed` knows every removal (the follow's start; raised past an overflow). */
   since: number;
   /** Work on one chat runs in order: live events, gap fills and inbox catch-ups never interleave. */
   chain: Promise<void>;
@@ -115,13 +115,12 @@ export class LiveFanout {
 
   /**
    * Whether the user was removed from the chat after `seq` (a projection answer that said member),
-   * as far as the events applied here tell; undefined when they do not reach back to `seq`. A
-   * chat not followed here has no local member and starts from that answer (noteSnapshot): false.
+   * as far as the events applied here tell; undefined when they do not reach back to `seq`, or the
+   * chat is not followed here (then the socket joins through joinAfter, which reads them).
    */
   removedSince(chatId: string, userId: string, seq: number): boolean | undefined {
     const state = this.followed.get(chatId);
-    if (!state) return false;
-    if (seq < state.since) return undefined;
+    if (!state || seq < state.since) return undefined;
     return (state.removed.get(userId) ?? 0) > seq;
   }
 
@@ -173,13 +172,32 @@ export class LiveFanout {
       // to the event that revealed the gap (it follows), or the head (an inbox notice's catch-up).
       const upTo = Math.min(until - 1, missing.headSeq);
       this.deps.log.warn({ chatId, from, upTo }, 'live gap too large to fill; sockets get reset');
+      // What the skipped events say about members still applies here, first: one removed in them
+      // would otherwise keep getting the chat (the reset included) and could send on this
+      // gateway's position past the removal; one added joins and gets the reset (e2e/write-model.test.ts).
+      this.applyMembership(state, chatId, await eventsBetween(this.deps.bus, this.stream, subject, from, upTo));
       this.deps.delivery.reset(chatId, upTo);
       state.lastSeq = Math.max(state.lastSeq, upTo);
-      // The removals skipped over are not known here any more.
-      state.since = Math.max(state.since, state.lastSeq);
       return;
     }
     for (const event of missing.events) if (event.seq < until) this.apply(state, event);
+  }
+
+  /** Joins and removes local sockets as `events` leave each user's membership, without delivering them. */
+  private applyMembership(state: Followed, chatId: string, events: ChatEvent[]): void {
+    const member = new Map<string, boolean>();
+    for (const event of events) {
+      for (const userId of membersAddedBy(event)) member.set(userId, true);
+      const removed = memberRemovedBy(event);
+      if (removed) member.set(removed, false);
+      noteMembership(state, event, removed);
+    }
+    for (const [userId, now] of member) {
+      for (const socket of this.deps.registry.socketsOf(userId)) {
+        if (now) this.deps.delivery.join(socket, chatId);
+        else this.deps.delivery.leave(socket, chatId);
+      }
+    }
   }
 
   private apply(state: Followed, event: ChatEvent): void {
@@ -223,6 +241,9 @@ export class LiveFanout {
       // events makes the sockets leave again before any later event); whatever also arrives live
       // waits in the chat's chain and is deduplicated by seq.
       for (const socket of sockets) this.deps.delivery.join(socket, chatId);
+      // From there on every event is applied here: the fill, then live events, each gap filled.
+      const state = this.followed.get(chatId);
+      if (state && state.lastSeq === 0) state.lastSeq = state.since = seq;
       this.enqueue(chatId, (state) => this.fill(chatId, state, seq, Number.MAX_SAFE_INTEGER));
       return;
     }
@@ -242,10 +263,13 @@ export class LiveFanout {
   private async catchUpSockets(chatId: string, state: Followed, sockets: Socket[], from: number): Promise<void> {
     const missing = await eventsAfter(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, this.deps.maxCatchUp);
     let sent = 0;
+    let removedIn: Set<string> | undefined;
     for (const socket of sockets) {
       const data = socket.getUserData().state;
       if (data.closed) continue;
       if ('reset' in missing) {
+        // Too many to replay: it reloads instead, unless the events it will not get removed it.
+        if ((removedIn ??= await this.removalsAfter(chatId, from, missing.headSeq)).has(data.userId!)) continue;
         const head = Math.max(missing.headSeq, state.lastSeq);
         this.deps.delivery.sendNow(socket, chatId, head, JSON.stringify({ op: 'reset', chatId, seq: head }));
         this.deps.delivery.join(socket, chatId);
@@ -260,6 +284,17 @@ export class LiveFanout {
       if (member) this.deps.delivery.join(socket, chatId);
     }
     this.deps.delivery.countSent(sent);
+  }
+
+  /** Users whom the chat's events (from, upTo] leave removed (read from the stream, not delivered). */
+  private async removalsAfter(chatId: string, from: number, upTo: number): Promise<Set<string>> {
+    const removed = new Set<string>();
+    for (const event of await eventsBetween(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, upTo)) {
+      for (const userId of membersAddedBy(event)) removed.delete(userId);
+      const gone = memberRemovedBy(event);
+      if (gone) removed.add(gone);
+    }
+    return removed;
   }
 
   private onReceipt(chatId: string, msg: Msg): void {
