@@ -39,13 +39,14 @@ export async function setUpSockets(deps: SetupDeps, batch: { socket: Socket; use
     const answer = answers.get(userId)!;
     answer.chatIds.forEach((chatId, i) => {
       const seq = answer.seqs[i] ?? 0;
-      // The answer is the projection's, which can trail a removal this gateway has applied: such
-      // a socket is not joined (e2e/write-model.test.ts). Where what was applied here does not
-      // reach back to the answer, the socket joins through the chat's events since it.
+      // The answer is the projection's, which can trail a removal: a socket is not joined to a
+      // chat this gateway saw its user removed from since (e2e/write-model.test.ts). Where what
+      // was applied here does not reach back to the answer (a chat not followed here yet, say),
+      // the socket joins through the chat's events since it, read from the stream.
       const removed = deps.basis.removedSince(chatId, userId, seq);
-      if (removed === undefined) return deps.basis.joinAfter(chatId, [socket], seq);
       if (removed) return;
-      deps.delivery.join(socket, chatId);
+      if (removed === undefined) deps.basis.joinAfter(chatId, [socket], seq);
+      else deps.delivery.join(socket, chatId);
       deps.basis.noteSnapshot(chatId, seq);
     });
     deps.presence.connected(socket, userId).catch((error: unknown) => {
