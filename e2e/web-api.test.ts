@@ -62,12 +62,14 @@ describe('web client API module against a real gateway', () => {
   let alice: Harness;
   let bob: Harness;
   let chatId: string;
+  let bobId: string;
 
   beforeAll(async () => {
     stack = await startStack({ WS_RESUME_MAX_EVENTS: '5' });
     alice = await client(stack, `wa_alice${Date.now() % 100000}`);
     bob = await client(stack, `wa_bob${Date.now() % 100000}`);
     const bobUser = await bob.api.me();
+    bobId = bobUser.id;
     chatId = (await alice.api.openDirect(bobUser.id)).id;
     alice.rt.start();
     bob.rt.start();
@@ -136,6 +138,29 @@ describe('web client API module against a real gateway', () => {
     expect(page.items.filter((m) => m.body.startsWith('many'))).toHaveLength(7);
     alice.rt.send({ chatId, clientMsgId: 'after-reset', body: 'after reset' });
     await until('live again', () => bodies(bob, chatId).includes('after reset'));
+  });
+
+  it("tells the server only the newest of a turn's reads in a chat, and one made while offline once it has resumed", async () => {
+    // A catch-up marks every message it brings in the open chat: one read frame each went past the
+    // gateway's frame budget (a burst of 100), refused the newest, and closed the socket with 1008.
+    const sent: { id: string; seq: number }[] = [];
+    for (let i = 0; i < 130; i++) sent.push(await alice.api.postMessage(chatId, { clientMsgId: `read-${i}`, body: `to read ${i}` }));
+    await until('bob has them', () => bodies(bob, chatId).includes('to read 129'));
+    const socketsBefore = bob.sockets.length;
+    for (const message of sent) bob.rt.read(chatId, message.id);
+    const mine = async () => (await bob.api.reads(chatId)).items.find((r) => r.userId === bobId)?.seq ?? 0;
+    await eventually(async () => ((await mine()) === sent.at(-1)!.seq ? true : undefined), 10_000, 'bob read up to the newest');
+    // One connection throughout: nothing was refused, nothing closed it.
+    expect(bob.sockets.length).toBe(socketsBefore);
+    expect(bob.rt.connectionStatus).toBe('online');
+
+    // Read while the connection is down: told once it is back (it was dropped).
+    const later = await alice.api.postMessage(chatId, { clientMsgId: 'read-later', body: 'read while offline' });
+    await until('bob has it', () => bodies(bob, chatId).includes('read while offline'));
+    bob.drop();
+    await until('bob offline', () => bob.rt.connectionStatus !== 'online');
+    bob.rt.read(chatId, later.id);
+    await eventually(async () => ((await mine()) === later.seq ? true : undefined), 15_000, 'the read made offline');
   });
 
   it('renews the access token when the upgrade is refused (an expired token after a long drop)', async () => {

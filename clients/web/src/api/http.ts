@@ -38,10 +38,13 @@ export class HttpApi {
   /** One call; `auth: false` for the public auth routes. */
   async request<T>(method: string, path: string, options: RequestOptions = {}, auth = true): Promise<T> {
     const response = await this.send(method, path, options, auth);
-    if (response.status === 401 && auth && (await this.refresh())) {
+    // Only a refused token is renewed and the call asked again: a 401 for a password typed wrong
+    // (`invalid_credentials`, deleting the account) is the answer, and asking again would count the
+    // guess twice. refresh() itself signs out when the server refuses it; a network error or 503
+    // during it keeps the session, and this call's answer stands (it signed the user out before).
+    if (response.status === 401 && auth && (await tokenRefused(response)) && (await this.refresh())) {
       return this.parse<T>(await this.send(method, path, options, auth));
     }
-    if (response.status === 401 && auth) this.signOutLocally();
     return this.parse<T>(response);
   }
 
@@ -192,3 +195,9 @@ export class Api extends HttpApi {
 }
 
 export type { Attachment };
+
+/** Whether a 401 is about the access token (`unauthorized`), not a credential in the request. */
+async function tokenRefused(response: Response): Promise<boolean> {
+  const body = (await response.clone().json().catch(() => null)) as { error?: { code?: unknown } } | null;
+  return body?.error?.code === 'unauthorized';
+}

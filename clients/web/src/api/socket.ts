@@ -68,6 +68,9 @@ export class RealtimeClient {
   private pingTimer: ReturnType<typeof setInterval> | null = null;
   private pongTimer: ReturnType<typeof setTimeout> | null = null;
   private resuming = false;
+  /** The newest message read per chat, not yet told to the server: sent together once per turn, and after a resume. */
+  private readonly reads = new Map<string, string>();
+  private readsQueued = false;
 
   constructor(
     private readonly wsUrl: string,
@@ -107,8 +110,25 @@ export class RealtimeClient {
     if (this.status === 'online') this.write({ op: 'typing', chatId });
   }
 
+  /**
+   * Tells the server the newest message read in a chat. Only the last of a turn's reads per chat
+   * goes (a catch-up marks every message it brings: one frame each went past the gateway's frame
+   * budget, and the socket was closed with 1008), and one made while offline goes after the resume.
+   */
   read(chatId: string, messageId: string): void {
-    if (this.status === 'online') this.write({ op: 'read', chatId, messageId });
+    this.reads.set(chatId, messageId);
+    if (this.readsQueued) return;
+    this.readsQueued = true;
+    setTimeout(() => {
+      this.readsQueued = false;
+      this.flushReads();
+    }, 0);
+  }
+
+  private flushReads(): void {
+    if (this.status !== 'online' || this.resuming) return;
+    for (const [chatId, messageId] of this.reads) this.write({ op: 'read', chatId, messageId });
+    this.reads.clear();
   }
 
   /** Drops the connection as a network failure would, and reconnects (used by tests and "retry now"). */
@@ -125,7 +145,9 @@ export class RealtimeClient {
     socket.onopen = () => {
       if (this.socket !== socket) return;
       opened = true;
-      this.attempt = 0;
+      // The backoff is not reset here but once the connection proves itself (an ack, a pong): a
+      // socket closed right after it opens (1011, 1008) or a send refused as unavailable on every
+      // reconnect would otherwise be retried four times a second for as long as it lasts.
       this.setStatus('online');
       // First frame: resume (even with no cursors, it ends the gateway's holding at once).
       this.resuming = true;
@@ -192,8 +214,10 @@ export class RealtimeClient {
       case 'resumed':
         this.resuming = false;
         for (const send of this.pending.values()) this.write({ op: 'send', ...send });
+        this.flushReads();
         return;
       case 'ack':
+        this.attempt = 0;
         this.pending.delete(frame.clientMsgId);
         this.handlers.onAck?.(frame);
         return;
@@ -210,6 +234,7 @@ export class RealtimeClient {
         if (frame.user && typeof frame.user.id === 'string') this.handlers.onProfile?.(frame.user);
         return;
       case 'pong':
+        this.attempt = 0;
         if (this.pongTimer) clearTimeout(this.pongTimer);
         this.pongTimer = null;
         return;
@@ -223,6 +248,12 @@ export class RealtimeClient {
   }
 
   private onError(frame: { code: string; message: string; ref?: string }): void {
+    // The resume failed on the server (no `resumed` will come): until a new connection resumes,
+    // sends would only queue, "sending" for good. Reconnect (with the backoff).
+    if (this.resuming && !frame.ref) {
+      this.reconnectNow();
+      return;
+    }
     const send = frame.ref ? this.pending.get(frame.ref) : undefined;
     if (!send) return;
     // `unavailable` and `rate_limited` are worth repeating (same clientMsgId) after a reconnect.

@@ -16,9 +16,24 @@ api.onSignedOut = () => {
   realtime?.stop();
   realtime = null;
   resetUserState();
+  // Who was asked for belongs to the session: kept, the next account signed in here was never
+  // asked for the people it shares, and showed them as "…".
+  userRequests.clear();
   forgetMedia();
   changed();
 };
+
+/**
+ * What arrived in the open chat while the tab was hidden is read when it is back: nothing marked it
+ * (incomingInOpenChat only notified), and opening the chat again marked nothing either.
+ */
+function readOpenChatOnReturn(): void {
+  if (document.visibilityState !== 'visible' || state.view.name !== 'chats' || !state.view.chatId) return;
+  const last = state.history.get(state.view.chatId)?.messages.at(-1);
+  const readUpTo = state.reads.get(state.view.chatId)?.get(state.me?.id ?? '') ?? 0;
+  if (last && last.seq > readUpTo) markRead(last);
+}
+document.addEventListener('visibilitychange', readOpenChatOnReturn);
 
 /** Shows an error in the page's alert region; returns undefined so callers can `return fail(e)`. */
 /** How long an error stays on screen unless a newer one replaces it (issue 22: banners stayed for good). */
@@ -93,8 +108,10 @@ export async function login(loginName: string, password: string): Promise<void> 
 }
 
 export async function logout(): Promise<void> {
-  // Signing out on purpose leaves nothing of this account's unsent messages in the browser.
+  // Signing out on purpose leaves nothing of this account's unsent messages in the browser: not
+  // the outbox, not the drafts (kept per chat, the next account in a shared chat would see them).
   if (state.me) localStorage.removeItem(outboxKey());
+  for (const key of Object.keys(localStorage)) if (key.startsWith('parley.draft.')) localStorage.removeItem(key);
   await api.logout().catch(() => undefined);
 }
 
@@ -119,8 +136,11 @@ function startRealtime(): void {
     incomingInOpenChat: (message) => {
       // The open chat's list is a role="log" region that announces it itself; a hidden tab gets a
       // desktop notification (if enabled) and reads it when it is back.
-      if (document.visibilityState === 'visible') markRead(message);
-      else notifyOf(message);
+      if (document.visibilityState === 'visible') return markRead(message);
+      notifyOf(message);
+      // Unread until the tab is back (the title counts it meanwhile): readOpenChatOnReturn.
+      const chat = state.chats.get(message.chatId);
+      if (chat) chat.unreadCount += 1;
     },
     pollChanged: (chatId, messageId) => setTimeout(() => void rereadPoll(chatId, messageId), 1_000),
   };

@@ -270,8 +270,10 @@ export function ChatView({ chatId }: { chatId: string }) {
       <Composer
         key={chatId}
         chatId={chatId}
-        replyTo={replyTo}
-        editing={editing}
+        // Only this chat's: the state of the chat left is cleared by the effect above, one render
+        // after the new chat's composer took it (an edit's text became the new chat's draft).
+        replyTo={replyTo?.chatId === chatId ? replyTo : null}
+        editing={editing?.chatId === chatId ? editing : null}
         takeFiles={(fn) => (dropFiles.current = fn)}
         onDone={() => {
           setReplyTo(null);
