@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { assertNamespace, NAMESPACE_PATTERN } from './namespace.js';
+import { inNamespace } from './streams.js';
+
+describe('inNamespace', () => {
+  it("tells a namespace's streams and buckets from those of a namespace it is a prefix of", () => {
+    for (const name of ['parley_chats', 'parley_erasures', 'KV_parley_presence', 'KV_parley_retention']) expect(inNamespace(name, 'parley'), name).toBe(true);
+    for (const name of ['parley_staging_chats', 'KV_parley_staging_presence', 'parleyx_chats', 'other_chats', 'parley_']) expect(inNamespace(name, 'parley'), name).toBe(false);
+    expect(inNamespace('parley_staging_chats', 'parley_staging')).toBe(true);
+  });
+});
 
 describe('assertNamespace', () => {
   it('returns a valid namespace unchanged', () => {

@@ -72,6 +72,17 @@ export function streamName(ns: string, key: StreamKey): string {
   return `${ns}_${key}`;
 }
 
+/**
+ * Whether a JetStream stream belongs to namespace `ns`: `<ns>_<name>` or, for a KV bucket,
+ * `KV_<ns>_<name>`, where no name of Parley's has an underscore. A prefix alone is not enough:
+ * namespaces may hold underscores and share a server, and a restore into `parley` matched (and
+ * with --force deleted) the streams of `parley_staging` (found in review).
+ */
+export function inNamespace(name: string, ns: string): boolean {
+  const rest = name.startsWith(`KV_${ns}_`) ? name.slice(`KV_${ns}_`.length) : name.startsWith(`${ns}_`) ? name.slice(`${ns}_`.length) : null;
+  return rest !== null && /^[a-z0-9-]+$/.test(rest);
+}
+
 export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT_RETENTION, replicas = 1): Record<StreamKey, StreamDeclaration> {
   const declared: Record<StreamKey, Omit<StreamDeclaration, 'replicas'>> = {
     users: {

@@ -1,7 +1,7 @@
 import { mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { acquireJobLock, connectBus, JobLockHeldError, type Bus } from '@parley/bus';
-import { declaredStreams } from '@parley/contracts';
+import { declaredStreams, inNamespace } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { archiveName, packArchive } from './archive.js';
 import { POOL_DIR, poolAttachments, poolReferences } from './attachments.js';
@@ -80,7 +80,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     const declaredNames = new Set(declarations.map(([, d]) => d.name));
     const skippedStreams: string[] = [];
     for await (const name of bus.jsm.streams.names()) {
-      if ((name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) && !declaredNames.has(name)) skippedStreams.push(name);
+      if (inNamespace(name, ns) && !declaredNames.has(name)) skippedStreams.push(name);
     }
     const manifest: Manifest = {
       format: MANIFEST_FORMAT,

@@ -7,7 +7,7 @@ import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { importLedger } from '@parley/retention';
 import { callRpc, connectBus, ensureStreams, isNotFound, ServiceUnavailableError, type Bus } from '@parley/bus';
-import { declaredStreams, streamName } from '@parley/contracts';
+import { declaredStreams, inNamespace, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
@@ -72,7 +72,7 @@ async function streamExists(bus: Bus, name: string): Promise<boolean> {
 
 async function namespaceStreams(bus: Bus, ns: string): Promise<string[]> {
   const names: string[] = [];
-  for await (const name of bus.jsm.streams.names()) if (name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) names.push(name);
+  for await (const name of bus.jsm.streams.names()) if (inNamespace(name, ns)) names.push(name);
   return names.sort();
 }
 

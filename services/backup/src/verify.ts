@@ -4,7 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { connectBus, type Bus } from '@parley/bus';
-import { verifyNamespace } from '@parley/contracts';
+import { inNamespace, verifyNamespace } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { dropDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
@@ -149,6 +149,6 @@ function checkConsistency(manifest: Manifest, lines: string[], problems: string[
 
 async function dropNamespaceStreams(bus: Bus, ns: string): Promise<void> {
   const names: string[] = [];
-  for await (const name of bus.jsm.streams.names()) if (name.startsWith(`${ns}_`) || name.startsWith(`KV_${ns}_`)) names.push(name);
+  for await (const name of bus.jsm.streams.names()) if (inNamespace(name, ns)) names.push(name);
   for (const name of names) await bus.jsm.streams.delete(name).catch(() => {});
 }
