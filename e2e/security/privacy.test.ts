@@ -147,6 +147,10 @@ describe('privacy settings, blocks and group limits', () => {
     const witnessAgain = await TestSocket.open(stack.wsUrl, witness.accessToken);
     expect(about(witnessAgain).map((f) => f.userId).sort()).toEqual([gus.id, other.id].sort());
     for (const s of [again, witnessAgain, witnessSocket]) s.close();
+    // A change to `nobody` removes the time kept until then (it stayed until his next offline).
+    expect((await storedKeys()).includes(`$KV.${ns}_lastseen.${gus.id}`)).toBe(true);
+    await privacy(gus, { presence: 'nobody' });
+    expect(await storedKeys()).not.toContain(`$KV.${ns}_lastseen.${gus.id}`);
     await nc.close();
   });
 

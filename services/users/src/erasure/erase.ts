@@ -88,7 +88,7 @@ export async function eraseAccount(deps: EraseDeps, user: UserRow, purgeMessages
 }
 
 /** The user's key in the last seen bucket, with its history (none left, not even a marker). */
-async function purgeLastSeen(bus: Bus, ns: string, userId: string): Promise<void> {
+export async function purgeLastSeen(bus: Bus, ns: string, userId: string): Promise<void> {
   // No bucket before any gateway created one: nothing to remove. Any other failure fails the
   // request, as a failed purge of the other streams does.
   await deleteSubjectMessages(bus.jsm, `KV_${subjects.lastSeenBucket(ns)}`, `$KV.${subjects.lastSeenBucket(ns)}.${userId}`).catch((error: unknown) => {

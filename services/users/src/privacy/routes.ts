@@ -3,6 +3,7 @@ import { Audience, buildMeta, newId, Uuid, type PrivacyChanged, type UserBlocked
 import { InvalidRequest, NotFound, type ApiRouter } from '@parley/http';
 import { publicProfile, type ProfileDeps } from '../users/profile.js';
 import { publishUserEvent } from '../users/publish.js';
+import { purgeLastSeen } from '../erasure/erase.js';
 import { blockedBy, hasBlocked, privacyOf } from './queries.js';
 
 const PrivacyBody = Type.Object({ groupAdd: Type.Optional(Audience), presence: Type.Optional(Audience) }, { additionalProperties: false, minProperties: 1 });
@@ -37,6 +38,9 @@ export function privacyRoutes(router: ApiRouter, deps: ProfileDeps): void {
         const event: PrivacyChanged = { type: 'PrivacyChanged', version: 1, data: { userId: auth.userId, ...changed }, meta: meta(auth.userId, request.requestId) };
         await publishUserEvent(deps, event, 'privacy');
       }
+      // `nobody` keeps no last seen time: the one kept from before goes now, not at the user's
+      // next going offline (a change back, with no socket open meanwhile, would have shown it).
+      if (changed.presence === 'nobody') await purgeLastSeen(deps.bus, deps.namespace, auth.userId);
       return { status: 200, body: { ...current, ...body } };
     },
   });
