@@ -1,5 +1,5 @@
-import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -235,6 +235,25 @@ describe('backup, verify and restore (services/backup)', () => {
     expect(readFileSync(path.join(metrics, 'parley_backup-failure.prom'), 'utf8')).toMatch(/^backup_last_failure_timestamp_seconds \d+/m);
     expect(readdirSync(metrics)).toEqual(['parley_backup-failure.prom']);
   });
+
+  it('the daily job rotates even when verify fails on an error (here: no pg_restore), and exits 1', async () => {
+    const daily = path.join(dir, 'daily-failing-verify');
+    mkdirSync(daily, { recursive: true });
+    // pg_dump but no pg_restore on the PATH: the backup is made, its verify cannot restore it.
+    const bin = path.join(dir, 'bin-without-pg-restore');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(execFileSync('sh', ['-c', 'command -v pg_dump'], { encoding: 'utf8' }).trim(), path.join(bin, 'pg_dump'));
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    const env = { ...process.env, ...stack.vars, LOG_LEVEL: 'silent', PATH: bin };
+    const result = await promisify(execFile)(process.execPath, [path.join(root, 'bin/parley.mjs'), 'daily', daily], { env }).then(
+      ({ stdout }) => ({ code: 0, stdout, stderr: '' }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(result.code).toBe(1);
+    expect(result.stdout).toMatch(/^backup .*\.tar\.gz: \d+ bytes/m);
+    expect(result.stderr).toMatch(/verify .* failed: .*pg_restore/);
+    expect(result.stdout).toMatch(/^rotate .*: kept \d+, deleted \d+/m);
+  }, 120_000);
 
   it('the daily job (parley daily) removes a killed run\'s leftovers, backs up, verifies, rotates and copies off-site, and pull brings the archive back', async () => {
     const daily = path.join(dir, 'daily');

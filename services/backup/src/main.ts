@@ -121,7 +121,14 @@ async function main(argv: string[]): Promise<number> {
       // newest verified archive, so the last good one stays whatever happened tonight.
       return reportingFailure(async () => {
         const archive = await backup();
-        const ok = await verify(archive);
+        // A verify that throws (a corrupt archive, a pool file missing, pg_restore failing) is a
+        // failed verify too: rotation and the off-site copy still run (before, a failure that kept
+        // happening stopped both, and the volume filled).
+        const ok = await verify(archive).catch((error: unknown) => {
+          const e = error as Error;
+          process.stderr.write(`backup: verify ${archive} failed: ${e instanceof CorruptArchiveError ? e.message : (e.stack ?? e.message)}\n`);
+          return false;
+        });
         await rotate(target);
         // Off-site after the local work: an unreachable bucket fails the run (and, after 26 h,
         // BackupOffsiteNotRun fires), but never costs tonight's local archive.
