@@ -17,7 +17,7 @@ import { runVerify } from '../services/backup/src/verify.js';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
-import { http, register, startStack, type Account, type Stack } from './stack.js';
+import { http, register, startStack, storedMessages, type Account, type Stack } from './stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const log = createLogger({ service: 'backup-test', level: process.env.BACKUP_TEST_LOG_LEVEL ?? 'silent' });
@@ -182,6 +182,34 @@ describe('backup, verify and restore (services/backup)', () => {
       rmSync(freshFiles, { recursive: true, force: true });
     }
   }, 240_000);
+
+  it("restore --force keeps the target's erasure ledger and adds the archive's entries to it", async () => {
+    // The target's ledger is kept (it may name people erased since the backup); it used to keep
+    // only that, and an empty one (the users service makes it at start, say after JetStream's data
+    // was lost) forgot everyone the archive's ledger named. Cy's erasure is in this backup's.
+    const laterDir = path.join(dir, 'with-ledger');
+    mkdirSync(laterDir, { recursive: true });
+    const later = await runBackup(config(stack.vars), laterDir, log);
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-forced-files-'));
+    const vars = { ...target.env, ATTACHMENTS_DIR: files };
+    try {
+      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      await users.stop();
+      const nc = await target.connectNats();
+      try {
+        const ledger = () => storedMessages(nc, `${target.namespace}_erasures`).then((all) => all.map((m) => m.subject));
+        expect(await ledger()).toEqual([]);
+        await runRestore(config(vars), later.archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
+        expect(await ledger()).toContain(`${target.namespace}.erasure.user.${cy.id}`);
+      } finally {
+        await nc.close();
+      }
+    } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
 
   it('refuses to restore into a namespace and database that hold data, without --force', async () => {
     await expect(runRestore(config({ ...stack.vars, ATTACHMENTS_DIR: attachmentsDir }), backup.archive, { force: false, childEnv: process.env }, log)).rejects.toThrow(TargetNotEmptyError);

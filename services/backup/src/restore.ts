@@ -17,7 +17,7 @@ import { dropUserSchemas, restoreDatabase, userTables } from './database.js';
 import { backupIdentity, type BackupConfig } from './env.js';
 import { DATABASE_PART, type Manifest } from './manifest.js';
 import { ROOT } from './paths.js';
-import { importStream } from './streams.js';
+import { importStream, mergeStream } from './streams.js';
 
 /** Where one restore goes: a database, a namespace, an attachment directory. */
 export interface Target {
@@ -109,7 +109,12 @@ export async function restoreData(bus: Bus, archive: string, extracted: string, 
     const decl = (declarations as Record<string, (typeof declarations)[keyof typeof declarations] | undefined>)[part.key];
     if (!decl) throw new Error(`the archive holds stream "${part.key}", which this version of Parley does not declare`);
     if (part.key === 'erasures' && (await streamExists(bus, decl.name))) {
-      log.info({ stream: decl.name }, 'erasure ledger kept: the target\'s own ledger is newer than the archive\'s');
+      // The target's ledger is kept (it may name people erased since the backup), and the
+      // archive's entries are added to it: a target whose ledger is empty or only newer (the users
+      // service recreates it at start, say after JetStream's data was lost) forgot everyone erased
+      // before the backup, and a later restore of an older archive brought them back (found in review).
+      const added = await mergeStream(bus, decl.name, target.namespace, path.join(extracted, part.path));
+      log.info({ stream: decl.name, added }, 'erasure ledger kept, with the archive\'s entries added');
       continue;
     }
     const count = await importStream(bus, decl, target.namespace, path.join(extracted, part.path), part);

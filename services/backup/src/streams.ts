@@ -78,6 +78,26 @@ const DROPPED_HEADERS = /^(Nats-Msg-Id|Nats-Expected-.*|Nats-Rollup)$/i;
 /** Publishes in flight at once while importing: enough to keep NATS busy, bounded for memory. */
 const WINDOW = 1000;
 
+/**
+ * Adds an exported stream's messages to a stream that is kept (the target's erasure ledger on a
+ * restore --force): each on its subject, deduplicated by its place in the archive. New sequences,
+ * none of them purged: what the target holds stays, and what only the archive held is added.
+ */
+export async function mergeStream(bus: Bus, stream: string, namespace: string, file: string): Promise<number> {
+  let added = 0;
+  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
+  for await (const text of lines) {
+    if (!text) continue;
+    const line = JSON.parse(text) as ExportedMessage;
+    const subject = `${namespace}.${line.subject}`;
+    // A subject the kept stream has already stays as it is there (the newer of the two).
+    if (await bus.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null)) continue;
+    const ack = await bus.js.publish(subject, Buffer.from(line.data, 'base64'), { msgID: `restore-merge:${line.subject}:${line.seq}` });
+    if (!ack.duplicate) added++;
+  }
+  return added;
+}
+
 export class SequenceMismatchError extends Error {
   override name = 'SequenceMismatchError';
 }
