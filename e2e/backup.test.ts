@@ -1,5 +1,5 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, utimesSync, writeFileSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -104,6 +104,11 @@ describe('backup, verify and restore (services/backup)', () => {
     writing = false;
     await Promise.all(writers);
     expect(during).toBeGreaterThan(0); // the writes really went on while the backup ran
+    // The archive and the pooled files hold password hashes, messages and files: the job's user's only.
+    expect(statSync(backup.archive).mode & 0o077).toBe(0);
+    const pooled = readFileSync(`${backup.archive}.files`, 'utf8').trim().split('\n');
+    expect(pooled.length).toBeGreaterThan(0);
+    for (const sha of pooled) expect(statSync(path.join(dir, 'files', sha.slice(0, 2), sha)).mode & 0o077).toBe(0);
     const erased = await http(stack, 'DELETE', '/api/v1/users/me', { token: cy.accessToken, body: { password: cy.password, purgeMessages: true } });
     expect(erased.status).toBeLessThan(300);
     expect(path.basename(backup.archive)).toMatch(new RegExp(`^parley-${stack.env.namespace}-\\d{8}T\\d{6}Z\\.tar\\.gz$`));

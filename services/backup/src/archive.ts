@@ -1,4 +1,4 @@
-import { readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
 import { sha256File } from './files.js';
@@ -35,6 +35,8 @@ export async function packArchive(staging: string, entries: string[], archive: s
   try {
     await tar.c({ gzip: true, file: partial, cwd: staging, portable: true, strict: true }, [MANIFEST_PATH, ...entries.filter((e) => e !== MANIFEST_PATH)]);
     const sha256 = await sha256File(partial);
+    // Password hashes and every message: for the job's user only, whatever the umask.
+    await chmod(partial, 0o600);
     await rename(partial, archive);
     await writeFile(`${archive}.sha256`, `${sha256}  ${path.basename(archive)}\n`);
     return { bytes: (await stat(archive)).size, sha256 };

@@ -1,4 +1,4 @@
-import { copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readdir, readFile, rename, rm, stat, utimes, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { CorruptArchiveError } from './archive.js';
 import { listFiles, sha256File } from './files.js';
@@ -52,6 +52,8 @@ export async function poolAttachments(source: string, pool: string): Promise<{ f
         await copyFile(file, `${target}.partial`);
         // Hashed again as copied: a file that changed under us must not enter the pool under a wrong name.
         if ((await sha256File(`${target}.partial`)) !== sha256) throw new Error(`${rel} changed while it was backed up`);
+        // The users' files: for the job's user only, like the archives.
+        await chmod(`${target}.partial`, 0o600);
         await rename(`${target}.partial`, target);
         added += 1;
         addedBytes += size;
