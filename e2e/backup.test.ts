@@ -220,11 +220,25 @@ describe('backup, verify and restore (services/backup)', () => {
     await expect(runRestore(config({ ...stack.vars, ATTACHMENTS_DIR: attachmentsDir }), backup.archive, { force: false, childEnv: process.env }, log)).rejects.toThrow(TargetNotEmptyError);
   });
 
-  it('verify restores into a scratch database and namespace, matches the manifest, and cleans up', async () => {
-    const report = await runVerify(config(stack.vars), backup.archive, log);
-    expect(report.problems).toEqual([]);
-    expect(report.ok).toBe(true);
-    expect(report.lines.join('\n')).toMatch(/history: 3 chats/);
+  it('verify restores into a scratch database and namespace, matches the manifest, and cleans up, also after a verify that was killed', async () => {
+    // What a killed verify leaves: its scratch database (a copy of every message), until now for good.
+    const admin = new URL(stack.env.databaseUrl);
+    admin.pathname = '/postgres';
+    const server = new pg.Client({ connectionString: admin.toString() });
+    await server.connect();
+    const scratch = `parley_verify_${stack.env.namespace.replace(/-/g, '_')}_deadbeef`;
+    const scratchDatabases = async () => (await server.query<{ datname: string }>(`SELECT datname FROM pg_database WHERE starts_with(datname, 'parley_verify_${stack.env.namespace.replace(/-/g, '_')}_')`)).rows.map((r) => r.datname);
+    try {
+      await server.query(`CREATE DATABASE ${scratch}`);
+      const report = await runVerify(config(stack.vars), backup.archive, log);
+      expect(report.problems).toEqual([]);
+      expect(report.ok).toBe(true);
+      expect(report.lines.join('\n')).toMatch(/history: 3 chats/);
+      expect(await scratchDatabases()).toEqual([]);
+    } finally {
+      await server.query(`DROP DATABASE IF EXISTS ${scratch}`);
+      await server.end();
+    }
     expect(readFileSync(`${backup.archive}.verified`, 'utf8')).toContain('verifiedAt');
   }, 120_000);
 

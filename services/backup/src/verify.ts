@@ -41,8 +41,9 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
   const tmp = await mkdtemp(path.join(config.BACKUP_TMP_DIR ?? os.tmpdir(), 'parley-verify-'));
   const extracted = path.join(tmp, 'archive');
   const id = randomBytes(4).toString('hex');
+  const scratchPrefix = scratchDatabasePrefix(config.PARLEY_NAMESPACE);
   const scratchUrl = new URL(config.DATABASE_URL);
-  scratchUrl.pathname = `/parley_verify_${id}`;
+  scratchUrl.pathname = `/${scratchPrefix}${id}`;
   // The scratch namespace is fixed per installation (verifyNamespace: the backup job's bus
   // permissions name it), so two verify runs at once would share it: run them one at a time.
   const target: Target = { databaseUrl: scratchUrl.toString(), namespace: verifyNamespace(config.PARLEY_NAMESPACE), attachmentsDir: path.join(tmp, 'attachments') };
@@ -56,6 +57,9 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
     if (manifest.attachments.pool) lines.push(`attachments: ${manifest.attachments.files.length} files present in ${manifest.attachments.pool}/ beside the archive`);
     bus = await connectBus({ url: config.NATS_URL, name: 'backup-verify', log, identity: backupIdentity(config) });
     await dropNamespaceStreams(bus, target.namespace); // left by a verify that was killed
+    // And its scratch database (a copy of every message: a kill, an OOM or the CronJob's deadline
+    // skip the cleanup below, and nothing else ever dropped it). One verify at a time, as above.
+    await dropLeftScratchDatabases(config.DATABASE_URL, scratchPrefix, log);
     await restoreData(bus, archive, extracted, manifest, target, config, log);
     await compareDatabase(manifest, target.databaseUrl, lines, problems);
     await compareStreams(bus, manifest, target.namespace, lines, problems);
@@ -74,6 +78,30 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
   const ok = problems.length === 0;
   if (ok) await writeFile(`${archive}.verified`, `${JSON.stringify({ verifiedAt: new Date().toISOString(), lines })}\n`);
   return { ok, lines, problems, durationMs: Date.now() - started };
+}
+
+/** This installation's scratch databases: `parley_verify_<namespace>_<8 hex>` (`-` as `_`). */
+function scratchDatabasePrefix(namespace: string): string {
+  return `parley_verify_${namespace.replace(/-/g, '_')}_`;
+}
+
+async function dropLeftScratchDatabases(databaseUrl: string, prefix: string, log: Logger): Promise<void> {
+  const admin = new URL(databaseUrl);
+  admin.pathname = '/postgres';
+  const client = new pg.Client({ connectionString: admin.toString() });
+  await client.connect();
+  let names: string[];
+  try {
+    names = (await client.query<{ datname: string }>('SELECT datname FROM pg_database')).rows.map((r) => r.datname);
+  } finally {
+    await client.end();
+  }
+  for (const name of names.filter((n) => n.startsWith(prefix) && /^[0-9a-f]{8}$/.test(n.slice(prefix.length)))) {
+    const url = new URL(databaseUrl);
+    url.pathname = `/${name}`;
+    await dropDatabase(url.toString());
+    log.warn({ database: name }, 'dropped the scratch database of a verify that did not finish');
+  }
 }
 
 async function compareDatabase(manifest: Manifest, databaseUrl: string, lines: string[], problems: string[]): Promise<void> {
