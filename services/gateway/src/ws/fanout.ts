@@ -185,14 +185,8 @@ export class LiveFanout {
 
   /** Joins and removes local sockets as `events` leave each user's membership, without delivering them. */
   private applyMembership(state: Followed, chatId: string, events: ChatEvent[]): void {
-    const member = new Map<string, boolean>();
-    for (const event of events) {
-      for (const userId of membersAddedBy(event)) member.set(userId, true);
-      const removed = memberRemovedBy(event);
-      if (removed) member.set(removed, false);
-      noteMembership(state, event, removed);
-    }
-    for (const [userId, now] of member) {
+    for (const event of events) noteMembership(state, event, memberRemovedBy(event));
+    for (const [userId, now] of membershipAfter(events)) {
       for (const socket of this.deps.registry.socketsOf(userId)) {
         if (now) this.deps.delivery.join(socket, chatId);
         else this.deps.delivery.leave(socket, chatId);
@@ -288,13 +282,8 @@ export class LiveFanout {
 
   /** Users whom the chat's events (from, upTo] leave removed (read from the stream, not delivered). */
   private async removalsAfter(chatId: string, from: number, upTo: number): Promise<Set<string>> {
-    const removed = new Set<string>();
-    for (const event of await eventsBetween(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, upTo)) {
-      for (const userId of membersAddedBy(event)) removed.delete(userId);
-      const gone = memberRemovedBy(event);
-      if (gone) removed.add(gone);
-    }
-    return removed;
+    const events = await eventsBetween(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, upTo);
+    return new Set([...membershipAfter(events)].flatMap(([userId, member]) => (member ? [] : [userId])));
   }
 
   private onReceipt(chatId: string, msg: Msg): void {
@@ -308,6 +297,17 @@ export class LiveFanout {
       this.deps.log.error({ chatId }, 'unreadable live receipt skipped');
     }
   }
+}
+
+/** Whether each user the events add or remove is a member after them (the last of their changes). */
+function membershipAfter(events: ChatEvent[]): Map<string, boolean> {
+  const member = new Map<string, boolean>();
+  for (const event of events) {
+    for (const userId of membersAddedBy(event)) member.set(userId, true);
+    const removed = memberRemovedBy(event);
+    if (removed) member.set(removed, false);
+  }
+  return member;
 }
 
 /** Most removals remembered per followed chat; past it the oldest goes and `since` rises past it. */
