@@ -105,6 +105,13 @@ export async function directChat(baseUrl: string, a: Account, b: Account): Promi
   return made.body;
 }
 
+/** A poll `who` posts in a chat; its id and its options' ids, in the order given. */
+export async function postPoll(baseUrl: string, who: Account, chatId: string, question: string, options: string[]): Promise<{ id: string; optionIds: string[] }> {
+  const posted = await call<{ poll: { id: string; options: { id: string }[] } }>(baseUrl, who.accessToken, 'POST', `/chats/${chatId}/polls`, { question, options });
+  expect(posted.status).toBe(201);
+  return { id: posted.body.poll.id, optionIds: posted.body.poll.options.map((o) => o.id) };
+}
+
 /** Opens a chat from the list (on a phone the list is the first screen; on a desktop it stays). */
 export async function openChat(page: Page, title: string): Promise<void> {
   await page.locator('.chat-item', { hasText: title }).click();

@@ -4,7 +4,7 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mailMatch, register, startStack, type Account, type Stack } from './stack.js';
-import { artifacts, call, directChat, holdFirstRead, launchBrowser, openChat, openPage, signIn, SIZES, socketResumed, webDir } from './web-kit.js';
+import { artifacts, call, directChat, holdFirstRead, launchBrowser, openChat, openPage, postPoll, signIn, SIZES, socketResumed, webDir } from './web-kit.js';
 
 /**
  * The web client in a real browser: Debian's Chromium driven by playwright-core, against the whole
@@ -147,8 +147,7 @@ describe('web client in Chromium', () => {
     // a reload (seen once in CI under load, in the group test below).
     const [erin, frank] = [await register(stack), await register(stack)];
     const chat = await directChat(stack.baseUrl, erin, frank);
-    const poll = await call<{ poll: { id: string; options: { id: string }[] } }>(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/polls`, { question: 'Lunch?', options: ['yes', 'no'] });
-    expect(poll.status).toBe(201);
+    const poll = await postPoll(stack.baseUrl, frank, chat.id, 'Lunch?', ['yes', 'no']);
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
     const resumed = socketResumed(page);
     await signIn(page, stack.baseUrl, erin);
@@ -159,7 +158,7 @@ describe('web client in Chromium', () => {
 
     // A vote on a message the page holds, a message from the peer, one of Erin's own.
     await resumed;
-    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.body.poll.id}/votes`, { optionIds: [poll.body.poll.options[0]!.id] })).status).toBe(200);
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.id}/votes`, { optionIds: [poll.optionIds[0]!] })).status).toBe(200);
     const sent = await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: 'while-loading', body: 'from Frank while loading' });
     expect(sent.status).toBe(201);
     await page.getByLabel('Message', { exact: true }).fill('mine while loading');
@@ -230,10 +229,9 @@ describe('web client in Chromium', () => {
     // read on an older page, and one that was on the newest until live messages pushed it off.
     const [erin, frank] = [await register(stack), await register(stack)];
     const chat = await directChat(stack.baseUrl, erin, frank);
-    const poll = await call<{ poll: { id: string; options: { id: string }[] } }>(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/polls`, { question: 'Tea or coffee?', options: ['tea', 'coffee'] });
-    expect(poll.status).toBe(201);
-    const [tea, coffee] = poll.body.poll.options.map((o) => o.id);
-    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.body.poll.id}/votes`, { optionIds: [tea] })).status).toBe(200);
+    const poll = await postPoll(stack.baseUrl, frank, chat.id, 'Tea or coffee?', ['tea', 'coffee']);
+    const [tea, coffee] = poll.optionIds;
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.id}/votes`, { optionIds: [tea] })).status).toBe(200);
     const send = async (from: number, to: number) => {
       for (let i = from; i <= to; i++) {
         expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: `p${i}`, body: `after the poll ${i}.` })).status).toBe(201);
@@ -241,10 +239,9 @@ describe('web client in Chromium', () => {
     };
     await send(1, 55);
     // And one on the newest page when she opens the chat, which live messages push off it.
-    const later = await call<{ poll: { id: string; options: { id: string }[] } }>(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/polls`, { question: 'Now or later?', options: ['now', 'later'] });
-    expect(later.status).toBe(201);
-    const [now, afterwards] = later.body.poll.options.map((o) => o.id);
-    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${later.body.poll.id}/votes`, { optionIds: [now] })).status).toBe(200);
+    const later = await postPoll(stack.baseUrl, frank, chat.id, 'Now or later?', ['now', 'later']);
+    const [now, afterwards] = later.optionIds;
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${later.id}/votes`, { optionIds: [now] })).status).toBe(200);
 
     const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
     const resumed = socketResumed(page);
@@ -256,13 +253,13 @@ describe('web client in Chromium', () => {
     await option('tea').filter({ hasText: /^1 / }).waitFor({ state: 'attached' });
 
     await resumed;
-    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.body.poll.id}/votes`, { optionIds: [coffee] })).status).toBe(200);
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${poll.id}/votes`, { optionIds: [coffee] })).status).toBe(200);
     await option('coffee').filter({ hasText: /^1 / }).waitFor({ state: 'attached' });
     await option('tea').filter({ hasText: /^0 / }).waitFor({ state: 'attached' });
 
     await send(56, 110);
     await page.locator('li.message', { hasText: 'after the poll 110.' }).waitFor({ state: 'attached' });
-    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${later.body.poll.id}/votes`, { optionIds: [afterwards] })).status).toBe(200);
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/polls/${later.id}/votes`, { optionIds: [afterwards] })).status).toBe(200);
     await option('later').filter({ hasText: /^1 / }).waitFor({ state: 'attached' });
     await option('now').filter({ hasText: /^0 / }).waitFor({ state: 'attached' });
     expect(pageErrors).toEqual([]);

@@ -9,6 +9,15 @@ import { expectError } from './helpers.js';
 
 const KIB = 1024;
 
+/** A multipart upload's body written by hand (for node:http, which streams it as the test says). */
+function multipartBody(boundary: string, filename: string, bytes: number, fill: number): Buffer {
+  return Buffer.concat([
+    Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="${filename}"\r\ncontent-type: application/octet-stream\r\n\r\n`),
+    Buffer.alloc(bytes, fill),
+    Buffer.from(`\r\n--${boundary}--\r\n`),
+  ]);
+}
+
 /**
  * Issue 23, finding 7: uploads had no per-user rate or quota and no delete route (20 MiB every half
  * second per token, kept a day). Now: ATTACHMENT_UPLOADS_PER_MINUTE per user, ATTACHMENT_PENDING_BYTES
@@ -48,11 +57,7 @@ describe('upload rate, quota and delete', () => {
     // uploads started together all saw the same room and all went in.
     const user = await register(stack);
     const boundary = 'parleyQuotaBoundary';
-    const body = Buffer.concat([
-      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="part.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`),
-      Buffer.alloc(45 * KIB, 3),
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ]);
+    const body = multipartBody(boundary, 'part.bin', 45 * KIB, 3);
     const url = new URL(`${stack.baseUrl}/api/v1/attachments`);
     const start = () => {
       let req!: httpClient.ClientRequest;
@@ -143,11 +148,7 @@ describe('uploads on one keep-alive connection', () => {
     const user = await register(stack);
     const agent = new httpClient.Agent({ keepAlive: true, maxSockets: 1 });
     const boundary = 'parleyKeepAliveBoundary';
-    const body = Buffer.concat([
-      Buffer.from(`--${boundary}\r\ncontent-disposition: form-data; name="file"; filename="big.bin"\r\ncontent-type: application/octet-stream\r\n\r\n`),
-      Buffer.alloc(600 * KIB, 9),
-      Buffer.from(`\r\n--${boundary}--\r\n`),
-    ]);
+    const body = multipartBody(boundary, 'big.bin', 600 * KIB, 9);
     const url = new URL(`${stack.baseUrl}/api/v1/attachments`);
     const upload = () =>
       new Promise<{ status: number; ms: number; reused: boolean }>((resolve, reject) => {
