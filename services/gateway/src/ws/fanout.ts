@@ -136,12 +136,14 @@ export class LiveFanout {
   }
 
 
-  private enqueue(chatId: string, work: (state: Followed) => Promise<void> | void): void {
+  /** Runs `work` after what the chat has queued; resolves once it has run (or failed, logged). */
+  private enqueue(chatId: string, work: (state: Followed) => Promise<void> | void): Promise<void> {
     const state = this.followed.get(chatId);
-    if (!state) return;
+    if (!state) return Promise.resolve();
     state.chain = state.chain
       .then(() => (this.followed.get(chatId) === state ? work(state) : undefined))
       .catch((error: unknown) => this.deps.log.error({ err: (error as Error).message, chatId }, 'live delivery failed'));
+    return state.chain;
   }
 
   private onEvent(chatId: string, msg: Msg): void {
@@ -226,27 +228,35 @@ export class LiveFanout {
    * Joins sockets to a chat from `seq`, where their user was a member (the event that added them,
    * or a projection answer): each gets the chat's events after it first, in the chat's order, so
    * that one removed since is told so and not joined (a send to a chat the socket is not in, while
-   * the projection still trails the removal: e2e/write-model.test.ts).
+   * the projection still trails the removal: e2e/write-model.test.ts). Resolves once they are
+   * joined (or left out).
    */
-  joinAfter(chatId: string, sockets: Socket[], seq: number): void {
-    if (sockets.length === 0) return;
+  joinAfter(chatId: string, sockets: Socket[], seq: number, options: { catchUp: boolean } = { catchUp: true }): Promise<void> {
+    if (sockets.length === 0) return Promise.resolve();
     if (!this.followed.has(chatId)) {
-      // Nobody here follows the chat yet: follow it and catch it up from there (a removal among the
-      // events makes the sockets leave again before any later event); whatever also arrives live
-      // waits in the chat's chain and is deduplicated by seq.
-      for (const socket of sockets) this.deps.delivery.join(socket, chatId);
-      // From there on every event is applied here: the fill, then live events, each gap filled.
-      const state = this.followed.get(chatId);
-      if (state && state.lastSeq === 0) state.lastSeq = state.since = seq;
-      this.enqueue(chatId, (state) => this.fill(chatId, state, seq, Number.MAX_SAFE_INTEGER));
-      return;
+      // Nobody here follows the chat yet: follow it from there (live events wait in its chain),
+      // but join the sockets only through the catch-up below. Joined first, as before, a socket
+      // got the chat's typing and receipts until the events since were read, a removal among them
+      // included (e2e/write-model.test.ts, a loaded CI run).
+      this.follow(chatId);
+      const state = this.followed.get(chatId)!;
+      state.lastSeq = state.since = seq;
     }
-    // The chat is followed for other local members, so its live position is past what these sockets
-    // have: catch each one up on its own, in the chat's order, and only then let live events reach
-    // it. (Catching the chat up instead skipped everything the others had already received: found by
-    // e2e/faults/projector.test.ts, where a notice delayed by a projector crash left members without
-    // the messages sent meanwhile.)
-    this.enqueue(chatId, (state) => this.catchUpSockets(chatId, state, sockets, seq));
+    // Each socket is caught up on its own, in the chat's order, and only then lets live events
+    // reach it. (Catching the chat up instead skipped everything the others had already received:
+    // found by e2e/faults/projector.test.ts, where a notice delayed by a projector crash left
+    // members without the messages sent meanwhile.)
+    return this.enqueue(chatId, async (state) => {
+      if (options.catchUp) await this.catchUpSockets(chatId, state, sockets, seq);
+      else {
+        // A socket being set up: its resume brings the events (sent now, they would pass its
+        // hold and make it skip what lies before them); only whether it is still a member counts.
+        const removed = await this.removalsAfter(chatId, seq, Number.MAX_SAFE_INTEGER);
+        for (const socket of sockets) if (!removed.has(socket.getUserData().state.userId!)) this.deps.delivery.join(socket, chatId);
+      }
+      // None joined (all removed since): nobody here needs the chat.
+      if (isEmpty(this.deps.delivery.socketsIn(chatId))) this.unfollow(chatId);
+    });
   }
 
   /**
@@ -297,6 +307,11 @@ export class LiveFanout {
       this.deps.log.error({ chatId }, 'unreadable live receipt skipped');
     }
   }
+}
+
+function isEmpty(items: Iterable<unknown>): boolean {
+  for (const _ of items) return false;
+  return true;
 }
 
 /** Whether each user the events add or remove is a member after them (the last of their changes). */

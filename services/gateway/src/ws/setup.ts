@@ -35,6 +35,8 @@ export async function setUpSockets(deps: SetupDeps, batch: { socket: Socket; use
   const open = batch.filter((b) => !b.socket.getUserData().state.closed);
   if (open.length === 0) return;
   const answers = await setupAnswers(deps, [...new Set(open.map((b) => b.userId))]);
+  /** Joins through the stream, awaited before the set-up ends: a resume must find the socket in the chat. */
+  const joining: Promise<void>[] = [];
   for (const { socket, userId } of open) {
     const answer = answers.get(userId)!;
     answer.chatIds.forEach((chatId, i) => {
@@ -45,10 +47,14 @@ export async function setUpSockets(deps: SetupDeps, batch: { socket: Socket; use
       // the socket joins through the chat's events since it, read from the stream.
       const removed = deps.basis.removedSince(chatId, userId, seq);
       if (removed) return;
-      if (removed === undefined) deps.basis.joinAfter(chatId, [socket], seq);
+      if (removed === undefined) joining.push(deps.basis.joinAfter(chatId, [socket], seq, { catchUp: false }));
       else deps.delivery.join(socket, chatId);
       deps.basis.noteSnapshot(chatId, seq);
     });
+  }
+  await Promise.all(joining);
+  // Announced to the chats the socket is in, so once it has joined them.
+  for (const { socket, userId } of open) {
     deps.presence.connected(socket, userId).catch((error: unknown) => {
       deps.log.warn({ err: (error as Error).message }, 'presence update failed');
     });
