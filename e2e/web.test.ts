@@ -140,6 +140,40 @@ describe('web client in Chromium', () => {
     await phone.close();
   }, 90_000);
 
+  it('opened without reaching the server, stays signed in and connecting, and shows the chats once it answers (not the sign-in form)', async () => {
+    const { erin, frank } = await erinAndTwoPeers('Boot group');
+    await call(stack.baseUrl, frank.accessToken, 'PATCH', '/users/me', { displayName: 'Frank Boot' });
+    const { context, page } = await openPage(browser, SIZES[0]!.options);
+    try {
+      await signIn(page, stack.baseUrl, erin);
+      // The page opened again with no answer from the API (the network gone, the gateway
+      // restarting): every call fails as fetch does offline, until the test lets them through.
+      let blocked = true;
+      let refused = 0;
+      await page.route(
+        (url) => url.pathname.startsWith('/api/'),
+        (route) => {
+          if (!blocked) return route.continue();
+          refused += 1;
+          return route.abort('internetdisconnected');
+        },
+      );
+      await page.reload();
+      // It has tried and been refused twice (the second after its backoff), and still says it is
+      // connecting, with no sign-in form: the session stands.
+      await expect.poll(() => refused, { timeout: 15_000 }).toBeGreaterThanOrEqual(2);
+      await page.getByText('Connecting…').waitFor();
+      expect(await page.getByLabel('Username or e-mail').count()).toBe(0);
+      expect(await page.evaluate<string | null>("localStorage.getItem('parley.tokens')")).not.toBeNull();
+      // The server answers again: the chats come without signing in.
+      blocked = false;
+      await page.locator('.chat-item', { hasText: 'Frank Boot' }).waitFor({ timeout: 40_000 });
+      await page.getByRole('navigation').getByRole('button', { name: 'Chats' }).waitFor();
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
   it('shows what arrived live while a chat\'s first page was loading (a vote, a message received, one sent), and counts a reaction on the newest message once', async () => {
     // A chat's first page is read from the projection, which can trail the socket. Messages that
     // arrived live while it loaded were dropped (there was no page to put them in) and were missing

@@ -66,17 +66,56 @@ function viewFromHash(): View {
   return { name: 'chats' };
 }
 
-/** On page load: a stored refresh token means we are still signed in. */
+/**
+ * On page load: a stored refresh token means we are still signed in. Opened without a connection
+ * (or while the gateway restarts), the session stands: the page says it is connecting and asks
+ * again, with backoff and at once when the browser is back online, rather than showing the
+ * sign-in form to someone who is signed in. Only the server's refusal of the session (the tokens
+ * are then gone) shows that form.
+ */
 export async function boot(): Promise<void> {
   await followVerificationLink();
   try {
-    if (api.signedIn) await startSession();
+    if (api.signedIn) await startSession(await meWhenReachable());
   } catch (error) {
     fail(error);
   } finally {
     state.booting = false;
     changed();
   }
+}
+
+/** The first and the longest wait between two tries of a start that could not reach the server. */
+const BOOT_RETRY_MS = [1_000, 30_000] as const;
+
+async function meWhenReachable(): Promise<User> {
+  for (let wait: number = BOOT_RETRY_MS[0]; ; wait = Math.min(wait * 2, BOOT_RETRY_MS[1])) {
+    try {
+      return await api.me();
+    } catch (error) {
+      if (!api.signedIn || !unreachable(error)) throw error;
+      // Said once; "Connecting…" stays on the page meanwhile.
+      if (wait === BOOT_RETRY_MS[0]) fail(error);
+      await new Promise<void>((resolve) => {
+        const again = () => {
+          clearTimeout(timer);
+          window.removeEventListener('online', again);
+          resolve();
+        };
+        const timer = setTimeout(again, wait);
+        window.addEventListener('online', again);
+      });
+    }
+  }
+}
+
+/**
+ * No answer (fetch's TypeError), a gateway or proxy that is down or restarting (5xx), or a 401
+ * whose token refresh could not reach the server (the tokens are kept then: HttpApi.refresh).
+ */
+function unreachable(error: unknown): boolean {
+  if (error instanceof TypeError) return true;
+  return error instanceof ApiError && (error.status >= 500 || error.status === 401);
 }
 
 /**
@@ -115,8 +154,8 @@ export async function logout(): Promise<void> {
   await api.logout().catch(() => undefined);
 }
 
-async function startSession(): Promise<void> {
-  state.me = await api.me();
+async function startSession(me?: User): Promise<void> {
+  state.me = me ?? (await api.me());
   state.users.set(state.me.id, state.me);
   // Open the socket before reading the chat list, so no event between the two is missed.
   startRealtime();
