@@ -721,6 +721,53 @@ describe('web client in Chromium', () => {
     }
   }, 60_000);
 
+  it('keeps the unsent messages of two tabs of one account, and a tab opened after both closed sends each once', async () => {
+    const n = Date.now() % 100000;
+    const [ann, bob] = [await register(stack, `tabA${n}`), await register(stack, `tabB${n}`)];
+    const made = await directChat(stack.baseUrl, ann, bob);
+    const context = await browser.newContext({ locale: 'en-US', viewport: { width: 1100, height: 760 } });
+    // Sends whose text starts "unsent" go nowhere while `swallowing` (a network that took them and
+    // never answered); everything else passes through.
+    let swallowing = true;
+    const swallowed: string[] = [];
+    await context.routeWebSocket(/\/ws/, (ws) => {
+      const server = ws.connectToServer();
+      ws.onMessage((message) => {
+        const frame = JSON.parse(String(message));
+        if (swallowing && frame.op === 'send' && String(frame.body).startsWith('unsent')) swallowed.push(frame.body);
+        else server.send(message);
+      });
+    });
+    try {
+      // Both tabs open first, then each sends one that stays unacknowledged.
+      const tabs = [await context.newPage(), await context.newPage()];
+      await signIn(tabs[0]!, stack.baseUrl, ann);
+      // The second tab shares the first one's session (localStorage).
+      await tabs[1]!.goto(stack.baseUrl);
+      for (const tab of tabs) await tab.locator('.chat-list li').first().click();
+      for (const [i, tab] of tabs.entries()) {
+        const box = tab.getByLabel('Message', { exact: true });
+        await box.fill(`unsent from tab ${i + 1}`);
+        await box.press('Enter');
+        await tab.locator('li.message.pending', { hasText: `unsent from tab ${i + 1}` }).waitFor();
+      }
+      await expect.poll(() => swallowed.length).toBe(2);
+      for (const tab of tabs) await tab.close();
+      // The network answers again: a new tab sends what both had not got acknowledged, once each.
+      swallowing = false;
+      const page = await context.newPage();
+      await page.goto(stack.baseUrl);
+      await page.locator('.chat-list li').first().click();
+      for (const i of [1, 2]) await page.locator('li.message:not(.pending)', { hasText: `unsent from tab ${i}` }).waitFor();
+      const history = await call<{ items: { body: string }[] }>(stack.baseUrl, bob.accessToken, 'GET', `/chats/${made.id}/messages`);
+      expect(history.body.items.map((m) => m.body).sort()).toEqual(['unsent from tab 1', 'unsent from tab 2']);
+      // Both acknowledged: no outbox of hers is left behind.
+      expect(await page.evaluate<string[]>("Object.keys(localStorage).filter((k) => k.startsWith('parley.outbox.'))")).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 90_000);
+
   it.each(SIZES)('manages a group: rename, add and remove members, close a poll, mute, leave; removes a contact (issue 22) ($name)', async ({ options }) => {
     const n = Date.now() % 100000;
     const [owner, dave, erin] = [await register(stack, `mgO${n}`), await register(stack, `mgD${n}`), await register(stack, `mgE${n}`)];

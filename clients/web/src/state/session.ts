@@ -149,7 +149,7 @@ export async function login(loginName: string, password: string): Promise<void> 
 export async function logout(): Promise<void> {
   // Signing out on purpose leaves nothing of this account's unsent messages in the browser: not
   // the outbox, not the drafts (kept per chat, the next account in a shared chat would see them).
-  if (state.me) localStorage.removeItem(outboxKey());
+  if (state.me) for (const key of outboxKeys()) localStorage.removeItem(key);
   for (const key of Object.keys(localStorage)) if (key.startsWith('parley.draft.')) localStorage.removeItem(key);
   await api.logout().catch(() => undefined);
 }
@@ -594,8 +594,18 @@ export function sendMessage(chatId: string, body: string, replyTo?: string, atta
  * The sends not yet acknowledged, and those refused, kept across a reload (issue 22: a failed send
  * was gone on reload): per user in localStorage. Unacknowledged ones are sent again on start with
  * their clientMsgId, so one that was stored after all is acked, not doubled.
+ *
+ * Each page load keeps its own (`parley.outbox.<userId>.<load>`): with one key per user, two tabs
+ * of one account each wrote only their own sends, and the tab that saved last dropped the other's
+ * from it; a tab closed before its send was acked lost it. A start adopts every outbox of the
+ * account (a closed tab's, an earlier load's, one written before this scheme without the suffix)
+ * into its own, then removes those: a tab still open keeps its sends in memory and writes them
+ * again with its next change, and a send held by two tabs is acked to both as one message.
  */
-const outboxKey = () => `parley.outbox.${state.me?.id ?? ''}`;
+const pageLoad = newClientMsgId();
+const outboxPrefix = () => `parley.outbox.${state.me?.id ?? ''}`;
+const outboxKey = () => `${outboxPrefix()}.${pageLoad}`;
+const outboxKeys = () => Object.keys(localStorage).filter((key) => key === outboxPrefix() || key.startsWith(`${outboxPrefix()}.`));
 
 function saveOutbox(): void {
   if (!state.me) return;
@@ -605,17 +615,23 @@ function saveOutbox(): void {
 }
 
 function restoreOutbox(): void {
-  let saved: PendingSend[] = [];
-  try {
-    saved = JSON.parse(localStorage.getItem(outboxKey()) ?? '[]') as PendingSend[];
-  } catch {
-    localStorage.removeItem(outboxKey());
+  const adopted = outboxKeys().filter((key) => key !== outboxKey());
+  for (const key of adopted) {
+    let saved: PendingSend[] = [];
+    try {
+      saved = JSON.parse(localStorage.getItem(key) ?? '[]') as PendingSend[];
+    } catch {
+      // Unreadable: nothing to adopt from it.
+    }
+    for (const p of saved) {
+      if (state.pending.has(p.clientMsgId)) continue;
+      state.pending.set(p.clientMsgId, p);
+      if (!p.error) realtime?.send(frameOf(p));
+    }
   }
-  for (const p of saved) {
-    if (state.pending.has(p.clientMsgId)) continue;
-    state.pending.set(p.clientMsgId, p);
-    if (!p.error) realtime?.send(frameOf(p));
-  }
+  // Kept under this load's key before the others go, so a crash in between loses nothing.
+  saveOutbox();
+  for (const key of adopted) localStorage.removeItem(key);
 }
 
 const frameOf = (p: PendingSend) => ({ chatId: p.chatId, clientMsgId: p.clientMsgId, body: p.body, ...(p.replyTo ? { replyTo: p.replyTo } : {}), ...(p.attachmentIds?.length ? { attachmentIds: p.attachmentIds } : {}) });
