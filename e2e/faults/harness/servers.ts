@@ -1,4 +1,4 @@
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { chmodSync, chownSync, mkdirSync, mkdtempSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { connect, nkeyAuthenticator, type NatsConnection } from '@nats-io/transport-node';
 import { inboxPrefix } from '@parley/contracts';
@@ -8,6 +8,7 @@ import { generateSecrets, SECRET_FILES, writeSecrets, writeServerAuthorization, 
 import { createConnection, createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { ManagedProcess } from './process.js';
 
@@ -20,6 +21,28 @@ import { ManagedProcess } from './process.js';
 // NATS_SERVER_BIN runs the suite against another server version (docs/reliability.md: the cluster
 // scenario on NATS 2.10), as scripts/check-deploy.sh does.
 const NATS_SERVER = process.env.NATS_SERVER_BIN ?? '/usr/sbin/nats-server';
+
+/**
+ * The binary a cluster's nodes run: NATS_CLUSTER_SERVER_BIN, or NATS_SERVER_BIN when a run is
+ * pointed at one version, else the NATS release scripts/nats-cluster-server.sh pins and fetches
+ * (2.15.1: 2.9.10 breaks Raft's promises in the cluster scenario, as that script says), else, when
+ * it cannot be fetched, the machine's, with a warning.
+ */
+let clusterBin: string | undefined;
+export function clusterServerBin(): string {
+  clusterBin ??= (() => {
+    const chosen = process.env.NATS_CLUSTER_SERVER_BIN ?? process.env.NATS_SERVER_BIN;
+    if (chosen) return chosen;
+    const script = path.join(path.dirname(fileURLToPath(import.meta.url)), '../../../scripts/nats-cluster-server.sh');
+    try {
+      return execFileSync('bash', [script], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] }).trim();
+    } catch {
+      console.warn(`cluster scenario: the pinned NATS could not be fetched; running on ${NATS_SERVER}, whose cluster defects may fail it (docs/reliability.md)`);
+      return NATS_SERVER;
+    }
+  })();
+  return clusterBin;
+}
 const REDIS_SERVER = '/usr/bin/redis-server';
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 
@@ -91,16 +114,19 @@ export abstract class ServerProcess extends ManagedProcess {
  */
 export class NatsServer extends ServerProcess {
   readonly secrets: InstallationSecrets;
+  /** The nats-server binary this server runs. */
+  readonly bin: string;
   private readonly configFile: string;
 
   constructor(
     port: number,
     readonly storeDir: string,
     readonly namespace: string,
-    /** A node of a cluster: its name, route port and the routes to all nodes; the nodes share one set of secrets. */
-    cluster?: { serverName: string; port: number; routes: number[]; secrets: InstallationSecrets },
+    /** A node of a cluster: its name, route port and the routes to all nodes, its binary; the nodes share one set of secrets. */
+    cluster?: { serverName: string; port: number; routes: number[]; secrets: InstallationSecrets; bin: string },
   ) {
     super(cluster ? `nats-server ${cluster.serverName}` : 'nats-server', port);
+    this.bin = cluster?.bin ?? NATS_SERVER;
     this.secrets = cluster?.secrets ?? generateSecrets(namespace);
     mkdirSync(storeDir, { recursive: true });
     writeSecrets(this.secretsDir, this.secrets);
@@ -161,7 +187,7 @@ export class NatsServer extends ServerProcess {
     // instead of its output (docs/reliability.md: a replica that never caught up on 2.10).
     const debugDir = process.env.NATS_DEBUG_LOG_DIR;
     const debug = debugDir ? ['-D', '-l', path.join(debugDir, `${this.name.replace(/\W+/g, '-')}-${this.port}.log`)] : [];
-    return spawn(NATS_SERVER, ['-c', this.configFile, '-a', '127.0.0.1', '-p', String(this.port), ...debug], { stdio: ['ignore', 'pipe', 'pipe'] });
+    return spawn(this.bin, ['-c', this.configFile, '-a', '127.0.0.1', '-p', String(this.port), ...debug], { stdio: ['ignore', 'pipe', 'pipe'] });
   }
 }
 
@@ -181,8 +207,9 @@ export class NatsCluster {
       routePorts.push(await freePort());
     }
     const secrets = generateSecrets(namespace);
+    const bin = clusterServerBin();
     const nodes = clientPorts.map(
-      (port, i) => new NatsServer(port, path.join(dir, `nats-n${i + 1}`, 'store'), namespace, { serverName: `n${i + 1}`, port: routePorts[i]!, routes: routePorts, secrets }),
+      (port, i) => new NatsServer(port, path.join(dir, `nats-n${i + 1}`, 'store'), namespace, { serverName: `n${i + 1}`, port: routePorts[i]!, routes: routePorts, secrets, bin }),
     );
     const cluster = new NatsCluster(nodes);
     try {
