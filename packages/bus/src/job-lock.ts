@@ -1,10 +1,20 @@
 import { hostname } from 'node:os';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { Kvm } from '@nats-io/kv';
+import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
 
-/** Longer than any pass or backup should take: a job that died holding the lock frees it after this. */
+/**
+ * The bucket's age limit: a key older than this is dropped whatever it says. Every renewal writes
+ * the key again, so only a holder of the old format (no lease, from before renewals) meets it.
+ */
 const LOCK_TTL_MS = 6 * 3600_000;
+/**
+ * How long a holder that stopped renewing keeps the lock: a job killed holding it (an OOM-killed
+ * CronJob pod) held it for the whole TTL, 6 h, while every retention pass failed on it. Measured on
+ * the write time NATS stamps on the key against the waiting job's clock, so hosts' clocks must
+ * agree to well within this (NTP does).
+ */
+const LEASE_MS = 3 * 60_000;
 /** How often a job waiting for the other one asks again. */
 const RETRY_MS = 500;
 
@@ -17,39 +27,88 @@ export class JobLockHeldError extends Error {
 
 /**
  * One retention pass or backup at a time per namespace, whichever host runs it: a key created in
- * the NATS KV bucket `<ns>_retention` (creation is atomic; the bucket's TTL frees the lock of a job
- * that crashed). A backup running beside a pass could read a chat's first events, miss the rest to
+ * the NATS KV bucket `<ns>_retention` (creation is atomic), renewed while the job runs, and taken
+ * over by a waiting job once it has not been renewed for a lease (the job that held it died). A backup running beside a pass could read a chat's first events, miss the rest to
  * the pass's purge and the snapshot written after its end, and restore a chat without its
  * structure (the fault suite's jobs scenario did, one run in four). A job finding the other kind
  * holding the lock waits for it up to `waitMs`; a second pass beside a pass fails at once (a
  * CronJob with `concurrencyPolicy: Forbid` covers Kubernetes, not a manual `npm run cleanup`).
  * Returns the release function (calls after the first do nothing).
  */
-export async function acquireJobLock(nc: NatsConnection, namespace: string, job: LockedJob, options: { replicas?: number; waitMs?: number } = {}): Promise<() => Promise<void>> {
+export async function acquireJobLock(
+  nc: NatsConnection,
+  namespace: string,
+  job: LockedJob,
+  options: { replicas?: number; waitMs?: number; leaseMs?: number } = {},
+): Promise<() => Promise<void>> {
   const kv = await new Kvm(nc).create(`${namespace}_retention`, { ttl: LOCK_TTL_MS, history: 1, replicas: options.replicas ?? 1 });
   const deadline = Date.now() + (options.waitMs ?? 30 * 60_000);
+  const leaseMs = options.leaseMs ?? LEASE_MS;
+  // `lease`: this holder renews the key (a waiter may take over once it stops); older holders do not.
+  const record = JSON.stringify({ job, host: hostname(), pid: process.pid, startedAt: new Date().toISOString(), lease: true });
   for (;;) {
+    let revision: number;
     try {
-      await kv.create('pass', JSON.stringify({ job, host: hostname(), pid: process.pid, startedAt: new Date().toISOString() }));
-      // Once only: a second call after another job took the key would free that job's lock.
-      let held = true;
-      return async () => {
-        if (!held) return;
-        held = false;
-        await kv.purge('pass');
-      };
+      revision = await kv.create('pass', record);
     } catch (error) {
       // Only "the key exists" means another job holds it; anything else (a permission, a timeout) is an error.
-      if (!(error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence)) throw error;
+      if (!wrongRevision(error)) throw error;
       const entry = await kv.get('pass').catch(() => null);
       const holder = entry && entry.operation === 'PUT' ? entry.string() : null;
       // Gone meanwhile (released): try again at once.
       if (holder === null) continue;
-      const holderJob = (JSON.parse(holder) as { job?: LockedJob }).job ?? 'retention';
-      if ((job === 'retention' && holderJob === 'retention') || Date.now() > deadline) {
-        throw new JobLockHeldError(`another ${holderJob === 'retention' ? 'retention pass' : 'backup'} holds the lock: ${holder}`, { cause: error });
+      const held = JSON.parse(holder) as { job?: LockedJob; lease?: boolean };
+      const holderJob = held.job ?? 'retention';
+      if (held.lease && Date.now() - entry!.created.getTime() > leaseMs) {
+        // Not renewed for a whole lease: its job is gone. Taken over from exactly the revision
+        // read, so of several waiters one wins and the others see the key taken again.
+        try {
+          revision = await kv.update('pass', record, entry!.revision);
+        } catch (takeover) {
+          if (wrongRevision(takeover)) continue;
+          throw takeover;
+        }
+      } else {
+        if ((job === 'retention' && holderJob === 'retention') || Date.now() > deadline) {
+          throw new JobLockHeldError(`another ${holderJob === 'retention' ? 'retention pass' : 'backup'} holds the lock: ${holder}`, { cause: error });
+        }
+        await new Promise((r) => setTimeout(r, RETRY_MS));
+        continue;
       }
-      await new Promise((r) => setTimeout(r, RETRY_MS));
     }
+    return holdLease(kv, record, revision, leaseMs);
   }
+}
+
+/**
+ * Renews the key a few times per lease while the job runs, each write only over its own last one;
+ * returns the release function. A renewal that finds the key taken over (this process stalled for
+ * a whole lease) stops renewing; the release then frees nothing, and neither does a second call.
+ */
+function holdLease(kv: KV, record: string, acquired: number, leaseMs: number): () => Promise<void> {
+  let revision = acquired;
+  let held = true;
+  let renewing: Promise<void> = Promise.resolve();
+  const timer = setInterval(() => {
+    renewing = kv.update('pass', record, revision).then(
+      (next) => void (revision = next),
+      // Taken over: stop. Anything else (a timeout, NATS restarting): the next tick tries again.
+      (error: unknown) => void (wrongRevision(error) && clearInterval(timer)),
+    );
+  }, leaseMs / 6);
+  timer.unref();
+  return async () => {
+    if (!held) return;
+    held = false;
+    clearInterval(timer);
+    await renewing;
+    await kv.purge('pass', { previousSeq: revision }).catch((error: unknown) => {
+      // Taken over since: the key is another job's now.
+      if (!wrongRevision(error)) throw error;
+    });
+  };
+}
+
+function wrongRevision(error: unknown): boolean {
+  return error instanceof JetStreamApiError && error.code === JetStreamApiCodes.StreamWrongLastSequence;
 }
