@@ -115,6 +115,43 @@ describe('passwords: policy, change and reset over the gateway', () => {
     await eventually(async () => ((await auditActions(stack, a.accessToken)).includes('password.changed') ? true : undefined), 5_000, 'password.changed audit entry');
   });
 
+  it('leaves no session to a login with the old password made while a change waits for the projection', async () => {
+    const a = await register(stack, 'racer');
+    // A second session, which the change revokes first: the sign that it has got that far.
+    expect((await login(stack, 'racer', a.password)).status).toBe(200);
+    const { rows } = await db.query<{ id: string }>("SELECT id FROM users.users WHERE username = 'racer'");
+    const userId = rows[0]!.id;
+    // The account's row held, as a slow projector would: the new hash is not visible meanwhile.
+    const holder = new pg.Client({ connectionString: stack.env.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('SELECT 1 FROM users.users WHERE id = $1 FOR UPDATE', [userId]);
+      const change = http(stack, 'POST', '/api/v1/users/me/password', { token: a.accessToken, body: { currentPassword: a.password, newPassword: 'the racer changed it' } });
+      // The change has published and revoked: the projector now waits for the row.
+      await eventually(async () => ((await db.query("SELECT 1 FROM users.sessions WHERE user_id = $1 AND revoked_reason = 'password_changed'", [userId])).rowCount ?? 0) > 0 || undefined, 10_000, 'the first revocation');
+      let answered = false;
+      const oldLogin = login(stack, 'racer', a.password).finally(() => (answered = true));
+      // Until the login has answered, or it waits for the row as well (a second waiter beside the projector).
+      const waiters = async () =>
+        Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n);
+      await eventually(async () => answered || (await waiters()) >= 2 || undefined, 10_000, 'the login answered or waiting');
+      await holder.query('COMMIT');
+      expect((await change).status).toBe(204);
+      const session = await oldLogin;
+      // Refused, or its session is already over: access and refresh.
+      if (session.status === 200) {
+        expect((await http(stack, 'GET', '/api/v1/users/me', { token: session.body.accessToken })).status).toBe(401);
+        expect((await refresh(stack, session.body.refreshToken)).status).toBe(401);
+      } else {
+        expect(session.status).toBe(401);
+      }
+      expect((await login(stack, 'racer', a.password)).status).toBe(401);
+    } finally {
+      await holder.end();
+    }
+  });
+
   it('answers reset requests alike for known and unknown addresses and mails only the known one', async () => {
     const a = await register(stack, 'forgetful');
     const before = (await mailFiles(mailDir)).length;

@@ -30,6 +30,9 @@ export function passwordRoutes(router: ApiRouter, deps: PasswordRouteDeps): void
       // whether or not the projection has caught up yet.
       const revokedSessions = await revokeSessions(deps, auth.userId, { allExcept: auth.sessionId }, 'password_changed', request.requestId);
       const visible = await waitForPasswordVisible(deps, seq);
+      // Again once the new hash is what logins check: a login with the old password that started
+      // its session before that is ended too (insertSession).
+      if (visible) revokedSessions.push(...(await revokeSessions(deps, auth.userId, { allExcept: auth.sessionId }, 'password_changed', request.requestId)));
       await deps.audit.record(auth.userId, 'password.changed', auditContext(request), { sessionId: auth.sessionId, revokedSessions: revokedSessions.length });
       if (!visible) throw new Unavailable('The new password is stored but not active yet; try logging in with it shortly');
       return { status: 204, revokedSessions };

@@ -28,7 +28,8 @@ export interface AuthRouteDeps extends RegisterDeps {
 }
 
 export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
-  const startSession = async (userId: string, emailVerified: boolean) => {
+  /** `verifiedHash`: the password hash a login checked, which must still be the account's (insertSession). */
+  const startSession = async (userId: string, emailVerified: boolean, verifiedHash?: string) => {
     const sessionId = newId();
     const secret = newRefreshSecret();
     const started = await insertSession(deps.pool, {
@@ -36,8 +37,9 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       userId,
       refreshHash: hashSecret(secret),
       expiresAt: new Date(Date.now() + deps.refreshTtlSeconds * 1000),
+      ...(verifiedHash === undefined ? {} : { verifiedHash }),
     });
-    // The account is being erased: as if it were gone already.
+    // The account is being erased, or its password changed since it was checked: as if wrong.
     if (!started) throw new Unauthorized('Wrong login or password', 'invalid_credentials');
     return {
       sessionId,
@@ -87,7 +89,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
         throw new Unauthorized('Wrong login or password', 'invalid_credentials');
       }
       await deps.throttle.recordSuccess(accountKey, request.ip);
-      const { sessionId, tokens } = await startSession(user.id, user.email_verified);
+      const { sessionId, tokens } = await startSession(user.id, user.email_verified, user.password_hash);
       await deps.audit.record(user.id, 'login.succeeded', auditContext(request), { sessionId });
       return { status: 200, body: { user: toUserView(user), ...tokens } };
     },

@@ -15,11 +15,22 @@ export interface SessionRow {
  * side of the erasure fence, with the check in a statement after the lock (its snapshot sees an
  * erasure that committed while we waited), so a session either exists before the erasure revokes
  * them all, or is refused (issue 23, finding 6: logins racing DELETE /users/me kept working tokens).
+ *
+ * A login passes the password hash it verified: the session starts only while that is still the
+ * account's hash, read under a share lock on the account's row. The users projection's update of
+ * the hash waits for that lock, so a login either commits its session before a new password is
+ * visible (and the change's revocation after visibility ends it) or sees the new hash and is
+ * refused. Before, a login with the old password between the change's revocation and the
+ * projection's update kept a session for good.
  */
-export async function insertSession(pool: Pool, s: { id: string; userId: string; refreshHash: Buffer; expiresAt: Date }): Promise<boolean> {
+export async function insertSession(pool: Pool, s: { id: string; userId: string; refreshHash: Buffer; expiresAt: Date; verifiedHash?: string }): Promise<boolean> {
   return withTransaction(pool, async (tx) => {
     // The shared side of the fence (the erasure takes the exclusive side, fenceErasure).
     await tx.query('SELECT pg_advisory_xact_lock_shared(hashtextextended($1, 7))', [s.userId]);
+    if (s.verifiedHash !== undefined) {
+      const { rows } = await tx.query<{ password_hash: string }>('SELECT password_hash FROM users.users WHERE id = $1 FOR SHARE', [s.userId]);
+      if (rows[0]?.password_hash !== s.verifiedHash) return false;
+    }
     const { rowCount } = await tx.query(
       `INSERT INTO users.sessions (id, user_id, refresh_hash, expires_at)
        SELECT $1, $2, $3, $4 WHERE NOT EXISTS (SELECT 1 FROM users.erasing WHERE user_id = $2)`,
