@@ -223,6 +223,29 @@ describe('realtime: scale-out, resume, typing', () => {
     s.close();
   });
 
+  it('refuses a send under a poll\'s clientMsgId, and resets a resume cursor past the chat\'s newest event to it', async () => {
+    const chatId = await groupOf(stack, alice, [bob], 'reserved ids');
+    const a = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    // `poll-<pollId>` is how a poll is stored: acked, the send was refused by history as the poll's own.
+    const poll = await http(stack, 'POST', `/api/v1/chats/${chatId}/polls`, { token: alice.accessToken, body: { question: 'Tea?', options: ['Yes', 'No'] } });
+    expect(poll.status).toBe(201);
+    a.send({ op: 'send', chatId, clientMsgId: `poll-${poll.body.poll.id}`, body: 'not a poll' });
+    expect(await a.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request' });
+    const overHttp = await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: alice.accessToken, body: { clientMsgId: `poll-${poll.body.poll.id}`, body: 'not a poll' } });
+    expect(overHttp.status).toBe(400);
+    expect(overHttp.body.error.code).toBe('invalid_request');
+
+    const head = (await sendMany(a, chatId, 'head', 2)).at(-1)!;
+    const b = await TestSocket.open(stack.wsUrl, bob.accessToken, { handshake: false });
+    b.send({ op: 'resume', cursors: { [chatId]: head + 1000 } });
+    expect(await b.next((f) => f.op === 'reset' && f.chatId === chatId)).toEqual({ op: 'reset', chatId, seq: head });
+    await b.next((f) => f.op === 'resumed');
+    // Live delivery goes on after the newest event (it went silent up to the cursor before).
+    const next = (await sendMany(a, chatId, 'after-head', 1))[0]!;
+    expect((await b.next((f) => f.op === 'event' && f.chatId === chatId)).seq).toBe(next);
+    for (const s of [a, b]) s.close();
+  });
+
   it('relays typing to the other members only, at most once a second per user and chat', async () => {
     const chatId = await groupOf(stack, alice, [bob, carol], 'typing');
     const a = await TestSocket.open(stack.wsUrl, alice.accessToken);

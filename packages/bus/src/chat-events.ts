@@ -2,7 +2,8 @@ import type { Bus } from './connect.js';
 import { nextOnSubject } from './publish.js';
 import { parseChatEvent, parseChatSnapshot, subjects, type ChatEvent, type ChatSnapshot } from '@parley/contracts';
 
-export type AfterCursor = { events: ChatEvent[] } | { reset: true; headSeq: number };
+/** The events after a cursor, up to the chat's newest (`headSeq`); or `reset` to that newest. */
+export type AfterCursor = { events: ChatEvent[]; headSeq: number } | { reset: true; headSeq: number };
 
 /**
  * Reads a chat's events after a client's cursor straight from the stream (the source of truth, so
@@ -18,10 +19,10 @@ export async function eventsAfter(bus: Bus, stream: string, subject: string, cur
   if (!head) {
     // Retention purged every event of this chat: its snapshot says how far the chat got.
     const floor = await floorOf(bus, stream, subject);
-    return floor > cursor ? { reset: true, headSeq: floor } : { events: [] };
+    return floor > cursor ? { reset: true, headSeq: floor } : { events: [], headSeq: floor };
   }
   const headEvent = parse(head.json());
-  if (headEvent.seq <= cursor) return { events: [] };
+  if (headEvent.seq <= cursor) return { events: [], headSeq: headEvent.seq };
   if (headEvent.seq - cursor > maxEvents) return { reset: true, headSeq: headEvent.seq };
 
   const lo = await firstAfter(bus, stream, subject, cursor, head.seq);
@@ -39,7 +40,7 @@ export async function eventsAfter(bus: Bus, stream: string, subject: string, cur
     }
     next = stored.seq + 1;
   }
-  return { events };
+  return { events, headSeq: headEvent.seq };
 }
 
 /**

@@ -11,7 +11,9 @@ export const AttachmentIds = Type.Array(Uuid, { maxItems: 10, uniqueItems: true 
  * fields and are validated by the same schema, so both routes accept and refuse exactly alike.
  */
 export const SendMessageFields = {
-  clientMsgId: Type.String({ minLength: 1, maxLength: 64, pattern: '^[A-Za-z0-9_.:-]+$' }),
+  // `poll-…` is what a poll is stored under (POST /chats/:id/polls): a send with one would be acked
+  // and delivered, then refused by history as the poll's own (and counted as a NATS seq collision).
+  clientMsgId: Type.String({ minLength: 1, maxLength: 64, pattern: '^(?!poll-)[A-Za-z0-9_.:-]+$' }),
   // The configurable limit (MESSAGE_MAX_CHARS) is checked in code; this bound only keeps junk out.
   body: Type.String({ maxLength: 65_536 }),
   replyTo: Type.Optional(Type.Union([Uuid, Type.Null()])),

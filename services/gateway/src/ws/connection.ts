@@ -190,7 +190,10 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
           continue;
         }
         const after = await eventsAfter(deps.bus, chatsStream, subjects.chat(deps.namespace, chatId), cursor, deps.resumeMaxEvents);
-        if ('reset' in after) {
+        // A cursor past the chat's newest event (a backup restored behind the client, a client's
+        // bug) is reset to the newest too: taken as delivered, it dropped every live event up to
+        // the cursor, and the chat went silent on this socket.
+        if ('reset' in after || after.headSeq < cursor) {
           // Live delivery continues after the head; the client reloads history over HTTP up to it,
           // waiting for the projection when its answer's `seq` is older (it may lag the stream).
           deps.delivery.deliveredUpTo(socket, chatId, after.headSeq);
