@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
@@ -191,5 +192,30 @@ describe('groups, edits, deletes, reactions, polls and receipts', () => {
     expect(await memberSocket.next((f) => f.op === 'error')).toMatchObject({ code: 'not_found' });
     ownerSocket.close();
     memberSocket.close();
+  });
+
+  it('never moves a read position back, also when an older mark follows a newer one before the projection has it', async () => {
+    const chatId = await group('Receipts race', [member]);
+    const [first, second, third] = [await say(owner, chatId, 'r1'), await say(owner, chatId, 'r2'), await say(owner, chatId, 'r3')];
+    const ownerSocket = await TestSocket.open(stack.wsUrl, owner.accessToken);
+    // The receipts projection held back (its writes wait for the table), as a lagging projector.
+    const holder = new pg.Client({ connectionString: stack.env.databaseUrl });
+    await holder.connect();
+    try {
+      await holder.query('BEGIN');
+      await holder.query('LOCK TABLE messages.read_positions IN EXCLUSIVE MODE');
+      expect((await call(member, 'POST', `/api/v1/chats/${chatId}/read`, { messageId: second.id })).status).toBe(204);
+      expect((await call(member, 'POST', `/api/v1/chats/${chatId}/read`, { messageId: first.id })).status).toBe(204);
+      await holder.query('COMMIT');
+    } finally {
+      await holder.end();
+    }
+    // A newer mark, as the positive signal: every receipt before it has been relayed by then.
+    expect((await call(member, 'POST', `/api/v1/chats/${chatId}/read`, { messageId: third.id })).status).toBe(204);
+    const relayed: number[] = [];
+    while (relayed.at(-1) !== third.seq) relayed.push((await ownerSocket.next((f) => f.type === 'read.updated' && f.chatId === chatId)).data.seq);
+    expect(relayed).toEqual([second.seq, third.seq]);
+    await eventually(async () => ((await call(owner, 'GET', `/api/v1/chats/${chatId}/reads`)).body.items[0]?.seq === third.seq ? true : undefined), 5_000, 'the newest position read back');
+    ownerSocket.close();
   });
 });

@@ -1,5 +1,5 @@
-import { publishEvent, type Bus } from '@parley/bus';
-import { buildMeta, newId, subjects, type ReadPositionUpdated } from '@parley/contracts';
+import { publishEvent, readStored, WrongLastSequenceError, type Bus } from '@parley/bus';
+import { buildMeta, newId, streamName, subjects, type ReadPositionUpdated } from '@parley/contracts';
 import { NotFound } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { requireMember } from '../chats/access.js';
@@ -15,15 +15,30 @@ export async function markRead(deps: { bus: Bus; pool: Pool; namespace: string; 
   const message = await lookupMessage(deps, messageId);
   if (!message || message.chat_id !== chatId) throw new NotFound('No such message');
   // The receipts stream keeps only a member's latest receipt, so an older position must never be
-  // published after a newer one: a replay would then restore the older one.
-  const { rows } = await deps.pool.query<{ seq: number }>('SELECT seq FROM messages.read_positions WHERE chat_id = $1 AND user_id = $2', [chatId, userId]);
-  if ((rows[0]?.seq ?? 0) >= message.seq) return rows[0]!.seq;
-  const event: ReadPositionUpdated = {
-    type: 'ReadPositionUpdated',
-    version: 1,
-    data: { chatId, userId, seq: message.seq },
-    meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: userId, correlationId }),
-  };
-  await publishEvent(deps.bus.js, subjects.receipt(deps.namespace, chatId, userId), event, { msgId: `read:${chatId}:${userId}:${message.seq}` });
-  return message.seq;
+  // published after a newer one: a replay would then restore the older one, and every member's
+  // socket would be told the position went back. Decided on the stream's own latest receipt and
+  // appended only over it (expected last subject sequence): two marks at once (two devices, two
+  // frames in a row) could both pass a check of the projection, which trails the stream, and the
+  // older one land last.
+  const subject = subjects.receipt(deps.namespace, chatId, userId);
+  const stream = streamName(deps.namespace, 'receipts');
+  for (let attempt = 0; attempt < 10; attempt++) {
+    const latest = await readStored<ReadPositionUpdated>(deps.bus.jsm, stream, { last_by_subj: subject });
+    const current = latest?.value.data.seq ?? 0;
+    if (current >= message.seq) return current;
+    const event: ReadPositionUpdated = {
+      type: 'ReadPositionUpdated',
+      version: 1,
+      data: { chatId, userId, seq: message.seq },
+      meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: userId, correlationId }),
+    };
+    try {
+      await publishEvent(deps.bus.js, subject, event, { msgId: `read:${chatId}:${userId}:${message.seq}`, expectLastSubjectSequence: latest?.streamSeq ?? 0 });
+      return message.seq;
+    } catch (error) {
+      // Another mark landed first: decide again on it.
+      if (!(error instanceof WrongLastSequenceError)) throw error;
+    }
+  }
+  throw new Error(`could not mark ${chatId} read: too many concurrent marks`);
 }
