@@ -192,6 +192,29 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect((await http(stack, 'POST', '/api/v1/users/me/blocks', { token: bob.accessToken, body: { userId: dan.id } })).status).toBe(404);
   });
 
+  it('with purgeMessages, also removes the reactions and votes left in a chat the person had left', async () => {
+    const [eve, owner] = [await register(stack), await register(stack)];
+    const chatId = (await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title: 'left behind', memberIds: [eve.id] } })).body.id;
+    const message = await send(owner, chatId, 'owner speaks');
+    const poll = (await http(stack, 'POST', `/api/v1/chats/${chatId}/polls`, { token: owner.accessToken, body: { question: 'stay?', options: ['yes', 'no'] } })).body;
+    expect((await http(stack, 'POST', `/api/v1/messages/${message.id}/reactions`, { token: eve.accessToken, body: { emoji: '👋' } })).status).toBe(201);
+    expect((await http(stack, 'POST', `/api/v1/polls/${poll.poll.id}/votes`, { token: eve.accessToken, body: { optionIds: [poll.poll.options[1]!.id] } })).status).toBe(200);
+    expect((await http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${eve.id}`, { token: eve.accessToken })).status).toBe(204);
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.chat_members WHERE user_id = $1', [eve.id])) === 0 || undefined);
+    expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: eve.accessToken, body: { password: eve.password, purgeMessages: true } })).status).toBe(202);
+
+    // Before, only chats she was still in (or had written in) were visited: these stayed.
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.reactions WHERE user_id = $1', [eve.id])) === 0 || undefined, 10_000, 'her reaction gone');
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.poll_votes WHERE user_id = $1', [eve.id])) === 0 || undefined, 10_000, 'her vote gone');
+    const history = (await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: owner.accessToken })).body.items;
+    expect(history.find((m: { body: string }) => m.body === 'owner speaks').reactions).toEqual([]);
+    expect(history.find((m: { body: string }) => m.body === 'stay?').poll.options.map((o: { votes: number }) => o.votes)).toEqual([0, 0]);
+    // And from the chat's events in the stream (a rebuild would bring them back).
+    const chosen = async () =>
+      (await streamTexts(`${env.namespace}_chats`)).filter((t) => t.startsWith(`${env.namespace}.chat.${chatId} `)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)) as { type: string; data: { userId?: string } }).filter((e) => (e.type === 'ReactionAdded' || e.type === 'PollVoted') && e.data.userId === eve.id);
+    await eventually(async () => ((await chosen()).length === 0 ? true : undefined), 10_000, 'her reaction and vote gone from the stream');
+  });
+
   it('a deleted message leaves no body in the stream, neither the original nor its edits', async () => {
     const message = await send(bob, group, 'bob regrets sayingthis');
     expect((await http(stack, 'PATCH', `/api/v1/messages/${message.id}`, { token: bob.accessToken, body: { body: 'bob regrets editingthis' } })).status).toBe(200);

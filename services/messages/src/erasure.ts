@@ -85,13 +85,20 @@ async function eraseReadPositions(deps: ErasureDeps, userId: string, correlation
   await publishEvent(deps.bus.js, subjects.receiptErasure(deps.namespace, userId), erased, { msgId: `receipts-erased:${userId}:${erased.meta.eventId}` });
 }
 
-/** The chats to leave (and, with a purge, also those the person wrote in after leaving). */
+/**
+ * The chats to leave and, with a purge, also those the person wrote, reacted or voted in and has
+ * left since (their MemberErased removes what is theirs there; before, a reaction or vote in a
+ * chat left earlier stayed, in history and in the stream).
+ */
 async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promise<string[]> {
   const { rows } = await tx.query<{ chat_id: string }>(
     `SELECT chat_id FROM messages.chat_members WHERE user_id = $1
      UNION
-     SELECT DISTINCT chat_id FROM messages.messages WHERE $2 AND sender_id = $1
-       AND chat_id NOT IN (SELECT chat_id FROM messages.chat_members WHERE user_id = $1)`,
+     SELECT chat_id FROM messages.messages WHERE $2 AND sender_id = $1
+     UNION
+     SELECT m.chat_id FROM messages.reactions r JOIN messages.messages m ON m.id = r.message_id WHERE $2 AND r.user_id = $1
+     UNION
+     SELECT p.chat_id FROM messages.poll_votes v JOIN messages.polls p ON p.id = v.poll_id WHERE $2 AND v.user_id = $1`,
     [userId, purge],
   );
   return rows.map((r) => r.chat_id);
