@@ -18,7 +18,7 @@ export interface ErasureDeps {
 
 /**
  * The messages side of an account erasure: a process (not a projection) on the users stream that
- * turns UserErased into one MemberErased event per chat the person was in (or wrote in), which
+ * turns UserErased into one MemberErased event per chat the person was in (or, with a purge, wrote, reacted or voted in), which
  * the chats projection applies; purges the person's read positions from the receipts stream and
  * publishes ReadPositionsErased, which the receipts projection applies (each projection deletes
  * its own rows); and, when the person asked for a purge, deletes their messages,
