@@ -1,4 +1,5 @@
 import { mkdtemp, rm } from 'node:fs/promises';
+import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -64,6 +65,29 @@ describe('registration and e-mail verification', () => {
     expect(refreshed.status).toBe(200);
     expect((await http(stack, 'POST', '/api/v1/chats', { token: refreshed.body.accessToken, body: { type: 'direct', userId: bob.id } })).status).toBe(201);
     expect((await http(stack, 'POST', '/api/v1/contacts', { token: refreshed.body.accessToken, body: { userId: bob.id } })).status).toBe(201);
+  });
+
+  it('with REQUIRE_VERIFIED_EMAIL, refuses those routes however the request target spells them', async () => {
+    const [ann, bob] = [await register(stack), await register(stack)];
+    // The request line as sent, byte for byte (fetch would drop the fragment and normalise escapes).
+    const raw = (target: string, body: unknown) =>
+      new Promise<number>((resolve, reject) => {
+        const url = new URL(stack.baseUrl);
+        const payload = JSON.stringify(body);
+        const socket = connect(Number(url.port), url.hostname, () => {
+          socket.write(`POST ${target} HTTP/1.1\r\nHost: ${url.host}\r\nAuthorization: Bearer ${ann.accessToken}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(payload)}\r\nConnection: close\r\n\r\n${payload}`);
+        });
+        let answer = '';
+        socket.on('data', (chunk) => (answer += chunk.toString()));
+        socket.on('end', () => resolve(Number(/^HTTP\/1\.1 (\d{3})/.exec(answer)?.[1] ?? 0)));
+        socket.on('error', reject);
+      });
+    // Before, `/api/v1/chats/#` reached POST /api/v1/chats past the check (the services' router
+    // ends the path at a fragment).
+    expect(await raw('/api/v1/chats/#', { type: 'direct', userId: bob.id })).toBe(400);
+    expect(await raw('/api/v1/contacts/#', { userId: bob.id })).toBe(400);
+    expect(await raw('/api/v1/contacts/', { userId: bob.id })).toBe(403);
+    expect(await raw('/api/v1/chats', { type: 'direct', userId: bob.id })).toBe(403);
   });
 
   it('re-sends the verification mail on request, at most VERIFY_EMAIL_MAX_REQUESTS times a window', async () => {

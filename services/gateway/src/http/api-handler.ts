@@ -119,6 +119,12 @@ export function apiHandler(deps: ApiHandlerDeps) {
       deps.metrics.httpResponseSize.observe(labels, Buffer.byteLength(payload));
     };
 
+    // A fragment never belongs in a request target (RFC 9112 3.2), and the services' router ends
+    // the path at it: `/api/v1/chats/#` was routed as `/api/v1/chats`, past the gateway's rules.
+    if (path.includes('#')) {
+      reply({ status: 400, body: envelope('invalid_request', 'The request target may not contain "#"') });
+      return;
+    }
     const service = ownerOf(path);
     if (!service) {
       reply({ status: 404, body: envelope('not_found', 'No such route') });
