@@ -41,6 +41,17 @@ describe('a guesser cannot lock the owner out', () => {
     expect((await login(owner.username, owner.password, '198.51.100.20')).status).toBe(200);
   });
 
+  it('counts an IPv6 client by its /64: stepping through its own addresses does not reset the count', async () => {
+    const owner = await register(stack);
+    // Five guesses, each from another address of one /64 (written in different forms).
+    const from = ['2001:db8:aa:1::1', '2001:db8:aa:1::2', '2001:db8:aa:1:ffff::9', '2001:0db8:00aa:0001:0:0:0:3', '2001:db8:aa:1:1:2:3:4'];
+    for (const [i, address] of from.entries()) expect((await login(owner.username, `v6 guess ${i}`, address)).status).toBe(401);
+    // Before, each address had its own count: a sixth address of the /64 got another guess.
+    expect((await login(owner.username, 'v6 guess 5', '2001:db8:aa:1::77')).status).toBe(429);
+    // Another /64 is another client.
+    expect((await login(owner.username, owner.password, '2001:db8:aa:2::1')).status).toBe(200);
+  });
+
   it('slows a distributed attack on one account down for new addresses only, never for where the owner signed in', async () => {
     const owner: Account = await register(stack);
     expect((await login(owner.username, owner.password, '198.51.100.30')).status).toBe(200);

@@ -11,7 +11,7 @@ import { registerUser, type RegisterDeps } from './register.js';
 import { revokeSessions } from './revoke.js';
 import { LoginBody, RefreshBody, RegisterBody } from './schemas.js';
 import { findSessionUser, insertSession, rotateRefresh } from './sessions.js';
-import { keyPart, type AttemptThrottle, type LoginThrottle } from './throttle.js';
+import { addressKeyPart, type AttemptThrottle, type LoginThrottle } from './throttle.js';
 
 export interface AuthRouteDeps extends RegisterDeps {
   pool: Pool;
@@ -54,7 +54,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     schema: { body: RegisterBody },
     handler: async ({ body, request }) => {
       // Every attempt counts, taken or not: `email_taken` must not be a fast oracle of addresses.
-      const wait = await deps.registerThrottle.reserve([{ key: `register-address:${keyPart(request.ip)}`, max: deps.registerMaxPerAddress }]);
+      const wait = await deps.registerThrottle.reserve([{ key: `register-address:${addressKeyPart(request.ip)}`, max: deps.registerMaxPerAddress }]);
       if (wait !== null) {
         await deps.audit.record(null, 'registration.throttled', auditContext(request), {});
         throw new RateLimited(wait, 'Too many registrations from this address; try again later');

@@ -123,6 +123,23 @@ export class AttemptThrottle {
 /** A stable, non-reversible stand-in for a name or address in a counter's key. */
 export const keyPart = (value: string): string => createHash('sha256').update(value).digest('hex').slice(0, 32);
 
+/**
+ * The part of a client address that per-address limits count: an IPv4 address whole, an IPv6
+ * address by its /64. One IPv6 subscriber holds at least a /64 (RFC 6177 has ISPs hand out /48 to
+ * /56), so counted address by address, a single client stepped through fresh addresses and past
+ * every per-address limit (registrations, reset requests, failed logins).
+ */
+export function addressKeyPart(address: string): string {
+  const bare = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  if (!bare.includes(':')) return keyPart(bare);
+  const [head = '', tail] = bare.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
+  const network = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16)).join(':');
+  return keyPart(`${network}::/64`);
+}
+
 export interface LoginLimits {
   /** Failed attempts on one account from one client address before that address waits out the window. */
   maxFailuresPerAccountAddress: number;
@@ -167,7 +184,7 @@ export class LoginThrottle {
 
   private keys(account: string, address: string) {
     const a = keyPart(account);
-    const ip = keyPart(address);
+    const ip = addressKeyPart(address);
     return {
       pair: `${this.prefix}pair:${a}:${ip}`,
       address: `${this.prefix}address:${ip}`,

@@ -1,6 +1,6 @@
 import { identityKey } from '@parley/contracts';
 import { RateLimited, type ApiRouter } from '@parley/http';
-import { keyPart, type AttemptThrottle } from '../auth/throttle.js';
+import { addressKeyPart, keyPart, type AttemptThrottle } from '../auth/throttle.js';
 import { auditContext } from '../audit/record.js';
 import type { BackgroundTasks } from '../background.js';
 import { confirmPasswordReset } from './confirm.js';
@@ -27,7 +27,7 @@ export function resetRoutes(
       // Per typed address (a mail each to it, known or not alike) and per client address.
       const wait = await deps.requestThrottle.reserve([
         { key: `reset-account:${keyPart(identityKey(body.email))}`, max: deps.requestLimits.perAccount },
-        { key: `reset-address:${keyPart(request.ip)}`, max: deps.requestLimits.perAddress },
+        { key: `reset-address:${addressKeyPart(request.ip)}`, max: deps.requestLimits.perAddress },
       ]);
       if (wait !== null) throw new RateLimited(wait, 'Too many reset requests; try again later');
       const context = auditContext(request);
