@@ -1,3 +1,4 @@
+import { DiscardPolicy, jetstreamManager } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
 import { startGatewayService } from '../services/gateway/src/service.js';
@@ -45,6 +46,30 @@ describe('session revocation reaches every gateway and every socket', () => {
     expect(kept.closed).toBeNull();
     expect((await http(other, 'GET', '/api/v1/users/me', { token: keep.accessToken })).status).toBe(200);
     kept.close();
+  });
+
+  it('a logout whose announcement failed is announced by the next try: the token and socket stop then', async () => {
+    const a = await register(stack, 'retrier');
+    // One revocation in the stream at least, then the stream refuses more (as NATS down would).
+    const spare = await http(stack, 'POST', '/api/v1/auth/login', { body: { login: 'retrier', password: a.password } });
+    expect((await http(stack, 'POST', '/api/v1/auth/logout', { token: spare.body.accessToken })).status).toBe(204);
+    const nc = await stack.env.connectNats('revocations-full');
+    const jsm = await jetstreamManager(nc);
+    const name = `${stack.env.namespace}_revocations`;
+    const before = await jsm.streams.info(name);
+    const socket = await TestSocket.open(stack.wsUrl, a.accessToken);
+    try {
+      await jsm.streams.update(name, { ...before.config, max_msgs: before.state.messages, discard: DiscardPolicy.New });
+      expect((await http(stack, 'POST', '/api/v1/auth/logout', { token: a.accessToken })).status).toBeGreaterThanOrEqual(500);
+    } finally {
+      await jsm.streams.update(name, before.config);
+      await nc.close();
+    }
+    // The rows were marked revoked by the failed try; before, this try found nothing to announce.
+    expect((await http(stack, 'POST', '/api/v1/auth/logout', { token: a.accessToken })).status).toBe(204);
+    expect((await socket.waitClosed(2_000)).code).toBe(4401);
+    expect((await http(stack, 'GET', '/api/v1/users/me', { token: a.accessToken })).status).toBe(401);
+    await eventually(async () => ((await http(other, 'GET', '/api/v1/users/me', { token: a.accessToken })).status === 401 ? true : undefined), 2_000, 'refused on the other gateway');
   });
 
   it('a gateway started after a logout still refuses the revoked token (revocations are loaded from the stream)', async () => {

@@ -18,7 +18,8 @@ export interface RevokeDeps {
  * Ends sessions at once: marks them revoked in Postgres (refresh stops working) and publishes
  * SessionRevoked, which every gateway applies to its in-memory revocation list (the session's access
  * tokens stop working) and to its open sockets (closed within a second).
- * Returns the ids of the sessions it revoked.
+ * Returns the ids of the sessions it revoked, and of those an earlier try of the same revocation
+ * marked but may not have announced (revokeSessionRows): announced again, which is idempotent.
  */
 export async function revokeSessions(
   deps: RevokeDeps,

@@ -77,24 +77,31 @@ export async function findSessionUser(pool: Pool, sessionId: string): Promise<st
   return rows[0]?.user_id ?? null;
 }
 
-/** Marks sessions revoked; returns the ids that were still active. */
+/**
+ * Marks sessions revoked; returns the ids that were still active, and after them those this same
+ * revocation (the same sessions and reason) marked within the last day: a try whose announcement
+ * failed after its rows were marked (NATS unreachable) is announced by the next try, which found
+ * nothing active any more and announced nothing (the sessions' access tokens and sockets went on
+ * working until they expired). A day: no access token lives longer (ACCESS_TOKEN_TTL's cap).
+ */
 export async function revokeSessionRows(
   pool: Pool,
   userId: string,
   which: { sessionId: string } | { allExcept: string | null },
   reason: string,
 ): Promise<string[]> {
-  const { rows } =
-    'sessionId' in which
-      ? await pool.query<{ id: string }>(
-          `UPDATE users.sessions SET revoked_at = now(), revoked_reason = $3
-            WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL RETURNING id`,
-          [which.sessionId, userId, reason],
-        )
-      : await pool.query<{ id: string }>(
-          `UPDATE users.sessions SET revoked_at = now(), revoked_reason = $3
-            WHERE user_id = $1 AND revoked_at IS NULL AND ($2::uuid IS NULL OR id <> $2::uuid) RETURNING id`,
-          [userId, which.allExcept, reason],
-        );
+  // The sessions meant, as a condition on users.sessions ($1 user, $2 the session or the one kept).
+  const meant = 'sessionId' in which ? 'user_id = $1 AND id = $2::uuid' : 'user_id = $1 AND ($2::uuid IS NULL OR id <> $2::uuid)';
+  const param = 'sessionId' in which ? which.sessionId : which.allExcept;
+  const { rows } = await pool.query<{ id: string }>(
+    `WITH fresh AS (
+       UPDATE users.sessions SET revoked_at = now(), revoked_reason = $3
+        WHERE ${meant} AND revoked_at IS NULL RETURNING id)
+     SELECT id FROM fresh
+     UNION ALL
+     SELECT id FROM users.sessions
+      WHERE ${meant} AND revoked_reason = $3 AND revoked_at > now() - interval '1 day'`,
+    [userId, param, reason],
+  );
   return rows.map((r) => r.id);
 }
