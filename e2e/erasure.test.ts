@@ -144,6 +144,9 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
       expect(await rows(`SELECT count(*) AS n FROM ${table} WHERE ${column} = $1`, [ann.id]), `${table}.${column}`).toBe(0);
     }
     expect(await rows(`SELECT count(*) AS n FROM users.audit_log WHERE user_id = $1 AND action <> 'account.deleted'`, [ann.id])).toBe(0);
+    // The one entry left names her id only: not the address or browser she erased from.
+    await eventually(async () => (await rows(`SELECT count(*) AS n FROM users.audit_log WHERE user_id = $1 AND action = 'account.deleted'`, [ann.id])) === 1 || undefined, 5_000, 'the account.deleted entry');
+    expect(await rows(`SELECT count(*) AS n FROM users.audit_log WHERE user_id = $1 AND (ip <> '' OR user_agent <> '')`, [ann.id])).toBe(0);
 
     // Redis holds nothing of hers.
     const values = [...(await cachedTexts(redis, env.namespace)).values()];

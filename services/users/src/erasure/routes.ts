@@ -19,8 +19,10 @@ export function erasureRoutes(router: ApiRouter, deps: EraseDeps & { audit: Audi
     handler: async ({ auth, body, request }) => {
       const user = await confirmPassword(deps, auth.userId, request.ip, body.password, 'The password is wrong');
       await eraseAccount(deps, user, body.purgeMessages ?? false, request.requestId);
-      // Kept 90 days like every audit entry; it names the id only, which the ledger holds anyway.
-      await deps.audit.record(user.id, 'account.deleted', auditContext(request), { purgeMessages: body.purgeMessages ?? false });
+      // Kept 90 days like every audit entry; it names the id only, which the ledger holds anyway:
+      // not the address or browser the erasure came from (the person's, kept after they asked for
+      // everything to go).
+      await deps.audit.record(user.id, 'account.deleted', { ...auditContext(request), ip: '', userAgent: '' }, { purgeMessages: body.purgeMessages ?? false });
       return { status: 202 };
     },
   });
