@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runCleanup } from '../services/retention/src/cli.js';
 import { mailMatch, register, startStack, type Account, type Stack } from './stack.js';
 import { artifacts, call, directChat, holdFirstRead, launchBrowser, openChat, openPage, postPoll, signIn, SIZES, socketResumed, webDir } from './web-kit.js';
 
@@ -884,4 +885,34 @@ describe('web client in Chromium', () => {
       }
     }
   }, 60_000);
+
+  // Last in this file: its retention pass expires every message the earlier tests wrote.
+  it('takes away, live, the messages of a member erased with them and those a retention pass expired, and keeps the chat\'s title', async () => {
+    const [erin, frank, george] = [await register(stack), await register(stack), await register(stack)];
+    const group = await call<{ id: string }>(stack.baseUrl, george.accessToken, 'POST', '/chats', { type: 'group', title: 'Fading group', memberIds: [erin.id, frank.id] });
+    expect(group.status).toBe(201);
+    for (const [who, body] of [[frank, 'frank was here'], [george, 'george stays a while']] as const) {
+      expect((await call(stack.baseUrl, who.accessToken, 'POST', `/chats/${group.body.id}/messages`, { clientMsgId: `fade-${who.id}`, body })).status).toBe(201);
+    }
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    try {
+      await signIn(page, stack.baseUrl, erin);
+      await openChat(page, 'Fading group');
+      await page.locator('li.message', { hasText: 'frank was here' }).waitFor();
+      // Frank erases his account with his messages: they go from her screen without a reload.
+      expect((await call(stack.baseUrl, frank.accessToken, 'DELETE', '/users/me', { password: frank.password, purgeMessages: true })).status).toBe(202);
+      await page.locator('li.message', { hasText: 'frank was here' }).waitFor({ state: 'detached', timeout: 15_000 });
+      expect(await page.locator('li.message', { hasText: 'george stays a while' }).count()).toBe(1);
+      // A year later, the retention pass: the rest goes too, live, and the title stays (it read
+      // "undefined": the expiry's chat.updated has no title).
+      const later = new Date(Date.now() + 366 * 86_400_000).toISOString();
+      expect((await runCleanup(['--now', later], { ...stack.vars, RETENTION_ORPHAN_FILE_GRACE_SECONDS: '0' }, () => {})).exitCode).toBe(0);
+      await page.locator('li.message', { hasText: 'george stays a while' }).waitFor({ state: 'detached', timeout: 15_000 });
+      expect(await page.locator('.chat-item', { hasText: 'Fading group' }).count()).toBe(1);
+      expect(await page.locator('#chat-title').textContent()).toContain('Fading group');
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 120_000);
 });

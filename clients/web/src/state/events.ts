@@ -63,6 +63,11 @@ export interface EventEffects {
   incomingElsewhere(message: Message): void;
   /** Another member voted: re-read the poll over HTTP a little later, to correct the counts. */
   pollChanged(chatId: string, messageId: string): void;
+  /**
+   * Messages went at once (an erased member's, purged): read the chat again, from a history that
+   * has the event at `seq` (the projection may trail the socket).
+   */
+  historyChanged(chatId: string, seq: number): void;
 }
 
 /**
@@ -105,7 +110,18 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
       if (data.userId !== me && data.closed !== true) effects.pollChanged(event.chatId, String(data.messageId));
       return;
     case 'chat.updated':
-      chat!.title = String(data.title);
+      // A rename carries the title; a retention pass's expiry (MessagesExpired) carries
+      // `historyExpiredUpToSeq` instead: the chat's messages up to it are gone (protocol.md).
+      if (typeof data.title === 'string') chat!.title = data.title;
+      if (typeof data.historyExpiredUpToSeq === 'number') {
+        const upTo = data.historyExpiredUpToSeq;
+        const history = state.history.get(event.chatId);
+        if (history) history.messages = history.messages.filter((m) => m.seq > upTo);
+        if (chat!.lastMessage && chat!.lastMessage.seq <= upTo) {
+          chat!.lastMessage = null;
+          chat!.unreadCount = 0;
+        }
+      }
       return;
     case 'member.added':
       if (!chat!.members.some((m) => m.userId === data.userId)) chat!.members.push({ userId: String(data.userId), role: String(data.role) });
@@ -114,7 +130,11 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
       if (data.userId === me) {
         state.chats.delete(event.chatId);
         state.history.delete(event.chatId);
-      } else chat!.members = chat!.members.filter((m) => m.userId !== data.userId);
+      } else {
+        chat!.members = chat!.members.filter((m) => m.userId !== data.userId);
+        // An erased account whose messages, reactions and votes went with it.
+        if (data.purged === true) effects.historyChanged(event.chatId, event.seq);
+      }
       return;
     case 'read.updated': {
       const reads = state.reads.get(event.chatId) ?? new Map<string, number>();

@@ -182,6 +182,7 @@ function startRealtime(): void {
       if (chat) chat.unreadCount += 1;
     },
     pollChanged: (chatId, messageId) => setTimeout(() => void rereadPoll(chatId, messageId), 1_000),
+    historyChanged: (chatId, seq) => void (state.history.has(chatId) ? reloadNewest(chatId, seq) : refreshChat(chatId)),
   };
   realtime = new RealtimeClient(
     wsUrl(),
