@@ -194,6 +194,21 @@ describe('groups, edits, deletes, reactions, polls and receipts', () => {
     memberSocket.close();
   });
 
+  it('refuses a reply to a deleted message, over WebSocket and HTTP', async () => {
+    const chatId = await group('Replies to the gone', [member]);
+    const gone = await say(owner, chatId, 'soon deleted');
+    expect((await call(owner, 'DELETE', `/api/v1/messages/${gone.id}`)).status).toBe(204);
+    const replyOverHttp = await call(member, 'POST', `/api/v1/chats/${chatId}/messages`, { clientMsgId: 'reply-gone-http', body: 'to the gone', replyTo: gone.id });
+    expect(replyOverHttp.status).toBe(400);
+    expect(replyOverHttp.body.error.code).toBe('invalid_request');
+    const socket = await TestSocket.open(stack.wsUrl, member.accessToken);
+    socket.send({ op: 'send', chatId, clientMsgId: 'reply-gone-ws', body: 'to the gone', replyTo: gone.id });
+    expect(await socket.next((f) => f.op === 'error' || f.op === 'ack')).toMatchObject({ op: 'error', code: 'invalid_request', ref: 'reply-gone-ws' });
+    socket.close();
+    // Nothing was stored.
+    expect((await history(owner, chatId)).map((m: { body: string }) => m.body)).toEqual(['']);
+  });
+
   it('never moves a read position back, also when an older mark follows a newer one before the projection has it', async () => {
     const chatId = await group('Receipts race', [member]);
     const [first, second, third] = [await say(owner, chatId, 'r1'), await say(owner, chatId, 'r2'), await say(owner, chatId, 'r3')];

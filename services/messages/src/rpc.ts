@@ -42,8 +42,9 @@ export function messagesRpc(
     isMember: (req) => membershipAt(pool, req.chatId, req.userId),
     messageChat: async (req) => {
       const message = await lookupMessage({ pool, barrier: deps.barrier }, req.messageId);
-      // Only reveal the chat to one of its members.
-      return { chatId: message && (await isMember(pool, message.chat_id, req.userId)) ? message.chat_id : null };
+      // Only reveal the chat to one of its members, and only for a message still there: a reply
+      // to a deleted one was accepted (its tombstone is still a row; api.md: not visible).
+      return { chatId: message && !message.deleted_at && (await isMember(pool, message.chat_id, req.userId)) ? message.chat_id : null };
     },
     registerAttachment: async (req) => {
       const event: AttachmentUploaded = {

@@ -39,7 +39,8 @@ export async function sendMessage(
   const replyTo = input.replyTo ?? null;
   if (replyTo) {
     const target = await lookupMessage(deps, replyTo);
-    if (!target || target.chat_id !== chatId) throw new InvalidRequest('replyTo must be a message of the same chat');
+    // A deleted message is not visible (api.md): its tombstone row is no reply target either.
+    if (!target || target.chat_id !== chatId || target.deleted_at) throw new InvalidRequest('replyTo must be a message of the same chat');
   }
   const earlier = await findByClientMsgId(deps.pool, chatId, senderId, input.clientMsgId);
   if (earlier) return { message: (await messageViews(deps.pool, [earlier], senderId))[0]!, duplicate: true };
