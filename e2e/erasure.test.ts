@@ -1,6 +1,7 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -228,6 +229,31 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     });
     expect(texts.filter((t) => t.includes(message.id)).map((t) => JSON.parse(t.slice(t.indexOf(' ') + 1)).type)).toEqual(['MessageDeleted']);
     expect((await streamTexts(`${env.namespace}_erasures`)).filter((t) => t.includes(message.id))).toHaveLength(1);
+  });
+
+  it('an edit stored after its message was deleted leaves the stream too (the edit raced the delete)', async () => {
+    const chatId = (await http(stack, 'POST', '/api/v1/chats', { token: bob.accessToken, body: { type: 'group', title: 'edit race', memberIds: [cat.id] } })).body.id;
+    const message = await send(bob, chatId, 'first draft');
+    expect((await http(stack, 'DELETE', `/api/v1/messages/${message.id}`, { token: bob.accessToken })).status).toBe(204);
+    // What an edit decided on a state without the deletion stores: its MessageEdited after the
+    // MessageDeleted. A race of two requests cannot be had on demand, so its outcome is appended.
+    const stream = `${env.namespace}_chats`;
+    const subject = `${env.namespace}.chat.${chatId}`;
+    const head = await (await jetstreamManager(nc)).streams.getMessage(stream, { last_by_subj: subject });
+    const headSeq = head!.json<{ seq: number }>().seq;
+    const edit = {
+      type: 'MessageEdited',
+      version: 1,
+      chatId,
+      seq: headSeq + 1,
+      data: { messageId: message.id, body: `secret second draft ${SECRET}`, editedBy: bob.id },
+      meta: { eventId: crypto.randomUUID(), occurredAt: new Date().toISOString(), actorId: bob.id, correlationId: crypto.randomUUID(), causationId: null },
+    };
+    const ack = await jetstream(nc).publish(subject, JSON.stringify(edit), { expect: { lastSubjectSequence: head!.seq } });
+    // The projection has taken it, and then the stream-content reactor deletes it (before, it stayed).
+    await eventually(async () => (await rows(`SELECT count(*) AS n FROM messages.projection_checkpoints WHERE projector = 'chats-projection' AND stream_seq >= $1`, [ack.seq])) === 1 || undefined, 10_000, 'the edit projected');
+    await eventually(async () => ((await (await jetstreamManager(nc)).streams.getMessage(stream, { seq: ack.seq })) === null ? true : undefined), 15_000, 'the late edit gone from the stream');
+    expect((await streamTexts(stream)).filter((t) => t.includes(SECRET) && t.includes(chatId))).toEqual([]);
   });
 
   it('the routine retention pass erases again what a restored backup brought back (the ledger)', async () => {

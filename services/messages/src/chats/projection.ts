@@ -514,13 +514,20 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
         await tx.query(`UPDATE messages.chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2`, [event.chatId, event.data.newOwnerId]);
       }
       return;
-    case 'MessageEdited':
-      await tx.query(
+    case 'MessageEdited': {
+      const { rowCount } = await tx.query(
         `UPDATE messages.messages SET body = $3, edited_at = $4, edit_stream_seqs = edit_stream_seqs || $5::bigint
           WHERE id = $1 AND chat_id = $2 AND deleted_at IS NULL`,
         [event.data.messageId, event.chatId, event.data.body, at, position.streamSeq],
       );
+      // The message is gone already (deleted or expired after the edit was decided on a state
+      // without that): the edit's text leaves the stream now, as a reaction to a gone message does
+      // (recordDependent). Before, it stayed there for the stream's life, and resume replayed it.
+      if (rowCount === 0) {
+        await tx.query('INSERT INTO messages.stream_deletions (stream_seq, queued_at) VALUES ($1, $2) ON CONFLICT DO NOTHING', [position.streamSeq, at]);
+      }
       return;
+    }
     case 'MessageDeleted': {
       // The tombstone keeps the row (seq, sender, time) so history has no holes; the content goes,
       // here and (after commit) from the stream: the original event and every edit.
