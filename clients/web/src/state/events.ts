@@ -159,6 +159,9 @@ function messageChange(event: ChatEvent, me: string | undefined): ((m: Message) 
   switch (event.type) {
     case 'message.edited':
       return (m) => {
+        // An edit that raced the deletion comes after it (the server drops it from the stream):
+        // a deleted message shows no text.
+        if (m.deletedAt) return;
         m.body = String(data.body);
         m.editedAt = String(data.editedAt);
       };
