@@ -72,6 +72,29 @@ describe('token forgery', () => {
     expect((await http(stack, 'GET', '/api/v1/chats', { token: bob.accessToken })).body.items).toEqual([]);
   });
 
+  it('closes a socket with 4401 when its access token expires, unless a newer token of the same session renews it', async () => {
+    // A genuine token of Alice's session that expires in 2 s.
+    const shortLived = async () => sign({ ...valid(), exp: now() + 2 });
+    const expiring = await TestSocket.open(stack.wsUrl, await shortLived());
+    const started = Date.now();
+    // Before, it stayed open (and sending) as Alice for as long as the session lived.
+    expect((await expiring.waitClosed(5_000)).code).toBe(4401);
+    expect(Date.now() - started).toBeGreaterThan(500);
+
+    const renewed = await TestSocket.open(stack.wsUrl, await shortLived());
+    const expiresAt = Date.now() + 2_000;
+    renewed.send({ op: 'auth', token: await sign(valid()) });
+    expect(await renewed.next((f) => f.op === 'authenticated')).toEqual({ op: 'authenticated', userId: alice.id });
+    // Past the first token's expiry, it still answers.
+    while (Date.now() < expiresAt + 1_000) await new Promise((r) => setTimeout(r, 250));
+    await renewed.sync();
+    expect(renewed.closed).toBeNull();
+    // Another session's token renews nothing.
+    renewed.send({ op: 'auth', token: bob.accessToken });
+    expect(await renewed.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request' });
+    renewed.close();
+  });
+
   it('refuses every forgery at the WebSocket upgrade (401) and in an auth frame (close 4401)', async () => {
     for (const [name, token] of await forgeries()) {
       const status = await new Promise<number>((resolve, reject) => {

@@ -10,6 +10,8 @@ export interface AccessClaims {
   sessionId: string;
   /** The account's e-mail address was verified when the token was issued (claim `ev`). */
   emailVerified?: boolean;
+  /** When the token expires (ms since the epoch, claim `exp`); set by TokenVerifier. */
+  expiresAt?: number;
 }
 
 const ISSUER = 'parley';
@@ -48,7 +50,7 @@ export class TokenVerifier {
     try {
       const { payload } = await jwtVerify(token, this.key, { issuer: ISSUER, audience: AUDIENCE, algorithms: ['HS256'] });
       if (typeof payload.sub !== 'string' || typeof payload.sid !== 'string') return null;
-      return { userId: payload.sub, sessionId: payload.sid, emailVerified: payload.ev === true };
+      return { userId: payload.sub, sessionId: payload.sid, emailVerified: payload.ev === true, ...(typeof payload.exp === 'number' ? { expiresAt: payload.exp * 1000 } : {}) };
     } catch (error) {
       if (error instanceof errors.JOSEError) return null;
       throw error;

@@ -120,6 +120,22 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
     if (!data.closed && data.held && !data.resuming) deps.delivery.release(socket);
   };
 
+  /**
+   * Closes the socket with 4401 when its access token expires, unless an `auth` frame with a newer
+   * token of the same session renews it first. Before, a socket outlived its token for good: whoever
+   * held a token for a moment could keep one open as that user until the session was revoked.
+   */
+  const closeAtExpiry = (socket: Socket) => {
+    const data = socket.getUserData().state;
+    if (data.authTimer) clearTimeout(data.authTimer);
+    data.authTimer = null;
+    if (!data.expiresAt) return;
+    data.authTimer = setTimeout(() => {
+      if (!data.closed) deps.delivery.outbox.end(socket, CLOSE_UNAUTHORIZED, 'access token expired');
+    }, Math.max(0, data.expiresAt - Date.now()));
+    data.authTimer.unref();
+  };
+
   const authenticate = (socket: Socket, userId: string, sessionId: string): boolean => {
     const data = socket.getUserData().state;
     release(data);
@@ -135,6 +151,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
     data.resendWindowFrom = Date.now();
     if (data.authTimer) clearTimeout(data.authTimer);
     data.authTimer = null;
+    closeAtExpiry(socket);
     deps.registry.add(userId, sessionId, socket);
     data.held = [];
     // The grace ends with the client's first frame *arriving* (docs/protocol.md, Holding), so the
@@ -249,6 +266,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         deps.delivery.outbox.end(socket, CLOSE_UNAUTHORIZED, 'invalid token');
         return;
       }
+      data.expiresAt = claims.expiresAt ?? 0;
       if (!authenticate(socket, claims.userId, claims.sessionId)) return;
       await data.ready?.catch(() => {});
       send(socket, { op: 'authenticated', userId: claims.userId }, 'authenticated');
@@ -304,9 +322,18 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         deps.typing.notify(frame.chatId, data.userId);
         return;
       }
-      case 'auth':
-        send(socket, errorFrame('invalid_request', 'Already authenticated'), 'error');
+      case 'auth': {
+        // A newer access token of the same session renews the socket past the old one's expiry.
+        const claims = AuthFrame.check(frame) ? await deps.authenticate(frame.token) : null;
+        if (!claims || claims.userId !== data.userId || claims.sessionId !== data.sessionId) {
+          send(socket, errorFrame('invalid_request', 'Already authenticated; a renewal needs a valid token of the same session'), 'error');
+          return;
+        }
+        data.expiresAt = claims.expiresAt ?? 0;
+        closeAtExpiry(socket);
+        send(socket, { op: 'authenticated', userId: claims.userId }, 'authenticated');
         return;
+      }
       case 'read': {
         if (!ReadFrame.check(frame)) {
           send(socket, errorFrame('invalid_request', 'Invalid read frame'), 'error');
@@ -364,6 +391,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         ready: null,
         closed: false,
         authTimer: null,
+        expiresAt: 0,
         chain: SETTLED,
         chats: new Map(),
         notIn: null,
@@ -405,7 +433,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
             tooMany('Too many connections for this account');
             return;
           }
-          res.upgrade({ state: userData(claims.userId, claims.sessionId, null) }, key, protocol, extensions, context);
+          res.upgrade({ state: { ...userData(claims.userId, claims.sessionId, null), expiresAt: claims.expiresAt ?? 0 } }, key, protocol, extensions, context);
         });
       });
     },

@@ -8,7 +8,10 @@ export interface SocketData {
   /** The socket's set-up (memberships, presence snapshot) while it runs; frames wait on it. Null before authentication and once set up. */
   ready: Promise<void> | null;
   closed: boolean;
+  /** Before authentication, the authentication timeout; after it, the access token's expiry (closes with 4401). */
   authTimer: NodeJS.Timeout | null;
+  /** When the access token the socket authenticated with expires (ms since the epoch; 0: unknown). */
+  expiresAt: number;
   /** Frames are handled one after another per socket; this is the tail of that chain. */
   chain: Promise<void>;
   /**
