@@ -194,6 +194,22 @@ describe('groups, edits, deletes, reactions, polls and receipts', () => {
     memberSocket.close();
   });
 
+  it('adds one reaction for the same emoji sent several times at once (a double click), live and in history', async () => {
+    const chatId = await group('Double click', [member]);
+    const message = await say(owner, chatId, 'react to me');
+    const watcher = await TestSocket.open(stack.wsUrl, owner.accessToken);
+    const answers = await Promise.all(Array.from({ length: 4 }, () => call(member, 'POST', `/api/v1/messages/${message.id}/reactions`, { emoji: '🎉' })));
+    expect(answers.map((a) => a.status)).toEqual([201, 201, 201, 201]);
+    // A message after them, as the positive signal: every event before it has been relayed by then.
+    const marker = await say(owner, chatId, 'after the clicks');
+    await watcher.next((f) => f.type === 'message.created' && f.data.id === marker.id, 10_000);
+    // Before, each request that read "not reacted" appended its own ReactionAdded: others counted 2 or more.
+    expect(watcher.frames.filter((f) => f.type === 'reaction.added' && f.chatId === chatId)).toHaveLength(1);
+    const reacted = await eventually(async () => (await history(owner, chatId)).find((m: { id: string; reactions: unknown[] }) => m.id === message.id && m.reactions.length > 0));
+    expect(reacted.reactions).toEqual([{ emoji: '🎉', count: 1, me: false }]);
+    watcher.close();
+  });
+
   it('refuses a reply to a deleted message, over WebSocket and HTTP', async () => {
     const chatId = await group('Replies to the gone', [member]);
     const gone = await say(owner, chatId, 'soon deleted');

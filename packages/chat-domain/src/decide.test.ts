@@ -71,6 +71,15 @@ describe('chat decider: edits, deletes, reactions', () => {
     givenChat(group, sent('m1', N)).when({ type: 'Unreact', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).thenRefused('not_found', 'No such reaction');
     givenChat(group, sent('m1', N), removed(M)).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).thenRefused('not_found');
   });
+  it('race: the same reaction added (or removed) by another request after the basis decides this one too', () => {
+    const added = { type: 'ReactionAdded', data: { messageId: 'm1', userId: M, emoji: '👍' } } as const;
+    const removedAgain = { type: 'ReactionRemoved', data: { messageId: 'm1', userId: M, emoji: '👍' } } as const;
+    // Both requests read "not reacted" from the projection; the second decides again on the first's event.
+    givenChat(group, sent('m1', N), added).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).thenNothingHappened();
+    givenChat(group, sent('m1', N), added, removedAgain).when({ type: 'Unreact', actorId: M, messageId: 'm1', emoji: '👍', reacted: true }).thenRefused('not_found', 'No such reaction');
+    // Another emoji, or another user's reaction, is not this one.
+    givenChat(group, sent('m1', N), { type: 'ReactionAdded', data: { messageId: 'm1', userId: N, emoji: '👍' } }).when({ type: 'React', actorId: M, messageId: 'm1', emoji: '👍', reacted: false }).then(added);
+  });
 });
 
 describe('chat decider: polls', () => {

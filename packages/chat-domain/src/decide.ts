@@ -1,5 +1,5 @@
 import type { ChatCreated, ChatEvent, MemberRole, MessageSent, PollPosted } from '@parley/contracts';
-import { successorOf, type ChatState } from './state.js';
+import { reactionKey, successorOf, type ChatState } from './state.js';
 
 /** An event as decided: its type and data. The writer adds the seq, version and meta when it appends. */
 export type Decided = { [E in ChatEvent as E['type']]: { type: E['type']; data: E['data'] } }[ChatEvent['type']];
@@ -20,7 +20,10 @@ export type ChatCommand =
   | { type: 'PostPoll'; actorId: string; data: Omit<PollPosted['data'], 'senderId'> }
   | { type: 'EditMessage'; actorId: string; messageId: string; body: string }
   | { type: 'DeleteMessage'; actorId: string; messageId: string; original: { clientMsgId: string; createdAt: string } }
-  /** `reacted`: the actor already has this reaction (one per user, emoji and message: nothing to add). */
+  /**
+   * `reacted`: the actor had this reaction as of the basis (one per user, emoji and message:
+   * nothing to add); a reaction event after the basis (ChatState.reactions) overrides it.
+   */
   | { type: 'React'; actorId: string; messageId: string; emoji: string; reacted: boolean }
   | { type: 'Unreact'; actorId: string; messageId: string; emoji: string; reacted: boolean }
   | { type: 'Vote'; actorId: string; pollId: string; optionIds: string[] }
@@ -108,11 +111,11 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
     }
     case 'React':
       if (!visible(state, command.messageId)) return NO_MESSAGE;
-      if (command.reacted) return accept();
+      if (state.reactions.get(reactionKey(command.messageId, command.actorId, command.emoji)) ?? command.reacted) return accept();
       return accept({ type: 'ReactionAdded', data: { messageId: command.messageId, userId: command.actorId, emoji: command.emoji } });
     case 'Unreact':
       if (!visible(state, command.messageId)) return NO_MESSAGE;
-      if (!command.reacted) return refuse('not_found', 'No such reaction');
+      if (!(state.reactions.get(reactionKey(command.messageId, command.actorId, command.emoji)) ?? command.reacted)) return refuse('not_found', 'No such reaction');
       return accept({ type: 'ReactionRemoved', data: { messageId: command.messageId, userId: command.actorId, emoji: command.emoji } });
     case 'Vote': {
       const poll = state.polls.get(command.pollId);

@@ -21,7 +21,16 @@ export interface ChatState {
   polls: ReadonlyMap<string, KnownPoll>;
   /** Everything up to this seq has expired (MessagesExpired). */
   expiredUpToSeq: number;
+  /**
+   * Reactions the folded events added (true) or removed (false), by reactionKey. A command's own
+   * `reacted` is what the projection held at its basis; an event after that overrides it, so two
+   * identical reactions sent at once add one (the second decides again on the first's event).
+   */
+  reactions: ReadonlyMap<string, boolean>;
 }
+
+/** A user's reaction with one emoji on one message. */
+export const reactionKey = (messageId: string, userId: string, emoji: string): string => `${messageId} ${userId} ${emoji}`;
 
 export interface KnownMessage {
   senderId: string;
@@ -46,6 +55,7 @@ export const initialChatState = (): ChatState => ({
   messages: new Map(),
   polls: new Map(),
   expiredUpToSeq: 0,
+  reactions: new Map(),
 });
 
 /**
@@ -69,15 +79,16 @@ export function evolve(state: ChatState, event: ChatEvent): ChatState {
  */
 export function fold(state: ChatState, events: readonly ChatEvent[]): ChatState {
   if (events.length === 0) return state;
-  const draft: Draft = { ...state, members: new Map(state.members), messages: new Map(state.messages), polls: new Map(state.polls) };
+  const draft: Draft = { ...state, members: new Map(state.members), messages: new Map(state.messages), polls: new Map(state.polls), reactions: new Map(state.reactions) };
   for (const event of events) apply(draft, event);
   return draft;
 }
 
-type Draft = Omit<ChatState, 'members' | 'messages' | 'polls'> & {
+type Draft = Omit<ChatState, 'members' | 'messages' | 'polls' | 'reactions'> & {
   members: Map<string, { role: MemberRole; joinedSeq: number }>;
   messages: Map<string, KnownMessage>;
   polls: Map<string, KnownPoll>;
+  reactions: Map<string, boolean>;
 };
 
 function apply(draft: Draft, event: ChatEvent): void {
@@ -121,10 +132,12 @@ function apply(draft: Draft, event: ChatEvent): void {
     case 'MessagesExpired':
       draft.expiredUpToSeq = Math.max(draft.expiredUpToSeq, event.data.upToSeq);
       return;
-    case 'ChatRenamed':
-    case 'MessageEdited':
     case 'ReactionAdded':
     case 'ReactionRemoved':
+      draft.reactions.set(reactionKey(event.data.messageId, event.data.userId, event.data.emoji), event.type === 'ReactionAdded');
+      return;
+    case 'ChatRenamed':
+    case 'MessageEdited':
     case 'PollVoted':
       return;
     default: {

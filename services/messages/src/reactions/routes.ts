@@ -23,12 +23,15 @@ export function reactionRoutes(router: ApiRouter, deps: AppendDeps & WriteDeps):
     handler: async ({ params, body, auth, request }) => {
       const message = await lookupMessage(deps, params.id);
       if (!message) throw new NotFound('No such message');
+      // The reaction read after the basis: a change between the two is also among the events the
+      // writer folds after the basis, which override it (ChatState.reactions).
+      const basis = await basisWith(deps.pool, message.chat_id, { message });
       const reacted = await hasReaction(deps.pool, params.id, auth.userId, body.emoji);
       await writeChat(deps, message.chat_id, { type: 'React', actorId: auth.userId, messageId: params.id, emoji: body.emoji, reacted }, {
         msgId: `react:${params.id}:${auth.userId}:${body.emoji}:${request.requestId}`,
         actorId: auth.userId,
         correlationId: request.requestId,
-        basis: await basisWith(deps.pool, message.chat_id, { message }),
+        basis,
       });
       return { status: 201, body: { messageId: params.id, emoji: body.emoji } };
     },
@@ -42,12 +45,13 @@ export function reactionRoutes(router: ApiRouter, deps: AppendDeps & WriteDeps):
       const emoji = params.emoji;
       const message = await lookupMessage(deps, params.id);
       if (!message) throw new NotFound('No such message');
+      const basis = await basisWith(deps.pool, message.chat_id, { message });
       const reacted = await hasReaction(deps.pool, params.id, auth.userId, emoji);
       await writeChat(deps, message.chat_id, { type: 'Unreact', actorId: auth.userId, messageId: params.id, emoji, reacted }, {
         msgId: `unreact:${params.id}:${auth.userId}:${emoji}:${request.requestId}`,
         actorId: auth.userId,
         correlationId: request.requestId,
-        basis: await basisWith(deps.pool, message.chat_id, { message }),
+        basis,
       });
       return { status: 204 };
     },
