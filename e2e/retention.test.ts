@@ -38,6 +38,9 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
   let freshMessageId: string;
   /** Uploaded before the cutoff, sent after it: its upload record is carried past the purge. */
   let keptAttachmentId: string;
+  /** Just after the fresh message was stored, and just before the first pass (which carried its upload record) ran. */
+  let freshSentBy: Date;
+  let firstPassFrom: Date;
   // Every class gets the same period, so one --now puts one cutoff between the old and the fresh data.
   const days = '30';
   const now = () => new Date(cutoff.getTime() + 30 * DAY_MS).toISOString();
@@ -100,6 +103,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     cutoff = new Date();
     await new Promise((r) => setTimeout(r, 50));
     freshMessageId = (await send(direct, `fresh ${FRESH} message`, { attachmentIds: [keptAttachmentId] })).id;
+    freshSentBy = new Date();
     expect((await http(stack, 'POST', `/api/v1/messages/${freshMessageId}/reactions`, { token: b.accessToken, body: { emoji: '🎉' } })).status).toBe(201);
     // After the cutoff, on old messages: an edit, a reaction and a vote. They expire with their
     // messages (issue 18: what refers to a message must not outlive it), though newer themselves.
@@ -139,6 +143,7 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
   });
 
   it('deletes the expired rows, search entries, cache entries, files and stream events, and keeps the fresh ones', async () => {
+    firstPassFrom = new Date();
     const { exitCode, report } = await cleanup();
     expect(exitCode).toBe(0);
     expect(report?.rows.messages).toBe(4);
@@ -269,6 +274,21 @@ describe('retention: npm run cleanup deletes expired data everywhere, and only t
     expect(await rows('SELECT count(*) AS n FROM users.users')).toBe(2);
     const history = (await http(stack, 'GET', `/api/v1/chats/${direct}/messages`, { token: a.accessToken })).body.items;
     expect(history.map((m: { id: string }) => m.id)).toEqual([freshMessageId]);
+  });
+
+  it('a pass that expires a message whose upload record an earlier pass carried to the head deletes that record too', async () => {
+    // A cutoff after the fresh message but before the first pass carried its file's upload record:
+    // the message expires, the carried record (stored later) is not below the cutoff.
+    const between = new Date((freshSentBy.getTime() + firstPassFrom.getTime()) / 2);
+    const pass = await runCleanup(['--now', new Date(between.getTime() + 30 * DAY_MS).toISOString()], { ...vars, RETENTION_ORPHAN_FILE_GRACE_SECONDS: '0' }, () => {});
+    expect(pass.exitCode).toBe(0);
+    expect(pass.report?.rows.messages).toBe(1);
+    const onSubject = async () => (await storedMessages(nc, `${env.namespace}_chats`)).filter((m) => m.subject === `${env.namespace}.attachment.${keptAttachmentId}`).map((m) => JSON.parse(m.text).type as string);
+    // Its release leaves the tombstone alone on the subject; before, the record (file name,
+    // uploader) stayed about a year more, until its own copy fell below a cutoff.
+    await eventually(async () => ((await onSubject()).includes('AttachmentDeleted') ? true : undefined), 10_000, 'the tombstone');
+    expect(await onSubject()).toEqual(['AttachmentDeleted']);
+    expect(await rows('SELECT count(*) AS n FROM messages.attachments')).toBe(0);
   });
 
   it('a later pass carries the claims and snapshots that lie below its cutoff to the head, so no chat loses its structure, pair or seq', async () => {
