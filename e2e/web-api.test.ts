@@ -163,6 +163,25 @@ describe('web client API module against a real gateway', () => {
     await eventually(async () => ((await mine()) === later.seq ? true : undefined), 15_000, 'the read made offline');
   });
 
+  it('renews the open socket with a refreshed token (the gateway closes a socket whose token expired)', async () => {
+    const dave = await client(stack, `wa_dave${Date.now() % 100000}`);
+    dave.rt.start();
+    try {
+      await until('dave online', () => dave.rt.connectionStatus === 'online');
+      const socket = dave.sockets.at(-1)!;
+      const frames: { op: string; code?: string }[] = [];
+      socket.on('message', (data) => frames.push(JSON.parse(String(data))));
+      expect(await dave.api.refresh()).toBe(true);
+      dave.rt.renew(dave.api.accessToken!);
+      await until('the renewal answered', () => frames.some((f) => f.op === 'authenticated' || f.op === 'error'));
+      expect(frames.filter((f) => f.op === 'authenticated' || f.op === 'error')).toEqual([{ op: 'authenticated', userId: (await dave.api.me()).id }]);
+      // The same socket goes on.
+      expect(dave.sockets).toHaveLength(1);
+    } finally {
+      dave.rt.stop();
+    }
+  });
+
   it('renews the access token when the upgrade is refused (an expired token after a long drop)', async () => {
     const carol = await client(stack, `wa_carol${Date.now() % 100000}`, 'not-a-valid-token');
     carol.rt.start();

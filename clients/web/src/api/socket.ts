@@ -131,6 +131,15 @@ export class RealtimeClient {
     this.reads.clear();
   }
 
+  /**
+   * A newer access token (after a refresh): the next connection uses it, and the open socket is
+   * renewed with it (an `auth` frame), so the gateway does not close it when the old one expires.
+   */
+  renew(token: string): void {
+    this.token = token;
+    this.write({ op: 'auth', token });
+  }
+
   /** Drops the connection as a network failure would, and reconnects (used by tests and "retry now"). */
   reconnectNow(): void {
     this.socket?.close(4000, 'client reconnect');

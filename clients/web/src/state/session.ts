@@ -15,6 +15,8 @@ const wsUrl = () => `${location.protocol === 'https:' ? 'wss' : 'ws'}://${locati
 api.onSignedOut = () => {
   realtime?.stop();
   realtime = null;
+  if (renewalTimer) clearTimeout(renewalTimer);
+  renewalTimer = null;
   resetUserState();
   // Who was asked for belongs to the session: kept, the next account signed in here was never
   // asked for the people it shares, and showed them as "…".
@@ -261,12 +263,46 @@ function startRealtime(): void {
       // A failed refresh keeps the tokens unless the server refused them (then signedIn is false).
       renewToken: async () => {
         await api.refresh();
+        scheduleRenewal();
         return api.signedIn ? api.accessToken : null;
       },
     },
     (url) => new WebSocket(url) as unknown as SocketLike,
   );
   realtime.start();
+  scheduleRenewal();
+}
+
+/** When an access token expires (ms since the epoch, its `exp`); 0 when it cannot be read. */
+function expiryOf(token: string | null): number {
+  try {
+    const payload = JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown };
+    return typeof payload.exp === 'number' ? payload.exp * 1000 : 0;
+  } catch {
+    return 0;
+  }
+}
+
+let renewalTimer: ReturnType<typeof setTimeout> | null = null;
+
+/**
+ * A minute before the access token expires, refreshes the tokens and renews the open socket with
+ * the new one: the gateway closes a socket whose token expired (protocol.md), and reconnecting
+ * every 15 minutes would cost a resume here and a set-up there. A refresh that fails (offline) is
+ * tried again every 10 s; past the expiry the socket closes with 4401 and the reconnect renews.
+ */
+function scheduleRenewal(): void {
+  if (renewalTimer) clearTimeout(renewalTimer);
+  renewalTimer = null;
+  const expiresAt = expiryOf(api.accessToken);
+  if (!expiresAt || !realtime) return;
+  renewalTimer = setTimeout(() => {
+    renewalTimer = null;
+    void api.refresh().then((refreshed) => {
+      if (refreshed && api.accessToken) realtime?.renew(api.accessToken);
+      scheduleRenewal();
+    });
+  }, Math.max(10_000, expiresAt - Date.now() - 60_000));
 }
 
 /** People whose name starts with `query`, remembered for names shown elsewhere; not the caller. */
