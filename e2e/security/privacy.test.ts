@@ -189,4 +189,12 @@ describe('privacy settings, blocks and group limits', () => {
     // Direct chats are not groups.
     expect((await http(stack, 'POST', '/api/v1/chats', { token: ivy.accessToken, body: { type: 'direct', userId: jon.id } })).status).toBe(201);
   });
+
+  it('holds GROUPS_PER_DAY against a burst of creations sent at once', async () => {
+    const kai = await register(stack);
+    // Before, every request of the burst counted the same groups (none yet) and all were created.
+    const statuses = (await Promise.all(Array.from({ length: 10 }, () => http(stack, 'POST', '/api/v1/chats', { token: kai.accessToken, body: { type: 'group', title: 'burst', memberIds: [] } })))).map((a) => a.status);
+    expect(statuses.filter((s) => s === 201)).toHaveLength(4);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(6);
+  });
 });

@@ -4,7 +4,7 @@ import { initialChatState } from '@parley/chat-domain';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatCreated, type ChatMember, type DirectChatClaimed } from '@parley/contracts';
 import { Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable } from '@parley/http';
-import type { Pool } from '@parley/pg';
+import { withTransaction, type Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
 import { notifyNewMembers } from './notify.js';
@@ -53,10 +53,16 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
   }
   const others = input.memberIds.filter((id) => id !== actorId);
   await requireUsers(deps, actorId, others, 'group');
-  await limitGroupCreation(deps, actorId);
   const chatId = newId();
   const members: ChatMember[] = [{ userId: actorId, role: 'owner' }, ...others.map((userId) => ({ userId, role: 'member' as const }))];
-  await appendCreated(deps, chatId, { type: 'group', title: input.title, members, createdBy: actorId }, actorId, correlationId);
+  const slot = await takeGroupSlot(deps.pool, deps.groupsPerDay, actorId);
+  try {
+    await appendCreated(deps, chatId, { type: 'group', title: input.title, members, createdBy: actorId }, actorId, correlationId);
+  } catch (error) {
+    // Not stored (or not known to be): the slot goes back, unless the group is there after all.
+    if (!(error instanceof Unavailable)) await deps.pool.query('DELETE FROM messages.group_creation_slots WHERE id = $1', [slot]).catch(() => {});
+    throw error;
+  }
   return { chatId, created: true };
 }
 
@@ -97,13 +103,25 @@ async function requireUsers(deps: CreateChatDeps, actorId: string, userIds: stri
   }
 }
 
-/** GROUPS_PER_DAY: groups one account may create in 24 hours (issue 23, finding 8: group spam). */
-async function limitGroupCreation(deps: CreateChatDeps, actorId: string): Promise<void> {
-  const { rows } = await deps.pool.query<{ n: number; left: number | null }>(
-    `SELECT count(*)::int AS n, ceil(extract(epoch FROM min(created_at) + interval '1 day' - now()))::int AS left
-       FROM messages.chats WHERE created_by = $1 AND type = 'group' AND created_at > now() - interval '1 day'`,
-    [actorId],
-  );
-  const { n, left } = rows[0] ?? { n: 0, left: null };
-  if (n >= deps.groupsPerDay) throw new RateLimited(Math.max(1, left ?? 1), `At most ${deps.groupsPerDay} new groups a day`);
+/**
+ * GROUPS_PER_DAY: groups one account may create in 24 hours (issue 23, finding 8: group spam).
+ * Takes one of the creator's slots, counted and inserted under a per-creator lock in one short
+ * transaction: counting the projection's groups and appending after, a burst of requests all
+ * counted the same groups and all got through. Returns the slot's id.
+ */
+async function takeGroupSlot(pool: Pool, groupsPerDay: number, actorId: string): Promise<string> {
+  return withTransaction(pool, async (tx) => {
+    await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [actorId]);
+    await tx.query("DELETE FROM messages.group_creation_slots WHERE user_id = $1 AND taken_at <= now() - interval '1 day'", [actorId]);
+    const { rows } = await tx.query<{ n: number; left: number | null }>(
+      `SELECT count(*)::int AS n, ceil(extract(epoch FROM min(taken_at) + interval '1 day' - now()))::int AS left
+         FROM messages.group_creation_slots WHERE user_id = $1`,
+      [actorId],
+    );
+    const { n, left } = rows[0] ?? { n: 0, left: null };
+    if (n >= groupsPerDay) throw new RateLimited(Math.max(1, left ?? 1), `At most ${groupsPerDay} new groups a day`);
+    const id = newId();
+    await tx.query('INSERT INTO messages.group_creation_slots (id, user_id, taken_at) VALUES ($1, $2, now())', [id, actorId]);
+    return id;
+  });
 }
