@@ -112,7 +112,8 @@ async function requireUsers(deps: CreateChatDeps, actorId: string, userIds: stri
 async function takeGroupSlot(pool: Pool, groupsPerDay: number, actorId: string): Promise<string> {
   return withTransaction(pool, async (tx) => {
     await tx.query('SELECT pg_advisory_xact_lock(hashtextextended($1, 11))', [actorId]);
-    await tx.query("DELETE FROM messages.group_creation_slots WHERE user_id = $1 AND taken_at <= now() - interval '1 day'", [actorId]);
+    // Everyone's slots older than a day go (an erased account's too): the table holds one day.
+    await tx.query("DELETE FROM messages.group_creation_slots WHERE taken_at <= now() - interval '1 day'");
     const { rows } = await tx.query<{ n: number; left: number | null }>(
       `SELECT count(*)::int AS n, ceil(extract(epoch FROM min(taken_at) + interval '1 day' - now()))::int AS left
          FROM messages.group_creation_slots WHERE user_id = $1`,
