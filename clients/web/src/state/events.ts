@@ -78,6 +78,9 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
   const me = state.me?.id;
   const chat = state.chats.get(event.chatId);
   if (!chat && event.type !== 'chat.created') {
+    // Removed from a chat this page does not know (yet): nothing to fetch or show. Fetched, the
+    // chat could come back from a projection that has not applied the removal, and stay listed.
+    if (event.type === 'member.removed' && event.data.userId === me) return;
     effects.unknownChat(event);
     return;
   }

@@ -411,6 +411,9 @@ function refreshChat(chatId: string, trigger?: ChatEvent): Promise<void> {
   const refresh = recording(chatId, async (arrived) => {
     try {
       const chat = summaryOf(await api.chat(chatId), trigger ? [trigger, ...arrived] : arrived);
+      // Removed while it was read (the answer may predate the removal): not shown.
+      const mine = arrived.filter((e) => (e.type === 'member.removed' || e.type === 'member.added') && e.data.userId === state.me?.id).at(-1);
+      if (mine?.type === 'member.removed') return;
       state.chats.set(chat.id, chat);
       for (const m of chat.members) void ensureUser(m.userId);
       sortChats();
