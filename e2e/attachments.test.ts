@@ -139,6 +139,19 @@ describe('attachments', () => {
     expect(back.equals(bytes)).toBe(true);
     expect(existsSync(dir)).toBe(true);
   });
+
+  it('answers the download of an empty file, completely', async () => {
+    const up = await upload(ann, Buffer.alloc(0), 'empty.txt');
+    expect(up.status).toBe(201);
+    expect(up.body.size).toBe(0);
+    // Before, the answer never ended: no data to end it with.
+    const whole = (async () => {
+      const response = await download(ann, up.body.id);
+      return { status: response.status, bytes: (await response.arrayBuffer()).byteLength };
+    })();
+    const ended = await Promise.race([whole, new Promise<null>((resolve) => setTimeout(() => resolve(null), 5_000))]);
+    expect(ended).toEqual({ status: 200, bytes: 0 });
+  });
 });
 
 describe('unreferenced uploads are swept after the grace period', () => {

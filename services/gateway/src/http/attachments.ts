@@ -262,7 +262,16 @@ export function downloadHandler(deps: AttachmentDeps) {
           .writeHeader('x-content-type-options', 'nosniff')
           .writeHeader('cache-control', 'no-store')
           .writeHeader('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(meta.name)}`);
+        // An empty file has no 'data' to end the answer with: it hung until the client gave up.
+        if (total === 0) {
+          res.end();
+          state.done = true;
+        }
       });
+      if (total === 0) {
+        file.stream.destroy();
+        return;
+      }
       file.stream.on('data', (chunk: Buffer) => {
         if (state.aborted) return;
         const ab = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
