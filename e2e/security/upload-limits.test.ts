@@ -85,6 +85,37 @@ describe('upload rate, quota and delete', () => {
     uploads[refused.i]!.req.destroy();
   }, 15_000);
 
+  it('counts a chunked upload (no Content-Length) streaming against the quota at the most a file may be', async () => {
+    // It reserved nothing: any number of parallel chunked uploads passed the quota together.
+    const user = await register(stack);
+    const boundary = 'parleyChunkedBoundary';
+    const body = multipartBody(boundary, 'part.bin', 20 * KIB, 5);
+    const url = new URL(`${stack.baseUrl}/api/v1/attachments`);
+    const start = () => {
+      let req!: httpClient.ClientRequest;
+      const answered = new Promise<number>((resolve) => {
+        req = httpClient.request(
+          { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } },
+          (res) => {
+            res.resume();
+            resolve(res.statusCode ?? 0);
+          },
+        );
+        req.on('error', () => {});
+      });
+      req.write(body.subarray(0, 1024));
+      return { req, answered };
+    };
+    // Each reserves 64 KiB (ATTACHMENT_MAX_BYTES) of the 100 KiB: the second is refused while the first streams.
+    const uploads = [start(), start()];
+    const refused = await Promise.race(uploads.map((u, i) => u.answered.then((status) => ({ i, status }))));
+    expect(refused.status).toBe(429);
+    const other = uploads[1 - refused.i]!;
+    other.req.end(body.subarray(1024));
+    expect(await other.answered).toBe(201);
+    uploads[refused.i]!.req.destroy();
+  }, 15_000);
+
   it('holds unsent uploads to the quota; a delete or a send frees their room', async () => {
     const user = await register(stack);
     const other = await register(stack);

@@ -135,6 +135,7 @@ export function uploadHandler(deps: AttachmentDeps) {
     const contentType = req.getHeader('content-type');
     const token = /^Bearer (.+)$/i.exec(req.getHeader('authorization'))?.[1];
     const declaredLength = Number.parseInt(req.getHeader('content-length') || '0', 10) || 0;
+    const declared = req.getHeader('content-length') !== '';
     // Multipart framing adds a little; anything far over the limit is refused before reading.
     if (declaredLength > deps.maxBytes + 64 * 1024) {
       json(res, state, 413, error('payload_too_large', `Attachments are limited to ${deps.maxBytes} bytes`));
@@ -166,7 +167,9 @@ export function uploadHandler(deps: AttachmentDeps) {
       if (!pending) return json(res, state, 503, error('unavailable', 'The messages service is not answering; try again'));
       if (state.aborted) return;
       // The multipart framing around the file is a few hundred bytes: the declared length, less 2 KiB.
-      const size = Math.max(0, declaredLength - 2048);
+      // A chunked body declares none: it reserves the most a file may be (before, it reserved
+      // nothing, and any number of parallel chunked uploads passed the quota together).
+      const size = declared ? Math.max(0, declaredLength - 2048) : deps.maxBytes;
       const inFlight = streaming.get(claims.userId) ?? 0;
       if (pending.bytes + inFlight + size > deps.pendingBytes) {
         // No Retry-After: waiting frees no room before the unsent uploads expire (a day); sending or deleting them does.
