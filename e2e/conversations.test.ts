@@ -210,6 +210,28 @@ describe('groups, edits, deletes, reactions, polls and receipts', () => {
     watcher.close();
   });
 
+  it('answers a history page that would not fit in one bus message shorter, with a cursor, and pages through all of it', async () => {
+    const chatId = await group('Heavy pages', [member]);
+    // 45 messages of 4,096 control characters: 24 KiB each as JSON (\u0001), over 1 MiB for a
+    // page of 50. Before, the page went over NATS's payload limit: 503 for every member, every time.
+    const heavy = '\u0001'.repeat(4096);
+    const sent: string[] = [];
+    for (let i = 0; i < 45; i++) sent.push((await call(member, 'POST', `/api/v1/chats/${chatId}/messages`, { clientMsgId: `heavy-${i}`, body: heavy })).body.id);
+    await eventually(async () => ((await call(owner, 'GET', `/api/v1/chats/${chatId}/messages?limit=1`)).body.items[0]?.id === sent.at(-1) ? true : undefined));
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const page = await call(owner, 'GET', `/api/v1/chats/${chatId}/messages${cursor ? `?before=${cursor}` : ''}`);
+      expect(page.status).toBe(200);
+      seen.push(...page.body.items.map((m: { id: string }) => m.id));
+      cursor = page.body.nextCursor;
+      pages++;
+    } while (cursor);
+    expect(pages).toBeGreaterThan(1);
+    expect(seen.filter((id) => sent.includes(id)).reverse()).toEqual(sent);
+  });
+
   it('refuses a reply to a deleted message, over WebSocket and HTTP', async () => {
     const chatId = await group('Replies to the gone', [member]);
     const gone = await say(owner, chatId, 'soon deleted');

@@ -8,6 +8,27 @@ export const PageQuery = {
   before: Type.Optional(Type.String({ maxLength: 512 })),
 };
 
+/**
+ * The most a page's items may take as JSON. Every API answer goes back to the gateway as one NATS
+ * reply, and NATS refuses one over its `max_payload` (1 MiB by default): a page of 200 long
+ * Cyrillic messages (8 KB each), or of messages made of control characters (6 bytes each as
+ * JSON), was refused, and the page answered 503 for every member of the chat, every time.
+ */
+export const PAGE_BYTES = 512 * 1024;
+
+/**
+ * How many of `items`, from the first, fit in PAGE_BYTES as JSON: at least one (a single item is
+ * bounded by the input limits). A page cut short still has a cursor: shorter pages are allowed.
+ */
+export function itemsWithinBudget(items: readonly unknown[], budget = PAGE_BYTES): number {
+  let bytes = 0;
+  for (let i = 0; i < items.length; i++) {
+    bytes += Buffer.byteLength(JSON.stringify(items[i])) + 1;
+    if (bytes > budget) return Math.max(1, i);
+  }
+  return items.length;
+}
+
 export function pageLimit(raw: string | undefined): number {
   if (raw === undefined) return 50;
   const n = Number.parseInt(raw, 10);

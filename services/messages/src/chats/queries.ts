@@ -1,4 +1,5 @@
 import { answersWithin, MAX_CHAT_PEERS, SETUP_ANSWER_BYTES, type ChatMember, type ChatType, type ChatView, type MessageView } from '@parley/contracts';
+import { itemsWithinBudget } from '@parley/http';
 import type { Queryable } from '@parley/pg';
 import { messageColumns, toMessageView, type MessageRow } from '../messages/queries.js';
 
@@ -122,10 +123,11 @@ export async function listChats(
   const rows = before
     ? await selectChats(db, userId, '(c.last_activity_at, c.id) < ($2::timestamptz, $3::uuid)', [before.at, before.id], limit + 1)
     : await selectChats(db, userId, 'TRUE', [], limit + 1);
-  const more = rows.length > limit;
-  const page = rows.slice(0, limit);
-  const tail = page[page.length - 1];
-  return { chats: page.map(toChatView), last: tail ? { at: tail.last_activity_at.toISOString(), id: tail.id } : null, more };
+  const views = rows.slice(0, limit).map(toChatView);
+  const chats = views.slice(0, itemsWithinBudget(views));
+  const more = rows.length > limit || chats.length < views.length;
+  const tail = rows[chats.length - 1];
+  return { chats, last: tail ? { at: tail.last_activity_at.toISOString(), id: tail.id } : null, more };
 }
 
 async function selectChats(db: Queryable, userId: string, where: string, params: unknown[], limit: number): Promise<ChatRow[]> {

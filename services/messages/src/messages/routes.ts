@@ -1,7 +1,7 @@
 import { Type } from '@sinclair/typebox';
 import type { Bus } from '@parley/bus';
 import { SendMessageBody, Uuid } from '@parley/contracts';
-import { cursorField, decodeCursor, encodeCursor, NotFound, pageLimit, type ApiRouter } from '@parley/http';
+import { cursorField, decodeCursor, encodeCursor, itemsWithinBudget, NotFound, pageLimit, type ApiRouter } from '@parley/http';
 import { membershipAt } from '../chats/queries.js';
 import { ChatIdParams, ListQuery } from '../chats/schemas.js';
 import { deleteMessage, editMessage } from './edit.js';
@@ -25,11 +25,12 @@ export function messageRoutes(router: ApiRouter, deps: SendDeps & AppendDeps & {
       const { member, seq } = await membershipAt(deps.pool, params.id, auth.userId);
       if (!member) throw new NotFound('No such chat');
       const rows = await historyPage(deps.pool, params.id, limit + 1, before?.seq ?? null);
-      const page = rows.slice(0, limit);
-      const last = page[page.length - 1];
+      const views = await messageViews(deps.pool, rows.slice(0, limit), auth.userId);
+      const items = views.slice(0, itemsWithinBudget(views));
+      const last = items[items.length - 1];
       return {
         status: 200,
-        body: { items: await messageViews(deps.pool, page, auth.userId), nextCursor: rows.length > limit && last ? encodeCursor({ seq: last.seq }) : null, seq },
+        body: { items, nextCursor: (rows.length > limit || items.length < views.length) && last ? encodeCursor({ seq: last.seq }) : null, seq },
       };
     },
   });

@@ -1,6 +1,6 @@
 import { Type } from '@sinclair/typebox';
 import { isId, Uuid } from '@parley/contracts';
-import { cursorField, decodeCursor, encodeCursor, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
+import { cursorField, decodeCursor, encodeCursor, itemsWithinBudget, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
 import type { Pool } from '@parley/pg';
 import { isMember } from '../chats/queries.js';
 import { messageViews } from '../messages/queries.js';
@@ -31,13 +31,12 @@ export function searchRoutes(router: ApiRouter, deps: { pool: Pool }): void {
       const rows = await searchMessages(deps.pool, auth.userId, query.q, chatId, limit + 1, decodeCursor(query.before, isCursor));
       const page = rows.slice(0, limit);
       const views = await messageViews(deps.pool, page, auth.userId);
-      const last = page[page.length - 1];
+      const found = views.map((view, i) => ({ ...view, rank: page[i]!.rank, snippet: snippetHtml(page[i]!.snippet) }));
+      const items = found.slice(0, itemsWithinBudget(found));
+      const last = page[items.length - 1];
       return {
         status: 200,
-        body: {
-          items: views.map((view, i) => ({ ...view, rank: page[i]!.rank, snippet: snippetHtml(page[i]!.snippet) })),
-          nextCursor: rows.length > limit && last ? encodeCursor({ rank: last.rank, id: last.id }) : null,
-        },
+        body: { items, nextCursor: (rows.length > limit || items.length < found.length) && last ? encodeCursor({ rank: last.rank, id: last.id }) : null },
       };
     },
   });
