@@ -84,6 +84,7 @@ export const RPC_CALLERS: Record<RpcMethod, Principal[]> = {
   'messages.export': ['users'],
   'messages.retentionPreview': ['retention'],
   'messages.sweepFiles': ['retention'],
+  'messages.attachmentsKept': ['retention'],
   'messages.retentionBacklog': ['retention'],
   'messages.redelete': ['retention'],
 };

@@ -220,6 +220,15 @@ export const RPC_SCHEMAS = {
   'messages.pendingUploads': method(Type.Object({ userId: Uuid }, strict), Type.Object({ bytes: Count, files: Count }, strict)),
   /** messages: delete attachment files no row refers to (left by a crash between commit and file deletion). */
   'messages.sweepFiles': method(Type.Object({ olderThan: Timestamp }, strict), Type.Object({ deleted: Count }, strict)),
+  /**
+   * messages: of these attachments, the ones a message not expiring at `cutoff` still carries (one
+   * sent again, or forwarded, after the message it first came with); at most MAX_RPC_BATCH ids.
+   * The retention pass keeps their upload records (carried forward) instead of dropping them.
+   */
+  'messages.attachmentsKept': method(
+    Type.Object({ attachmentIds: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }), cutoff: Timestamp }, strict),
+    Type.Object({ kept: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }) }, strict),
+  ),
   /** messages: delete again the ledger's messages that a restored backup brought back; at most MAX_RPC_BATCH ids. */
   'messages.redelete': method(Type.Object({ messageIds: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }) }, strict), Type.Object({ deleted: Count }, strict)),
   /** users: erase again a ledger's account that a restored backup brought back (no-op when it is gone). */

@@ -113,6 +113,14 @@ export function messagesRpc(
       return { pending: Number(rows[0]!.n) };
     },
     sweepFiles: async (req) => ({ deleted: await sweepOrphanFiles(pool, deps.store, new Date(req.olderThan), deps.log) }),
+    attachmentsKept: async (req) => {
+      const { rows } = await pool.query<{ attachment_id: string }>(
+        `SELECT DISTINCT ma.attachment_id FROM messages.message_attachments ma JOIN messages.messages m ON m.id = ma.message_id
+          WHERE ma.attachment_id = ANY($1::uuid[]) AND m.created_at >= $2 AND m.deleted_at IS NULL`,
+        [req.attachmentIds, req.cutoff],
+      );
+      return { kept: rows.map((r) => r.attachment_id) };
+    },
   };
 }
 
