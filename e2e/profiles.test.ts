@@ -167,14 +167,22 @@ describe('profiles, user search, contacts and export', () => {
     const refreshed = await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: login.body.refreshToken } });
     expect(refreshed.status).toBe(200);
 
+    expect((await http(stack, 'PATCH', '/api/v1/users/me/privacy', { token: ana.accessToken, body: { groupAdd: 'nobody', presence: 'nobody' } })).status).toBe(200);
+    expect((await http(stack, 'POST', '/api/v1/users/me/blocks', { token: ana.accessToken, body: { userId: bea.id } })).status).toBeLessThan(300);
+
     const exported = await eventually(async () => {
       const e = await http(stack, 'GET', '/api/v1/users/me/export', { token: ana.accessToken });
-      return e.body.messages.length === 1 && e.body.securityLog.some((l: { action: string }) => l.action === 'login.succeeded') ? e : undefined;
+      return e.body.messages.length === 1 && e.body.securityLog.some((l: { action: string }) => l.action === 'login.succeeded') && e.body.blocks?.length === 1 && e.body.privacy?.presence === 'nobody' ? e : undefined;
     });
     expect(exported.status).toBe(200);
     expect(Date.parse(exported.body.exportedAt)).toBeGreaterThan(Date.now() - 60_000);
     expect(exported.body.profile).toMatchObject({ id: ana.id, username: 'pf_ana', email: 'pf_ana@example.test', displayName: 'Ana Lima' });
     expect(exported.body.contacts).toEqual([{ id: bea.id, username: 'pf_bea', displayName: 'pf_bea', addedAt: expect.any(String) }]);
+    // The settings and blocks she chose (they were missing).
+    expect(exported.body.privacy).toEqual({ groupAdd: 'nobody', presence: 'nobody' });
+    expect(exported.body.blocks).toEqual([{ userId: bea.id, blockedAt: expect.any(String) }]);
+    // The same route with a trailing slash (it answered 500).
+    expect((await http(stack, 'GET', '/api/v1/users/me/export/', { token: ana.accessToken })).status).toBe(200);
     expect(exported.body.chats).toMatchObject([{ id: chat.id, type: 'direct' }]);
     expect(exported.body.messages).toMatchObject([{ chatId: chat.id, body: 'exported words' }]);
     expect(exported.body.sessions).toHaveLength(2);

@@ -82,7 +82,10 @@ export function messagesRpc(
       // Only for the user whose own export request the gateway signed (users passes it on).
       const { problem, payload } = deps.verifier.checkProof(req.proof ?? undefined, subjects.api(deps.namespace, 'users'));
       const asked = payload as { method?: unknown; path?: unknown; auth?: { userId?: unknown } | null } | null;
-      if (problem || asked?.method !== 'GET' || asked.path !== EXPORT_PATH || asked.auth?.userId !== req.userId) {
+      // The path as the users service's router matched it: one trailing slash is the same route
+      // (it answered 500 for `/users/me/export/`, this refusal taken for a failure).
+      const path = typeof asked?.path === 'string' ? asked.path.replace(/\/$/, '') : null;
+      if (problem || asked?.method !== 'GET' || path !== EXPORT_PATH || asked.auth?.userId !== req.userId) {
         deps.log.warn({ problem: problem ?? 'not an export request of this user' }, 'messages.export refused');
         throw new RequestRefusedError('messages.export needs the user\'s signed export request');
       }

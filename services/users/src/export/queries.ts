@@ -27,6 +27,12 @@ export async function contactsOf(db: Queryable, userId: string) {
   return rows.map((r) => ({ id: r.id, username: r.username, displayName: r.display_name, addedAt: r.added_at.toISOString() }));
 }
 
+/** Everyone the caller blocked, oldest first (all of them: an export is complete). */
+export async function blocksOf(db: Queryable, userId: string) {
+  const { rows } = await db.query<{ blocked_id: string; blocked_at: Date }>('SELECT blocked_id, blocked_at FROM users.blocks WHERE user_id = $1 ORDER BY blocked_at, blocked_id', [userId]);
+  return rows.map((r) => ({ userId: r.blocked_id, blockedAt: r.blocked_at.toISOString() }));
+}
+
 /**
  * Every audit entry about the caller, oldest first. Unbounded on purpose: an export is complete,
  * and AUDIT_LOG_RETENTION_DAYS (90) keeps the log small.

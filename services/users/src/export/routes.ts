@@ -2,11 +2,12 @@ import { callRpc } from '@parley/bus';
 import { NotFound, type ApiRouter } from '@parley/http';
 import { findUserById, toUserView } from '../users/queries.js';
 import type { ProfileDeps } from '../users/profile.js';
-import { auditOf, contactsOf, sessionsOf } from './queries.js';
+import { privacyOf } from '../privacy/queries.js';
+import { auditOf, blocksOf, contactsOf, sessionsOf } from './queries.js';
 
 /**
  * GET /api/v1/users/me/export: every datum held about the caller (GDPR portability), as one JSON
- * document: profile (with e-mail), contacts, sessions (metadata), the security log, and, from the
+ * document: profile (with e-mail), contacts, privacy settings, blocks, sessions (metadata), the security log, and, from the
  * messages service over the internal `messages.export` request, the caller's chats and what they
  * wrote, reacted, voted and read. Read from Postgres, never the cache: an export must be current.
  *
@@ -20,8 +21,10 @@ export function exportRoutes(router: ApiRouter, deps: ProfileDeps & { serviceTim
     handler: async ({ auth, proof }) => {
       const me = await findUserById(deps.pool, auth.userId);
       if (!me) throw new NotFound('No such user');
-      const [contacts, sessions, securityLog, conversations] = await Promise.all([
+      const [contacts, privacy, blocks, sessions, securityLog, conversations] = await Promise.all([
         contactsOf(deps.pool, auth.userId),
+        privacyOf(deps.pool, auth.userId),
+        blocksOf(deps.pool, auth.userId),
         sessionsOf(deps.pool, auth.userId),
         auditOf(deps.pool, auth.userId),
         callRpc(
@@ -41,6 +44,9 @@ export function exportRoutes(router: ApiRouter, deps: ProfileDeps & { serviceTim
           exportedAt: new Date().toISOString(),
           profile: toUserView(me, true),
           contacts,
+          // The settings and blocks the caller chose (they were left out: GDPR portability covers them).
+          privacy,
+          blocks,
           sessions,
           securityLog,
           ...conversations,
