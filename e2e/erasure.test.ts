@@ -126,6 +126,9 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     });
     expect(chat.members.find((m: { role: string }) => m.role === 'owner')).toBeTruthy();
     expect((await http(stack, 'GET', `/api/v1/users/${ann.id}`, { token: bob.accessToken })).body).toMatchObject({ id: ann.id, displayName: 'Deleted account', deleted: true });
+    // A direct chat with her is refused as with anyone unknown (it answered 200 with the old chat, Bob alone in it).
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [direct, ann.id])) === 0 || undefined);
+    expect((await http(stack, 'POST', '/api/v1/chats', { token: bob.accessToken, body: { type: 'direct', userId: ann.id } })).status).toBe(404);
     expect((await http(stack, 'GET', '/api/v1/contacts', { token: cat.accessToken })).body.items).toEqual([]);
 
     // Her messages, reaction, vote, read position and file are gone; the others' stay.

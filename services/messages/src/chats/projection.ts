@@ -600,6 +600,9 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
     case 'MemberErased': {
       const { userId, purged, newOwnerId } = event.data;
       await tx.query('DELETE FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [event.chatId, userId]);
+      // The pair is no more: a direct chat "with" the erased account is refused as with any unknown
+      // user (404), not answered with this chat of one member.
+      await tx.query('DELETE FROM messages.direct_chats WHERE chat_id = $1 AND (user_a = $2 OR user_b = $2)', [event.chatId, userId]);
       if (newOwnerId) await tx.query(`UPDATE messages.chat_members SET role = 'owner' WHERE chat_id = $1 AND user_id = $2`, [event.chatId, newOwnerId]);
       if (!purged) return;
       await queueDependents(tx, event, 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId], { edits: true });
