@@ -232,6 +232,22 @@ describe('groups, edits, deletes, reactions, polls and receipts', () => {
     expect(seen.filter((id) => sent.includes(id)).reverse()).toEqual(sent);
   });
 
+  it('shows a chat\'s last message in the chat list as history does: its poll and reactions', async () => {
+    const chatId = await group('Previews', [member]);
+    const posted = await call(owner, 'POST', `/api/v1/chats/${chatId}/polls`, { question: 'Preview?', options: ['yes', 'no'] });
+    expect(posted.status).toBe(201);
+    expect((await call(member, 'POST', `/api/v1/messages/${posted.body.id}/reactions`, { emoji: '👀' })).status).toBe(201);
+    const [newest] = await eventually(async () => {
+      const items = await history(owner, chatId);
+      return items[0]?.reactions.length ? items : undefined;
+    });
+    // Before, the list's lastMessage had poll: null and no reactions (the live frame had them).
+    const listed = (await call(owner, 'GET', '/api/v1/chats')).body.items.find((c: { id: string }) => c.id === chatId);
+    expect(listed.lastMessage).toEqual(newest);
+    expect((await call(owner, 'GET', `/api/v1/chats/${chatId}`)).body.lastMessage).toEqual(newest);
+    expect(newest.poll).toMatchObject({ question: 'Preview?' });
+  });
+
   it('refuses a reply to a deleted message, over WebSocket and HTTP', async () => {
     const chatId = await group('Replies to the gone', [member]);
     const gone = await say(owner, chatId, 'soon deleted');

@@ -1,7 +1,7 @@
 import { answersWithin, MAX_CHAT_PEERS, SETUP_ANSWER_BYTES, type ChatMember, type ChatType, type ChatView, type MessageView } from '@parley/contracts';
 import { itemsWithinBudget } from '@parley/http';
 import type { Queryable } from '@parley/pg';
-import { messageColumns, toMessageView, type MessageRow } from '../messages/queries.js';
+import { messageColumns, messageViews, type MessageRow } from '../messages/queries.js';
 
 interface ChatRow {
   id: string;
@@ -20,7 +20,7 @@ interface ChatRow {
  */
 export async function findChatForMember(db: Queryable, chatId: string, userId: string): Promise<ChatView | null> {
   const rows = await selectChats(db, userId, 'c.id = $2', [chatId], 1);
-  return rows[0] ? toChatView(rows[0]) : null;
+  return (await toChatViews(db, rows, userId))[0] ?? null;
 }
 
 /**
@@ -123,7 +123,7 @@ export async function listChats(
   const rows = before
     ? await selectChats(db, userId, '(c.last_activity_at, c.id) < ($2::timestamptz, $3::uuid)', [before.at, before.id], limit + 1)
     : await selectChats(db, userId, 'TRUE', [], limit + 1);
-  const views = rows.slice(0, limit).map(toChatView);
+  const views = await toChatViews(db, rows.slice(0, limit), userId);
   const chats = views.slice(0, itemsWithinBudget(views));
   const more = rows.length > limit || chats.length < views.length;
   const tail = rows[chats.length - 1];
@@ -152,8 +152,18 @@ async function selectChats(db: Queryable, userId: string, where: string, params:
   return rows;
 }
 
-function toChatView(row: ChatRow): ChatView {
-  const last: MessageView | null = row.last_message ? toMessageView(reviveDates(row.last_message)) : null;
+/**
+ * Chat rows as the API shows them, each last message as history shows it: with its attachments,
+ * reactions and poll (one batched read for the page). Without them a preview of a file or a poll
+ * was empty, unlike the live `message.created` of the same message.
+ */
+async function toChatViews(db: Queryable, rows: ChatRow[], userId: string): Promise<ChatView[]> {
+  const lastRows = rows.flatMap((r) => (r.last_message ? [reviveDates(r.last_message)] : []));
+  const views = new Map((await messageViews(db, lastRows, userId)).map((v) => [v.id, v]));
+  return rows.map((row) => toChatView(row, row.last_message ? (views.get(row.last_message.id) ?? null) : null));
+}
+
+function toChatView(row: ChatRow, last: MessageView | null): ChatView {
   return {
     id: row.id,
     type: row.type,
