@@ -63,6 +63,9 @@ describe('upload abuse', () => {
       // Non-ASCII names arrive as UTF-8 and stay as typed.
       ['отчёт за март.pdf', 'отчёт за март.pdf'],
       [`${'a'.repeat(300)}.txt`, 'a'.repeat(255)],
+      // At most 255 UTF-16 units, never half an emoji at the edge (its first half was acknowledged).
+      [`${'b'.repeat(254)}😀😀.txt`, 'b'.repeat(254)],
+      [`${'b'.repeat(253)}😀😀.txt`, `${'b'.repeat(253)}😀`],
     ];
     for (const [name, expected] of names) {
       const up = await upload(Buffer.from('plain text'), name, 'text/plain');

@@ -99,8 +99,12 @@ export async function attachmentAccess(
  */
 export function cleanFileName(name: string | undefined): string {
   const base = (name ?? '').split(/[\\/]/).pop() ?? '';
+  // At most 255 UTF-16 units (the bound the services check), never half a character: an emoji
+  // across the edge kept its first half, and the name acknowledged was not the name stored
+  // (Postgres took the half for U+FFFD).
   // eslint-disable-next-line no-control-regex
-  const clean = base.normalize('NFC').replace(/[\u0000-\u001f\u007f-\u009f]|\p{Cf}/gu, '').trim().slice(0, 255);
+  const cut = base.normalize('NFC').replace(/[\u0000-\u001f\u007f-\u009f]|\p{Cf}/gu, '').trim().slice(0, 255);
+  const clean = /[\uD800-\uDBFF]$/.test(cut) ? cut.slice(0, -1) : cut;
   return clean || 'file';
 }
 
