@@ -13,7 +13,9 @@
 # Every other test, and the single-server fault scenarios, still run on the machine's NATS.
 #
 # Exits non-zero, printing nothing on stdout, when the package cannot be fetched or does not match;
-# .ci/run then lets the scenario run on the machine's NATS and says so.
+# the fault harness (clusterServerBin in e2e/faults/harness/servers.ts) then runs the scenario on
+# the machine's NATS and warns. Debian's pool keeps a version while a suite refers to it: when sid
+# moves past 2.15.1 the URL below must move with it (same check: the SHA-256 of the new package).
 set -euo pipefail
 
 version=2.15.1
@@ -23,8 +25,9 @@ url="http://deb.debian.org/debian/pool/main/n/nats-server/${deb}"
 dir="${PARLEY_CACHE_DIR:-$HOME/.cache/parley}/nats-server-${version}"
 bin="$dir/usr/sbin/nats-server"
 
+# A cached copy that does not run (an unpack cut short) is fetched again.
+if [ -x "$bin" ] && ! "$bin" --version > /dev/null 2>&1; then rm -rf "$dir"; fi
 if [ ! -x "$bin" ]; then
-  mkdir -p "$dir"
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   if ! curl -sSf --max-time 60 -o "$tmp/$deb" "$url" >&2; then
@@ -35,7 +38,11 @@ if [ ! -x "$bin" ]; then
     echo "nats-cluster-server: $deb does not match its pinned SHA-256" >&2
     exit 1
   fi
-  dpkg-deb -x "$tmp/$deb" "$dir"
+  # Unpacked aside and moved into place whole: the cache holds a complete copy or none.
+  dpkg-deb -x "$tmp/$deb" "$tmp/unpacked"
+  mkdir -p "$(dirname "$dir")"
+  rm -rf "$dir"
+  mv "$tmp/unpacked" "$dir"
 fi
 "$bin" --version >&2
 echo "$bin"
