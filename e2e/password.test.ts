@@ -113,6 +113,10 @@ describe('passwords: policy, change and reset over the gateway', () => {
     expect((await refresh(stack, a.refreshToken)).status).toBe(200);
 
     await eventually(async () => ((await auditActions(stack, a.accessToken)).includes('password.changed') ? true : undefined), 5_000, 'password.changed audit entry');
+    // The two other sessions (the second login and the check after the refusals), each counted once:
+    // the change revokes twice, before and after the new hash is visible.
+    const entries = (await http(stack, 'GET', '/api/v1/users/me/audit', { token: a.accessToken })).body.items as { action: string; details: { revokedSessions?: number } }[];
+    expect(entries.find((e) => e.action === 'password.changed')?.details.revokedSessions).toBe(2);
   });
 
   it('leaves no session to a login with the old password made while a change waits for the projection', async () => {

@@ -89,11 +89,26 @@ function holdLease(kv: KV, record: string, acquired: number, leaseMs: number): (
   let revision = acquired;
   let held = true;
   let renewing: Promise<void> = Promise.resolve();
+  /**
+   * The key's revision if it is still this job's record, else null. A write whose answer was lost
+   * (a timeout while NATS reconnects, a leader change) was stored all the same: the next write then
+   * meets its own revision, not another job's, and must carry on from it.
+   */
+  const ownRevision = async (): Promise<number | null> => {
+    const entry = await kv.get('pass');
+    return entry && entry.operation === 'PUT' && entry.string() === record ? entry.revision : null;
+  };
   const timer = setInterval(() => {
     renewing = kv.update('pass', record, revision).then(
       (next) => void (revision = next),
-      // Taken over: stop. Anything else (a timeout, NATS restarting): the next tick tries again.
-      (error: unknown) => void (wrongRevision(error) && clearInterval(timer)),
+      async (error: unknown) => {
+        // Anything but a revision conflict (a timeout, NATS restarting): the next tick tries again.
+        if (!wrongRevision(error)) return;
+        const own = await ownRevision().catch(() => undefined);
+        if (own === undefined) return; // not readable now: asked again at the next tick
+        if (own === null) clearInterval(timer); // taken over: this job's lease is gone
+        else revision = own;
+      },
     );
   }, leaseMs / 6);
   timer.unref();
@@ -102,9 +117,12 @@ function holdLease(kv: KV, record: string, acquired: number, leaseMs: number): (
     held = false;
     clearInterval(timer);
     await renewing;
-    await kv.purge('pass', { previousSeq: revision }).catch((error: unknown) => {
-      // Taken over since: the key is another job's now.
+    const purge = (at: number) => kv.purge('pass', { previousSeq: at });
+    await purge(revision).catch(async (error: unknown) => {
       if (!wrongRevision(error)) throw error;
+      // Still this job's at a revision whose answer was lost: freed from there. Else another job's now.
+      const own = await ownRevision();
+      if (own !== null) await purge(own);
     });
   };
 }

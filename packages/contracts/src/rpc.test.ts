@@ -39,7 +39,7 @@ const examples: { [M in RpcMethod]: RpcMethods[M] } = {
     res: { messages: 1, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 3 },
   },
   'messages.sweepFiles': { req: { olderThan: at }, res: { deleted: 0 } },
-  'messages.attachmentsKept': { req: { attachmentIds: [id(2)], cutoff: at }, res: { kept: [id(2)] } },
+  'messages.attachmentsKept': { req: { attachmentIds: [id(2)], fromStreamSeq: 12 }, res: { kept: [id(2)] } },
   'messages.retentionBacklog': { req: {}, res: { pending: 2 } },
   'messages.pendingUploads': { req: { userId: id(1) }, res: { bytes: 1024, files: 1 } },
   'messages.redelete': { req: { messageIds: [id(4)] }, res: { deleted: 1 } },

@@ -221,12 +221,14 @@ export const RPC_SCHEMAS = {
   /** messages: delete attachment files no row refers to (left by a crash between commit and file deletion). */
   'messages.sweepFiles': method(Type.Object({ olderThan: Timestamp }, strict), Type.Object({ deleted: Count }, strict)),
   /**
-   * messages: of these attachments, the ones a message not expiring at `cutoff` still carries (one
-   * sent again, or forwarded, after the message it first came with); at most MAX_RPC_BATCH ids.
-   * The retention pass keeps their upload records (carried forward) instead of dropping them.
+   * messages: of these attachments, the ones a message the pass does not expire still carries (one
+   * sent again, or forwarded, after the message it first came with): a message stored in the chats
+   * stream at or after `fromStreamSeq`, the pass's first fresh sequence (expiry goes by the time
+   * NATS stored an event, not the sender's clock); at most MAX_RPC_BATCH ids. The retention pass
+   * keeps their upload records (carried forward) instead of dropping them.
    */
   'messages.attachmentsKept': method(
-    Type.Object({ attachmentIds: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }), cutoff: Timestamp }, strict),
+    Type.Object({ attachmentIds: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }), fromStreamSeq: Type.Integer({ minimum: 0 }) }, strict),
     Type.Object({ kept: Type.Array(Uuid, { maxItems: MAX_RPC_BATCH }) }, strict),
   ),
   /** messages: delete again the ledger's messages that a restored backup brought back; at most MAX_RPC_BATCH ids. */

@@ -112,7 +112,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     log.info({ archive, bytes, durationMs, attachments: { files: pooled.files.length, added: pooled.added, addedBytes: pooled.addedBytes }, streams: streams.map((s) => ({ name: s.name, lastSeq: s.lastSeq, messages: s.messages })) }, 'backup written');
     return { archive, bytes, durationMs, manifest, pooled: { added: pooled.added, addedBytes: pooled.addedBytes } };
   } finally {
-    await release?.().catch(() => {}); // released already after the export, or the lock's TTL frees it
+    await release?.().catch(() => {}); // released already after the export; if this fails, the lease runs out (3 minutes)
     await bus.nc.close().catch(() => {});
     await rm(staging, { recursive: true, force: true });
   }

@@ -119,8 +119,8 @@ export function messagesRpc(
     attachmentsKept: async (req) => {
       const { rows } = await pool.query<{ attachment_id: string }>(
         `SELECT DISTINCT ma.attachment_id FROM messages.message_attachments ma JOIN messages.messages m ON m.id = ma.message_id
-          WHERE ma.attachment_id = ANY($1::uuid[]) AND m.created_at >= $2 AND m.deleted_at IS NULL`,
-        [req.attachmentIds, req.cutoff],
+          WHERE ma.attachment_id = ANY($1::uuid[]) AND m.stream_seq >= $2 AND m.deleted_at IS NULL`,
+        [req.attachmentIds, req.fromStreamSeq],
       );
       return { kept: rows.map((r) => r.attachment_id) };
     },

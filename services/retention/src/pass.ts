@@ -199,7 +199,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   const stillCarried = new Set<string>();
   try {
     for (let i = 0; i < dropping.length; i += MAX_RPC_BATCH) {
-      const { kept } = await callRpc(bus, ns, 'messages.attachmentsKept', { attachmentIds: dropping.slice(i, i + MAX_RPC_BATCH), cutoff: cutoffs.messages.toISOString() }, 60_000);
+      const { kept } = await callRpc(bus, ns, 'messages.attachmentsKept', { attachmentIds: dropping.slice(i, i + MAX_RPC_BATCH), fromStreamSeq: chatsScan.firstFreshSeq }, 60_000);
       for (const id of kept) stillCarried.add(id);
     }
   } catch (error) {

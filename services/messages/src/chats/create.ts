@@ -3,7 +3,7 @@ import { waitForCheckpoint } from '@parley/projector-pg';
 import { initialChatState } from '@parley/chat-domain';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatCreated, type ChatMember, type DirectChatClaimed } from '@parley/contracts';
-import { Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable } from '@parley/http';
+import { AppError, Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable } from '@parley/http';
 import { withTransaction, type Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
@@ -59,8 +59,10 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
   try {
     await appendCreated(deps, chatId, { type: 'group', title: input.title, members, createdBy: actorId }, actorId, correlationId);
   } catch (error) {
-    // Not stored (or not known to be): the slot goes back, unless the group is there after all.
-    if (!(error instanceof Unavailable)) await deps.pool.query('DELETE FROM messages.group_creation_slots WHERE id = $1', [slot]).catch(() => {});
+    // Refused by the decider: no group, the slot goes back. Anything else (a timeout: stored
+    // perhaps, its answer lost; stored but not yet visible) keeps it, or a retry would count once
+    // for two groups.
+    if (error instanceof AppError && !(error instanceof Unavailable)) await deps.pool.query('DELETE FROM messages.group_creation_slots WHERE id = $1', [slot]).catch(() => {});
     throw error;
   }
   return { chatId, created: true };

@@ -32,7 +32,8 @@ export function passwordRoutes(router: ApiRouter, deps: PasswordRouteDeps): void
       const visible = await waitForPasswordVisible(deps, seq);
       // Again once the new hash is what logins check: a login with the old password that started
       // its session before that is ended too (insertSession).
-      if (visible) revokedSessions.push(...(await revokeSessions(deps, auth.userId, { allExcept: auth.sessionId }, 'password_changed', request.requestId)));
+      // (The second call also returns the first's sessions: counted once.)
+      if (visible) for (const id of await revokeSessions(deps, auth.userId, { allExcept: auth.sessionId }, 'password_changed', request.requestId)) if (!revokedSessions.includes(id)) revokedSessions.push(id);
       await deps.audit.record(auth.userId, 'password.changed', auditContext(request), { sessionId: auth.sessionId, revokedSessions: revokedSessions.length });
       if (!visible) throw new Unavailable('The new password is stored but not active yet; try logging in with it shortly');
       return { status: 204, revokedSessions };

@@ -44,7 +44,8 @@ export async function confirmPasswordReset(deps: ResetDeps, input: { token: stri
   const visible = await waitForPasswordVisible(deps, seq);
   // Again once the new hash is what logins check: a login with the old password that started its
   // session before that is ended too (insertSession).
-  if (visible) revokedSessions.push(...(await revokeSessions(deps, userId, { allExcept: null }, 'password_reset', context.correlationId)));
+  // (The second call also returns the first's sessions: counted once.)
+  if (visible) for (const id of await revokeSessions(deps, userId, { allExcept: null }, 'password_reset', context.correlationId)) if (!revokedSessions.includes(id)) revokedSessions.push(id);
   await deps.audit.record(userId, 'password.reset.completed', context, { resetId, revokedSessions: revokedSessions.length });
   if (!visible) throw new Unavailable('The new password is stored but not active yet; try logging in with it shortly');
   return revokedSessions;
