@@ -58,25 +58,35 @@ export class HttpApi {
 
   /**
    * Trades the refresh token for a new pair. Concurrent callers share one attempt: with rotation,
-   * a second refresh with the same token would be refused (and could end the session).
+   * a second refresh with the same token would be refused as reuse, which ends the session. Tabs
+   * of one browser share the tokens (localStorage), so they take turns too (a Web Lock, where the
+   * browser has them): a tab that finds the refresh token changed while it waited takes the pair
+   * another tab got instead of refreshing again. Before, two tabs renewing at the same expiry
+   * (every tab renews a minute before it) sent one refresh token twice and lost the session.
    */
   refresh(): Promise<boolean> {
-    this.refreshing ??= (async () => {
-      const current = this.tokens.load();
-      if (!current) return false;
-      try {
-        const tokens = await this.parse<Tokens>(await this.send('POST', '/auth/refresh', { body: { refreshToken: current.refreshToken } }, false));
-        this.tokens.save({ accessToken: tokens.accessToken, refreshToken: tokens.refreshToken });
-        return true;
-      } catch (error) {
-        // Only a refusal ends the session; a network error or 503 leaves the tokens for a retry.
-        if (error instanceof ApiError && error.status >= 400 && error.status < 500) this.signOutLocally();
-        return false;
-      }
-    })().finally(() => {
+    const seen = this.tokens.load()?.refreshToken;
+    const locks = (globalThis as { navigator?: { locks?: { request<T>(name: string, work: () => Promise<T>): Promise<T> } } }).navigator?.locks;
+    this.refreshing ??= (locks ? locks.request('parley.refresh', () => this.refreshNow(seen)) : this.refreshNow(seen)).finally(() => {
       this.refreshing = null;
     });
     return this.refreshing;
+  }
+
+  /** One refresh, unless the stored refresh token is no longer `seen` (another tab refreshed: taken as done). */
+  private async refreshNow(seen: string | undefined): Promise<boolean> {
+    const current = this.tokens.load();
+    if (!current) return false;
+    if (seen !== undefined && current.refreshToken !== seen) return true;
+    try {
+      const tokens = await this.parse<Tokens>(await this.send('POST', '/auth/refresh', { body: { refreshToken: current.refreshToken } }, false));
+      this.tokens.save({ accessToken: tokens.accessToken, refreshToken: tokens.refreshToken });
+      return true;
+    } catch (error) {
+      // Only a refusal ends the session; a network error or 503 leaves the tokens for a retry.
+      if (error instanceof ApiError && error.status >= 400 && error.status < 500) this.signOutLocally();
+      return false;
+    }
   }
 
   signOutLocally(): void {

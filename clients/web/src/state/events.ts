@@ -135,8 +135,15 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
         state.history.delete(event.chatId);
       } else {
         chat!.members = chat!.members.filter((m) => m.userId !== data.userId);
-        // An erased account whose messages, reactions and votes went with it.
-        if (data.purged === true) effects.historyChanged(event.chatId, event.seq);
+        // An erased account whose messages, reactions and votes went with it: theirs leave the
+        // screen and the list's preview now (a preview newer than the server's answer is kept as
+        // live, so theirs would have stayed), and the chat is read again for the rest.
+        if (data.purged === true) {
+          const history = state.history.get(event.chatId);
+          if (history) history.messages = history.messages.filter((m) => m.senderId !== data.userId);
+          if (chat!.lastMessage?.senderId === data.userId) chat!.lastMessage = null;
+          effects.historyChanged(event.chatId, event.seq);
+        }
       }
       return;
     case 'read.updated': {

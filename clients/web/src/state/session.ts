@@ -263,7 +263,7 @@ function startRealtime(): void {
       // A failed refresh keeps the tokens unless the server refused them (then signedIn is false).
       renewToken: async () => {
         await api.refresh();
-        scheduleRenewal();
+        scheduleRenewal(api.signedIn);
         return api.signedIn ? api.accessToken : null;
       },
     },
@@ -273,36 +273,65 @@ function startRealtime(): void {
   scheduleRenewal();
 }
 
-/** When an access token expires (ms since the epoch, its `exp`); 0 when it cannot be read. */
-function expiryOf(token: string | null): number {
+/** An access token's `iat` and `exp` (seconds since the epoch), or null when they cannot be read. */
+function timesOf(token: string | null): { iat: number; exp: number } | null {
   try {
-    const payload = JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { exp?: unknown };
-    return typeof payload.exp === 'number' ? payload.exp * 1000 : 0;
+    const payload = JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { iat?: unknown; exp?: unknown };
+    return typeof payload.exp === 'number' && typeof payload.iat === 'number' ? { iat: payload.iat, exp: payload.exp } : null;
   } catch {
-    return 0;
+    return null;
   }
 }
 
 let renewalTimer: ReturnType<typeof setTimeout> | null = null;
 
 /**
- * A minute before the access token expires, refreshes the tokens and renews the open socket with
- * the new one: the gateway closes a socket whose token expired (protocol.md), and reconnecting
- * every 15 minutes would cost a resume here and a set-up there. A refresh that fails (offline) is
- * tried again every 10 s; past the expiry the socket closes with 4401 and the reconnect renews.
+ * Before the access token expires, refreshes the tokens and renews the open socket with the new
+ * one: the gateway closes a socket whose token expired (protocol.md), and reconnecting every 15
+ * minutes would cost a resume here and a set-up there. Timed by the token's own lifetime from when
+ * it was issued, not by this device's clock against `exp` (a clock running ahead made a fresh token
+ * look expired: a refresh every 10 s), a minute and a random half minute early (tabs of one
+ * browser share the token: they take turns to refresh, HttpApi.refresh). A tab that finds a newer
+ * token stored (another tab refreshed) only renews its socket with it. A refresh that fails
+ * (offline) is tried again every 10 s; past the expiry the socket closes with 4401 and the
+ * reconnect renews.
  */
-function scheduleRenewal(): void {
+function scheduleRenewal(fresh = false): void {
   if (renewalTimer) clearTimeout(renewalTimer);
   renewalTimer = null;
-  const expiresAt = expiryOf(api.accessToken);
-  if (!expiresAt || !realtime) return;
+  const times = timesOf(api.accessToken);
+  if (!times || !realtime) return;
+  // A token this timer just got lives its whole lifetime from now. One found at start (a reload,
+  // issued a while ago) lives until `exp` by this clock, if that is plausible (between now and a
+  // lifetime ahead); a clock running ahead then costs one early refresh, not one every 10 s.
+  const lifetime = (times.exp - times.iat) * 1000;
+  const byClock = times.exp * 1000 - Date.now();
+  const left = fresh || byClock <= 0 || byClock > lifetime ? lifetime : byClock;
+  const renewIn = left - 60_000 - Math.random() * 30_000;
   renewalTimer = setTimeout(() => {
     renewalTimer = null;
+    const stored = timesOf(api.accessToken);
+    if (stored && stored.exp > times.exp && api.accessToken) {
+      realtime?.renew(api.accessToken);
+      scheduleRenewal(true);
+      return;
+    }
     void api.refresh().then((refreshed) => {
       if (refreshed && api.accessToken) realtime?.renew(api.accessToken);
-      scheduleRenewal();
+      if (refreshed) scheduleRenewal(true);
+      else renewalTimer = setTimeout(scheduleRenewalNow, 10_000);
     });
-  }, Math.max(10_000, expiresAt - Date.now() - 60_000));
+  }, Math.max(10_000, renewIn));
+}
+
+/** A retry after a failed refresh: straight to the refresh, not a lifetime later. */
+function scheduleRenewalNow(): void {
+  renewalTimer = null;
+  void api.refresh().then((refreshed) => {
+    if (refreshed && api.accessToken) realtime?.renew(api.accessToken);
+    if (refreshed) scheduleRenewal(true);
+    else if (realtime) renewalTimer = setTimeout(scheduleRenewalNow, 10_000);
+  });
 }
 
 /** People whose name starts with `query`, remembered for names shown elsewhere; not the caller. */
@@ -686,10 +715,22 @@ export function retrySend(clientMsgId: string): void {
   changed();
 }
 
-/** Drops a refused message from the outbox. */
+/** Drops a refused message from the outbox: this page's, and any other tab's that adopted it. */
 export function discardSend(clientMsgId: string): void {
   state.pending.delete(clientMsgId);
   saveOutbox();
+  for (const key of outboxKeys()) {
+    if (key === outboxKey()) continue;
+    try {
+      const saved = JSON.parse(localStorage.getItem(key) ?? '[]') as PendingSend[];
+      const left = saved.filter((p) => p.clientMsgId !== clientMsgId);
+      if (left.length === saved.length) continue;
+      if (left.length === 0) localStorage.removeItem(key);
+      else localStorage.setItem(key, JSON.stringify(left));
+    } catch {
+      // Unreadable: another tab's to rewrite.
+    }
+  }
   changed();
 }
 
