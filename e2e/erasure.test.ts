@@ -285,6 +285,8 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE sender_id = $1', [ann.id])).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM messages.messages WHERE sender_id = $1', [dan.id])).toBe(1);
     expect(await rows('SELECT count(*) AS n FROM messages.chat_members WHERE user_id = ANY($1::uuid[])', [[ann.id, dan.id]])).toBe(0);
+    // Nor their direct-chat pairs (a snapshot's pair brought them back).
+    expect(await rows('SELECT count(*) AS n FROM messages.direct_chats WHERE user_a = ANY($1::uuid[]) OR user_b = ANY($1::uuid[])', [[ann.id, dan.id]])).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM users.contacts WHERE contact_id = $1 OR user_id = $1', [ann.id])).toBe(0);
     expect(await rows('SELECT count(*) AS n FROM messages.reactions WHERE user_id = $1', [ann.id])).toBe(0);
   });

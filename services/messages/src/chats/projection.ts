@@ -91,7 +91,9 @@ export const chatsSql = {
        SELECT $1, m.user_id, m.role, m.joined_seq FROM unnest($2::uuid[], $3::text[], $4::int[]) AS m(user_id, role, joined_seq)`,
       [d.chatId, d.members.map((m) => m.userId), d.members.map((m) => m.role), d.members.map((m) => m.joinedSeq)],
     );
-    if (d.pair) {
+    // The pair stays a pair while both are members: one of them erased (a MemberErased the
+    // snapshot folded in) leaves no pair, as MemberErased itself removes it.
+    if (d.pair && d.pair.every((userId) => d.members.some((m) => m.userId === userId))) {
       const [a, b] = [...d.pair].sort();
       await tx.query('INSERT INTO messages.direct_chats (user_a, user_b, chat_id) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING', [a, b, d.chatId]);
     }
