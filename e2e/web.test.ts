@@ -769,9 +769,11 @@ describe('web client in Chromium', () => {
       const page = await context.newPage();
       await page.goto(stack.baseUrl);
       await page.locator('.chat-list li').first().click();
+      // Stored once each (read from the server first: a failure then says whether they were sent)...
+      const bodies = async () => (await call<{ items: { body: string }[] }>(stack.baseUrl, bob.accessToken, 'GET', `/chats/${made.id}/messages`)).body.items.map((m) => m.body).sort();
+      await expect.poll(bodies, { timeout: 20_000 }).toEqual(['unsent from tab 1', 'unsent from tab 2']);
+      // ... and shown as sent.
       for (const i of [1, 2]) await page.locator('li.message:not(.pending)', { hasText: `unsent from tab ${i}` }).waitFor();
-      const history = await call<{ items: { body: string }[] }>(stack.baseUrl, bob.accessToken, 'GET', `/chats/${made.id}/messages`);
-      expect(history.body.items.map((m) => m.body).sort()).toEqual(['unsent from tab 1', 'unsent from tab 2']);
       // Both acknowledged: no outbox of hers is left behind.
       expect(await page.evaluate<string[]>("Object.keys(localStorage).filter((k) => k.startsWith('parley.outbox.'))")).toEqual([]);
     } finally {
