@@ -19,6 +19,34 @@ function multipartBody(boundary: string, filename: string, bytes: number, fill: 
 }
 
 /**
+ * An upload started over node:http with the first KiB of `body` written and the rest held back
+ * (`req.end(rest)` sends it); `answered` resolves with the status. `length` false sends it chunked.
+ */
+function startUpload(baseUrl: string, token: string, boundary: string, body: Buffer, length: boolean): { req: httpClient.ClientRequest; answered: Promise<number> } {
+  const url = new URL(`${baseUrl}/api/v1/attachments`);
+  let req!: httpClient.ClientRequest;
+  const answered = new Promise<number>((resolve) => {
+    req = httpClient.request(
+      {
+        host: url.hostname,
+        port: url.port,
+        path: url.pathname,
+        method: 'POST',
+        agent: false,
+        headers: { authorization: `Bearer ${token}`, 'content-type': `multipart/form-data; boundary=${boundary}`, ...(length ? { 'content-length': body.length } : { 'transfer-encoding': 'chunked' }) },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on('error', () => {}); // a refused one's connection may close under its body
+  });
+  req.write(body.subarray(0, 1024));
+  return { req, answered };
+}
+
+/**
  * Issue 23, finding 7: uploads had no per-user rate or quota and no delete route (20 MiB every half
  * second per token, kept a day). Now: ATTACHMENT_UPLOADS_PER_MINUTE per user, ATTACHMENT_PENDING_BYTES
  * of uploads no message carries yet, and DELETE /api/v1/attachments/:id for an unsent upload.
@@ -58,22 +86,7 @@ describe('upload rate, quota and delete', () => {
     const user = await register(stack);
     const boundary = 'parleyQuotaBoundary';
     const body = multipartBody(boundary, 'part.bin', 45 * KIB, 3);
-    const url = new URL(`${stack.baseUrl}/api/v1/attachments`);
-    const start = () => {
-      let req!: httpClient.ClientRequest;
-      const answered = new Promise<number>((resolve) => {
-        req = httpClient.request(
-          { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'content-length': body.length } },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on('error', () => {}); // the refused one's connection may close under its body
-      });
-      req.write(body.subarray(0, 1024));
-      return { req, answered };
-    };
+    const start = () => startUpload(stack.baseUrl, user.accessToken, boundary, body, true);
     // Three of 45 KiB against 100 KiB, their bodies held back: two fit, the third is refused
     // while the others are still streaming (before, nothing was answered until a body was in).
     const uploads = [start(), start(), start()];
@@ -90,22 +103,7 @@ describe('upload rate, quota and delete', () => {
     const user = await register(stack);
     const boundary = 'parleyChunkedBoundary';
     const body = multipartBody(boundary, 'part.bin', 20 * KIB, 5);
-    const url = new URL(`${stack.baseUrl}/api/v1/attachments`);
-    const start = () => {
-      let req!: httpClient.ClientRequest;
-      const answered = new Promise<number>((resolve) => {
-        req = httpClient.request(
-          { host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent: false, headers: { authorization: `Bearer ${user.accessToken}`, 'content-type': `multipart/form-data; boundary=${boundary}`, 'transfer-encoding': 'chunked' } },
-          (res) => {
-            res.resume();
-            resolve(res.statusCode ?? 0);
-          },
-        );
-        req.on('error', () => {});
-      });
-      req.write(body.subarray(0, 1024));
-      return { req, answered };
-    };
+    const start = () => startUpload(stack.baseUrl, user.accessToken, boundary, body, false);
     // Each reserves 64 KiB (ATTACHMENT_MAX_BYTES) of the 100 KiB: the second is refused while the first streams.
     const uploads = [start(), start()];
     const refused = await Promise.race(uploads.map((u, i) => u.answered.then((status) => ({ i, status }))));

@@ -316,21 +316,17 @@ function scheduleRenewal(fresh = false): void {
       scheduleRenewal(true);
       return;
     }
-    void api.refresh().then((refreshed) => {
-      if (refreshed && api.accessToken) realtime?.renew(api.accessToken);
-      if (refreshed) scheduleRenewal(true);
-      else renewalTimer = setTimeout(scheduleRenewalNow, 10_000);
-    });
+    renewNow();
   }, Math.max(10_000, renewIn));
 }
 
-/** A retry after a failed refresh: straight to the refresh, not a lifetime later. */
-function scheduleRenewalNow(): void {
+/** Refreshes and renews the socket; a failed refresh is tried again 10 s later, not a lifetime later. */
+function renewNow(): void {
   renewalTimer = null;
   void api.refresh().then((refreshed) => {
     if (refreshed && api.accessToken) realtime?.renew(api.accessToken);
     if (refreshed) scheduleRenewal(true);
-    else if (realtime) renewalTimer = setTimeout(scheduleRenewalNow, 10_000);
+    else if (realtime) renewalTimer = setTimeout(renewNow, 10_000);
   });
 }
 
@@ -683,16 +679,19 @@ function saveOutbox(): void {
   else localStorage.setItem(outboxKey(), JSON.stringify(open));
 }
 
+/** An outbox as stored under `key`; empty when it is missing or unreadable. */
+function readOutbox(key: string): PendingSend[] {
+  try {
+    return JSON.parse(localStorage.getItem(key) ?? '[]') as PendingSend[];
+  } catch {
+    return [];
+  }
+}
+
 function restoreOutbox(): void {
   const adopted = outboxKeys().filter((key) => key !== outboxKey());
   for (const key of adopted) {
-    let saved: PendingSend[] = [];
-    try {
-      saved = JSON.parse(localStorage.getItem(key) ?? '[]') as PendingSend[];
-    } catch {
-      // Unreadable: nothing to adopt from it.
-    }
-    for (const p of saved) {
+    for (const p of readOutbox(key)) {
       if (state.pending.has(p.clientMsgId)) continue;
       state.pending.set(p.clientMsgId, p);
       if (!p.error) realtime?.send(frameOf(p));
@@ -721,15 +720,11 @@ export function discardSend(clientMsgId: string): void {
   saveOutbox();
   for (const key of outboxKeys()) {
     if (key === outboxKey()) continue;
-    try {
-      const saved = JSON.parse(localStorage.getItem(key) ?? '[]') as PendingSend[];
-      const left = saved.filter((p) => p.clientMsgId !== clientMsgId);
-      if (left.length === saved.length) continue;
-      if (left.length === 0) localStorage.removeItem(key);
-      else localStorage.setItem(key, JSON.stringify(left));
-    } catch {
-      // Unreadable: another tab's to rewrite.
-    }
+    const saved = readOutbox(key);
+    const left = saved.filter((p) => p.clientMsgId !== clientMsgId);
+    if (left.length === saved.length) continue;
+    if (left.length === 0) localStorage.removeItem(key);
+    else localStorage.setItem(key, JSON.stringify(left));
   }
   changed();
 }
