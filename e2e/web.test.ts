@@ -918,6 +918,19 @@ describe('web client in Chromium', () => {
       expect(await page.locator('li.message', { hasText: 'george stays a while' }).count()).toBe(1);
       // Nor is it the list's preview any more (a preview newer than the server's answer was kept as live).
       await expect.poll(() => page.locator('.chat-item', { hasText: 'Fading group' }).locator('.chat-last').textContent(), { timeout: 10_000 }).not.toContain('frank was here');
+      // A second tab opens the chat while the pass runs: its page, read from the projection before
+      // the pass, comes in after the pass's event (held back here). It showed the expired message
+      // again: the event went by while there was no page, and the page was older than it (CI saw
+      // this once in the first tab, whose page the erasure above had sent to be read again).
+      const second = await openPage(browser, SIZES[0]!.options);
+      const resumed = socketResumed(second.page);
+      const expiryFrame = new Promise<void>((resolve) =>
+        second.page.on('websocket', (ws) => ws.on('framereceived', ({ payload }) => typeof payload === 'string' && payload.includes('historyExpiredUpToSeq') && resolve())),
+      );
+      const { read, release } = await holdFirstRead(second.page, (url) => url.pathname === `/api/v1/chats/${group.body.id}/messages`);
+      await signIn(second.page, stack.baseUrl, erin);
+      await openChat(second.page, 'Fading group');
+      await Promise.all([read, resumed]);
       // A year later, the retention pass: the rest goes too, live, and the title stays (it read
       // "undefined": the expiry's chat.updated has no title).
       const later = new Date(Date.now() + 366 * 86_400_000).toISOString();
@@ -926,6 +939,18 @@ describe('web client in Chromium', () => {
       expect(await page.locator('.chat-item', { hasText: 'Fading group' }).count()).toBe(1);
       expect(await page.locator('#chat-title').textContent()).toContain('Fading group');
       expect(pageErrors).toEqual([]);
+
+      // The second tab has had the pass's event (and dropped the expired preview); then its page.
+      await expiryFrame;
+      await expect.poll(() => second.page.locator('.chat-item', { hasText: 'Fading group' }).locator('.chat-last').textContent(), { timeout: 10_000 }).not.toMatch(/george stays a while|frank was here/);
+      release();
+      // A message after the pass shows the page is in; the expired one is not on it.
+      expect((await call(stack.baseUrl, george.accessToken, 'POST', `/chats/${group.body.id}/messages`, { clientMsgId: 'fade-after', body: 'george after the pass' })).status).toBe(201);
+      await second.page.locator('li.message', { hasText: 'george after the pass' }).waitFor();
+      expect(await second.page.locator('li.message', { hasText: 'george stays a while' }).count()).toBe(0);
+      expect(await second.page.locator('#chat-title').textContent()).toContain('Fading group');
+      expect(second.pageErrors).toEqual([]);
+      await second.context.close();
     } finally {
       await context.close();
     }

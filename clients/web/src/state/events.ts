@@ -116,15 +116,8 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
       // A rename carries the title; a retention pass's expiry (MessagesExpired) carries
       // `historyExpiredUpToSeq` instead: the chat's messages up to it are gone (protocol.md).
       if (typeof data.title === 'string') chat!.title = data.title;
-      if (typeof data.historyExpiredUpToSeq === 'number') {
-        const upTo = data.historyExpiredUpToSeq;
-        const history = state.history.get(event.chatId);
-        if (history) history.messages = history.messages.filter((m) => m.seq > upTo);
-        if (chat!.lastMessage && chat!.lastMessage.seq <= upTo) {
-          chat!.lastMessage = null;
-          chat!.unreadCount = 0;
-        }
-      }
+      cutHistory(event);
+      cutSummary(chat!, event);
       return;
     case 'member.added':
       if (!chat!.members.some((m) => m.userId === data.userId)) chat!.members.push({ userId: String(data.userId), role: String(data.role) });
@@ -138,10 +131,8 @@ export function applyEvent(event: ChatEvent, effects: EventEffects, openChatId: 
         // An erased account whose messages, reactions and votes went with it: theirs leave the
         // screen and the list's preview now (a preview newer than the server's answer is kept as
         // live, so theirs would have stayed), and the chat is read again for the rest.
-        if (data.purged === true) {
-          const history = state.history.get(event.chatId);
-          if (history) history.messages = history.messages.filter((m) => m.senderId !== data.userId);
-          if (chat!.lastMessage?.senderId === data.userId) chat!.lastMessage = null;
+        if (cutHistory(event)) {
+          cutSummary(chat!, event);
           effects.historyChanged(event.chatId, event.seq);
         }
       }
@@ -209,6 +200,45 @@ function messageChange(event: ChatEvent, me: string | undefined): ((m: Message) 
 }
 
 /**
+ * Which of a chat's messages an event takes away at once, if it is such an event: a retention
+ * pass's expiry (`chat.updated` with `historyExpiredUpToSeq`: those up to that seq) or an erased
+ * member's removal with their messages (`member.removed` with `purged`: theirs). protocol.md.
+ */
+function takenAway(event: ChatEvent): ((m: Message) => boolean) | undefined {
+  const data = event.data;
+  if (event.type === 'chat.updated' && typeof data.historyExpiredUpToSeq === 'number') {
+    const upTo = data.historyExpiredUpToSeq;
+    return (m) => m.seq <= upTo;
+  }
+  if (event.type === 'member.removed' && data.purged === true) return (m) => m.senderId === data.userId;
+  return undefined;
+}
+
+/** Drops from the chat's loaded page what `event` took away; answers whether it is such an event. */
+function cutHistory(event: ChatEvent): boolean {
+  const gone = takenAway(event);
+  if (!gone) return false;
+  const history = state.history.get(event.chatId);
+  if (history) history.messages = history.messages.filter((m) => !gone(m));
+  return true;
+}
+
+/**
+ * Drops a chat's preview if `event` took it away (with its unread count: what is left was read or
+ * went too); answers whether it is such an event. An erased member's preview keeps the count,
+ * since the chat is read again for the rest.
+ */
+function cutSummary(chat: Chat, event: ChatEvent): boolean {
+  const gone = takenAway(event);
+  if (!gone) return false;
+  if (chat.lastMessage && gone(chat.lastMessage)) {
+    chat.lastMessage = null;
+    if (event.type === 'chat.updated') chat.unreadCount = 0;
+  }
+  return true;
+}
+
+/**
  * Applies an event that arrived while the chat's page was loading to the page, once it is in
  * (session.ts, replayOnto). The page is read from the projection, which can trail the socket, so
  * such an event may be newer than the page; applyEvent had no page to put it in. Only what the page
@@ -218,6 +248,8 @@ function messageChange(event: ChatEvent, me: string | undefined): ((m: Message) 
  * it changed the page.
  */
 export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): boolean {
+  // A page read before an expiry or an erasure was projected still holds what they took away.
+  if (cutHistory(event)) return true;
   if (event.type === 'message.created') {
     const message = event.data as unknown as Message;
     if (tookIt.has(message.id)) return false;
@@ -244,6 +276,7 @@ export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): b
  */
 export function applyToSummary(chat: Chat, event: ChatEvent): void {
   const me = state.me?.id;
+  if (cutSummary(chat, event)) return;
   if (event.type === 'message.created') {
     const message = event.data as unknown as Message;
     if (message.seq <= (chat.lastMessage?.seq ?? 0)) return;
