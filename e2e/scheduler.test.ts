@@ -1,5 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,6 +8,12 @@ import { startStack, type Stack } from './stack.js';
 
 const root = path.join(import.meta.dirname, '..');
 const parley = path.join(root, 'bin/parley.mjs');
+
+/** The environment without the settings a test gives the schedule in a file (the environment would win). */
+function withoutSchedule(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { SCHEDULE_CLEANUP: _c, SCHEDULE_BACKUP: _b, RETENTION_METRICS_TEXTFILE: _t, LOG_LEVEL: _l, PARLEY_ENV_FILE: _f, ...rest } = env;
+  return rest;
+}
 
 /**
  * Issue 20: nothing scheduled retention or backups under compose or on a host without cron.
@@ -28,11 +34,15 @@ describe('parley schedule', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('runs the retention pass on its schedule, reports each run, and stops on SIGTERM', async () => {
+  it('runs the retention pass on its schedule, reports each run, and stops on SIGTERM, with the schedule and the job\'s settings from --env-file', async () => {
     const textfile = path.join(dir, 'retention.prom');
+    // The schedule and a setting of the job in the file named by --env-file (the schedule read the
+    // environment alone: it kept 03:00, and its jobs ran without the file).
+    const settings = path.join(dir, 'parley.env');
+    await writeFile(settings, `SCHEDULE_CLEANUP="*/2 * * * * *"\nSCHEDULE_BACKUP=off\nRETENTION_METRICS_TEXTFILE=${textfile}\nLOG_LEVEL=silent\n`);
     let out = '';
-    child = spawn(process.execPath, [parley, 'schedule'], {
-      env: { ...process.env, ...stack.vars, LOG_LEVEL: 'silent', SCHEDULE_CLEANUP: '*/2 * * * * *', SCHEDULE_BACKUP: 'off', RETENTION_METRICS_TEXTFILE: textfile },
+    child = spawn(process.execPath, [parley, 'schedule', '--env-file', settings], {
+      env: { ...withoutSchedule(process.env), ...stack.vars },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
     child.stdout!.on('data', (c: Buffer) => (out += c.toString()));

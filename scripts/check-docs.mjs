@@ -54,6 +54,9 @@ for (const n of read_) {
   if (!enNames.has(n) && !readme.has(n)) fail(`${n} is read by an env schema but has no row in operations.md or the README`);
   if (!ruNames.has(n) && !readme.has(n)) fail(`${n} is read by an env schema but has no row in operations.ru.md or the README`);
 }
+// The two guides document the same settings (a row the README has did not excuse a missing translation).
+for (const n of enNames) if (!ruNames.has(n)) fail(`operations.md documents ${n}, operations.ru.md does not`);
+for (const n of ruNames) if (!enNames.has(n)) fail(`operations.ru.md documents ${n}, operations.md does not`);
 
 // 3. Commands.
 const scripts = JSON.parse(read('package.json')).scripts;

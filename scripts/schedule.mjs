@@ -11,11 +11,16 @@
 // its outcome is one JSON log line, and the jobs push their own metrics (PUSHGATEWAY_URL).
 import { spawn } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Cron } from 'croner';
 
 const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const parley = path.join(root, 'bin', 'parley.mjs');
+// Settings from --env-file, PARLEY_ENV_FILE or .env under the environment's own, as every command
+// reads them; the jobs inherit them. Before, the schedule and its jobs read the environment alone:
+// `parley schedule --env-file /etc/parley.env` kept the default times and ran jobs without the file.
+const { applyEnvFile } = await import(pathToFileURL(path.join(root, 'packages', 'config', 'dist', 'index.js')).href);
+applyEnvFile();
 const env = process.env;
 const log = (fields) => process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), service: 'scheduler', ...fields })}\n`);
 
