@@ -5,6 +5,7 @@ import { subjects } from '@parley/contracts';
 import { createLogger } from '@parley/log';
 import { createTestEnv, type TestEnv } from '@parley/testing';
 import type { Presence } from './presence.js';
+import type { Socket, SocketRegistry } from './registry.js';
 import { presenceWithoutSockets } from './presence.test-helper.js';
 
 /** Keys enough that listing the bucket takes far longer than a notice's round trip. */
@@ -60,4 +61,18 @@ describe('presence: a listing of the bucket does not undo the transitions told w
     expect(inside.online.has(gone)).toBe(false);
     expect(inside.online.size).toBe(KEYS - 1);
   }, 60_000);
+
+  it('keys a user whose first two sockets here are set up together (neither was the only one, and the user stayed unannounced)', async () => {
+    const userId = randomUUID();
+    const registry = (presence as unknown as { deps: { registry: SocketRegistry } }).deps.registry;
+    const socket = () => ({ getUserData: () => ({ state: { chats: new Map(), closed: false } }) }) as unknown as Socket;
+    // Both authenticated (registered) before either's set-up ends, as two tabs reconnecting do.
+    const sockets = [socket(), socket()];
+    for (const s of sockets) registry.add(userId, randomUUID(), s);
+    // The announcement asks users.watchers, which nobody answers here: the key written before it is what is read.
+    await Promise.allSettled(sockets.map((s) => presence.connected(s, userId)));
+    const bucket = subjects.presenceBucket(env.namespace);
+    const key = await bus.jsm.streams.getMessage(`KV_${bucket}`, { last_by_subj: `$KV.${bucket}.${userId}.${presence.gatewayId}` });
+    expect(key).not.toBeNull();
+  });
 });

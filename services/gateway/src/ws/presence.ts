@@ -92,6 +92,8 @@ export class Presence {
    * What a new socket is shown when it connects (snapshot), and the `active_users` gauge.
    */
   private readonly online = new Set<string>();
+  /** Users with a socket set up here since their sockets here last all closed: announced, keyed here. */
+  private readonly keyed = new Set<string>();
   readonly gatewayId = newId();
   private readonly lastSeen: LastSeen;
   /** The stream sequence of this gateway's last heartbeat: a beat expects it, so a reaping is noticed. */
@@ -219,17 +221,30 @@ export class Presence {
     return new Map(viewers.map((viewer, i) => [viewer.viewerId, answers[i]!]));
   }
 
-  /** A socket of `userId` is ready (its chats known). Announces the user if they just came online. */
+  /**
+   * A socket of `userId` is ready (its chats known). Announces the user if they just came online:
+   * at the first socket of theirs set up here, not when they hold one socket. Sockets join the
+   * registry when they authenticate, before their set-up: two that authenticated together (two
+   * tabs, a phone and a laptop reconnecting after a gateway restart) were both the second when set
+   * up, so the user was never announced and had no key until the keys' refresh.
+   */
   async connected(socket: Socket, userId: string): Promise<void> {
     this.markOnline(userId);
-    if (countOf(this.deps.registry.socketsOf(userId)) !== 1 || !this.kv) return;
-    await this.kv.put(this.key(userId), '1');
+    if (this.keyed.has(userId) || !this.kv) return;
+    this.keyed.add(userId);
+    try {
+      await this.kv.put(this.key(userId), '1');
+    } catch (error) {
+      this.keyed.delete(userId); // the user's next socket tries again
+      throw error;
+    }
     if (!(await this.heldElsewhere(userId))) await this.announce(userId, true, [...socket.getUserData().state.chats.keys()]);
   }
 
   /** The last socket of `userId` on this gateway closed. Announces the user if they are now offline everywhere. */
   async disconnected(userId: string, chatIds: string[]): Promise<void> {
     if (countOf(this.deps.registry.socketsOf(userId)) !== 0 || !this.kv) return;
+    this.keyed.delete(userId);
     const at = new Date().toISOString(); // the close itself, not whenever the calls below finish
     await this.removeKey(userId).catch(() => {});
     if (!(await this.heldElsewhere(userId))) await this.wentOffline(userId, chatIds, at);
