@@ -255,10 +255,10 @@ export class TestSocket {
    * pong. A client reconnects in that case, and so does the handshake, up to three times; the
    * drop itself is logged so it stays visible.
    */
-  static async open(url: string, token?: string, options: { handshake?: boolean } = {}): Promise<TestSocket> {
+  static async open(url: string, token?: string, options: { handshake?: boolean; headers?: Record<string, string> } = {}): Promise<TestSocket> {
     const handshake = token !== undefined && options.handshake !== false;
     for (let attempt = 1; ; attempt++) {
-      const ws = new WebSocket(token ? `${url}?token=${encodeURIComponent(token)}` : url);
+      const ws = new WebSocket(token ? `${url}?token=${encodeURIComponent(token)}` : url, { headers: options.headers });
       const socket = new TestSocket(ws);
       await new Promise<void>((resolve, reject) => {
         ws.once('open', () => resolve());

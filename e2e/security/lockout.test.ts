@@ -86,4 +86,32 @@ describe('a guesser cannot lock the owner out', () => {
     expect((await login(email, 'wrong again', '203.0.113.200')).status).toBe(401);
     expect((await login(`someone-else-${owner.username}@example.test`, 'wrong again', '203.0.113.200')).status).toBe(401);
   });
+
+  it('does not let logins typed as a user\'s id lock that user out of changing their password', async () => {
+    const owner = await register(stack);
+    // A user id is public (profiles, chat members). Typed as a login name it matches no account,
+    // but it counted on the counters re-authentication keeps by user id.
+    for (let i = 0; i < 5; i++) expect((await login(owner.id, `wrong guess ${i}`, '203.0.113.220')).status).toBe(401);
+    const change = await fetch(`${stack.baseUrl}/api/v1/users/me/password`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.220', authorization: `Bearer ${owner.accessToken}` },
+      body: JSON.stringify({ currentPassword: owner.password, newPassword: 'a new passphrase for the owner' }),
+    });
+    // Before: 429 (the owner shares the guesser's address, as behind one NAT).
+    expect(change.status).toBe(204);
+  });
+
+  it('throttles wrong current passwords of a signed-in account on counters of their own', async () => {
+    const owner = await register(stack);
+    const change = (currentPassword: string) =>
+      fetch(`${stack.baseUrl}/api/v1/users/me/password`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.221', authorization: `Bearer ${owner.accessToken}` },
+        body: JSON.stringify({ currentPassword, newPassword: 'never becomes the password' }),
+      });
+    for (let i = 0; i < 5; i++) expect((await change(`stolen token guess ${i}`)).status).toBe(401);
+    expect((await change(owner.password)).status).toBe(429);
+    // The logins' counters are apart: the owner signs in from there.
+    expect((await login(owner.username, owner.password, '203.0.113.221')).status).toBe(200);
+  });
 });

@@ -2,7 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { eventually } from '@parley/testing';
 import { http, mailMatch, register, startStack, type Account, type Stack } from '../stack.js';
 import { expectError } from './helpers.js';
 
@@ -97,6 +99,16 @@ describe('registration and e-mail verification', () => {
     expect(statuses).toEqual([202, 202, 202, 429]);
   });
 
+  it('takes a display name as PATCH /users/me does: trimmed, and never blank', async () => {
+    const suffix = Date.now() % 100000;
+    const blank = await http(stack, 'POST', '/api/v1/auth/register', { body: { username: `blank${suffix}`, email: `blank${suffix}@example.test`, password: 'a long enough passphrase', displayName: '   ' } });
+    // Before: 201, and a name of three spaces.
+    expectError(blank, 400, 'invalid_request');
+    const padded = await http(stack, 'POST', '/api/v1/auth/register', { body: { username: `padded${suffix}`, email: `padded${suffix}@example.test`, password: 'a long enough passphrase', displayName: '  Ann Lee ' } });
+    expect(padded.status).toBe(201);
+    expect(padded.body.user.displayName).toBe('Ann Lee');
+  });
+
   it('answers a taken e-mail no faster than a wrong password (one argon2 hash each)', async () => {
     const known = await register(stack);
     const login = await register(stack);
@@ -139,5 +151,19 @@ describe('registration throttle', () => {
     // A fresh address is refused as well: the limit is on the client, not on the answer.
     const fresh = await http(stack, 'POST', '/api/v1/auth/register', { body: { username: `fresh${Date.now() % 100000}`, email: `fresh${Date.now()}@example.test`, password: 'a long enough passphrase' } });
     expectError(fresh, 429, 'rate_limited');
+    for (let i = 0; i < 10; i++) expectError(await attempt(10 + i), 429, 'rate_limited');
+
+    // The audit log notes the refusals once for this client and window, not once each (a flood
+    // of refusals filled the audit stream). Read after an entry recorded after them: the audit
+    // projection applies entries in order.
+    expect((await http(stack, 'POST', '/api/v1/auth/login', { body: { login: owner.username, password: owner.password } })).status).toBe(200);
+    const db = new pg.Client({ connectionString: stack.env.databaseUrl });
+    await db.connect();
+    try {
+      await eventually(async () => ((await db.query("SELECT 1 FROM users.audit_log WHERE user_id = $1 AND action = 'login.succeeded'", [owner.id])).rowCount ? true : undefined));
+      expect((await db.query("SELECT count(*)::int AS n FROM users.audit_log WHERE action = 'registration.throttled'")).rows[0].n).toBe(1);
+    } finally {
+      await db.end();
+    }
   });
 });

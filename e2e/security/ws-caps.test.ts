@@ -14,7 +14,8 @@ describe('WebSocket caps per user and per address', () => {
   let user: Account;
   const open: TestSocket[] = [];
   beforeAll(async () => {
-    stack = await startStack({ WS_MAX_SOCKETS_PER_USER: '3', WS_MAX_UNAUTHENTICATED_PER_ADDRESS: '2', WS_SETUP_CONCURRENCY: '1' });
+    // TRUSTED_PROXIES: client addresses from X-Forwarded-For (loopback is the proxy here).
+    stack = await startStack({ WS_MAX_SOCKETS_PER_USER: '3', WS_MAX_UNAUTHENTICATED_PER_ADDRESS: '2', WS_SETUP_CONCURRENCY: '1', TRUSTED_PROXIES: 'loopback' });
     user = await register(stack);
   });
   afterAll(async () => {
@@ -46,6 +47,14 @@ describe('WebSocket caps per user and per address', () => {
     a.send({ op: 'auth', token: other.accessToken });
     await a.next((f) => f.op === 'authenticated');
     open.push(await TestSocket.open(stack.wsUrl));
+  });
+
+  it('counts the unauthenticated sockets of an IPv6 client by its /64, as every per-address limit', async () => {
+    const from = (address: string) => TestSocket.open(stack.wsUrl, undefined, { headers: { 'x-forwarded-for': address } });
+    open.push(await from('2001:db8:bb:1::1'), await from('2001:db8:bb:1::2'));
+    // Before: a third address of the same /64 was another client.
+    await expect(from('2001:db8:bb:1:ffff::3')).rejects.toThrow('upgrade refused: 429');
+    open.push(await from('2001:db8:bb:2::1'));
   });
 
   it('sets sockets up one at a time, and every one becomes ready with its chats', async () => {
@@ -82,6 +91,10 @@ describe('WebSocket caps per user and per address', () => {
     const sockets = await Promise.all(users.map((u) => TestSocket.open(stack.wsUrl, u.accessToken)));
     open.push(...sockets);
     const requests = (await setupRequests()) - requestsBefore;
+    // Whose sockets were set up together is announced online all the same (boris's two were
+    // both the second when set up, and nobody was told he came online).
+    await annaSocket.next((f) => f.op === 'presence' && f.userId === boris.id && f.online === true);
+    await carlSocket.next((f) => f.op === 'presence' && f.userId === dora.id && f.online === true);
     // One slot (WS_SETUP_CONCURRENCY 1): the first socket's set-up runs alone, the three that
     // arrived meanwhile go in the next batch, so fewer requests than sockets.
     expect(requests).toBeGreaterThan(0);

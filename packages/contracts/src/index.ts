@@ -12,3 +12,4 @@ export * from './commands.js';
 export * from './input.js';
 export * from './permissions.js';
 export * from './identity.js';
+export * from './network.js';

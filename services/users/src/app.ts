@@ -12,7 +12,7 @@ import { auditRoutes } from './audit/routes.js';
 import { erasureRoutes } from './erasure/routes.js';
 import { passwordRoutes } from './auth/password-routes.js';
 import { authRoutes } from './auth/routes.js';
-import { AttemptThrottle, LoginThrottle } from './auth/throttle.js';
+import { AttemptThrottle, LoginThrottle, REAUTH_PREFIX, sweepExpiredCounters } from './auth/throttle.js';
 import { privacyRoutes } from './privacy/routes.js';
 import { sendVerification, verifyRoutes, type VerifyDeps } from './verify/email.js';
 import { BackgroundTasks } from './background.js';
@@ -46,6 +46,8 @@ export interface UsersApp {
   verifier: RequestVerifier;
   /** Attempt counters of logins and re-authentication; an erasure forgets the account's. */
   throttle: LoginThrottle;
+  /** Deletes the attempt counters whose window ended (every replica, every 10 minutes). */
+  sweepCounters(): Promise<number>;
 }
 
 /** Builds the users service from ready clients; reads no env, listens on nothing. */
@@ -53,13 +55,15 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
   const router = new ApiRouter(deps.log, isTransientPgError);
   const signer = new TokenSigner(config.JWT_SECRET, config.ACCESS_TOKEN_TTL);
   const audit = auditRecorder(deps.bus, deps.namespace, deps.log);
-  const throttle = new LoginThrottle(deps.pool, {
+  const loginLimits = {
     maxFailuresPerAccountAddress: config.LOGIN_MAX_FAILURES_PER_ACCOUNT,
     maxFailuresPerAddress: config.LOGIN_MAX_FAILURES_PER_ADDRESS,
     slowdownAfter: config.LOGIN_SLOWDOWN_AFTER_FAILURES,
     maxDelaySeconds: config.LOGIN_MAX_DELAY_SECONDS,
     windowSeconds: config.LOGIN_FAILURE_WINDOW_SECONDS,
-  });
+  };
+  const throttle = new LoginThrottle(deps.pool, loginLimits);
+  const reauthThrottle = new LoginThrottle(deps.pool, loginLimits, REAUTH_PREFIX);
   const mailer = createMailer(config);
   const background = new BackgroundTasks(deps.log);
   const verify: VerifyDeps = {
@@ -90,8 +94,8 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
   privacyRoutes(router, profileDeps);
   exportRoutes(router, profileDeps);
   auditRoutes(router, deps);
-  passwordRoutes(router, { ...deps, audit, throttle });
-  erasureRoutes(router, { ...deps, audit, throttle, mailer });
+  passwordRoutes(router, { ...deps, audit, reauthThrottle });
+  erasureRoutes(router, { ...deps, audit, throttle, reauthThrottle, mailer });
   resetRoutes(router, {
     ...deps,
     audit,
@@ -134,8 +138,12 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     background,
     verifier: new RequestVerifier(config.GATEWAY_PUBLIC_KEY),
     throttle,
+    sweepCounters: () => sweepExpiredCounters(deps.pool, Math.max(config.LOGIN_FAILURE_WINDOW_SECONDS, config.RESET_REQUEST_WINDOW_SECONDS, config.REGISTER_WINDOW_SECONDS)),
   };
 }
+
+/** How often each replica deletes the throttles' counters that ended (idempotent; any replica may). */
+const SWEEP_COUNTERS_EVERY_MS = 10 * 60_000;
 
 /** Wires the app onto NATS: API requests, internal RPC, the projectors. */
 export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
@@ -148,8 +156,13 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const { rows } = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users');
   deps.metrics.usersTotal.set(rows[0]?.n ?? 0);
   for (const projector of app.projectors) projector.start();
+  const sweep = () => void app.sweepCounters().catch((error: unknown) => deps.log.warn({ err: (error as Error).message }, 'expired throttle counters not swept'));
+  sweep();
+  const sweeping = setInterval(sweep, SWEEP_COUNTERS_EVERY_MS);
+  sweeping.unref();
   return {
     async stop() {
+      clearInterval(sweeping);
       // Stop taking requests first, let in-flight ones finish (drain), then stop projecting.
       await Promise.all(subs.map((s) => s.drain()));
       // Before the projectors: a reset request in flight waits for the resets projection.

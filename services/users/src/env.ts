@@ -37,7 +37,7 @@ export const UsersEnv = {
   RESET_REQUEST_WINDOW_SECONDS: Type.Number({ default: 3600, minimum: 1 }),
   /** Lifetime of an e-mail verification link, seconds (two days: mail can be slow to be read). */
   VERIFY_EMAIL_TTL: Type.Number({ default: 172_800, minimum: 60 }),
-  /** Verification mails one account may ask for within RESET_REQUEST_WINDOW_SECONDS. */
+  /** Verification mails one account may ask for within RESET_REQUEST_WINDOW_SECONDS (one address gets one more: a registration's). */
   VERIFY_EMAIL_MAX_REQUESTS: Type.Number({ default: 3, minimum: 1 }),
   /**
    * Registrations from one client address within REGISTER_WINDOW_SECONDS, taken or not: bounds how

@@ -1,6 +1,6 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
 import { callRpc, ServiceUnavailableError } from '@parley/bus';
-import { inputIssue, MAX_SETUP_BATCH, streamName, subjects, toClientEvent } from '@parley/contracts';
+import { clientNetwork, inputIssue, MAX_SETUP_BATCH, streamName, subjects, toClientEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
@@ -374,7 +374,8 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
       const key = req.getHeader('sec-websocket-key');
       const protocol = req.getHeader('sec-websocket-protocol');
       const extensions = req.getHeader('sec-websocket-extensions');
-      const address = deps.clientAddress(normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()), req.getHeader('x-forwarded-for'));
+      // Counted per client: an IPv6 client by its /64, as every per-address limit (clientNetwork).
+      const address = clientNetwork(deps.clientAddress(normaliseAddress(Buffer.from(res.getRemoteAddressAsText()).toString()), req.getHeader('x-forwarded-for')));
       let aborted = false;
       res.onAborted(() => {
         aborted = true;

@@ -12,7 +12,7 @@ import type { LoginThrottle } from './throttle.js';
 export interface PasswordRouteDeps extends StorePasswordDeps {
   cache: Cache;
   audit: AuditRecorder;
-  throttle: LoginThrottle;
+  reauthThrottle: LoginThrottle;
 }
 
 /** POST /api/v1/users/me/password: change the password, knowing the current one. */

@@ -8,7 +8,7 @@ import {
   type IdentityClaimed,
   type UserRegistered,
 } from '@parley/contracts';
-import { Conflict, Unavailable } from '@parley/http';
+import { Conflict, InvalidRequest, Unavailable } from '@parley/http';
 import type { Metrics } from '@parley/telemetry';
 import type { Pool } from '@parley/pg';
 import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../users/projection.js';
@@ -42,6 +42,9 @@ const ORPHAN_CLAIM_AFTER_MS = 60_000;
 export async function registerUser(deps: RegisterDeps, input: RegisterInput, correlationId: string): Promise<{ userId: string }> {
   const { bus, namespace } = deps;
   const now = deps.now ?? (() => new Date());
+  // As PATCH /users/me takes it (profile.ts): trimmed, and not blank. A name of spaces was taken here.
+  const displayName = input.displayName?.trim();
+  if (displayName !== undefined && displayName.length === 0) throw new InvalidRequest('displayName must not be blank');
   // Before anything else: a refused password should not cost a query, a hash or a name claim.
   await assertPasswordAllowed(input.password);
   // Hashed before the names are checked, so a taken name answers no faster than a registration:
@@ -66,7 +69,7 @@ export async function registerUser(deps: RegisterDeps, input: RegisterInput, cor
   const event: UserRegistered = {
     type: 'UserRegistered',
     version: 1,
-    data: { userId, username: input.username, email: input.email, displayName: input.displayName ?? input.username, passwordHash },
+    data: { userId, username: input.username, email: input.email, displayName: displayName ?? input.username, passwordHash },
     meta: buildMeta({ eventId: newId(), occurredAt: now(), actorId: userId, correlationId }),
   };
   const ack = await publishEvent(bus.js, subjects.user(namespace, userId), event, {

@@ -24,7 +24,7 @@ export interface AuthRouteDeps extends RegisterDeps {
   registerThrottle: AttemptThrottle;
   registerMaxPerAddress: number;
   /** Mails the verification link of a new account. */
-  sendVerification: (user: { id: string; email: string }) => void;
+  sendVerification: (user: { id: string; email: string }) => Promise<void>;
 }
 
 export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
@@ -54,16 +54,21 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     schema: { body: RegisterBody },
     handler: async ({ body, request }) => {
       // Every attempt counts, taken or not: `email_taken` must not be a fast oracle of addresses.
-      const wait = await deps.registerThrottle.reserve([{ key: `register-address:${addressKeyPart(request.ip)}`, max: deps.registerMaxPerAddress }]);
+      const client = addressKeyPart(request.ip);
+      const wait = await deps.registerThrottle.reserve([{ key: `register-address:${client}`, max: deps.registerMaxPerAddress }]);
       if (wait !== null) {
-        await deps.audit.record(null, 'registration.throttled', auditContext(request), {});
+        // Once per client and window: an entry per refusal (kept 90 days, replicated) made the
+        // throttle's refusals a way to fill the audit stream.
+        if ((await deps.registerThrottle.reserve([{ key: `register-refused:${client}`, max: 1 }])) === null) {
+          await deps.audit.record(null, 'registration.throttled', auditContext(request), {});
+        }
         throw new RateLimited(wait, 'Too many registrations from this address; try again later');
       }
       const { userId } = await registerUser(deps, body, request.requestId);
       const user = await findUserById(deps.pool, userId);
       if (!user) throw new Error('registered user missing from projection');
       const { sessionId, tokens } = await startSession(userId, false);
-      deps.sendVerification(user);
+      await deps.sendVerification(user);
       await deps.audit.record(userId, 'user.registered', auditContext(request), { sessionId });
       return { status: 201, body: { user: toUserView(user), ...tokens } };
     },

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { identityKey } from '@parley/contracts';
+import { clientNetwork, identityKey } from '@parley/contracts';
 import { withTransaction, type Pool, type Queryable } from '@parley/pg';
 
 /** A counter with a hard limit: at `max` attempts in the window, the next waits for the window's end. */
@@ -120,24 +120,23 @@ export class AttemptThrottle {
   }
 }
 
+/**
+ * Deletes the counters whose window ended more than `longestWindowSeconds` ago (a remembered
+ * address's too, once its days are over): they count for nothing any more, and each names an
+ * account, an address or a client in a hashed form. Counters of mails to an address outlive an
+ * erasure on purpose (LoginThrottle.forget), for their window and no longer.
+ */
+export async function sweepExpiredCounters(pool: Pool, longestWindowSeconds: number): Promise<number> {
+  const { rowCount } = await pool.query('DELETE FROM users.login_failures WHERE window_start < now() - make_interval(secs => $1)', [longestWindowSeconds]);
+  return rowCount ?? 0;
+}
+
 /** A stable, non-reversible stand-in for a name or address in a counter's key. */
 export const keyPart = (value: string): string => createHash('sha256').update(value).digest('hex').slice(0, 32);
 
-/**
- * The part of a client address that per-address limits count: an IPv4 address whole, an IPv6
- * address by its /64. One IPv6 subscriber holds at least a /64 (RFC 6177 has ISPs hand out /48 to
- * /56), so counted address by address, a single client stepped through fresh addresses and past
- * every per-address limit (registrations, reset requests, failed logins).
- */
+/** The part of a client address that per-address limits count (clientNetwork: IPv6 by its /64), hashed. */
 export function addressKeyPart(address: string): string {
-  const bare = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  if (!bare.includes(':')) return keyPart(bare);
-  const [head = '', tail] = bare.split('::');
-  const left = head ? head.split(':') : [];
-  const right = tail ? tail.split(':') : [];
-  const groups = tail === undefined ? left : [...left, ...Array<string>(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right];
-  const network = groups.slice(0, 4).map((g) => (Number.parseInt(g, 16) || 0).toString(16)).join(':');
-  return keyPart(`${network}::/64`);
+  return keyPart(clientNetwork(address));
 }
 
 export interface LoginLimits {
@@ -171,6 +170,11 @@ const KNOWN_ADDRESS_DAYS = 30;
  * by an account's username and e-mail told an attacker which address belonged to which username
  * (issue 23, finding 5), and unknown logins behave exactly like known ones.
  */
+/** Key prefix of re-authentication's counters (confirm-password.ts). */
+export const REAUTH_PREFIX = 'reauth-';
+/** The LoginThrottles' prefixes: logins (''), re-authentication. */
+const LOGIN_FAMILY = ['', REAUTH_PREFIX];
+
 export class LoginThrottle {
   private readonly attempts: AttemptThrottle;
   constructor(
@@ -219,10 +223,15 @@ export class LoginThrottle {
     await this.forget([user.id, identityKey(user.username), identityKey(user.email)]);
   }
 
-  /** Every counter of these accounts, from every address, of logins and of reset requests. */
+  /**
+   * Every counter of these accounts, from every address, of logins and of re-authentications. Not
+   * the counters of mails to an address (`reset-`, `verify-`): those bound what reaches a
+   * mailbox, whoever holds the account; a `%account:` pattern cleared them too, so deleting a
+   * throwaway account and registering it again mailed the same address without end.
+   */
   async forget(accounts: string[]): Promise<void> {
     const parts = accounts.map(keyPart);
-    const patterns = parts.flatMap((a) => [`%account:${a}`, `%pair:${a}:%`, `%known:${a}:%`]);
+    const patterns = LOGIN_FAMILY.flatMap((p) => parts.flatMap((a) => [`${p}account:${a}`, `${p}pair:${a}:%`, `${p}known:${a}:%`]));
     const { rows } = await this.attempts.pool.query<{ key: string }>('SELECT key FROM users.login_failures WHERE key LIKE ANY($1)', [patterns]);
     const keys = rows.map((r) => r.key);
     await this.attempts.locked(keys, async (tx) => {

@@ -11,7 +11,7 @@ const DeleteMe = Type.Object(
 );
 
 /** DELETE /api/v1/users/me: erasure on request (GDPR art. 17), confirmed with the password. */
-export function erasureRoutes(router: ApiRouter, deps: EraseDeps & { audit: AuditRecorder; throttle: LoginThrottle }): void {
+export function erasureRoutes(router: ApiRouter, deps: EraseDeps & { audit: AuditRecorder; reauthThrottle: LoginThrottle }): void {
   router.route({
     method: 'DELETE',
     url: '/api/v1/users/me',

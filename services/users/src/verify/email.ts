@@ -84,8 +84,33 @@ export function verificationMail(to: string, token: string, publicUrl: string, t
   };
 }
 
-/** Mails a verification link to the account's address, after the answer (a slow SMTP server holds nobody up). */
-export function sendVerification(deps: VerifyDeps, user: Pick<UserRow, 'id' | 'email'>): void {
+/**
+ * The counter of verification mails to one address, whichever account asks: a new account was a
+ * fresh count (per account id), so registering, deleting and registering again mailed an address
+ * without end (bounded only per client address).
+ */
+const mailsTo = (email: string) => `verify-address:${keyPart(identityKey(email))}`;
+/** Mails to one address: an account's registration mail and the resends it may ask for. */
+const perAddress = (deps: VerifyDeps) => deps.maxRequests + 1;
+
+/**
+ * Mails a verification link to the account's address, after the answer (a slow SMTP server holds
+ * nobody up). `counted`: the caller already counted it against the address's limit; otherwise it
+ * is counted here, before the answer, and not sent past the limit (registration: the account is
+ * made all the same, and its owner may ask again later).
+ */
+export async function sendVerification(deps: VerifyDeps, user: Pick<UserRow, 'id' | 'email'>, counted = false): Promise<void> {
+  if (!counted) {
+    // The account exists by now: a count that cannot be taken costs the mail, not the answer.
+    const wait = await deps.requestThrottle.reserve([{ key: mailsTo(user.email), max: perAddress(deps) }]).catch((error: unknown) => {
+      deps.log.error({ userId: user.id, err: (error as Error).message }, 'verification mail not counted, so not sent');
+      return 0;
+    });
+    if (wait !== null) {
+      if (wait > 0) deps.log.warn({ userId: user.id }, 'verification mail not sent: too many to this address lately');
+      return;
+    }
+  }
   deps.background.run('e-mail verification', async () => {
     const token = verificationToken(deps.secret, user.id, user.email, Date.now() + deps.ttlSeconds * 1000);
     try {
@@ -105,9 +130,12 @@ export function verifyRoutes(router: ApiRouter, deps: VerifyDeps): void {
       const user = await findUserById(deps.pool, auth.userId);
       if (!user) throw new InvalidRequest('No such account');
       if (user.email_verified) return { status: 204 };
-      const wait = await deps.requestThrottle.reserve([{ key: `verify-account:${keyPart(user.id)}`, max: deps.maxRequests }]);
+      const wait = await deps.requestThrottle.reserve([
+        { key: `verify-account:${keyPart(user.id)}`, max: deps.maxRequests },
+        { key: mailsTo(user.email), max: perAddress(deps) },
+      ]);
       if (wait !== null) throw new RateLimited(wait, 'Too many verification mails; try again later');
-      sendVerification(deps, user);
+      await sendVerification(deps, user, true);
       await deps.audit.record(user.id, 'email.verification.requested', auditContext(request), {});
       return { status: 202 };
     },
