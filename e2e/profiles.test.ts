@@ -199,12 +199,35 @@ describe('profiles, user search, contacts and export', () => {
     expect(text).not.toContain("not ana's words");
   });
 
+  it('exports a history larger than one NATS message whole (it was 503 past about 1 MiB)', async () => {
+    // A user of this file of its own, so that the export test above keeps its one message.
+    const [writer, reader] = [await register(stack, 'pf_writer'), await register(stack, 'pf_reader')];
+    const chat = (await http(stack, 'POST', '/api/v1/chats', { token: writer.accessToken, body: { type: 'direct', userId: reader.id } })).body;
+    // 320 messages of 4,000 two-byte characters: about 2.5 MiB of bodies.
+    const count = 320;
+    const bodyOf = (i: number) => `${i} `.padEnd(4000, 'ж');
+    for (let i = 0; i < count; i += 16) {
+      const sends = Array.from({ length: Math.min(16, count - i) }, (_, k) =>
+        http(stack, 'POST', `/api/v1/chats/${chat.id}/messages`, { token: writer.accessToken, body: { clientMsgId: `big-${i + k}`, body: bodyOf(i + k) } }),
+      );
+      for (const sent of await Promise.all(sends)) expect(sent.status).toBe(201);
+    }
+    const exported = await eventually(async () => {
+      const e = await http(stack, 'GET', '/api/v1/users/me/export', { token: writer.accessToken });
+      expect(e.status).toBe(200);
+      return e.body.messages.length === count ? e : undefined;
+    });
+    expect(Buffer.byteLength(JSON.stringify(exported.body))).toBeGreaterThan(2 * 1024 * 1024);
+    expect(new Set(exported.body.messages.map((m: { body: string }) => m.body))).toEqual(new Set(Array.from({ length: count }, (_, i) => bodyOf(i))));
+    expect(exported.body.profile.id).toBe(writer.id);
+  });
+
   it('counts registered users on the users service', async () => {
     const db = new pg.Client({ connectionString: stack.env.databaseUrl });
     await db.connect();
     const registered = (await db.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users')).rows[0]!.n;
     await db.end();
-    expect(registered).toBe(3);
+    expect(registered).toBe(5);
     const text = await (await fetch(`http://127.0.0.1:${stack.metricsPorts.users}/metrics`)).text();
     expect(/^users_total\{service="users"\} (\d+)$/m.exec(text)?.[1]).toBe(String(registered));
   });

@@ -5,6 +5,7 @@ import type { Metrics } from '@parley/telemetry';
 import { headersWithTrace, inSpan, SpanKind } from './trace.js';
 import { endOfTurn } from './turn.js';
 import { ASSERTION_HEADER, type RequestSigner, type RequestVerifier } from './assertion.js';
+import { respondJson, wholeAnswer } from './answer-parts.js';
 import { failureOf, InvalidRequestError, RemoteFailureError, RequestRefusedError, respondFailure, ServiceUnavailableError } from './rpc-failure.js';
 
 /** What makes requests: a connection, and for the gateway the key it signs requests for users with. */
@@ -33,6 +34,8 @@ export function serveRequests(
   metrics?: Metrics,
   /** When given, requests without a valid gateway signature are refused (see assertion.ts). */
   verifier?: RequestVerifier,
+  /** Where this process serves the parts of answers too large for one reply (answer-parts.ts); without it they fail. */
+  partsPrefix?: string,
 ): Subscription {
   const inFlight = new Set<Promise<void>>();
   let refusalsLogged = 0;
@@ -67,7 +70,7 @@ export function serveRequests(
         try {
           const answer = await handler(parsed(msg), context);
           metrics?.rpcRequests.inc({ subject, outcome: 'ok' });
-          msg.respond(JSON.stringify(answer));
+          respondJson(nc, msg, JSON.stringify(answer), partsPrefix);
         } catch (error) {
           if (error instanceof RequestRefusedError) {
             metrics?.rpcRequests.inc({ subject, outcome: 'refused' });
@@ -136,7 +139,8 @@ export async function requestJsonNow<T>(client: RpcClient, subject: string, payl
   }
   const failure = failureOf(reply, subject);
   if (failure) throw failure;
-  return reply.json<T>();
+  const answer = await wholeAnswer(client.nc, reply, timeoutMs);
+  return (answer === reply.data ? reply.json<T>() : JSON.parse(Buffer.from(answer).toString())) as T;
 }
 
 function isNoResponders(error: unknown): boolean {
@@ -210,6 +214,6 @@ export function serveRpc<S extends ServiceName>(
       }
       return handler(payload, context);
     };
-    return serveRequests(nc, subjects.rpc(namespace, service, name), service, checked, log, metrics, verifies);
+    return serveRequests(nc, subjects.rpc(namespace, service, name), service, checked, log, metrics, verifies, subjects.parts(namespace, service));
   });
 }

@@ -169,11 +169,20 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
   const lastSeenKv = `KV_${subjects.lastSeenBucket(ns)}`;
   const retentionKv = `KV_${ns}_retention`;
   const common = (p: Principal) => ({ publish: ['$JS.API.INFO', ...rpcs(p)], subscribe: [`${inboxPrefix(ns, p)}.>`] });
-  const merge = (p: Principal, extra: { publish: string[]; subscribe: string[]; allowResponses?: boolean }): BusPermissions => ({
-    publish: [...new Set([...common(p).publish, ...owned(p).flatMap((k) => js.manage(s(k))), ...[...owned(p), ...STREAMS_READ[p]].flatMap((k) => js.read(s(k))), ...extra.publish])],
-    subscribe: [...new Set([...common(p).subscribe, ...extra.subscribe])],
-    allowResponses: extra.allowResponses ?? false,
-  });
+  // Whoever requests a service's answers may fetch the parts of a large one (bus answer-parts.ts),
+  // and a service that answers serves them.
+  const services: ServiceName[] = ['users', 'messages'];
+  const partsAskedOf = (publish: string[]) =>
+    services.filter((svc) => publish.some((x) => x === subjects.api(ns, svc) || x.startsWith(`${ns}.rpc.${svc}.`))).map((svc) => subjects.allParts(ns, svc));
+  const partsServedBy = (p: Principal) => (services as string[]).includes(p) ? [subjects.allParts(ns, p as ServiceName)] : [];
+  const merge = (p: Principal, extra: { publish: string[]; subscribe: string[]; allowResponses?: boolean }): BusPermissions => {
+    const publish = [...common(p).publish, ...owned(p).flatMap((k) => js.manage(s(k))), ...[...owned(p), ...STREAMS_READ[p]].flatMap((k) => js.read(s(k))), ...extra.publish];
+    return {
+      publish: [...new Set([...publish, ...partsAskedOf(publish)])],
+      subscribe: [...new Set([...common(p).subscribe, ...extra.subscribe, ...(extra.allowResponses ? partsServedBy(p) : [])])],
+      allowResponses: extra.allowResponses ?? false,
+    };
+  };
 
   return {
     gateway: merge('gateway', {

@@ -25,6 +25,7 @@ import { identityKey } from './identity.js';
  *   <ns>.inbox.<userId>                 "you were added to a chat" notices (core NATS)
  *   <ns>.api.<service>                  HTTP API requests routed by the gateway (request/reply)
  *   <ns>.rpc.<service>.<method>         internal service-to-service requests (request/reply)
+ *   <ns>.parts.<service>.<answerId>     the rest of an answer too large for one reply (request/reply)
  */
 
 /** Hash for values that must not appear in a subject verbatim (e-mails, names with dots, PII). */
@@ -94,6 +95,9 @@ export const subjects = {
 
   api: (ns: string, service: ServiceName) => `${ns}.api.${service}`,
   rpc: (ns: string, service: ServiceName, method: string) => `${ns}.rpc.${service}.${method}`,
+  /** Prefix under which a service's process serves the parts of its large answers (bus answer-parts.ts). */
+  parts: (ns: string, service: ServiceName) => `${ns}.parts.${service}`,
+  allParts: (ns: string, service: ServiceName) => `${ns}.parts.${service}.*`,
 } as const;
 
 export type ServiceName = 'users' | 'messages';

@@ -158,7 +158,7 @@ export function startApp(deps: Deps, app: MessagesApp, options: AppOptions = {})
   const rpc = messagesRpc(deps.pool, { ...deps, store: app.store, writer: app.writer, barrier: app.barrier, attachmentsBarrier: app.attachmentsBarrier, verifier: app.verifier });
   const ns = deps.namespace;
   const subs = [
-    serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier),
+    serveRequests(nc, subjects.api(ns, 'messages'), 'messages', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier, subjects.parts(ns, 'messages')),
     ...serveRpc(nc, ns, 'messages', rpc, deps.log, deps.metrics, app.verifier),
   ];
   app.projector.start();

@@ -150,7 +150,7 @@ export async function startApp(deps: Deps, app: UsersApp): Promise<Started> {
   const { nc } = deps.bus;
   const rpc = usersRpc(deps.pool, { ...deps, throttle: app.throttle });
   const subs = [
-    serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier),
+    serveRequests(nc, subjects.api(deps.namespace, 'users'), 'users', (req, context) => app.router.handle(req as never, context), deps.log, deps.metrics, app.verifier, subjects.parts(deps.namespace, 'users')),
     ...serveRpc(nc, deps.namespace, 'users', rpc, deps.log, deps.metrics, app.verifier),
   ];
   const { rows } = await deps.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM users.users');
