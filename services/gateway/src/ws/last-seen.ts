@@ -58,9 +58,15 @@ export class LastSeen {
     }
   }
 
-  /** The newer of `read` (from the bucket) and what a recent notice said. ISO UTC times sort as strings. */
+  /**
+   * The newer of `read` (from the bucket) and what a notice of the last minute said. ISO UTC times
+   * sort as strings. An older notice counts for nothing: entries are pruned only when another
+   * notice comes, and on a quiet gateway one outlived the bucket's time, which a switch to `nobody`
+   * purges there and not here; a switch back showed it to every new socket.
+   */
   newest(userId: string, read: string | undefined): string | undefined {
-    const noticed = this.noticed.get(userId)?.at;
+    const entry = this.noticed.get(userId);
+    const noticed = entry && entry.noted > Date.now() - NOTICED_FOR_MS ? entry.at : undefined;
     if (read === undefined) return noticed;
     return noticed !== undefined && noticed > read ? noticed : read;
   }

@@ -40,7 +40,9 @@ export function privacyRoutes(router: ApiRouter, deps: ProfileDeps): void {
       }
       // `nobody` keeps no last seen time: the one kept from before goes now, not at the user's
       // next going offline (a change back, with no socket open meanwhile, would have shown it).
-      if (changed.presence === 'nobody') await purgeLastSeen(deps.bus, deps.namespace, auth.userId);
+      // Whenever `nobody` is asked for, not only when it changes: a retry after a 503 (the event
+      // stored, the projection late) changes nothing, and skipped the purge.
+      if (body.presence === 'nobody') await purgeLastSeen(deps.bus, deps.namespace, auth.userId);
       return { status: 200, body: { ...current, ...body } };
     },
   });
