@@ -96,6 +96,26 @@ describe('session revocation reaches every gateway and every socket', () => {
     await eventually(async () => ((await http(stack, 'GET', '/api/v1/users/me', { token: rotated.body.accessToken })).status === 401 ? true : undefined), 1000);
   });
 
+  it('knows a refresh token replayed several rotations later for a stolen one too, and revokes the session', async () => {
+    const a = await register(stack, 'oldtheft');
+    let current = a.refreshToken;
+    for (let i = 0; i < 3; i++) {
+      const rotated = await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: current } });
+      expect(rotated.status).toBe(200);
+      current = rotated.body.refreshToken;
+    }
+    // Three rotations old: before, refused (401) and nothing more; the session went on.
+    expect((await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: a.refreshToken } })).status).toBe(401);
+    expect((await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: current } })).status).toBe(401);
+    const token = (await http(stack, 'POST', '/api/v1/auth/login', { body: { login: a.username, password: a.password } })).body.accessToken;
+    await eventually(async () => ((await http(stack, 'GET', '/api/v1/users/me/audit', { token })).body.items.some((e: { action: string }) => e.action === 'refresh.reused') ? true : undefined), 5_000, 'refresh.reused in the audit log');
+    // A made-up secret for the session is only refused: it does not end the session of its owner.
+    const b = await register(stack, 'madeup');
+    const forged = `${b.refreshToken.split('.')[0]}.${'A'.repeat(43)}`;
+    expect((await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: forged } })).status).toBe(401);
+    expect((await http(stack, 'POST', '/api/v1/auth/refresh', { body: { refreshToken: b.refreshToken } })).status).toBe(200);
+  });
+
   it('keeps a readable security log for the user: who, what, when, from where, no secrets', async () => {
     const a = await register(stack, 'audited');
     await http(stack, 'POST', '/api/v1/auth/login', { body: { login: 'audited', password: 'wrong password!' } });

@@ -15,6 +15,7 @@ import { authRoutes } from './auth/routes.js';
 import { AttemptThrottle, LoginThrottle, REAUTH_PREFIX, sweepExpiredCounters } from './auth/throttle.js';
 import { privacyRoutes } from './privacy/routes.js';
 import { sendVerification, verifyRoutes, type VerifyDeps } from './verify/email.js';
+import { refreshChainKey } from './auth/refresh-tokens.js';
 import { BackgroundTasks } from './background.js';
 import type { UsersConfig } from './env.js';
 import { createMailer } from './mail/mailer.js';
@@ -81,6 +82,7 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     ...deps,
     signer,
     refreshTtlSeconds: config.REFRESH_TOKEN_TTL,
+    refreshChainKey: refreshChainKey(config.JWT_SECRET),
     audit,
     throttle,
     registerThrottle: new AttemptThrottle(deps.pool, config.REGISTER_WINDOW_SECONDS),

@@ -1,4 +1,4 @@
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { isId } from '@parley/contracts';
 
 /**
@@ -8,6 +8,22 @@ import { isId } from '@parley/contracts';
  */
 export function newRefreshSecret(): string {
   return randomBytes(32).toString('base64url');
+}
+
+/**
+ * The secret a rotation gives after `secret`: derived with a key only the users service holds, so
+ * that every earlier secret of a session leads, step by step, to its current one. A replayed
+ * token however many rotations old is then known for a stolen one (rotateRefresh), where a random
+ * new secret told only the last one apart from a made-up one. Without the key, a holder of one
+ * secret cannot work out the next.
+ */
+export function nextRefreshSecret(chainKey: Buffer, secret: string): string {
+  return createHmac('sha256', chainKey).update(secret).digest('base64url');
+}
+
+/** The key of nextRefreshSecret, derived from JWT_SECRET (a key of its own for this one use). */
+export function refreshChainKey(jwtSecret: string): Buffer {
+  return createHmac('sha256', jwtSecret).update('parley refresh-token chain v1').digest();
 }
 
 export function hashSecret(secret: string): Buffer {

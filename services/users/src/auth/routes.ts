@@ -6,7 +6,7 @@ import type { Pool } from '@parley/pg';
 import { auditContext, type AuditRecorder } from '../audit/record.js';
 import { findUserById, findUserByLogin, toUserView } from '../users/queries.js';
 import { burnPasswordCheck, verifyPassword } from './passwords.js';
-import { formatRefreshToken, hashSecret, newRefreshSecret, parseRefreshToken } from './refresh-tokens.js';
+import { formatRefreshToken, hashSecret, newRefreshSecret, nextRefreshSecret, parseRefreshToken } from './refresh-tokens.js';
 import { registerUser, type RegisterDeps } from './register.js';
 import { revokeSessions } from './revoke.js';
 import { LoginBody, RefreshBody, RegisterBody } from './schemas.js';
@@ -18,6 +18,8 @@ export interface AuthRouteDeps extends RegisterDeps {
   cache: Cache;
   signer: TokenSigner;
   refreshTtlSeconds: number;
+  /** Derives each rotation's refresh secret from the last (refresh-tokens.ts refreshChainKey). */
+  refreshChainKey: Buffer;
   audit: AuditRecorder;
   throttle: LoginThrottle;
   /** Registrations per client address and window (REGISTER_MAX_PER_ADDRESS). */
@@ -108,8 +110,8 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
     handler: async ({ body, request }) => {
       const parsed = parseRefreshToken(body.refreshToken);
       if (!parsed) throw new Unauthorized('Invalid refresh token');
-      const nextSecret = newRefreshSecret();
-      const outcome = await rotateRefresh(deps.pool, parsed.sessionId, hashSecret(parsed.secret), hashSecret(nextSecret));
+      const next = (secret: string) => nextRefreshSecret(deps.refreshChainKey, secret);
+      const outcome = await rotateRefresh(deps.pool, parsed.sessionId, parsed.secret, next);
       const userId = await findSessionUser(deps.pool, parsed.sessionId);
       if (outcome === 'reused' && userId) {
         await revokeSessions(deps, userId, { sessionId: parsed.sessionId }, 'refresh_token_reuse', request.requestId);
@@ -121,7 +123,7 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
         status: 200,
         body: {
           accessToken: await deps.signer.sign({ userId: user.id, sessionId: parsed.sessionId, emailVerified: user.email_verified }),
-          refreshToken: formatRefreshToken(parsed.sessionId, nextSecret),
+          refreshToken: formatRefreshToken(parsed.sessionId, next(parsed.secret)),
         },
       };
     },

@@ -1,4 +1,5 @@
 import { withTransaction, type Pool } from '@parley/pg';
+import { hashSecret, sameHash } from './refresh-tokens.js';
 
 /** SQL for users.sessions. */
 export interface SessionRow {
@@ -51,25 +52,40 @@ export async function fenceErasure(pool: Pool, userId: string): Promise<void> {
   });
 }
 
+/** How many rotations back a replayed refresh token is looked for (about a month of 15-minute refreshes, 3 ms of hashing). */
+export const MAX_CHAIN_STEPS = 3000;
+
 /**
- * Rotates a session's refresh token if `presented` is its current one. Compare-and-set in one
- * statement, so of two concurrent refreshes with the same token exactly one wins.
+ * Rotates a session's refresh token if `presented` is its current secret, to `next(presented)`.
+ * Compare-and-set in one statement, so of two concurrent refreshes with the same token exactly one
+ * wins. Otherwise, a secret that leads by rotations (`next`, refresh-tokens.ts nextRefreshSecret)
+ * to the current one was rotated away and is being replayed: 'reused', and the caller revokes the
+ * session (revokeSessions tells the gateways). Before, only the secret the last rotation replaced
+ * was recognised: a thief holding an older one, refused, went unnoticed, and so did the theft.
  */
-export async function rotateRefresh(pool: Pool, sessionId: string, presented: Buffer, next: Buffer): Promise<'rotated' | 'reused' | 'invalid'> {
+export async function rotateRefresh(pool: Pool, sessionId: string, presented: string, next: (secret: string) => string): Promise<'rotated' | 'reused' | 'invalid'> {
+  const presentedHash = hashSecret(presented);
   const rotated = await pool.query(
     `UPDATE users.sessions
-        SET refresh_hash = $3, previous_hash = refresh_hash, last_used_at = now()
+        SET refresh_hash = $3, previous_hash = refresh_hash, last_used_at = now(), rotations = rotations + 1
       WHERE id = $1 AND refresh_hash = $2 AND revoked_at IS NULL AND expires_at > now()`,
-    [sessionId, presented, next],
+    [sessionId, presentedHash, hashSecret(next(presented))],
   );
   if (rotated.rowCount === 1) return 'rotated';
-  // A token that was already rotated away is being replayed: assume theft. The caller revokes the
-  // session (revokeSessions), which also tells the gateways.
-  const reused = await pool.query(
-    `SELECT 1 FROM users.sessions WHERE id = $1 AND previous_hash = $2 AND revoked_at IS NULL`,
-    [sessionId, presented],
+  const { rows } = await pool.query<{ refresh_hash: Buffer; previous_hash: Buffer | null; rotations: number }>(
+    'SELECT refresh_hash, previous_hash, rotations FROM users.sessions WHERE id = $1 AND revoked_at IS NULL',
+    [sessionId],
   );
-  return reused.rowCount === 1 ? 'reused' : 'invalid';
+  const session = rows[0];
+  if (!session) return 'invalid';
+  // Rotated before this version, with random secrets: only the last replaced one is known.
+  if (sameHash(session.previous_hash, presentedHash)) return 'reused';
+  let secret = presented;
+  for (let step = 0; step < Math.min(session.rotations, MAX_CHAIN_STEPS); step++) {
+    secret = next(secret);
+    if (sameHash(session.refresh_hash, hashSecret(secret))) return 'reused';
+  }
+  return 'invalid';
 }
 
 export async function findSessionUser(pool: Pool, sessionId: string): Promise<string | null> {
