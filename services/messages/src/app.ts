@@ -132,7 +132,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     stream: streamName(deps.namespace, 'users'),
     filterSubject: subjects.allUsers(deps.namespace),
     parse: parseUserEvent,
-    projection: erasureProcess({ ...deps, writer }),
+    projection: erasureProcess({ ...deps, writer, chatsCaughtUp: () => projector.caughtUp(10_000) }),
   });
   const sweeper = new AttachmentSweeper(deps, config.ATTACHMENT_GRACE_SECONDS, config.ATTACHMENT_SWEEP_INTERVAL_SECONDS);
   return {

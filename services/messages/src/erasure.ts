@@ -14,6 +14,12 @@ export interface ErasureDeps {
   namespace: string;
   writer: ChatWriter;
   log: Logger;
+  /**
+   * Resolves once the chats projection holds every chat event stored before the call (false after
+   * its time limit): the memberships it lists must include a member added just before the erasure
+   * began (chats/erased-members.ts is the other half).
+   */
+  chatsCaughtUp?: () => Promise<boolean>;
 }
 
 /**
@@ -32,6 +38,12 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
     async apply(event, tx) {
       if (event.type !== 'UserErased') return;
       const { userId, purgeMessages } = event.data;
+      if (deps.chatsCaughtUp && !(await deps.chatsCaughtUp())) {
+        // Not retried: a projection far behind would make the erasure a poison message. An add
+        // stored meanwhile that this misses is caught by the adder's check of the ledger, unless
+        // it checked before the ledger entry was written; that rest is logged here.
+        deps.log.warn({ userId }, 'erasure: the chats projection did not catch up in time; memberships may be missing a member added just now');
+      }
       const chats = await chatsOf(tx, userId, purgeMessages);
       for (const chatId of chats) {
         // Decided by the chat decider (who inherits an owned group) on the members as of their seq,

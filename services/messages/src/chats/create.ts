@@ -7,6 +7,7 @@ import { AppError, Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable
 import { withTransaction, type Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
+import { removeErasedMembers } from './erased-members.js';
 import { notifyNewMembers } from './notify.js';
 import { findDirectChatId } from './queries.js';
 import { refusalError } from './write.js';
@@ -49,6 +50,7 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
     const winner = holder ? holder.value.data.chatId : chatId;
     const members: ChatMember[] = [actorId, input.userId].map((userId) => ({ userId, role: 'member' }));
     const created = await appendCreated(deps, winner, { type: 'direct', title: null, members, createdBy: actorId }, actorId, correlationId);
+    await removeErasedMembers(deps, winner, [actorId, input.userId], correlationId);
     return { chatId: winner, created: holder === null && created };
   }
   const others = input.memberIds.filter((id) => id !== actorId);
@@ -65,6 +67,7 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
     if (error instanceof AppError && !(error instanceof Unavailable)) await deps.pool.query('DELETE FROM messages.group_creation_slots WHERE id = $1', [slot]).catch(() => {});
     throw error;
   }
+  await removeErasedMembers(deps, chatId, members.map((m) => m.userId), correlationId);
   return { chatId, created: true };
 }
 

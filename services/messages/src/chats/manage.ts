@@ -1,6 +1,7 @@
 import { callRpc, type Bus } from '@parley/bus';
 import type { ChatWriter } from '@parley/chat-writer';
 import type { Pool } from '@parley/pg';
+import { removeErasedMembers } from './erased-members.js';
 import { notifyNewMembers } from './notify.js';
 import { writeChat } from './write.js';
 
@@ -25,7 +26,10 @@ export async function addMember(deps: ManageDeps, actorId: string, chatId: strin
   const { existing, refused } = await callRpc(deps.bus, deps.namespace, 'users.admission', { actorId, userIds: [userId], purpose: 'group' });
   const command = { type: 'AddMember' as const, actorId, userId, userExists: existing.length > 0, admitted: refused.length === 0 };
   const added = await writeChat(deps, chatId, command, { msgId: `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId });
-  if (added) notifyNewMembers(deps.bus, deps.namespace, chatId, added.event.seq, [userId]);
+  if (added) {
+    notifyNewMembers(deps.bus, deps.namespace, chatId, added.event.seq, [userId]);
+    await removeErasedMembers(deps, chatId, [userId], correlationId);
+  }
 }
 
 /**

@@ -1,0 +1,57 @@
+import { jetstream } from '@nats-io/jetstream';
+import type { NatsConnection } from '@nats-io/transport-node';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildMeta, newId, subjects, type ErasureRecorded } from '@parley/contracts';
+import { eventually } from '@parley/testing';
+import { http, register, startStack, type Account, type Stack } from './stack.js';
+
+/**
+ * An account whose erasure begins while someone adds it to a chat: `users.admission` answered that
+ * it exists, the erasure's process left the chats it knew of, and the new membership stayed for
+ * good (an erased account in a group, its name "deleted" in the member list). The erasure's first
+ * step is its ledger entry (services/users/src/erasure/erase.ts); here that step alone has
+ * happened when the add arrives, which is the moment of the race.
+ */
+describe('an account erased while it was being added to a chat', () => {
+  let stack: Stack;
+  let nc: NatsConnection;
+  beforeAll(async () => {
+    stack = await startStack();
+    nc = await stack.env.connectNats('erasure-add-race');
+  });
+  afterAll(async () => {
+    await nc?.close();
+    await stack?.stop();
+  });
+
+  const erasureBegins = async (who: Account) => {
+    const ledger: ErasureRecorded = {
+      type: 'ErasureRecorded',
+      version: 1,
+      data: { kind: 'user', userId: who.id, purgeMessages: false },
+      meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: who.id, correlationId: newId() }),
+    };
+    await jetstream(nc).publish(subjects.erasedUser(stack.env.namespace, who.id), JSON.stringify(ledger), { msgID: `erasure:user:${who.id}` });
+  };
+  const membersOf = async (owner: Account, chatId: string) =>
+    ((await http(stack, 'GET', `/api/v1/chats/${chatId}`, { token: owner.accessToken })).body.members as { userId: string }[]).map((m) => m.userId);
+
+  it('takes the account out again of a group it was added to, and of a group and a direct chat made with it', async () => {
+    const [owner, late, other] = [await register(stack), await register(stack), await register(stack)];
+    const group = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title: 'race', memberIds: [other.id] } });
+    expect(group.status).toBe(201);
+    await erasureBegins(late);
+
+    expect((await http(stack, 'POST', `/api/v1/chats/${group.body.id}/members`, { token: owner.accessToken, body: { userId: late.id } })).status).toBe(201);
+    // Before: the member stayed (nothing after the add looked at the erasure).
+    await eventually(async () => ((await membersOf(owner, group.body.id)).includes(late.id) ? undefined : true), 10_000, 'the erased account out of the group');
+    expect(await membersOf(owner, group.body.id)).toEqual(expect.arrayContaining([owner.id, other.id]));
+
+    const made = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title: 'race 2', memberIds: [late.id, other.id] } });
+    expect(made.status).toBe(201);
+    await eventually(async () => ((await membersOf(owner, made.body.id)).includes(late.id) ? undefined : true), 10_000, 'the erased account out of the new group');
+    const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: late.id } });
+    expect(direct.status).toBe(201);
+    await eventually(async () => ((await membersOf(owner, direct.body.id)).includes(late.id) ? undefined : true), 10_000, 'the erased account out of the direct chat');
+  });
+});
