@@ -148,6 +148,15 @@ describe('chat decider: retention and erasure', () => {
     // Left before, but wrote while in: the purge still needs its event (the projection deletes their messages).
     givenChat(group, sent('m1', M), removed(M)).when({ type: 'EraseMember', userId: M, purged: true }).then({ type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } });
   });
+  it('race: what an erasure with a purge took is gone for every later command (the projection deletes it; the decider took a reaction, vote, reply or deletion aimed at it)', () => {
+    const purged: Decided = { type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } };
+    givenChat(group, sent('m1', M), poll('p1', M), purged).when({ type: 'React', actorId: O, messageId: 'm1', emoji: '👍', reacted: false }).thenRefused('not_found');
+    givenChat(group, sent('m1', M), poll('p1', M), purged).when({ type: 'Vote', actorId: O, pollId: 'p1', optionIds: ['a'] }).thenRefused('not_found');
+    givenChat(group, sent('m1', M), purged).when(send(O, 'm1')).thenRefused('invalid_request');
+    givenChat(group, sent('m1', M), purged).when({ type: 'DeleteMessage', actorId: O, messageId: 'm1', original: { clientMsgId: 'c-m1', createdAt: 'x' } }).thenRefused('not_found');
+    // Erased without a purge, their messages stay.
+    givenChat(group, sent('m1', M), { type: 'MemberErased', data: { userId: M, purged: false, newOwnerId: null } }).when({ type: 'React', actorId: O, messageId: 'm1', emoji: '👍', reacted: false }).then({ type: 'ReactionAdded', data: { messageId: 'm1', userId: O, emoji: '👍' } });
+  });
 });
 
 describe('chat decider: creation', () => {

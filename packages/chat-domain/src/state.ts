@@ -108,6 +108,12 @@ function apply(draft: Draft, event: ChatEvent): void {
       draft.members.delete(event.data.userId);
       const heir = event.data.newOwnerId ? draft.members.get(event.data.newOwnerId) : undefined;
       if (event.data.newOwnerId && heir) draft.members.set(event.data.newOwnerId, { ...heir, role: 'owner' });
+      // An erasure with a purge takes the person's messages and polls with it, as the projection
+      // does: the decider must refuse a reaction, vote, reply or deletion aimed at one of them
+      // (it accepted them, and the projection then wrote a tombstone naming the erased sender).
+      if (event.type === 'MemberErased' && event.data.purged) {
+        for (const [id, message] of draft.messages) if (message.senderId === event.data.userId) draft.messages.set(id, { ...message, deleted: true });
+      }
       return;
     }
     case 'MessageSent':
