@@ -34,7 +34,10 @@ export async function membersBasis(db: Queryable, chatId: string): Promise<Basis
 /**
  * The members basis plus what the projection holds of one message and one poll. Read after the
  * members: they may reflect a later seq than the basis, which is safe for these facts, since they
- * only ever move one way (a sender never changes; deleted and closed stay so).
+ * only ever move one way (a sender never changes; deleted and closed stay so). A message row the
+ * caller read before (to find the chat) is read again here for that reason: a deletion or expiry
+ * projected between the two reads is at or below the basis's seq, so no folded event brings it,
+ * and an edit or reaction was decided on the older row and landed on a deleted message.
  */
 export async function basisWith(db: Queryable, chatId: string, facts: { message?: MessageRow | null; pollId?: string }): Promise<Basis> {
   const basis = await membersBasis(db, chatId);
@@ -42,7 +45,9 @@ export async function basisWith(db: Queryable, chatId: string, facts: { message?
   const polls = new Map(basis.state.polls);
   if (facts.message && facts.message.chat_id === chatId) {
     const m = facts.message;
-    messages.set(m.id, { senderId: m.sender_id, seq: m.seq, pollId: m.poll_id, deleted: m.deleted_at !== null });
+    const { rows: now } = await db.query<{ deleted: boolean }>('SELECT deleted_at IS NOT NULL AS deleted FROM messages.messages WHERE id = $1', [m.id]);
+    // Gone since (expired, or purged with its sender's account) counts as deleted.
+    messages.set(m.id, { senderId: m.sender_id, seq: m.seq, pollId: m.poll_id, deleted: now[0]?.deleted ?? true });
   }
   if (facts.pollId) {
     const { rows } = await db.query<{ message_id: string; created_by: string; options: { id: string }[]; multiple: boolean; closed: boolean; seq: number; deleted: boolean }>(
