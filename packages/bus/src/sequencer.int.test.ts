@@ -91,6 +91,24 @@ describe('Sequencer: gap-free per-subject seq across processes', () => {
     expect('event' in appended && appended.event.seq).toBe(3);
   });
 
+  it('never gives a seq twice when the subject\'s newest event was deleted from the stream', async () => {
+    const subject = `${prefix}.deletedhead`;
+    const a = new Sequencer(bus.js, bus.jsm, stream);
+    let third = 0;
+    for (const tag of ['one', 'two', 'three']) third = (await a.append(subject, tag, (seq) => event(seq, tag))).streamSeq;
+    // The newest event goes (as a late edit of a deleted message is removed by the reactor).
+    await bus.jsm.streams.deleteMessage(stream, third, false);
+    const none = async () => [];
+    // This process still remembers seq 3; another knows it from its basis only (the projection).
+    const here = await a.appendDecided(subject, 'four', 2, (_newer, seq) => ({ event: event(seq, 'four') }), none);
+    expect('event' in here && here.event.seq).toBe(4);
+    await bus.jsm.streams.deleteMessage(stream, 'event' in here ? here.streamSeq : 0, false);
+    const b = new Sequencer(other.js, other.jsm, stream);
+    const there = await b.appendDecided(subject, 'five', 4, (_newer, seq) => ({ event: event(seq, 'five') }), none);
+    // Before: 3 and 3 again (the head read from the stream was seq 2).
+    expect('event' in there && there.event.seq).toBe(5);
+  });
+
   it('builds on a head it observed (a live event of another gateway) instead of conflicting', async () => {
     const subject = `${prefix}.observed`;
     const metrics = createMetrics('test');

@@ -123,7 +123,12 @@ export class Sequencer {
           knownSeq = head.seq;
           knownStreamSeq = head.streamSeq;
         }
-        const decision = decide(newer, head.seq + 1);
+        // Never a seq already given: the subject's newest event can have been deleted since (an
+        // edit or reaction that raced its message's deletion, removed by the projection's
+        // reactor), and then the head read from the stream is the one before it. The caller's
+        // basis and this process's memory still know the seq it had; taking it again made gateways
+        // drop the new event as one they had delivered.
+        const decision = decide(newer, Math.max(head.seq, knownSeq, this.highestKnown(subject)) + 1);
         if ('refusal' in decision) return decision;
         const outcome = await this.publishAfter(subject, msgId, head, decision.event);
         if (outcome) return outcome;
@@ -202,6 +207,11 @@ export class Sequencer {
     const read = await readBetween(afterSeq, uptoSeq, afterStreamSeq);
     for (const event of read) this.keep(subject, event);
     return read;
+  }
+
+  /** The highest seq of the subject this process appended or observed (0 when none is held). */
+  private highestKnown(subject: string): number {
+    return this.recent.get(subject)?.at(-1)?.seq ?? 0;
   }
 
   private keep(subject: string, event: SequencedEvent): void {
