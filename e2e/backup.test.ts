@@ -302,6 +302,24 @@ describe('backup, verify and restore (services/backup)', () => {
     expect(result.stdout).toMatch(/^rotate .*: kept \d+, deleted \d+/m);
   }, 120_000);
 
+  it('the daily job verifies and rotates when the Pushgateway cannot be reached, and warns', async () => {
+    // Port 1 refuses the connection: prom-client's push rejects. That used to end daily right
+    // after the backup, so nothing was verified or rotated.
+    const daily = path.join(dir, 'daily-no-pushgateway');
+    mkdirSync(daily, { recursive: true });
+    const env = { ...process.env, ...stack.vars, LOG_LEVEL: 'warn', PUSHGATEWAY_URL: 'http://127.0.0.1:1' };
+    const result = await promisify(execFile)(process.execPath, [path.join(root, 'bin/parley.mjs'), 'daily', daily], { env }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(result.stdout).toMatch(/^verify .*: OK/m);
+    expect(result.stdout).toMatch(/^rotate .*: kept 1, deleted 0/m);
+    const archive = readdirSync(daily).find((f) => f.endsWith('.tar.gz'))!;
+    expect(readFileSync(path.join(daily, `${archive}.verified`), 'utf8')).toContain('verifiedAt');
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/could not export the backup metrics/);
+  }, 120_000);
+
   it('the daily job (parley daily) removes a killed run\'s leftovers, backs up, verifies, rotates and copies off-site, and pull brings the archive back', async () => {
     const daily = path.join(dir, 'daily');
     mkdirSync(daily, { recursive: true });

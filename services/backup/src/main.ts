@@ -42,7 +42,12 @@ async function main(argv: string[]): Promise<number> {
     const messages = result.manifest.streams.reduce((n, s) => n + s.messages, 0);
     say(`backup ${result.archive}: ${result.bytes} bytes, ${messages} stream messages, ${result.manifest.attachments.files.length} files (${result.pooled.added} new in ${POOL_DIR}/, ${result.pooled.addedBytes} bytes), ${(result.durationMs / 1000).toFixed(1)} s`);
     const registry = backupMetrics({ finishedAt: new Date(), bytes: result.bytes, durationSeconds: result.durationMs / 1000 });
-    await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL });
+    // The archive is made: a Pushgateway that is down (or a textfile that cannot be written) is
+    // logged, not thrown. Thrown, it stopped daily before verify, rotate and the off-site copy, and
+    // the volume filled; missing, the last success stays old and BackupNotRun fires as it should.
+    await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL }).catch((error: unknown) => {
+      log.warn({ err: (error as Error).message }, 'could not export the backup metrics');
+    });
     return result.archive;
   };
   const verify = async (archive: string) => {
@@ -71,7 +76,10 @@ async function main(argv: string[]): Promise<number> {
       const started = Date.now();
       const { bytes, poolFiles, poolBytes } = await store.push(archive, verified);
       say(`push ${path.basename(archive)} → ${store.where()}: ${bytes} bytes${verified ? ', verified' : ''}, ${poolFiles} attachment files new there (${poolBytes} bytes), ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      await exportMetrics(offsiteMetrics({ finishedAt: new Date(), bytes }), { textfile: config.BACKUP_METRICS_TEXTFILE?.replace(/(\.prom)?$/, '-offsite.prom'), pushgateway: config.PUSHGATEWAY_URL });
+      // As after a backup: the copy is made, metrics that cannot be exported do not stop its rotation.
+      await exportMetrics(offsiteMetrics({ finishedAt: new Date(), bytes }), { textfile: config.BACKUP_METRICS_TEXTFILE?.replace(/(\.prom)?$/, '-offsite.prom'), pushgateway: config.PUSHGATEWAY_URL }).catch((error: unknown) => {
+        log.warn({ err: (error as Error).message }, 'could not export the off-site metrics');
+      });
       const { kept, removed, poolRemoved } = await store.rotate(policy());
       for (const name of removed) say(`  delete ${store.where()}${name}`);
       say(`rotate ${store.where()}: kept ${kept.size}, deleted ${removed.length}; attachment files no kept archive needs: ${poolRemoved} deleted`);
