@@ -27,7 +27,18 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 
 /** Exit codes: 0 done, 1 failed (or verify found a difference), 2 usage or configuration error. */
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, options: { force: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { force: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    // An unknown flag (`restore x --forse`) is a usage error like a missing argument: exit 2 with
+    // one line, not the TypeError's stack and exit 1.
+    const e = error as { code?: string; message: string };
+    if (!e.code?.startsWith('ERR_PARSE_ARGS_')) throw error;
+    process.stderr.write(`backup: ${e.message.split('. ')[0]!.replace(/\.$/, '')} (run without arguments for the usage)\n`);
+    return 2;
+  }
+  const { positionals, values } = parsed;
   const [command, target, extra] = positionals;
   const arity = command === 'pull' ? 3 : 2;
   if (!command || !target || positionals.length !== arity || (values.force && command !== 'restore')) {
