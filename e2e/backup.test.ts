@@ -8,11 +8,14 @@ import pg from 'pg';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
-import { createTestEnv } from '@parley/testing';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { inNamespace } from '@parley/contracts';
+import { createTestEnv, type TestEnv } from '@parley/testing';
 import { CorruptArchiveError } from '../services/backup/src/archive.js';
 import { runBackup, type BackupResult } from '../services/backup/src/backup.js';
+import { snapshotFigures } from '../services/backup/src/database.js';
 import { loadBackupEnv } from '../services/backup/src/env.js';
-import { runRestore, TargetNotEmptyError } from '../services/backup/src/restore.js';
+import { runRestore, ServicesRunningError, TargetNotEmptyError } from '../services/backup/src/restore.js';
 import { runVerify } from '../services/backup/src/verify.js';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
@@ -41,6 +44,24 @@ async function history(stack: Pick<Stack, 'baseUrl'>, token: string, chatId: str
     cursor = page.body.nextCursor;
   } while (cursor);
   return items.reverse();
+}
+
+/** What a restore target holds: every table's rows, every stream's messages, every file. */
+async function targetState(env: TestEnv, filesDir: string): Promise<{ tables: Record<string, number>; streams: Record<string, number>; files: string[] }> {
+  const db = new pg.Client({ connectionString: env.databaseUrl });
+  await db.connect();
+  const { tables } = await snapshotFigures(db).finally(() => db.end());
+  const nc = await env.connectNats();
+  const streams: Record<string, number> = {};
+  try {
+    for await (const info of (await jetstreamManager(nc)).streams.list()) {
+      if (inNamespace(info.config.name, env.namespace)) streams[info.config.name] = info.state.messages;
+    }
+  } finally {
+    await nc.close();
+  }
+  const files = readdirSync(filesDir, { recursive: true, encoding: 'utf8' }).sort();
+  return { tables, streams, files };
 }
 
 describe('backup, verify and restore (services/backup)', () => {
@@ -211,6 +232,35 @@ describe('backup, verify and restore (services/backup)', () => {
         await nc.close();
       }
     } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('restore --force refuses while users and messages run on the target, and changes nothing', async () => {
+    // It used to empty the target under the running services and restore into it.
+    const own = path.join(dir, 'forced-while-running');
+    mkdirSync(own, { recursive: true });
+    const { archive } = await runBackup(config(stack.vars), own, log);
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-running-files-'));
+    mkdirSync(path.join(files, 'zz'));
+    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
+    // Bounded, should the unfixed restore go on to its replay.
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+    const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+    try {
+      const before = await targetState(target, files);
+      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
+      expect(Object.keys(before.streams).length).toBeGreaterThan(0);
+      const restoring = runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
+      await expect(restoring).rejects.toThrow(ServicesRunningError);
+      await expect(restoring).rejects.toThrow(/users and messages are running .*stop every Parley service/);
+      expect(await targetState(target, files)).toEqual(before);
+    } finally {
+      await messages.stop();
+      await users.stop();
       await target.cleanup();
       rmSync(files, { recursive: true, force: true });
     }
