@@ -266,6 +266,39 @@ describe('backup, verify and restore (services/backup)', () => {
     }
   }, 180_000);
 
+  it("restore --force checks the pool files' SHA-256 before it empties the target: one flipped byte fails it, the target untouched", async () => {
+    // Only the copy into the target was checked, after --force had emptied it.
+    const own = path.join(dir, 'forced-damaged-pool');
+    mkdirSync(own, { recursive: true });
+    const { archive } = await runBackup(config(stack.vars), own, log);
+    const sha = readFileSync(`${archive}.files`, 'utf8').trim().split('\n')[0]!;
+    const pooled = path.join(own, 'files', sha.slice(0, 2), sha);
+    const bytes = readFileSync(pooled);
+    bytes[0] = bytes[0]! ^ 0x01; // same size: the presence check passes
+    writeFileSync(pooled, bytes);
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-damaged-files-'));
+    mkdirSync(path.join(files, 'zz'));
+    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    try {
+      // The services made their tables and streams, and are stopped, as a restore wants them.
+      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      await messages.stop();
+      await users.stop();
+      const before = await targetState(target, files);
+      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
+      const restoring = runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
+      await expect(restoring).rejects.toThrow(CorruptArchiveError);
+      await expect(restoring).rejects.toThrow(/differs from the manifest's SHA-256/);
+      expect(await targetState(target, files)).toEqual(before);
+    } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('refuses to restore into a namespace and database that hold data, without --force', async () => {
     await expect(runRestore(config({ ...stack.vars, ATTACHMENTS_DIR: attachmentsDir }), backup.archive, { force: false, childEnv: process.env }, log)).rejects.toThrow(TargetNotEmptyError);
   });
