@@ -8,11 +8,14 @@ import pg from 'pg';
 import S3rver from 's3rver';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
-import { createTestEnv } from '@parley/testing';
+import { jetstreamManager } from '@nats-io/jetstream';
+import { inNamespace } from '@parley/contracts';
+import { createTestEnv, type TestEnv } from '@parley/testing';
 import { CorruptArchiveError } from '../services/backup/src/archive.js';
 import { runBackup, type BackupResult } from '../services/backup/src/backup.js';
+import { snapshotFigures } from '../services/backup/src/database.js';
 import { loadBackupEnv } from '../services/backup/src/env.js';
-import { runRestore, TargetNotEmptyError } from '../services/backup/src/restore.js';
+import { runRestore, ServicesRunningError, TargetNotEmptyError } from '../services/backup/src/restore.js';
 import { runVerify } from '../services/backup/src/verify.js';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
@@ -41,6 +44,24 @@ async function history(stack: Pick<Stack, 'baseUrl'>, token: string, chatId: str
     cursor = page.body.nextCursor;
   } while (cursor);
   return items.reverse();
+}
+
+/** What a restore target holds: every table's rows, every stream's messages, every file. */
+async function targetState(env: TestEnv, filesDir: string): Promise<{ tables: Record<string, number>; streams: Record<string, number>; files: string[] }> {
+  const db = new pg.Client({ connectionString: env.databaseUrl });
+  await db.connect();
+  const { tables } = await snapshotFigures(db).finally(() => db.end());
+  const nc = await env.connectNats();
+  const streams: Record<string, number> = {};
+  try {
+    for await (const info of (await jetstreamManager(nc)).streams.list()) {
+      if (inNamespace(info.config.name, env.namespace)) streams[info.config.name] = info.state.messages;
+    }
+  } finally {
+    await nc.close();
+  }
+  const files = readdirSync(filesDir, { recursive: true, encoding: 'utf8' }).sort();
+  return { tables, streams, files };
 }
 
 describe('backup, verify and restore (services/backup)', () => {
@@ -216,6 +237,68 @@ describe('backup, verify and restore (services/backup)', () => {
     }
   }, 180_000);
 
+  it('restore --force refuses while users and messages run on the target, and changes nothing', async () => {
+    // It used to empty the target under the running services and restore into it.
+    const own = path.join(dir, 'forced-while-running');
+    mkdirSync(own, { recursive: true });
+    const { archive } = await runBackup(config(stack.vars), own, log);
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-running-files-'));
+    mkdirSync(path.join(files, 'zz'));
+    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
+    // Bounded, should the unfixed restore go on to its replay.
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+    const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+    try {
+      const before = await targetState(target, files);
+      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
+      expect(Object.keys(before.streams).length).toBeGreaterThan(0);
+      const restoring = runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
+      await expect(restoring).rejects.toThrow(ServicesRunningError);
+      await expect(restoring).rejects.toThrow(/users and messages are running .*stop every Parley service/);
+      expect(await targetState(target, files)).toEqual(before);
+    } finally {
+      await messages.stop();
+      await users.stop();
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it("restore --force checks the pool files' SHA-256 before it empties the target: one flipped byte fails it, the target untouched", async () => {
+    // Only the copy into the target was checked, after --force had emptied it.
+    const own = path.join(dir, 'forced-damaged-pool');
+    mkdirSync(own, { recursive: true });
+    const { archive } = await runBackup(config(stack.vars), own, log);
+    const sha = readFileSync(`${archive}.files`, 'utf8').trim().split('\n')[0]!;
+    const pooled = path.join(own, 'files', sha.slice(0, 2), sha);
+    const bytes = readFileSync(pooled);
+    bytes[0] = bytes[0]! ^ 0x01; // same size: the presence check passes
+    writeFileSync(pooled, bytes);
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-damaged-files-'));
+    mkdirSync(path.join(files, 'zz'));
+    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    try {
+      // The services made their tables and streams, and are stopped, as a restore wants them.
+      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      await messages.stop();
+      await users.stop();
+      const before = await targetState(target, files);
+      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
+      const restoring = runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
+      await expect(restoring).rejects.toThrow(CorruptArchiveError);
+      await expect(restoring).rejects.toThrow(/differs from the manifest's SHA-256/);
+      expect(await targetState(target, files)).toEqual(before);
+    } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('refuses to restore into a namespace and database that hold data, without --force', async () => {
     await expect(runRestore(config({ ...stack.vars, ATTACHMENTS_DIR: attachmentsDir }), backup.archive, { force: false, childEnv: process.env }, log)).rejects.toThrow(TargetNotEmptyError);
   });
@@ -300,6 +383,24 @@ describe('backup, verify and restore (services/backup)', () => {
     expect(result.stdout).toMatch(/^backup .*\.tar\.gz: \d+ bytes/m);
     expect(result.stderr).toMatch(/verify .* failed: .*pg_restore/);
     expect(result.stdout).toMatch(/^rotate .*: kept \d+, deleted \d+/m);
+  }, 120_000);
+
+  it('the daily job verifies and rotates when the Pushgateway cannot be reached, and warns', async () => {
+    // Port 1 refuses the connection: prom-client's push rejects. That used to end daily right
+    // after the backup, so nothing was verified or rotated.
+    const daily = path.join(dir, 'daily-no-pushgateway');
+    mkdirSync(daily, { recursive: true });
+    const env = { ...process.env, ...stack.vars, LOG_LEVEL: 'warn', PUSHGATEWAY_URL: 'http://127.0.0.1:1' };
+    const result = await promisify(execFile)(process.execPath, [path.join(root, 'bin/parley.mjs'), 'daily', daily], { env }).then(
+      ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+      (error: { code: number; stdout: string; stderr: string }) => error,
+    );
+    expect(result.stdout).toMatch(/^verify .*: OK/m);
+    expect(result.stdout).toMatch(/^rotate .*: kept 1, deleted 0/m);
+    const archive = readdirSync(daily).find((f) => f.endsWith('.tar.gz'))!;
+    expect(readFileSync(path.join(daily, `${archive}.verified`), 'utf8')).toContain('verifiedAt');
+    expect(result.code).toBe(0);
+    expect(result.stderr).toMatch(/could not export the backup metrics/);
   }, 120_000);
 
   it('the daily job (parley daily) removes a killed run\'s leftovers, backs up, verifies, rotates and copies off-site, and pull brings the archive back', async () => {

@@ -118,7 +118,12 @@ export function attachmentSource(archive: string, manifest: Manifest, extracted:
   return (file) => poolPath(path.join(path.dirname(archive), pool), file.sha256);
 }
 
-/** Fails (CorruptArchiveError) unless every attachment file is where the archive says, at its size. */
+/**
+ * Fails (CorruptArchiveError) unless every attachment file is where the archive says, at its size
+ * and with its SHA-256. Run before the target is touched: the pool is outside the archive's
+ * checksums, and a pool file damaged at the same size was found only while copying, after
+ * restore --force had already emptied the target.
+ */
 export async function requireAttachments(source: (file: PartInfo) => string, files: PartInfo[]): Promise<void> {
   const missing: string[] = [];
   for (const file of files) {
@@ -128,6 +133,9 @@ export async function requireAttachments(source: (file: PartInfo) => string, fil
   if (missing.length > 0) {
     const where = path.dirname(path.dirname(source(files.find((f) => missing.includes(f.path))!)));
     throw new CorruptArchiveError(`${missing.length} attachment file(s) missing from ${where} (first: ${missing[0]}): an archive needs the ${POOL_DIR}/ folder that lies beside it (copy both, or use parley pull)`);
+  }
+  for (const file of files) {
+    if ((await sha256File(source(file))) !== file.sha256) throw new CorruptArchiveError(`attachment ${file.path}: ${source(file)} differs from the manifest's SHA-256`);
   }
 }
 

@@ -25,6 +25,27 @@ export function run(command: string, args: string[], options: { env?: NodeJS.Pro
 }
 
 /**
+ * How pg_dump and pg_restore are pointed at a database: `-d` with the URL less its password, and
+ * the password as PGPASSWORD in the child's environment. A process's arguments are readable by
+ * every user of the host (`ps`, /proc/<pid>/cmdline); its environment only by its own user.
+ */
+export function pgConnectionArgs(databaseUrl: string): { args: string[]; env: Record<string, string> } {
+  let url: URL;
+  try {
+    url = new URL(databaseUrl);
+  } catch {
+    // A form libpq reads but WHATWG URLs do not (`postgres://u:pw@/db?host=/socket`, key=value):
+    // passed on as it is, as before, rather than guessed at.
+    return { args: ['-d', databaseUrl], env: {} };
+  }
+  // libpq takes the password from the user info or from a `password` parameter.
+  const password = url.password ? decodeURIComponent(url.password) : url.searchParams.get('password');
+  url.password = '';
+  url.searchParams.delete('password');
+  return { args: ['-d', url.toString()], env: password ? { PGPASSWORD: password } : {} };
+}
+
+/**
  * Dumps the database with `pg_dump -Fc` from an exported snapshot, and reads the manifest's
  * figures (row counts, per-chat history digests, projection checkpoints) inside the transaction
  * that exported it: the dump and the figures describe the very same instant.
@@ -39,7 +60,8 @@ export async function dumpDatabase(databaseUrl: string, file: string, afterSnaps
     await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
     const { rows } = await client.query<{ id: string; version: string }>('SELECT pg_export_snapshot() AS id, current_setting($1) AS version', ['server_version']);
     const snapshot = rows[0]!.id;
-    const dumping = run('pg_dump', ['-Fc', '--no-owner', '--no-privileges', `--snapshot=${snapshot}`, '-f', file, '-d', databaseUrl]);
+    const connection = pgConnectionArgs(databaseUrl);
+    const dumping = run('pg_dump', ['-Fc', '--no-owner', '--no-privileges', `--snapshot=${snapshot}`, '-f', file, ...connection.args], { env: { ...process.env, ...connection.env } });
     // A failed dump must not leave the other promises dangling unobserved.
     dumping.catch(() => {});
     const [figures] = await Promise.all([snapshotFigures(client), afterSnapshot()]);
@@ -119,5 +141,6 @@ export async function dropUserSchemas(databaseUrl: string): Promise<void> {
 
 /** pg_restore of a custom-format dump into an (empty) database. */
 export async function restoreDatabase(databaseUrl: string, file: string): Promise<void> {
-  await run('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', '-d', databaseUrl, file]);
+  const connection = pgConnectionArgs(databaseUrl);
+  await run('pg_restore', ['--no-owner', '--no-privileges', '--exit-on-error', '--single-transaction', ...connection.args, file], { env: { ...process.env, ...connection.env } });
 }

@@ -9,7 +9,7 @@ import { loadBackupEnv } from './env.js';
 import { backupMetrics, exportMetrics, failureMetrics, offsiteMetrics } from './metrics.js';
 import { OffsiteStore } from './offsite.js';
 import { POOL_DIR } from './attachments.js';
-import { RetentionMissingError, runRestore, TargetNotEmptyError } from './restore.js';
+import { RetentionMissingError, runRestore, ServicesRunningError, TargetNotEmptyError } from './restore.js';
 import { rotateDirectory } from './rotate.js';
 import { runVerify } from './verify.js';
 
@@ -27,7 +27,18 @@ const say = (line: string) => process.stdout.write(`${line}\n`);
 
 /** Exit codes: 0 done, 1 failed (or verify found a difference), 2 usage or configuration error. */
 async function main(argv: string[]): Promise<number> {
-  const { positionals, values } = parseArgs({ args: argv, options: { force: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { force: { type: 'boolean', default: false } }, allowPositionals: true, strict: true });
+  } catch (error) {
+    // An unknown flag (`restore x --forse`) is a usage error like a missing argument: exit 2 with
+    // one line, not the TypeError's stack and exit 1.
+    const e = error as { code?: string; message: string };
+    if (!e.code?.startsWith('ERR_PARSE_ARGS_')) throw error;
+    process.stderr.write(`backup: ${e.message.split('. ')[0]!.replace(/\.$/, '')} (run without arguments for the usage)\n`);
+    return 2;
+  }
+  const { positionals, values } = parsed;
   const [command, target, extra] = positionals;
   const arity = command === 'pull' ? 3 : 2;
   if (!command || !target || positionals.length !== arity || (values.force && command !== 'restore')) {
@@ -42,7 +53,12 @@ async function main(argv: string[]): Promise<number> {
     const messages = result.manifest.streams.reduce((n, s) => n + s.messages, 0);
     say(`backup ${result.archive}: ${result.bytes} bytes, ${messages} stream messages, ${result.manifest.attachments.files.length} files (${result.pooled.added} new in ${POOL_DIR}/, ${result.pooled.addedBytes} bytes), ${(result.durationMs / 1000).toFixed(1)} s`);
     const registry = backupMetrics({ finishedAt: new Date(), bytes: result.bytes, durationSeconds: result.durationMs / 1000 });
-    await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL });
+    // The archive is made: a Pushgateway that is down (or a textfile that cannot be written) is
+    // logged, not thrown. Thrown, it stopped daily before verify, rotate and the off-site copy, and
+    // the volume filled; missing, the last success stays old and BackupNotRun fires as it should.
+    await exportMetrics(registry, { textfile: config.BACKUP_METRICS_TEXTFILE, pushgateway: config.PUSHGATEWAY_URL }).catch((error: unknown) => {
+      log.warn({ err: (error as Error).message }, 'could not export the backup metrics');
+    });
     return result.archive;
   };
   const verify = async (archive: string) => {
@@ -71,7 +87,10 @@ async function main(argv: string[]): Promise<number> {
       const started = Date.now();
       const { bytes, poolFiles, poolBytes } = await store.push(archive, verified);
       say(`push ${path.basename(archive)} → ${store.where()}: ${bytes} bytes${verified ? ', verified' : ''}, ${poolFiles} attachment files new there (${poolBytes} bytes), ${((Date.now() - started) / 1000).toFixed(1)} s`);
-      await exportMetrics(offsiteMetrics({ finishedAt: new Date(), bytes }), { textfile: config.BACKUP_METRICS_TEXTFILE?.replace(/(\.prom)?$/, '-offsite.prom'), pushgateway: config.PUSHGATEWAY_URL });
+      // As after a backup: the copy is made, metrics that cannot be exported do not stop its rotation.
+      await exportMetrics(offsiteMetrics({ finishedAt: new Date(), bytes }), { textfile: config.BACKUP_METRICS_TEXTFILE?.replace(/(\.prom)?$/, '-offsite.prom'), pushgateway: config.PUSHGATEWAY_URL }).catch((error: unknown) => {
+        log.warn({ err: (error as Error).message }, 'could not export the off-site metrics');
+      });
       const { kept, removed, poolRemoved } = await store.rotate(policy());
       for (const name of removed) say(`  delete ${store.where()}${name}`);
       say(`rotate ${store.where()}: kept ${kept.size}, deleted ${removed.length}; attachment files no kept archive needs: ${poolRemoved} deleted`);
@@ -160,7 +179,7 @@ Promise.resolve()
   .then((code) => process.exit(code))
   .catch((error: unknown) => {
     const e = error as Error;
-    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof RetentionMissingError || e.name === 'ConfigError' || e.name === 'EnvFileError';
+    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof ServicesRunningError || e instanceof RetentionMissingError || e.name === 'ConfigError' || e.name === 'EnvFileError';
     process.stderr.write(`backup: ${known ? e.message : (e.stack ?? e.message)}\n`);
     process.exit(e.name === 'ConfigError' || e.name === 'EnvFileError' ? 2 : 1);
   });

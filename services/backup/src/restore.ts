@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { importLedger } from '@parley/retention';
-import { callRpc, connectBus, ensureStreams, isNotFound, ServiceUnavailableError, type Bus } from '@parley/bus';
+import { callRpc, connectBus, ensureStreams, InvalidRequestError, isNotFound, RequestRefusedError, ServiceUnavailableError, type Bus } from '@parley/bus';
 import { declaredStreams, inNamespace, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
@@ -28,6 +28,11 @@ export interface Target {
 
 export class TargetNotEmptyError extends Error {
   override name = 'TargetNotEmptyError';
+}
+
+/** restore --force found users or messages answering on the target namespace: it changed nothing. */
+export class ServicesRunningError extends Error {
+  override name = 'ServicesRunningError';
 }
 
 /** The retention build is missing: the data is restored, but erasures were not applied again. */
@@ -88,6 +93,34 @@ async function clearTarget(bus: Bus, target: Target): Promise<void> {
   const ledger = streamName(target.namespace, 'erasures');
   for (const name of await namespaceStreams(bus, target.namespace)) if (name !== ledger) await bus.jsm.streams.delete(name);
   await emptyAttachmentStore(target.attachmentsDir);
+}
+
+/**
+ * Which of users and messages run on `namespace` now. Only NATS's "no responders" means a service
+ * is down; any answer (even a refusal or a failure) means it is up, and so does no answer within
+ * `timeoutMs`: something is subscribed to its subject, too busy to answer.
+ */
+export async function runningServices(bus: Bus, namespace: string, timeoutMs = 2_000): Promise<string[]> {
+  const answers = await Promise.all(
+    (['users.ping', 'messages.ping'] as const).map((method) =>
+      callRpc(bus, namespace, method, {}, timeoutMs).then(
+        () => true,
+        (error: unknown) => {
+          if (error instanceof ServiceUnavailableError || error instanceof RequestRefusedError || error instanceof InvalidRequestError) return !noResponders(error);
+          throw error;
+        },
+      ),
+    ),
+  );
+  return ['users', 'messages'].filter((_, i) => answers[i]);
+}
+
+/** NATS's "no responders" anywhere in the causes (by name and text, as packages/bus tells it). */
+function noResponders(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) {
+    if (e.name === 'NoRespondersError' || /no responders/i.test(e.message)) return true;
+  }
+  return false;
 }
 
 function redactDb(url: string): string {
@@ -211,6 +244,12 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     const inUse = await targetContents(bus, target);
     if (inUse.length > 0) {
       if (!options.force) throw new TargetNotEmptyError(`the target is not empty (${inUse.join('; ')}); restore into an empty database and namespace, or pass --force to replace it`);
+      // Services still running on the target would write into it while it is emptied and refilled
+      // (and their projectors would hold stale consumers): --force wiped it under them.
+      const running = await runningServices(bus, target.namespace);
+      if (running.length > 0) {
+        throw new ServicesRunningError(`restore --force: ${running.join(' and ')} ${running.length > 1 ? 'are' : 'is'} running on namespace ${target.namespace}; stop every Parley service (gateway, users, messages) first. Nothing was changed`);
+      }
       log.warn({ replacing: inUse }, 'restore --force: emptying the target');
       await clearTarget(bus, target);
     }
