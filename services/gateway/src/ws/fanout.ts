@@ -35,8 +35,6 @@ interface Followed {
  */
 export class LiveFanout {
   private readonly followed = new Map<string, Followed>();
-  /** Chat seqs at which the messages service's projection confirmed a local member (memberships, isMember). */
-  private readonly snapshots = new Map<string, number>();
   private inbox: Subscription | undefined;
   private readonly stream: string;
 
@@ -95,18 +93,21 @@ export class LiveFanout {
   }
 
   /**
-   * The chat seq that this gateway's knowledge of the chat's local members reflects: the newer of
-   * the last event applied here and the last projection snapshot (the chat writer folds what was
-   * stored after it before a send is appended). Undefined when it knows neither.
+   * The chat seq that this gateway's knowledge of the chat's local members reflects: the last
+   * event applied here (the chat writer folds what was stored after it before a send is
+   * appended). Undefined when nothing is applied yet (the send asks the projection, isMember).
+   * Not a projection answer given for another user's socket, which can be ahead of the events
+   * applied here: a removal of the sender between the two, not yet applied here (their socket
+   * still in the chat), was below the basis and never folded, and the removed member's send was
+   * stored after their removal.
    */
   basisOf(chatId: string): number | undefined {
-    const seq = Math.max(this.followed.get(chatId)?.lastSeq ?? 0, this.snapshots.get(chatId) ?? 0);
+    const seq = this.followed.get(chatId)?.lastSeq ?? 0;
     return seq > 0 ? seq : undefined;
   }
 
   /** A projection answer about the chat's members, as of its chat seq `seq`. */
   noteSnapshot(chatId: string, seq: number): void {
-    if (seq > (this.snapshots.get(chatId) ?? 0)) this.snapshots.set(chatId, seq);
     // A chat just followed (nothing applied yet) starts from the answer: the first live event past
     // it fills the events between from the stream, a removal among them included.
     const state = this.followed.get(chatId);
@@ -126,7 +127,6 @@ export class LiveFanout {
 
   /** Stops receiving a chat (its last local member left or disconnected). */
   unfollow(chatId: string): void {
-    this.snapshots.delete(chatId);
     const state = this.followed.get(chatId);
     if (!state) return;
     state.events.unsubscribe();
