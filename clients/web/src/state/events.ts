@@ -277,6 +277,13 @@ export function applyToHistory(event: ChatEvent, tookIt: ReadonlySet<string>): b
 export function applyToSummary(chat: Chat, event: ChatEvent): void {
   const me = state.me?.id;
   if (cutSummary(chat, event)) return;
+  // An edit or deletion of the message the summary shows (the read may predate it; setting values
+  // twice is harmless, unlike counting a reaction twice). Before, a list read again after a
+  // reconnect brought back the text of a last message deleted meanwhile.
+  if ((event.type === 'message.edited' || event.type === 'message.deleted') && chat.lastMessage?.id === String(event.data.messageId)) {
+    messageChange(event, me)?.(chat.lastMessage);
+    return;
+  }
   if (event.type === 'message.created') {
     const message = event.data as unknown as Message;
     if (message.seq <= (chat.lastMessage?.seq ?? 0)) return;
