@@ -65,6 +65,25 @@ describe('search and the cached chat list', () => {
     expect(r.body.items[0].body).toBe('message <b>bold</b> & friends');
   });
 
+  it("marks only real matches: a body's own U+0001/U+0002 never become <mark> in another member's snippet", async () => {
+    // The snippet's match delimiters were U+0001/U+0002, which a body may contain (only U+0000 is refused).
+    const body = 'rollout x\u0001forged\u0002 plan';
+    const sent = await http(stack, 'POST', `/api/v1/chats/${shared}/messages`, { token: ann.accessToken, body: { clientMsgId: 'forge', body } });
+    expect(sent.status).toBe(201);
+    const r = await eventually(async () => {
+      const found = await search(bob, 'q=rollout');
+      return found.body.items.length === 1 ? found : undefined;
+    });
+    const snippet: string = r.body.items[0].snippet;
+    expect(snippet).toContain('<mark>rollout</mark>');
+    expect(snippet).not.toContain('<mark>forged');
+    expect(snippet.match(/<mark>/g)).toHaveLength(1);
+    expect(snippet.match(/<\/mark>/g)).toHaveLength(1);
+    expect(snippet).not.toContain('\u0001');
+    expect(snippet).not.toContain('\u0002');
+    expect(r.body.items[0].body).toBe(body);
+  });
+
   it('limits to one chat on request, 404 for a chat one is not in, and pages', async () => {
     expect((await search(bob, `q=message&chatId=${secret}`)).status).toBe(404);
     expect((await search(bob, `q=message&chatId=${shared}`)).body.items).toHaveLength(2);

@@ -65,10 +65,15 @@ export async function activeUsers(metricsPort: number): Promise<number> {
   return Number(/active_users\{[^}]*\} (\d+)/.exec(text)?.[1]);
 }
 
-export async function startStack(extra: Record<string, string> = {}): Promise<Stack> {
+/** In-process options of a service (a fault hook, where a real process would read PARLEY_FAULT). */
+export interface ServiceOptions {
+  messages?: Parameters<typeof startMessagesService>[1];
+}
+
+export async function startStack(extra: Record<string, string> = {}, options: ServiceOptions = {}): Promise<Stack> {
   const env = await createTestEnv();
   const vars = { ...env.env, PORT: '0', METRICS_PORT: '0', PROJECTOR_ACK_WAIT_MS: '2000', ...extra };
-  const services = await startServices(vars);
+  const services = await startServices(vars, options);
   return {
     env,
     vars,
@@ -119,9 +124,9 @@ export type Services = Pick<Stack, 'baseUrl' | 'wsUrl' | 'metricsPorts' | 'stop'
  * The three services on an existing env, stoppable without dropping it: what a test needs that
  * stops them to run a command against their data (a rebuild) and starts them again.
  */
-export async function startServices(vars: Record<string, string>): Promise<Services> {
+export async function startServices(vars: Record<string, string>, options: ServiceOptions = {}): Promise<Services> {
   const users = await startUsersService(vars);
-  const messages = await startMessagesService(vars);
+  const messages = await startMessagesService(vars, options.messages);
   const gateway = await startGatewayService(vars);
   return {
     baseUrl: `http://127.0.0.1:${gateway.port}`,

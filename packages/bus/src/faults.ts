@@ -10,6 +10,11 @@ export interface ProjectorHooks {
   beforeCommit?: (streamSeqs: number[]) => void | Promise<void>;
   /** Committed; the acks are next. */
   afterCommit?: (streamSeqs: number[]) => void | Promise<void>;
+  /**
+   * Committed and acked: true skips the projection's own after-commit step (cache deletes, reactor
+   * kicks), which a crash right after the acks loses the same way, but the process lives on.
+   */
+  skipAfterCommit?: (projector: string) => boolean;
 }
 
 export type CrashStep = 'received' | 'beforeCommit' | 'afterCommit';
@@ -22,6 +27,9 @@ const STEPS: readonly CrashStep[] = ['received', 'beforeCommit', 'afterCommit'];
  *   process has run `<armAfterMs>` (so it first does some real work under load).
  * - `projector-slow-commit:<ms>`: every batch waits `<ms>` before its COMMIT (a replica slower
  *   than the ack wait).
+ * - `projector-skip-after-commit:<projector>`: that projector never runs its projection's
+ *   after-commit step (what a crash after the acks loses), so a test can see what the write paths
+ *   do without it.
  */
 export function faultHooks(spec: string | undefined, kill: () => void = () => process.kill(process.pid, 'SIGKILL')): ProjectorHooks | undefined {
   if (!spec) return undefined;
@@ -33,6 +41,9 @@ export function faultHooks(spec: string | undefined, kill: () => void = () => pr
   }
   if (name === 'projector-slow-commit' && Number(first) > 0) {
     return { beforeCommit: () => new Promise<void>((resolve) => setTimeout(resolve, Number(first))) };
+  }
+  if (name === 'projector-skip-after-commit' && first) {
+    return { skipAfterCommit: (projector) => projector === first };
   }
   throw new Error(`unknown PARLEY_FAULT ${JSON.stringify(spec)}`);
 }

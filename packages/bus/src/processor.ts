@@ -495,7 +495,7 @@ export class Processor<E extends { meta?: { eventId?: string } }> {
     if (items.length > applied.length) {
       this.o.metrics?.projectorEvents.inc({ projector: this.name, outcome: 'skipped' }, items.length - applied.length);
     }
-    if (applied.length > 0 && this.o.afterCommit) {
+    if (applied.length > 0 && this.o.afterCommit && !hooks?.skipAfterCommit?.(this.name)) {
       await this.o.afterCommit(applied.map((a) => a.event)).catch((error: unknown) => {
         this.o.log.warn({ err: (error as Error).message, projector: this.name }, 'after-commit step failed');
       });

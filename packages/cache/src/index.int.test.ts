@@ -70,18 +70,15 @@ describe('createCache with a reachable Redis', () => {
   it('round-trips JSON values and deletes them', async () => {
     const value = { id: 'u-1', name: 'Zoë 😀', tags: ['a', 'b'], nested: { n: 1, nil: null } };
     expect(await cache.getJson('user:u-1')).toBeUndefined();
-    await cache.getJson('user:u-1'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('user:u-1', value, 60);
+    await (await cache.lookup('user:u-1')).fill(value, 60);
     expect(await cache.getJson('user:u-1')).toEqual(value);
     await cache.del('user:u-1');
     expect(await cache.getJson('user:u-1')).toBeUndefined();
   });
 
   it('deletes several keys at once and treats an empty delete as a no-op', async () => {
-    await cache.getJson('multi:1'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('multi:1', 1, 60);
-    await cache.getJson('multi:2'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('multi:2', 2, 60);
+    await (await cache.lookup('multi:1')).fill(1, 60);
+    await (await cache.lookup('multi:2')).fill(2, 60);
     await cache.del('multi:1', 'multi:2');
     expect(await cache.getJson('multi:1')).toBeUndefined();
     expect(await cache.getJson('multi:2')).toBeUndefined();
@@ -89,10 +86,8 @@ describe('createCache with a reachable Redis', () => {
   });
 
   it('reads several keys in one call, in order, with misses as undefined', async () => {
-    await cache.getJson('many:1'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('many:1', { n: 1 }, 60);
-    await cache.getJson('many:3'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('many:3', { n: 3 }, 60);
+    await (await cache.lookup('many:1')).fill({ n: 1 }, 60);
+    await (await cache.lookup('many:3')).fill({ n: 3 }, 60);
     await raw.set(`${prefix}:many:4`, '{broken', 'EX', 60);
     expect(await cache.getManyJson(['many:1', 'many:2', 'many:3', 'many:4'])).toEqual([{ n: 1 }, undefined, { n: 3 }, undefined]);
     expect(await cache.getManyJson([])).toEqual([]);
@@ -100,8 +95,7 @@ describe('createCache with a reachable Redis', () => {
   });
 
   it('stores under `<prefix>:<key>` with the given TTL', async () => {
-    await cache.getJson('session:s-1'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('session:s-1', { userId: 'u-1' }, 120);
+    await (await cache.lookup('session:s-1')).fill({ userId: 'u-1' }, 120);
     const stored = (await raw.get(`${prefix}:session:s-1`))!;
     // Sealed: what Redis holds says nothing without CACHE_KEY, and opens only under its own name.
     expect(stored).not.toContain('u-1');
@@ -116,21 +110,57 @@ describe('createCache with a reachable Redis', () => {
 
   it('does not cache what was read before an invalidation that came after the miss', async () => {
     // Request reads Postgres (old); the projection commits and invalidates; the request fills.
-    expect(await cache.getJson('race:1')).toBeUndefined();
+    const before = await cache.lookup<{ body: string }>('race:1');
+    expect(before.value).toBeUndefined();
     await cache.del('race:1');
-    await cache.setJson('race:1', { body: 'old' }, 60);
+    await before.fill({ body: 'old' }, 60);
     expect(await cache.getJson('race:1')).toBeUndefined();
     // The next miss fills normally.
-    await cache.setJson('race:1', { body: 'new' }, 60);
+    await (await cache.lookup('race:1')).fill({ body: 'new' }, 60);
     expect(await cache.getJson('race:1')).toEqual({ body: 'new' });
   });
 
+  it("does not let a miss before an invalidation fill with a later miss's token", async () => {
+    // Two requests of one process miss together; the first fills; the projection invalidates; a
+    // third request misses; the second (its read from before the invalidation) fills last but one.
+    const first = await cache.lookup<string>('race:2');
+    const second = await cache.lookup<string>('race:2');
+    await first.fill('a', 60);
+    await cache.del('race:2');
+    const third = await cache.lookup<string>('race:2');
+    expect(third.value).toBeUndefined();
+    await second.fill('stale', 60);
+    expect(await cache.getJson('race:2')).toBeUndefined();
+    // The third's own fill still goes in.
+    await third.fill('fresh', 60);
+    expect(await cache.getJson('race:2')).toBe('fresh');
+  });
+
+  it('a fill after a hit never writes, and a plain read marks nothing', async () => {
+    await (await cache.lookup('plain:1')).fill('one', 60);
+    const hit = await cache.lookup<string>('plain:1');
+    expect(hit.value).toBe('one');
+    await cache.del('plain:1');
+    await hit.fill('old', 60);
+    expect(await cache.getJson('plain:1')).toBeUndefined();
+    expect(await raw.exists(`${prefix}:plain:1#fill`)).toBe(0);
+    expect(await cache.getJson('plain:2')).toBeUndefined();
+    expect(await cache.getManyJson(['plain:2', 'plain:3'])).toEqual([undefined, undefined]);
+    expect(await raw.exists(`${prefix}:plain:2#fill`, `${prefix}:plain:3#fill`)).toBe(0);
+  });
+
+  it('gives each key of lookupMany its own fill', async () => {
+    const [one, two] = await cache.lookupMany<number>(['many:5', 'many:6']);
+    await cache.del('many:6');
+    await one!.fill(5, 60);
+    await two!.fill(6, 60);
+    expect(await cache.getManyJson(['many:5', 'many:6'])).toEqual([5, undefined]);
+  });
+
   it('keeps prefixes apart: another installation neither sees nor deletes the keys', async () => {
-    await cache.getJson('chat:c-1'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('chat:c-1', 'mine', 60);
+    await (await cache.lookup('chat:c-1')).fill('mine', 60);
     expect(await other.getJson('chat:c-1')).toBeUndefined();
-    await other.getJson('chat:c-1'); // a fill follows a miss (FILL_GUARD)
-    await other.setJson('chat:c-1', 'theirs', 60);
+    await (await other.lookup('chat:c-1')).fill('theirs', 60);
     await other.del('chat:c-1');
     expect(await cache.getJson('chat:c-1')).toBe('mine');
   });
@@ -159,7 +189,7 @@ describe('createCache with an unreachable Redis', () => {
 
   it('swallows writes and invalidations', async () => {
     const started = performance.now();
-    await expect(cache.setJson('user:u-1', { a: 1 }, 60)).resolves.toBeUndefined();
+    await expect((await cache.lookup('user:u-1')).fill({ a: 1 }, 60)).resolves.toBeUndefined();
     await expect(cache.del('user:u-1')).resolves.toBeUndefined();
     expect(performance.now() - started).toBeLessThan(500);
   });
@@ -219,8 +249,7 @@ describe('createCache when Redis comes back', () => {
       while (!(await cache.ping()) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
 
       expect(await cache.ping()).toBe(true);
-      await cache.getJson('k'); // a fill follows a miss (FILL_GUARD)
-      await cache.setJson('k', { back: true }, 60);
+      await (await cache.lookup('k')).fill({ back: true }, 60);
       expect(await cache.getJson('k')).toEqual({ back: true });
       const messages = lines().map((l) => l.msg);
       expect(messages).toContain('redis unavailable: serving from postgres until it returns');
@@ -262,8 +291,7 @@ describe('createCache over TLS, with a password (issue 23, finding 9)', () => {
     const anonymous = createCache({ url: `rediss://127.0.0.1:${port}`, tlsCa, prefix: 'ttls', log: silent, secret });
     try {
       await eventually(async () => ((await cache.ping()) ? true : undefined), 10_000, 'the TLS cache to connect');
-      await cache.getJson('k'); // a fill follows a miss (FILL_GUARD)
-      await cache.setJson('k', { over: 'tls' }, 60);
+      await (await cache.lookup('k')).fill({ over: 'tls' }, 60);
       expect(await cache.getJson('k')).toEqual({ over: 'tls' });
       expect(await anonymous.ping()).toBe(false);
       expect(await anonymous.getJson('k')).toBeUndefined();
@@ -297,10 +325,8 @@ describe('createCache and a Redis that returns with its data', () => {
     const cache = createCache({ url: `redis://127.0.0.1:${port}`, prefix: 'tdefer', log: silent, secret });
     try {
       await eventually(async () => ((await cache.ping()) ? true : undefined), 10_000, 'redis to start');
-      await cache.getJson('user:u-1'); // a fill follows a miss (FILL_GUARD)
-      await cache.setJson('user:u-1', { name: 'old' }, 600);
-      await cache.getJson('user:u-2'); // a fill follows a miss (FILL_GUARD)
-      await cache.setJson('user:u-2', { name: 'kept' }, 600);
+      await (await cache.lookup('user:u-1')).fill({ name: 'old' }, 600);
+      await (await cache.lookup('user:u-2')).fill({ name: 'kept' }, 600);
       child.kill('SIGKILL');
       await eventually(async () => ((await cache.ping()) ? undefined : true), 5_000, 'the cache to notice');
       await cache.del('user:u-1');
@@ -328,8 +354,7 @@ describe('createCache and an entry it did not write (issue 23, finding 9)', () =
     const raw = new Redis(serverUrls().redisUrl);
     try {
       await eventually(async () => ((await cache.ping()) ? true : undefined), 5_000, 'the cache to connect');
-      await cache.getJson('user:real'); // a fill follows a miss (FILL_GUARD)
-      await cache.setJson('user:real', { displayName: 'Real' }, 60);
+      await (await cache.lookup('user:real')).fill({ displayName: 'Real' }, 60);
       const genuine = (await raw.get(`${prefix}:user:real`))!;
       await raw.set(`${prefix}:user:plain`, JSON.stringify({ displayName: 'Planted' }), 'EX', 60);
       await raw.set(`${prefix}:user:moved`, genuine, 'EX', 60);
@@ -363,8 +388,7 @@ describe('createCache without a URL', () => {
   it('is disabled: misses, no-ops, and ping is null (not configured)', async () => {
     const cache = createCache({ url: undefined, prefix: 'tnone', log: silent, secret });
     expect(cache.enabled).toBe(false);
-    await cache.getJson('k'); // a fill follows a miss (FILL_GUARD)
-    await cache.setJson('k', 1, 60);
+    await (await cache.lookup('k')).fill(1, 60);
     expect(await cache.getJson('k')).toBeUndefined();
     await expect(cache.del('k')).resolves.toBeUndefined();
     expect(await cache.ping()).toBeNull();

@@ -12,18 +12,29 @@ export { cacheKeyFrom, open as openSealed, seal } from './seal.js';
  */
 export interface Cache {
   readonly enabled: boolean;
+  /** A plain read: the value or undefined (miss or error). Marks nothing, so no fill can follow it. */
   getJson<T>(key: string): Promise<T | undefined>;
   /** Several keys in one round trip; each entry is the value or undefined (miss or error). */
   getManyJson<T>(keys: string[]): Promise<(T | undefined)[]>;
   /**
-   * Fills `key` after a miss of getJson/getManyJson in this process, with what the caller then read
-   * from Postgres; skipped when `key` was invalidated since that miss (see FILL_GUARD).
+   * A read-through read: the value, or on a miss a `fill` for what the caller then reads from
+   * Postgres. The fill carries this miss's own token and is skipped when `key` was invalidated since
+   * this miss (see FILL_GUARD).
    */
-  setJson(key: string, value: unknown, ttlSeconds: number): Promise<void>;
+  lookup<T>(key: string): Promise<Lookup<T>>;
+  /** lookup for several keys in one round trip, in order. */
+  lookupMany<T>(keys: string[]): Promise<Lookup<T>[]>;
   del(...keys: string[]): Promise<void>;
   /** True when Redis answers; false when it is configured but unreachable; null when not configured. */
   ping(): Promise<boolean | null>;
   close(): Promise<void>;
+}
+
+export interface Lookup<T> {
+  /** The cached value; undefined on a miss, an entry that does not open, or an error. */
+  value: T | undefined;
+  /** Caches `value` for `ttlSeconds` if this lookup missed and nothing invalidated the key since; else a no-op. */
+  fill(value: T, ttlSeconds: number): Promise<void>;
 }
 
 export interface CacheOptions {
@@ -49,27 +60,37 @@ export interface CacheOptions {
  * FILL_GUARD. A read-through cache has a race: a request reads Postgres (old), the projection
  * commits and invalidates the key, then the request writes what it read: the old value, now cached
  * until its TTL. (Found by e2e/chats.test.ts under load: a chat list missing its newest message.)
- * So a miss marks the key "being filled" with a random token (`<key>#fill`, in the same round trip as
- * the GET), an invalidation deletes that mark along with the key, and the fill writes only while
- * its token is still there. A fill without a miss before it in this process is skipped.
+ * So every miss adds a random token of its own to the key's fill mark (`<key>#fill`, a set, in the
+ * same round trip as the GET), an invalidation deletes the mark along with the key, and a fill
+ * writes only while its own miss's token is still in the mark. The token travels in the lookup's
+ * `fill`, never through state shared by the process: with one token per key per process, a miss
+ * that came before an invalidation could take the token of a miss after it and cache its old read
+ * (two concurrent misses of one key, then a delete and a third miss, are enough).
  */
 const FILL_MARK_MS = 30_000;
 const fillKey = (key: string) => `${key}#fill`;
-/** KEYS: n keys then their n fill marks; ARGV: n tokens, then the mark's lifetime in ms. */
+/**
+ * KEYS: n keys then their n fill marks; ARGV: n tokens ('' marks nothing), then the mark's lifetime
+ * in ms. A mark left as a string by an older version (one token) is replaced: its fill is skipped.
+ */
 const GET_AND_MARK = `
 local n = #KEYS / 2
 local out = {}
 for i = 1, n do
   local v = redis.call('GET', KEYS[i])
-  if not v and ARGV[i] ~= '' then redis.call('SET', KEYS[n + i], ARGV[i], 'PX', ARGV[n + 1]) end
+  if not v and ARGV[i] ~= '' then
+    if redis.call('TYPE', KEYS[n + i]).ok == 'string' then redis.call('DEL', KEYS[n + i]) end
+    redis.call('SADD', KEYS[n + i], ARGV[i])
+    redis.call('PEXPIRE', KEYS[n + i], ARGV[n + 1])
+  end
   out[i] = v
 end
 return out`;
-/** KEYS: key, its fill mark; ARGV: token, value, ttl seconds. */
+/** KEYS: key, its fill mark; ARGV: token, value, ttl seconds. Other misses' tokens stay. */
 const SET_IF_MARKED = `
-if redis.call('GET', KEYS[2]) == ARGV[1] then
+if redis.call('TYPE', KEYS[2]).ok == 'set' and redis.call('SISMEMBER', KEYS[2], ARGV[1]) == 1 then
   redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  redis.call('DEL', KEYS[2])
+  redis.call('SREM', KEYS[2], ARGV[1])
   return 1
 end
 return 0`;
@@ -103,31 +124,8 @@ export function createCache(options: CacheOptions): Cache {
     parleyGetAndMark(numberOfKeys: number, ...args: string[]): Promise<(string | null)[]>;
     parleySetIfMarked(key: string, mark: string, token: string, value: string, ttl: number): Promise<number>;
   };
-  /** key → the token of this process's fill in progress (one per key: a second miss waits for it). */
-  const fills = new Map<string, { token: string; at: number }>();
-  const getAndMark = async (keys: string[]): Promise<(string | null)[]> => {
-    const now = Date.now();
-    const tokens = keys.map((key) => {
-      const pending = fills.get(key);
-      if (pending && now - pending.at < FILL_MARK_MS) return '';
-      const token = randomBytes(9).toString('base64url');
-      fills.set(key, { token, at: now });
-      return token;
-    });
-    let raws: (string | null)[];
-    try {
-      raws = await scripts.parleyGetAndMark(keys.length * 2, ...keys, ...keys.map(fillKey), ...tokens, String(FILL_MARK_MS));
-    } catch (error) {
-      // Nothing was marked: the next miss must be free to mark.
-      keys.forEach((key, i) => tokens[i] !== '' && fills.delete(key));
-      throw error;
-    }
-    // A hit needs no fill: forget the token so the map only holds fills in progress.
-    keys.forEach((key, i) => {
-      if (raws[i] !== null && tokens[i] !== '') fills.delete(key);
-    });
-    return raws;
-  };
+  const getAndMark = (keys: string[], tokens: string[]): Promise<(string | null)[]> =>
+    scripts.parleyGetAndMark(keys.length * 2, ...keys, ...keys.map(fillKey), ...tokens, String(FILL_MARK_MS));
 
   let healthy = true;
   const count = (operation: string, outcome: string) => options.counter?.inc({ operation, outcome });
@@ -219,53 +217,55 @@ export function createCache(options: CacheOptions): Cache {
     return undefined;
   };
 
-  return {
-    enabled: true,
-    async getJson<T>(key: string) {
-      let raw: string | null;
+  /** The fill of one lookup: a no-op without a token (a hit, or Redis failed during the miss). */
+  const fillFor =
+    <T>(key: string, token: string | null) =>
+    async (value: T, ttlSeconds: number): Promise<void> => {
+      if (token === null) return; // nothing marked: nothing proves the value fresh
       try {
-        raw = (await getAndMark([key]))[0] ?? null;
-      } catch (error) {
-        count('get', 'error');
-        commandFailed(error);
-        return undefined;
-      }
-      recovered();
-      if (raw === null) {
-        count('get', 'miss');
-        return undefined;
-      }
-      return unseal<T>(key, raw);
-    },
-    async getManyJson<T>(keys: string[]) {
-      if (keys.length === 0) return [];
-      let raws: (string | null)[];
-      try {
-        raws = await getAndMark(keys);
-      } catch (error) {
-        count('get', 'error');
-        commandFailed(error);
-        return keys.map(() => undefined);
-      }
-      recovered();
-      return raws.map((raw, i) => {
-        if (raw !== null) return unseal<T>(keys[i]!, raw);
-        count('get', 'miss');
-        return undefined;
-      });
-    },
-    async setJson(key, value, ttlSeconds) {
-      const fill = fills.get(key);
-      fills.delete(key);
-      if (!fill) return; // no miss marked it (Redis was down then): nothing proves the value fresh
-      try {
-        const written = await scripts.parleySetIfMarked(key, fillKey(key), fill.token, seal(secret, fullKey(key), value, ttlSeconds), ttlSeconds);
+        const written = await scripts.parleySetIfMarked(key, fillKey(key), token, seal(secret, fullKey(key), value, ttlSeconds), ttlSeconds);
         count('set', written === 1 ? 'ok' : 'skipped');
         recovered();
       } catch (error) {
         count('set', 'error');
         commandFailed(error);
       }
+    };
+
+  /** GET (and, with `mark`, a fresh token per key for its fill) in one round trip. */
+  const read = async <T>(keys: string[], mark: boolean): Promise<Lookup<T>[]> => {
+    if (keys.length === 0) return [];
+    const tokens = keys.map(() => (mark ? randomBytes(9).toString('base64url') : ''));
+    let raws: (string | null)[];
+    try {
+      raws = await getAndMark(keys, tokens);
+    } catch (error) {
+      count('get', 'error');
+      commandFailed(error);
+      return keys.map((key) => ({ value: undefined, fill: fillFor<T>(key, null) }));
+    }
+    recovered();
+    return raws.map((raw, i) => {
+      const key = keys[i]!;
+      if (raw !== null) return { value: unseal<T>(key, raw), fill: fillFor<T>(key, null) };
+      count('get', 'miss');
+      return { value: undefined, fill: fillFor<T>(key, mark ? tokens[i]! : null) };
+    });
+  };
+
+  return {
+    enabled: true,
+    async getJson<T>(key: string) {
+      return (await read<T>([key], false))[0]!.value;
+    },
+    async getManyJson<T>(keys: string[]) {
+      return (await read<T>(keys, false)).map((entry) => entry.value);
+    },
+    async lookup<T>(key: string) {
+      return (await read<T>([key], true))[0]!;
+    },
+    lookupMany<T>(keys: string[]) {
+      return read<T>(keys, true);
     },
     async del(...keys) {
       if (keys.length === 0) return;
@@ -296,7 +296,8 @@ const noCache: Cache = {
   enabled: false,
   getJson: async () => undefined,
   getManyJson: async (keys) => keys.map(() => undefined),
-  setJson: async () => {},
+  lookup: async () => ({ value: undefined, fill: async () => {} }),
+  lookupMany: async (keys) => keys.map(() => ({ value: undefined, fill: async () => {} })),
   del: async () => {},
   ping: async () => null,
   close: async () => {},

@@ -118,7 +118,7 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     projection: receiptsProjection(deps),
   });
   const barrier = () => projector.caughtUp();
-  const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier };
+  const appendDeps = { pool: deps.pool, namespace: deps.namespace, sequencer, barrier, cache: deps.cache };
   chatRoutes(router, { ...deps, writer, barrier, chatsTtlSeconds: config.REDIS_CHATS_TTL, groupsPerDay: config.GROUPS_PER_DAY });
   messageRoutes(router, { ...appendDeps, writer, bus: deps.bus, maxChars: config.MESSAGE_MAX_CHARS });
   reactionRoutes(router, { ...appendDeps, writer });

@@ -13,6 +13,7 @@ import { lookupMessage } from './messages/lookup.js';
 import { findByClientMsgIds } from './messages/queries.js';
 import { redeleteMessages } from './messages/edit.js';
 import type { ChatWriter } from '@parley/chat-writer';
+import type { Cache } from '@parley/cache';
 
 
 /** The route whose signed request is the proof messages.export needs (api.md). */
@@ -30,6 +31,7 @@ export function messagesRpc(
     log: Logger;
     store: AttachmentStore;
     writer: ChatWriter;
+    cache: Cache;
     barrier: () => Promise<unknown>;
     attachmentsBarrier: (streamSeq: number) => Promise<boolean>;
     verifier: RequestVerifier;
@@ -105,7 +107,7 @@ export function messagesRpc(
       // Only messages the erasure ledger names (written by users and messages alone): the ledger
       // is the proof, so retention's credentials cannot delete anybody's messages.
       const ids = await inLedger(deps, req.messageIds);
-      return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, writer: deps.writer }, ids) };
+      return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, writer: deps.writer, cache: deps.cache }, ids) };
     },
     retentionPreview: (req) => retentionPreview(pool, req),
     retentionBacklog: async () => {

@@ -1,12 +1,13 @@
 import { callRpc, claimSubject, type Bus } from '@parley/bus';
 import { waitForCheckpoint } from '@parley/projector-pg';
 import { initialChatState } from '@parley/chat-domain';
+import type { Cache } from '@parley/cache';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatCreated, type ChatMember, type DirectChatClaimed } from '@parley/contracts';
 import { AppError, Forbidden, InvalidRequest, NotFound, RateLimited, Unavailable } from '@parley/http';
 import { withTransaction, type Pool } from '@parley/pg';
 import type { Metrics } from '@parley/telemetry';
-import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
+import { CHATS_PROJECTOR, CHECKPOINT_TABLE, dropChatLists } from './projection.js';
 import { removeErasedMembers } from './erased-members.js';
 import { notifyNewMembers } from './notify.js';
 import { findDirectChatId } from './queries.js';
@@ -17,6 +18,8 @@ export interface CreateChatDeps {
   pool: Pool;
   namespace: string;
   writer: ChatWriter;
+  /** The members' chat lists are deleted after the checkpoint, as in writeChat. */
+  cache: Cache;
   metrics: Metrics;
   /** GROUPS_PER_DAY. */
   groupsPerDay: number;
@@ -94,6 +97,7 @@ async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCre
   if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, CHATS_PROJECTOR, streamSeq))) {
     throw new Unavailable('The chat is stored but not yet visible; try again shortly');
   }
+  if (!('refusal' in result) && created) await dropChatLists(deps, [result.event]);
   return created;
 }
 

@@ -1,4 +1,5 @@
 import { callRpc, type Bus } from '@parley/bus';
+import type { Cache } from '@parley/cache';
 import type { ChatWriter } from '@parley/chat-writer';
 import type { Pool } from '@parley/pg';
 import { removeErasedMembers } from './erased-members.js';
@@ -10,6 +11,7 @@ export interface ManageDeps {
   namespace: string;
   bus: Bus;
   writer: ChatWriter;
+  cache: Cache;
 }
 
 /**

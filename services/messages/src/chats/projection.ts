@@ -228,15 +228,26 @@ export function chatsProjection(deps: {
       if (repairsQueued) queued.add('seqRepair');
       repairsQueued = false;
       if (queued.size > 0) deps.onQueued?.(queued);
-      // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
-      if (!deps.cache.enabled) return;
-      // Everyone in a touched chat has a changed chat list (last message, unread count, title).
-      const chatIds = [...new Set(events.map((e) => e.chatId))];
-      const removed = events.flatMap((e) => (e.type === 'MemberRemoved' || e.type === 'MemberErased' ? [e.data.userId] : []));
-      const { rows } = await deps.pool.query<{ user_id: string }>({ ...BULK.membersOf, values: [chatIds] });
-      await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
+      await dropChatLists(deps, events);
     },
   };
+}
+
+/**
+ * Deletes the cached chat lists (`chats:<userId>`) that `events` changed: everyone in a touched
+ * chat (last message, unread count, title) and whoever an event took out. Run by the projection
+ * after its commit, and again by the write paths once the checkpoint has passed their event
+ * (write.ts): the projection's step runs after the checkpoint a route waits for, and a crash
+ * between the commit and it loses it for good, so without the second delete the writer's next
+ * read could be served the list from before its own change until REDIS_CHATS_TTL.
+ */
+export async function dropChatLists(deps: { cache: Cache; pool: { query: PoolClient['query'] } }, events: readonly ChatEvent[]): Promise<void> {
+  // Without a cache there is nothing to invalidate: skip the member lookup on this hot path.
+  if (!deps.cache.enabled || events.length === 0) return;
+  const chatIds = [...new Set(events.map((e) => e.chatId))];
+  const removed = events.flatMap((e) => (e.type === 'MemberRemoved' || e.type === 'MemberErased' ? [e.data.userId] : []));
+  const { rows } = await deps.pool.query<{ user_id: string }>({ ...BULK.membersOf, values: [chatIds] });
+  await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
 }
 
 /**

@@ -89,14 +89,11 @@ export function chatRoutes(router: ApiRouter, deps: CreateChatDeps & ManageDeps 
       const before = decodeCursor(query.before, isChatCursor);
       // The first page is what every client loads on start: cached per user, dropped by the
       // projection whenever one of the user's chats changes (and by their read receipts).
-      const cacheable = before === null && query.limit === undefined;
-      if (cacheable) {
-        const cached = await deps.cache.getJson<unknown>(chatListKey(auth.userId));
-        if (cached) return { status: 200, body: cached };
-      }
+      const cached = before === null && query.limit === undefined ? await deps.cache.lookup<unknown>(chatListKey(auth.userId)) : null;
+      if (cached?.value) return { status: 200, body: cached.value };
       const page = await listChats(deps.pool, auth.userId, limit, before);
       const body = { items: page.chats, nextCursor: page.more && page.last ? encodeCursor(page.last) : null };
-      if (cacheable) await deps.cache.setJson(chatListKey(auth.userId), body, deps.chatsTtlSeconds);
+      await cached?.fill(body, deps.chatsTtlSeconds);
       return { status: 200, body };
     },
   });

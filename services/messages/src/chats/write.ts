@@ -1,4 +1,5 @@
 import type { Appended } from '@parley/bus';
+import type { Cache } from '@parley/cache';
 import { waitForCheckpoint } from '@parley/projector-pg';
 import { decide, initialChatState, type ChatCommand, type ChatState, type Refusal } from '@parley/chat-domain';
 import type { Basis, ChatWriter } from '@parley/chat-writer';
@@ -6,11 +7,13 @@ import type { ChatEvent, ChatType, MemberRole } from '@parley/contracts';
 import { Conflict, Forbidden, InvalidRequest, NotFound, Unavailable, type AppError } from '@parley/http';
 import type { Pool, Queryable } from '@parley/pg';
 import type { MessageRow } from '../messages/queries.js';
-import { CHATS_PROJECTOR, CHECKPOINT_TABLE } from './projection.js';
+import { CHATS_PROJECTOR, CHECKPOINT_TABLE, dropChatLists } from './projection.js';
 
 export interface WriteDeps {
   pool: Pool;
   writer: ChatWriter;
+  /** The chat lists the event changed are deleted here too, after the checkpoint (dropChatLists). */
+  cache: Cache;
 }
 
 /**
@@ -77,8 +80,9 @@ export function precheck(command: ChatCommand, basis: Basis): void {
 
 /**
  * Decides `command` on the chat through the writer and waits until the projection shows the
- * event, so the route answers from Postgres (read-your-writes). A refusal becomes its API error;
- * a command that changes nothing (already so) returns null.
+ * event, so the route answers from Postgres (read-your-writes), then deletes the chat lists it
+ * changed, so the members' next GET /chats (the caller's first) reads them again. A refusal
+ * becomes its API error; a command that changes nothing (already so) returns null.
  */
 export async function writeChat(
   deps: WriteDeps,
@@ -94,6 +98,7 @@ export async function writeChat(
   if (!(await waitForCheckpoint(deps.pool, CHECKPOINT_TABLE, CHATS_PROJECTOR, appended.streamSeq))) {
     throw new Unavailable('The change is stored but not yet visible; reload shortly');
   }
+  await dropChatLists(deps, [appended.event]);
   return appended;
 }
 

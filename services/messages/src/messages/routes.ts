@@ -8,11 +8,12 @@ import { deleteMessage, editMessage } from './edit.js';
 import { historyPage, messageViews } from './queries.js';
 import { sendMessage, type SendDeps } from './send.js';
 import type { AppendDeps } from '../chats/append.js';
+import type { WriteDeps } from '../chats/write.js';
 
 const isSeqCursor = (v: unknown): v is { seq: number } =>
   typeof v === 'object' && v !== null && cursorField.int((v as { seq?: unknown }).seq, 1);
 
-export function messageRoutes(router: ApiRouter, deps: SendDeps & AppendDeps & { bus: Bus }): void {
+export function messageRoutes(router: ApiRouter, deps: SendDeps & AppendDeps & WriteDeps & { bus: Bus }): void {
   router.route({
     method: 'GET',
     url: '/api/v1/chats/:id/messages',

@@ -6,7 +6,12 @@ export interface SearchRow extends MessageRow {
   snippet: string;
 }
 
-/** Marks around matches in ts_headline output: control characters no message body can carry through JSON escaping unnoticed. */
+/**
+ * Marks around matches in ts_headline output, turned into <mark> by routes.ts. A body may contain
+ * these control characters too (input.ts refuses only U+0000 and lone surrogates), so the query
+ * turns the body's own into spaces before the headline: otherwise a sender could forge a highlight
+ * (or a stray </mark>) in another member's snippet.
+ */
 export const MARK_START = '\u0001';
 export const MARK_END = '\u0002';
 
@@ -34,7 +39,7 @@ export async function searchMessages(
         WHERE m.search @@ query.tsq AND m.deleted_at IS NULL AND ($3::uuid IS NULL OR m.chat_id = $3::uuid)
      )
      SELECT id, chat_id, seq, sender_id, body, reply_to, created_at, edited_at, deleted_at, poll_id, rank,
-            ts_headline('russian', full_body, tsq, 'StartSel=' || $6 || ', StopSel=' || $7 || ', MaxWords=24, MinWords=8, MaxFragments=1') AS snippet
+            ts_headline('russian', translate(full_body, $6 || $7, '  '), tsq, 'StartSel=' || $6 || ', StopSel=' || $7 || ', MaxWords=24, MinWords=8, MaxFragments=1') AS snippet
        FROM hits
       WHERE $4::float8 IS NULL OR (rank, id) < ($4::float8, $5::uuid)
       ORDER BY rank DESC, id DESC

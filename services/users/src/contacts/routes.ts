@@ -23,10 +23,10 @@ const isCursor = (v: unknown): v is Cursor =>
  */
 export function contactRoutes(router: ApiRouter, deps: ProfileDeps & { contactsTtlSeconds: number }): void {
   const ids = async (userId: string): Promise<string[]> => {
-    const cached = await deps.cache.getJson<string[]>(contactsCacheKey(userId));
-    if (cached) return cached;
+    const cached = await deps.cache.lookup<string[]>(contactsCacheKey(userId));
+    if (cached.value) return cached.value;
     const fresh = await contactIds(deps.pool, userId);
-    await deps.cache.setJson(contactsCacheKey(userId), fresh, deps.contactsTtlSeconds);
+    await cached.fill(fresh, deps.contactsTtlSeconds);
     return fresh;
   };
 

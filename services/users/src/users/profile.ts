@@ -11,40 +11,45 @@ export interface ProfileDeps extends PublishDeps {
 
 /** A public profile through the Redis cache (user:<id>, deleted by the projection on every user event). */
 export async function publicProfile(deps: ProfileDeps, id: string): Promise<UserView | null> {
-  const cached = await deps.cache.getJson<UserView>(userCacheKey(id));
-  if (cached) return cached;
+  const cached = await deps.cache.lookup<UserView>(userCacheKey(id));
+  if (cached.value) return cached.value;
   const row = await findUserById(deps.pool, id);
   const view = row ? toUserView(row) : await erasedUserView(deps.pool, id);
   if (!view) return null;
-  await deps.cache.setJson(userCacheKey(id), view, deps.userTtlSeconds);
+  await cached.fill(view, deps.userTtlSeconds);
   return view;
 }
 
 /** Several public profiles: cache hits first, one query for the misses. Order follows `ids`. */
 export async function publicProfiles(deps: ProfileDeps, ids: string[]): Promise<UserView[]> {
-  const cached = await deps.cache.getManyJson<UserView>(ids.map(userCacheKey));
-  const missing = ids.filter((_, i) => !cached[i]);
+  const cached = await deps.cache.lookupMany<UserView>(ids.map(userCacheKey));
+  const missing = ids.filter((_, i) => !cached[i]!.value);
   const fetched = new Map<string, UserView>((await findUsersByIds(deps.pool, missing)).map((row) => [row.id, toUserView(row)]));
   for (const id of missing) {
     if (fetched.has(id)) continue;
     const erased = await erasedUserView(deps.pool, id);
     if (erased) fetched.set(id, erased);
   }
-  await Promise.all([...fetched.values()].map((view) => deps.cache.setJson(userCacheKey(view.id), view, deps.userTtlSeconds)));
+  await Promise.all(
+    ids.map((id, i) => {
+      const view = fetched.get(id);
+      return view ? cached[i]!.fill(view, deps.userTtlSeconds) : undefined;
+    }),
+  );
   return ids.flatMap((id, i) => {
-    const view = cached[i] ?? fetched.get(id);
+    const view = cached[i]!.value ?? fetched.get(id);
     return view ? [view] : [];
   });
 }
 
 /** The caller's own profile, with e-mail, cached as me:<id>. */
 export async function ownProfile(deps: ProfileDeps, id: string): Promise<UserView | null> {
-  const cached = await deps.cache.getJson<UserView>(meCacheKey(id));
-  if (cached) return cached;
+  const cached = await deps.cache.lookup<UserView>(meCacheKey(id));
+  if (cached.value) return cached.value;
   const row = await findUserById(deps.pool, id);
   if (!row) return null;
   const view = toUserView(row, true);
-  await deps.cache.setJson(meCacheKey(id), view, deps.userTtlSeconds);
+  await cached.fill(view, deps.userTtlSeconds);
   return view;
 }
 
