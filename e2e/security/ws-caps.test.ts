@@ -49,6 +49,23 @@ describe('WebSocket caps per user and per address', () => {
     open.push(await TestSocket.open(stack.wsUrl));
   });
 
+  it('does not count a socket closed while its auth frame was checked (it stayed counted for good)', async () => {
+    const ghost = await register(stack);
+    // An auth frame and a close sent together, one more time than the per-user cap.
+    // From an address of their own: loopback's unauthenticated sockets are at their cap (above).
+    for (let i = 0; i < 4; i++) {
+      const socket = await TestSocket.open(stack.wsUrl, undefined, { headers: { 'x-forwarded-for': '203.0.113.77' } });
+      socket.send({ op: 'auth', token: ghost.accessToken });
+      socket.ws.close();
+      await socket.waitClosed();
+    }
+    // Before: 429 (four sockets of hers in the registry, none open).
+    const real = await TestSocket.open(stack.wsUrl, ghost.accessToken);
+    open.push(real);
+    real.send({ op: 'ping' });
+    await real.next((f) => f.op === 'pong');
+  });
+
   it('counts the unauthenticated sockets of an IPv6 client by its /64, as every per-address limit', async () => {
     const from = (address: string) => TestSocket.open(stack.wsUrl, undefined, { headers: { 'x-forwarded-for': address } });
     open.push(await from('2001:db8:bb:1::1'), await from('2001:db8:bb:1::2'));

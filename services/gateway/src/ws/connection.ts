@@ -138,6 +138,10 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
 
   const authenticate = (socket: Socket, userId: string, sessionId: string): boolean => {
     const data = socket.getUserData().state;
+    // Closed while its token was checked (an auth frame and a close in one write): its close ran
+    // with no user, so nothing would ever take it out of the registry again. Before, each such
+    // socket counted against the user's cap for good and kept them "online".
+    if (data.closed) return false;
     release(data);
     if (deps.registry.countOf(userId) >= deps.maxSocketsPerUser) {
       // Never counted as this user's (close() must not take presence or a registry entry away).
