@@ -131,3 +131,23 @@ describe('HTTP abuse', () => {
     expect(({} as Record<string, unknown>).isAdmin).toBeUndefined();
   });
 });
+
+describe('HTTP abuse at the default body limit', () => {
+  let stack: Stack;
+  beforeAll(async () => {
+    stack = await startStack();
+  });
+  afterAll(async () => stack?.stop());
+
+  it('answers a body that grows past one NATS message when encoded again with 413, not 503', async () => {
+    // 300 KB under the 512 KiB limit; `1e20` is encoded again as 21 digits: about 1.3 MB, more
+    // than NATS's 1 MiB max_payload, which the gateway's request to the users service hit (503,
+    // and an error in the log, on demand and without an account).
+    const body = `{"login":[${Array.from({ length: 60_000 }, () => '1e20').join(',')}],"password":"x"}`;
+    expect(body.length).toBeLessThan(512 * 1024);
+    const answer = await fetch(`${stack.baseUrl}/api/v1/auth/login`, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+    expect([400, 413]).toContain(answer.status);
+    const json = (await answer.json()) as { error: { code: string } };
+    expect(['invalid_request', 'payload_too_large']).toContain(json.error.code);
+  });
+});

@@ -24,6 +24,15 @@ export class RemoteFailureError extends ServiceUnavailableError {
   override name = 'RemoteFailureError';
 }
 
+/**
+ * The request itself is larger than one NATS message (the server's max_payload): nothing was sent.
+ * A client's JSON can grow when encoded again (`1e20` becomes 21 digits), past a body limit that
+ * was checked on the bytes received; the caller answers 413, not 503.
+ */
+export class RequestTooLargeError extends Error {
+  override name = 'RequestTooLargeError';
+}
+
 /** The responder refused the request: it was not signed, or not for this subject (never retried). */
 export class RequestRefusedError extends Error {
   override name = 'RequestRefusedError';

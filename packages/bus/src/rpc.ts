@@ -6,7 +6,7 @@ import { headersWithTrace, inSpan, SpanKind } from './trace.js';
 import { endOfTurn } from './turn.js';
 import { ASSERTION_HEADER, type RequestSigner, type RequestVerifier } from './assertion.js';
 import { respondJson, wholeAnswer } from './answer-parts.js';
-import { failureOf, InvalidRequestError, RemoteFailureError, RequestRefusedError, respondFailure, ServiceUnavailableError } from './rpc-failure.js';
+import { failureOf, InvalidRequestError, RemoteFailureError, RequestRefusedError, RequestTooLargeError, respondFailure, ServiceUnavailableError } from './rpc-failure.js';
 
 /** What makes requests: a connection, and for the gateway the key it signs requests for users with. */
 export interface RpcClient {
@@ -135,6 +135,7 @@ export async function requestJsonNow<T>(client: RpcClient, subject: string, payl
     if (error instanceof NoRespondersError || error instanceof TimeoutError || isNoResponders(error)) {
       throw new ServiceUnavailableError(`no answer on ${subject}`, { cause: error });
     }
+    if (/max_payload/.test(String((error as Error)?.message))) throw new RequestTooLargeError(`request on ${subject} larger than the server's max_payload`, { cause: error });
     throw error;
   }
   const failure = failureOf(reply, subject);

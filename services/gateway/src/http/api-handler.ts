@@ -1,7 +1,7 @@
 import { STATUS_CODES } from 'node:http';
 import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type { HttpRequest, HttpResponse } from 'uWebSockets.js';
-import { requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
+import { RequestTooLargeError, requestJson, ServiceUnavailableError, type Bus } from '@parley/bus';
 import { inputIssue, newId, subjects, type ApiRequest, type ApiResponse, type ErrorBody, type UserView } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
@@ -188,6 +188,10 @@ export function apiHandler(deps: ApiHandlerDeps) {
         // After the reply, so the caller never waits for it; only the caller's own profile, on success.
         if (answer.status === 200 && answer.profileChanged && answer.profileChanged.id === claims?.userId) deps.profileChanged?.(answer.profileChanged);
       } catch (error) {
+        if (error instanceof RequestTooLargeError) {
+          reply({ status: 413, body: envelope('payload_too_large', 'The request body is too large') });
+          return;
+        }
         if (!(error instanceof ServiceUnavailableError)) deps.log.error({ err: error, service }, 'forwarding failed');
         reply({ status: 503, body: envelope('unavailable', `The ${service} service is not answering; try again`) });
       }
