@@ -406,6 +406,75 @@ describe('web client in Chromium', () => {
     await context.close();
   }, 60_000);
 
+  it('signs every tab out when one signs out, and shows the next account no draft of the last', async () => {
+    const [erin, frank] = [await register(stack), await register(stack)];
+    const chat = await directChat(stack.baseUrl, frank, erin);
+    expect((await call(stack.baseUrl, frank.accessToken, 'POST', `/chats/${chat.id}/messages`, { clientMsgId: 'hi', body: 'hello erin' })).status).toBe(201);
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    try {
+      await signIn(page, stack.baseUrl, erin);
+      // A second tab of the same browser: signed in through the shared tokens.
+      const second = await context.newPage();
+      await second.goto(stack.baseUrl);
+      await second.getByRole('navigation').getByRole('button', { name: 'Chats' }).waitFor();
+      await openChat(second, frank.username);
+      await page.getByRole('navigation').getByRole('button', { name: 'Profile' }).click();
+      await page.getByRole('button', { name: 'Log out' }).click();
+      await page.getByLabel('Username or e-mail').waitFor();
+      // Before: the second tab kept her chats on screen, "Reconnecting…" for good.
+      await second.getByLabel('Username or e-mail').waitFor({ timeout: 10_000 });
+
+      // Frank signs in on this browser. A draft of their chat kept by chat alone (as drafts were,
+      // left by a session that ended without a sign-out) is not in his box: it was, and Enter
+      // sent her words as his.
+      await second.evaluate((id) => (globalThis as any).localStorage.setItem(`parley.draft.${id}`, 'her draft from before'), chat.id);
+      await signIn(second, stack.baseUrl, frank);
+      await openChat(second, erin.username);
+      await second.locator('li.message', { hasText: 'hello erin' }).waitFor();
+      expect(await second.getByPlaceholder('Write a message').inputValue()).toBe('');
+      expect(await second.evaluate((id) => (globalThis as any).localStorage.getItem(`parley.draft.${id}`), chat.id)).toBeNull();
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
+  it('says on the sign-in page that the account is being deleted, and sends nothing with Enter while a file uploads', async () => {
+    const [erin, frank] = [await register(stack), await register(stack)];
+    const chat = await directChat(stack.baseUrl, erin, frank);
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    try {
+      await signIn(page, stack.baseUrl, erin);
+      await openChat(page, frank.username);
+      // The upload is held back; Enter while it runs sends nothing (the text went alone).
+      let releaseUpload!: () => void;
+      const uploadHeld = new Promise<void>((resolve) => (releaseUpload = resolve));
+      await page.route((url) => url.pathname === '/api/v1/attachments', async (route) => {
+        await uploadHeld;
+        await route.continue();
+      });
+      await page.getByPlaceholder('Write a message').fill('with the file');
+      await page.locator('#composer-file').setInputFiles({ name: 'held.txt', mimeType: 'text/plain', buffer: Buffer.from('held bytes') });
+      await page.locator('label.progress progress').waitFor();
+      await page.getByPlaceholder('Write a message').press('Enter');
+      releaseUpload();
+      await page.locator('.pending-attachments', { hasText: 'held.txt' }).waitFor();
+      // The file is in the box with the text, and nothing was sent.
+      expect(await page.getByPlaceholder('Write a message').inputValue()).toBe('with the file');
+      expect((await call<{ items: unknown[] }>(stack.baseUrl, frank.accessToken, 'GET', `/chats/${chat.id}/messages`)).body.items).toEqual([]);
+
+      await page.getByRole('navigation').getByRole('button', { name: 'Profile' }).click();
+      await page.locator('form', { has: page.getByRole('button', { name: 'Delete my account' }) }).getByLabel('Password').fill(erin.password);
+      await page.getByRole('button', { name: 'Delete my account' }).click();
+      // Before: the sign-in page, and not a word.
+      await page.getByText('Your account is being deleted.').waitFor();
+      await page.getByLabel('Username or e-mail').waitFor();
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it('keeps a message that came live while the chat list loaded at sign-in, with its preview and unread count, and leaves out a group she was removed from meanwhile', async () => {
     // The chat list is read from the projection too, after the socket opened: a message that came
     // in meanwhile was counted by the chat's own refresh and then undone by the older list.

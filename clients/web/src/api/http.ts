@@ -76,7 +76,11 @@ export class HttpApi {
   /** One refresh, unless the stored refresh token is no longer `seen` (another tab refreshed: taken as done). */
   private async refreshNow(seen: string | undefined): Promise<boolean> {
     const current = this.tokens.load();
-    if (!current) return false;
+    if (!current) {
+      // Signed out in another tab (the tokens are shared): this tab's session is over too.
+      this.onSignedOut();
+      return false;
+    }
     if (seen !== undefined && current.refreshToken !== seen) return true;
     try {
       const tokens = await this.parse<Tokens>(await this.send('POST', '/auth/refresh', { body: { refreshToken: current.refreshToken } }, false));

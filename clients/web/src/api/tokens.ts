@@ -6,7 +6,9 @@ export interface TokenStore {
   save(tokens: Tokens | null): void;
 }
 
-const KEY = 'parley.tokens';
+/** The localStorage key of the tokens (other tabs watch it: session.ts). */
+export const TOKENS_KEY = 'parley.tokens';
+const KEY = TOKENS_KEY;
 
 /** The part of the Web Storage API used (kept structural so this module needs no DOM types). */
 export interface KeyValueStorage {

@@ -1,4 +1,4 @@
-import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, type Chat, type ChatEvent, type Message, type SocketLike, type User } from '../api/index.js';
+import { Api, ApiError, RealtimeClient, newClientMsgId, storageTokens, TOKENS_KEY, type Chat, type ChatEvent, type Message, type SocketLike, type User } from '../api/index.js';
 import { translate } from '../i18n.js';
 import { errorText } from './errors.js';
 import { applyEvent, applyToHistory, applyToSummary, upsertMessage, type EventEffects } from './events.js';
@@ -36,6 +36,30 @@ function readOpenChatOnReturn(): void {
   if (last && last.seq > readUpTo) markRead(last);
 }
 document.addEventListener('visibilitychange', readOpenChatOnReturn);
+
+/**
+ * Tabs share the tokens (localStorage), and another tab's sign-out or sign-in changes them under
+ * this one. Before, a tab kept showing the account signed out elsewhere ("Reconnecting…" for
+ * good) and, once someone else signed in there, sent that account's token with this account's
+ * screens: a search showed the other's messages, a profile save overwrote the other's profile.
+ */
+window.addEventListener('storage', (event) => {
+  if (event.key !== TOKENS_KEY && event.key !== null) return;
+  if (!state.me) return;
+  const tokens = api.tokens.load();
+  if (!tokens) api.onSignedOut();
+  else if (subjectOf(tokens.accessToken) !== state.me.id) location.reload();
+});
+
+/** The user an access token is for (its `sub`), or null when it cannot be read. */
+function subjectOf(token: string): string | null {
+  try {
+    const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown };
+    return typeof payload.sub === 'string' ? payload.sub : null;
+  } catch {
+    return null;
+  }
+}
 
 /** Shows an error in the page's alert region; returns undefined so callers can `return fail(e)`. */
 /** How long an error stays on screen unless a newer one replaces it (issue 22: banners stayed for good). */
@@ -150,14 +174,29 @@ export async function login(loginName: string, password: string): Promise<void> 
 
 export async function logout(): Promise<void> {
   // Signing out on purpose leaves nothing of this account's unsent messages in the browser: not
-  // the outbox, not the drafts (kept per chat, the next account in a shared chat would see them).
+  // the outbox, not the drafts.
+  forgetUnsent();
+  await api.logout().catch(() => undefined);
+}
+
+/** The account is gone: nothing of it stays in this browser, and the sign-in page says it went. */
+export function accountDeleted(): void {
+  forgetUnsent();
+  api.signOutLocally();
+  state.notice = translate(state.lang, 'accountDeleted');
+  changed();
+}
+
+/** This account's outbox and every draft (kept per account and chat since; older ones per chat). */
+function forgetUnsent(): void {
   if (state.me) for (const key of outboxKeys()) localStorage.removeItem(key);
   for (const key of Object.keys(localStorage)) if (key.startsWith('parley.draft.')) localStorage.removeItem(key);
-  await api.logout().catch(() => undefined);
 }
 
 async function startSession(me?: User): Promise<void> {
   state.me = me ?? (await api.me());
+  // Drafts from before they were kept per account (`parley.draft.<chatId>`): nobody's now.
+  for (const key of Object.keys(localStorage)) if (/^parley\.draft\.[0-9a-f-]{36}$/.test(key)) localStorage.removeItem(key);
   state.users.set(state.me.id, state.me);
   // Open the socket before reading the chat list, so no event between the two is missed.
   startRealtime();
@@ -609,7 +648,9 @@ export async function openChat(chatId: string): Promise<void> {
     const others = messages.filter((m) => m.senderId !== state.me?.id);
     const first = others.at(-Math.min(chat.unreadCount, others.length));
     if (first) state.unreadFrom.set(chatId, first.seq);
-    markRead(last);
+    // Not from a tab nobody looks at (a link opened in the background): readOpenChatOnReturn
+    // marks it when the tab is shown. Before, the sender saw "Read" for what nobody had seen.
+    if (document.visibilityState === 'visible') markRead(last);
   }
 }
 

@@ -117,4 +117,7 @@ export function resetUserState(): void {
   state.typing.clear();
   state.reads.clear();
   state.view = { name: 'chats' };
+  // The screen reader's last announcement named this account's messages ("New message from …").
+  state.announcement = '';
+  state.error = null;
 }

@@ -2,6 +2,7 @@ import { useEffect, useRef, useState } from 'preact/hooks';
 import type { Attachment, Message } from '../api/index.js';
 import { createPoll, editMessage, upload } from '../state/actions.js';
 import { api, fail, sendMessage, sendTyping } from '../state/session.js';
+import { state } from '../state/store.js';
 import { nameOf, t } from './common.js';
 import { PollForm } from './Poll.js';
 
@@ -21,7 +22,8 @@ const MAX_FILES = 10;
 const MAX_CHARS = 4096;
 /** The counter shows from here on. */
 const COUNT_FROM = MAX_CHARS - 500;
-const draftKey = (chatId: string) => `parley.draft.${chatId}`;
+/** Per account and chat: another account signed in on this browser never sees it (a session can end without a sign-out). */
+const draftKey = (chatId: string) => `parley.draft.${state.me?.id ?? ''}.${chatId}`;
 
 /**
  * Writes, edits and replies; attaches files (with upload progress); starts polls. What is typed
@@ -52,6 +54,9 @@ export function Composer({ chatId, replyTo, editing, onDone, takeFiles }: Props)
 
   const submit = (ev?: Event) => {
     ev?.preventDefault();
+    // Enter while a file uploads (the button is disabled): the text went alone, and the file
+    // turned up later in an empty box, easily lost.
+    if (progress !== null) return;
     const body = text.trim();
     if (editing) {
       if (body) void editMessage(editing, body);

@@ -1,5 +1,5 @@
 import { useState } from 'preact/hooks';
-import { api, fail, logout } from '../state/session.js';
+import { accountDeleted, api, fail, logout } from '../state/session.js';
 import { errorText } from '../state/errors.js';
 import { disableNotifications, enableNotifications, notificationsOn, notificationsSupported } from '../state/notify.js';
 import { changed, state } from '../state/store.js';
@@ -40,8 +40,8 @@ export function Profile() {
     const password = String(new FormData(ev.currentTarget as HTMLFormElement).get('password') ?? '');
     try {
       await api.deleteAccount(password);
-      setNote(t('accountDeleted'));
-      api.signOutLocally();
+      // Shown on the sign-in page (a note here went with the page it was on).
+      accountDeleted();
     } catch (error) {
       // The route may not exist on this server yet (it answers 404): say what the server said.
       setDeleteError(t('error', { message: errorText(state.lang, error) }));
