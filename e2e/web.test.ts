@@ -701,6 +701,22 @@ describe('web client in Chromium', () => {
     await d.context().close();
   }, 120_000);
 
+  it('opens the reset form from the mail\'s link where the account is signed in', async () => {
+    const user = await register(stack, `signedreset${Date.now() % 100000}`);
+    const { context, page, pageErrors } = await openPage(browser, SIZES[0]!.options);
+    try {
+      await signIn(page, stack.baseUrl, user);
+      expect((await call(stack.baseUrl, user.accessToken, 'POST', '/auth/password-reset/request', { email: `${user.username}@example.test` })).status).toBe(202);
+      const link = new URL(await mailMatch(mailDir, `${user.username}@example.test`, /(http\S+\/reset-password#token=[A-Za-z0-9_-]+)/));
+      await page.goto(`${stack.baseUrl}${link.pathname}${link.hash}`);
+      // Before: the chats, and the token gone from the address.
+      await page.getByRole('heading', { name: 'Choose a new password' }).waitFor();
+      expect(pageErrors).toEqual([]);
+    } finally {
+      await context.close();
+    }
+  }, 60_000);
+
   it.each(SIZES)('resets a forgotten password in the app: the link of the mail opens the form, the new password signs in (issue 22) ($name)', async ({ options }) => {
     const user = await register(stack, `forgot${Date.now() % 100000}`);
     const context = await browser.newContext({ locale: 'en-US', ...options });

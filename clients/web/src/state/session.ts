@@ -101,6 +101,10 @@ function viewFromHash(): View {
  */
 export async function boot(): Promise<void> {
   await followVerificationLink();
+  // A reset link (from the mail) opened where someone is signed in: the reset form, not the chats,
+  // which replaced the link's token with their own address and lost it. The reset ends every
+  // session of the account anyway.
+  if (location.pathname === '/reset-password' && api.signedIn) api.signOutLocally();
   try {
     if (api.signedIn) await startSession(await meWhenReachable());
   } catch (error) {
