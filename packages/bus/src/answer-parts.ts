@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import { headers as natsHeaders, NoRespondersError, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { failureOf, respondFailure, ServiceUnavailableError } from './rpc-failure.js';
+import { headers as natsHeaders, type Msg, type NatsConnection } from '@nats-io/transport-node';
+import { failureOf, isNoResponders, respondFailure, ServiceUnavailableError } from './rpc-failure.js';
 
 /**
  * Answers too large for one NATS message, sent in parts.
@@ -97,8 +97,7 @@ async function fetchPart(nc: NatsConnection, subject: string, i: number, timeout
     } catch (error) {
       // In a cluster, the responder's interest in the parts subject reaches the caller's server a
       // moment after the first part did: no responders then is worth a few short retries.
-      const noResponders = error instanceof NoRespondersError || /no responders/i.test(String((error as Error)?.message));
-      if (noResponders && attempt < 5) {
+      if (isNoResponders(error) && attempt < 5) {
         await new Promise((resolve) => setTimeout(resolve, 20 * 2 ** attempt));
         continue;
       }

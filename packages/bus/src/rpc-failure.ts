@@ -33,6 +33,15 @@ export class RequestTooLargeError extends Error {
   override name = 'RequestTooLargeError';
 }
 
+/**
+ * NATS's "no responders" anywhere in the causes: nobody is subscribed to the subject (nats.js wraps
+ * it, in a RequestError for a request, so only the text tells it through every layer).
+ */
+export function isNoResponders(error: unknown): boolean {
+  for (let e = error; e instanceof Error; e = e.cause) if (/no responders/i.test(e.message)) return true;
+  return false;
+}
+
 /** The responder refused the request: it was not signed, or not for this subject (never retried). */
 export class RequestRefusedError extends Error {
   override name = 'RequestRefusedError';

@@ -132,7 +132,7 @@ export async function requestJsonNow<T>(client: RpcClient, subject: string, payl
   try {
     reply = await client.nc.request(subject, data, { timeout: timeoutMs, headers });
   } catch (error) {
-    if (error instanceof NoRespondersError || error instanceof TimeoutError || isNoResponders(error)) {
+    if (error instanceof NoRespondersError || error instanceof TimeoutError || noAnswer(error)) {
       throw new ServiceUnavailableError(`no answer on ${subject}`, { cause: error });
     }
     if (/max_payload/.test(String((error as Error)?.message))) throw new RequestTooLargeError(`request on ${subject} larger than the server's max_payload`, { cause: error });
@@ -144,9 +144,10 @@ export async function requestJsonNow<T>(client: RpcClient, subject: string, payl
   return (answer === reply.data ? reply.json<T>() : JSON.parse(Buffer.from(answer).toString())) as T;
 }
 
-function isNoResponders(error: unknown): boolean {
+/** No responders or a timeout, anywhere in the causes. */
+function noAnswer(error: unknown): boolean {
   const e = error as { name?: string; message?: string; cause?: unknown };
-  return /no responders|timeout/i.test(`${e?.name} ${e?.message}`) || (e?.cause !== undefined && isNoResponders(e.cause));
+  return /no responders|timeout/i.test(`${e?.name} ${e?.message}`) || (e?.cause !== undefined && noAnswer(e.cause));
 }
 
 /**

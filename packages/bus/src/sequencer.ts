@@ -128,7 +128,8 @@ export class Sequencer {
         // reactor), and then the head read from the stream is the one before it. The caller's
         // basis and this process's memory still know the seq it had; taking it again made gateways
         // drop the new event as one they had delivered.
-        const decision = decide(newer, Math.max(head.seq, knownSeq, this.highestKnown(subject)) + 1);
+        // (knownSeq is at least the head's seq here: raised to it above.)
+        const decision = decide(newer, Math.max(knownSeq, this.highestKnown(subject)) + 1);
         if ('refusal' in decision) return decision;
         const outcome = await this.publishAfter(subject, msgId, head, decision.event);
         if (outcome) return outcome;

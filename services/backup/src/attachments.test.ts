@@ -63,9 +63,9 @@ describe('the attachment pool', () => {
     const { files, bytes } = await poolAttachments(source, path.join(backups, POOL_DIR));
     const manifest = { attachments: { files, bytes, pool: POOL_DIR } } as Manifest;
     const archive = path.join(backups, archiveName('prod', new Date('2026-12-01T02:00:00Z')));
-    await expect(requireAttachments(attachmentSource(archive, manifest, '/nowhere'), files)).resolves.toBeUndefined();
+    await expect(requireAttachments(attachmentSource(archive, manifest, '/nowhere'), files, true)).resolves.toBeUndefined();
     const elsewhere = path.join(temp(), path.basename(archive));
-    await expect(requireAttachments(attachmentSource(elsewhere, manifest, '/nowhere'), files)).rejects.toThrow(/1 attachment file\(s\) missing .*files\/ folder that lies beside it/);
+    await expect(requireAttachments(attachmentSource(elsewhere, manifest, '/nowhere'), files, true)).rejects.toThrow(/1 attachment file\(s\) missing .*files\/ folder that lies beside it/);
   });
 
   it('rotation deletes the pool files no kept archive names, after a grace for a backup running beside it', async () => {

@@ -122,9 +122,10 @@ export function attachmentSource(archive: string, manifest: Manifest, extracted:
  * Fails (CorruptArchiveError) unless every attachment file is where the archive says, at its size
  * and with its SHA-256. Run before the target is touched: the pool is outside the archive's
  * checksums, and a pool file damaged at the same size was found only while copying, after
- * restore --force had already emptied the target.
+ * restore --force had already emptied the target. `pooled`: the files lie in the pool; files
+ * inside the archive were checked with its other parts when it was unpacked, and are not read again.
  */
-export async function requireAttachments(source: (file: PartInfo) => string, files: PartInfo[]): Promise<void> {
+export async function requireAttachments(source: (file: PartInfo) => string, files: PartInfo[], pooled: boolean): Promise<void> {
   const missing: string[] = [];
   for (const file of files) {
     const size = await stat(source(file)).then((s) => s.size, () => -1);
@@ -134,12 +135,12 @@ export async function requireAttachments(source: (file: PartInfo) => string, fil
     const where = path.dirname(path.dirname(source(files.find((f) => missing.includes(f.path))!)));
     throw new CorruptArchiveError(`${missing.length} attachment file(s) missing from ${where} (first: ${missing[0]}): an archive needs the ${POOL_DIR}/ folder that lies beside it (copy both, or use parley pull)`);
   }
+  if (!pooled) return;
   for (const file of files) {
     if ((await sha256File(source(file))) !== file.sha256) throw new CorruptArchiveError(`attachment ${file.path}: ${source(file)} differs from the manifest's SHA-256`);
   }
 }
 
-/** Copies the archive's attachment files into the target store, each checked against the manifest. */
 /**
  * Removes everything inside the attachment store, not the folder itself: in compose and Kubernetes
  * it is a volume's mount point, which cannot be removed (restore --force failed there, after it
@@ -153,6 +154,7 @@ export async function emptyAttachmentStore(dir: string): Promise<void> {
   for (const entry of entries) await rm(path.join(dir, entry), { recursive: true, force: true });
 }
 
+/** Copies the archive's attachment files into the target store, each checked against the manifest. */
 export async function restoreAttachments(source: (file: PartInfo) => string, files: PartInfo[], target: string): Promise<void> {
   await mkdir(target, { recursive: true });
   for (const file of files) {

@@ -6,7 +6,7 @@ import path from 'node:path';
 import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { importLedger } from '@parley/retention';
-import { callRpc, connectBus, ensureStreams, InvalidRequestError, isNotFound, RequestRefusedError, ServiceUnavailableError, type Bus } from '@parley/bus';
+import { callRpc, connectBus, ensureStreams, InvalidRequestError, isNoResponders, isNotFound, RequestRefusedError, ServiceUnavailableError, type Bus } from '@parley/bus';
 import { declaredStreams, inNamespace, streamName } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
@@ -106,21 +106,13 @@ export async function runningServices(bus: Bus, namespace: string, timeoutMs = 2
       callRpc(bus, namespace, method, {}, timeoutMs).then(
         () => true,
         (error: unknown) => {
-          if (error instanceof ServiceUnavailableError || error instanceof RequestRefusedError || error instanceof InvalidRequestError) return !noResponders(error);
+          if (error instanceof ServiceUnavailableError || error instanceof RequestRefusedError || error instanceof InvalidRequestError) return !isNoResponders(error);
           throw error;
         },
       ),
     ),
   );
   return ['users', 'messages'].filter((_, i) => answers[i]);
-}
-
-/** NATS's "no responders" anywhere in the causes (by name and text, as packages/bus tells it). */
-function noResponders(error: unknown): boolean {
-  for (let e = error; e instanceof Error; e = e.cause) {
-    if (e.name === 'NoRespondersError' || /no responders/i.test(e.message)) return true;
-  }
-  return false;
 }
 
 function redactDb(url: string): string {
@@ -240,7 +232,7 @@ export async function runRestore(config: BackupConfig, archive: string, options:
   try {
     const manifest = await unpackArchive(archive, extracted);
     // Before anything is replaced: an archive copied without the pool beside it cannot restore.
-    await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files);
+    await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files, manifest.attachments.pool !== undefined);
     const inUse = await targetContents(bus, target);
     if (inUse.length > 0) {
       if (!options.force) throw new TargetNotEmptyError(`the target is not empty (${inUse.join('; ')}); restore into an empty database and namespace, or pass --force to replace it`);

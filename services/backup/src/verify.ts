@@ -53,7 +53,7 @@ export async function runVerify(config: BackupConfig, archive: string, log: Logg
     const manifest = await unpackArchive(archive, extracted);
     const parts = 1 + manifest.streams.length + (manifest.attachments.pool ? 0 : manifest.attachments.files.length);
     lines.push(`checksums: ${parts} parts match the manifest (namespace ${manifest.namespace}, taken ${manifest.createdAt})`);
-    await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files);
+    await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files, manifest.attachments.pool !== undefined);
     if (manifest.attachments.pool) lines.push(`attachments: ${manifest.attachments.files.length} files present in ${manifest.attachments.pool}/ beside the archive, SHA-256 checked`);
     bus = await connectBus({ url: config.NATS_URL, name: 'backup-verify', log, identity: backupIdentity(config) });
     await dropNamespaceStreams(bus, target.namespace); // left by a verify that was killed

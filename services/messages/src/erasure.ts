@@ -3,7 +3,7 @@ import type { Projection } from '@parley/projector-pg';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatEvent, type ReadPositionsErased, type UserEvent } from '@parley/contracts';
 import { publishAttachmentDeleted } from './attachments/deleted.js';
-import { membersBasis } from './chats/write.js';
+import { eraseMember } from './chats/erased-members.js';
 import type { Logger } from '@parley/log';
 import type pg from 'pg';
 
@@ -46,14 +46,7 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
       }
       const chats = await chatsOf(tx, userId, purgeMessages);
       for (const chatId of chats) {
-        // Decided by the chat decider (who inherits an owned group) on the members as of their seq,
-        // and again if the chat changed meanwhile: a successor removed concurrently is never named.
-        await deps.writer.execute(chatId, { type: 'EraseMember', userId, purged: purgeMessages }, await membersBasis(tx, chatId), {
-          msgId: `erased:${chatId}:${userId}`,
-          actorId: null,
-          correlationId: event.meta.correlationId,
-          occurredAt: new Date(event.meta.occurredAt),
-        });
+        await eraseMember(deps, tx, chatId, { userId, purged: purgeMessages }, { correlationId: event.meta.correlationId, occurredAt: new Date(event.meta.occurredAt) });
       }
       await eraseReadPositions(deps, userId, event.meta.correlationId);
       if (!purgeMessages) return;

@@ -1,5 +1,5 @@
-import { RequestRefusedError, publishEvent, readStored, type Bus, type RequestVerifier, type RpcHandlers } from '@parley/bus';
-import { buildMeta, newId, streamName, subjects, type AttachmentUploaded, type ErasureRecorded } from '@parley/contracts';
+import { RequestRefusedError, publishEvent, type Bus, type RequestVerifier, type RpcHandlers } from '@parley/bus';
+import { buildMeta, newId, subjects, type AttachmentUploaded } from '@parley/contracts';
 import { accessibleAttachment, usableAttachments } from './attachments/queries.js';
 import { AppError } from '@parley/http';
 import { markRead } from './receipts/mark-read.js';
@@ -12,6 +12,7 @@ import { exportUserData } from './export.js';
 import { lookupMessage } from './messages/lookup.js';
 import { findByClientMsgIds } from './messages/queries.js';
 import { redeleteMessages } from './messages/edit.js';
+import { erasedMessagesIn } from './ledger.js';
 import type { ChatWriter } from '@parley/chat-writer';
 import type { Cache } from '@parley/cache';
 
@@ -106,7 +107,7 @@ export function messagesRpc(
     redelete: async (req) => {
       // Only messages the erasure ledger names (written by users and messages alone): the ledger
       // is the proof, so retention's credentials cannot delete anybody's messages.
-      const ids = await inLedger(deps, req.messageIds);
+      const ids = await erasedMessagesIn(deps, req.messageIds);
       return { deleted: ids.length === 0 ? 0 : await redeleteMessages({ pool, writer: deps.writer, cache: deps.cache }, ids) };
     },
     retentionPreview: (req) => retentionPreview(pool, req),
@@ -127,20 +128,4 @@ export function messagesRpc(
       return { kept: rows.map((r) => r.attachment_id) };
     },
   };
-}
-
-/** The ids among `messageIds` that the erasure ledger records as erased messages. */
-async function inLedger(deps: { bus: Bus; namespace: string }, messageIds: string[]): Promise<string[]> {
-  const stream = streamName(deps.namespace, 'erasures');
-  const found: string[] = [];
-  for (let i = 0; i < messageIds.length; i += 50) {
-    const batch = messageIds.slice(i, i + 50);
-    const entries = await Promise.all(
-      batch.map((id) => readStored<ErasureRecorded>(deps.bus.jsm, stream, { last_by_subj: subjects.erasedMessage(deps.namespace, id) }).catch(() => null)),
-    );
-    entries.forEach((e, k) => {
-      if (e?.value.type === 'ErasureRecorded' && e.value.data.kind === 'message' && e.value.data.messageId === batch[k]) found.push(batch[k]!);
-    });
-  }
-  return found;
 }

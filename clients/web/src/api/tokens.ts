@@ -8,7 +8,6 @@ export interface TokenStore {
 
 /** The localStorage key of the tokens (other tabs watch it: session.ts). */
 export const TOKENS_KEY = 'parley.tokens';
-const KEY = TOKENS_KEY;
 
 /** The part of the Web Storage API used (kept structural so this module needs no DOM types). */
 export interface KeyValueStorage {
@@ -26,15 +25,15 @@ export function storageTokens(storage: KeyValueStorage): TokenStore {
   return {
     load() {
       try {
-        const value = JSON.parse(storage.getItem(KEY) ?? 'null') as Tokens | null;
+        const value = JSON.parse(storage.getItem(TOKENS_KEY) ?? 'null') as Tokens | null;
         return value && typeof value.refreshToken === 'string' ? value : null;
       } catch {
         return null;
       }
     },
     save(tokens) {
-      if (tokens) storage.setItem(KEY, JSON.stringify(tokens));
-      else storage.removeItem(KEY);
+      if (tokens) storage.setItem(TOKENS_KEY, JSON.stringify(tokens));
+      else storage.removeItem(TOKENS_KEY);
     },
   };
 }

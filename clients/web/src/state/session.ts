@@ -53,9 +53,14 @@ window.addEventListener('storage', (event) => {
 
 /** The user an access token is for (its `sub`), or null when it cannot be read. */
 function subjectOf(token: string): string | null {
+  const sub = claimsOf(token)?.sub;
+  return typeof sub === 'string' ? sub : null;
+}
+
+/** An access token's claims (its payload, not verified: for timing and comparing only), or null. */
+function claimsOf(token: string | null): Record<string, unknown> | null {
   try {
-    const payload = JSON.parse(atob(token.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { sub?: unknown };
-    return typeof payload.sub === 'string' ? payload.sub : null;
+    return JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as Record<string, unknown>;
   } catch {
     return null;
   }
@@ -318,12 +323,8 @@ function startRealtime(): void {
 
 /** An access token's `iat` and `exp` (seconds since the epoch), or null when they cannot be read. */
 function timesOf(token: string | null): { iat: number; exp: number } | null {
-  try {
-    const payload = JSON.parse(atob(token!.split('.')[1]!.replace(/-/g, '+').replace(/_/g, '/'))) as { iat?: unknown; exp?: unknown };
-    return typeof payload.exp === 'number' && typeof payload.iat === 'number' ? { iat: payload.iat, exp: payload.exp } : null;
-  } catch {
-    return null;
-  }
+  const payload = claimsOf(token);
+  return typeof payload?.exp === 'number' && typeof payload.iat === 'number' ? { iat: payload.iat, exp: payload.exp } : null;
 }
 
 let renewalTimer: ReturnType<typeof setTimeout> | null = null;

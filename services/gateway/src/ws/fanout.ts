@@ -94,12 +94,12 @@ export class LiveFanout {
 
   /**
    * The chat seq that this gateway's knowledge of the chat's local members reflects: the last
-   * event applied here (the chat writer folds what was stored after it before a send is
-   * appended). Undefined when nothing is applied yet (the send asks the projection, isMember).
-   * Not a projection answer given for another user's socket, which can be ahead of the events
-   * applied here: a removal of the sender between the two, not yet applied here (their socket
-   * still in the chat), was below the basis and never folded, and the removed member's send was
-   * stored after their removal.
+   * event applied here, or the set-up answer that started following the chat (the chat writer
+   * folds what was stored after it before a send is appended). Undefined when it has neither (the
+   * send asks the projection, isMember). Later set-up answers, for other users' sockets, never
+   * raise it: one can be ahead of the events applied here, and a removal of the sender between
+   * the two, not yet applied here (their socket still in the chat), was below the basis and never
+   * folded, so the removed member's send was stored after their removal.
    */
   basisOf(chatId: string): number | undefined {
     const seq = this.followed.get(chatId)?.lastSeq ?? 0;

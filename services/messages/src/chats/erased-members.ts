@@ -1,8 +1,28 @@
-import { readStored, type Bus } from '@parley/bus';
+import type { Bus } from '@parley/bus';
 import type { ChatWriter } from '@parley/chat-writer';
-import { streamName, subjects, type ErasureRecorded } from '@parley/contracts';
-import type { Pool } from '@parley/pg';
+import type { Queryable } from '@parley/pg';
+import { erasedUsersIn } from '../ledger.js';
 import { membersBasis } from './write.js';
+
+/**
+ * Erases a person from one chat, as the erasure process does for every chat it finds and
+ * removeErasedMembers for one it missed: one event id for both, so when both act the chat gets one
+ * MemberErased. Decided by the chat decider (who inherits an owned group) on the members as of
+ * their seq, and again if the chat changed meanwhile: a successor removed concurrently is never named.
+ */
+export async function eraseMember(
+  deps: { writer: ChatWriter },
+  db: Queryable,
+  chatId: string,
+  erased: { userId: string; purged: boolean },
+  meta: { correlationId: string; occurredAt?: Date },
+): Promise<void> {
+  await deps.writer.execute(chatId, { type: 'EraseMember', userId: erased.userId, purged: erased.purged }, await membersBasis(db, chatId), {
+    msgId: `erased:${chatId}:${erased.userId}`,
+    actorId: null,
+    ...meta,
+  });
+}
 
 /**
  * After members were added to a chat: takes out again those whose account's erasure began
@@ -10,31 +30,13 @@ import { membersBasis } from './write.js';
  * and the append, and its process (erasure.ts) leaves the chats it finds then: the new one was not
  * among them, and the erased account stayed a member for good. The ledger entry is written first
  * of every erasure step, and the erasure process waits for the chats projection before it looks:
- * so either the process sees the membership, or this check sees the ledger. Both name the same
- * event id, so when both act the chat gets one MemberErased.
+ * so either the process sees the membership, or this check sees the ledger.
  */
 export async function removeErasedMembers(
-  deps: { bus: Bus; namespace: string; pool: Pool; writer: ChatWriter },
+  deps: { bus: Bus; namespace: string; pool: Queryable; writer: ChatWriter },
   chatId: string,
   userIds: string[],
   correlationId: string,
 ): Promise<void> {
-  const stream = streamName(deps.namespace, 'erasures');
-  const erased: { userId: string; purged: boolean }[] = [];
-  // A lookup of one subject each, 32 at a time (a group is created with up to its member limit).
-  for (let i = 0; i < userIds.length; i += 32) {
-    const batch = userIds.slice(i, i + 32);
-    const entries = await Promise.all(batch.map((userId) => readStored<ErasureRecorded>(deps.bus.jsm, stream, { last_by_subj: subjects.erasedUser(deps.namespace, userId) }).catch(() => null)));
-    entries.forEach((entry, k) => {
-      const erasure = entry?.value;
-      if (erasure?.type === 'ErasureRecorded' && erasure.data.kind === 'user' && erasure.data.userId === batch[k]) erased.push({ userId: batch[k]!, purged: erasure.data.purgeMessages });
-    });
-  }
-  for (const { userId, purged } of erased) {
-    await deps.writer.execute(chatId, { type: 'EraseMember', userId, purged }, await membersBasis(deps.pool, chatId), {
-      msgId: `erased:${chatId}:${userId}`,
-      actorId: null,
-      correlationId,
-    });
-  }
+  for (const erased of await erasedUsersIn(deps, userIds)) await eraseMember(deps, deps.pool, chatId, erased, { correlationId });
 }

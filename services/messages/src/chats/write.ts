@@ -6,7 +6,7 @@ import type { Basis, ChatWriter } from '@parley/chat-writer';
 import type { ChatEvent, ChatType, MemberRole } from '@parley/contracts';
 import { Conflict, Forbidden, InvalidRequest, NotFound, Unavailable, type AppError } from '@parley/http';
 import type { Pool, Queryable } from '@parley/pg';
-import type { MessageRow } from '../messages/queries.js';
+import { findMessage, type MessageRow } from '../messages/queries.js';
 import { CHATS_PROJECTOR, CHECKPOINT_TABLE, dropChatLists } from './projection.js';
 
 export interface WriteDeps {
@@ -48,9 +48,9 @@ export async function basisWith(db: Queryable, chatId: string, facts: { message?
   const polls = new Map(basis.state.polls);
   if (facts.message && facts.message.chat_id === chatId) {
     const m = facts.message;
-    const { rows: now } = await db.query<{ deleted: boolean }>('SELECT deleted_at IS NOT NULL AS deleted FROM messages.messages WHERE id = $1', [m.id]);
+    const now = await findMessage(db, m.id);
     // Gone since (expired, or purged with its sender's account) counts as deleted.
-    messages.set(m.id, { senderId: m.sender_id, seq: m.seq, pollId: m.poll_id, deleted: now[0]?.deleted ?? true });
+    messages.set(m.id, { senderId: m.sender_id, seq: m.seq, pollId: m.poll_id, deleted: now ? now.deleted_at !== null : true });
   }
   if (facts.pollId) {
     const { rows } = await db.query<{ message_id: string; created_by: string; options: { id: string }[]; multiple: boolean; closed: boolean; seq: number; deleted: boolean }>(

@@ -150,11 +150,16 @@ export interface LoginLimits {
   windowSeconds: number;
 }
 
+/** Key prefix of re-authentication's counters (confirm-password.ts). */
+export const REAUTH_PREFIX = 'reauth-';
+/** The LoginThrottles' prefixes: logins (''), re-authentication. */
+const LOGIN_FAMILY = ['', REAUTH_PREFIX];
+
 /** How long an address that signed in to an account stays exempt from that account's slowdown. */
 const KNOWN_ADDRESS_DAYS = 30;
 
 /**
- * The login throttle (and re-authentication's, keyed by user id): a guesser is stopped per
+ * The login throttle (and re-authentication's, keyed by user id, under REAUTH_PREFIX): a guesser is stopped per
  * (account, address) and per address, never by locking the owner out (issue 23, finding 2). Five
  * wrong passwords from one address used to lock the account for everyone for 15 minutes, the
  * owner with the right password included. Now:
@@ -170,11 +175,6 @@ const KNOWN_ADDRESS_DAYS = 30;
  * by an account's username and e-mail told an attacker which address belonged to which username
  * (issue 23, finding 5), and unknown logins behave exactly like known ones.
  */
-/** Key prefix of re-authentication's counters (confirm-password.ts). */
-export const REAUTH_PREFIX = 'reauth-';
-/** The LoginThrottles' prefixes: logins (''), re-authentication. */
-const LOGIN_FAMILY = ['', REAUTH_PREFIX];
-
 export class LoginThrottle {
   private readonly attempts: AttemptThrottle;
   constructor(
