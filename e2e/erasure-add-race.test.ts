@@ -54,4 +54,16 @@ describe('an account erased while it was being added to a chat', () => {
     expect(direct.status).toBe(201);
     await eventually(async () => ((await membersOf(owner, direct.body.id)).includes(late.id) ? undefined : true), 10_000, 'the erased account out of the direct chat');
   });
+
+  it('takes the account out when the add is asked again (its first answer, and the check after it, were lost)', async () => {
+    const [owner, late] = [await register(stack), await register(stack)];
+    const group = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title: 'retried', memberIds: [late.id] } });
+    expect(group.status).toBe(201);
+    // A member already (the first add went through; its follow-up never ran) when the erasure begins.
+    await erasureBegins(late);
+    const again = await http(stack, 'POST', `/api/v1/chats/${group.body.id}/members`, { token: owner.accessToken, body: { userId: late.id } });
+    expect(again.status).toBeLessThan(500);
+    // Before: "already a member", and nothing looked at the erasure.
+    await eventually(async () => ((await membersOf(owner, group.body.id)).includes(late.id) ? undefined : true), 10_000, 'the erased account out of the group');
+  });
 });

@@ -1,13 +1,16 @@
 import { readStored, type Bus } from '@parley/bus';
 import { streamName, subjects, type ErasureRecorded } from '@parley/contracts';
 
-/** The erasure ledger's entry on each subject, in order (null where it has none), read 50 at a time. */
+/**
+ * The erasure ledger's entry on each subject, in order (null where it has none), read 50 at a time.
+ * A read that fails throws: taken for "not erased", it let an erased account stay in a chat.
+ */
 async function ledgerEntries(deps: { bus: Bus; namespace: string }, ledgerSubjects: string[]): Promise<(ErasureRecorded | null)[]> {
   const stream = streamName(deps.namespace, 'erasures');
   const entries: (ErasureRecorded | null)[] = [];
   for (let i = 0; i < ledgerSubjects.length; i += 50) {
     const batch = ledgerSubjects.slice(i, i + 50);
-    entries.push(...(await Promise.all(batch.map((subject) => readStored<ErasureRecorded>(deps.bus.jsm, stream, { last_by_subj: subject }).then((e) => e?.value ?? null, () => null)))));
+    entries.push(...(await Promise.all(batch.map((subject) => readStored<ErasureRecorded>(deps.bus.jsm, stream, { last_by_subj: subject }).then((e) => e?.value ?? null)))));
   }
   return entries;
 }

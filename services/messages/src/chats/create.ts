@@ -39,7 +39,11 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
   if (input.type === 'direct') {
     if (input.userId === actorId) throw new InvalidRequest('A direct chat needs another user');
     const existing = await findDirectChatId(deps.pool, actorId, input.userId);
-    if (existing) return { chatId: existing, created: false };
+    if (existing) {
+      // A retry of a creation whose follow-up never ran (erased-members.ts).
+      await removeErasedMembers(deps, existing, [actorId, input.userId], correlationId);
+      return { chatId: existing, created: false };
+    }
     await requireUsers(deps, actorId, [input.userId], 'direct');
     const chatId = newId();
     const stream = streamName(deps.namespace, 'chats');
@@ -52,9 +56,12 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
     const holder = await claimSubject(deps.bus.js, deps.bus.jsm, stream, subjects.directChatClaim(deps.namespace, actorId, input.userId), claim, `claim:direct:${chatId}`, deps.metrics);
     const winner = holder ? holder.value.data.chatId : chatId;
     const members: ChatMember[] = [actorId, input.userId].map((userId) => ({ userId, role: 'member' }));
-    const created = await appendCreated(deps, winner, { type: 'direct', title: null, members, createdBy: actorId }, actorId, correlationId);
-    await removeErasedMembers(deps, winner, [actorId, input.userId], correlationId);
-    return { chatId: winner, created: holder === null && created };
+    try {
+      const created = await appendCreated(deps, winner, { type: 'direct', title: null, members, createdBy: actorId }, actorId, correlationId);
+      return { chatId: winner, created: holder === null && created };
+    } finally {
+      await removeErasedMembers(deps, winner, [actorId, input.userId], correlationId);
+    }
   }
   const others = input.memberIds.filter((id) => id !== actorId);
   await requireUsers(deps, actorId, others, 'group');
@@ -64,6 +71,8 @@ export async function createChat(deps: CreateChatDeps, actorId: string, input: C
   try {
     await appendCreated(deps, chatId, { type: 'group', title: input.title, members, createdBy: actorId }, actorId, correlationId);
   } catch (error) {
+    // Stored but not yet visible: the follow-up all the same (a retry makes another group).
+    if (error instanceof Unavailable) await removeErasedMembers(deps, chatId, members.map((m) => m.userId), correlationId).catch(() => {});
     // Refused by the decider: no group, the slot goes back. Anything else (a timeout: stored
     // perhaps, its answer lost; stored but not yet visible) keeps it, or a retry would count once
     // for two groups.

@@ -27,9 +27,12 @@ export async function renameChat(deps: ManageDeps, actorId: string, chatId: stri
 export async function addMember(deps: ManageDeps, actorId: string, chatId: string, userId: string, correlationId: string): Promise<void> {
   const { existing, refused } = await callRpc(deps.bus, deps.namespace, 'users.admission', { actorId, userIds: [userId], purpose: 'group' });
   const command = { type: 'AddMember' as const, actorId, userId, userExists: existing.length > 0, admitted: refused.length === 0 };
-  const added = await writeChat(deps, chatId, command, { msgId: `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId });
-  if (added) {
-    notifyNewMembers(deps.bus, deps.namespace, chatId, added.event.seq, [userId]);
+  try {
+    const added = await writeChat(deps, chatId, command, { msgId: `add:${chatId}:${userId}:${correlationId}`, actorId, correlationId });
+    if (added) notifyNewMembers(deps.bus, deps.namespace, chatId, added.event.seq, [userId]);
+  } finally {
+    // Whatever the answer: stored but not yet visible (503), or already a member (a retry of an
+    // add whose follow-up never ran) leave the same question open (erased-members.ts).
     await removeErasedMembers(deps, chatId, [userId], correlationId);
   }
 }
