@@ -83,6 +83,9 @@ export function buildApp(deps: Deps, config: UsersConfig, options: AppOptions = 
     signer,
     refreshTtlSeconds: config.REFRESH_TOKEN_TTL,
     refreshChainKey: refreshChainKey(config.JWT_SECRET),
+    // As failed logins from one client (LOGIN_MAX_FAILURES_PER_ADDRESS a LOGIN_FAILURE_WINDOW_SECONDS).
+    refreshThrottle: new AttemptThrottle(deps.pool, config.LOGIN_FAILURE_WINDOW_SECONDS),
+    refreshMaxFailures: config.LOGIN_MAX_FAILURES_PER_ADDRESS,
     audit,
     throttle,
     registerThrottle: new AttemptThrottle(deps.pool, config.REGISTER_WINDOW_SECONDS),

@@ -11,11 +11,12 @@ export function newRefreshSecret(): string {
 }
 
 /**
- * The secret a rotation gives after `secret`: derived with a key only the users service holds, so
- * that every earlier secret of a session leads, step by step, to its current one. A replayed
- * token however many rotations old is then known for a stolen one (rotateRefresh), where a random
- * new secret told only the last one apart from a made-up one. Without the key, a holder of one
- * secret cannot work out the next.
+ * The secret a rotation gives after `secret`: derived with a key from JWT_SECRET, so that every
+ * earlier secret of a session leads, step by step, to its current one. A replayed token however
+ * many rotations old is then known for a stolen one (rotateRefresh), where a random new secret
+ * told only the last one apart from a made-up one. Without the key, a holder of one secret cannot
+ * work out the next. The gateway and the backup job hold JWT_SECRET too (they can sign access
+ * tokens with it anyway); a key of its own for the users service alone is left for later.
  */
 export function nextRefreshSecret(chainKey: Buffer, secret: string): string {
   return createHmac('sha256', chainKey).update(secret).digest('base64url');

@@ -20,6 +20,9 @@ export interface AuthRouteDeps extends RegisterDeps {
   refreshTtlSeconds: number;
   /** Derives each rotation's refresh secret from the last (refresh-tokens.ts refreshChainKey). */
   refreshChainKey: Buffer;
+  /** Refreshes with a secret not the session's current one, per client address and window. */
+  refreshThrottle: AttemptThrottle;
+  refreshMaxFailures: number;
   audit: AuditRecorder;
   throttle: LoginThrottle;
   /** Registrations per client address and window (REGISTER_MAX_PER_ADDRESS). */
@@ -111,7 +114,14 @@ export function authRoutes(router: ApiRouter, deps: AuthRouteDeps): void {
       const parsed = parseRefreshToken(body.refreshToken);
       if (!parsed) throw new Unauthorized('Invalid refresh token');
       const next = (secret: string) => nextRefreshSecret(deps.refreshChainKey, secret);
-      const outcome = await rotateRefresh(deps.pool, parsed.sessionId, parsed.secret, next);
+      // A secret that is not the session's current one is followed along its chain (thousands of
+      // hashes): counted per client, as failed logins are, so that made-up secrets cannot keep the
+      // service busy (the endpoint is public).
+      const walkAllowed = async () => {
+        const wait = await deps.refreshThrottle.reserve([{ key: `refresh-address:${addressKeyPart(request.ip)}`, max: deps.refreshMaxFailures }]);
+        if (wait !== null) throw new RateLimited(wait, 'Too many failed refreshes; try again later');
+      };
+      const outcome = await rotateRefresh(deps.pool, parsed.sessionId, parsed.secret, next, walkAllowed);
       const userId = await findSessionUser(deps.pool, parsed.sessionId);
       if (outcome === 'reused' && userId) {
         await revokeSessions(deps, userId, { sessionId: parsed.sessionId }, 'refresh_token_reuse', request.requestId);

@@ -63,7 +63,14 @@ export const MAX_CHAIN_STEPS = 3000;
  * session (revokeSessions tells the gateways). Before, only the secret the last rotation replaced
  * was recognised: a thief holding an older one, refused, went unnoticed, and so did the theft.
  */
-export async function rotateRefresh(pool: Pool, sessionId: string, presented: string, next: (secret: string) => string): Promise<'rotated' | 'reused' | 'invalid'> {
+export async function rotateRefresh(
+  pool: Pool,
+  sessionId: string,
+  presented: string,
+  next: (secret: string) => string,
+  /** Awaited before the walk along the chain (up to MAX_CHAIN_STEPS hashes), which it may refuse (a throttle). */
+  beforeWalk: () => Promise<void> = async () => {},
+): Promise<'rotated' | 'reused' | 'invalid'> {
   const presentedHash = hashSecret(presented);
   const rotated = await pool.query(
     `UPDATE users.sessions
@@ -80,6 +87,8 @@ export async function rotateRefresh(pool: Pool, sessionId: string, presented: st
   if (!session) return 'invalid';
   // Rotated before this version, with random secrets: only the last replaced one is known.
   if (sameHash(session.previous_hash, presentedHash)) return 'reused';
+  if (session.rotations === 0) return 'invalid';
+  await beforeWalk();
   let secret = presented;
   for (let step = 0; step < Math.min(session.rotations, MAX_CHAIN_STEPS); step++) {
     secret = next(secret);
