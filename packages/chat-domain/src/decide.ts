@@ -111,11 +111,11 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
     }
     case 'React':
       if (!visible(state, command.messageId)) return NO_MESSAGE;
-      if (state.reactions.get(reactionKey(command.messageId, command.actorId, command.emoji)) ?? command.reacted) return accept();
+      if (hasReaction(state, command)) return accept();
       return accept({ type: 'ReactionAdded', data: { messageId: command.messageId, userId: command.actorId, emoji: command.emoji } });
     case 'Unreact':
       if (!visible(state, command.messageId)) return NO_MESSAGE;
-      if (!(state.reactions.get(reactionKey(command.messageId, command.actorId, command.emoji)) ?? command.reacted)) return refuse('not_found', 'No such reaction');
+      if (!hasReaction(state, command)) return refuse('not_found', 'No such reaction');
       return accept({ type: 'ReactionRemoved', data: { messageId: command.messageId, userId: command.actorId, emoji: command.emoji } });
     case 'Vote': {
       const poll = state.polls.get(command.pollId);
@@ -184,6 +184,11 @@ function decideCreate(command: Extract<ChatCommand, { type: 'CreateChat' }>, sta
     if (owners.length !== 1 || owners[0]!.userId !== actorId) return refuse('invalid_request', 'The creator owns a group, alone');
   }
   return accept({ type: 'ChatCreated', data });
+}
+
+/** Whether the actor has this reaction: an event folded after the basis, else what the basis held. */
+function hasReaction(state: ChatState, command: { messageId: string; actorId: string; emoji: string; reacted: boolean }): boolean {
+  return state.reactions.get(reactionKey(command.messageId, command.actorId, command.emoji)) ?? command.reacted;
 }
 
 function visible(state: ChatState, messageId: string) {

