@@ -1,5 +1,5 @@
 import type { Bus } from './connect.js';
-import { nextOnSubject } from './publish.js';
+import { lastOnSubject, nextOnSubject } from './publish.js';
 import { parseChatEvent, parseChatSnapshot, subjects, type ChatEvent, type ChatSnapshot } from '@parley/contracts';
 
 /** The events after a cursor, up to the chat's newest (`headSeq`); or `reset` to that newest. */
@@ -15,7 +15,7 @@ export type AfterCursor = { events: ChatEvent[]; headSeq: number } | { reset: tr
  */
 export async function eventsAfter(bus: Bus, stream: string, subject: string, cursor: number, maxEvents: number): Promise<AfterCursor> {
   const direct = bus.jsm.direct;
-  const head = await direct.getMessage(stream, { last_by_subj: subject });
+  const head = (await lastOnSubject(bus.jsm, stream, subject, { direct: true }))?.stored;
   if (!head) {
     // Retention purged every event of this chat: its snapshot says how far the chat got.
     const floor = await floorOf(bus, stream, subject);
@@ -74,7 +74,7 @@ export async function eventsBetween(bus: Bus, stream: string, subject: string, a
   if (afterStreamSeq !== undefined) {
     next = afterStreamSeq + 1;
   } else {
-    const head = await direct.getMessage(stream, { last_by_subj: subject });
+    const head = (await lastOnSubject(bus.jsm, stream, subject, { direct: true }))?.stored;
     if (!head) return [];
     next = await firstAfter(bus, stream, subject, afterSeq, head.seq);
   }

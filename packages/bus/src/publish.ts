@@ -79,6 +79,47 @@ export function nextOnSubject(jsm: JetStreamManager, stream: string, filter: str
   return jsm.streams.getMessage(stream, { next_by_subj: filter, seq } as unknown as MsgRequest);
 }
 
+/** The newest message on a subject, and whether the server's per-subject index knows it (see lastOnSubject). */
+export interface LastOnSubject {
+  stored: StoredMsg;
+  /**
+   * False when the server answered "no message" for the subject although it holds some: then its
+   * `Nats-Expected-Last-Subject-Sequence` check expects 0 for the subject until one is appended.
+   */
+  indexed: boolean;
+}
+
+/**
+ * The newest message on `subject` (no wildcards), or null when it holds none. Not `last_by_subj`
+ * alone: NATS 2.9.10 forgets a subject once its newest message is deleted (the stream-content
+ * reactor deleting a chat's newest event, docs/reliability.md): `last_by_subj` answers "no
+ * message" although older ones are there, and an append that expects none
+ * (`Nats-Expected-Last-Subject-Sequence: 0`) is accepted, until one is appended. So "no message"
+ * is checked with `next_by_subj`, and when the subject does hold messages the newest is found by a
+ * binary search over stream sequences: a rare path, O(log n) gets. `direct` asks the first
+ * question with a direct get (any replica may answer), for hot read paths.
+ */
+export async function lastOnSubject(jsm: JetStreamManager, stream: string, subject: string, options: { direct?: boolean } = {}): Promise<LastOnSubject | null> {
+  const last = options.direct ? await jsm.direct.getMessage(stream, { last_by_subj: subject }) : await jsm.streams.getMessage(stream, { last_by_subj: subject });
+  if (last) return { stored: last, indexed: true };
+  let found = await nextOnSubject(jsm, stream, subject, 1);
+  if (!found) return null;
+  // The newest is `found` or lies in [lo, hi]; nothing on the subject between found and lo.
+  let lo = found.seq + 1;
+  let hi = (await jsm.streams.info(stream)).state.last_seq;
+  while (lo <= hi) {
+    const mid = Math.floor((lo + hi) / 2);
+    const probe = await nextOnSubject(jsm, stream, subject, mid);
+    if (probe && probe.seq <= hi) {
+      found = probe;
+      lo = probe.seq + 1;
+    } else {
+      hi = mid - 1;
+    }
+  }
+  return { stored: found, indexed: false };
+}
+
 /** Reads one stored message as JSON, by stream sequence or as the last one on a subject. */
 export async function readStored<T>(
   jsm: JetStreamManager,

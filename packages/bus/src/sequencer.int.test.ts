@@ -3,7 +3,7 @@ import { createLogger } from '@parley/log';
 import { createMetrics } from '@parley/telemetry';
 import { createTestEnv, type TestEnv } from '@parley/testing';
 import { connectBus, type Bus } from './connect.js';
-import { claimSubject, publishEvent, WrongLastSequenceError } from './publish.js';
+import { claimSubject, lastOnSubject, publishEvent, WrongLastSequenceError } from './publish.js';
 import { Sequencer } from './sequencer.js';
 import { ensureStreams } from './streams.js';
 
@@ -107,6 +107,32 @@ describe('Sequencer: gap-free per-subject seq across processes', () => {
     const there = await b.appendDecided(subject, 'five', 4, (_newer, seq) => ({ event: event(seq, 'five') }), none);
     // Before: 3 and 3 again (the head read from the stream was seq 2).
     expect('event' in there && there.event.seq).toBe(5);
+  });
+
+  it('continues after the newest event the subject still holds when the server forgot the subject, from a process with no memory of it', async () => {
+    // NATS 2.9.10 answers "no message" for a subject whose newest message was deleted, and accepts
+    // an append expecting none: a writer new to the subject took it for empty and gave seq 1 again.
+    const subject = `${prefix}.forgotten`;
+    const a = new Sequencer(bus.js, bus.jsm, stream);
+    const stored: number[] = [];
+    for (const tag of ['one', 'two', 'three', 'four']) {
+      stored.push((await a.append(subject, `forgotten-${tag}`, (seq) => event(seq, tag))).streamSeq);
+      await bus.js.publish(`${prefix}.elsewhere`, 'between'); // other subjects' messages in between
+    }
+    await bus.jsm.streams.deleteMessage(stream, stored[3]!, false);
+    const last = await lastOnSubject(other.jsm, stream, subject);
+    expect(last?.stored.seq).toBe(stored[2]);
+    expect(await lastOnSubject(other.jsm, stream, `${prefix}.never`)).toBeNull();
+
+    const b = new Sequencer(other.js, other.jsm, stream);
+    expect(await b.currentSeq(subject)).toBe(3);
+    const appended = await b.append(subject, 'forgotten-five', (seq) => event(seq, 'five'));
+    expect(appended.event.seq).toBe(4);
+    // And only one of two such writers gets to append there.
+    const c = new Sequencer(bus.js, bus.jsm, stream);
+    const d = new Sequencer(other.js, other.jsm, stream);
+    const both = await Promise.all([c.append(subject, 'forgotten-six-c', (seq) => event(seq, 'six-c')), d.append(subject, 'forgotten-six-d', (seq) => event(seq, 'six-d'))]);
+    expect(both.map((r) => r.event.seq).sort()).toEqual([5, 6]);
   });
 
   it('builds on a head it observed (a live event of another gateway) instead of conflicting', async () => {

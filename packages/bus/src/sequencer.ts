@@ -1,6 +1,6 @@
 import type { JetStreamClient, JetStreamManager } from '@nats-io/jetstream';
 import type { Metrics } from '@parley/telemetry';
-import { publishEvent, readStored, WrongLastSequenceError } from './publish.js';
+import { lastOnSubject, publishEvent, readStored, WrongLastSequenceError } from './publish.js';
 import { endOfTurn } from './turn.js';
 
 /** The minimum a sequenced event must carry: its type and its per-subject sequence number. */
@@ -227,9 +227,12 @@ export class Sequencer {
   }
 
   private async readHead(subject: string): Promise<Head> {
-    const last = await readStored<SequencedEvent>(this.jsm, this.stream, { last_by_subj: subject });
-    // An empty subject expects "no message" (stream seq 0) but continues after its floor.
-    const head = last ? { streamSeq: last.streamSeq, seq: last.value.seq } : { streamSeq: 0, seq: (await this.options.floor?.(subject)) ?? 0 };
+    const last = await lastOnSubject(this.jsm, this.stream, subject);
+    // An empty subject expects "no message" (stream seq 0) but continues after its floor. So does
+    // one whose newest message NATS 2.9.10 forgot (lastOnSubject), after the newest it holds.
+    const head = last
+      ? { streamSeq: last.indexed ? last.stored.seq : 0, seq: last.stored.json<SequencedEvent>().seq }
+      : { streamSeq: 0, seq: (await this.options.floor?.(subject)) ?? 0 };
     this.heads.delete(subject); // the stream's own answer replaces whatever was cached
     this.remember(subject, head);
     return head;

@@ -200,7 +200,13 @@ export const RPC_SCHEMAS = {
     Type.Object({ chatId: Uuid, userId: Uuid, messageId: Uuid }, strict),
     Type.Union([Type.Object({ ok: Type.Literal(true), seq: Seq }, strict), Type.Object({ ok: Type.Literal(false), code: Type.String() }, strict)]),
   ),
-  /** messages: the rows a retention pass would delete (its dry run and its report); at most MAX_RPC_BATCH chats per call. */
+  /**
+   * messages: the rows a retention pass would delete (its dry run and its report); at most
+   * MAX_RPC_BATCH chats per call. `heads` is each of those chats' last seq as the projection has
+   * it: the basis of the pass's expiry event, since a chat's newest event may have been deleted
+   * from the stream since (a reaction or edit that raced its message's deletion), and the stream's
+   * head alone would give its seq again. Optional for a messages service from before it.
+   */
   'messages.retentionPreview': method(
     Type.Object(
       {
@@ -209,7 +215,13 @@ export const RPC_SCHEMAS = {
       },
       strict,
     ),
-    MessagesRetentionCounts,
+    Type.Object(
+      {
+        ...MessagesRetentionCounts.properties,
+        heads: Type.Optional(Type.Array(Type.Object({ chatId: Uuid, seq: Type.Integer({ minimum: 0 }) }, strict), { maxItems: MAX_RPC_BATCH })),
+      },
+      strict,
+    ),
   ),
   /**
    * messages: how much of what deletions started is still queued for its reactors (stream events

@@ -1,4 +1,4 @@
-import { deleteStreamSequences, deleteSubjectMessages, publishEvent, readStreamSync, type Bus } from '@parley/bus';
+import { deleteStreamSequences, deleteSubjectMessages, lastOnSubject, publishEvent, readStreamSync, type Bus } from '@parley/bus';
 import type { Projection } from '@parley/projector-pg';
 import type { ChatWriter } from '@parley/chat-writer';
 import { buildMeta, newId, streamName, subjects, type ChatEvent, type ReadPositionsErased, type UserEvent } from '@parley/contracts';
@@ -111,9 +111,9 @@ async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promi
 
 /** Stream sequences of the events on a chat's subject that carry what the person wrote or chose. */
 async function authoredEvents(bus: Bus, stream: string, subject: string, userId: string): Promise<number[]> {
-  const last = await bus.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null);
+  const last = await lastOnSubject(bus.jsm, stream, subject).catch(() => null);
   const seqs: number[] = [];
-  await readStreamSync(bus.js, stream, { lastSeq: last?.seq ?? 0, filter: subject }, (m) => {
+  await readStreamSync(bus.js, stream, { lastSeq: last?.stored.seq ?? 0, filter: subject }, (m) => {
     if (authoredBy(m.json<ChatEvent>()) === userId) seqs.push(m.seq);
   });
   return seqs;

@@ -232,7 +232,7 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 
   // 2. What that is in rows.
   const expiring = [...chats.entries()].filter(([, c]) => !c.markersOnly);
-  const rows = await previewRows(deps, expiring.map(([chatId, c]) => ({ chatId, upToSeq: c.upToSeq })), cutoffs);
+  const { rows, heads } = await previewRows(deps, expiring.map(([chatId, c]) => ({ chatId, upToSeq: c.upToSeq })), cutoffs);
   step('preview');
   const streamEvents: Counts = {
     chats: chatEventsBelow + attachmentSeqs.length,
@@ -269,7 +269,12 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   // Chats side by side (each chat's chunks in order): one append waits for its ack before the next.
   await eachConcurrently(expiring, EXPIRY_CONCURRENCY, async ([chatId, chat]) => {
     for (const upToSeq of expiryChunks(chat.messageSeqs, chat.upToSeq, options.batchMessages)) {
-      const head = await sequencer.currentSeq(subjects.chat(ns, chatId));
+      // Not the stream's head alone: the chat's newest event may have been deleted from the stream
+      // (a reaction or edit that raced its message's deletion, removed by the stream-content
+      // reactor), and this process has no memory of the chat, so the stream's head alone gave the
+      // expiry that event's seq again, and gateways dropped the expiry as delivered. The projection
+      // counted that event (the reactor deletes only what it projected).
+      const head = Math.max(await sequencer.currentSeq(subjects.chat(ns, chatId)), heads.get(chatId) ?? 0);
       // Everything older than the cutoff goes with the purge in step 5: the projection queues only
       // the newer events that refer to these messages for deletion one by one.
       const command = { type: 'ExpireMessages' as const, upToSeq, cutoff: cutoffs.messages.toISOString() };
@@ -405,20 +410,26 @@ async function carryForward(deps: PassDeps, chatsStream: string, messages: [stri
   });
 }
 
-async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: number }[], cutoffs: Cutoffs): Promise<Counts> {
+/**
+ * The rows the pass removes, per kind, and each expiring chat's last seq as the messages projection
+ * has it (`heads`: the expiry's basis, with the stream's head).
+ */
+async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: number }[], cutoffs: Cutoffs): Promise<{ rows: Counts; heads: Map<string, number> }> {
   const { bus, namespace } = deps;
   const totals: Counts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
+  const heads = new Map<string, number>();
   for (let i = 0; i === 0 || i < chats.length; i += MAX_RPC_BATCH) {
-    const page = await callRpc(
+    const { heads: page, ...counts } = await callRpc(
       bus,
       namespace,
       'messages.retentionPreview',
       { chats: chats.slice(i, i + MAX_RPC_BATCH), receiptsCutoff: i === 0 ? cutoffs.readReceipts.toISOString() : null },
       60_000,
     );
-    for (const [k, v] of Object.entries(page)) totals[k] = (totals[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
+    for (const { chatId, seq } of page ?? []) heads.set(chatId, seq);
   }
   const users = await callRpc(bus, namespace, 'users.retentionPreview', { auditCutoff: cutoffs.auditLog.toISOString(), resetCutoff: cutoffs.resetTokens.toISOString() }, 60_000);
   // Search entries live in the message rows (a generated column): they go with them.
-  return { ...totals, searchEntries: totals.messages!, auditEntries: users.auditEntries, resetTokens: users.resetTokens };
+  return { rows: { ...totals, searchEntries: totals.messages!, auditEntries: users.auditEntries, resetTokens: users.resetTokens }, heads };
 }

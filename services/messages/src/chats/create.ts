@@ -1,4 +1,4 @@
-import { callRpc, claimSubject, type Bus } from '@parley/bus';
+import { callRpc, claimSubject, lastOnSubject, type Bus } from '@parley/bus';
 import { waitForCheckpoint } from '@parley/projector-pg';
 import { initialChatState } from '@parley/chat-domain';
 import type { Cache } from '@parley/cache';
@@ -96,8 +96,8 @@ async function appendCreated(deps: CreateChatDeps, chatId: string, data: ChatCre
   if ('refusal' in result) {
     if (!result.refusal.ok) throw refusalError(result.refusal);
     // Somebody created it already: only wait for the projection below.
-    const last = await deps.bus.jsm.streams.getMessage(streamName(deps.namespace, 'chats'), { last_by_subj: subject });
-    streamSeq = last?.seq ?? 0;
+    const last = await lastOnSubject(deps.bus.jsm, streamName(deps.namespace, 'chats'), subject);
+    streamSeq = last?.stored.seq ?? 0;
   } else {
     created = !result.duplicate;
     streamSeq = result.streamSeq;
