@@ -1,9 +1,9 @@
-import { jetstream } from '@nats-io/jetstream';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildMeta, newId, subjects, type ErasureRecorded } from '@parley/contracts';
 import { eventually } from '@parley/testing';
-import { http, register, startStack, type Account, type Stack } from './stack.js';
+import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
 /**
  * An account whose erasure begins while someone adds it to a chat: `users.admission` answered that
@@ -24,11 +24,11 @@ describe('an account erased while it was being added to a chat', () => {
     await stack?.stop();
   });
 
-  const erasureBegins = async (who: Account) => {
+  const erasureBegins = async (who: Account, purgeMessages = false) => {
     const ledger: ErasureRecorded = {
       type: 'ErasureRecorded',
       version: 1,
-      data: { kind: 'user', userId: who.id, purgeMessages: false },
+      data: { kind: 'user', userId: who.id, purgeMessages },
       meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: who.id, correlationId: newId() }),
     };
     await jetstream(nc).publish(subjects.erasedUser(stack.env.namespace, who.id), JSON.stringify(ledger), { msgID: `erasure:user:${who.id}` });
@@ -65,5 +65,30 @@ describe('an account erased while it was being added to a chat', () => {
     expect(again.status).toBeLessThan(500);
     // Before: "already a member", and nothing looked at the erasure.
     await eventually(async () => ((await membersOf(owner, group.body.id)).includes(late.id) ? undefined : true), 10_000, 'the erased account out of the group');
+  });
+
+  it('a refused add of such an account writes nothing into the chat, nor into a chat that does not exist', async () => {
+    // With a purge, the erasure's event was appended for whoever the ledger named, member or not,
+    // after any answer: a non-member's refused add (404) put a member.removed into the group.
+    const [owner, member, outsider, ghost] = [await register(stack), await register(stack), await register(stack), await register(stack)];
+    const group = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title: 'watched', memberIds: [member.id] } });
+    expect(group.status).toBe(201);
+    await erasureBegins(ghost, true);
+    const watcher = await TestSocket.open(stack.wsUrl, member.accessToken);
+    try {
+      const add = (by: Account, chatId: string) => http(stack, 'POST', `/api/v1/chats/${chatId}/members`, { token: by.accessToken, body: { userId: ghost.id } });
+      expect((await add(outsider, group.body.id)).status).toBe(404);
+      expect((await add(member, group.body.id)).status).toBe(403);
+      const nowhere = newId();
+      expect((await add(owner, nowhere)).status).toBe(404);
+      // The next event in the group comes right after its creation, and nothing is in the other.
+      expect((await http(stack, 'PATCH', `/api/v1/chats/${group.body.id}`, { token: owner.accessToken, body: { title: 'still watched' } })).status).toBe(200);
+      const renamed = await watcher.next((f) => f.type === 'chat.updated' && f.chatId === group.body.id);
+      expect(renamed.seq).toBe(2);
+      expect(watcher.frames.filter((f) => f.type === 'member.removed')).toEqual([]);
+      expect(await (await jetstreamManager(nc)).streams.getMessage(`${stack.env.namespace}_chats`, { last_by_subj: subjects.chat(stack.env.namespace, nowhere) })).toBeNull();
+    } finally {
+      watcher.ws.close();
+    }
   });
 });

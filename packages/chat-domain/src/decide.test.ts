@@ -147,6 +147,10 @@ describe('chat decider: retention and erasure', () => {
     givenChat(group, removed(M)).when({ type: 'EraseMember', userId: M, purged: false }).thenNothingHappened();
     // Left before, but wrote while in: the purge still needs its event (the projection deletes their messages).
     givenChat(group, sent('m1', M), removed(M)).when({ type: 'EraseMember', userId: M, purged: true }).then({ type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } });
+    // The check after an add: only a member, and never into a chat that does not exist.
+    givenChat(group, removed(M)).when({ type: 'EraseMember', userId: M, purged: true, onlyIfMember: true }).thenNothingHappened();
+    givenChat(group).when({ type: 'EraseMember', userId: M, purged: true, onlyIfMember: true }).then({ type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } });
+    givenChat().when({ type: 'EraseMember', userId: M, purged: true }).thenNothingHappened();
   });
   it('race: what an erasure with a purge took is gone for every later command (the projection deletes it; the decider took a reaction, vote, reply or deletion aimed at it)', () => {
     const purged: Decided = { type: 'MemberErased', data: { userId: M, purged: true, newOwnerId: null } };

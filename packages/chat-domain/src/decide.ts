@@ -40,8 +40,13 @@ export type ChatCommand =
    * decides, not a member (the author may have left). Deleted in the author's name, as before.
    */
   | { type: 'RedeleteMessage'; messageId: string; original: { clientMsgId: string; createdAt: string } }
-  /** An account was erased: its member leaves the chat (and with `purged`, its content goes). */
-  | { type: 'EraseMember'; userId: string; purged: boolean };
+  /**
+   * An account was erased: its member leaves the chat (and with `purged`, its content goes).
+   * `onlyIfMember`: nothing when the person is not a member (the check after an add, which runs
+   * whatever the add's answer, and may name someone the add refused); without it a purge also
+   * reaches a chat the person left (the erasure process lists the chats they wrote in).
+   */
+  | { type: 'EraseMember'; userId: string; purged: boolean; onlyIfMember?: boolean };
 
 const refuse = (code: Refusal['code'], message: string): Refusal => ({ ok: false, code, message });
 const accept = (...events: Decided[]): Decision => ({ ok: true, events });
@@ -71,9 +76,11 @@ export function decide(command: ChatCommand, state: ChatState): Decision {
     return accept({ type: 'MessageDeleted', data: { messageId: command.messageId, deletedBy: message.senderId, original } });
   }
   if (command.type === 'EraseMember') {
+    // No such chat: nothing to write into (a refused add to a made-up chat id must not create one).
+    if (!state.exists) return accept();
     const member = state.members.get(command.userId);
     // Gone already: nothing to leave, but a purge still removes what they wrote while they were in.
-    if (!member) return command.purged ? accept({ type: 'MemberErased', data: { userId: command.userId, purged: true, newOwnerId: null } }) : accept();
+    if (!member) return command.purged && !command.onlyIfMember ? accept({ type: 'MemberErased', data: { userId: command.userId, purged: true, newOwnerId: null } }) : accept();
     const newOwnerId = member.role === 'owner' ? successorOf(state, command.userId) : null;
     return accept({ type: 'MemberErased', data: { userId: command.userId, purged: command.purged, newOwnerId } });
   }

@@ -14,10 +14,10 @@ export async function eraseMember(
   deps: { writer: ChatWriter },
   db: Queryable,
   chatId: string,
-  erased: { userId: string; purged: boolean },
+  erased: { userId: string; purged: boolean; onlyIfMember?: boolean },
   meta: { correlationId: string; occurredAt?: Date },
 ): Promise<void> {
-  await deps.writer.execute(chatId, { type: 'EraseMember', userId: erased.userId, purged: erased.purged }, await membersBasis(db, chatId), {
+  await deps.writer.execute(chatId, { type: 'EraseMember', ...erased }, await membersBasis(db, chatId), {
     msgId: `erased:${chatId}:${erased.userId}`,
     actorId: null,
     ...meta,
@@ -38,5 +38,7 @@ export async function removeErasedMembers(
   userIds: string[],
   correlationId: string,
 ): Promise<void> {
-  for (const erased of await erasedUsersIn(deps, userIds)) await eraseMember(deps, deps.pool, chatId, erased, { correlationId });
+  // Only a member: the add may have been refused (a non-member's, a made-up chat id), and then
+  // nothing may be written into the chat (e2e/erasure-add-race.test.ts).
+  for (const erased of await erasedUsersIn(deps, userIds)) await eraseMember(deps, deps.pool, chatId, { ...erased, onlyIfMember: true }, { correlationId });
 }
