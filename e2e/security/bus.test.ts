@@ -235,6 +235,22 @@ describe('the bus trust boundary: an attacker on NATS', () => {
     expect({ users: await lastSeq('users'), audit: await lastSeq('audit'), revocations: await lastSeq('revocations'), erasures: await lastSeq('erasures') }).toEqual(before);
     expect((await adm.streams.info(streamName(ns, 'chats'))).config.name).toBe(streamName(ns, 'chats'));
   });
+
+  it("neither the gateway nor the retention job may change its bucket's settings: an update could add the users stream as a source of a bucket it reads", async () => {
+    const adm = await jetstreamManager(admin);
+    for (const [principal, bucket] of [['gateway', `KV_${subjects.lastSeenBucket(ns)}`], ['gateway', `KV_${subjects.presenceBucket(ns)}`], ['retention', `KV_${ns}_retention`]] as const) {
+      // Every bucket exists: users and messages create them at start (declaredBuckets).
+      const before = await adm.streams.info(bucket);
+      const jsm = await jetstreamManager(await connectAs(principal), { checkAPI: false });
+      const sourced = { ...before.config, sources: [{ name: streamName(ns, 'users') }] };
+      await expect(jsm.streams.update(bucket, sourced), `${principal} on ${bucket}`).rejects.toThrow(/permissions violation/i);
+      // Nor by creating it again with other settings (a create cannot change an existing stream).
+      await expect(jsm.streams.add(sourced), `${principal} on ${bucket}`).rejects.toThrow(/already in use|permissions violation/i);
+      const after = await adm.streams.info(bucket);
+      expect(after.config.sources ?? [], bucket).toEqual([]);
+      expect(after.state.messages, bucket).toBe(before.state.messages);
+    }
+  });
 });
 
 function withAssertion(assertion: string | undefined) {

@@ -15,3 +15,4 @@ export * from './turn.js';
 export * from './assertion.js';
 export * from './chat-events.js';
 export * from './job-lock.js';
+export * from './buckets.js';

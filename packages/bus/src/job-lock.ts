@@ -2,12 +2,14 @@ import { hostname } from 'node:os';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { JOB_LOCK_TTL_MS } from '@parley/contracts';
 
 /**
- * The bucket's age limit: a key older than this is dropped whatever it says. Every renewal writes
- * the key again, so only a holder of the old format (no lease, from before renewals) meets it.
+ * The bucket's age limit (JOB_LOCK_TTL_MS): a key older than this is dropped whatever it says.
+ * Every renewal writes the key again, so only a holder of the old format (no lease, from before
+ * renewals) meets it.
  */
-const LOCK_TTL_MS = 6 * 3600_000;
+const LOCK_TTL_MS = JOB_LOCK_TTL_MS;
 /**
  * How long a holder that stopped renewing keeps the lock: a job killed holding it (an OOM-killed
  * CronJob pod) held it for the whole TTL, 6 h, while every retention pass failed on it. Measured on

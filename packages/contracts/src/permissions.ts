@@ -138,7 +138,12 @@ const js = {
     `$JS.FC.${s}.>`,
   ],
   /** Create the stream and bring its settings in line (the owner only). */
-  manage: (s: string) => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`],
+  manage: (s: string) => [`$JS.API.STREAM.CREATE.${s}`, `$JS.API.STREAM.UPDATE.${s}`, `$JS.API.STREAM.INFO.${s}`],
+  /**
+   * Create the stream when it is missing, and nothing more: a create cannot change an existing
+   * stream, while an update can add `sources` that copy any other stream into it (docs/security.md).
+   */
+  create: (s: string) => [`$JS.API.STREAM.CREATE.${s}`],
   /** Remove single messages and subjects (retention, erasure, edits). */
   compact: (s: string) => [`$JS.API.STREAM.MSG.DELETE.${s}`, `$JS.API.STREAM.PURGE.${s}`],
   /** Delete the whole stream (restore and verify only). */
@@ -193,14 +198,14 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         subjects.allProfiles(ns),
         subjects.api(ns, 'users'),
         subjects.api(ns, 'messages'),
-        ...js.manage(presenceKv),
+        ...js.create(presenceKv),
         ...js.read(presenceKv),
         // A user's key on this gateway is removed by purging its subject (no marker left).
         ...js.compact(presenceKv),
         `$KV.${subjects.presenceBucket(ns)}.>`,
         // Last seen: written when a user goes offline, removed (no marker left) when the user may
         // not be seen.
-        ...js.manage(lastSeenKv),
+        ...js.create(lastSeenKv),
         ...js.read(lastSeenKv),
         ...js.compact(lastSeenKv),
         `$KV.${subjects.lastSeenBucket(ns)}.>`,
@@ -230,6 +235,9 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         ...js.compact(presenceKv),
         ...js.read(lastSeenKv),
         ...js.compact(lastSeenKv),
+        // The owner of both buckets: creates them and scales them (declaredBuckets).
+        ...js.manage(presenceKv),
+        ...js.manage(lastSeenKv),
       ],
       subscribe: [subjects.api(ns, 'users'), `${ns}.rpc.users.*`],
       allowResponses: true,
@@ -244,6 +252,8 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         subjects.allInboxes(ns),
         ...js.compact(s('chats')),
         ...js.compact(s('receipts')),
+        // The owner of the job lock bucket: creates it and scales it (declaredBuckets).
+        ...js.manage(retentionKv),
       ],
       subscribe: [subjects.api(ns, 'messages'), `${ns}.rpc.messages.*`],
       allowResponses: true,
@@ -258,7 +268,7 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         subjects.resetRetention(ns),
         subjects.receiptRetention(ns),
         ...(['chats', 'audit', 'resets', 'receipts'] as const).flatMap((k) => js.compact(s(k))),
-        ...js.manage(retentionKv),
+        ...js.create(retentionKv),
         ...js.read(retentionKv),
         ...js.compact(retentionKv),
         `$KV.${ns}_retention.>`,

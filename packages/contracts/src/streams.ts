@@ -146,3 +146,32 @@ export function declaredStreams(ns: string, retention: StreamRetention = DEFAULT
   };
   return Object.fromEntries(Object.entries(declared).map(([key, decl]) => [key, { ...decl, replicas }])) as Record<StreamKey, StreamDeclaration>;
 }
+
+/**
+ * The NATS KV buckets, each with the service that creates and scales it (its `owner`). Owners are
+ * not the internet-facing gateway, which writes the presence and last seen keys: updating a
+ * stream's settings (STREAM.UPDATE) lets whoever may do it add `sources`, which copies any other
+ * stream of the account into one they can read (docs/security.md). The gateway and the retention
+ * job may only create their bucket when it is missing; a create cannot change an existing one.
+ */
+export interface BucketDeclaration {
+  bucket: string;
+  /** Keys older than this are dropped; undefined keeps them. */
+  ttlMs?: number;
+  history: number;
+  replicas: number;
+  owner: 'users' | 'messages';
+}
+
+/** A presence key lives this long unless written again (gateways refresh theirs well inside it). */
+export const PRESENCE_KEY_TTL_MS = 60 * 60_000;
+/** The job lock bucket's age limit (packages/bus/src/job-lock.ts says why it hardly matters). */
+export const JOB_LOCK_TTL_MS = 6 * 3600_000;
+
+export function declaredBuckets(ns: string, replicas = 1): BucketDeclaration[] {
+  return [
+    { bucket: subjects.presenceBucket(ns), ttlMs: PRESENCE_KEY_TTL_MS, history: 1, replicas, owner: 'users' },
+    { bucket: subjects.lastSeenBucket(ns), history: 1, replicas, owner: 'users' },
+    { bucket: `${ns}_retention`, ttlMs: JOB_LOCK_TTL_MS, history: 1, replicas, owner: 'messages' },
+  ];
+}

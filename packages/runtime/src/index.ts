@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
-import { connectBus, ensureStreams, redactUrl, waitForStreams, whileJetStreamStarts, type Bus } from '@parley/bus';
+import { connectBus, ensureBuckets, ensureStreams, redactUrl, waitForStreams, whileJetStreamStarts, type Bus } from '@parley/bus';
 import { cacheKeyFrom, createCache, type Cache } from '@parley/cache';
-import { declaredStreams, PRINCIPALS, STREAM_OWNERS, STREAMS_AWAITED, type Principal, type StreamKey } from '@parley/contracts';
+import { declaredBuckets, declaredStreams, PRINCIPALS, STREAM_OWNERS, STREAMS_AWAITED, type Principal, type StreamKey } from '@parley/contracts';
 import { ConfigError, developmentKeysInUse } from '@parley/config';
 import { buildOpsServer } from '@parley/http';
 import { createLogger, type Logger } from '@parley/log';
@@ -159,6 +159,8 @@ export async function openDeps<D extends Deps = Deps>(spec: Pick<ServiceSpec<D>,
   const keys = Object.keys(declared) as StreamKey[];
   // A NATS cluster still electing its JetStream leader answers nothing yet: wait for it (startup.ts).
   await whileJetStreamStarts('creating its streams', () => ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log), log);
+  const buckets = declaredBuckets(namespace, env.STREAM_REPLICAS).filter((b) => b.owner === principal);
+  if (buckets.length > 0) await whileJetStreamStarts('creating its buckets', () => ensureBuckets(bus, buckets, log), log);
   await whileJetStreamStarts('waiting for the streams of other services', () => waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log), log);
   const cache = openCache(principal, env, namespace, log, metrics);
   const deps = { namespace, log, metrics, bus, cache, ...extension?.deps } as D;

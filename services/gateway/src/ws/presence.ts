@@ -2,7 +2,7 @@ import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Subscription } from '@nats-io/transport-node';
 import { callRpc, whileJetStreamStarts, type Bus } from '@parley/bus';
-import { isId, MAX_SETUP_BATCH, newId, subjects } from '@parley/contracts';
+import { isId, MAX_SETUP_BATCH, newId, PRESENCE_KEY_TTL_MS, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
@@ -17,7 +17,7 @@ import type { Socket, SocketRegistry } from './registry.js';
  * gateways that outlive it reap it: reapGone, and reapUnheralded for a gateway of an older
  * release, which did not say it was alive); the TTL catches what none of them did.
  */
-const KEY_TTL_MS = 60 * 60_000;
+const KEY_TTL_MS = PRESENCE_KEY_TTL_MS;
 /** Keys of users still connected here are written again this often, well inside KEY_TTL_MS. */
 const KEY_REFRESH_MS = 20 * 60_000;
 /** A gateway whose last heartbeat is this many heartbeats old, by the server's clock, is gone. */
@@ -138,7 +138,6 @@ export class Presence {
   async start(): Promise<void> {
     const kvm = new Kvm(this.deps.bus.nc);
     this.kv = await whileJetStreamStarts('creating the presence bucket', () => kvm.create(subjects.presenceBucket(this.deps.namespace), { ttl: KEY_TTL_MS, history: 1, replicas: this.deps.replicas }), this.deps.log);
-    await this.keepKeysForTheTtl();
     await whileJetStreamStarts('creating the last-seen bucket', () => this.lastSeen.start(), this.deps.log);
     this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
       callback: (err, msg) => {
@@ -379,16 +378,6 @@ export class Presence {
       sent += 1;
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
-  }
-
-  /**
-   * A bucket made by a release that refreshed every user's key every 10 s has a 30 s TTL: it gets
-   * KEY_TTL_MS, or the keys of users who stay connected would expire between refreshes.
-   */
-  private async keepKeysForTheTtl(): Promise<void> {
-    const maxAge = KEY_TTL_MS * 1_000_000; // nanoseconds
-    const info = await this.deps.bus.jsm.streams.info(this.stream);
-    if (info.config.max_age !== 0 && info.config.max_age < maxAge) await this.deps.bus.jsm.streams.update(this.stream, { max_age: maxAge });
   }
 
   private failed(what: string): (error: unknown) => void {
