@@ -130,6 +130,28 @@ describe('attachments', () => {
     bobSocket.close();
   });
 
+  it('lets an edit blank the caption of a message with attachments, as a send may; not the body of one without', async () => {
+    // Before, every blank edit was refused (edits checked the body as if no file were attached).
+    const file = await upload(ann, Buffer.from('captioned file'), 'captioned.txt', 'text/plain');
+    const send = (clientMsgId: string, body: string, attachmentIds: string[]) =>
+      http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken, body: { clientMsgId, body, attachmentIds } });
+    const captioned = await send('captioned', 'a caption', [file.body.id]);
+    expect(captioned.status).toBe(201);
+    const blanked = await http(stack, 'PATCH', `/api/v1/messages/${captioned.body.id}`, { token: ann.accessToken, body: { body: '' } });
+    expect(blanked.status, JSON.stringify(blanked.body)).toBe(200);
+    expect(blanked.body).toMatchObject({ id: captioned.body.id, body: '', attachments: [file.body], editedAt: expect.any(String) });
+
+    const plain = await send('plain', 'just text', []);
+    expect(plain.status).toBe(201);
+    for (const body of ['', '   ']) {
+      const refused = await http(stack, 'PATCH', `/api/v1/messages/${plain.body.id}`, { token: ann.accessToken, body: { body } });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.code).toBe('invalid_request');
+    }
+    const history = (await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken })).body.items as { id: string; body: string }[];
+    expect(history.find((m) => m.id === plain.body.id)?.body).toBe('just text');
+  });
+
   it('streams a large file back intact', async () => {
     const bytes = Buffer.alloc(190 * 1024);
     for (let i = 0; i < bytes.length; i++) bytes[i] = (i * 31) % 251;
