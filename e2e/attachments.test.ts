@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
+import { rawHead } from './raw-head.js';
 import { http, register, startStack, storedMessages, TestSocket, type Account, type Stack } from './stack.js';
 
 const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a, 0, 0, 0, 0x0d, 0x49, 0x48, 0x44, 0x52]), Buffer.alloc(2000, 7)]);
@@ -128,6 +129,57 @@ describe('attachments', () => {
     expect(statuses).toEqual(Array(8).fill(200));
     socket.close();
     bobSocket.close();
+  });
+
+  it('answers HEAD on a file like GET, without the bytes: 200 to the uploader, 404 to anyone without access', async () => {
+    // Before, HEAD went on to the messages service, which has no such route: 404 for everyone.
+    const up = await upload(ann, PNG, 'head.png');
+    const path = `/api/v1/attachments/${up.body.id}`;
+    const get = await download(ann, up.body.id);
+    expect(get.status).toBe(200);
+    const head = await rawHead(stack.baseUrl, path, ann.accessToken);
+    expect(head.status).toBe(200);
+    expect(head.headers['content-type']).toBe('image/png');
+    expect(head.headers['content-length']).toBe(String(PNG.length));
+    expect(head.headers['content-disposition']).toBe(get.headers.get('content-disposition'));
+    expect(head.headers['cache-control']).toBe('no-store');
+    expect(head.headers.connection).toBe('close');
+    expect(head.after).toBe('');
+    // Not sent anywhere: Bob's GET and HEAD are the same 404, with the length of GET's body.
+    const refused = await download(bob, up.body.id);
+    expect(refused.status).toBe(404);
+    const refusedBody = await refused.text();
+    const bobHead = await rawHead(stack.baseUrl, path, bob.accessToken);
+    expect(bobHead.status).toBe(404);
+    expect(bobHead.headers['content-length']).toBe(String(Buffer.byteLength(refusedBody)));
+    expect(bobHead.after).toBe('');
+    expect((await rawHead(stack.baseUrl, path)).status).toBe(401);
+    // An empty file: 200 with a length of 0.
+    const empty = await upload(ann, Buffer.alloc(0), 'empty-head.txt');
+    const emptyHead = await rawHead(stack.baseUrl, `/api/v1/attachments/${empty.body.id}`, ann.accessToken);
+    expect([emptyHead.status, emptyHead.headers['content-length'], emptyHead.after]).toEqual([200, '0', '']);
+  });
+
+  it('lets an edit blank the caption of a message with attachments, as a send may; not the body of one without', async () => {
+    // Before, every blank edit was refused (edits checked the body as if no file were attached).
+    const file = await upload(ann, Buffer.from('captioned file'), 'captioned.txt', 'text/plain');
+    const send = (clientMsgId: string, body: string, attachmentIds: string[]) =>
+      http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken, body: { clientMsgId, body, attachmentIds } });
+    const captioned = await send('captioned', 'a caption', [file.body.id]);
+    expect(captioned.status).toBe(201);
+    const blanked = await http(stack, 'PATCH', `/api/v1/messages/${captioned.body.id}`, { token: ann.accessToken, body: { body: '' } });
+    expect(blanked.status, JSON.stringify(blanked.body)).toBe(200);
+    expect(blanked.body).toMatchObject({ id: captioned.body.id, body: '', attachments: [file.body], editedAt: expect.any(String) });
+
+    const plain = await send('plain', 'just text', []);
+    expect(plain.status).toBe(201);
+    for (const body of ['', '   ']) {
+      const refused = await http(stack, 'PATCH', `/api/v1/messages/${plain.body.id}`, { token: ann.accessToken, body: { body } });
+      expect(refused.status).toBe(400);
+      expect(refused.body.error.code).toBe('invalid_request');
+    }
+    const history = (await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken })).body.items as { id: string; body: string }[];
+    expect(history.find((m) => m.id === plain.body.id)?.body).toBe('just text');
   });
 
   it('streams a large file back intact', async () => {

@@ -5,6 +5,7 @@ import zlib from 'node:zlib';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { eventually } from '@parley/testing';
+import { rawHead } from './raw-head.js';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
 const GHOST = '01900000-0000-7000-8000-000000000000';
@@ -141,6 +142,29 @@ describe('image thumbnails (GET /api/v1/attachments/:id/thumbnail)', () => {
 
     expect((await thumbnail(null, up.id)).status).toBe(401);
     expect(await errorOf(await thumbnail(ann, 'not-an-id'))).toEqual({ status: 400, body: { error: { code: 'invalid_request', message: expect.any(String) } } });
+  });
+
+  it('answers HEAD like GET, without the image: 200 with its length to the uploader, 404 to anyone without access', async () => {
+    // Before, HEAD went on to the messages service, which has no such route: 404 for everyone.
+    const up = await upload(ann, await picture(600, 400).png().toBuffer(), 'head.png');
+    const path = `/api/v1/attachments/${up.id}/thumbnail`;
+    const head = await rawHead(stack.baseUrl, path, ann.accessToken);
+    expect(head.status).toBe(200);
+    expect(head.headers['content-type']).toBe('image/webp');
+    expect(head.headers['x-content-type-options']).toBe('nosniff');
+    expect(head.headers['cache-control']).toBe('no-store');
+    expect(head.headers.connection).toBe('close');
+    expect(head.after).toBe('');
+    const { bytes } = await decoded(await thumbnail(ann, up.id));
+    expect(head.headers['content-length']).toBe(String(bytes.length));
+    // Eve is in no chat with it: the same 404 as GET, with the length of GET's body.
+    const refused = await thumbnail(eve, up.id);
+    expect(refused.status).toBe(404);
+    const refusedBody = await refused.text();
+    const eveHead = await rawHead(stack.baseUrl, path, eve.accessToken);
+    expect(eveHead.status).toBe(404);
+    expect(eveHead.headers['content-length']).toBe(String(Buffer.byteLength(refusedBody)));
+    expect(eveHead.after).toBe('');
   });
 
   it('answers 404 once the message or the upload is deleted', async () => {

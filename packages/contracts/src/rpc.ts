@@ -94,6 +94,15 @@ const MessagesExport = Type.Object(
   strict,
 );
 
+/**
+ * How long the users service waits for `messages.export`: a long-time user's history is one large
+ * query (api.md promises 30 s). The gateway waits longer for the export route
+ * (EXPORT_GATEWAY_TIMEOUT_MS), whatever SERVICE_TIMEOUT_MS is, so this wait is the one that decides.
+ */
+export const EXPORT_TIMEOUT_MS = 30_000;
+/** The gateway's wait for GET /api/v1/users/me/export: the users service's, plus a margin for its own queries and the answer's parts. */
+export const EXPORT_GATEWAY_TIMEOUT_MS = EXPORT_TIMEOUT_MS + 5_000;
+
 function method<Req extends TSchema, Res extends TSchema>(req: Req, res: Res): { req: Req; res: Res } {
   return { req, res };
 }

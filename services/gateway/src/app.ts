@@ -121,8 +121,12 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     pendingBytes: config.ATTACHMENT_PENDING_BYTES,
   };
   app.post('/api/v1/attachments', uploadHandler(attachmentDeps));
-  app.get('/api/v1/attachments/:id', downloadHandler(attachmentDeps));
-  app.get('/api/v1/attachments/:id/thumbnail', thumbnailHandler({ ...attachmentDeps, maxPixels: config.THUMBNAIL_MAX_PIXELS }));
+  // HEAD beside each GET (api.md: GET's status and headers, no body): without it, HEAD fell through
+  // to app.any below and reached the messages service, which has no such route (404).
+  const download = downloadHandler(attachmentDeps);
+  const thumbnail = thumbnailHandler({ ...attachmentDeps, maxPixels: config.THUMBNAIL_MAX_PIXELS });
+  app.get('/api/v1/attachments/:id', download).head('/api/v1/attachments/:id', download);
+  app.get('/api/v1/attachments/:id/thumbnail', thumbnail).head('/api/v1/attachments/:id/thumbnail', thumbnail);
   // The web client's files; yields /api/* and /ws to the handlers below.
   app.get('/*', staticHandler({ dir: config.WEB_CLIENT_DIR, log: deps.log }));
   app.any(

@@ -8,7 +8,7 @@ import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { normaliseAddress } from './client-address.js';
 import { isJsonMediaType } from './media-type.js';
-import { isPublic, ownerOf } from './routing.js';
+import { isPublic, ownerOf, timeoutOf } from './routing.js';
 
 export interface ApiHandlerDeps {
   bus: Bus;
@@ -181,7 +181,8 @@ export function apiHandler(deps: ApiHandlerDeps) {
       };
       try {
         // Signed: the services act on the claims and client address in it only with the gateway's signature.
-        const answer = await requestJson<ApiResponse>(deps.bus, subjects.api(deps.namespace, service), apiRequest, deps.serviceTimeoutMs, { sign: true });
+        const timeoutMs = timeoutOf(apiRequest.method, path, deps.serviceTimeoutMs);
+        const answer = await requestJson<ApiResponse>(deps.bus, subjects.api(deps.namespace, service), apiRequest, timeoutMs, { sign: true });
         state.route = answer.route;
         for (const sessionId of answer.revokedSessions ?? []) deps.revoke(sessionId);
         reply({ status: answer.status, body: answer.body, ...(answer.headers ? { headers: answer.headers } : {}) });

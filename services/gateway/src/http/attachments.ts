@@ -50,14 +50,33 @@ class UploadRate {
   }
 }
 
-export function json(res: HttpResponse, state: { done: boolean; aborted: boolean; release?: () => void }, status: number, body: unknown, headers: Record<string, string> = {}): void {
+/** What a handler knows of its answer; `head`: the request is a HEAD (headers only, see endHead). */
+export interface AnswerState {
+  done: boolean;
+  aborted: boolean;
+  head?: boolean;
+  release?: (() => void) | undefined;
+}
+
+/**
+ * Ends a HEAD answer: GET's headers and Content-Length, no body (RFC 9110 9.3.2, api.md). With
+ * Connection: close, as the API's HEAD answers: uWebSockets.js answers no further request on a
+ * connection after endWithoutBody.
+ */
+export function endHead(res: HttpResponse, length: number): void {
+  res.endWithoutBody(length, true);
+}
+
+export function json(res: HttpResponse, state: AnswerState, status: number, body: unknown, headers: Record<string, string> = {}): void {
   if (state.done || state.aborted) return;
   state.done = true;
   state.release?.();
+  const payload = JSON.stringify(body);
   res.cork(() => {
     res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').writeHeader('cache-control', 'no-store');
     for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
-    res.end(JSON.stringify(body));
+    if (state.head) endHead(res, Buffer.byteLength(payload));
+    else res.end(payload);
   });
 }
 
@@ -125,7 +144,7 @@ export function uploadHandler(deps: AttachmentDeps) {
    */
   const streaming = new Map<string, number>();
   return (res: HttpResponse, req: HttpRequest): void => {
-    const state: { done: boolean; aborted: boolean; release?: () => void } = { done: false, aborted: false };
+    const state: AnswerState = { done: false, aborted: false };
     const body = new PassThrough({ highWaterMark: 256 * 1024 });
     res.onAborted(() => {
       state.aborted = true;
@@ -241,11 +260,12 @@ export function uploadHandler(deps: AttachmentDeps) {
 
 /**
  * GET /api/v1/attachments/:id: streams the bytes to the uploader and to members of chats the file
- * was sent to (404 to anyone else), with uWS backpressure (tryEnd / onWritable).
+ * was sent to (404 to anyone else), with uWS backpressure (tryEnd / onWritable). HEAD, registered
+ * with the same handler: the same checks and headers, the file's length, no bytes.
  */
 export function downloadHandler(deps: AttachmentDeps) {
   return (res: HttpResponse, req: HttpRequest): void => {
-    const state = { done: false, aborted: false };
+    const state: AnswerState = { done: false, aborted: false, head: req.getMethod().toUpperCase() === 'HEAD' };
     let source: Readable | undefined;
     res.onAborted(() => {
       state.aborted = true;
@@ -269,13 +289,12 @@ export function downloadHandler(deps: AttachmentDeps) {
           .writeHeader('x-content-type-options', 'nosniff')
           .writeHeader('cache-control', 'no-store')
           .writeHeader('content-disposition', `attachment; filename*=UTF-8''${encodeURIComponent(meta.name)}`);
+        if (state.head) endHead(res, total);
         // An empty file has no 'data' to end the answer with: it hung until the client gave up.
-        if (total === 0) {
-          res.end();
-          state.done = true;
-        }
+        else if (total === 0) res.end();
+        state.done = state.head === true || total === 0;
       });
-      if (total === 0) {
+      if (state.done) {
         file.stream.destroy();
         return;
       }

@@ -4,7 +4,7 @@ import type { Metrics } from '@parley/telemetry';
 import { ThumbnailCache, type ThumbnailOutcome } from '../thumbnails/cache.js';
 import { renderThumbnail, THUMBNAIL_MIMES, UnprocessableImage } from '../thumbnails/render.js';
 import { Slots, SlotsFull } from '../slots.js';
-import { attachmentAccess, error, json, NO_SUCH_ATTACHMENT, type AttachmentDeps } from './attachments.js';
+import { attachmentAccess, endHead, error, json, NO_SUCH_ATTACHMENT, type AnswerState, type AttachmentDeps } from './attachments.js';
 
 export interface ThumbnailDeps extends Pick<AttachmentDeps, 'authenticate' | 'bus' | 'namespace' | 'serviceTimeoutMs' | 'store' | 'log'> {
   metrics: Metrics;
@@ -61,8 +61,9 @@ export function thumbnailHandler(deps: ThumbnailDeps) {
     return job;
   };
 
+  // One handler for GET and HEAD (app.ts), so both share the cache and the slots.
   return (res: HttpResponse, req: HttpRequest): void => {
-    const state = { done: false, aborted: false };
+    const state: AnswerState = { done: false, aborted: false, head: req.getMethod().toUpperCase() === 'HEAD' };
     res.onAborted(() => {
       state.aborted = true;
     });
@@ -100,17 +101,17 @@ export function thumbnailHandler(deps: ThumbnailDeps) {
   };
 }
 
-/** A thumbnail is a few KiB: one write, no backpressure handling needed. */
-function send(res: HttpResponse, state: { done: boolean; aborted: boolean }, webp: Buffer): void {
+/**
+ * A thumbnail is a few KiB: one write, no backpressure handling needed. A HEAD gets its length,
+ * which only making it can tell (it is then cached for the GET that follows).
+ */
+function send(res: HttpResponse, state: AnswerState, webp: Buffer): void {
   if (state.done || state.aborted) return;
   state.done = true;
   res.cork(() => {
-    res
-      .writeStatus('200 OK')
-      .writeHeader('content-type', 'image/webp')
-      .writeHeader('x-content-type-options', 'nosniff')
-      .writeHeader('cache-control', 'no-store')
-      .end(new Uint8Array(webp.buffer, webp.byteOffset, webp.byteLength));
+    res.writeStatus('200 OK').writeHeader('content-type', 'image/webp').writeHeader('x-content-type-options', 'nosniff').writeHeader('cache-control', 'no-store');
+    if (state.head) endHead(res, webp.byteLength);
+    else res.end(new Uint8Array(webp.buffer, webp.byteOffset, webp.byteLength));
   });
 }
 

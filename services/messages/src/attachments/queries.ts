@@ -34,6 +34,12 @@ export async function usableAttachments(db: Queryable, attachmentIds: string[], 
   return attachmentIds.map((id) => rows.find((r) => r.id === id)!);
 }
 
+/** Whether a message carries attachments (an edit may then leave its body blank, as a send may). */
+export async function carriesAttachments(db: Queryable, messageId: string): Promise<boolean> {
+  const { rows } = await db.query<{ carries: boolean }>('SELECT EXISTS (SELECT 1 FROM messages.message_attachments WHERE message_id = $1) AS carries', [messageId]);
+  return rows[0]?.carries ?? false;
+}
+
 /** The attachments of several messages, in the order they were attached. */
 export async function attachmentsOf(db: Queryable, messageIds: string[]): Promise<Map<string, AttachmentView[]>> {
   const out = new Map<string, AttachmentView[]>();

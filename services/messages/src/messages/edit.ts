@@ -4,6 +4,7 @@ import { InvalidRequest, NotFound } from '@parley/http';
 import type { ChatCommand } from '@parley/chat-domain';
 import type { AppendDeps } from '../chats/append.js';
 import { basisWith, precheck, writeChat, type WriteDeps } from '../chats/write.js';
+import { carriesAttachments } from '../attachments/queries.js';
 import { lookupMessage } from './lookup.js';
 import { findMessage, messageColumns, type MessageRow } from './queries.js';
 
@@ -13,7 +14,9 @@ export async function editMessage(deps: AppendDeps & WriteDeps & { maxChars: num
   const command: ChatCommand = { type: 'EditMessage', actorId: userId, messageId, body };
   const basis = await basisWith(deps.pool, message.chat_id, { message });
   precheck(command, basis);
-  const problem = messageBodyProblem(body, deps.maxChars, false);
+  // The send's rules (api.md): blank only with attachments, which an edit keeps. Refusing every
+  // blank edit made a caption impossible to remove from a file.
+  const problem = messageBodyProblem(body, deps.maxChars, await carriesAttachments(deps.pool, messageId));
   if (problem) throw new InvalidRequest(problem);
   await writeChat(deps, message.chat_id, command, { msgId: `edit:${messageId}:${correlationId}`, actorId: userId, correlationId, basis });
   return (await findMessage(deps.pool, messageId))!;

@@ -1,4 +1,5 @@
 import { callRpc } from '@parley/bus';
+import { EXPORT_TIMEOUT_MS } from '@parley/contracts';
 import { NotFound, type ApiRouter } from '@parley/http';
 import { findUserById, toUserView } from '../users/queries.js';
 import type { ProfileDeps } from '../users/profile.js';
@@ -33,8 +34,9 @@ export function exportRoutes(router: ApiRouter, deps: ProfileDeps & { serviceTim
           'messages.export',
           // The user's own signed request is what lets messages answer for them.
           { userId: auth.userId, proof },
-          // Generous: a long-time user's history is one large query, still far below a client timeout.
-          deps.serviceTimeoutMs ?? 30_000,
+          // Generous: a long-time user's history is one large query, still far below a client
+          // timeout. The gateway waits longer for this route (EXPORT_GATEWAY_TIMEOUT_MS).
+          deps.serviceTimeoutMs ?? EXPORT_TIMEOUT_MS,
         ),
       ]);
       return {
