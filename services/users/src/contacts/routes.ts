@@ -3,7 +3,7 @@ import { buildMeta, isId, newId, Uuid, type ContactAdded, type ContactRemoved } 
 import { cursorField, decodeCursor, encodeCursor, InvalidRequest, NotFound, pageLimit, PageQuery, type ApiRouter } from '@parley/http';
 import { contactsCacheKey } from '../users/cache-keys.js';
 import { publicProfile, publicProfiles, type ProfileDeps } from '../users/profile.js';
-import { publishUserEvent } from '../users/publish.js';
+import { projectedUpToDate, publishUserEvent } from '../users/publish.js';
 import { contactIds, isContact } from './queries.js';
 
 /** Where the next page starts: after contact `after`, which was at position `at` of the list. */
@@ -78,6 +78,7 @@ export function contactRoutes(router: ApiRouter, deps: ProfileDeps & { contactsT
       // An erased account shows as "deleted" where it is named already, but no new event names it.
       if (!contact || contact.deleted) throw new NotFound('No such user');
       // Idempotent: asking again changes nothing and says so with 200.
+      await projectedUpToDate(deps, auth.userId);
       if (await isContact(deps.pool, auth.userId, body.userId)) return { status: 200, body: contact };
       await change('ContactAdded', auth.userId, body.userId, request.requestId);
       return { status: 201, body: contact };
@@ -89,6 +90,7 @@ export function contactRoutes(router: ApiRouter, deps: ProfileDeps & { contactsT
     url: '/api/v1/contacts/:userId',
     schema: { params: Type.Object({ userId: Uuid }, { additionalProperties: false }) },
     handler: async ({ auth, params, request }) => {
+      await projectedUpToDate(deps, auth.userId);
       if (!(await isContact(deps.pool, auth.userId, params.userId))) throw new NotFound('No such contact');
       await change('ContactRemoved', auth.userId, params.userId, request.requestId);
       return { status: 204 };

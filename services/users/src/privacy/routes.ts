@@ -2,7 +2,7 @@ import { Type } from '@sinclair/typebox';
 import { Audience, buildMeta, newId, Uuid, type PrivacyChanged, type UserBlocked, type UserUnblocked } from '@parley/contracts';
 import { InvalidRequest, NotFound, type ApiRouter } from '@parley/http';
 import { publicProfile, type ProfileDeps } from '../users/profile.js';
-import { publishUserEvent } from '../users/publish.js';
+import { projectedUpToDate, publishUserEvent } from '../users/publish.js';
 import { purgeLastSeen } from '../erasure/erase.js';
 import { blockedBy, hasBlocked, privacyOf } from './queries.js';
 
@@ -31,6 +31,7 @@ export function privacyRoutes(router: ApiRouter, deps: ProfileDeps): void {
     url: '/api/v1/users/me/privacy',
     schema: { body: PrivacyBody },
     handler: async ({ auth, body, request }) => {
+      await projectedUpToDate(deps, auth.userId);
       const current = await privacyOf(deps.pool, auth.userId);
       if (!current) throw new NotFound('No such user');
       const changed = Object.fromEntries(Object.entries(body).filter(([k, v]) => current[k as keyof typeof current] !== v));
@@ -62,6 +63,7 @@ export function privacyRoutes(router: ApiRouter, deps: ProfileDeps): void {
       // An erased account is no one to block (no new event names it), as in contacts.
       const blocked = await publicProfile(deps, body.userId);
       if (!blocked || blocked.deleted) throw new NotFound('No such user');
+      await projectedUpToDate(deps, auth.userId);
       if (await hasBlocked(deps.pool, auth.userId, body.userId)) return { status: 200, body: { userId: body.userId } };
       const event: UserBlocked = { type: 'UserBlocked', version: 1, data: { userId: auth.userId, blockedId: body.userId }, meta: meta(auth.userId, request.requestId) };
       await publishUserEvent(deps, event, 'block');
@@ -74,6 +76,7 @@ export function privacyRoutes(router: ApiRouter, deps: ProfileDeps): void {
     url: '/api/v1/users/me/blocks/:userId',
     schema: { params: Type.Object({ userId: Uuid }, { additionalProperties: false }) },
     handler: async ({ auth, params, request }) => {
+      await projectedUpToDate(deps, auth.userId);
       if (!(await hasBlocked(deps.pool, auth.userId, params.userId))) throw new NotFound('Not blocked');
       const event: UserUnblocked = { type: 'UserUnblocked', version: 1, data: { userId: auth.userId, blockedId: params.userId }, meta: meta(auth.userId, request.requestId) };
       await publishUserEvent(deps, event, 'unblock');

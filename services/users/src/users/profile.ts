@@ -1,7 +1,7 @@
 import { buildMeta, newId, type ProfileUpdated, type UserView } from '@parley/contracts';
 import { InvalidRequest, NotFound } from '@parley/http';
 import { meCacheKey, userCacheKey } from './cache-keys.js';
-import { publishUserEvent, type PublishDeps } from './publish.js';
+import { projectedUpToDate, publishUserEvent, type PublishDeps } from './publish.js';
 import { erasedUserView, findUserById, findUsersByIds, toUserView } from './queries.js';
 
 export interface ProfileDeps extends PublishDeps {
@@ -77,7 +77,9 @@ export async function updateProfile(
   if (name !== undefined && name.length === 0) throw new InvalidRequest('displayName must not be blank');
   if (typeof change.avatarUrl === 'string' && !isWebUrl(change.avatarUrl)) throw new InvalidRequest('avatarUrl must be an http(s) URL');
 
-  // Compared with Postgres, not the cache: an entry could be stale, and a skipped change is lost.
+  // Compared with Postgres, not the cache: an entry could be stale, and a skipped change is lost;
+  // and with every stored change of the user projected (projectedUpToDate says why).
+  await projectedUpToDate(deps, userId);
   const current = await findUserById(deps.pool, userId);
   if (!current) throw new NotFound('No such user');
   const data: ProfileUpdated['data'] = { userId };
