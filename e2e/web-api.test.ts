@@ -18,6 +18,8 @@ interface Harness {
   sockets: WebSocket[];
   /** Cuts the network under the client: no close frame, as when a cable is pulled. */
   drop(): void;
+  /** Told of each socket the client opens, before it opens. */
+  onSocket?: (ws: WebSocket) => void;
 }
 
 async function client(stack: Stack, name: string, token?: string): Promise<Harness> {
@@ -47,6 +49,7 @@ async function client(stack: Stack, name: string, token?: string): Promise<Harne
     (url) => {
       const ws = new WebSocket(url);
       h.sockets.push(ws);
+      h.onSocket?.(ws);
       return ws as unknown as SocketLike;
     },
   );
@@ -182,14 +185,24 @@ describe('web client API module against a real gateway', () => {
     }
   });
 
-  it('renews the access token when the upgrade is refused (an expired token after a long drop)', async () => {
+  it('renews the access token when the gateway refuses it (an expired token after a long drop), and never puts a token in the URL', async () => {
     const carol = await client(stack, `wa_carol${Date.now() % 100000}`, 'not-a-valid-token');
+    const sent: string[][] = [];
+    carol.onSocket = (ws) => {
+      const frames: string[] = [];
+      sent.push(frames);
+      const send = ws.send.bind(ws);
+      ws.send = ((data: string) => (frames.push(JSON.parse(data).op === 'auth' ? JSON.parse(data).token : JSON.parse(data).op), send(data))) as typeof ws.send;
+    };
     carol.rt.start();
     try {
       await until('carol online with a refreshed token', () => carol.rt.connectionStatus === 'online');
       expect(carol.sockets.length).toBeGreaterThanOrEqual(2);
-      // The refused first attempt made the client refresh: the socket now runs on the new token.
-      expect(carol.sockets.at(-1)!.url).toContain(encodeURIComponent(carol.api.accessToken!));
+      // The refused first attempt (4401) made the client refresh: the socket now runs on the new
+      // token, given in its first frame; the URLs (which proxies log) carry none.
+      expect(sent[0]![0]).toBe('not-a-valid-token');
+      expect(sent.at(-1)!.slice(0, 2)).toEqual([carol.api.accessToken, 'resume']);
+      for (const ws of carol.sockets) expect(new URL(ws.url).search).toBe('');
     } finally {
       carol.rt.stop();
     }

@@ -137,7 +137,8 @@ export class RealtimeClient {
    */
   renew(token: string): void {
     this.token = token;
-    this.write({ op: 'auth', token });
+    // A socket still authenticating uses the token it sent; a refusal brings a reconnect with this one.
+    if (this.status === 'online') this.write({ op: 'auth', token });
   }
 
   /** Drops the connection as a network failure would, and reconnects (used by tests and "retry now"). */
@@ -148,20 +149,16 @@ export class RealtimeClient {
   private connect(): void {
     if (this.stopped) return;
     this.setStatus('connecting');
-    const socket = this.factory(`${this.wsUrl}?token=${encodeURIComponent(this.token)}`);
+    // The token goes in the first frame, not in the URL (protocol.md allows both): a URL is written
+    // to the access logs of every proxy on the way, the ingress's included, and the token in it
+    // would be good there for its 15 minutes.
+    const socket = this.factory(this.wsUrl);
     this.socket = socket;
     let opened = false;
     socket.onopen = () => {
       if (this.socket !== socket) return;
       opened = true;
-      // The backoff is not reset here but once the connection proves itself (an ack, a pong): a
-      // socket closed right after it opens (1011, 1008) or a send refused as unavailable on every
-      // reconnect would otherwise be retried four times a second for as long as it lasts.
-      this.setStatus('online');
-      // First frame: resume (even with no cursors, it ends the gateway's holding at once).
-      this.resuming = true;
-      this.write({ op: 'resume', cursors: this.cursors.snapshot() });
-      this.startPing();
+      socket.send(JSON.stringify({ op: 'auth', token: this.token }));
     };
     socket.onmessage = (ev) => {
       if (this.socket !== socket) return;
@@ -181,8 +178,8 @@ export class RealtimeClient {
       if (this.stopped) return;
       this.setStatus('offline');
       if (ev.code === CLOSE_TOO_BIG) this.pending.clear();
-      // A refused upgrade (say an access token that expired while offline: HTTP 401) reaches a
-      // browser as a close before open, with no code to tell why; renew the token then as well.
+      // A token refused is closed with 4401 (the auth frame). A refused upgrade reaches a browser
+      // as a close before open, with no code to tell why: renew the token then as well.
       if (ev.code === CLOSE_UNAUTHORIZED || !opened) void this.renewAndReconnect();
       else this.scheduleReconnect();
     };
@@ -248,12 +245,26 @@ export class RealtimeClient {
         this.pongTimer = null;
         return;
       case 'authenticated':
+        // The answer to the first frame; on a socket already online, to a renewal (nothing to do).
+        if (this.status === 'connecting') this.online();
         return;
       default: {
         const never: never = frame;
         return never;
       }
     }
+  }
+
+  private online(): void {
+    // The backoff is not reset here but once the connection proves itself (an ack, a pong): a
+    // socket closed right after it opens (1011, 1008) or a send refused as unavailable on every
+    // reconnect would otherwise be retried four times a second for as long as it lasts.
+    this.setStatus('online');
+    // First frame after authentication: resume (even with no cursors, it ends the gateway's
+    // holding at once).
+    this.resuming = true;
+    this.write({ op: 'resume', cursors: this.cursors.snapshot() });
+    this.startPing();
   }
 
   private onError(frame: { code: string; message: string; ref?: string }): void {
