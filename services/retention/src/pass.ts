@@ -19,6 +19,7 @@ import { cutoffsAt, expiryChunks, type Cutoffs, type RetentionDays } from './pol
 import { reapplyLedger, type LedgerReport } from './ledger.js';
 import { waitForProjectors, waitForReactors } from './projectors.js';
 import { scanExpired } from './scan.js';
+import { expiredTombstones } from './tombstones.js';
 
 export interface PassOptions {
   now: Date;
@@ -230,7 +231,16 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 
   step('scan');
 
-  // 2. What that is in rows.
+  // 2. What that is in rows. First the tombstones the scan cannot see (their MessageSent left
+  // the stream with the deletion): each such chat expires up to its newest expired one, also a
+  // chat the scan found only structure events of, or nothing at all (expiredTombstones).
+  for (const [chatId, seq] of await expiredTombstones(deps, cutoffs.messages)) {
+    const chat = chats.get(chatId) ?? { messageSeqs: [], upToSeq: 0, markersOnly: true, expiredUpToSeq: 0 };
+    if (seq <= chat.expiredUpToSeq) continue; // an earlier pass's expiry covers it (not yet projected)
+    chat.upToSeq = Math.max(chat.upToSeq, seq);
+    chat.markersOnly = false;
+    chats.set(chatId, chat);
+  }
   const expiring = [...chats.entries()].filter(([, c]) => !c.markersOnly);
   const { rows, heads } = await previewRows(deps, expiring.map(([chatId, c]) => ({ chatId, upToSeq: c.upToSeq })), cutoffs);
   step('preview');
@@ -419,7 +429,8 @@ async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: num
   const totals: Counts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
   const heads = new Map<string, number>();
   for (let i = 0; i === 0 || i < chats.length; i += MAX_RPC_BATCH) {
-    const { heads: page, ...counts } = await callRpc(
+    // Tombstones are not asked for here (expiredTombstones asks): none come back.
+    const { heads: page, tombstones: _none, ...counts } = await callRpc(
       bus,
       namespace,
       'messages.retentionPreview',
