@@ -106,8 +106,8 @@ export interface PassDeps {
  * 0. Re-apply the erasure ledger (accounts and messages erased on request that a restore brought back).
  * 1. Scan each stream's expired part (everything stored before the class's cutoff).
  * 2. Ask the owning services what rows that is (the dry run stops here and reports).
- * 3. Publish deletion events: MessagesExpired per chat (bounded chunks), and one cutoff event each
- *    for the audit log, reset tokens and read receipts. The services' projectors delete the rows,
+ * 3. Publish deletion events: MessagesExpired per chat (bounded chunks), and a cutoff event for
+ *    each of the audit log, reset tokens and read receipts that has expired rows or events. The services' projectors delete the rows,
  *    files, cache entries and search entries, in bounded batches.
  * 4. Wait until those projectors have applied them.
  * 5. Compact the streams: fold each affected chat's structure into its ChatSnapshot, then purge
@@ -301,7 +301,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     ['resets', subjects.resetRetention(ns), 'ResetTokensExpired', cutoffs.resetTokens, rows.resetTokens],
     ['receipts', subjects.receiptRetention(ns), 'ReadPositionsExpired', cutoffs.readReceipts, rows.readReceipts],
   ] as const) {
-    if (!expired) continue;
+    // Also when the preview counted no row but the scan found expired events: a lagging projector
+    // inserts their rows after the preview, and the purge (step 5) waits for it to do so. The
+    // cutoff event follows those events in the stream, so it deletes them; without it the rows
+    // outlived the period until the next pass.
+    if (!expired && tails[key].expired === 0) continue;
     const ack = await publishEvent(bus.js, subject, cutoffEvent(type, cutoff), { msgId: `expire:${key}:${cutoff.toISOString()}` });
     published[key] = ack.seq;
   }
