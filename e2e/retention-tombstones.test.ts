@@ -27,6 +27,8 @@ describe('retention: tombstones of deleted messages expire with the messages', (
   let nc: NatsConnection;
   let ann: Account;
   let bob: Account;
+  /** The group of the first test, every event of it purged by that test's pass. */
+  let group = '';
 
   beforeAll(async () => {
     env = await createTestEnv();
@@ -46,7 +48,7 @@ describe('retention: tombstones of deleted messages expire with the messages', (
 
   it('removes the tombstone of the newest old message, and expires a chat whose only old message was deleted', async () => {
     const direct = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id as string;
-    const group = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'group', title: 'one message', memberIds: [bob.id] } })).body.id as string;
+    group = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'group', title: 'one message', memberIds: [bob.id] } })).body.id as string;
     const send = async (chatId: string, clientMsgId: string) => (await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken, body: { clientMsgId, body: clientMsgId } })).body as { id: string; seq: number };
     const m1 = await send(direct, 'm1');
     const m2 = await send(direct, 'm2');
@@ -96,5 +98,19 @@ describe('retention: tombstones of deleted messages expire with the messages', (
     stack = await startServices(vars);
     expect(await rowsOf([m1.id, m2.id, only.id])).toBe(0);
     await expectGone();
+  });
+
+  it('expires a tombstone in a chat of which an earlier pass purged every event (the scan sees nothing of it)', async () => {
+    const sent = (await http(stack, 'POST', `/api/v1/chats/${group}/messages`, { token: ann.accessToken, body: { clientMsgId: 'later', body: 'later' } })).body as { id: string; seq: number };
+    await new Promise((r) => setTimeout(r, 50));
+    const cutoff = new Date();
+    await new Promise((r) => setTimeout(r, 50));
+    expect((await http(stack, 'DELETE', `/api/v1/messages/${sent.id}`, { token: ann.accessToken })).status).toBe(204);
+    await eventually(async () => ((await storedMessages(nc, `${env.namespace}_chats`)).some((m) => m.text.includes('"MessageSent"') && m.text.includes(sent.id)) ? undefined : true), 10_000, 'the MessageSent gone');
+    const pass = await runCleanup(['--now', new Date(cutoff.getTime() + 30 * DAY_MS).toISOString()], { ...vars, RETENTION_ORPHAN_FILE_GRACE_SECONDS: '0' }, () => {});
+    expect(pass.exitCode).toBe(0);
+    expect(pass.report?.rows.messages).toBe(1);
+    expect(Number((await db.query('SELECT count(*) AS n FROM messages.messages WHERE chat_id = $1', [group])).rows[0].n)).toBe(0);
+    expect((await storedMessages(nc, `${env.namespace}_chats`)).filter((m) => m.text.includes(sent.id))).toEqual([]);
   });
 });
