@@ -28,7 +28,7 @@ export async function runCleanup(argv: string[], source: Record<string, string |
   // Until the dependencies are open (their logger with them), failures are logged here.
   let log = createLogger({ service: 'retention', level: config.LOG_LEVEL });
   try {
-    // Inside the try: NATS or Postgres unreachable is a failed pass (exit 1, the run exported),
+    // Inside the try: NATS unreachable is a failed pass (exit 1, the run exported),
     // not bad settings (exit 2, nothing exported), so that RetentionLastRunFailed fires.
     opened = await openDeps({ name: 'retention', env: config });
     log = opened.deps.log;
