@@ -215,12 +215,18 @@ export const RPC_SCHEMAS = {
    * it: the basis of the pass's expiry event, since a chat's newest event may have been deleted
    * from the stream since (a reaction or edit that raced its message's deletion), and the stream's
    * head alone would give its seq again. Optional for a messages service from before it.
+   *
+   * `tombstones` asks for deleted messages (tombstones) created before `cutoff`, as each chat's
+   * highest such seq, a page of at most MAX_RPC_BATCH chats after `afterChatId` (ascending): a
+   * deletion removes the message's MessageSent from the stream, so the pass's scan never sees
+   * them. Answered in `tombstones`; a messages service from before it refuses the request as invalid.
    */
   'messages.retentionPreview': method(
     Type.Object(
       {
         chats: Type.Array(Type.Object({ chatId: Uuid, upToSeq: Seq }, strict), { maxItems: MAX_RPC_BATCH }),
         receiptsCutoff: Type.Union([Timestamp, Type.Null()]),
+        tombstones: Type.Optional(Type.Object({ cutoff: Timestamp, afterChatId: Type.Union([Uuid, Type.Null()]) }, strict)),
       },
       strict,
     ),
@@ -228,6 +234,7 @@ export const RPC_SCHEMAS = {
       {
         ...MessagesRetentionCounts.properties,
         heads: Type.Optional(Type.Array(Type.Object({ chatId: Uuid, seq: Type.Integer({ minimum: 0 }) }, strict), { maxItems: MAX_RPC_BATCH })),
+        tombstones: Type.Optional(Type.Array(Type.Object({ chatId: Uuid, seq: Seq }, strict), { maxItems: MAX_RPC_BATCH })),
       },
       strict,
     ),

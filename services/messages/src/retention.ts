@@ -1,4 +1,4 @@
-import type { MessagesRetentionCounts, RpcMethods } from '@parley/contracts';
+import { MAX_RPC_BATCH, type MessagesRetentionCounts, type RpcMethods } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
@@ -13,6 +13,7 @@ export async function retentionPreview(pool: Pool, req: RpcMethods['messages.ret
   const { chats } = req;
   const counts: MessagesRetentionCounts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
   let heads: { chatId: string; seq: number }[] = [];
+  let tombstones: { chatId: string; seq: number }[] | undefined;
   if (chats.length > 0) {
     // The projection's last seq counts events the stream may no longer hold (see the RPC's schema).
     const { rows: last } = await pool.query<{ id: string; last_seq: number }>('SELECT id::text, last_seq FROM messages.chats WHERE id = ANY($1::uuid[])', [chats.map((c) => c.chatId)]);
@@ -30,11 +31,23 @@ export async function retentionPreview(pool: Pool, req: RpcMethods['messages.ret
     );
     Object.assign(counts, rows[0]);
   }
+  if (req.tombstones) {
+    // Deleted messages the pass's scan cannot see (their MessageSent left the stream with the
+    // deletion); the partial index messages_tombstones_age (migration 0015) finds them.
+    // Ordered by the uuid itself (not its text), as the page's `chat_id > afterChatId` compares.
+    const { rows } = await pool.query<{ id: string; seq: number }>(
+      `SELECT chat_id::text AS id, max(seq) AS seq FROM messages.messages
+        WHERE deleted_at IS NOT NULL AND created_at < $1 AND ($2::uuid IS NULL OR chat_id > $2::uuid)
+        GROUP BY chat_id ORDER BY chat_id LIMIT $3`,
+      [req.tombstones.cutoff, req.tombstones.afterChatId, MAX_RPC_BATCH],
+    );
+    tombstones = rows.map((r) => ({ chatId: r.id, seq: Number(r.seq) }));
+  }
   if (req.receiptsCutoff !== null) {
     const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages.read_positions WHERE updated_at < $1', [req.receiptsCutoff]);
     counts.readReceipts = rows[0]?.n ?? 0;
   }
-  return { ...counts, heads };
+  return { ...counts, heads, ...(tombstones ? { tombstones } : {}) };
 }
 
 /**

@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { createLogger } from '@parley/log';
 import { openDeps } from '@parley/runtime';
 import { loadRetentionEnv } from './env.js';
 import { createJobMetrics, exportJobMetrics } from './job-metrics.js';
@@ -19,13 +20,19 @@ export async function runCleanup(argv: string[], source: Record<string, string |
   const now = values.now === undefined ? new Date() : new Date(values.now);
   if (Number.isNaN(now.getTime())) throw new Error(`--now: not an ISO 8601 time: ${values.now}`);
   const config = loadRetentionEnv(source);
-  const opened = await openDeps({ name: 'retention', env: config });
-  const { log, bus, namespace } = opened.deps;
   const metrics = createJobMetrics();
   const started = Date.now();
   let exitCode = 1;
   let report: PassReport | undefined;
+  let opened: Awaited<ReturnType<typeof openDeps>> | undefined;
+  // Until the dependencies are open (their logger with them), failures are logged here.
+  let log = createLogger({ service: 'retention', level: config.LOG_LEVEL });
   try {
+    // Inside the try: NATS unreachable is a failed pass (exit 1, the run exported),
+    // not bad settings (exit 2, nothing exported), so that RetentionLastRunFailed fires.
+    opened = await openDeps({ name: 'retention', env: config });
+    log = opened.deps.log;
+    const { bus, namespace } = opened.deps;
     // Waits for a running backup (its export must not lose events to this pass's purge).
     const release = await acquireJobLock(bus.nc, namespace, 'retention', { replicas: config.STREAM_REPLICAS });
     try {
@@ -72,8 +79,8 @@ export async function runCleanup(argv: string[], source: Record<string, string |
         log.warn({ err: error }, 'could not export the job metrics');
       });
     }
-    await opened.close();
-    await opened.stopTracing();
+    await opened?.close();
+    await opened?.stopTracing();
   }
   return report ? { exitCode, report } : { exitCode };
 }

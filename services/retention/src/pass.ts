@@ -19,6 +19,7 @@ import { cutoffsAt, expiryChunks, type Cutoffs, type RetentionDays } from './pol
 import { reapplyLedger, type LedgerReport } from './ledger.js';
 import { waitForProjectors, waitForReactors } from './projectors.js';
 import { scanExpired } from './scan.js';
+import { expiredTombstones } from './tombstones.js';
 
 export interface PassOptions {
   now: Date;
@@ -105,8 +106,8 @@ export interface PassDeps {
  * 0. Re-apply the erasure ledger (accounts and messages erased on request that a restore brought back).
  * 1. Scan each stream's expired part (everything stored before the class's cutoff).
  * 2. Ask the owning services what rows that is (the dry run stops here and reports).
- * 3. Publish deletion events: MessagesExpired per chat (bounded chunks), and one cutoff event each
- *    for the audit log, reset tokens and read receipts. The services' projectors delete the rows,
+ * 3. Publish deletion events: MessagesExpired per chat (bounded chunks), and a cutoff event for
+ *    each of the audit log, reset tokens and read receipts that has expired rows or events. The services' projectors delete the rows,
  *    files, cache entries and search entries, in bounded batches.
  * 4. Wait until those projectors have applied them.
  * 5. Compact the streams: fold each affected chat's structure into its ChatSnapshot, then purge
@@ -230,7 +231,16 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
 
   step('scan');
 
-  // 2. What that is in rows.
+  // 2. What that is in rows. First the tombstones the scan cannot see (their MessageSent left
+  // the stream with the deletion): each such chat expires up to its newest expired one, also a
+  // chat the scan found only structure events of, or nothing at all (expiredTombstones).
+  for (const [chatId, seq] of await expiredTombstones(deps, cutoffs.messages)) {
+    const chat = chats.get(chatId) ?? { messageSeqs: [], upToSeq: 0, markersOnly: true, expiredUpToSeq: 0 };
+    if (seq <= chat.expiredUpToSeq) continue; // an earlier pass's expiry covers it (not yet projected)
+    chat.upToSeq = Math.max(chat.upToSeq, seq);
+    chat.markersOnly = false;
+    chats.set(chatId, chat);
+  }
   const expiring = [...chats.entries()].filter(([, c]) => !c.markersOnly);
   const { rows, heads } = await previewRows(deps, expiring.map(([chatId, c]) => ({ chatId, upToSeq: c.upToSeq })), cutoffs);
   step('preview');
@@ -291,7 +301,11 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
     ['resets', subjects.resetRetention(ns), 'ResetTokensExpired', cutoffs.resetTokens, rows.resetTokens],
     ['receipts', subjects.receiptRetention(ns), 'ReadPositionsExpired', cutoffs.readReceipts, rows.readReceipts],
   ] as const) {
-    if (!expired) continue;
+    // Also when the preview counted no row but the scan found expired events: a lagging projector
+    // inserts their rows after the preview, and the purge (step 5) waits for it to do so. The
+    // cutoff event follows those events in the stream, so it deletes them; without it the rows
+    // outlived the period until the next pass.
+    if (!expired && tails[key].expired === 0) continue;
     const ack = await publishEvent(bus.js, subject, cutoffEvent(type, cutoff), { msgId: `expire:${key}:${cutoff.toISOString()}` });
     published[key] = ack.seq;
   }
@@ -419,7 +433,8 @@ async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: num
   const totals: Counts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
   const heads = new Map<string, number>();
   for (let i = 0; i === 0 || i < chats.length; i += MAX_RPC_BATCH) {
-    const { heads: page, ...counts } = await callRpc(
+    // Tombstones are not asked for here (expiredTombstones asks): none come back.
+    const { heads: page, tombstones: _none, ...counts } = await callRpc(
       bus,
       namespace,
       'messages.retentionPreview',

@@ -311,15 +311,18 @@ async function expireMessages(tx: PoolClient, events: MessagesExpired[]): Promis
   await tx.query(
     `WITH run AS (SELECT * FROM unnest($1::uuid[], $2::int[], $3::int[], $4::timestamptz[], $5::timestamptz[]) WITH ORDINALITY AS v(chat_id, after, up_to, at, cutoff, ord)),
           gone AS (DELETE FROM messages.messages m USING run WHERE m.chat_id = run.chat_id AND m.seq > run.after AND m.seq <= run.up_to
-                   RETURNING m.id, m.edit_stream_seqs, m.edited_at, run.at, run.cutoff, run.ord),
+                   RETURNING m.id, m.edit_stream_seqs, m.edited_at, m.stream_seq, m.deleted_at, run.at, run.cutoff, run.ord),
           reactions AS (DELETE FROM messages.reactions r USING gone WHERE r.message_id = gone.id),
           polls AS (DELETE FROM messages.polls p USING gone WHERE p.message_id = gone.id),
           dependents AS (DELETE FROM messages.dependent_events d USING gone WHERE d.message_id = gone.id RETURNING d.stream_seq, d.occurred_at, gone.at, gone.cutoff),
-          -- A message last edited before the cutoff has every edit before it.
+          -- A message last edited before the cutoff has every edit before it. A tombstone's row
+          -- stems from its MessageDeleted (stream_seq), which names the sender, time and
+          -- clientMsgId of the expired message: newer than the cutoff, it goes one by one too.
           content AS (
             INSERT INTO messages.stream_deletions (stream_seq, queued_at)
             SELECT stream_seq, at FROM dependents WHERE occurred_at IS NULL OR occurred_at >= cutoff
             UNION SELECT unnest(edit_stream_seqs), at FROM gone WHERE edited_at >= cutoff
+            UNION SELECT stream_seq, at FROM gone WHERE deleted_at >= cutoff
             ON CONFLICT DO NOTHING),
           links AS (DELETE FROM messages.message_attachments ma USING gone WHERE ma.message_id = gone.id RETURNING ma.message_id, ma.attachment_id, gone.at, gone.ord)
      INSERT INTO messages.released_attachments (attachment_id, reason, queued_at)
