@@ -31,8 +31,11 @@ describe('ensureBuckets: the owner creates a KV bucket and keeps its settings in
     const info = await bus.jsm.streams.info(`KV_${old}`);
     expect(info.config.max_age).toBe(3_600_000 * 1_000_000);
     expect(info.state.messages).toBe(1);
-    // Nothing to do the second time.
-    await ensureBuckets(bus, [{ bucket: old, ttlMs: 3_600_000, history: 1, replicas: 1, owner: 'users' }], log);
+    // Nothing to do the second time: no update is sent.
+    const updates: unknown[] = [];
+    const spy = { ...log, info: (...args: unknown[]) => updates.push(args), warn: (...args: unknown[]) => updates.push(args) } as unknown as typeof log;
+    await ensureBuckets(bus, [{ bucket: old, ttlMs: 3_600_000, history: 1, replicas: 1, owner: 'users' }], spy);
+    expect(updates).toEqual([]);
     expect((await bus.jsm.streams.info(`KV_${old}`)).config.max_age).toBe(3_600_000 * 1_000_000);
   });
 });

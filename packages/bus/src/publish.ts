@@ -102,7 +102,11 @@ export interface LastOnSubject {
 export async function lastOnSubject(jsm: JetStreamManager, stream: string, subject: string, options: { direct?: boolean } = {}): Promise<LastOnSubject | null> {
   const last = options.direct ? await jsm.direct.getMessage(stream, { last_by_subj: subject }) : await jsm.streams.getMessage(stream, { last_by_subj: subject });
   if (last) return { stored: last, indexed: true };
-  let found = await nextOnSubject(jsm, stream, subject, 1);
+  // Usually the subject is simply empty (a chat quiet past the retention period): asked the same
+  // way as the first question, so that a resume costs no request to the stream's leader for it.
+  const any = options.direct ? await jsm.direct.getMessage(stream, { next_by_subj: subject, seq: 1 }) : await nextOnSubject(jsm, stream, subject, 1);
+  if (!any) return null;
+  let found = options.direct ? await nextOnSubject(jsm, stream, subject, any.seq) : any;
   if (!found) return null;
   // The newest is `found` or lies in [lo, hi]; nothing on the subject between found and lo.
   let lo = found.seq + 1;

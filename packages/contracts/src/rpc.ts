@@ -214,7 +214,8 @@ export const RPC_SCHEMAS = {
    * MAX_RPC_BATCH chats per call. `heads` is each of those chats' last seq as the projection has
    * it: the basis of the pass's expiry event, since a chat's newest event may have been deleted
    * from the stream since (a reaction or edit that raced its message's deletion), and the stream's
-   * head alone would give its seq again. Optional for a messages service from before it.
+   * head alone would give its seq again. Answered when the request asks (`heads: true`); a
+   * messages service from before it refuses that request as invalid.
    *
    * `tombstones` asks for deleted messages (tombstones) created before `cutoff`, as each chat's
    * highest such seq, a page of at most MAX_RPC_BATCH chats after `afterChatId` (ascending): a
@@ -227,6 +228,8 @@ export const RPC_SCHEMAS = {
         chats: Type.Array(Type.Object({ chatId: Uuid, upToSeq: Seq }, strict), { maxItems: MAX_RPC_BATCH }),
         receiptsCutoff: Type.Union([Timestamp, Type.Null()]),
         tombstones: Type.Optional(Type.Object({ cutoff: Timestamp, afterChatId: Type.Union([Uuid, Type.Null()]) }, strict)),
+        /** Asks for `heads` (answered only when asked: a pass from before it refuses a reply with them). */
+        heads: Type.Optional(Type.Boolean()),
       },
       strict,
     ),

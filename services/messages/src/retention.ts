@@ -14,10 +14,12 @@ export async function retentionPreview(pool: Pool, req: RpcMethods['messages.ret
   const counts: MessagesRetentionCounts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
   let heads: { chatId: string; seq: number }[] = [];
   let tombstones: { chatId: string; seq: number }[] | undefined;
-  if (chats.length > 0) {
+  if (chats.length > 0 && req.heads) {
     // The projection's last seq counts events the stream may no longer hold (see the RPC's schema).
     const { rows: last } = await pool.query<{ id: string; last_seq: number }>('SELECT id::text, last_seq FROM messages.chats WHERE id = ANY($1::uuid[])', [chats.map((c) => c.chatId)]);
     heads = last.map((r) => ({ chatId: r.id, seq: Number(r.last_seq) }));
+  }
+  if (chats.length > 0) {
     const { rows } = await pool.query<Omit<MessagesRetentionCounts, 'readReceipts'>>(
       `WITH expired AS (
          SELECT m.id FROM unnest($1::uuid[], $2::int[]) AS c(chat_id, up_to)
@@ -47,7 +49,7 @@ export async function retentionPreview(pool: Pool, req: RpcMethods['messages.ret
     const { rows } = await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM messages.read_positions WHERE updated_at < $1', [req.receiptsCutoff]);
     counts.readReceipts = rows[0]?.n ?? 0;
   }
-  return { ...counts, heads, ...(tombstones ? { tombstones } : {}) };
+  return { ...counts, ...(req.heads ? { heads } : {}), ...(tombstones ? { tombstones } : {}) };
 }
 
 /**

@@ -1,4 +1,4 @@
-import { callRpc, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, edgeBytesFor, eraseBeforePurge, erasesPurgeEdge, publishEvent, purgePaced, purgeStepFor, WrongLastSequenceError, type Bus, type PurgeEdge } from '@parley/bus';
+import { callRpc, InvalidRequestError, chatSnapshotOf, deleteStreamSequences, deleteSubjectMessages, eachConcurrently, edgeBytesFor, eraseBeforePurge, erasesPurgeEdge, publishEvent, purgePaced, purgeStepFor, WrongLastSequenceError, type Bus, type PurgeEdge } from '@parley/bus';
 import { foldSnapshot } from '@parley/chat-domain';
 import { ChatWriter, chatSequencer, expiryBasis } from '@parley/chat-writer';
 import {
@@ -432,15 +432,20 @@ async function previewRows(deps: PassDeps, chats: { chatId: string; upToSeq: num
   const { bus, namespace } = deps;
   const totals: Counts = { messages: 0, reactions: 0, polls: 0, pollVotes: 0, attachments: 0, readReceipts: 0 };
   const heads = new Map<string, number>();
+  let askHeads = true;
   for (let i = 0; i === 0 || i < chats.length; i += MAX_RPC_BATCH) {
+    const request = { chats: chats.slice(i, i + MAX_RPC_BATCH), receiptsCutoff: i === 0 ? cutoffs.readReceipts.toISOString() : null };
+    const ask = () => callRpc(bus, namespace, 'messages.retentionPreview', askHeads ? { ...request, heads: true } : request, 60_000);
+    // A messages service from before `heads` refuses the question as invalid: asked again without,
+    // the expiry builds on the stream's head alone, as it did before (docs/reliability.md).
+    const answer = await ask().catch((error: unknown) => {
+      if (!askHeads || !(error instanceof InvalidRequestError)) throw error;
+      askHeads = false;
+      deps.log.warn({ err: error.message }, 'the messages service does not answer the chats\' last seqs (a version before this pass): expiries build on the streams\' heads alone');
+      return ask();
+    });
     // Tombstones are not asked for here (expiredTombstones asks): none come back.
-    const { heads: page, tombstones: _none, ...counts } = await callRpc(
-      bus,
-      namespace,
-      'messages.retentionPreview',
-      { chats: chats.slice(i, i + MAX_RPC_BATCH), receiptsCutoff: i === 0 ? cutoffs.readReceipts.toISOString() : null },
-      60_000,
-    );
+    const { heads: page, tombstones: _none, ...counts } = answer;
     for (const [k, v] of Object.entries(counts)) totals[k] = (totals[k] ?? 0) + v;
     for (const { chatId, seq } of page ?? []) heads.set(chatId, seq);
   }

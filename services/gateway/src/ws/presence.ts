@@ -138,6 +138,7 @@ export class Presence {
   async start(): Promise<void> {
     const kvm = new Kvm(this.deps.bus.nc);
     this.kv = await whileJetStreamStarts('creating the presence bucket', () => kvm.create(subjects.presenceBucket(this.deps.namespace), { ttl: KEY_TTL_MS, history: 1, replicas: this.deps.replicas }), this.deps.log);
+    await this.keepKeysForTheTtl();
     await whileJetStreamStarts('creating the last-seen bucket', () => this.lastSeen.start(), this.deps.log);
     this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
       callback: (err, msg) => {
@@ -378,6 +379,24 @@ export class Presence {
       sent += 1;
     }
     if (sent > 0) this.deps.metrics.websocketMessages.inc({ direction: 'out', op: 'presence' }, sent);
+  }
+
+  /**
+   * A bucket made by a release that refreshed every user's key every 10 s has a 30 s TTL, and keys
+   * written every KEY_REFRESH_MS would expire between refreshes. The users service raises it at its
+   * start (ensureBuckets); so does the gateway where its authorization still allows the update (one
+   * generated before 2026-12-07, when the gateway owned the bucket). Otherwise it says so and waits
+   * for users: it may no longer change the bucket.
+   */
+  private async keepKeysForTheTtl(): Promise<void> {
+    const maxAge = KEY_TTL_MS * 1_000_000; // nanoseconds
+    const info = await this.deps.bus.jsm.streams.info(this.stream);
+    if (info.config.max_age === 0 || info.config.max_age >= maxAge) return;
+    await this.deps.bus.jsm.streams.update(this.stream, { max_age: maxAge }).then(
+      () => this.deps.log.info({ stream: this.stream }, 'presence keys now live for the refresh period'),
+      (error: unknown) =>
+        this.deps.log.warn({ err: (error as Error).message, stream: this.stream, maxAgeSeconds: info.config.max_age / 1e9 }, 'the presence bucket keeps keys shorter than their refresh period, and this gateway may not change it: start the users service, which does'),
+    );
   }
 
   private failed(what: string): (error: unknown) => void {
