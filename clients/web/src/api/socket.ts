@@ -36,8 +36,8 @@ export interface RealtimeHandlers {
   onProfile?: (user: User) => void;
   onStatus?: (status: ConnectionStatus) => void;
   /**
-   * The access token was refused (4401) or the connection failed before opening: return the token
-   * to use next (a fresh one if it could be had), or null when the session is over.
+   * The access token was refused (4401): return the token to use next (a fresh one if it could be
+   * had), or null when the session is over.
    */
   renewToken: () => Promise<string | null>;
 }
@@ -137,8 +137,9 @@ export class RealtimeClient {
    */
   renew(token: string): void {
     this.token = token;
-    // A socket still authenticating uses the token it sent; a refusal brings a reconnect with this one.
-    if (this.status === 'online') this.write({ op: 'auth', token });
+    // Also on a socket still authenticating: the gateway takes a socket's frames in order, so this
+    // renews it right after the first auth frame is done.
+    this.write({ op: 'auth', token });
   }
 
   /** Drops the connection as a network failure would, and reconnects (used by tests and "retry now"). */
@@ -154,11 +155,16 @@ export class RealtimeClient {
     // would be good there for its 15 minutes.
     const socket = this.factory(this.wsUrl);
     this.socket = socket;
-    let opened = false;
     socket.onopen = () => {
       if (this.socket !== socket) return;
-      opened = true;
+      // The gateway takes a socket's frames in order, after each other: the resume goes right
+      // behind the auth frame, so it arrives within the gateway's grace and runs once the socket is
+      // set up (waiting for `authenticated` first let live events overtake it when set-ups were
+      // slow). A refused token closes the socket (4401) before the resume is read.
       socket.send(JSON.stringify({ op: 'auth', token: this.token }));
+      this.resuming = true;
+      this.write({ op: 'resume', cursors: this.cursors.snapshot() });
+      this.startPing();
     };
     socket.onmessage = (ev) => {
       if (this.socket !== socket) return;
@@ -178,9 +184,9 @@ export class RealtimeClient {
       if (this.stopped) return;
       this.setStatus('offline');
       if (ev.code === CLOSE_TOO_BIG) this.pending.clear();
-      // A token refused is closed with 4401 (the auth frame). A refused upgrade reaches a browser
-      // as a close before open, with no code to tell why: renew the token then as well.
-      if (ev.code === CLOSE_UNAUTHORIZED || !opened) void this.renewAndReconnect();
+      // A token refused is closed with 4401 (the auth frame). The upgrade carries no token, so a
+      // close before open (a refused upgrade, a network failure) is no reason to refresh it.
+      if (ev.code === CLOSE_UNAUTHORIZED) void this.renewAndReconnect();
       else this.scheduleReconnect();
     };
   }
@@ -260,11 +266,6 @@ export class RealtimeClient {
     // socket closed right after it opens (1011, 1008) or a send refused as unavailable on every
     // reconnect would otherwise be retried four times a second for as long as it lasts.
     this.setStatus('online');
-    // First frame after authentication: resume (even with no cursors, it ends the gateway's
-    // holding at once).
-    this.resuming = true;
-    this.write({ op: 'resume', cursors: this.cursors.snapshot() });
-    this.startPing();
   }
 
   private onError(frame: { code: string; message: string; ref?: string }): void {
