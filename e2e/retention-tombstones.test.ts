@@ -1,7 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
+import { publishEvent } from '@parley/bus';
+import { buildMeta, newId, type ChatEvent } from '@parley/contracts';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
@@ -112,5 +115,36 @@ describe('retention: tombstones of deleted messages expire with the messages', (
     expect(pass.report?.rows.messages).toBe(1);
     expect(Number((await db.query('SELECT count(*) AS n FROM messages.messages WHERE chat_id = $1', [group])).rows[0].n)).toBe(0);
     expect((await storedMessages(nc, `${env.namespace}_chats`)).filter((m) => m.text.includes(sent.id))).toEqual([]);
+  });
+
+  it('never expires past a fresh message: an older message given a higher seq (a retried send keeps its first time) is left', async () => {
+    const cal = await register(stack);
+    const chatId = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: cal.id } })).body.id as string;
+    await new Promise((r) => setTimeout(r, 50));
+    const cutoff = new Date();
+    await new Promise((r) => setTimeout(r, 50));
+    const fresh = (await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken, body: { clientMsgId: 'fresh', body: 'fresh' } })).body as { id: string; seq: number };
+    // A send built before the cutoff that lost its first append to the fresh one and was stored
+    // after it, its time kept, as ChatWriter stores a retried send.
+    const subject = `${env.namespace}.chat.${chatId}`;
+    const jsm = await jetstreamManager(nc);
+    const head = (await jsm.streams.getMessage(`${env.namespace}_chats`, { last_by_subj: subject }))!;
+    const older = newId();
+    const retried = {
+      type: 'MessageSent',
+      version: 1,
+      chatId,
+      seq: fresh.seq + 1,
+      data: { messageId: older, senderId: ann.id, clientMsgId: 'older', body: 'older', replyTo: null, attachmentIds: [] },
+      meta: buildMeta({ eventId: newId(), occurredAt: new Date(cutoff.getTime() - 1_000), actorId: ann.id, correlationId: newId() }),
+    } as ChatEvent;
+    await publishEvent(jetstream(nc), subject, retried, { msgId: `older:${chatId}`, expectLastSubjectSequence: head.seq });
+    await eventually(async () => (await http(stack, 'DELETE', `/api/v1/messages/${older}`, { token: ann.accessToken })).status === 204 || undefined, 10_000, 'the older message deleted');
+    const pass = await runCleanup(['--now', new Date(cutoff.getTime() + 30 * DAY_MS).toISOString()], { ...vars, RETENTION_ORPHAN_FILE_GRACE_SECONDS: '0' }, () => {});
+    expect(pass.exitCode).toBe(0);
+    // The fresh message stays (an expiry up to the tombstone's seq took it); the tombstone waits
+    // for the fresh message's own expiry.
+    expect((await http(stack, 'GET', `/api/v1/chats/${chatId}/messages`, { token: cal.accessToken })).body.items.map((m: { id: string }) => m.id)).toContain(fresh.id);
+    expect(Number((await db.query('SELECT count(*) AS n FROM messages.messages WHERE id = $1', [fresh.id])).rows[0].n)).toBe(1);
   });
 });

@@ -37,10 +37,15 @@ export async function retentionPreview(pool: Pool, req: RpcMethods['messages.ret
     // Deleted messages the pass's scan cannot see (their MessageSent left the stream with the
     // deletion); the partial index messages_tombstones_age (migration 0015) finds them.
     // Ordered by the uuid itself (not its text), as the page's `chat_id > afterChatId` compares.
+    // Not one with a fresh message below it: a seq follows the stream, a time the writer's clock,
+    // and a send retried after a conflict (or appended again by the seq repair) keeps its first
+    // time, so an older message can hold a higher seq than a fresh one, and an expiry up to it
+    // would take the fresh one (expireMessages goes by seq).
     const { rows } = await pool.query<{ id: string; seq: number }>(
-      `SELECT chat_id::text AS id, max(seq) AS seq FROM messages.messages
-        WHERE deleted_at IS NOT NULL AND created_at < $1 AND ($2::uuid IS NULL OR chat_id > $2::uuid)
-        GROUP BY chat_id ORDER BY chat_id LIMIT $3`,
+      `SELECT t.chat_id::text AS id, max(t.seq) AS seq FROM messages.messages t
+        WHERE t.deleted_at IS NOT NULL AND t.created_at < $1 AND ($2::uuid IS NULL OR t.chat_id > $2::uuid)
+          AND NOT EXISTS (SELECT 1 FROM messages.messages f WHERE f.chat_id = t.chat_id AND f.seq < t.seq AND f.created_at >= $1)
+        GROUP BY t.chat_id ORDER BY t.chat_id LIMIT $3`,
       [req.tombstones.cutoff, req.tombstones.afterChatId, MAX_RPC_BATCH],
     );
     tombstones = rows.map((r) => ({ chatId: r.id, seq: Number(r.seq) }));

@@ -7,8 +7,9 @@ import type { Logger } from '@parley/log';
  * `cutoff`, as the messages service has them. The scan cannot find these: a deletion removes the
  * message's MessageSent from the stream (the stream-content reactor), so a chat whose old messages
  * were deleted kept their tombstones past the retention period, and one whose only old message
- * was deleted got no MessagesExpired at all. Every seq below such a tombstone is older still, so
- * the pass expires the chat up to it.
+ * was deleted got no MessagesExpired at all. The messages service names only tombstones with no
+ * fresh message below them (a seq can be given after a fresh one to an older send: its retry keeps
+ * its first time), so the pass expires the chat up to it.
  *
  * A messages service from before this question refuses it as invalid: the pass warns and goes on
  * without (the tombstones stay until that service is upgraded), as it did before.
