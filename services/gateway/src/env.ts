@@ -21,7 +21,7 @@ export const GatewayEnv = {
    * account or one address cannot hold the gateway's sockets (issue 23, finding 10).
    */
   WS_MAX_SOCKETS_PER_USER: Type.Number({ default: 32, minimum: 1 }),
-  WS_MAX_UNAUTHENTICATED_PER_ADDRESS: Type.Number({ default: 16, minimum: 1 }),
+  WS_MAX_UNAUTHENTICATED_PER_ADDRESS: Type.Number({ default: 256, minimum: 1 }),
   /**
    * Batches of authenticated sockets' set-ups (memberships, presence snapshots: up to 50 sockets
    * waiting together, a few requests to the services) and closed sockets' presence tear-downs
