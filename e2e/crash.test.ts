@@ -1,24 +1,15 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connectBus, ensureStreams, Sequencer, type Bus } from '@parley/bus';
 import { buildMeta, declaredStreams, messageSent, newId, sendMessageId, streamName, subjects, type ChatCreated, type MessageDeleted } from '@parley/contracts';
 import { createLogger } from '@parley/log';
-import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
+import { createTestEnv, eventually, freePort, type TestEnv } from '@parley/testing';
 
 const root = path.resolve(import.meta.dirname, '..');
 const MESSAGES_MAIN = path.join(root, 'services/messages/dist/main.js');
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 function startMessages(env: Record<string, string>): { child: ChildProcess; exited: Promise<NodeJS.Signals | number | null> } {
   const child = spawn(process.execPath, [MESSAGES_MAIN], { env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit'] });

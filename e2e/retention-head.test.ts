@@ -1,17 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import type { NatsConnection } from '@nats-io/transport-node';
-import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { publishEvent } from '@parley/bus';
 import { buildMeta, newId, streamName, subjects, type ChatEvent } from '@parley/contracts';
-import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { runCleanup } from '../services/retention/src/cli.js';
-import { http, register, startServices, storedMessages, TestSocket, type Account, type Services } from './stack.js';
-
-const DAY_MS = 86_400_000;
+import { eventually } from '@parley/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { appendAfterHead, DAY_MS, startRetentionStack, type RetentionStack } from './retention-kit.js';
+import { http, storedMessages, TestSocket } from './stack.js';
 
 /**
  * A chat whose newest event was deleted from the stream: a reaction that raced its message's
@@ -23,31 +14,16 @@ const DAY_MS = 86_400_000;
  * writer that lost the race appends it (the chat's next seq, after the head it had read).
  */
 describe('retention: the expiry of a chat whose newest event the stream no longer holds', () => {
-  let env: TestEnv;
-  let vars: Record<string, string>;
-  let stack: Services;
-  let nc: NatsConnection;
-  let db: pg.Client;
-  let ann: Account;
-  let bob: Account;
-
+  let rs: RetentionStack;
   beforeAll(async () => {
-    env = await createTestEnv();
-    vars = { ...env.env, PORT: '0', METRICS_PORT: '0', PROJECTOR_ACK_WAIT_MS: '2000', ATTACHMENTS_DIR: mkdtempSync(path.join(tmpdir(), 'parley-retention-head-')), MAIL_DIR: mkdtempSync(path.join(tmpdir(), 'parley-retention-head-mail-')), MESSAGE_RETENTION_DAYS: '30' };
-    stack = await startServices(vars);
-    nc = await env.connectNats('retention-head-test');
-    db = new pg.Client({ connectionString: env.databaseUrl });
-    await db.connect();
-    [ann, bob] = [await register(stack), await register(stack)];
+    rs = await startRetentionStack('retention-head', { MESSAGE_RETENTION_DAYS: '30' });
   });
   afterAll(async () => {
-    await db?.end();
-    await nc?.close();
-    await stack?.stop().catch(() => {});
-    await env?.cleanup();
+    await rs?.stop();
   });
 
   it('takes the next seq after the deleted event, and an open client is told', async () => {
+    const { services: stack, ann, bob, db, nc, env } = rs;
     const chatId = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id as string;
     const socket = await TestSocket.open(stack.wsUrl, bob.accessToken);
     try {
@@ -60,8 +36,8 @@ describe('retention: the expiry of a chat whose newest event the stream no longe
       // Bob's reaction to the deleted message, decided before its deletion, stored after it.
       const stream = streamName(env.namespace, 'chats');
       const subject = subjects.chat(env.namespace, chatId);
-      const jsm = await jetstreamManager(nc);
-      const head = (await jsm.streams.getMessage(stream, { last_by_subj: subject }))!;
+      const onSubject = async () => (await storedMessages(nc, stream)).filter((m) => m.subject === subject);
+      const head = (await onSubject()).at(-1)!;
       const raced = {
         type: 'ReactionAdded',
         version: 1,
@@ -70,11 +46,10 @@ describe('retention: the expiry of a chat whose newest event the stream no longe
         data: { messageId: gone.id, userId: bob.id, emoji: '👍' },
         meta: buildMeta({ eventId: newId(), occurredAt: new Date(), actorId: bob.id, correlationId: newId() }),
       } as ChatEvent;
-      await publishEvent(jetstream(nc), subject, raced, { msgId: `raced:${chatId}`, expectLastSubjectSequence: head.seq });
+      await appendAfterHead(nc, env.namespace, raced, `raced:${chatId}`);
       expect((await socket.next((f) => f.type === 'reaction.added' && f.chatId === chatId)).seq).toBe(raced.seq);
       // The projection drops it and the stream-content reactor deletes it: the stream's head is
       // the deletion again, while the chat has had seq `raced.seq`.
-      const onSubject = async () => (await storedMessages(nc, stream)).filter((m) => m.subject === subject);
       await eventually(async () => (await onSubject()).every((m) => !m.text.includes('"ReactionAdded"')) || undefined, 10_000, 'the raced reaction deleted from the stream');
       expect((await onSubject()).at(-1)?.seq).toBe(head.seq);
       expect(Number((await db.query('SELECT last_seq FROM messages.chats WHERE id = $1', [chatId])).rows[0].last_seq)).toBe(raced.seq);
@@ -90,7 +65,7 @@ describe('retention: the expiry of a chat whose newest event the stream no longe
       }
 
       // A pass a month and more later, in a chat quiet since.
-      const pass = await runCleanup(['--now', new Date(Date.now() + 31 * DAY_MS).toISOString()], vars, () => {});
+      const pass = await rs.passAt(new Date(Date.now() + 31 * DAY_MS));
       expect(pass.exitCode).toBe(0);
       expect(pass.report?.rows.messages).toBe(2);
       const expired = await socket.next((f) => f.type === 'chat.updated' && f.chatId === chatId && f.data.historyExpiredUpToSeq !== undefined, 10_000);

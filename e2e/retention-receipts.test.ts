@@ -1,14 +1,8 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
-import { runCleanup } from '../services/retention/src/cli.js';
-import { cachedTexts, http, register, startServices, type Account, type Services } from './stack.js';
-
-const DAY_MS = 86_400_000;
+import { eventually } from '@parley/testing';
+import { DAY_MS, startRetentionStack, type RetentionStack } from './retention-kit.js';
+import { cachedTexts, http } from './stack.js';
 
 /**
  * An expired read position must stop counting at once: the receipts projection dropped the cached
@@ -17,38 +11,27 @@ const DAY_MS = 86_400_000;
  * REDIS_CHATS_TTL (30 minutes by default).
  */
 describe('retention: an expired read position leaves the cached chat lists', () => {
-  let env: TestEnv;
-  let vars: Record<string, string>;
-  let stack: Services;
-  let db: pg.Client;
+  let rs: RetentionStack;
   let redis: Redis;
-  let ann: Account;
-  let bob: Account;
 
   beforeAll(async () => {
-    env = await createTestEnv();
     // Only read receipts expire: the messages stay (a year), so the unread count has something to count.
-    vars = { ...env.env, PORT: '0', METRICS_PORT: '0', PROJECTOR_ACK_WAIT_MS: '2000', ATTACHMENTS_DIR: mkdtempSync(path.join(tmpdir(), 'parley-retention-receipts-')), MAIL_DIR: mkdtempSync(path.join(tmpdir(), 'parley-receipts-mail-')), READ_RECEIPT_RETENTION_DAYS: '30' };
-    stack = await startServices(vars);
-    db = new pg.Client({ connectionString: env.databaseUrl });
-    await db.connect();
-    redis = new Redis(env.redisUrl);
-    [ann, bob] = [await register(stack), await register(stack)];
+    rs = await startRetentionStack('retention-receipts', { READ_RECEIPT_RETENTION_DAYS: '30' });
+    redis = new Redis(rs.env.redisUrl);
   });
   afterAll(async () => {
     await redis?.quit();
-    await db?.end();
-    await stack?.stop().catch(() => {});
-    await env?.cleanup();
+    await rs?.stop();
   });
 
   it('counts every message as unread again once the position expired, also where the list was cached', async () => {
+    const { services: stack, ann, bob, env } = rs;
     const chatId = (await http(stack, 'POST', '/api/v1/chats', { token: ann.accessToken, body: { type: 'direct', userId: bob.id } })).body.id;
     const send = async (clientMsgId: string) => (await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: ann.accessToken, body: { clientMsgId, body: clientMsgId } })).body as { id: string };
     await send('one');
     const two = await send('two');
     expect((await http(stack, 'POST', `/api/v1/chats/${chatId}/read`, { token: bob.accessToken, body: { messageId: two.id } })).status).toBe(204);
-    await eventually(async () => Number((await db.query('SELECT count(*) AS n FROM messages.read_positions')).rows[0].n) === 1 || undefined);
+    await eventually(async () => (await rs.count('SELECT count(*) AS n FROM messages.read_positions')) === 1 || undefined);
     const unread = async () => ((await http(stack, 'GET', '/api/v1/chats', { token: bob.accessToken })).body.items as { id: string; unreadCount: number }[]).find((c) => c.id === chatId)?.unreadCount;
     expect(await unread()).toBe(0);
     // Bob's list is cached now, with the count from his position.
@@ -57,10 +40,10 @@ describe('retention: an expired read position leaves the cached chat lists', () 
 
     await new Promise((r) => setTimeout(r, 50));
     const cutoff = new Date();
-    const pass = await runCleanup(['--now', new Date(cutoff.getTime() + 30 * DAY_MS).toISOString()], vars, () => {});
+    const pass = await rs.passAt(new Date(cutoff.getTime() + 30 * DAY_MS));
     expect(pass.exitCode).toBe(0);
     expect(pass.report?.rows.readReceipts).toBe(1);
-    expect(Number((await db.query('SELECT count(*) AS n FROM messages.read_positions')).rows[0].n)).toBe(0);
+    expect(await rs.count('SELECT count(*) AS n FROM messages.read_positions')).toBe(0);
     // The list is dropped after the projection's commit (and ack, which the pass waited for).
     expect(await eventually(async () => ((await unread()) === 2 ? 2 : undefined), 5_000, 'both messages unread for bob')).toBe(2);
   });

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 import { readStream } from '@parley/bus';
 import { cacheKeyFrom, openSealed } from '@parley/cache';
 import { DEV_CACHE_KEY } from '@parley/config';
-import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
+import { createTestEnv, eventually, freePort, type TestEnv } from '@parley/testing';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
@@ -28,14 +28,7 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
-/** A TCP port free on loopback now, for a service a test starts as its own process. */
-export async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((resolve) => s.listen(0, '127.0.0.1', resolve));
-  const { port } = s.address() as net.AddressInfo;
-  await new Promise((resolve) => s.close(resolve));
-  return port;
-}
+export { freePort };
 
 /**
  * One more gateway, as its own compiled process (`services/gateway/dist/main.js`) on `stack`'s

@@ -2,23 +2,14 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { createServer } from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
-import { AuthenticatedNats, natsServerAvailable } from '@parley/testing';
+import { AuthenticatedNats, freePort, natsServerAvailable } from '@parley/testing';
 import { BusCredentialsError, compareVersions, connectBus, IncompatibleServerError, readNkeySeed, redactUrl } from './connect.js';
 
 const log = createLogger({ service: 'test', level: 'silent' });
 const NATS_SERVER = '/usr/sbin/nats-server';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 describe('connectBus', () => {
   const children: ReturnType<typeof spawn>[] = [];

@@ -1,15 +1,10 @@
 import { hostname } from 'node:os';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { NatsConnection } from '@nats-io/transport-node';
-import { JOB_LOCK_TTL_MS } from '@parley/contracts';
+import { declaredBuckets } from '@parley/contracts';
+import { openBucket } from './buckets.js';
 
-/**
- * The bucket's age limit (JOB_LOCK_TTL_MS): a key older than this is dropped whatever it says.
- * Every renewal writes the key again, so only a holder of the old format (no lease, from before
- * renewals) meets it.
- */
-const LOCK_TTL_MS = JOB_LOCK_TTL_MS;
 /**
  * How long a holder that stopped renewing keeps the lock: a job killed holding it (an OOM-killed
  * CronJob pod) held it for the whole TTL, 6 h, while every retention pass failed on it. Measured on
@@ -43,7 +38,7 @@ export async function acquireJobLock(
   job: LockedJob,
   options: { replicas?: number; waitMs?: number; leaseMs?: number } = {},
 ): Promise<() => Promise<void>> {
-  const kv = await new Kvm(nc).create(`${namespace}_retention`, { ttl: LOCK_TTL_MS, history: 1, replicas: options.replicas ?? 1 });
+  const kv = await openBucket(nc, declaredBuckets(namespace, options.replicas ?? 1).jobLock);
   const deadline = Date.now() + (options.waitMs ?? 30 * 60_000);
   const leaseMs = options.leaseMs ?? LEASE_MS;
   // `lease`: this holder renews the key (a waiter may take over once it stops); older holders do not.

@@ -1,26 +1,16 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger } from '@parley/log';
-import { NATS_SERVER_BIN } from '@parley/testing';
+import { freePort, NATS_SERVER_BIN } from '@parley/testing';
 import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { connectBus, type Bus } from './connect.js';
 import { JetStreamUnavailableError, whileJetStreamStarts } from './startup.js';
 import { ensureStreams } from './streams.js';
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-    server.on('error', reject);
-  });
-}
 
 /**
  * A 3-node cluster started one node at a time: with one node up JetStream has no meta leader (it

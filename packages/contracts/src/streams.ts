@@ -165,13 +165,19 @@ export interface BucketDeclaration {
 
 /** A presence key lives this long unless written again (gateways refresh theirs well inside it). */
 export const PRESENCE_KEY_TTL_MS = 60 * 60_000;
-/** The job lock bucket's age limit (packages/bus/src/job-lock.ts says why it hardly matters). */
+/**
+ * The job lock bucket's age limit: a key older than this is dropped whatever it says. Every renewal
+ * writes the key again (packages/bus/src/job-lock.ts), so only a holder of the old format (no
+ * lease, from before renewals) meets it.
+ */
 export const JOB_LOCK_TTL_MS = 6 * 3600_000;
 
-export function declaredBuckets(ns: string, replicas = 1): BucketDeclaration[] {
-  return [
-    { bucket: subjects.presenceBucket(ns), ttlMs: PRESENCE_KEY_TTL_MS, history: 1, replicas, owner: 'users' },
-    { bucket: subjects.lastSeenBucket(ns), history: 1, replicas, owner: 'users' },
-    { bucket: `${ns}_retention`, ttlMs: JOB_LOCK_TTL_MS, history: 1, replicas, owner: 'messages' },
-  ];
+export type BucketKey = 'presence' | 'lastSeen' | 'jobLock';
+
+export function declaredBuckets(ns: string, replicas = 1): Record<BucketKey, BucketDeclaration> {
+  return {
+    presence: { bucket: subjects.presenceBucket(ns), ttlMs: PRESENCE_KEY_TTL_MS, history: 1, replicas, owner: 'users' },
+    lastSeen: { bucket: subjects.lastSeenBucket(ns), history: 1, replicas, owner: 'users' },
+    jobLock: { bucket: `${ns}_retention`, ttlMs: JOB_LOCK_TTL_MS, history: 1, replicas, owner: 'messages' },
+  };
 }

@@ -159,7 +159,7 @@ export async function openDeps<D extends Deps = Deps>(spec: Pick<ServiceSpec<D>,
   const keys = Object.keys(declared) as StreamKey[];
   // A NATS cluster still electing its JetStream leader answers nothing yet: wait for it (startup.ts).
   await whileJetStreamStarts('creating its streams', () => ensureStreams(bus.jsm, keys.filter((k) => STREAM_OWNERS[k] === principal).map((k) => declared[k]), log), log);
-  const buckets = declaredBuckets(namespace, env.STREAM_REPLICAS).filter((b) => b.owner === principal);
+  const buckets = Object.values(declaredBuckets(namespace, env.STREAM_REPLICAS)).filter((b) => b.owner === principal);
   if (buckets.length > 0) await whileJetStreamStarts('creating its buckets', () => ensureBuckets(bus, buckets, log), log);
   await whileJetStreamStarts('waiting for the streams of other services', () => waitForStreams(bus.jsm, (STREAMS_AWAITED[principal] ?? []).map((k) => ({ name: declared[k].name, owner: STREAM_OWNERS[k] })), log), log);
   const cache = openCache(principal, env, namespace, log, metrics);

@@ -1,18 +1,10 @@
-import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { freePort } from '@parley/testing';
 import { runCleanup } from './cli.js';
 
-/** A port nothing listens on: taken from the OS, then let go. */
-async function closedPort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as { port: number };
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /**
  * A pass whose dependencies cannot be opened (NATS down) failed as a run: it exited 2, reserved
@@ -33,7 +25,7 @@ describe('runCleanup when NATS is unreachable', () => {
     await writeFile(textfile, 'retention_last_success_timestamp_seconds 1700000000\n');
     const lines: string[] = [];
     const before = Date.now() / 1000;
-    const result = await runCleanup(['--now', '2027-01-01T00:00:00Z'], { NATS_URL: `nats://127.0.0.1:${await closedPort()}`, LOG_LEVEL: 'silent', RETENTION_METRICS_TEXTFILE: textfile }, (line) => lines.push(line));
+    const result = await runCleanup(['--now', '2027-01-01T00:00:00Z'], { NATS_URL: `nats://127.0.0.1:${await freePort()}`, LOG_LEVEL: 'silent', RETENTION_METRICS_TEXTFILE: textfile }, (line) => lines.push(line));
     expect(result).toEqual({ exitCode: 1 });
     expect(lines.join('\n')).toMatch(/^retention pass failed: /);
     const exported = await readFile(textfile, 'utf8');

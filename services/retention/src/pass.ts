@@ -278,18 +278,21 @@ export async function runRetentionPass(deps: PassDeps, options: PassOptions): Pr
   const published: Partial<Record<'chats' | 'audit' | 'resets' | 'receipts', number>> = {};
   // Chats side by side (each chat's chunks in order): one append waits for its ack before the next.
   await eachConcurrently(expiring, EXPIRY_CONCURRENCY, async ([chatId, chat]) => {
+    // Not the stream's head alone: the chat's newest event may have been deleted from the stream
+    // (a reaction or edit that raced its message's deletion, removed by the stream-content
+    // reactor), and this process has no memory of the chat, so the stream's head alone gave the
+    // expiry that event's seq again, and gateways dropped the expiry as delivered. The projection
+    // counted that event (the reactor deletes only what it projected). Read once per chat: each
+    // chunk's expiry is the head after it, and a writer appending meanwhile is folded in by the
+    // chat writer (the basis is a lower bound).
+    let head = Math.max(await sequencer.currentSeq(subjects.chat(ns, chatId)), heads.get(chatId) ?? 0);
     for (const upToSeq of expiryChunks(chat.messageSeqs, chat.upToSeq, options.batchMessages)) {
-      // Not the stream's head alone: the chat's newest event may have been deleted from the stream
-      // (a reaction or edit that raced its message's deletion, removed by the stream-content
-      // reactor), and this process has no memory of the chat, so the stream's head alone gave the
-      // expiry that event's seq again, and gateways dropped the expiry as delivered. The projection
-      // counted that event (the reactor deletes only what it projected).
-      const head = Math.max(await sequencer.currentSeq(subjects.chat(ns, chatId)), heads.get(chatId) ?? 0);
       // Everything older than the cutoff goes with the purge in step 5: the projection queues only
       // the newer events that refer to these messages for deletion one by one.
       const command = { type: 'ExpireMessages' as const, upToSeq, cutoff: cutoffs.messages.toISOString() };
       const appended = await writer.execute(chatId, command, expiryBasis(head, chat.expiredUpToSeq), { msgId: `expire:${chatId}:${upToSeq}`, actorId: null, occurredAt: options.now });
       if ('refusal' in appended) continue; // expired already (a pass that died after appending)
+      head = Math.max(head, appended.event.seq);
       chat.expiredUpToSeq = upToSeq;
       published.chats = Math.max(published.chats ?? 0, appended.streamSeq);
     }

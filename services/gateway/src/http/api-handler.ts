@@ -7,6 +7,7 @@ import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { normaliseAddress } from './client-address.js';
+import { endWith } from './end.js';
 import { isJsonMediaType } from './media-type.js';
 import { isPublic, ownerOf, timeoutOf } from './routing.js';
 
@@ -106,11 +107,8 @@ export function apiHandler(deps: ApiHandlerDeps) {
         // (issue 23, finding 10).
         if (!response.headers?.['cache-control']) res.writeHeader('cache-control', 'no-store');
         if (payload) res.writeHeader('content-type', 'application/json; charset=utf-8');
-        // HEAD: the GET answer's headers and length, never its body (RFC 9110 9.3.2). With
-        // Connection: close, because uWebSockets.js answers no further request on a connection
-        // after endWithoutBody (a keep-alive client would hang on its next request).
-        if (method === 'HEAD') res.endWithoutBody(Buffer.byteLength(payload), true);
-        else res.end(payload);
+        // HEAD: the GET answer's headers and length, never its body (end.ts).
+        endWith(res, method === 'HEAD', payload);
       });
       const labels = { method, route: state.route, status_code: String(response.status) };
       deps.metrics.httpRequestsTotal.inc(labels);

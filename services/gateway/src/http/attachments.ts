@@ -6,6 +6,7 @@ import { isId, newId, type RpcMethods } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { TooLargeError, type AttachmentStore } from '@parley/storage';
 import type { Authenticate } from '../auth/authenticator.js';
+import { endHead, endWith } from './end.js';
 
 export interface AttachmentDeps {
   bus: Bus;
@@ -50,21 +51,12 @@ class UploadRate {
   }
 }
 
-/** What a handler knows of its answer; `head`: the request is a HEAD (headers only, see endHead). */
+/** What a handler knows of its answer; `head`: the request is a HEAD (headers only, see end.ts). */
 export interface AnswerState {
   done: boolean;
   aborted: boolean;
   head?: boolean;
   release?: (() => void) | undefined;
-}
-
-/**
- * Ends a HEAD answer: GET's headers and Content-Length, no body (RFC 9110 9.3.2, api.md). With
- * Connection: close, as the API's HEAD answers: uWebSockets.js answers no further request on a
- * connection after endWithoutBody.
- */
-export function endHead(res: HttpResponse, length: number): void {
-  res.endWithoutBody(length, true);
 }
 
 export function json(res: HttpResponse, state: AnswerState, status: number, body: unknown, headers: Record<string, string> = {}): void {
@@ -75,8 +67,7 @@ export function json(res: HttpResponse, state: AnswerState, status: number, body
   res.cork(() => {
     res.writeStatus(STATUS[status] ?? String(status)).writeHeader('content-type', 'application/json; charset=utf-8').writeHeader('cache-control', 'no-store');
     for (const [name, value] of Object.entries(headers)) res.writeHeader(name, value);
-    if (state.head) endHead(res, Buffer.byteLength(payload));
-    else res.end(payload);
+    endWith(res, state.head === true, payload);
   });
 }
 

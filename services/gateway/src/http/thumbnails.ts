@@ -4,7 +4,8 @@ import type { Metrics } from '@parley/telemetry';
 import { ThumbnailCache, type ThumbnailOutcome } from '../thumbnails/cache.js';
 import { renderThumbnail, THUMBNAIL_MIMES, UnprocessableImage } from '../thumbnails/render.js';
 import { Slots, SlotsFull } from '../slots.js';
-import { attachmentAccess, endHead, error, json, NO_SUCH_ATTACHMENT, type AnswerState, type AttachmentDeps } from './attachments.js';
+import { attachmentAccess, error, json, NO_SUCH_ATTACHMENT, type AnswerState, type AttachmentDeps } from './attachments.js';
+import { endWith } from './end.js';
 
 export interface ThumbnailDeps extends Pick<AttachmentDeps, 'authenticate' | 'bus' | 'namespace' | 'serviceTimeoutMs' | 'store' | 'log'> {
   metrics: Metrics;
@@ -110,8 +111,7 @@ function send(res: HttpResponse, state: AnswerState, webp: Buffer): void {
   state.done = true;
   res.cork(() => {
     res.writeStatus('200 OK').writeHeader('content-type', 'image/webp').writeHeader('x-content-type-options', 'nosniff').writeHeader('cache-control', 'no-store');
-    if (state.head) endHead(res, webp.byteLength);
-    else res.end(new Uint8Array(webp.buffer, webp.byteOffset, webp.byteLength));
+    endWith(res, state.head === true, new Uint8Array(webp.buffer, webp.byteOffset, webp.byteLength));
   });
 }
 

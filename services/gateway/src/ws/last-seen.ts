@@ -1,6 +1,6 @@
-import { Kvm, type KV } from '@nats-io/kv';
-import { deleteSubjectMessages, type Bus } from '@parley/bus';
-import { subjects } from '@parley/contracts';
+import type { KV } from '@nats-io/kv';
+import { deleteSubjectMessages, openBucket, type Bus } from '@parley/bus';
+import { declaredBuckets, subjects } from '@parley/contracts';
 
 /** How long an offline notice's time is remembered here (a snapshot's reads take at most a second or so). */
 const NOTICED_FOR_MS = 60_000;
@@ -35,7 +35,7 @@ export class LastSeen {
   }
 
   async start(): Promise<void> {
-    this.kv = await new Kvm(this.deps.bus.nc).create(this.bucket, { history: 1, replicas: this.deps.replicas });
+    this.kv = await openBucket(this.deps.bus.nc, declaredBuckets(this.deps.namespace, this.deps.replicas).lastSeen);
   }
 
   async record(userId: string, at: string): Promise<void> {

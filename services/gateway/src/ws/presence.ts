@@ -1,8 +1,8 @@
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import { Kvm, type KV } from '@nats-io/kv';
+import type { KV } from '@nats-io/kv';
 import type { Subscription } from '@nats-io/transport-node';
-import { callRpc, whileJetStreamStarts, type Bus } from '@parley/bus';
-import { isId, MAX_SETUP_BATCH, newId, PRESENCE_KEY_TTL_MS, subjects } from '@parley/contracts';
+import { callRpc, openBucket, whileJetStreamStarts, type Bus } from '@parley/bus';
+import { declaredBuckets, isId, MAX_SETUP_BATCH, newId, PRESENCE_KEY_TTL_MS, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
@@ -12,13 +12,12 @@ import { isLastSeen, LastSeen } from './last-seen.js';
 import type { Socket, SocketRegistry } from './registry.js';
 
 /**
- * A user's key lives this long unless written again: a safety net only. A key goes when its user's
- * last socket here closes (removeKey), or when this gateway stops, cleanly (stop) or not (the
- * gateways that outlive it reap it: reapGone, and reapUnheralded for a gateway of an older
- * release, which did not say it was alive); the TTL catches what none of them did.
+ * Keys of users still connected here are written again this often, well inside the bucket's TTL
+ * (PRESENCE_KEY_TTL_MS), which is a safety net only: a key goes when its user's last socket here
+ * closes (removeKey), or when this gateway stops, cleanly (stop) or not (the gateways that outlive
+ * it reap it: reapGone, and reapUnheralded for a gateway of an older release, which did not say it
+ * was alive); the TTL catches what none of them did.
  */
-const KEY_TTL_MS = PRESENCE_KEY_TTL_MS;
-/** Keys of users still connected here are written again this often, well inside KEY_TTL_MS. */
 const KEY_REFRESH_MS = 20 * 60_000;
 /** A gateway whose last heartbeat is this many heartbeats old, by the server's clock, is gone. */
 const BEATS_TO_GONE = 3;
@@ -136,8 +135,7 @@ export class Presence {
   }
 
   async start(): Promise<void> {
-    const kvm = new Kvm(this.deps.bus.nc);
-    this.kv = await whileJetStreamStarts('creating the presence bucket', () => kvm.create(subjects.presenceBucket(this.deps.namespace), { ttl: KEY_TTL_MS, history: 1, replicas: this.deps.replicas }), this.deps.log);
+    this.kv = await whileJetStreamStarts('creating the presence bucket', () => openBucket(this.deps.bus.nc, declaredBuckets(this.deps.namespace, this.deps.replicas).presence), this.deps.log);
     await this.keepKeysForTheTtl();
     await whileJetStreamStarts('creating the last-seen bucket', () => this.lastSeen.start(), this.deps.log);
     this.sub = this.deps.bus.nc.subscribe(subjects.allPresence(this.deps.namespace), {
@@ -389,7 +387,7 @@ export class Presence {
    * for users: it may no longer change the bucket.
    */
   private async keepKeysForTheTtl(): Promise<void> {
-    const maxAge = KEY_TTL_MS * 1_000_000; // nanoseconds
+    const maxAge = PRESENCE_KEY_TTL_MS * 1_000_000; // nanoseconds
     const info = await this.deps.bus.jsm.streams.info(this.stream);
     if (info.config.max_age === 0 || info.config.max_age >= maxAge) return;
     await this.deps.bus.jsm.streams.update(this.stream, { max_age: maxAge }).then(
@@ -472,7 +470,7 @@ export class Presence {
     }, this.failed('presence key not restored'));
   }
 
-  /** The keys of users connected here, written again inside KEY_TTL_MS. */
+  /** The keys of users connected here, written again inside PRESENCE_KEY_TTL_MS. */
   private async refreshKeys(kv: KV): Promise<void> {
     this.refreshedAt = Date.now();
     await inParallel(this.deps.registry.userIds(), async (userId) => {
@@ -592,7 +590,7 @@ export class Presence {
   /**
    * A gateway of an older release (no `gw.` key) that crashed is reaped like a gone gateway of
    * this one once its key is UNHERALDED_KEY_GONE_MS old, the TTL its release gave keys: its users'
-   * keys would otherwise outlive it by KEY_TTL_MS. Only found by a listing (count), so this takes
+   * keys would otherwise outlive it by PRESENCE_KEY_TTL_MS. Only found by a listing (count), so this takes
    * up to COUNT_EVERY_MS; it matters only while a rolling upgrade runs.
    */
   private async reapUnheralded(kv: KV, keyOf: Map<string, string>): Promise<void> {
