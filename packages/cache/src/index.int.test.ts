@@ -85,6 +85,13 @@ describe('createCache with a reachable Redis', () => {
     await expect(cache.del()).resolves.toBeUndefined();
   });
 
+  it('deletes any number of keys (delMany), past one command\'s slice', async () => {
+    const keys = Array.from({ length: 2_500 }, (_, i) => `bulk:${i}`);
+    await raw.mset(...keys.flatMap((k) => [`${prefix}:${k}`, '1']));
+    await cache.delMany(keys);
+    expect(await raw.exists(...keys.map((k) => `${prefix}:${k}`))).toBe(0);
+  });
+
   it('reads several keys in one call, in order, with misses as undefined', async () => {
     await (await cache.lookup('many:1')).fill({ n: 1 }, 60);
     await (await cache.lookup('many:3')).fill({ n: 3 }, 60);

@@ -25,6 +25,8 @@ export interface Cache {
   /** lookup for several keys in one round trip, in order. */
   lookupMany<T>(keys: string[]): Promise<Lookup<T>[]>;
   del(...keys: string[]): Promise<void>;
+  /** del for any number of keys (an expiry can name every user), sent in slices of DEL_SLICE. */
+  delMany(keys: readonly string[]): Promise<void>;
   /** True when Redis answers; false when it is configured but unreachable; null when not configured. */
   ping(): Promise<boolean | null>;
   close(): Promise<void>;
@@ -69,6 +71,8 @@ export interface CacheOptions {
  */
 const FILL_MARK_MS = 30_000;
 const fillKey = (key: string) => `${key}#fill`;
+/** Keys deleted per Redis command (each with its fill mark): an expiry can name every user. */
+const DEL_SLICE = 1000;
 /**
  * KEYS: n keys then their n fill marks; ARGV: n tokens ('' marks nothing), then the mark's lifetime
  * in ms. A mark left as a string by an older version (one token) is replaced: its fill is skipped.
@@ -142,7 +146,7 @@ export function createCache(options: CacheOptions): Cache {
   // rest expire by TTL, which is the worst case the TTLs were chosen for anyway.
   const deferred = new Set<string>();
   let deferralWarned = false;
-  const defer = (keys: string[]) => {
+  const defer = (keys: readonly string[]) => {
     let dropped = 0;
     for (const key of keys) {
       if (deferred.size < MAX_DEFERRED_INVALIDATIONS) deferred.add(key);
@@ -161,8 +165,8 @@ export function createCache(options: CacheOptions): Cache {
     deferred.clear();
     void (async () => {
       try {
-        for (let i = 0; i < keys.length; i += 1000) {
-          const chunk = keys.slice(i, i + 1000);
+        for (let i = 0; i < keys.length; i += DEL_SLICE) {
+          const chunk = keys.slice(i, i + DEL_SLICE);
           await redis.del(...chunk, ...chunk.map(fillKey));
         }
         count('del', 'ok');
@@ -253,6 +257,23 @@ export function createCache(options: CacheOptions): Cache {
     });
   };
 
+  const delMany = async (keys: readonly string[]): Promise<void> => {
+    for (let i = 0; i < keys.length; i += DEL_SLICE) {
+      const slice = keys.slice(i, i + DEL_SLICE);
+      try {
+        await redis.del(...slice, ...slice.map(fillKey));
+        count('del', 'ok');
+        recovered();
+      } catch (error) {
+        count('del', 'error');
+        commandFailed(error);
+        // This slice and the rest: retried when Redis returns.
+        defer(keys.slice(i));
+        return;
+      }
+    }
+  };
+
   return {
     enabled: true,
     async getJson<T>(key: string) {
@@ -267,18 +288,8 @@ export function createCache(options: CacheOptions): Cache {
     lookupMany<T>(keys: string[]) {
       return read<T>(keys, true);
     },
-    async del(...keys) {
-      if (keys.length === 0) return;
-      try {
-        await redis.del(...keys, ...keys.map(fillKey));
-        count('del', 'ok');
-        recovered();
-      } catch (error) {
-        count('del', 'error');
-        commandFailed(error);
-        defer(keys);
-      }
-    },
+    del: (...keys) => delMany(keys),
+    delMany,
     async ping() {
       try {
         return (await redis.ping()) === 'PONG';
@@ -299,6 +310,7 @@ const noCache: Cache = {
   lookup: async () => ({ value: undefined, fill: async () => {} }),
   lookupMany: async (keys) => keys.map(() => ({ value: undefined, fill: async () => {} })),
   del: async () => {},
+  delMany: async () => {},
   ping: async () => null,
   close: async () => {},
 };

@@ -6,13 +6,14 @@ import { chatListKey } from '../chats/cache-keys.js';
 
 export const RECEIPTS_PROJECTOR = RETENTION_PROJECTORS.receipts;
 export const RECEIPTS_PROJECTION_TABLES = ['messages.read_positions'];
-/** Cached chat lists dropped per Redis command. */
-const DEL_SLICE = 1000;
 
 /** Read positions only move forward: a late or replayed older receipt changes nothing. */
 export function receiptsProjection(deps: { cache: Cache }): Projection<ReceiptEvent> {
-  /** Whose read positions each expiry deleted (this batch's events; retried batches apply again and overwrite). */
-  const expiredReaders = new WeakMap<ReceiptEvent, Set<string>>();
+  /**
+   * Whose read positions this batch's expiries deleted, for afterCommit. A batch that failed and is
+   * applied again only adds the same readers (a few more cache deletions at worst).
+   */
+  const expiredReaders = new Set<string>();
   return {
     name: RECEIPTS_PROJECTOR,
     async apply(event, tx, position) {
@@ -26,14 +27,12 @@ export function receiptsProjection(deps: { cache: Cache }): Projection<ReceiptEv
           );
           return;
         case 'ReadPositionsExpired': {
-          const readers = new Set<string>();
           await deleteInBatches(
             tx,
             'DELETE FROM messages.read_positions WHERE (chat_id, user_id) IN (SELECT chat_id, user_id FROM messages.read_positions WHERE updated_at < $1 LIMIT $2) RETURNING user_id::text',
             [event.data.cutoff],
-            { onRows: (rows) => rows.forEach((r) => readers.add(r.user_id as string)) },
+            { onRows: (rows) => rows.forEach((r) => expiredReaders.add(r.user_id as string)) },
           );
-          expiredReaders.set(event, readers);
           return;
         }
         case 'ReadPositionsErased':
@@ -48,10 +47,9 @@ export function receiptsProjection(deps: { cache: Cache }): Projection<ReceiptEv
     async afterCommit(events) {
       // The reader's unread counts changed: an update's reader, and everyone whose position an
       // expiry deleted (their lists counted from it, and kept doing so until REDIS_CHATS_TTL).
-      const readers = new Set(events.flatMap((e) => (e.type === 'ReadPositionUpdated' ? [e.data.userId] : e.type === 'ReadPositionsExpired' ? [...(expiredReaders.get(e) ?? [])] : [])));
-      const keys = [...readers].map(chatListKey);
-      // In slices: an expiry can name every user of the installation, too many for one command.
-      for (let i = 0; i < keys.length; i += DEL_SLICE) await deps.cache.del(...keys.slice(i, i + DEL_SLICE));
+      const readers = new Set([...events.flatMap((e) => (e.type === 'ReadPositionUpdated' ? [e.data.userId] : [])), ...expiredReaders]);
+      expiredReaders.clear();
+      await deps.cache.delMany([...readers].map(chatListKey));
     },
   };
 }
