@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { connect, headers as natsHeaders, nkeyAuthenticator, type Msg, type NatsConnection } from '@nats-io/transport-node';
-import { jetstream, jetstreamManager } from '@nats-io/jetstream';
+import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { ASSERTION_HEADER, RequestSigner, SERVICE_ERROR_CODE_HEADER, SERVICE_ERROR_HEADER } from '@parley/bus';
 import { DEV_GATEWAY_SIGNING_KEY } from '@parley/config';
 import { inboxPrefix, streamName, subjects, type Principal } from '@parley/contracts';
@@ -234,6 +234,30 @@ describe('the bus trust boundary: an attacker on NATS', () => {
     // Nothing of it landed, and every stream is still there.
     expect({ users: await lastSeq('users'), audit: await lastSeq('audit'), revocations: await lastSeq('revocations'), erasures: await lastSeq('erasures') }).toEqual(before);
     expect((await adm.streams.info(streamName(ns, 'chats'))).config.name).toBe(streamName(ns, 'chats'));
+  });
+
+  it("a push consumer made with the gateway's nkey delivers nothing into another stream: NATS delivers only to a subject someone subscribes to, and the gateway may not subscribe to the users stream's subjects", async () => {
+    // A consumer's deliver_subject is in the request's body, which permissions do not check, and a
+    // stream stores what is delivered onto its subjects (docs/security.md).
+    const adm = await jetstreamManager(admin);
+    const users = streamName(ns, 'users');
+    const before = (await adm.streams.info(users)).state.last_seq;
+    const gw = await connectAs('gateway');
+    const bucket = `KV_${subjects.presenceBucket(ns)}`;
+    const forged = `$KV.${subjects.presenceBucket(ns)}.forged`;
+    await jetstream(gw).publish(forged, JSON.stringify({ type: 'PasswordChanged', version: 1, data: { userId: alice.id } }));
+    const jsm = await jetstreamManager(gw, { checkAPI: false });
+    const intoUsers = await jsm.consumers.add(bucket, { ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: forged, deliver_subject: subjects.user(ns, alice.id) });
+    expect((await subscriptionRefused(gw, subjects.user(ns, alice.id))).message).toMatch(/permissions violation/i);
+    // The positive signal: the same consumer made to deliver where the gateway does listen (its own
+    // inbox) delivers the message at once.
+    const inbox = `${inboxPrefix(ns, 'gateway')}.forged`;
+    const delivered = new Promise<void>((resolve) => gw.subscribe(inbox, { max: 1, callback: () => resolve() }));
+    const intoInbox = await jsm.consumers.add(bucket, { ack_policy: AckPolicy.None, deliver_policy: DeliverPolicy.All, filter_subject: forged, deliver_subject: inbox });
+    await delivered;
+    expect((await adm.consumers.info(bucket, intoUsers.name)).delivered.stream_seq).toBe(0);
+    expect((await adm.streams.info(users)).state.last_seq).toBe(before);
+    for (const c of [intoUsers, intoInbox]) await adm.consumers.delete(bucket, c.name);
   });
 
   it("neither the gateway nor the retention job may change its bucket's settings: an update could add the users stream as a source of a bucket it reads", async () => {
