@@ -162,6 +162,11 @@ export class RealtimeClient {
       // set up (waiting for `authenticated` first let live events overtake it when set-ups were
       // slow). A refused token closes the socket (4401) before the resume is read.
       socket.send(JSON.stringify({ op: 'auth', token: this.token }));
+      // Online from here, as when the token was in the URL: frames written now wait behind the
+      // auth frame on the gateway, and sends wait for the resume anyway. (Online only once
+      // `authenticated` came, the page's "connecting" line stayed until the socket's chats were
+      // loaded, and its removal moved the page under a click: e2e/web.test.ts, a CI run.)
+      this.online();
       this.resuming = true;
       this.write({ op: 'resume', cursors: this.cursors.snapshot() });
       this.startPing();
@@ -251,8 +256,7 @@ export class RealtimeClient {
         this.pongTimer = null;
         return;
       case 'authenticated':
-        // The answer to the first frame; on a socket already online, to a renewal (nothing to do).
-        if (this.status === 'connecting') this.online();
+        // The answer to the auth frame (the first, or a renewal): the socket is online already.
         return;
       default: {
         const never: never = frame;
