@@ -1,4 +1,5 @@
 import net from 'node:net';
+import { expect } from 'vitest';
 
 export interface RawHead {
   status: number;
@@ -34,4 +35,17 @@ export async function rawHead(baseUrl: string, path: string, token?: string): Pr
     if (colon > 0) headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
   }
   return { status: Number(/^HTTP\/1\.1 (\d{3})/.exec(statusLine)?.[1] ?? 0), headers, after: rest.join('\r\n\r\n') };
+}
+
+/**
+ * A HEAD by someone without access must answer what their GET answered (the same status, and the
+ * length of GET's body), so that HEAD tells an outsider no more than GET does.
+ */
+export async function expectHeadLikeRefusedGet(baseUrl: string, path: string, refused: Response, token: string): Promise<void> {
+  expect(refused.status).toBe(404);
+  const refusedBody = await refused.text();
+  const head = await rawHead(baseUrl, path, token);
+  expect(head.status).toBe(404);
+  expect(head.headers['content-length']).toBe(String(Buffer.byteLength(refusedBody)));
+  expect(head.after).toBe('');
 }
