@@ -1,5 +1,5 @@
-import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdLock } from './pg-lock.js';
 import { eventually } from '@parley/testing';
 import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
@@ -268,14 +268,11 @@ describe('groups, edits, deletes, reactions, polls and receipts', () => {
     const [first, second, third] = [await say(owner, chatId, 'r1'), await say(owner, chatId, 'r2'), await say(owner, chatId, 'r3')];
     const ownerSocket = await TestSocket.open(stack.wsUrl, owner.accessToken);
     // The receipts projection held back (its writes wait for the table), as a lagging projector.
-    const holder = new pg.Client({ connectionString: stack.env.databaseUrl });
-    await holder.connect();
+    const holder = await holdLock(stack.env.databaseUrl, 'LOCK TABLE messages.read_positions IN EXCLUSIVE MODE');
     try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE messages.read_positions IN EXCLUSIVE MODE');
       expect((await call(member, 'POST', `/api/v1/chats/${chatId}/read`, { messageId: second.id })).status).toBe(204);
       expect((await call(member, 'POST', `/api/v1/chats/${chatId}/read`, { messageId: first.id })).status).toBe(204);
-      await holder.query('COMMIT');
+      await holder.release();
     } finally {
       await holder.end();
     }

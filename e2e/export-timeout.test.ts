@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdLock } from './pg-lock.js';
 import { eventually } from '@parley/testing';
 import { http, register, startStack, type Stack } from './stack.js';
 
@@ -29,11 +30,8 @@ describe('the data export waits longer than SERVICE_TIMEOUT_MS', () => {
     const a = await register(stack, 'slow_export');
     // A table the messages export reads and nothing else in this test touches, held as a slow
     // database would hold it: the export's read of it waits until the commit.
-    const holder = new pg.Client({ connectionString: stack.env.databaseUrl });
-    await holder.connect();
+    const holder = await holdLock(stack.env.databaseUrl, 'LOCK TABLE messages.poll_votes IN ACCESS EXCLUSIVE MODE');
     try {
-      await holder.query('BEGIN');
-      await holder.query('LOCK TABLE messages.poll_votes IN ACCESS EXCLUSIVE MODE');
       const started = Date.now();
       const exported = http(stack, 'GET', '/api/v1/users/me/export', { token: a.accessToken });
       await eventually(
@@ -43,7 +41,7 @@ describe('the data export waits longer than SERVICE_TIMEOUT_MS', () => {
       );
       // Held past the gateway's SERVICE_TIMEOUT_MS (the condition under test), far inside 30 s.
       await sleep(Math.max(0, started + 2 * SERVICE_TIMEOUT_MS - Date.now()));
-      await holder.query('COMMIT');
+      await holder.release();
       const answer = await exported;
       expect(answer.status, JSON.stringify(answer.body)).toBe(200);
       expect(Date.now() - started).toBeGreaterThan(SERVICE_TIMEOUT_MS);

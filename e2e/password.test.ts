@@ -4,6 +4,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdLock } from './pg-lock.js';
 import { createTestEnv, eventually } from '@parley/testing';
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { rebuildUsers } from '../services/users/src/rebuild.js';
@@ -126,11 +127,8 @@ describe('passwords: policy, change and reset over the gateway', () => {
     const { rows } = await db.query<{ id: string }>("SELECT id FROM users.users WHERE username = 'racer'");
     const userId = rows[0]!.id;
     // The account's row held, as a slow projector would: the new hash is not visible meanwhile.
-    const holder = new pg.Client({ connectionString: stack.env.databaseUrl });
-    await holder.connect();
+    const holder = await holdLock(stack.env.databaseUrl, 'SELECT 1 FROM users.users WHERE id = $1 FOR UPDATE', [userId]);
     try {
-      await holder.query('BEGIN');
-      await holder.query('SELECT 1 FROM users.users WHERE id = $1 FOR UPDATE', [userId]);
       const change = http(stack, 'POST', '/api/v1/users/me/password', { token: a.accessToken, body: { currentPassword: a.password, newPassword: 'the racer changed it' } });
       // The change has published and revoked: the projector now waits for the row.
       await eventually(async () => ((await db.query("SELECT 1 FROM users.sessions WHERE user_id = $1 AND revoked_reason = 'password_changed'", [userId])).rowCount ?? 0) > 0 || undefined, 10_000, 'the first revocation');
@@ -140,7 +138,7 @@ describe('passwords: policy, change and reset over the gateway', () => {
       const waiters = async () =>
         Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")).rows[0]!.n);
       await eventually(async () => answered || (await waiters()) >= 2 || undefined, 10_000, 'the login answered or waiting');
-      await holder.query('COMMIT');
+      await holder.release();
       expect((await change).status).toBe(204);
       const session = await oldLogin;
       // Refused, or its session is already over: access and refresh.

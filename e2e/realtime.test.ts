@@ -1,6 +1,7 @@
 import pg from 'pg';
 import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdLock } from './pg-lock.js';
 import { eventually } from '@parley/testing';
 import { subjects } from '@parley/contracts';
 import { startGatewayService } from '../services/gateway/src/service.js';
@@ -293,13 +294,11 @@ describe('holding live events for a resume that waits on the services', () => {
     // table locked it waits (up to the snapshot's 1 s timeout), Bob already in the chat and his
     // resume, sent at once, queued behind it. (In the fault suite the same wait was a messages
     // service restarting under the memberships lookup.)
-    const lock = new pg.Client({ connectionString: stack.env.databaseUrl });
+    const lock = await holdLock(stack.env.databaseUrl, 'LOCK TABLE users.blocks IN ACCESS EXCLUSIVE MODE');
     const watch = new pg.Client({ connectionString: stack.env.databaseUrl });
-    await Promise.all([lock.connect(), watch.connect()]);
+    await watch.connect();
     let bobSocket: TestSocket | undefined;
     try {
-      await lock.query('BEGIN');
-      await lock.query('LOCK TABLE users.blocks IN ACCESS EXCLUSIVE MODE');
       bobSocket = await TestSocket.open(stack.wsUrl, bob.accessToken, { handshake: false });
       bobSocket.send({ op: 'resume', cursors: { [chatId]: 1 } });
       await eventually(async () => {
@@ -312,14 +311,13 @@ describe('holding live events for a resume that waits on the services', () => {
       const [during] = await sendMany(sender, chatId, 'during', 1);
       // Released at once (the old behaviour), this event went out before the resume, which then
       // skipped seqs 2..4 as already sent.
-      await lock.query('COMMIT');
+      await lock.release();
       await bobSocket.next((f) => f.op === 'resumed');
       await eventually(async () => (bobSocket!.frames.some((f) => f.op === 'event' && f.seq === during) ? true : undefined));
       const seen = bobSocket.frames.filter((f) => f.op === 'event' && f.chatId === chatId && f.type === 'message.created').map((f) => f.seq);
       // Every message once, in arrival order: the live one after those the resume sent.
       expect(seen).toEqual([...before, during]);
     } finally {
-      await lock.query('ROLLBACK').catch(() => {});
       await Promise.all([lock.end(), watch.end()]);
       bobSocket?.close();
       sender.close();

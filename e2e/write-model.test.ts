@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdLock } from './pg-lock.js';
 import type { NatsConnection } from '@nats-io/transport-node';
-import pg from 'pg';
 import { streamName } from '@parley/contracts';
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { http, natsRelay, register, startStack, storedMessages, TestSocket, type Account, type Stack } from './stack.js';
@@ -128,12 +128,10 @@ describe('one write model for chats: decisions race with removals', () => {
     const stays = await TestSocket.open(stack.wsUrl, other.accessToken);
     let reconnected: TestSocket | undefined;
     let elsewhere: TestSocket | undefined;
-    const db = new pg.Client({ connectionString: stack.env.databaseUrl });
-    await db.connect();
+    // The projection holds the removal back: its update of the chat's row waits for this lock.
+    const held = await holdLock(stack.env.databaseUrl, 'SELECT 1 FROM messages.chats WHERE id = $1 FOR UPDATE', [chatId]);
+    const db = held.client;
     try {
-      // The projection holds the removal back: its update of the chat's row waits for this lock.
-      await db.query('BEGIN');
-      await db.query('SELECT 1 FROM messages.chats WHERE id = $1 FOR UPDATE', [chatId]);
       const removal = http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${member.id}`, { token: owner.accessToken });
       // The gateway has applied it: the removed member's socket is told, and leaves the chat.
       await removed.next((f) => f.type === 'member.removed' && f.chatId === chatId && f.data.userId === member.id);
@@ -154,7 +152,7 @@ describe('one write model for chats: decisions race with removals', () => {
       stays.send({ op: 'send', chatId, clientMsgId: 'still-here', body: 'for members only' });
       const stored = await stays.next((f) => f.op === 'ack' && f.clientMsgId === 'still-here');
       await stays.next((f) => f.type === 'message.created' && f.chatId === chatId && f.seq === stored.seq);
-      await db.query('ROLLBACK');
+      await held.release();
       expect((await removal).status).toBeLessThan(300);
       // The removed member's socket: a message in a chat she is still in, sent after, is the signal.
       const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
@@ -166,8 +164,7 @@ describe('one write model for chats: decisions race with removals', () => {
       }
       expectNothingAfterRemoval(events, member.id);
     } finally {
-      await db.query('ROLLBACK').catch(() => {});
-      await db.end();
+      await held.end();
       removed.close();
       reconnected?.close();
       elsewhere?.close();

@@ -2,6 +2,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { holdLock } from '../pg-lock.js';
 import { streamName } from '@parley/contracts';
 import { waitForCheckpoint } from '@parley/projector-pg';
 import { CHECKPOINT_TABLE, USERS_PROJECTOR } from '../../services/users/src/users/projection.js';
@@ -31,15 +32,12 @@ describe('a users change decided while an earlier one waits for the projection',
 
   /** Runs `first` (503: its event stored, not projected) then starts `second`, with `lock` held until `second` answered or a second passed. */
   async function whileHeld(user: Account, lock: string, first: () => Promise<{ status: number }>, second: () => Promise<{ status: number }>): Promise<number> {
-    const holder = new pg.Client({ connectionString: stack.env.databaseUrl });
-    await holder.connect();
+    const holder = await holdLock(stack.env.databaseUrl, lock, lock.includes('$1') ? [user.id] : []);
     try {
-      await holder.query('BEGIN');
-      await holder.query(lock, lock.includes('$1') ? [user.id] : []);
       expect((await first()).status).toBe(503);
       const answer = second();
       await Promise.race([answer, new Promise((r) => setTimeout(r, 1_000))]);
-      await holder.query('COMMIT');
+      await holder.release();
       const status = (await answer).status;
       // Every event stored so far projected, before the state is read.
       const last = (await (await jetstreamManager(nc)).streams.info(streamName(stack.env.namespace, 'users'))).state.last_seq;
