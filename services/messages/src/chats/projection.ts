@@ -247,7 +247,8 @@ export async function dropChatLists(deps: { cache: Cache; pool: { query: PoolCli
   const chatIds = [...new Set(events.map((e) => e.chatId))];
   const removed = events.flatMap((e) => (e.type === 'MemberRemoved' || e.type === 'MemberErased' ? [e.data.userId] : []));
   const { rows } = await deps.pool.query<{ user_id: string }>({ ...BULK.membersOf, values: [chatIds] });
-  await deps.cache.del(...[...rows.map((r) => r.user_id), ...removed].map(chatListKey));
+  // delMany, not del(...keys): a big enough group's keys exceed what one call's arguments can carry.
+  await deps.cache.delMany([...rows.map((r) => r.user_id), ...removed].map(chatListKey));
 }
 
 /**

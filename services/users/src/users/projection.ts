@@ -119,7 +119,7 @@ export function usersProjection(deps: { cache: Cache; metrics: Metrics; log?: Lo
       if (registered > 0) deps.metrics.usersTotal.inc(registered);
       const contactLists = [...staleContactLists].map(contactsCacheKey);
       staleContactLists.clear();
-      await deps.cache.del(...new Set([...events.flatMap(cacheKeysFor), ...contactLists]));
+      await deps.cache.delMany([...new Set([...events.flatMap(cacheKeysFor), ...contactLists])]);
     },
   };
 }
