@@ -8,7 +8,9 @@
 //     row in both (or in the README's table);
 //   - every `npm run <script>` in docs/ and the README exists in package.json, every `parley <command>`
 //     exists in bin/parley.mjs;
-//   - every relative link in docs/ and the README points at a file of the repository.
+//   - every relative link in docs/, the README and the prod overlay's README points at a file of the
+//     repository, and every `#anchor` of a link to a markdown file (or within one) at one of its
+//     headings, by GitHub's slug rules.
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -18,7 +20,7 @@ const read = (p) => readFileSync(path.join(root, p), 'utf8');
 const problems = [];
 const fail = (msg) => problems.push(msg);
 
-const docs = ['README.md', ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
+const docs = ['README.md', 'deploy/k8s/overlays/prod/README.md', ...readdirSync(path.join(root, 'docs')).filter((f) => f.endsWith('.md')).map((f) => `docs/${f}`)];
 const en = read('docs/operations.md');
 const ru = read('docs/operations.ru.md');
 
@@ -80,15 +82,60 @@ for (const doc of docs) {
   for (const m of text.matchAll(/`parley ([a-z]+)/g)) if (!parley.has(m[1]) && m[1] !== 'command') fail(`${doc}: \`parley ${m[1]}\` is not a command of bin/parley.mjs`);
 }
 
-// 4. Links.
+// 4. Links, and their anchors.
+/**
+ * The anchors GitHub gives a markdown file's headings: the heading's text (link targets, emphasis
+ * and code marks dropped) lower-cased, every character but letters, digits, `_`, `-` and spaces
+ * dropped, spaces turned into `-`; a repeated slug gets `-1`, `-2`… Plus explicit `<a name|id>`.
+ */
+const anchorCache = new Map();
+const anchorsOf = (file) => {
+  if (anchorCache.has(file)) return anchorCache.get(file);
+  const anchors = new Set();
+  const seen = new Map();
+  let fence = null;
+  for (const line of read(file).split('\n')) {
+    const f = /^\s*(`{3,}|~{3,})/.exec(line);
+    if (f) {
+      if (!fence) fence = f[1][0];
+      else if (f[1][0] === fence) fence = null;
+      continue;
+    }
+    if (fence) continue;
+    for (const a of line.matchAll(/<a\s+(?:name|id)="([^"]+)"/g)) anchors.add(a[1]);
+    const h = /^#{1,6}\s+(.*?)\s*#*\s*$/.exec(line);
+    if (!h) continue;
+    const text = h[1].replace(/!?\[([^\]]*)\]\([^)]*\)/g, '$1').replace(/<[^>]+>/g, '');
+    const base = text.toLowerCase().replace(/[^\p{L}\p{M}\p{N}_\- ]/gu, '').replace(/ /g, '-');
+    const n = seen.get(base) ?? 0;
+    seen.set(base, n + 1);
+    anchors.add(n === 0 ? base : `${base}-${n}`);
+  }
+  anchorCache.set(file, anchors);
+  return anchors;
+};
 for (const doc of docs) {
   const text = read(doc);
-  for (const m of text.matchAll(/\]\(([^)#\s]+)(#[^)\s]*)?\)/g)) {
+  for (const m of text.matchAll(/\]\(([^)#\s]*)(#[^)\s]*)?\)/g)) {
     const target = m[1];
-    if (/^[a-z]+:/.test(target)) continue;
-    const resolved = path.normalize(path.join(path.dirname(doc), target));
-    if (resolved.startsWith('..')) fail(`${doc}: links outside the repository (${target})`);
-    else if (!existsSync(path.join(root, resolved))) fail(`${doc}: link to missing ${target}`);
+    if (/^[a-z]+:/.test(target) || (!target && !m[2])) continue;
+    const resolved = target ? path.normalize(path.join(path.dirname(doc), target)) : doc;
+    if (resolved.startsWith('..')) {
+      fail(`${doc}: links outside the repository (${target})`);
+      continue;
+    }
+    if (!existsSync(path.join(root, resolved))) {
+      fail(`${doc}: link to missing ${target}`);
+      continue;
+    }
+    if (!m[2] || m[2] === '#' || !resolved.endsWith('.md')) continue;
+    let anchor;
+    try {
+      anchor = decodeURIComponent(m[2].slice(1));
+    } catch {
+      anchor = m[2].slice(1);
+    }
+    if (!anchorsOf(resolved).has(anchor)) fail(`${doc}: link to ${target || ''}${m[2]}, which no heading of ${resolved} has`);
   }
 }
 
