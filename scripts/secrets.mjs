@@ -5,6 +5,9 @@
 //   <dir>/nats-auth.conf         the NATS server's `authorization` block: public keys and permissions only
 //   <dir>/parley.env             JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD, REDIS_PASSWORD, CACHE_KEY
 // It refuses to overwrite an existing folder's secrets unless --force (rotation is deliberate).
+// Run with sudo (for --owner), the folder, parley.env and nats-auth.conf go to the user who ran sudo
+// (SUDO_UID/SUDO_GID), modes kept (0700, 0600): `docker compose --env-file <dir>/parley.env` is run
+// by that user, not root. The seeds under nkeys/ go to --owner.
 import { chownSync, existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
@@ -46,6 +49,20 @@ if (values.owner) {
   const nkeys = path.join(dir, SECRET_FILES.nkeyDir);
   chownSync(nkeys, uid, gid);
   for (const file of readdirSync(nkeys)) chownSync(path.join(nkeys, file), uid, gid);
+}
+// Under sudo everything else would stay root's: root 0700 and 0600, which the operator running
+// compose cannot read (`--env-file secrets/parley.env` fails with permission denied).
+const sudoUid = Number(process.env.SUDO_UID);
+const sudoGid = Number(process.env.SUDO_GID);
+if (process.getuid?.() === 0 && process.env.SUDO_UID && Number.isInteger(sudoUid) && Number.isInteger(sudoGid) && process.env.SUDO_GID) {
+  chownSync(dir, sudoUid, sudoGid);
+  for (const file of [SECRET_FILES.env, SECRET_FILES.natsAuthorization]) chownSync(path.join(dir, file), sudoUid, sudoGid);
+  // Without --owner the seeds are the caller's too, as they would be without sudo.
+  if (!values.owner) {
+    const nkeys = path.join(dir, SECRET_FILES.nkeyDir);
+    chownSync(nkeys, sudoUid, sudoGid);
+    for (const file of readdirSync(nkeys)) chownSync(path.join(nkeys, file), sudoUid, sudoGid);
+  }
 }
 console.log(`secrets for namespace "${values.namespace}" written to ${dir}:`);
 console.log(`  ${SECRET_FILES.natsAuthorization}   include it in the NATS server configuration`);
