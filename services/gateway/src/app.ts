@@ -23,6 +23,7 @@ import { Profiles } from './ws/profiles.js';
 import { Typing } from './ws/typing.js';
 import { SocketRegistry, type Socket } from './ws/registry.js';
 import { Slots } from './slots.js';
+import { listenHost } from './listen-host.js';
 
 export interface GatewayDeps {
   namespace: string;
@@ -145,11 +146,14 @@ export async function startGateway(deps: GatewayDeps, config: GatewayConfig): Pr
     }),
   );
 
+  // Loopback only while a published development key is in use (listen-host.ts).
+  const host = listenHost(config);
   const listenSocket = await new Promise<UWS.us_listen_socket>((resolve, reject) => {
-    app.listen('0.0.0.0', config.PORT, (token) => (token ? resolve(token) : reject(new Error(`gateway cannot listen on port ${config.PORT}`))));
+    app.listen(host, config.PORT, (token) => (token ? resolve(token) : reject(new Error(`gateway cannot listen on port ${config.PORT}`))));
   });
   const port = uWS.us_socket_local_port(listenSocket as unknown as UWS.us_socket);
-  deps.log.info({ port }, 'gateway listening');
+  if (host === '127.0.0.1') deps.log.warn({ port, host }, 'gateway listening on 127.0.0.1 only: it uses the published development keys (set JWT_SECRET and GATEWAY_SIGNING_KEY, npm run secrets, to listen on every interface)');
+  else deps.log.info({ port, host }, 'gateway listening');
 
   return {
     port,
