@@ -1,7 +1,7 @@
 import type { ChatEvent } from '@parley/contracts';
 import { toClientEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
-import { Outbox } from './outbox.js';
+import { FLUSH_EARLY_UNITS, Outbox } from './outbox.js';
 import type { Socket, SocketData } from './registry.js';
 
 /** Close code for a reader too slow to keep up: reconnect and resume (docs/protocol.md). */
@@ -19,14 +19,18 @@ const MAX_HELD = 1_000;
 export class ChatDelivery {
   private readonly members = new Map<string, ChatSockets>();
   /** Every frame to a client leaves through this, events and all others alike, so order per socket holds. */
-  readonly outbox = new Outbox();
+  readonly outbox: Outbox;
 
   constructor(
     private readonly metrics: Metrics,
     private readonly maxBufferedBytes: number,
     /** Called when a chat gets its first local socket, and when it loses its last (follow / unfollow). */
     private readonly hooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {},
-  ) {}
+  ) {
+    // What the outbox holds back for the turn's end stays well below the slow-reader limit, so
+    // only bytes uWebSockets.js could not hand to the kernel can pass it (sendNow).
+    this.outbox = new Outbox(Math.min(FLUSH_EARLY_UNITS, Math.floor(maxBufferedBytes / 4)));
+  }
 
   /** Makes the socket receive the chat, keeping what it already got from it (a catch-up sends before it joins). */
   join(socket: Socket, chatId: string): void {
