@@ -5,7 +5,7 @@ import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { CLOSE_SLOW_READER, type ChatDelivery } from './delivery.js';
-import { AuthFrame, errorFrame, ReadFrame, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
+import { AuthFrame, errorFrame, ReadFrame, readRefOf, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
 import { eventsAfter } from '@parley/bus';
 import type { SocketData, SocketHolder, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
@@ -339,7 +339,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
       }
       case 'read': {
         if (!ReadFrame.check(frame)) {
-          send(socket, errorFrame('invalid_request', 'Invalid read frame'), 'error');
+          send(socket, errorFrame('invalid_request', 'Invalid read frame', readRefOf(frame)), 'error');
           return;
         }
         try {
