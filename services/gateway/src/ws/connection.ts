@@ -1,6 +1,6 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
 import { callRpc, ServiceUnavailableError } from '@parley/bus';
-import { clientNetwork, inputIssue, MAX_SETUP_BATCH, streamName, subjects, toClientEvent } from '@parley/contracts';
+import { clientNetwork, inputIssue, MAX_SETUP_BATCH, memberRemovedBy, membersAddedBy, streamName, subjects, toClientEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
@@ -223,8 +223,18 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         // Events the socket already has (live, before the resume) are not sent twice.
         deps.delivery.deliveredUpTo(socket, chatId, cursor);
         let sent = 0;
-        for (const event of after.events) if (deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
+        // The replay can reach past a removal of this user that the live fan-out has not applied
+        // yet (the socket was set up from a projection answer that trailed it): they get the
+        // removal itself, then nothing more of the chat unless an event adds them again, and the
+        // socket leaves the chat, as a live removal does (catchUpSockets in fanout.ts alike).
+        let member = true;
+        for (const event of after.events) {
+          if (membersAddedBy(event).includes(data.userId!)) member = true;
+          if (member && deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
+          if (memberRemovedBy(event) === data.userId) member = false;
+        }
         deps.delivery.countSent(sent);
+        if (!member) deps.delivery.leave(socket, chatId);
       }
       send(socket, { op: 'resumed' }, 'resumed');
       // The reconnect recipe resends the outbox right after `resumed`: its window starts now.
