@@ -6,7 +6,7 @@ import { eventually } from '@parley/testing';
 import { subjects } from '@parley/contracts';
 import { startGatewayService } from '../services/gateway/src/service.js';
 import { metricSum } from './faults/harness/metrics.js';
-import { http, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
+import { http, natsRelay, register, startStack, TestSocket, type Account, type Stack } from './stack.js';
 
 type Gateway = Awaited<ReturnType<typeof startGatewayService>>;
 const urlsOf = (g: Gateway) => ({ baseUrl: `http://127.0.0.1:${g.port}`, wsUrl: `ws://127.0.0.1:${g.port}/ws` });
@@ -213,6 +213,67 @@ describe('realtime: scale-out, resume, typing', () => {
     expect(seqs).toEqual([1, ...before, after]);
     for (const s of [sender, late]) s.close();
   });
+
+  it('answers a resume from below an event the socket already got live with reset, not a silent hole', async () => {
+    // A resume after the hold ended (its grace passed, or, as here, a frame other than resume came
+    // first) finds the socket already past the cursor. Before, the events in between were skipped
+    // as sent: the client never got them, and no reset told it to reload them.
+    const chatId = await groupOf(stack, alice, [bob], 'late resume');
+    const a = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const [cursor] = await sendMany(a, chatId, 'had', 1);
+    await sendMany(a, chatId, 'missed', 3);
+    const b = await TestSocket.open(stack.wsUrl, bob.accessToken);
+    const [live] = await sendMany(a, chatId, 'live', 1);
+    await b.next((f) => f.op === 'event' && f.chatId === chatId && f.seq === live);
+    b.send({ op: 'resume', cursors: { [chatId]: cursor } });
+    await b.next((f) => f.op === 'resumed');
+    expect(b.frames.filter((f) => f.chatId === chatId && (f.op === 'event' || f.op === 'reset'))).toEqual([{ op: 'reset', chatId, seq: live }]);
+    b.frames.length = 0;
+    // A second resume from the same cursor is the same hole: reset again.
+    b.send({ op: 'resume', cursors: { [chatId]: cursor } });
+    expect(await b.next((f) => f.op === 'reset' || f.op === 'resumed')).toEqual({ op: 'reset', chatId, seq: live });
+    await b.next((f) => f.op === 'resumed');
+    // One from what the socket has goes on without a reset.
+    b.send({ op: 'resume', cursors: { [chatId]: live! } });
+    expect(await b.next((f) => f.op === 'reset' || f.op === 'resumed')).toEqual({ op: 'resumed' });
+    a.close();
+    b.close();
+  });
+
+  it('a resume that fails resets a chat whose held live events would start above the cursor', async () => {
+    // The held live events were released when a resume failed, whatever it had not done: the
+    // chat's events between the cursor and them were never sent, and a retry from the cursor
+    // skipped them as sent. Here the stream read fails (the gateway is cut off from NATS).
+    const relay = await natsRelay(new URL(stack.vars.NATS_URL!));
+    const g3 = await startGatewayService({ ...stack.vars, NATS_URL: relay.url, PORT: '0', METRICS_PORT: '0', WS_RESUME_GRACE_MS: '60000' });
+    const url = `ws://127.0.0.1:${g3.port}/ws`;
+    const chatId = await groupOf(stack, alice, [bob, carol], 'failed resume');
+    const a = await TestSocket.open(stack.wsUrl, alice.accessToken);
+    const c = await TestSocket.open(url, carol.accessToken);
+    let b: TestSocket | undefined;
+    try {
+      const [cursor] = await sendMany(a, chatId, 'had', 1);
+      await sendMany(a, chatId, 'missed', 3);
+      // Bob's socket sends nothing yet: live events are held for its resume. Set up once carol
+      // hears that he is online (announced after his socket joined its chats).
+      b = await TestSocket.open(url, bob.accessToken, { handshake: false });
+      await c.next((f) => f.op === 'presence' && f.userId === bob.id && f.online === true);
+      const [live] = await sendMany(a, chatId, 'live', 1);
+      // Carol's socket on the same gateway has it: so is it held for Bob's.
+      await c.next((f) => f.op === 'event' && f.chatId === chatId && f.seq === live);
+      relay.cut();
+      b.send({ op: 'resume', cursors: { [chatId]: cursor } });
+      expect(await b.next((f) => f.op === 'error', 30_000)).toMatchObject({ code: 'unavailable' });
+      expect(b.frames.filter((f) => f.chatId === chatId && (f.op === 'event' || f.op === 'reset'))).toEqual([{ op: 'reset', chatId, seq: live }]);
+    } finally {
+      relay.restore();
+      a.close();
+      c.close();
+      b?.close();
+      await g3.stop();
+      await relay.close();
+    }
+  }, 60_000);
 
   it('rejects malformed resume frames and keeps the socket', async () => {
     const s = await TestSocket.open(stack.wsUrl, alice.accessToken);

@@ -136,9 +136,28 @@ describe('one message through gateway, JetStream, projection and back', () => {
     expect(await a.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request', ref: 'y' });
     a.send({ op: 'dance' });
     expect(await a.next((f) => f.op === 'error')).toMatchObject({ code: 'unknown_op' });
+    // A read that fails its schema is refused with its messageId as `ref` (docs/protocol.md), as one
+    // that fails later; before, it had none, and a client could not tell which read to retry.
+    a.send({ op: 'read', chatId, messageId: 'not-a-uuid' });
+    expect(await a.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request', ref: 'not-a-uuid' });
     await a.sync();
     expect(a.closed).toBeNull();
     a.close();
+  });
+
+  it('before authentication, checks a frame itself before asking for authentication (the order protocol.md gives)', async () => {
+    const u = await TestSocket.open(stack.wsUrl);
+    u.send('{not json');
+    expect(await u.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_json' });
+    u.send({ op: 'send', chatId, clientMsgId: 'n\u0000ul', body: 'x' });
+    expect(await u.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request' });
+    u.ws.send(Buffer.from('{"op":"ping"}'), { binary: true });
+    expect(await u.next((f) => f.op === 'error')).toMatchObject({ code: 'invalid_request' });
+    u.send({ op: 'send', chatId, clientMsgId: 'early', body: 'x' });
+    expect(await u.next((f) => f.op === 'error')).toMatchObject({ code: 'unauthorized' });
+    await u.sync();
+    expect(u.closed).toBeNull();
+    u.close();
   });
 
   it('does not let a non-member send to or hear from a chat', async () => {

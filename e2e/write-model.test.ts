@@ -172,6 +172,113 @@ describe('one write model for chats: decisions race with removals', () => {
     }
   }, 30_000);
 
+  it('a member removed before a gateway followed the chat, set up there from a projection that trails the removal, gets nothing of the chat past it', async () => {
+    // A gateway that starts following a chat heard none of the events stored before: the first
+    // set-up there read the stream for its own user only, and a removed member's set-up, from the
+    // projection's stale answer, was then joined without reading it (nothing applied, so "not
+    // removed"). Their socket got the chat's typing, and their resume replayed the chat past the
+    // removal, the message after it included.
+    const chatId = await group();
+    const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
+    expect(direct.status).toBeLessThan(300);
+    const directId: string = direct.body.id;
+    // Both chats in the projection before it is held back (set-ups list them from there).
+    for (const id of [chatId, directId]) {
+      while ((await http(stack, 'GET', `/api/v1/chats/${id}/messages`, { token: member.accessToken })).status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    const cursor: number = (await chatEvents(chatId)).at(-1).seq;
+    const ownerSocket = await TestSocket.open(stack.wsUrl, owner.accessToken);
+    const held = await holdLock(stack.env.databaseUrl, 'SELECT 1 FROM messages.chats WHERE id = $1 FOR UPDATE', [chatId]);
+    let g3: Gateway | undefined;
+    const sockets: TestSocket[] = [ownerSocket];
+    try {
+      const removal = http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${member.id}`, { token: owner.accessToken });
+      let removalSeq: number | undefined;
+      while (!(removalSeq = (await chatEvents(chatId)).find((e) => e.type === 'MemberRemoved' && e.data.userId === member.id)?.seq)) await new Promise((r) => setTimeout(r, 20));
+      ownerSocket.send({ op: 'send', chatId, clientMsgId: 'past-the-removal', body: 'for members only' });
+      expect((await ownerSocket.next((f) => f.op === 'ack' && f.clientMsgId === 'past-the-removal')).seq).toBeGreaterThan(removalSeq);
+      // The projection still lists her in the chat.
+      expect((await held.client.query('SELECT count(*)::int AS n FROM messages.chat_members WHERE chat_id = $1 AND user_id = $2', [chatId, member.id])).rows[0].n).toBe(1);
+      // A gateway that follows nothing yet: another member's socket is set up there first.
+      g3 = await startGatewayService({ ...stack.vars, PORT: '0', METRICS_PORT: '0' });
+      const url = `ws://127.0.0.1:${g3.port}/ws`;
+      const stays = await TestSocket.open(url, other.accessToken);
+      sockets.push(stays);
+      const watcher = await TestSocket.open(url, admin.accessToken);
+      sockets.push(watcher);
+      const removed = await TestSocket.open(url, member.accessToken, { handshake: false });
+      sockets.push(removed);
+      removed.send({ op: 'resume', cursors: { [chatId]: cursor, [directId]: 0 } });
+      await removed.next((f) => f.op === 'resumed', 10_000);
+      // Typing in the chat reaches a member's socket there; the removed one's, handled in the same
+      // turn, would have it before its pong.
+      stays.send({ op: 'typing', chatId });
+      await watcher.next((f) => f.op === 'typing' && f.chatId === chatId);
+      await removed.sync();
+      // A message in a chat she is still in, sent after, is the signal that she has all she gets.
+      ownerSocket.send({ op: 'send', chatId: directId, clientMsgId: 'signal', body: 'after' });
+      const signal = await ownerSocket.next((f) => f.op === 'ack' && f.clientMsgId === 'signal');
+      await removed.next((f) => f.type === 'message.created' && f.chatId === directId && f.seq === signal.seq, 10_000);
+      expect(afterRemoval(removed, chatId, removalSeq)).toEqual([]);
+      await held.release();
+      expect((await removal).status).toBeLessThan(300);
+    } finally {
+      await held.end();
+      for (const socket of sockets) socket.close();
+      await g3?.stop();
+    }
+  }, 60_000);
+
+  it('a resume whose replay reaches the removal of its user, not applied live yet, stops there and takes the socket out of the chat', async () => {
+    // The gateway missed the removal on the bus (cut off from NATS) and has heard nothing of the
+    // chat since, so the removed member's socket is still in it. Before, her resume replayed the
+    // chat to its head, past the removal, and the socket stayed in the chat (typing included).
+    const relay = await natsRelay(new URL(stack.vars.NATS_URL!));
+    const g3 = await startGatewayService({ ...stack.vars, NATS_URL: relay.url, PORT: '0', METRICS_PORT: '0' });
+    const url = `ws://127.0.0.1:${g3.port}/ws`;
+    const chatId = await group();
+    const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
+    expect(direct.status).toBeLessThan(300);
+    const directId: string = direct.body.id;
+    for (const id of [chatId, directId]) {
+      while ((await http(stack, 'GET', `/api/v1/chats/${id}/messages`, { token: member.accessToken })).status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    const cursor: number = (await chatEvents(chatId)).at(-1).seq;
+    const removed = await TestSocket.open(url, member.accessToken);
+    const stays = await TestSocket.open(url, other.accessToken);
+    const watcher = await TestSocket.open(url, admin.accessToken);
+    try {
+      relay.cut();
+      expect((await http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${member.id}`, { token: owner.accessToken })).status).toBe(204);
+      expect((await http(stack, 'POST', `/api/v1/chats/${chatId}/messages`, { token: owner.accessToken, body: { clientMsgId: 'past-the-removal', body: 'for members only' } })).status).toBe(201);
+      relay.restore();
+      // The gateway is back once a message of the direct chat reaches her socket there.
+      let heard: any;
+      for (let i = 0; !heard && i < 30; i++) {
+        expect((await http(stack, 'POST', `/api/v1/chats/${directId}/messages`, { token: owner.accessToken, body: { clientMsgId: `back-${i}`, body: 'back?' } })).status).toBe(201);
+        heard = await removed.next((f) => f.type === 'message.created' && f.chatId === directId, 1_000).catch(() => undefined);
+      }
+      expect(heard).toBeTruthy();
+      // Nothing of the group was heard since the cut: her socket is still in it.
+      removed.send({ op: 'resume', cursors: { [chatId]: cursor } });
+      await removed.next((f) => f.op === 'resumed', 10_000);
+      const removalSeq = removalOf(await chatEvents(chatId), member.id);
+      expect(removed.frames.filter((f) => f.chatId === chatId && f.op === 'event').map((f) => f.seq).at(-1)).toBe(removalSeq);
+      // Typing in the group reaches a member's socket there; hers, in the same turn, would have it before its pong.
+      stays.send({ op: 'typing', chatId });
+      await watcher.next((f) => f.op === 'typing' && f.chatId === chatId);
+      await removed.sync();
+      expect(afterRemoval(removed, chatId, removalSeq)).toEqual([]);
+    } finally {
+      relay.restore();
+      removed.close();
+      stays.close();
+      watcher.close();
+      await g3.stop();
+      await relay.close();
+    }
+  }, 60_000);
+
   it('a removal among the events a gateway missed while cut off from NATS still applies when the gap is too large to replay', async () => {
     // Past WS_RESUME_MAX_EVENTS missed events the gateway tells the chat's sockets to reload
     // instead of replaying: it skipped the events, the removal among them, so the removed member's

@@ -1,11 +1,11 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
 import { callRpc, ServiceUnavailableError } from '@parley/bus';
-import { clientNetwork, inputIssue, MAX_SETUP_BATCH, streamName, subjects, toClientEvent } from '@parley/contracts';
+import { clientNetwork, inputIssue, MAX_SETUP_BATCH, memberRemovedBy, membersAddedBy, streamName, subjects, toClientEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { CLOSE_SLOW_READER, type ChatDelivery } from './delivery.js';
-import { AuthFrame, errorFrame, ReadFrame, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
+import { AuthFrame, errorFrame, ReadFrame, readRefOf, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
 import { eventsAfter } from '@parley/bus';
 import type { SocketData, SocketHolder, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
@@ -201,38 +201,79 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
     const data = socket.getUserData().state;
     data.held ??= [];
     data.resuming = true;
+    /** The chats of the frame not answered yet (a failure leaves them so: see below). */
+    const unfinished = new Map(Object.entries(cursors));
     try {
       for (const [chatId, cursor] of Object.entries(cursors)) {
         if (data.closed) return;
         // A chat the user is not in gets the same answer as one that does not exist.
         if (!data.chats.has(chatId)) {
+          unfinished.delete(chatId);
           send(socket, errorFrame('not_found', 'No such chat', chatId), 'error');
           continue;
         }
         const after = await eventsAfter(deps.bus, chatsStream, subjects.chat(deps.namespace, chatId), cursor, deps.resumeMaxEvents);
+        unfinished.delete(chatId);
         // A cursor past the chat's newest event (a backup restored behind the client, a client's
         // bug) is reset to the newest too: taken as delivered, it dropped every live event up to
-        // the cursor, and the chat went silent on this socket.
-        if ('reset' in after || after.headSeq < cursor) {
+        // the cursor, and the chat went silent on this socket. So is a cursor below events the
+        // socket already got live without the ones before them (a resume after the hold's grace,
+        // or after a failed resume): those would come after newer ones, or, skipped as sent
+        // before, never (a silent hole).
+        if ('reset' in after || after.headSeq < cursor || deps.delivery.resumeGap(socket, chatId, cursor)) {
           // Live delivery continues after the head; the client reloads history over HTTP up to it,
           // waiting for the projection when its answer's `seq` is older (it may lag the stream).
-          deps.delivery.deliveredUpTo(socket, chatId, after.headSeq);
-          send(socket, { op: 'reset', chatId, seq: after.headSeq }, 'reset');
+          const seq = Math.max(after.headSeq, 'reset' in after || after.headSeq < cursor ? 0 : deps.delivery.deliveredOf(socket, chatId));
+          deps.delivery.resetTo(socket, chatId, seq);
+          send(socket, { op: 'reset', chatId, seq }, 'reset');
           continue;
         }
         // Events the socket already has (live, before the resume) are not sent twice.
         deps.delivery.deliveredUpTo(socket, chatId, cursor);
         let sent = 0;
-        for (const event of after.events) if (deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
+        // The replay can reach past a removal of this user that the live fan-out has not applied
+        // yet (the socket was set up from a projection answer that trailed it): they get the
+        // removal itself, then nothing more of the chat unless an event adds them again, and the
+        // socket leaves the chat, as a live removal does (catchUpSockets in fanout.ts alike).
+        let member = true;
+        for (const event of after.events) {
+          if (membersAddedBy(event).includes(data.userId!)) member = true;
+          if (member && deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
+          if (memberRemovedBy(event) === data.userId) member = false;
+        }
         deps.delivery.countSent(sent);
+        if (!member) deps.delivery.leave(socket, chatId);
       }
       send(socket, { op: 'resumed' }, 'resumed');
       // The reconnect recipe resends the outbox right after `resumed`: its window starts now.
       data.resendWindowFrom = Date.now();
+    } catch (error) {
+      // Failed (a stream read timed out): the held live events are released below all the same,
+      // and for a chat not answered they would start above the client's cursor, the events
+      // between never sent, and a retry from that cursor would skip them as already sent. Such a
+      // chat is reset to its newest event here instead; one whose held events follow the cursor
+      // goes on from it.
+      if (!data.closed) for (const [chatId, cursor] of unfinished) resetIfHole(socket, chatId, cursor);
+      throw error;
     } finally {
       data.resuming = false;
       deps.delivery.release(socket);
     }
+  };
+
+  /** After a failed resume: a `reset` for a chat whose live events would not follow the cursor. */
+  const resetIfHole = (socket: Socket, chatId: string, cursor: number) => {
+    const data = socket.getUserData().state;
+    if (!data.chats.has(chatId) && !data.notIn?.has(chatId)) return;
+    const delivered = deps.delivery.deliveredOf(socket, chatId);
+    const held = deps.delivery.heldSeqs(socket, chatId).filter((seq) => seq > Math.max(delivered, cursor));
+    const hole = deps.delivery.resumeGap(socket, chatId, cursor) || (held.length > 0 && held[0]! > Math.max(delivered, cursor) + 1);
+    // No hole: the held events are released as they are, and a retry goes on from the cursor.
+    if (!hole) return;
+    // The newest event the socket would otherwise get (the stream cannot be asked: it just failed).
+    const seq = Math.max(delivered, held.at(-1) ?? 0);
+    deps.delivery.resetTo(socket, chatId, seq);
+    send(socket, { op: 'reset', chatId, seq }, 'reset');
   };
 
   const onFrame = async (socket: Socket, text: string) => {
@@ -339,7 +380,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
       }
       case 'read': {
         if (!ReadFrame.check(frame)) {
-          send(socket, errorFrame('invalid_request', 'Invalid read frame'), 'error');
+          send(socket, errorFrame('invalid_request', 'Invalid read frame', readRefOf(frame)), 'error');
           return;
         }
         try {
@@ -399,6 +440,7 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         chain: SETTLED,
         chats: new Map(),
         notIn: null,
+        gapBelow: null,
         held: null,
         holdTimer: null,
         resuming: false,

@@ -76,4 +76,20 @@ describe('ChatDelivery', () => {
     expect(socket.getUserData().state.notIn).toBeNull();
     client.close();
   });
+
+  it('sends a batch bigger than the slow-reader limit in one go to a client that reads (no 4008)', async () => {
+    // A resume of 500 events, a gap fill or a catch-up sends its batch in one synchronous loop.
+    // Before, the frames queued for the turn's end counted as buffered, and past 1 MiB of them
+    // the socket was closed as a slow reader though the client was reading on localhost.
+    const { socket, client, frames, seqs } = await connect();
+    delivery.join(socket, 'big');
+    const body = 'x'.repeat(4000);
+    let sent = 0;
+    for (let seq = 1; seq <= 300; seq++) if (delivery.sendNow(socket, 'big', seq, JSON.stringify({ seq, body }))) sent += 1;
+    expect(sent).toBe(300);
+    await settled(socket, frames);
+    expect(socket.getUserData().state.closed).toBe(false);
+    expect(seqs()).toEqual(Array.from({ length: 300 }, (_, i) => i + 1));
+    client.close();
+  });
 });

@@ -1,7 +1,7 @@
 import type { ChatEvent } from '@parley/contracts';
 import { toClientEvent } from '@parley/contracts';
 import type { Metrics } from '@parley/telemetry';
-import { Outbox } from './outbox.js';
+import { FLUSH_EARLY_UNITS, Outbox } from './outbox.js';
 import type { Socket, SocketData } from './registry.js';
 
 /** Close code for a reader too slow to keep up: reconnect and resume (docs/protocol.md). */
@@ -19,14 +19,18 @@ const MAX_HELD = 1_000;
 export class ChatDelivery {
   private readonly members = new Map<string, ChatSockets>();
   /** Every frame to a client leaves through this, events and all others alike, so order per socket holds. */
-  readonly outbox = new Outbox();
+  readonly outbox: Outbox;
 
   constructor(
     private readonly metrics: Metrics,
     private readonly maxBufferedBytes: number,
     /** Called when a chat gets its first local socket, and when it loses its last (follow / unfollow). */
     private readonly hooks: { first?: (chatId: string) => void; last?: (chatId: string) => void } = {},
-  ) {}
+  ) {
+    // What the outbox holds back for the turn's end stays well below the slow-reader limit, so
+    // only bytes uWebSockets.js could not hand to the kernel can pass it (sendNow).
+    this.outbox = new Outbox(Math.min(FLUSH_EARLY_UNITS, Math.floor(maxBufferedBytes / 4)));
+  }
 
   /** Makes the socket receive the chat, keeping what it already got from it (a catch-up sends before it joins). */
   join(socket: Socket, chatId: string): void {
@@ -68,6 +72,7 @@ export class ChatDelivery {
     for (const chatId of data.chats.keys()) this.removeMember(socket, chatId);
     data.chats.clear();
     data.notIn = null;
+    data.gapBelow = null;
   }
 
   private removeMember(socket: Socket, chatId: string): void {
@@ -112,7 +117,48 @@ export class ChatDelivery {
       data.held.push({ chatId, seq, frame });
       return false;
     }
-    return this.sendNow(socket, chatId, seq, frame);
+    return this.sendLive(socket, chatId, seq, frame);
+  }
+
+  /**
+   * sendNow for a live event (or a live reset): the first one of a chat on a socket that got
+   * nothing of it before starts above what the socket has, so the socket is marked as missing the
+   * events below it (resumeGap). A resume's or a catch-up's events start at the cursor they were
+   * given, so they need no mark.
+   */
+  private sendLive(socket: Socket, chatId: string, seq: number, frame: string): boolean {
+    const data = socket.getUserData().state;
+    const had = data.chats.get(chatId) ?? data.notIn?.get(chatId) ?? 0;
+    const sent = this.sendNow(socket, chatId, seq, frame);
+    if (sent && had === 0 && seq > 1) markGap(data, chatId, seq - 1);
+    return sent;
+  }
+
+  /**
+   * Whether a resume from `cursor` would leave a hole: the socket already got events of the chat
+   * past the cursor, but not the ones between (a live event released before a late resume, or
+   * after a failed one). Sending those now would put them after newer ones, and skipping them (as
+   * already sent) loses them; the resume answers `reset` instead (docs/protocol.md).
+   */
+  resumeGap(socket: Socket, chatId: string, cursor: number): boolean {
+    const data = socket.getUserData().state;
+    const delivered = data.chats.get(chatId) ?? data.notIn?.get(chatId) ?? 0;
+    return delivered > cursor && (data.gapBelow?.get(chatId) ?? 0) > cursor;
+  }
+
+  /** What the socket has of the chat: the last seq sent to it, or that a resume or reset recorded. */
+  deliveredOf(socket: Socket, chatId: string): number {
+    const data = socket.getUserData().state;
+    return data.chats.get(chatId) ?? data.notIn?.get(chatId) ?? 0;
+  }
+
+  /**
+   * Records a `reset` to `seq` sent to the socket: it has the chat up to there (reloaded over
+   * HTTP), and a later resume from below it is a hole again.
+   */
+  resetTo(socket: Socket, chatId: string, seq: number): void {
+    this.deliveredUpTo(socket, chatId, seq);
+    markGap(socket.getUserData().state, chatId, seq);
   }
 
   /** Sends unless the socket already has this seq. True if sent; the caller counts it (countSent). */
@@ -170,8 +216,13 @@ export class ChatDelivery {
     data.holdTimer = null;
     // Held events are in arrival order, which per chat is seq order (one ordered consumer).
     let sent = 0;
-    for (const h of held) if (this.sendNow(socket, h.chatId, h.seq, h.frame)) sent += 1;
+    for (const h of held) if (this.sendLive(socket, h.chatId, h.seq, h.frame)) sent += 1;
     this.countSent(sent);
+  }
+
+  /** The seqs of the live events held for the socket in one chat, in order. */
+  heldSeqs(socket: Socket, chatId: string): number[] {
+    return (socket.getUserData().state.held ?? []).filter((h) => h.chatId === chatId).map((h) => h.seq);
   }
 }
 
@@ -179,6 +230,10 @@ export class ChatDelivery {
 function recordDelivered(data: SocketData, chatId: string, seq: number, inChat: boolean): void {
   if (inChat) data.chats.set(chatId, seq);
   else (data.notIn ??= new Map()).set(chatId, seq);
+}
+
+function markGap(data: SocketData, chatId: string, below: number): void {
+  if (below > (data.gapBelow?.get(chatId) ?? 0)) (data.gapBelow ??= new Map()).set(chatId, below);
 }
 
 function forgetNotIn(data: SocketData, chatId: string): void {

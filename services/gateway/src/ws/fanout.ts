@@ -19,6 +19,13 @@ interface Followed {
   removed: Map<string, number>;
   /** The seq from which `removed` knows every removal (the follow's start; raised past an overflow). */
   since: number;
+  /**
+   * Nothing past `since` has been read or applied here yet: `since` is only a projection's answer
+   * (or 0), and the events after it (a removal among them) are in the stream, not here. A gateway
+   * that starts following a chat heard none of the events stored before its subscription, so until
+   * the chat's events since `since` are read (a set-up's join, a gap fill) `removed` knows nothing.
+   */
+  unread: boolean;
   /** Work on one chat runs in order: live events, gap fills and inbox catch-ups never interleave. */
   chain: Promise<void>;
 }
@@ -86,6 +93,7 @@ export class LiveFanout {
       lastSeq: 0,
       removed: new Map(),
       since: 0,
+      unread: true,
       chain: Promise.resolve(),
     };
     this.followed.set(chatId, state);
@@ -116,12 +124,16 @@ export class LiveFanout {
 
   /**
    * Whether the user was removed from the chat after `seq` (a projection answer that said member),
-   * as far as the events applied here tell; undefined when they do not reach back to `seq`, or the
-   * chat is not followed here (then the socket joins through joinAfter, which reads them).
+   * as far as the events applied here tell; undefined when they do not reach back to `seq`, when
+   * nothing past the follow's start has been read yet (`unread`), or the chat is not followed here
+   * (then the socket joins through joinAfter, which reads them). Answering "not removed" while
+   * unread joined a member removed before this gateway followed the chat: the first set-up's
+   * joinAfter read the stream for its own user only, and the removed one's resume then replayed
+   * the chat past the removal, typing and receipts included.
    */
   removedSince(chatId: string, userId: string, seq: number): boolean | undefined {
     const state = this.followed.get(chatId);
-    if (!state || seq < state.since) return undefined;
+    if (!state || state.unread || seq < state.since) return undefined;
     return (state.removed.get(userId) ?? 0) > seq;
   }
 
@@ -178,6 +190,7 @@ export class LiveFanout {
       // would otherwise keep getting the chat (the reset included) and could send on this
       // gateway's position past the removal; one added joins and gets the reset (e2e/write-model.test.ts).
       this.applyMembership(state, chatId, await eventsBetween(this.deps.bus, this.stream, subject, from, upTo));
+      state.unread = false;
       this.deps.delivery.reset(chatId, upTo);
       state.lastSeq = Math.max(state.lastSeq, upTo);
       return;
@@ -199,6 +212,8 @@ export class LiveFanout {
   private apply(state: Followed, event: ChatEvent): void {
     if (event.seq <= state.lastSeq) return;
     state.lastSeq = event.seq;
+    // Applied in order from `since` (a jump was filled first): `removed` now knows what it says.
+    state.unread = false;
     // New members start receiving the chat with the event that made them members.
     for (const userId of membersAddedBy(event)) {
       for (const socket of this.deps.registry.socketsOf(userId)) this.deps.delivery.join(socket, event.chatId);
@@ -251,7 +266,15 @@ export class LiveFanout {
       else {
         // A socket being set up: its resume brings the events (sent now, they would pass its
         // hold and make it skip what lies before them); only whether it is still a member counts.
-        const removed = await this.removalsAfter(chatId, seq, Number.MAX_SAFE_INTEGER);
+        const events = await eventsBetween(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), seq, Number.MAX_SAFE_INTEGER);
+        // Read from the follow's start: what they say about members is known here from now on, so
+        // the next set-up of this chat need not read the stream again (removedSince). Live events
+        // after them are in the chain behind this and apply in turn.
+        if (state.unread && seq <= state.since) {
+          for (const event of events) if (event.seq > state.since) noteMembership(state, event, memberRemovedBy(event));
+          state.unread = false;
+        }
+        const removed = removedIn(events);
         for (const socket of sockets) if (!removed.has(socket.getUserData().state.userId!)) this.deps.delivery.join(socket, chatId);
       }
       // None joined (all removed since): nobody here needs the chat.
@@ -292,8 +315,7 @@ export class LiveFanout {
 
   /** Users whom the chat's events (from, upTo] leave removed (read from the stream, not delivered). */
   private async removalsAfter(chatId: string, from: number, upTo: number): Promise<Set<string>> {
-    const events = await eventsBetween(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, upTo);
-    return new Set([...membershipAfter(events)].flatMap(([userId, member]) => (member ? [] : [userId])));
+    return removedIn(await eventsBetween(this.deps.bus, this.stream, subjects.chat(this.deps.namespace, chatId), from, upTo));
   }
 
   private onReceipt(chatId: string, msg: Msg): void {
@@ -312,6 +334,11 @@ export class LiveFanout {
 function isEmpty(items: Iterable<unknown>): boolean {
   for (const _ of items) return false;
   return true;
+}
+
+/** Users whom `events` leave removed. */
+function removedIn(events: ChatEvent[]): Set<string> {
+  return new Set([...membershipAfter(events)].flatMap(([userId, member]) => (member ? [] : [userId])));
 }
 
 /** Whether each user the events add or remove is a member after them (the last of their changes). */

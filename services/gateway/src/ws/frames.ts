@@ -27,6 +27,15 @@ export function refOf(frame: unknown): string | undefined {
   return typeof ref === 'string' && ref.length <= 64 ? ref : undefined;
 }
 
+/**
+ * A `read` frame's `ref` for errors: its messageId (docs/protocol.md), also when the frame fails
+ * its schema, so a client can tell which read to retry; a string of at most 64 characters, as refOf.
+ */
+export function readRefOf(frame: unknown): string | undefined {
+  const ref = (frame as { messageId?: unknown } | null)?.messageId;
+  return typeof ref === 'string' && ref.length <= 64 ? ref : undefined;
+}
+
 /** Most chats one resume frame may name. */
 export const MAX_RESUME_CHATS = 1_000;
 

@@ -15,6 +15,9 @@ export class Outbox {
   private readonly waiting = new Set<Socket>();
   private scheduled = false;
 
+  /** `flushAt`: queued frames (UTF-16 units) past which a socket's outbox is written at once (send). */
+  constructor(private readonly flushAt = FLUSH_EARLY_UNITS) {}
+
   send(socket: Socket, frame: string): void {
     const data = socket.getUserData().state;
     if (data.closed) return;
@@ -25,6 +28,14 @@ export class Outbox {
       data.outbox.push(frame);
     }
     data.outboxBytes += frame.length;
+    // A batch sent in one go (a resume's up to 500 events, a gap fill, a catch-up) goes to
+    // uWebSockets.js as it grows, not all at the turn's end: held here whole it counted as
+    // "buffered" (below) and closed a fast client as a slow reader (4008) though nothing had been
+    // offered to the kernel yet. Written now, what stays is what the socket really could not take.
+    if (data.outboxBytes >= this.flushAt) {
+      this.flush(socket);
+      return;
+    }
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(this.flushAll);
@@ -33,7 +44,8 @@ export class Outbox {
 
   /**
    * What waits to reach the client: uWebSockets.js's buffer plus the frames queued here
-   * (counted in UTF-16 units, which is bytes for the ASCII JSON most frames are).
+   * (counted in UTF-16 units, which is bytes for the ASCII JSON most frames are; never more than
+   * `flushAt`, so this is mostly what the kernel would not take).
    */
   buffered(socket: Socket): number {
     return socket.getBufferedAmount() + socket.getUserData().state.outboxBytes;
@@ -98,6 +110,13 @@ function sendInGroups(socket: Socket, frames: string[]): void {
   sendTogether(socket, group);
 }
 
+/**
+ * Queued frames (UTF-16 units) past which a socket's outbox is written at once instead of at the
+ * turn's end, by default: a few cork buffers' worth, so that a burst still leaves in few writes.
+ * ChatDelivery lowers it to a quarter of WS_MAX_BUFFERED_BYTES when that is small, so a turn's
+ * queue alone never looks like a slow reader.
+ */
+export const FLUSH_EARLY_UNITS = 64 * 1024;
 /** uWebSockets.js's cork buffer (LoopData::CORK_BUFFER_SIZE), shared by every socket of the loop. */
 const CORK_BUFFER_BYTES = 16 * 1024;
 /** The most a server frame's header takes (2 bytes, plus 8 for a 64-bit length). */

@@ -27,6 +27,13 @@ export interface SocketData {
    */
   notIn: Map<string, number> | null;
   /**
+   * Chats whose events reached this socket from above a seq it never got the events up to (its
+   * first event of the chat came live with nothing before it, or a `reset` told it to reload up to
+   * there), with that seq: a resume from below it cannot be filled in order and is answered
+   * `reset`. Null while there are none, as for almost every socket (a client resumes first).
+   */
+  gapBelow: Map<string, number> | null;
+  /**
    * Live events wait here (bounded) while a resume runs, and right after authentication until the
    * client's first frame or a short grace period: a client that resumes first must not see newer
    * live events before the older ones the resume sends.
