@@ -54,6 +54,18 @@ const BULK = {
 const ACTIVITY = new Set<ChatEvent['type']>(['ChatCreated', 'MessageSent', 'PollPosted', 'MemberAdded']);
 
 /**
+ * The time an event moves its chat's last activity to, or null. A MessageDeleted counts with its
+ * message's creation time: live that changes nothing (the MessageSent or PollPosted already moved
+ * it there), but a replay has no MessageSent any more (its content left the stream), and without
+ * this a chat whose newest message was deleted fell back to an older time on rebuild.
+ */
+function activityAt(event: ChatEvent): string | null {
+  if (ACTIVITY.has(event.type)) return event.meta.occurredAt;
+  if (event.type === 'MessageDeleted' && event.data.original) return event.data.original.createdAt;
+  return null;
+}
+
+/**
  * Projects every chat event into the chats, members, messages, reactions and polls tables, and
  * queues the side effects a deletion needs (content to remove from the stream, attachments let go
  * of) in its own queue tables, which reactors drain (src/reactors/). Only SQL: idempotent on its own,
@@ -67,9 +79,9 @@ export const chatsSql = {
     const collision = await applyEvent(event, tx, position);
     await tx.query(
       `UPDATE messages.chats SET last_seq = GREATEST(last_seq, $2),
-              last_activity_at = CASE WHEN $4 THEN GREATEST(last_activity_at, $3) ELSE last_activity_at END
+              last_activity_at = GREATEST(last_activity_at, $3::timestamptz)
         WHERE id = $1`,
-      [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
+      [event.chatId, event.seq, activityAt(event)],
     );
     return collision ? [collision] : [];
   },
@@ -110,7 +122,8 @@ export const chatsSql = {
     for (const { event } of items) {
       const s = summaries.get(event.chatId) ?? { seq: 0, at: null };
       s.seq = Math.max(s.seq, event.seq);
-      if (ACTIVITY.has(event.type) && (s.at === null || event.meta.occurredAt > s.at)) s.at = event.meta.occurredAt;
+      const at = activityAt(event);
+      if (at !== null && (s.at === null || at > s.at)) s.at = at;
       summaries.set(event.chatId, s);
     }
     const chats = [...summaries.entries()];
@@ -549,7 +562,11 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       // The tombstone keeps the row (seq, sender, time) so history has no holes; the content goes,
       // here and (after commit) from the stream: the original event and every edit.
       const { rows } = await tx.query<{ stream_seq: string; edit_stream_seqs: string[] }>(
-        `UPDATE messages.messages m SET body = '', deleted_at = $3, poll_id = NULL, edit_stream_seqs = '{}', stream_seq = $4
+        // reply_to and edited_at go too: a replay makes the row from the tombstone alone (its
+        // MessageSent and edits are gone from the stream), which knows neither, and live and
+        // rebuilt rows must agree (e2e/rebuild.test.ts).
+        `UPDATE messages.messages m SET body = '', deleted_at = $3, poll_id = NULL, edit_stream_seqs = '{}', stream_seq = $4,
+                reply_to = NULL, edited_at = NULL
            FROM (SELECT id, stream_seq, edit_stream_seqs FROM messages.messages WHERE id = $1 AND chat_id = $2 FOR UPDATE) old
           WHERE m.id = old.id AND m.deleted_at IS NULL
           RETURNING old.stream_seq, old.edit_stream_seqs`,
