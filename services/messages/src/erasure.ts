@@ -28,7 +28,7 @@ export interface ErasureDeps {
  * the chats projection applies; purges the person's read positions from the receipts stream and
  * publishes ReadPositionsErased, which the receipts projection applies (each projection deletes
  * its own rows); and, when the person asked for a purge, deletes their messages,
- * edits, reactions and votes from the chats stream and their uploads' records, so that a replay
+ * edits, reactions and votes from the chats stream and their unsent uploads, so that a replay
  * cannot bring them back. Idempotent: the chat events carry deterministic message ids, a deleted
  * stream message stays deleted.
  */
@@ -56,19 +56,20 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
         const seqs = await authoredEvents(deps.bus, stream, subjects.chat(deps.namespace, chatId), userId);
         deleted += await deleteStreamSequences(deps.bus.jsm, stream, seqs, 4);
       }
-      const { rows: uploads } = await tx.query<{ id: string; unsent: boolean }>(
-        `SELECT a.id, NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id) AS unsent
-           FROM messages.attachments a WHERE a.uploader_id = $1`,
+      // Only those no message carries go now, row (its file name is hers) and file, through the
+      // attachments projection's tombstone, not at the sweep a day later. The rest go as their
+      // messages let go of them: hers through the purge above (the chats projection releases the
+      // links, and the release reactor deletes a file none carries then), and a file someone
+      // forwarded stays with their message until it goes, upload record included, as a rebuild
+      // needs it (its record was deleted here, and a rebuild lost the file from the forward, whose
+      // file the next retention pass deleted: e2e/erasure-forwarded.test.ts; docs/decisions.md).
+      const { rows: uploads } = await tx.query<{ id: string }>(
+        `SELECT a.id FROM messages.attachments a
+          WHERE a.uploader_id = $1 AND NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id)`,
         [userId],
       );
-      for (const { id, unsent } of uploads) {
-        // One no message carries goes now, row (its file name is hers) and file, through the
-        // attachments projection's tombstone, not at the sweep a day later. The rest go as their
-        // messages let go of them (the purge above, or another's message still carrying it).
-        if (unsent) await publishAttachmentDeleted(deps, id, 'erased', { actorId: null, correlationId: event.meta.correlationId });
-        else await deleteSubjectMessages(deps.bus.jsm, stream, subjects.attachment(deps.namespace, id));
-      }
-      deps.log.info({ chats: chats.length, streamEvents: deleted, uploads: uploads.length }, 'erased account purged from the chats stream');
+      for (const { id } of uploads) await publishAttachmentDeleted(deps, id, 'erased', { actorId: null, correlationId: event.meta.correlationId });
+      deps.log.info({ chats: chats.length, streamEvents: deleted, unsentUploads: uploads.length }, 'erased account purged from the chats stream');
     },
   };
 }
