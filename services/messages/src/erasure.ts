@@ -94,7 +94,9 @@ async function eraseReadPositions(deps: ErasureDeps, userId: string, correlation
 /**
  * The chats to leave and, with a purge, also those the person wrote, reacted or voted in and has
  * left since (their MemberErased removes what is theirs there; before, a reaction or vote in a
- * chat left earlier stayed, in history and in the stream).
+ * chat left earlier stayed, in history and in the stream), also a reaction or vote they took back
+ * before leaving: no reactions or poll_votes row names them then, but the events that added and
+ * removed it are still on the chat's subject (messages.dependent_events keeps who chose them).
  */
 async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promise<string[]> {
   const { rows } = await tx.query<{ chat_id: string }>(
@@ -104,7 +106,9 @@ async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promi
      UNION
      SELECT m.chat_id FROM messages.reactions r JOIN messages.messages m ON m.id = r.message_id WHERE $2 AND r.user_id = $1
      UNION
-     SELECT p.chat_id FROM messages.poll_votes v JOIN messages.polls p ON p.id = v.poll_id WHERE $2 AND v.user_id = $1`,
+     SELECT p.chat_id FROM messages.poll_votes v JOIN messages.polls p ON p.id = v.poll_id WHERE $2 AND v.user_id = $1
+     UNION
+     SELECT m.chat_id FROM messages.dependent_events d JOIN messages.messages m ON m.id = d.message_id WHERE $2 AND d.user_id = $1`,
     [userId, purge],
   );
   return rows.map((r) => r.chat_id);

@@ -417,13 +417,15 @@ async function queueInboxNotice(tx: PoolClient, event: ChatEvent, position: Posi
 /**
  * Records an event that refers to a message, to leave the stream when the message does; if the
  * message is gone already (deleted, expired, erased: a race, or a redelivery), it leaves now.
+ * `userId` is whoever chose it (a reaction or vote, also one taken back), so that an erasure with a
+ * purge finds the chat after they left it with nothing of theirs in its rows (erasure.ts, chatsOf).
  */
-async function recordDependent(tx: PoolClient, event: ChatEvent, messageId: string, position: Position): Promise<void> {
+async function recordDependent(tx: PoolClient, event: ChatEvent, messageId: string, position: Position, userId: string | null): Promise<void> {
   await tx.query(
     `WITH live AS (SELECT EXISTS (SELECT 1 FROM messages.messages WHERE id = $2 AND deleted_at IS NULL) AS yes),
-          kept AS (INSERT INTO messages.dependent_events (stream_seq, message_id, occurred_at) SELECT $1, $2, $3 FROM live WHERE yes ON CONFLICT DO NOTHING RETURNING 1)
+          kept AS (INSERT INTO messages.dependent_events (stream_seq, message_id, occurred_at, user_id) SELECT $1, $2, $3, $4 FROM live WHERE yes ON CONFLICT DO NOTHING RETURNING 1)
      INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT $1, $3 FROM live WHERE NOT yes ON CONFLICT DO NOTHING`,
-    [position.streamSeq, messageId, event.meta.occurredAt],
+    [position.streamSeq, messageId, event.meta.occurredAt, userId],
   );
 }
 
@@ -600,10 +602,10 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          ON CONFLICT DO NOTHING`,
         [event.data.messageId, event.data.userId, event.data.emoji, at],
       );
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, event.data.userId);
       return;
     case 'ReactionRemoved':
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, event.data.userId);
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3', [
         event.data.messageId,
         event.data.userId,
@@ -618,10 +620,10 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          ON CONFLICT DO NOTHING`,
         [event.data.pollId, event.data.userId, event.data.optionIds],
       );
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, event.data.userId);
       return;
     case 'PollClosed':
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, null);
       await tx.query('UPDATE messages.polls SET closed = true WHERE id = $1', [event.data.pollId]);
       return;
     case 'MessagesExpired':
@@ -644,6 +646,9 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       await deleteMessages(tx, 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId]);
       await tx.query('DELETE FROM messages.reactions r USING messages.messages m WHERE r.message_id = m.id AND m.chat_id = $1 AND r.user_id = $2', [event.chatId, userId]);
       await tx.query('DELETE FROM messages.poll_votes v USING messages.polls p WHERE v.poll_id = p.id AND p.chat_id = $1 AND v.user_id = $2', [event.chatId, userId]);
+      // Their reaction and vote events leave the stream by the erasure process (erasure.ts): the
+      // rows that stood for them go too, as a replay would not make them.
+      await tx.query('DELETE FROM messages.dependent_events d USING messages.messages m WHERE d.message_id = m.id AND m.chat_id = $1 AND d.user_id = $2', [event.chatId, userId]);
       return;
     }
     default: {
