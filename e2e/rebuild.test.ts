@@ -112,8 +112,8 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
     // 1 upload + 2 chat creations, 30 + 1 messages, reaction, edit, delete, poll, vote, rename,
     // member removal + 1 receipt, less the deleted message's original (gone from the stream: its
     // tombstone recreates the row).
-    // The three more deletions and the third chat added 3 to what the rebuild reports (its count
-    // of the third chat's creation and deletions was not worked out further: the rows are the test).
+    // Then the third chat's creation and three more deletions, less the original of m6 (one of the
+    // 30, deleted with its edit; the reply and the newest message left nothing else).
     expect(await rebuildMessages(vars)).toBe(1 + 2 + 31 + 7 + 1 - 1 + 3);
     const after = await snapshot(db);
     expect(after).toEqual(before);
