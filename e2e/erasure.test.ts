@@ -222,6 +222,40 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     await eventually(async () => ((await chosen()).length === 0 ? true : undefined), 10_000, 'her reaction and vote gone from the stream');
   });
 
+  it('with purgeMessages, also visits a chat left after taking a reaction and a vote back: their events leave the stream', async () => {
+    const [eve, owner] = [await register(stack), await register(stack)];
+    const chatId = (await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'group', title: 'taken back', memberIds: [eve.id] } })).body.id;
+    const message = await send(owner, chatId, 'owner asks');
+    const poll = (await http(stack, 'POST', `/api/v1/chats/${chatId}/polls`, { token: owner.accessToken, body: { question: 'sure?', options: ['yes', 'no'] } })).body;
+    expect((await http(stack, 'POST', `/api/v1/messages/${message.id}/reactions`, { token: eve.accessToken, body: { emoji: '🤔' } })).status).toBe(201);
+    expect((await http(stack, 'DELETE', `/api/v1/messages/${message.id}/reactions/${encodeURIComponent('🤔')}`, { token: eve.accessToken })).status).toBe(204);
+    expect((await http(stack, 'POST', `/api/v1/polls/${poll.poll.id}/votes`, { token: eve.accessToken, body: { optionIds: [poll.poll.options[0]!.id] } })).status).toBe(200);
+    expect((await http(stack, 'POST', `/api/v1/polls/${poll.poll.id}/votes`, { token: eve.accessToken, body: { optionIds: [] } })).status).toBe(200);
+    expect((await http(stack, 'DELETE', `/api/v1/chats/${chatId}/members/${eve.id}`, { token: eve.accessToken })).status).toBe(204);
+    await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.chat_members WHERE user_id = $1', [eve.id])) === 0 || undefined);
+    // Nothing of hers in the chat's rows now, but four events of hers on its subject.
+    const chatEvents = async () =>
+      (await storedMessages(nc, `${env.namespace}_chats`)).filter((m) => m.subject === `${env.namespace}.chat.${chatId}`).map((m) => ({ seq: m.seq, ...(JSON.parse(m.text) as { type: string; data: { userId?: string } }) }));
+    const hers = async () => (await chatEvents()).filter((e) => ['ReactionAdded', 'ReactionRemoved', 'PollVoted'].includes(e.type) && e.data.userId === eve.id);
+    expect(await hers()).toHaveLength(4);
+    expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: eve.accessToken, body: { password: eve.password, purgeMessages: true } })).status).toBe(202);
+
+    // Done when the erasure process has applied her UserErased (it deletes her events itself).
+    const jsm = await jetstreamManager(nc);
+    const erasedSeq = await eventually(async () => {
+      const last = await jsm.streams.getMessage(`${env.namespace}_users`, { last_by_subj: `${env.namespace}.user.${eve.id}` }).catch(() => null);
+      return last && last.json<{ type: string }>().type === 'UserErased' ? last.seq : undefined;
+    });
+    await eventually(async () => (await rows(`SELECT count(*) AS n FROM messages.projection_checkpoints WHERE projector = 'erasure-process' AND stream_seq >= $1`, [erasedSeq])) === 1 || undefined, 20_000, 'the erasure applied');
+    // Before, the chat was not visited: no MemberErased in it, and her events stayed.
+    const erased = (await chatEvents()).find((e) => e.type === 'MemberErased' && e.data.userId === eve.id);
+    expect(erased).toBeTruthy();
+    expect(await hers()).toEqual([]);
+    // And the rows that stood for her events go with them, as a rebuild would not make them.
+    await eventually(async () => (await rows(`SELECT count(*) AS n FROM messages.projection_checkpoints WHERE projector = 'chats-projection' AND stream_seq >= $1`, [erased!.seq])) === 1 || undefined, 10_000, 'her MemberErased applied');
+    expect(await rows('SELECT count(*) AS n FROM messages.dependent_events WHERE user_id = $1', [eve.id])).toBe(0);
+  });
+
   it('a deleted message leaves no body in the stream, neither the original nor its edits', async () => {
     const message = await send(bob, group, 'bob regrets sayingthis');
     expect((await http(stack, 'PATCH', `/api/v1/messages/${message.id}`, { token: bob.accessToken, body: { body: 'bob regrets editingthis' } })).status).toBe(200);

@@ -75,6 +75,20 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
     await http(stack, 'POST', `/api/v1/messages/${acks[0]!.messageId}/reactions`, { token: b.accessToken, body: { emoji: '👍' } });
     await http(stack, 'PATCH', `/api/v1/messages/${acks[2]!.messageId}`, { token: a.accessToken, body: { body: 'edited' } });
     await http(stack, 'DELETE', `/api/v1/messages/${acks[4]!.messageId}`, { token: a.accessToken });
+    // Tombstones of an edited message and of a reply: a replay makes them from MessageDeleted
+    // alone (the original and its edits are gone from the stream), so the live rows must not keep
+    // reply_to or edited_at.
+    await http(stack, 'PATCH', `/api/v1/messages/${acks[6]!.messageId}`, { token: a.accessToken, body: { body: 'edited, then deleted' } });
+    await http(stack, 'DELETE', `/api/v1/messages/${acks[6]!.messageId}`, { token: a.accessToken });
+    const reply = await http(stack, 'POST', `/api/v1/chats/${direct.body.id}/messages`, { token: b.accessToken, body: { clientMsgId: 'reply', body: 'a reply', replyTo: acks[1]!.messageId } });
+    await http(stack, 'DELETE', `/api/v1/messages/${reply.body.id}`, { token: b.accessToken });
+    // A chat whose newest message is deleted: its last activity stays that message's time.
+    const direct2 = await http(stack, 'POST', `/api/v1/chats`, { token: b.accessToken, body: { type: 'direct', userId: c.id } });
+    // Not a wait for an effect: the message must be later than the chat's creation (to the ms), or
+    // falling back to the creation time would go unseen.
+    await new Promise((r) => setTimeout(r, 20));
+    const newest = await http(stack, 'POST', `/api/v1/chats/${direct2.body.id}/messages`, { token: b.accessToken, body: { clientMsgId: 'newest', body: 'gone soon' } });
+    await http(stack, 'DELETE', `/api/v1/messages/${newest.body.id}`, { token: b.accessToken });
     const poll = await http(stack, 'POST', `/api/v1/chats/${groupId}/polls`, { token: c.accessToken, body: { question: 'q?', options: ['x', 'y'] } });
     await http(stack, 'POST', `/api/v1/polls/${poll.body.poll.id}/votes`, { token: b.accessToken, body: { optionIds: ['2'] } });
     await http(stack, 'POST', `/api/v1/chats/${groupId}/read`, { token: b.accessToken, body: { messageId: withFile.body.id } });
@@ -82,7 +96,8 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
     await http(stack, 'DELETE', `/api/v1/chats/${groupId}/members/${b.id}`, { token: c.accessToken });
     await db.connect();
     await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.read_positions')).rows[0].n === 1 ? true : undefined));
-    await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.messages')).rows[0].n === 32 ? true : undefined));
+    await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.messages')).rows[0].n === 34 ? true : undefined));
+    await eventually(async () => ((await db.query('SELECT count(*)::int AS n FROM messages.messages WHERE deleted_at IS NOT NULL')).rows[0].n === 4 ? true : undefined));
 
     // While the service is running, its projector holds the leadership lock: rebuild must refuse.
     await expect(rebuildMessages(vars)).rejects.toThrow(/stop that service/);
@@ -97,10 +112,12 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
     // 1 upload + 2 chat creations, 30 + 1 messages, reaction, edit, delete, poll, vote, rename,
     // member removal + 1 receipt, less the deleted message's original (gone from the stream: its
     // tombstone recreates the row).
-    expect(await rebuildMessages(vars)).toBe(1 + 2 + 31 + 7 + 1 - 1);
+    // Then the third chat's creation and three more deletions, less the original of m6 (one of the
+    // 30, deleted with its edit; the reply and the newest message left nothing else).
+    expect(await rebuildMessages(vars)).toBe(1 + 2 + 31 + 7 + 1 - 1 + 3);
     const after = await snapshot(db);
     expect(after).toEqual(before);
-    expect(after.messages).toHaveLength(32);
+    expect(after.messages).toHaveLength(34);
     expect(after.reactions).toHaveLength(1);
     expect(after.votes).toHaveLength(1);
     expect(after.messageAttachments).toHaveLength(1);
@@ -111,8 +128,8 @@ describe('npm run rebuild: projections are rebuilt from the streams', () => {
       cwd: root,
       env: { ...process.env, ...env.env },
     });
-    expect(stdout).toMatch(/rebuilt messages: 41 events replayed/);
+    expect(stdout).toMatch(/rebuilt messages: 44 events replayed/);
     const count = (await db.query('SELECT count(*)::int AS n FROM messages.messages')).rows[0].n;
-    expect(count).toBe(32);
+    expect(count).toBe(34);
   });
 });

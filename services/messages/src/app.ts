@@ -108,7 +108,12 @@ export function buildApp(deps: Deps, config: MessagesConfig, options: AppOptions
     stream,
     filterSubject: subjects.allAttachments(deps.namespace),
     parse: parseAttachmentEvent,
-    projection: attachmentsProjection({ onQueued: () => reactors.fileDeletion.kick() }),
+    projection: attachmentsProjection({
+      onQueued: () => {
+        reactors.fileDeletion.kick();
+        reactors.streamContent.kick();
+      },
+    }),
   });
   const receipts = new Projector<ReceiptEvent>({
     ...common,

@@ -28,7 +28,7 @@ export interface ErasureDeps {
  * the chats projection applies; purges the person's read positions from the receipts stream and
  * publishes ReadPositionsErased, which the receipts projection applies (each projection deletes
  * its own rows); and, when the person asked for a purge, deletes their messages,
- * edits, reactions and votes from the chats stream and their uploads' records, so that a replay
+ * edits, reactions and votes from the chats stream and their unsent uploads, so that a replay
  * cannot bring them back. Idempotent: the chat events carry deterministic message ids, a deleted
  * stream message stays deleted.
  */
@@ -56,19 +56,20 @@ export function erasureProcess(deps: ErasureDeps): Projection<UserEvent> {
         const seqs = await authoredEvents(deps.bus, stream, subjects.chat(deps.namespace, chatId), userId);
         deleted += await deleteStreamSequences(deps.bus.jsm, stream, seqs, 4);
       }
-      const { rows: uploads } = await tx.query<{ id: string; unsent: boolean }>(
-        `SELECT a.id, NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id) AS unsent
-           FROM messages.attachments a WHERE a.uploader_id = $1`,
+      // Only those no message carries go now, row (its file name is hers) and file, through the
+      // attachments projection's tombstone, not at the sweep a day later. The rest go as their
+      // messages let go of them: hers through the purge above (the chats projection releases the
+      // links, and the release reactor deletes a file none carries then), and a file someone
+      // forwarded stays with their message until it goes, upload record included, as a rebuild
+      // needs it (its record was deleted here, and a rebuild lost the file from the forward, whose
+      // file the next retention pass deleted: e2e/erasure-forwarded.test.ts; docs/decisions.md).
+      const { rows: uploads } = await tx.query<{ id: string }>(
+        `SELECT a.id FROM messages.attachments a
+          WHERE a.uploader_id = $1 AND NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id)`,
         [userId],
       );
-      for (const { id, unsent } of uploads) {
-        // One no message carries goes now, row (its file name is hers) and file, through the
-        // attachments projection's tombstone, not at the sweep a day later. The rest go as their
-        // messages let go of them (the purge above, or another's message still carrying it).
-        if (unsent) await publishAttachmentDeleted(deps, id, 'erased', { actorId: null, correlationId: event.meta.correlationId });
-        else await deleteSubjectMessages(deps.bus.jsm, stream, subjects.attachment(deps.namespace, id));
-      }
-      deps.log.info({ chats: chats.length, streamEvents: deleted, uploads: uploads.length }, 'erased account purged from the chats stream');
+      for (const { id } of uploads) await publishAttachmentDeleted(deps, id, 'erased', { actorId: null, correlationId: event.meta.correlationId });
+      deps.log.info({ chats: chats.length, streamEvents: deleted, unsentUploads: uploads.length }, 'erased account purged from the chats stream');
     },
   };
 }
@@ -93,7 +94,9 @@ async function eraseReadPositions(deps: ErasureDeps, userId: string, correlation
 /**
  * The chats to leave and, with a purge, also those the person wrote, reacted or voted in and has
  * left since (their MemberErased removes what is theirs there; before, a reaction or vote in a
- * chat left earlier stayed, in history and in the stream).
+ * chat left earlier stayed, in history and in the stream), also a reaction or vote they took back
+ * before leaving: no reactions or poll_votes row names them then, but the events that added and
+ * removed it are still on the chat's subject (messages.dependent_events keeps who chose them).
  */
 async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promise<string[]> {
   const { rows } = await tx.query<{ chat_id: string }>(
@@ -103,7 +106,9 @@ async function chatsOf(tx: pg.PoolClient, userId: string, purge: boolean): Promi
      UNION
      SELECT m.chat_id FROM messages.reactions r JOIN messages.messages m ON m.id = r.message_id WHERE $2 AND r.user_id = $1
      UNION
-     SELECT p.chat_id FROM messages.poll_votes v JOIN messages.polls p ON p.id = v.poll_id WHERE $2 AND v.user_id = $1`,
+     SELECT p.chat_id FROM messages.poll_votes v JOIN messages.polls p ON p.id = v.poll_id WHERE $2 AND v.user_id = $1
+     UNION
+     SELECT m.chat_id FROM messages.dependent_events d JOIN messages.messages m ON m.id = d.message_id WHERE $2 AND d.user_id = $1`,
     [userId, purge],
   );
   return rows.map((r) => r.chat_id);

@@ -4,8 +4,11 @@ import { ATTACHMENTS_PROJECTOR, type AttachmentDeleted, type AttachmentEvent, ty
 
 export { ATTACHMENTS_PROJECTOR };
 export const ATTACHMENTS_PROJECTION_TABLES = ['messages.attachments'];
-/** Its queue of files to delete (drained by the file-deletion reactor; not emptied by a rebuild). */
-export const ATTACHMENTS_QUEUE_TABLES = ['messages.file_deletions'];
+/**
+ * Its queues (not emptied by a rebuild): files to delete, drained by the file-deletion reactor,
+ * and tombstones it did not apply, to remove from the stream (shared with the chats projection).
+ */
+export const ATTACHMENTS_QUEUE_TABLES = ['messages.file_deletions', 'messages.stream_deletions'];
 
 /**
  * Projects uploaded files' metadata (the attachment subjects of the chats stream). A deletion
@@ -35,6 +38,7 @@ export function attachmentsProjection(deps: { onQueued?: () => void } = {}): Pro
       if (run.length > 0) await applyRun(run, tx);
     },
     async afterCommit(events) {
+      // Either queue may have a row: the reactors take an empty queue cheaply.
       if (events.some((e) => e.type === 'AttachmentDeleted')) deps.onQueued?.();
     },
   };
@@ -55,15 +59,25 @@ async function applyRun(run: PositionedEvent<AttachmentEvent>[], tx: PoolClient)
       return;
     }
     case 'AttachmentDeleted':
-      // Only if still unused: a message may have picked it up after the sweeper looked.
+      // Only if still unused: a message may have picked it up after the sweeper (or the uploader's
+      // DELETE, or the release reactor) looked. Then the row stays, and so must its upload record
+      // (publishAttachmentDeleted): this tombstone is queued for removal from the stream instead
+      // (reactors/stream-content.ts), because a replay applies it before any message links the file
+      // (attachments are rebuilt first) and would delete the row live kept. Deleted rows queue their
+      // file, and the file-deletion reactor removes the upload record with it.
       await tx.query(
-        `WITH run AS (SELECT DISTINCT ON (id) id, at FROM unnest($1::uuid[], $2::timestamptz[]) WITH ORDINALITY AS r(id, at, ord) ORDER BY id, ord),
+        `WITH events AS (SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::bigint[]) WITH ORDINALITY AS r(id, at, seq, ord)),
+              run AS (SELECT DISTINCT ON (id) id, at FROM events ORDER BY id, ord),
               gone AS (
                 DELETE FROM messages.attachments a USING run WHERE a.id = run.id
                    AND NOT EXISTS (SELECT 1 FROM messages.message_attachments ma WHERE ma.attachment_id = a.id)
-                RETURNING a.id, run.at)
-         INSERT INTO messages.file_deletions (attachment_id, queued_at) SELECT id, at FROM gone ON CONFLICT DO NOTHING`,
-        [run.map(({ event }) => (event as AttachmentDeleted).data.attachmentId), run.map(({ event }) => event.meta.occurredAt)],
+                RETURNING a.id, run.at),
+              files AS (INSERT INTO messages.file_deletions (attachment_id, queued_at) SELECT id, at FROM gone ON CONFLICT DO NOTHING)
+         INSERT INTO messages.stream_deletions (stream_seq, queued_at)
+         SELECT e.seq, e.at FROM events e
+          WHERE EXISTS (SELECT 1 FROM messages.attachments a WHERE a.id = e.id) AND NOT EXISTS (SELECT 1 FROM gone WHERE gone.id = e.id)
+         ON CONFLICT DO NOTHING`,
+        [run.map(({ event }) => (event as AttachmentDeleted).data.attachmentId), run.map(({ event }) => event.meta.occurredAt), run.map(({ position }) => position.streamSeq)],
       );
       return;
     default: {

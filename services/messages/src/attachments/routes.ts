@@ -34,6 +34,10 @@ export function attachmentRoutes(
       const seq = await publishAttachmentDeleted(deps, params.id, 'deleted', { actorId: auth.userId, correlationId: request.requestId });
       // The record and file go with the projection (it queues the file); the answer waits for it.
       if (!(await deps.attachmentsBarrier(seq))) throw new Unavailable('The deletion is stored and will complete shortly');
+      // A send of it stored after the check above: the projection kept the row (and the file), and
+      // answering 204 said a file was gone that the message still shows.
+      const kept = await deps.pool.query('SELECT 1 FROM messages.attachments WHERE id = $1', [params.id]);
+      if (kept.rowCount) throw new Conflict('conflict', 'The file is part of a message: delete the message instead');
       return { status: 204 };
     },
   });

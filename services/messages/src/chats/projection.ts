@@ -54,6 +54,18 @@ const BULK = {
 const ACTIVITY = new Set<ChatEvent['type']>(['ChatCreated', 'MessageSent', 'PollPosted', 'MemberAdded']);
 
 /**
+ * The time an event moves its chat's last activity to, or null. A MessageDeleted counts with its
+ * message's creation time: live that changes nothing (the MessageSent or PollPosted already moved
+ * it there), but a replay has no MessageSent any more (its content left the stream), and without
+ * this a chat whose newest message was deleted fell back to an older time on rebuild.
+ */
+function activityAt(event: ChatEvent): string | null {
+  if (ACTIVITY.has(event.type)) return event.meta.occurredAt;
+  if (event.type === 'MessageDeleted' && event.data.original) return event.data.original.createdAt;
+  return null;
+}
+
+/**
  * Projects every chat event into the chats, members, messages, reactions and polls tables, and
  * queues the side effects a deletion needs (content to remove from the stream, attachments let go
  * of) in its own queue tables, which reactors drain (src/reactors/). Only SQL: idempotent on its own,
@@ -67,9 +79,9 @@ export const chatsSql = {
     const collision = await applyEvent(event, tx, position);
     await tx.query(
       `UPDATE messages.chats SET last_seq = GREATEST(last_seq, $2),
-              last_activity_at = CASE WHEN $4 THEN GREATEST(last_activity_at, $3) ELSE last_activity_at END
+              last_activity_at = GREATEST(last_activity_at, $3::timestamptz)
         WHERE id = $1`,
-      [event.chatId, event.seq, event.meta.occurredAt, ACTIVITY.has(event.type)],
+      [event.chatId, event.seq, activityAt(event)],
     );
     return collision ? [collision] : [];
   },
@@ -110,7 +122,8 @@ export const chatsSql = {
     for (const { event } of items) {
       const s = summaries.get(event.chatId) ?? { seq: 0, at: null };
       s.seq = Math.max(s.seq, event.seq);
-      if (ACTIVITY.has(event.type) && (s.at === null || event.meta.occurredAt > s.at)) s.at = event.meta.occurredAt;
+      const at = activityAt(event);
+      if (at !== null && (s.at === null || at > s.at)) s.at = at;
       summaries.set(event.chatId, s);
     }
     const chats = [...summaries.entries()];
@@ -404,13 +417,15 @@ async function queueInboxNotice(tx: PoolClient, event: ChatEvent, position: Posi
 /**
  * Records an event that refers to a message, to leave the stream when the message does; if the
  * message is gone already (deleted, expired, erased: a race, or a redelivery), it leaves now.
+ * `userId` is whoever chose it (a reaction or vote, also one taken back), so that an erasure with a
+ * purge finds the chat after they left it with nothing of theirs in its rows (erasure.ts, chatsOf).
  */
-async function recordDependent(tx: PoolClient, event: ChatEvent, messageId: string, position: Position): Promise<void> {
+async function recordDependent(tx: PoolClient, event: ChatEvent, messageId: string, position: Position, userId: string | null): Promise<void> {
   await tx.query(
     `WITH live AS (SELECT EXISTS (SELECT 1 FROM messages.messages WHERE id = $2 AND deleted_at IS NULL) AS yes),
-          kept AS (INSERT INTO messages.dependent_events (stream_seq, message_id, occurred_at) SELECT $1, $2, $3 FROM live WHERE yes ON CONFLICT DO NOTHING RETURNING 1)
+          kept AS (INSERT INTO messages.dependent_events (stream_seq, message_id, occurred_at, user_id) SELECT $1, $2, $3, $4 FROM live WHERE yes ON CONFLICT DO NOTHING RETURNING 1)
      INSERT INTO messages.stream_deletions (stream_seq, queued_at) SELECT $1, $3 FROM live WHERE NOT yes ON CONFLICT DO NOTHING`,
-    [position.streamSeq, messageId, event.meta.occurredAt],
+    [position.streamSeq, messageId, event.meta.occurredAt, userId],
   );
 }
 
@@ -549,7 +564,11 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       // The tombstone keeps the row (seq, sender, time) so history has no holes; the content goes,
       // here and (after commit) from the stream: the original event and every edit.
       const { rows } = await tx.query<{ stream_seq: string; edit_stream_seqs: string[] }>(
-        `UPDATE messages.messages m SET body = '', deleted_at = $3, poll_id = NULL, edit_stream_seqs = '{}', stream_seq = $4
+        // reply_to and edited_at go too: a replay makes the row from the tombstone alone (its
+        // MessageSent and edits are gone from the stream), which knows neither, and live and
+        // rebuilt rows must agree (e2e/rebuild.test.ts).
+        `UPDATE messages.messages m SET body = '', deleted_at = $3, poll_id = NULL, edit_stream_seqs = '{}', stream_seq = $4,
+                reply_to = NULL, edited_at = NULL
            FROM (SELECT id, stream_seq, edit_stream_seqs FROM messages.messages WHERE id = $1 AND chat_id = $2 FOR UPDATE) old
           WHERE m.id = old.id AND m.deleted_at IS NULL
           RETURNING old.stream_seq, old.edit_stream_seqs`,
@@ -583,10 +602,10 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          ON CONFLICT DO NOTHING`,
         [event.data.messageId, event.data.userId, event.data.emoji, at],
       );
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, event.data.userId);
       return;
     case 'ReactionRemoved':
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, event.data.userId);
       await tx.query('DELETE FROM messages.reactions WHERE message_id = $1 AND user_id = $2 AND emoji = $3', [
         event.data.messageId,
         event.data.userId,
@@ -601,10 +620,10 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
          ON CONFLICT DO NOTHING`,
         [event.data.pollId, event.data.userId, event.data.optionIds],
       );
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, event.data.userId);
       return;
     case 'PollClosed':
-      await recordDependent(tx, event, event.data.messageId, position);
+      await recordDependent(tx, event, event.data.messageId, position, null);
       await tx.query('UPDATE messages.polls SET closed = true WHERE id = $1', [event.data.pollId]);
       return;
     case 'MessagesExpired':
@@ -627,6 +646,9 @@ async function applyEvent(event: ChatEvent, tx: PoolClient, position: Position):
       await deleteMessages(tx, 'm.chat_id = $1 AND m.sender_id = $2', [event.chatId, userId]);
       await tx.query('DELETE FROM messages.reactions r USING messages.messages m WHERE r.message_id = m.id AND m.chat_id = $1 AND r.user_id = $2', [event.chatId, userId]);
       await tx.query('DELETE FROM messages.poll_votes v USING messages.polls p WHERE v.poll_id = p.id AND p.chat_id = $1 AND v.user_id = $2', [event.chatId, userId]);
+      // Their reaction and vote events leave the stream by the erasure process (erasure.ts): the
+      // rows that stood for them go too, as a replay would not make them.
+      await tx.query('DELETE FROM messages.dependent_events d USING messages.messages m WHERE d.message_id = m.id AND m.chat_id = $1 AND d.user_id = $2', [event.chatId, userId]);
       return;
     }
     default: {

@@ -1,6 +1,6 @@
 import { eachConcurrently, type Bus } from '@parley/bus';
 import type { AttachmentDeleted } from '@parley/contracts';
-import { publishAttachmentDeleted } from '../attachments/deleted.js';
+import { deleteUploadRecords, publishAttachmentDeleted } from '../attachments/deleted.js';
 import type { Logger } from '@parley/log';
 import type { Pool } from '@parley/pg';
 import type { AttachmentStore } from '@parley/storage';
@@ -14,10 +14,10 @@ const FILE_DELETIONS_IN_FLIGHT = 16;
 /**
  * Deletes attachments their last message let go of. The chats projection queues them in
  * `messages.released_attachments` when it drops a deleted, expired or erased message's links; this
- * turns each one still unused into an AttachmentDeleted event on the attachment's own subject, which
- * replaces the upload record there (publishAttachmentDeleted), so the attachments projection (the
- * owner of `messages.attachments`) removes the record, and a rebuild agrees. The event's message id is deterministic: a retry within the dedup window stores
- * nothing new, and a later one is a no-op for the projection.
+ * turns each one still unused into an AttachmentDeleted event on the attachment's own subject
+ * (publishAttachmentDeleted), so the attachments projection (the owner of `messages.attachments`)
+ * removes the row, and then the upload record goes, and a rebuild agrees. A retry stores another
+ * deletion, a no-op for the projection.
  */
 export function attachmentReleaseReactor(deps: { pool: Pool; bus: Bus; namespace: string; log: Logger }): QueueReactor {
   return new QueueReactor(deps, {
@@ -45,18 +45,22 @@ export function attachmentReleaseReactor(deps: { pool: Pool; bus: Bus; namespace
 }
 
 /**
- * Deletes the files of deleted attachments: the attachments projection queues them in
- * `messages.file_deletions` in the transaction that removes the record. Deleting a file that is
- * already gone is a success.
+ * Deletes the files of deleted attachments, and their upload records from the chats stream: the
+ * attachments projection queues them in `messages.file_deletions` in the transaction that removes
+ * the row, so a record leaves the stream only once no row is kept for it (deleteUploadRecords).
+ * Deleting a file or record that is already gone is a success.
  */
-export function fileDeletionReactor(deps: { pool: Pool; log: Logger; store: AttachmentStore }): QueueReactor {
+export function fileDeletionReactor(deps: { pool: Pool; log: Logger; store: AttachmentStore; bus: Bus; namespace: string }): QueueReactor {
   return new QueueReactor(deps, {
     name: 'file-deletion',
     table: 'messages.file_deletions',
     key: 'attachment_id',
     batch: 100,
     async act(rows) {
-      await eachConcurrently(rows, FILE_DELETIONS_IN_FLIGHT, (row) => deps.store.delete(String(row.attachment_id)));
+      await eachConcurrently(rows, FILE_DELETIONS_IN_FLIGHT, async (row) => {
+        await deleteUploadRecords(deps, String(row.attachment_id));
+        await deps.store.delete(String(row.attachment_id));
+      });
     },
   });
 }
