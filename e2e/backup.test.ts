@@ -20,7 +20,7 @@ import { runVerify } from '../services/backup/src/verify.js';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
-import { http, register, startStack, storedMessages, type Account, type Stack } from './stack.js';
+import { http, register, startServices, startStack, storedMessages, type Account, type Stack } from './stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const log = createLogger({ service: 'backup-test', level: process.env.BACKUP_TEST_LOG_LEVEL ?? 'silent' });
@@ -230,6 +230,39 @@ describe('backup, verify and restore (services/backup)', () => {
         expect(await ledger()).toContain(`${target.namespace}.erasure.user.${cy.id}`);
       } finally {
         await nc.close();
+      }
+    } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('restore --force keeps the sessions revoked after the backup revoked: a logged-out access token stays refused', async () => {
+    // The revocations stream was replaced by the archive's copy: gateways, which check an access
+    // token by signature, expiry and that stream, accepted a token revoked after the backup (a
+    // stolen one the owner logged out, say) again until it expired.
+    const own = path.join(dir, 'forced-revocations');
+    mkdirSync(own, { recursive: true });
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-revoked-files-'));
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, PORT: '0', METRICS_PORT: '0' };
+    try {
+      let services = await startServices(vars);
+      const dee = await register(services, 'bk_dee');
+      const { archive } = await runBackup(config(vars), own, log);
+      expect((await http(services, 'POST', '/api/v1/auth/logout', { token: dee.accessToken })).status).toBe(204);
+      expect((await http(services, 'GET', '/api/v1/users/me', { token: dee.accessToken })).status).toBe(401);
+      await services.stop();
+      await runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
+      services = await startServices(vars);
+      try {
+        // The restored system answers (a new login works), and the revoked token is still refused.
+        const login = await http(services, 'POST', '/api/v1/auth/login', { body: { login: dee.username, password: dee.password } });
+        expect(login.status).toBe(200);
+        expect((await http(services, 'GET', '/api/v1/users/me', { token: login.body.accessToken })).status).toBe(200);
+        expect((await http(services, 'GET', '/api/v1/users/me', { token: dee.accessToken })).status).toBe(401);
+      } finally {
+        await services.stop();
       }
     } finally {
       await target.cleanup();

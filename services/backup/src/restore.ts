@@ -7,7 +7,7 @@ import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { importLedger } from '@parley/retention';
 import { callRpc, connectBus, ensureStreams, InvalidRequestError, isNoResponders, isNotFound, RequestRefusedError, ServiceUnavailableError, type Bus } from '@parley/bus';
-import { declaredStreams, inNamespace, streamName } from '@parley/contracts';
+import { declaredStreams, inNamespace, streamName, type StreamKey } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
@@ -82,16 +82,30 @@ async function namespaceStreams(bus: Bus, ns: string): Promise<string[]> {
 }
 
 /**
+ * Streams restore --force keeps, adding the archive's entries they lack, instead of replacing them
+ * with the archive's copy: what they hold since the backup must outlive the restore.
+ * - the erasure ledger names everyone erased since the backup, whom the retention pass after the
+ *   restore erases again;
+ * - the revocations name every session revoked since the backup (logout, password change or
+ *   reset, refresh-token theft): gateways check access tokens only by signature, expiry and this
+ *   list, read from the stream's start at their start. Replaced by the archive's copy, a token
+ *   revoked after the backup (a stolen one, say) was accepted again until it expired (found in
+ *   review). Nothing refers to its sequences (no projection, no checkpoint), so new ones are fine.
+ * Both only grow (each subject is one ledger entry or one revoked session), so the live stream
+ * with the archive's entries added covers both.
+ */
+const KEPT_STREAMS: ReadonlySet<StreamKey> = new Set<StreamKey>(['erasures', 'revocations']);
+
+/**
  * restore --force: empties the target first (schemas dropped, streams deleted, files removed),
- * except the erasure ledger: it holds everyone erased since the backup, which the retention pass
- * after the restore erases again. The ledger only grows, so the live one covers the archive's.
+ * except the streams in KEPT_STREAMS.
  */
 async function clearTarget(bus: Bus, target: Target): Promise<void> {
   await dropUserSchemas(target.databaseUrl).catch((error: { code?: string }) => {
     if (error.code !== '3D000') throw error;
   });
-  const ledger = streamName(target.namespace, 'erasures');
-  for (const name of await namespaceStreams(bus, target.namespace)) if (name !== ledger) await bus.jsm.streams.delete(name);
+  const kept = new Set([...KEPT_STREAMS].map((key) => streamName(target.namespace, key)));
+  for (const name of await namespaceStreams(bus, target.namespace)) if (!kept.has(name)) await bus.jsm.streams.delete(name);
   await emptyAttachmentStore(target.attachmentsDir);
 }
 
@@ -133,13 +147,14 @@ export async function restoreData(bus: Bus, archive: string, extracted: string, 
   for (const part of manifest.streams) {
     const decl = (declarations as Record<string, (typeof declarations)[keyof typeof declarations] | undefined>)[part.key];
     if (!decl) throw new Error(`the archive holds stream "${part.key}", which this version of Parley does not declare`);
-    if (part.key === 'erasures' && (await streamExists(bus, decl.name))) {
-      // The target's ledger is kept (it may name people erased since the backup), and the
-      // archive's entries are added to it: a target whose ledger is empty or only newer (the users
-      // service recreates it at start, say after JetStream's data was lost) forgot everyone erased
-      // before the backup, and a later restore of an older archive brought them back (found in review).
+    if (KEPT_STREAMS.has(part.key as StreamKey) && (await streamExists(bus, decl.name))) {
+      // The target's stream is kept (it may name people erased, or sessions revoked, since the
+      // backup), and the archive's entries are added to it: a target whose stream is empty or only
+      // newer (the users service recreates it at start, say after JetStream's data was lost) forgot
+      // everyone erased before the backup, and a later restore of an older archive brought them
+      // back (found in review); likewise the sessions revoked before the backup.
       const added = await mergeStream(bus, decl.name, target.namespace, path.join(extracted, part.path));
-      log.info({ stream: decl.name, added }, 'erasure ledger kept, with the archive\'s entries added');
+      log.info({ stream: decl.name, added }, 'stream of the target kept, with the archive\'s entries added');
       continue;
     }
     const count = await importStream(bus, decl, target.namespace, path.join(extracted, part.path), part);

@@ -79,8 +79,8 @@ const DROPPED_HEADERS = /^(Nats-Msg-Id|Nats-Expected-.*|Nats-Rollup)$/i;
 const WINDOW = 1000;
 
 /**
- * Adds an exported stream's messages to a stream that is kept (the target's erasure ledger on a
- * restore --force): each on its subject, deduplicated by its place in the archive. New sequences,
+ * Adds an exported stream's messages to a stream that is kept (the target's erasure ledger and
+ * revocations on a restore --force, the source's revocations on a restore elsewhere): each on its subject, deduplicated by its place in the archive. New sequences,
  * none of them purged: what the target holds stays, and what only the archive held is added.
  */
 export async function mergeStream(bus: Bus, stream: string, namespace: string, file: string): Promise<number> {
