@@ -332,6 +332,41 @@ describe('backup, verify and restore (services/backup)', () => {
     }
   }, 180_000);
 
+  it('restore --force checks that pg_restore can read the dump before it empties the target: without pg_restore, the target untouched', async () => {
+    // pg_restore was first run after --force had dropped the schemas and deleted the streams.
+    const own = path.join(dir, 'forced-no-pg-restore');
+    mkdirSync(own, { recursive: true });
+    const { archive } = await runBackup(config(stack.vars), own, log);
+    const bin = path.join(own, 'bin-without-pg-restore');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(execFileSync('sh', ['-c', 'command -v pg_dump'], { encoding: 'utf8' }).trim(), path.join(bin, 'pg_dump'));
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-no-pg-restore-files-'));
+    mkdirSync(path.join(files, 'zz'));
+    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    try {
+      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      await messages.stop();
+      await users.stop();
+      const before = await targetState(target, files);
+      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
+      const env = { ...process.env, ...vars, LOG_LEVEL: 'silent', PATH: bin };
+      const result = await promisify(execFile)(process.execPath, [path.join(root, 'bin/parley.mjs'), 'restore', archive, '--force'], { env }).then(
+        () => ({ code: 0, stderr: '' }),
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(await targetState(target, files)).toEqual(before);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/pg_restore cannot read the archive's database dump.*Nothing in the target was changed/);
+    } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('refuses to restore into a namespace and database that hold data, without --force', async () => {
     await expect(runRestore(config({ ...stack.vars, ATTACHMENTS_DIR: attachmentsDir }), backup.archive, { force: false, childEnv: process.env }, log)).rejects.toThrow(TargetNotEmptyError);
   });

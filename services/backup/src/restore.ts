@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { access, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
@@ -13,7 +13,7 @@ import { ensureDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
 import { attachmentSource, emptyAttachmentStore, requireAttachments, restoreAttachments } from './attachments.js';
 import { retentionOf } from './backup.js';
-import { dropUserSchemas, restoreDatabase, userTables } from './database.js';
+import { dropUserSchemas, restoreDatabase, run, userTables } from './database.js';
 import { backupIdentity, type BackupConfig } from './env.js';
 import { DATABASE_PART, type Manifest } from './manifest.js';
 import { ROOT } from './paths.js';
@@ -28,6 +28,11 @@ export interface Target {
 
 export class TargetNotEmptyError extends Error {
   override name = 'TargetNotEmptyError';
+}
+
+/** Something the restore needs is missing (checked before the target is touched): it changed nothing. */
+export class RestoreCheckError extends Error {
+  override name = 'RestoreCheckError';
 }
 
 /** restore --force found users or messages answering on the target namespace: it changed nothing. */
@@ -107,6 +112,45 @@ async function clearTarget(bus: Bus, target: Target): Promise<void> {
   const kept = new Set([...KEPT_STREAMS].map((key) => streamName(target.namespace, key)));
   for (const name of await namespaceStreams(bus, target.namespace)) if (!kept.has(name)) await bus.jsm.streams.delete(name);
   await emptyAttachmentStore(target.attachmentsDir);
+}
+
+/**
+ * What the restore needs that can be checked before the target is touched: restore --force empties
+ * the target first, and these used to fail only after it had (the schemas dropped, the streams
+ * deleted, the files removed), leaving nothing (found in review):
+ * - pg_restore on the PATH, able to read the dump (`--list` reads its table of contents only: a
+ *   client older than the dump's format refuses it there);
+ * - every stream of the archive declared by this version of Parley;
+ * - the attachment store writable (the nearest existing folder of ATTACHMENTS_DIR, and each folder
+ *   in it, whose files --force removes): a read-only mount failed with EROFS half-way through.
+ */
+async function checkRestorable(manifest: Manifest, extracted: string, target: Target, config: BackupConfig): Promise<void> {
+  const unchanged = 'Nothing in the target was changed';
+  await run('pg_restore', ['--list', path.join(extracted, DATABASE_PART)]).catch((error: unknown) => {
+    throw new RestoreCheckError(`pg_restore cannot read the archive's database dump (made by ${manifest.versions.pgDump}): put a PostgreSQL client of that version or newer on the PATH. ${unchanged}. ${(error as Error).message}`, { cause: error });
+  });
+  const declared = declaredStreams(target.namespace, retentionOf(config), config.STREAM_REPLICAS) as Record<string, unknown>;
+  const unknown = manifest.streams.map((part) => part.key).filter((key) => !declared[key]);
+  if (unknown.length > 0) {
+    throw new RestoreCheckError(`the archive holds stream${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}, which this version of Parley does not declare: restore it with the version that made it (${manifest.versions.parley}). ${unchanged}`);
+  }
+  await checkWritable(target.attachmentsDir).catch((error: unknown) => {
+    throw new RestoreCheckError(`the attachment store ${target.attachmentsDir} is not writable (${(error as Error).message}). ${unchanged}`, { cause: error });
+  });
+}
+
+/** Throws unless `dir` (or, while it does not exist, its nearest existing parent) and each folder in it can be written. */
+async function checkWritable(dir: string): Promise<void> {
+  let existing = path.resolve(dir);
+  while (!(await stat(existing).then((s) => s.isDirectory(), () => false))) {
+    const parent = path.dirname(existing);
+    if (parent === existing) break;
+    existing = parent;
+  }
+  // access() with W_OK reports a read-only file system (EROFS) even to root, whom it lets write anywhere else.
+  await access(existing, constants.W_OK);
+  const entries = await readdir(existing, { withFileTypes: true }).catch(() => []);
+  if (existing === path.resolve(dir)) for (const e of entries) if (e.isDirectory()) await access(path.join(existing, e.name), constants.W_OK);
 }
 
 /**
@@ -248,6 +292,7 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     const manifest = await unpackArchive(archive, extracted);
     // Before anything is replaced: an archive copied without the pool beside it cannot restore.
     await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files, manifest.attachments.pool !== undefined);
+    await checkRestorable(manifest, extracted, target, config);
     const inUse = await targetContents(bus, target);
     if (inUse.length > 0) {
       if (!options.force) throw new TargetNotEmptyError(`the target is not empty (${inUse.join('; ')}); restore into an empty database and namespace, or pass --force to replace it`);
