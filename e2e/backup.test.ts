@@ -132,6 +132,9 @@ describe('backup, verify and restore (services/backup)', () => {
     for (const sha of pooled) expect(statSync(path.join(dir, 'files', sha.slice(0, 2), sha)).mode & 0o077).toBe(0);
     const erased = await http(stack, 'DELETE', '/api/v1/users/me', { token: cy.accessToken, body: { password: cy.password, purgeMessages: true } });
     expect(erased.status).toBeLessThan(300);
+    // A session of Ann's revoked after the backup (signed in elsewhere, then logged out there).
+    const elsewhere = await http(stack, 'POST', '/api/v1/auth/login', { body: { login: ann.username, password: ann.password } });
+    expect((await http(stack, 'POST', '/api/v1/auth/logout', { token: elsewhere.body.accessToken })).status).toBe(204);
     expect(path.basename(backup.archive)).toMatch(new RegExp(`^parley-${stack.env.namespace}-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
     expect(backup.manifest.attachments.files).toHaveLength(1);
     const chatsStream = backup.manifest.streams.find((s) => s.key === 'chats')!;
@@ -147,6 +150,17 @@ describe('backup, verify and restore (services/backup)', () => {
     try {
       const report = await runRestore(config(vars), backup.archive, { force: false, childEnv: { ...process.env, ...vars } }, log);
       expect(report.sessionsCleared).toBeGreaterThan(0);
+      // Every session the source revoked, also after the backup, is revoked here: a gateway given
+      // the same JWT_SECRET refuses its access token (the archive alone lacked the later ones).
+      const [sourceNc, nc] = [await stack.env.connectNats(), await fresh.connectNats()];
+      try {
+        const revoked = async (n: typeof nc, ns: string) => (await storedMessages(n, `${ns}_revocations`)).map((m) => m.subject.slice(ns.length + 1)).sort();
+        const sourceRevoked = await revoked(sourceNc, stack.env.namespace);
+        expect(sourceRevoked.length).toBeGreaterThan(backup.manifest.streams.find((p) => p.key === 'revocations')!.messages);
+        expect(await revoked(nc, fresh.namespace)).toEqual(sourceRevoked);
+      } finally {
+        await Promise.all([sourceNc.close(), nc.close()]);
+      }
       // Nobody is signed in after a restore; no reset token survives it.
       const db = new pg.Client({ connectionString: fresh.databaseUrl });
       await db.connect();

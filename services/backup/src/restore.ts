@@ -17,7 +17,7 @@ import { dropUserSchemas, restoreDatabase, run, userTables } from './database.js
 import { backupIdentity, type BackupConfig } from './env.js';
 import { DATABASE_PART, type Manifest } from './manifest.js';
 import { ROOT } from './paths.js';
-import { importStream, mergeStream } from './streams.js';
+import { copyStream, importStream, mergeStream } from './streams.js';
 
 /** Where one restore goes: a database, a namespace, an attachment directory. */
 export interface Target {
@@ -58,14 +58,15 @@ export async function targetContents(bus: Bus, target: Target): Promise<string[]
 }
 
 /**
- * Whether the source's ledger can be read here: it exists on this server, and the backup job's
- * bus user may read it (`npm run secrets -- --ledger-from <ns>` grants that).
+ * Whether the source's ledger or revocations can be read here: the stream exists on this server,
+ * and the backup job's bus user may read it (`npm run secrets -- --ledger-from <ns>` grants that).
  */
-async function ledgerReadable(bus: Bus, name: string, log: Logger): Promise<boolean> {
+async function sourceReadable(bus: Bus, name: string, what: 'erasures' | 'revocations', log: Logger): Promise<boolean> {
   try {
     return await streamExists(bus, name);
   } catch (error) {
-    log.warn({ stream: name, err: { message: (error as Error).message } }, 'cannot read the source namespace\'s erasure ledger: accounts erased there after the backup are not erased here');
+    const lost = what === 'erasures' ? 'erasure ledger: accounts erased there after the backup are not erased here' : 'revocations: sessions revoked there after the backup are not revoked here';
+    log.warn({ stream: name, err: { message: (error as Error).message } }, `cannot read the source namespace's ${lost}`);
     return false;
   }
 }
@@ -308,6 +309,14 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     await restoreData(bus, archive, extracted, manifest, target, config, log);
     const checkpoints = await readCheckpoints(target.databaseUrl);
     await restoreConsumers(bus, manifest, target.namespace, checkpoints);
+    // Restored elsewhere than where it was taken: the sessions the source revoked after the backup
+    // (if it lives on this NATS server) stay revoked, or the target's gateways, given the same
+    // JWT_SECRET, accepted their access tokens until they expired. In place, --force kept them.
+    const source = manifest.namespace;
+    if (source !== target.namespace && (await sourceReadable(bus, streamName(source, 'revocations'), 'revocations', log))) {
+      const imported = await copyStream(bus, { stream: streamName(source, 'revocations'), namespace: source }, { stream: streamName(target.namespace, 'revocations'), namespace: target.namespace });
+      log.info({ from: source, imported }, 'revocations of the source imported');
+    }
 
     const env = { ...options.childEnv, METRICS_PORT: '0', PORT: '0' };
     for (const main of serviceMains) children.push(startChild(main, env, log));
@@ -329,8 +338,7 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     // Restored elsewhere than where it was taken: the source system's ledger (if it lives on this
     // NATS server) knows who was erased after the backup; the pass imports it first.
     // Copied here, as the backup job (retention's own credentials may only read the ledger).
-    const source = manifest.namespace;
-    if (source !== target.namespace && (await ledgerReadable(bus, streamName(source, 'erasures'), log))) {
+    if (source !== target.namespace && (await sourceReadable(bus, streamName(source, 'erasures'), 'erasures', log))) {
       const imported = await importLedger(bus, source, target.namespace);
       log.info({ from: source, imported }, 'erasure ledger of the source imported');
     }

@@ -147,6 +147,27 @@ export async function mergeStream(bus: Bus, stream: string, namespace: string, f
   return added;
 }
 
+/**
+ * Copies another namespace's stream into the same stream of `namespace`, each message on its
+ * subject there, a subject the target holds already left as it is (restore elsewhere: the
+ * source's revocations). Only for streams whose sequences nothing refers to.
+ */
+export async function copyStream(bus: Bus, from: { stream: string; namespace: string }, to: { stream: string; namespace: string }): Promise<number> {
+  const info = await bus.jsm.streams.info(from.stream);
+  const read: { seq: number; subject: string; data: Uint8Array }[] = [];
+  await readStreamSync(bus.js, from.stream, { lastSeq: info.state.messages > 0 ? info.state.last_seq : 0 }, (msg) => {
+    read.push({ seq: msg.seq, subject: relative(msg.subject, from.namespace), data: msg.data });
+  });
+  let added = 0;
+  for (const m of read) {
+    const subject = `${to.namespace}.${m.subject}`;
+    if (await bus.jsm.streams.getMessage(to.stream, { last_by_subj: subject }).catch(() => null)) continue;
+    const ack = await bus.js.publish(subject, m.data, { msgID: `restore-copy:${from.namespace}:${m.seq}` });
+    if (!ack.duplicate) added++;
+  }
+  return added;
+}
+
 export class SequenceMismatchError extends Error {
   override name = 'SequenceMismatchError';
 }
