@@ -20,7 +20,7 @@ import { runVerify } from '../services/backup/src/verify.js';
 import { startUsersService } from '../services/users/src/service.js';
 import { startMessagesService } from '../services/messages/src/service.js';
 import { startGatewayService } from '../services/gateway/src/service.js';
-import { http, register, startStack, storedMessages, type Account, type Stack } from './stack.js';
+import { http, register, startServices, startStack, storedMessages, type Account, type Stack } from './stack.js';
 
 const root = path.resolve(import.meta.dirname, '..');
 const log = createLogger({ service: 'backup-test', level: process.env.BACKUP_TEST_LOG_LEVEL ?? 'silent' });
@@ -132,6 +132,9 @@ describe('backup, verify and restore (services/backup)', () => {
     for (const sha of pooled) expect(statSync(path.join(dir, 'files', sha.slice(0, 2), sha)).mode & 0o077).toBe(0);
     const erased = await http(stack, 'DELETE', '/api/v1/users/me', { token: cy.accessToken, body: { password: cy.password, purgeMessages: true } });
     expect(erased.status).toBeLessThan(300);
+    // A session of Ann's revoked after the backup (signed in elsewhere, then logged out there).
+    const elsewhere = await http(stack, 'POST', '/api/v1/auth/login', { body: { login: ann.username, password: ann.password } });
+    expect((await http(stack, 'POST', '/api/v1/auth/logout', { token: elsewhere.body.accessToken })).status).toBe(204);
     expect(path.basename(backup.archive)).toMatch(new RegExp(`^parley-${stack.env.namespace}-\\d{8}T\\d{6}Z\\.tar\\.gz$`));
     expect(backup.manifest.attachments.files).toHaveLength(1);
     const chatsStream = backup.manifest.streams.find((s) => s.key === 'chats')!;
@@ -147,6 +150,17 @@ describe('backup, verify and restore (services/backup)', () => {
     try {
       const report = await runRestore(config(vars), backup.archive, { force: false, childEnv: { ...process.env, ...vars } }, log);
       expect(report.sessionsCleared).toBeGreaterThan(0);
+      // Every session the source revoked, also after the backup, is revoked here: a gateway given
+      // the same JWT_SECRET refuses its access token (the archive alone lacked the later ones).
+      const [sourceNc, nc] = [await stack.env.connectNats(), await fresh.connectNats()];
+      try {
+        const revoked = async (n: typeof nc, ns: string) => (await storedMessages(n, `${ns}_revocations`)).map((m) => m.subject.slice(ns.length + 1)).sort();
+        const sourceRevoked = await revoked(sourceNc, stack.env.namespace);
+        expect(sourceRevoked.length).toBeGreaterThan(backup.manifest.streams.find((p) => p.key === 'revocations')!.messages);
+        expect(await revoked(nc, fresh.namespace)).toEqual(sourceRevoked);
+      } finally {
+        await Promise.all([sourceNc.close(), nc.close()]);
+      }
       // Nobody is signed in after a restore; no reset token survives it.
       const db = new pg.Client({ connectionString: fresh.databaseUrl });
       await db.connect();
@@ -237,6 +251,39 @@ describe('backup, verify and restore (services/backup)', () => {
     }
   }, 180_000);
 
+  it('restore --force keeps the sessions revoked after the backup revoked: a logged-out access token stays refused', async () => {
+    // The revocations stream was replaced by the archive's copy: gateways, which check an access
+    // token by signature, expiry and that stream, accepted a token revoked after the backup (a
+    // stolen one the owner logged out, say) again until it expired.
+    const own = path.join(dir, 'forced-revocations');
+    mkdirSync(own, { recursive: true });
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-revoked-files-'));
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, PORT: '0', METRICS_PORT: '0' };
+    try {
+      let services = await startServices(vars);
+      const dee = await register(services, 'bk_dee');
+      const { archive } = await runBackup(config(vars), own, log);
+      expect((await http(services, 'POST', '/api/v1/auth/logout', { token: dee.accessToken })).status).toBe(204);
+      expect((await http(services, 'GET', '/api/v1/users/me', { token: dee.accessToken })).status).toBe(401);
+      await services.stop();
+      await runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
+      services = await startServices(vars);
+      try {
+        // The restored system answers (a new login works), and the revoked token is still refused.
+        const login = await http(services, 'POST', '/api/v1/auth/login', { body: { login: dee.username, password: dee.password } });
+        expect(login.status).toBe(200);
+        expect((await http(services, 'GET', '/api/v1/users/me', { token: login.body.accessToken })).status).toBe(200);
+        expect((await http(services, 'GET', '/api/v1/users/me', { token: dee.accessToken })).status).toBe(401);
+      } finally {
+        await services.stop();
+      }
+    } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
   it('restore --force refuses while users and messages run on the target, and changes nothing', async () => {
     // It used to empty the target under the running services and restore into it.
     const own = path.join(dir, 'forced-while-running');
@@ -293,6 +340,41 @@ describe('backup, verify and restore (services/backup)', () => {
       await expect(restoring).rejects.toThrow(CorruptArchiveError);
       await expect(restoring).rejects.toThrow(/differs from the manifest's SHA-256/);
       expect(await targetState(target, files)).toEqual(before);
+    } finally {
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    }
+  }, 180_000);
+
+  it('restore --force checks that pg_restore can read the dump before it empties the target: without pg_restore, the target untouched', async () => {
+    // pg_restore was first run after --force had dropped the schemas and deleted the streams.
+    const own = path.join(dir, 'forced-no-pg-restore');
+    mkdirSync(own, { recursive: true });
+    const { archive } = await runBackup(config(stack.vars), own, log);
+    const bin = path.join(own, 'bin-without-pg-restore');
+    mkdirSync(bin, { recursive: true });
+    symlinkSync(execFileSync('sh', ['-c', 'command -v pg_dump'], { encoding: 'utf8' }).trim(), path.join(bin, 'pg_dump'));
+    symlinkSync(process.execPath, path.join(bin, 'node'));
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), 'parley-no-pg-restore-files-'));
+    mkdirSync(path.join(files, 'zz'));
+    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    try {
+      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+      await messages.stop();
+      await users.stop();
+      const before = await targetState(target, files);
+      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
+      const env = { ...process.env, ...vars, LOG_LEVEL: 'silent', PATH: bin };
+      const result = await promisify(execFile)(process.execPath, [path.join(root, 'bin/parley.mjs'), 'restore', archive, '--force'], { env }).then(
+        () => ({ code: 0, stderr: '' }),
+        (error: { code: number; stderr: string }) => error,
+      );
+      expect(await targetState(target, files)).toEqual(before);
+      expect(result.code).toBe(1);
+      expect(result.stderr).toMatch(/pg_restore cannot read the archive's database dump.*Nothing in the target was changed/);
     } finally {
       await target.cleanup();
       rmSync(files, { recursive: true, force: true });

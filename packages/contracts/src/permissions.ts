@@ -158,7 +158,7 @@ function everythingOf(ns: string): string[] {
 
 /**
  * The permissions of every principal in namespace `ns`. `ledgersOf`: other namespaces whose
- * erasure ledger a restore into `ns` may import (the system a backup was taken from).
+ * erasure ledger and revocations a restore into `ns` may import (the system a backup was taken from).
  */
 export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {}): Record<Principal, BusPermissions> {
   const s = (key: StreamKey) => streamName(ns, key);
@@ -282,7 +282,8 @@ export function busPermissions(ns: string, options: { ledgersOf?: string[] } = {
         '$JS.API.STREAM.NAMES',
         '$JS.API.STREAM.LIST',
         ...[ns, verifyNamespace(ns)].flatMap(everythingOf),
-        ...(options.ledgersOf ?? []).flatMap((other) => js.read(streamName(other, 'erasures'))),
+        // The source's revocations too: its sessions revoked after the backup stay revoked here.
+        ...(options.ledgersOf ?? []).flatMap((other) => [...js.read(streamName(other, 'erasures')), ...js.read(streamName(other, 'revocations'))]),
         // The retention lock, held while the database snapshot is taken and the streams are read.
         `$KV.${ns}_retention.>`,
       ],

@@ -66,7 +66,7 @@ export async function runBackup(config: BackupConfig, dir: string, log: Logger):
     let exporting: Promise<void> = Promise.resolve();
     log.debug('database snapshot');
     const figures = await dumpDatabase(config.DATABASE_URL, databaseFile, async () => {
-      const states = await Promise.all(declarations.map(([key, decl]) => streamState(bus, key, decl.name)));
+      const states = await Promise.all(declarations.map(async ([key, decl]) => ({ ...(await streamState(bus, key, decl.name)), oneMessagePerSubject: decl.maxMsgsPerSubject === 1 })));
       exporting = exportStreams(bus, ns, staging, states, streams, log);
       // Surfaced by the await below; not an unhandled rejection while pg_dump still runs.
       exporting.catch(() => {});
@@ -169,13 +169,15 @@ export async function removeStaleStaging(dir: string, log: Logger, now = Date.no
   return removed;
 }
 
-async function exportStreams(bus: Bus, ns: string, staging: string, states: StreamState[], into: StreamPart[], log: Logger): Promise<void> {
+async function exportStreams(bus: Bus, ns: string, staging: string, states: (StreamState & { oneMessagePerSubject: boolean })[], into: StreamPart[], log: Logger): Promise<void> {
   for (const s of states) {
     const part = `streams/${s.key}.ndjson`;
     const file = path.join(staging, part);
     // An empty stream has nothing to read (and nothing would arrive to end the read).
-    const { messages, digest } = await exportStream(bus, ns, s.name, s.messages === 0 ? 0 : s.lastSeq, file);
-    into.push({ key: s.key, name: s.name, path: part, bytes: (await stat(file)).size, sha256: await sha256File(file), firstSeq: s.firstSeq, lastSeq: s.lastSeq, messages, digest, consumers: s.consumers });
-    log.debug({ stream: s.name, messages, lastSeq: s.lastSeq }, 'stream exported');
+    // A stream keeping one message per subject is read on until caught up (exportStream): a
+    // receipt replaced while the export ran is at a sequence past the end read before.
+    const { messages, digest, lastSeq } = await exportStream(bus, ns, s.name, s.messages === 0 ? 0 : s.lastSeq, file, { oneMessagePerSubject: s.oneMessagePerSubject });
+    into.push({ key: s.key, name: s.name, path: part, bytes: (await stat(file)).size, sha256: await sha256File(file), firstSeq: s.firstSeq, lastSeq: Math.max(s.lastSeq, lastSeq), messages, digest, consumers: s.consumers });
+    log.debug({ stream: s.name, messages, lastSeq }, 'stream exported');
   }
 }

@@ -23,6 +23,22 @@ describe('pg_dump and pg_restore never get the password in their arguments', () 
     expect(pgConnectionArgs('postgres://parley@db/parley')).toEqual({ args: ['-d', 'postgres://parley@db/parley'], env: {} });
   });
 
+  it('also for the forms libpq reads and WHATWG URLs refuse: a socket URL with no host, keyword=value', () => {
+    // These were passed on whole, password included, as pg_dump's -d.
+    const encoded = encodeURIComponent(PASSWORD);
+    expect(pgConnectionArgs('postgres://u:pw@/db?host=/tmp')).toEqual({ args: ['-d', 'postgres://u@/db?host=/tmp'], env: { PGPASSWORD: 'pw' } });
+    expect(pgConnectionArgs(`postgresql://u:${encoded}@/db?host=%2Fvar%2Frun%2Fpostgresql&sslmode=disable`)).toEqual({
+      args: ['-d', 'postgresql://u@/db?host=%2Fvar%2Frun%2Fpostgresql&sslmode=disable'],
+      env: { PGPASSWORD: PASSWORD },
+    });
+    expect(pgConnectionArgs(`postgres://u@/db?password=${encoded}&host=/tmp`)).toEqual({ args: ['-d', 'postgres://u@/db?host=/tmp'], env: { PGPASSWORD: PASSWORD } });
+    expect(pgConnectionArgs("host=/tmp dbname=parley password = 'it\\'s \\\\ s3cret' user=u")).toEqual({ args: ['-d', 'host=/tmp dbname=parley user=u'], env: { PGPASSWORD: "it's \\ s3cret" } });
+    expect(pgConnectionArgs('host=/tmp password=pw user=u')).toEqual({ args: ['-d', 'host=/tmp user=u'], env: { PGPASSWORD: 'pw' } });
+    expect(pgConnectionArgs('host=/tmp dbname=parley')).toEqual({ args: ['-d', 'host=/tmp dbname=parley'], env: {} });
+    // Not readable either way, and naming a password: refused, never passed on.
+    expect(() => pgConnectionArgs("host=/tmp password='unterminated")).toThrow(/names a password/);
+  });
+
   // The real binaries against the real server (trust: the password is not checked, only carried),
   // each behind a wrapper on the PATH that writes down the arguments and PGPASSWORD it was given.
   const dir = mkdtempSync(path.join(tmpdir(), 'parley-pg-args-'));

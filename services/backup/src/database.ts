@@ -34,15 +34,103 @@ export function pgConnectionArgs(databaseUrl: string): { args: string[]; env: Re
   try {
     url = new URL(databaseUrl);
   } catch {
-    // A form libpq reads but WHATWG URLs do not (`postgres://u:pw@/db?host=/socket`, key=value):
-    // passed on as it is, as before, rather than guessed at.
-    return { args: ['-d', databaseUrl], env: {} };
+    // A form libpq reads but WHATWG URLs do not (`postgres://u:pw@/db?host=/socket`, with no host
+    // before the path, or `host=… password=…`): it was passed on whole, password and all, where
+    // every user of the host could read it (found in review). Taken apart as libpq does instead.
+    const split = /^postgres(ql)?:\/\//.test(databaseUrl) ? splitUriPassword(databaseUrl) : splitKeywordPassword(databaseUrl);
+    return { args: ['-d', split.rest], env: split.password !== undefined ? { PGPASSWORD: split.password } : {} };
   }
   // libpq takes the password from the user info or from a `password` parameter.
   const password = url.password ? decodeURIComponent(url.password) : url.searchParams.get('password');
   url.password = '';
   url.searchParams.delete('password');
   return { args: ['-d', url.toString()], env: password ? { PGPASSWORD: password } : {} };
+}
+
+export class UnsafeDatabaseUrlError extends Error {
+  override name = 'UnsafeDatabaseUrlError';
+}
+
+/**
+ * A `postgres://` URI that WHATWG URLs refuse, less its password, which libpq takes from the user
+ * info (`user:password@`, up to the first `@` before any `/`, as libpq reads it) or from a
+ * `password` parameter; both percent-encoded.
+ */
+function splitUriPassword(uri: string): { rest: string; password?: string } {
+  const scheme = /^postgres(ql)?:\/\//.exec(uri)![0];
+  let rest = uri.slice(scheme.length);
+  let password: string | undefined;
+  const end = rest.search(/[@/]/);
+  if (end >= 0 && rest[end] === '@') {
+    const userinfo = rest.slice(0, end);
+    const colon = userinfo.indexOf(':');
+    if (colon >= 0) {
+      password = decodeURIComponent(userinfo.slice(colon + 1));
+      rest = `${userinfo.slice(0, colon)}${rest.slice(end)}`;
+    }
+  }
+  const query = rest.indexOf('?');
+  if (query >= 0) {
+    const kept: string[] = [];
+    for (const pair of rest.slice(query + 1).split('&')) {
+      const eq = pair.indexOf('=');
+      if (decodeURIComponent(eq >= 0 ? pair.slice(0, eq) : pair) === 'password') password = decodeURIComponent(pair.slice(eq + 1));
+      else if (pair) kept.push(pair);
+    }
+    rest = `${rest.slice(0, query)}${kept.length > 0 ? `?${kept.join('&')}` : ''}`;
+  }
+  return { rest: `${scheme}${rest}`, ...(password !== undefined ? { password } : {}) };
+}
+
+/**
+ * A libpq keyword/value string (`host=/tmp dbname=parley password='a b'`) less its `password`
+ * entry. Values are bare (up to whitespace) or single-quoted, `\` escaping the next character. A
+ * string that does not parse is refused when it mentions a password rather than passed on whole.
+ */
+function splitKeywordPassword(conninfo: string): { rest: string; password?: string } {
+  const kept: string[] = [];
+  let password: string | undefined;
+  let i = 0;
+  const space = /\s/;
+  while (i < conninfo.length) {
+    while (i < conninfo.length && space.test(conninfo[i]!)) i++;
+    if (i >= conninfo.length) break;
+    const start = i;
+    while (i < conninfo.length && conninfo[i] !== '=' && !space.test(conninfo[i]!)) i++;
+    const key = conninfo.slice(start, i);
+    while (i < conninfo.length && space.test(conninfo[i]!)) i++;
+    if (conninfo[i] !== '=' || !key) return unparsed(conninfo);
+    i++;
+    while (i < conninfo.length && space.test(conninfo[i]!)) i++;
+    let value = '';
+    if (conninfo[i] === "'") {
+      i++;
+      for (;;) {
+        if (i >= conninfo.length) return unparsed(conninfo);
+        const c = conninfo[i++]!;
+        if (c === "'") break;
+        if (c === '\\') {
+          if (i >= conninfo.length) return unparsed(conninfo);
+          value += conninfo[i++];
+        } else value += c;
+      }
+    } else {
+      while (i < conninfo.length && !space.test(conninfo[i]!)) {
+        const c = conninfo[i++]!;
+        if (c === '\\' && i < conninfo.length) value += conninfo[i++];
+        else value += c;
+      }
+    }
+    if (key === 'password') password = value;
+    else kept.push(conninfo.slice(start, i));
+  }
+  return { rest: kept.join(' '), ...(password !== undefined ? { password } : {}) };
+}
+
+/** A string neither parser understands: passed on whole (libpq may), unless it mentions a password. */
+function unparsed(conninfo: string): { rest: string } {
+  if (/password/i.test(conninfo)) throw new UnsafeDatabaseUrlError('DATABASE_URL cannot be read as a URL or as libpq keyword=value pairs, and it names a password: pg_dump and pg_restore would show it in their arguments. Write it as postgres://user:password@host/db (or leave the password to PGPASSWORD or ~/.pgpass)');
+  return { rest: conninfo };
 }
 
 /**

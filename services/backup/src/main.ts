@@ -9,7 +9,7 @@ import { loadBackupEnv } from './env.js';
 import { backupMetrics, exportMetrics, failureMetrics, offsiteMetrics } from './metrics.js';
 import { OffsiteStore } from './offsite.js';
 import { POOL_DIR } from './attachments.js';
-import { RetentionMissingError, runRestore, ServicesRunningError, TargetNotEmptyError } from './restore.js';
+import { RestoreCheckError, RetentionMissingError, runRestore, ServicesRunningError, TargetNotEmptyError } from './restore.js';
 import { rotateDirectory } from './rotate.js';
 import { runVerify } from './verify.js';
 
@@ -179,7 +179,7 @@ Promise.resolve()
   .then((code) => process.exit(code))
   .catch((error: unknown) => {
     const e = error as Error;
-    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof ServicesRunningError || e instanceof RetentionMissingError || e.name === 'ConfigError' || e.name === 'EnvFileError';
+    const known = e instanceof CorruptArchiveError || e instanceof TargetNotEmptyError || e instanceof ServicesRunningError || e instanceof RetentionMissingError || e instanceof RestoreCheckError || e.name === 'ConfigError' || e.name === 'EnvFileError';
     process.stderr.write(`backup: ${known ? e.message : (e.stack ?? e.message)}\n`);
     process.exit(e.name === 'ConfigError' || e.name === 'EnvFileError' ? 2 : 1);
   });

@@ -1,23 +1,23 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { constants, existsSync } from 'node:fs';
+import { access, mkdtemp, readdir, rm, stat } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import { AckPolicy, DeliverPolicy } from '@nats-io/jetstream';
 import { importLedger } from '@parley/retention';
 import { callRpc, connectBus, ensureStreams, InvalidRequestError, isNoResponders, isNotFound, RequestRefusedError, ServiceUnavailableError, type Bus } from '@parley/bus';
-import { declaredStreams, inNamespace, streamName } from '@parley/contracts';
+import { declaredStreams, inNamespace, streamName, type StreamKey } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import { ensureDatabase } from '@parley/pg';
 import { unpackArchive } from './archive.js';
 import { attachmentSource, emptyAttachmentStore, requireAttachments, restoreAttachments } from './attachments.js';
 import { retentionOf } from './backup.js';
-import { dropUserSchemas, restoreDatabase, userTables } from './database.js';
+import { dropUserSchemas, restoreDatabase, run, userTables } from './database.js';
 import { backupIdentity, type BackupConfig } from './env.js';
 import { DATABASE_PART, type Manifest } from './manifest.js';
 import { ROOT } from './paths.js';
-import { importStream, mergeStream } from './streams.js';
+import { copyStream, importStream, mergeStream } from './streams.js';
 
 /** Where one restore goes: a database, a namespace, an attachment directory. */
 export interface Target {
@@ -28,6 +28,11 @@ export interface Target {
 
 export class TargetNotEmptyError extends Error {
   override name = 'TargetNotEmptyError';
+}
+
+/** Something the restore needs is missing (checked before the target is touched): it changed nothing. */
+export class RestoreCheckError extends Error {
+  override name = 'RestoreCheckError';
 }
 
 /** restore --force found users or messages answering on the target namespace: it changed nothing. */
@@ -53,14 +58,15 @@ export async function targetContents(bus: Bus, target: Target): Promise<string[]
 }
 
 /**
- * Whether the source's ledger can be read here: it exists on this server, and the backup job's
- * bus user may read it (`npm run secrets -- --ledger-from <ns>` grants that).
+ * Whether the source's ledger or revocations can be read here: the stream exists on this server,
+ * and the backup job's bus user may read it (`npm run secrets -- --ledger-from <ns>` grants that).
  */
-async function ledgerReadable(bus: Bus, name: string, log: Logger): Promise<boolean> {
+async function sourceReadable(bus: Bus, name: string, what: 'erasures' | 'revocations', log: Logger): Promise<boolean> {
   try {
     return await streamExists(bus, name);
   } catch (error) {
-    log.warn({ stream: name, err: { message: (error as Error).message } }, 'cannot read the source namespace\'s erasure ledger: accounts erased there after the backup are not erased here');
+    const lost = what === 'erasures' ? 'erasure ledger: accounts erased there after the backup are not erased here' : 'revocations: sessions revoked there after the backup are not revoked here';
+    log.warn({ stream: name, err: { message: (error as Error).message } }, `cannot read the source namespace's ${lost}`);
     return false;
   }
 }
@@ -82,17 +88,70 @@ async function namespaceStreams(bus: Bus, ns: string): Promise<string[]> {
 }
 
 /**
+ * Streams restore --force keeps, adding the archive's entries they lack, instead of replacing them
+ * with the archive's copy: what they hold since the backup must outlive the restore.
+ * - the erasure ledger names everyone erased since the backup, whom the retention pass after the
+ *   restore erases again;
+ * - the revocations name every session revoked since the backup (logout, password change or
+ *   reset, refresh-token theft): gateways check access tokens only by signature, expiry and this
+ *   list, read from the stream's start at their start. Replaced by the archive's copy, a token
+ *   revoked after the backup (a stolen one, say) was accepted again until it expired (found in
+ *   review). Nothing refers to its sequences (no projection, no checkpoint), so new ones are fine.
+ * Both only grow (each subject is one ledger entry or one revoked session), so the live stream
+ * with the archive's entries added covers both.
+ */
+const KEPT_STREAMS: ReadonlySet<StreamKey> = new Set<StreamKey>(['erasures', 'revocations']);
+
+/**
  * restore --force: empties the target first (schemas dropped, streams deleted, files removed),
- * except the erasure ledger: it holds everyone erased since the backup, which the retention pass
- * after the restore erases again. The ledger only grows, so the live one covers the archive's.
+ * except the streams in KEPT_STREAMS.
  */
 async function clearTarget(bus: Bus, target: Target): Promise<void> {
   await dropUserSchemas(target.databaseUrl).catch((error: { code?: string }) => {
     if (error.code !== '3D000') throw error;
   });
-  const ledger = streamName(target.namespace, 'erasures');
-  for (const name of await namespaceStreams(bus, target.namespace)) if (name !== ledger) await bus.jsm.streams.delete(name);
+  const kept = new Set([...KEPT_STREAMS].map((key) => streamName(target.namespace, key)));
+  for (const name of await namespaceStreams(bus, target.namespace)) if (!kept.has(name)) await bus.jsm.streams.delete(name);
   await emptyAttachmentStore(target.attachmentsDir);
+}
+
+/**
+ * What the restore needs that can be checked before the target is touched: restore --force empties
+ * the target first, and these used to fail only after it had (the schemas dropped, the streams
+ * deleted, the files removed), leaving nothing (found in review):
+ * - pg_restore on the PATH, able to read the dump (`--list` reads its table of contents only: a
+ *   client older than the dump's format refuses it there);
+ * - every stream of the archive declared by this version of Parley;
+ * - the attachment store writable (the nearest existing folder of ATTACHMENTS_DIR, and each folder
+ *   in it, whose files --force removes): a read-only mount failed with EROFS half-way through.
+ */
+async function checkRestorable(manifest: Manifest, extracted: string, target: Target, config: BackupConfig): Promise<void> {
+  const unchanged = 'Nothing in the target was changed';
+  await run('pg_restore', ['--list', path.join(extracted, DATABASE_PART)]).catch((error: unknown) => {
+    throw new RestoreCheckError(`pg_restore cannot read the archive's database dump (made by ${manifest.versions.pgDump}): put a PostgreSQL client of that version or newer on the PATH. ${unchanged}. ${(error as Error).message}`, { cause: error });
+  });
+  const declared = declaredStreams(target.namespace, retentionOf(config), config.STREAM_REPLICAS) as Record<string, unknown>;
+  const unknown = manifest.streams.map((part) => part.key).filter((key) => !declared[key]);
+  if (unknown.length > 0) {
+    throw new RestoreCheckError(`the archive holds stream${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')}, which this version of Parley does not declare: restore it with the version that made it (${manifest.versions.parley}). ${unchanged}`);
+  }
+  await checkWritable(target.attachmentsDir).catch((error: unknown) => {
+    throw new RestoreCheckError(`the attachment store ${target.attachmentsDir} is not writable (${(error as Error).message}). ${unchanged}`, { cause: error });
+  });
+}
+
+/** Throws unless `dir` (or, while it does not exist, its nearest existing parent) and each folder in it can be written. */
+async function checkWritable(dir: string): Promise<void> {
+  let existing = path.resolve(dir);
+  while (!(await stat(existing).then((s) => s.isDirectory(), () => false))) {
+    const parent = path.dirname(existing);
+    if (parent === existing) break;
+    existing = parent;
+  }
+  // access() with W_OK reports a read-only file system (EROFS) even to root, whom it lets write anywhere else.
+  await access(existing, constants.W_OK);
+  const entries = await readdir(existing, { withFileTypes: true }).catch(() => []);
+  if (existing === path.resolve(dir)) for (const e of entries) if (e.isDirectory()) await access(path.join(existing, e.name), constants.W_OK);
 }
 
 /**
@@ -133,13 +192,14 @@ export async function restoreData(bus: Bus, archive: string, extracted: string, 
   for (const part of manifest.streams) {
     const decl = (declarations as Record<string, (typeof declarations)[keyof typeof declarations] | undefined>)[part.key];
     if (!decl) throw new Error(`the archive holds stream "${part.key}", which this version of Parley does not declare`);
-    if (part.key === 'erasures' && (await streamExists(bus, decl.name))) {
-      // The target's ledger is kept (it may name people erased since the backup), and the
-      // archive's entries are added to it: a target whose ledger is empty or only newer (the users
-      // service recreates it at start, say after JetStream's data was lost) forgot everyone erased
-      // before the backup, and a later restore of an older archive brought them back (found in review).
+    if (KEPT_STREAMS.has(part.key as StreamKey) && (await streamExists(bus, decl.name))) {
+      // The target's stream is kept (it may name people erased, or sessions revoked, since the
+      // backup), and the archive's entries are added to it: a target whose stream is empty or only
+      // newer (the users service recreates it at start, say after JetStream's data was lost) forgot
+      // everyone erased before the backup, and a later restore of an older archive brought them
+      // back (found in review); likewise the sessions revoked before the backup.
       const added = await mergeStream(bus, decl.name, target.namespace, path.join(extracted, part.path));
-      log.info({ stream: decl.name, added }, 'erasure ledger kept, with the archive\'s entries added');
+      log.info({ stream: decl.name, added }, 'stream of the target kept, with the archive\'s entries added');
       continue;
     }
     const count = await importStream(bus, decl, target.namespace, path.join(extracted, part.path), part);
@@ -233,6 +293,7 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     const manifest = await unpackArchive(archive, extracted);
     // Before anything is replaced: an archive copied without the pool beside it cannot restore.
     await requireAttachments(attachmentSource(archive, manifest, extracted), manifest.attachments.files, manifest.attachments.pool !== undefined);
+    await checkRestorable(manifest, extracted, target, config);
     const inUse = await targetContents(bus, target);
     if (inUse.length > 0) {
       if (!options.force) throw new TargetNotEmptyError(`the target is not empty (${inUse.join('; ')}); restore into an empty database and namespace, or pass --force to replace it`);
@@ -248,6 +309,14 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     await restoreData(bus, archive, extracted, manifest, target, config, log);
     const checkpoints = await readCheckpoints(target.databaseUrl);
     await restoreConsumers(bus, manifest, target.namespace, checkpoints);
+    // Restored elsewhere than where it was taken: the sessions the source revoked after the backup
+    // (if it lives on this NATS server) stay revoked, or the target's gateways, given the same
+    // JWT_SECRET, accepted their access tokens until they expired. In place, --force kept them.
+    const source = manifest.namespace;
+    if (source !== target.namespace && (await sourceReadable(bus, streamName(source, 'revocations'), 'revocations', log))) {
+      const imported = await copyStream(bus, { stream: streamName(source, 'revocations'), namespace: source }, { stream: streamName(target.namespace, 'revocations'), namespace: target.namespace });
+      log.info({ from: source, imported }, 'revocations of the source imported');
+    }
 
     const env = { ...options.childEnv, METRICS_PORT: '0', PORT: '0' };
     for (const main of serviceMains) children.push(startChild(main, env, log));
@@ -269,8 +338,7 @@ export async function runRestore(config: BackupConfig, archive: string, options:
     // Restored elsewhere than where it was taken: the source system's ledger (if it lives on this
     // NATS server) knows who was erased after the backup; the pass imports it first.
     // Copied here, as the backup job (retention's own credentials may only read the ledger).
-    const source = manifest.namespace;
-    if (source !== target.namespace && (await ledgerReadable(bus, streamName(source, 'erasures'), log))) {
+    if (source !== target.namespace && (await sourceReadable(bus, streamName(source, 'erasures'), 'erasures', log))) {
       const imported = await importLedger(bus, source, target.namespace);
       log.info({ from: source, imported }, 'erasure ledger of the source imported');
     }

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
+import { rename } from 'node:fs/promises';
 import { once } from 'node:events';
 import { createInterface } from 'node:readline';
 import { headers as natsHeaders } from '@nats-io/transport-node';
@@ -41,13 +42,40 @@ function relative(subject: string, namespace: string): string {
   return subject.slice(prefix.length);
 }
 
-/** Exports one stream into an NDJSON file; returns the message count and digest. */
-export async function exportStream(bus: Bus, namespace: string, stream: string, lastSeq: number, file: string): Promise<{ messages: number; digest: string }> {
+/**
+ * Exports one stream into an NDJSON file, up to `lastSeq`; returns the message count, the digest
+ * and the sequence the export ends at.
+ *
+ * `oneMessagePerSubject` (a stream keeping only each subject's newest message, as receipts): read
+ * on past `lastSeq` until nothing is pending. A message stored before the backup at or below
+ * `lastSeq` that a newer one replaced while the export ran is gone from the stream, and its
+ * replacement lies past `lastSeq`: read only up to it, the archive held neither (nor the dump, if
+ * it was not projected yet), and an acknowledged receipt was lost (found in review). Read until
+ * caught up, every subject's newest message at that moment has been read (the reader passed its
+ * place after it was stored, and it was never deleted), and the export ends there. An earlier
+ * message of a subject that a later one read here replaces is then dropped from the file, since a
+ * restored stream cannot hold both; only messages past `lastSeq` can replace one (those at or
+ * below it were all stored, each replacing its predecessors, before the read began).
+ */
+export async function exportStream(
+  bus: Bus,
+  namespace: string,
+  stream: string,
+  lastSeq: number,
+  file: string,
+  options: { oneMessagePerSubject?: boolean } = {},
+): Promise<{ messages: number; digest: string; lastSeq: number }> {
   const out = createWriteStream(file);
   const digest = new StreamDigest();
-  const messages = await readStream(bus.js, stream, { lastSeq }, async (msg) => {
+  const catchUp = options.oneMessagePerSubject === true && lastSeq > 0;
+  /** Subjects of the messages read past lastSeq, and the newest sequence of each. */
+  const newer = new Map<string, number>();
+  let end = lastSeq;
+  const messages = await readStream(bus.js, stream, { lastSeq: catchUp ? Number.MAX_SAFE_INTEGER : lastSeq }, async (msg) => {
     const subject = relative(msg.subject, namespace);
     digest.add(msg.seq, subject, msg.data);
+    if (msg.seq > lastSeq) newer.set(subject, msg.seq);
+    end = Math.max(end, msg.seq);
     const line: ExportedMessage = { seq: msg.seq, subject, time: msg.timestamp, data: Buffer.from(msg.data).toString('base64') };
     if (msg.headers) {
       const pairs: [string, string][] = [];
@@ -58,6 +86,27 @@ export async function exportStream(bus: Bus, namespace: string, stream: string, 
   });
   out.end();
   await once(out, 'finish');
+  if (newer.size === 0) return { messages, digest: digest.hex(), lastSeq: end };
+  return { ...(await dropReplaced(file, newer)), lastSeq: end };
+}
+
+/** Rewrites an export without the messages a later one of the same subject (in `newest`) replaces; the count and digest of what is left. */
+async function dropReplaced(file: string, newest: Map<string, number>): Promise<{ messages: number; digest: string }> {
+  const kept = `${file}.kept`;
+  const out = createWriteStream(kept);
+  const digest = new StreamDigest();
+  let messages = 0;
+  for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+    if (!text) continue;
+    const line = JSON.parse(text) as ExportedMessage;
+    if ((newest.get(line.subject) ?? 0) > line.seq) continue;
+    digest.add(line.seq, line.subject, Buffer.from(line.data, 'base64'));
+    messages++;
+    if (!out.write(`${text}\n`)) await once(out, 'drain');
+  }
+  out.end();
+  await once(out, 'finish');
+  await rename(kept, file);
   return { messages, digest: digest.hex() };
 }
 
@@ -79,8 +128,8 @@ const DROPPED_HEADERS = /^(Nats-Msg-Id|Nats-Expected-.*|Nats-Rollup)$/i;
 const WINDOW = 1000;
 
 /**
- * Adds an exported stream's messages to a stream that is kept (the target's erasure ledger on a
- * restore --force): each on its subject, deduplicated by its place in the archive. New sequences,
+ * Adds an exported stream's messages to a stream that is kept (the target's erasure ledger and
+ * revocations on a restore --force, the source's revocations on a restore elsewhere): each on its subject, deduplicated by its place in the archive. New sequences,
  * none of them purged: what the target holds stays, and what only the archive held is added.
  */
 export async function mergeStream(bus: Bus, stream: string, namespace: string, file: string): Promise<number> {
@@ -93,6 +142,27 @@ export async function mergeStream(bus: Bus, stream: string, namespace: string, f
     // A subject the kept stream has already stays as it is there (the newer of the two).
     if (await bus.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null)) continue;
     const ack = await bus.js.publish(subject, Buffer.from(line.data, 'base64'), { msgID: `restore-merge:${line.subject}:${line.seq}` });
+    if (!ack.duplicate) added++;
+  }
+  return added;
+}
+
+/**
+ * Copies another namespace's stream into the same stream of `namespace`, each message on its
+ * subject there, a subject the target holds already left as it is (restore elsewhere: the
+ * source's revocations). Only for streams whose sequences nothing refers to.
+ */
+export async function copyStream(bus: Bus, from: { stream: string; namespace: string }, to: { stream: string; namespace: string }): Promise<number> {
+  const info = await bus.jsm.streams.info(from.stream);
+  const read: { seq: number; subject: string; data: Uint8Array }[] = [];
+  await readStreamSync(bus.js, from.stream, { lastSeq: info.state.messages > 0 ? info.state.last_seq : 0 }, (msg) => {
+    read.push({ seq: msg.seq, subject: relative(msg.subject, from.namespace), data: msg.data });
+  });
+  let added = 0;
+  for (const m of read) {
+    const subject = `${to.namespace}.${m.subject}`;
+    if (await bus.jsm.streams.getMessage(to.stream, { last_by_subj: subject }).catch(() => null)) continue;
+    const ack = await bus.js.publish(subject, m.data, { msgID: `restore-copy:${from.namespace}:${m.seq}` });
     if (!ack.duplicate) added++;
   }
   return added;
