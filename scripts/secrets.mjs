@@ -5,7 +5,7 @@
 //   <dir>/nats-auth.conf         the NATS server's `authorization` block: public keys and permissions only
 //   <dir>/parley.env             JWT_SECRET, GATEWAY_SIGNING_KEY, GATEWAY_PUBLIC_KEY, GRAFANA_ADMIN_PASSWORD, POSTGRES_PASSWORD, REDIS_PASSWORD, CACHE_KEY
 // It refuses to overwrite an existing folder's secrets unless --force (rotation is deliberate).
-// Run with sudo (for --owner), the folder, parley.env and nats-auth.conf go to the user who ran sudo
+// Run with sudo (for --owner), the folder (when this run creates it), parley.env and nats-auth.conf go to the user who ran sudo
 // (SUDO_UID/SUDO_GID), modes kept (0700, 0600): `docker compose --env-file <dir>/parley.env` is run
 // by that user, not root. The seeds under nkeys/ go to --owner.
 import { chownSync, existsSync, readdirSync } from 'node:fs';
@@ -35,6 +35,8 @@ if (!NAMESPACE_PATTERN.test(values.namespace)) {
   process.exit(2);
 }
 const dir = path.resolve(values.out);
+// Whether this run makes the folder: only then is it ours to give to the sudo caller (below).
+const dirExisted = existsSync(dir);
 if (existsSync(path.join(dir, SECRET_FILES.env)) && !values.force) {
   console.error(`${dir} already holds secrets; pass --force to replace them all (see "rotation" in docs/security.md)`);
   process.exit(1);
@@ -55,7 +57,9 @@ if (values.owner) {
 const sudoUid = Number(process.env.SUDO_UID);
 const sudoGid = Number(process.env.SUDO_GID);
 if (process.getuid?.() === 0 && process.env.SUDO_UID && Number.isInteger(sudoUid) && Number.isInteger(sudoGid) && process.env.SUDO_GID) {
-  chownSync(dir, sudoUid, sudoGid);
+  // A folder that existed (say /etc/parley, beside root's other files) keeps its owner: given to
+  // the caller, they could replace what else root keeps there.
+  if (!dirExisted) chownSync(dir, sudoUid, sudoGid);
   for (const file of [SECRET_FILES.env, SECRET_FILES.natsAuthorization]) chownSync(path.join(dir, file), sudoUid, sudoGid);
   // Without --owner the seeds are the caller's too, as they would be without sudo.
   if (!values.owner) {
