@@ -229,12 +229,16 @@ describe('one write model for chats: decisions race with removals', () => {
     }
   }, 60_000);
 
-  it('a resume whose replay reaches the removal of its user, not applied live yet, stops there and takes the socket out of the chat', async () => {
+  /**
+   * A removed member's socket still in the chat resumes from before the removal, on a gateway that
+   * missed it; `resumeMaxEvents` small enough makes the resume a reset instead of a replay.
+   */
+  async function resumePastRemoval(resumeMaxEvents?: number): Promise<void> {
     // The gateway missed the removal on the bus (cut off from NATS) and has heard nothing of the
     // chat since, so the removed member's socket is still in it. Before, her resume replayed the
     // chat to its head, past the removal, and the socket stayed in the chat (typing included).
     const relay = await natsRelay(new URL(stack.vars.NATS_URL!));
-    const g3 = await startGatewayService({ ...stack.vars, NATS_URL: relay.url, PORT: '0', METRICS_PORT: '0' });
+    const g3 = await startGatewayService({ ...stack.vars, NATS_URL: relay.url, PORT: '0', METRICS_PORT: '0', ...(resumeMaxEvents ? { WS_RESUME_MAX_EVENTS: String(resumeMaxEvents) } : {}) });
     const url = `ws://127.0.0.1:${g3.port}/ws`;
     const chatId = await group();
     const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
@@ -255,7 +259,7 @@ describe('one write model for chats: decisions race with removals', () => {
       // The gateway is back once a message of the direct chat reaches her socket there.
       let heard: any;
       for (let i = 0; !heard && i < 30; i++) {
-        expect((await http(stack, 'POST', `/api/v1/chats/${directId}/messages`, { token: owner.accessToken, body: { clientMsgId: `back-${i}`, body: 'back?' } })).status).toBe(201);
+        expect((await http(stack, 'POST', `/api/v1/chats/${directId}/messages`, { token: owner.accessToken, body: { clientMsgId: `back-${resumeMaxEvents ?? 0}-${i}`, body: 'back?' } })).status).toBe(201);
         heard = await removed.next((f) => f.type === 'message.created' && f.chatId === directId, 1_000).catch(() => undefined);
       }
       expect(heard).toBeTruthy();
@@ -263,7 +267,14 @@ describe('one write model for chats: decisions race with removals', () => {
       removed.send({ op: 'resume', cursors: { [chatId]: cursor } });
       await removed.next((f) => f.op === 'resumed', 10_000);
       const removalSeq = removalOf(await chatEvents(chatId), member.id);
-      expect(removed.frames.filter((f) => f.chatId === chatId && f.op === 'event').map((f) => f.seq).at(-1)).toBe(removalSeq);
+      if (resumeMaxEvents) {
+        // Too many events to replay: not a reset (which kept the socket in the chat), the answer
+        // to a chat she is not in.
+        expect(removed.frames.filter((f) => f.chatId === chatId && f.op === 'reset')).toEqual([]);
+        expect(removed.frames.some((f) => f.op === 'error' && f.code === 'not_found' && f.ref === chatId)).toBe(true);
+      } else {
+        expect(removed.frames.filter((f) => f.chatId === chatId && f.op === 'event').map((f) => f.seq).at(-1)).toBe(removalSeq);
+      }
       // Typing in the group reaches a member's socket there; hers, in the same turn, would have it before its pong.
       stays.send({ op: 'typing', chatId });
       await watcher.next((f) => f.op === 'typing' && f.chatId === chatId);
@@ -277,7 +288,11 @@ describe('one write model for chats: decisions race with removals', () => {
       await g3.stop();
       await relay.close();
     }
-  }, 60_000);
+  }
+
+  it('a resume whose replay reaches the removal of its user, not applied live yet, stops there and takes the socket out of the chat', () => resumePastRemoval(), 60_000);
+
+  it('a resume answered with a reset (too many events) that skips the removal of its user takes the socket out of the chat', () => resumePastRemoval(1), 60_000);
 
   it('a removal among the events a gateway missed while cut off from NATS still applies when the gap is too large to replay', async () => {
     // Past WS_RESUME_MAX_EVENTS missed events the gateway tells the chat's sockets to reload

@@ -1,12 +1,12 @@
 import type { WebSocketBehavior } from 'uWebSockets.js';
 import { callRpc, ServiceUnavailableError } from '@parley/bus';
-import { clientNetwork, inputIssue, MAX_SETUP_BATCH, memberRemovedBy, membersAddedBy, streamName, subjects, toClientEvent } from '@parley/contracts';
+import { clientNetwork, inputIssue, MAX_SETUP_BATCH, streamName, subjects } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { Authenticate } from '../auth/authenticator.js';
 import { CLOSE_SLOW_READER, type ChatDelivery } from './delivery.js';
 import { AuthFrame, errorFrame, ReadFrame, readRefOf, refOf, ResumeFrame, SendFrame, TypingFrame } from './frames.js';
-import { eventsAfter } from '@parley/bus';
+import { eventsAfter, eventsBetween } from '@parley/bus';
 import type { SocketData, SocketHolder, Socket, SocketRegistry } from './registry.js';
 import { handleSend, type SendDeps } from './send.js';
 import type { Presence } from './presence.js';
@@ -14,6 +14,7 @@ import type { Typing } from './typing.js';
 import { normaliseAddress } from '../http/client-address.js';
 import { Batches, type Slots } from '../slots.js';
 import { setUpSockets, type SetupDeps } from './setup.js';
+import { removedIn, replayTo } from './replay.js';
 
 export interface ConnectionDeps extends SendDeps {
   /** The live fan-out: what a send is decided on, and what socket set-ups note. */
@@ -221,6 +222,15 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         // or after a failed resume): those would come after newer ones, or, skipped as sent
         // before, never (a silent hole).
         if ('reset' in after || after.headSeq < cursor || deps.delivery.resumeGap(socket, chatId, cursor)) {
+          // Unless the events it skips removed the user: a gateway that missed the live removal
+          // (cut off from NATS) still has the socket in the chat, and a reset would keep it there,
+          // getting the chat's typing and receipts. It leaves, and is answered as for a chat it is
+          // not in.
+          if (cursor < after.headSeq && removedIn(await eventsBetween(deps.bus, chatsStream, subjects.chat(deps.namespace, chatId), cursor, after.headSeq)).has(data.userId!)) {
+            deps.delivery.leave(socket, chatId);
+            send(socket, errorFrame('not_found', 'No such chat', chatId), 'error');
+            continue;
+          }
           // Live delivery continues after the head; the client reloads history over HTTP up to it,
           // waiting for the projection when its answer's `seq` is older (it may lag the stream).
           const seq = Math.max(after.headSeq, 'reset' in after || after.headSeq < cursor ? 0 : deps.delivery.deliveredOf(socket, chatId));
@@ -230,19 +240,13 @@ export function wsBehavior(deps: ConnectionDeps): WebSocketBehavior<SocketHolder
         }
         // Events the socket already has (live, before the resume) are not sent twice.
         deps.delivery.deliveredUpTo(socket, chatId, cursor);
-        let sent = 0;
         // The replay can reach past a removal of this user that the live fan-out has not applied
         // yet (the socket was set up from a projection answer that trailed it): they get the
-        // removal itself, then nothing more of the chat unless an event adds them again, and the
-        // socket leaves the chat, as a live removal does (catchUpSockets in fanout.ts alike).
-        let member = true;
-        for (const event of after.events) {
-          if (membersAddedBy(event).includes(data.userId!)) member = true;
-          if (member && deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
-          if (memberRemovedBy(event) === data.userId) member = false;
-        }
-        deps.delivery.countSent(sent);
-        if (!member) deps.delivery.leave(socket, chatId);
+        // removal itself, then nothing more of the chat, and the socket leaves it, as a live
+        // removal does.
+        const replayed = replayTo(deps.delivery, socket, chatId, data.userId!, after.events);
+        deps.delivery.countSent(replayed.sent);
+        if (!replayed.member) deps.delivery.leave(socket, chatId);
       }
       send(socket, { op: 'resumed' }, 'resumed');
       // The reconnect recipe resends the outbox right after `resumed`: its window starts now.

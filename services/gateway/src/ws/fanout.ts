@@ -1,11 +1,12 @@
 import type { Msg, Subscription } from '@nats-io/transport-node';
 import type { Bus, Sequencer } from '@parley/bus';
-import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, toClientEvent, type ChatEvent } from '@parley/contracts';
+import { isId, memberRemovedBy, membersAddedBy, parseChatEvent, parseReceiptEvent, streamName, subjects, type ChatEvent } from '@parley/contracts';
 import type { Logger } from '@parley/log';
 import type { Metrics } from '@parley/telemetry';
 import type { ChatDelivery } from './delivery.js';
 import { eventsAfter, eventsBetween } from '@parley/bus';
 import type { Socket, SocketRegistry } from './registry.js';
+import { membershipAfter, removedIn, replayTo } from './replay.js';
 
 interface Followed {
   events: Subscription;
@@ -302,13 +303,9 @@ export class LiveFanout {
         this.deps.delivery.join(socket, chatId);
         continue;
       }
-      let member = true;
-      for (const event of missing.events) {
-        if (membersAddedBy(event).includes(data.userId!)) member = true;
-        if (member && this.deps.delivery.sendNow(socket, chatId, event.seq, JSON.stringify(toClientEvent(event)))) sent += 1;
-        if (memberRemovedBy(event) === data.userId) member = false;
-      }
-      if (member) this.deps.delivery.join(socket, chatId);
+      const replayed = replayTo(this.deps.delivery, socket, chatId, data.userId!, missing.events);
+      sent += replayed.sent;
+      if (replayed.member) this.deps.delivery.join(socket, chatId);
     }
     this.deps.delivery.countSent(sent);
   }
@@ -334,22 +331,6 @@ export class LiveFanout {
 function isEmpty(items: Iterable<unknown>): boolean {
   for (const _ of items) return false;
   return true;
-}
-
-/** Users whom `events` leave removed. */
-function removedIn(events: ChatEvent[]): Set<string> {
-  return new Set([...membershipAfter(events)].flatMap(([userId, member]) => (member ? [] : [userId])));
-}
-
-/** Whether each user the events add or remove is a member after them (the last of their changes). */
-function membershipAfter(events: ChatEvent[]): Map<string, boolean> {
-  const member = new Map<string, boolean>();
-  for (const event of events) {
-    for (const userId of membersAddedBy(event)) member.set(userId, true);
-    const removed = memberRemovedBy(event);
-    if (removed) member.set(removed, false);
-  }
-  return member;
 }
 
 /** Most removals remembered per followed chat; past it the oldest goes and `since` rises past it. */
