@@ -170,14 +170,25 @@ export async function removeStaleStaging(dir: string, log: Logger, now = Date.no
 }
 
 async function exportStreams(bus: Bus, ns: string, staging: string, states: (StreamState & { oneMessagePerSubject: boolean })[], into: StreamPart[], log: Logger): Promise<void> {
-  for (const s of states) {
+  // The streams keeping one message per subject (receipts) go first, read on until caught up
+  // (below), and every other stream's end is read again when its export starts: a receipt names a
+  // chat event stored before it, so the chats stream, read after, holds every event a receipt of
+  // the archive names. With every end taken at the snapshot, a receipt caught up past it could
+  // name a message the archive does not hold, and the restored chat showed it read on arrival.
+  // Any end read after the snapshot keeps the dump's checkpoints at or below it.
+  const ordered = [...states.filter((s) => s.oneMessagePerSubject), ...states.filter((s) => !s.oneMessagePerSubject)];
+  const parts = new Map<string, StreamPart>();
+  for (const atSnapshot of ordered) {
+    const s = atSnapshot.oneMessagePerSubject ? atSnapshot : { ...(await streamState(bus, atSnapshot.key, atSnapshot.name)), oneMessagePerSubject: false };
     const part = `streams/${s.key}.ndjson`;
     const file = path.join(staging, part);
     // An empty stream has nothing to read (and nothing would arrive to end the read).
     // A stream keeping one message per subject is read on until caught up (exportStream): a
     // receipt replaced while the export ran is at a sequence past the end read before.
     const { messages, digest, lastSeq } = await exportStream(bus, ns, s.name, s.messages === 0 ? 0 : s.lastSeq, file, { oneMessagePerSubject: s.oneMessagePerSubject });
-    into.push({ key: s.key, name: s.name, path: part, bytes: (await stat(file)).size, sha256: await sha256File(file), firstSeq: s.firstSeq, lastSeq: Math.max(s.lastSeq, lastSeq), messages, digest, consumers: s.consumers });
+    parts.set(s.key, { key: s.key, name: s.name, path: part, bytes: (await stat(file)).size, sha256: await sha256File(file), firstSeq: s.firstSeq, lastSeq: Math.max(s.lastSeq, lastSeq), messages, digest, consumers: s.consumers });
     log.debug({ stream: s.name, messages, lastSeq }, 'stream exported');
   }
+  // The manifest lists them in declaration order, as before.
+  for (const s of states) into.push(parts.get(s.key)!);
 }

@@ -129,22 +129,19 @@ const WINDOW = 1000;
 
 /**
  * Adds an exported stream's messages to a stream that is kept (the target's erasure ledger and
- * revocations on a restore --force, the source's revocations on a restore elsewhere): each on its subject, deduplicated by its place in the archive. New sequences,
- * none of them purged: what the target holds stays, and what only the archive held is added.
+ * revocations on a restore --force): each on its subject, deduplicated by its place in the
+ * archive. New sequences, none of them purged: what the target holds stays, and what only the
+ * archive held is added.
  */
 export async function mergeStream(bus: Bus, stream: string, namespace: string, file: string): Promise<number> {
-  let added = 0;
-  const lines = createInterface({ input: createReadStream(file), crlfDelay: Infinity });
-  for await (const text of lines) {
-    if (!text) continue;
-    const line = JSON.parse(text) as ExportedMessage;
-    const subject = `${namespace}.${line.subject}`;
-    // A subject the kept stream has already stays as it is there (the newer of the two).
-    if (await bus.jsm.streams.getMessage(stream, { last_by_subj: subject }).catch(() => null)) continue;
-    const ack = await bus.js.publish(subject, Buffer.from(line.data, 'base64'), { msgID: `restore-merge:${line.subject}:${line.seq}` });
-    if (!ack.duplicate) added++;
+  async function* fromFile() {
+    for await (const text of createInterface({ input: createReadStream(file), crlfDelay: Infinity })) {
+      if (!text) continue;
+      const line = JSON.parse(text) as ExportedMessage;
+      yield { subject: `${namespace}.${line.subject}`, data: Buffer.from(line.data, 'base64'), msgID: `restore-merge:${line.subject}:${line.seq}` };
+    }
   }
-  return added;
+  return addWhereMissing(bus, stream, fromFile());
 }
 
 /**
@@ -154,15 +151,23 @@ export async function mergeStream(bus: Bus, stream: string, namespace: string, f
  */
 export async function copyStream(bus: Bus, from: { stream: string; namespace: string }, to: { stream: string; namespace: string }): Promise<number> {
   const info = await bus.jsm.streams.info(from.stream);
-  const read: { seq: number; subject: string; data: Uint8Array }[] = [];
+  const read: { subject: string; data: Uint8Array; msgID: string }[] = [];
   await readStreamSync(bus.js, from.stream, { lastSeq: info.state.messages > 0 ? info.state.last_seq : 0 }, (msg) => {
-    read.push({ seq: msg.seq, subject: relative(msg.subject, from.namespace), data: msg.data });
+    read.push({ subject: `${to.namespace}.${relative(msg.subject, from.namespace)}`, data: msg.data, msgID: `restore-copy:${from.namespace}:${msg.seq}` });
   });
+  return addWhereMissing(bus, to.stream, read);
+}
+
+/**
+ * Publishes each message whose subject `stream` holds nothing on yet: a subject the stream has
+ * already stays as it is there (the kept one is the newer of the two). Each with its msgID, so a
+ * restore run again adds nothing twice. How many were added.
+ */
+async function addWhereMissing(bus: Bus, stream: string, messages: Iterable<{ subject: string; data: Uint8Array; msgID: string }> | AsyncIterable<{ subject: string; data: Uint8Array; msgID: string }>): Promise<number> {
   let added = 0;
-  for (const m of read) {
-    const subject = `${to.namespace}.${m.subject}`;
-    if (await bus.jsm.streams.getMessage(to.stream, { last_by_subj: subject }).catch(() => null)) continue;
-    const ack = await bus.js.publish(subject, m.data, { msgID: `restore-copy:${from.namespace}:${m.seq}` });
+  for await (const m of messages) {
+    if (await bus.jsm.streams.getMessage(stream, { last_by_subj: m.subject }).catch(() => null)) continue;
+    const ack = await bus.js.publish(m.subject, m.data, { msgID: m.msgID });
     if (!ack.duplicate) added++;
   }
   return added;
