@@ -11,7 +11,7 @@ import { createLogger } from '@parley/log';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { inNamespace } from '@parley/contracts';
 import { createTestEnv, type TestEnv } from '@parley/testing';
-import { CorruptArchiveError } from '../services/backup/src/archive.js';
+import { CorruptArchiveError, unpackArchive } from '../services/backup/src/archive.js';
 import { runBackup, type BackupResult } from '../services/backup/src/backup.js';
 import { snapshotFigures } from '../services/backup/src/database.js';
 import { loadBackupEnv } from '../services/backup/src/env.js';
@@ -116,7 +116,19 @@ describe('backup, verify and restore (services/backup)', () => {
         i++;
       }
     };
-    const writers = [writer(chats[0]!, ann, 'direct'), writer(chats[1]!, bob, 'group')];
+    // Bob reads the direct chat as it fills: receipts stored while the backup runs.
+    const reader = async () => {
+      let marked = '';
+      while (writing) {
+        const newest = acked.findLast((a) => a.chatId === chats[0]);
+        if (!newest || newest.messageId === marked) {
+          await new Promise((r) => setTimeout(r, 5));
+          continue;
+        }
+        if ((await http(stack, 'POST', `/api/v1/chats/${chats[0]}/read`, { token: bob.accessToken, body: { messageId: newest.messageId } })).status === 204) marked = newest.messageId;
+      }
+    };
+    const writers = [writer(chats[0]!, ann, 'direct'), writer(chats[1]!, bob, 'group'), reader()];
     while (acked.length < 40) await new Promise((r) => setTimeout(r, 20));
     backupBegan = Date.now();
     backup = await runBackup(config(stack.vars), dir, log);
@@ -125,6 +137,26 @@ describe('backup, verify and restore (services/backup)', () => {
     writing = false;
     await Promise.all(writers);
     expect(during).toBeGreaterThan(0); // the writes really went on while the backup ran
+    // Every receipt in the archive names a message the archive holds: the receipts, read on past
+    // the snapshot, were once exported after the chats stream, whose end was read at the snapshot,
+    // and a restored chat showed messages it did not hold as read.
+    const unpacked = mkdtempSync(path.join(tmpdir(), 'parley-backup-parts-'));
+    try {
+      const manifest = await unpackArchive(backup.archive, unpacked);
+      const part = (key: string) =>
+        readFileSync(path.join(unpacked, manifest.streams.find((p) => p.key === key)!.path), 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line) as { subject: string; data: string })
+          .map((m) => ({ subject: m.subject, body: JSON.parse(Buffer.from(m.data, 'base64').toString()) }));
+      const newestSeq = new Map<string, number>();
+      for (const { subject, body } of part('chats')) if (subject.startsWith('chat.')) newestSeq.set(body.chatId, Math.max(newestSeq.get(body.chatId) ?? 0, body.seq));
+      const receipts = part('receipts').filter((r) => r.body.type === 'ReadPositionUpdated' && r.body.data.chatId === chats[0]);
+      expect(receipts.length).toBeGreaterThan(0);
+      for (const r of receipts) expect(r.body.data.seq).toBeLessThanOrEqual(newestSeq.get(chats[0]!) ?? 0);
+    } finally {
+      rmSync(unpacked, { recursive: true, force: true });
+    }
     // The archive and the pooled files hold password hashes, messages and files: the job's user's only.
     expect(statSync(backup.archive).mode & 0o077).toBe(0);
     const pooled = readFileSync(`${backup.archive}.files`, 'utf8').trim().split('\n');
