@@ -316,32 +316,49 @@ describe('backup, verify and restore (services/backup)', () => {
     }
   }, 180_000);
 
+  /**
+   * A target a refused restore --force must leave as it was: a database and namespace of its own
+   * whose tables and streams the services made (stopped again, or left `running`), and a file
+   * already in its attachment store. `before` is its state; `cleanup` goes in `finally`.
+   */
+  async function filledTarget(name: string, options: { running?: boolean } = {}) {
+    const target = await createTestEnv({ shareNatsWith: stack.env });
+    const files = mkdtempSync(path.join(tmpdir(), `parley-${name}-files-`));
+    mkdirSync(path.join(files, 'zz'));
+    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
+    // Bounded, should a restore that ought to refuse go on to its replay.
+    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+    const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+    const stopServices = async () => {
+      await messages.stop();
+      await users.stop();
+    };
+    if (!options.running) await stopServices();
+    const before = await targetState(target, files);
+    expect(Object.keys(before.tables).length).toBeGreaterThan(0);
+    const cleanup = async () => {
+      if (options.running) await stopServices();
+      await target.cleanup();
+      rmSync(files, { recursive: true, force: true });
+    };
+    return { target, files, vars, before, cleanup };
+  }
+
   it('restore --force refuses while users and messages run on the target, and changes nothing', async () => {
     // It used to empty the target under the running services and restore into it.
     const own = path.join(dir, 'forced-while-running');
     mkdirSync(own, { recursive: true });
     const { archive } = await runBackup(config(stack.vars), own, log);
-    const target = await createTestEnv({ shareNatsWith: stack.env });
-    const files = mkdtempSync(path.join(tmpdir(), 'parley-running-files-'));
-    mkdirSync(path.join(files, 'zz'));
-    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
-    // Bounded, should the unfixed restore go on to its replay.
-    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
-    const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
-    const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
+    const { target, files, vars, before, cleanup } = await filledTarget('running', { running: true });
     try {
-      const before = await targetState(target, files);
-      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
       expect(Object.keys(before.streams).length).toBeGreaterThan(0);
       const restoring = runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
       await expect(restoring).rejects.toThrow(ServicesRunningError);
       await expect(restoring).rejects.toThrow(/users and messages are running .*stop every Parley service/);
       expect(await targetState(target, files)).toEqual(before);
     } finally {
-      await messages.stop();
-      await users.stop();
-      await target.cleanup();
-      rmSync(files, { recursive: true, force: true });
+      await cleanup();
     }
   }, 180_000);
 
@@ -355,26 +372,15 @@ describe('backup, verify and restore (services/backup)', () => {
     const bytes = readFileSync(pooled);
     bytes[0] = bytes[0]! ^ 0x01; // same size: the presence check passes
     writeFileSync(pooled, bytes);
-    const target = await createTestEnv({ shareNatsWith: stack.env });
-    const files = mkdtempSync(path.join(tmpdir(), 'parley-damaged-files-'));
-    mkdirSync(path.join(files, 'zz'));
-    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
-    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    // The services made their tables and streams, and are stopped, as a restore wants them.
+    const { target, files, vars, before, cleanup } = await filledTarget('damaged');
     try {
-      // The services made their tables and streams, and are stopped, as a restore wants them.
-      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
-      const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
-      await messages.stop();
-      await users.stop();
-      const before = await targetState(target, files);
-      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
       const restoring = runRestore(config(vars), archive, { force: true, childEnv: { ...process.env, ...vars } }, log);
       await expect(restoring).rejects.toThrow(CorruptArchiveError);
       await expect(restoring).rejects.toThrow(/differs from the manifest's SHA-256/);
       expect(await targetState(target, files)).toEqual(before);
     } finally {
-      await target.cleanup();
-      rmSync(files, { recursive: true, force: true });
+      await cleanup();
     }
   }, 180_000);
 
@@ -387,18 +393,8 @@ describe('backup, verify and restore (services/backup)', () => {
     mkdirSync(bin, { recursive: true });
     symlinkSync(execFileSync('sh', ['-c', 'command -v pg_dump'], { encoding: 'utf8' }).trim(), path.join(bin, 'pg_dump'));
     symlinkSync(process.execPath, path.join(bin, 'node'));
-    const target = await createTestEnv({ shareNatsWith: stack.env });
-    const files = mkdtempSync(path.join(tmpdir(), 'parley-no-pg-restore-files-'));
-    mkdirSync(path.join(files, 'zz'));
-    writeFileSync(path.join(files, 'zz', 'a-file-already-there'), 'kept');
-    const vars = { ...target.env, ATTACHMENTS_DIR: files, BACKUP_REPLAY_TIMEOUT_SECONDS: '60' };
+    const { target, files, vars, before, cleanup } = await filledTarget('no-pg-restore');
     try {
-      const users = await startUsersService({ ...vars, PORT: '0', METRICS_PORT: '0' });
-      const messages = await startMessagesService({ ...vars, PORT: '0', METRICS_PORT: '0' });
-      await messages.stop();
-      await users.stop();
-      const before = await targetState(target, files);
-      expect(Object.keys(before.tables).length).toBeGreaterThan(0);
       const env = { ...process.env, ...vars, LOG_LEVEL: 'silent', PATH: bin };
       const result = await promisify(execFile)(process.execPath, [path.join(root, 'bin/parley.mjs'), 'restore', archive, '--force'], { env }).then(
         () => ({ code: 0, stderr: '' }),
@@ -408,8 +404,7 @@ describe('backup, verify and restore (services/backup)', () => {
       expect(result.code).toBe(1);
       expect(result.stderr).toMatch(/pg_restore cannot read the archive's database dump.*Nothing in the target was changed/);
     } finally {
-      await target.cleanup();
-      rmSync(files, { recursive: true, force: true });
+      await cleanup();
     }
   }, 180_000);
 

@@ -172,21 +172,29 @@ describe('one write model for chats: decisions race with removals', () => {
     }
   }, 30_000);
 
+  /**
+   * A new group with the member in it, the owner's direct chat with the member (whose messages
+   * tell the test a socket hears again), both in the projection, and the group's newest seq.
+   */
+  async function groupAndDirect(): Promise<{ chatId: string; directId: string; cursor: number }> {
+    const chatId = await group();
+    const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
+    expect(direct.status).toBeLessThan(300);
+    const directId: string = direct.body.id;
+    for (const id of [chatId, directId]) {
+      while ((await http(stack, 'GET', `/api/v1/chats/${id}/messages`, { token: member.accessToken })).status !== 200) await new Promise((r) => setTimeout(r, 20));
+    }
+    return { chatId, directId, cursor: (await chatEvents(chatId)).at(-1).seq };
+  }
+
   it('a member removed before a gateway followed the chat, set up there from a projection that trails the removal, gets nothing of the chat past it', async () => {
     // A gateway that starts following a chat heard none of the events stored before: the first
     // set-up there read the stream for its own user only, and a removed member's set-up, from the
     // projection's stale answer, was then joined without reading it (nothing applied, so "not
     // removed"). Their socket got the chat's typing, and their resume replayed the chat past the
     // removal, the message after it included.
-    const chatId = await group();
-    const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
-    expect(direct.status).toBeLessThan(300);
-    const directId: string = direct.body.id;
     // Both chats in the projection before it is held back (set-ups list them from there).
-    for (const id of [chatId, directId]) {
-      while ((await http(stack, 'GET', `/api/v1/chats/${id}/messages`, { token: member.accessToken })).status !== 200) await new Promise((r) => setTimeout(r, 20));
-    }
-    const cursor: number = (await chatEvents(chatId)).at(-1).seq;
+    const { chatId, directId, cursor } = await groupAndDirect();
     const ownerSocket = await TestSocket.open(stack.wsUrl, owner.accessToken);
     const held = await holdLock(stack.env.databaseUrl, 'SELECT 1 FROM messages.chats WHERE id = $1 FOR UPDATE', [chatId]);
     let g3: Gateway | undefined;
@@ -240,14 +248,7 @@ describe('one write model for chats: decisions race with removals', () => {
     const relay = await natsRelay(new URL(stack.vars.NATS_URL!));
     const g3 = await startGatewayService({ ...stack.vars, NATS_URL: relay.url, PORT: '0', METRICS_PORT: '0', ...(resumeMaxEvents ? { WS_RESUME_MAX_EVENTS: String(resumeMaxEvents) } : {}) });
     const url = `ws://127.0.0.1:${g3.port}/ws`;
-    const chatId = await group();
-    const direct = await http(stack, 'POST', '/api/v1/chats', { token: owner.accessToken, body: { type: 'direct', userId: member.id } });
-    expect(direct.status).toBeLessThan(300);
-    const directId: string = direct.body.id;
-    for (const id of [chatId, directId]) {
-      while ((await http(stack, 'GET', `/api/v1/chats/${id}/messages`, { token: member.accessToken })).status !== 200) await new Promise((r) => setTimeout(r, 20));
-    }
-    const cursor: number = (await chatEvents(chatId)).at(-1).seq;
+    const { chatId, directId, cursor } = await groupAndDirect();
     const removed = await TestSocket.open(url, member.accessToken);
     const stays = await TestSocket.open(url, other.accessToken);
     const watcher = await TestSocket.open(url, admin.accessToken);
