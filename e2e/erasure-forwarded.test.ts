@@ -1,13 +1,13 @@
 import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { jetstreamManager } from '@nats-io/jetstream';
 import type { NatsConnection } from '@nats-io/transport-node';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { runCleanup } from '../services/retention/src/cli.js';
 import { rebuildMessages } from '../services/messages/src/rebuild.js';
+import { erasureApplied } from './erasure-applied.js';
 import { holdLock } from './pg-lock.js';
 import { http, register, startServices, storedMessages, type Account, type Services } from './stack.js';
 
@@ -64,12 +64,7 @@ describe('an upload record stays while a message carries its file', () => {
     expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: ann.accessToken, body: { password: ann.password, purgeMessages: true } })).status).toBe(202);
     // Done when the erasure process has applied her UserErased, her messages are gone and the
     // attachments they let go of have been looked at by the release reactor.
-    const jsm = await jetstreamManager(nc);
-    const erasedSeq = await eventually(async () => {
-      const last = await jsm.streams.getMessage(`${env.namespace}_users`, { last_by_subj: `${env.namespace}.user.${ann.id}` }).catch(() => null);
-      return last && last.json<{ type: string }>().type === 'UserErased' ? last.seq : undefined;
-    });
-    await eventually(async () => (await rows(`SELECT count(*) AS n FROM messages.projection_checkpoints WHERE projector = 'erasure-process' AND stream_seq >= $1`, [erasedSeq])) === 1 || undefined, 20_000, 'the erasure applied');
+    await erasureApplied(nc, db, env.namespace, ann.id);
     await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.messages WHERE sender_id = $1', [ann.id])) === 0 || undefined, 20_000, 'her messages gone');
     await eventually(async () => (await rows('SELECT count(*) AS n FROM messages.released_attachments')) === 0 || undefined, 20_000, 'releases handled');
 

@@ -10,6 +10,7 @@ import { createTestEnv, eventually, type TestEnv } from '@parley/testing';
 import { runCleanup } from '../services/retention/src/cli.js';
 import { rebuildMessages } from '../services/messages/src/rebuild.js';
 import { rebuildUsers } from '../services/users/src/rebuild.js';
+import { erasureApplied } from './erasure-applied.js';
 import { cachedTexts, http, register, startServices, storedMessages, TestSocket, type Account, type Services } from './stack.js';
 
 describe('erasure on request: DELETE /api/v1/users/me', () => {
@@ -241,12 +242,7 @@ describe('erasure on request: DELETE /api/v1/users/me', () => {
     expect((await http(stack, 'DELETE', '/api/v1/users/me', { token: eve.accessToken, body: { password: eve.password, purgeMessages: true } })).status).toBe(202);
 
     // Done when the erasure process has applied her UserErased (it deletes her events itself).
-    const jsm = await jetstreamManager(nc);
-    const erasedSeq = await eventually(async () => {
-      const last = await jsm.streams.getMessage(`${env.namespace}_users`, { last_by_subj: `${env.namespace}.user.${eve.id}` }).catch(() => null);
-      return last && last.json<{ type: string }>().type === 'UserErased' ? last.seq : undefined;
-    });
-    await eventually(async () => (await rows(`SELECT count(*) AS n FROM messages.projection_checkpoints WHERE projector = 'erasure-process' AND stream_seq >= $1`, [erasedSeq])) === 1 || undefined, 20_000, 'the erasure applied');
+    await erasureApplied(nc, db, env.namespace, eve.id);
     // Before, the chat was not visited: no MemberErased in it, and her events stayed.
     const erased = (await chatEvents()).find((e) => e.type === 'MemberErased' && e.data.userId === eve.id);
     expect(erased).toBeTruthy();
